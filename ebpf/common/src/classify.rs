@@ -1,0 +1,535 @@
+//! The steering rule: which Ethernet frames carry DHCPv6 for this server.
+//!
+//! A frame is steered when it is Ethernet with at most two VLAN tags, then an IPv6 header whose
+//! Next Header is UDP, then a UDP header whose destination port is 547. Everything else goes to
+//! the kernel, which has the slow path (a UDP socket on [::]:547) for the rare DHCPv6 packet that
+//! carries extension headers or arrives fragmented.
+//!
+//! The classifier reads the frame only through [`FrameReader`], so one implementation serves the
+//! XDP program (where every read is a bounds check the verifier can follow) and userspace (a
+//! plain `&[u8]`). It has no loops and reads at most [`MAX_HEADERS_LEN`] bytes.
+
+/// Length of an Ethernet II header (destination, source, EtherType).
+pub const ETHERNET_HEADER_LEN: usize = 14;
+/// Length of one 802.1Q / 802.1ad tag (TPID and TCI).
+pub const VLAN_TAG_LEN: usize = 4;
+/// Most VLAN tags the classifier looks through.
+pub const MAX_VLAN_TAGS: usize = 2;
+/// Length of the fixed IPv6 header.
+pub const IPV6_HEADER_LEN: usize = 40;
+/// Length of the UDP header.
+pub const UDP_HEADER_LEN: usize = 8;
+/// IANA protocol number of UDP.
+pub const IPPROTO_UDP: u8 = 17;
+
+//= https://www.rfc-editor.org/rfc/rfc9915#section-7.2
+//# Servers and relay agents listen for DHCP messages on UDP port 547.
+/// UDP port that servers and relay agents listen on.
+pub const DHCPV6_SERVER_PORT: u16 = 547;
+/// UDP port that clients listen on.
+pub const DHCPV6_CLIENT_PORT: u16 = 546;
+
+/// Longest header chain the classifier reads: two tags, IPv6 and UDP.
+const MAX_HEADERS_LEN: usize =
+    ETHERNET_HEADER_LEN + MAX_VLAN_TAGS * VLAN_TAG_LEN + IPV6_HEADER_LEN + UDP_HEADER_LEN;
+
+/// EtherType and TPID values the classifier knows.
+pub mod ethertype {
+    /// IPv6.
+    pub const IPV6: u16 = 0x86dd;
+    /// IPv4 (only ever passed).
+    pub const IPV4: u16 = 0x0800;
+    /// 802.1Q customer tag (C-tag); also the outer tag of "double 802.1Q" QinQ.
+    pub const VLAN: u16 = 0x8100;
+    /// 802.1ad service tag (S-tag).
+    pub const QINQ: u16 = 0x88a8;
+    /// Pre-standard QinQ outer tag; recognised only to count it as an unsupported tag stack.
+    pub const QINQ_LEGACY: u16 = 0x9100;
+}
+
+/// Bounds-checked reads from a frame, the one way the classifier touches packet bytes.
+pub trait FrameReader {
+    /// Copies `N` bytes starting at `offset`, or `None` when the frame ends before
+    /// `offset + N`.
+    fn read<const N: usize>(&self, offset: usize) -> Option<[u8; N]>;
+}
+
+impl FrameReader for [u8] {
+    #[inline(always)]
+    fn read<const N: usize>(&self, offset: usize) -> Option<[u8; N]> {
+        let end = offset.checked_add(N)?;
+        self.get(offset..end)?.try_into().ok()
+    }
+}
+
+/// What to do with a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// DHCPv6 towards a server: hand it to the AF_XDP socket of its receive queue.
+    Steer(Offsets),
+    /// Anything else: leave it to the kernel.
+    Pass(PassReason),
+}
+
+/// Where the headers of a steered frame start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Offsets {
+    /// Offset of the IPv6 header (14, 18 or 22).
+    pub l3: usize,
+    /// Offset of the UDP header.
+    pub l4: usize,
+}
+
+impl Offsets {
+    /// Number of VLAN tags between the MAC addresses and the IPv6 header.
+    pub const fn vlan_tags(&self) -> usize {
+        (self.l3 - ETHERNET_HEADER_LEN) / VLAN_TAG_LEN
+    }
+
+    /// Offset of the UDP payload, the DHCPv6 message.
+    pub const fn payload(&self) -> usize {
+        self.l4 + UDP_HEADER_LEN
+    }
+}
+
+/// Why a frame was passed to the kernel; each reason has its own counter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum PassReason {
+    /// The EtherType after the tags is not IPv6 (ARP, IPv4, LLDP, ...).
+    NotIpv6,
+    /// Three or more tags, or a tag order other than S-tag/C-tag or C-tag/C-tag.
+    VlanStack,
+    /// The frame ends before the headers the rule needs.
+    Truncated,
+    /// EtherType IPv6 but the version field is not 6.
+    BadVersion,
+    /// IPv6 followed by an extension header (hop-by-hop, fragment, routing, ...).
+    ExtensionHeader,
+    /// IPv6 carrying another upper-layer protocol (ICMPv6, TCP, ...).
+    NotUdp,
+    /// UDP, but not to port 547.
+    OtherPort,
+}
+
+impl PassReason {
+    /// Every reason, in counter order.
+    pub const ALL: [PassReason; 7] = [
+        PassReason::NotIpv6,
+        PassReason::VlanStack,
+        PassReason::Truncated,
+        PassReason::BadVersion,
+        PassReason::ExtensionHeader,
+        PassReason::NotUdp,
+        PassReason::OtherPort,
+    ];
+
+    /// Short snake_case name, for metrics labels and the CLI.
+    pub const fn name(self) -> &'static str {
+        match self {
+            PassReason::NotIpv6 => "not_ipv6",
+            PassReason::VlanStack => "vlan_stack",
+            PassReason::Truncated => "truncated",
+            PassReason::BadVersion => "bad_version",
+            PassReason::ExtensionHeader => "extension_header",
+            PassReason::NotUdp => "not_udp",
+            PassReason::OtherPort => "other_port",
+        }
+    }
+}
+
+/// Decides whether `frame` (starting at the destination MAC address) is DHCPv6 for a server.
+///
+/// Never panics, whatever the frame; reads only the headers it needs.
+#[inline(always)]
+pub fn classify<F: FrameReader + ?Sized>(frame: &F) -> Verdict {
+    match headers(frame) {
+        Ok(offsets) => Verdict::Steer(offsets),
+        Err(reason) => Verdict::Pass(reason),
+    }
+}
+
+#[inline(always)]
+fn headers<F: FrameReader + ?Sized>(frame: &F) -> Result<Offsets, PassReason> {
+    // A tag is TPID (where the EtherType would be) and TCI, then the next EtherType/TPID.
+    let mut ethertype = read_u16(frame, ETHERNET_HEADER_LEN - 2)?;
+    let mut l3 = ETHERNET_HEADER_LEN;
+    if ethertype == ethertype::QINQ || ethertype == ethertype::VLAN {
+        ethertype = read_u16(frame, l3 + 2)?;
+        l3 += VLAN_TAG_LEN;
+        // Inside either outer tag only a C-tag is decoded (802.1ad S/C, or double 802.1Q).
+        if ethertype == ethertype::VLAN {
+            ethertype = read_u16(frame, l3 + 2)?;
+            l3 += VLAN_TAG_LEN;
+        }
+    }
+    if ethertype != ethertype::IPV6 {
+        return Err(if is_tag(ethertype) {
+            PassReason::VlanStack
+        } else {
+            PassReason::NotIpv6
+        });
+    }
+
+    // Version/class/flow (4), payload length (2), next header (1), hop limit (1).
+    let fixed: [u8; 8] = frame.read(l3).ok_or(PassReason::Truncated)?;
+    if fixed[0] >> 4 != 6 {
+        return Err(PassReason::BadVersion);
+    }
+    let next_header = fixed[6];
+    if next_header != IPPROTO_UDP {
+        // Fragments and extension headers go to the kernel, which reassembles and parses them;
+        // the UDP socket slow path then sees the DHCPv6 message.
+        return Err(if is_extension_header(next_header) {
+            PassReason::ExtensionHeader
+        } else {
+            PassReason::NotUdp
+        });
+    }
+
+    let l4 = l3 + IPV6_HEADER_LEN;
+    let udp: [u8; UDP_HEADER_LEN] = frame.read(l4).ok_or(PassReason::Truncated)?;
+    if u16::from_be_bytes([udp[2], udp[3]]) != DHCPV6_SERVER_PORT {
+        return Err(PassReason::OtherPort);
+    }
+    debug_assert!(l4 + UDP_HEADER_LEN <= MAX_HEADERS_LEN);
+    Ok(Offsets { l3, l4 })
+}
+
+#[inline(always)]
+fn read_u16<F: FrameReader + ?Sized>(frame: &F, offset: usize) -> Result<u16, PassReason> {
+    frame
+        .read(offset)
+        .map(u16::from_be_bytes)
+        .ok_or(PassReason::Truncated)
+}
+
+#[inline(always)]
+const fn is_tag(ethertype: u16) -> bool {
+    matches!(
+        ethertype,
+        ethertype::VLAN | ethertype::QINQ | ethertype::QINQ_LEGACY
+    )
+}
+
+/// IANA "IPv6 Extension Header Types" (RFC 8200 section 4 and RFC 7045).
+#[inline(always)]
+const fn is_extension_header(next_header: u8) -> bool {
+    matches!(
+        next_header,
+        0 // hop-by-hop options
+        | 43 // routing
+        | 44 // fragment
+        | 50 // ESP
+        | 51 // AH
+        | 60 // destination options
+        | 135 // mobility
+        | 139 // HIP
+        | 140 // shim6
+        | 253 | 254 // experimentation and testing
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frames::{Frame, FrameBuilder};
+
+    const IPPROTO_TCP: u8 = 6;
+    const IPPROTO_ICMPV6: u8 = 58;
+    const NO_NEXT_HEADER: u8 = 59;
+
+    fn dhcp(tags: &[u16]) -> Frame {
+        FrameBuilder::with_tags(tags)
+            .ipv6(IPPROTO_UDP)
+            .udp(546, 547, SOLICIT)
+    }
+
+    /// A Solicit with an Elapsed Time option; the classifier never looks at it.
+    const SOLICIT: &[u8] = &[1, 0x12, 0x34, 0x56, 0, 8, 0, 2, 0, 0];
+
+    fn steer(l3: usize) -> Verdict {
+        Verdict::Steer(Offsets {
+            l3,
+            l4: l3 + IPV6_HEADER_LEN,
+        })
+    }
+
+    #[test]
+    fn untagged_dhcpv6_is_steered() {
+        let frame = dhcp(&[]);
+        assert_eq!(classify(frame.bytes()), steer(14));
+    }
+
+    #[test]
+    fn one_ctag_is_steered() {
+        let frame = dhcp(&[ethertype::VLAN]);
+        assert_eq!(classify(frame.bytes()), steer(18));
+    }
+
+    #[test]
+    fn one_stag_is_steered() {
+        let frame = dhcp(&[ethertype::QINQ]);
+        assert_eq!(classify(frame.bytes()), steer(18));
+    }
+
+    #[test]
+    fn stag_ctag_is_steered() {
+        let frame = dhcp(&[ethertype::QINQ, ethertype::VLAN]);
+        assert_eq!(classify(frame.bytes()), steer(22));
+    }
+
+    #[test]
+    fn double_ctag_is_steered() {
+        let frame = dhcp(&[ethertype::VLAN, ethertype::VLAN]);
+        assert_eq!(classify(frame.bytes()), steer(22));
+    }
+
+    #[test]
+    fn offsets_locate_the_message() {
+        for tags in [
+            &[][..],
+            &[ethertype::VLAN],
+            &[ethertype::QINQ, ethertype::VLAN],
+        ] {
+            let frame = dhcp(tags);
+            let Verdict::Steer(offsets) = classify(frame.bytes()) else {
+                panic!("not steered: {tags:?}");
+            };
+            assert_eq!(offsets.vlan_tags(), tags.len());
+            assert_eq!(&frame.bytes()[offsets.payload()..], SOLICIT);
+            assert_eq!(frame.bytes()[offsets.l3] >> 4, 6);
+        }
+    }
+
+    #[test]
+    fn three_tags_are_passed() {
+        for tags in [
+            [ethertype::VLAN, ethertype::VLAN, ethertype::VLAN],
+            [ethertype::QINQ, ethertype::VLAN, ethertype::VLAN],
+        ] {
+            let frame = dhcp(&tags);
+            assert_eq!(
+                classify(frame.bytes()),
+                Verdict::Pass(PassReason::VlanStack),
+                "{tags:x?}"
+            );
+        }
+    }
+
+    #[test]
+    fn stag_inside_a_tag_is_passed() {
+        for tags in [
+            [ethertype::QINQ, ethertype::QINQ],
+            [ethertype::VLAN, ethertype::QINQ],
+        ] {
+            let frame = dhcp(&tags);
+            assert_eq!(
+                classify(frame.bytes()),
+                Verdict::Pass(PassReason::VlanStack),
+                "{tags:x?}"
+            );
+        }
+    }
+
+    #[test]
+    fn legacy_qinq_tpid_is_passed() {
+        let frame = dhcp(&[ethertype::QINQ_LEGACY, ethertype::VLAN]);
+        assert_eq!(
+            classify(frame.bytes()),
+            Verdict::Pass(PassReason::VlanStack)
+        );
+    }
+
+    #[test]
+    fn ipv4_and_arp_are_passed() {
+        for (tags, ethertype) in [
+            (&[][..], ethertype::IPV4),
+            (&[][..], 0x0806),
+            (&[ethertype::VLAN][..], ethertype::IPV4),
+            (&[ethertype::QINQ, ethertype::VLAN][..], 0x0806),
+        ] {
+            let frame = FrameBuilder::with_tags(tags)
+                .ethertype(ethertype)
+                .payload(&[0x45; 40]);
+            assert_eq!(classify(frame.bytes()), Verdict::Pass(PassReason::NotIpv6));
+        }
+    }
+
+    #[test]
+    fn wrong_ip_version_is_passed() {
+        let mut frame = dhcp(&[ethertype::VLAN]);
+        frame.bytes_mut()[18] = 0x45;
+        assert_eq!(
+            classify(frame.bytes()),
+            Verdict::Pass(PassReason::BadVersion)
+        );
+    }
+
+    #[test]
+    fn extension_headers_are_passed() {
+        for header in [0, 43, 44, 50, 51, 60, 135, 139, 140, 253, 254] {
+            for tags in [&[][..], &[ethertype::QINQ, ethertype::VLAN]] {
+                let frame = FrameBuilder::with_tags(tags)
+                    .ipv6(header)
+                    .extension(IPPROTO_UDP)
+                    .udp(546, 547, SOLICIT);
+                assert_eq!(
+                    classify(frame.bytes()),
+                    Verdict::Pass(PassReason::ExtensionHeader),
+                    "next header {header}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn first_fragment_is_passed() {
+        // Fragment header: next header UDP, offset 0, M flag set, identification 1.
+        let frame = FrameBuilder::with_tags(&[ethertype::VLAN])
+            .ipv6(44)
+            .raw(&[IPPROTO_UDP, 0, 0, 1, 0, 0, 0, 1])
+            .udp(546, 547, SOLICIT);
+        assert_eq!(
+            classify(frame.bytes()),
+            Verdict::Pass(PassReason::ExtensionHeader)
+        );
+    }
+
+    #[test]
+    fn other_upper_layers_are_passed() {
+        for protocol in [IPPROTO_TCP, IPPROTO_ICMPV6, NO_NEXT_HEADER] {
+            let frame = FrameBuilder::with_tags(&[]).ipv6(protocol).payload(&[0; 8]);
+            assert_eq!(
+                classify(frame.bytes()),
+                Verdict::Pass(PassReason::NotUdp),
+                "protocol {protocol}"
+            );
+        }
+    }
+
+    #[test]
+    fn other_ports_are_passed() {
+        for (source, destination) in [(547, 546), (546, 546), (547, 548), (1234, 53), (547, 0)] {
+            let frame = FrameBuilder::with_tags(&[ethertype::VLAN])
+                .ipv6(IPPROTO_UDP)
+                .udp(source, destination, SOLICIT);
+            assert_eq!(
+                classify(frame.bytes()),
+                Verdict::Pass(PassReason::OtherPort),
+                "{source} -> {destination}"
+            );
+        }
+    }
+
+    #[test]
+    fn relay_to_relay_is_steered() {
+        // Relay agents send Relay-forward from port 547 to port 547.
+        let frame = FrameBuilder::with_tags(&[])
+            .ipv6(IPPROTO_UDP)
+            .udp(547, 547, SOLICIT);
+        assert_eq!(classify(frame.bytes()), steer(14));
+    }
+
+    #[test]
+    fn empty_udp_payload_is_steered() {
+        // The rule stops at the UDP header; the engine drops short messages and counts them.
+        let frame = FrameBuilder::with_tags(&[])
+            .ipv6(IPPROTO_UDP)
+            .udp(546, 547, &[]);
+        assert_eq!(classify(frame.bytes()), steer(14));
+    }
+
+    #[test]
+    fn every_truncation_is_passed_without_panic() {
+        let frames = [
+            dhcp(&[]),
+            dhcp(&[ethertype::VLAN]),
+            dhcp(&[ethertype::QINQ]),
+            dhcp(&[ethertype::QINQ, ethertype::VLAN]),
+            dhcp(&[ethertype::VLAN, ethertype::VLAN]),
+        ];
+        for frame in &frames {
+            let full = frame.bytes();
+            let Verdict::Steer(offsets) = classify(full) else {
+                panic!("not steered");
+            };
+            for len in 0..full.len() {
+                let expected = if len < offsets.payload() {
+                    Verdict::Pass(PassReason::Truncated)
+                } else {
+                    Verdict::Steer(offsets)
+                };
+                assert_eq!(classify(&full[..len]), expected, "length {len}");
+            }
+        }
+    }
+
+    #[test]
+    fn truncated_passes_keep_their_reason_once_decided() {
+        // A frame cut after the EtherType is already known not to be IPv6.
+        let frame = FrameBuilder::with_tags(&[])
+            .ethertype(ethertype::IPV4)
+            .payload(&[0x45; 20]);
+        for len in 0..frame.bytes().len() {
+            let verdict = classify(&frame.bytes()[..len]);
+            let expected = if len < ETHERNET_HEADER_LEN {
+                PassReason::Truncated
+            } else {
+                PassReason::NotIpv6
+            };
+            assert_eq!(verdict, Verdict::Pass(expected), "length {len}");
+        }
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        // A cheap deterministic sweep; the fuzz target covers the rest.
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut buf = [0u8; 96];
+        for round in 0..20_000 {
+            for byte in buf.iter_mut() {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                *byte = state as u8;
+            }
+            // Bias towards the interesting paths.
+            if round % 2 == 0 {
+                buf[12..14].copy_from_slice(&ethertype::VLAN.to_be_bytes());
+                buf[16..18].copy_from_slice(&ethertype::IPV6.to_be_bytes());
+                buf[18] = 0x60;
+                buf[24] = IPPROTO_UDP;
+            }
+            let len = (state as usize >> 8) % (buf.len() + 1);
+            let _ = classify(&buf[..len]);
+        }
+    }
+
+    #[test]
+    fn reader_rejects_overflowing_offsets() {
+        let bytes = [0u8; 4];
+        assert_eq!(bytes[..].read::<2>(usize::MAX), None);
+        assert_eq!(bytes[..].read::<2>(3), None);
+        assert_eq!(bytes[..].read::<2>(2), Some([0, 0]));
+        assert_eq!(bytes[..].read::<0>(4), Some([]));
+    }
+
+    #[test]
+    fn reason_names_are_unique() {
+        for (i, a) in PassReason::ALL.iter().enumerate() {
+            for b in &PassReason::ALL[i + 1..] {
+                assert_ne!(a.name(), b.name());
+            }
+        }
+    }
+
+    #[test]
+    fn headers_fit_the_documented_maximum() {
+        let frame = dhcp(&[ethertype::QINQ, ethertype::VLAN]);
+        let Verdict::Steer(offsets) = classify(frame.bytes()) else {
+            panic!("not steered");
+        };
+        assert_eq!(offsets.payload(), MAX_HEADERS_LEN);
+    }
+}

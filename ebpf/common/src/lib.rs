@@ -1,0 +1,20 @@
+//! Code shared by the xdhcp6 XDP program and userspace.
+//!
+//! The packet classifier ([`classify`]) decides which frames the XDP program steers to an AF_XDP
+//! socket; the same function runs in the kernel, in the userspace datapath (to find the headers
+//! again) and in host tests. The map names, sizes and the counter layout ([`Counters`]) are the
+//! contract between the program and the loader in `xdhcp6d`.
+#![no_std]
+
+#[cfg(any(test, feature = "testing"))]
+pub mod frames;
+
+mod classify;
+mod maps;
+
+pub use classify::{
+    DHCPV6_CLIENT_PORT, DHCPV6_SERVER_PORT, ETHERNET_HEADER_LEN, FrameReader, IPPROTO_UDP,
+    IPV6_HEADER_LEN, MAX_VLAN_TAGS, Offsets, PassReason, UDP_HEADER_LEN, VLAN_TAG_LEN, Verdict,
+    classify, ethertype,
+};
+pub use maps::{COUNTERS_INDEX, COUNTERS_MAP, Counters, MAX_QUEUES, PROGRAM, XSK_MAP};

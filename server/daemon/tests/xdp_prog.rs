@@ -1,0 +1,706 @@
+//! The loaded XDP program, run by the kernel: `BPF_PROG_TEST_RUN` for every classifier case, a
+//! real AF_XDP socket in the XskMap for `XDP_REDIRECT`, and frames sent over a veth pair with
+//! the program attached in native and in generic mode.
+//!
+//! These need root and the built object: `cargo xtask test` builds it and runs
+//! `XDHCP6_EBPF_OBJECT=... cargo test -p xdhcp6d -- --include-ignored --test-threads=1`.
+//! Nothing here skips itself: a missing object, missing privileges or a kernel that refuses
+//! fails the test.
+
+use std::{
+    ffi::CString,
+    fs::File,
+    io,
+    mem::{size_of, zeroed},
+    os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd},
+    process::Command,
+    ptr,
+    sync::atomic::{AtomicU32, Ordering},
+    thread,
+    time::{Duration, Instant},
+};
+
+use aya::programs::{TestRun, TestRunOptions};
+use xdhcp6_common::{
+    Counters, IPPROTO_UDP, PassReason,
+    ethertype::{IPV4, QINQ, VLAN},
+    frames::{Frame, FrameBuilder},
+};
+use xdhcp6d::xdp::{AttachMode, EbpfObject, OBJECT_ENV, Steering};
+
+const NEEDS: &str = "needs root and the eBPF object; run by cargo xtask test";
+
+const XDP_PASS: u32 = 2;
+const XDP_REDIRECT: u32 = 4;
+const SOLICIT: &[u8] = &[1, 0x12, 0x34, 0x56, 0, 8, 0, 2, 0, 0];
+
+// ---------------------------------------------------------------------------------------------
+// BPF_PROG_TEST_RUN with an empty XskMap: steered frames fall back to XDP_PASS as no_socket.
+
+#[test]
+#[ignore = "needs root and the eBPF object; run by cargo xtask test"]
+fn untagged_dhcpv6_counts_as_no_socket() {
+    assert_no_socket(&dhcp(&[]));
+}
+
+#[test]
+#[ignore = "needs root and the eBPF object; run by cargo xtask test"]
+fn one_ctag_counts_as_no_socket() {
+    assert_no_socket(&dhcp(&[VLAN]));
+}
+
+#[test]
+#[ignore = "needs root and the eBPF object; run by cargo xtask test"]
+fn one_stag_counts_as_no_socket() {
+    assert_no_socket(&dhcp(&[QINQ]));
+}
+
+#[test]
+#[ignore = "needs root and the eBPF object; run by cargo xtask test"]
+fn qinq_8021ad_counts_as_no_socket() {
+    assert_no_socket(&dhcp(&[QINQ, VLAN]));
+}
+
+#[test]
+#[ignore = "needs root and the eBPF object; run by cargo xtask test"]
+fn double_8021q_counts_as_no_socket() {
+    assert_no_socket(&dhcp(&[VLAN, VLAN]));
+}
+
+#[test]
+#[ignore = "needs root and the eBPF object; run by cargo xtask test"]
+fn three_tags_are_passed() {
+    assert_passed(&dhcp(&[QINQ, VLAN, VLAN]), PassReason::VlanStack);
+}
+
+#[test]
+#[ignore = "needs root and the eBPF object; run by cargo xtask test"]
+fn fragment_is_passed() {
+    let frame = FrameBuilder::with_tags(&[VLAN])
+        .ipv6(44)
+        .raw(&[IPPROTO_UDP, 0, 0, 1, 0, 0, 0, 1])
+        .udp(546, 547, SOLICIT);
+    assert_passed(&frame, PassReason::ExtensionHeader);
+}
+
+#[test]
+#[ignore = "needs root and the eBPF object; run by cargo xtask test"]
+fn hop_by_hop_is_passed() {
+    let frame = FrameBuilder::with_tags(&[])
+        .ipv6(0)
+        .extension(IPPROTO_UDP)
+        .udp(546, 547, SOLICIT);
+    assert_passed(&frame, PassReason::ExtensionHeader);
+}
+
+#[test]
+#[ignore = "needs root and the eBPF object; run by cargo xtask test"]
+fn other_port_is_passed() {
+    let frame = FrameBuilder::with_tags(&[QINQ, VLAN])
+        .ipv6(IPPROTO_UDP)
+        .udp(546, 548, SOLICIT);
+    assert_passed(&frame, PassReason::OtherPort);
+}
+
+#[test]
+#[ignore = "needs root and the eBPF object; run by cargo xtask test"]
+fn source_port_547_alone_is_passed() {
+    let frame = FrameBuilder::with_tags(&[])
+        .ipv6(IPPROTO_UDP)
+        .udp(547, 546, SOLICIT);
+    assert_passed(&frame, PassReason::OtherPort);
+}
+
+#[test]
+#[ignore = "needs root and the eBPF object; run by cargo xtask test"]
+fn icmpv6_is_passed() {
+    let frame = FrameBuilder::with_tags(&[])
+        .ipv6(58)
+        .payload(&[135, 0, 0, 0]);
+    assert_passed(&frame, PassReason::NotUdp);
+}
+
+#[test]
+#[ignore = "needs root and the eBPF object; run by cargo xtask test"]
+fn ipv4_is_passed() {
+    let frame = FrameBuilder::with_tags(&[VLAN])
+        .ethertype(IPV4)
+        .payload(&[0x45; 28]);
+    assert_passed(&frame, PassReason::NotIpv6);
+}
+
+#[test]
+#[ignore = "needs root and the eBPF object; run by cargo xtask test"]
+fn bad_ip_version_is_passed() {
+    let mut frame = dhcp(&[]);
+    frame.bytes_mut()[14] = 0x40;
+    assert_passed(&frame, PassReason::BadVersion);
+}
+
+#[test]
+#[ignore = "needs root and the eBPF object; run by cargo xtask test"]
+fn every_truncation_is_passed() {
+    let steering = load();
+    for tags in [&[][..], &[VLAN], &[QINQ, VLAN]] {
+        let frame = dhcp(tags);
+        let full = frame.bytes();
+        let headers = 14 + 4 * tags.len() + 40 + 8;
+        // BPF_PROG_TEST_RUN refuses XDP input shorter than an Ethernet header.
+        for len in 14..headers {
+            let (action, delta) = test_run(&steering, &full[..len]);
+            assert_eq!(action, XDP_PASS, "{tags:x?} cut at {len}");
+            assert_eq!(
+                delta,
+                passed(PassReason::Truncated),
+                "{tags:x?} cut at {len}"
+            );
+        }
+        let (action, delta) = test_run(&steering, &full[..headers]);
+        assert_eq!(action, XDP_PASS);
+        assert_eq!(delta, no_socket(), "{tags:x?} with the headers only");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A bound AF_XDP socket in the XskMap: XDP_REDIRECT.
+
+#[test]
+#[ignore = "needs root and the eBPF object; run by cargo xtask test"]
+fn steered_frame_is_redirected_to_a_bound_socket() {
+    let pair = VethPair::new();
+    pair.run_in_namespace(|| {
+        let mut steering = load();
+        let socket = XdpSocket::bind(VethPair::SERVER, 0).expect("binding an AF_XDP socket");
+        steering
+            .xsk_map()
+            .unwrap()
+            .set(0, socket.as_fd(), 0)
+            .expect("inserting the socket into the XskMap");
+
+        // Without a context BPF_PROG_TEST_RUN runs as receive queue 0.
+        for tags in [&[][..], &[VLAN], &[QINQ], &[QINQ, VLAN], &[VLAN, VLAN]] {
+            let (action, delta) = test_run(&steering, dhcp(tags).bytes());
+            assert_eq!(action, XDP_REDIRECT, "{tags:x?}");
+            assert_eq!(delta, steered(), "{tags:x?}");
+        }
+        let other = FrameBuilder::with_tags(&[])
+            .ipv6(IPPROTO_UDP)
+            .udp(546, 53, SOLICIT);
+        let (action, delta) = test_run(&steering, other.bytes());
+        assert_eq!(action, XDP_PASS);
+        assert_eq!(delta, passed(PassReason::OtherPort));
+
+        steering.xsk_map().unwrap().unset(0).unwrap();
+        let (action, delta) = test_run(&steering, dhcp(&[]).bytes());
+        assert_eq!(action, XDP_PASS);
+        assert_eq!(delta, no_socket());
+    });
+}
+
+#[test]
+#[ignore = "needs root and the eBPF object; run by cargo xtask test"]
+fn redirect_uses_the_socket_of_the_receive_queue() {
+    let pair = VethPair::with_queues(2);
+    pair.run_in_namespace(|| {
+        let mut steering = load();
+        let ifindex = if_index(VethPair::SERVER).unwrap();
+        let socket = XdpSocket::bind(VethPair::SERVER, 1).expect("binding to queue 1");
+        steering
+            .xsk_map()
+            .unwrap()
+            .set(1, socket.as_fd(), 0)
+            .expect("inserting the socket into the XskMap");
+        let frame = dhcp(&[QINQ, VLAN]);
+
+        let (action, delta) = test_run_on_queue(&steering, frame.bytes(), ifindex, 1);
+        assert_eq!(action, XDP_REDIRECT);
+        assert_eq!(delta, steered());
+        let (action, delta) = test_run_on_queue(&steering, frame.bytes(), ifindex, 0);
+        assert_eq!(action, XDP_PASS, "queue 0 has no socket");
+        assert_eq!(delta, no_socket());
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attached to a veth, with frames sent from its peer.
+
+#[test]
+#[ignore = "needs root and the eBPF object; run by cargo xtask test"]
+fn native_xdp_on_veth_steers_to_the_socket() {
+    steers_over_veth(AttachMode::Native);
+}
+
+#[test]
+#[ignore = "needs root and the eBPF object; run by cargo xtask test"]
+fn generic_xdp_on_veth_steers_to_the_socket() {
+    steers_over_veth(AttachMode::Skb);
+}
+
+#[test]
+#[ignore = "needs root and the eBPF object; run by cargo xtask test"]
+fn drop_detaches_the_program() {
+    let pair = VethPair::new();
+    pair.run_in_namespace(|| {
+        let mut steering = load();
+        assert_eq!(
+            steering.attach(VethPair::SERVER, AttachMode::Auto).unwrap(),
+            AttachMode::Native,
+            "veth supports native XDP"
+        );
+        assert!(xdp_attached(VethPair::SERVER), "no XDP program on the veth");
+        let error = steering
+            .attach(VethPair::SERVER, AttachMode::Skb)
+            .unwrap_err();
+        assert!(error.to_string().contains("already attached"), "{error}");
+        drop(steering);
+        assert!(!xdp_attached(VethPair::SERVER), "XDP program left attached");
+    });
+}
+
+fn steers_over_veth(mode: AttachMode) {
+    let pair = VethPair::new();
+    pair.run_in_namespace(|| {
+        let mut steering = load();
+        assert_eq!(steering.attach(VethPair::SERVER, mode).unwrap(), mode);
+        let sender = PacketSender::new(VethPair::CLIENT).expect("AF_PACKET socket on the peer");
+        let steer = [dhcp(&[]), dhcp(&[VLAN]), dhcp(&[QINQ, VLAN])];
+        let other_port = FrameBuilder::with_tags(&[VLAN])
+            .ipv6(IPPROTO_UDP)
+            .udp(546, 548, SOLICIT);
+        let fragment = FrameBuilder::with_tags(&[])
+            .ipv6(44)
+            .raw(&[IPPROTO_UDP, 0, 0, 1, 0, 0, 0, 1])
+            .udp(546, 547, SOLICIT);
+
+        // No socket yet: DHCPv6 goes to the kernel and counts as no_socket.
+        let before = steering.counters().unwrap();
+        for frame in steer.iter().chain([&other_port, &fragment]) {
+            sender.send(frame.bytes()).expect("sending a frame");
+        }
+        let delta = wait_for(&steering, &before, |delta| {
+            delta.no_socket >= 3 && delta.other_port >= 1 && delta.extension_header >= 1
+        });
+        assert_eq!(delta.no_socket, 3, "{delta:?}");
+        assert_eq!(delta.steered, 0, "{delta:?}");
+        assert_eq!(delta.other_port, 1, "{delta:?}");
+
+        // With a socket on queue 0 (a veth has one): redirected, and the socket sees them.
+        let socket = XdpSocket::bind(VethPair::SERVER, 0).expect("binding an AF_XDP socket");
+        steering
+            .xsk_map()
+            .unwrap()
+            .set(0, socket.as_fd(), 0)
+            .expect("inserting the socket into the XskMap");
+        let before = steering.counters().unwrap();
+        for frame in steer.iter().chain([&other_port]) {
+            sender.send(frame.bytes()).expect("sending a frame");
+        }
+        let delta = wait_for(&steering, &before, |delta| {
+            delta.steered >= 3 && delta.other_port >= 1
+        });
+        assert_eq!(delta.steered, 3, "{delta:?}");
+        assert_eq!(delta.no_socket, 0, "{delta:?}");
+        assert_eq!(delta.other_port, 1, "{delta:?}");
+        // The socket has no fill ring entries, so it drops what it gets and counts it: proof
+        // that the redirect reached it rather than failing in the kernel.
+        let stats = socket.statistics().unwrap();
+        assert_eq!(
+            stats.rx_dropped, 3,
+            "rx_dropped {} fill_empty {} ring_full {}",
+            stats.rx_dropped, stats.rx_fill_ring_empty_descs, stats.rx_ring_full
+        );
+        steering.detach().unwrap();
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers.
+
+fn load() -> Steering {
+    let path = std::env::var_os(OBJECT_ENV).unwrap_or_else(|| {
+        panic!(
+            "{OBJECT_ENV} is not set: point it at the built xdhcp6-ebpf object \
+             (`cargo xtask test` does); {NEEDS}"
+        )
+    });
+    let object = EbpfObject::read(path.as_ref()).expect("reading the eBPF object");
+    Steering::load(&object).unwrap_or_else(|error| {
+        panic!(
+            "loading the XDP program (root?): {}",
+            xdhcp6d::xdp::error_chain(&error)
+        )
+    })
+}
+
+fn dhcp(tags: &[u16]) -> Frame {
+    FrameBuilder::with_tags(tags)
+        .ipv6(IPPROTO_UDP)
+        .udp(546, 547, SOLICIT)
+}
+
+/// Runs the program once on `frame`; returns its action and the counters it changed.
+fn test_run(steering: &Steering, frame: &[u8]) -> (u32, Counters) {
+    let before = steering.counters().unwrap();
+    let mut options = TestRunOptions::new();
+    options.data_in = Some(frame);
+    let result = steering
+        .program()
+        .unwrap()
+        .test_run(options)
+        .expect("BPF_PROG_TEST_RUN");
+    let after = steering.counters().unwrap();
+    (result.return_value, after.since(&before))
+}
+
+/// Like [`test_run`], as if received on `queue` of interface `ifindex`.
+fn test_run_on_queue(
+    steering: &Steering,
+    frame: &[u8],
+    ifindex: u32,
+    queue: u32,
+) -> (u32, Counters) {
+    // struct xdp_md: data, data_end, data_meta, ingress_ifindex, rx_queue_index,
+    // egress_ifindex. The kernel wants data = data_meta = 0 and data_end = the frame length.
+    let fields = [0, frame.len() as u32, 0, ifindex, queue, 0];
+    let context: Vec<u8> = fields
+        .iter()
+        .flat_map(|field| field.to_ne_bytes())
+        .collect();
+    let before = steering.counters().unwrap();
+    let mut options = TestRunOptions::new();
+    options.data_in = Some(frame);
+    options.ctx_in = Some(&context);
+    let result = steering
+        .program()
+        .unwrap()
+        .test_run(options)
+        .expect("BPF_PROG_TEST_RUN with an xdp_md context");
+    let after = steering.counters().unwrap();
+    (result.return_value, after.since(&before))
+}
+
+fn assert_no_socket(frame: &Frame) {
+    let steering = load();
+    let (action, delta) = test_run(&steering, frame.bytes());
+    assert_eq!(action, XDP_PASS, "{frame:?}");
+    assert_eq!(delta, no_socket(), "{frame:?}");
+}
+
+fn assert_passed(frame: &Frame, reason: PassReason) {
+    let steering = load();
+    let (action, delta) = test_run(&steering, frame.bytes());
+    assert_eq!(action, XDP_PASS, "{frame:?}");
+    assert_eq!(delta, passed(reason), "{frame:?}");
+}
+
+fn passed(reason: PassReason) -> Counters {
+    let mut counters = Counters::default();
+    counters.record_pass(reason);
+    counters
+}
+
+fn no_socket() -> Counters {
+    Counters {
+        no_socket: 1,
+        ..Counters::default()
+    }
+}
+
+fn steered() -> Counters {
+    Counters {
+        steered: 1,
+        ..Counters::default()
+    }
+}
+
+/// Polls the counters until `done` holds for the change since `before` (NAPI runs later).
+fn wait_for(steering: &Steering, before: &Counters, done: impl Fn(&Counters) -> bool) -> Counters {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let delta = steering.counters().unwrap().since(before);
+        if done(&delta) || Instant::now() > deadline {
+            return delta;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn xdp_attached(interface: &str) -> bool {
+    let output = Command::new("ip")
+        .args(["-details", "link", "show", "dev", interface])
+        .output()
+        .expect("running ip");
+    assert!(output.status.success(), "ip link show {interface} failed");
+    let text = String::from_utf8_lossy(&output.stdout);
+    // `prog/xdp id N` (native) or `prog/xdpgeneric id N`.
+    text.contains("prog/xdp")
+}
+
+fn ip(args: &[&str]) {
+    let status = Command::new("ip")
+        .args(args)
+        .status()
+        .unwrap_or_else(|error| panic!("running ip {args:?}: {error}"));
+    assert!(status.success(), "ip {args:?} failed");
+}
+
+/// A network namespace holding a veth pair, deleted on drop.
+struct VethPair {
+    namespace: String,
+}
+
+impl VethPair {
+    /// The end the program and the AF_XDP socket sit on.
+    const SERVER: &str = "xsrv0";
+    /// The end frames are sent from.
+    const CLIENT: &str = "xcli0";
+
+    fn new() -> Self {
+        Self::with_queues(1)
+    }
+
+    /// A pair whose ends have `queues` receive and transmit queues each.
+    fn with_queues(queues: u32) -> Self {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let namespace = format!(
+            "xdhcp6-xdp-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        ip(&["netns", "add", &namespace]);
+        let pair = VethPair { namespace };
+        let ns = pair.namespace.as_str();
+        let queues = queues.to_string();
+        let queues = queues.as_str();
+        ip(&[
+            "-n",
+            ns,
+            "link",
+            "add",
+            Self::SERVER,
+            "numtxqueues",
+            queues,
+            "numrxqueues",
+            queues,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            Self::CLIENT,
+            "numtxqueues",
+            queues,
+            "numrxqueues",
+            queues,
+        ]);
+        for interface in [Self::SERVER, Self::CLIENT] {
+            ip(&["-n", ns, "link", "set", interface, "up"]);
+        }
+        pair
+    }
+
+    /// Runs `body` on a thread inside the namespace (setns affects only the calling thread).
+    fn run_in_namespace<T: Send>(&self, body: impl FnOnce() -> T + Send) -> T {
+        let path = format!("/run/netns/{}", self.namespace);
+        thread::scope(|scope| {
+            let handle = scope.spawn(|| {
+                let namespace = File::open(&path).expect("opening the namespace");
+                // Safety: setns on a valid namespace fd changes only this thread's network
+                // namespace; the thread ends with `body`.
+                let rc = unsafe { libc::setns(namespace.as_raw_fd(), libc::CLONE_NEWNET) };
+                assert_eq!(rc, 0, "setns: {}", io::Error::last_os_error());
+                body()
+            });
+            match handle.join() {
+                Ok(value) => value,
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        })
+    }
+}
+
+impl Drop for VethPair {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.namespace])
+            .status();
+    }
+}
+
+fn if_index(interface: &str) -> io::Result<u32> {
+    let name = CString::new(interface).map_err(io::Error::other)?;
+    // Safety: `name` is a valid NUL-terminated string for the duration of the call.
+    match unsafe { libc::if_nametoindex(name.as_ptr()) } {
+        0 => Err(io::Error::last_os_error()),
+        index => Ok(index),
+    }
+}
+
+fn check(rc: libc::c_int, what: &str) -> io::Result<()> {
+    if rc < 0 {
+        let error = io::Error::last_os_error();
+        return Err(io::Error::new(error.kind(), format!("{what}: {error}")));
+    }
+    Ok(())
+}
+
+/// A minimal AF_XDP socket in copy mode: UMEM, fill/completion/RX rings sized, bound to a
+/// queue. Enough to be accepted by an XskMap; it never maps or fills its rings.
+struct XdpSocket {
+    fd: Option<OwnedFd>,
+    umem: *mut libc::c_void,
+}
+
+impl XdpSocket {
+    const FRAMES: usize = 64;
+    const FRAME_SIZE: usize = 4096;
+    const UMEM_LEN: usize = Self::FRAMES * Self::FRAME_SIZE;
+
+    fn bind(interface: &str, queue: u32) -> io::Result<Self> {
+        let ifindex = if_index(interface)?;
+        // Safety: plain socket(2); the result is checked before it is wrapped.
+        let raw = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+        check(raw, "socket(AF_XDP)")?;
+        // Safety: `raw` is a fresh descriptor owned by nothing else.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // Safety: an anonymous private mapping with no address hint; checked below.
+        let umem = unsafe {
+            libc::mmap(
+                ptr::null_mut(),
+                Self::UMEM_LEN,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if umem == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let socket = XdpSocket { fd: Some(fd), umem };
+        let fd = socket.as_fd().as_raw_fd();
+
+        // Safety: all-zero is a valid `xdp_umem_reg`.
+        let mut registration: libc::xdp_umem_reg = unsafe { zeroed() };
+        registration.addr = umem as u64;
+        registration.len = Self::UMEM_LEN as u64;
+        registration.chunk_size = Self::FRAME_SIZE as u32;
+        set_option(fd, libc::XDP_UMEM_REG, &registration, "XDP_UMEM_REG")?;
+        let entries = Self::FRAMES as u32;
+        set_option(fd, libc::XDP_UMEM_FILL_RING, &entries, "XDP_UMEM_FILL_RING")?;
+        set_option(
+            fd,
+            libc::XDP_UMEM_COMPLETION_RING,
+            &entries,
+            "XDP_UMEM_COMPLETION_RING",
+        )?;
+        set_option(fd, libc::XDP_RX_RING, &entries, "XDP_RX_RING")?;
+
+        // Safety: all-zero is a valid `sockaddr_xdp`.
+        let mut address: libc::sockaddr_xdp = unsafe { zeroed() };
+        address.sxdp_family = libc::AF_XDP as u16;
+        address.sxdp_flags = libc::XDP_COPY;
+        address.sxdp_ifindex = ifindex;
+        address.sxdp_queue_id = queue;
+        // Safety: `address` is a valid `sockaddr_xdp` and the length is its size.
+        let rc = unsafe {
+            libc::bind(
+                fd,
+                ptr::from_ref(&address).cast(),
+                size_of::<libc::sockaddr_xdp>() as libc::socklen_t,
+            )
+        };
+        check(rc, "bind(AF_XDP)")?;
+        Ok(socket)
+    }
+
+    fn statistics(&self) -> io::Result<libc::xdp_statistics> {
+        // Safety: all-zero is a valid `xdp_statistics`.
+        let mut statistics: libc::xdp_statistics = unsafe { zeroed() };
+        let mut len = size_of::<libc::xdp_statistics>() as libc::socklen_t;
+        // Safety: the buffer and its length describe `statistics`.
+        let rc = unsafe {
+            libc::getsockopt(
+                self.as_fd().as_raw_fd(),
+                libc::SOL_XDP,
+                libc::XDP_STATISTICS,
+                ptr::from_mut(&mut statistics).cast(),
+                &mut len,
+            )
+        };
+        check(rc, "getsockopt(XDP_STATISTICS)")?;
+        Ok(statistics)
+    }
+}
+
+impl AsFd for XdpSocket {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_ref().expect("socket open until drop").as_fd()
+    }
+}
+
+impl Drop for XdpSocket {
+    fn drop(&mut self) {
+        // Close the socket (which unregisters the UMEM) before unmapping its memory.
+        drop(self.fd.take());
+        // Safety: `umem` came from mmap with this length and nothing uses it any more.
+        unsafe { libc::munmap(self.umem, Self::UMEM_LEN) };
+    }
+}
+
+fn set_option<T>(fd: libc::c_int, option: libc::c_int, value: &T, what: &str) -> io::Result<()> {
+    // Safety: `value` points to a live `T` of the given size for the duration of the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_XDP,
+            option,
+            ptr::from_ref(value).cast(),
+            size_of::<T>() as libc::socklen_t,
+        )
+    };
+    check(rc, what)
+}
+
+/// An AF_PACKET socket that sends whole Ethernet frames out of one interface.
+struct PacketSender {
+    fd: OwnedFd,
+    ifindex: u32,
+}
+
+impl PacketSender {
+    fn new(interface: &str) -> io::Result<Self> {
+        let ifindex = if_index(interface)?;
+        // Protocol 0: send only, receive nothing.
+        // Safety: plain socket(2); the result is checked before it is wrapped.
+        let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+        check(raw, "socket(AF_PACKET)")?;
+        // Safety: `raw` is a fresh descriptor owned by nothing else.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        Ok(PacketSender { fd, ifindex })
+    }
+
+    fn send(&self, frame: &[u8]) -> io::Result<()> {
+        // Safety: all-zero is a valid `sockaddr_ll`.
+        let mut address: libc::sockaddr_ll = unsafe { zeroed() };
+        address.sll_family = libc::AF_PACKET as u16;
+        address.sll_ifindex = self.ifindex as i32;
+        address.sll_halen = 6;
+        address.sll_addr[..6].copy_from_slice(&frame[..6]);
+        // Safety: `frame` and `address` are valid for the stated lengths during the call.
+        let sent = unsafe {
+            libc::sendto(
+                self.fd.as_raw_fd(),
+                frame.as_ptr().cast(),
+                frame.len(),
+                0,
+                ptr::from_ref(&address).cast(),
+                size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        if sent < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        assert_eq!(sent as usize, frame.len(), "short AF_PACKET send");
+        Ok(())
+    }
+}

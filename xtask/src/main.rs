@@ -1,0 +1,65 @@
+//! `cargo xtask`: everything that needs the BPF toolchain, root or network namespaces.
+//!
+//! `setup` installs what a fresh Debian 12 machine lacks, `build` builds the eBPF object and
+//! the release binaries, `test` runs every test layer, and `demo` shows the appliance working
+//! in a throw-away network namespace.
+
+mod build;
+mod cmd;
+mod demo;
+mod netns;
+mod probe;
+mod setup;
+mod test;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Developer and operator tasks for xdhcp6.
+#[derive(Parser)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what this machine lacks: apt packages, nightly rust-src, bpf-linker.
+    ///
+    /// Idempotent and quick when everything is present; says exactly what it could not install.
+    Setup,
+    /// Build the eBPF object and the release binaries (xdhcp6d with the object embedded).
+    Build,
+    /// Run every test layer: formatting, clippy, unit/property tests, eBPF program tests
+    /// (BPF_PROG_TEST_RUN, needs root) and the fuzz targets over the seed corpus.
+    ///
+    /// Runs `setup` first, so it works on a fresh clone.
+    Test(test::Options),
+    /// Set up, build, then show the XDP steering program at work in throw-away network
+    /// namespaces.
+    Demo,
+    /// Send a few DHCPv6 Solicits and other UDP datagrams out of an interface (used by the demo
+    /// from inside a namespace).
+    #[command(hide = true)]
+    SendProbes(probe::Options),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.task {
+        Task::Setup => setup::run(),
+        Task::Build => build::all().map(drop),
+        Task::Test(options) => setup::run().and_then(|()| test::run(&options)),
+        Task::Demo => setup::run().and_then(|()| demo::run()),
+        Task::SendProbes(options) => probe::run(&options),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("xtask: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
