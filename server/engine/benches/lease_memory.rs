@@ -1,0 +1,127 @@
+//! Loads 10,000,000 IA_NA leases (distinct 14-byte DUID-LLTs) and prints the resident memory
+//! per lease and the load rate, then measures lookup + renew throughput of the loaded table
+//! from 1, 2, 4, ... threads. `cargo bench --bench lease_memory [-- COUNT [CAPACITY_HINT]]`.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use xdhcp6_engine::alloc::{NaRange, SaltKey};
+use xdhcp6_engine::prefix::Prefix;
+use xdhcp6_engine::table::{ClaimAs, IaKind, LeaseEvent, LeaseTable, Lifetimes};
+
+const DEFAULT_LEASES: u64 = 10_000_000;
+
+/// VmRSS of this process in bytes, from /proc/self/status.
+fn resident_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .map_or(0, |kib| kib * 1024)
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; numbers override the lease count and the capacity hint.
+    let numbers: Vec<u64> = std::env::args()
+        .skip(1)
+        .filter_map(|arg| arg.parse().ok())
+        .collect();
+    let leases = numbers.first().copied().unwrap_or(DEFAULT_LEASES);
+    let hint = numbers.get(1).copied().unwrap_or(leases);
+    let pool: Prefix = "2001:db8:1::/64".parse().expect("a valid prefix");
+    let range = NaRange::new(pool, pool, 0).expect("a valid range");
+    let life = Lifetimes {
+        preferred: 3600,
+        valid: 7200,
+    };
+
+    let before = resident_bytes();
+    let table = LeaseTable::with_capacity(hint as usize, SaltKey::from_salt("memory"));
+    let mut events: Vec<LeaseEvent> = Vec::with_capacity(4);
+    let mut duid = [0u8, 1, 0, 1, 0x2a, 0x2b, 0, 0, 0, 0, 0, 0, 0, 0];
+    let mut failed = 0u64;
+    let start = Instant::now();
+    for client in 0..leases {
+        duid[6..].copy_from_slice(&client.to_be_bytes());
+        let key = table.client_key(&duid, 1, IaKind::Na, 0);
+        events.clear();
+        let result = range.allocate(key.alloc_key(), |addr| {
+            table
+                .claim(&key, addr, 128, ClaimAs::Bound, life, 0, &mut events)
+                .ok()
+        });
+        if result.is_err() {
+            failed += 1;
+        }
+    }
+    let elapsed = start.elapsed();
+    let after = resident_bytes();
+    let held = table.len() as u64;
+    println!(
+        "leases: {held} ({failed} failed), capacity hint: {hint}, shards: {}",
+        table.shard_count()
+    );
+    println!(
+        "resident: {:.1} MiB before, {:.1} MiB after: {:.1} bytes per lease",
+        before as f64 / 1048576.0,
+        after as f64 / 1048576.0,
+        after.saturating_sub(before) as f64 / held.max(1) as f64
+    );
+    println!(
+        "load: {:.2} s, {:.0} leases/s (allocate + claim, one thread)",
+        elapsed.as_secs_f64(),
+        held as f64 / elapsed.as_secs_f64()
+    );
+    renew_scaling(&table, leases, life);
+}
+
+/// Looks up random clients and renews their lease from several threads for a second each.
+fn renew_scaling(table: &LeaseTable, leases: u64, life: Lifetimes) {
+    let cores = thread::available_parallelism().map_or(1, |cores| cores.get());
+    let mut threads = 1;
+    while threads <= cores.min(16) {
+        let stop = AtomicBool::new(false);
+        let done = AtomicU64::new(0);
+        let start = Instant::now();
+        thread::scope(|scope| {
+            for worker in 0..threads {
+                let (stop, done) = (&stop, &done);
+                scope.spawn(move || {
+                    let mut events: Vec<LeaseEvent> = Vec::with_capacity(4);
+                    let mut duid = [0u8, 1, 0, 1, 0x2a, 0x2b, 0, 0, 0, 0, 0, 0, 0, 0];
+                    let mut client = worker as u64 * 7_777_777 % leases.max(1);
+                    let mut count = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        for _ in 0..256 {
+                            client = (client + 1_000_003) % leases.max(1);
+                            duid[6..].copy_from_slice(&client.to_be_bytes());
+                            let key = table.client_key(&duid, 1, IaKind::Na, 0);
+                            if let Some(lease) = table.find_client(&key) {
+                                events.clear();
+                                let _ = table.renew(&key, lease.addr, life, 100, &mut events);
+                            }
+                            count += 1;
+                        }
+                    }
+                    done.fetch_add(count, Ordering::Relaxed);
+                });
+            }
+            thread::sleep(Duration::from_secs(1));
+            stop.store(true, Ordering::Relaxed);
+        });
+        let rate = done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64();
+        println!(
+            "find_client + renew, {threads:2} threads: {rate:>12.0}/s ({:.0}/s per thread)",
+            rate / threads as f64
+        );
+        threads *= 2;
+    }
+}

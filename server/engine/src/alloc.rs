@@ -1,0 +1,834 @@
+//! Allocation by split-prefix hashing.
+//!
+//! An address (IA_NA) or a delegated prefix (IA_PD) is a keyed hash of (DUID, IAID, link, pool
+//! index, probe) mapped into the slice of the pool that this server owns. Every server that is
+//! configured with the same salt computes the same candidates for the same client (the
+//! identical-prefix model of RFC 6853), servers with different salts or different slices are
+//! independent. A collision moves on to the next probe; after `max_probes` the allocation fails,
+//! unless the slice is small enough to keep an occupancy bitmap, in which case a free address or
+//! prefix is found in O(words) while one exists.
+//!
+//! The lease table is authoritative: the bitmap is a hint that the engine keeps up to date by
+//! calling [`NaRange::release`] / [`PdRange::release`] when the table reports that a lease in
+//! the range ended. A claim that fails marks the candidate occupied, so a stale bitmap heals
+//! itself.
+
+use std::hash::Hasher;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use siphasher::sip128::{Hasher128, SipHasher13};
+
+use crate::prefix::{Prefix, mask};
+
+/// How many hashed candidates an allocation tries before it gives up or scans the bitmap.
+pub const DEFAULT_MAX_PROBES: u32 = 24;
+
+/// Address ranges with at most this many host bits keep an occupancy bitmap (2^20 addresses).
+pub const NA_BITMAP_MAX_BITS: u32 = 20;
+
+/// Prefix ranges with at most this many index bits keep an occupancy bitmap (2^24 prefixes).
+pub const PD_BITMAP_MAX_BITS: u32 = 24;
+
+/// Fixed SipHash key that turns a salt string into a [`SaltKey`] (domain separation only).
+const SALT_DERIVATION_KEY: (u64, u64) = (0x7864_6863_7036_2d73, 0x616c_742d_6b65_792d);
+
+/// Why a range cannot be built or an allocation failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AllocError {
+    /// The owned range is not inside the pool prefix.
+    #[error("range {range} is not inside pool prefix {prefix}")]
+    RangeOutsidePrefix {
+        /// The pool prefix.
+        prefix: Prefix,
+        /// The owned range.
+        range: Prefix,
+    },
+    /// The delegated length is shorter than the range or longer than 128.
+    #[error("delegated length /{delegated_len} does not fit range {range}")]
+    BadDelegatedLength {
+        /// The owned range.
+        range: Prefix,
+        /// The configured delegated prefix length.
+        delegated_len: u8,
+    },
+    /// Every probe met a taken or reserved candidate and no bitmap knows of a free one.
+    #[error("no address or prefix available")]
+    Exhausted,
+}
+
+/// The 128-bit SipHash key derived from the configured salt.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct SaltKey {
+    k0: u64,
+    k1: u64,
+}
+
+impl SaltKey {
+    /// Derives the key from the configured salt text; same text, same key on every server.
+    pub fn from_salt(salt: &str) -> Self {
+        let hash = SipHasher13::new_with_keys(SALT_DERIVATION_KEY.0, SALT_DERIVATION_KEY.1)
+            .hash(salt.as_bytes());
+        let (k0, k1) = hash.as_u64();
+        Self { k0, k1 }
+    }
+
+    /// A key from its two 64-bit halves (tests, or a key kept outside the config).
+    pub fn from_keys(k0: u64, k1: u64) -> Self {
+        Self { k0, k1 }
+    }
+}
+
+/// The keyed hash of a client's (DUID, IAID, link): the seed of all its candidates.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct AllocKey(u128);
+
+impl AllocKey {
+    /// Hashes (DUID, IAID, link) under the salt key; byte order is fixed, so every server agrees.
+    pub fn new(salt: &SaltKey, duid: &[u8], iaid: u32, link: u16) -> Self {
+        let mut hasher = SipHasher13::new_with_keys(salt.k0, salt.k1);
+        // The length prefix keeps (DUID, IAID) pairs unambiguous. SipHash is a byte stream, so
+        // one write of a stack copy (faster for the usual short DUIDs) hashes the same as four.
+        let len = (duid.len() as u32).to_be_bytes();
+        let mut buffer = [0u8; 4 + 32 + 6];
+        let total = 4 + duid.len() + 6;
+        if let Some(bytes) = buffer.get_mut(..total) {
+            bytes[..4].copy_from_slice(&len);
+            bytes[4..4 + duid.len()].copy_from_slice(duid);
+            bytes[4 + duid.len()..total - 2].copy_from_slice(&iaid.to_be_bytes());
+            bytes[total - 2..].copy_from_slice(&link.to_be_bytes());
+            hasher.write(bytes);
+        } else {
+            hasher.write(&len);
+            hasher.write(duid);
+            hasher.write(&iaid.to_be_bytes());
+            hasher.write(&link.to_be_bytes());
+        }
+        Self(hasher.finish128().as_u128())
+    }
+
+    /// The raw 128 hash bits.
+    pub fn bits(&self) -> u128 {
+        self.0
+    }
+
+    /// The hash for probe number `probe` in the pool with salt/index `pool`.
+    pub fn probe(&self, pool: u32, probe: u32) -> u128 {
+        let mut hasher = SipHasher13::new_with_keys(self.0 as u64, (self.0 >> 64) as u64);
+        hasher.write(&pool.to_be_bytes());
+        hasher.write(&probe.to_be_bytes());
+        hasher.finish128().as_u128()
+    }
+}
+
+/// A shared occupancy bitmap over the units of a range (addresses or delegated prefixes).
+///
+/// Lock-free: workers on any core set and clear bits with atomic operations.
+#[derive(Debug)]
+pub struct Occupancy {
+    words: Box<[AtomicU64]>,
+    units: u64,
+}
+
+impl Occupancy {
+    /// A bitmap of `units` free units.
+    pub fn new(units: u64) -> Self {
+        let words = units.div_ceil(64);
+        let words: Box<[AtomicU64]> = (0..words).map(|_| AtomicU64::new(0)).collect();
+        // Bits past the last unit are permanently occupied so scans never return them.
+        let tail = units % 64;
+        if tail != 0
+            && let Some(last) = words.last()
+        {
+            last.store(u64::MAX << tail, Ordering::Relaxed);
+        }
+        Self { words, units }
+    }
+
+    /// The number of units covered.
+    pub fn units(&self) -> u64 {
+        self.units
+    }
+
+    /// Marks `unit` occupied; true if it was free.
+    pub fn occupy(&self, unit: u64) -> bool {
+        match self.word(unit) {
+            Some((word, bit)) => word.fetch_or(bit, Ordering::AcqRel) & bit == 0,
+            None => false,
+        }
+    }
+
+    /// Marks `unit` free.
+    pub fn free(&self, unit: u64) {
+        if let Some((word, bit)) = self.word(unit) {
+            word.fetch_and(!bit, Ordering::AcqRel);
+        }
+    }
+
+    /// Whether `unit` is marked occupied (units outside the bitmap count as occupied).
+    pub fn is_occupied(&self, unit: u64) -> bool {
+        match self.word(unit) {
+            Some((word, bit)) => word.load(Ordering::Acquire) & bit != 0,
+            None => true,
+        }
+    }
+
+    /// The number of free units (a full scan: for metrics and tests, not the hot path).
+    pub fn free_count(&self) -> u64 {
+        self.words
+            .iter()
+            .map(|word| u64::from(word.load(Ordering::Relaxed).count_zeros()))
+            .sum()
+    }
+
+    /// A free unit, scanning words from the one holding `start` and wrapping around.
+    pub fn find_free_from(&self, start: u64) -> Option<u64> {
+        let count = self.words.len();
+        if count == 0 {
+            return None;
+        }
+        let first = (start / 64) as usize % count;
+        for step in 0..count {
+            let index = (first + step) % count;
+            let value = self.words[index].load(Ordering::Acquire);
+            if value != u64::MAX {
+                // Prefer the bit at or after `start` in its own word, so that different clients
+                // spread over the word instead of all racing for its lowest free bit.
+                let from = if step == 0 { start % 64 } else { 0 };
+                let above = !value & (u64::MAX << from);
+                let free = if above != 0 { above } else { !value };
+                return Some(index as u64 * 64 + u64::from(free.trailing_zeros()));
+            }
+        }
+        None
+    }
+
+    fn word(&self, unit: u64) -> Option<(&AtomicU64, u64)> {
+        if unit >= self.units {
+            return None;
+        }
+        let word = self.words.get((unit / 64) as usize)?;
+        Some((word, 1 << (unit % 64)))
+    }
+}
+
+/// The part shared by address and prefix ranges: a run of `2^index_bits` units of
+/// `2^unit_shift` addresses each, starting at `base`.
+#[derive(Debug)]
+struct Slice {
+    base: u128,
+    index_bits: u32,
+    unit_shift: u32,
+    pool: u32,
+    max_probes: u32,
+    /// Units never handed out: the subnet-router anycast address, reserved anycast IIDs and
+    /// the caller's reservations, sorted.
+    reserved: Vec<u128>,
+    bitmap: Option<Occupancy>,
+}
+
+impl Slice {
+    fn new(base: u128, index_bits: u32, unit_shift: u32, pool: u32, bitmap_max: u32) -> Self {
+        let bitmap = (index_bits <= bitmap_max).then(|| Occupancy::new(1 << index_bits));
+        Self {
+            base,
+            index_bits,
+            unit_shift,
+            pool,
+            max_probes: DEFAULT_MAX_PROBES,
+            reserved: Vec::new(),
+            bitmap,
+        }
+    }
+
+    fn index_mask(&self) -> u128 {
+        low_bits(self.index_bits)
+    }
+
+    fn unit_at(&self, index: u128) -> u128 {
+        // `index` is masked to `index_bits`, and `index_bits + unit_shift <= 128 - range.len`,
+        // so the shifted index only touches host bits of the range: the unit stays inside.
+        self.base
+            | (index & self.index_mask())
+                .checked_shl(self.unit_shift)
+                .unwrap_or(0)
+    }
+
+    fn index_of(&self, unit: u128) -> Option<u64> {
+        let offset = unit.wrapping_sub(self.base);
+        let index = offset.checked_shr(self.unit_shift).unwrap_or(0);
+        let inside = unit >= self.base && index <= self.index_mask();
+        let aligned = offset & low_bits(self.unit_shift) == 0;
+        (inside && aligned).then_some(index as u64)
+    }
+
+    fn candidate(&self, key: &AllocKey, probe: u32) -> u128 {
+        self.unit_at(key.probe(self.pool, probe))
+    }
+
+    fn contains(&self, unit: u128) -> bool {
+        self.index_of(unit).is_some()
+    }
+
+    fn is_reserved(&self, unit: u128) -> bool {
+        self.reserved.binary_search(&unit).is_ok()
+    }
+
+    fn reserve(&mut self, unit: u128) {
+        if let Err(at) = self.reserved.binary_search(&unit) {
+            self.reserved.insert(at, unit);
+        }
+        if let (Some(bitmap), Some(index)) = (&self.bitmap, self.index_of(unit)) {
+            bitmap.occupy(index);
+        }
+    }
+
+    fn release(&self, unit: u128) {
+        if self.is_reserved(unit) {
+            return;
+        }
+        if let (Some(bitmap), Some(index)) = (&self.bitmap, self.index_of(unit)) {
+            bitmap.free(index);
+        }
+    }
+
+    fn occupy(&self, unit: u128) {
+        if let (Some(bitmap), Some(index)) = (&self.bitmap, self.index_of(unit)) {
+            bitmap.occupy(index);
+        }
+    }
+
+    fn allocate<T>(
+        &self,
+        key: &AllocKey,
+        mut try_claim: impl FnMut(u128) -> Option<T>,
+    ) -> Result<(u128, T), AllocError> {
+        let mut start = None;
+        for probe in 0..self.max_probes {
+            let unit = self.candidate(key, probe);
+            start.get_or_insert(unit);
+            if self.is_reserved(unit) {
+                continue;
+            }
+            if let (Some(bitmap), Some(index)) = (&self.bitmap, self.index_of(unit))
+                && bitmap.is_occupied(index)
+            {
+                continue;
+            }
+            if let Some(claimed) = try_claim(unit) {
+                self.occupy(unit);
+                return Ok((unit, claimed));
+            }
+            // Taken by a live lease: remember it so later scans skip it.
+            self.occupy(unit);
+        }
+        let Some(bitmap) = &self.bitmap else {
+            return Err(AllocError::Exhausted);
+        };
+        let mut from = start.and_then(|unit| self.index_of(unit)).unwrap_or(0);
+        // Every failed try marks its unit occupied, so this ends after at most `units` tries;
+        // the bound below only guards against a bitmap that other threads keep clearing.
+        for _ in 0..bitmap.units().saturating_mul(2) {
+            let Some(index) = bitmap.find_free_from(from) else {
+                return Err(AllocError::Exhausted);
+            };
+            let unit = self.unit_at(u128::from(index));
+            if !bitmap.occupy(index) {
+                // Another worker took this bit between the scan and now.
+                from = index;
+                continue;
+            }
+            if !self.is_reserved(unit)
+                && let Some(claimed) = try_claim(unit)
+            {
+                return Ok((unit, claimed));
+            }
+            from = index;
+        }
+        Err(AllocError::Exhausted)
+    }
+}
+
+/// A mask of the lowest `bits` bits.
+fn low_bits(bits: u32) -> u128 {
+    match bits {
+        0 => 0,
+        bits if bits >= 128 => u128::MAX,
+        bits => (1u128 << bits) - 1,
+    }
+}
+
+/// The slice of an IA_NA pool that this server owns.
+#[derive(Debug)]
+pub struct NaRange {
+    prefix: Prefix,
+    range: Prefix,
+    slice: Slice,
+}
+
+impl NaRange {
+    /// A range of addresses `range` inside pool `prefix`; `pool` salts the hash per pool.
+    ///
+    /// The subnet-router anycast address of the pool prefix (RFC 4291 §2.6.1) and, in a /64,
+    /// the reserved subnet anycast interface identifiers (RFC 5453 §3, RFC 2526) are never
+    /// handed out.
+    pub fn new(prefix: Prefix, range: Prefix, pool: u32) -> Result<Self, AllocError> {
+        if !prefix.covers(&range) {
+            return Err(AllocError::RangeOutsidePrefix { prefix, range });
+        }
+        let host_bits = 128 - u32::from(range.len());
+        let mut slice = Slice::new(range.bits(), host_bits, 0, pool, NA_BITMAP_MAX_BITS);
+        slice.reserve(prefix.bits());
+        if prefix.len() == 64 {
+            // RFC 5453 §3: fdff:ffff:ffff:ff80 to fdff:ffff:ffff:ffff are reserved subnet
+            // anycast identifiers; only a few are in any one range, so list those.
+            let anycast = prefix.bits() | 0xfdff_ffff_ffff_ff80;
+            for iid in 0..0x80u128 {
+                if range.contains((anycast + iid).into()) {
+                    slice.reserve(anycast + iid);
+                }
+            }
+        }
+        Ok(Self {
+            prefix,
+            range,
+            slice,
+        })
+    }
+
+    /// The same range, trying `max_probes` hashed candidates before the bitmap (at least 1).
+    pub fn with_max_probes(mut self, max_probes: u32) -> Self {
+        self.slice.max_probes = max_probes.max(1);
+        self
+    }
+
+    /// The same range with `reserved` addresses never handed out (static assignments).
+    pub fn with_reserved(mut self, reserved: impl IntoIterator<Item = u128>) -> Self {
+        for addr in reserved {
+            self.slice.reserve(addr);
+        }
+        self
+    }
+
+    /// The pool prefix.
+    pub fn prefix(&self) -> Prefix {
+        self.prefix
+    }
+
+    /// The slice of the pool this server owns.
+    pub fn range(&self) -> Prefix {
+        self.range
+    }
+
+    /// Whether this range keeps an occupancy bitmap (at most 2^20 addresses).
+    pub fn has_bitmap(&self) -> bool {
+        self.slice.bitmap.is_some()
+    }
+
+    /// The hashed candidate number `probe` for `key`: always inside the owned range.
+    pub fn candidate(&self, key: &AllocKey, probe: u32) -> u128 {
+        self.slice.candidate(key, probe)
+    }
+
+    /// Whether `addr` lies in the owned range.
+    pub fn contains(&self, addr: u128) -> bool {
+        self.slice.contains(addr)
+    }
+
+    /// Whether `addr` is never handed out (anycast or reserved).
+    pub fn is_reserved(&self, addr: u128) -> bool {
+        self.slice.is_reserved(addr)
+    }
+
+    /// Finds an address for `key`: `try_claim` claims a candidate in the lease table
+    /// atomically and returns `Some` on success, `None` if the address is taken.
+    ///
+    /// Look the client's existing lease up first: candidates that the bitmap marks occupied,
+    /// the client's own included, are skipped.
+    pub fn allocate<T>(
+        &self,
+        key: &AllocKey,
+        try_claim: impl FnMut(u128) -> Option<T>,
+    ) -> Result<(u128, T), AllocError> {
+        self.slice.allocate(key, try_claim)
+    }
+
+    /// Marks `addr` in use (journal replay, or a lease claimed outside [`Self::allocate`]).
+    pub fn occupy(&self, addr: u128) {
+        self.slice.occupy(addr);
+    }
+
+    /// Marks `addr` free again after its lease was released, expired or left probation.
+    pub fn release(&self, addr: u128) {
+        self.slice.release(addr);
+    }
+
+    /// Free addresses according to the bitmap, if this range has one.
+    pub fn free_count(&self) -> Option<u64> {
+        self.slice.bitmap.as_ref().map(Occupancy::free_count)
+    }
+}
+
+/// The slice of an IA_PD pool that this server owns, cut into prefixes of `delegated_len`.
+#[derive(Debug)]
+pub struct PdRange {
+    prefix: Prefix,
+    range: Prefix,
+    delegated_len: u8,
+    slice: Slice,
+}
+
+impl PdRange {
+    /// Prefixes of length `delegated_len` in `range` inside pool `prefix`, salted by `pool`.
+    pub fn new(
+        prefix: Prefix,
+        range: Prefix,
+        delegated_len: u8,
+        pool: u32,
+    ) -> Result<Self, AllocError> {
+        if !prefix.covers(&range) {
+            return Err(AllocError::RangeOutsidePrefix { prefix, range });
+        }
+        if delegated_len < range.len() || delegated_len > 128 {
+            return Err(AllocError::BadDelegatedLength {
+                range,
+                delegated_len,
+            });
+        }
+        let index_bits = u32::from(delegated_len - range.len());
+        let unit_shift = 128 - u32::from(delegated_len);
+        let slice = Slice::new(
+            range.bits(),
+            index_bits,
+            unit_shift,
+            pool,
+            PD_BITMAP_MAX_BITS,
+        );
+        Ok(Self {
+            prefix,
+            range,
+            delegated_len,
+            slice,
+        })
+    }
+
+    /// The same range, trying `max_probes` hashed candidates before the bitmap (at least 1).
+    pub fn with_max_probes(mut self, max_probes: u32) -> Self {
+        self.slice.max_probes = max_probes.max(1);
+        self
+    }
+
+    /// The same range with `reserved` prefixes (given by their first address) never delegated.
+    pub fn with_reserved(mut self, reserved: impl IntoIterator<Item = u128>) -> Self {
+        for bits in reserved {
+            self.slice.reserve(bits & mask(self.delegated_len));
+        }
+        self
+    }
+
+    /// The pool prefix.
+    pub fn prefix(&self) -> Prefix {
+        self.prefix
+    }
+
+    /// The slice of the pool this server owns.
+    pub fn range(&self) -> Prefix {
+        self.range
+    }
+
+    /// The length of the delegated prefixes.
+    pub fn delegated_len(&self) -> u8 {
+        self.delegated_len
+    }
+
+    /// Whether this range keeps an occupancy bitmap (at most 2^24 prefixes).
+    pub fn has_bitmap(&self) -> bool {
+        self.slice.bitmap.is_some()
+    }
+
+    /// The first address of hashed candidate `probe` for `key`: always inside the range.
+    pub fn candidate(&self, key: &AllocKey, probe: u32) -> u128 {
+        self.slice.candidate(key, probe)
+    }
+
+    /// Whether `bits` is the first address of a delegated prefix of this range.
+    pub fn contains(&self, bits: u128) -> bool {
+        self.slice.contains(bits)
+    }
+
+    /// Finds a prefix for `key`: `try_claim` claims a candidate (its first address) in the
+    /// lease table atomically and returns `Some` on success, `None` if it is taken.
+    ///
+    /// Look the client's existing lease up first: candidates that the bitmap marks occupied,
+    /// the client's own included, are skipped.
+    pub fn allocate<T>(
+        &self,
+        key: &AllocKey,
+        try_claim: impl FnMut(u128) -> Option<T>,
+    ) -> Result<(u128, T), AllocError> {
+        self.slice.allocate(key, try_claim)
+    }
+
+    /// Marks the prefix starting at `bits` in use.
+    pub fn occupy(&self, bits: u128) {
+        self.slice.occupy(bits);
+    }
+
+    /// Marks the prefix starting at `bits` free again.
+    pub fn release(&self, bits: u128) {
+        self.slice.release(bits);
+    }
+
+    /// Free prefixes according to the bitmap, if this range has one.
+    pub fn free_count(&self) -> Option<u64> {
+        self.slice.bitmap.as_ref().map(Occupancy::free_count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const PINNED: u128 = 0x6c577d23_2bd2b1b5_2ad89afd_a634ac6c;
+    const PINNED_ADDR: u128 = 0x20010db8_00000000_7edda9a6_2022d8cc;
+
+    fn prefix(text: &str) -> Prefix {
+        text.parse().unwrap()
+    }
+
+    fn key(salt: &str, client: u32) -> AllocKey {
+        let duid = [0, 1, 0, 1, 0x5e, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let mut duid = duid;
+        duid[10..14].copy_from_slice(&client.to_be_bytes());
+        AllocKey::new(&SaltKey::from_salt(salt), &duid, 1, 7)
+    }
+
+    #[test]
+    fn same_salt_same_address_other_salt_other_address() {
+        let pool = prefix("2001:db8:1::/64");
+        let range = NaRange::new(pool, pool, 0).unwrap();
+        assert_eq!(
+            range.candidate(&key("a", 1), 0),
+            range.candidate(&key("a", 1), 0)
+        );
+        assert_ne!(
+            range.candidate(&key("a", 1), 0),
+            range.candidate(&key("b", 1), 0)
+        );
+        assert_ne!(
+            range.candidate(&key("a", 1), 0),
+            range.candidate(&key("a", 1), 1)
+        );
+        let other_pool = NaRange::new(pool, pool, 1).unwrap();
+        assert_ne!(
+            range.candidate(&key("a", 1), 0),
+            other_pool.candidate(&key("a", 1), 0)
+        );
+    }
+
+    #[test]
+    fn hash_is_pinned() {
+        // Servers of different builds and byte orders must agree: pin one value.
+        let first = key("xdhcp6", 42).bits();
+        assert_eq!(first, PINNED);
+        let pool = prefix("2001:db8::/64");
+        let range = NaRange::new(pool, pool, 0).unwrap();
+        assert_eq!(range.candidate(&key("xdhcp6", 42), 0), PINNED_ADDR);
+    }
+
+    #[test]
+    fn buffered_hash_equals_streamed_hash() {
+        let salt = SaltKey::from_salt("s");
+        for duid in [
+            &[0x11; 14][..],
+            &[0x22; 32][..],
+            &[0x33; 33][..],
+            &[0x44; 130][..],
+        ] {
+            let mut hasher = SipHasher13::new_with_keys(salt.k0, salt.k1);
+            hasher.write(&(duid.len() as u32).to_be_bytes());
+            hasher.write(duid);
+            hasher.write(&9u32.to_be_bytes());
+            hasher.write(&3u16.to_be_bytes());
+            let streamed = hasher.finish128().as_u128();
+            assert_eq!(AllocKey::new(&salt, duid, 9, 3).bits(), streamed);
+        }
+    }
+
+    #[test]
+    fn skips_subnet_router_anycast_and_reserved() {
+        let pool = prefix("2001:db8::/126");
+        let range = NaRange::new(pool, pool, 0)
+            .unwrap()
+            .with_reserved([pool.bits() | 1]);
+        assert!(range.is_reserved(pool.bits()));
+        let mut taken = HashSet::new();
+        for client in 0..10 {
+            match range.allocate(&key("s", client), |addr| taken.insert(addr).then_some(())) {
+                Ok((addr, ())) => {
+                    assert!(addr != pool.bits() && addr != pool.bits() | 1);
+                }
+                Err(error) => assert_eq!(error, AllocError::Exhausted),
+            }
+        }
+        assert_eq!(taken.len(), 2);
+    }
+
+    #[test]
+    fn skips_rfc5453_anycast_identifiers() {
+        let pool = prefix("2001:db8::/64");
+        let range = NaRange::new(pool, pool, 0).unwrap();
+        assert!(range.is_reserved(pool.bits() | 0xfdff_ffff_ffff_ffff));
+        assert!(range.is_reserved(pool.bits() | 0xfdff_ffff_ffff_ff80));
+        assert!(!range.is_reserved(pool.bits() | 0xfdff_ffff_ffff_ff7f));
+    }
+
+    #[test]
+    fn small_na_range_allocates_every_address() {
+        let pool = prefix("2001:db8::/120");
+        let range = NaRange::new(pool, pool, 3).unwrap().with_max_probes(2);
+        assert!(range.has_bitmap());
+        let mut taken = HashSet::new();
+        for client in 0..255 {
+            let result = range.allocate(&key("s", client), |addr| taken.insert(addr).then_some(()));
+            assert!(result.is_ok(), "client {client}");
+        }
+        assert_eq!(range.free_count(), Some(0));
+        assert!(range.allocate(&key("s", 999), |_| Some(())).is_err());
+        range.release(pool.bits() | 77);
+        let (addr, ()) = range.allocate(&key("s", 999), |_| Some(())).unwrap();
+        assert_eq!(addr, pool.bits() | 77);
+    }
+
+    #[test]
+    fn pd_bitmap_finds_the_last_free_prefix() {
+        let pool = prefix("2001:db8::/40");
+        let range = PdRange::new(pool, prefix("2001:db8:80::/41"), 52, 0).unwrap();
+        assert!(range.has_bitmap());
+        let units = 1u128 << (52 - 41);
+        let mut taken = HashSet::new();
+        for index in 0..units {
+            if index != 1234 {
+                let bits = range.range().bits() | (index << (128 - 52));
+                taken.insert(bits);
+                range.occupy(bits);
+            }
+        }
+        let (bits, ()) = range
+            .allocate(&key("s", 5), |bits| taken.insert(bits).then_some(()))
+            .unwrap();
+        assert_eq!(bits, range.range().bits() | (1234 << (128 - 52)));
+        assert!(range.allocate(&key("s", 6), |_| Some(())).is_err());
+    }
+
+    #[test]
+    fn stale_bitmap_heals() {
+        let pool = prefix("2001:db8::/56");
+        let range = PdRange::new(pool, pool, 60, 0).unwrap().with_max_probes(1);
+        // The table knows every prefix but one is taken; the bitmap knows nothing.
+        let free = pool.bits() | (9 << (128 - 60));
+        let result = range.allocate(&key("s", 1), |bits| (bits == free).then_some(()));
+        assert_eq!(result, Ok((free, ())));
+    }
+
+    #[test]
+    fn rejects_bad_ranges() {
+        let pool = prefix("2001:db8::/48");
+        assert!(NaRange::new(pool, prefix("2001:db9::/64"), 0).is_err());
+        assert!(PdRange::new(pool, pool, 40, 0).is_err());
+        assert!(PdRange::new(pool, prefix("2001:db8::/32"), 56, 0).is_err());
+    }
+
+    #[test]
+    fn big_ranges_have_no_bitmap_and_fail_after_max_probes() {
+        let pool = prefix("2001:db8::/64");
+        let range = NaRange::new(pool, pool, 0).unwrap().with_max_probes(5);
+        assert!(!range.has_bitmap());
+        let mut tries = 0;
+        let result = range.allocate(&key("s", 1), |_| {
+            tries += 1;
+            None::<()>
+        });
+        assert_eq!(result, Err(AllocError::Exhausted));
+        assert_eq!(tries, 5);
+    }
+
+    #[test]
+    fn occupancy_tail_bits_are_never_free() {
+        let bitmap = Occupancy::new(70);
+        assert_eq!(bitmap.free_count(), 70);
+        for unit in 0..70 {
+            assert!(bitmap.occupy(unit));
+        }
+        assert_eq!(bitmap.find_free_from(3), None);
+        bitmap.free(69);
+        assert_eq!(bitmap.find_free_from(0), Some(69));
+    }
+
+    proptest! {
+        #[test]
+        fn na_candidate_never_leaves_the_range(
+            pool_len in 0u8..=128,
+            extra in 0u8..=16,
+            bits in any::<u128>(),
+            client in any::<u32>(),
+            probe in 0u32..64,
+            salt in "[a-z]{0,8}",
+        ) {
+            let pool = Prefix::containing(bits.into(), pool_len);
+            let range_len = pool_len.saturating_add(extra).min(128);
+            let range = Prefix::containing(bits.into(), range_len);
+            let na = NaRange::new(pool, range, client % 4).unwrap();
+            let addr = na.candidate(&key(&salt, client), probe);
+            prop_assert!(range.contains(addr.into()));
+            prop_assert!(na.contains(addr));
+        }
+
+        #[test]
+        fn pd_candidate_never_leaves_the_range(
+            pool_len in 0u8..=64,
+            extra in 0u8..=16,
+            delegated_extra in 0u8..=64,
+            bits in any::<u128>(),
+            client in any::<u32>(),
+            probe in 0u32..64,
+        ) {
+            let pool = Prefix::containing(bits.into(), pool_len);
+            let range = Prefix::containing(bits.into(), pool_len + extra);
+            let delegated_len = (pool_len + extra).saturating_add(delegated_extra).min(128);
+            let pd = PdRange::new(pool, range, delegated_len, 0).unwrap();
+            let first = pd.candidate(&key("s", client), probe);
+            prop_assert!(range.covers(&Prefix::containing(first.into(), delegated_len)));
+            prop_assert_eq!(first & !mask(delegated_len), 0);
+            prop_assert!(pd.contains(first));
+        }
+
+        #[test]
+        fn different_slices_never_overlap(
+            pool_len in 32u8..=120,
+            parts_log in 1u32..=4,
+            bits in any::<u128>(),
+            client in any::<u32>(),
+            probe in 0u32..32,
+        ) {
+            let pool = Prefix::containing(bits.into(), pool_len);
+            let parts = 1u32 << parts_log;
+            let mut seen = HashSet::new();
+            for index in 0..parts {
+                let range = pool.split(index, parts).unwrap();
+                let na = NaRange::new(pool, range, 0).unwrap();
+                let addr = na.candidate(&key("same", client), probe);
+                prop_assert!(range.contains(addr.into()));
+                for other in 0..parts {
+                    if other != index {
+                        prop_assert!(!pool.split(other, parts).unwrap().contains(addr.into()));
+                    }
+                }
+                prop_assert!(seen.insert(addr));
+            }
+        }
+    }
+}

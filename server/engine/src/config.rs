@@ -1,0 +1,534 @@
+//! Configuration: TOML read with serde, validated into an immutable model.
+//!
+//! The file has four parts: `[server]` (identity, Preference, salt, default lifetimes),
+//! `[options]` (options every link sends unless it sets its own), `[[link]]` (how clients are
+//! matched to a link, its pools and options) and `[[reservation]]` (fixed bindings). The
+//! examples in `examples/` show one pair of files per RFC 6853 model.
+//!
+//! Validation happens once, here: the allocator and the reply builder read the model and never
+//! check it again. Every error names the file, the field (`link[1].pool[0].range`, keys as in
+//! the file, lists indexed from 0) and the problem.
+
+mod duid;
+mod options;
+mod raw;
+mod text;
+mod validate;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::Ipv6Addr;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+pub use self::duid::{ServerDuid, duid_llt};
+use crate::prefix::Prefix;
+
+/// A validated server configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Server-wide settings: identity, Preference, salt, defaults.
+    pub server: ServerSettings,
+    /// The links this server serves; `LinkId(i)` is `links[i]`.
+    pub links: Vec<Link>,
+    /// Fixed bindings of clients to addresses and prefixes.
+    pub reservations: Vec<Reservation>,
+    index: Index,
+}
+
+/// Server-wide settings (`[server]`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerSettings {
+    /// The Server Identifier DUID sent in every reply (`duid`, or read from `duid-file`).
+    ///
+    /// Empty only between `Config::from_toml_str` and `Config::resolve_duid` when the file
+    /// names a `duid-file` instead of a `duid`.
+    pub duid: Vec<u8>,
+    /// Where the generated DUID is kept when `duid` is not given (`duid-file`; `Config::load`
+    /// reads a relative path from the configuration file's folder).
+    pub duid_file: Option<PathBuf>,
+    /// The Preference option value, 0..=255 (`preference`, default 0). RFC 6853 §3: the
+    /// primary server of a pair sends 255 so clients pick it at once.
+    pub preference: u8,
+    /// The allocation salt mixed into every address hash (`salt`, default empty). Servers with
+    /// the same salt and range compute the same address for a client (identical-prefix model).
+    pub salt: String,
+    /// What Rebind does with an address in another server's slice of a prefix we serve.
+    pub rebind_foreign: RebindForeign,
+    /// Seconds a declined address stays out of use (`decline-probation`, default 1 day).
+    pub decline_probation: u32,
+    /// How many leases the table should be sized for (`expected-leases`, default 65536).
+    pub expected_leases: u64,
+    /// Lifetimes for links that do not set their own (`t1`, `t2`, `preferred-lifetime`,
+    /// `valid-lifetime` in `[server]`).
+    pub timers: Timers,
+}
+
+/// What a Rebind does with an address from another server's slice (`rebind-foreign`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RebindForeign {
+    /// Answer with lifetimes 0 so the client moves to an address of ours (the default: the
+    /// other server may still hold, or hand out again, that address).
+    #[default]
+    Zero,
+    /// Extend it: the address is appropriate for the link (RFC 9915 §18.3.5 allows this).
+    Extend,
+}
+
+/// The four lifetimes of IA_NA / IA_PD, in seconds; `T1 <= T2 <= preferred <= valid`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Timers {
+    /// When the client starts renewing with this server (`t1`).
+    pub t1: u32,
+    /// When the client starts rebinding with any server (`t2`).
+    pub t2: u32,
+    /// Preferred lifetime of addresses and prefixes (`preferred-lifetime`).
+    pub preferred: u32,
+    /// Valid lifetime of addresses and prefixes (`valid-lifetime`).
+    pub valid: u32,
+}
+
+impl Default for Timers {
+    /// RFC 9915 §21.4 suggests T1 = 0.5 and T2 = 0.8 times the preferred lifetime.
+    fn default() -> Self {
+        Self {
+            t1: 1800,
+            t2: 2880,
+            preferred: 3600,
+            valid: 7200,
+        }
+    }
+}
+
+/// Index of a link in `Config::links`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LinkId(pub u16);
+
+impl LinkId {
+    /// The index into `Config::links`.
+    pub fn index(self) -> usize {
+        usize::from(self.0)
+    }
+}
+
+/// One link (`[[link]]`): a subnet with its pools and options.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Link {
+    /// Its index in `Config::links`.
+    pub id: LinkId,
+    /// A name unique in the file, used in logs, metrics and `reservation.link`.
+    pub name: String,
+    /// Interfaces (and VLANs) whose directly attached clients are on this link.
+    pub interfaces: Vec<InterfaceSelector>,
+    /// Prefixes that select this link for a relayed message whose link-address lies inside:
+    /// the NA pool prefixes first, then the explicit `relay-prefixes`.
+    pub relay_prefixes: Vec<Prefix>,
+    /// Interface-Id option values (RFC 9915 §21.18) that select this link for relayed messages.
+    pub interface_ids: Vec<Vec<u8>>,
+    /// Lifetimes handed out on this link.
+    pub timers: Timers,
+    /// Whether a Solicit with Rapid Commit gets a Reply at once (`rapid-commit`).
+    pub rapid_commit: bool,
+    /// Address pools (`[[link.pool]]`).
+    pub na_pools: Vec<NaPool>,
+    /// Prefix delegation pools (`[[link.pd-pool]]`).
+    pub pd_pools: Vec<PdPool>,
+    /// Options sent to clients on this link.
+    pub options: LinkOptions,
+}
+
+/// An interface name and optional VLAN id that select a link for direct clients.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct InterfaceSelector {
+    /// The interface name as the kernel knows it (`eth1`).
+    pub name: String,
+    /// The 802.1Q VLAN id (1..=4094); `None` matches untagged frames only.
+    pub vlan: Option<u16>,
+}
+
+/// An IA_NA pool: the link prefix and the slice of it this server allocates from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct NaPool {
+    /// The on-link prefix (`prefix`), shared by every server of the link.
+    pub prefix: Prefix,
+    /// The part this server owns (`range`, `split`, or the whole prefix).
+    pub range: Prefix,
+}
+
+/// An IA_PD pool: prefixes of `delegated_len` bits carved from `range`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PdPool {
+    /// The aggregate the delegated prefixes come from (`prefix`).
+    pub prefix: Prefix,
+    /// The part this server owns (`range`, `split`, or the whole prefix).
+    pub range: Prefix,
+    /// Length of each delegated prefix (`delegated-length`).
+    pub delegated_len: u8,
+    /// The RFC 6603 excluded prefix sent with each delegation, if any.
+    pub exclude: Option<PdExclude>,
+}
+
+/// RFC 6603 Prefix Exclude: which subnet of each delegated prefix the client must not use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PdExclude {
+    /// Length of the excluded prefix (`excluded-prefix-length`), > delegated length, <= 128.
+    pub len: u8,
+    /// Which subnet of that length inside the delegated prefix (`excluded-subnet`, default 0).
+    pub subnet: u128,
+}
+
+impl PdExclude {
+    /// The excluded prefix inside `delegated`.
+    pub fn prefix_in(&self, delegated: Prefix) -> Option<Prefix> {
+        let extra = self.len.checked_sub(delegated.len())?;
+        let offset = self
+            .subnet
+            .checked_shl(128 - u32::from(self.len))
+            .unwrap_or(0);
+        if extra < 128 && self.subnet >> extra != 0 {
+            return None;
+        }
+        Prefix::new(Ipv6Addr::from(delegated.bits() | offset), self.len).ok()
+    }
+}
+
+/// Options for one link: typed values and the same options encoded for the wire.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct LinkOptions {
+    /// DNS Recursive Name Servers, option 23 (`dns-servers`).
+    pub dns_servers: Vec<Ipv6Addr>,
+    /// Domain Search List, option 24 (`domain-search`).
+    pub domain_search: Vec<String>,
+    /// NTP servers, option 56 with RFC 5908 sub-options (`ntp-servers`).
+    pub ntp_servers: Vec<NtpServer>,
+    /// SNTP servers, option 31 (`sntp-servers`).
+    pub sntp_servers: Vec<Ipv6Addr>,
+    /// SOL_MAX_RT, option 82, seconds (`sol-max-rt`, 60..=86400).
+    pub sol_max_rt: Option<u32>,
+    /// INF_MAX_RT, option 83, seconds (`inf-max-rt`, 60..=86400).
+    pub inf_max_rt: Option<u32>,
+    /// Information Refresh Time, option 32, seconds (`information-refresh-time`, >= 600).
+    pub information_refresh_time: Option<u32>,
+    /// Boot File URL, option 59 (`bootfile-url`).
+    pub bootfile_url: Option<String>,
+    /// Boot File Parameters, option 60 (`bootfile-params`).
+    pub bootfile_params: Vec<String>,
+    /// Vendor-specific Information options, option 17 (`vendor`).
+    pub vendor: Vec<VendorOption>,
+    /// Options given by code (`custom`), encoded.
+    pub custom: Vec<EncodedOption>,
+    /// Every option above as wire bodies, sorted by code (stable: vendor options keep their
+    /// order). The reply builder copies these after a 4-byte code/length header.
+    pub encoded: Vec<EncodedOption>,
+}
+
+impl LinkOptions {
+    /// The encoded options with this code (several only for vendor options).
+    pub fn encoded_with_code(&self, code: u16) -> &[EncodedOption] {
+        let start = self.encoded.partition_point(|option| option.code < code);
+        let end = self.encoded.partition_point(|option| option.code <= code);
+        &self.encoded[start..end]
+    }
+}
+
+/// An NTP time source (RFC 5908 §4).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum NtpServer {
+    /// A unicast server address, sub-option 1.
+    Address(Ipv6Addr),
+    /// A multicast group address, sub-option 2.
+    Multicast(Ipv6Addr),
+    /// A server name, sub-option 3.
+    Fqdn(String),
+}
+
+/// A Vendor-specific Information option (RFC 9915 §21.17).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct VendorOption {
+    /// The IANA enterprise number (`enterprise`).
+    pub enterprise: u32,
+    /// Its sub-options, code and encoded value (`sub-options`).
+    pub sub_options: Vec<EncodedOption>,
+}
+
+/// An option code and its body: the bytes after the 4-byte option header on the wire.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EncodedOption {
+    /// The option code.
+    pub code: u16,
+    /// The option data, without code and length.
+    pub body: Vec<u8>,
+}
+
+/// A fixed binding (`[[reservation]]`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reservation {
+    /// How the client is recognised.
+    pub client: ClientKey,
+    /// The address it gets in IA_NA (`address`).
+    pub address: Option<Ipv6Addr>,
+    /// The prefix it gets in IA_PD (`prefix`).
+    pub prefix: Option<Prefix>,
+    /// The only link where it applies (`link`); `None` means any link.
+    pub link: Option<LinkId>,
+}
+
+impl Reservation {
+    /// Whether the reservation applies to a client on `link`.
+    pub fn applies_to(&self, link: LinkId) -> bool {
+        self.link.is_none_or(|own| own == link)
+    }
+}
+
+/// How a reservation recognises its client.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ClientKey {
+    /// The Client Identifier DUID (`duid`).
+    Duid(Vec<u8>),
+    /// The RFC 6939 Client Link-Layer Address a relay adds (`hw-address`, `hw-type`).
+    LinkLayer {
+        /// The IANA hardware type (1 = Ethernet).
+        hw_type: u16,
+        /// The link-layer address.
+        address: Vec<u8>,
+    },
+}
+
+/// Lookups built once at validation.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+struct Index {
+    interfaces: HashMap<String, Vec<(Option<u16>, LinkId)>>,
+    /// Relay prefixes grouped by length, longest first, for longest-prefix match.
+    relay_prefixes: Vec<(u8, HashMap<u128, LinkId>)>,
+    interface_ids: HashMap<Vec<u8>, LinkId>,
+    duids: HashMap<Vec<u8>, usize>,
+    link_layer: HashMap<u16, HashMap<Vec<u8>, usize>>,
+    addresses: HashMap<Ipv6Addr, usize>,
+    prefixes: HashMap<Prefix, usize>,
+}
+
+/// A configuration problem: which file, which field, what is wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    file: String,
+    field: String,
+    problem: String,
+    position: Option<(usize, usize)>,
+}
+
+impl ConfigError {
+    pub(crate) fn new(file: &str, field: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self {
+            file: file.to_owned(),
+            field: field.into(),
+            problem: problem.into(),
+            position: None,
+        }
+    }
+
+    /// The file name given to the loader.
+    pub fn file(&self) -> &str {
+        &self.file
+    }
+
+    /// The field path, e.g. `link[1].pool[0].range`; empty for syntax and I/O errors.
+    pub fn field(&self) -> &str {
+        &self.field
+    }
+
+    /// What is wrong.
+    pub fn problem(&self) -> &str {
+        &self.problem
+    }
+
+    /// Line and column (from 1) where the TOML reader stopped, for syntax and type errors.
+    pub fn line_column(&self) -> Option<(usize, usize)> {
+        self.position
+    }
+}
+
+impl fmt::Display for ConfigError {
+    /// `FILE: FIELD: PROBLEM`, then ` (line L, column C)` when the reader knows the position.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.file)?;
+        if !self.field.is_empty() {
+            write!(f, "{}: ", self.field)?;
+        }
+        f.write_str(&self.problem)?;
+        if let Some((line, column)) = self.position {
+            write!(f, " (line {line}, column {column})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Parses and validates `text`; `file` names it in errors.
+    ///
+    /// Does no I/O: when the file gives `duid-file` instead of `duid`, `server.duid` stays
+    /// empty until `resolve_duid`.
+    pub fn from_toml_str(text: &str, file: &str) -> Result<Config, ConfigError> {
+        let raw = validate::parse(text, file)?;
+        validate::build(raw, file)
+    }
+
+    /// Reads, parses and validates the file at `path`, creating the server DUID file if the
+    /// configuration names one that does not exist yet.
+    pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
+        let path = path.as_ref();
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| ConfigError::new(&file, "", format!("cannot read: {error}")))?;
+        let mut config = Config::from_toml_str(&text, &file)?;
+        // A relative `duid-file` lives next to the configuration, not in the working directory.
+        if let (Some(duid_file), Some(folder)) = (&mut config.server.duid_file, path.parent())
+            && duid_file.is_relative()
+        {
+            *duid_file = folder.join(&*duid_file);
+        }
+        config.resolve_duid(SystemTime::now(), duid::entropy())?;
+        Ok(config)
+    }
+
+    /// Fills `server.duid` from `server.duid_file`, generating and saving it on first use.
+    ///
+    /// `now` and `random` feed the generated DUID-LLT (see `ServerDuid::load_or_create`).
+    /// Does nothing when the DUID was given in the file.
+    pub fn resolve_duid(&mut self, now: SystemTime, random: [u8; 6]) -> Result<(), ConfigError> {
+        if !self.server.duid.is_empty() {
+            return Ok(());
+        }
+        let Some(path) = &self.server.duid_file else {
+            return Ok(());
+        };
+        self.server.duid = ServerDuid::load_or_create(path, now, random)?.into_bytes();
+        Ok(())
+    }
+
+    /// The configuration as TOML that `from_toml_str` reads back into an equal `Config`.
+    pub fn to_toml_string(&self) -> String {
+        validate::unbuild(self)
+    }
+
+    /// The link with this id; ids come from this configuration, so it is always there.
+    pub fn link(&self, id: LinkId) -> &Link {
+        &self.links[id.index()]
+    }
+
+    /// The link a direct client arriving on `interface` (with `vlan`) belongs to.
+    pub fn link_for_interface(&self, interface: &str, vlan: Option<u16>) -> Option<LinkId> {
+        self.index
+            .interfaces
+            .get(interface)?
+            .iter()
+            .find(|(own, _)| *own == vlan)
+            .map(|(_, link)| *link)
+    }
+
+    /// The link of a relayed client: by Interface-Id if one is configured for the value,
+    /// otherwise by the longest relay prefix containing `link_address`.
+    pub fn link_for_relay(
+        &self,
+        link_address: Ipv6Addr,
+        interface_id: Option<&[u8]>,
+    ) -> Option<LinkId> {
+        if let Some(link) = interface_id.and_then(|id| self.index.interface_ids.get(id)) {
+            return Some(*link);
+        }
+        //= https://www.rfc-editor.org/rfc/rfc9915#section-13.1
+        //# If the server receives the message through a relay agent, the server uses the
+        //# link-address field to identify the link
+        if link_address.is_unspecified() {
+            return None;
+        }
+        let bits = u128::from(link_address);
+        self.index
+            .relay_prefixes
+            .iter()
+            .find_map(|(len, links)| links.get(&(bits & crate::prefix::mask(*len))).copied())
+    }
+
+    /// The reservation for a client DUID, on whatever link (check `Reservation::applies_to`).
+    pub fn reservation_for_duid(&self, duid: &[u8]) -> Option<&Reservation> {
+        let index = *self.index.duids.get(duid)?;
+        self.reservations.get(index)
+    }
+
+    /// The reservation for an RFC 6939 client link-layer address.
+    pub fn reservation_for_link_layer(&self, hw_type: u16, address: &[u8]) -> Option<&Reservation> {
+        let index = *self.index.link_layer.get(&hw_type)?.get(address)?;
+        self.reservations.get(index)
+    }
+
+    /// The reservation holding this address, so the allocator can skip it.
+    pub fn reservation_for_address(&self, address: Ipv6Addr) -> Option<&Reservation> {
+        let index = *self.index.addresses.get(&address)?;
+        self.reservations.get(index)
+    }
+
+    /// The reservation holding this delegated prefix, so the allocator can skip it.
+    pub fn reservation_for_prefix(&self, prefix: Prefix) -> Option<&Reservation> {
+        let index = *self.index.prefixes.get(&prefix)?;
+        self.reservations.get(index)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_display_with_and_without_position() {
+        let error = ConfigError::new("a.toml", "link[0].name", "is empty");
+        assert_eq!(error.to_string(), "a.toml: link[0].name: is empty");
+        let error = ConfigError {
+            position: Some((3, 7)),
+            ..ConfigError::new("a.toml", "", "bad")
+        };
+        assert_eq!(error.to_string(), "a.toml: bad (line 3, column 7)");
+    }
+
+    #[test]
+    fn exclude_prefix_inside_delegation() {
+        let delegated: Prefix = "2001:db8:0:100::/56".parse().unwrap();
+        let exclude = PdExclude { len: 64, subnet: 1 };
+        assert_eq!(
+            exclude.prefix_in(delegated).unwrap().to_string(),
+            "2001:db8:0:101::/64"
+        );
+        let too_big = PdExclude {
+            len: 64,
+            subnet: 256,
+        };
+        assert_eq!(too_big.prefix_in(delegated), None);
+    }
+
+    #[test]
+    fn encoded_with_code_finds_runs() {
+        let options = LinkOptions {
+            encoded: vec![
+                EncodedOption {
+                    code: 17,
+                    body: vec![1],
+                },
+                EncodedOption {
+                    code: 17,
+                    body: vec![2],
+                },
+                EncodedOption {
+                    code: 23,
+                    body: vec![3],
+                },
+            ],
+            ..LinkOptions::default()
+        };
+        assert_eq!(options.encoded_with_code(17).len(), 2);
+        assert_eq!(options.encoded_with_code(23)[0].body, [3]);
+        assert!(options.encoded_with_code(24).is_empty());
+    }
+}

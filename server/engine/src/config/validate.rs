@@ -1,0 +1,1004 @@
+//! From TOML text to the validated model, and back.
+
+use std::collections::HashMap;
+use std::net::Ipv6Addr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use toml::de::{DeTable, DeValue};
+
+use super::raw::{
+    RawConfig, RawInterface, RawInterfaceId, RawLink, RawNaPool, RawOptions, RawPdPool,
+    RawReservation, RawServer, RawValue, RawVendor, Seconds,
+};
+use super::text::{parse_hex, to_colon_hex, to_hex};
+use super::{
+    ClientKey, Config, ConfigError, Index, InterfaceSelector, Link, LinkId, LinkOptions, NaPool,
+    NtpServer, PdExclude, PdPool, Reservation, ServerDuid, ServerSettings, Timers, options,
+};
+use crate::prefix::Prefix;
+
+/// Default `decline-probation`: one day.
+const DEFAULT_DECLINE_PROBATION: u32 = 86_400;
+/// Default `expected-leases`.
+const DEFAULT_EXPECTED_LEASES: u64 = 65_536;
+/// Longest Linux interface name (IFNAMSIZ - 1).
+const MAX_INTERFACE_NAME: usize = 15;
+
+type Problem = (String, String);
+
+/// TOML text to the raw structs; syntax and type errors carry a field path and line:column.
+pub(crate) fn parse(text: &str, file: &str) -> Result<RawConfig, ConfigError> {
+    let table = DeTable::parse(text).map_err(|error| {
+        let mut problem = ConfigError::new(file, "", error.message().trim_end());
+        problem.position = error.span().map(|span| line_column(text, span.start));
+        problem
+    })?;
+    let tree = table.clone();
+    RawConfig::deserialize(toml::de::Deserializer::from(table)).map_err(|error| {
+        let span = error.span();
+        let field = span
+            .as_ref()
+            .map(|span| path_at(tree.get_ref(), span.start))
+            .unwrap_or_default();
+        let mut problem = ConfigError::new(file, field, error.message().trim_end());
+        problem.position = span.map(|span| line_column(text, span.start));
+        problem
+    })
+}
+
+/// Line and column (from 1, columns in characters) of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    (line, column)
+}
+
+/// The path (`link[1].pool[0].range`) of the smallest key or value whose span holds `offset`.
+fn path_at(root: &DeTable<'_>, offset: usize) -> String {
+    fn hit(span: &std::ops::Range<usize>, offset: usize) -> bool {
+        span.start <= offset && offset < span.end.max(span.start + 1)
+    }
+    fn walk_table(
+        table: &DeTable<'_>,
+        offset: usize,
+        path: &str,
+        best: &mut Option<(usize, String)>,
+    ) {
+        for (key, value) in table.iter() {
+            let here = if path.is_empty() {
+                key.get_ref().to_string()
+            } else {
+                format!("{path}.{}", key.get_ref())
+            };
+            for span in [key.span(), value.span()] {
+                if hit(&span, offset) && best.as_ref().is_none_or(|(size, _)| span.len() <= *size) {
+                    *best = Some((span.len(), here.clone()));
+                }
+            }
+            walk_value(value.get_ref(), offset, &here, best);
+        }
+    }
+    fn walk_value(
+        value: &DeValue<'_>,
+        offset: usize,
+        path: &str,
+        best: &mut Option<(usize, String)>,
+    ) {
+        match value {
+            DeValue::Table(table) => walk_table(table, offset, path, best),
+            DeValue::Array(array) => {
+                for (i, item) in array.iter().enumerate() {
+                    let here = format!("{path}[{i}]");
+                    let span = item.span();
+                    if hit(&span, offset)
+                        && best.as_ref().is_none_or(|(size, _)| span.len() <= *size)
+                    {
+                        *best = Some((span.len(), here.clone()));
+                    }
+                    walk_value(item.get_ref(), offset, &here, best);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut best = None;
+    walk_table(root, offset, "", &mut best);
+    best.map(|(_, path)| path).unwrap_or_default()
+}
+
+/// Validates the raw structs into the model.
+pub(crate) fn build(raw: RawConfig, file: &str) -> Result<Config, ConfigError> {
+    let error = |(field, problem): Problem| ConfigError::new(file, field, problem);
+    let server = server(&raw.server).map_err(error)?;
+    // Server-wide options alone first, so their errors name `options.…`.
+    options::build(&raw.options)
+        .map_err(|(field, problem)| error((join("options", &field), problem)))?;
+    let mut index = Index::default();
+    let links = links(&raw, &server.timers, &mut index).map_err(error)?;
+    let reservations = reservations(&raw.reservation, &links, &mut index).map_err(error)?;
+    Ok(Config {
+        server,
+        links,
+        reservations,
+        index,
+    })
+}
+
+fn join(base: &str, field: &str) -> String {
+    match field {
+        "" => base.to_owned(),
+        f if f.starts_with('[') || f.starts_with('.') => format!("{base}{f}"),
+        f => format!("{base}.{f}"),
+    }
+}
+
+fn server(raw: &RawServer) -> Result<ServerSettings, Problem> {
+    let (duid, duid_file) = match (&raw.duid, &raw.duid_file) {
+        (Some(_), Some(_)) => {
+            return Err((
+                "server.duid-file".into(),
+                "give duid or duid-file, not both".into(),
+            ));
+        }
+        (Some(hex), None) => {
+            let duid = parse_hex(hex)
+                .and_then(ServerDuid::from_bytes)
+                .map_err(|problem| ("server.duid".to_owned(), problem))?;
+            (duid.into_bytes(), None)
+        }
+        (None, Some(path)) if path.trim().is_empty() => {
+            return Err(("server.duid-file".into(), "is empty".into()));
+        }
+        (None, Some(path)) => (Vec::new(), Some(PathBuf::from(path))),
+        (None, None) => {
+            return Err((
+                "server.duid".into(),
+                "missing: give duid (hex) or duid-file (where a generated DUID is kept)".into(),
+            ));
+        }
+    };
+    let timers = timers(
+        Timers::default(),
+        [raw.t1, raw.t2, raw.preferred_lifetime, raw.valid_lifetime],
+        "server",
+    )?;
+    Ok(ServerSettings {
+        duid,
+        duid_file,
+        preference: raw.preference.unwrap_or(0),
+        salt: raw.salt.clone().unwrap_or_default(),
+        rebind_foreign: raw.rebind_foreign.unwrap_or_default(),
+        decline_probation: raw
+            .decline_probation
+            .map_or(DEFAULT_DECLINE_PROBATION, |s| s.0),
+        expected_leases: raw.expected_leases.unwrap_or(DEFAULT_EXPECTED_LEASES),
+        timers,
+    })
+}
+
+/// `defaults` with the given values on top, checked for `T1 <= T2 <= preferred <= valid`.
+fn timers(defaults: Timers, given: [Option<Seconds>; 4], base: &str) -> Result<Timers, Problem> {
+    let [t1, t2, preferred, valid] = given;
+    let timers = Timers {
+        t1: t1.map_or(defaults.t1, |s| s.0),
+        t2: t2.map_or(defaults.t2, |s| s.0),
+        preferred: preferred.map_or(defaults.preferred, |s| s.0),
+        valid: valid.map_or(defaults.valid, |s| s.0),
+    };
+    //= https://www.rfc-editor.org/rfc/rfc9915#section-21.4
+    //# If the time at which the addresses in an IA_NA are to be renewed is to be left to the
+    //# discretion of the client, the server sets the T1 and T2 values to 0.
+    let checks = [
+        ("t1", "T1", timers.t1, "T2", timers.t2),
+        (
+            "t2",
+            "T2",
+            timers.t2,
+            "the preferred lifetime",
+            timers.preferred,
+        ),
+        (
+            "preferred-lifetime",
+            "the preferred lifetime",
+            timers.preferred,
+            "the valid lifetime",
+            timers.valid,
+        ),
+    ];
+    for (field, name, value, next_name, next) in checks {
+        if value > next {
+            return Err((
+                format!("{base}.{field}"),
+                format!("{name} ({value} s) is greater than {next_name} ({next} s)"),
+            ));
+        }
+    }
+    if timers.valid == 0 {
+        return Err((
+            format!("{base}.valid-lifetime"),
+            "must be more than 0".into(),
+        ));
+    }
+    Ok(timers)
+}
+
+/// Where a pool or relay prefix was first seen, for "already used by" messages.
+struct Seen {
+    field: String,
+    link: LinkId,
+    /// Position among all pools of the file, to report the later of two conflicting ones.
+    order: usize,
+}
+
+fn links(raw: &RawConfig, defaults: &Timers, index: &mut Index) -> Result<Vec<Link>, Problem> {
+    if raw.link.len() > usize::from(u16::MAX) {
+        return Err(("link".into(), format!("at most {} links", u16::MAX)));
+    }
+    let mut links: Vec<Link> = Vec::with_capacity(raw.link.len());
+    let mut na_prefixes: HashMap<Prefix, Seen> = HashMap::new();
+    let mut pd_prefixes: HashMap<Prefix, Seen> = HashMap::new();
+    let mut relay: HashMap<Prefix, Seen> = HashMap::new();
+    let mut ranges: Vec<(Prefix, String)> = Vec::new();
+
+    for (i, raw_link) in raw.link.iter().enumerate() {
+        let base = format!("link[{i}]");
+        let id = LinkId(i as u16);
+        let name = raw_link.name.trim();
+        if name.is_empty() {
+            return Err((format!("{base}.name"), "is empty".into()));
+        }
+        if let Some(other) = links.iter().find(|link| link.name == name) {
+            return Err((
+                format!("{base}.name"),
+                format!("\"{name}\" is already the name of link[{}]", other.id.0),
+            ));
+        }
+
+        let mut interfaces = Vec::new();
+        for (j, raw_interface) in raw_link.interfaces.iter().enumerate() {
+            let field = format!("{base}.interfaces[{j}]");
+            let selector = interface(raw_interface, &field)?;
+            let entries = index.interfaces.entry(selector.name.clone()).or_default();
+            if let Some((_, other)) = entries.iter().find(|(vlan, _)| *vlan == selector.vlan) {
+                let vlan = selector
+                    .vlan
+                    .map_or("untagged".to_owned(), |v| format!("VLAN {v}"));
+                return Err((
+                    field,
+                    format!(
+                        "{} ({vlan}) already selects {}",
+                        selector.name,
+                        describe(&links, *other, id, name)
+                    ),
+                ));
+            }
+            entries.push((selector.vlan, id));
+            interfaces.push(selector);
+        }
+
+        let mut interface_ids = Vec::new();
+        for (j, raw_id) in raw_link.interface_ids.iter().enumerate() {
+            let field = format!("{base}.interface-ids[{j}]");
+            let bytes = interface_id(raw_id, &field)?;
+            if let Some(other) = index.interface_ids.get(&bytes) {
+                return Err((
+                    field,
+                    format!(
+                        "this Interface-Id already selects {}",
+                        describe(&links, *other, id, name)
+                    ),
+                ));
+            }
+            index.interface_ids.insert(bytes.clone(), id);
+            interface_ids.push(bytes);
+        }
+
+        let timers = timers(
+            *defaults,
+            [
+                raw_link.t1,
+                raw_link.t2,
+                raw_link.preferred_lifetime,
+                raw_link.valid_lifetime,
+            ],
+            &base,
+        )?;
+
+        let mut na_pools = Vec::new();
+        for (j, raw_pool) in raw_link.pool.iter().enumerate() {
+            let field = format!("{base}.pool[{j}]");
+            let pool = na_pool(raw_pool, &field)?;
+            let seen = Seen {
+                field: field.clone(),
+                link: id,
+                order: na_prefixes.len() + pd_prefixes.len(),
+            };
+            first_use(&mut na_prefixes, pool.prefix, seen, &links, name, "pool")?;
+            ranges.push((pool.range, format!("{field}.range")));
+            na_pools.push(pool);
+        }
+
+        let mut pd_pools = Vec::new();
+        for (j, raw_pool) in raw_link.pd_pool.iter().enumerate() {
+            let field = format!("{base}.pd-pool[{j}]");
+            let pool = pd_pool(raw_pool, &field)?;
+            let seen = Seen {
+                field: field.clone(),
+                link: id,
+                order: na_prefixes.len() + pd_prefixes.len(),
+            };
+            first_use(&mut pd_prefixes, pool.prefix, seen, &links, name, "pd-pool")?;
+            ranges.push((pool.range, format!("{field}.range")));
+            pd_pools.push(pool);
+        }
+
+        // The link's NA prefixes select it for relayed messages, then the explicit list.
+        let mut relay_prefixes: Vec<Prefix> = Vec::new();
+        let pool_prefixes = na_pools
+            .iter()
+            .enumerate()
+            .map(|(j, pool)| (pool.prefix, format!("{base}.pool[{j}].prefix")));
+        let mut explicit = Vec::new();
+        for (j, text) in raw_link.relay_prefixes.iter().enumerate() {
+            let field = format!("{base}.relay-prefixes[{j}]");
+            let prefix: Prefix = text.parse().map_err(|e| (field.clone(), format!("{e}")))?;
+            explicit.push((prefix, field));
+        }
+        for (prefix, field) in pool_prefixes.chain(explicit) {
+            if relay_prefixes.contains(&prefix) {
+                continue;
+            }
+            if let Some(seen) = relay.get(&prefix) {
+                return Err((
+                    field,
+                    format!(
+                        "{prefix} already selects {} for relayed messages ({})",
+                        describe(&links, seen.link, id, name),
+                        seen.field
+                    ),
+                ));
+            }
+            relay.insert(
+                prefix,
+                Seen {
+                    field,
+                    link: id,
+                    order: 0,
+                },
+            );
+            relay_prefixes.push(prefix);
+        }
+
+        if interfaces.is_empty() && relay_prefixes.is_empty() && interface_ids.is_empty() {
+            return Err((
+                base,
+                "no way to select this link: give interfaces, relay-prefixes, interface-ids \
+                 or an address pool"
+                    .into(),
+            ));
+        }
+
+        let merged = options::merge(&raw.options, raw_link.options.clone());
+        let options = options::build(&merged)
+            .map_err(|(field, problem)| (join(&format!("{base}.options"), &field), problem))?;
+
+        links.push(Link {
+            id,
+            name: name.to_owned(),
+            interfaces,
+            relay_prefixes,
+            interface_ids,
+            timers,
+            rapid_commit: raw_link.rapid_commit.unwrap_or(false),
+            na_pools,
+            pd_pools,
+            options,
+        });
+    }
+
+    no_overlapping_ranges(ranges)?;
+    no_delegation_of_on_link_space(&na_prefixes, &pd_prefixes)?;
+
+    let mut by_len: HashMap<u8, HashMap<u128, LinkId>> = HashMap::new();
+    for (prefix, seen) in relay {
+        by_len
+            .entry(prefix.len())
+            .or_default()
+            .insert(prefix.bits(), seen.link);
+    }
+    let mut by_len: Vec<_> = by_len.into_iter().collect();
+    by_len.sort_by_key(|(len, _)| std::cmp::Reverse(*len));
+    index.relay_prefixes = by_len;
+    Ok(links)
+}
+
+/// `link[0] "name"`, also for the link being built (not yet in `links`).
+fn describe(links: &[Link], other: LinkId, current: LinkId, current_name: &str) -> String {
+    let name = if other == current {
+        current_name
+    } else {
+        links
+            .get(other.index())
+            .map_or("", |link| link.name.as_str())
+    };
+    format!("link[{}] \"{name}\"", other.0)
+}
+
+fn first_use(
+    seen: &mut HashMap<Prefix, Seen>,
+    prefix: Prefix,
+    this: Seen,
+    links: &[Link],
+    name: &str,
+    kind: &str,
+) -> Result<(), Problem> {
+    if let Some(first) = seen.get(&prefix) {
+        let whose = if first.link == this.link {
+            "this link".to_owned()
+        } else {
+            describe(links, first.link, this.link, name)
+        };
+        return Err((
+            format!("{}.prefix", this.field),
+            format!("{prefix} is already a {kind} of {whose} ({})", first.field),
+        ));
+    }
+    seen.insert(prefix, this);
+    Ok(())
+}
+
+/// Ranges of one server never overlap: an address (or delegated prefix) would belong to two
+/// pools. Sorted by start, a range overlaps an earlier one iff it starts before the furthest
+/// end so far.
+fn no_overlapping_ranges(ranges: Vec<(Prefix, String)>) -> Result<(), Problem> {
+    let mut ranges: Vec<(Prefix, String, usize)> = ranges
+        .into_iter()
+        .enumerate()
+        .map(|(order, (range, field))| (range, field, order))
+        .collect();
+    ranges.sort_by_key(|(prefix, _, _)| (prefix.bits(), prefix.len()));
+    let mut furthest: Option<(u128, usize)> = None;
+    for (i, (range, field, order)) in ranges.iter().enumerate() {
+        if let Some((end, j)) = furthest
+            && range.bits() <= end
+        {
+            let (other, other_field, other_order) = &ranges[j];
+            // Report the one that comes later in the file.
+            let (field, range, other, other_field) = if order > other_order {
+                (field, range, other, other_field)
+            } else {
+                (other_field, other, range, field)
+            };
+            return Err((
+                field.clone(),
+                format!("{range} overlaps {other} ({other_field})"),
+            ));
+        }
+        let end = range.bits() | !range.mask();
+        if furthest.is_none_or(|(far, _)| end > far) {
+            furthest = Some((end, i));
+        }
+    }
+    Ok(())
+}
+
+/// An address pool prefix is on-link space: a PD aggregate that overlaps it would delegate
+/// prefixes that clients also use as addresses.
+fn no_delegation_of_on_link_space(
+    na: &HashMap<Prefix, Seen>,
+    pd: &HashMap<Prefix, Seen>,
+) -> Result<(), Problem> {
+    // Any prefix covering `prefix` (including itself) found in `set`.
+    fn covering(set: &HashMap<Prefix, Seen>, prefix: Prefix) -> Option<(&Prefix, &Seen)> {
+        (0..=prefix.len())
+            .find_map(|len| set.get_key_value(&Prefix::containing(prefix.addr(), len)))
+    }
+    let mut conflicts: Vec<(&Seen, Prefix, &Prefix, &Seen)> = Vec::new();
+    for (prefix, seen) in na {
+        if let Some((other, other_seen)) = covering(pd, *prefix) {
+            conflicts.push((seen, *prefix, other, other_seen));
+        }
+    }
+    for (prefix, seen) in pd {
+        if let Some((other, other_seen)) = covering(na, *prefix) {
+            conflicts.push((seen, *prefix, other, other_seen));
+        }
+    }
+    // Report the conflict whose field comes last in the file, naming the earlier one.
+    let conflict = conflicts.into_iter().map(|(a, pa, pb, b)| {
+        if a.order >= b.order {
+            (a, pa, *pb, b)
+        } else {
+            (b, *pb, pa, a)
+        }
+    });
+    if let Some((seen, prefix, other, other_seen)) =
+        conflict.max_by_key(|(seen, _, _, _)| seen.order)
+    {
+        return Err((
+            format!("{}.prefix", seen.field),
+            format!(
+                "{prefix} overlaps {other} ({}.prefix): address pools and delegated prefixes \
+                 must not share space",
+                other_seen.field
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn interface(raw: &RawInterface, field: &str) -> Result<InterfaceSelector, Problem> {
+    let name = raw.name.trim();
+    if name.is_empty() || name.len() > MAX_INTERFACE_NAME || name.contains(['/', ' ']) {
+        return Err((
+            format!("{field}.name"),
+            format!(
+                "`{}` is not an interface name (1 to 15 bytes, no `/` or space)",
+                raw.name
+            ),
+        ));
+    }
+    if let Some(vlan) = raw.vlan
+        && !(1..=4094).contains(&vlan)
+    {
+        return Err((
+            format!("{field}.vlan"),
+            format!("{vlan} is not a VLAN id (1..=4094)"),
+        ));
+    }
+    Ok(InterfaceSelector {
+        name: name.to_owned(),
+        vlan: raw.vlan,
+    })
+}
+
+fn interface_id(raw: &RawInterfaceId, field: &str) -> Result<Vec<u8>, Problem> {
+    let bytes = match (&raw.text, &raw.hex) {
+        (Some(text), None) => text.as_bytes().to_vec(),
+        (None, Some(hex)) => parse_hex(hex).map_err(|e| (format!("{field}.hex"), e))?,
+        _ => return Err((field.to_owned(), "give text or hex, exactly one".into())),
+    };
+    if bytes.is_empty() {
+        return Err((
+            field.to_owned(),
+            "an Interface-Id has at least one byte".into(),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// The prefix and the slice of it this server owns.
+fn prefix_and_range(
+    prefix: &str,
+    range: &Option<String>,
+    split: &Option<String>,
+    field: &str,
+) -> Result<(Prefix, Prefix), Problem> {
+    let prefix: Prefix = prefix
+        .parse()
+        .map_err(|e| (format!("{field}.prefix"), format!("{e}")))?;
+    let range = match (range, split) {
+        (Some(_), Some(_)) => {
+            return Err((
+                format!("{field}.split"),
+                "give range or split, not both".into(),
+            ));
+        }
+        (Some(text), None) => {
+            let range: Prefix = text
+                .parse()
+                .map_err(|e| (format!("{field}.range"), format!("{e}")))?;
+            if !prefix.covers(&range) {
+                return Err((
+                    format!("{field}.range"),
+                    format!("{range} is not inside prefix {prefix}"),
+                ));
+            }
+            range
+        }
+        (None, Some(text)) => {
+            split_part(prefix, text).map_err(|e| (format!("{field}.split"), e))?
+        }
+        (None, None) => prefix,
+    };
+    Ok((prefix, range))
+}
+
+/// `"k/n"`: the k-th (from 1) of n equal parts, n a power of two.
+fn split_part(prefix: Prefix, text: &str) -> Result<Prefix, String> {
+    let bad = || format!("`{text}` is not PART/PARTS such as \"1/2\" or \"3/4\"");
+    let (part, parts) = text.split_once('/').ok_or_else(bad)?;
+    let part: u32 = part.trim().parse().map_err(|_| bad())?;
+    let parts: u32 = parts.trim().parse().map_err(|_| bad())?;
+    if !parts.is_power_of_two() {
+        return Err(format!(
+            "{parts} parts: the number of parts must be a power of two"
+        ));
+    }
+    if part == 0 || part > parts {
+        return Err(format!(
+            "part {part} of {parts}: parts are numbered from 1 to {parts}"
+        ));
+    }
+    prefix
+        .split(part - 1, parts)
+        .ok_or_else(|| format!("{prefix} cannot be split in {parts}: longer than /128"))
+}
+
+fn na_pool(raw: &RawNaPool, field: &str) -> Result<NaPool, Problem> {
+    let (prefix, range) = prefix_and_range(&raw.prefix, &raw.range, &raw.split, field)?;
+    Ok(NaPool { prefix, range })
+}
+
+fn pd_pool(raw: &RawPdPool, field: &str) -> Result<PdPool, Problem> {
+    let (prefix, range) = prefix_and_range(&raw.prefix, &raw.range, &raw.split, field)?;
+    let delegated_len = raw.delegated_length;
+    let len_field = format!("{field}.delegated-length");
+    if delegated_len > 128 {
+        return Err((len_field, format!("{delegated_len} is longer than 128")));
+    }
+    if delegated_len < prefix.len() {
+        return Err((
+            len_field,
+            format!("/{delegated_len} is shorter than the pool prefix {prefix}"),
+        ));
+    }
+    if delegated_len < range.len() {
+        return Err((
+            len_field,
+            format!("/{delegated_len} is shorter than this server's range {range}"),
+        ));
+    }
+    let exclude = match (raw.excluded_prefix_length, raw.excluded_subnet) {
+        (None, None) => None,
+        (None, Some(_)) => {
+            return Err((
+                format!("{field}.excluded-subnet"),
+                "needs excluded-prefix-length".into(),
+            ));
+        }
+        (Some(len), subnet) => {
+            //= https://www.rfc-editor.org/rfc/rfc6603#section-4.2
+            //# The prefix-len MUST be greater than the length of the delegated prefix
+            if len <= delegated_len || len > 128 {
+                return Err((
+                    format!("{field}.excluded-prefix-length"),
+                    format!(
+                        "{len} must be greater than delegated-length {delegated_len} and at most 128"
+                    ),
+                ));
+            }
+            let subnet = u128::from(subnet.unwrap_or(0));
+            let bits = u32::from(len - delegated_len);
+            if bits < 128 && subnet >> bits != 0 {
+                return Err((
+                    format!("{field}.excluded-subnet"),
+                    format!(
+                        "{subnet} is not a /{len} inside a /{delegated_len} (0 to {})",
+                        (1u128 << bits) - 1
+                    ),
+                ));
+            }
+            Some(PdExclude { len, subnet })
+        }
+    };
+    Ok(PdPool {
+        prefix,
+        range,
+        delegated_len,
+        exclude,
+    })
+}
+
+fn reservations(
+    raw: &[RawReservation],
+    links: &[Link],
+    index: &mut Index,
+) -> Result<Vec<Reservation>, Problem> {
+    let mut reservations = Vec::with_capacity(raw.len());
+    for (i, raw) in raw.iter().enumerate() {
+        let base = format!("reservation[{i}]");
+        let client = match (&raw.duid, &raw.hw_address) {
+            (Some(_), Some(_)) => {
+                return Err((
+                    format!("{base}.hw-address"),
+                    "give duid or hw-address, not both".into(),
+                ));
+            }
+            (None, None) => {
+                return Err((base, "give the client's duid or hw-address".into()));
+            }
+            (Some(hex), None) => {
+                if raw.hw_type.is_some() {
+                    return Err((
+                        format!("{base}.hw-type"),
+                        "only goes with hw-address".into(),
+                    ));
+                }
+                let duid = parse_hex(hex)
+                    .and_then(ServerDuid::from_bytes)
+                    .map_err(|e| (format!("{base}.duid"), e))?
+                    .into_bytes();
+                if let Some(other) = index.duids.get(&duid) {
+                    return Err((
+                        format!("{base}.duid"),
+                        format!("this DUID is already reserved by reservation[{other}]"),
+                    ));
+                }
+                index.duids.insert(duid.clone(), i);
+                ClientKey::Duid(duid)
+            }
+            (None, Some(hex)) => {
+                let address = parse_hex(hex).map_err(|e| (format!("{base}.hw-address"), e))?;
+                if address.is_empty() {
+                    return Err((format!("{base}.hw-address"), "is empty".into()));
+                }
+                // RFC 6939 carries the IANA hardware type; 1 is Ethernet.
+                let hw_type = raw.hw_type.unwrap_or(1);
+                let by_type = index.link_layer.entry(hw_type).or_default();
+                if let Some(other) = by_type.get(&address) {
+                    return Err((
+                        format!("{base}.hw-address"),
+                        format!("this address is already reserved by reservation[{other}]"),
+                    ));
+                }
+                by_type.insert(address.clone(), i);
+                ClientKey::LinkLayer { hw_type, address }
+            }
+        };
+        let link = match &raw.link {
+            None => None,
+            Some(name) => Some(
+                links
+                    .iter()
+                    .find(|link| link.name == name.trim())
+                    .map(|link| link.id)
+                    .ok_or_else(|| {
+                        (
+                            format!("{base}.link"),
+                            format!("no link is named \"{name}\""),
+                        )
+                    })?,
+            ),
+        };
+        let candidates: Vec<&Link> = links
+            .iter()
+            .filter(|l| link.is_none_or(|id| id == l.id))
+            .collect();
+        let where_ = match link {
+            Some(id) => format!("link[{}] \"{}\"", id.0, links[id.index()].name),
+            None => "any link".to_owned(),
+        };
+        if raw.address.is_none() && raw.prefix.is_none() {
+            return Err((base, "give an address, a prefix, or both".into()));
+        }
+        let address = match &raw.address {
+            None => None,
+            Some(text) => {
+                let field = format!("{base}.address");
+                let address: Ipv6Addr = text
+                    .parse()
+                    .map_err(|_| (field.clone(), format!("`{text}` is not an IPv6 address")))?;
+                if !candidates
+                    .iter()
+                    .any(|l| l.na_pools.iter().any(|p| p.prefix.contains(address)))
+                {
+                    return Err((
+                        field,
+                        format!("{address} is not inside a pool prefix of {where_}"),
+                    ));
+                }
+                if let Some(other) = index.addresses.get(&address) {
+                    return Err((
+                        field,
+                        format!("{address} is already reserved by reservation[{other}]"),
+                    ));
+                }
+                index.addresses.insert(address, i);
+                Some(address)
+            }
+        };
+        let prefix = match &raw.prefix {
+            None => None,
+            Some(text) => {
+                let field = format!("{base}.prefix");
+                let prefix: Prefix = text.parse().map_err(|e| (field.clone(), format!("{e}")))?;
+                if !candidates.iter().any(|l| {
+                    l.pd_pools
+                        .iter()
+                        .any(|p| p.prefix.covers(&prefix) && p.delegated_len == prefix.len())
+                }) {
+                    return Err((
+                        field,
+                        format!(
+                            "{prefix} is not a delegated-length prefix inside a pd-pool of {where_}"
+                        ),
+                    ));
+                }
+                if let Some((_, other)) = index.prefixes.iter().find(|(p, _)| p.overlaps(&prefix)) {
+                    return Err((
+                        field,
+                        format!("{prefix} is already reserved by reservation[{other}]"),
+                    ));
+                }
+                index.prefixes.insert(prefix, i);
+                Some(prefix)
+            }
+        };
+        reservations.push(Reservation {
+            client,
+            address,
+            prefix,
+            link,
+        });
+    }
+    Ok(reservations)
+}
+
+/// The model back to raw structs; `from_toml_str` of the result gives an equal `Config`.
+pub(crate) fn unbuild(config: &Config) -> String {
+    let server = &config.server;
+    let raw = RawConfig {
+        server: RawServer {
+            duid: (!server.duid.is_empty()).then(|| to_colon_hex(&server.duid)),
+            duid_file: server
+                .duid_file
+                .as_ref()
+                .filter(|_| server.duid.is_empty())
+                .map(|path| path.display().to_string()),
+            preference: Some(server.preference),
+            salt: Some(server.salt.clone()),
+            rebind_foreign: Some(server.rebind_foreign),
+            decline_probation: Some(Seconds(server.decline_probation)),
+            expected_leases: Some(server.expected_leases),
+            t1: Some(Seconds(server.timers.t1)),
+            t2: Some(Seconds(server.timers.t2)),
+            preferred_lifetime: Some(Seconds(server.timers.preferred)),
+            valid_lifetime: Some(Seconds(server.timers.valid)),
+        },
+        options: RawOptions::default(),
+        link: config.links.iter().map(unbuild_link).collect(),
+        reservation: config
+            .reservations
+            .iter()
+            .map(|r| {
+                let (duid, hw_address, hw_type) = match &r.client {
+                    ClientKey::Duid(duid) => (Some(to_colon_hex(duid)), None, None),
+                    ClientKey::LinkLayer { hw_type, address } => {
+                        (None, Some(to_colon_hex(address)), Some(*hw_type))
+                    }
+                };
+                RawReservation {
+                    duid,
+                    hw_address,
+                    hw_type,
+                    address: r.address.map(|a| a.to_string()),
+                    prefix: r.prefix.map(|p| p.to_string()),
+                    link: r.link.map(|id| config.link(id).name.clone()),
+                }
+            })
+            .collect(),
+    };
+    // Every value above is a string, integer, bool, table or array: serializing cannot fail.
+    toml::to_string(&raw).unwrap_or_default()
+}
+
+fn unbuild_link(link: &Link) -> RawLink {
+    RawLink {
+        name: link.name.clone(),
+        interfaces: link
+            .interfaces
+            .iter()
+            .map(|i| RawInterface {
+                name: i.name.clone(),
+                vlan: i.vlan,
+            })
+            .collect(),
+        relay_prefixes: link
+            .relay_prefixes
+            .iter()
+            .filter(|p| !link.na_pools.iter().any(|pool| pool.prefix == **p))
+            .map(|p| p.to_string())
+            .collect(),
+        interface_ids: link
+            .interface_ids
+            .iter()
+            .map(|id| match std::str::from_utf8(id) {
+                Ok(text) if text.bytes().all(|b| b.is_ascii_graphic() || b == b' ') => {
+                    RawInterfaceId {
+                        text: Some(text.to_owned()),
+                        hex: None,
+                    }
+                }
+                _ => RawInterfaceId {
+                    text: None,
+                    hex: Some(to_hex(id)),
+                },
+            })
+            .collect(),
+        t1: Some(Seconds(link.timers.t1)),
+        t2: Some(Seconds(link.timers.t2)),
+        preferred_lifetime: Some(Seconds(link.timers.preferred)),
+        valid_lifetime: Some(Seconds(link.timers.valid)),
+        rapid_commit: Some(link.rapid_commit),
+        pool: link
+            .na_pools
+            .iter()
+            .map(|p| RawNaPool {
+                prefix: p.prefix.to_string(),
+                range: Some(p.range.to_string()),
+                split: None,
+            })
+            .collect(),
+        pd_pool: link
+            .pd_pools
+            .iter()
+            .map(|p| RawPdPool {
+                prefix: p.prefix.to_string(),
+                delegated_length: p.delegated_len,
+                range: Some(p.range.to_string()),
+                split: None,
+                excluded_prefix_length: p.exclude.map(|e| e.len),
+                // Excluded subnets come from an i64 in TOML, so they fit in u64.
+                excluded_subnet: p.exclude.map(|e| e.subnet as u64),
+            })
+            .collect(),
+        options: unbuild_options(&link.options),
+    }
+}
+
+fn unbuild_options(options: &LinkOptions) -> RawOptions {
+    fn list<T: ToString>(items: &[T]) -> Option<Vec<String>> {
+        (!items.is_empty()).then(|| items.iter().map(T::to_string).collect())
+    }
+    let hex_value = |code: u16, body: &[u8]| RawValue {
+        code,
+        hex: Some(to_hex(body)),
+        ..RawValue::default()
+    };
+    RawOptions {
+        dns_servers: list(&options.dns_servers),
+        domain_search: list(&options.domain_search),
+        ntp_servers: (!options.ntp_servers.is_empty()).then(|| {
+            options
+                .ntp_servers
+                .iter()
+                .map(|server| match server {
+                    NtpServer::Address(a) | NtpServer::Multicast(a) => a.to_string(),
+                    NtpServer::Fqdn(name) => name.clone(),
+                })
+                .collect()
+        }),
+        sntp_servers: list(&options.sntp_servers),
+        sol_max_rt: options.sol_max_rt.map(Seconds),
+        inf_max_rt: options.inf_max_rt.map(Seconds),
+        information_refresh_time: options.information_refresh_time.map(Seconds),
+        bootfile_url: options.bootfile_url.clone(),
+        bootfile_params: list(&options.bootfile_params),
+        vendor: (!options.vendor.is_empty()).then(|| {
+            options
+                .vendor
+                .iter()
+                .map(|v| RawVendor {
+                    enterprise: v.enterprise,
+                    sub_options: v
+                        .sub_options
+                        .iter()
+                        .map(|s| hex_value(s.code, &s.body))
+                        .collect(),
+                })
+                .collect()
+        }),
+        custom: (!options.custom.is_empty()).then(|| {
+            options
+                .custom
+                .iter()
+                .map(|c| hex_value(c.code, &c.body))
+                .collect()
+        }),
+    }
+}

@@ -1,0 +1,1337 @@
+//! The server: `Engine::handle` answers one DHCPv6 message, sans IO.
+//!
+//! Every datapath and every test drives the same entry point: the request's UDP payload, a
+//! [`Context`] (the link the datapath received it on, and the time), a buffer for the reply and
+//! a sink for lease events. Client mistakes are never errors: they become a reply with a status
+//! code, or [`Outcome::Drop`] with a reason that the datapath counts.
+
+use std::net::Ipv6Addr;
+use std::sync::Arc;
+
+use xdhcp6_proto::{
+    DhcpOption, IaNa, IaPd, Message, MessageType, MessageWriter, OptionCode, OptionMark, Oro,
+    Packet, ParseError, RelayChain, StatusCode, WriteError,
+};
+
+use crate::alloc::{NaRange, PdRange};
+use crate::config::{Config, Link, LinkId, PdExclude, RebindForeign};
+use crate::prefix::Prefix;
+use crate::table::{
+    ClaimAs, ClientKey, EventKind, EventSink, IaKind, Lease, LeaseEvent, LeaseRecord, LeaseTable,
+    Lifetimes, RestoreReport,
+};
+
+/// The most relay hops the server answers through (RFC 9915 §7.6 HOP_COUNT_LIMIT).
+pub const HOP_COUNT_LIMIT: usize = 8;
+
+/// IA_NA or IA_PD options of one kind answered per message; further ones are ignored.
+pub const MAX_IAS: usize = 8;
+
+/// Seconds an Advertise holds its address for the client's Request.
+pub const OFFER_HOLD: u32 = 60;
+
+/// Leases the table sweep looks at per [`Engine::handle_timeout`] call and shard step.
+pub const SWEEP_BUDGET: usize = 4096;
+
+/// What the datapath tells the engine about a received message.
+#[derive(Clone, Copy, Debug)]
+pub struct Context {
+    /// The link of the interface (and VLAN) the message arrived on, from
+    /// [`Engine::link_for_interface`]; `None` when that interface serves no link directly.
+    /// Relayed messages are placed by their relay information instead.
+    pub link: Option<LinkId>,
+    /// The time, in seconds on the engine clock (Unix time).
+    pub now: u32,
+}
+
+/// What to do with a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Send the first `len` bytes of the reply buffer.
+    Reply {
+        /// Bytes written to the reply buffer.
+        len: usize,
+        /// Where the reply goes.
+        to: Destination,
+    },
+    /// Send nothing; the reason is counted.
+    Drop(DropReason),
+}
+
+/// Where a reply goes, relative to the request's source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Destination {
+    /// The client itself: the request's source address, UDP port 546.
+    Client,
+    /// The relay agent: the request's source address, UDP port 547, or the request's source
+    /// port when the relay asked for that with a Relay Source Port option (RFC 8357 §5.2).
+    Relay {
+        /// Reply to the request's UDP source port rather than 547.
+        to_source_port: bool,
+    },
+}
+
+/// Why a message got no reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// Not a DHCPv6 message: too short, or an option runs past its container.
+    Malformed,
+    /// A message type servers never receive (Advertise, Reply, Reconfigure, Relay-reply, ...).
+    NotForServer,
+    /// A message type this server does not answer (Leasequery, unknown types).
+    Unsupported,
+    /// A client message without the Client Identifier its type requires (RFC 9915 §16).
+    MissingClientId,
+    /// A Request, Renew, Release or Decline without a Server Identifier (RFC 9915 §16).
+    MissingServerId,
+    /// A Server Identifier that names another server (RFC 9915 §16).
+    WrongServerId,
+    /// A Server Identifier in a message that must not carry one (Solicit, Confirm, Rebind).
+    UnexpectedServerId,
+    /// An Information-request that carries an IA option (RFC 9915 §16.12).
+    IaInInformationRequest,
+    /// A Confirm with no address to confirm (RFC 9915 §18.3.3).
+    NothingToConfirm,
+    /// The message came from no configured link (interface, relay link-address, Interface-Id).
+    UnknownLink,
+    /// A relay chain longer than HOP_COUNT_LIMIT.
+    HopLimit,
+    /// The reply did not fit the buffer.
+    ReplyTooLarge,
+}
+
+impl DropReason {
+    /// Every reason, for metrics.
+    pub const ALL: [DropReason; 12] = [
+        DropReason::Malformed,
+        DropReason::NotForServer,
+        DropReason::Unsupported,
+        DropReason::MissingClientId,
+        DropReason::MissingServerId,
+        DropReason::WrongServerId,
+        DropReason::UnexpectedServerId,
+        DropReason::IaInInformationRequest,
+        DropReason::NothingToConfirm,
+        DropReason::UnknownLink,
+        DropReason::HopLimit,
+        DropReason::ReplyTooLarge,
+    ];
+
+    /// A short name for metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::Malformed => "malformed",
+            DropReason::NotForServer => "not_for_server",
+            DropReason::Unsupported => "unsupported",
+            DropReason::MissingClientId => "missing_client_id",
+            DropReason::MissingServerId => "missing_server_id",
+            DropReason::WrongServerId => "wrong_server_id",
+            DropReason::UnexpectedServerId => "unexpected_server_id",
+            DropReason::IaInInformationRequest => "ia_in_information_request",
+            DropReason::NothingToConfirm => "nothing_to_confirm",
+            DropReason::UnknownLink => "unknown_link",
+            DropReason::HopLimit => "hop_limit",
+            DropReason::ReplyTooLarge => "reply_too_large",
+        }
+    }
+}
+
+impl From<WriteError> for DropReason {
+    fn from(_: WriteError) -> Self {
+        DropReason::ReplyTooLarge
+    }
+}
+
+/// The allocation state of one link: its ranges, in configuration order.
+#[derive(Debug)]
+struct LinkPools {
+    na: Vec<NaRange>,
+    pd: Vec<(PdRange, Option<PdExclude>)>,
+}
+
+/// The DHCPv6 server engine, shared by all workers.
+#[derive(Debug)]
+pub struct Engine {
+    config: Arc<Config>,
+    table: Arc<LeaseTable>,
+    pools: Vec<LinkPools>,
+}
+
+/// Why an engine could not be built from a configuration.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    /// A pool's range could not be turned into an allocator.
+    #[error("link {link:?}: {problem}")]
+    Pool {
+        /// The link's name.
+        link: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The configuration has no server DUID (call `Config::resolve_duid` first).
+    #[error("the server has no DUID")]
+    NoServerDuid,
+}
+
+impl Engine {
+    /// An engine serving `config` from `table`; the table outlives configuration reloads.
+    pub fn new(config: Arc<Config>, table: Arc<LeaseTable>) -> Result<Self, EngineError> {
+        if config.server.duid.is_empty() {
+            return Err(EngineError::NoServerDuid);
+        }
+        let mut pools = Vec::with_capacity(config.links.len());
+        for link in &config.links {
+            let problem = |error: crate::alloc::AllocError| EngineError::Pool {
+                link: link.name.clone(),
+                problem: error.to_string(),
+            };
+            let reserved_addresses: Vec<u128> = config
+                .reservations
+                .iter()
+                .filter(|reservation| reservation.applies_to(link.id))
+                .filter_map(|reservation| reservation.address.map(u128::from))
+                .collect();
+            let reserved_prefixes: Vec<u128> = config
+                .reservations
+                .iter()
+                .filter(|reservation| reservation.applies_to(link.id))
+                .filter_map(|reservation| reservation.prefix.map(|prefix| prefix.bits()))
+                .collect();
+            let mut na = Vec::with_capacity(link.na_pools.len());
+            for (index, pool) in link.na_pools.iter().enumerate() {
+                let range = NaRange::new(pool.prefix, pool.range, index as u32)
+                    .map_err(problem)?
+                    .with_reserved(reserved_addresses.iter().copied());
+                na.push(range);
+            }
+            let mut pd = Vec::with_capacity(link.pd_pools.len());
+            for (index, pool) in link.pd_pools.iter().enumerate() {
+                let range = PdRange::new(pool.prefix, pool.range, pool.delegated_len, index as u32)
+                    .map_err(problem)?
+                    .with_reserved(reserved_prefixes.iter().copied());
+                pd.push((range, pool.exclude));
+            }
+            pools.push(LinkPools { na, pd });
+        }
+        Ok(Self {
+            config,
+            table,
+            pools,
+        })
+    }
+
+    /// The configuration this engine serves.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The lease table.
+    pub fn table(&self) -> &Arc<LeaseTable> {
+        &self.table
+    }
+
+    /// The link served directly on `interface` (with `vlan`), for [`Context::link`].
+    pub fn link_for_interface(&self, interface: &str, vlan: Option<u16>) -> Option<LinkId> {
+        self.config.link_for_interface(interface, vlan)
+    }
+
+    /// Loads leases back (journal replay) and marks their addresses taken in the allocators.
+    pub fn restore(&self, records: impl IntoIterator<Item = LeaseRecord>) -> RestoreReport {
+        let records: Vec<LeaseRecord> = records.into_iter().collect();
+        let report = self.table.restore(records.iter().cloned());
+        for record in &records {
+            self.mark(&record.lease, true);
+        }
+        report
+    }
+
+    /// Expires leases and ends probations due at `now`, a bounded amount of work per call.
+    pub fn handle_timeout(&self, now: u32, events: &mut impl EventSink) {
+        let mut sink = Tracking {
+            engine: self,
+            inner: events,
+        };
+        self.table.handle_timeout(now, SWEEP_BUDGET, &mut sink);
+    }
+
+    /// Answers one DHCPv6 message (the UDP payload) into `reply`.
+    pub fn handle(
+        &self,
+        request: &[u8],
+        cx: &Context,
+        reply: &mut [u8],
+        events: &mut impl EventSink,
+    ) -> Outcome {
+        let mut sink = Tracking {
+            engine: self,
+            inner: events,
+        };
+        match self.answer(request, cx, reply, &mut sink) {
+            Ok(outcome) => outcome,
+            Err(reason) => Outcome::Drop(reason),
+        }
+    }
+
+    fn answer(
+        &self,
+        request: &[u8],
+        cx: &Context,
+        reply: &mut [u8],
+        events: &mut impl EventSink,
+    ) -> Result<Outcome, DropReason> {
+        //= https://www.rfc-editor.org/rfc/rfc9915#section-16
+        //# Servers MUST discard any received messages of types they do not expect.
+        // Decide on the first byte before decoding anything.
+        let first = *request.first().ok_or(DropReason::Malformed)?;
+        match MessageType::from(first) {
+            MessageType::Solicit
+            | MessageType::Request
+            | MessageType::Confirm
+            | MessageType::Renew
+            | MessageType::Rebind
+            | MessageType::Release
+            | MessageType::Decline
+            | MessageType::InformationRequest
+            | MessageType::RelayForw => {}
+            MessageType::Leasequery | MessageType::Unknown(_) => {
+                return Err(DropReason::Unsupported);
+            }
+            _ => return Err(DropReason::NotForServer),
+        }
+        match Packet::parse(request).map_err(|_| DropReason::Malformed)? {
+            Packet::Client(message) => {
+                let link = cx.link.ok_or(DropReason::UnknownLink)?;
+                let request = ClientRequest::read(message)?;
+                self.check(&request)?;
+                let mut w = MessageWriter::new(reply);
+                self.respond(&request, link, None, cx.now, &mut w, events)?;
+                Ok(Outcome::Reply {
+                    len: w.finish()?,
+                    to: Destination::Client,
+                })
+            }
+            Packet::Relay(relay) => {
+                let chain = relay.chain().map_err(|error| match error {
+                    ParseError::RelayTooDeep => DropReason::HopLimit,
+                    _ => DropReason::Malformed,
+                })?;
+                if chain.len() > HOP_COUNT_LIMIT {
+                    return Err(DropReason::HopLimit);
+                }
+                let message = chain.message();
+                if !matches!(
+                    message.msg_type(),
+                    MessageType::Solicit
+                        | MessageType::Request
+                        | MessageType::Confirm
+                        | MessageType::Renew
+                        | MessageType::Rebind
+                        | MessageType::Release
+                        | MessageType::Decline
+                        | MessageType::InformationRequest
+                ) {
+                    return Err(DropReason::NotForServer);
+                }
+                let link = self.relay_link(&chain).ok_or(DropReason::UnknownLink)?;
+                let request = ClientRequest::read(message)?;
+                self.check(&request)?;
+                let link_layer = client_link_layer(&chain);
+                let to_source_port = relay
+                    .options()
+                    .find_raw(OptionCode::RelaySourcePort)
+                    .map_err(|_| DropReason::Malformed)?
+                    .is_some();
+                let mut w = MessageWriter::new(reply);
+                let mut marks: [Option<OptionMark>; HOP_COUNT_LIMIT] = Default::default();
+                //= https://www.rfc-editor.org/rfc/rfc9915#section-19.3
+                //# If the Relay-forward message includes an Interface-Id option, the server
+                //# MUST copy the Interface-Id option to the Relay-reply message.
+                for (hop, mark) in chain.hops().zip(marks.iter_mut()) {
+                    w.relay_header(
+                        MessageType::RelayRepl,
+                        hop.hop_count(),
+                        hop.link_address(),
+                        hop.peer_address(),
+                    )?;
+                    let interface_id = hop
+                        .options()
+                        .find_raw(OptionCode::InterfaceId)
+                        .map_err(|_| DropReason::Malformed)?;
+                    if let Some(id) = interface_id {
+                        w.interface_id(id)?;
+                    }
+                    *mark = Some(w.begin_option(OptionCode::RelayMsg)?);
+                }
+                self.respond(&request, link, link_layer, cx.now, &mut w, events)?;
+                for mark in marks.into_iter().rev().flatten() {
+                    w.end_option(mark)?;
+                }
+                Ok(Outcome::Reply {
+                    len: w.finish()?,
+                    to: Destination::Relay { to_source_port },
+                })
+            }
+        }
+    }
+
+    /// The link of a relayed client: the innermost relay's Interface-Id or link-address, then
+    /// the relays further out (RFC 9915 §13.1).
+    fn relay_link(&self, chain: &RelayChain<'_>) -> Option<LinkId> {
+        let mut hops: [Option<xdhcp6_proto::RelayMessage<'_>>; HOP_COUNT_LIMIT] =
+            [None; HOP_COUNT_LIMIT];
+        for (hop, slot) in chain.hops().zip(hops.iter_mut()) {
+            *slot = Some(hop);
+        }
+        hops.iter().rev().flatten().find_map(|hop| {
+            let interface_id = hop
+                .options()
+                .find_raw(OptionCode::InterfaceId)
+                .ok()
+                .flatten();
+            self.config.link_for_relay(hop.link_address(), interface_id)
+        })
+    }
+
+    /// The discard rules of RFC 9915 §16, checked before any lease is touched.
+    fn check(&self, request: &ClientRequest<'_>) -> Result<(), DropReason> {
+        let ours = |id: &[u8]| id == self.config.server.duid.as_slice();
+        match request.msg_type {
+            //= https://www.rfc-editor.org/rfc/rfc9915#section-16.2
+            //# Servers MUST discard any Solicit messages that do not include a Client
+            //# Identifier option or that do include a Server Identifier option.
+            MessageType::Solicit | MessageType::Confirm | MessageType::Rebind => {
+                if request.client_id.is_none() {
+                    return Err(DropReason::MissingClientId);
+                }
+                if request.server_id.is_some() {
+                    return Err(DropReason::UnexpectedServerId);
+                }
+            }
+            //= https://www.rfc-editor.org/rfc/rfc9915#section-16.4
+            //# Servers MUST discard any received Request message that meets any of the
+            //# following conditions: the message does not include a Server Identifier
+            //# option; the contents of the Server Identifier option do not match the
+            //# server's DUID; the message does not include a Client Identifier option.
+            MessageType::Request
+            | MessageType::Renew
+            | MessageType::Release
+            | MessageType::Decline => {
+                let server_id = request.server_id.ok_or(DropReason::MissingServerId)?;
+                if !ours(server_id) {
+                    return Err(DropReason::WrongServerId);
+                }
+                if request.client_id.is_none() {
+                    return Err(DropReason::MissingClientId);
+                }
+            }
+            //= https://www.rfc-editor.org/rfc/rfc9915#section-16.12
+            //# Servers MUST discard any received Information-request message that meets any
+            //# of the following conditions: the message includes a Server Identifier option,
+            //# and the DUID in the option does not match the server's DUID; the message
+            //# includes an IA option.
+            MessageType::InformationRequest => {
+                if request.server_id.is_some_and(|id| !ours(id)) {
+                    return Err(DropReason::WrongServerId);
+                }
+                if request.has_ia {
+                    return Err(DropReason::IaInInformationRequest);
+                }
+            }
+            _ => return Err(DropReason::NotForServer),
+        }
+        Ok(())
+    }
+
+    /// Writes the client message of the reply (after any Relay-reply headers).
+    fn respond(
+        &self,
+        request: &ClientRequest<'_>,
+        link_id: LinkId,
+        link_layer: Option<(u16, &[u8])>,
+        now: u32,
+        w: &mut MessageWriter<'_>,
+        events: &mut impl EventSink,
+    ) -> Result<(), DropReason> {
+        let link = self.config.link(link_id);
+        let client = Client {
+            duid: request.client_id.unwrap_or_default(),
+            link: link_id,
+            link_layer,
+        };
+        let (reply_type, how) = match request.msg_type {
+            //= https://www.rfc-editor.org/rfc/rfc9915#section-18.3.1
+            //# If the client has included a Rapid Commit option and the server has been
+            //# configured to respond with committed address assignments and other resources,
+            //# responds to the Solicit with a Reply message.
+            MessageType::Solicit if request.rapid_commit && link.rapid_commit => {
+                (MessageType::Reply, ClaimAs::Bound)
+            }
+            MessageType::Solicit => (
+                MessageType::Advertise,
+                ClaimAs::Offered { hold: OFFER_HOLD },
+            ),
+            _ => (MessageType::Reply, ClaimAs::Bound),
+        };
+        w.client_header(reply_type, request.xid)?;
+        w.server_id(&self.config.server.duid)?;
+        if let Some(client_id) = request.client_id {
+            w.client_id(client_id)?;
+        }
+
+        match request.msg_type {
+            MessageType::Solicit | MessageType::Request => {
+                if reply_type == MessageType::Reply && request.msg_type == MessageType::Solicit {
+                    w.rapid_commit()?;
+                }
+                if reply_type == MessageType::Advertise {
+                    //= https://www.rfc-editor.org/rfc/rfc9915#section-18.3.9
+                    //# The server MAY include a Preference option to indicate the preference
+                    //# of the server.
+                    w.preference(self.config.server.preference)?;
+                }
+                for ia in request.ia_na.iter() {
+                    self.assign_na(&client, link, ia, how, request.msg_type, now, w, events)?;
+                }
+                for ia in request.ia_pd.iter() {
+                    self.assign_pd(&client, link, ia, how, request, now, w, events)?;
+                }
+                self.write_fqdn(request, w)?;
+                self.write_options(request, link, w)?;
+            }
+            MessageType::Renew | MessageType::Rebind => {
+                for ia in request.ia_na.iter() {
+                    self.extend_na(&client, link, ia, request.msg_type, now, w, events)?;
+                }
+                for ia in request.ia_pd.iter() {
+                    self.extend_pd(&client, link, ia, request, now, w, events)?;
+                }
+                self.write_fqdn(request, w)?;
+                self.write_options(request, link, w)?;
+            }
+            MessageType::Release | MessageType::Decline => {
+                let probation = self.config.server.decline_probation;
+                for ia in request.ia_na.iter() {
+                    let key = self.key(&client, ia.iaid(), IaKind::Na);
+                    let mut bound = true;
+                    for addr in ia_addresses(ia) {
+                        bound &= self.give_back(
+                            &key,
+                            u128::from(addr),
+                            request.msg_type,
+                            probation,
+                            now,
+                            events,
+                        );
+                    }
+                    if !bound || ia_addresses(ia).next().is_none() {
+                        no_binding(w, OptionCode::IaNa, ia.iaid())?;
+                    }
+                }
+                for ia in request.ia_pd.iter() {
+                    let key = self.key(&client, ia.iaid(), IaKind::Pd);
+                    let mut bound = true;
+                    for (prefix, _) in ia_prefixes(ia) {
+                        bound &= self.give_back(
+                            &key,
+                            u128::from(prefix),
+                            request.msg_type,
+                            probation,
+                            now,
+                            events,
+                        );
+                    }
+                    if !bound || ia_prefixes(ia).next().is_none() {
+                        no_binding(w, OptionCode::IaPd, ia.iaid())?;
+                    }
+                }
+                //= https://www.rfc-editor.org/rfc/rfc9915#section-18.3.7
+                //# the server generates a Reply message ... includes a Status Code option
+                //# with the value Success
+                let text = if request.msg_type == MessageType::Release {
+                    "released"
+                } else {
+                    "declined"
+                };
+                w.status_code(StatusCode::Success, text)?;
+            }
+            MessageType::Confirm => {
+                //= https://www.rfc-editor.org/rfc/rfc9915#section-18.3.3
+                //# If all of the addresses in the Confirm message pass this test, the server
+                //# returns a status of Success. If any of the addresses do not pass this test,
+                //# the server returns a status of NotOnLink. If the server is unable to perform
+                //# this test ... or there were no addresses in any of the IAs sent by the
+                //# client, the server MUST NOT send a reply to the client.
+                let mut any = false;
+                let mut on_link = true;
+                for ia in request.ia_na.iter() {
+                    for addr in ia_addresses(ia) {
+                        any = true;
+                        on_link &= on_link_na(link, addr);
+                    }
+                }
+                if !any {
+                    return Err(DropReason::NothingToConfirm);
+                }
+                if on_link {
+                    w.status_code(StatusCode::Success, "all addresses are on link")?;
+                } else {
+                    w.status_code(StatusCode::NotOnLink, "addresses not on this link")?;
+                }
+            }
+            MessageType::InformationRequest => {
+                self.write_options(request, link, w)?;
+            }
+            _ => return Err(DropReason::NotForServer),
+        }
+        Ok(())
+    }
+
+    /// Solicit and Request: the client's current lease of this IA, its reservation, or a new
+    /// address by split-prefix hashing.
+    #[allow(clippy::too_many_arguments)]
+    fn assign_na(
+        &self,
+        client: &Client<'_>,
+        link: &Link,
+        ia: &IaNa<'_>,
+        how: ClaimAs,
+        msg_type: MessageType,
+        now: u32,
+        w: &mut MessageWriter<'_>,
+        events: &mut impl EventSink,
+    ) -> Result<(), DropReason> {
+        let timers = link.timers;
+        let key = self.key(client, ia.iaid(), IaKind::Na);
+        //= https://www.rfc-editor.org/rfc/rfc9915#section-18.3.2
+        //# If the server finds that the prefix on one or more IP addresses in any IA in the
+        //# message from the client is not appropriate for the link to which the client is
+        //# connected, the server MUST return the IA to the client with a Status Code option
+        //# with the value NotOnLink.
+        if msg_type == MessageType::Request && ia_addresses(ia).any(|addr| !on_link_na(link, addr))
+        {
+            let mark = w.begin_ia_na(ia.iaid(), 0, 0)?;
+            w.status_code(StatusCode::NotOnLink, "address not on this link")?;
+            return Ok(w.end_option(mark)?);
+        }
+        let lease = self.claim_na(client, &key, how, now, events);
+        let mark = w.begin_ia_na(ia.iaid(), timers.t1, timers.t2)?;
+        match lease {
+            Some(lease) => {
+                w.ia_address(lease.ip(), lease.lifetimes.preferred, lease.lifetimes.valid)?
+            }
+            //= https://www.rfc-editor.org/rfc/rfc9915#section-18.3.2
+            //# If the server cannot assign any addresses to an IA in the message from the
+            //# client, the server MUST include the IA in the Reply message with no addresses
+            //# in the IA and a Status Code option in the IA containing status code
+            //# NoAddrsAvail.
+            None => w.status_code(StatusCode::NoAddrsAvail, "no addresses available")?,
+        }
+        Ok(w.end_option(mark)?)
+    }
+
+    /// Claims the client's address for this IA: kept, reserved, or newly hashed.
+    fn claim_na(
+        &self,
+        client: &Client<'_>,
+        key: &ClientKey<'_>,
+        how: ClaimAs,
+        now: u32,
+        events: &mut impl EventSink,
+    ) -> Option<Lease> {
+        let link = self.config.link(client.link);
+        let lifetimes = lifetimes_of(link);
+        let pools = &self.pools[client.link.index()];
+        if let Some(lease) = self.table.find_client(key)
+            && pools
+                .na
+                .iter()
+                .any(|range| range.prefix().contains(lease.ip()))
+            && let Ok(lease) = self
+                .table
+                .claim(key, lease.addr, 128, how, lifetimes, now, events)
+        {
+            return Some(lease);
+        }
+        if let Some(addr) = self.reservation(client).and_then(|(addr, _)| addr) {
+            return self
+                .table
+                .claim(key, u128::from(addr), 128, how, lifetimes, now, events)
+                .ok();
+        }
+        pools.na.iter().find_map(|range| {
+            range
+                .allocate(key.alloc_key(), |addr| {
+                    self.table
+                        .claim(key, addr, 128, how, lifetimes, now, events)
+                        .ok()
+                })
+                .ok()
+                .map(|(_, lease)| lease)
+        })
+    }
+
+    /// Solicit and Request for IA_PD: as [`Self::assign_na`], for delegated prefixes.
+    #[allow(clippy::too_many_arguments)]
+    fn assign_pd(
+        &self,
+        client: &Client<'_>,
+        link: &Link,
+        ia: &IaPd<'_>,
+        how: ClaimAs,
+        request: &ClientRequest<'_>,
+        now: u32,
+        w: &mut MessageWriter<'_>,
+        events: &mut impl EventSink,
+    ) -> Result<(), DropReason> {
+        let timers = link.timers;
+        let key = self.key(client, ia.iaid(), IaKind::Pd);
+        let lease = self.claim_pd(client, &key, how, now, events);
+        let mark = w.begin_ia_pd(ia.iaid(), timers.t1, timers.t2)?;
+        match lease {
+            Some(lease) => self.write_prefix(client.link, &lease, request, w)?,
+            //= https://www.rfc-editor.org/rfc/rfc9915#section-18.3.2
+            //# If the server cannot assign any delegated prefixes to an IA in the message
+            //# from the client, the server MUST include the IA in the Reply message with no
+            //# delegated prefixes in the IA and a Status Code option in the IA containing
+            //# status code NoPrefixAvail.
+            None => w.status_code(StatusCode::NoPrefixAvail, "no prefixes available")?,
+        }
+        Ok(w.end_option(mark)?)
+    }
+
+    /// Claims the client's delegated prefix for this IA: kept, reserved, or newly hashed.
+    fn claim_pd(
+        &self,
+        client: &Client<'_>,
+        key: &ClientKey<'_>,
+        how: ClaimAs,
+        now: u32,
+        events: &mut impl EventSink,
+    ) -> Option<Lease> {
+        let link = self.config.link(client.link);
+        let lifetimes = lifetimes_of(link);
+        let pools = &self.pools[client.link.index()];
+        if let Some(lease) = self.table.find_client(key)
+            && let Some((range, _)) = pools
+                .pd
+                .iter()
+                .find(|(range, _)| range.prefix().contains(lease.ip()))
+            && let Ok(lease) = self.table.claim(
+                key,
+                lease.addr,
+                range.delegated_len(),
+                how,
+                lifetimes,
+                now,
+                events,
+            )
+        {
+            return Some(lease);
+        }
+        if let Some(prefix) = self.reservation(client).and_then(|(_, prefix)| prefix) {
+            return self
+                .table
+                .claim(
+                    key,
+                    prefix.bits(),
+                    prefix.len(),
+                    how,
+                    lifetimes,
+                    now,
+                    events,
+                )
+                .ok();
+        }
+        pools.pd.iter().find_map(|(range, _)| {
+            range
+                .allocate(key.alloc_key(), |bits| {
+                    self.table
+                        .claim(
+                            key,
+                            bits,
+                            range.delegated_len(),
+                            how,
+                            lifetimes,
+                            now,
+                            events,
+                        )
+                        .ok()
+                })
+                .ok()
+                .map(|(_, lease)| lease)
+        })
+    }
+
+    /// Renew and Rebind for an IA_NA (RFC 9915 §18.3.4, §18.3.5, and RFC 6853 §4).
+    #[allow(clippy::too_many_arguments)]
+    fn extend_na(
+        &self,
+        client: &Client<'_>,
+        link: &Link,
+        ia: &IaNa<'_>,
+        msg_type: MessageType,
+        now: u32,
+        w: &mut MessageWriter<'_>,
+        events: &mut impl EventSink,
+    ) -> Result<(), DropReason> {
+        let timers = link.timers;
+        let lifetimes = lifetimes_of(link);
+        let key = self.key(client, ia.iaid(), IaKind::Na);
+        let pools = &self.pools[client.link.index()];
+
+        // The binding this server has for the IA, extended if it can be.
+        let mut kept = self
+            .table
+            .find_client(&key)
+            .filter(|lease| {
+                pools
+                    .na
+                    .iter()
+                    .any(|range| range.prefix().contains(lease.ip()))
+            })
+            .and_then(|lease| {
+                self.table
+                    .claim(
+                        &key,
+                        lease.addr,
+                        128,
+                        ClaimAs::Bound,
+                        lifetimes,
+                        now,
+                        events,
+                    )
+                    .ok()
+            });
+        if kept.is_none() && msg_type == MessageType::Rebind {
+            //= https://www.rfc-editor.org/rfc/rfc9915#section-18.3.5
+            //# If the server cannot find a client entry for the IA and the server determines
+            //# that the addresses in the IA are appropriate for the link to which the
+            //# client's interface is attached according to the server's explicit
+            //# configuration information, the server MAY send a Reply message to the client
+            //# containing the client's IA, with the lifetimes for the addresses in the IA
+            //# set to 0 ... or extend them.
+            // An address from our own slice (the identical-prefix model, or a binding this
+            // server lost) is taken back for the client if nobody else holds it; one from
+            // another server's slice only when `rebind-foreign = "extend"`.
+            kept = ia_addresses(ia).find_map(|addr| {
+                let bits = u128::from(addr);
+                let ours = pools
+                    .na
+                    .iter()
+                    .any(|range| range.contains(bits) && !range.is_reserved(bits));
+                let foreign = !ours && on_link_na(link, addr);
+                let extend =
+                    ours || (foreign && self.config.server.rebind_foreign == RebindForeign::Extend);
+                if !extend {
+                    return None;
+                }
+                let lease = self
+                    .table
+                    .claim(&key, bits, 128, ClaimAs::Bound, lifetimes, now, events)
+                    .ok()?;
+                self.mark(&lease, true);
+                Some(lease)
+            });
+            if kept.is_none() {
+                // A fresh binding from this server's slice, next to the old addresses with
+                // lifetimes 0.
+                kept = self.claim_na(client, &key, ClaimAs::Bound, now, events);
+            }
+        }
+
+        let mark = w.begin_ia_na(ia.iaid(), timers.t1, timers.t2)?;
+        if let Some(lease) = kept {
+            w.ia_address(lease.ip(), lease.lifetimes.preferred, lease.lifetimes.valid)?;
+        }
+        //= https://www.rfc-editor.org/rfc/rfc9915#section-18.3.4
+        //# If the server finds that any of the addresses in the IA are not appropriate for
+        //# the link to which the client is attached, the server returns the address to the
+        //# client with lifetimes of 0.
+        for addr in ia_addresses(ia) {
+            if kept.is_none_or(|lease| lease.ip() != addr)
+                && (kept.is_some() || !on_link_na(link, addr) || msg_type == MessageType::Rebind)
+            {
+                w.ia_address(addr, 0, 0)?;
+            }
+        }
+        if kept.is_none() {
+            if msg_type == MessageType::Renew {
+                //= https://www.rfc-editor.org/rfc/rfc9915#section-18.3.4
+                //# If the server cannot find a client entry for the IA, the server returns the
+                //# IA containing no addresses with a Status Code option set to NoBinding in the
+                //# Reply message.
+                w.status_code(StatusCode::NoBinding, "no binding for this IA")?;
+            } else {
+                w.status_code(StatusCode::NoAddrsAvail, "no addresses available")?;
+            }
+        }
+        Ok(w.end_option(mark)?)
+    }
+
+    /// Renew and Rebind for an IA_PD: as [`Self::extend_na`], for delegated prefixes.
+    #[allow(clippy::too_many_arguments)]
+    fn extend_pd(
+        &self,
+        client: &Client<'_>,
+        link: &Link,
+        ia: &IaPd<'_>,
+        request: &ClientRequest<'_>,
+        now: u32,
+        w: &mut MessageWriter<'_>,
+        events: &mut impl EventSink,
+    ) -> Result<(), DropReason> {
+        let timers = link.timers;
+        let lifetimes = lifetimes_of(link);
+        let key = self.key(client, ia.iaid(), IaKind::Pd);
+        let pools = &self.pools[client.link.index()];
+        let msg_type = request.msg_type;
+        let pool_of = |bits: u128| {
+            pools
+                .pd
+                .iter()
+                .find(|(range, _)| range.prefix().contains(bits.into()))
+        };
+
+        let mut kept = self.table.find_client(&key).and_then(|lease| {
+            let (range, _) = pool_of(lease.addr)?;
+            self.table
+                .claim(
+                    &key,
+                    lease.addr,
+                    range.delegated_len(),
+                    ClaimAs::Bound,
+                    lifetimes,
+                    now,
+                    events,
+                )
+                .ok()
+        });
+        if kept.is_none() && msg_type == MessageType::Rebind {
+            kept = ia_prefixes(ia).find_map(|(prefix, len)| {
+                let bits = u128::from(prefix);
+                let (range, _) = pool_of(bits)?;
+                if len != range.delegated_len() {
+                    return None;
+                }
+                let ours = range.contains(bits);
+                if !ours && self.config.server.rebind_foreign != RebindForeign::Extend {
+                    return None;
+                }
+                let lease = self
+                    .table
+                    .claim(&key, bits, len, ClaimAs::Bound, lifetimes, now, events)
+                    .ok()?;
+                self.mark(&lease, true);
+                Some(lease)
+            });
+            if kept.is_none() {
+                kept = self.claim_pd(client, &key, ClaimAs::Bound, now, events);
+            }
+        }
+
+        let mark = w.begin_ia_pd(ia.iaid(), timers.t1, timers.t2)?;
+        if let Some(lease) = &kept {
+            self.write_prefix(client.link, lease, request, w)?;
+        }
+        //= https://www.rfc-editor.org/rfc/rfc9915#section-18.3.4
+        //# If the server finds that any of the delegated prefixes in the IA are not
+        //# appropriate for the link to which the client is attached, the server returns
+        //# the delegated prefix to the client with lifetimes of 0.
+        for (prefix, len) in ia_prefixes(ia) {
+            let same = kept.is_some_and(|lease| lease.ip() == prefix && lease.prefix_len == len);
+            let on_link = pool_of(u128::from(prefix)).is_some();
+            if !same && (kept.is_some() || !on_link || msg_type == MessageType::Rebind) {
+                w.ia_prefix(0, 0, len, prefix)?;
+            }
+        }
+        if kept.is_none() {
+            if msg_type == MessageType::Renew {
+                w.status_code(StatusCode::NoBinding, "no binding for this IA")?;
+            } else {
+                w.status_code(StatusCode::NoPrefixAvail, "no prefixes available")?;
+            }
+        }
+        Ok(w.end_option(mark)?)
+    }
+
+    /// Release or Decline one address or prefix; false when the client holds no such lease.
+    fn give_back(
+        &self,
+        key: &ClientKey<'_>,
+        bits: u128,
+        msg_type: MessageType,
+        probation: u32,
+        now: u32,
+        events: &mut impl EventSink,
+    ) -> bool {
+        if msg_type == MessageType::Release {
+            //= https://www.rfc-editor.org/rfc/rfc9915#section-18.3.7
+            //# The server ... deletes the addresses and delegated prefixes from the IAs
+            self.table.release(key, bits, now, events).is_ok()
+        } else {
+            //= https://www.rfc-editor.org/rfc/rfc9915#section-18.3.8
+            //# the server ... marks the addresses in the IAs as declined so that those
+            //# addresses are not assigned to other clients
+            self.table
+                .decline(key, bits, probation, now, events)
+                .is_ok()
+        }
+    }
+
+    /// An IA Prefix option for `lease`, with Prefix Exclude when the pool has one and the
+    /// client asked for it (RFC 6603 §4.2).
+    fn write_prefix(
+        &self,
+        link: LinkId,
+        lease: &Lease,
+        request: &ClientRequest<'_>,
+        w: &mut MessageWriter<'_>,
+    ) -> Result<(), DropReason> {
+        let exclude = self.pools[link.index()]
+            .pd
+            .iter()
+            .find(|(range, _)| range.prefix().contains(lease.ip()))
+            .and_then(|(_, exclude)| *exclude)
+            .filter(|_| request.requested(OptionCode::PdExclude))
+            .and_then(|exclude| {
+                exclude.prefix_in(Prefix::containing(lease.ip(), lease.prefix_len))
+            });
+        let Lifetimes { preferred, valid } = lease.lifetimes;
+        match exclude {
+            Some(excluded) => {
+                let mark = w.begin_ia_prefix(preferred, valid, lease.prefix_len, lease.ip())?;
+                w.pd_exclude(lease.prefix_len, excluded.addr(), excluded.len())?;
+                w.end_option(mark)?;
+            }
+            None => w.ia_prefix(preferred, valid, lease.prefix_len, lease.ip())?,
+        }
+        Ok(())
+    }
+
+    /// The configured options the client asked for in its ORO (RFC 9915 §18.3, §21.7).
+    fn write_options(
+        &self,
+        request: &ClientRequest<'_>,
+        link: &Link,
+        w: &mut MessageWriter<'_>,
+    ) -> Result<(), DropReason> {
+        let Some(oro) = request.oro else {
+            return Ok(());
+        };
+        for option in &link.options.encoded {
+            let code = OptionCode::from(option.code);
+            //= https://www.rfc-editor.org/rfc/rfc9915#section-21.23
+            //# The information refresh time option ... MUST only be used in Reply messages
+            //# in response to Information-request messages.
+            if code == OptionCode::InformationRefreshTime
+                && request.msg_type != MessageType::InformationRequest
+            {
+                continue;
+            }
+            if oro.contains(code) {
+                w.raw(option.code, &option.body)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Echoes the Client FQDN option: this server does not update DNS itself yet, so it sets
+    /// N and, when the client asked the server to update, O (RFC 4704 §5.1, §6.2).
+    fn write_fqdn(
+        &self,
+        request: &ClientRequest<'_>,
+        w: &mut MessageWriter<'_>,
+    ) -> Result<(), DropReason> {
+        let Some((flags, name)) = request.fqdn else {
+            return Ok(());
+        };
+        const S: u8 = 0b001;
+        const O: u8 = 0b010;
+        const N: u8 = 0b100;
+        let flags = if flags & S != 0 { N | O } else { N };
+        let mark = w.begin_option(OptionCode::ClientFqdn)?;
+        w.put_bytes(&[flags])?;
+        w.put_bytes(name)?;
+        Ok(w.end_option(mark)?)
+    }
+
+    fn key<'a>(&self, client: &Client<'a>, iaid: u32, kind: IaKind) -> ClientKey<'a> {
+        self.table
+            .client_key(client.duid, iaid, kind, client.link.0)
+    }
+
+    /// The reserved address and prefix of a client on its link, by DUID or by link-layer
+    /// address (RFC 6939).
+    fn reservation(&self, client: &Client<'_>) -> Option<(Option<Ipv6Addr>, Option<Prefix>)> {
+        let by_duid = self.config.reservation_for_duid(client.duid);
+        let by_link_layer = || {
+            let (hw_type, address) = client.link_layer.or_else(|| duid_link_layer(client.duid))?;
+            self.config.reservation_for_link_layer(hw_type, address)
+        };
+        let reservation = by_duid
+            .filter(|reservation| reservation.applies_to(client.link))
+            .or_else(|| {
+                by_link_layer().filter(|reservation| reservation.applies_to(client.link))
+            })?;
+        Some((reservation.address, reservation.prefix))
+    }
+
+    /// Marks a lease's address taken or free in its range's bitmap.
+    fn mark(&self, lease: &Lease, taken: bool) {
+        let Some(pools) = self.pools.get(usize::from(lease.link)) else {
+            return;
+        };
+        match lease.kind {
+            IaKind::Na => {
+                if let Some(range) = pools.na.iter().find(|range| range.contains(lease.addr)) {
+                    if taken {
+                        range.occupy(lease.addr);
+                    } else {
+                        range.release(lease.addr);
+                    }
+                }
+            }
+            IaKind::Pd => {
+                if let Some((range, _)) = pools
+                    .pd
+                    .iter()
+                    .find(|(range, _)| range.contains(lease.addr))
+                {
+                    if taken {
+                        range.occupy(lease.addr);
+                    } else {
+                        range.release(lease.addr);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Addresses handed out and still free in each owned range, per link: for metrics.
+    pub fn pool_usage(&self) -> Vec<PoolUsage> {
+        let mut usage = Vec::new();
+        for (link, pools) in self.config.links.iter().zip(&self.pools) {
+            for range in &pools.na {
+                usage.push(PoolUsage {
+                    link: link.name.clone(),
+                    kind: IaKind::Na,
+                    prefix: range.prefix(),
+                    range: range.range(),
+                    free: range.free_count(),
+                });
+            }
+            for (range, _) in &pools.pd {
+                usage.push(PoolUsage {
+                    link: link.name.clone(),
+                    kind: IaKind::Pd,
+                    prefix: range.prefix(),
+                    range: range.range(),
+                    free: range.free_count(),
+                });
+            }
+        }
+        usage
+    }
+}
+
+/// The state of one owned range, for metrics.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolUsage {
+    /// The link's name.
+    pub link: String,
+    /// Addresses or delegated prefixes.
+    pub kind: IaKind,
+    /// The pool prefix.
+    pub prefix: Prefix,
+    /// The slice this server owns.
+    pub range: Prefix,
+    /// Free addresses or prefixes, where the range keeps a bitmap.
+    pub free: Option<u64>,
+}
+
+/// Keeps the allocators' bitmaps in step with the table, then passes events on.
+struct Tracking<'e, S> {
+    engine: &'e Engine,
+    inner: &'e mut S,
+}
+
+impl<S: EventSink> EventSink for Tracking<'_, S> {
+    fn emit(&mut self, event: LeaseEvent) {
+        match event.kind {
+            EventKind::Released | EventKind::Expired | EventKind::ProbationEnded => {
+                self.engine.mark(&event.record.lease, false);
+            }
+            EventKind::Offered | EventKind::Bound | EventKind::Renewed | EventKind::Declined => {}
+        }
+        self.inner.emit(event);
+    }
+}
+
+/// Who is asking: DUID, link, and the link-layer address a relay reported.
+struct Client<'a> {
+    duid: &'a [u8],
+    link: LinkId,
+    link_layer: Option<(u16, &'a [u8])>,
+}
+
+/// A fixed-capacity list, so reading a request never allocates.
+#[derive(Clone, Copy)]
+struct List<T: Copy, const N: usize> {
+    items: [Option<T>; N],
+    len: usize,
+}
+
+impl<T: Copy, const N: usize> List<T, N> {
+    fn new() -> Self {
+        Self {
+            items: [None; N],
+            len: 0,
+        }
+    }
+
+    /// Appends `item`; false when full.
+    fn push(&mut self, item: T) -> bool {
+        let Some(slot) = self.items.get_mut(self.len) else {
+            return false;
+        };
+        *slot = Some(item);
+        self.len += 1;
+        true
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &T> {
+        self.items.iter().take(self.len).flatten()
+    }
+}
+
+/// What the engine needs of a client message, read in one pass over its options.
+struct ClientRequest<'a> {
+    msg_type: MessageType,
+    xid: u32,
+    client_id: Option<&'a [u8]>,
+    server_id: Option<&'a [u8]>,
+    ia_na: List<IaNa<'a>, MAX_IAS>,
+    ia_pd: List<IaPd<'a>, MAX_IAS>,
+    has_ia: bool,
+    oro: Option<Oro<'a>>,
+    rapid_commit: bool,
+    fqdn: Option<(u8, &'a [u8])>,
+}
+
+impl<'a> ClientRequest<'a> {
+    fn read(message: Message<'a>) -> Result<Self, DropReason> {
+        let mut request = ClientRequest {
+            msg_type: message.msg_type(),
+            xid: message.transaction_id(),
+            client_id: None,
+            server_id: None,
+            ia_na: List::new(),
+            ia_pd: List::new(),
+            has_ia: false,
+            oro: None,
+            rapid_commit: false,
+            fqdn: None,
+        };
+        for option in message.options() {
+            match option.map_err(|_| DropReason::Malformed)? {
+                DhcpOption::ClientId(duid) => request.client_id = Some(duid.as_bytes()),
+                DhcpOption::ServerId(duid) => request.server_id = Some(duid.as_bytes()),
+                DhcpOption::IaNa(ia) => {
+                    request.has_ia = true;
+                    // One answer per IAID: a repeated IA is the client's mistake.
+                    if request.ia_na.iter().all(|other| other.iaid() != ia.iaid()) {
+                        request.ia_na.push(ia);
+                    }
+                }
+                DhcpOption::IaPd(ia) => {
+                    request.has_ia = true;
+                    if request.ia_pd.iter().all(|other| other.iaid() != ia.iaid()) {
+                        request.ia_pd.push(ia);
+                    }
+                }
+                DhcpOption::IaTa(_) => request.has_ia = true,
+                DhcpOption::Oro(oro) => request.oro = Some(oro),
+                DhcpOption::RapidCommit => request.rapid_commit = true,
+                DhcpOption::ClientFqdn { flags, name } => {
+                    request.fqdn = Some((flags, name.as_bytes()));
+                }
+                _ => {}
+            }
+        }
+        Ok(request)
+    }
+
+    fn requested(&self, code: OptionCode) -> bool {
+        self.oro.is_some_and(|oro| oro.contains(code))
+    }
+}
+
+/// The addresses a client listed in an IA_NA.
+fn ia_addresses<'a>(ia: &IaNa<'a>) -> impl Iterator<Item = Ipv6Addr> + 'a {
+    ia.options()
+        .map_while(Result::ok)
+        .filter_map(|option| match option {
+            DhcpOption::IaAddr(addr) => Some(addr.addr()),
+            _ => None,
+        })
+}
+
+/// The prefixes (and lengths) a client listed in an IA_PD.
+fn ia_prefixes<'a>(ia: &IaPd<'a>) -> impl Iterator<Item = (Ipv6Addr, u8)> + 'a {
+    ia.options()
+        .map_while(Result::ok)
+        .filter_map(|option| match option {
+            DhcpOption::IaPrefix(prefix) => Some((prefix.prefix(), prefix.prefix_len())),
+            _ => None,
+        })
+}
+
+/// Whether `addr` lies in one of the link's address pool prefixes.
+fn on_link_na(link: &Link, addr: Ipv6Addr) -> bool {
+    link.na_pools.iter().any(|pool| pool.prefix.contains(addr))
+}
+
+fn lifetimes_of(link: &Link) -> Lifetimes {
+    Lifetimes {
+        preferred: link.timers.preferred,
+        valid: link.timers.valid,
+    }
+}
+
+/// An IA with a NoBinding status (Release, Decline of something the server does not hold).
+fn no_binding(w: &mut MessageWriter<'_>, code: OptionCode, iaid: u32) -> Result<(), DropReason> {
+    //= https://www.rfc-editor.org/rfc/rfc9915#section-18.3.7
+    //# For each IA in the Release message for which the server has no binding information,
+    //# the server adds an IA option using the IAID from the Release message and includes a
+    //# Status Code option with the value NoBinding in the IA option.
+    let mark = if code == OptionCode::IaNa {
+        w.begin_ia_na(iaid, 0, 0)?
+    } else {
+        w.begin_ia_pd(iaid, 0, 0)?
+    };
+    w.status_code(StatusCode::NoBinding, "no binding for this IA")?;
+    Ok(w.end_option(mark)?)
+}
+
+/// The Client Link-Layer Address (RFC 6939) the innermost relay reported.
+fn client_link_layer<'a>(chain: &RelayChain<'a>) -> Option<(u16, &'a [u8])> {
+    chain
+        .innermost()
+        .options()
+        .map_while(Result::ok)
+        .find_map(|option| match option {
+            DhcpOption::ClientLinkLayerAddr { hw_type, addr } => Some((hw_type, addr)),
+            _ => None,
+        })
+}
+
+/// The link-layer address inside a DUID-LLT or DUID-LL.
+fn duid_link_layer(duid: &[u8]) -> Option<(u16, &[u8])> {
+    let kind = u16::from_be_bytes([*duid.first()?, *duid.get(1)?]);
+    let hw_type = u16::from_be_bytes([*duid.get(2)?, *duid.get(3)?]);
+    match kind {
+        1 => Some((hw_type, duid.get(8..)?)),
+        3 => Some((hw_type, duid.get(4..)?)),
+        _ => None,
+    }
+}
