@@ -11,11 +11,14 @@ use crate::cmd;
 /// path of the appliance binary.
 pub fn all() -> Result<PathBuf> {
     let ebpf_object = ebpf()?;
-    cmd::run(
-        cmd::cargo()
-            .env("XDHCP6_EBPF_OBJECT", &ebpf_object)
-            .args(["build", "--release", "-p", "xdhcp6d", "-p", "xdhcp6-bench"]),
-    )?;
+    cmd::run(cmd::cargo().env("XDHCP6_EBPF_OBJECT", &ebpf_object).args([
+        "build",
+        "--release",
+        "-p",
+        "xdhcp6d",
+        "-p",
+        "xdhcp6-bench",
+    ]))?;
     let daemon = target_dir().join("release/xdhcp6d");
     eprintln!("build: {}", ebpf_object.display());
     eprintln!("build: {}", daemon.display());

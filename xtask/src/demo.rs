@@ -21,7 +21,9 @@ pub fn run() -> Result<()> {
     cmd::require_root("cargo xtask demo")?;
     let daemon = build::all()?;
 
-    eprintln!("\ndemo: namespaces xdhcp6-demo-srv ({SERVER_IF}) <-veth-> xdhcp6-demo-cli ({CLIENT_IF})");
+    eprintln!(
+        "\ndemo: namespaces xdhcp6-demo-srv ({SERVER_IF}) <-veth-> xdhcp6-demo-cli ({CLIENT_IF})"
+    );
     let server = Netns::create("xdhcp6-demo-srv")?;
     let client = Netns::create("xdhcp6-demo-cli")?;
     netns::veth_pair(&server, SERVER_IF, &client, CLIENT_IF)?;
@@ -30,7 +32,13 @@ pub fn run() -> Result<()> {
 
     eprintln!("demo: attaching the XDP program to {SERVER_IF} and watching its counters");
     let mut watch = server.command(&daemon);
-    watch.args(["xdp-watch", "--interface", SERVER_IF, "--seconds", WATCH_SECONDS]);
+    watch.args([
+        "xdp-watch",
+        "--interface",
+        SERVER_IF,
+        "--seconds",
+        WATCH_SECONDS,
+    ]);
     eprintln!("$ {}", cmd::display(&watch));
     let mut watcher = watch.spawn().context("starting xdhcp6d xdp-watch")?;
     std::thread::sleep(Duration::from_millis(1500));

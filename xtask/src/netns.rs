@@ -17,7 +17,9 @@ impl Netns {
     pub fn create(name: &str) -> Result<Self> {
         let _ = cmd::output(Command::new("ip").args(["netns", "delete", name]));
         cmd::output(Command::new("ip").args(["netns", "add", name]))?;
-        let netns = Self { name: name.to_owned() };
+        let netns = Self {
+            name: name.to_owned(),
+        };
         netns.ip(&["link", "set", "lo", "up"])?;
         Ok(netns)
     }
@@ -35,9 +37,7 @@ impl Netns {
     /// A command that runs `program` inside the namespace.
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut command = Command::new("ip");
-        command
-            .args(["netns", "exec", &self.name])
-            .arg(program);
+        command.args(["netns", "exec", &self.name]).arg(program);
         command
     }
 
@@ -54,7 +54,10 @@ impl Netns {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                bail!("{interface} in {} still has no usable IPv6 address", self.name);
+                bail!(
+                    "{interface} in {} still has no usable IPv6 address",
+                    self.name
+                );
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -70,7 +73,17 @@ impl Drop for Netns {
 /// Creates a veth pair with one end in each namespace, both up.
 pub fn veth_pair(a: &Netns, a_if: &str, b: &Netns, b_if: &str) -> Result<()> {
     cmd::output(Command::new("ip").args([
-        "link", "add", a_if, "netns", a.name(), "type", "veth", "peer", "name", b_if, "netns",
+        "link",
+        "add",
+        a_if,
+        "netns",
+        a.name(),
+        "type",
+        "veth",
+        "peer",
+        "name",
+        b_if,
+        "netns",
         b.name(),
     ]))?;
     a.ip(&["link", "set", a_if, "up"])?;

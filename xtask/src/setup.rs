@@ -101,7 +101,13 @@ fn nightly_rust_src() -> Result<String> {
     if sysroot.join("lib/rustlib/src/rust/library/core").is_dir() {
         return Ok("present".into());
     }
-    cmd::run(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))?;
+    cmd::run(Command::new("rustup").args([
+        "component",
+        "add",
+        "rust-src",
+        "--toolchain",
+        "nightly",
+    ]))?;
     Ok("installed".into())
 }
 
@@ -152,7 +158,13 @@ fn bpf_linker() -> Result<String> {
     cmd::run(
         Command::new("cargo")
             .env("LLVM_PREFIX", &prefix)
-            .args(["install", "bpf-linker", "--force", "--version", BPF_LINKER_VERSION])
+            .args([
+                "install",
+                "bpf-linker",
+                "--force",
+                "--version",
+                BPF_LINKER_VERSION,
+            ])
             .args(["--no-default-features", "--features"])
             .arg(format!("llvm-{major}")),
     )?;

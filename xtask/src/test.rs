@@ -30,7 +30,10 @@ pub fn run(options: &Options) -> Result<()> {
         eprintln!("\n==> {name}");
         let begun = Instant::now();
         action().with_context(|| format!("test step `{name}` failed"))?;
-        report.push(format!("{name:<48} ok  {:>6.1} s", begun.elapsed().as_secs_f64()));
+        report.push(format!(
+            "{name:<48} ok  {:>6.1} s",
+            begun.elapsed().as_secs_f64()
+        ));
         Ok(())
     };
 
@@ -67,9 +70,10 @@ pub fn run(options: &Options) -> Result<()> {
         )
     })?;
     for (target, seeds) in FUZZ_TARGETS {
-        step(&format!("fuzz target `{target}` over the seeds"), &mut || {
-            fuzz(target, seeds, options.fuzz_seconds)
-        })?;
+        step(
+            &format!("fuzz target `{target}` over the seeds"),
+            &mut || fuzz(target, seeds, options.fuzz_seconds),
+        )?;
     }
 
     eprintln!("\ncargo xtask test: all steps passed");
