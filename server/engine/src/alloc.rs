@@ -550,6 +550,11 @@ impl PdRange {
         self.slice.candidate(key, probe)
     }
 
+    /// Whether the delegated prefix starting at `bits` is never handed out (reserved).
+    pub fn is_reserved(&self, bits: u128) -> bool {
+        self.slice.is_reserved(bits)
+    }
+
     /// Whether `bits` is the first address of a delegated prefix of this range.
     pub fn contains(&self, bits: u128) -> bool {
         self.slice.contains(bits)

@@ -17,8 +17,8 @@ use crate::alloc::{NaRange, PdRange};
 use crate::config::{Config, Link, LinkId, PdExclude, RebindForeign};
 use crate::prefix::Prefix;
 use crate::table::{
-    ClaimAs, ClientKey, EventKind, EventSink, IaKind, Lease, LeaseEvent, LeaseRecord, LeaseTable,
-    Lifetimes, RestoreReport,
+    ClaimAs, ClientKey, EventKind, EventSink, IaKind, Lease, LeaseEvent, LeaseRecord, LeaseState,
+    LeaseTable, Lifetimes, RestoreReport,
 };
 
 /// The most relay hops the server answers through (RFC 9915 §7.6 HOP_COUNT_LIMIT).
@@ -509,40 +509,31 @@ impl Engine {
                 self.write_options(request, link, w)?;
             }
             MessageType::Release | MessageType::Decline => {
-                let probation = self.config.server.decline_probation;
                 for ia in request.ia_na.iter() {
-                    let key = self.key(&client, ia.iaid(), IaKind::Na);
-                    let mut bound = true;
-                    for addr in ia_addresses(ia) {
-                        bound &= self.give_back(
-                            &key,
-                            u128::from(addr),
-                            request.msg_type,
-                            probation,
-                            now,
-                            events,
-                        );
-                    }
-                    if !bound || ia_addresses(ia).next().is_none() {
-                        no_binding(w, OptionCode::IaNa, ia.iaid())?;
-                    }
+                    let addresses = ia_addresses(ia).map(u128::from);
+                    self.give_back_ia(
+                        &client,
+                        IaKind::Na,
+                        ia.iaid(),
+                        addresses,
+                        request,
+                        now,
+                        w,
+                        events,
+                    )?;
                 }
                 for ia in request.ia_pd.iter() {
-                    let key = self.key(&client, ia.iaid(), IaKind::Pd);
-                    let mut bound = true;
-                    for (prefix, _) in ia_prefixes(ia) {
-                        bound &= self.give_back(
-                            &key,
-                            u128::from(prefix),
-                            request.msg_type,
-                            probation,
-                            now,
-                            events,
-                        );
-                    }
-                    if !bound || ia_prefixes(ia).next().is_none() {
-                        no_binding(w, OptionCode::IaPd, ia.iaid())?;
-                    }
+                    let prefixes = ia_prefixes(ia).map(|(prefix, _)| u128::from(prefix));
+                    self.give_back_ia(
+                        &client,
+                        IaKind::Pd,
+                        ia.iaid(),
+                        prefixes,
+                        request,
+                        now,
+                        w,
+                        events,
+                    )?;
                 }
                 //= https://www.rfc-editor.org/rfc/rfc9915#section-18.3.7
                 //# the server generates a Reply message ... includes a Status Code option
@@ -780,9 +771,11 @@ impl Engine {
         let pools = &self.pools[client.link.index()];
 
         // The binding this server has for the IA, extended if it can be.
+        // Only a binding counts: an address that was merely advertised was never the client's.
         let mut kept = self
             .table
             .find_client(&key)
+            .filter(|lease| lease.state == LeaseState::Bound)
             .filter(|lease| {
                 pools
                     .na
@@ -815,10 +808,11 @@ impl Engine {
             // another server's slice only when `rebind-foreign = "extend"`.
             kept = ia_addresses(ia).find_map(|addr| {
                 let bits = u128::from(addr);
-                let ours = pools
-                    .na
-                    .iter()
-                    .any(|range| range.contains(bits) && !range.is_reserved(bits));
+                // Reserved and anycast addresses of our ranges go to nobody by Rebind.
+                if pools.na.iter().any(|range| range.is_reserved(bits)) {
+                    return None;
+                }
+                let ours = pools.na.iter().any(|range| range.contains(bits));
                 let foreign = !ours && on_link_na(link, addr);
                 let extend =
                     ours || (foreign && self.config.server.rebind_foreign == RebindForeign::Extend);
@@ -893,6 +887,9 @@ impl Engine {
         };
 
         let mut kept = self.table.find_client(&key).and_then(|lease| {
+            if lease.state != LeaseState::Bound {
+                return None;
+            }
             let (range, _) = pool_of(lease.addr)?;
             self.table
                 .claim(
@@ -910,7 +907,7 @@ impl Engine {
             kept = ia_prefixes(ia).find_map(|(prefix, len)| {
                 let bits = u128::from(prefix);
                 let (range, _) = pool_of(bits)?;
-                if len != range.delegated_len() {
+                if len != range.delegated_len() || range.is_reserved(bits) {
                     return None;
                 }
                 let ours = range.contains(bits);
@@ -954,28 +951,49 @@ impl Engine {
         Ok(w.end_option(mark)?)
     }
 
-    /// Release or Decline one address or prefix; false when the client holds no such lease.
-    fn give_back(
+    /// Release or Decline the listed addresses (or prefixes) of one IA.
+    #[allow(clippy::too_many_arguments)]
+    fn give_back_ia(
         &self,
-        key: &ClientKey<'_>,
-        bits: u128,
-        msg_type: MessageType,
-        probation: u32,
+        client: &Client<'_>,
+        kind: IaKind,
+        iaid: u32,
+        listed: impl Iterator<Item = u128>,
+        request: &ClientRequest<'_>,
         now: u32,
+        w: &mut MessageWriter<'_>,
         events: &mut impl EventSink,
-    ) -> bool {
-        if msg_type == MessageType::Release {
-            //= https://www.rfc-editor.org/rfc/rfc9915#section-18.3.7
-            //# The server ... deletes the addresses and delegated prefixes from the IAs
-            self.table.release(key, bits, now, events).is_ok()
-        } else {
-            //= https://www.rfc-editor.org/rfc/rfc9915#section-18.3.8
-            //# the server ... marks the addresses in the IAs as declined so that those
-            //# addresses are not assigned to other clients
-            self.table
-                .decline(key, bits, probation, now, events)
-                .is_ok()
+    ) -> Result<(), DropReason> {
+        let key = self.key(client, iaid, kind);
+        let had_binding = self.table.find_client(&key).is_some();
+        let probation = self.config.server.decline_probation;
+        for bits in listed {
+            // Addresses not assigned to the IA are ignored (RFC 9915 §18.3.7, §18.3.8).
+            if request.msg_type == MessageType::Release {
+                //= https://www.rfc-editor.org/rfc/rfc9915#section-18.3.7
+                //# The server ... deletes the addresses and delegated prefixes from the IAs
+                let _ = self.table.release(&key, bits, now, events);
+            } else {
+                //= https://www.rfc-editor.org/rfc/rfc9915#section-18.3.8
+                //# the server ... marks the addresses in the IAs as declined so that those
+                //# addresses are not assigned to other clients
+                let _ = self.table.decline(&key, bits, probation, now, events);
+            }
         }
+        if !had_binding {
+            //= https://www.rfc-editor.org/rfc/rfc9915#section-18.3.7
+            //# For each IA in the Release message for which the server has no binding
+            //# information, the server adds an IA option using the IAID from the Release
+            //# message and includes a Status Code option with the value NoBinding in the IA
+            //# option.
+            let code = if kind == IaKind::Na {
+                OptionCode::IaNa
+            } else {
+                OptionCode::IaPd
+            };
+            no_binding(w, code, iaid)?;
+        }
+        Ok(())
     }
 
     /// An IA Prefix option for `lease`, with Prefix Exclude when the pool has one and the
@@ -1300,10 +1318,6 @@ fn lifetimes_of(link: &Link) -> Lifetimes {
 
 /// An IA with a NoBinding status (Release, Decline of something the server does not hold).
 fn no_binding(w: &mut MessageWriter<'_>, code: OptionCode, iaid: u32) -> Result<(), DropReason> {
-    //= https://www.rfc-editor.org/rfc/rfc9915#section-18.3.7
-    //# For each IA in the Release message for which the server has no binding information,
-    //# the server adds an IA option using the IAID from the Release message and includes a
-    //# Status Code option with the value NoBinding in the IA option.
     let mark = if code == OptionCode::IaNa {
         w.begin_ia_na(iaid, 0, 0)?
     } else {

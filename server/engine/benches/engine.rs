@@ -1,0 +1,283 @@
+//! Engine benchmarks on one core, against a table already holding 1,000,000 leases:
+//! a new client's four-message exchange (Solicit → Advertise, Request → Reply), and a Renew
+//! of an existing lease. Request bytes are built outside the timed region; every iteration
+//! is a distinct client (DUID from a counter) or a distinct lease.
+
+use std::hint::black_box;
+use std::net::Ipv6Addr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use xdhcp6_engine::alloc::SaltKey;
+use xdhcp6_engine::config::{Config, LinkId};
+use xdhcp6_engine::proto::{MessageType, MessageWriter, OptionCode};
+use xdhcp6_engine::table::{Discard, IaKind, LeaseTable};
+use xdhcp6_engine::{Context, Engine, Outcome};
+
+/// Leases in the table before anything is timed.
+const FILLED: u64 = 1_000_000;
+
+/// The engine clock at the start.
+const T0: u32 = 1_750_000_000;
+
+/// A /64 pool, so that it never runs out however many iterations criterion runs.
+const CONFIG: &str = r#"
+[server]
+duid = "00:01:00:01:2e:00:00:09:02:00:00:00:00:01"
+preference = 255
+salt = "bench"
+expected-leases = 8000000
+t1 = "30m"
+t2 = "48m"
+preferred-lifetime = "1h"
+valid-lifetime = "2h"
+
+[options]
+dns-servers = ["2001:db8:53::1", "2001:db8:53::2"]
+
+[[link]]
+name = "access-1"
+interfaces = ["eth1"]
+
+[[link.pool]]
+prefix = "2001:db8:1::/64"
+"#;
+
+/// A distinct 14-byte DUID-LLT per client number.
+fn duid(client: u64) -> [u8; 14] {
+    let mut duid = [0, 1, 0, 1, 0x2e, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    duid[8..].copy_from_slice(&client.to_be_bytes()[2..]);
+    duid
+}
+
+/// A client message as a real client sends it: Client Identifier, Server Identifier where
+/// the type needs one, Elapsed Time, one IA_NA (with `addr` when it has one) and an ORO
+/// asking for DNS servers.
+fn client_message(
+    buf: &mut [u8],
+    msg_type: MessageType,
+    client: u64,
+    server: Option<&[u8]>,
+    addr: Option<Ipv6Addr>,
+) -> usize {
+    let mut w = MessageWriter::client(buf, msg_type, client as u32).expect("buffer fits");
+    w.client_id(&duid(client)).expect("buffer fits");
+    if let Some(server) = server {
+        w.server_id(server).expect("buffer fits");
+    }
+    w.elapsed_time(0).expect("buffer fits");
+    let mark = w.begin_ia_na(1, 0, 0).expect("buffer fits");
+    if let Some(addr) = addr {
+        w.ia_address(addr, 0, 0).expect("buffer fits");
+    }
+    w.end_option(mark).expect("buffer fits");
+    w.oro(&[OptionCode::DnsServers]).expect("buffer fits");
+    w.finish().expect("balanced")
+}
+
+/// A new client's Solicit and Request, built before the timed region.
+struct Exchange {
+    solicit: [u8; 128],
+    solicit_len: usize,
+    request: [u8; 128],
+    request_len: usize,
+}
+
+impl Exchange {
+    fn new(client: u64, server: &[u8]) -> Self {
+        let mut solicit = [0; 128];
+        let mut request = [0; 128];
+        let solicit_len = client_message(&mut solicit, MessageType::Solicit, client, None, None);
+        // The engine binds the offered address whatever the IA lists, so the Request can be
+        // built before the Advertise is seen.
+        let request_len = client_message(
+            &mut request,
+            MessageType::Request,
+            client,
+            Some(server),
+            None,
+        );
+        Self {
+            solicit,
+            solicit_len,
+            request,
+            request_len,
+        }
+    }
+}
+
+/// An engine with `FILLED` bound leases, and a Renew for each of them.
+struct Filled {
+    engine: Engine,
+    server: Vec<u8>,
+    renews: Vec<u8>,
+    renew_len: usize,
+}
+
+fn filled() -> Filled {
+    let config = Arc::new(Config::from_toml_str(CONFIG, "bench.toml").expect("valid config"));
+    let table = Arc::new(LeaseTable::with_capacity(
+        config.server.expected_leases as usize,
+        SaltKey::from_salt(&config.server.salt),
+    ));
+    let server = config.server.duid.clone();
+    let engine = Engine::new(config, table).expect("engine starts");
+    let cx = Context {
+        link: Some(LinkId(0)),
+        now: T0,
+    };
+    let started = Instant::now();
+    let mut request = [0; 128];
+    let mut reply = [0; 1024];
+    let mut renews = Vec::new();
+    let mut renew_len = 0;
+    for client in 0..FILLED {
+        let len = client_message(
+            &mut request,
+            MessageType::Request,
+            client,
+            Some(&server),
+            None,
+        );
+        let outcome = engine.handle(&request[..len], &cx, &mut reply, &mut Discard);
+        assert!(matches!(outcome, Outcome::Reply { .. }), "{outcome:?}");
+        let id = duid(client);
+        let key = engine.table().client_key(&id, 1, IaKind::Na, 0);
+        let lease = engine.table().find_client(&key).expect("bound");
+        let mut renew = [0; 128];
+        renew_len = client_message(
+            &mut renew,
+            MessageType::Renew,
+            client,
+            Some(&server),
+            Some(lease.ip()),
+        );
+        renews.extend_from_slice(&renew[..renew_len]);
+    }
+    assert_eq!(engine.table().len(), FILLED as usize);
+    eprintln!(
+        "filled {FILLED} leases through Request in {:.2?}",
+        started.elapsed()
+    );
+    Filled {
+        engine,
+        server,
+        renews,
+        renew_len,
+    }
+}
+
+fn engine_benches(c: &mut Criterion) {
+    let Filled {
+        engine,
+        server,
+        renews,
+        renew_len,
+    } = filled();
+    let mut group = c.benchmark_group("engine");
+    group.throughput(Throughput::Elements(1));
+
+    // One new client per iteration: Solicit → Advertise, Request → Reply.
+    let cx = Context {
+        link: Some(LinkId(0)),
+        now: T0 + 1,
+    };
+    let mut reply = [0; 1024];
+    let mut next_client = FILLED;
+    {
+        // Check once, outside the measurement, that the exchange does what is timed.
+        let exchange = Exchange::new(u64::MAX >> 16, &server);
+        let advertise = engine.handle(
+            &exchange.solicit[..exchange.solicit_len],
+            &cx,
+            &mut reply,
+            &mut Discard,
+        );
+        assert!(matches!(advertise, Outcome::Reply { .. }));
+        assert_eq!(reply[0], u8::from(MessageType::Advertise));
+        let bound = engine.handle(
+            &exchange.request[..exchange.request_len],
+            &cx,
+            &mut reply,
+            &mut Discard,
+        );
+        assert!(matches!(bound, Outcome::Reply { .. }));
+        assert_eq!(reply[0], u8::from(MessageType::Reply));
+    }
+    group.bench_function("new_client_exchange/1M_leases", |b| {
+        b.iter_batched_ref(
+            || {
+                next_client += 1;
+                Exchange::new(next_client, &server)
+            },
+            |exchange| {
+                let advertise = engine.handle(
+                    &exchange.solicit[..exchange.solicit_len],
+                    &cx,
+                    &mut reply,
+                    &mut Discard,
+                );
+                let bound = engine.handle(
+                    &exchange.request[..exchange.request_len],
+                    &cx,
+                    &mut reply,
+                    &mut Discard,
+                );
+                black_box((advertise, bound))
+            },
+            BatchSize::SmallInput,
+        );
+    });
+
+    // Renew of an existing lease, cycling through all of them.
+    let cx = Context {
+        link: Some(LinkId(0)),
+        now: T0 + 1800,
+    };
+    {
+        let outcome = engine.handle(&renews[..renew_len], &cx, &mut reply, &mut Discard);
+        assert!(matches!(outcome, Outcome::Reply { .. }));
+    }
+    let mut at = 0;
+    group.bench_function("renew/1M_leases", |b| {
+        b.iter(|| {
+            let renew = &renews[at..at + renew_len];
+            at += renew_len;
+            if at == renews.len() {
+                at = 0;
+            }
+            black_box(engine.handle(renew, &cx, &mut reply, &mut Discard))
+        });
+    });
+
+    // The same Renew over the first 1,000 leases only: table and messages stay in cache, so
+    // this is the CPU cost of a Renew without the memory misses of the 1M-lease run.
+    let hot = &renews[..1000 * renew_len];
+    let mut at = 0;
+    group.bench_function("renew/1k_hot_leases", |b| {
+        b.iter(|| {
+            let renew = &hot[at..at + renew_len];
+            at += renew_len;
+            if at == hot.len() {
+                at = 0;
+            }
+            black_box(engine.handle(renew, &cx, &mut reply, &mut Discard))
+        });
+    });
+    group.finish();
+    eprintln!(
+        "table holds {} leases after the benchmarks",
+        engine.table().len()
+    );
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4));
+    targets = engine_benches
+}
+criterion_main!(benches);
