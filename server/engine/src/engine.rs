@@ -632,14 +632,15 @@ impl Engine {
         let link = self.config.link(client.link);
         let lifetimes = lifetimes_of(link);
         let pools = &self.pools[client.link.index()];
-        if let Some(lease) = self.table.find_client(key)
-            && pools
+        let served = |lease: &Lease| {
+            pools
                 .na
                 .iter()
                 .any(|range| range.prefix().contains(lease.ip()))
-            && let Ok(lease) = self
-                .table
-                .claim(key, lease.addr, 128, how, lifetimes, now, events)
+        };
+        if let Some(lease) = self
+            .table
+            .claim_current(key, how, lifetimes, now, served, events)
         {
             return Some(lease);
         }
@@ -702,20 +703,14 @@ impl Engine {
         let link = self.config.link(client.link);
         let lifetimes = lifetimes_of(link);
         let pools = &self.pools[client.link.index()];
-        if let Some(lease) = self.table.find_client(key)
-            && let Some((range, _)) = pools
-                .pd
-                .iter()
-                .find(|(range, _)| range.prefix().contains(lease.ip()))
-            && let Ok(lease) = self.table.claim(
-                key,
-                lease.addr,
-                range.delegated_len(),
-                how,
-                lifetimes,
-                now,
-                events,
-            )
+        let served = |lease: &Lease| {
+            pools.pd.iter().any(|(range, _)| {
+                range.prefix().contains(lease.ip()) && range.delegated_len() == lease.prefix_len
+            })
+        };
+        if let Some(lease) = self
+            .table
+            .claim_current(key, how, lifetimes, now, served, events)
         {
             return Some(lease);
         }
@@ -772,29 +767,16 @@ impl Engine {
 
         // The binding this server has for the IA, extended if it can be.
         // Only a binding counts: an address that was merely advertised was never the client's.
-        let mut kept = self
-            .table
-            .find_client(&key)
-            .filter(|lease| lease.state == LeaseState::Bound)
-            .filter(|lease| {
-                pools
+        let bound_here = |lease: &Lease| {
+            lease.state == LeaseState::Bound
+                && pools
                     .na
                     .iter()
                     .any(|range| range.prefix().contains(lease.ip()))
-            })
-            .and_then(|lease| {
-                self.table
-                    .claim(
-                        &key,
-                        lease.addr,
-                        128,
-                        ClaimAs::Bound,
-                        lifetimes,
-                        now,
-                        events,
-                    )
-                    .ok()
-            });
+        };
+        let mut kept =
+            self.table
+                .claim_current(&key, ClaimAs::Bound, lifetimes, now, bound_here, events);
         if kept.is_none() && msg_type == MessageType::Rebind {
             //= https://www.rfc-editor.org/rfc/rfc9915#section-18.3.5
             //# If the server cannot find a client entry for the IA and the server determines
@@ -886,23 +868,14 @@ impl Engine {
                 .find(|(range, _)| range.prefix().contains(bits.into()))
         };
 
-        let mut kept = self.table.find_client(&key).and_then(|lease| {
-            if lease.state != LeaseState::Bound {
-                return None;
-            }
-            let (range, _) = pool_of(lease.addr)?;
+        let bound_here = |lease: &Lease| {
+            lease.state == LeaseState::Bound
+                && pool_of(lease.addr)
+                    .is_some_and(|(range, _)| range.delegated_len() == lease.prefix_len)
+        };
+        let mut kept =
             self.table
-                .claim(
-                    &key,
-                    lease.addr,
-                    range.delegated_len(),
-                    ClaimAs::Bound,
-                    lifetimes,
-                    now,
-                    events,
-                )
-                .ok()
-        });
+                .claim_current(&key, ClaimAs::Bound, lifetimes, now, bound_here, events);
         if kept.is_none() && msg_type == MessageType::Rebind {
             kept = ia_prefixes(ia).find_map(|(prefix, len)| {
                 let bits = u128::from(prefix);
@@ -1081,6 +1054,10 @@ impl Engine {
     /// The reserved address and prefix of a client on its link, by DUID or by link-layer
     /// address (RFC 6939).
     fn reservation(&self, client: &Client<'_>) -> Option<(Option<Ipv6Addr>, Option<Prefix>)> {
+        if self.config.reservations.is_empty() {
+            // The common case, without hashing the DUID.
+            return None;
+        }
         let by_duid = self.config.reservation_for_duid(client.duid);
         let by_link_layer = || {
             let (hw_type, address) = client.link_layer.or_else(|| duid_link_layer(client.duid))?;

@@ -700,6 +700,62 @@ impl LeaseTable {
         }
     }
 
+    /// Claims the client's current lease again, in place, found through the client index.
+    ///
+    /// The fast path of Request, Renew and Rebind, and of a repeated Solicit: the first offered
+    /// or bound lease of `key` (as [`Self::find_client`] finds it) is offered again, bound, or
+    /// renewed as [`Self::claim`] would, without searching the address index. `accept` may turn
+    /// the lease down (an address no longer served, a mere offer where a binding is needed);
+    /// then nothing changes and `None` is returned, as when the client holds no lease.
+    #[allow(clippy::too_many_arguments)]
+    pub fn claim_current(
+        &self,
+        key: &ClientKey<'_>,
+        how: ClaimAs,
+        lifetimes: Lifetimes,
+        now: u32,
+        accept: impl Fn(&Lease) -> bool,
+        sink: &mut impl EventSink,
+    ) -> Option<Lease> {
+        let clients = self.clients[self.client_shard_of(key.hash)].lock();
+        for &entry in clients.index.iter_hash(mix64(u64::from(key.hash))) {
+            if (entry >> 32) as u32 != key.hash {
+                continue;
+            }
+            let (shard, slot) = self.split_loc(entry as u32);
+            let mut shard = self.addrs[shard].lock();
+            let Some(record) = shard.records.get_mut(slot) else {
+                continue;
+            };
+            if !(record.is_held() && record.matches(key)) {
+                // A stale entry: `find_client` drops those; here it is only skipped.
+                continue;
+            }
+            let lease = record.lease();
+            if !accept(&lease) {
+                return None;
+            }
+            let (state, expires, event) = match (record.raw_state(), how) {
+                (STATE_BOUND, ClaimAs::Offered { .. }) => return Some(lease),
+                (STATE_BOUND, ClaimAs::Bound) => (
+                    STATE_BOUND,
+                    expiry(now, lifetimes.valid),
+                    EventKind::Renewed,
+                ),
+                (_, ClaimAs::Offered { hold }) => {
+                    (STATE_OFFERED, now.saturating_add(hold), EventKind::Offered)
+                }
+                (_, ClaimAs::Bound) => {
+                    (STATE_BOUND, expiry(now, lifetimes.valid), EventKind::Bound)
+                }
+            };
+            record.set(state, lifetimes, expires);
+            sink.emit(record.event(event, now));
+            return Some(record.lease());
+        }
+        None
+    }
+
     /// Every offered or bound lease of `key`, passed to `each`.
     pub fn leases_of(&self, key: &ClientKey<'_>, mut each: impl FnMut(Lease)) {
         let clients = self.clients[self.client_shard_of(key.hash)].lock();

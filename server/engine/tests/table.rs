@@ -695,3 +695,64 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn claim_current_binds_renews_and_respects_accept() {
+    let table = table();
+    let duid = duid(9);
+    let key = table.client_key(&duid, 1, IaKind::Na, 0);
+    let mut events = Vec::new();
+    let everything = |_: &xdhcp6_engine::table::Lease| true;
+    assert_eq!(
+        table.claim_current(&key, ClaimAs::Bound, LIFE, 1000, everything, &mut events),
+        None,
+        "no lease yet"
+    );
+    table
+        .claim(
+            &key,
+            0x20,
+            128,
+            ClaimAs::Offered { hold: 5 },
+            LIFE,
+            1000,
+            &mut events,
+        )
+        .unwrap();
+    // An offer can be turned down: nothing changes.
+    let bound_only = |lease: &xdhcp6_engine::table::Lease| lease.state == LeaseState::Bound;
+    assert_eq!(
+        table.claim_current(&key, ClaimAs::Bound, LIFE, 1001, bound_only, &mut events),
+        None
+    );
+    assert_eq!(table.find_client(&key).unwrap().state, LeaseState::Offered);
+    // The offer becomes a binding in place, then a binding is renewed.
+    let bound = table
+        .claim_current(&key, ClaimAs::Bound, LIFE, 1002, everything, &mut events)
+        .unwrap();
+    assert_eq!(
+        (bound.addr, bound.state, bound.expires),
+        (0x20, LeaseState::Bound, 1102)
+    );
+    let renewed = table
+        .claim_current(&key, ClaimAs::Bound, LIFE, 1050, bound_only, &mut events)
+        .unwrap();
+    assert_eq!(renewed.expires, 1150);
+    // A Solicit from a bound client leaves the binding as it is.
+    let again = table
+        .claim_current(
+            &key,
+            ClaimAs::Offered { hold: 5 },
+            LIFE,
+            1060,
+            everything,
+            &mut events,
+        )
+        .unwrap();
+    assert_eq!(again, renewed);
+    assert_eq!(
+        kinds(&events),
+        [EventKind::Offered, EventKind::Bound, EventKind::Renewed]
+    );
+    assert_eq!(table.lease_at(0x20, IaKind::Na).unwrap().lease, renewed);
+}
