@@ -1214,6 +1214,9 @@ struct ClientRequest<'a> {
 }
 
 impl<'a> ClientRequest<'a> {
+    /// Client ID, Server ID, IA_NA, IA_TA, ORO, Rapid Commit, IA_PD, Client FQDN.
+    const ACTED_ON: [u16; 8] = [1, 2, 3, 4, 6, 14, 25, 39];
+
     fn read(message: Message<'a>) -> Result<Self, DropReason> {
         let mut request = ClientRequest {
             msg_type: message.msg_type(),
@@ -1227,8 +1230,14 @@ impl<'a> ClientRequest<'a> {
             rapid_commit: false,
             fqdn: None,
         };
-        for option in message.options() {
-            match option.map_err(|_| DropReason::Malformed)? {
+        // Only the options the server acts on are typed (and must be well-formed); the framing
+        // of every option is checked.
+        for raw in message.options().raw() {
+            let raw = raw.map_err(|_| DropReason::Malformed)?;
+            if !ClientRequest::ACTED_ON.contains(&raw.code) {
+                continue;
+            }
+            match raw.parse().map_err(|_| DropReason::Malformed)? {
                 DhcpOption::ClientId(duid) => request.client_id = Some(duid.as_bytes()),
                 DhcpOption::ServerId(duid) => request.server_id = Some(duid.as_bytes()),
                 DhcpOption::IaNa(ia) => {
