@@ -1,6 +1,10 @@
-//! The xdhcp6 DHCPv6 server appliance.
-//!
-//! For now this holds the XDP steering loader ([`xdp`]); the datapaths, workers, journal and
-//! control plane join it here.
+//! The xdhcp6 DHCPv6 server appliance: datapaths, workers, journal, control plane.
 
+pub mod afxdp;
+pub mod frame;
+pub mod journal;
+pub mod metrics;
+pub mod runtime;
+pub mod stats;
+pub mod udp;
 pub mod xdp;

@@ -1,7 +1,8 @@
 //! `xdhcp6d`: the xdhcp6 DHCPv6 server appliance.
 
 use std::{
-    path::PathBuf,
+    net::SocketAddr,
+    path::{Path, PathBuf},
     process::ExitCode,
     sync::Arc,
     sync::atomic::{AtomicBool, Ordering},
@@ -13,8 +14,18 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 use xdhcp6_common::{Counters, PassReason};
-use xdhcp6_engine::{Engine, alloc::SaltKey, config::Config, table::LeaseTable};
+use xdhcp6_engine::{
+    Engine,
+    alloc::SaltKey,
+    config::Config,
+    table::{INFINITE, IaKind, LeaseRecord, LeaseState, LeaseTable},
+};
+use xdhcp6d::journal::{Durability, read_journal};
+use xdhcp6d::runtime::{self, DEFAULT_JOURNAL, Datapath, RunOptions};
 use xdhcp6d::xdp::{AttachMode, EbpfObject, Steering};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// DHCPv6 server appliance (RFC 9915) for semi-redundant deployments (RFC 6853).
 #[derive(Debug, Parser)]
@@ -26,6 +37,65 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the DHCPv6 server until SIGTERM or SIGINT.
+    ///
+    /// Loads the configuration, replays the lease journal, binds [::]:547 (joined to
+    /// ff02::1:2 and ff05::1:3 on every interface the links name) and answers clients. On
+    /// SIGTERM/SIGINT it stops the workers, syncs the journal and exits 0. Needs root, or
+    /// CAP_NET_BIND_SERVICE (UDP) plus CAP_BPF and CAP_NET_ADMIN (XDP).
+    Run {
+        /// The TOML configuration file (see `check-config`).
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+        /// Which datapath answers clients: udp (kernel socket, portable) or xdp (AF_XDP).
+        #[arg(long, value_enum, default_value_t = Datapath::Udp)]
+        datapath: Datapath,
+        /// XDP attach mode for --datapath xdp: native (driver), skb (generic) or auto.
+        #[arg(long, value_enum, default_value_t = AttachMode::Auto)]
+        xdp_mode: AttachMode,
+        /// The lease journal: replayed at start, appended to while running.
+        #[arg(long, value_name = "PATH", default_value = DEFAULT_JOURNAL)]
+        journal: PathBuf,
+        /// always: a reply leaves only once its lease is synced to disk (group commit).
+        /// batch: the journal syncs every --batch-interval; a crash loses at most that much.
+        #[arg(long, value_enum, default_value_t = DurabilityMode::Batch)]
+        durability: DurabilityMode,
+        /// Milliseconds between journal syncs with --durability batch.
+        #[arg(long, value_name = "MS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+        batch_interval: u64,
+        /// Address of the Prometheus endpoint (http://ADDR/metrics), or "off".
+        #[arg(long, value_name = "ADDR|off", default_value = "[::1]:9547", value_parser = parse_metrics)]
+        metrics: MetricsAddress,
+        /// UDP datapath worker threads, all on the one server socket.
+        #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+        workers: u16,
+        /// Cores to pin the workers to, in worker order, e.g. "2,3" or "2-5" (default: unpinned).
+        #[arg(long, value_name = "LIST", value_parser = parse_cores)]
+        cores: Option<CoreList>,
+        /// The compiled XDP object for --datapath xdp (default: $XDHCP6_EBPF_OBJECT, else the
+        /// embedded copy).
+        #[arg(long, value_name = "PATH")]
+        ebpf_object: Option<PathBuf>,
+    },
+    /// Print the live leases of a lease journal (the server may be running).
+    ///
+    /// Reads the journal without changing it. Columns: client DUID (hex), IAID, kind (na:
+    /// address, pd: delegated prefix), address or prefix, link, state, preferred and valid
+    /// lifetimes (seconds) and when the lease expires (UTC).
+    Leases {
+        /// The lease journal.
+        #[arg(long, value_name = "PATH", default_value = DEFAULT_JOURNAL)]
+        journal: PathBuf,
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Also print leases that have expired but were not yet swept from the journal.
+        #[arg(long)]
+        all: bool,
+        /// The configuration, to show link names instead of link numbers.
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
     /// Validate a configuration file and print what it serves.
     ///
     /// Every error names the file, the field and the problem; the exit status is non-zero when
@@ -67,6 +137,34 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let result = match Cli::parse().command {
+        Command::Run {
+            config,
+            datapath,
+            xdp_mode,
+            journal,
+            durability,
+            batch_interval,
+            metrics,
+            workers,
+            cores,
+            ebpf_object,
+        } => runtime::run(RunOptions {
+            config,
+            datapath,
+            xdp_mode,
+            journal,
+            durability: durability.with_interval(batch_interval),
+            metrics: metrics.0,
+            workers: usize::from(workers),
+            cores: cores.map(|cores| cores.0).unwrap_or_default(),
+            ebpf_object,
+        }),
+        Command::Leases {
+            journal,
+            json,
+            all,
+            config,
+        } => leases(&journal, json, all, config.as_deref()),
         Command::CheckConfig { file } => check_config(&file),
         Command::XdpWatch {
             interface,
@@ -83,6 +181,234 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `--durability` on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum DurabilityMode {
+    /// Reply only once the lease is on disk.
+    Always,
+    /// Sync every --batch-interval milliseconds.
+    Batch,
+}
+
+impl DurabilityMode {
+    fn with_interval(self, milliseconds: u64) -> Durability {
+        match self {
+            DurabilityMode::Always => Durability::Always,
+            DurabilityMode::Batch => Durability::Batch {
+                interval: Duration::from_millis(milliseconds),
+            },
+        }
+    }
+}
+
+/// `--metrics`: an address, or `None` for "off".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct MetricsAddress(Option<SocketAddr>);
+
+fn parse_metrics(text: &str) -> Result<MetricsAddress, String> {
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(MetricsAddress(None));
+    }
+    text.parse()
+        .map(|address| MetricsAddress(Some(address)))
+        .map_err(|_| {
+            format!("{text:?} is not an address like [::1]:9547 or 127.0.0.1:9547, or \"off\"")
+        })
+}
+
+/// `--cores`: a list of core numbers and ranges.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct CoreList(Vec<usize>);
+
+fn parse_cores(text: &str) -> Result<CoreList, String> {
+    let mut cores = Vec::new();
+    for part in text
+        .split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+    {
+        let number = |text: &str| {
+            text.trim()
+                .parse::<usize>()
+                .map_err(|_| format!("{text:?} is not a core number"))
+        };
+        match part.split_once('-') {
+            Some((first, last)) => {
+                let (first, last) = (number(first)?, number(last)?);
+                if first > last || last - first > 4096 {
+                    return Err(format!("{part:?} is not a range of cores"));
+                }
+                cores.extend(first..=last);
+            }
+            None => cores.push(number(part)?),
+        }
+    }
+    if cores.is_empty() {
+        return Err("no cores given".to_owned());
+    }
+    Ok(CoreList(cores))
+}
+
+/// `xdhcp6d leases`.
+fn leases(journal: &Path, json: bool, all: bool, config: Option<&Path>) -> anyhow::Result<()> {
+    let replay = read_journal(journal).with_context(|| format!("reading {}", journal.display()))?;
+    let links: Vec<String> = match config {
+        Some(file) => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("{}: cannot read", file.display()))?;
+            Config::from_toml_str(&text, &file.display().to_string())?
+                .links
+                .into_iter()
+                .map(|link| link.name)
+                .collect()
+        }
+        None => Vec::new(),
+    };
+    let now = xdhcp6d::udp::unix_now();
+    let mut records: Vec<LeaseRecord> = replay
+        .records
+        .into_iter()
+        .filter(|record| all || !record.lease.is_expired(now))
+        .collect();
+    records.sort_by_key(|record| {
+        (
+            record.lease.link,
+            record.lease.kind == IaKind::Pd,
+            record.lease.addr,
+        )
+    });
+    let rows: Vec<LeaseRow> = records
+        .iter()
+        .map(|record| LeaseRow::new(record, &links))
+        .collect();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        print!("{}", lease_table(&rows));
+    }
+    Ok(())
+}
+
+/// One lease as `leases` prints it.
+#[derive(Debug, serde::Serialize)]
+struct LeaseRow {
+    duid: String,
+    iaid: u32,
+    kind: &'static str,
+    lease: String,
+    link: String,
+    state: &'static str,
+    preferred: Option<u32>,
+    valid: Option<u32>,
+    /// Unix seconds; `None` for never.
+    expires: Option<u32>,
+    expires_at: String,
+}
+
+impl LeaseRow {
+    fn new(record: &LeaseRecord, links: &[String]) -> Self {
+        let lease = &record.lease;
+        let finite = |seconds: u32| (seconds != INFINITE).then_some(seconds);
+        Self {
+            duid: hex(record.duid.as_bytes()),
+            iaid: lease.iaid,
+            kind: match lease.kind {
+                IaKind::Na => "na",
+                IaKind::Pd => "pd",
+            },
+            lease: match lease.kind {
+                IaKind::Na => lease.ip().to_string(),
+                IaKind::Pd => format!("{}/{}", lease.ip(), lease.prefix_len),
+            },
+            link: links
+                .get(usize::from(lease.link))
+                .cloned()
+                .unwrap_or_else(|| lease.link.to_string()),
+            state: match lease.state {
+                LeaseState::Offered => "offered",
+                LeaseState::Bound => "bound",
+                LeaseState::Declined => "declined",
+            },
+            preferred: finite(lease.lifetimes.preferred),
+            valid: finite(lease.lifetimes.valid),
+            expires: finite(lease.expires),
+            expires_at: match finite(lease.expires) {
+                Some(at) => utc(at),
+                None => "never".to_owned(),
+            },
+        }
+    }
+}
+
+/// The rows as a table with aligned columns and a header.
+fn lease_table(rows: &[LeaseRow]) -> String {
+    let lifetime = |seconds: Option<u32>| seconds.map_or("infinite".to_owned(), |s| s.to_string());
+    let header = [
+        "DUID",
+        "IAID",
+        "KIND",
+        "LEASE",
+        "LINK",
+        "STATE",
+        "PREFERRED",
+        "VALID",
+        "EXPIRES",
+    ];
+    let mut table: Vec<[String; 9]> = vec![header.map(str::to_owned)];
+    for row in rows {
+        table.push([
+            row.duid.clone(),
+            row.iaid.to_string(),
+            row.kind.to_owned(),
+            row.lease.clone(),
+            row.link.clone(),
+            row.state.to_owned(),
+            lifetime(row.preferred),
+            lifetime(row.valid),
+            row.expires_at.clone(),
+        ]);
+    }
+    let mut widths = [0usize; 9];
+    for line in &table {
+        for (width, cell) in widths.iter_mut().zip(line) {
+            *width = (*width).max(cell.len());
+        }
+    }
+    let mut text = String::new();
+    for line in &table {
+        let cells: Vec<String> = line
+            .iter()
+            .zip(widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        text.push_str(cells.join("  ").trim_end());
+        text.push('\n');
+    }
+    text
+}
+
+/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.
+fn utc(seconds: u32) -> String {
+    let days = i64::from(seconds / 86_400);
+    let rest = seconds % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60
+    )
 }
 
 fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
@@ -305,6 +631,123 @@ mod tests {
             error.contains("is not inside prefix 2001:db8::/64"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn run_parses_every_flag() {
+        let cli = Cli::try_parse_from([
+            "xdhcp6d",
+            "run",
+            "--config",
+            "a.toml",
+            "--datapath",
+            "udp",
+            "--journal",
+            "/tmp/j",
+            "--durability",
+            "always",
+            "--metrics",
+            "off",
+            "--workers",
+            "3",
+            "--cores",
+            "1,4-5",
+        ])
+        .unwrap();
+        let Command::Run {
+            config,
+            datapath,
+            journal,
+            durability,
+            metrics,
+            workers,
+            cores,
+            ..
+        } = cli.command
+        else {
+            panic!("parsed as another command: {:?}", cli.command);
+        };
+        assert_eq!(config, PathBuf::from("a.toml"));
+        assert_eq!(datapath, Datapath::Udp);
+        assert_eq!(journal, PathBuf::from("/tmp/j"));
+        assert_eq!(durability.with_interval(10), Durability::Always);
+        assert_eq!(metrics, MetricsAddress(None));
+        assert_eq!(workers, 3);
+        assert_eq!(cores, Some(CoreList(vec![1, 4, 5])));
+    }
+
+    #[test]
+    fn run_defaults() {
+        let cli = Cli::try_parse_from(["xdhcp6d", "run", "-c", "a.toml"]).unwrap();
+        let Command::Run {
+            journal,
+            durability,
+            batch_interval,
+            metrics,
+            workers,
+            cores,
+            ..
+        } = cli.command
+        else {
+            panic!("parsed as another command: {:?}", cli.command);
+        };
+        assert_eq!(journal, PathBuf::from(DEFAULT_JOURNAL));
+        assert_eq!(
+            durability.with_interval(batch_interval),
+            Durability::Batch {
+                interval: Duration::from_millis(10)
+            }
+        );
+        assert_eq!(metrics, MetricsAddress(Some("[::1]:9547".parse().unwrap())));
+        assert_eq!(workers, 1);
+        assert_eq!(cores, None);
+        for bad in [
+            &["xdhcp6d", "run", "-c", "a", "--workers", "0"][..],
+            &["xdhcp6d", "run", "-c", "a", "--cores", "3-1"],
+            &["xdhcp6d", "run", "-c", "a", "--metrics", "localhost"],
+            &["xdhcp6d", "run", "-c", "a", "--durability", "never"],
+            &["xdhcp6d", "run"],
+        ] {
+            assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn utc_formats_known_instants() {
+        assert_eq!(utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(utc(1_798_761_599), "2026-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn lease_rows_are_aligned() {
+        use xdhcp6_engine::table::{Duid, Lease, Lifetimes};
+        let record = LeaseRecord {
+            duid: Duid::new(&[0, 3, 0, 1, 2, 0, 0, 0, 0, 1]),
+            lease: Lease {
+                addr: u128::from("2001:db8:100::".parse::<std::net::Ipv6Addr>().unwrap()),
+                prefix_len: 56,
+                kind: IaKind::Pd,
+                iaid: 7,
+                link: 0,
+                state: LeaseState::Bound,
+                lifetimes: Lifetimes {
+                    preferred: 20,
+                    valid: INFINITE,
+                },
+                expires: INFINITE,
+            },
+        };
+        let row = LeaseRow::new(&record, &["access-1".to_owned()]);
+        assert_eq!(row.lease, "2001:db8:100::/56");
+        assert_eq!(row.link, "access-1");
+        let text = lease_table(&[row]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert!(lines[0].starts_with("DUID"));
+        assert_eq!(lines[0].find("IAID"), lines[1].find("7  "));
+        assert!(lines[1].ends_with("never"), "{text}");
+        assert!(lines[1].contains("infinite"), "{text}");
     }
 
     #[test]

@@ -1,0 +1,829 @@
+//! The Prometheus metrics endpoint: worker counters, pool slices, journal lag and XDP counters
+//! in the text exposition format (version 0.0.4).
+//!
+//! [`render`] is pure: it reads the [`Sources`] the runtime wired and formats one scrape.
+//! [`spawn`] serves it over a minimal HTTP/1.1 server on a thread of its own (a current-thread
+//! tokio runtime), off the hot path: workers only bump their own relaxed atomics, and the sums
+//! are taken here when Prometheus asks. Every connection answers one request and is closed;
+//! requests are bounded in size and must arrive within a read timeout, and only a few
+//! connections are served at once, so a slow or hostile client cannot hold the endpoint.
+
+use std::fmt::{self, Display, Write as _};
+use std::io;
+use std::net::{SocketAddr, TcpListener as StdTcpListener};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, oneshot};
+use xdhcp6_common::{Counters, PassReason};
+use xdhcp6_engine::engine::PoolUsage;
+use xdhcp6_engine::proto::MessageType;
+use xdhcp6_engine::table::IaKind;
+use xdhcp6_engine::{DropReason, Engine};
+
+use crate::stats::{MESSAGE_TYPES, WorkerStats};
+
+/// The content type of the text exposition format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The path the endpoint answers; every other path is 404.
+pub const PATH: &str = "/metrics";
+
+/// How long a connection is kept open after its response, reading what the client still sends.
+const LINGER: Duration = Duration::from_secs(1);
+
+/// The most bytes read and discarded while lingering.
+const LINGER_BYTES: usize = 64 * 1024;
+
+/// Label values of the per-type counters, indexed like [`WorkerStats::received`] (RFC 9915
+/// §7.3 codes; 0 collects unknown types).
+const MESSAGE_TYPE_NAMES: [&str; MESSAGE_TYPES] = [
+    "unknown",
+    "solicit",
+    "advertise",
+    "request",
+    "confirm",
+    "renew",
+    "rebind",
+    "reply",
+    "release",
+    "decline",
+    "reconfigure",
+    "information_request",
+    "relay_forw",
+    "relay_repl",
+    "leasequery",
+    "leasequery_reply",
+    "leasequery_done",
+    "leasequery_data",
+];
+
+/// A value read each time the endpoint is scraped.
+pub type Probe<T> = Arc<dyn Fn() -> T + Send + Sync>;
+
+/// What the endpoint reports; the runtime wires the parts it has, the rest is left out.
+#[derive(Clone, Default)]
+pub struct Sources {
+    /// The counters of every datapath worker (summed per scrape).
+    pub workers: Vec<Arc<WorkerStats>>,
+    /// The engine currently serving (a probe, so that a configuration reload shows at once):
+    /// lease table size and pool slices.
+    pub engine: Option<Probe<Arc<Engine>>>,
+    /// Lease events accepted by the journal but not yet on disk.
+    pub journal_lag: Option<Probe<u64>>,
+    /// The XDP program's counters summed over CPUs; `None` while no program is attached.
+    pub xdp: Option<Probe<Option<Counters>>>,
+}
+
+impl Sources {
+    /// Sources reporting the counters of `workers` only.
+    pub fn new(workers: Vec<Arc<WorkerStats>>) -> Self {
+        Self {
+            workers,
+            ..Self::default()
+        }
+    }
+
+    /// The same sources, reporting a fixed `engine`.
+    pub fn with_engine(self, engine: Arc<Engine>) -> Self {
+        self.with_engine_probe(Arc::new(move || Arc::clone(&engine)))
+    }
+
+    /// The same sources, reporting whichever engine `current` returns at scrape time.
+    pub fn with_engine_probe(mut self, current: Probe<Arc<Engine>>) -> Self {
+        self.engine = Some(current);
+        self
+    }
+
+    /// The same sources, reporting the journal lag that `lag` returns.
+    pub fn with_journal_lag(mut self, lag: Probe<u64>) -> Self {
+        self.journal_lag = Some(lag);
+        self
+    }
+
+    /// The same sources, reporting the XDP counters that `counters` returns.
+    pub fn with_xdp(mut self, counters: Probe<Option<Counters>>) -> Self {
+        self.xdp = Some(counters);
+        self
+    }
+}
+
+impl fmt::Debug for Sources {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sources")
+            .field("workers", &self.workers.len())
+            .field("engine", &self.engine.is_some())
+            .field("journal_lag", &self.journal_lag.is_some())
+            .field("xdp", &self.xdp.is_some())
+            .finish()
+    }
+}
+
+/// Formats one scrape of `sources` in the Prometheus text format.
+///
+/// Worker counters are always present, at 0 included (client message types received, server
+/// types sent, every drop reason), so that rates work from the first scrape; the engine,
+/// journal and XDP families appear when their source is wired.
+pub fn render(sources: &Sources) -> String {
+    let mut out = Exposition::default();
+    out.family(
+        "xdhcp6_build_info",
+        "gauge",
+        "Always 1; the version of the running xdhcp6d.",
+    );
+    out.sample(
+        "xdhcp6_build_info",
+        &[("version", env!("CARGO_PKG_VERSION"))],
+        1,
+    );
+    render_workers(&mut out, &sources.workers);
+    if let Some(engine) = &sources.engine {
+        render_engine(&mut out, &engine());
+    }
+    if let Some(lag) = &sources.journal_lag {
+        out.family(
+            "xdhcp6_journal_lag_events",
+            "gauge",
+            "Lease events handed to the journal writer and not yet on disk.",
+        );
+        out.value("xdhcp6_journal_lag_events", lag());
+    }
+    if let Some(xdp) = &sources.xdp {
+        render_xdp(&mut out, xdp());
+    }
+    out.text
+}
+
+fn render_workers(out: &mut Exposition, workers: &[Arc<WorkerStats>]) {
+    let sum = |counter: fn(&WorkerStats) -> &AtomicU64| -> u64 {
+        workers
+            .iter()
+            .map(|stats| counter(stats).load(Ordering::Relaxed))
+            .fold(0, u64::wrapping_add)
+    };
+    let sum_at = |array: fn(&WorkerStats) -> &[AtomicU64], index: usize| -> u64 {
+        workers
+            .iter()
+            .filter_map(|stats| array(stats).get(index))
+            .map(|counter| counter.load(Ordering::Relaxed))
+            .fold(0, u64::wrapping_add)
+    };
+
+    out.family(
+        "xdhcp6_messages_received_total",
+        "counter",
+        "DHCPv6 messages received, by the type of the client message (inside relay chains).",
+    );
+    for (index, name) in MESSAGE_TYPE_NAMES.iter().enumerate() {
+        let count = sum_at(|stats| &stats.received, index);
+        // Client types always (rates work from the first scrape), server types when seen.
+        if count > 0 || !message_type(index).is_server_to_client() {
+            out.sample("xdhcp6_messages_received_total", &[("type", name)], count);
+        }
+    }
+    out.family(
+        "xdhcp6_messages_sent_total",
+        "counter",
+        "DHCPv6 replies sent, by message type.",
+    );
+    for (index, name) in MESSAGE_TYPE_NAMES.iter().enumerate() {
+        let count = sum_at(|stats| &stats.sent, index);
+        // Server types always, anything else only if a datapath ever counted it.
+        if count > 0 || message_type(index).is_server_to_client() {
+            out.sample("xdhcp6_messages_sent_total", &[("type", name)], count);
+        }
+    }
+    out.family(
+        "xdhcp6_dropped_total",
+        "counter",
+        "DHCPv6 messages answered with nothing, by reason.",
+    );
+    for (index, reason) in DropReason::ALL.iter().enumerate() {
+        out.sample(
+            "xdhcp6_dropped_total",
+            &[("reason", reason.as_str())],
+            sum_at(|stats| &stats.dropped, index),
+        );
+    }
+    out.family(
+        "xdhcp6_bad_frames_total",
+        "counter",
+        "Frames the datapath could not use (not IPv6/UDP, bad checksum, too large).",
+    );
+    out.value("xdhcp6_bad_frames_total", sum(|stats| &stats.bad_frames));
+    out.family(
+        "xdhcp6_send_failures_total",
+        "counter",
+        "Replies that could not be sent (socket or ring full).",
+    );
+    out.value(
+        "xdhcp6_send_failures_total",
+        sum(|stats| &stats.send_failures),
+    );
+}
+
+/// The message type counted at `index` of the per-type arrays.
+fn message_type(index: usize) -> MessageType {
+    MessageType::from(u8::try_from(index).unwrap_or(0))
+}
+
+fn render_engine(out: &mut Exposition, engine: &Engine) {
+    out.family(
+        "xdhcp6_leases",
+        "gauge",
+        "Leases in the lease table, every state (offered, bound, declined) included.",
+    );
+    out.value("xdhcp6_leases", engine.table().len());
+
+    let pools = engine.pool_usage();
+    out.family(
+        "xdhcp6_pool_size",
+        "gauge",
+        "Addresses or delegated prefixes in the slice (range) of a pool this server owns.",
+    );
+    for pool in &pools {
+        if let Some(size) = pool_size(engine, pool) {
+            out.sample("xdhcp6_pool_size", &pool_labels(pool), size);
+        }
+    }
+    out.family(
+        "xdhcp6_pool_free",
+        "gauge",
+        "Free addresses or prefixes in a slice, where it keeps a bitmap; size - free is in use \
+         (leases, offers, declined and reserved ones).",
+    );
+    for pool in &pools {
+        if let Some(free) = pool.free {
+            out.sample("xdhcp6_pool_free", &pool_labels(pool), free);
+        }
+    }
+}
+
+/// The labels that name one pool slice.
+fn pool_labels(pool: &PoolUsage) -> [(&'static str, String); 4] {
+    let kind = match pool.kind {
+        IaKind::Na => "na",
+        IaKind::Pd => "pd",
+    };
+    [
+        ("link", pool.link.clone()),
+        ("kind", kind.to_owned()),
+        ("prefix", pool.prefix.to_string()),
+        ("range", pool.range.to_string()),
+    ]
+}
+
+/// The number of units in a slice: addresses of an NA range, delegated prefixes of a PD range
+/// (their length comes from the configuration, as the usage report does not carry it).
+fn pool_size(engine: &Engine, pool: &PoolUsage) -> Option<UnitCount> {
+    let range_len = u32::from(pool.range.len());
+    let unit_len = match pool.kind {
+        IaKind::Na => 128,
+        IaKind::Pd => {
+            let link = engine
+                .config()
+                .links
+                .iter()
+                .find(|link| link.name == pool.link)?;
+            let configured = link.pd_pools.iter().find(|configured| {
+                configured.prefix == pool.prefix && configured.range == pool.range
+            })?;
+            u32::from(configured.delegated_len)
+        }
+    };
+    unit_len.checked_sub(range_len).map(UnitCount)
+}
+
+/// 2^bits, written exactly while it fits a `u128` (a /0 range does not).
+#[derive(Clone, Copy, Debug)]
+struct UnitCount(u32);
+
+impl Display for UnitCount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match 1u128.checked_shl(self.0) {
+            Some(count) => write!(f, "{count}"),
+            None => write!(f, "{:e}", 2f64.powi(self.0 as i32)),
+        }
+    }
+}
+
+fn render_xdp(out: &mut Exposition, counters: Option<Counters>) {
+    out.family(
+        "xdhcp6_xdp_attached",
+        "gauge",
+        "1 while the XDP steering program is attached and its counters can be read.",
+    );
+    out.value("xdhcp6_xdp_attached", u8::from(counters.is_some()));
+    let Some(counters) = counters else {
+        return;
+    };
+    out.family(
+        "xdhcp6_xdp_frames_total",
+        "counter",
+        "Frames seen by the XDP program: steered to AF_XDP, matched without a socket \
+         (no_socket, passed to the kernel), or passed to the kernel.",
+    );
+    for (verdict, value) in [
+        ("steered", counters.steered),
+        ("no_socket", counters.no_socket),
+        ("passed", counters.passed),
+    ] {
+        out.sample("xdhcp6_xdp_frames_total", &[("verdict", verdict)], value);
+    }
+    out.family(
+        "xdhcp6_xdp_passed_total",
+        "counter",
+        "Frames the XDP program passed to the kernel, by reason.",
+    );
+    for reason in PassReason::ALL {
+        out.sample(
+            "xdhcp6_xdp_passed_total",
+            &[("reason", reason.name())],
+            counters.passed_for(reason),
+        );
+    }
+}
+
+/// A text exposition being written.
+#[derive(Debug, Default)]
+struct Exposition {
+    text: String,
+}
+
+impl Exposition {
+    /// The HELP and TYPE lines of a metric family.
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        self.text.push_str("# HELP ");
+        self.text.push_str(name);
+        self.text.push(' ');
+        escape_into(&mut self.text, help, false);
+        self.text.push_str("\n# TYPE ");
+        self.text.push_str(name);
+        self.text.push(' ');
+        self.text.push_str(kind);
+        self.text.push('\n');
+    }
+
+    /// One sample line without labels.
+    fn value(&mut self, name: &str, value: impl Display) {
+        self.sample::<&str>(name, &[], value);
+    }
+
+    /// One sample line.
+    fn sample<V: AsRef<str>>(&mut self, name: &str, labels: &[(&str, V)], value: impl Display) {
+        self.text.push_str(name);
+        if !labels.is_empty() {
+            self.text.push('{');
+            for (position, (label, label_value)) in labels.iter().enumerate() {
+                if position > 0 {
+                    self.text.push(',');
+                }
+                self.text.push_str(label);
+                self.text.push_str("=\"");
+                escape_into(&mut self.text, label_value.as_ref(), true);
+                self.text.push('"');
+            }
+            self.text.push('}');
+        }
+        // Writing into a String cannot fail.
+        let _ = writeln!(self.text, " {value}");
+    }
+}
+
+/// Appends `text` escaped for the exposition format: backslash and newline always, the double
+/// quote inside label values.
+fn escape_into(out: &mut String, text: &str, label_value: bool) {
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '"' if label_value => out.push_str("\\\""),
+            c => out.push(c),
+        }
+    }
+}
+
+/// Bounds on what one client may cost the endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// The longest request head (request line and headers) read; longer ones get 431.
+    pub max_request_bytes: usize,
+    /// Time for the whole request head to arrive; a slower client gets 408.
+    pub read_timeout: Duration,
+    /// Time for the response to be taken by the client before the connection is dropped.
+    pub write_timeout: Duration,
+    /// Connections served at once; further ones wait in the listen backlog.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_request_bytes: 8 * 1024,
+            read_timeout: Duration::from_secs(5),
+            write_timeout: Duration::from_secs(10),
+            max_connections: 16,
+        }
+    }
+}
+
+/// The running endpoint; dropping it stops the server and joins its thread.
+#[derive(Debug)]
+pub struct MetricsHandle {
+    local_addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl MetricsHandle {
+    /// The address the endpoint listens on (with the port chosen when 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops the server and waits for its thread; the same as dropping the handle.
+    pub fn stop(self) {}
+}
+
+impl Drop for MetricsHandle {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            // The server may have ended already; then there is nobody to tell.
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("the metrics thread panicked");
+        }
+    }
+}
+
+/// Serves `render(sources)` at `http://addr/metrics` with the default [`Limits`].
+///
+/// Binds before returning, so that a taken port or a bad address is an error at start.
+pub fn spawn(addr: SocketAddr, sources: Sources) -> io::Result<MetricsHandle> {
+    spawn_with_limits(addr, sources, Limits::default())
+}
+
+/// Serves `render(sources)` at `http://addr/metrics` within `limits`.
+pub fn spawn_with_limits(
+    addr: SocketAddr,
+    sources: Sources,
+    limits: Limits,
+) -> io::Result<MetricsHandle> {
+    let listener = StdTcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    let local_addr = listener.local_addr()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()?;
+    let listener = {
+        let _context = runtime.enter();
+        TcpListener::from_std(listener)?
+    };
+    let (stop, stopped) = oneshot::channel();
+    let sources = Arc::new(sources);
+    let thread = thread::Builder::new()
+        .name("xdhcp6-metrics".to_owned())
+        .spawn(move || {
+            runtime.block_on(serve(listener, sources, limits, stopped));
+            // Dropping the runtime here cancels the connections still open.
+        })?;
+    tracing::info!(addr = %local_addr, "metrics endpoint listening");
+    Ok(MetricsHandle {
+        local_addr,
+        stop: Some(stop),
+        thread: Some(thread),
+    })
+}
+
+/// Accepts connections until told to stop (or the handle is gone).
+async fn serve(
+    listener: TcpListener,
+    sources: Arc<Sources>,
+    limits: Limits,
+    mut stopped: oneshot::Receiver<()>,
+) {
+    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    loop {
+        // Accept only with a free slot: beyond the limit, connections wait in the kernel's
+        // backlog (a scrape is delayed, not refused, while slow clients hold the slots).
+        let permit = tokio::select! {
+            _ = &mut stopped => break,
+            permit = Arc::clone(&permits).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                // The semaphore is never closed.
+                Err(_closed) => break,
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            _ = &mut stopped => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of descriptors, usually: wait instead of spinning on the error.
+                    tracing::warn!(%error, "metrics endpoint cannot accept");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let sources = Arc::clone(&sources);
+        tokio::spawn(async move {
+            if let Err(error) = connection(stream, &sources, &limits).await {
+                tracing::debug!(%peer, %error, "metrics connection failed");
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// What arrived on a connection.
+#[derive(Debug, PartialEq, Eq)]
+enum Head {
+    /// A complete request head (up to the blank line).
+    Complete(Vec<u8>),
+    /// More than the size limit without the end of the head.
+    TooLarge,
+    /// The client closed before the end of the head.
+    Closed,
+}
+
+/// Answers one request and closes the connection.
+async fn connection(mut stream: TcpStream, sources: &Sources, limits: &Limits) -> io::Result<()> {
+    let head = tokio::time::timeout(
+        limits.read_timeout,
+        read_head(&mut stream, limits.max_request_bytes),
+    )
+    .await;
+    let response = match head {
+        Err(_elapsed) => status_response(408, "Request Timeout", &[]),
+        Ok(Err(error)) => return Err(error),
+        Ok(Ok(Head::Closed)) => return Ok(()),
+        Ok(Ok(Head::TooLarge)) => status_response(431, "Request Header Fields Too Large", &[]),
+        Ok(Ok(Head::Complete(head))) => respond(&head, sources),
+    };
+    let sent = tokio::time::timeout(limits.write_timeout, async {
+        stream.write_all(&response).await?;
+        stream.shutdown().await
+    })
+    .await;
+    match sent {
+        Ok(result) => result?,
+        Err(_elapsed) => {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "client too slow to take the response",
+            ));
+        }
+    }
+    // Read what the client still sends before closing, for a moment: closing a socket with
+    // unread data resets the connection, and the client could lose the response (a 431 above
+    // all). Whatever is left after that is the client's problem.
+    let _ = tokio::time::timeout(LINGER, async {
+        let mut sink = [0u8; 4096];
+        let mut left = LINGER_BYTES;
+        while left > 0 {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    })
+    .await;
+    Ok(())
+}
+
+/// Reads up to the blank line that ends the request head, at most `limit` bytes.
+async fn read_head(stream: &mut TcpStream, limit: usize) -> io::Result<Head> {
+    let mut head = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    loop {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(Head::Closed);
+        }
+        // Look for the end again from a little before the new bytes: it may straddle reads.
+        let from = head.len().saturating_sub(3);
+        head.extend_from_slice(&chunk[..n]);
+        if let Some(end) = find_head_end(&head[from..]) {
+            head.truncate(from + end);
+            return Ok(Head::Complete(head));
+        }
+        if head.len() >= limit {
+            return Ok(Head::TooLarge);
+        }
+    }
+}
+
+/// The length up to and including the blank line (CRLF CRLF, or bare LF LF as RFC 9112 §2.2
+/// lets a server accept).
+fn find_head_end(bytes: &[u8]) -> Option<usize> {
+    bytes.windows(2).enumerate().find_map(|(at, pair)| {
+        if pair == b"\n\n" {
+            Some(at + 2)
+        } else if pair == b"\n\r" && bytes.get(at + 2) == Some(&b'\n') {
+            Some(at + 3)
+        } else {
+            None
+        }
+    })
+}
+
+/// The response to a complete request head.
+fn respond(head: &[u8], sources: &Sources) -> Vec<u8> {
+    let line = head.split(|&byte| byte == b'\n').next().unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let mut parts = line.split(|&byte| byte == b' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return status_response(400, "Bad Request", &[]);
+    };
+    if !version.starts_with(b"HTTP/1.") {
+        return status_response(400, "Bad Request", &[]);
+    }
+    let path = target
+        .split(|&byte| byte == b'?')
+        .next()
+        .unwrap_or_default();
+    if path != PATH.as_bytes() {
+        return status_response(404, "Not Found", &[]);
+    }
+    match method {
+        b"GET" | b"HEAD" => {
+            let body = render(sources);
+            let mut response = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: {CONTENT_TYPE}\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n",
+                body.len()
+            )
+            .into_bytes();
+            if method == b"GET" {
+                response.extend_from_slice(body.as_bytes());
+            }
+            response
+        }
+        _ => status_response(405, "Method Not Allowed", &[("Allow", "GET, HEAD")]),
+    }
+}
+
+/// A response with a one-line text body naming the status.
+fn status_response(code: u16, reason: &str, headers: &[(&str, &str)]) -> Vec<u8> {
+    let body = format!("{code} {reason}\n");
+    let mut response = format!("HTTP/1.1 {code} {reason}\r\n");
+    for (name, value) in headers {
+        let _ = write!(response, "{name}: {value}\r\n");
+    }
+    let _ = write!(
+        response,
+        "Content-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\
+         \r\n{body}",
+        body.len()
+    );
+    response.into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sources_with(workers: usize) -> (Sources, Vec<Arc<WorkerStats>>) {
+        let workers: Vec<Arc<WorkerStats>> = (0..workers)
+            .map(|_| Arc::new(WorkerStats::default()))
+            .collect();
+        (Sources::new(workers.clone()), workers)
+    }
+
+    #[test]
+    fn every_family_has_help_and_type_before_its_samples() {
+        let (sources, _) = sources_with(1);
+        let sources = sources
+            .with_journal_lag(Arc::new(|| 7))
+            .with_xdp(Arc::new(|| Some(Counters::default())));
+        let text = render(&sources);
+        let mut declared = Vec::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let mut words = rest.split(' ');
+                let name = words.next().unwrap();
+                assert!(matches!(words.next(), Some("counter" | "gauge")), "{line}");
+                declared.push(name.to_owned());
+            } else if !line.starts_with("# HELP ") {
+                let name = line.split(['{', ' ']).next().unwrap();
+                assert_eq!(declared.last().map(String::as_str), Some(name), "{line}");
+            }
+        }
+        assert!(text.ends_with('\n'));
+        assert!(text.contains("xdhcp6_journal_lag_events 7\n"));
+    }
+
+    #[test]
+    fn sums_workers_and_lists_every_reason_at_zero() {
+        let (sources, workers) = sources_with(2);
+        workers[0].count_received(MessageType::Solicit);
+        workers[1].count_received(MessageType::Solicit);
+        workers[1].count_sent(MessageType::Advertise);
+        workers[0].count_drop(DropReason::WrongServerId);
+        workers[1].count_bad_frame();
+        workers[0].count_send_failure();
+        let text = render(&sources);
+        assert!(text.contains("xdhcp6_messages_received_total{type=\"solicit\"} 2\n"));
+        assert!(text.contains("xdhcp6_messages_sent_total{type=\"advertise\"} 1\n"));
+        assert!(text.contains("xdhcp6_dropped_total{reason=\"wrong_server_id\"} 1\n"));
+        for reason in DropReason::ALL {
+            assert!(
+                text.contains(&format!(
+                    "xdhcp6_dropped_total{{reason=\"{}\"}} ",
+                    reason.as_str()
+                )),
+                "{reason:?} missing"
+            );
+        }
+        assert!(text.contains("xdhcp6_dropped_total{reason=\"malformed\"} 0\n"));
+        assert!(text.contains("xdhcp6_messages_received_total{type=\"rebind\"} 0\n"));
+        assert!(text.contains("xdhcp6_messages_sent_total{type=\"reply\"} 0\n"));
+        assert!(!text.contains("xdhcp6_messages_sent_total{type=\"solicit\"}"));
+        assert!(!text.contains("xdhcp6_messages_received_total{type=\"advertise\"}"));
+        assert!(text.contains("xdhcp6_bad_frames_total 1\n"));
+        assert!(text.contains("xdhcp6_send_failures_total 1\n"));
+        // Families whose source is not wired are left out.
+        assert!(!text.contains("xdhcp6_leases"));
+        assert!(!text.contains("xdhcp6_journal_lag_events"));
+        assert!(!text.contains("xdhcp6_xdp"));
+    }
+
+    #[test]
+    fn xdp_counters_by_verdict_and_reason() {
+        let mut counters = Counters {
+            steered: 5,
+            no_socket: 1,
+            ..Counters::default()
+        };
+        counters.record_pass(PassReason::OtherPort);
+        counters.record_pass(PassReason::NotIpv6);
+        counters.record_pass(PassReason::NotIpv6);
+        let sources = Sources::default().with_xdp(Arc::new(move || Some(counters)));
+        let text = render(&sources);
+        assert!(text.contains("xdhcp6_xdp_attached 1\n"));
+        assert!(text.contains("xdhcp6_xdp_frames_total{verdict=\"steered\"} 5\n"));
+        assert!(text.contains("xdhcp6_xdp_frames_total{verdict=\"no_socket\"} 1\n"));
+        assert!(text.contains("xdhcp6_xdp_frames_total{verdict=\"passed\"} 3\n"));
+        assert!(text.contains("xdhcp6_xdp_passed_total{reason=\"not_ipv6\"} 2\n"));
+        assert!(text.contains("xdhcp6_xdp_passed_total{reason=\"other_port\"} 1\n"));
+        assert!(text.contains("xdhcp6_xdp_passed_total{reason=\"vlan_stack\"} 0\n"));
+
+        let detached = Sources::default().with_xdp(Arc::new(|| None));
+        let text = render(&detached);
+        assert!(text.contains("xdhcp6_xdp_attached 0\n"));
+        assert!(!text.contains("xdhcp6_xdp_frames_total{"));
+    }
+
+    #[test]
+    fn escapes_label_values_and_help() {
+        let mut out = Exposition::default();
+        out.family("m", "gauge", "a \\ b\nc \"d\"");
+        out.sample("m", &[("link", "a\"b\\c\nd")], 1);
+        assert_eq!(
+            out.text,
+            "# HELP m a \\\\ b\\nc \"d\"\n# TYPE m gauge\nm{link=\"a\\\"b\\\\c\\nd\"} 1\n"
+        );
+    }
+
+    #[test]
+    fn unit_counts_beyond_u64() {
+        assert_eq!(UnitCount(7).to_string(), "128");
+        assert_eq!(UnitCount(64).to_string(), "18446744073709551616");
+        assert_eq!(UnitCount(128).to_string(), "3.402823669209385e38");
+    }
+
+    #[test]
+    fn finds_the_end_of_the_head() {
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\n\r\nrest"), Some(18));
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\n\n"), Some(16));
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\nHost: x\r\n"), None);
+    }
+
+    #[test]
+    fn routes_requests() {
+        let sources = Sources::default();
+        let status = |head: &[u8]| {
+            let response = respond(head, &sources);
+            String::from_utf8(response[..12].to_vec()).unwrap()
+        };
+        assert_eq!(status(b"GET /metrics HTTP/1.1\r\n\r\n"), "HTTP/1.1 200");
+        assert_eq!(status(b"GET /metrics?x=1 HTTP/1.0\r\n\r\n"), "HTTP/1.1 200");
+        assert_eq!(status(b"GET / HTTP/1.1\r\n\r\n"), "HTTP/1.1 404");
+        assert_eq!(status(b"POST /metrics HTTP/1.1\r\n\r\n"), "HTTP/1.1 405");
+        assert_eq!(status(b"GET /metrics\r\n\r\n"), "HTTP/1.1 400");
+        assert_eq!(status(b"\r\n\r\n"), "HTTP/1.1 400");
+        let head = respond(b"HEAD /metrics HTTP/1.1\r\n\r\n", &sources);
+        assert!(head.ends_with(b"\r\n\r\n"));
+    }
+}

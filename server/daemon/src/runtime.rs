@@ -1,0 +1,638 @@
+//! `xdhcp6d run`: the appliance put together.
+//!
+//! Start-up loads the configuration, builds the lease table and engine, replays the lease
+//! journal into the table, opens the kernel UDP socket on `[::]:547` (joined to the DHCPv6
+//! groups on every configured interface) and starts the datapath workers, a timer thread
+//! (lease expiry, once a second) and the metrics endpoint. SIGTERM or SIGINT stops the workers,
+//! then the timer, then syncs and closes the journal, and `run` returns `Ok`.
+
+use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use xdhcp6_common::Counters;
+use xdhcp6_engine::Engine;
+use xdhcp6_engine::alloc::SaltKey;
+use xdhcp6_engine::config::Config;
+use xdhcp6_engine::table::{EventSink, LeaseEvent, LeaseRecord, LeaseTable};
+
+use crate::afxdp::{self, InterfaceInfo, XskConfig, XskError, XskWorker};
+use crate::journal::{Durability, Journal, JournalSink, Snapshot};
+use crate::metrics::{self, MetricsHandle, Sources};
+use crate::stats::WorkerStats;
+use crate::udp::{self, Ports, ServerSocket, UdpDatapath};
+use crate::xdp::{AttachMode, EbpfObject, Steering};
+
+/// The journal's place when `--journal` is not given.
+pub const DEFAULT_JOURNAL: &str = "/var/lib/xdhcp6/leases.journal";
+
+/// The metrics endpoint's address when `--metrics` is not given.
+pub const DEFAULT_METRICS: SocketAddr =
+    SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::LOCALHOST, 9547, 0, 0));
+
+/// Which datapath answers clients.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Datapath {
+    /// AF_XDP sockets, one worker per RX queue of each configured interface (the production
+    /// path); the kernel socket stays open, with one worker, for what the program passes.
+    Xdp,
+    /// The kernel UDP socket on [::]:547 with recvmmsg/sendmmsg batches (portable).
+    #[default]
+    Udp,
+}
+
+impl std::fmt::Display for Datapath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Datapath::Xdp => "xdp",
+            Datapath::Udp => "udp",
+        })
+    }
+}
+
+/// Everything `xdhcp6d run` is told on its command line.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// The TOML configuration file.
+    pub config: PathBuf,
+    /// Which datapath answers clients.
+    pub datapath: Datapath,
+    /// How the XDP program is attached (`Datapath::Xdp` only).
+    pub xdp_mode: AttachMode,
+    /// The lease journal.
+    pub journal: PathBuf,
+    /// When the journal syncs, and whether replies wait for it.
+    pub durability: Durability,
+    /// Where the Prometheus endpoint listens; `None` turns it off.
+    pub metrics: Option<SocketAddr>,
+    /// Datapath worker threads (UDP; the XDP datapath runs one per RX queue).
+    pub workers: usize,
+    /// Cores to pin the workers to, in worker order (empty: not pinned).
+    pub cores: Vec<usize>,
+    /// The compiled XDP object (`Datapath::Xdp`; default: `$XDHCP6_EBPF_OBJECT`, else the
+    /// embedded copy).
+    pub ebpf_object: Option<PathBuf>,
+}
+
+impl RunOptions {
+    /// Options with the defaults of the command line for `config`.
+    pub fn new(config: PathBuf) -> Self {
+        Self {
+            config,
+            datapath: Datapath::default(),
+            xdp_mode: AttachMode::default(),
+            journal: PathBuf::from(DEFAULT_JOURNAL),
+            durability: Durability::Batch {
+                interval: crate::journal::DEFAULT_BATCH_INTERVAL,
+            },
+            metrics: Some(DEFAULT_METRICS),
+            workers: 1,
+            cores: Vec::new(),
+            ebpf_object: None,
+        }
+    }
+}
+
+/// Set by SIGTERM / SIGINT.
+static SIGNALLED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn request_stop(_signal: libc::c_int) {
+    SIGNALLED.store(true, Ordering::Relaxed);
+}
+
+/// Runs the server until SIGTERM or SIGINT.
+pub fn run(options: RunOptions) -> anyhow::Result<()> {
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        // Safety: `request_stop` only stores to an atomic, which is async-signal-safe, and has
+        // the `extern "C" fn(c_int)` signature `signal` expects.
+        unsafe {
+            libc::signal(
+                signal,
+                request_stop as extern "C" fn(libc::c_int) as libc::sighandler_t,
+            );
+        }
+    }
+    serve(options, &SIGNALLED)
+}
+
+/// Runs the server until `stop` is set (by a signal handler, or a test).
+pub fn serve(options: RunOptions, stop: &AtomicBool) -> anyhow::Result<()> {
+    let config = Config::load(&options.config)?;
+    let config = Arc::new(config);
+    log_config(&options, &config);
+
+    let table = Arc::new(LeaseTable::with_capacity(
+        config.server.expected_leases as usize,
+        SaltKey::from_salt(&config.server.salt),
+    ));
+    let engine = Arc::new(
+        Engine::new(Arc::clone(&config), Arc::clone(&table))
+            .with_context(|| format!("{}: the pools cannot be served", options.config.display()))?,
+    );
+
+    if let Some(folder) = options.journal.parent()
+        && !folder.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(folder)
+            .with_context(|| format!("creating the journal folder {}", folder.display()))?;
+    }
+    let snapshot: Snapshot = {
+        let table = Arc::clone(&table);
+        Arc::new(move || snapshot(&table))
+    };
+    let (journal, replay) = Journal::open(&options.journal, options.durability, snapshot)
+        .with_context(|| format!("opening the lease journal {}", options.journal.display()))?;
+    let journal = Arc::new(journal);
+    let replayed = replay.records.len();
+    let restored = engine.restore(replay.records);
+    tracing::info!(
+        journal = %options.journal.display(),
+        durability = %options.durability,
+        events = replay.events,
+        leases = replayed,
+        loaded = restored.loaded,
+        conflicts = restored.conflicts,
+        torn_bytes = replay.torn_bytes,
+        corrupt = replay.corrupt,
+        "lease journal replayed"
+    );
+
+    // Everything started from here on is stopped and joined when `running` drops, on the
+    // error paths as on the way out.
+    let mut running = Running::new();
+
+    // The kernel socket runs with either datapath: it holds the group memberships (the NIC's
+    // multicast filter, MLD), and with XDP it is the slow path for what the program passes.
+    let socket = Arc::new(open_socket(&config)?);
+    let udp_workers = match options.datapath {
+        Datapath::Udp => options.workers.max(1),
+        Datapath::Xdp => 1,
+    };
+    let udp_stats: Vec<Arc<WorkerStats>> = (0..udp_workers)
+        .map(|_| Arc::new(WorkerStats::default()))
+        .collect();
+    let udp_cores: &[usize] = match options.datapath {
+        Datapath::Udp => &options.cores,
+        Datapath::Xdp => &[],
+    };
+    let events = (0..udp_workers)
+        .map(|_| JournalEvents::new(&journal))
+        .collect();
+    running.udp = Some(
+        UdpDatapath::start(
+            Arc::clone(&engine),
+            Arc::clone(&socket),
+            Ports::default(),
+            events,
+            &udp_stats,
+            udp_cores,
+            Arc::clone(&running.stop),
+        )
+        .context("starting the UDP workers")?,
+    );
+    running.stats.extend(udp_stats);
+    if options.datapath == Datapath::Xdp {
+        start_xdp(&options, &config, &engine, &journal, &mut running)?;
+    }
+    tracing::info!(
+        datapath = %options.datapath,
+        udp_workers,
+        xdp_workers = running.stats.len() - udp_workers,
+        cores = ?options.cores,
+        port = socket.port(),
+        "datapath started"
+    );
+
+    running.timer = Some(
+        start_timer(
+            Arc::clone(&engine),
+            JournalEvents::new(&journal),
+            Arc::clone(&running.stop),
+        )
+        .context("starting the timer thread")?,
+    );
+    if let Some(address) = options.metrics {
+        running.metrics = Some(start_metrics(address, &engine, &journal, &running)?);
+    }
+
+    tracing::info!("serving");
+    while !stop.load(Ordering::Relaxed) {
+        thread::sleep(Duration::from_millis(100));
+    }
+    tracing::info!("stopping");
+
+    let stats = std::mem::take(&mut running.stats);
+    drop(running);
+    let leases = table.len();
+    match Arc::try_unwrap(journal) {
+        Ok(journal) => journal.shutdown(),
+        // Unreachable once every worker and the timer are joined; dropping the last
+        // reference syncs the journal all the same.
+        Err(journal) => drop(journal),
+    }
+    let (received, sent) = totals(&stats);
+    tracing::info!(leases, received, sent, "stopped");
+    Ok(())
+}
+
+/// The threads and attachments of a running server; dropping it stops them in order:
+/// datapath workers, XDP programs, timer, metrics endpoint.
+struct Running {
+    stop: Arc<AtomicBool>,
+    stats: Vec<Arc<WorkerStats>>,
+    udp: Option<UdpDatapath>,
+    xdp_workers: Vec<JoinHandle<Result<XskWorker, XskError>>>,
+    /// The attached XDP programs, one per interface (behind a lock for the metrics probe).
+    steering: Arc<Mutex<Vec<Steering>>>,
+    timer: Option<JoinHandle<()>>,
+    metrics: Option<MetricsHandle>,
+}
+
+impl Running {
+    fn new() -> Self {
+        Self {
+            stop: Arc::new(AtomicBool::new(false)),
+            stats: Vec::new(),
+            udp: None,
+            xdp_workers: Vec::new(),
+            steering: Arc::new(Mutex::new(Vec::new())),
+            timer: None,
+            metrics: None,
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(udp) = self.udp.take() {
+            udp.join();
+        }
+        for worker in self.xdp_workers.drain(..) {
+            match worker.join() {
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => {
+                    tracing::error!(error = %error_chain(&error), "an AF_XDP worker failed")
+                }
+                Err(_) => tracing::error!("an AF_XDP worker panicked"),
+            }
+        }
+        let mut steering = lock(&self.steering);
+        for program in steering.iter_mut() {
+            let interface = program.attached().map(|(name, _)| name.to_owned());
+            if let Err(error) = program.detach() {
+                tracing::error!(?interface, error = %error_chain(&error), "cannot detach the XDP program");
+            }
+        }
+        steering.clear();
+        drop(steering);
+        if let Some(timer) = self.timer.take()
+            && timer.join().is_err()
+        {
+            tracing::error!("the timer thread panicked");
+        }
+        self.metrics.take();
+    }
+}
+
+/// Attaches the XDP program to every interface the links name and starts one AF_XDP worker
+/// per receive queue of each.
+fn start_xdp(
+    options: &RunOptions,
+    config: &Config,
+    engine: &Arc<Engine>,
+    journal: &Arc<Journal>,
+    running: &mut Running,
+) -> anyhow::Result<()> {
+    if options.durability == Durability::Always {
+        tracing::warn!(
+            "the AF_XDP workers do not hold replies for the journal yet: \
+             --durability always applies to the UDP slow path only"
+        );
+    }
+    let object = EbpfObject::locate(options.ebpf_object.as_deref())?;
+    let mut interfaces: Vec<&str> = Vec::new();
+    for link in &config.links {
+        for interface in &link.interfaces {
+            if !interfaces.contains(&interface.name.as_str()) {
+                interfaces.push(&interface.name);
+            }
+        }
+    }
+    for name in interfaces {
+        let mut steering = Steering::load(&object)
+            .with_context(|| format!("loading the XDP program from {}", object.origin()))?;
+        let mode = steering
+            .attach(name, options.xdp_mode)
+            .with_context(|| format!("attaching the XDP program to {name}"))?;
+        // From here on `running` detaches it, whatever happens next.
+        let steering_list = Arc::clone(&running.steering);
+        let mut programs = lock(&steering_list);
+        programs.push(steering);
+        let Some(steering) = programs.last_mut() else {
+            unreachable!("pushed just above");
+        };
+        let info = InterfaceInfo::query(name, None).with_context(|| format!("interface {name}"))?;
+        let workers = afxdp::spawn_workers(
+            steering,
+            &info,
+            &XskConfig::default(),
+            &options.cores,
+            Arc::clone(engine),
+            udp::unix_now,
+            |_queue| JournalEvents::new(journal),
+            Arc::clone(&running.stop),
+        )
+        .with_context(|| format!("starting the AF_XDP workers on {name}"))?;
+        tracing::info!(
+            interface = name,
+            mode = %mode,
+            queues = workers.threads.len(),
+            "XDP program attached, AF_XDP workers started"
+        );
+        running.xdp_workers.extend(workers.threads);
+        running.stats.extend(workers.stats);
+    }
+    Ok(())
+}
+
+/// An error with its causes, for logs.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Binds `[::]:547` and joins the DHCPv6 groups on every interface the links name.
+fn open_socket(config: &Config) -> anyhow::Result<ServerSocket> {
+    let mut socket = ServerSocket::bind(Ports::default().server)
+        .context("binding the DHCPv6 server socket [::]:547")?;
+    for link in &config.links {
+        for interface in &link.interfaces {
+            if let Some(vlan) = interface.vlan {
+                // The UDP datapath sees VLANs only as kernel VLAN interfaces (eth1.100),
+                // which the configuration names like any other interface.
+                tracing::warn!(
+                    link = %link.name,
+                    interface = %interface.name,
+                    vlan,
+                    "the UDP datapath does not see VLAN tags; name the VLAN interface instead"
+                );
+                continue;
+            }
+            if socket
+                .joined()
+                .iter()
+                .any(|(name, _)| *name == interface.name)
+            {
+                continue;
+            }
+            let index = socket
+                .join(&interface.name)
+                .with_context(|| format!("link {:?}", link.name))?;
+            tracing::info!(
+                link = %link.name,
+                interface = %interface.name,
+                index,
+                "joined ff02::1:2 and ff05::1:3"
+            );
+        }
+    }
+    Ok(socket)
+}
+
+/// Every lease in the table, for journal compaction.
+fn snapshot(table: &LeaseTable) -> Vec<LeaseRecord> {
+    let mut records = Vec::with_capacity(table.len());
+    for shard in 0..table.shard_count() {
+        table.iter_shard(shard, |record| records.push(record.clone()));
+    }
+    records
+}
+
+fn start_metrics(
+    address: SocketAddr,
+    engine: &Arc<Engine>,
+    journal: &Arc<Journal>,
+    running: &Running,
+) -> anyhow::Result<MetricsHandle> {
+    // A weak reference, so that the journal can be shut down while the endpoint still runs.
+    let journal = Arc::downgrade(journal);
+    let mut sources = Sources::new(running.stats.clone())
+        .with_engine(Arc::clone(engine))
+        .with_journal_lag(Arc::new(move || {
+            journal.upgrade().map(|journal| journal.lag()).unwrap_or(0)
+        }));
+    if !lock(&running.steering).is_empty() {
+        let steering = Arc::clone(&running.steering);
+        sources = sources.with_xdp(Arc::new(move || {
+            let programs = lock(&steering);
+            let mut total: Option<Counters> = None;
+            for program in programs.iter() {
+                if let Ok(counters) = program.counters() {
+                    total
+                        .get_or_insert_with(Counters::default)
+                        .accumulate(&counters);
+                }
+            }
+            total
+        }));
+    }
+    metrics::spawn(address, sources)
+        .with_context(|| format!("starting the metrics endpoint on {address}"))
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Calls `handle_timeout` once a second until `stop`; its events go to the journal.
+fn start_timer(
+    engine: Arc<Engine>,
+    mut events: JournalEvents,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<JoinHandle<()>> {
+    thread::Builder::new()
+        .name("xdhcp6-timer".into())
+        .spawn(move || {
+            let mut next = Instant::now();
+            while !stop.load(Ordering::Relaxed) {
+                let now = Instant::now();
+                if now < next {
+                    thread::sleep((next - now).min(Duration::from_millis(100)));
+                    continue;
+                }
+                engine.handle_timeout(udp::unix_now(), &mut events);
+                next += Duration::from_secs(1);
+                if next < now {
+                    // Fell behind (suspend, a stalled disk): do not catch up in a burst.
+                    next = now + Duration::from_secs(1);
+                }
+            }
+        })
+}
+
+/// A worker's way into the journal, with the durability barrier before replies.
+struct JournalEvents {
+    sink: JournalSink,
+    journal: Arc<Journal>,
+    /// The journal failure is logged once per worker.
+    reported: bool,
+}
+
+impl JournalEvents {
+    fn new(journal: &Arc<Journal>) -> Self {
+        Self {
+            sink: journal.sink(),
+            journal: Arc::clone(journal),
+            reported: false,
+        }
+    }
+}
+
+impl EventSink for JournalEvents {
+    fn emit(&mut self, event: LeaseEvent) {
+        self.sink.emit(event);
+    }
+}
+
+impl udp::Events for JournalEvents {
+    fn settle(&mut self) -> bool {
+        match self.journal.wait_durable(self.sink.last_seq()) {
+            Ok(()) => true,
+            Err(error) => {
+                if !self.reported {
+                    tracing::error!(%error, "replies are held back: the lease journal failed");
+                    self.reported = true;
+                }
+                false
+            }
+        }
+    }
+}
+
+fn log_config(options: &RunOptions, config: &Config) {
+    tracing::info!(
+        config = %options.config.display(),
+        duid = %hex(&config.server.duid),
+        preference = config.server.preference,
+        links = config.links.len(),
+        reservations = config.reservations.len(),
+        "configuration loaded"
+    );
+    for link in &config.links {
+        let interfaces: Vec<String> = link
+            .interfaces
+            .iter()
+            .map(|interface| match interface.vlan {
+                Some(vlan) => format!("{}.{vlan}", interface.name),
+                None => interface.name.clone(),
+            })
+            .collect();
+        tracing::info!(
+            link = %link.name,
+            interfaces = ?interfaces,
+            relay_prefixes = link.relay_prefixes.len(),
+            rapid_commit = link.rapid_commit,
+            "link"
+        );
+        for pool in &link.na_pools {
+            tracing::info!(link = %link.name, prefix = %pool.prefix, range = %pool.range, "address pool");
+        }
+        for pool in &link.pd_pools {
+            tracing::info!(
+                link = %link.name,
+                prefix = %pool.prefix,
+                range = %pool.range,
+                delegated_length = pool.delegated_len,
+                "prefix pool"
+            );
+        }
+    }
+}
+
+fn totals(stats: &[Arc<WorkerStats>]) -> (u64, u64) {
+    let sum = |counters: &[std::sync::atomic::AtomicU64]| -> u64 {
+        counters
+            .iter()
+            .map(|counter| counter.load(Ordering::Relaxed))
+            .sum()
+    };
+    stats.iter().fold((0, 0), |(received, sent), stats| {
+        (received + sum(&stats.received), sent + sum(&stats.sent))
+    })
+}
+
+/// Colon-separated hex, as DUIDs are written in the configuration.
+pub fn hex(bytes: &[u8]) -> String {
+    let mut text = String::with_capacity(bytes.len() * 3);
+    for (index, byte) in bytes.iter().enumerate() {
+        if index > 0 {
+            text.push(':');
+        }
+        text.push_str(&format!("{byte:02x}"));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use xdhcp6_engine::table::{ClaimAs, Discard, IaKind, Lifetimes};
+
+    use super::*;
+
+    #[test]
+    fn snapshot_holds_every_lease() {
+        let table = LeaseTable::with_shards(64, 4, SaltKey::from_salt("t"));
+        for client in 0u8..10 {
+            let duid = [0, 3, 0, 1, 2, 0, 0, 0, 0, client];
+            let key = table.client_key(&duid, 1, IaKind::Na, 0);
+            let addr = 0x2001_0db8_0000_0000_0000_0000_0000_0100 + u128::from(client);
+            let lifetimes = Lifetimes {
+                preferred: 10,
+                valid: 20,
+            };
+            table
+                .claim(
+                    &key,
+                    addr,
+                    128,
+                    ClaimAs::Bound,
+                    lifetimes,
+                    1000,
+                    &mut Discard,
+                )
+                .unwrap();
+        }
+        let mut records = snapshot(&table);
+        records.sort_by_key(|record| record.lease.addr);
+        assert_eq!(records.len(), 10);
+        assert_eq!(records[3].duid.as_bytes()[9], 3);
+    }
+
+    #[test]
+    fn hex_matches_the_configuration_syntax() {
+        assert_eq!(hex(&[0, 1, 0xab]), "00:01:ab");
+        assert_eq!(hex(&[]), "");
+    }
+
+    #[test]
+    fn options_default_like_the_command_line() {
+        let options = RunOptions::new(PathBuf::from("x.toml"));
+        assert_eq!(options.datapath, Datapath::Udp);
+        assert_eq!(options.journal, PathBuf::from(DEFAULT_JOURNAL));
+        assert_eq!(options.metrics, Some("[::1]:9547".parse().unwrap()));
+        assert_eq!(options.workers, 1);
+    }
+}

@@ -1,0 +1,98 @@
+//! Counters shared by the datapath workers and read by the metrics endpoint.
+//!
+//! Each worker owns one [`WorkerStats`] (no sharing on the hot path: plain relaxed atomics on
+//! its own cache lines); the metrics endpoint sums them when it is scraped.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use xdhcp6_engine::DropReason;
+use xdhcp6_engine::proto::MessageType;
+
+/// Message types counted one by one (index = RFC 9915 message type code, 0 = unknown).
+pub const MESSAGE_TYPES: usize = 18;
+
+/// The counters of one datapath worker.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub struct WorkerStats {
+    /// Messages received, by the type of the innermost (client) message.
+    pub received: [AtomicU64; MESSAGE_TYPES],
+    /// Replies sent, by type (Advertise, Reply).
+    pub sent: [AtomicU64; MESSAGE_TYPES],
+    /// Messages dropped, by [`DropReason`] (index in [`DropReason::ALL`]).
+    pub dropped: [AtomicU64; DropReason::ALL.len()],
+    /// Frames the datapath itself could not use (not IPv6/UDP, bad checksum, too large...).
+    pub bad_frames: AtomicU64,
+    /// Replies that could not be sent (socket or ring full).
+    pub send_failures: AtomicU64,
+}
+
+impl WorkerStats {
+    /// Counts a received message of `msg_type`.
+    #[inline]
+    pub fn count_received(&self, msg_type: MessageType) {
+        bump(&self.received[type_index(msg_type)]);
+    }
+
+    /// Counts a sent reply of `msg_type`.
+    #[inline]
+    pub fn count_sent(&self, msg_type: MessageType) {
+        bump(&self.sent[type_index(msg_type)]);
+    }
+
+    /// Counts a dropped message.
+    #[inline]
+    pub fn count_drop(&self, reason: DropReason) {
+        let index = DropReason::ALL
+            .iter()
+            .position(|known| *known == reason)
+            .unwrap_or(0);
+        bump(&self.dropped[index]);
+    }
+
+    /// Counts a frame the datapath could not use.
+    #[inline]
+    pub fn count_bad_frame(&self) {
+        bump(&self.bad_frames);
+    }
+
+    /// Counts a reply that could not be sent.
+    #[inline]
+    pub fn count_send_failure(&self) {
+        bump(&self.send_failures);
+    }
+}
+
+/// The index of a message type in the per-type arrays (0 for unknown types).
+pub fn type_index(msg_type: MessageType) -> usize {
+    let code = usize::from(u8::from(msg_type));
+    if code < MESSAGE_TYPES { code } else { 0 }
+}
+
+#[inline]
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_by_type_and_reason() {
+        let stats = WorkerStats::default();
+        stats.count_received(MessageType::Solicit);
+        stats.count_received(MessageType::Solicit);
+        stats.count_sent(MessageType::Advertise);
+        stats.count_received(MessageType::Unknown(200));
+        stats.count_drop(DropReason::WrongServerId);
+        assert_eq!(stats.received[1].load(Ordering::Relaxed), 2);
+        assert_eq!(stats.sent[2].load(Ordering::Relaxed), 1);
+        assert_eq!(stats.received[0].load(Ordering::Relaxed), 1);
+        let index = DropReason::ALL
+            .iter()
+            .position(|reason| *reason == DropReason::WrongServerId)
+            .unwrap();
+        assert_eq!(stats.dropped[index].load(Ordering::Relaxed), 1);
+    }
+}

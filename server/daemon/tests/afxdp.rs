@@ -1,0 +1,875 @@
+//! The AF_XDP datapath end to end: a veth pair in a fresh network namespace, the XDP program on
+//! the server end, AF_XDP workers on its queues, and real frames sent and received on the peer
+//! with AF_PACKET sockets.
+//!
+//! These need root and the built object: `cargo xtask test` builds it and runs
+//! `XDHCP6_EBPF_OBJECT=... cargo test -p xdhcp6d -- --include-ignored --test-threads=1`.
+//! Nothing here skips itself.
+
+use std::{
+    ffi::CString,
+    fs::File,
+    io,
+    mem::{size_of, zeroed},
+    net::Ipv6Addr,
+    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+    process::Command,
+    ptr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering},
+    },
+    thread,
+    time::{Duration, Instant},
+};
+
+use xdhcp6_common::{
+    IPPROTO_UDP,
+    ethertype::{QINQ, VLAN},
+    frames::{Frame, FrameBuilder, SOURCE_ADDRESS, SOURCE_MAC},
+};
+use xdhcp6_engine::{
+    Destination, Engine,
+    alloc::SaltKey,
+    config::Config,
+    table::{LeaseEvent, LeaseTable},
+};
+use xdhcp6d::{
+    afxdp::{self, BindMode, InterfaceInfo, ReplyPlan, XskConfig, XskSocket, XskWorker},
+    frame::FrameMeta,
+    stats::WorkerStats,
+    xdp::{AttachMode, EbpfObject, OBJECT_ENV, Steering},
+};
+
+const NEEDS: &str = "needs root and the eBPF object; run by cargo xtask test";
+
+/// Solicit, transaction 0x123456, with an Elapsed Time option.
+const SOLICIT: &[u8] = &[1, 0x12, 0x34, 0x56, 0, 8, 0, 2, 0, 0];
+
+/// Round trips for the leak checks.
+const ROUND_TRIPS: usize = 300;
+
+// ---------------------------------------------------------------------------------------------
+// Tests.
+
+#[test]
+#[ignore = "needs root and the eBPF object; run by cargo xtask test"]
+fn copy_mode_replies_with_native_xdp() {
+    replies_and_accounts_every_frame(AttachMode::Native, true);
+}
+
+#[test]
+#[ignore = "needs root and the eBPF object; run by cargo xtask test"]
+fn copy_mode_replies_with_generic_xdp() {
+    // Also without XDP_USE_NEED_WAKEUP: a wakeup every batch.
+    replies_and_accounts_every_frame(AttachMode::Skb, false);
+}
+
+#[test]
+#[ignore = "needs root and the eBPF object; run by cargo xtask test"]
+fn every_queue_has_a_worker() {
+    let pair = VethPair::with_queues(2);
+    pair.run_in_namespace(|| {
+        let mut steering = load();
+        steering
+            .attach(VethPair::SERVER, AttachMode::Native)
+            .unwrap();
+        let interface = InterfaceInfo::query(VethPair::SERVER, None).unwrap();
+        assert_eq!(afxdp::rx_queue_count(VethPair::SERVER), 2);
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut workers = Vec::new();
+        for queue in 0..2 {
+            let socket = XskSocket::bind(&interface, queue, &copy_config()).unwrap();
+            afxdp::register(&mut steering, &socket).unwrap();
+            workers.push(spawn_echo(socket, &interface, &stop));
+        }
+        let client = PacketSocket::new(VethPair::CLIENT).unwrap();
+        for i in 0..ROUND_TRIPS {
+            // The flow label enters the flow hash that picks the peer's transmit queue, and a
+            // veth delivers on the receive queue of the same number: vary it to use both.
+            let mut request = solicit(&[], i as u32);
+            request.bytes_mut()[15..18].copy_from_slice(&(i as u32).to_be_bytes()[1..]);
+            client.send(request.bytes()).unwrap();
+            let reply = client.receive_reply().expect("no reply");
+            check_reply(&reply, &request, &interface);
+        }
+        stop.store(true, Ordering::Relaxed);
+        let mut received = Vec::new();
+        for (worker, stats) in workers {
+            let worker = worker.join().unwrap().unwrap();
+            let audit = worker.audit();
+            assert!(audit.is_complete(), "{audit:?}");
+            received.push(stats.received[1].load(Ordering::Relaxed) as usize);
+        }
+        assert_eq!(received.iter().sum::<usize>(), ROUND_TRIPS, "{received:?}");
+        assert!(received.iter().all(|count| *count > 0), "{received:?}");
+    });
+}
+
+#[test]
+#[ignore = "needs root and the eBPF object; run by cargo xtask test"]
+fn engine_answers_direct_and_relayed_clients() {
+    let pair = VethPair::new();
+    pair.run_in_namespace(|| {
+        let mut steering = load();
+        steering.attach(VethPair::SERVER, AttachMode::Auto).unwrap();
+        let interface = InterfaceInfo::query(VethPair::SERVER, None).unwrap();
+        assert_eq!(interface.global, Some(VethPair::SERVER_GLOBAL));
+        // Auto: a veth has no zero-copy support, so this falls back to copy mode.
+        let auto = XskConfig {
+            mode: BindMode::Auto,
+            ..copy_config()
+        };
+        let socket = XskSocket::bind(&interface, 0, &auto).unwrap();
+        assert_eq!(socket.mode(), BindMode::Copy);
+        afxdp::register(&mut steering, &socket).unwrap();
+
+        let engine = Arc::new(engine());
+        let stop = Arc::new(AtomicBool::new(false));
+        let stats = Arc::new(WorkerStats::default());
+        let worker = {
+            let (interface, engine, stop, stats) = (
+                interface.clone(),
+                Arc::clone(&engine),
+                Arc::clone(&stop),
+                Arc::clone(&stats),
+            );
+            thread::spawn(move || {
+                let mut events: Vec<LeaseEvent> = Vec::new();
+                let worker = afxdp::serve_queue(
+                    socket,
+                    &interface,
+                    None,
+                    &engine,
+                    || 1_750_000_000,
+                    &mut events,
+                    &stop,
+                    &stats,
+                );
+                (worker, events)
+            })
+        };
+        let client = PacketSocket::new(VethPair::CLIENT).unwrap();
+
+        // A direct client, untagged and on VLAN 101 inside S-tag 100.
+        for tags in [&[][..], &[QINQ, VLAN]] {
+            let message = client_solicit(0x00ab_cd01, 7);
+            let request = FrameBuilder::with_tags(tags)
+                .ipv6(IPPROTO_UDP)
+                .udp(546, 547, &message);
+            client.send(request.bytes()).unwrap();
+            let reply = client.receive_reply().expect("no Advertise");
+            let view = check_reply(&reply, &request, &interface);
+            assert_eq!(view.payload[0], 2, "Advertise");
+            assert_eq!(&view.payload[1..4], &message[1..4], "transaction id");
+        }
+
+        // A relay agent on 2001:db8:ffff:1::1, from port 547 and from its own port.
+        for source_port in [547, 40_000] {
+            let relayed = relay_forward(&client_solicit(0x00ab_cd02, 8), source_port);
+            let request = relayed_frame(&relayed, source_port);
+            client.send(&request).unwrap();
+            let reply = client.receive_reply().expect("no Relay-reply");
+            let view = ReplyView::parse(&reply).expect("not IPv6/UDP");
+            assert_eq!(view.source, VethPair::SERVER_GLOBAL);
+            assert_eq!(view.destination, RELAY_ADDRESS);
+            assert_eq!(view.hop_limit, 64);
+            assert_eq!(view.source_port, 547);
+            assert_eq!(view.destination_port, source_port);
+            assert!(view.checksum_ok);
+            assert_eq!(view.payload[0], 13, "Relay-reply");
+        }
+
+        stop.store(true, Ordering::Relaxed);
+        let (worker, events) = worker.join().unwrap();
+        let worker = worker.unwrap();
+        assert!(worker.audit().is_complete(), "{:?}", worker.audit());
+        assert!(!events.is_empty(), "the Advertises held addresses");
+        assert_eq!(stats.received[1].load(Ordering::Relaxed), 4, "Solicits");
+        assert_eq!(stats.sent[2].load(Ordering::Relaxed), 4, "Advertises");
+        assert_eq!(stats.bad_frames.load(Ordering::Relaxed), 0);
+    });
+}
+
+#[test]
+#[ignore = "needs root and the eBPF object; run by cargo xtask test"]
+fn spawned_workers_serve_every_queue_with_the_engine() {
+    let pair = VethPair::with_queues(2);
+    pair.run_in_namespace(|| {
+        let mut steering = load();
+        // Native: in generic mode a veth reports every frame on receive queue 0.
+        steering
+            .attach(VethPair::SERVER, AttachMode::Native)
+            .unwrap();
+        let interface = InterfaceInfo::query(VethPair::SERVER, None).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let workers = afxdp::spawn_workers(
+            &mut steering,
+            &interface,
+            &copy_config(),
+            &[0],
+            Arc::new(engine()),
+            || 1_750_000_000,
+            |_queue| Vec::<LeaseEvent>::new(),
+            Arc::clone(&stop),
+        )
+        .unwrap();
+        assert_eq!(workers.threads.len(), 2);
+        let client = PacketSocket::new(VethPair::CLIENT).unwrap();
+        for i in 0..64u32 {
+            let message = client_solicit(0x0010_0000 + i, i as u8);
+            let mut request = FrameBuilder::with_tags(&[])
+                .ipv6(IPPROTO_UDP)
+                .udp(546, 547, &message);
+            request.bytes_mut()[16..18].copy_from_slice(&(i as u16).to_be_bytes());
+            client.send(request.bytes()).unwrap();
+            let reply = client.receive_reply().expect("no Advertise");
+            let view = check_reply(&reply, &request, &interface);
+            assert_eq!(view.payload[0], 2, "Advertise");
+        }
+        stop.store(true, Ordering::Relaxed);
+        let mut per_queue = Vec::new();
+        for (thread, stats) in workers.threads.into_iter().zip(&workers.stats) {
+            let worker = thread.join().unwrap().unwrap();
+            assert!(worker.audit().is_complete(), "{:?}", worker.audit());
+            per_queue.push(stats.sent[2].load(Ordering::Relaxed));
+        }
+        assert_eq!(per_queue.iter().sum::<u64>(), 64, "{per_queue:?}");
+        assert!(per_queue.iter().all(|sent| *sent > 0), "{per_queue:?}");
+    });
+}
+
+#[test]
+#[ignore = "needs root and the eBPF object; run by cargo xtask test"]
+fn bad_frames_are_counted_and_dropped() {
+    let pair = VethPair::new();
+    pair.run_in_namespace(|| {
+        let mut steering = load();
+        steering
+            .attach(VethPair::SERVER, AttachMode::Native)
+            .unwrap();
+        let interface = InterfaceInfo::query(VethPair::SERVER, None).unwrap();
+        let socket = XskSocket::bind(&interface, 0, &copy_config()).unwrap();
+        afxdp::register(&mut steering, &socket).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (worker, stats) = spawn_echo(socket, &interface, &stop);
+        let client = PacketSocket::new(VethPair::CLIENT).unwrap();
+
+        let mut bad_checksum = solicit(&[VLAN], 1);
+        let last = bad_checksum.bytes().len() - 1;
+        bad_checksum.bytes_mut()[last] ^= 0xff;
+        let mut bad_length = solicit(&[], 2);
+        bad_length.bytes_mut()[14 + 40 + 5] += 1;
+        client.send(bad_checksum.bytes()).unwrap();
+        client.send(bad_length.bytes()).unwrap();
+        // A good one after them: its reply proves the bad ones were handled first.
+        let good = solicit(&[], 3);
+        client.send(good.bytes()).unwrap();
+        let reply = client.receive_reply().expect("no reply to the good frame");
+        check_reply(&reply, &good, &interface);
+        assert!(client.receive_reply().is_none(), "a bad frame was answered");
+
+        stop.store(true, Ordering::Relaxed);
+        let worker = worker.join().unwrap().unwrap();
+        assert_eq!(stats.bad_frames.load(Ordering::Relaxed), 2);
+        assert!(worker.audit().is_complete(), "{:?}", worker.audit());
+    });
+}
+
+fn replies_and_accounts_every_frame(mode: AttachMode, need_wakeup: bool) {
+    let pair = VethPair::new();
+    pair.run_in_namespace(|| {
+        let mut steering = load();
+        assert_eq!(steering.attach(VethPair::SERVER, mode).unwrap(), mode);
+        let interface = InterfaceInfo::query(VethPair::SERVER, None).unwrap();
+        assert!(interface.link_local.is_unicast_link_local());
+        let config = XskConfig {
+            need_wakeup,
+            ..copy_config()
+        };
+        let socket = XskSocket::bind(&interface, 0, &config).unwrap();
+        assert_eq!(socket.mode(), BindMode::Copy);
+        afxdp::register(&mut steering, &socket).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (worker, stats) = spawn_echo(socket, &interface, &stop);
+        let client = PacketSocket::new(VethPair::CLIENT).unwrap();
+
+        // Every tag layout, and enough round trips to cycle every frame of the UMEM several
+        // times (the free list, fill and completion rings must not lose any).
+        let layouts: [&[u16]; 4] = [&[], &[VLAN], &[QINQ, VLAN], &[VLAN, VLAN]];
+        for i in 0..ROUND_TRIPS {
+            let request = solicit(layouts[i % layouts.len()], i as u32);
+            client.send(request.bytes()).unwrap();
+            let reply = client
+                .receive_reply()
+                .unwrap_or_else(|| panic!("no reply to request {i}"));
+            check_reply(&reply, &request, &interface);
+        }
+        // And a burst larger than a batch, answered in full.
+        for i in 0..100 {
+            client.send(solicit(&[VLAN], 10_000 + i).bytes()).unwrap();
+        }
+        for i in 0..100 {
+            client
+                .receive_reply()
+                .unwrap_or_else(|| panic!("burst reply {i} missing"));
+        }
+
+        stop.store(true, Ordering::Relaxed);
+        let worker = worker.join().unwrap().unwrap();
+        let audit = worker.audit();
+        assert!(audit.is_complete(), "{audit:?}");
+        assert_eq!(audit.total, copy_config().frames);
+        let statistics = worker.socket().statistics().unwrap();
+        assert_eq!(statistics.rx_dropped, 0);
+        assert_eq!(statistics.tx_invalid_descs, 0);
+        assert_eq!(statistics.rx_invalid_descs, 0);
+        let received = stats.received[1].load(Ordering::Relaxed) as usize;
+        assert_eq!(received, ROUND_TRIPS + 100);
+        assert_eq!(stats.sent[2].load(Ordering::Relaxed) as usize, received);
+        assert_eq!(stats.bad_frames.load(Ordering::Relaxed), 0);
+        assert_eq!(stats.send_failures.load(Ordering::Relaxed), 0);
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Workers.
+
+/// Small enough that the round trips cycle the UMEM many times.
+fn copy_config() -> XskConfig {
+    XskConfig {
+        frames: 256,
+        ring_size: 128,
+        batch: 32,
+        mode: BindMode::Copy,
+        idle_timeout_ms: 20,
+        ..XskConfig::default()
+    }
+}
+
+type EchoWorker = (
+    thread::JoinHandle<Result<XskWorker, afxdp::XskError>>,
+    Arc<WorkerStats>,
+);
+
+/// A worker that answers each message with an Advertise carrying the request's transaction
+/// id and options.
+fn spawn_echo(socket: XskSocket, interface: &InterfaceInfo, stop: &Arc<AtomicBool>) -> EchoWorker {
+    let stats = Arc::new(WorkerStats::default());
+    let interface = interface.clone();
+    let stop = Arc::clone(stop);
+    let thread_stats = Arc::clone(&stats);
+    let thread = thread::spawn(move || {
+        let handler = |request: &[u8], _: &FrameMeta, reply: &mut [u8]| {
+            let reply = reply.get_mut(..request.len())?;
+            reply.copy_from_slice(request);
+            reply[0] = 2;
+            Some(ReplyPlan {
+                len: request.len(),
+                to: Destination::Client,
+            })
+        };
+        afxdp::run_queue(socket, &interface, Some(0), handler, &stop, &thread_stats)
+    });
+    (thread, stats)
+}
+
+fn engine() -> Engine {
+    let text = format!(
+        r#"
+[server]
+duid = "00:01:00:01:2e:00:00:09:02:00:00:00:00:01"
+salt = "afxdp-test"
+expected-leases = 1000
+
+[[link]]
+name = "veth"
+interfaces = ["{server}", {{ name = "{server}", vlan = 101 }}]
+relay-prefixes = ["2001:db8:ffff:1::/64"]
+
+[[link.pool]]
+prefix = "2001:db8:1::/64"
+"#,
+        server = VethPair::SERVER
+    );
+    let config = Arc::new(Config::from_toml_str(&text, "afxdp-test.toml").unwrap());
+    let table = Arc::new(LeaseTable::with_capacity(
+        1000,
+        SaltKey::from_salt(&config.server.salt),
+    ));
+    Engine::new(config, table).unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Messages and frames.
+
+fn solicit(tags: &[u16], n: u32) -> Frame {
+    let mut message = SOLICIT.to_vec();
+    message[1..4].copy_from_slice(&n.to_be_bytes()[1..]);
+    FrameBuilder::with_tags(tags)
+        .ipv6(IPPROTO_UDP)
+        .udp(546, 547, &message)
+}
+
+/// A Solicit with a Client Identifier (DUID-LL) and one IA_NA.
+fn client_solicit(transaction: u32, client: u8) -> Vec<u8> {
+    let mut message = vec![1];
+    message.extend_from_slice(&transaction.to_be_bytes()[1..]);
+    // Client Identifier: DUID-LL, Ethernet.
+    message.extend_from_slice(&[0, 1, 0, 10, 0, 3, 0, 1, 2, 0, 0, 0, 0, client]);
+    // IA_NA: IAID 1, T1 0, T2 0.
+    message.extend_from_slice(&[0, 3, 0, 12, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
+    // Elapsed Time 0.
+    message.extend_from_slice(&[0, 8, 0, 2, 0, 0]);
+    message
+}
+
+const RELAY_ADDRESS: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xffff, 1, 0, 0, 0, 1);
+
+/// Relay-forward from RELAY_ADDRESS, with a Relay Source Port option when not from 547.
+fn relay_forward(inner: &[u8], source_port: u16) -> Vec<u8> {
+    let mut message = vec![12, 0];
+    message.extend_from_slice(&RELAY_ADDRESS.octets());
+    message.extend_from_slice(&Ipv6Addr::from(SOURCE_ADDRESS).octets());
+    if source_port != 547 {
+        // RFC 8357 Relay Source Port option (135), carrying the port.
+        message.extend_from_slice(&[0, 135, 0, 2]);
+        message.extend_from_slice(&source_port.to_be_bytes());
+    }
+    message.extend_from_slice(&[0, 9]);
+    message.extend_from_slice(&(inner.len() as u16).to_be_bytes());
+    message.extend_from_slice(inner);
+    message
+}
+
+/// A frame from the relay agent to the server's global address.
+fn relayed_frame(message: &[u8], source_port: u16) -> Vec<u8> {
+    let frame = FrameBuilder::with_tags(&[])
+        .ipv6(IPPROTO_UDP)
+        .udp(source_port, 547, message);
+    let mut frame = frame.bytes().to_vec();
+    frame[21] = 64;
+    frame[22..38].copy_from_slice(&RELAY_ADDRESS.octets());
+    frame[38..54].copy_from_slice(&VethPair::SERVER_GLOBAL.octets());
+    frame[60..62].copy_from_slice(&[0, 0]);
+    let checksum = checksum(&RELAY_ADDRESS, &VethPair::SERVER_GLOBAL, &frame[54..]);
+    frame[60..62].copy_from_slice(&checksum.to_be_bytes());
+    frame
+}
+
+/// RFC 1071 over the pseudo-header and `datagram` (its checksum field zero): the test's own.
+fn checksum(source: &Ipv6Addr, destination: &Ipv6Addr, datagram: &[u8]) -> u16 {
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(&source.octets());
+    bytes.extend_from_slice(&destination.octets());
+    bytes.extend_from_slice(&(datagram.len() as u32).to_be_bytes());
+    bytes.extend_from_slice(&[0, 0, 0, IPPROTO_UDP]);
+    bytes.extend_from_slice(datagram);
+    if bytes.len() % 2 == 1 {
+        bytes.push(0);
+    }
+    let mut sum: u32 = bytes
+        .chunks(2)
+        .map(|pair| u32::from(u16::from_be_bytes([pair[0], pair[1]])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    match !(sum as u16) {
+        0 => 0xffff,
+        value => value,
+    }
+}
+
+/// A received reply taken apart.
+#[derive(Debug)]
+struct ReplyView {
+    destination_mac: [u8; 6],
+    source_mac: [u8; 6],
+    tags: Vec<u8>,
+    hop_limit: u8,
+    source: Ipv6Addr,
+    destination: Ipv6Addr,
+    source_port: u16,
+    destination_port: u16,
+    checksum_ok: bool,
+    payload: Vec<u8>,
+}
+
+impl ReplyView {
+    fn parse(frame: &[u8]) -> Option<Self> {
+        let mut l3 = 14;
+        while frame.len() >= l3 + 48
+            && matches!(
+                u16::from_be_bytes([frame[l3 - 2], frame[l3 - 1]]),
+                VLAN | QINQ
+            )
+        {
+            l3 += 4;
+        }
+        if frame.len() < l3 + 48
+            || u16::from_be_bytes([frame[l3 - 2], frame[l3 - 1]]) != 0x86dd
+            || frame[l3 + 6] != IPPROTO_UDP
+        {
+            return None;
+        }
+        let l4 = l3 + 40;
+        let udp_len = usize::from(u16::from_be_bytes([frame[l4 + 4], frame[l4 + 5]]));
+        let ipv6_len = usize::from(u16::from_be_bytes([frame[l3 + 4], frame[l3 + 5]]));
+        if udp_len != ipv6_len || udp_len < 8 {
+            return None;
+        }
+        let datagram = frame.get(l4..l4 + udp_len)?;
+        let source = Ipv6Addr::from(<[u8; 16]>::try_from(&frame[l3 + 8..l3 + 24]).unwrap());
+        let destination = Ipv6Addr::from(<[u8; 16]>::try_from(&frame[l3 + 24..l3 + 40]).unwrap());
+        let mut zeroed = datagram.to_vec();
+        zeroed[6..8].copy_from_slice(&[0, 0]);
+        let sent = u16::from_be_bytes([datagram[6], datagram[7]]);
+        Some(ReplyView {
+            destination_mac: frame[0..6].try_into().unwrap(),
+            source_mac: frame[6..12].try_into().unwrap(),
+            tags: frame[12..l3 - 2].to_vec(),
+            hop_limit: frame[l3 + 7],
+            source,
+            destination,
+            source_port: u16::from_be_bytes([datagram[0], datagram[1]]),
+            destination_port: u16::from_be_bytes([datagram[2], datagram[3]]),
+            checksum_ok: checksum(&source, &destination, &zeroed) == sent,
+            payload: datagram[8..].to_vec(),
+        })
+    }
+}
+
+/// Checks a reply to a direct client's `request` from `interface`.
+fn check_reply(reply: &[u8], request: &Frame, interface: &InterfaceInfo) -> ReplyView {
+    let view = ReplyView::parse(reply).expect("reply is not IPv6/UDP");
+    let request = request.bytes();
+    let l3 = 14 + view.tags.len();
+    assert_eq!(view.destination_mac, SOURCE_MAC);
+    assert_eq!(view.source_mac, interface.mac);
+    assert_eq!(&view.tags[..], &request[12..l3 - 2], "VLAN tags kept");
+    assert_eq!(view.hop_limit, 255);
+    assert_eq!(view.source, interface.link_local);
+    assert_eq!(view.destination, Ipv6Addr::from(SOURCE_ADDRESS));
+    assert_eq!(view.source_port, 547);
+    assert_eq!(view.destination_port, 546);
+    assert!(view.checksum_ok, "bad checksum: {view:?}");
+    assert_eq!(&view.payload[1..4], &request[l3 + 48 + 1..l3 + 48 + 4]);
+    view
+}
+
+// ---------------------------------------------------------------------------------------------
+// Namespace, veth and packet sockets.
+
+fn load() -> Steering {
+    let path = std::env::var_os(OBJECT_ENV).unwrap_or_else(|| {
+        panic!(
+            "{OBJECT_ENV} is not set: point it at the built xdhcp6-ebpf object \
+             (`cargo xtask test` does); {NEEDS}"
+        )
+    });
+    let object = EbpfObject::read(path.as_ref()).expect("reading the eBPF object");
+    Steering::load(&object).unwrap_or_else(|error| {
+        panic!(
+            "loading the XDP program (root?): {}",
+            xdhcp6d::xdp::error_chain(&error)
+        )
+    })
+}
+
+fn ip(args: &[&str]) {
+    let status = Command::new("ip")
+        .args(args)
+        .status()
+        .unwrap_or_else(|error| panic!("running ip {args:?}: {error}"));
+    assert!(status.success(), "ip {args:?} failed");
+}
+
+/// A network namespace holding a veth pair, deleted on drop.
+struct VethPair {
+    namespace: String,
+}
+
+impl VethPair {
+    /// The end the program and the AF_XDP sockets sit on.
+    const SERVER: &str = "xsrv0";
+    /// The end frames are sent from.
+    const CLIENT: &str = "xcli0";
+    /// The server's global address.
+    const SERVER_GLOBAL: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x547);
+
+    fn new() -> Self {
+        Self::with_queues(1)
+    }
+
+    /// A pair whose ends have `queues` receive and transmit queues each.
+    fn with_queues(queues: u32) -> Self {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let namespace = format!(
+            "xdhcp6-xsk-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        ip(&["netns", "add", &namespace]);
+        let pair = VethPair { namespace };
+        let ns = pair.namespace.as_str();
+        let queues = queues.to_string();
+        let queues = queues.as_str();
+        ip(&[
+            "-n",
+            ns,
+            "link",
+            "add",
+            Self::SERVER,
+            "numtxqueues",
+            queues,
+            "numrxqueues",
+            queues,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            Self::CLIENT,
+            "numtxqueues",
+            queues,
+            "numrxqueues",
+            queues,
+        ]);
+        ip(&[
+            "-n",
+            ns,
+            "addr",
+            "add",
+            "fe80::547/64",
+            "dev",
+            Self::SERVER,
+            "nodad",
+        ]);
+        ip(&[
+            "-n",
+            ns,
+            "addr",
+            "add",
+            "2001:db8::547/64",
+            "dev",
+            Self::SERVER,
+            "nodad",
+        ]);
+        for interface in [Self::SERVER, Self::CLIENT] {
+            ip(&["-n", ns, "link", "set", interface, "up"]);
+        }
+        pair
+    }
+
+    /// Runs `body` on a thread inside the namespace (setns affects only the calling thread;
+    /// threads it spawns inherit the namespace).
+    fn run_in_namespace<T: Send>(&self, body: impl FnOnce() -> T + Send) -> T {
+        let path = format!("/run/netns/{}", self.namespace);
+        thread::scope(|scope| {
+            let handle = scope.spawn(|| {
+                let namespace = File::open(&path).expect("opening the namespace");
+                // Safety: setns on a valid namespace fd changes only this thread's network
+                // namespace; the thread ends with `body`.
+                let rc = unsafe { libc::setns(namespace.as_raw_fd(), libc::CLONE_NEWNET) };
+                assert_eq!(rc, 0, "setns: {}", io::Error::last_os_error());
+                body()
+            });
+            match handle.join() {
+                Ok(value) => value,
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        })
+    }
+}
+
+impl Drop for VethPair {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.namespace])
+            .status();
+    }
+}
+
+fn if_index(interface: &str) -> io::Result<u32> {
+    let name = CString::new(interface).map_err(io::Error::other)?;
+    // Safety: `name` is a valid NUL-terminated string for the duration of the call.
+    match unsafe { libc::if_nametoindex(name.as_ptr()) } {
+        0 => Err(io::Error::last_os_error()),
+        index => Ok(index),
+    }
+}
+
+/// An AF_PACKET socket on one interface: sends whole frames, receives the server's replies.
+struct PacketSocket {
+    fd: OwnedFd,
+    ifindex: u32,
+}
+
+static REPLIES_SKIPPED: AtomicU64 = AtomicU64::new(0);
+
+impl PacketSocket {
+    fn new(interface: &str) -> io::Result<Self> {
+        let ifindex = if_index(interface)?;
+        let protocol = (libc::ETH_P_ALL as u16).to_be();
+        // Safety: plain socket(2); the result is checked before it is wrapped.
+        let raw = unsafe {
+            libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                i32::from(protocol),
+            )
+        };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // Safety: `raw` is a fresh descriptor owned by nothing else.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // Safety: all-zero is a valid `sockaddr_ll`.
+        let mut address: libc::sockaddr_ll = unsafe { zeroed() };
+        address.sll_family = libc::AF_PACKET as u16;
+        address.sll_protocol = protocol;
+        address.sll_ifindex = ifindex as i32;
+        // Safety: `address` is a valid `sockaddr_ll` and the length is its size.
+        let rc = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                ptr::from_ref(&address).cast(),
+                size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let timeout = libc::timeval {
+            tv_sec: 0,
+            tv_usec: 100_000,
+        };
+        // Safety: `timeout` is a valid timeval of the stated size.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                ptr::from_ref(&timeout).cast(),
+                size_of::<libc::timeval>() as libc::socklen_t,
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let on: libc::c_int = 1;
+        // Safety: `on` is a valid int of the stated size.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_AUXDATA,
+                ptr::from_ref(&on).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(PacketSocket { fd, ifindex })
+    }
+
+    fn send(&self, frame: &[u8]) -> io::Result<()> {
+        // Safety: all-zero is a valid `sockaddr_ll`.
+        let mut address: libc::sockaddr_ll = unsafe { zeroed() };
+        address.sll_family = libc::AF_PACKET as u16;
+        address.sll_ifindex = self.ifindex as i32;
+        address.sll_halen = 6;
+        address.sll_addr[..6].copy_from_slice(&frame[..6]);
+        // Safety: `frame` and `address` are valid for the stated lengths during the call.
+        let sent = unsafe {
+            libc::sendto(
+                self.fd.as_raw_fd(),
+                frame.as_ptr().cast(),
+                frame.len(),
+                0,
+                ptr::from_ref(&address).cast(),
+                size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        if sent < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        assert_eq!(sent as usize, frame.len(), "short AF_PACKET send");
+        Ok(())
+    }
+
+    /// The next frame coming in from UDP port 547 within two seconds, skipping our own
+    /// outgoing frames and the kernel's chatter (router solicitations, MLD).
+    ///
+    /// The kernel's receive path moves the outer VLAN tag into packet metadata before
+    /// AF_PACKET sees the frame; it comes back from PACKET_AUXDATA and is put back in place.
+    fn receive_reply(&self) -> Option<Vec<u8>> {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut buf = [0u8; 2048];
+        while Instant::now() < deadline {
+            let Some((frame, outgoing)) = self.receive(&mut buf) else {
+                continue;
+            };
+            if outgoing {
+                continue;
+            }
+            match ReplyView::parse(&frame) {
+                Some(view) if view.source_port == 547 => return Some(frame),
+                _ => {
+                    REPLIES_SKIPPED.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        None
+    }
+
+    /// One frame, with its stripped VLAN tag restored, and whether it was outgoing.
+    fn receive(&self, buf: &mut [u8]) -> Option<(Vec<u8>, bool)> {
+        // Safety: all-zero is a valid `sockaddr_ll`.
+        let mut from: libc::sockaddr_ll = unsafe { zeroed() };
+        let mut control = [0u64; 16];
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        // Safety: all-zero is a valid `msghdr`.
+        let mut header: libc::msghdr = unsafe { zeroed() };
+        header.msg_name = ptr::from_mut(&mut from).cast();
+        header.msg_namelen = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+        header.msg_iov = &mut iov;
+        header.msg_iovlen = 1;
+        header.msg_control = control.as_mut_ptr().cast();
+        header.msg_controllen = size_of::<[u64; 16]>() as _;
+        // Safety: every pointer in `header` refers to a live buffer of the stated length.
+        let len = unsafe { libc::recvmsg(self.fd.as_raw_fd(), &mut header, 0) };
+        if len < 0 {
+            return None;
+        }
+        let mut frame = buf[..len as usize].to_vec();
+        // Safety: the control buffer was filled by recvmsg and `header` describes it.
+        let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(&header) };
+        while !cmsg.is_null() {
+            // Safety: `cmsg` is a control message header inside `control`.
+            let message = unsafe { &*cmsg };
+            if message.cmsg_level == libc::SOL_PACKET && message.cmsg_type == libc::PACKET_AUXDATA {
+                // Safety: a PACKET_AUXDATA message carries a `tpacket_auxdata`.
+                let aux: libc::tpacket_auxdata =
+                    unsafe { ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast()) };
+                if aux.tp_status & libc::TP_STATUS_VLAN_VALID != 0 && frame.len() >= 12 {
+                    let tpid = if aux.tp_status & libc::TP_STATUS_VLAN_TPID_VALID != 0 {
+                        aux.tp_vlan_tpid
+                    } else {
+                        VLAN
+                    };
+                    let mut tag = tpid.to_be_bytes().to_vec();
+                    tag.extend_from_slice(&aux.tp_vlan_tci.to_be_bytes());
+                    frame.splice(12..12, tag);
+                }
+            }
+            // Safety: as for CMSG_FIRSTHDR.
+            cmsg = unsafe { libc::CMSG_NXTHDR(&header, cmsg) };
+        }
+        Some((frame, from.sll_pkttype == libc::PACKET_OUTGOING))
+    }
+}

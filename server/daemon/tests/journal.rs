@@ -1,0 +1,721 @@
+//! Lease journal: format, replay, torn and corrupt files, durability modes, compaction and
+//! concurrent writers.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use xdhcp6_engine::alloc::SaltKey;
+use xdhcp6_engine::table::{
+    ClaimAs, Duid, EventKind, EventSink, INFINITE, IaKind, Lease, LeaseEvent, LeaseRecord,
+    LeaseState, LeaseTable, Lifetimes,
+};
+use xdhcp6d::journal::{
+    Durability, HEADER_LEN, Journal, JournalError, JournalOptions, Replay, Snapshot, read_journal,
+};
+
+/// A fresh, empty directory for one test, removed when the test ends.
+struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch(name: &str) -> Scratch {
+    let dir = std::env::temp_dir().join(format!("xdhcp6-journal-{}-{name}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    Scratch(dir)
+}
+
+fn no_snapshot() -> Snapshot {
+    Arc::new(Vec::new)
+}
+
+fn lease(duid: &[u8], iaid: u32, addr: u128) -> LeaseRecord {
+    LeaseRecord {
+        duid: Duid::new(duid),
+        lease: Lease {
+            addr,
+            prefix_len: 128,
+            kind: IaKind::Na,
+            iaid,
+            link: 1,
+            state: LeaseState::Bound,
+            lifetimes: Lifetimes {
+                preferred: 300,
+                valid: 600,
+            },
+            expires: 1600,
+        },
+    }
+}
+
+fn emit(sink: &mut impl EventSink, kind: EventKind, at: u32, record: &LeaseRecord) {
+    let mut record = record.clone();
+    match kind {
+        EventKind::Declined => record.lease.state = LeaseState::Declined,
+        EventKind::Offered => record.lease.state = LeaseState::Offered,
+        _ => {}
+    }
+    sink.emit(LeaseEvent { kind, at, record });
+}
+
+fn sorted(mut records: Vec<LeaseRecord>) -> Vec<LeaseRecord> {
+    records.sort_by_key(|record| {
+        (
+            record.lease.addr,
+            record.lease.iaid,
+            record.duid.as_bytes().to_vec(),
+        )
+    });
+    records
+}
+
+/// Writes `events` to a new journal at `path` and closes it.
+fn write_events(path: &Path, events: &[(EventKind, LeaseRecord)]) {
+    let (journal, _) = Journal::open(path, Durability::Always, no_snapshot()).unwrap();
+    let mut sink = journal.sink();
+    for (at, (kind, record)) in events.iter().enumerate() {
+        emit(&mut sink, *kind, at as u32, record);
+    }
+    journal.wait_durable(sink.last_seq()).unwrap();
+    journal.shutdown();
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle)
+}
+
+#[test]
+fn every_event_kind_round_trips() {
+    let dir = scratch("kinds");
+    let path = dir.join("leases.journal");
+    let bound = lease(b"bound", 1, 1);
+    let mut renewed = lease(b"renewed", 2, 2);
+    renewed.lease.lifetimes = Lifetimes {
+        preferred: INFINITE,
+        valid: INFINITE,
+    };
+    renewed.lease.expires = INFINITE;
+    let mut declined = lease(b"declined", 3, 3);
+    declined.lease.state = LeaseState::Declined;
+    declined.lease.lifetimes = Lifetimes::default();
+    let mut prefix = LeaseRecord {
+        duid: Duid::new(&[0xab; 130]),
+        ..lease(b"", 4, 0x2001_0db8_ff00 << 80)
+    };
+    prefix.lease.kind = IaKind::Pd;
+    prefix.lease.prefix_len = 56;
+    prefix.lease.link = u16::MAX;
+    let released = lease(b"released", 5, 5);
+    let expired = lease(b"expired", 6, 6);
+    let probation = lease(b"probation", 7, 7);
+    let offered = lease(b"offered", 8, 8);
+
+    let (journal, replay) = Journal::open(&path, Durability::Always, no_snapshot()).unwrap();
+    assert_eq!(replay, Replay::default());
+    let mut sink = journal.sink();
+    assert_eq!(sink.last_seq(), 0);
+    emit(&mut sink, EventKind::Offered, 1, &offered);
+    assert_eq!(sink.last_seq(), 0, "offers are not journaled");
+    emit(&mut sink, EventKind::Bound, 1, &bound);
+    emit(&mut sink, EventKind::Renewed, 2, &renewed);
+    emit(&mut sink, EventKind::Declined, 3, &declined);
+    emit(&mut sink, EventKind::Bound, 4, &prefix);
+    emit(&mut sink, EventKind::Bound, 5, &released);
+    emit(&mut sink, EventKind::Released, 6, &released);
+    emit(&mut sink, EventKind::Bound, 7, &expired);
+    emit(&mut sink, EventKind::Expired, 8, &expired);
+    emit(&mut sink, EventKind::Declined, 9, &probation);
+    emit(&mut sink, EventKind::ProbationEnded, 10, &probation);
+    assert_eq!(sink.last_seq(), 10);
+    journal.wait_durable(sink.last_seq()).unwrap();
+    assert_eq!(journal.durable_seq(), 10);
+    assert_eq!(journal.lag(), 0);
+    journal.shutdown();
+
+    let replay = read_journal(&path).unwrap();
+    assert_eq!(replay.events, 10);
+    assert_eq!(replay.torn_bytes, 0);
+    assert!(!replay.corrupt);
+    assert_eq!(replay.valid_bytes, fs::metadata(&path).unwrap().len());
+    assert_eq!(
+        sorted(replay.records),
+        sorted(vec![bound, renewed, declined, prefix])
+    );
+    // Opening again replays the same and appends after it.
+    let (journal, again) = Journal::open(&path, Durability::Always, no_snapshot()).unwrap();
+    assert_eq!(again.events, 10);
+    assert_eq!(again.records.len(), 4);
+    drop(journal);
+}
+
+#[test]
+fn replay_follows_bind_renew_release() {
+    let dir = scratch("sequence");
+    let path = dir.join("leases.journal");
+    let a = lease(b"client-a", 1, 100);
+    let mut a_renewed = a.clone();
+    a_renewed.lease.lifetimes.valid = 900;
+    a_renewed.lease.expires = 2900;
+    let a_other_ia = lease(b"client-a", 2, 101);
+    let b = lease(b"client-b", 1, 200);
+    let b_again = lease(b"client-b", 1, 201);
+    let mut c = lease(b"client-c", 1, 300);
+    c.lease.link = 9;
+    write_events(
+        &path,
+        &[
+            (EventKind::Bound, a.clone()),
+            (EventKind::Bound, a_other_ia.clone()),
+            (EventKind::Bound, b.clone()),
+            (EventKind::Renewed, a_renewed.clone()),
+            (EventKind::Released, b.clone()),
+            (EventKind::Bound, b_again.clone()),
+            (EventKind::Bound, c.clone()),
+            (EventKind::Expired, a_other_ia.clone()),
+            (EventKind::Renewed, c.clone()),
+        ],
+    );
+    let replay = read_journal(&path).unwrap();
+    assert_eq!(replay.events, 9);
+    assert_eq!(sorted(replay.records), sorted(vec![a_renewed, b_again, c]));
+
+    // A removal only removes its own key: same address, another link, stays.
+    let mut c_elsewhere = lease(b"client-c", 1, 300);
+    c_elsewhere.lease.link = 10;
+    let path = dir.join("keys.journal");
+    write_events(
+        &path,
+        &[
+            (EventKind::Bound, lease(b"client-c", 1, 300)),
+            (EventKind::Released, c_elsewhere),
+        ],
+    );
+    assert_eq!(read_journal(&path).unwrap().records.len(), 1);
+}
+
+#[test]
+fn torn_last_record_at_every_offset_is_cut_off() {
+    let dir = scratch("torn");
+    let full = dir.join("full.journal");
+    let prefix = dir.join("prefix.journal");
+    let events: Vec<_> = (0..3u32)
+        .map(|i| {
+            (
+                EventKind::Bound,
+                lease(format!("torn-{i}").as_bytes(), i, i.into()),
+            )
+        })
+        .collect();
+    write_events(&full, &events);
+    write_events(&prefix, &events[..2]);
+    let bytes = fs::read(&full).unwrap();
+    let good = fs::metadata(&prefix).unwrap().len() as usize;
+    assert!(good < bytes.len());
+    let path = dir.join("cut.journal");
+    for cut in good..bytes.len() {
+        fs::write(&path, &bytes[..cut]).unwrap();
+        let seen = read_journal(&path).unwrap();
+        assert_eq!(seen.events, 2, "cut at {cut}");
+        assert_eq!(seen.torn_bytes, (cut - good) as u64, "cut at {cut}");
+        assert!(!seen.corrupt, "cut at {cut}");
+        assert_eq!(
+            fs::metadata(&path).unwrap().len(),
+            cut as u64,
+            "read changes nothing"
+        );
+
+        let (journal, replay) = Journal::open(&path, Durability::Always, no_snapshot()).unwrap();
+        assert_eq!(replay.events, 2);
+        assert_eq!(replay.torn_bytes, (cut - good) as u64);
+        assert_eq!(
+            sorted(replay.records),
+            sorted(vec![events[0].1.clone(), events[1].1.clone()])
+        );
+        assert_eq!(
+            fs::metadata(&path).unwrap().len(),
+            good as u64,
+            "cut at {cut}"
+        );
+        // The journal appends right after the good part.
+        let mut sink = journal.sink();
+        emit(&mut sink, EventKind::Bound, 2, &events[2].1);
+        journal.wait_durable(sink.last_seq()).unwrap();
+        journal.shutdown();
+        assert_eq!(fs::read(&path).unwrap(), bytes);
+        let after = read_journal(&path).unwrap();
+        assert_eq!((after.events, after.torn_bytes), (3, 0));
+    }
+
+    // Cut inside the header: an empty journal, started again.
+    for cut in 0..HEADER_LEN as usize {
+        fs::write(&path, &bytes[..cut]).unwrap();
+        let (journal, replay) = Journal::open(&path, Durability::Always, no_snapshot()).unwrap();
+        assert_eq!((replay.events, replay.torn_bytes), (0, cut as u64));
+        assert!(replay.records.is_empty());
+        journal.shutdown();
+        assert_eq!(fs::metadata(&path).unwrap().len(), HEADER_LEN);
+    }
+}
+
+#[test]
+fn zeros_after_the_last_record_are_torn_not_corrupt() {
+    let dir = scratch("zeros");
+    let path = dir.join("leases.journal");
+    let events = [
+        (EventKind::Bound, lease(b"one", 1, 1)),
+        (EventKind::Bound, lease(b"two", 2, 2)),
+    ];
+    write_events(&path, &events);
+    let mut bytes = fs::read(&path).unwrap();
+    let good = bytes.len();
+    // A size-extending write whose data never reached the disk reads back as zeros.
+    bytes.extend_from_slice(&[0; 100]);
+    fs::write(&path, &bytes).unwrap();
+    let seen = read_journal(&path).unwrap();
+    assert_eq!(
+        (seen.events, seen.torn_bytes, seen.corrupt),
+        (2, 100, false)
+    );
+    // Same when the last record's header made it but its payload did not.
+    let mut half = fs::read(dir.join("leases.journal")).unwrap();
+    half.truncate(good);
+    let last_len = good - read_journal_prefix_len(&dir, &events[..1]);
+    for byte in &mut half[good - last_len + 8..] {
+        *byte = 0;
+    }
+    fs::write(&path, &half).unwrap();
+    let seen = read_journal(&path).unwrap();
+    assert_eq!((seen.events, seen.corrupt), (1, false));
+    assert_eq!(seen.torn_bytes, last_len as u64);
+}
+
+/// The length of a journal holding `events`.
+fn read_journal_prefix_len(dir: &Path, events: &[(EventKind, LeaseRecord)]) -> usize {
+    let path = dir.join("prefix-len.journal");
+    let _ = fs::remove_file(&path);
+    write_events(&path, events);
+    fs::metadata(&path).unwrap().len() as usize
+}
+
+#[test]
+fn corrupt_record_mid_file_stops_replay() {
+    let dir = scratch("corrupt");
+    let path = dir.join("leases.journal");
+    let events: Vec<_> = (0..3u32)
+        .map(|i| {
+            (
+                EventKind::Bound,
+                lease(format!("corrupt-{i}").as_bytes(), i, i.into()),
+            )
+        })
+        .collect();
+    let first = read_journal_prefix_len(&dir, &events[..1]);
+    write_events(&path, &events);
+    let mut bytes = fs::read(&path).unwrap();
+    let total = bytes.len();
+    bytes[first + 20] ^= 0x40;
+    fs::write(&path, &bytes).unwrap();
+
+    let seen = read_journal(&path).unwrap();
+    assert!(seen.corrupt);
+    assert_eq!(seen.events, 1);
+    assert_eq!(seen.corrupt_offset, Some(first as u64));
+    assert_eq!(seen.skipped_bytes, (total - first) as u64);
+    assert_eq!(seen.torn_bytes, 0);
+    assert_eq!(seen.records, vec![events[0].1.clone()]);
+
+    // Opening keeps the damaged file aside and starts over from what replayed.
+    let (journal, replay) = Journal::open(&path, Durability::Always, no_snapshot()).unwrap();
+    assert!(replay.corrupt);
+    assert_eq!(replay.records, vec![events[0].1.clone()]);
+    assert_eq!(fs::read(dir.join("leases.journal.corrupt")).unwrap(), bytes);
+    let mut sink = journal.sink();
+    emit(&mut sink, EventKind::Bound, 5, &events[2].1);
+    journal.wait_durable(sink.last_seq()).unwrap();
+    journal.shutdown();
+    let after = read_journal(&path).unwrap();
+    assert!(!after.corrupt);
+    assert_eq!(
+        sorted(after.records),
+        sorted(vec![events[0].1.clone(), events[2].1.clone()])
+    );
+}
+
+#[test]
+fn foreign_files_are_refused() {
+    let dir = scratch("foreign");
+    let path = dir.join("leases.journal");
+    fs::write(&path, b"this is not a journal at all").unwrap();
+    assert!(matches!(
+        Journal::open(&path, Durability::Always, no_snapshot()),
+        Err(JournalError::NotAJournal { .. })
+    ));
+    assert_eq!(fs::read(&path).unwrap(), b"this is not a journal at all");
+    let mut header = b"XD6JRNL\0".to_vec();
+    header.extend_from_slice(&99u32.to_le_bytes());
+    header.extend_from_slice(&0u32.to_le_bytes());
+    fs::write(&path, &header).unwrap();
+    assert!(matches!(
+        read_journal(&path),
+        Err(JournalError::Version { version: 99, .. })
+    ));
+    assert!(matches!(
+        read_journal(&dir.join("missing")),
+        Err(JournalError::Io { .. })
+    ));
+}
+
+#[test]
+fn always_returns_only_once_the_record_is_in_the_file() {
+    let dir = scratch("always");
+    let path = dir.join("leases.journal");
+    let (journal, _) = Journal::open(&path, Durability::Always, no_snapshot()).unwrap();
+    let mut sink = journal.sink();
+    for i in 0..50u32 {
+        let duid = format!("always-marker-{i:04}");
+        emit(
+            &mut sink,
+            EventKind::Bound,
+            i,
+            &lease(duid.as_bytes(), i, i.into()),
+        );
+        let seq = sink.last_seq();
+        journal.wait_durable(seq).unwrap();
+        assert!(journal.durable_seq() >= seq);
+        // Another handle sees the record as soon as the wait is over.
+        assert!(
+            contains(&fs::read(&path).unwrap(), duid.as_bytes()),
+            "event {i}"
+        );
+    }
+    assert_eq!(journal.lag(), 0);
+    // Waiting for a number nobody took does not hang.
+    journal.wait_durable(u64::MAX).unwrap();
+    journal.shutdown();
+}
+
+#[test]
+fn batch_syncs_within_the_interval_and_on_shutdown() {
+    let dir = scratch("batch");
+    let path = dir.join("leases.journal");
+    let durability = Durability::Batch {
+        interval: Duration::from_millis(20),
+    };
+    let (journal, _) = Journal::open(&path, durability, no_snapshot()).unwrap();
+    let mut sink = journal.sink();
+    emit(
+        &mut sink,
+        EventKind::Bound,
+        1,
+        &lease(b"batch-marker-1", 1, 1),
+    );
+    let started = Instant::now();
+    journal.wait_durable(sink.last_seq()).unwrap();
+    while journal.durable_seq() < sink.last_seq() {
+        assert!(started.elapsed() < Duration::from_secs(10), "never synced");
+        thread::sleep(Duration::from_millis(1));
+    }
+    assert!(contains(&fs::read(&path).unwrap(), b"batch-marker-1"));
+    journal.shutdown();
+
+    // With an interval that never runs out, shutdown still writes everything queued.
+    let hour = Durability::Batch {
+        interval: Duration::from_secs(3600),
+    };
+    let (journal, _) = Journal::open(&path, hour, no_snapshot()).unwrap();
+    let mut sink = journal.sink();
+    for i in 0..10u32 {
+        emit(
+            &mut sink,
+            EventKind::Bound,
+            i,
+            &lease(b"batch-drained", i, 10 + u128::from(i)),
+        );
+    }
+    // Batch never holds a reply back: this returns long before the hour is up.
+    journal.wait_durable(sink.last_seq()).unwrap();
+    assert_eq!(journal.lag(), 10);
+    assert_eq!(journal.durable_seq(), 0);
+    drop(journal);
+    let replay = read_journal(&path).unwrap();
+    assert_eq!(replay.events, 11);
+    assert_eq!(replay.records.len(), 11);
+}
+
+/// The lease table stand-in for compaction: a map the test and the snapshot both see.
+type Model = Arc<Mutex<HashMap<(Vec<u8>, u32, u128), LeaseRecord>>>;
+
+#[test]
+fn compaction_keeps_the_live_set_and_later_events() {
+    let dir = scratch("compact");
+    let path = dir.join("leases.journal");
+    let model: Model = Arc::default();
+    let snapshot: Snapshot = {
+        let model = Arc::clone(&model);
+        Arc::new(move || {
+            let mut records: Vec<_> = model.lock().unwrap().values().cloned().collect();
+            // Offers in the table are not leases; compaction must leave them out.
+            let mut offer = lease(b"only-offered", 1, 999_999);
+            offer.lease.state = LeaseState::Offered;
+            records.push(offer);
+            records
+        })
+    };
+    let options = JournalOptions {
+        min_bytes: 4096,
+        ratio: 2,
+    };
+    let (journal, _) = Journal::open_with(&path, Durability::Always, snapshot, options).unwrap();
+    let mut sink = journal.sink();
+    // Churn: 40 clients bind, renew and release over and over; the last round stays bound.
+    let mut at = 0;
+    for round in 0..60u32 {
+        for client in 0..40u32 {
+            at += 1;
+            let duid = format!("compact-{client}").into_bytes();
+            let mut record = lease(&duid, client, u128::from(client) + 1000);
+            record.lease.expires = at;
+            // The table changes and emits under one lock; so does the test.
+            let mut live = model.lock().unwrap();
+            let key = (duid, client, record.lease.addr);
+            if round % 3 == 2 && client % 2 == 0 {
+                live.remove(&key);
+                emit(&mut sink, EventKind::Released, at, &record);
+            } else {
+                live.insert(key, record.clone());
+                emit(&mut sink, EventKind::Bound, at, &record);
+            }
+        }
+        journal.wait_durable(sink.last_seq()).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while journal.compactions() == 0 {
+        assert!(Instant::now() < deadline, "no compaction happened");
+        thread::sleep(Duration::from_millis(5));
+    }
+    // Events after the switch land in the new file.
+    let late = lease(b"after-compaction", 77, 77_777);
+    emit(&mut sink, EventKind::Bound, at + 1, &late);
+    model
+        .lock()
+        .unwrap()
+        .insert((b"after-compaction".to_vec(), 77, 77_777), late.clone());
+    let gone = lease(b"compact-1", 1, 1001);
+    emit(&mut sink, EventKind::Released, at + 2, &gone);
+    model
+        .lock()
+        .unwrap()
+        .remove(&(b"compact-1".to_vec(), 1, 1001));
+    journal.wait_durable(sink.last_seq()).unwrap();
+    let compactions = journal.compactions();
+    journal.shutdown();
+
+    assert!(!dir.join("leases.journal.compact").exists());
+    let replay = read_journal(&path).unwrap();
+    assert!(!replay.corrupt);
+    assert_eq!(replay.torn_bytes, 0);
+    let expected: Vec<_> = model.lock().unwrap().values().cloned().collect();
+    assert_eq!(sorted(replay.records), sorted(expected));
+    // The file holds far fewer records than were written.
+    assert!(
+        replay.events < 60 * 40,
+        "{} events after {compactions} compactions",
+        replay.events
+    );
+}
+
+#[test]
+fn compaction_leftover_is_removed_on_open() {
+    let dir = scratch("leftover");
+    let path = dir.join("leases.journal");
+    write_events(&path, &[(EventKind::Bound, lease(b"kept", 1, 1))]);
+    fs::write(dir.join("leases.journal.compact"), b"half a snapshot").unwrap();
+    let (journal, replay) = Journal::open(&path, Durability::Always, no_snapshot()).unwrap();
+    assert_eq!(replay.records, vec![lease(b"kept", 1, 1)]);
+    assert!(!dir.join("leases.journal.compact").exists());
+    journal.shutdown();
+}
+
+#[test]
+fn four_concurrent_writers_lose_nothing() {
+    let dir = scratch("concurrent");
+    let path = dir.join("leases.journal");
+    let (journal, _) = Journal::open(&path, Durability::Always, no_snapshot()).unwrap();
+    let journal = Arc::new(journal);
+    const PER_THREAD: u32 = 2000;
+    let workers: Vec<_> = (0..4u32)
+        .map(|worker| {
+            let journal = Arc::clone(&journal);
+            thread::spawn(move || {
+                let mut sink = journal.sink();
+                let mut last = 0;
+                for i in 0..PER_THREAD {
+                    let addr = u128::from(worker) << 64 | u128::from(i);
+                    let duid = format!("worker-{worker}-{i}");
+                    emit(
+                        &mut sink,
+                        EventKind::Bound,
+                        i,
+                        &lease(duid.as_bytes(), i, addr),
+                    );
+                    assert!(sink.last_seq() > last, "sequence numbers grow");
+                    last = sink.last_seq();
+                    if i % 50 == 49 {
+                        journal.wait_durable(last).unwrap();
+                        assert!(journal.durable_seq() >= last);
+                    }
+                }
+                journal.wait_durable(last).unwrap();
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    assert_eq!(journal.durable_seq(), u64::from(4 * PER_THREAD));
+    assert_eq!(journal.lag(), 0);
+    let journal = Arc::into_inner(journal).unwrap();
+    journal.shutdown();
+
+    let replay = read_journal(&path).unwrap();
+    assert_eq!(replay.events, u64::from(4 * PER_THREAD));
+    assert_eq!(replay.records.len(), (4 * PER_THREAD) as usize);
+    let mut seen: Vec<_> = replay.records.iter().map(|r| r.lease.addr).collect();
+    seen.sort_unstable();
+    seen.dedup();
+    assert_eq!(seen.len(), (4 * PER_THREAD) as usize);
+}
+
+/// Every lease of `table` that the journal keeps (offers are not journaled).
+fn table_leases(table: &LeaseTable) -> Vec<LeaseRecord> {
+    let mut records = Vec::new();
+    for shard in 0..table.shard_count() {
+        table.iter_shard(shard, |record| records.push(record.clone()));
+    }
+    records
+}
+
+#[test]
+fn replay_matches_a_busy_lease_table_across_compactions() {
+    let dir = scratch("table");
+    let path = dir.join("leases.journal");
+    let table = Arc::new(LeaseTable::with_shards(
+        1024,
+        8,
+        SaltKey::from_salt("journal"),
+    ));
+    let snapshot: Snapshot = {
+        let table = Arc::clone(&table);
+        Arc::new(move || table_leases(&table))
+    };
+    let options = JournalOptions {
+        min_bytes: 8192,
+        ratio: 2,
+    };
+    let (journal, _) = Journal::open_with(&path, Durability::Always, snapshot, options).unwrap();
+    let journal = Arc::new(journal);
+    let clock = Arc::new(AtomicU32::new(1));
+    let life = Lifetimes {
+        preferred: 20,
+        valid: 40,
+    };
+    let workers: Vec<_> = (0..4u64)
+        .map(|worker| {
+            let (table, journal, clock) =
+                (Arc::clone(&table), Arc::clone(&journal), Arc::clone(&clock));
+            thread::spawn(move || {
+                let mut sink = journal.sink();
+                let mut rng = 0x9e37_79b9_7f4a_7c15 ^ (worker + 1);
+                let mut next = move || {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    rng
+                };
+                for step in 0..3000 {
+                    let pick = next();
+                    let duid = format!("client-{}", pick % 48).into_bytes();
+                    let key = table.client_key(&duid, 1, IaKind::Na, 0);
+                    let addr = u128::from((pick >> 8) % 64);
+                    let now = clock.fetch_add(u32::from(step % 7 == 0), Ordering::Relaxed);
+                    let _ = match (pick >> 20) % 8 {
+                        0 => table
+                            .claim(
+                                &key,
+                                addr,
+                                128,
+                                ClaimAs::Offered { hold: 5 },
+                                life,
+                                now,
+                                &mut sink,
+                            )
+                            .map(drop)
+                            .map_err(drop),
+                        1..=3 => table
+                            .claim(&key, addr, 128, ClaimAs::Bound, life, now, &mut sink)
+                            .map(drop)
+                            .map_err(drop),
+                        4 => table
+                            .renew(&key, addr, life, now, &mut sink)
+                            .map(drop)
+                            .map_err(drop),
+                        5 => table
+                            .release(&key, addr, now, &mut sink)
+                            .map(drop)
+                            .map_err(drop),
+                        6 => table
+                            .decline(&key, addr, 30, now, &mut sink)
+                            .map(drop)
+                            .map_err(drop),
+                        _ => {
+                            table.handle_timeout(now, 16, &mut sink);
+                            Ok(())
+                        }
+                    };
+                    if step % 16 == 15 {
+                        journal.wait_durable(sink.last_seq()).unwrap();
+                    }
+                }
+                journal.wait_durable(sink.last_seq()).unwrap();
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    let compactions = journal.compactions();
+    assert!(compactions > 0, "the journal never compacted");
+    Arc::into_inner(journal).unwrap().shutdown();
+
+    let replay = read_journal(&path).unwrap();
+    assert!(!replay.corrupt);
+    let expected: Vec<_> = table_leases(&table)
+        .into_iter()
+        .filter(|record| record.lease.state != LeaseState::Offered)
+        .collect();
+    assert!(!expected.is_empty());
+    assert_eq!(sorted(replay.records.clone()), sorted(expected));
+    // And the table restored from it holds the same leases.
+    let restored = LeaseTable::with_shards(1024, 8, SaltKey::from_salt("journal"));
+    let report = restored.restore(replay.records);
+    assert_eq!(report.conflicts, 0);
+}
