@@ -44,13 +44,12 @@ use std::{
 };
 
 use tracing::{debug, info, warn};
-use xdhcp6_engine::{
-    Context, Destination, Engine, Outcome, config::LinkId, proto::MessageType, table::EventSink,
-};
+use xdhcp6_engine::{Context, Destination, Engine, Outcome, config::LinkId};
 
 use crate::{
+    events::Events,
     frame::{self, FrameMeta, ReplySource},
-    stats::WorkerStats,
+    stats::{WorkerStats, innermost_type},
     xdp::{Steering, SteeringError},
 };
 
@@ -903,6 +902,30 @@ pub struct ReplyPlan {
     pub to: Destination,
 }
 
+/// What a worker does with each request, and the barrier before a batch of replies leaves.
+///
+/// Any `FnMut(request payload, &FrameMeta, reply payload buffer) -> Option<ReplyPlan>` is a
+/// handler whose replies may always leave.
+pub trait Handler {
+    /// Answers one request into `reply`; `None` sends nothing.
+    fn handle(&mut self, request: &[u8], meta: &FrameMeta, reply: &mut [u8]) -> Option<ReplyPlan>;
+
+    /// Called once per batch before its replies are sent; false holds them all back (they are
+    /// dropped and counted as send failures).
+    fn settle(&mut self) -> bool {
+        true
+    }
+}
+
+impl<F> Handler for F
+where
+    F: FnMut(&[u8], &FrameMeta, &mut [u8]) -> Option<ReplyPlan>,
+{
+    fn handle(&mut self, request: &[u8], meta: &FrameMeta, reply: &mut [u8]) -> Option<ReplyPlan> {
+        self(request, meta, reply)
+    }
+}
+
 /// Where the frames of a worker are (see [`XskWorker::audit`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FrameAudit {
@@ -944,6 +967,8 @@ pub struct XskWorker {
     in_fill: u32,
     /// Frames given to the kernel through the TX ring and not yet back on the completion ring.
     in_tx: u32,
+    /// The transmit frames of the batch being built, until they are submitted.
+    batch_tx: Vec<u64>,
 }
 
 impl fmt::Debug for XskWorker {
@@ -960,6 +985,7 @@ impl fmt::Debug for XskWorker {
 impl XskWorker {
     /// A worker for `socket`, replying from `interface`'s addresses; every frame starts free.
     pub fn new(socket: XskSocket, interface: &InterfaceInfo) -> Self {
+        let socket_batch = socket.config.batch as usize;
         let frame_size = u64::from(socket.config.frame_size);
         let free = (0..u64::from(socket.config.frames))
             .map(|i| i * frame_size)
@@ -970,6 +996,7 @@ impl XskWorker {
             free,
             in_fill: 0,
             in_tx: 0,
+            batch_tx: Vec::with_capacity(socket_batch),
         };
         worker.refill();
         worker
@@ -981,10 +1008,7 @@ impl XskWorker {
     }
 
     /// Runs the loop until `stop` is set.
-    pub fn run<H>(&mut self, mut handler: H, stop: &AtomicBool, stats: &WorkerStats)
-    where
-        H: FnMut(&[u8], &FrameMeta, &mut [u8]) -> Option<ReplyPlan>,
-    {
+    pub fn run<H: Handler>(&mut self, mut handler: H, stop: &AtomicBool, stats: &WorkerStats) {
         let idle_timeout = i32::from(self.socket.config.idle_timeout_ms);
         while !stop.load(Ordering::Relaxed) {
             if self.poll(&mut handler, stats) == 0 {
@@ -998,10 +1022,7 @@ impl XskWorker {
 
     /// One turn: reclaims completions, refills, handles up to one batch. Returns the number of
     /// frames received.
-    pub fn poll<H>(&mut self, handler: &mut H, stats: &WorkerStats) -> usize
-    where
-        H: FnMut(&[u8], &FrameMeta, &mut [u8]) -> Option<ReplyPlan>,
-    {
+    pub fn poll<H: Handler>(&mut self, handler: &mut H, stats: &WorkerStats) -> usize {
         self.reclaim();
         self.refill();
         // A wakeup that found the kernel busy (EAGAIN) left descriptors on the TX ring: kick
@@ -1040,6 +1061,7 @@ impl XskWorker {
                         options: 0,
                     },
                 );
+                self.batch_tx.push(addr);
                 queued += 1;
             } else if queued >= tx_space {
                 stats.count_send_failure();
@@ -1048,6 +1070,17 @@ impl XskWorker {
         }
         self.socket.rx.release(rx_consumer.wrapping_add(received));
 
+        // With `--durability always` the leases these replies announce must be on disk first;
+        // if they cannot be, the replies are not sent (the descriptors written above are never
+        // published) and their frames are ours again.
+        if queued > 0 && !handler.settle() {
+            for _ in 0..queued {
+                stats.count_send_failure();
+            }
+            self.free.append(&mut self.batch_tx);
+            queued = 0;
+        }
+        self.batch_tx.clear();
         if queued > 0 {
             self.socket.tx.submit(tx_producer.wrapping_add(queued));
             self.in_tx += queued;
@@ -1062,15 +1095,12 @@ impl XskWorker {
     }
 
     /// Handles one received frame; returns the transmit frame (address, length) of its reply.
-    fn handle<H>(
+    fn handle<H: Handler>(
         &mut self,
         desc: libc::xdp_desc,
         handler: &mut H,
         stats: &WorkerStats,
-    ) -> Option<(u64, u32)>
-    where
-        H: FnMut(&[u8], &FrameMeta, &mut [u8]) -> Option<ReplyPlan>,
-    {
+    ) -> Option<(u64, u32)> {
         let request = self.socket.frame(desc.addr, desc.len as usize);
         let meta = match frame::parse(request, self.socket.config.verify_checksum) {
             Ok(meta) => meta,
@@ -1090,7 +1120,7 @@ impl XskWorker {
         let reply = self.socket.frame_mut(tx_addr);
         let Some(plan) = reply
             .get_mut(meta.header_len..)
-            .and_then(|buf| handler(payload, &meta, buf))
+            .and_then(|buf| handler.handle(payload, &meta, buf))
         else {
             self.free.push(tx_addr);
             return None;
@@ -1187,39 +1217,6 @@ impl XskWorker {
     }
 }
 
-/// The type of the innermost message: through Relay-forward / Relay-reply (option 9, Relay
-/// Message) to the client's message, for the per-type counters.
-fn innermost_type(mut message: &[u8]) -> MessageType {
-    const RELAY_HEADER_LEN: usize = 34;
-    const OPTION_RELAY_MSG: u16 = 9;
-    for _ in 0..=xdhcp6_engine::engine::HOP_COUNT_LIMIT {
-        let Some(&first) = message.first() else {
-            return MessageType::Unknown(0);
-        };
-        let kind = MessageType::from(first);
-        if !kind.is_relay() {
-            return kind;
-        }
-        let mut options = message.get(RELAY_HEADER_LEN..).unwrap_or_default();
-        let mut inner = None;
-        while let [a, b, c, d, rest @ ..] = options {
-            let code = u16::from_be_bytes([*a, *b]);
-            let len = usize::from(u16::from_be_bytes([*c, *d]));
-            let Some(value) = rest.get(..len) else { break };
-            if code == OPTION_RELAY_MSG {
-                inner = Some(value);
-                break;
-            }
-            options = &rest[len..];
-        }
-        match inner {
-            Some(inner) => message = inner,
-            None => return kind,
-        }
-    }
-    MessageType::Unknown(0)
-}
-
 /// Runs one queue's loop with `handler` until `stop` is set, on this thread (pinned to `core`
 /// when given); returns the worker, for its [`XskWorker::audit`].
 ///
@@ -1234,7 +1231,7 @@ pub fn run_queue<H>(
     stats: &WorkerStats,
 ) -> Result<XskWorker, XskError>
 where
-    H: FnMut(&[u8], &FrameMeta, &mut [u8]) -> Option<ReplyPlan>,
+    H: Handler,
 {
     if let Some(core) = core {
         pin_to_core(core).map_err(|source| XskError::Pin {
@@ -1266,23 +1263,52 @@ pub fn serve_queue(
     core: Option<usize>,
     engine: &Engine,
     now: impl Fn() -> u32,
-    events: &mut impl EventSink,
+    events: &mut impl Events,
     stop: &AtomicBool,
     stats: &WorkerStats,
 ) -> Result<XskWorker, XskError> {
-    let mut links = LinkCache::default();
-    let handler = |request: &[u8], meta: &FrameMeta, reply: &mut [u8]| {
-        let link = links.lookup(engine, &interface.name, meta.vlan());
-        let cx = Context { link, now: now() };
-        match engine.handle(request, &cx, reply, events) {
+    let handler = EngineHandler {
+        engine,
+        interface,
+        now,
+        events,
+        stats,
+        links: LinkCache::default(),
+    };
+    run_queue(socket, interface, core, handler, stop, stats)
+}
+
+/// [`serve_queue`]'s handler: the engine, with the worker's journal as the barrier.
+struct EngineHandler<'a, N, E> {
+    engine: &'a Engine,
+    interface: &'a InterfaceInfo,
+    now: N,
+    events: &'a mut E,
+    stats: &'a WorkerStats,
+    links: LinkCache,
+}
+
+impl<N: Fn() -> u32, E: Events> Handler for EngineHandler<'_, N, E> {
+    fn handle(&mut self, request: &[u8], meta: &FrameMeta, reply: &mut [u8]) -> Option<ReplyPlan> {
+        let link = self
+            .links
+            .lookup(self.engine, &self.interface.name, meta.vlan());
+        let cx = Context {
+            link,
+            now: (self.now)(),
+        };
+        match self.engine.handle(request, &cx, reply, self.events) {
             Outcome::Reply { len, to } => Some(ReplyPlan { len, to }),
             Outcome::Drop(reason) => {
-                stats.count_drop(reason);
+                self.stats.count_drop(reason);
                 None
             }
         }
-    };
-    run_queue(socket, interface, core, handler, stop, stats)
+    }
+
+    fn settle(&mut self) -> bool {
+        self.events.settle()
+    }
 }
 
 /// Remembers `Engine::link_for_interface` per VLAN: a handful of VLANs per interface at most
@@ -1333,7 +1359,7 @@ pub fn spawn_workers<S>(
     stop: Arc<AtomicBool>,
 ) -> Result<Workers, XskError>
 where
-    S: EventSink + Send + 'static,
+    S: Events,
 {
     let queues = rx_queue_count(&interface.name);
     let mut sockets = Vec::new();
@@ -1419,31 +1445,6 @@ mod tests {
             },
         ] {
             assert!(check_config(&bad).is_err(), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn innermost_type_looks_through_relays() {
-        assert_eq!(innermost_type(&[1, 0, 0, 0]), MessageType::Solicit);
-        assert_eq!(innermost_type(&[]), MessageType::Unknown(0));
-        // Relay-forward, hop 0, link and peer addresses, then an Interface-Id option and a
-        // Relay Message option holding a Request.
-        let mut relayed = vec![12, 0];
-        relayed.extend_from_slice(&[0; 32]);
-        relayed.extend_from_slice(&[0, 18, 0, 2, b'x', b'y']);
-        relayed.extend_from_slice(&[0, 9, 0, 4, 3, 0, 0, 1]);
-        assert_eq!(innermost_type(&relayed), MessageType::Request);
-        // Two levels.
-        let mut twice = vec![12, 1];
-        twice.extend_from_slice(&[0; 32]);
-        twice.extend_from_slice(&[0, 9]);
-        twice.extend_from_slice(&(relayed.len() as u16).to_be_bytes());
-        twice.extend_from_slice(&relayed);
-        assert_eq!(innermost_type(&twice), MessageType::Request);
-        // A relay message without option 9 counts as itself; truncated options do not panic.
-        assert_eq!(innermost_type(&relayed[..40]), MessageType::RelayForw);
-        for len in 0..twice.len() {
-            let _ = innermost_type(&twice[..len]);
         }
     }
 

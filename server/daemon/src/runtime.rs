@@ -21,6 +21,7 @@ use xdhcp6_engine::config::Config;
 use xdhcp6_engine::table::{EventSink, LeaseEvent, LeaseRecord, LeaseTable};
 
 use crate::afxdp::{self, InterfaceInfo, XskConfig, XskError, XskWorker};
+use crate::events::Events;
 use crate::journal::{Durability, Journal, JournalSink, Snapshot};
 use crate::metrics::{self, MetricsHandle, Sources};
 use crate::stats::WorkerStats;
@@ -86,9 +87,7 @@ impl RunOptions {
             datapath: Datapath::default(),
             xdp_mode: AttachMode::default(),
             journal: PathBuf::from(DEFAULT_JOURNAL),
-            durability: Durability::Batch {
-                interval: crate::journal::DEFAULT_BATCH_INTERVAL,
-            },
+            durability: Durability::Always,
             metrics: Some(DEFAULT_METRICS),
             workers: 1,
             cores: Vec::new(),
@@ -308,12 +307,6 @@ fn start_xdp(
     journal: &Arc<Journal>,
     running: &mut Running,
 ) -> anyhow::Result<()> {
-    if options.durability == Durability::Always {
-        tracing::warn!(
-            "the AF_XDP workers do not hold replies for the journal yet: \
-             --durability always applies to the UDP slow path only"
-        );
-    }
     let object = EbpfObject::locate(options.ebpf_object.as_deref())?;
     let mut interfaces: Vec<&str> = Vec::new();
     for link in &config.links {
@@ -507,7 +500,7 @@ impl EventSink for JournalEvents {
     }
 }
 
-impl udp::Events for JournalEvents {
+impl Events for JournalEvents {
     fn settle(&mut self) -> bool {
         match self.journal.wait_durable(self.sink.last_seq()) {
             Ok(()) => true,

@@ -26,10 +26,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use xdhcp6_engine::config::LinkId;
 use xdhcp6_engine::proto::MessageType;
-use xdhcp6_engine::table::EventSink;
 use xdhcp6_engine::{Context, Destination, Engine, Outcome};
 
-use crate::stats::WorkerStats;
+use crate::events::Events;
+use crate::stats::{WorkerStats, innermost_type};
 
 /// All_DHCP_Relay_Agents_and_Servers (RFC 9915 §7.1), link scope.
 pub const ALL_RELAY_AGENTS_AND_SERVERS: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 1, 2);
@@ -70,20 +70,6 @@ impl Default for Ports {
             client: 546,
             relay: 547,
         }
-    }
-}
-
-/// Where a worker's lease events go, and the durability barrier before its replies leave.
-pub trait Events: EventSink + Send + 'static {
-    /// Returns once every event emitted so far is as durable as replies require (at once
-    /// unless the journal runs with `--durability always`); false when they cannot be made
-    /// durable, and the replies that depend on them must not be sent.
-    fn settle(&mut self) -> bool;
-}
-
-impl Events for xdhcp6_engine::table::Discard {
-    fn settle(&mut self) -> bool {
-        true
     }
 }
 
@@ -376,39 +362,6 @@ impl<E: Events> Worker<E> {
         }
         replies
     }
-}
-
-/// The type of the innermost message: through Relay-forward (option 9, Relay Message) to the
-/// client's message, for the per-type counters (the same rule as the AF_XDP datapath's).
-fn innermost_type(mut message: &[u8]) -> MessageType {
-    const RELAY_HEADER_LEN: usize = 34;
-    const OPTION_RELAY_MSG: u16 = 9;
-    for _ in 0..=xdhcp6_engine::engine::HOP_COUNT_LIMIT {
-        let Some(&first) = message.first() else {
-            return MessageType::Unknown(0);
-        };
-        let kind = MessageType::from(first);
-        if !kind.is_relay() {
-            return kind;
-        }
-        let mut options = message.get(RELAY_HEADER_LEN..).unwrap_or_default();
-        let mut inner = None;
-        while let [a, b, c, d, rest @ ..] = options {
-            let code = u16::from_be_bytes([*a, *b]);
-            let len = usize::from(u16::from_be_bytes([*c, *d]));
-            let Some(value) = rest.get(..len) else { break };
-            if code == OPTION_RELAY_MSG {
-                inner = Some(value);
-                break;
-            }
-            options = &rest[len..];
-        }
-        match inner {
-            Some(inner) => message = inner,
-            None => return kind,
-        }
-    }
-    MessageType::Unknown(0)
 }
 
 /// What `recvmmsg` reported for one slot.
@@ -747,7 +700,7 @@ mod tests {
     use xdhcp6_engine::alloc::SaltKey;
     use xdhcp6_engine::config::Config;
     use xdhcp6_engine::proto::{MessageWriter, OptionCode, Packet};
-    use xdhcp6_engine::table::{LeaseEvent, LeaseTable};
+    use xdhcp6_engine::table::{EventSink, LeaseEvent, LeaseTable};
 
     use super::*;
 
