@@ -32,8 +32,9 @@ enum Task {
     Setup,
     /// Build the eBPF object and the release binaries (xdhcp6d with the object embedded).
     Build,
-    /// Run every test layer: formatting, clippy, unit/property tests, eBPF program tests
-    /// (BPF_PROG_TEST_RUN, needs root) and the fuzz targets over the seed corpus.
+    /// Run every test layer: formatting, clippy, unit/property tests, the appliance tests
+    /// that need root (XDP program under BPF_PROG_TEST_RUN, AF_XDP, real dhclient, dhcrelay
+    /// and perfdhcp in network namespaces) and the fuzz targets over the seed corpus.
     ///
     /// Runs `setup` first, so it works on a fresh clone.
     Test(test::Options),

@@ -61,7 +61,7 @@ pub fn run(options: &Options) -> Result<()> {
         Ok(())
     })?;
     let ebpf_object = ebpf_object.context("the eBPF build produced no object")?;
-    step("XDP program tests (BPF_PROG_TEST_RUN, root)", &mut || {
+    step("appliance tests (root: XDP, AF_XDP, dhclient, dhcrelay, perfdhcp)", &mut || {
         cmd::run(
             cmd::cargo()
                 .env("XDHCP6_EBPF_OBJECT", &ebpf_object)
