@@ -1,0 +1,500 @@
+//! A network built for one test: network namespaces joined by veth pairs, the daemon and the
+//! client-side tools (dhclient, dhcrelay, perfdhcp, tcpdump) started in them, and a scratch
+//! folder. Everything is stopped and removed in `Drop` (see dora's `bin/tests/common/env.rs`).
+//!
+//! The tests need root and the ISC/Kea tools; a missing tool fails the test, it never skips.
+
+#![allow(dead_code)] // Each test binary uses its own part of the harness.
+
+use std::fs;
+use std::net::Ipv6Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// The daemon under test.
+pub const DAEMON: &str = env!("CARGO_BIN_EXE_xdhcp6d");
+
+/// Where the daemon serves its metrics, inside the server namespace.
+pub const METRICS: &str = "[::1]:9547";
+
+/// The datapath the daemon runs with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Datapath {
+    Udp,
+    /// AF_XDP in generic (skb) mode, which veth supports without a program on the peer.
+    XdpSkb,
+    /// AF_XDP in driver (native) mode: veth runs the program in its NAPI poll, as a NIC
+    /// driver would (copy mode; veth has no zero-copy).
+    XdpNative,
+}
+
+impl Datapath {
+    /// The `xdhcp6d run` flags that select it.
+    pub fn args(self) -> &'static [&'static str] {
+        match self {
+            Self::Udp => &["--datapath", "udp"],
+            Self::XdpSkb => &["--datapath", "xdp", "--xdp-mode", "skb"],
+            Self::XdpNative => &["--datapath", "xdp", "--xdp-mode", "native"],
+        }
+    }
+}
+
+/// Runs a command, failing the test with its output when it cannot start or fails.
+pub fn run(program: &str, args: &[&str]) -> Output {
+    let output = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|error| panic!("cannot run {program}: {error}"));
+    assert!(
+        output.status.success(),
+        "{program} {args:?} failed with {}: {}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// Fails the test at once when a tool it needs is not installed.
+pub fn require_tools(tools: &[&str]) {
+    for tool in tools {
+        let found = std::env::var_os("PATH")
+            .map(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
+            .unwrap_or(false);
+        assert!(
+            found,
+            "{tool} is not installed (needed by this test; see the xtask test prerequisites)"
+        );
+    }
+}
+
+/// A process started in the background by a test, with its output in a log file.
+struct Background {
+    name: String,
+    child: Child,
+    log: PathBuf,
+}
+
+/// Namespaces, veth pairs, processes and a scratch folder; removed in `Drop`.
+pub struct Lab {
+    dir: PathBuf,
+    id: u32,
+    namespaces: Vec<String>,
+    daemon: Option<Child>,
+    daemon_ns: String,
+    daemon_log: PathBuf,
+    background: Vec<Background>,
+    pid_files: Vec<PathBuf>,
+}
+
+impl Lab {
+    /// An empty lab named after the test (`tag`), with one namespace per role.
+    pub fn new(tag: &str, roles: &[&str]) -> Self {
+        require_tools(&["ip", "ethtool", "sysctl"]);
+        let id = std::process::id();
+        let dir = std::env::temp_dir().join(format!("xdhcp6d-{tag}-{id}"));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let mut lab = Self {
+            dir,
+            id,
+            namespaces: Vec::new(),
+            daemon: None,
+            daemon_ns: String::new(),
+            daemon_log: PathBuf::new(),
+            background: Vec::new(),
+            pid_files: Vec::new(),
+        };
+        for role in roles {
+            let ns = lab.ns(role);
+            // Left over by a test that was killed: start clean.
+            let _ = Command::new("ip").args(["netns", "del", &ns]).output();
+            run("ip", &["netns", "add", &ns]);
+            lab.namespaces.push(ns.clone());
+            // No duplicate address detection: the addresses are usable at once (dhclient
+            // binds to a tentative link-local address otherwise and fails).
+            for key in [
+                "net.ipv6.conf.all.accept_dad=0",
+                "net.ipv6.conf.default.accept_dad=0",
+            ] {
+                run("ip", &["netns", "exec", &ns, "sysctl", "-qw", key]);
+            }
+            run("ip", &["-n", &ns, "link", "set", "lo", "up"]);
+        }
+        lab
+    }
+
+    /// The namespace of a role.
+    pub fn ns(&self, role: &str) -> String {
+        format!("xd6{role}{}", self.id)
+    }
+
+    /// A path in the scratch folder.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Joins two namespaces with a veth pair and brings both ends up.
+    pub fn veth(&self, (role_a, if_a): (&str, &str), (role_b, if_b): (&str, &str)) {
+        let (ns_a, ns_b) = (self.ns(role_a), self.ns(role_b));
+        run(
+            "ip",
+            &[
+                "-n", &ns_a, "link", "add", if_a, "type", "veth", "peer", "name", if_b, "netns",
+                &ns_b,
+            ],
+        );
+        for (ns, interface) in [(&ns_a, if_a), (&ns_b, if_b)] {
+            run("ip", &["-n", ns, "link", "set", interface, "up"]);
+            // veth leaves UDP checksums to "hardware" (CHECKSUM_PARTIAL), so a frame read raw
+            // through AF_XDP carries an unfinished checksum and is dropped as bad. Real NICs
+            // hand over finished checksums; have the kernels finish theirs here.
+            run(
+                "ip",
+                &["netns", "exec", ns, "ethtool", "-K", interface, "tx", "off"],
+            );
+        }
+        // Clients (perfdhcp) bind to the link-local address, which comes with the carrier.
+        for (ns, interface) in [(&ns_a, if_a), (&ns_b, if_b)] {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let output = run(
+                    "ip",
+                    &[
+                        "-n", ns, "-6", "addr", "show", "dev", interface, "scope", "link",
+                    ],
+                );
+                if String::from_utf8_lossy(&output.stdout).contains("fe80::") {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{interface} in {ns} has no link-local address"
+                );
+                thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    /// Adds an address (`2001:db8::1/64`) to an interface, usable at once.
+    pub fn address(&self, role: &str, interface: &str, cidr: &str) {
+        run(
+            "ip",
+            &[
+                "-n",
+                &self.ns(role),
+                "addr",
+                "add",
+                cidr,
+                "dev",
+                interface,
+                "nodad",
+            ],
+        );
+    }
+
+    /// Runs a command in a role's namespace and returns its output, whatever its status.
+    pub fn exec(&self, role: &str, args: &[&str]) -> Output {
+        let ns = self.ns(role);
+        let mut full = vec!["netns", "exec", &ns];
+        full.extend_from_slice(args);
+        Command::new("ip")
+            .args(&full)
+            .output()
+            .unwrap_or_else(|error| panic!("cannot run {args:?}: {error}"))
+    }
+
+    /// Starts a command in a role's namespace in the background, its output in `NAME.log`.
+    pub fn spawn(&mut self, role: &str, name: &str, args: &[&str]) {
+        require_tools(&args[..1]);
+        let log = self.path(&format!("{name}.log"));
+        let file = fs::File::create(&log).unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns(role)])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start {args:?}: {error}"));
+        self.background.push(Background {
+            name: name.to_owned(),
+            child,
+            log,
+        });
+    }
+
+    /// The log of a background process.
+    pub fn log(&self, name: &str) -> String {
+        fs::read_to_string(self.path(&format!("{name}.log"))).unwrap_or_default()
+    }
+
+    /// Waits until a background process's log contains `text`.
+    pub fn wait_for_log(&mut self, name: &str, text: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let log = self.log(name);
+            if log.contains(text) {
+                return;
+            }
+            let process = self.process(name);
+            if let Some(status) = process.child.try_wait().unwrap() {
+                panic!("{name} exited with {status} before saying {text:?}:\n{log}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} did not say {text:?} in {timeout:?}:\n{log}"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn process(&mut self, name: &str) -> &mut Background {
+        self.background
+            .iter_mut()
+            .find(|process| process.name == name)
+            .unwrap_or_else(|| panic!("no process {name}"))
+    }
+
+    /// Waits for a background process to exit on its own, then returns its status and log.
+    pub fn wait(&mut self, name: &str, timeout: Duration) -> (ExitStatus, String) {
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(status) = self.process(name).child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let log = self.log(name);
+                panic!("{name} still runs after {timeout:?}:\n{log}");
+            }
+            thread::sleep(Duration::from_millis(20));
+        };
+        let index = self
+            .background
+            .iter()
+            .position(|process| process.name == name)
+            .unwrap();
+        let process = self.background.remove(index);
+        (status, fs::read_to_string(process.log).unwrap_or_default())
+    }
+
+    /// Sends a signal (`-INT`, `-TERM`) to a background process and waits for it to exit.
+    pub fn stop(&mut self, name: &str, signal: &str) -> (ExitStatus, String) {
+        // `ip netns exec` execs the command, so the child's pid is the command's.
+        let pid = self.process(name).child.id().to_string();
+        let _ = Command::new("kill").args([signal, &pid]).output();
+        self.wait(name, Duration::from_secs(10))
+    }
+
+    /// Starts the daemon in a role's namespace and waits until it serves; `log` names its
+    /// log file, so that a restart keeps the first log.
+    pub fn start_daemon(&mut self, role: &str, config: &str, options: &DaemonOptions<'_>) {
+        assert!(self.daemon.is_none(), "the daemon runs already");
+        let config_path = self.path("server.toml");
+        fs::write(&config_path, config).unwrap();
+        self.daemon_log = self.path(&format!("{}.log", options.log));
+        self.daemon_ns = self.ns(role);
+        let log = fs::File::create(&self.daemon_log).unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.daemon_ns, DAEMON, "run", "--config"])
+            .arg(&config_path)
+            .args(options.datapath.args())
+            .args(["--durability", options.durability])
+            .args(["--metrics", METRICS, "--journal"])
+            .arg(options.journal)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("the daemon starts");
+        self.daemon = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let log = self.daemon_log();
+            if log.contains("serving") {
+                return;
+            }
+            if let Some(status) = self.daemon.as_mut().and_then(|d| d.try_wait().unwrap()) {
+                panic!("the daemon exited with {status}:\n{log}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the daemon did not start:\n{log}"
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The running (or last) daemon's log.
+    pub fn daemon_log(&self) -> String {
+        fs::read_to_string(&self.daemon_log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and expects a clean exit.
+    pub fn stop_daemon(&mut self) {
+        let mut child = self.daemon.take().expect("the daemon runs");
+        // `ip netns exec` execs the daemon, so the child's pid is the daemon's.
+        run("kill", &["-TERM", &child.id().to_string()]);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "the daemon ignored SIGTERM");
+            thread::sleep(Duration::from_millis(50));
+        };
+        let log = self.daemon_log();
+        assert!(status.success(), "the daemon exited with {status}:\n{log}");
+        assert!(log.contains("stopped"), "{log}");
+    }
+
+    /// SIGKILLs the daemon: no shutdown, no journal sync.
+    pub fn kill_daemon(&mut self) {
+        let mut child = self.daemon.take().expect("the daemon runs");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    /// The daemon's metrics, as `name{labels} value` lines.
+    pub fn metrics(&self) -> String {
+        require_tools(&["curl"]);
+        let url = format!("http://{METRICS}/metrics");
+        let output = run(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                &self.daemon_ns,
+                "curl",
+                "-sS",
+                "-g",
+                "--max-time",
+                "5",
+                &url,
+            ],
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// Fails unless the daemon's XDP program steered at least `frames` frames to AF_XDP
+    /// (with `--datapath xdp`), so that an XDP test cannot pass on the kernel's slow path.
+    pub fn assert_steered(&self, datapath: Datapath, frames: u64) -> String {
+        let metrics = self.metrics();
+        if datapath != Datapath::Udp {
+            let steered = metric_sum(&metrics, "xdhcp6_xdp_frames_total{verdict=\"steered\"}");
+            assert!(
+                steered >= frames,
+                "the XDP program steered {steered} frames to AF_XDP, expected {frames} or \
+                 more:\n{metrics}"
+            );
+        }
+        metrics
+    }
+
+    /// Runs `dhclient -6 -1` (with `extra` flags) on an interface of a role until it has a
+    /// lease, stops it, and returns its lease file.
+    pub fn dhclient(&mut self, role: &str, interface: &str, name: &str, extra: &[&str]) -> String {
+        require_tools(&["dhclient", "timeout"]);
+        let leases = self.path(&format!("{name}.leases"));
+        let pid = self.path(&format!("{name}.pid"));
+        self.pid_files.push(pid.clone());
+        let leases_arg = leases.display().to_string();
+        let pid_arg = pid.display().to_string();
+        let mut args = vec!["timeout", "30", "dhclient", "-6"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["-v", "-1", "-lf", &leases_arg, "-pf", &pid_arg, interface]);
+        let output = self.exec(role, &args);
+        let text = fs::read_to_string(&leases).unwrap_or_default();
+        assert!(
+            output.status.success(),
+            "dhclient {extra:?} failed: {}\n{}\nlease file:\n{text}\ndaemon log:\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr),
+            self.daemon_log()
+        );
+        // dhclient went to the background to renew; the test needs only the lease.
+        kill_pid_file(&pid);
+        text
+    }
+}
+
+/// How `Lab::start_daemon` runs the daemon.
+pub struct DaemonOptions<'a> {
+    pub datapath: Datapath,
+    pub journal: &'a Path,
+    /// `always` or `batch`.
+    pub durability: &'a str,
+    /// The name of the log file, without `.log`.
+    pub log: &'a str,
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for pid in &self.pid_files {
+            kill_pid_file(pid);
+        }
+        for process in &mut self.background {
+            let _ = process.child.kill();
+            let _ = process.child.wait();
+        }
+        if let Some(mut daemon) = self.daemon.take() {
+            let _ = daemon.kill();
+            let _ = daemon.wait();
+        }
+        for ns in &self.namespaces {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
+        if !thread::panicking() {
+            let _ = fs::remove_dir_all(&self.dir);
+        } else {
+            eprintln!("kept {} for a look", self.dir.display());
+        }
+    }
+}
+
+fn kill_pid_file(pid_file: &Path) {
+    if let Ok(pid) = fs::read_to_string(pid_file) {
+        let pid = pid.trim();
+        if !pid.is_empty() {
+            let _ = Command::new("kill").args(["-TERM", pid]).output();
+        }
+    }
+    let _ = fs::remove_file(pid_file);
+}
+
+/// The token after `keyword` in a dhclient lease file (`iaaddr 2001:db8:1::5 {`).
+pub fn lease_value(text: &str, keyword: &str) -> Option<String> {
+    text.lines()
+        .map(str::trim)
+        .find_map(|line| line.strip_prefix(keyword))
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(str::to_owned)
+}
+
+/// Whether `address` lies in `prefix/length`.
+pub fn contains(prefix: Ipv6Addr, length: u32, address: Ipv6Addr) -> bool {
+    let mask = u128::MAX.checked_shl(128 - length).unwrap_or(0);
+    u128::from(prefix) & mask == u128::from(address) & mask
+}
+
+/// The rows of `xdhcp6d leases --journal J --json`.
+pub fn journal_leases(journal: &Path) -> Vec<serde_json::Value> {
+    let journal = journal.display().to_string();
+    let output = run(DAEMON, &["leases", "--journal", &journal, "--json"]);
+    let rows: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    rows.as_array().expect("a JSON array").clone()
+}
+
+/// The sum of a metric's samples (all label sets) in a metrics text.
+pub fn metric_sum(text: &str, name: &str) -> u64 {
+    text.lines()
+        .filter(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|value| value as u64)
+        .sum()
+}

@@ -1,0 +1,427 @@
+//! End to end: the daemon in a network namespace, real clients in others, on both datapaths
+//! (UDP, and AF_XDP with the program in veth's native mode; `udp_dhclient.rs` covers skb mode).
+//!
+//! - ISC dhclient (address, then prefix) through ISC dhcrelay: the relay's link-address
+//!   selects the link, and the leases end up in `xdhcp6d leases --json`.
+//! - Kea perfdhcp at 2,000 exchanges/s for 10 s: no drops, no rejected or repeated addresses.
+//! - SIGKILL under perfdhcp load with `--durability always`: every address a client saw in a
+//!   Reply is in the journal, and a restart loads them.
+//!
+//! Each test needs root, network namespaces and the ISC/Kea tools; `cargo xtask test` runs
+//! them with `--include-ignored --test-threads=1` (they share the kernel's namespaces).
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv6Addr;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{DaemonOptions, Datapath, Lab, contains, journal_leases, lease_value, metric_sum};
+
+/// Interfaces (names are per namespace): server — relay upstream, relay downstream — client.
+const SERVER_IF: &str = "xd6s";
+const RELAY_UP_IF: &str = "xd6u";
+const RELAY_DOWN_IF: &str = "xd6d";
+const CLIENT_IF: &str = "xd6c";
+
+/// The server's and the relay's addresses on the link between them.
+const SERVER_ADDRESS: &str = "2001:db8:f::1";
+const RELAY_UP_ADDRESS: &str = "2001:db8:f::2";
+/// The relay's address on the clients' link: its link-address, inside the relayed pool.
+const RELAY_DOWN_ADDRESS: &str = "2001:db8:2::1";
+
+/// Two links: the server's own (selected by interface) and the relayed one (selected by the
+/// relay's link-address, which lies in its pool's prefix).
+fn config(salt: &str) -> String {
+    format!(
+        r#"[server]
+duid = "00:01:00:01:2e:00:00:01:02:00:00:00:00:0b"
+preference = 255
+salt = "{salt}"
+t1 = 1000
+t2 = 1600
+preferred-lifetime = 2000
+valid-lifetime = 3000
+
+[[link]]
+name = "local"
+interfaces = ["{SERVER_IF}"]
+
+[[link.pool]]
+prefix = "2001:db8:1::/64"
+
+[[link]]
+name = "relayed"
+
+[[link.pool]]
+prefix = "2001:db8:2::/64"
+split = "1/2"
+
+[[link.pd-pool]]
+prefix = "2001:db8:200::/48"
+delegated-length = 56
+"#
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+// 1. dhclient through dhcrelay
+
+#[test]
+#[ignore = "needs root, network namespaces and ISC/Kea tools; run by cargo xtask test"]
+fn relayed_dhclient_over_udp() {
+    relayed_dhclient(Datapath::Udp);
+}
+
+#[test]
+#[ignore = "needs root, network namespaces and ISC/Kea tools; run by cargo xtask test"]
+fn relayed_dhclient_over_xdp() {
+    relayed_dhclient(Datapath::XdpNative);
+}
+
+/// client ns — relay ns — server ns; dhclient gets an address and a prefix of the relayed
+/// link, and both are in the journal, on that link.
+fn relayed_dhclient(datapath: Datapath) {
+    let started = Instant::now();
+    let mut lab = Lab::new("relayed", &["srv", "rly", "cli"]);
+    lab.veth(("srv", SERVER_IF), ("rly", RELAY_UP_IF));
+    lab.veth(("rly", RELAY_DOWN_IF), ("cli", CLIENT_IF));
+    lab.address("srv", SERVER_IF, &format!("{SERVER_ADDRESS}/64"));
+    lab.address("rly", RELAY_UP_IF, &format!("{RELAY_UP_ADDRESS}/64"));
+    lab.address("rly", RELAY_DOWN_IF, &format!("{RELAY_DOWN_ADDRESS}/64"));
+
+    let journal = lab.path("leases.journal");
+    let options = DaemonOptions {
+        datapath,
+        journal: &journal,
+        durability: "always",
+        log: "daemon",
+    };
+    lab.start_daemon("srv", &config("relayed"), &options);
+    let upper = format!("{SERVER_ADDRESS}%{RELAY_UP_IF}");
+    lab.spawn(
+        "rly",
+        "dhcrelay",
+        &[
+            "dhcrelay",
+            "-6",
+            "-d",
+            "--no-pid",
+            "-l",
+            RELAY_DOWN_IF,
+            "-u",
+            &upper,
+        ],
+    );
+    lab.wait_for_log("dhcrelay", "Sending on", Duration::from_secs(10));
+
+    let na = lab.dhclient("cli", CLIENT_IF, "na", &[]);
+    let address = lease_value(&na, "iaaddr ").unwrap_or_else(|| panic!("no address:\n{na}"));
+    let parsed: Ipv6Addr = address.parse().unwrap();
+    // Split "1/2": this server allocates from the first half of the relayed /64.
+    let relayed: Ipv6Addr = "2001:db8:2::".parse().unwrap();
+    assert!(
+        contains(relayed, 65, parsed),
+        "{address} is outside 2001:db8:2::/65 (the relayed link's range)"
+    );
+
+    let pd = lab.dhclient("cli", CLIENT_IF, "pd", &["-P"]);
+    let prefix = lease_value(&pd, "iaprefix ").unwrap_or_else(|| panic!("no prefix:\n{pd}"));
+    let (network, length) = prefix.split_once('/').expect("prefix/length");
+    let pd_pool: Ipv6Addr = "2001:db8:200::".parse().unwrap();
+    assert!(
+        length == "56" && contains(pd_pool, 48, network.parse().unwrap()),
+        "{prefix} is not a /56 of 2001:db8:200::/48"
+    );
+
+    // Four Relay-forwards (Solicit and Request, twice), each steered to AF_XDP.
+    lab.assert_steered(datapath, 4);
+    lab.stop_daemon();
+    lab.stop("dhcrelay", "-TERM");
+
+    let rows = journal_leases(&journal);
+    let find = |kind: &str, lease: &str| {
+        rows.iter()
+            .find(|row| row["kind"] == kind && row["lease"] == lease && row["state"] == "bound")
+    };
+    let na_row = find("na", &address).unwrap_or_else(|| panic!("{address} not in {rows:#?}"));
+    let pd_row = find("pd", &prefix).unwrap_or_else(|| panic!("{prefix} not in {rows:#?}"));
+    // Link 1 is "relayed": the relay's link-address chose it, not the arrival interface.
+    assert_eq!(na_row["link"], "1", "{na_row:#?}");
+    assert_eq!(pd_row["link"], "1", "{pd_row:#?}");
+    eprintln!(
+        "{datapath:?}: relayed {address} and {prefix} in {:?}",
+        started.elapsed()
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// 2. perfdhcp at 2,000 exchanges/s
+
+#[test]
+#[ignore = "needs root, network namespaces and ISC/Kea tools; run by cargo xtask test"]
+fn perfdhcp_2000_per_second_over_udp() {
+    perfdhcp_rate(Datapath::Udp);
+}
+
+#[test]
+#[ignore = "needs root, network namespaces and ISC/Kea tools; run by cargo xtask test"]
+fn perfdhcp_2000_per_second_over_xdp() {
+    perfdhcp_rate(Datapath::XdpNative);
+}
+
+/// A server and a client namespace joined by one veth pair.
+fn direct_lab(tag: &str) -> Lab {
+    let lab = Lab::new(tag, &["srv", "cli"]);
+    lab.veth(("srv", SERVER_IF), ("cli", CLIENT_IF));
+    lab
+}
+
+/// The exchange rate, the test length and the client count perfdhcp runs with. The client
+/// count is large so that random picks rarely repeat a client: `-u` counts a second lease
+/// for the same client (the same address again) as non-unique.
+const RATE: &str = "2000";
+const PERIOD_S: u64 = 10;
+const CLIENTS: &str = "100000000";
+
+fn perfdhcp_rate(datapath: Datapath) {
+    let started = Instant::now();
+    let mut lab = direct_lab("perfdhcp");
+    let journal = lab.path("leases.journal");
+    let options = DaemonOptions {
+        datapath,
+        journal: &journal,
+        durability: "always",
+        log: "daemon",
+    };
+    lab.start_daemon("srv", &config("perfdhcp"), &options);
+
+    let period = PERIOD_S.to_string();
+    lab.spawn("cli", "perfdhcp", &perfdhcp_args(RATE, &period, true));
+    let (status, report) = lab.wait("perfdhcp", Duration::from_secs(PERIOD_S + 15));
+    let metrics = lab.metrics();
+    let stats = PerfdhcpReport::parse(&report);
+    let exchanges = stats
+        .exchanges
+        .get("REQUEST-REPLY")
+        .and_then(|c| c.get("sent packets"));
+    lab.assert_steered(datapath, 2 * exchanges.copied().unwrap_or(1));
+    eprintln!(
+        "{datapath:?}: perfdhcp {status} in {:?}: {stats:?}\nserver: dropped={} bad_frames={} send_failures={} leases={}",
+        started.elapsed(),
+        metric_sum(&metrics, "xdhcp6_dropped_total"),
+        metric_sum(&metrics, "xdhcp6_bad_frames_total"),
+        metric_sum(&metrics, "xdhcp6_send_failures_total"),
+        metric_sum(&metrics, "xdhcp6_leases"),
+    );
+    let context = format!("perfdhcp exited with {status}:\n{report}\nserver metrics:\n{metrics}");
+    assert!(
+        !stats.exchanges.is_empty(),
+        "no statistics from perfdhcp:\n{context}"
+    );
+    for exchange in ["SOLICIT-ADVERTISE", "REQUEST-REPLY"] {
+        let sent = stats.value(exchange, "sent packets");
+        assert!(sent > 0, "no {exchange} sent:\n{context}");
+        assert_eq!(
+            sent,
+            stats.value(exchange, "received packets"),
+            "{exchange}: sent != received\n{context}"
+        );
+        assert_eq!(stats.value(exchange, "drops"), 0, "{exchange}\n{context}");
+        assert_eq!(stats.value(exchange, "rejected leases"), 0, "{context}");
+        assert_eq!(
+            stats.value(exchange, "non unique addresses"),
+            0,
+            "{context}"
+        );
+    }
+    // 10 s at 2,000/s, with some slack for perfdhcp's ramp-up and its own pacing.
+    let requests = stats.value("REQUEST-REPLY", "sent packets");
+    assert!(
+        requests >= PERIOD_S * 2000 * 9 / 10,
+        "only {requests} exchanges in {PERIOD_S} s:\n{context}"
+    );
+    assert!(status.success(), "{context}");
+    lab.stop_daemon();
+}
+
+/// `perfdhcp -6` on the client interface, in single-thread mode (its only working mode on a
+/// small machine); `-u` checks that no address is handed out twice.
+fn perfdhcp_args<'a>(rate: &'a str, period: &'a str, unique: bool) -> Vec<&'a str> {
+    let mut args = vec![
+        "perfdhcp", "-6", "-l", CLIENT_IF, "-g", "single", "-r", rate, "-p", period, "-R", CLIENTS,
+        "-W", "500000",
+    ];
+    if unique {
+        args.push("-u");
+    }
+    args
+}
+
+/// The counters of perfdhcp's final report, by exchange (`SOLICIT-ADVERTISE`) and name.
+#[derive(Debug, Default)]
+struct PerfdhcpReport {
+    exchanges: BTreeMap<String, BTreeMap<String, u64>>,
+}
+
+impl PerfdhcpReport {
+    /// Reads `***Statistics for: NAME***` sections of `key: value` lines.
+    fn parse(text: &str) -> Self {
+        let mut report = Self::default();
+        let mut section: Option<String> = None;
+        for line in text.lines().map(str::trim) {
+            if let Some(rest) = line.strip_prefix("***Statistics for:") {
+                section = Some(rest.trim().trim_end_matches('*').trim().to_owned());
+                continue;
+            }
+            if line.starts_with("***") {
+                section = None;
+                continue;
+            }
+            let (Some(name), Some((key, value))) = (&section, line.split_once(':')) else {
+                continue;
+            };
+            if let Ok(value) = value.trim().parse::<u64>() {
+                report
+                    .exchanges
+                    .entry(name.clone())
+                    .or_default()
+                    .insert(key.trim().to_owned(), value);
+            }
+        }
+        report
+    }
+
+    fn value(&self, exchange: &str, key: &str) -> u64 {
+        *self
+            .exchanges
+            .get(exchange)
+            .and_then(|counters| counters.get(key))
+            .unwrap_or_else(|| panic!("no {exchange} {key:?} in perfdhcp's report: {self:?}"))
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. SIGKILL under load with --durability always
+
+#[test]
+#[ignore = "needs root, network namespaces and ISC/Kea tools; run by cargo xtask test"]
+fn kill_9_under_load_keeps_every_reply_over_udp() {
+    kill_under_load(Datapath::Udp);
+}
+
+#[test]
+#[ignore = "needs root, network namespaces and ISC/Kea tools; run by cargo xtask test"]
+fn kill_9_under_load_keeps_every_reply_over_xdp() {
+    kill_under_load(Datapath::XdpNative);
+}
+
+fn kill_under_load(datapath: Datapath) {
+    let started = Instant::now();
+    common::require_tools(&["tcpdump", "tshark"]);
+    let mut lab = direct_lab("kill9");
+    let journal = lab.path("leases.journal");
+    let options = DaemonOptions {
+        datapath,
+        journal: &journal,
+        durability: "always",
+        log: "daemon",
+    };
+    lab.start_daemon("srv", &config("kill9"), &options);
+
+    // Every Reply that reached the client side, captured before perfdhcp starts.
+    let capture = lab.path("client.pcap");
+    let capture_arg = capture.display().to_string();
+    lab.spawn(
+        "cli",
+        "tcpdump",
+        &[
+            "tcpdump",
+            "-i",
+            CLIENT_IF,
+            "-n",
+            // Frames are not left in an unretired ring block when tcpdump stops.
+            "--immediate-mode",
+            "-U",
+            "-w",
+            &capture_arg,
+            "udp",
+            "dst",
+            "port",
+            "546",
+        ],
+    );
+    lab.wait_for_log("tcpdump", "listening on", Duration::from_secs(10));
+    lab.spawn("cli", "perfdhcp", &perfdhcp_args("1000", "6", false));
+    thread::sleep(Duration::from_secs(3));
+    lab.assert_steered(datapath, 1000);
+    lab.kill_daemon();
+    let killed_log = lab.daemon_log();
+    let (_, report) = lab.stop("perfdhcp", "-INT");
+    // Let the last frames reach the capture before stopping it.
+    thread::sleep(Duration::from_millis(200));
+    let (_, tcpdump_log) = lab.stop("tcpdump", "-INT");
+
+    let fields = common::run(
+        "tshark",
+        &[
+            "-r",
+            &capture_arg,
+            "-Y",
+            "dhcpv6.msgtype == 7",
+            "-T",
+            "fields",
+            "-e",
+            "dhcpv6.iaaddr.ip",
+        ],
+    );
+    let replied: BTreeSet<String> = String::from_utf8_lossy(&fields.stdout)
+        .split([',', '\n'])
+        .map(str::trim)
+        .filter(|address| !address.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let context =
+        format!("perfdhcp:\n{report}\ntcpdump:\n{tcpdump_log}\ndaemon log:\n{killed_log}");
+    assert!(
+        replied.len() > 100,
+        "only {} addresses in Replies:\n{context}",
+        replied.len()
+    );
+
+    let rows = journal_leases(&journal);
+    let journaled: BTreeSet<String> = rows
+        .iter()
+        // Bound, not just offered: the Advertise's offer is journaled well before the Reply.
+        .filter(|row| row["kind"] == "na" && row["state"] == "bound")
+        .filter_map(|row| row["lease"].as_str().map(str::to_owned))
+        .collect();
+    let missing: Vec<&String> = replied.difference(&journaled).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} addresses the clients got in a Reply are not bound in the journal \
+         ({} bound leases there), e.g. {:?}\n{context}",
+        missing.len(),
+        replied.len(),
+        journaled.len(),
+        &missing[..missing.len().min(5)]
+    );
+
+    // A restart on the same journal loads them all.
+    let options = DaemonOptions {
+        log: "daemon-restarted",
+        ..options
+    };
+    lab.start_daemon("srv", &config("kill9"), &options);
+    let log = lab.daemon_log();
+    let loaded = format!("leases={0} loaded={0} conflicts=0", rows.len());
+    assert!(log.contains(&loaded), "expected {loaded:?}:\n{log}");
+    lab.stop_daemon();
+    eprintln!(
+        "{datapath:?}: {} addresses replied, {} leases journaled, in {:?}",
+        replied.len(),
+        rows.len(),
+        started.elapsed()
+    );
+}
