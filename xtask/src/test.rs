@@ -61,14 +61,17 @@ pub fn run(options: &Options) -> Result<()> {
         Ok(())
     })?;
     let ebpf_object = ebpf_object.context("the eBPF build produced no object")?;
-    step("appliance tests (root: XDP, AF_XDP, dhclient, dhcrelay, perfdhcp)", &mut || {
-        cmd::run(
-            cmd::cargo()
-                .env("XDHCP6_EBPF_OBJECT", &ebpf_object)
-                .args(["test", "-p", "xdhcp6d", "--", "--include-ignored"])
-                .args(["--test-threads=1"]),
-        )
-    })?;
+    step(
+        "appliance tests (root: XDP, AF_XDP, dhclient, dhcrelay, perfdhcp)",
+        &mut || {
+            cmd::run(
+                cmd::cargo()
+                    .env("XDHCP6_EBPF_OBJECT", &ebpf_object)
+                    .args(["test", "-p", "xdhcp6d", "--", "--include-ignored"])
+                    .args(["--test-threads=1"]),
+            )
+        },
+    )?;
     for (target, seeds) in FUZZ_TARGETS {
         step(
             &format!("fuzz target `{target}` over the seeds"),
