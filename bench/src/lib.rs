@@ -1,4 +1,14 @@
 //! The xdhcp6 load generator.
 //!
-//! Emulated client populations over AF_XDP or UDP, scenarios, reports and plots arrive with
-//! the load-generator work; the crate exists now so the workspace has its final shape.
+//! A sans-IO core ([`generator::Generator`]: client population, scenarios, message building,
+//! reply validation, statistics) driven by nanosecond timestamps passed in, so that it is tested
+//! without sockets, and a thin IO shell ([`runner`], [`transport`]) that paces it over UDP.
+
+pub mod generator;
+pub mod message;
+pub mod pacing;
+pub mod population;
+pub mod report;
+pub mod runner;
+pub mod stats;
+pub mod transport;

@@ -210,6 +210,7 @@ pub fn serve(options: RunOptions, stop: &AtomicBool) -> anyhow::Result<()> {
         start_timer(
             Arc::clone(&engine),
             JournalEvents::new(&journal),
+            Arc::clone(&running.steering),
             Arc::clone(&running.stop),
         )
         .context("starting the timer thread")?,
@@ -450,10 +451,12 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Calls `handle_timeout` once a second until `stop`; its events go to the journal.
+/// Calls `handle_timeout` once a second until `stop`; its events go to the journal. Also
+/// forwards what the XDP programs logged (aya-log) to the daemon's log.
 fn start_timer(
     engine: Arc<Engine>,
     mut events: JournalEvents,
+    steering: Arc<Mutex<Vec<Steering>>>,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<JoinHandle<()>> {
     thread::Builder::new()
@@ -467,6 +470,9 @@ fn start_timer(
                     continue;
                 }
                 engine.handle_timeout(udp::unix_now(), &mut events);
+                for program in lock(&steering).iter_mut() {
+                    program.flush_log();
+                }
                 next += Duration::from_secs(1);
                 if next < now {
                     // Fell behind (suspend, a stalled disk): do not catch up in a burst.
