@@ -261,6 +261,16 @@ fn render_engine(out: &mut Exposition, engine: &Engine) {
             out.sample("xdhcp6_pool_free", &pool_labels(pool), free);
         }
     }
+    out.family(
+        "xdhcp6_pool_bound",
+        "gauge",
+        "Bindings in a slice this server owns. In a split or unique deployment a peer's failure \
+         shows here: its clients rebind to this server and this slice grows, while the peer's \
+         own series stops.",
+    );
+    for pool in &pools {
+        out.sample("xdhcp6_pool_bound", &pool_labels(pool), pool.bound);
+    }
 }
 
 /// The labels that name one pool slice.

@@ -174,6 +174,15 @@ fn render_after_a_few_exchanges() {
     );
     let free_after: u64 = sample(&text, pd_free).unwrap().parse().unwrap();
     assert_eq!(free_before - free_after, 2);
+    // Both clients are bound in each slice.
+    assert_eq!(
+        sample(&text, &format!("xdhcp6_pool_bound{na}")).as_deref(),
+        Some("2")
+    );
+    assert_eq!(
+        sample(&text, &format!("xdhcp6_pool_bound{pd}")).as_deref(),
+        Some("2")
+    );
 }
 
 #[test]

@@ -1102,10 +1102,15 @@ impl Engine {
         }
     }
 
-    /// Addresses handed out and still free in each owned range, per link: for metrics.
+    /// Each owned range's bindings and, where it keeps a bitmap, free space: for metrics.
+    ///
+    /// Walks the whole table, one shard lock at a time: call it per scrape, not per packet.
     pub fn pool_usage(&self) -> Vec<PoolUsage> {
         let mut usage = Vec::new();
+        // Where each link's ranges start in `usage`.
+        let mut first = Vec::with_capacity(self.pools.len());
         for (link, pools) in self.config.links.iter().zip(&self.pools) {
+            first.push(usage.len());
             for range in &pools.na {
                 usage.push(PoolUsage {
                     link: link.name.clone(),
@@ -1113,6 +1118,7 @@ impl Engine {
                     prefix: range.prefix(),
                     range: range.range(),
                     free: range.free_count(),
+                    bound: 0,
                 });
             }
             for (range, _) in &pools.pd {
@@ -1122,8 +1128,34 @@ impl Engine {
                     prefix: range.prefix(),
                     range: range.range(),
                     free: range.free_count(),
+                    bound: 0,
                 });
             }
+        }
+        // One pass over the table (a shard lock at a time) counts the bindings of each slice:
+        // the number that stops growing when a peer's slice no longer gets Rebinds.
+        for shard in 0..self.table.shard_count() {
+            self.table.iter_shard(shard, |record| {
+                let lease = &record.lease;
+                if lease.state != LeaseState::Bound {
+                    return;
+                }
+                let link = usize::from(lease.link);
+                let (Some(pools), Some(&start)) = (self.pools.get(link), first.get(link)) else {
+                    return;
+                };
+                let index = match lease.kind {
+                    IaKind::Na => pools.na.iter().position(|range| range.contains(lease.addr)),
+                    IaKind::Pd => pools
+                        .pd
+                        .iter()
+                        .position(|(range, _)| range.contains(lease.addr))
+                        .map(|index| pools.na.len() + index),
+                };
+                if let Some(pool) = index.and_then(|index| usage.get_mut(start + index)) {
+                    pool.bound += 1;
+                }
+            });
         }
         usage
     }
@@ -1142,6 +1174,8 @@ pub struct PoolUsage {
     pub range: Prefix,
     /// Free addresses or prefixes, where the range keeps a bitmap.
     pub free: Option<u64>,
+    /// Bindings in the slice (bound leases; offers and declined addresses not counted).
+    pub bound: u64,
 }
 
 /// Keeps the allocators' bitmaps in step with the table, then passes events on.
