@@ -7,17 +7,14 @@
 //! Nothing here skips itself.
 
 use std::{
-    ffi::CString,
-    fs::File,
     io,
     mem::{size_of, zeroed},
     net::Ipv6Addr,
     os::fd::{AsRawFd, FromRawFd, OwnedFd},
-    process::Command,
     ptr,
     sync::{
         Arc,
-        atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     thread,
     time::{Duration, Instant},
@@ -38,10 +35,13 @@ use xdhcp6d::{
     afxdp::{self, BindMode, InterfaceInfo, ReplyPlan, XskConfig, XskSocket, XskWorker},
     frame::FrameMeta,
     stats::WorkerStats,
-    xdp::{AttachMode, EbpfObject, OBJECT_ENV, Steering},
+    xdp::AttachMode,
 };
 
-const NEEDS: &str = "needs root and the eBPF object; run by cargo xtask test";
+#[path = "support/veth.rs"]
+mod veth;
+
+use veth::{VethPair, if_index, load};
 
 /// Solicit, transaction 0x123456, with an Elapsed Time option.
 const SOLICIT: &[u8] = &[1, 0x12, 0x34, 0x56, 0, 8, 0, 2, 0, 0];
@@ -560,144 +560,6 @@ fn check_reply(reply: &[u8], request: &Frame, interface: &InterfaceInfo) -> Repl
 
 // ---------------------------------------------------------------------------------------------
 // Namespace, veth and packet sockets.
-
-fn load() -> Steering {
-    let path = std::env::var_os(OBJECT_ENV).unwrap_or_else(|| {
-        panic!(
-            "{OBJECT_ENV} is not set: point it at the built xdhcp6-ebpf object \
-             (`cargo xtask test` does); {NEEDS}"
-        )
-    });
-    let object = EbpfObject::read(path.as_ref()).expect("reading the eBPF object");
-    Steering::load(&object).unwrap_or_else(|error| {
-        panic!(
-            "loading the XDP program (root?): {}",
-            xdhcp6d::xdp::error_chain(&error)
-        )
-    })
-}
-
-fn ip(args: &[&str]) {
-    let status = Command::new("ip")
-        .args(args)
-        .status()
-        .unwrap_or_else(|error| panic!("running ip {args:?}: {error}"));
-    assert!(status.success(), "ip {args:?} failed");
-}
-
-/// A network namespace holding a veth pair, deleted on drop.
-struct VethPair {
-    namespace: String,
-}
-
-impl VethPair {
-    /// The end the program and the AF_XDP sockets sit on.
-    const SERVER: &str = "xsrv0";
-    /// The end frames are sent from.
-    const CLIENT: &str = "xcli0";
-    /// The server's global address.
-    const SERVER_GLOBAL: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x547);
-
-    fn new() -> Self {
-        Self::with_queues(1)
-    }
-
-    /// A pair whose ends have `queues` receive and transmit queues each.
-    fn with_queues(queues: u32) -> Self {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let namespace = format!(
-            "xdhcp6-xsk-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        ip(&["netns", "add", &namespace]);
-        let pair = VethPair { namespace };
-        let ns = pair.namespace.as_str();
-        let queues = queues.to_string();
-        let queues = queues.as_str();
-        ip(&[
-            "-n",
-            ns,
-            "link",
-            "add",
-            Self::SERVER,
-            "numtxqueues",
-            queues,
-            "numrxqueues",
-            queues,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            Self::CLIENT,
-            "numtxqueues",
-            queues,
-            "numrxqueues",
-            queues,
-        ]);
-        ip(&[
-            "-n",
-            ns,
-            "addr",
-            "add",
-            "fe80::547/64",
-            "dev",
-            Self::SERVER,
-            "nodad",
-        ]);
-        ip(&[
-            "-n",
-            ns,
-            "addr",
-            "add",
-            "2001:db8::547/64",
-            "dev",
-            Self::SERVER,
-            "nodad",
-        ]);
-        for interface in [Self::SERVER, Self::CLIENT] {
-            ip(&["-n", ns, "link", "set", interface, "up"]);
-        }
-        pair
-    }
-
-    /// Runs `body` on a thread inside the namespace (setns affects only the calling thread;
-    /// threads it spawns inherit the namespace).
-    fn run_in_namespace<T: Send>(&self, body: impl FnOnce() -> T + Send) -> T {
-        let path = format!("/run/netns/{}", self.namespace);
-        thread::scope(|scope| {
-            let handle = scope.spawn(|| {
-                let namespace = File::open(&path).expect("opening the namespace");
-                // Safety: setns on a valid namespace fd changes only this thread's network
-                // namespace; the thread ends with `body`.
-                let rc = unsafe { libc::setns(namespace.as_raw_fd(), libc::CLONE_NEWNET) };
-                assert_eq!(rc, 0, "setns: {}", io::Error::last_os_error());
-                body()
-            });
-            match handle.join() {
-                Ok(value) => value,
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        })
-    }
-}
-
-impl Drop for VethPair {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.namespace])
-            .status();
-    }
-}
-
-fn if_index(interface: &str) -> io::Result<u32> {
-    let name = CString::new(interface).map_err(io::Error::other)?;
-    // Safety: `name` is a valid NUL-terminated string for the duration of the call.
-    match unsafe { libc::if_nametoindex(name.as_ptr()) } {
-        0 => Err(io::Error::last_os_error()),
-        index => Ok(index),
-    }
-}
 
 /// An AF_PACKET socket on one interface: sends whole frames, receives the server's replies.
 struct PacketSocket {

@@ -8,15 +8,11 @@
 //! fails the test.
 
 use std::{
-    ffi::CString,
-    fs::File,
     io,
     mem::{size_of, zeroed},
     os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd},
     process::Command,
-    ptr,
-    sync::atomic::{AtomicU32, Ordering},
-    thread,
+    ptr, thread,
     time::{Duration, Instant},
 };
 
@@ -26,9 +22,12 @@ use xdhcp6_common::{
     ethertype::{IPV4, QINQ, VLAN},
     frames::{Frame, FrameBuilder},
 };
-use xdhcp6d::xdp::{AttachMode, EbpfObject, OBJECT_ENV, Steering};
+use xdhcp6d::xdp::{AttachMode, Steering};
 
-const NEEDS: &str = "needs root and the eBPF object; run by cargo xtask test";
+#[path = "support/veth.rs"]
+mod veth;
+
+use veth::{VethPair, if_index, load};
 
 const XDP_PASS: u32 = 2;
 const XDP_REDIRECT: u32 = 4;
@@ -316,22 +315,6 @@ fn steers_over_veth(mode: AttachMode) {
 // ---------------------------------------------------------------------------------------------
 // Helpers.
 
-fn load() -> Steering {
-    let path = std::env::var_os(OBJECT_ENV).unwrap_or_else(|| {
-        panic!(
-            "{OBJECT_ENV} is not set: point it at the built xdhcp6-ebpf object \
-             (`cargo xtask test` does); {NEEDS}"
-        )
-    });
-    let object = EbpfObject::read(path.as_ref()).expect("reading the eBPF object");
-    Steering::load(&object).unwrap_or_else(|error| {
-        panic!(
-            "loading the XDP program (root?): {}",
-            xdhcp6d::xdp::error_chain(&error)
-        )
-    })
-}
-
 fn dhcp(tags: &[u16]) -> Frame {
     FrameBuilder::with_tags(tags)
         .ipv6(IPPROTO_UDP)
@@ -434,105 +417,6 @@ fn xdp_attached(interface: &str) -> bool {
     let text = String::from_utf8_lossy(&output.stdout);
     // `prog/xdp id N` (native) or `prog/xdpgeneric id N`.
     text.contains("prog/xdp")
-}
-
-fn ip(args: &[&str]) {
-    let status = Command::new("ip")
-        .args(args)
-        .status()
-        .unwrap_or_else(|error| panic!("running ip {args:?}: {error}"));
-    assert!(status.success(), "ip {args:?} failed");
-}
-
-/// A network namespace holding a veth pair, deleted on drop.
-struct VethPair {
-    namespace: String,
-}
-
-impl VethPair {
-    /// The end the program and the AF_XDP socket sit on.
-    const SERVER: &str = "xsrv0";
-    /// The end frames are sent from.
-    const CLIENT: &str = "xcli0";
-
-    fn new() -> Self {
-        Self::with_queues(1)
-    }
-
-    /// A pair whose ends have `queues` receive and transmit queues each.
-    fn with_queues(queues: u32) -> Self {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let namespace = format!(
-            "xdhcp6-xdp-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        ip(&["netns", "add", &namespace]);
-        let pair = VethPair { namespace };
-        let ns = pair.namespace.as_str();
-        let queues = queues.to_string();
-        let queues = queues.as_str();
-        ip(&[
-            "-n",
-            ns,
-            "link",
-            "add",
-            Self::SERVER,
-            "numtxqueues",
-            queues,
-            "numrxqueues",
-            queues,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            Self::CLIENT,
-            "numtxqueues",
-            queues,
-            "numrxqueues",
-            queues,
-        ]);
-        for interface in [Self::SERVER, Self::CLIENT] {
-            ip(&["-n", ns, "link", "set", interface, "up"]);
-        }
-        pair
-    }
-
-    /// Runs `body` on a thread inside the namespace (setns affects only the calling thread).
-    fn run_in_namespace<T: Send>(&self, body: impl FnOnce() -> T + Send) -> T {
-        let path = format!("/run/netns/{}", self.namespace);
-        thread::scope(|scope| {
-            let handle = scope.spawn(|| {
-                let namespace = File::open(&path).expect("opening the namespace");
-                // Safety: setns on a valid namespace fd changes only this thread's network
-                // namespace; the thread ends with `body`.
-                let rc = unsafe { libc::setns(namespace.as_raw_fd(), libc::CLONE_NEWNET) };
-                assert_eq!(rc, 0, "setns: {}", io::Error::last_os_error());
-                body()
-            });
-            match handle.join() {
-                Ok(value) => value,
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        })
-    }
-}
-
-impl Drop for VethPair {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.namespace])
-            .status();
-    }
-}
-
-fn if_index(interface: &str) -> io::Result<u32> {
-    let name = CString::new(interface).map_err(io::Error::other)?;
-    // Safety: `name` is a valid NUL-terminated string for the duration of the call.
-    match unsafe { libc::if_nametoindex(name.as_ptr()) } {
-        0 => Err(io::Error::last_os_error()),
-        index => Ok(index),
-    }
 }
 
 fn check(rc: libc::c_int, what: &str) -> io::Result<()> {
