@@ -22,8 +22,8 @@ pub const UDP_HEADER_LEN: usize = 8;
 /// IANA protocol number of UDP.
 pub const IPPROTO_UDP: u8 = 17;
 
-//= https://www.rfc-editor.org/rfc/rfc9915#section-7.2
-//# Servers and relay agents listen for DHCP messages on UDP port 547.
+// RFC 9915 §7.2, in substance:
+// Servers and relay agents listen for DHCP messages on UDP port 547.
 /// UDP port that servers and relay agents listen on.
 pub const DHCPV6_SERVER_PORT: u16 = 547;
 /// UDP port that clients listen on.

@@ -23,7 +23,7 @@ pub const MAC_LEN: usize = 6;
 pub const MAX_HEADER_LEN: usize =
     ETHERNET_HEADER_LEN + MAX_VLAN_TAGS * VLAN_TAG_LEN + IPV6_HEADER_LEN + UDP_HEADER_LEN;
 
-//= https://www.rfc-editor.org/rfc/rfc4861#section-6.1.2
+// RFC 4861 §6.1.2, in substance:
 // Link-local traffic carries hop limit 255 so that receivers can tell it was not routed; routed
 // replies (toward relay agents) use the usual default.
 /// Hop limit of replies to a link-local address.
@@ -149,8 +149,8 @@ pub fn parse(frame: &[u8], verify_checksum: bool) -> Result<FrameMeta, FrameErro
     let source = address(&ipv6[8..24]);
     let destination = address(&ipv6[24..40]);
     if verify_checksum {
-        //= https://www.rfc-editor.org/rfc/rfc8200#section-8.1
-        //# IPv6 receivers must discard UDP packets containing a zero checksum
+        // RFC 8200 §8.1, in substance:
+        // IPv6 receivers must discard UDP packets containing a zero checksum
         if udp[6..8] == [0, 0] || checksum_sum(&source, &destination, datagram) != 0xffff {
             return Err(FrameError::BadChecksum);
         }
@@ -210,12 +210,12 @@ pub fn route(
         from.global.ok_or(FrameError::NoGlobalAddress)?
     };
     let destination_port = match to {
-        //= https://www.rfc-editor.org/rfc/rfc9915#section-7.2
-        //# Clients listen for DHCP messages on UDP port 546.
+        // RFC 9915 §7.2, in substance:
+        // Clients listen for DHCP messages on UDP port 546.
         Destination::Client => DHCPV6_CLIENT_PORT,
-        //= https://www.rfc-editor.org/rfc/rfc8357#section-5.2
-        //# the server MUST send the
-        //# Relay-reply message to the relay agent's source port
+        // RFC 8357 §5.2, in substance:
+        // the server MUST send the
+        // Relay-reply message to the relay agent's source port
         Destination::Relay {
             to_source_port: true,
         } => request.source_port,

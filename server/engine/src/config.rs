@@ -440,9 +440,9 @@ impl Config {
         if let Some(link) = interface_id.and_then(|id| self.index.interface_ids.get(id)) {
             return Some(*link);
         }
-        //= https://www.rfc-editor.org/rfc/rfc9915#section-13.1
-        //# If the server receives the message through a relay agent, the server uses the
-        //# link-address field to identify the link
+        // RFC 9915 §13.1, in substance:
+        // If the server receives the message through a relay agent, the server uses the
+        // link-address field to identify the link
         if link_address.is_unspecified() {
             return None;
         }

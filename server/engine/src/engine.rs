@@ -279,8 +279,8 @@ impl Engine {
         reply: &mut [u8],
         events: &mut impl EventSink,
     ) -> Result<Outcome, DropReason> {
-        //= https://www.rfc-editor.org/rfc/rfc9915#section-16
-        //# Servers MUST discard any received messages of types they do not expect.
+        // RFC 9915 §16, in substance:
+        // Servers MUST discard any received messages of types they do not expect.
         // Decide on the first byte before decoding anything.
         let first = *request.first().ok_or(DropReason::Malformed)?;
         match MessageType::from(first) {
@@ -343,9 +343,9 @@ impl Engine {
                     .is_some();
                 let mut w = MessageWriter::new(reply);
                 let mut marks: [Option<OptionMark>; HOP_COUNT_LIMIT] = Default::default();
-                //= https://www.rfc-editor.org/rfc/rfc9915#section-19.3
-                //# If the Relay-forward message includes an Interface-Id option, the server
-                //# MUST copy the Interface-Id option to the Relay-reply message.
+                // RFC 9915 §19.3, in substance:
+                // If the Relay-forward message includes an Interface-Id option, the server
+                // MUST copy the Interface-Id option to the Relay-reply message.
                 for (hop, mark) in chain.hops().zip(marks.iter_mut()) {
                     w.relay_header(
                         MessageType::RelayRepl,
@@ -396,9 +396,9 @@ impl Engine {
     fn check(&self, request: &ClientRequest<'_>) -> Result<(), DropReason> {
         let ours = |id: &[u8]| id == self.config.server.duid.as_slice();
         match request.msg_type {
-            //= https://www.rfc-editor.org/rfc/rfc9915#section-16.2
-            //# Servers MUST discard any Solicit messages that do not include a Client
-            //# Identifier option or that do include a Server Identifier option.
+            // RFC 9915 §16.2, in substance:
+            // Servers MUST discard any Solicit messages that do not include a Client
+            // Identifier option or that do include a Server Identifier option.
             MessageType::Solicit | MessageType::Confirm | MessageType::Rebind => {
                 if request.client_id.is_none() {
                     return Err(DropReason::MissingClientId);
@@ -407,11 +407,11 @@ impl Engine {
                     return Err(DropReason::UnexpectedServerId);
                 }
             }
-            //= https://www.rfc-editor.org/rfc/rfc9915#section-16.4
-            //# Servers MUST discard any received Request message that meets any of the
-            //# following conditions: the message does not include a Server Identifier
-            //# option; the contents of the Server Identifier option do not match the
-            //# server's DUID; the message does not include a Client Identifier option.
+            // RFC 9915 §16.4, in substance:
+            // Servers MUST discard any received Request message that meets any of the
+            // following conditions: the message does not include a Server Identifier
+            // option; the contents of the Server Identifier option do not match the
+            // server's DUID; the message does not include a Client Identifier option.
             MessageType::Request
             | MessageType::Renew
             | MessageType::Release
@@ -424,11 +424,11 @@ impl Engine {
                     return Err(DropReason::MissingClientId);
                 }
             }
-            //= https://www.rfc-editor.org/rfc/rfc9915#section-16.12
-            //# Servers MUST discard any received Information-request message that meets any
-            //# of the following conditions: the message includes a Server Identifier option,
-            //# and the DUID in the option does not match the server's DUID; the message
-            //# includes an IA option.
+            // RFC 9915 §16.12, in substance:
+            // Servers MUST discard any received Information-request message that meets any
+            // of the following conditions: the message includes a Server Identifier option,
+            // and the DUID in the option does not match the server's DUID; the message
+            // includes an IA option.
             MessageType::InformationRequest => {
                 if request.server_id.is_some_and(|id| !ours(id)) {
                     return Err(DropReason::WrongServerId);
@@ -459,10 +459,10 @@ impl Engine {
             link_layer,
         };
         let (reply_type, how) = match request.msg_type {
-            //= https://www.rfc-editor.org/rfc/rfc9915#section-18.3.1
-            //# If the client has included a Rapid Commit option and the server has been
-            //# configured to respond with committed address assignments and other resources,
-            //# responds to the Solicit with a Reply message.
+            // RFC 9915 §18.3.1, in substance:
+            // If the client has included a Rapid Commit option and the server has been
+            // configured to respond with committed address assignments and other resources,
+            // responds to the Solicit with a Reply message.
             MessageType::Solicit if request.rapid_commit && link.rapid_commit => {
                 (MessageType::Reply, ClaimAs::Bound)
             }
@@ -484,9 +484,9 @@ impl Engine {
                     w.rapid_commit()?;
                 }
                 if reply_type == MessageType::Advertise {
-                    //= https://www.rfc-editor.org/rfc/rfc9915#section-18.3.9
-                    //# The server MAY include a Preference option to indicate the preference
-                    //# of the server.
+                    // RFC 9915 §18.3.9, in substance:
+                    // The server MAY include a Preference option to indicate the preference
+                    // of the server.
                     w.preference(self.config.server.preference)?;
                 }
                 for ia in request.ia_na.iter() {
@@ -535,9 +535,9 @@ impl Engine {
                         events,
                     )?;
                 }
-                //= https://www.rfc-editor.org/rfc/rfc9915#section-18.3.7
-                //# the server generates a Reply message ... includes a Status Code option
-                //# with the value Success
+                // RFC 9915 §18.3.7, in substance:
+                // the server generates a Reply message ... includes a Status Code option
+                // with the value Success
                 let text = if request.msg_type == MessageType::Release {
                     "released"
                 } else {
@@ -546,12 +546,12 @@ impl Engine {
                 w.status_code(StatusCode::Success, text)?;
             }
             MessageType::Confirm => {
-                //= https://www.rfc-editor.org/rfc/rfc9915#section-18.3.3
-                //# If all of the addresses in the Confirm message pass this test, the server
-                //# returns a status of Success. If any of the addresses do not pass this test,
-                //# the server returns a status of NotOnLink. If the server is unable to perform
-                //# this test ... or there were no addresses in any of the IAs sent by the
-                //# client, the server MUST NOT send a reply to the client.
+                // RFC 9915 §18.3.3, in substance:
+                // If all of the addresses in the Confirm message pass this test, the server
+                // returns a status of Success. If any of the addresses do not pass this test,
+                // the server returns a status of NotOnLink. If the server is unable to perform
+                // this test ... or there were no addresses in any of the IAs sent by the
+                // client, the server MUST NOT send a reply to the client.
                 let mut any = false;
                 let mut on_link = true;
                 for ia in request.ia_na.iter() {
@@ -593,11 +593,11 @@ impl Engine {
     ) -> Result<(), DropReason> {
         let timers = link.timers;
         let key = self.key(client, ia.iaid(), IaKind::Na);
-        //= https://www.rfc-editor.org/rfc/rfc9915#section-18.3.2
-        //# If the server finds that the prefix on one or more IP addresses in any IA in the
-        //# message from the client is not appropriate for the link to which the client is
-        //# connected, the server MUST return the IA to the client with a Status Code option
-        //# with the value NotOnLink.
+        // RFC 9915 §18.3.2, in substance:
+        // If the server finds that the prefix on one or more IP addresses in any IA in the
+        // message from the client is not appropriate for the link to which the client is
+        // connected, the server MUST return the IA to the client with a Status Code option
+        // with the value NotOnLink.
         if msg_type == MessageType::Request && ia_addresses(ia).any(|addr| !on_link_na(link, addr))
         {
             let mark = w.begin_ia_na(ia.iaid(), 0, 0)?;
@@ -610,11 +610,11 @@ impl Engine {
             Some(lease) => {
                 w.ia_address(lease.ip(), lease.lifetimes.preferred, lease.lifetimes.valid)?
             }
-            //= https://www.rfc-editor.org/rfc/rfc9915#section-18.3.2
-            //# If the server cannot assign any addresses to an IA in the message from the
-            //# client, the server MUST include the IA in the Reply message with no addresses
-            //# in the IA and a Status Code option in the IA containing status code
-            //# NoAddrsAvail.
+            // RFC 9915 §18.3.2, in substance:
+            // If the server cannot assign any addresses to an IA in the message from the
+            // client, the server MUST include the IA in the Reply message with no addresses
+            // in the IA and a Status Code option in the IA containing status code
+            // NoAddrsAvail.
             None => w.status_code(StatusCode::NoAddrsAvail, "no addresses available")?,
         }
         Ok(w.end_option(mark)?)
@@ -681,11 +681,11 @@ impl Engine {
         let mark = w.begin_ia_pd(ia.iaid(), timers.t1, timers.t2)?;
         match lease {
             Some(lease) => self.write_prefix(client.link, &lease, request, w)?,
-            //= https://www.rfc-editor.org/rfc/rfc9915#section-18.3.2
-            //# If the server cannot assign any delegated prefixes to an IA in the message
-            //# from the client, the server MUST include the IA in the Reply message with no
-            //# delegated prefixes in the IA and a Status Code option in the IA containing
-            //# status code NoPrefixAvail.
+            // RFC 9915 §18.3.2, in substance:
+            // If the server cannot assign any delegated prefixes to an IA in the message
+            // from the client, the server MUST include the IA in the Reply message with no
+            // delegated prefixes in the IA and a Status Code option in the IA containing
+            // status code NoPrefixAvail.
             None => w.status_code(StatusCode::NoPrefixAvail, "no prefixes available")?,
         }
         Ok(w.end_option(mark)?)
@@ -748,7 +748,7 @@ impl Engine {
         })
     }
 
-    /// Renew and Rebind for an IA_NA (RFC 9915 §18.3.4, §18.3.5, and RFC 6853 §4).
+    /// Renew and Rebind for an IA_NA (RFC 9915 §18.3.4, §18.3.5), with the RFC 6853 models.
     #[allow(clippy::too_many_arguments)]
     fn extend_na(
         &self,
@@ -778,13 +778,13 @@ impl Engine {
             self.table
                 .claim_current(&key, ClaimAs::Bound, lifetimes, now, bound_here, events);
         if kept.is_none() && msg_type == MessageType::Rebind {
-            //= https://www.rfc-editor.org/rfc/rfc9915#section-18.3.5
-            //# If the server cannot find a client entry for the IA and the server determines
-            //# that the addresses in the IA are appropriate for the link to which the
-            //# client's interface is attached according to the server's explicit
-            //# configuration information, the server MAY send a Reply message to the client
-            //# containing the client's IA, with the lifetimes for the addresses in the IA
-            //# set to 0 ... or extend them.
+            // RFC 9915 §18.3.5, in substance:
+            // If the server cannot find a client entry for the IA and the server determines
+            // that the addresses in the IA are appropriate for the link to which the
+            // client's interface is attached according to the server's explicit
+            // configuration information, the server MAY send a Reply message to the client
+            // containing the client's IA, with the lifetimes for the addresses in the IA
+            // set to 0 ... or extend them.
             // An address from our own slice (the identical-prefix model, or a binding this
             // server lost) is taken back for the client if nobody else holds it; one from
             // another server's slice only when `rebind-foreign = "extend"`.
@@ -819,10 +819,10 @@ impl Engine {
         if let Some(lease) = kept {
             w.ia_address(lease.ip(), lease.lifetimes.preferred, lease.lifetimes.valid)?;
         }
-        //= https://www.rfc-editor.org/rfc/rfc9915#section-18.3.4
-        //# If the server finds that any of the addresses in the IA are not appropriate for
-        //# the link to which the client is attached, the server returns the address to the
-        //# client with lifetimes of 0.
+        // RFC 9915 §18.3.4, in substance:
+        // If the server finds that any of the addresses in the IA are not appropriate for
+        // the link to which the client is attached, the server returns the address to the
+        // client with lifetimes of 0.
         for addr in ia_addresses(ia) {
             if kept.is_none_or(|lease| lease.ip() != addr)
                 && (kept.is_some() || !on_link_na(link, addr) || msg_type == MessageType::Rebind)
@@ -832,10 +832,10 @@ impl Engine {
         }
         if kept.is_none() {
             if msg_type == MessageType::Renew {
-                //= https://www.rfc-editor.org/rfc/rfc9915#section-18.3.4
-                //# If the server cannot find a client entry for the IA, the server returns the
-                //# IA containing no addresses with a Status Code option set to NoBinding in the
-                //# Reply message.
+                // RFC 9915 §18.3.4, in substance:
+                // If the server cannot find a client entry for the IA, the server returns the
+                // IA containing no addresses with a Status Code option set to NoBinding in the
+                // Reply message.
                 w.status_code(StatusCode::NoBinding, "no binding for this IA")?;
             } else {
                 w.status_code(StatusCode::NoAddrsAvail, "no addresses available")?;
@@ -903,10 +903,10 @@ impl Engine {
         if let Some(lease) = &kept {
             self.write_prefix(client.link, lease, request, w)?;
         }
-        //= https://www.rfc-editor.org/rfc/rfc9915#section-18.3.4
-        //# If the server finds that any of the delegated prefixes in the IA are not
-        //# appropriate for the link to which the client is attached, the server returns
-        //# the delegated prefix to the client with lifetimes of 0.
+        // RFC 9915 §18.3.4, in substance:
+        // If the server finds that any of the delegated prefixes in the IA are not
+        // appropriate for the link to which the client is attached, the server returns
+        // the delegated prefix to the client with lifetimes of 0.
         for (prefix, len) in ia_prefixes(ia) {
             let same = kept.is_some_and(|lease| lease.ip() == prefix && lease.prefix_len == len);
             let on_link = pool_of(u128::from(prefix)).is_some();
@@ -943,22 +943,22 @@ impl Engine {
         for bits in listed {
             // Addresses not assigned to the IA are ignored (RFC 9915 §18.3.7, §18.3.8).
             if request.msg_type == MessageType::Release {
-                //= https://www.rfc-editor.org/rfc/rfc9915#section-18.3.7
-                //# The server ... deletes the addresses and delegated prefixes from the IAs
+                // RFC 9915 §18.3.7, in substance:
+                // The server ... deletes the addresses and delegated prefixes from the IAs
                 let _ = self.table.release(&key, bits, now, events);
             } else {
-                //= https://www.rfc-editor.org/rfc/rfc9915#section-18.3.8
-                //# the server ... marks the addresses in the IAs as declined so that those
-                //# addresses are not assigned to other clients
+                // RFC 9915 §18.3.8, in substance:
+                // the server ... marks the addresses in the IAs as declined so that those
+                // addresses are not assigned to other clients
                 let _ = self.table.decline(&key, bits, probation, now, events);
             }
         }
         if !had_binding {
-            //= https://www.rfc-editor.org/rfc/rfc9915#section-18.3.7
-            //# For each IA in the Release message for which the server has no binding
-            //# information, the server adds an IA option using the IAID from the Release
-            //# message and includes a Status Code option with the value NoBinding in the IA
-            //# option.
+            // RFC 9915 §18.3.7, in substance:
+            // For each IA in the Release message for which the server has no binding
+            // information, the server adds an IA option using the IAID from the Release
+            // message and includes a Status Code option with the value NoBinding in the IA
+            // option.
             let code = if kind == IaKind::Na {
                 OptionCode::IaNa
             } else {
@@ -1011,9 +1011,9 @@ impl Engine {
         };
         for option in &link.options.encoded {
             let code = OptionCode::from(option.code);
-            //= https://www.rfc-editor.org/rfc/rfc9915#section-21.23
-            //# The information refresh time option ... MUST only be used in Reply messages
-            //# in response to Information-request messages.
+            // RFC 9915 §21.23, in substance:
+            // The information refresh time option ... MUST only be used in Reply messages
+            // in response to Information-request messages.
             if code == OptionCode::InformationRefreshTime
                 && request.msg_type != MessageType::InformationRequest
             {

@@ -23,9 +23,9 @@ pub struct ServerDuid(Vec<u8>);
 
 /// A DUID-LLT (RFC 9915 §11.2): type 1, hardware type, time, link-layer address.
 pub fn duid_llt(now: SystemTime, hw_type: u16, link_layer: &[u8]) -> Vec<u8> {
-    //= https://www.rfc-editor.org/rfc/rfc9915#section-11.2
-    //# The time value is the time that the DUID is generated, represented in seconds since
-    //# midnight (UTC), January 1, 2000, modulo 2^32.
+    // RFC 9915 §11.2, in substance:
+    // The time value is the time that the DUID is generated, represented in seconds since
+    // midnight (UTC), January 1, 2000, modulo 2^32.
     let since_unix = now
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or(Duration::ZERO)

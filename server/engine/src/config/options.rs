@@ -94,8 +94,8 @@ pub(crate) fn build(raw: &RawOptions) -> Result<LinkOptions, (String, String)> {
 
     if let Some(list) = &raw.dns_servers {
         options.dns_servers = addresses(list, "dns-servers")?;
-        //= https://www.rfc-editor.org/rfc/rfc3646#section-3
-        //# The OPTION_DNS_SERVERS option MUST be at least 16 octets long
+        // RFC 3646 §3, in substance:
+        // The OPTION_DNS_SERVERS option MUST be at least 16 octets long
         push_nonempty(
             &mut encoded,
             code::DNS_SERVERS,
@@ -118,8 +118,8 @@ pub(crate) fn build(raw: &RawOptions) -> Result<LinkOptions, (String, String)> {
                 Ok(address) => NtpServer::Address(address),
                 Err(_) => NtpServer::Fqdn(text.clone()),
             };
-            //= https://www.rfc-editor.org/rfc/rfc5908#section-4
-            //# The NTP Server option ... contains one or more time source suboptions
+            // RFC 5908 §4, in substance:
+            // The NTP Server option ... contains one or more time source suboptions
             match &server {
                 NtpServer::Address(address) => {
                     sub_option(&mut body, NTP_SUBOPTION_SRV_ADDR, &address.octets())
@@ -150,8 +150,8 @@ pub(crate) fn build(raw: &RawOptions) -> Result<LinkOptions, (String, String)> {
             address_bytes(&options.sntp_servers),
         );
     }
-    //= https://www.rfc-editor.org/rfc/rfc9915#section-21.24
-    //# MUST ignore any SOL_MAX_RT option values that are less than 60 or more than 86400
+    // RFC 9915 §21.24, in substance:
+    // MUST ignore any SOL_MAX_RT option values that are less than 60 or more than 86400
     if let Some(seconds) = raw.sol_max_rt {
         let value = max_rt(seconds.0, "sol-max-rt")?;
         options.sol_max_rt = Some(value);
@@ -162,9 +162,9 @@ pub(crate) fn build(raw: &RawOptions) -> Result<LinkOptions, (String, String)> {
         options.inf_max_rt = Some(value);
         encoded.push(u32_option(code::INF_MAX_RT, value));
     }
-    //= https://www.rfc-editor.org/rfc/rfc9915#section-21.23
-    //# If the "information-refresh-time" field is less than IRT_MINIMUM, the client uses
-    //# IRT_MINIMUM.
+    // RFC 9915 §21.23, in substance:
+    // If the "information-refresh-time" field is less than IRT_MINIMUM, the client uses
+    // IRT_MINIMUM.
     if let Some(seconds) = raw.information_refresh_time {
         if seconds.0 < 600 {
             return Err((
@@ -192,8 +192,8 @@ pub(crate) fn build(raw: &RawOptions) -> Result<LinkOptions, (String, String)> {
         });
     }
     if let Some(params) = &raw.bootfile_params {
-        //= https://www.rfc-editor.org/rfc/rfc5970#section-3.2
-        //# param-len 2 octets field describing the length of the parameter
+        // RFC 5970 §3.2, in substance:
+        // param-len 2 octets field describing the length of the parameter
         let mut body = Vec::new();
         for (i, param) in params.iter().enumerate() {
             let len = u16::try_from(param.len())
@@ -223,8 +223,8 @@ pub(crate) fn build(raw: &RawOptions) -> Result<LinkOptions, (String, String)> {
                     format!("enterprise {} appears twice", vendor.enterprise),
                 ));
             }
-            //= https://www.rfc-editor.org/rfc/rfc9915#section-21.17
-            //# enterprise-number  The vendor's registered Enterprise Number
+            // RFC 9915 §21.17, in substance:
+            // enterprise-number  The vendor's registered Enterprise Number
             let mut body = vendor.enterprise.to_be_bytes().to_vec();
             let mut sub_options = Vec::new();
             for (j, raw_sub) in vendor.sub_options.iter().enumerate() {

@@ -124,8 +124,8 @@ pub(crate) fn encode_dns_name(name: &str, out: &mut Vec<u8>) -> Result<(), Strin
         if label.is_empty() {
             return Err(format!("`{name}` has an empty label"));
         }
-        //= https://www.rfc-editor.org/rfc/rfc1035#section-2.3.4
-        //# labels          63 octets or less
+        // RFC 1035 §2.3.4, in substance:
+        // labels          63 octets or less
         if label.len() > 63 {
             return Err(format!("`{name}` has a label longer than 63 octets"));
         }
@@ -141,8 +141,8 @@ pub(crate) fn encode_dns_name(name: &str, out: &mut Vec<u8>) -> Result<(), Strin
         out.extend_from_slice(label.as_bytes());
     }
     out.push(0);
-    //= https://www.rfc-editor.org/rfc/rfc1035#section-2.3.4
-    //# names           255 octets or less
+    // RFC 1035 §2.3.4, in substance:
+    // names           255 octets or less
     if out.len() - start > 255 {
         return Err(format!("`{name}` is longer than 255 octets in wire format"));
     }

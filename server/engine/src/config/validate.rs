@@ -189,9 +189,9 @@ fn timers(defaults: Timers, given: [Option<Seconds>; 4], base: &str) -> Result<T
         preferred: preferred.map_or(defaults.preferred, |s| s.0),
         valid: valid.map_or(defaults.valid, |s| s.0),
     };
-    //= https://www.rfc-editor.org/rfc/rfc9915#section-21.4
-    //# If the time at which the addresses in an IA_NA are to be renewed is to be left to the
-    //# discretion of the client, the server sets the T1 and T2 values to 0.
+    // RFC 9915 §21.4, in substance:
+    // If the time at which the addresses in an IA_NA are to be renewed is to be left to the
+    // discretion of the client, the server sets the T1 and T2 values to 0.
     let checks = [
         ("t1", "T1", timers.t1, "T2", timers.t2),
         (
@@ -662,8 +662,8 @@ fn pd_pool(raw: &RawPdPool, field: &str) -> Result<PdPool, Problem> {
             ));
         }
         (Some(len), subnet) => {
-            //= https://www.rfc-editor.org/rfc/rfc6603#section-4.2
-            //# The prefix-len MUST be greater than the length of the delegated prefix
+            // RFC 6603 §4.2, in substance:
+            // The prefix-len MUST be greater than the length of the delegated prefix
             if len <= delegated_len || len > 128 {
                 return Err((
                     format!("{field}.excluded-prefix-length"),
