@@ -50,7 +50,7 @@ pub struct ServerSettings {
     /// reads a relative path from the configuration file's folder).
     pub duid_file: Option<PathBuf>,
     /// The Preference option value, 0..=255 (`preference`, default 0). In an RFC 6853 pair the
-    /// primary server of a pair sends 255 so clients pick it at once.
+    /// primary sends 255 so that clients pick it at once.
     pub preference: u8,
     /// The allocation salt mixed into every address hash (`salt`, default empty). Servers with
     /// the same salt and range compute the same address for a client (identical-prefix model).
