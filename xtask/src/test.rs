@@ -67,7 +67,8 @@ pub fn run(options: &Options) -> Result<()> {
             cmd::run(
                 cmd::cargo()
                     .env("XDHCP6_EBPF_OBJECT", &ebpf_object)
-                    .args(["test", "-p", "xdhcp6d", "--", "--include-ignored"])
+                    .args(["test", "-p", "xdhcp6d", "-p", "xdhcp6-bench"])
+                    .args(["--", "--include-ignored"])
                     .args(["--test-threads=1"]),
             )
         },

@@ -1,0 +1,250 @@
+//! `xdhcp6-bench`: the xdhcp6 load generator.
+
+use std::fs;
+use std::net::Ipv6Addr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::Parser;
+
+use xdhcp6_bench::generator::{Flow, Generator, Scenario, Settings};
+use xdhcp6_bench::message::IaSet;
+use xdhcp6_bench::population::{MAX_CLIENTS, Population, Prefix};
+use xdhcp6_bench::report::{PlotPoint, RunInfo, Summary, svg};
+use xdhcp6_bench::runner::{Ramp, Sample, SystemClock, run_phase, run_ramp};
+use xdhcp6_bench::transport::{Transport, UdpTransport};
+
+/// Emulates DHCPv6 clients (optionally behind relays) against a server, validates every
+/// reply and reports rate, loss and latency.
+#[derive(Debug, Parser)]
+#[command(name = "xdhcp6-bench", version)]
+struct Cli {
+    /// Interface to send on (needed for multicast to ff02::1:2 and link-local servers).
+    #[arg(long, short = 'i')]
+    interface: Option<String>,
+    /// Unicast server address instead of All_DHCP_Relay_Agents_and_Servers.
+    #[arg(long)]
+    server: Option<Ipv6Addr>,
+    /// sarr, rapid, renew, rebind, release, info, pd, na+pd or mix.
+    #[arg(long, default_value = "sarr")]
+    scenario: String,
+    /// Weights for `--scenario mix`.
+    #[arg(long, default_value = "sarr=60,renew=20,rebind=5,release=5,info=10")]
+    mix: String,
+    /// IAs for sarr, rapid and first bindings: na, pd or na+pd.
+    #[arg(long, default_value = "na")]
+    ia: String,
+    /// Emulated clients (distinct DUIDs, a mix of DUID-LLT, DUID-EN and DUID-LL).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_CLIENTS)))]
+    clients: u32,
+    /// Flows started per second (open loop).
+    #[arg(long, default_value_t = 1000.0)]
+    rate: f64,
+    /// Seconds of sending (per step with --ramp).
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Emulated relays (0: clients on the link); relay r sends Relay-forward messages with
+    /// link-address = the (r+1)-th address of --relay-link, an Interface-Id and a Remote-Id.
+    #[arg(long, default_value_t = 0)]
+    relays: u32,
+    /// Prefix the relays' link-addresses come from (default: --expect-range).
+    #[arg(long)]
+    relay_link: Option<Prefix>,
+    /// A request unanswered this long counts as lost.
+    #[arg(long, default_value_t = 1000)]
+    timeout_ms: u64,
+    /// Raise the rate step by step to find the highest one with loss under --loss.
+    #[arg(long)]
+    ramp: bool,
+    /// Acceptable loss for --ramp, percent (timeouts and failed validations).
+    #[arg(long, default_value_t = 1.0)]
+    loss: f64,
+    /// First rate of the ramp (default: --rate).
+    #[arg(long)]
+    start: Option<f64>,
+    /// Ramp increment (default: the first rate).
+    #[arg(long)]
+    step: Option<f64>,
+    /// Highest rate of the ramp.
+    #[arg(long, default_value_t = 1_000_000.0)]
+    max: f64,
+    /// Every address must lie in this prefix, e.g. 2001:db8:1::/65.
+    #[arg(long)]
+    expect_range: Option<Prefix>,
+    /// Every delegated prefix must lie in this prefix, e.g. 2001:db8:100::/49.
+    #[arg(long)]
+    expect_pd_range: Option<Prefix>,
+    /// Distinguishes the DUIDs of benches run side by side.
+    #[arg(long, default_value_t = 0xbe)]
+    seed: u8,
+    /// Write the JSON summary here ("-" for stdout).
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write an SVG plot of throughput and latency against offered load here.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// No progress line.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(0) => ExitCode::SUCCESS,
+        // Validation failures make the run fail, so scripts notice a misbehaving server.
+        Ok(_) => ExitCode::from(1),
+        Err(error) => {
+            eprintln!("xdhcp6-bench: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<u64> {
+    let scenario = match cli.scenario.as_str() {
+        "mix" => Scenario::mix(&cli.mix).map_err(anyhow::Error::msg)?,
+        name => Scenario::One(name.parse::<Flow>().map_err(anyhow::Error::msg)?),
+    };
+    let ias = match cli.ia.as_str() {
+        "na" => IaSet::NA,
+        "pd" => IaSet::PD,
+        "na+pd" => IaSet::BOTH,
+        other => bail!("--ia {other:?}: expected na, pd or na+pd"),
+    };
+    let valid = |x: f64| x.is_finite() && x >= 0.0;
+    if !valid(cli.rate) || !valid(cli.duration) || cli.duration == 0.0 {
+        bail!("--rate and --duration must be positive numbers");
+    }
+    let relay_link = match (cli.relay_link, cli.expect_range) {
+        (Some(p), _) | (None, Some(p)) => p,
+        (None, None) if cli.relays > 0 => bail!("--relays needs --relay-link or --expect-range"),
+        (None, None) => Prefix::new(Ipv6Addr::UNSPECIFIED, 0).context("the empty prefix")?,
+    };
+    let population = Population::new(cli.clients, cli.relays, cli.seed, relay_link);
+    let settings = Settings {
+        scenario: scenario.clone(),
+        ias,
+        population,
+        timeout_ns: cli.timeout_ms.saturating_mul(1_000_000),
+        expect_range: cli.expect_range,
+        expect_pd_range: cli.expect_pd_range,
+    };
+    let mut transport = UdpTransport::open(cli.interface.as_deref(), cli.server, cli.relays > 0)
+        .context("opening the UDP socket (port 546, or 547 with --relays; root may be needed)")?;
+    let info = RunInfo {
+        scenario: scenario.describe(),
+        clients: cli.clients,
+        relays: cli.relays,
+        timeout_ms: cli.timeout_ms,
+        server: transport.server().to_string(),
+    };
+    let mut generator = Generator::new(settings);
+    let mut clock = SystemClock::default();
+    let quiet = cli.quiet;
+    let mut progress = |s: &Sample| {
+        if !quiet {
+            eprintln!("{}", s.progress_line());
+        }
+    };
+    let duration = Duration::from_secs_f64(cli.duration);
+    let (summary, points) = if cli.ramp {
+        let start = cli.start.unwrap_or(cli.rate).max(1.0);
+        let ramp = Ramp {
+            start,
+            step: cli.step.unwrap_or(start).max(1.0),
+            max: cli.max,
+            loss_percent: cli.loss,
+            step_duration: duration,
+        };
+        let mut step_done = |phase: &xdhcp6_bench::runner::Phase, passed: bool| {
+            if !quiet {
+                let s = phase.summary();
+                eprintln!(
+                    "step {:.0}/s: completed {:.0}/s, loss {:.3} %, failed {}, p99 {:.1} us: {}",
+                    phase.rate,
+                    s.throughput,
+                    s.loss_percent,
+                    phase.stats.flows_failed,
+                    s.p99_us,
+                    if passed { "pass" } else { "over threshold" }
+                );
+            }
+        };
+        let result = run_ramp(
+            &mut generator,
+            &mut transport,
+            &mut clock,
+            &ramp,
+            &mut progress,
+            &mut step_done,
+        )?;
+        // The generator counted every step, from a fresh start.
+        let total = generator.stats().clone();
+        let last_rate = result.steps.last().map_or(start, |p| p.rate);
+        let seconds = duration.as_secs_f64() * result.steps.len() as f64;
+        let samples: Vec<Sample> = result
+            .steps
+            .iter()
+            .flat_map(|p| p.samples.clone())
+            .collect();
+        let points: Vec<PlotPoint> = result
+            .steps
+            .iter()
+            .map(|p| PlotPoint::from(&p.summary()))
+            .collect();
+        let summary = Summary::new(
+            info,
+            last_rate,
+            seconds,
+            &total,
+            transport.send_drops(),
+            samples,
+        )
+        .with_ramp(&result, cli.loss);
+        (summary, points)
+    } else {
+        let phase = run_phase(
+            &mut generator,
+            &mut transport,
+            &mut clock,
+            cli.rate,
+            duration,
+            &mut progress,
+        )?;
+        let points: Vec<PlotPoint> = phase.samples.iter().map(PlotPoint::from).collect();
+        let summary = Summary::new(
+            info,
+            cli.rate,
+            phase.duration_s,
+            &phase.stats,
+            transport.send_drops(),
+            phase.samples.clone(),
+        );
+        (summary, points)
+    };
+    let json_to_stdout = cli.json.as_ref().is_some_and(|p| p.as_os_str() == "-");
+    if json_to_stdout {
+        eprint!("{}", summary.table());
+    } else {
+        print!("{}", summary.table());
+    }
+    if let Some(path) = &cli.json {
+        let text = serde_json::to_string_pretty(&summary).context("encoding the JSON summary")?;
+        if json_to_stdout {
+            println!("{text}");
+        } else {
+            fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
+        }
+    }
+    if let Some(path) = &cli.plot {
+        let title = format!(
+            "xdhcp6-bench {} ({} clients)",
+            summary.run.scenario, cli.clients
+        );
+        fs::write(path, svg(&title, &points))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(summary.total_failures)
+}

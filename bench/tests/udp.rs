@@ -1,0 +1,115 @@
+//! The UDP transport and the real-time loop against the engine over real sockets, inside a
+//! network namespace of the test's own (so ports 546/547 of the host are never touched).
+
+use std::net::{Ipv6Addr, SocketAddr, UdpSocket};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use xdhcp6_bench::generator::{Flow, Generator, Scenario, Settings};
+use xdhcp6_bench::message::IaSet;
+use xdhcp6_bench::population::{Population, Prefix};
+use xdhcp6_bench::runner::{SystemClock, run_phase};
+use xdhcp6_bench::transport::UdpTransport;
+use xdhcp6_engine::alloc::SaltKey;
+use xdhcp6_engine::config::{Config, LinkId};
+use xdhcp6_engine::table::{Discard, LeaseTable};
+use xdhcp6_engine::{Context, Destination, Engine, Outcome};
+
+const CONFIG: &str = r#"
+[server]
+duid = "00:01:00:01:2e:00:00:01:02:00:00:00:00:0a"
+salt = "bench-udp"
+expected-leases = 10000
+
+[[link]]
+name = "lo"
+interfaces = [{ name = "lo" }]
+
+[[link.pool]]
+prefix = "2001:db8:1::/64"
+split = "1/2"
+"#;
+
+/// Answers DHCPv6 on [::1]:547 with the engine until `stop` is set.
+fn serve(stop: Arc<AtomicBool>) -> thread::JoinHandle<()> {
+    let config = Arc::new(Config::from_toml_str(CONFIG, "udp.toml").expect("config loads"));
+    let table = Arc::new(LeaseTable::with_capacity(
+        10_000,
+        SaltKey::from_salt(&config.server.salt),
+    ));
+    let engine = Engine::new(config, table).expect("engine starts");
+    let socket = UdpSocket::bind((Ipv6Addr::LOCALHOST, 547)).expect("bind [::1]:547");
+    socket
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .expect("read timeout");
+    thread::spawn(move || {
+        let (mut request, mut reply) = (vec![0u8; 2048], vec![0u8; 4096]);
+        while !stop.load(Ordering::Relaxed) {
+            let Ok((len, from)) = socket.recv_from(&mut request) else {
+                continue;
+            };
+            let cx = Context {
+                link: Some(LinkId(0)),
+                now: 1_750_000_000,
+            };
+            if let Outcome::Reply { len: n, to } =
+                engine.handle(&request[..len], &cx, &mut reply, &mut Discard)
+            {
+                assert_eq!(to, Destination::Client);
+                let to = SocketAddr::new(from.ip(), 546);
+                socket.send_to(&reply[..n], to).expect("send reply");
+            }
+        }
+    })
+}
+
+#[test]
+#[ignore = "needs root; run by cargo xtask test"]
+fn sarr_over_udp_in_a_network_namespace() {
+    // The namespace belongs to this thread alone; threads and processes it starts inherit it.
+    let worker = thread::spawn(|| {
+        // Safety: unshare has no memory effects; it moves only this thread to a new namespace.
+        let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "unshare: {}", std::io::Error::last_os_error());
+        let up = Command::new("ip")
+            .args(["link", "set", "lo", "up"])
+            .status()
+            .expect("run ip");
+        assert!(up.success());
+        let stop = Arc::new(AtomicBool::new(false));
+        let server = serve(stop.clone());
+        let mut transport =
+            UdpTransport::open(None, Some(Ipv6Addr::LOCALHOST), false).expect("bind [::]:546");
+        let range: Prefix = "2001:db8:1::/65".parse().unwrap();
+        let mut generator = Generator::new(Settings {
+            scenario: Scenario::One(Flow::Sarr),
+            ias: IaSet::NA,
+            population: Population::new(500, 0, 0xbe, range),
+            // Generous: a loaded machine must not turn into a failed test.
+            timeout_ns: 5_000_000_000,
+            expect_range: Some(range),
+            expect_pd_range: None,
+        });
+        let phase = run_phase(
+            &mut generator,
+            &mut transport,
+            &mut SystemClock::default(),
+            2000.0,
+            Duration::from_millis(500),
+            &mut |_| {},
+        )
+        .expect("the run works");
+        stop.store(true, Ordering::Relaxed);
+        server.join().expect("server thread");
+        phase.stats
+    });
+    let stats = worker.join().expect("worker thread");
+    assert!(stats.flows_started > 0);
+    assert_eq!(stats.flows_completed, stats.flows_started, "{stats:?}");
+    assert_eq!(stats.total_failures(), 0, "{stats:?}");
+    assert_eq!(stats.timeouts, 0);
+    assert_eq!(stats.received, 2 * stats.flows_started);
+}
