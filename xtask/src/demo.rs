@@ -1,11 +1,14 @@
 //! `cargo xtask demo`: the appliance at work in throw-away network namespaces.
 //!
-//! Builds everything, joins a server namespace and a client namespace with a veth pair,
-//! attaches the XDP steering program to the server end and sends DHCPv6 and other UDP traffic
-//! from the client end, printing the program's counters as they move. The namespaces are
-//! removed at the end, also when a step fails.
+//! Builds everything, joins a server namespace and a client namespace with a veth pair, starts
+//! `xdhcp6d` over AF_XDP with a small configuration, lets ISC `dhclient -6` obtain an address
+//! and a delegated prefix, runs the load generator (direct clients, then clients behind
+//! emulated relays), and shows the server's metrics. The namespaces and the daemon are removed
+//! at the end, also when a step fails.
 
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
@@ -15,46 +18,256 @@ use crate::netns::{self, Netns};
 
 const SERVER_IF: &str = "xd-srv0";
 const CLIENT_IF: &str = "xd-cli0";
-const WATCH_SECONDS: &str = "5";
+const METRICS: &str = "[::1]:9547";
+
+/// The demo's server: one link on the veth, a /64 of which this server owns the first half,
+/// and /56 prefixes from the first half of a /40 (32,768 of them). Short lifetimes so renewals show within the demo.
+const CONFIG: &str = r#"# xdhcp6 demo: one link, the first half of a /64 (RFC 6853 split model, server A).
+[server]
+duid-file = "server.duid"
+preference = 255
+salt = "xdhcp6-demo"
+expected-leases = 100000
+t1 = "5m"
+t2 = "8m"
+preferred-lifetime = "10m"
+valid-lifetime = "15m"
+
+[options]
+dns-servers = ["2001:db8:53::1"]
+domain-search = ["demo.example"]
+
+[[link]]
+name = "demo"
+interfaces = ["xd-srv0"]
+
+[[link.pool]]
+prefix = "2001:db8:1::/64"
+split = "1/2"
+
+[[link.pd-pool]]
+prefix = "2001:db8:100::/40"
+delegated-length = 56
+split = "1/2"
+"#;
 
 pub fn run() -> Result<()> {
     cmd::require_root("cargo xtask demo")?;
-    let daemon = build::all()?;
+    build::all()?;
+    let release = build::target_dir().join("release");
+    let daemon = release.join("xdhcp6d");
+    let bench = release.join("xdhcp6-bench");
+    let work = build::target_dir().join("xtask-demo");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
+    let config = work.join("demo.toml");
+    std::fs::write(&config, CONFIG).with_context(|| format!("writing {}", config.display()))?;
 
-    eprintln!(
-        "\ndemo: namespaces xdhcp6-demo-srv ({SERVER_IF}) <-veth-> xdhcp6-demo-cli ({CLIENT_IF})"
-    );
+    step("namespaces xdhcp6-demo-srv and xdhcp6-demo-cli, joined by a veth pair");
     let server = Netns::create("xdhcp6-demo-srv")?;
     let client = Netns::create("xdhcp6-demo-cli")?;
     netns::veth_pair(&server, SERVER_IF, &client, CLIENT_IF)?;
+    // veth hands AF_XDP frames whose UDP checksum the kernel has not filled in yet; real NICs
+    // deliver finished checksums. Turn the offload off on both ends.
+    cmd::output(
+        server
+            .command("ethtool")
+            .args(["-K", SERVER_IF, "tx", "off"]),
+    )?;
+    cmd::output(
+        client
+            .command("ethtool")
+            .args(["-K", CLIENT_IF, "tx", "off"]),
+    )?;
     server.wait_for_addresses(SERVER_IF)?;
     client.wait_for_addresses(CLIENT_IF)?;
 
-    eprintln!("demo: attaching the XDP program to {SERVER_IF} and watching its counters");
-    let mut watch = server.command(&daemon);
-    watch.args([
-        "xdp-watch",
-        "--interface",
-        SERVER_IF,
-        "--seconds",
-        WATCH_SECONDS,
-    ]);
-    eprintln!("$ {}", cmd::display(&watch));
-    let mut watcher = watch.spawn().context("starting xdhcp6d xdp-watch")?;
-    std::thread::sleep(Duration::from_millis(1500));
+    step("xdhcp6d run --datapath xdp (AF_XDP, native XDP on the veth)");
+    println!("{}", indent(CONFIG));
+    let log = work.join("xdhcp6d.log");
+    let mut command = server.command(&daemon);
+    command
+        .current_dir(&work)
+        .arg("run")
+        .arg("--config")
+        .arg(&config)
+        .args([
+            "--datapath",
+            "xdp",
+            "--xdp-mode",
+            "native",
+            "--metrics",
+            METRICS,
+        ])
+        .arg("--journal")
+        .arg(work.join("leases.journal"));
+    let _daemon = Daemon::start(command, &log)?;
+    wait_for_metrics(&server)?;
 
-    let exe = std::env::current_exe().context("locating the xtask binary")?;
-    let mut probes = client.command(exe);
-    probes.args(["send-probes", "--interface", CLIENT_IF, "--count", "20"]);
-    let sent = cmd::run(&mut probes);
-    let watched = watcher.wait().context("waiting for xdhcp6d xdp-watch")?;
-    sent?;
-    if !watched.success() {
-        bail!("xdhcp6d xdp-watch failed ({watched})");
+    step("ISC dhclient -6 asks for an address, then dhclient -6 -P for a prefix");
+    let address = dhclient(&client, &work, "address", &[])?;
+    println!("  dhclient -6    -> address {address}");
+    let prefix = dhclient(&client, &work, "prefix", &["-P"])?;
+    println!("  dhclient -6 -P -> prefix  {prefix}");
+
+    let generator = |name: &str, extra: &[&str]| -> Result<()> {
+        let mut command = client.command(&bench);
+        command
+            .args([
+                "--interface",
+                CLIENT_IF,
+                "--scenario",
+                "mix",
+                "--ia",
+                "na+pd",
+            ])
+            .args(["--clients", "10000", "--rate", "2000", "--duration", "5"])
+            .args(["--expect-range", "2001:db8:1::/65"])
+            .args(["--expect-pd-range", "2001:db8:100::/41"])
+            .args(extra)
+            .arg("--json")
+            .arg(work.join(format!("{name}.json")))
+            .arg("--plot")
+            .arg(work.join(format!("{name}.svg")));
+        cmd::run(&mut command)
+    };
+    step("xdhcp6-bench: 10,000 emulated direct clients, mixed scenarios, 2,000 flows/s for 5 s");
+    generator("direct", &[])?;
+    step("xdhcp6-bench: 10,000 more clients behind 8 emulated relays (Relay-forward), 5 s");
+    generator("relayed", &["--relays", "8", "--seed", "191"])?;
+
+    step("a few lines of http://[::1]:9547/metrics");
+    let metrics = cmd::output(
+        server
+            .command(std::env::current_exe().context("locating the xtask binary")?)
+            .args(["http-get", METRICS, "/metrics"]),
+    )?;
+    for line in metrics.lines().filter(|line| {
+        !line.starts_with('#')
+            && (line.starts_with("xdhcp6_messages_received_total{type=\"solicit\"")
+                || line.starts_with("xdhcp6_messages_received_total{type=\"renew\"")
+                || line.starts_with("xdhcp6_messages_sent_total{type=\"reply\"")
+                || line.starts_with("xdhcp6_leases ")
+                || line.starts_with("xdhcp6_pool_bound")
+                || line.starts_with("xdhcp6_xdp_frames_total")
+                || line.starts_with("xdhcp6_journal_lag_events"))
+    }) {
+        println!("  {line}");
     }
-    eprintln!(
-        "\ndemo: the Solicits were steered towards AF_XDP (no socket is bound yet, so they went \
-         on to the kernel and count as no_socket); other traffic was passed. Cleaning up."
+
+    step("done");
+    println!("  plots:   {}", work.join("direct.svg").display());
+    println!("           {}", work.join("relayed.svg").display());
+    println!("  reports: {}", work.join("direct.json").display());
+    println!(
+        "  journal: {} (xdhcp6d leases --journal ...)",
+        work.join("leases.journal").display()
     );
+    println!("  cleaning up: stopping xdhcp6d, removing the namespaces");
     Ok(())
+}
+
+fn step(text: &str) {
+    println!("\n== {text}");
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|line| format!("  | {line}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The daemon, stopped with SIGTERM (journal synced, XDP detached) when dropped.
+struct Daemon {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn start(mut command: Command, log: &Path) -> Result<Self> {
+        let file =
+            std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+        let child = command
+            .stdout(Stdio::from(file.try_clone()?))
+            .stderr(Stdio::from(file))
+            .spawn()
+            .context("starting xdhcp6d")?;
+        println!("  log: {}", log.display());
+        Ok(Self {
+            child,
+            log: log.to_owned(),
+        })
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                if let Ok(log) = std::fs::read_to_string(&self.log)
+                    && let Some(last) = log.lines().last()
+                {
+                    println!("  xdhcp6d: {last}");
+                }
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until the daemon answers on its metrics endpoint (it is then serving).
+fn wait_for_metrics(server: &Netns) -> Result<()> {
+    let exe = std::env::current_exe().context("locating the xtask binary")?;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let probe = cmd::output(server.command(&exe).args(["http-get", METRICS, "/metrics"]));
+        if probe.is_ok() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("xdhcp6d did not start serving within 15 s (see target/xtask-demo/xdhcp6d.log)");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Runs `dhclient -6 -1` in the client namespace and returns the address or prefix it bound.
+fn dhclient(client: &Netns, work: &Path, name: &str, extra: &[&str]) -> Result<String> {
+    let leases = work.join(format!("dhclient-{name}.leases"));
+    let pid = work.join(format!("dhclient-{name}.pid"));
+    let mut command = client.command("timeout");
+    command
+        .args(["30", "dhclient", "-6"])
+        .args(extra)
+        .args(["-1", "-lf"])
+        .arg(&leases)
+        .arg("-pf")
+        .arg(&pid)
+        .arg(CLIENT_IF);
+    let result = cmd::output(&mut command);
+    // dhclient stays in the background to renew; the demo needs only the lease.
+    if let Ok(text) = std::fs::read_to_string(&pid) {
+        let _ = Command::new("kill").arg(text.trim()).status();
+    }
+    result.with_context(|| format!("dhclient -6 {extra:?}"))?;
+    let text = std::fs::read_to_string(&leases)
+        .with_context(|| format!("reading {}", leases.display()))?;
+    let keyword = if extra.contains(&"-P") {
+        "iaprefix"
+    } else {
+        "iaaddr"
+    };
+    text.split_whitespace()
+        .skip_while(|word| *word != keyword)
+        .nth(1)
+        .map(str::to_owned)
+        .with_context(|| format!("no {keyword} in {}", leases.display()))
 }

@@ -7,8 +7,8 @@
 mod build;
 mod cmd;
 mod demo;
+mod http;
 mod netns;
-mod probe;
 mod setup;
 mod test;
 
@@ -38,13 +38,12 @@ enum Task {
     ///
     /// Runs `setup` first, so it works on a fresh clone.
     Test(test::Options),
-    /// Set up, build, then show the XDP steering program at work in throw-away network
-    /// namespaces.
+    /// Set up, build, then show the appliance at work in throw-away network namespaces:
+    /// xdhcp6d over AF_XDP, real dhclient, the load generator, the metrics.
     Demo,
-    /// Send a few DHCPv6 Solicits and other UDP datagrams out of an interface (used by the demo
-    /// from inside a namespace).
+    /// Fetch a URL path and print the body (used by the demo inside a namespace).
     #[command(hide = true)]
-    SendProbes(probe::Options),
+    HttpGet(http::Options),
 }
 
 fn main() -> ExitCode {
@@ -54,7 +53,7 @@ fn main() -> ExitCode {
         Task::Build => build::all().map(drop),
         Task::Test(options) => setup::run().and_then(|()| test::run(&options)),
         Task::Demo => setup::run().and_then(|()| demo::run()),
-        Task::SendProbes(options) => probe::run(&options),
+        Task::HttpGet(options) => http::run(&options),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
