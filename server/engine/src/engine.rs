@@ -824,22 +824,13 @@ impl Engine {
         // the link to which the client is attached, the server returns the address to the
         // client with lifetimes of 0.
         for addr in ia_addresses(ia) {
-            if kept.is_none_or(|lease| lease.ip() != addr)
-                && (kept.is_some() || !on_link_na(link, addr) || msg_type == MessageType::Rebind)
-            {
+            let same = kept.is_some_and(|lease| lease.ip() == addr);
+            if !same && zero_lifetimes(kept.is_some(), on_link_na(link, addr), msg_type) {
                 w.ia_address(addr, 0, 0)?;
             }
         }
         if kept.is_none() {
-            if msg_type == MessageType::Renew {
-                // RFC 9915 §18.3.4, in substance:
-                // If the server cannot find a client entry for the IA, the server returns the
-                // IA containing no addresses with a Status Code option set to NoBinding in the
-                // Reply message.
-                w.status_code(StatusCode::NoBinding, "no binding for this IA")?;
-            } else {
-                w.status_code(StatusCode::NoAddrsAvail, "no addresses available")?;
-            }
+            not_extended(w, msg_type, IaKind::Na)?;
         }
         Ok(w.end_option(mark)?)
     }
@@ -910,16 +901,12 @@ impl Engine {
         for (prefix, len) in ia_prefixes(ia) {
             let same = kept.is_some_and(|lease| lease.ip() == prefix && lease.prefix_len == len);
             let on_link = pool_of(u128::from(prefix)).is_some();
-            if !same && (kept.is_some() || !on_link || msg_type == MessageType::Rebind) {
+            if !same && zero_lifetimes(kept.is_some(), on_link, msg_type) {
                 w.ia_prefix(0, 0, len, prefix)?;
             }
         }
         if kept.is_none() {
-            if msg_type == MessageType::Renew {
-                w.status_code(StatusCode::NoBinding, "no binding for this IA")?;
-            } else {
-                w.status_code(StatusCode::NoPrefixAvail, "no prefixes available")?;
-            }
+            not_extended(w, msg_type, IaKind::Pd)?;
         }
         Ok(w.end_option(mark)?)
     }
@@ -1334,6 +1321,31 @@ fn lifetimes_of(link: &Link) -> Lifetimes {
         preferred: link.timers.preferred,
         valid: link.timers.valid,
     }
+}
+
+/// Whether an address or prefix the client listed, other than the one it keeps, goes back with
+/// lifetimes 0 (RFC 9915 §18.3.4, §18.3.5): always next to a binding, else when it is not on
+/// the link, and on Rebind, where this server cannot extend it.
+fn zero_lifetimes(kept: bool, on_link: bool, msg_type: MessageType) -> bool {
+    kept || !on_link || msg_type == MessageType::Rebind
+}
+
+/// The status of an IA that Renew or Rebind left without a binding.
+fn not_extended(
+    w: &mut MessageWriter<'_>,
+    msg_type: MessageType,
+    kind: IaKind,
+) -> Result<(), DropReason> {
+    if msg_type == MessageType::Renew {
+        // RFC 9915 §18.3.4, in substance: if the server cannot find a client entry for the IA,
+        // it returns the IA with no addresses and a Status Code option set to NoBinding.
+        w.status_code(StatusCode::NoBinding, "no binding for this IA")?;
+    } else if kind == IaKind::Na {
+        w.status_code(StatusCode::NoAddrsAvail, "no addresses available")?;
+    } else {
+        w.status_code(StatusCode::NoPrefixAvail, "no prefixes available")?;
+    }
+    Ok(())
 }
 
 /// An IA with a NoBinding status (Release, Decline of something the server does not hold).
