@@ -27,7 +27,7 @@ use xdhcp6d::xdp::{AttachMode, Steering};
 #[path = "support/veth.rs"]
 mod veth;
 
-use veth::{VethPair, if_index, load};
+use veth::{VethPair, if_index, load, send_frame};
 
 const XDP_PASS: u32 = 2;
 const XDP_REDIRECT: u32 = 4;
@@ -564,27 +564,6 @@ impl PacketSender {
     }
 
     fn send(&self, frame: &[u8]) -> io::Result<()> {
-        // Safety: all-zero is a valid `sockaddr_ll`.
-        let mut address: libc::sockaddr_ll = unsafe { zeroed() };
-        address.sll_family = libc::AF_PACKET as u16;
-        address.sll_ifindex = self.ifindex as i32;
-        address.sll_halen = 6;
-        address.sll_addr[..6].copy_from_slice(&frame[..6]);
-        // Safety: `frame` and `address` are valid for the stated lengths during the call.
-        let sent = unsafe {
-            libc::sendto(
-                self.fd.as_raw_fd(),
-                frame.as_ptr().cast(),
-                frame.len(),
-                0,
-                ptr::from_ref(&address).cast(),
-                size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
-        if sent < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        assert_eq!(sent as usize, frame.len(), "short AF_PACKET send");
-        Ok(())
+        send_frame(&self.fd, self.ifindex, frame)
     }
 }

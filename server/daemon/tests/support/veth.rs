@@ -9,9 +9,11 @@ use std::{
     ffi::CString,
     fs::File,
     io,
+    mem::{size_of, zeroed},
     net::Ipv6Addr,
-    os::fd::AsRawFd,
+    os::fd::{AsRawFd, OwnedFd},
     process::Command,
+    ptr,
     sync::atomic::{AtomicU32, Ordering},
     thread,
 };
@@ -160,4 +162,30 @@ pub fn if_index(interface: &str) -> io::Result<u32> {
         0 => Err(io::Error::last_os_error()),
         index => Ok(index),
     }
+}
+
+/// Sends a whole Ethernet frame out of interface `ifindex` through the AF_PACKET socket `fd`.
+pub fn send_frame(fd: &OwnedFd, ifindex: u32, frame: &[u8]) -> io::Result<()> {
+    // Safety: all-zero is a valid `sockaddr_ll`.
+    let mut address: libc::sockaddr_ll = unsafe { zeroed() };
+    address.sll_family = libc::AF_PACKET as u16;
+    address.sll_ifindex = ifindex as i32;
+    address.sll_halen = 6;
+    address.sll_addr[..6].copy_from_slice(&frame[..6]);
+    // Safety: `frame` and `address` are valid for the stated lengths during the call.
+    let sent = unsafe {
+        libc::sendto(
+            fd.as_raw_fd(),
+            frame.as_ptr().cast(),
+            frame.len(),
+            0,
+            ptr::from_ref(&address).cast(),
+            size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    if sent < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    assert_eq!(sent as usize, frame.len(), "short AF_PACKET send");
+    Ok(())
 }
