@@ -70,6 +70,10 @@ struct Cli {
     /// Highest rate of the ramp.
     #[arg(long, default_value_t = 1_000_000.0)]
     max: f64,
+    /// After the ramp's first failing step, bisect between it and the last passing rate this
+    /// many times (each step halves the uncertainty).
+    #[arg(long, default_value_t = 0)]
+    refine: u32,
     /// Every address must lie in this prefix, e.g. 2001:db8:1::/65.
     #[arg(long)]
     expect_range: Option<Prefix>,
@@ -157,6 +161,7 @@ fn run(cli: Cli) -> anyhow::Result<u64> {
             max: cli.max,
             loss_percent: cli.loss,
             step_duration: duration,
+            refine: cli.refine,
         };
         let mut step_done = |phase: &xdhcp6_bench::runner::Phase, passed: bool| {
             if !quiet {

@@ -195,6 +195,9 @@ pub struct Ramp {
     pub loss_percent: f64,
     /// Sending time per step.
     pub step_duration: Duration,
+    /// Bisection steps after the first failing rate: each tries the middle of the last
+    /// passing and the lowest failing rate, halving the uncertainty (0: none).
+    pub refine: u32,
 }
 
 impl Ramp {
@@ -224,7 +227,8 @@ pub struct RampResult {
     pub best_rate: Option<f64>,
 }
 
-/// Raises the rate step by step until a step loses more than the threshold.
+/// Raises the rate step by step until a step loses more than the threshold, then bisects
+/// between the best passing and the lowest failing rate `ramp.refine` times.
 pub fn run_ramp(
     generator: &mut Generator,
     transport: &mut dyn Transport,
@@ -235,7 +239,8 @@ pub fn run_ramp(
 ) -> io::Result<RampResult> {
     let mut steps = Vec::new();
     let mut best_rate = None;
-    for rate in ramp.rates() {
+    let mut failed_at = None;
+    let mut step = |rate: f64, steps: &mut Vec<Phase>| -> io::Result<bool> {
         let phase = run_phase(
             generator,
             transport,
@@ -247,10 +252,29 @@ pub fn run_ramp(
         let passed = ramp.passes(&phase);
         step_done(&phase, passed);
         steps.push(phase);
-        if !passed {
+        Ok(passed)
+    };
+    for rate in ramp.rates() {
+        if !step(rate, &mut steps)? {
+            failed_at = Some(rate);
             break;
         }
         best_rate = Some(rate);
+    }
+    if let Some(mut high) = failed_at {
+        let mut low = best_rate.unwrap_or(0.0);
+        for _ in 0..ramp.refine {
+            let rate = ((low + high) / 2.0).round();
+            if rate <= low || rate >= high {
+                break;
+            }
+            if step(rate, &mut steps)? {
+                low = rate;
+                best_rate = Some(rate);
+            } else {
+                high = rate;
+            }
+        }
     }
     Ok(RampResult { steps, best_rate })
 }
@@ -267,6 +291,7 @@ mod tests {
             max: 3500.0,
             loss_percent: 1.0,
             step_duration: Duration::from_secs(1),
+            refine: 0,
         };
         assert_eq!(ramp.rates().collect::<Vec<_>>(), [1000.0, 2000.0, 3000.0]);
     }

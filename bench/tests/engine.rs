@@ -240,6 +240,7 @@ fn ramp_finds_the_capacity_of_a_limited_server() {
         max: 5000.0,
         loss_percent: 1.0,
         step_duration: Duration::from_secs(1),
+        refine: 0,
     };
     let mut verdicts = Vec::new();
     let result = run_ramp(
@@ -257,4 +258,43 @@ fn ramp_finds_the_capacity_of_a_limited_server() {
     let last = &result.steps[2].stats;
     assert!(last.timeouts > 0);
     assert_eq!(last.total_failures(), 0);
+}
+
+#[test]
+fn ramp_refinement_bisects_towards_the_capacity() {
+    let clock = VirtualClock::default();
+    let mut transport = Loopback::new(false, clock.0.clone());
+    // 5400 requests/s: 2700 SARR flows/s.
+    transport.capacity = Some(5400);
+    let mut generator = Generator::new(settings(Scenario::One(Flow::Sarr), 20_000, 0, IaSet::NA));
+    let ramp = Ramp {
+        start: 2000.0,
+        step: 2000.0,
+        max: 10_000.0,
+        loss_percent: 1.0,
+        step_duration: Duration::from_secs(1),
+        refine: 2,
+    };
+    let mut verdicts = Vec::new();
+    let result = run_ramp(
+        &mut generator,
+        &mut transport,
+        &mut clock.clone(),
+        &ramp,
+        &mut |_| {},
+        &mut |phase, passed| verdicts.push((phase.rate, passed)),
+    )
+    .expect("loopback never fails");
+    // 2000 passes, 4000 fails; then 3000 (fails), then 2500 (at the limit: passes).
+    assert_eq!(
+        verdicts,
+        [
+            (2000.0, true),
+            (4000.0, false),
+            (3000.0, false),
+            (2500.0, true)
+        ]
+    );
+    assert_eq!(result.best_rate, Some(2500.0));
+    assert_eq!(result.steps.len(), 4);
 }
