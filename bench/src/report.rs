@@ -311,6 +311,61 @@ pub fn svg(title: &str, points: &[PlotPoint]) -> String {
     s
 }
 
+/// Colours of the series of [`compare_svg`], in order.
+const SERIES_COLORS: [&str; 6] = [
+    "#7f7f7f", "#1f77b4", "#2ca02c", "#d62728", "#9467bd", "#ff7f0e",
+];
+
+/// Several runs side by side: throughput against offered load (left) and p99 latency against
+/// offered load (right), one colour per named series, as a standalone SVG document.
+pub fn compare_svg(title: &str, series: &[(String, Vec<PlotPoint>)]) -> String {
+    let all = || series.iter().flat_map(|(_, points)| points.iter());
+    let x_max = all()
+        .map(|p| p.offered.max(p.throughput))
+        .fold(0.0, f64::max);
+    let lat_max = all().map(|p| p.p99_us).fold(0.0, f64::max);
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(
+        s,
+        r#"<rect x="0" y="0" width="{W}" height="{H}" fill="white"/>"#
+    );
+    let _ = writeln!(
+        s,
+        r#"<text x="{}" y="22" text-anchor="middle" font-size="15">{}</text>"#,
+        W / 2.0,
+        escape(title)
+    );
+    let left = Panel::new(90.0, x_max, x_max);
+    left.frame(&mut s, "offered load (flows/s)", "completed (flows/s)");
+    left.line(
+        &mut s,
+        &[(0.0, 0.0), (left.x_max, left.x_max)],
+        "#bbbbbb",
+        "ideal",
+        true,
+    );
+    let right = Panel::new(580.0, x_max, lat_max);
+    right.frame(&mut s, "offered load (flows/s)", "p99 latency (us)");
+    let mut legend = Vec::new();
+    for (i, (name, points)) in series.iter().enumerate() {
+        let color = SERIES_COLORS[i % SERIES_COLORS.len()];
+        let mut pts = points.clone();
+        pts.sort_by(|a, b| a.offered.total_cmp(&b.offered));
+        let tp: Vec<(f64, f64)> = pts.iter().map(|p| (p.offered, p.throughput)).collect();
+        left.line(&mut s, &tp, color, name, false);
+        let p99: Vec<(f64, f64)> = pts.iter().map(|p| (p.offered, p.p99_us)).collect();
+        right.line(&mut s, &p99, color, name, false);
+        legend.push((name.as_str(), color));
+    }
+    left.legend(&mut s, &legend);
+    s.push_str("</svg>\n");
+    s
+}
+
 struct Panel {
     x0: f64,
     x_max: f64,
@@ -531,6 +586,29 @@ mod tests {
         assert!(doc.contains("throughput: 2400 at 3000"));
         assert!(doc.contains("p99: 5000 at 3000"));
         assert!(doc.contains(">3000<"), "x tick labels");
+    }
+
+    #[test]
+    fn compare_svg_draws_one_colour_per_series() {
+        let half: Vec<PlotPoint> = points()
+            .into_iter()
+            .map(|p| PlotPoint {
+                throughput: p.throughput / 2.0,
+                ..p
+            })
+            .collect();
+        let doc = compare_svg(
+            "ceiling & servers",
+            &[("ceiling".into(), points()), ("kea <memfile>".into(), half)],
+        );
+        assert!(balanced(&doc), "{doc}");
+        assert!(doc.contains("ceiling &amp; servers"));
+        // The ideal line, then throughput and p99 for each series.
+        assert_eq!(doc.matches("<polyline").count(), 5);
+        assert_eq!(doc.matches("<circle").count(), 12);
+        assert!(doc.contains("kea &lt;memfile&gt;: 1200 at 3000"));
+        assert!(doc.contains("ceiling: 5000 at 3000"));
+        assert_eq!(doc.matches(SERIES_COLORS[1]).count(), 2 + 6 + 1);
     }
 
     #[test]

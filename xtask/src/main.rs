@@ -1,9 +1,11 @@
 //! `cargo xtask`: everything that needs the BPF toolchain, root or network namespaces.
 //!
 //! `setup` installs what a fresh Debian 12 machine lacks, `build` builds the eBPF object and
-//! the release binaries, `test` runs every test layer, and `demo` shows the appliance working
+//! the release binaries, `test` runs every test layer, `bench` measures the appliance against
+//! the link's ceiling and Kea, and `demo` shows the appliance working
 //! in a throw-away network namespace.
 
+mod bench;
 mod build;
 mod cmd;
 mod demo;
@@ -41,6 +43,11 @@ enum Task {
     /// Set up, build, then show the appliance at work in throw-away network namespaces:
     /// xdhcp6d over AF_XDP, real dhclient, the load generator, the metrics.
     Demo,
+    /// Set up, build, then measure in one run, on the same veth topology and the same
+    /// generator: the link's ceiling (an AF_XDP bounce program), xdhcp6d over AF_XDP, xdhcp6d
+    /// over UDP and Kea; prints one side-by-side table and writes JSON and an SVG plot under
+    /// target/xtask-bench/.
+    Bench(bench::Options),
     /// Fetch a URL path and print the body (used by the demo inside a namespace).
     #[command(hide = true)]
     HttpGet(http::Options),
@@ -53,6 +60,7 @@ fn main() -> ExitCode {
         Task::Build => build::all().map(drop),
         Task::Test(options) => setup::run().and_then(|()| test::run(&options)),
         Task::Demo => setup::run().and_then(|()| demo::run()),
+        Task::Bench(options) => setup::run().and_then(|()| bench::run(&options)),
         Task::HttpGet(options) => http::run(&options),
     };
     match result {

@@ -1,0 +1,588 @@
+//! `cargo xtask bench`: one run that measures the link's ceiling, xdhcp6d on both datapaths
+//! and Kea with the same generator, and reports them side by side.
+//!
+//! Topology: a server namespace and a client namespace joined by a veth pair. The server side
+//! (pinned to one core) is, in turn, `xdhcp6-reflect` (the cheapest possible "server": an
+//! AF_XDP socket that bounces every DHCPv6 frame back), `xdhcp6d --datapath xdp`,
+//! `xdhcp6d --datapath udp` and `kea-dhcp6` (memfile). The generator (pinned to the other
+//! core) ramps the rate up, bisects around the first failing step and writes its JSON
+//! summary; this task collects them into one table, one JSON file and one plot.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+use xdhcp6_bench::report::{PlotPoint, compare_svg};
+
+use crate::build;
+use crate::cmd;
+use crate::netns::{self, Netns};
+
+const SERVER_IF: &str = "xb-srv0";
+const CLIENT_IF: &str = "xb-cli0";
+const SERVER_ADDRESS: &str = "2001:db8:f::1";
+const CLIENT_ADDRESS: &str = "2001:db8:f::2";
+/// The pool every server allocates from; the emulated relays' link-addresses lie in it.
+const POOL: &str = "2001:db8:1::/64";
+
+/// Options of `cargo xtask bench`.
+#[derive(clap::Args)]
+pub struct Options {
+    /// Seconds of sending per ramp step.
+    #[arg(long, default_value_t = 3.0)]
+    step_seconds: f64,
+    /// Acceptable loss per step, percent (timeouts plus failed validations).
+    #[arg(long, default_value_t = 1.0)]
+    loss: f64,
+    /// Emulated clients (distinct DUIDs).
+    #[arg(long, default_value_t = 2_000_000)]
+    clients: u32,
+    /// Emulated relays (Relay-forward with link-address, Interface-Id and Remote-Id).
+    #[arg(long, default_value_t = 16)]
+    relays: u32,
+    /// The generator's transport: afxdp (frames through its own XDP program and AF_XDP
+    /// socket) or udp (kernel sockets).
+    #[arg(long, default_value = "afxdp")]
+    transport: String,
+    /// Core of the server under test.
+    #[arg(long, default_value_t = 1)]
+    server_core: usize,
+    /// Core of the generator.
+    #[arg(long, default_value_t = 0)]
+    generator_core: usize,
+    /// Measure only these targets (ceiling, xdhcp6d-xdp, xdhcp6d-udp, kea), comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+}
+
+/// One server under test.
+#[derive(Clone, Copy)]
+struct Target {
+    name: &'static str,
+    what: &'static str,
+    /// The generator's scenario against it.
+    scenario: &'static str,
+    /// First rate and increment of the ramp, flows per second.
+    start: u32,
+}
+
+const TARGETS: [Target; 4] = [
+    Target {
+        name: "ceiling",
+        what: "xdhcp6-reflect: AF_XDP bounce, no DHCP (2 round trips per flow)",
+        scenario: "echo",
+        start: 20_000,
+    },
+    Target {
+        name: "xdhcp6d-xdp",
+        what: "xdhcp6d --datapath xdp (AF_XDP, journal always)",
+        scenario: "sarr",
+        start: 10_000,
+    },
+    Target {
+        name: "xdhcp6d-udp",
+        what: "xdhcp6d --datapath udp (journal always)",
+        scenario: "sarr",
+        start: 10_000,
+    },
+    Target {
+        name: "kea",
+        what: "Kea kea-dhcp6 (memfile, persist false)",
+        scenario: "sarr",
+        start: 1_000,
+    },
+];
+
+/// What one target achieved.
+struct Measured {
+    target: Target,
+    best_rate: Option<f64>,
+    /// The step at the best rate: completed flows/s and latency.
+    throughput: f64,
+    p50_us: f64,
+    p99_us: f64,
+    points: Vec<PlotPoint>,
+    json: PathBuf,
+}
+
+pub fn run(options: &Options) -> Result<()> {
+    cmd::require_root("cargo xtask bench")?;
+    if !(options.step_seconds > 0.0 && options.loss >= 0.0) {
+        bail!("--step-seconds must be positive and --loss not negative");
+    }
+    if !matches!(options.transport.as_str(), "afxdp" | "udp") {
+        bail!("--transport {:?}: expected afxdp or udp", options.transport);
+    }
+    for name in &options.only {
+        if !TARGETS.iter().any(|t| t.name == name) {
+            bail!("--only {name:?}: expected ceiling, xdhcp6d-xdp, xdhcp6d-udp or kea");
+        }
+    }
+    build::all()?;
+    let release = build::target_dir().join("release");
+    let work = build::target_dir().join("xtask-bench");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
+    let lab = Lab::new(&release, &work, options)?;
+
+    let mut results = Vec::new();
+    for target in TARGETS {
+        if !options.only.is_empty() && !options.only.iter().any(|n| n == target.name) {
+            continue;
+        }
+        println!("\n== {}: {}", target.name, target.what);
+        let server = lab.start_server(target)?;
+        lab.wait_answering(target)?;
+        let measured = lab.ramp(target)?;
+        drop(server);
+        println!(
+            "  {}: best {} flows/s",
+            target.name,
+            measured
+                .best_rate
+                .map_or("none".to_owned(), |r| format!("{r:.0}"))
+        );
+        results.push(measured);
+    }
+
+    let table = table(&results, options);
+    println!("\n{table}");
+    let summary = summary_json(&results, options);
+    let json_path = work.join("bench.json");
+    std::fs::write(&json_path, serde_json::to_string_pretty(&summary)? + "\n")
+        .with_context(|| format!("writing {}", json_path.display()))?;
+    let series: Vec<(String, Vec<PlotPoint>)> = results
+        .iter()
+        .map(|m| (m.target.name.to_owned(), m.points.clone()))
+        .collect();
+    let plot_path = work.join("bench.svg");
+    std::fs::write(
+        &plot_path,
+        compare_svg(
+            &format!(
+                "sarr (4-way) flows/s, {} transport, {} relays",
+                options.transport, options.relays
+            ),
+            &series,
+        ),
+    )
+    .with_context(|| format!("writing {}", plot_path.display()))?;
+    std::fs::write(work.join("bench.md"), &table)?;
+    println!("  table: {}", work.join("bench.md").display());
+    println!("  json:  {}", json_path.display());
+    println!("  plot:  {}", plot_path.display());
+    Ok(())
+}
+
+/// The namespaces and the binaries; dropping it removes the namespaces.
+struct Lab<'a> {
+    server: Netns,
+    client: Netns,
+    release: PathBuf,
+    work: PathBuf,
+    options: &'a Options,
+    server_mac: String,
+}
+
+impl<'a> Lab<'a> {
+    fn new(release: &Path, work: &Path, options: &'a Options) -> Result<Self> {
+        println!("== namespaces xdhcp6-bench-srv and xdhcp6-bench-cli, joined by a veth pair");
+        let server = Netns::create("xdhcp6-bench-srv")?;
+        let client = Netns::create("xdhcp6-bench-cli")?;
+        netns::veth_pair(&server, SERVER_IF, &client, CLIENT_IF)?;
+        // veth hands AF_XDP frames whose checksum the kernel has not finished; real NICs do.
+        for (ns, interface) in [(&server, SERVER_IF), (&client, CLIENT_IF)] {
+            cmd::output(ns.command("ethtool").args(["-K", interface, "tx", "off"]))?;
+        }
+        server.ip(&[
+            "-6",
+            "addr",
+            "add",
+            &format!("{SERVER_ADDRESS}/64"),
+            "dev",
+            SERVER_IF,
+            "nodad",
+        ])?;
+        client.ip(&[
+            "-6",
+            "addr",
+            "add",
+            &format!("{CLIENT_ADDRESS}/64"),
+            "dev",
+            CLIENT_IF,
+            "nodad",
+        ])?;
+        server.wait_for_addresses(SERVER_IF)?;
+        client.wait_for_addresses(CLIENT_IF)?;
+        let link = server.ip(&["-o", "link", "show", "dev", SERVER_IF])?;
+        let server_mac = link
+            .split_whitespace()
+            .skip_while(|word| *word != "link/ether")
+            .nth(1)
+            .context("the server veth has no MAC address")?
+            .to_owned();
+        Ok(Self {
+            server,
+            client,
+            release: release.to_owned(),
+            work: work.to_owned(),
+            options,
+            server_mac,
+        })
+    }
+
+    /// Starts the target's server pinned to the server core.
+    fn start_server(&self, target: Target) -> Result<Server> {
+        let core = self.options.server_core.to_string();
+        let log = self.work.join(format!("{}.log", target.name));
+        let mut command = self.server.command("taskset");
+        command.current_dir(&self.work).args(["-c", &core]);
+        match target.name {
+            "ceiling" => {
+                command.arg(self.release.join("xdhcp6-reflect")).args([
+                    "--interface",
+                    SERVER_IF,
+                    "--xdp-mode",
+                    "native",
+                ]);
+            }
+            "xdhcp6d-xdp" | "xdhcp6d-udp" => {
+                let config = self.work.join("xdhcp6d.toml");
+                std::fs::write(&config, xdhcp6d_config())?;
+                let journal = self.work.join(format!("{}.journal", target.name));
+                let _ = std::fs::remove_file(&journal);
+                let datapath = if target.name == "xdhcp6d-xdp" {
+                    "xdp"
+                } else {
+                    "udp"
+                };
+                command
+                    .arg(self.release.join("xdhcp6d"))
+                    .arg("run")
+                    .arg("--config")
+                    .arg(&config)
+                    .args(["--datapath", datapath, "--xdp-mode", "native"])
+                    .args(["--metrics", "off", "--cores", &core])
+                    .arg("--journal")
+                    .arg(&journal);
+            }
+            "kea" => {
+                let config = self.work.join("kea-dhcp6.json");
+                std::fs::write(&config, kea_config())?;
+                std::fs::create_dir_all("/run/kea").context("creating /run/kea")?;
+                command
+                    .env("KEA_PIDFILE_DIR", &self.work)
+                    .env("KEA_LOCKFILE_DIR", &self.work)
+                    .arg("kea-dhcp6")
+                    .arg("-c")
+                    .arg(&config);
+            }
+            other => bail!("unknown target {other}"),
+        }
+        Server::start(command, &log, target.name)
+    }
+
+    /// The generator's command line, without the rate settings.
+    fn generator(&self, target: Target, clients: u32, seed: u8) -> Command {
+        let mut command = self.client.command("taskset");
+        command
+            .current_dir(&self.work)
+            .args(["-c", &self.options.generator_core.to_string()])
+            .arg(self.release.join("xdhcp6-bench"))
+            .args(["--interface", CLIENT_IF, "--server", SERVER_ADDRESS]);
+        if self.options.transport == "afxdp" {
+            command
+                .args(["--transport", "afxdp", "--xdp-mode", "native"])
+                .args(["--server-mac", &self.server_mac]);
+        }
+        command
+            .args(["--scenario", target.scenario])
+            .args(["--clients", &clients.to_string()])
+            .args(["--relays", &self.options.relays.to_string()])
+            .args(["--expect-range", POOL])
+            .args(["--seed", &seed.to_string()])
+            .arg("-q");
+        command
+    }
+
+    /// Waits until the target answers a short, slow run (it has started serving).
+    fn wait_answering(&self, target: Target) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let probe = self.work.join("probe.json");
+            let _ = std::fs::remove_file(&probe);
+            let mut command = self.generator(target, 100, 7);
+            command
+                .args(["--rate", "100", "--duration", "1", "--json"])
+                .arg(&probe)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            let _ = command.status();
+            let completed = std::fs::read_to_string(&probe)
+                .ok()
+                .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+                .and_then(|v| v["flows_completed"].as_u64())
+                .unwrap_or(0);
+            if completed > 0 {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{} did not answer the generator within 20 s (see {})",
+                    target.name,
+                    self.work.join(format!("{}.log", target.name)).display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    /// Ramps the generator up against the target and reads back its summary.
+    fn ramp(&self, target: Target) -> Result<Measured> {
+        let json = self.work.join(format!("{}.json", target.name));
+        let start = target.start.to_string();
+        let mut command = self.generator(target, self.options.clients, 0xbe);
+        command
+            .args([
+                "--ramp", "--refine", "3", "--start", &start, "--step", &start,
+            ])
+            .args(["--loss", &self.options.loss.to_string()])
+            .args(["--duration", &self.options.step_seconds.to_string()])
+            .arg("--json")
+            .arg(&json)
+            .arg("--plot")
+            .arg(self.work.join(format!("{}.svg", target.name)))
+            .stdout(Stdio::null());
+        // The generator exits 1 when a reply failed validation: that is a finding for the
+        // table, not a reason to stop the other measurements.
+        let line = cmd::display(&command);
+        eprintln!("$ {line}");
+        let status = command
+            .status()
+            .with_context(|| format!("cannot start `{line}`"))?;
+        if !(status.success() || status.code() == Some(1)) {
+            bail!("`{line}` failed ({status})");
+        }
+        let text = std::fs::read_to_string(&json)
+            .with_context(|| format!("reading {}", json.display()))?;
+        let summary: Value =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", json.display()))?;
+        let failures = summary["total_failures"].as_u64().unwrap_or(0);
+        if failures > 0 {
+            eprintln!(
+                "  {}: {failures} replies failed validation: {}",
+                target.name, summary["failures"]
+            );
+        }
+        let steps = summary["ramp"]["steps"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let best_rate = summary["ramp"]["best_rate"].as_f64();
+        let num = |step: &Value, key: &str| step[key].as_f64().unwrap_or(0.0);
+        let points: Vec<PlotPoint> = steps
+            .iter()
+            .map(|step| PlotPoint {
+                offered: num(step, "offered"),
+                throughput: num(step, "throughput"),
+                p50_us: num(step, "p50_us"),
+                p99_us: num(step, "p99_us"),
+            })
+            .collect();
+        // The step that ran at the best rate: steps record what they offered, which is the
+        // target rate up to pacing error.
+        let best = best_rate.and_then(|rate| {
+            steps.iter().min_by(|a, b| {
+                (num(a, "offered") - rate)
+                    .abs()
+                    .total_cmp(&(num(b, "offered") - rate).abs())
+            })
+        });
+        Ok(Measured {
+            target,
+            best_rate,
+            throughput: best.map_or(0.0, |s| num(s, "throughput")),
+            p50_us: best.map_or(0.0, |s| num(s, "p50_us")),
+            p99_us: best.map_or(0.0, |s| num(s, "p99_us")),
+            points,
+            json,
+        })
+    }
+}
+
+/// A server process, stopped with SIGTERM (then SIGKILL) when dropped.
+struct Server {
+    child: Child,
+    name: &'static str,
+}
+
+impl Server {
+    fn start(mut command: Command, log: &Path, name: &'static str) -> Result<Self> {
+        let file =
+            std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(file.try_clone()?))
+            .stderr(Stdio::from(file))
+            .spawn()
+            .with_context(|| format!("starting {name}"))?;
+        println!("  log: {}", log.display());
+        Ok(Self { child, name })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // `ip netns exec` and `taskset` exec into the server, so the pid is the server's.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        eprintln!("  {} did not stop on SIGTERM; killing it", self.name);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn xdhcp6d_config() -> String {
+    format!(
+        r#"# cargo xtask bench: one link on the veth, relayed clients select it by link-address.
+[server]
+duid = "00:01:00:01:2e:00:00:01:02:00:00:00:00:0a"
+preference = 255
+salt = "xtask-bench"
+expected-leases = 4000000
+t1 = "30m"
+t2 = "48m"
+preferred-lifetime = "1h"
+valid-lifetime = "2h"
+
+[options]
+dns-servers = ["2001:db8:53::1"]
+
+[[link]]
+name = "bench"
+interfaces = ["{SERVER_IF}"]
+
+[[link.pool]]
+prefix = "{POOL}"
+"#
+    )
+}
+
+fn kea_config() -> String {
+    let config = json!({
+        "Dhcp6": {
+            // Kea answers relays only on an interface written with its unicast address.
+            "interfaces-config": { "interfaces": [format!("{SERVER_IF}/{SERVER_ADDRESS}")] },
+            "lease-database": { "type": "memfile", "persist": false },
+            "renew-timer": 1800,
+            "rebind-timer": 2880,
+            "preferred-lifetime": 3600,
+            "valid-lifetime": 7200,
+            "subnet6": [{
+                "id": 1,
+                "subnet": POOL,
+                "interface": SERVER_IF,
+                "pools": [{ "pool": POOL }],
+                "option-data": [{ "name": "dns-servers", "data": "2001:db8:53::1" }]
+            }],
+            "loggers": [{
+                "name": "kea-dhcp6",
+                "severity": "WARN",
+                "output_options": [{ "output": "stderr" }]
+            }]
+        }
+    });
+    serde_json::to_string_pretty(&config).unwrap_or_default()
+}
+
+/// The side-by-side table (Markdown, so it can go into the README as printed).
+fn table(results: &[Measured], options: &Options) -> String {
+    let rate_of = |name: &str| {
+        results
+            .iter()
+            .find(|m| m.target.name == name)
+            .and_then(|m| m.best_rate)
+    };
+    let kea = rate_of("kea");
+    let ceiling = rate_of("ceiling");
+    let ratio = |rate: Option<f64>, base: Option<f64>| match (rate, base) {
+        (Some(r), Some(b)) if b > 0.0 => format!("{:.1}x", r / b),
+        _ => "-".to_owned(),
+    };
+    let percent = |rate: Option<f64>, base: Option<f64>| match (rate, base) {
+        (Some(r), Some(b)) if b > 0.0 => format!("{:.0} %", 100.0 * r / b),
+        _ => "-".to_owned(),
+    };
+    let mut t = format!(
+        "sarr flows/s (Solicit, Advertise, Request, Reply) with loss <= {} %, {} emulated clients \
+         behind {} relays, generator over {} on core {}, server on core {}, {} s per step\n\n",
+        options.loss,
+        options.clients,
+        options.relays,
+        options.transport,
+        options.generator_core,
+        options.server_core,
+        options.step_seconds
+    );
+    t.push_str("| target | what | highest rate | completed at that rate | p50 | p99 | vs Kea | of ceiling |\n");
+    t.push_str("|---|---|---|---|---|---|---|---|\n");
+    for m in results {
+        let rate = m
+            .best_rate
+            .map_or("none passed".to_owned(), |r| format!("{r:.0}/s"));
+        let is_server = m.target.name != "ceiling";
+        t.push_str(&format!(
+            "| {} | {} | {} | {:.0}/s | {:.0} us | {:.0} us | {} | {} |\n",
+            m.target.name,
+            m.target.what,
+            rate,
+            m.throughput,
+            m.p50_us,
+            m.p99_us,
+            if is_server && m.target.name != "kea" {
+                ratio(m.best_rate, kea)
+            } else {
+                "-".to_owned()
+            },
+            if is_server {
+                percent(m.best_rate, ceiling)
+            } else {
+                "-".to_owned()
+            },
+        ));
+    }
+    t
+}
+
+fn summary_json(results: &[Measured], options: &Options) -> Value {
+    json!({
+        "loss_threshold_percent": options.loss,
+        "clients": options.clients,
+        "relays": options.relays,
+        "transport": options.transport,
+        "step_seconds": options.step_seconds,
+        "generator_core": options.generator_core,
+        "server_core": options.server_core,
+        "targets": results.iter().map(|m| json!({
+            "name": m.target.name,
+            "what": m.target.what,
+            "scenario": m.target.scenario,
+            "best_rate": m.best_rate,
+            "throughput_at_best": m.throughput,
+            "p50_us_at_best": m.p50_us,
+            "p99_us_at_best": m.p99_us,
+            "summary": m.json.display().to_string(),
+        })).collect::<Vec<_>>(),
+    })
+}
