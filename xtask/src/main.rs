@@ -2,11 +2,13 @@
 //!
 //! `setup` installs what a fresh Debian 12 machine lacks, `build` builds the eBPF object and
 //! the release binaries, `test` runs every test layer, and `demo` shows the appliance working
-//! in a throw-away network namespace.
+//! in a throw-away network namespace; `failover` kills one server of a redundant pair under
+//! load and measures what the clients lose.
 
 mod build;
 mod cmd;
 mod demo;
+mod failover;
 mod http;
 mod netns;
 mod setup;
@@ -41,6 +43,11 @@ enum Task {
     /// Set up, build, then show the appliance at work in throw-away network namespaces:
     /// xdhcp6d over AF_XDP, real dhclient, the load generator, the metrics.
     Demo,
+    /// Build, then run the RFC 6853 split-prefix pair (examples/split-a.toml and -b) on the
+    /// UDP datapath with 100,000 emulated clients that keep their leases, SIGKILL the
+    /// Preference-255 server once every client has renewed, and compare how many clients
+    /// lost service and for how long under several choices of T1/T2/lifetimes.
+    Failover(failover::Options),
     /// Fetch a URL path and print the body (used by the demo inside a namespace).
     #[command(hide = true)]
     HttpGet(http::Options),
@@ -53,6 +60,7 @@ fn main() -> ExitCode {
         Task::Build => build::all().map(drop),
         Task::Test(options) => setup::run().and_then(|()| test::run(&options)),
         Task::Demo => setup::run().and_then(|()| demo::run()),
+        Task::Failover(options) => failover::run(&options),
         Task::HttpGet(options) => http::run(&options),
     };
     match result {
