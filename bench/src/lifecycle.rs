@@ -359,6 +359,8 @@ pub struct HoldSummary {
     pub retransmissions: u64,
     /// Datagrams received.
     pub received: u64,
+    /// Datagrams the transport could not send (a full socket buffer).
+    pub send_drops: u64,
     /// Second answers to answered exchanges.
     pub extra_replies: u64,
     /// Answers to an earlier exchange.
@@ -1201,6 +1203,7 @@ impl Hold {
             ),
             retransmissions: self.stats.retransmissions,
             received: self.stats.received,
+            send_drops: 0,
             extra_replies: self.stats.extra,
             late_replies: self.stats.late,
             addresses_zeroed: self.stats.zeroed,
@@ -1396,7 +1399,9 @@ pub fn run_hold(
         }
     }
     let now = clock.now_ns();
-    Ok(hold.summary(now))
+    let mut summary = hold.summary(now);
+    summary.send_drops = transport.send_drops();
+    Ok(summary)
 }
 
 impl HoldSummary {
@@ -1475,6 +1480,7 @@ impl HoldSummary {
         }
         row(&mut t, "retransmissions", self.retransmissions.to_string());
         row(&mut t, "received", self.received.to_string());
+        row(&mut t, "send drops", self.send_drops.to_string());
         row(&mut t, "extra replies", self.extra_replies.to_string());
         row(&mut t, "late replies", self.late_replies.to_string());
         row(

@@ -171,6 +171,10 @@ struct Outcome {
     kill_on_time: bool,
     /// Whether every client was served again before the deadline.
     recovered: bool,
+    /// UDP receive-buffer drops in the survivor's namespace.
+    survivor_drops: Option<u64>,
+    /// UDP receive-buffer drops in the generator's namespace.
+    generator_drops: Option<u64>,
 }
 
 fn run_choice(
@@ -344,7 +348,13 @@ fn run_choice(
     }
     generator.signal("INT")?;
     generator.wait(Duration::from_secs(60))?;
+    let survivor_drops = receive_buffer_drops(&servers[1 - victim].netns);
+    let generator_drops = receive_buffer_drops(&generator_ns);
     drop(servers);
+    let survivor_log = work.join(format!("{}-{}.log", timers.name, ["a", "b"][1 - victim]));
+    if let Some(last) = read(&survivor_log)?.lines().last() {
+        println!("  survivor: {last}");
+    }
     let report = read(&table)?;
     println!("{}", indent(&report));
     let summary: Value = serde_json::from_str(&read(&json)?)
@@ -356,6 +366,18 @@ fn run_choice(
         svg,
         kill_on_time,
         recovered,
+        survivor_drops,
+        generator_drops,
+    })
+}
+
+/// Datagrams the kernel dropped in `netns` because a UDP socket's receive buffer was full
+/// (`Udp6RcvbufErrors`), where it can be read.
+fn receive_buffer_drops(netns: &Netns) -> Option<u64> {
+    let text = cmd::output(netns.command("cat").arg("/proc/net/snmp6")).ok()?;
+    text.lines().find_map(|line| {
+        let (key, value) = line.split_once(char::is_whitespace)?;
+        (key == "Udp6RcvbufErrors").then(|| value.trim().parse().ok())?
     })
 }
 
@@ -693,6 +715,15 @@ fn comparison(clients: u32, results: &[Outcome]) -> String {
     });
     row("retransmissions", &|r| {
         text(number(&r.summary, "retransmissions"), 0)
+    });
+    row("survivor UDP receive-buffer drops", &|r| {
+        text(r.survivor_drops.map(|n| n as f64), 0)
+    });
+    row("generator UDP receive-buffer drops", &|r| {
+        text(r.generator_drops.map(|n| n as f64), 0)
+    });
+    row("generator send drops", &|r| {
+        text(number(&r.summary, "send_drops"), 0)
     });
     row("validation failures", &|r| {
         text(number(&r.summary, "total_failures"), 0)
