@@ -1530,7 +1530,8 @@ impl HoldSummary {
             w / 2.0,
             crate::report::escape(title)
         );
-        let left = Panel::new(90.0, t_max, clients);
+        // Headroom above the curves keeps the legend clear of them.
+        let left = Panel::new(90.0, t_max, clients * 1.3);
         left.frame(&mut s, "time (s)", "clients");
         let series = |f: &dyn Fn(&HoldSample) -> u64| -> Vec<(f64, f64)> {
             self.timeline.iter().map(|x| (x.t_s, f(x) as f64)).collect()
@@ -1554,7 +1555,12 @@ impl HoldSummary {
         legend.push(("out of service".into(), "#d62728"));
         for (i, server) in self.servers.iter().enumerate() {
             let color = COLORS[i % COLORS.len()];
-            let name = format!("server {} (pref {})", i + 1, server.preference);
+            let tail = &server.duid[server.duid.len().saturating_sub(4)..];
+            let name = format!(
+                "server {} (pref {}, DUID ..{tail})",
+                i + 1,
+                server.preference
+            );
             let points = series(&|x| x.by_server.get(i).copied().unwrap_or(0));
             left.line(&mut s, &points, color, &name, false);
             legend.push((name, color));
@@ -1567,7 +1573,7 @@ impl HoldSummary {
             .map(HoldSample::messages)
             .max()
             .unwrap_or(0);
-        let right = Panel::new(580.0, t_max, peak as f64);
+        let right = Panel::new(580.0, t_max, peak as f64 * 1.3);
         right.frame(&mut s, "time (s)", "messages sent per second");
         let mut right_legend = Vec::new();
         for (k, kind) in KINDS.iter().enumerate() {

@@ -221,7 +221,6 @@ fn split_failover_with_the_example_lifetimes_loses_no_client() {
     // The examples: T1 10, T2 16, preferred 20, valid 30. A client of A renews in vain from
     // T1, rebinds at T2 and B answers before its address expires: no outage.
     let (hold, summary) = failover([SPLIT_A.to_string(), SPLIT_B.to_string()], KILL_S + 22);
-    eprintln!("{}", summary.table());
     assert_all_moved_to_b(&hold, &summary);
     assert_eq!(summary.clients_lost_service, 0, "{}", summary.table());
     // B gave every old address of A's half lifetime 0 (rebind-foreign = "zero").
