@@ -644,9 +644,8 @@ impl Hold {
         };
         self.recount(c, end);
         let client = self.clients[c as usize];
-        //= https://www.rfc-editor.org/rfc/rfc9915#section-18.2.5
-        //# If all leases for an IA have expired, the client may choose to start a Solicit
-        //# message exchange to obtain new leases
+        // RFC 9915 §18.2.5, in substance: Rebind ends when the valid lifetimes of all
+        // leases have expired; the client then starts over with a Solicit.
         if !client.holds_any()
             && matches!(
                 client.state,
@@ -757,9 +756,8 @@ impl Hold {
         let rand = self.unit() * 0.2 - 0.1;
         let client = self.clients[c as usize];
         let rt = if client.rt == 0 {
-            //= https://www.rfc-editor.org/rfc/rfc9915#section-18.2.1
-            //# the first RT MUST be selected to be strictly greater than IRT by choosing RAND
-            //# to be strictly greater than 0.
+            // RFC 9915 §18.2.1, in substance: the first Solicit RT is strictly greater
+            // than IRT (RAND strictly positive), which is also the Advertise collection time.
             let rand = if kind == Kind::Solicit {
                 rand.abs().max(0.001)
             } else {
@@ -923,9 +921,8 @@ impl Hold {
         let known = self.servers.iter().position(|s| s.raw == server_id);
         // A Reply from a server that never advertised is not one the client knows.
         let server = known.ok_or(Failure::WrongServerId)? as u8 + 1;
-        //= https://www.rfc-editor.org/rfc/rfc9915#section-16.10
-        //# the message MUST contain a Server Identifier option and the contents of the
-        //# Server Identifier option MUST match the DUID of the server to which the client sent
+        // RFC 9915 §16, in substance: the Reply to a Request or Renew comes from the server
+        // the client addressed; a Rebind goes to any server.
         if matches!(client.state, State::Requesting | State::Renewing) && server != client.target {
             return Err(Failure::WrongServerId);
         }
@@ -974,14 +971,9 @@ impl Hold {
             client.offer_server = server;
             client.offer_pref = preference;
         }
-        //= https://www.rfc-editor.org/rfc/rfc9915#section-18.2.1
-        //# If the client receives a valid Advertise message that includes a Preference
-        //# option with a preference value of 255, the client immediately begins a
-        //# client-initiated message exchange
-        //= https://www.rfc-editor.org/rfc/rfc9915#section-18.2.1
-        //# If the client does not receive any Advertise messages before the first RT has
-        //# elapsed, it begins the retransmission mechanism [...] The client terminates the
-        //# retransmission process as soon as it receives any Advertise message
+        // RFC 9915 §18.2.1, in substance: an Advertise with Preference 255 is taken at once;
+        // otherwise the client collects until the first RT ends and takes the best; after
+        // that, the first Advertise that arrives ends the Solicit.
         if preference == 255 || !client.has(COLLECTING) {
             let chosen = client.offer_server;
             self.request(c, now, chosen, out);
@@ -992,9 +984,8 @@ impl Hold {
         self.servers[usize::from(server - 1)].replies += 1;
         let state = self.clients[c as usize].state;
         if state != State::Requesting && answer.ia_status == Some(StatusCode::NoBinding) {
-            //= https://www.rfc-editor.org/rfc/rfc9915#section-18.2.10.1
-            //# Sends a Request message to the server that responded if any of the IAs in
-            //# the Reply message contain the NoBinding status code.
+            // RFC 9915 §18.2.10.1, in substance: an IA with NoBinding in the Reply to a
+            // Renew or Rebind makes the client Request it from the server that answered.
             self.stats.no_binding += 1;
             let addr = self.clients[c as usize]
                 .leases
@@ -1020,9 +1011,8 @@ impl Hold {
                 .iter()
                 .position(|l| l.is_some_and(|l| l.addr == a.addr));
             if a.valid == 0 {
-                //= https://www.rfc-editor.org/rfc/rfc9915#section-18.2.10.1
-                //# Discards any leases from the IA, as recorded by the client, that have a
-                //# valid lifetime of 0 in the IA Address or IA Prefix option.
+                // RFC 9915 §18.2.10.1, in substance: a lease with valid lifetime 0 in the
+                // Reply is discarded; new ones are added, known ones get the new lifetimes.
                 if let Some(slot) = slot {
                     client.leases[slot] = None;
                     self.stats.zeroed += 1;
