@@ -6,10 +6,12 @@
 //! The AF_XDP transport is still to come. See README.md for the command line.
 
 pub mod generator;
+pub mod lifecycle;
 pub mod message;
 pub mod pacing;
 pub mod population;
 pub mod report;
 pub mod runner;
+pub mod signal;
 pub mod stats;
 pub mod transport;

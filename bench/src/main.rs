@@ -10,6 +10,7 @@ use anyhow::{Context as _, bail};
 use clap::Parser;
 
 use xdhcp6_bench::generator::{Flow, Generator, Scenario, Settings};
+use xdhcp6_bench::lifecycle::{Control, Hold, HoldSample, HoldSettings, ServerInfo, run_hold};
 use xdhcp6_bench::message::IaSet;
 use xdhcp6_bench::population::{MAX_CLIENTS, Population, Prefix};
 use xdhcp6_bench::report::{PlotPoint, RunInfo, Summary, svg};
@@ -27,7 +28,8 @@ struct Cli {
     /// Unicast server address instead of All_DHCP_Relay_Agents_and_Servers.
     #[arg(long)]
     server: Option<Ipv6Addr>,
-    /// sarr, rapid, renew, rebind, release, info, pd, na+pd or mix.
+    /// sarr, rapid, renew, rebind, release, info, pd, na+pd, mix, or hold (clients that
+    /// keep their leases over time: Renew at T1, Rebind at T2, Solicit when they expire).
     #[arg(long, default_value = "sarr")]
     scenario: String,
     /// Weights for `--scenario mix`.
@@ -89,6 +91,12 @@ struct Cli {
     /// Write an SVG plot of throughput and latency against offered load here.
     #[arg(long)]
     plot: Option<PathBuf>,
+    /// hold: clients start evenly spread over this many seconds.
+    #[arg(long, default_value_t = 10.0)]
+    ramp_up: f64,
+    /// hold: the largest retransmission timeout, milliseconds (the first is 1 s).
+    #[arg(long, default_value_t = 8000, value_parser = clap::value_parser!(u32).range(1000..))]
+    max_rt_ms: u32,
     /// No progress line.
     #[arg(long, short = 'q')]
     quiet: bool,
@@ -107,6 +115,9 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<u64> {
+    if cli.scenario == "hold" {
+        return hold(&cli);
+    }
     let scenario = match cli.scenario.as_str() {
         "mix" => Scenario::mix(&cli.mix).map_err(anyhow::Error::msg)?,
         name => Scenario::One(name.parse::<Flow>().map_err(anyhow::Error::msg)?),
@@ -249,6 +260,72 @@ fn run(cli: Cli) -> anyhow::Result<u64> {
             summary.run.scenario, cli.clients
         );
         fs::write(path, svg(&title, &points))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(summary.total_failures)
+}
+
+/// `--scenario hold`: a population that keeps its leases; SIGUSR1 marks the timeline (a
+/// server stopped), SIGINT/SIGTERM end the run early with the report.
+fn hold(cli: &Cli) -> anyhow::Result<u64> {
+    if cli.relays > 0 || cli.ia != "na" {
+        bail!("--scenario hold emulates direct clients with one IA_NA (no --relays, --ia na)");
+    }
+    let positive = |x: f64| x.is_finite() && x >= 0.0;
+    if !positive(cli.ramp_up) || !positive(cli.duration) || cli.duration == 0.0 {
+        bail!("--ramp-up and --duration must be positive numbers");
+    }
+    let empty = Prefix::new(Ipv6Addr::UNSPECIFIED, 0).context("the empty prefix")?;
+    let mut settings = HoldSettings::new(Population::new(cli.clients, 0, cli.seed, empty));
+    settings.ramp_up_ms = (cli.ramp_up * 1000.0).min(f64::from(u32::MAX / 4)) as u32;
+    settings.max_rt_ms = cli.max_rt_ms;
+    settings.expect_ranges = cli.expect_range.into_iter().collect();
+    settings.seed = u64::from(cli.seed);
+    let mut transport = UdpTransport::open(cli.interface.as_deref(), cli.server, false)
+        .context("opening the UDP socket (port 546; root may be needed)")?;
+    xdhcp6_bench::signal::install().context("installing the signal handlers")?;
+    let mut generator = Hold::new(settings);
+    let mut clock = SystemClock::default();
+    let quiet = cli.quiet;
+    let mut progress = |s: &HoldSample, servers: &[ServerInfo]| {
+        if !quiet {
+            eprintln!("{}", s.progress_line(servers));
+        }
+    };
+    let mut control = |_: u64| {
+        if xdhcp6_bench::signal::stop_requested() {
+            Control::Stop
+        } else if xdhcp6_bench::signal::take_mark() {
+            Control::Mark
+        } else {
+            Control::Continue
+        }
+    };
+    let summary = run_hold(
+        &mut generator,
+        &mut transport,
+        &mut clock,
+        Duration::from_secs_f64(cli.duration),
+        &mut progress,
+        &mut control,
+    )?;
+    let json_to_stdout = cli.json.as_ref().is_some_and(|p| p.as_os_str() == "-");
+    if json_to_stdout {
+        eprint!("{}", summary.table());
+    } else {
+        print!("{}", summary.table());
+    }
+    if let Some(path) = &cli.json {
+        let text = serde_json::to_string_pretty(&summary).context("encoding the JSON summary")?;
+        if json_to_stdout {
+            println!("{text}");
+        } else {
+            fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
+        }
+    }
+    if let Some(path) = &cli.plot {
+        let title = format!("xdhcp6-bench hold ({} clients)", cli.clients);
+        fs::write(path, summary.svg(&title))
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(summary.total_failures)

@@ -253,8 +253,8 @@ impl From<&Sample> for PlotPoint {
     }
 }
 
-const W: f64 = 1000.0;
-const H: f64 = 420.0;
+pub(crate) const W: f64 = 1000.0;
+pub(crate) const H: f64 = 420.0;
 const PANEL_W: f64 = 380.0;
 const PANEL_H: f64 = 300.0;
 const TOP: f64 = 50.0;
@@ -366,7 +366,8 @@ pub fn compare_svg(title: &str, series: &[(String, Vec<PlotPoint>)]) -> String {
     s
 }
 
-struct Panel {
+/// One plot panel with its axes (shared with [`crate::lifecycle`]).
+pub(crate) struct Panel {
     x0: f64,
     x_max: f64,
     y_max: f64,
@@ -375,7 +376,7 @@ struct Panel {
 }
 
 impl Panel {
-    fn new(x0: f64, x_data: f64, y_data: f64) -> Self {
+    pub(crate) fn new(x0: f64, x_data: f64, y_data: f64) -> Self {
         let x_step = nice_step(x_data);
         let y_step = nice_step(y_data);
         Self {
@@ -395,7 +396,7 @@ impl Panel {
         TOP + PANEL_H - y / self.y_max * PANEL_H
     }
 
-    fn frame(&self, s: &mut String, x_label: &str, y_label: &str) {
+    pub(crate) fn frame(&self, s: &mut String, x_label: &str, y_label: &str) {
         let (x0, y0) = (self.x0, TOP + PANEL_H);
         let _ = writeln!(
             s,
@@ -441,7 +442,14 @@ impl Panel {
         );
     }
 
-    fn line(&self, s: &mut String, points: &[(f64, f64)], color: &str, name: &str, dashed: bool) {
+    pub(crate) fn line(
+        &self,
+        s: &mut String,
+        points: &[(f64, f64)],
+        color: &str,
+        name: &str,
+        dashed: bool,
+    ) {
         if points.is_empty() {
             return;
         }
@@ -475,7 +483,20 @@ impl Panel {
         }
     }
 
-    fn legend(&self, s: &mut String, entries: &[(&str, &str)]) {
+    /// A vertical line at `x` across the panel, labelled at the top.
+    pub(crate) fn marker(&self, s: &mut String, x: f64, label: &str) {
+        let px = self.px(x.clamp(0.0, self.x_max));
+        let _ = writeln!(
+            s,
+            r##"<line class="marker" x1="{px:.1}" y1="{TOP}" x2="{px:.1}" y2="{:.1}" stroke="#d62728" stroke-dasharray="6 3"/><text x="{:.1}" y="{:.1}" fill="#d62728">{}</text>"##,
+            TOP + PANEL_H,
+            px + 4.0,
+            TOP + PANEL_H - 6.0,
+            escape(label)
+        );
+    }
+
+    pub(crate) fn legend(&self, s: &mut String, entries: &[(&str, &str)]) {
         for (i, (name, color)) in entries.iter().enumerate() {
             let y = TOP + 15.0 + 16.0 * i as f64;
             let x = self.x0 + 10.0;
@@ -524,7 +545,7 @@ fn tick_label(v: f64) -> String {
     }
 }
 
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

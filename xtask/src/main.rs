@@ -2,13 +2,15 @@
 //!
 //! `setup` installs what a fresh Debian 12 machine lacks, `build` builds the eBPF object and
 //! the release binaries, `test` runs every test layer, `bench` measures the appliance against
-//! the link's ceiling and Kea, and `demo` shows the appliance working
-//! in a throw-away network namespace.
+//! the link's ceiling and Kea, `demo` shows the appliance working in a throw-away network
+//! namespace, and `failover` kills one server of a redundant pair under load and measures what
+//! the clients lose.
 
 mod bench;
 mod build;
 mod cmd;
 mod demo;
+mod failover;
 mod http;
 mod netns;
 mod setup;
@@ -48,6 +50,11 @@ enum Task {
     /// over UDP and Kea; prints one side-by-side table and writes JSON and an SVG plot under
     /// target/xtask-bench/.
     Bench(bench::Options),
+    /// Build, then run the RFC 6853 split-prefix pair (examples/split-a.toml and -b) on the
+    /// UDP datapath with 100,000 emulated clients that keep their leases, SIGKILL the
+    /// Preference-255 server once every client has renewed, and compare how many clients
+    /// lost service and for how long under several choices of T1/T2/lifetimes.
+    Failover(failover::Options),
     /// Fetch a URL path and print the body (used by the demo inside a namespace).
     #[command(hide = true)]
     HttpGet(http::Options),
@@ -61,6 +68,7 @@ fn main() -> ExitCode {
         Task::Test(options) => setup::run().and_then(|()| test::run(&options)),
         Task::Demo => setup::run().and_then(|()| demo::run()),
         Task::Bench(options) => setup::run().and_then(|()| bench::run(&options)),
+        Task::Failover(options) => failover::run(&options),
         Task::HttpGet(options) => http::run(&options),
     };
     match result {
