@@ -9,17 +9,19 @@
 //!  server c ─┘ (bridge)               server c ─┘
 //! ```
 //!
-//! The client binds to the server with the highest Preference, which is then SIGKILLed. Its
-//! Renew (to that server) goes unanswered, and its Rebind at T2 reaches the others:
+//! The client binds to the server with Preference 255, which is then SIGKILLed. Its Renew
+//! (to that server) goes unanswered, and its Rebind reaches the others:
 //!
 //! - split and unique prefixes: the survivor returns the old address and prefix with
 //!   lifetimes 0 next to new ones from its own slice;
 //! - identical prefixes: the survivor extends the same address and prefix.
 //!
-//! The client must hold a working address from a survivor no later than T2 (from the
-//! example's configuration) plus a few seconds after the kill. A last test has two servers
-//! below Preference 255 and checks that the client waits for both Advertises and takes the
-//! higher one.
+//! After the kill, the client must hold a working address from a survivor (configured on its
+//! interface by its script) within its Rebind time, derived from the example's T1 and T2 (see
+//! [`rebind_bound`]), plus a few seconds, and before its first address's valid lifetime ends;
+//! at the next T1 it renews with that survivor alone. The survivor's journal has the bindings.
+//! A last test has two servers below Preference 255 and checks that the client waits for both
+//! Advertises and takes the higher one.
 //!
 //! Each test needs root, network namespaces and the ISC tools (dhclient, dhcrelay, tcpdump,
 //! tshark); `cargo xtask test` runs them with `--include-ignored --test-threads=1`.
@@ -90,7 +92,7 @@ enum Model {
 
 /// One server of a test: an example file with the lab's interface put in.
 struct Server {
-    /// `a`, `b`, `c`: the daemon's name, its namespace role `sA` and its log `a.log`.
+    /// `a`, `b`, `c`: the daemon's name, its namespace role (`sa`) and its log (`a.log`).
     name: String,
     file: &'static str,
     text: String,
@@ -108,8 +110,9 @@ impl Server {
         let path = examples().join(file);
         let original = std::fs::read_to_string(&path)
             .unwrap_or_else(|error| panic!("reading {}: {error}", path.display()));
-        // The examples name `eth1` with VLAN 100; the lab's server interface is untagged,
-        // which the UDP datapath needs (it sees VLANs only as VLAN interfaces).
+        // The examples name `eth1` with VLAN 100; the lab's server interface is untagged: the
+        // UDP datapath sees VLANs only as VLAN interfaces, and a tagged client would need one
+        // (the 8021q module), which not every test machine has.
         let mut replaced = 0;
         let text: String = original
             .lines()
@@ -483,6 +486,16 @@ fn failover(tag: &str, files: &[&'static str], path: Reach, datapath: Datapath, 
         net.report()
     );
 
+    // Service without a gap: the survivor's lease came before the first one ran out.
+    assert!(
+        after.time < first.time + f64::from(timers.valid),
+        "the survivor's lease came {:.1} s after the first binding, when its valid lifetime \
+         ({} s) had ended:\n{}",
+        after.time - first.time,
+        timers.valid,
+        net.report()
+    );
+
     // The exchanges after the kill, as the client's interface saw them.
     let messages = captured_messages(&net.capture);
     let later: Vec<&CapturedMessage> = messages.iter().filter(|m| m.time >= killed).collect();
@@ -584,6 +597,23 @@ fn failover(tag: &str, files: &[&'static str], path: Reach, datapath: Datapath, 
             );
         }
     }
+
+    // The survivor goes on serving the client: at T1 the client renews with it (the other
+    // survivors drop that Renew) and keeps its address and prefix.
+    let renewed = net.wait_for_lease(
+        &["RENEW6"],
+        after.time,
+        Duration::from_secs_f64(f64::from(t1) + RENEW_TIMEOUT_S),
+    );
+    assert!(
+        (renewed.address, &renewed.prefix) == (after.address, &after.prefix)
+            && same_duid(&renewed.address_server, &survivor.config.server.duid),
+        "after the Rebind the client renewed {renewed:?} instead of {} and {} with {}:\n{}",
+        after.address,
+        after.prefix,
+        survivor.file,
+        net.report()
+    );
 
     // On AF_XDP, the survivor's program steered the exchange: at least the Solicit, the
     // Request (for another server), the Renew and the Rebind.
