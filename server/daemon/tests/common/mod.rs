@@ -561,7 +561,8 @@ impl Lab {
     }
 
     /// Runs `dhclient -6 -1` (with `extra` flags) on an interface of a role until it has a
-    /// lease, stops it, and returns its lease file.
+    /// lease, stops it, and returns its lease file. Its script is [`DHCLIENT_SCRIPT`], as for
+    /// [`Lab::start_dhclient`].
     pub fn dhclient(&mut self, role: &str, interface: &str, name: &str, extra: &[&str]) -> String {
         require_tools(&["dhclient", "timeout"]);
         let leases = self.path(&format!("{name}.leases"));
@@ -569,9 +570,11 @@ impl Lab {
         self.pid_files.push(pid.clone());
         let leases_arg = leases.display().to_string();
         let pid_arg = pid.display().to_string();
+        let script = self.dhclient_script(name);
         let mut args = vec!["timeout", "30", "dhclient", "-6"];
         args.extend_from_slice(extra);
-        args.extend_from_slice(&["-v", "-1", "-lf", &leases_arg, "-pf", &pid_arg, interface]);
+        args.extend_from_slice(&["-v", "-1", "-lf", &leases_arg, "-pf", &pid_arg]);
+        args.extend_from_slice(&["-sf", &script, interface]);
         let output = self.exec(role, &args);
         let text = fs::read_to_string(&leases).unwrap_or_default();
         assert!(
@@ -585,9 +588,7 @@ impl Lab {
         kill_pid_file(&pid);
         text
     }
-}
 
-impl Lab {
     /// Starts `dhclient -6 -d` (with `extra` flags such as `-N -P`) on an interface of a role
     /// and leaves it running: it solicits, binds, renews and rebinds like a real host. Its
     /// log is `NAME.log`, its lease file `NAME.leases`, and its script (see
@@ -595,6 +596,22 @@ impl Lab {
     /// line per call to `NAME.events` (see [`ScriptEvent`]).
     pub fn start_dhclient(&mut self, role: &str, interface: &str, name: &str, extra: &[&str]) {
         require_tools(&["dhclient"]);
+        let script = self.dhclient_script(name);
+        let leases = self.path(&format!("{name}.leases")).display().to_string();
+        let pid = self.path(&format!("{name}.pid"));
+        self.pid_files.push(pid.clone());
+        let pid = pid.display().to_string();
+        let mut args = vec!["dhclient", "-6", "-d", "-v"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["-lf", &leases, "-pf", &pid, "-sf", &script, interface]);
+        self.spawn(role, name, &args);
+    }
+
+    /// Writes [`DHCLIENT_SCRIPT`] for the dhclient `name` (its calls go to `NAME.events`)
+    /// and returns its path. The script keeps dhclient away from the machine's own files:
+    /// Debian's dhclient-script would write the DNS options to /etc/resolv.conf, which
+    /// `ip netns exec` shares with the host.
+    fn dhclient_script(&self, name: &str) -> String {
         let script = self.path(&format!("{name}.script"));
         let events = self.path(&format!("{name}.events"));
         fs::write(
@@ -602,16 +619,9 @@ impl Lab {
             DHCLIENT_SCRIPT.replace("@EVENTS@", &events.display().to_string()),
         )
         .unwrap();
-        run("chmod", &["+x", &script.display().to_string()]);
-        let leases = self.path(&format!("{name}.leases")).display().to_string();
-        let pid = self.path(&format!("{name}.pid"));
-        self.pid_files.push(pid.clone());
-        let pid = pid.display().to_string();
         let script = script.display().to_string();
-        let mut args = vec!["dhclient", "-6", "-d", "-v"];
-        args.extend_from_slice(extra);
-        args.extend_from_slice(&["-lf", &leases, "-pf", &pid, "-sf", &script, interface]);
-        self.spawn(role, name, &args);
+        run("chmod", &["+x", &script]);
+        script
     }
 
     /// The calls of a dhclient's script so far (see [`Lab::start_dhclient`]).
