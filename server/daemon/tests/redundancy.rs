@@ -1,12 +1,13 @@
 //! RFC 6853 redundancy end to end: two or three `xdhcp6d` on one link, each in its own
 //! namespace, configured by the files in `examples/` (only the interface is replaced), and one
 //! ISC `dhclient -6 -N -P` asking for an address and a prefix, on the link or behind one ISC
-//! `dhcrelay -6` that forwards to every server.
+//! `dhcrelay -6` that forwards to every server. On the link, a second `dhclient -6 -P` asks
+//! for a prefix only.
 //!
 //! ```text
-//!  server a ─┐                        server a ─┐
-//!  server b ─┼─ switch ─ client       server b ─┼─ switch ─ relay ─ client
-//!  server c ─┘ (bridge)               server c ─┘
+//!  server a ─┐          ┌─ client     server a ─┐
+//!  server b ─┼─ switch ─┤             server b ─┼─ switch ─ relay ─ client
+//!  server c ─┘ (bridge) └─ pd-client  server c ─┘
 //! ```
 //!
 //! The client binds to the server with Preference 255, which is then SIGKILLed. Its Renew
@@ -52,8 +53,11 @@ const RELAY_DOWN_ADDRESS: &str = "2001:db8:ffff:1::1";
 /// The relay's address on the servers' link; the servers are `2001:db8:f::a`, `::b`, `::c`.
 const RELAY_UP_ADDRESS: &str = "2001:db8:f::1";
 
-/// The dhclient under test.
+/// The dhclient under test (`-N -P`: an address and a prefix).
 const CLIENT: &str = "client";
+/// A second dhclient on the servers' link that asks for a prefix only (`-P`), in its own
+/// namespace, in the direct tests.
+const PD_CLIENT: &str = "pd-client";
 
 /// The first retransmission timeout of Renew (REN_TIMEOUT, RFC 9915 §7.6), with its +10%
 /// randomisation. ISC dhclient moves from Renew to Rebind only when a Renew retransmission
@@ -193,8 +197,9 @@ impl Network {
         common::require_tools(&["dhclient", "dhcrelay", "tcpdump", "tshark", "bridge"]);
         let servers: Vec<Server> = files.iter().map(|file| Server::new(file)).collect();
         let mut roles = vec!["sw".to_owned(), "cli".to_owned()];
-        if path == Reach::Relayed {
-            roles.push("rly".to_owned());
+        match path {
+            Reach::Direct => roles.push("pd".to_owned()),
+            Reach::Relayed => roles.push("rly".to_owned()),
         }
         roles.extend(servers.iter().map(Server::role));
         let roles: Vec<&str> = roles.iter().map(String::as_str).collect();
@@ -213,6 +218,8 @@ impl Network {
             Reach::Direct => {
                 lab.veth(("cli", CLIENT_IF), ("sw", "pcli"));
                 lab.attach("sw", "pcli", BRIDGE);
+                lab.veth(("pd", CLIENT_IF), ("sw", "ppd"));
+                lab.attach("sw", "ppd", BRIDGE);
             }
             Reach::Relayed => {
                 lab.veth(("rly", RELAY_UP_IF), ("sw", "prly"));
@@ -264,11 +271,12 @@ impl Network {
     /// the relay's and every daemon's log, and the decoded capture.
     fn report(&self) -> String {
         let mut text = self.lab.dhclient_report(CLIENT);
-        if self.path == Reach::Relayed {
-            text.push_str(&format!(
+        match self.path {
+            Reach::Direct => text.push_str(&self.lab.dhclient_report(PD_CLIENT)),
+            Reach::Relayed => text.push_str(&format!(
                 "--- dhcrelay log:\n{}\n",
                 self.lab.log("dhcrelay")
-            ));
+            )),
         }
         text.push_str(&self.lab.daemon_logs());
         text.push_str("--- capture on the client's interface:\n");
@@ -276,6 +284,52 @@ impl Network {
             text.push_str(&format!("{message:?}\n"));
         }
         text
+    }
+
+    /// Waits until the script of the prefix-only client has been called with a prefix (valid
+    /// lifetime above 0) for `reasons` after `since`; returns it, the time of the call and
+    /// the Server Identifier.
+    fn wait_for_prefix(
+        &self,
+        reasons: &[&str],
+        since: f64,
+        timeout: Duration,
+    ) -> (String, f64, String) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let found = self
+                .lab
+                .dhclient_events(PD_CLIENT)
+                .into_iter()
+                .find(|event| {
+                    event.time >= since
+                        && reasons.contains(&event.reason.as_str())
+                        && event.valid.is_some_and(|valid| valid > 0)
+                        && event.prefix.is_some()
+                });
+            if let Some(event) = found {
+                return (event.prefix.unwrap(), event.time, event.server);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the prefix-only client has no prefix by {reasons:?} after {timeout:?}:\n{}",
+                self.report()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The server whose DUID dhclient printed as `printed`.
+    fn server_by_duid(&self, printed: &str) -> &Server {
+        self.servers
+            .iter()
+            .find(|server| same_duid(printed, &server.config.server.duid))
+            .unwrap_or_else(|| {
+                panic!(
+                    "{printed} is the DUID of none of the servers:\n{}",
+                    self.report()
+                )
+            })
     }
 
     /// Waits until the client's script has been called with an address and a prefix (valid
@@ -443,8 +497,21 @@ fn failover(tag: &str, files: &[&'static str], path: Reach, datapath: Datapath, 
 
     net.lab
         .start_dhclient("cli", CLIENT_IF, CLIENT, &["-N", "-P"]);
+    let pd_only = path == Reach::Direct;
+    if pd_only {
+        net.lab.start_dhclient("pd", CLIENT_IF, PD_CLIENT, &["-P"]);
+    }
     let first = net.wait_for_lease(&["BOUND6"], 0.0, Duration::from_secs(15));
+    let pd_first = pd_only.then(|| net.wait_for_prefix(&["BOUND6"], 0.0, Duration::from_secs(15)));
     let primary = net.server(&primary_name);
+    if let Some((prefix, _, server)) = &pd_first {
+        assert!(
+            primary.owns_prefix(prefix) && same_duid(server, &primary_duid),
+            "the prefix-only client bound {prefix} from {server} instead of a prefix of {}:\n{}",
+            primary.file,
+            net.report()
+        );
+    }
     assert!(
         primary.owns_address(first.address) && primary.owns_prefix(&first.prefix),
         "the client bound {} and {} instead of an address and prefix of {} (Preference 255):\n{}",
@@ -465,17 +532,12 @@ fn failover(tag: &str, files: &[&'static str], path: Reach, datapath: Datapath, 
     let killed = unix_now();
     let after = net.wait_for_lease(&["REBIND6"], killed, Duration::from_secs_f64(bound + 5.0));
     let took = after.time - killed;
-    let survivor = net
-        .servers
-        .iter()
-        .find(|server| same_duid(&after.address_server, &server.config.server.duid))
-        .unwrap_or_else(|| {
-            panic!(
-                "the Rebind Reply came from {}, none of the servers:\n{}",
-                after.address_server,
-                net.report()
-            )
-        });
+    let survivor = net.server_by_duid(&after.address_server);
+    // The bindings each survivor's journal must hold at the end: (server, kind, lease).
+    let mut journaled = vec![
+        (survivor.name.clone(), "na", after.address.to_string()),
+        (survivor.name.clone(), "pd", after.prefix.clone()),
+    ];
     assert_ne!(survivor.name, primary_name, "{}", net.report());
     assert!(
         took <= bound,
@@ -598,6 +660,28 @@ fn failover(tag: &str, files: &[&'static str], path: Reach, datapath: Datapath, 
         }
     }
 
+    // The prefix-only client went through the same failover.
+    let mut pd_took = None;
+    if let Some((first_prefix, _, _)) = &pd_first {
+        let (prefix, time, server) =
+            net.wait_for_prefix(&["REBIND6"], killed, Duration::from_secs_f64(bound + 5.0));
+        let pd_survivor = net.server_by_duid(&server);
+        let moved = match model {
+            Model::Moves => pd_survivor.owns_prefix(&prefix),
+            Model::Keeps => prefix == *first_prefix,
+        };
+        assert!(
+            pd_survivor.name != primary_name && moved && time - killed <= bound,
+            "the prefix-only client went from {first_prefix} to {prefix} from {} {:.1} s after \
+             the kill (bound {bound:.1} s, model {model:?}):\n{}",
+            pd_survivor.file,
+            time - killed,
+            net.report()
+        );
+        pd_took = Some(time - killed);
+        journaled.push((pd_survivor.name.clone(), "pd", prefix));
+    }
+
     // The survivor goes on serving the client: at T1 the client renews with it (the other
     // survivors drop that Renew) and keeps its address and prefix.
     let renewed = net.wait_for_lease(
@@ -619,33 +703,39 @@ fn failover(tag: &str, files: &[&'static str], path: Reach, datapath: Datapath, 
     // Request (for another server), the Renew and the Rebind.
     net.lab.assert_server_steered(&survivor.name, datapath, 4);
 
-    // The survivor's journal has both bindings.
-    let survivor_name = survivor.name.clone();
-    let journal = survivor.journal(&net.lab);
+    // The survivors' journals have the bindings.
     let survivor_file = survivor.file;
-    net.lab.stop_server(&survivor_name);
-    let rows = journal_leases(&journal);
-    for (kind, lease) in [
-        ("na", after.address.to_string()),
-        ("pd", after.prefix.clone()),
-    ] {
+    let survivors: Vec<String> = net
+        .servers
+        .iter()
+        .filter(|server| server.name != primary_name)
+        .map(|server| server.name.clone())
+        .collect();
+    for name in &survivors {
+        net.lab.stop_server(name);
+    }
+    for (name, kind, lease) in &journaled {
+        let server = net.server(name);
+        let rows = journal_leases(&server.journal(&net.lab));
         assert!(
-            rows.iter().any(|row| row["kind"] == kind
+            rows.iter().any(|row| row["kind"] == *kind
                 && row["lease"] == *lease.as_str()
                 && row["state"] == "bound"),
-            "{lease} is not bound in {survivor_file}'s journal: {rows:#?}\n{}",
+            "{lease} is not bound in {}'s journal: {rows:#?}\n{}",
+            server.file,
             net.report()
         );
     }
     eprintln!(
         "{tag} ({datapath:?}): {} / {} from {} -> {} / {} from {} {took:.1} s after the kill \
-         (T1 {t1} s, T2 {t2} s, bound {bound:.1} s); test {:.1} s",
+         (T1 {t1} s, T2 {t2} s, bound {bound:.1} s); prefix-only client: {}; test {:.1} s",
         first.address,
         first.prefix,
         net.server(&primary_name).file,
         after.address,
         after.prefix,
         survivor_file,
+        pd_took.map_or("none".to_owned(), |took| format!("{took:.1} s")),
         started.elapsed().as_secs_f64()
     );
 }
