@@ -188,16 +188,16 @@ fn examples() -> PathBuf {
 struct Network {
     lab: Lab,
     servers: Vec<Server>,
-    path: Reach,
+    reach: Reach,
     capture: PathBuf,
 }
 
 impl Network {
-    fn new(tag: &str, files: &[&'static str], path: Reach, datapath: Datapath) -> Self {
+    fn new(tag: &str, files: &[&'static str], reach: Reach, datapath: Datapath) -> Self {
         common::require_tools(&["dhclient", "dhcrelay", "tcpdump", "tshark", "bridge"]);
         let servers: Vec<Server> = files.iter().map(|file| Server::new(file)).collect();
         let mut roles = vec!["sw".to_owned(), "cli".to_owned()];
-        match path {
+        match reach {
             Reach::Direct => roles.push("pd".to_owned()),
             Reach::Relayed => roles.push("rly".to_owned()),
         }
@@ -209,12 +209,12 @@ impl Network {
             let port = format!("p{}", server.name);
             lab.veth((&server.role(), SERVER_IF), ("sw", &port));
             lab.attach("sw", &port, BRIDGE);
-            if path == Reach::Relayed {
+            if reach == Reach::Relayed {
                 let cidr = format!("{}/64", server.uplink_address());
                 lab.address(&server.role(), SERVER_IF, &cidr);
             }
         }
-        match path {
+        match reach {
             Reach::Direct => {
                 lab.veth(("cli", CLIENT_IF), ("sw", "pcli"));
                 lab.attach("sw", "pcli", BRIDGE);
@@ -239,7 +239,7 @@ impl Network {
             };
             lab.start_server(&server.name, &server.role(), &server.text, &options);
         }
-        if path == Reach::Relayed {
+        if reach == Reach::Relayed {
             let upstreams: Vec<String> = servers
                 .iter()
                 .map(|server| format!("{}%{RELAY_UP_IF}", server.uplink_address()))
@@ -255,7 +255,7 @@ impl Network {
         Self {
             lab,
             servers,
-            path,
+            reach,
             capture,
         }
     }
@@ -271,7 +271,7 @@ impl Network {
     /// the relay's and every daemon's log, and the decoded capture.
     fn report(&self) -> String {
         let mut text = self.lab.dhclient_report(CLIENT);
-        match self.path {
+        match self.reach {
             Reach::Direct => text.push_str(&self.lab.dhclient_report(PD_CLIENT)),
             Reach::Relayed => text.push_str(&format!(
                 "--- dhcrelay log:\n{}\n",
@@ -485,9 +485,9 @@ fn identical_two_servers_failover_relayed_over_xdp() {
 
 /// Binds the client to the first server (Preference 255), kills it, and checks what the
 /// client holds after its Rebind, how fast, and what the Reply to the Rebind carried.
-fn failover(tag: &str, files: &[&'static str], path: Reach, datapath: Datapath, model: Model) {
+fn failover(tag: &str, files: &[&'static str], reach: Reach, datapath: Datapath, model: Model) {
     let started = Instant::now();
-    let mut net = Network::new(tag, files, path, datapath);
+    let mut net = Network::new(tag, files, reach, datapath);
     let primary = &net.servers[0];
     assert_eq!(primary.preference(), 255, "{} is the primary", primary.file);
     let (primary_name, primary_duid) = (primary.name.clone(), primary.config.server.duid.clone());
@@ -497,12 +497,13 @@ fn failover(tag: &str, files: &[&'static str], path: Reach, datapath: Datapath, 
 
     net.lab
         .start_dhclient("cli", CLIENT_IF, CLIENT, &["-N", "-P"]);
-    let pd_only = path == Reach::Direct;
-    if pd_only {
+    let with_pd_client = reach == Reach::Direct;
+    if with_pd_client {
         net.lab.start_dhclient("pd", CLIENT_IF, PD_CLIENT, &["-P"]);
     }
     let first = net.wait_for_lease(&["BOUND6"], 0.0, Duration::from_secs(15));
-    let pd_first = pd_only.then(|| net.wait_for_prefix(&["BOUND6"], 0.0, Duration::from_secs(15)));
+    let pd_first =
+        with_pd_client.then(|| net.wait_for_prefix(&["BOUND6"], 0.0, Duration::from_secs(15)));
     let primary = net.server(&primary_name);
     if let Some((prefix, _, server)) = &pd_first {
         assert!(
