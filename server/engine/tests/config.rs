@@ -1206,7 +1206,7 @@ fn every_example_loads() {
         assert_eq!(Config::from_toml_str(&text, "again").unwrap(), config);
         seen += 1;
     }
-    assert_eq!(seen, 7);
+    assert_eq!(seen, 9);
 }
 
 fn example(name: &str) -> Config {
@@ -1238,27 +1238,44 @@ fn split_examples_take_the_two_halves() {
 
 #[test]
 fn unique_examples_share_nothing() {
-    let (a, b) = (example("unique-a.toml"), example("unique-b.toml"));
-    assert_ne!(a.server.duid, b.server.duid);
-    assert!(
-        !a.links[0].na_pools[0]
-            .prefix
-            .overlaps(&b.links[0].na_pools[0].prefix)
-    );
-    assert!(
-        !a.links[0].pd_pools[0]
-            .prefix
-            .overlaps(&b.links[0].pd_pools[0].prefix)
-    );
+    let servers = [
+        example("unique-a.toml"),
+        example("unique-b.toml"),
+        example("unique-c.toml"),
+    ];
+    let preferences: Vec<u8> = servers.iter().map(|s| s.server.preference).collect();
+    assert_eq!(preferences, [255, 128, 64]);
+    for (i, a) in servers.iter().enumerate() {
+        for b in &servers[i + 1..] {
+            assert_ne!(a.server.duid, b.server.duid);
+            assert!(
+                !a.links[0].na_pools[0]
+                    .prefix
+                    .overlaps(&b.links[0].na_pools[0].prefix)
+            );
+            assert!(
+                !a.links[0].pd_pools[0]
+                    .prefix
+                    .overlaps(&b.links[0].pd_pools[0].prefix)
+            );
+        }
+    }
 }
 
 #[test]
 fn identical_examples_agree_on_allocation() {
-    let (a, b) = (example("identical-a.toml"), example("identical-b.toml"));
-    assert_ne!(a.server.duid, b.server.duid);
-    assert_eq!(a.server.salt, b.server.salt);
-    assert_eq!(a.links[0].na_pools, b.links[0].na_pools);
-    assert_eq!(a.links[0].pd_pools, b.links[0].pd_pools);
+    let a = example("identical-a.toml");
+    for other in ["identical-b.toml", "identical-c.toml"] {
+        let b = example(other);
+        assert_ne!(a.server.duid, b.server.duid, "{other}");
+        assert_eq!(a.server.salt, b.server.salt, "{other}");
+        assert_eq!(a.links[0].na_pools, b.links[0].na_pools, "{other}");
+        assert_eq!(a.links[0].pd_pools, b.links[0].pd_pools, "{other}");
+    }
+    assert_ne!(
+        example("identical-b.toml").server.duid,
+        example("identical-c.toml").server.duid
+    );
     assert_eq!(a.links[0].na_pools[0].range, prefix("2001:db8:1::/64"));
 }
 

@@ -77,14 +77,23 @@ struct Background {
     log: PathBuf,
 }
 
-/// Namespaces, veth pairs, processes and a scratch folder; removed in `Drop`.
+/// A daemon started by a test, by name (`server` for the single daemon of most tests).
+struct Daemon {
+    name: String,
+    ns: String,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+/// The name of the daemon that `start_daemon` and its companions manage.
+const SERVER: &str = "server";
+
+/// Namespaces, veth pairs, bridges, processes and a scratch folder; removed in `Drop`.
 pub struct Lab {
     dir: PathBuf,
     id: u32,
     namespaces: Vec<String>,
-    daemon: Option<Child>,
-    daemon_ns: String,
-    daemon_log: PathBuf,
+    daemons: Vec<Daemon>,
     background: Vec<Background>,
     pid_files: Vec<PathBuf>,
 }
@@ -101,9 +110,7 @@ impl Lab {
             dir,
             id,
             namespaces: Vec::new(),
-            daemon: None,
-            daemon_ns: String::new(),
-            daemon_log: PathBuf::new(),
+            daemons: Vec::new(),
             background: Vec::new(),
             pid_files: Vec::new(),
         };
@@ -193,6 +200,74 @@ impl Lab {
                 "nodad",
             ],
         );
+    }
+
+    /// Adds a bridge (a switch: no STP, no forwarding delay, no MLD snooping, so that
+    /// multicast reaches every port at once) to a role's namespace and brings it up.
+    pub fn bridge(&self, role: &str, bridge: &str) {
+        let ns = self.ns(role);
+        run(
+            "ip",
+            &[
+                "-n",
+                &ns,
+                "link",
+                "add",
+                bridge,
+                "type",
+                "bridge",
+                "stp_state",
+                "0",
+                "forward_delay",
+                "0",
+                "mcast_snooping",
+                "0",
+            ],
+        );
+        run("ip", &["-n", &ns, "link", "set", bridge, "up"]);
+    }
+
+    /// Makes an interface of a role a port of a bridge in the same namespace.
+    pub fn attach(&self, role: &str, interface: &str, bridge: &str) {
+        run(
+            "ip",
+            &[
+                "-n",
+                &self.ns(role),
+                "link",
+                "set",
+                interface,
+                "master",
+                bridge,
+            ],
+        );
+    }
+
+    /// The global IPv6 addresses of an interface of a role.
+    pub fn global_addresses(&self, role: &str, interface: &str) -> Vec<Ipv6Addr> {
+        let output = run(
+            "ip",
+            &[
+                "-n",
+                &self.ns(role),
+                "-6",
+                "-o",
+                "addr",
+                "show",
+                "dev",
+                interface,
+                "scope",
+                "global",
+            ],
+        );
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|line| {
+                let mut words = line.split_whitespace();
+                words.find(|word| *word == "inet6")?;
+                words.next()?.split('/').next()?.parse().ok()
+            })
+            .collect()
     }
 
     /// Runs a command in a role's namespace and returns its output, whatever its status.
@@ -291,14 +366,32 @@ impl Lab {
     /// Starts the daemon in a role's namespace and waits until it serves; `log` names its
     /// log file, so that a restart keeps the first log.
     pub fn start_daemon(&mut self, role: &str, config: &str, options: &DaemonOptions<'_>) {
-        assert!(self.daemon.is_none(), "the daemon runs already");
-        let config_path = self.path("server.toml");
+        self.start_server(SERVER, role, config, options);
+    }
+
+    /// Starts one of several daemons (`name`, its configuration in `NAME.toml`) in a role's
+    /// namespace and waits until it serves.
+    pub fn start_server(
+        &mut self,
+        name: &str,
+        role: &str,
+        config: &str,
+        options: &DaemonOptions<'_>,
+    ) {
+        assert!(
+            self.daemons
+                .iter()
+                .all(|daemon| daemon.name != name || daemon.child.is_none()),
+            "the daemon {name} runs already"
+        );
+        self.daemons.retain(|daemon| daemon.name != name);
+        let config_path = self.path(&format!("{name}.toml"));
         fs::write(&config_path, config).unwrap();
-        self.daemon_log = self.path(&format!("{}.log", options.log));
-        self.daemon_ns = self.ns(role);
-        let log = fs::File::create(&self.daemon_log).unwrap();
+        let log_path = self.path(&format!("{}.log", options.log));
+        let ns = self.ns(role);
+        let log = fs::File::create(&log_path).unwrap();
         let child = Command::new("ip")
-            .args(["netns", "exec", &self.daemon_ns, DAEMON, "run", "--config"])
+            .args(["netns", "exec", &ns, DAEMON, "run", "--config"])
             .arg(&config_path)
             .args(options.datapath.args())
             .args(["--durability", options.durability])
@@ -309,32 +402,73 @@ impl Lab {
             .stderr(log)
             .spawn()
             .expect("the daemon starts");
-        self.daemon = Some(child);
+        self.daemons.push(Daemon {
+            name: name.to_owned(),
+            ns,
+            child: Some(child),
+            log: log_path,
+        });
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let log = self.daemon_log();
+            let log = self.server_log(name);
             if log.contains("serving") {
                 return;
             }
-            if let Some(status) = self.daemon.as_mut().and_then(|d| d.try_wait().unwrap()) {
-                panic!("the daemon exited with {status}:\n{log}");
+            if let Some(status) = self
+                .daemon(name)
+                .child
+                .as_mut()
+                .and_then(|d| d.try_wait().unwrap())
+            {
+                panic!("the daemon {name} exited with {status}:\n{log}");
             }
             assert!(
                 Instant::now() < deadline,
-                "the daemon did not start:\n{log}"
+                "the daemon {name} did not start:\n{log}"
             );
             thread::sleep(Duration::from_millis(50));
         }
     }
 
+    fn daemon(&mut self, name: &str) -> &mut Daemon {
+        self.daemons
+            .iter_mut()
+            .find(|daemon| daemon.name == name)
+            .unwrap_or_else(|| panic!("no daemon {name}"))
+    }
+
     /// The running (or last) daemon's log.
     pub fn daemon_log(&self) -> String {
-        fs::read_to_string(&self.daemon_log).unwrap_or_default()
+        self.server_log(SERVER)
+    }
+
+    /// The log of the daemon `name` (empty if it never started).
+    pub fn server_log(&self, name: &str) -> String {
+        self.daemons
+            .iter()
+            .find(|daemon| daemon.name == name)
+            .and_then(|daemon| fs::read_to_string(&daemon.log).ok())
+            .unwrap_or_default()
+    }
+
+    /// Every daemon's log under a heading, for failure messages.
+    pub fn daemon_logs(&self) -> String {
+        let mut text = String::new();
+        for daemon in &self.daemons {
+            let log = fs::read_to_string(&daemon.log).unwrap_or_default();
+            text.push_str(&format!("--- daemon {} log:\n{log}\n", daemon.name));
+        }
+        text
     }
 
     /// Sends SIGTERM and expects a clean exit.
     pub fn stop_daemon(&mut self) {
-        let mut child = self.daemon.take().expect("the daemon runs");
+        self.stop_server(SERVER);
+    }
+
+    /// Sends SIGTERM to the daemon `name` and expects a clean exit.
+    pub fn stop_server(&mut self, name: &str) {
+        let mut child = self.daemon(name).child.take().expect("the daemon runs");
         // `ip netns exec` execs the daemon, so the child's pid is the daemon's.
         run("kill", &["-TERM", &child.id().to_string()]);
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -342,31 +476,59 @@ impl Lab {
             if let Some(status) = child.try_wait().unwrap() {
                 break status;
             }
-            assert!(Instant::now() < deadline, "the daemon ignored SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "the daemon {name} ignored SIGTERM"
+            );
             thread::sleep(Duration::from_millis(50));
         };
-        let log = self.daemon_log();
-        assert!(status.success(), "the daemon exited with {status}:\n{log}");
+        let log = self.server_log(name);
+        assert!(
+            status.success(),
+            "the daemon {name} exited with {status}:\n{log}"
+        );
         assert!(log.contains("stopped"), "{log}");
     }
 
     /// SIGKILLs the daemon: no shutdown, no journal sync.
     pub fn kill_daemon(&mut self) {
-        let mut child = self.daemon.take().expect("the daemon runs");
+        self.kill_server(SERVER);
+    }
+
+    /// SIGKILLs the daemon `name`: no shutdown, no journal sync.
+    pub fn kill_server(&mut self, name: &str) {
+        let mut child = self.daemon(name).child.take().expect("the daemon runs");
         child.kill().unwrap();
         child.wait().unwrap();
     }
 
+    /// Sends a signal (`-STOP`, `-CONT`) to the running daemon `name`.
+    pub fn signal_server(&mut self, name: &str, signal: &str) {
+        let child = self.daemon(name).child.as_ref().expect("the daemon runs");
+        run("kill", &[signal, &child.id().to_string()]);
+    }
+
     /// The daemon's metrics, as `name{labels} value` lines.
     pub fn metrics(&self) -> String {
+        self.server_metrics(SERVER)
+    }
+
+    /// The metrics of the daemon `name`.
+    pub fn server_metrics(&self, name: &str) -> String {
         require_tools(&["curl"]);
+        let ns = &self
+            .daemons
+            .iter()
+            .find(|daemon| daemon.name == name)
+            .unwrap_or_else(|| panic!("no daemon {name}"))
+            .ns;
         let url = format!("http://{METRICS}/metrics");
         let output = run(
             "ip",
             &[
                 "netns",
                 "exec",
-                &self.daemon_ns,
+                ns,
                 "curl",
                 "-sS",
                 "-g",
@@ -381,7 +543,12 @@ impl Lab {
     /// Fails unless the daemon's XDP program steered at least `frames` frames to AF_XDP
     /// (with `--datapath xdp`), so that an XDP test cannot pass on the kernel's slow path.
     pub fn assert_steered(&self, datapath: Datapath, frames: u64) -> String {
-        let metrics = self.metrics();
+        self.assert_server_steered(SERVER, datapath, frames)
+    }
+
+    /// As [`Lab::assert_steered`], for the daemon `name`.
+    pub fn assert_server_steered(&self, name: &str, datapath: Datapath, frames: u64) -> String {
+        let metrics = self.server_metrics(name);
         if datapath != Datapath::Udp {
             let steered = metric_sum(&metrics, "xdhcp6_xdp_frames_total{verdict=\"steered\"}");
             assert!(
@@ -394,7 +561,8 @@ impl Lab {
     }
 
     /// Runs `dhclient -6 -1` (with `extra` flags) on an interface of a role until it has a
-    /// lease, stops it, and returns its lease file.
+    /// lease, stops it, and returns its lease file. Its script is [`DHCLIENT_SCRIPT`], as for
+    /// [`Lab::start_dhclient`].
     pub fn dhclient(&mut self, role: &str, interface: &str, name: &str, extra: &[&str]) -> String {
         require_tools(&["dhclient", "timeout"]);
         let leases = self.path(&format!("{name}.leases"));
@@ -402,22 +570,281 @@ impl Lab {
         self.pid_files.push(pid.clone());
         let leases_arg = leases.display().to_string();
         let pid_arg = pid.display().to_string();
+        let script = self.dhclient_script(name);
         let mut args = vec!["timeout", "30", "dhclient", "-6"];
         args.extend_from_slice(extra);
-        args.extend_from_slice(&["-v", "-1", "-lf", &leases_arg, "-pf", &pid_arg, interface]);
+        args.extend_from_slice(&["-v", "-1", "-lf", &leases_arg, "-pf", &pid_arg]);
+        args.extend_from_slice(&["-sf", &script, interface]);
         let output = self.exec(role, &args);
         let text = fs::read_to_string(&leases).unwrap_or_default();
         assert!(
             output.status.success(),
-            "dhclient {extra:?} failed: {}\n{}\nlease file:\n{text}\ndaemon log:\n{}",
+            "dhclient {extra:?} failed: {}\n{}\nlease file:\n{text}\n{}",
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr),
-            self.daemon_log()
+            self.daemon_logs()
         );
         // dhclient went to the background to renew; the test needs only the lease.
         kill_pid_file(&pid);
         text
     }
+
+    /// Starts `dhclient -6 -d` (with `extra` flags such as `-N -P`) on an interface of a role
+    /// and leaves it running: it solicits, binds, renews and rebinds like a real host. Its
+    /// log is `NAME.log`, its lease file `NAME.leases`, and its script (see
+    /// [`DHCLIENT_SCRIPT`]) adds and removes its addresses on the interface and writes one
+    /// line per call to `NAME.events` (see [`ScriptEvent`]).
+    pub fn start_dhclient(&mut self, role: &str, interface: &str, name: &str, extra: &[&str]) {
+        require_tools(&["dhclient"]);
+        let script = self.dhclient_script(name);
+        let leases = self.path(&format!("{name}.leases")).display().to_string();
+        let pid = self.path(&format!("{name}.pid"));
+        self.pid_files.push(pid.clone());
+        let pid = pid.display().to_string();
+        let mut args = vec!["dhclient", "-6", "-d", "-v"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["-lf", &leases, "-pf", &pid, "-sf", &script, interface]);
+        self.spawn(role, name, &args);
+    }
+
+    /// Writes [`DHCLIENT_SCRIPT`] for the dhclient `name` (its calls go to `NAME.events`)
+    /// and returns its path. The script keeps dhclient away from the machine's own files:
+    /// Debian's dhclient-script would write the DNS options to /etc/resolv.conf, which
+    /// `ip netns exec` shares with the host.
+    fn dhclient_script(&self, name: &str) -> String {
+        let script = self.path(&format!("{name}.script"));
+        let events = self.path(&format!("{name}.events"));
+        fs::write(
+            &script,
+            DHCLIENT_SCRIPT.replace("@EVENTS@", &events.display().to_string()),
+        )
+        .unwrap();
+        let script = script.display().to_string();
+        run("chmod", &["+x", &script]);
+        script
+    }
+
+    /// The calls of a dhclient's script so far (see [`Lab::start_dhclient`]).
+    pub fn dhclient_events(&self, name: &str) -> Vec<ScriptEvent> {
+        fs::read_to_string(self.path(&format!("{name}.events")))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(ScriptEvent::parse)
+            .collect()
+    }
+
+    /// What a dhclient started by [`Lab::start_dhclient`] did: its log, its script's calls
+    /// and its lease file, for failure messages.
+    pub fn dhclient_report(&self, name: &str) -> String {
+        let events = fs::read_to_string(self.path(&format!("{name}.events"))).unwrap_or_default();
+        let leases = fs::read_to_string(self.path(&format!("{name}.leases"))).unwrap_or_default();
+        format!(
+            "--- {name} log:\n{}\n--- {name} script calls:\n{events}\n--- {name} lease file:\n{leases}\n",
+            self.log(name)
+        )
+    }
+
+    /// Starts tcpdump on an interface of a role, writing DHCPv6 client/server traffic to
+    /// `NAME.pcap`; returns the capture's path.
+    pub fn start_capture(&mut self, role: &str, interface: &str, name: &str) -> PathBuf {
+        require_tools(&["tcpdump", "tshark"]);
+        let capture = self.path(&format!("{name}.pcap"));
+        let capture_arg = capture.display().to_string();
+        self.spawn(
+            role,
+            name,
+            &[
+                "tcpdump",
+                "-i",
+                interface,
+                "-n",
+                // Frames are not left in an unretired ring block when tcpdump stops.
+                "--immediate-mode",
+                "-U",
+                "-w",
+                &capture_arg,
+                "udp",
+                "port",
+                "546",
+                "or",
+                "udp",
+                "port",
+                "547",
+            ],
+        );
+        self.wait_for_log(name, "listening on", Duration::from_secs(10));
+        capture
+    }
+}
+
+/// The script given to dhclient by [`Lab::start_dhclient`]. It logs each call (time, reason,
+/// the new and old address or prefix with lifetimes, the server's DUID) and, like Debian's
+/// dhclient-script, configures the addresses dhclient binds, without touching files outside
+/// the test (no resolv.conf).
+pub const DHCLIENT_SCRIPT: &str = r#"#!/bin/sh
+echo "time=$(date +%s.%N) reason=$reason address=$new_ip6_address old_address=$old_ip6_address prefix=$new_ip6_prefix old_prefix=$old_ip6_prefix preferred=$new_preferred_life valid=$new_max_life server=$new_dhcp6_server_id" >> '@EVENTS@'
+case "$reason" in
+    PREINIT6)
+        ip link set dev "$interface" up
+        ;;
+    BOUND6|RENEW6|REBIND6|REBOOT6)
+        if [ -n "$old_ip6_address" ] && [ "$old_ip6_address" != "$new_ip6_address" ]; then
+            ip -6 addr del "$old_ip6_address/128" dev "$interface" 2>/dev/null
+        fi
+        if [ -n "$new_ip6_address" ] && [ "$new_max_life" = 0 ]; then
+            ip -6 addr del "$new_ip6_address/128" dev "$interface" 2>/dev/null
+        elif [ -n "$new_ip6_address" ]; then
+            ip -6 addr replace "$new_ip6_address/128" dev "$interface" nodad \
+                valid_lft "$new_max_life" preferred_lft "$new_preferred_life"
+        fi
+        ;;
+    DEPREF6)
+        if [ -n "$cur_ip6_address" ]; then
+            ip -6 addr change "$cur_ip6_address/128" dev "$interface" preferred_lft 0
+        fi
+        ;;
+    EXPIRE6|RELEASE6|STOP6)
+        if [ -n "$old_ip6_address" ]; then
+            ip -6 addr del "$old_ip6_address/128" dev "$interface" 2>/dev/null
+        fi
+        ;;
+esac
+exit 0
+"#;
+
+/// One call of [`DHCLIENT_SCRIPT`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ScriptEvent {
+    /// Seconds since the epoch.
+    pub time: f64,
+    pub reason: String,
+    pub address: Option<Ipv6Addr>,
+    pub old_address: Option<Ipv6Addr>,
+    /// `2001:db8:100::/56`.
+    pub prefix: Option<String>,
+    pub old_prefix: Option<String>,
+    pub preferred: Option<u32>,
+    pub valid: Option<u32>,
+    pub server: String,
+}
+
+impl ScriptEvent {
+    fn parse(line: &str) -> Option<Self> {
+        let mut event = Self::default();
+        for field in line.split_whitespace() {
+            let (key, value) = field.split_once('=')?;
+            let text = (!value.is_empty()).then(|| value.to_owned());
+            match key {
+                "time" => event.time = value.parse().ok()?,
+                "reason" => event.reason = value.to_owned(),
+                "address" => event.address = value.parse().ok(),
+                "old_address" => event.old_address = value.parse().ok(),
+                "prefix" => event.prefix = text,
+                "old_prefix" => event.old_prefix = text,
+                "preferred" => event.preferred = value.parse().ok(),
+                "valid" => event.valid = value.parse().ok(),
+                "server" => event.server = value.to_owned(),
+                _ => {}
+            }
+        }
+        Some(event)
+    }
+}
+
+/// One DHCPv6 message of a capture, as tshark decodes it.
+#[derive(Clone, Debug, Default)]
+pub struct CapturedMessage {
+    /// Seconds since the epoch.
+    pub time: f64,
+    /// The message type (1 Solicit, 2 Advertise, 3 Request, 5 Renew, 6 Rebind, 7 Reply).
+    pub msg_type: u8,
+    pub xid: String,
+    /// The Preference option, if any.
+    pub preference: Option<u8>,
+    /// IA Address options: address, preferred and valid lifetime.
+    pub addresses: Vec<(Ipv6Addr, u32, u32)>,
+    /// IA Prefix options: `prefix/length`, preferred and valid lifetime.
+    pub prefixes: Vec<(String, u32, u32)>,
+}
+
+/// The DHCPv6 messages between client and server ports in a capture, in order.
+pub fn captured_messages(capture: &Path) -> Vec<CapturedMessage> {
+    let capture = capture.display().to_string();
+    let fields = [
+        "frame.time_epoch",
+        "dhcpv6.msgtype",
+        "dhcpv6.xid",
+        "dhcpv6.option_preference",
+        "dhcpv6.iaaddr.ip",
+        "dhcpv6.iaaddr.pref_lifetime",
+        "dhcpv6.iaaddr.valid_lifetime",
+        "dhcpv6.iaprefix.pref_addr",
+        "dhcpv6.iaprefix.pref_len",
+        "dhcpv6.iaprefix.pref_lifetime",
+        "dhcpv6.iaprefix.valid_lifetime",
+    ];
+    let mut args = vec![
+        "-r",
+        &capture,
+        "-Y",
+        "dhcpv6",
+        "-T",
+        "fields",
+        "-E",
+        "separator=|",
+    ];
+    for field in &fields {
+        args.extend_from_slice(&["-e", field]);
+    }
+    let output = run("tshark", &args);
+    let list = |text: &str| -> Vec<String> {
+        text.split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    let numbers = |text: &str| -> Vec<u32> {
+        list(text)
+            .iter()
+            .filter_map(|item| item.parse().ok())
+            .collect()
+    };
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| {
+            let columns: Vec<&str> = line.split('|').collect();
+            if columns.len() != fields.len() {
+                return None;
+            }
+            let addresses = list(columns[4])
+                .iter()
+                .zip(numbers(columns[5]))
+                .zip(numbers(columns[6]))
+                .filter_map(|((address, preferred), valid)| {
+                    Some((address.parse().ok()?, preferred, valid))
+                })
+                .collect();
+            let prefixes = list(columns[7])
+                .iter()
+                .zip(list(columns[8]))
+                .zip(numbers(columns[9]))
+                .zip(numbers(columns[10]))
+                .map(|(((prefix, length), preferred), valid)| {
+                    (format!("{prefix}/{length}"), preferred, valid)
+                })
+                .collect();
+            Some(CapturedMessage {
+                time: columns[0].parse().ok()?,
+                // A relayed message lists the relay type first, the client's message last.
+                msg_type: list(columns[1]).last()?.parse().ok()?,
+                xid: columns[2].to_owned(),
+                preference: list(columns[3]).first().and_then(|p| p.parse().ok()),
+                addresses,
+                prefixes,
+            })
+        })
+        .collect()
 }
 
 /// How `Lab::start_daemon` runs the daemon.
@@ -439,9 +866,11 @@ impl Drop for Lab {
             let _ = process.child.kill();
             let _ = process.child.wait();
         }
-        if let Some(mut daemon) = self.daemon.take() {
-            let _ = daemon.kill();
-            let _ = daemon.wait();
+        for daemon in &mut self.daemons {
+            if let Some(mut child) = daemon.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
         }
         for ns in &self.namespaces {
             let _ = Command::new("ip").args(["netns", "del", ns]).output();
