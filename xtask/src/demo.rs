@@ -246,6 +246,9 @@ fn dhclient(client: &Netns, work: &Path, name: &str, extra: &[&str]) -> Result<S
     let mut command = client.command("timeout");
     command
         .args(["30", "dhclient", "-6"])
+        // No dhclient-script: Debian's would write the DNS servers into /etc/resolv.conf,
+        // which `ip netns exec` shares with the host. The demo only needs the lease file.
+        .args(["-sf", "/bin/true"])
         .args(extra)
         .args(["-1", "-lf"])
         .arg(&leases)
