@@ -26,6 +26,11 @@ pub trait Transport {
     fn send_drops(&self) -> u64 {
         0
     }
+
+    /// Received frames dropped as malformed before the generator saw them.
+    fn bad_frames(&self) -> u64 {
+        0
+    }
 }
 
 /// Datagrams per sendmmsg/recvmmsg call.

@@ -1068,6 +1068,23 @@ impl XskQueue {
         self.socket.wait(timeout_ms);
     }
 
+    /// Sleeps in `ppoll(2)` until a frame arrives or `timeout` passes (finer than
+    /// [`Self::wait`]'s milliseconds); false on timeout.
+    pub fn wait_for(&self, timeout: std::time::Duration) -> bool {
+        let mut poll = libc::pollfd {
+            fd: self.socket.as_fd().as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let timeout = libc::timespec {
+            tv_sec: timeout.as_secs().min(i64::MAX as u64) as libc::time_t,
+            tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
+        };
+        // Safety: one valid pollfd and timespec for the duration of the call; a null signal
+        // mask leaves the mask alone.
+        unsafe { libc::ppoll(&mut poll, 1, &timeout, ptr::null()) > 0 }
+    }
+
     /// The received or free frame at UMEM address `addr`, `len` bytes (clamped to the frame).
     pub fn frame(&self, addr: u64, len: usize) -> &[u8] {
         self.socket.frame(addr, len)
@@ -1077,8 +1094,9 @@ impl XskQueue {
     ///
     /// # Safety
     ///
-    /// The frame must be the caller's (taken with [`Self::alloc`] and not yet submitted), and
-    /// no other reference to it may exist while the returned one lives.
+    /// The frame must be the caller's (taken with [`Self::alloc`], or received and not yet
+    /// recycled or released, and not yet submitted), and no other reference to it may exist
+    /// while the returned one lives.
     #[allow(clippy::mut_from_ref)]
     pub unsafe fn frame_mut(&self, addr: u64) -> &mut [u8] {
         self.socket.frame_mut(addr)
