@@ -8,7 +8,8 @@
 //! (33:33:00:01:00:02) or to `--server`/`--server-mac`; emulated relays send from their
 //! link-address and their own MAC on port 547. Headers come from a precomputed
 //! [`HeaderTemplate`] and the UDP checksum is computed in software; frames go out in batches of
-//! 64 with one wakeup per batch when the kernel asks (`need_wakeup`). Replies are checked
+//! 64, and the kernel is woken (when it asks: `need_wakeup`) once per turn of the loop, at the
+//! start of [`Transport::receive`], for everything queued since. Replies are checked
 //! (lengths, UDP checksum) and their DHCPv6 payload handed to the generator; the rest is counted
 //! as bad frames.
 //!
@@ -215,7 +216,8 @@ impl Transport for AfXdpTransport {
         let mut sent = 0;
         for (sender, payload) in out.iter_with_senders() {
             if queued == space.min(BATCH) {
-                self.queue.tx_submit(first, queued);
+                self.queue.tx_publish(first, queued);
+                self.queue.kick_tx();
                 sent += queued as usize;
                 self.queue.reclaim();
                 (first, space) = self.queue.tx_space();
@@ -259,12 +261,16 @@ impl Transport for AfXdpTransport {
                 }
             }
         }
-        self.queue.tx_submit(first, queued);
+        // The last batch leaves with the next kick: at the start of `receive`, which the loop
+        // calls right after sending, before it waits. The follow-ups that `receive` produces
+        // and the next flows then share one system call.
+        self.queue.tx_publish(first, queued);
         sent += queued as usize;
         Ok(sent)
     }
 
     fn receive(&mut self, wait: Duration, sink: &mut dyn FnMut(&[u8])) -> io::Result<usize> {
+        self.queue.kick_tx();
         let keep = self.queue.config().frames as usize / 2;
         let mut received = 0;
         let mut waited = false;

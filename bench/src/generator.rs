@@ -229,6 +229,7 @@ pub struct Sender {
 /// Datagrams to send, packed into one buffer.
 #[derive(Clone, Debug, Default)]
 pub struct Outbox {
+    /// Never shrinks: the bytes past the last datagram are scratch room, zeroed once.
     data: Vec<u8>,
     ends: Vec<usize>,
     senders: Vec<Sender>,
@@ -241,19 +242,17 @@ impl Outbox {
         sender: Sender,
         write: impl FnOnce(&mut [u8]) -> Result<usize, WriteError>,
     ) -> Result<(), WriteError> {
-        let start = self.data.len();
-        self.data.resize(start + MAX_DATAGRAM, 0);
-        match write(&mut self.data[start..]) {
+        let start = self.ends.last().copied().unwrap_or(0);
+        if self.data.len() < start + MAX_DATAGRAM {
+            self.data.resize(start + MAX_DATAGRAM, 0);
+        }
+        match write(&mut self.data[start..start + MAX_DATAGRAM]) {
             Ok(len) => {
-                self.data.truncate(start + len);
-                self.ends.push(start + len);
+                self.ends.push(start + len.min(MAX_DATAGRAM));
                 self.senders.push(sender);
                 Ok(())
             }
-            Err(e) => {
-                self.data.truncate(start);
-                Err(e)
-            }
+            Err(e) => Err(e),
         }
     }
 
@@ -284,7 +283,6 @@ impl Outbox {
 
     /// Forgets every datagram, keeping the memory.
     pub fn clear(&mut self) {
-        self.data.clear();
         self.ends.clear();
         self.senders.clear();
     }

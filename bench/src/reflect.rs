@@ -21,7 +21,7 @@ pub struct ReflectStats {
     pub received: u64,
     /// Frames sent back.
     pub reflected: u64,
-    /// Frames dropped as malformed (length, checksum, not DHCPv6 to a server).
+    /// Frames dropped as malformed (lengths, not DHCPv6 to a server).
     pub bad_frames: u64,
     /// Frames dropped because the TX ring was full.
     pub tx_full: u64,
@@ -47,7 +47,9 @@ pub fn poll(
     let mut queued = 0;
     for i in 0..count {
         let desc = queue.rx_desc(rx_first.wrapping_add(i));
-        let parsed = frame::parse(queue.frame(desc.addr, desc.len as usize), Side::Server);
+        // The checksum is not verified here: the incremental update keeps a wrong one wrong,
+        // and the generator checks every echo.
+        let parsed = frame::parse_headers(queue.frame(desc.addr, desc.len as usize), Side::Server);
         match parsed {
             Ok(received) if queued < space => {
                 // Safety: the frame came off the RX ring and is neither recycled nor submitted

@@ -1045,6 +1045,16 @@ impl XskQueue {
         }
     }
 
+    /// Publishes `count` TX descriptors written from `first` without waking the kernel: a
+    /// later [`Self::kick_tx`] sends them, so that several batches share one system call.
+    pub fn tx_publish(&mut self, first: u32, count: u32) {
+        if count == 0 {
+            return;
+        }
+        self.socket.tx.submit(first.wrapping_add(count));
+        self.in_tx += count;
+    }
+
     /// Kicks the kernel again when descriptors are still waiting on the TX ring (a wakeup that
     /// found it busy).
     pub fn kick_tx(&self) {
