@@ -13,7 +13,11 @@
 //! (lengths, UDP checksum) and their DHCPv6 payload handed to the generator; the rest is counted
 //! as bad frames.
 //!
-//! Half of the UMEM is kept for transmitting; the other half waits in the fill ring.
+//! The UMEM has four rings' worth of frames, so that the fill, RX, TX and completion rings can
+//! all be full at once; one ring's worth is always kept back for transmitting, and the fill ring
+//! is topped up before every receive batch. A fill ring that runs dry makes the kernel drop
+//! replies (`fill ring empty` in the socket's statistics): that is what limits a generator with
+//! fewer frames.
 
 use std::io;
 use std::net::Ipv6Addr;
@@ -57,7 +61,7 @@ pub fn locate_object(explicit: Option<&std::path::Path>) -> io::Result<EbpfObjec
 /// The socket sizes the generator and the reflector use.
 pub fn socket_config() -> XskConfig {
     XskConfig {
-        frames: 8192,
+        frames: 16384,
         frame_size: 2048,
         ring_size: 4096,
         batch: BATCH,
@@ -89,8 +93,13 @@ pub fn bind_queue(
         .map_err(|error| wrap("binding the AF_XDP socket", &error))?;
     register(&mut steering, &socket).map_err(|error| wrap("registering the socket", &error))?;
     let mut queue = XskQueue::new(socket);
-    queue.refill(queue.config().frames as usize / 2);
+    queue.refill(tx_reserve(&queue));
     Ok((steering, queue, used))
+}
+
+/// Free frames held back from the fill ring for transmitting: one TX ring's worth.
+fn tx_reserve(queue: &XskQueue) -> usize {
+    queue.config().ring_size as usize
 }
 
 /// Where the generator's frames go.
@@ -271,7 +280,7 @@ impl Transport for AfXdpTransport {
 
     fn receive(&mut self, wait: Duration, sink: &mut dyn FnMut(&[u8])) -> io::Result<usize> {
         self.queue.kick_tx();
-        let keep = self.queue.config().frames as usize / 2;
+        let keep = tx_reserve(&self.queue);
         let mut received = 0;
         let mut waited = false;
         // A bounded number of batches keeps the sender on schedule under a flood of replies.
@@ -312,5 +321,22 @@ impl Transport for AfXdpTransport {
 
     fn bad_frames(&self) -> u64 {
         self.bad_frames
+    }
+
+    fn diagnostics(&self) -> Option<String> {
+        let mut line = String::from("afxdp:");
+        if let Ok(s) = self.socket_statistics() {
+            line += &format!(
+                " socket rx dropped {} rx ring full {} fill ring empty {} tx invalid {}",
+                s.rx_dropped, s.rx_ring_full, s.rx_fill_ring_empty_descs, s.tx_invalid_descs
+            );
+        }
+        if let Ok(c) = self.program_counters() {
+            line += &format!(
+                "; xdp steered {} no socket {} passed {}",
+                c.steered, c.no_socket, c.passed
+            );
+        }
+        Some(line)
     }
 }

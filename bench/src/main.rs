@@ -285,6 +285,9 @@ fn run(cli: Cli) -> anyhow::Result<u64> {
         .with_bad_frames(transport.bad_frames());
         (summary, points)
     };
+    if !quiet && let Some(line) = transport.diagnostics() {
+        eprintln!("{line}");
+    }
     let json_to_stdout = cli.json.as_ref().is_some_and(|p| p.as_os_str() == "-");
     if json_to_stdout {
         eprint!("{}", summary.table());

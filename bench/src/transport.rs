@@ -31,6 +31,11 @@ pub trait Transport {
     fn bad_frames(&self) -> u64 {
         0
     }
+
+    /// A line of the transport's own counters for the end of a run, if it has any.
+    fn diagnostics(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Datagrams per sendmmsg/recvmmsg call.

@@ -541,7 +541,7 @@ fn no_frame_leaks_on_either_side() {
         transport.drain(Duration::from_secs(1));
         let audit = transport.audit();
         assert!(audit.is_complete(), "generator: {audit:?}");
-        assert_eq!(audit.total, 8192);
+        assert_eq!(audit.total, xdhcp6_bench::afxdp::socket_config().frames);
 
         stop.store(true, Ordering::Relaxed);
         let (queue, stats, _steering) = reflector.join().expect("reflector thread");
