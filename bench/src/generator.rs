@@ -12,7 +12,7 @@ use std::str::FromStr;
 
 use xdhcp6_proto::{MessageType, StatusCode, WriteError};
 
-use crate::message::{ClientMessage, Exchange, IaSet, RelayWrap, Reply};
+use crate::message::{ClientMessage, Exchange, IaSet, RelayWrap, Reply, echo_xid};
 use crate::pacing::Pacer;
 use crate::population::{Population, Prefix};
 use crate::stats::{Failure, Stats};
@@ -29,6 +29,9 @@ const ANSWERED: u32 = 1 << 30;
 const DONE: u32 = LATE | ANSWERED;
 /// Room for one outgoing datagram.
 const MAX_DATAGRAM: usize = 1500;
+/// The Server Identifier of echo Requests, as long as a DUID-LLT, so that an echo Request is
+/// the size of a real one.
+const ECHO_SERVER_ID: &[u8] = &[0, 1, 0, 1, 0x2e, 0, 0, 0, 0x02, 0xec, 0x40, 0, 0, 1];
 
 /// What one client does in one flow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -49,10 +52,14 @@ pub enum Flow {
     Pd,
     /// SARR for an address and a delegated prefix.
     NaPd,
+    /// A Solicit and then a Request sent to a reflector (`xdhcp6-reflect`), each expected back
+    /// unchanged: the cost of the link and the transports without a server's work. Two round
+    /// trips, like `sarr`, so echo flows/s compare with SARR exchanges/s.
+    Echo,
 }
 
 impl Flow {
-    /// Every flow.
+    /// Every flow a DHCPv6 server answers ([`Flow::Echo`] needs a reflector instead).
     pub const ALL: [Flow; 8] = [
         Flow::Sarr,
         Flow::Rapid,
@@ -75,6 +82,7 @@ impl Flow {
             Flow::Info => "info",
             Flow::Pd => "pd",
             Flow::NaPd => "na+pd",
+            Flow::Echo => "echo",
         }
     }
 
@@ -102,6 +110,7 @@ impl FromStr for Flow {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Flow::ALL
             .into_iter()
+            .chain([Flow::Echo])
             .find(|f| f.name() == s)
             .ok_or_else(|| format!("unknown scenario {s:?}"))
     }
@@ -125,6 +134,9 @@ impl Scenario {
                 .split_once('=')
                 .ok_or_else(|| format!("{part:?}: expected SCENARIO=WEIGHT"))?;
             let flow: Flow = name.trim().parse()?;
+            if flow == Flow::Echo {
+                return Err("echo needs a reflector and cannot be mixed with other flows".into());
+            }
             let weight: u32 = weight
                 .trim()
                 .parse()
@@ -169,6 +181,17 @@ impl Scenario {
     }
 }
 
+/// The address an echo Request carries in its IA_NA (any address: the reflector does not read
+/// it; it makes the message as long as a real Request).
+fn echo_address(exchange: Exchange, c: u32) -> Option<Ipv6Addr> {
+    (exchange == Exchange::Request).then(|| {
+        let c = c.to_be_bytes();
+        Ipv6Addr::from([
+            0x20, 0x01, 0x0d, 0xb8, 0, 0xec, 0, 0, 0, 0, 0, 0, c[0], c[1], c[2], c[3],
+        ])
+    })
+}
+
 fn splitmix64(n: u64) -> u64 {
     let mut z = n.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -193,31 +216,43 @@ pub struct Settings {
     pub expect_pd_range: Option<Prefix>,
 }
 
+/// Who sends a datagram: an emulated client, directly or through an emulated relay. Transports
+/// that build their own frames (AF_XDP) take the addresses from it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sender {
+    /// The client's index in the population.
+    pub client: u32,
+    /// The index of the relay in front of it, if any.
+    pub relay: Option<u32>,
+}
+
 /// Datagrams to send, packed into one buffer.
 #[derive(Clone, Debug, Default)]
 pub struct Outbox {
+    /// Never shrinks: the bytes past the last datagram are scratch room, zeroed once.
     data: Vec<u8>,
     ends: Vec<usize>,
+    senders: Vec<Sender>,
 }
 
 impl Outbox {
-    /// Appends the datagram `write` produces (it returns the length it wrote).
+    /// Appends the datagram `write` produces (it returns the length it wrote) from `sender`.
     pub fn push(
         &mut self,
+        sender: Sender,
         write: impl FnOnce(&mut [u8]) -> Result<usize, WriteError>,
     ) -> Result<(), WriteError> {
-        let start = self.data.len();
-        self.data.resize(start + MAX_DATAGRAM, 0);
-        match write(&mut self.data[start..]) {
+        let start = self.ends.last().copied().unwrap_or(0);
+        if self.data.len() < start + MAX_DATAGRAM {
+            self.data.resize(start + MAX_DATAGRAM, 0);
+        }
+        match write(&mut self.data[start..start + MAX_DATAGRAM]) {
             Ok(len) => {
-                self.data.truncate(start + len);
-                self.ends.push(start + len);
+                self.ends.push(start + len.min(MAX_DATAGRAM));
+                self.senders.push(sender);
                 Ok(())
             }
-            Err(e) => {
-                self.data.truncate(start);
-                Err(e)
-            }
+            Err(e) => Err(e),
         }
     }
 
@@ -241,10 +276,15 @@ impl Outbox {
         })
     }
 
+    /// The queued datagrams in order, each with its sender.
+    pub fn iter_with_senders(&self) -> impl Iterator<Item = (Sender, &[u8])> {
+        self.senders.iter().copied().zip(self.iter())
+    }
+
     /// Forgets every datagram, keeping the memory.
     pub fn clear(&mut self) {
-        self.data.clear();
         self.ends.clear();
+        self.senders.clear();
     }
 }
 
@@ -313,6 +353,10 @@ pub struct Generator {
     flows: u64,
     in_flight: u64,
     stats: Stats,
+    /// The scenario is [`Flow::Echo`]: datagrams are echoes, not replies.
+    echo: bool,
+    /// Where an echo's expected bytes are rebuilt.
+    scratch: Vec<u8>,
 }
 
 impl Generator {
@@ -333,6 +377,8 @@ impl Generator {
             flows: 0,
             in_flight: 0,
             stats: Stats::default(),
+            echo: settings.scenario == Scenario::One(Flow::Echo),
+            scratch: vec![0; MAX_DATAGRAM],
             settings,
         }
     }
@@ -441,6 +487,7 @@ impl Generator {
             Flow::Rapid => (self.settings.ias, Exchange::Solicit),
             Flow::Pd => (IaSet::PD, Exchange::Solicit),
             Flow::NaPd => (IaSet::BOTH, Exchange::Solicit),
+            Flow::Echo => (self.settings.ias, Exchange::Solicit),
             Flow::Info => (IaSet::NONE, Exchange::Information),
             Flow::Renew | Flow::Rebind | Flow::Release if has_binding => {
                 let next = flow.after(Exchange::Request).unwrap_or(Exchange::Renew);
@@ -490,12 +537,31 @@ impl Generator {
         client.xid = xid;
         client.exchange = exchange;
         client.sent_ns = now_ns;
-        let client = *client;
+        let sender = Sender {
+            client: c,
+            relay: self.settings.population.relay_of(c).map(|r| r.index),
+        };
+        // A 1500-byte buffer holds every message built here; a failure would be a bug in this
+        // crate, and the request then simply times out and is counted as lost.
+        let _ = out.push(sender, |buf| self.write_message(c, address, prefix, buf));
+    }
+
+    /// Writes client `c`'s message for its current exchange and transaction id.
+    fn write_message(
+        &self,
+        c: u32,
+        address: Option<Ipv6Addr>,
+        prefix: Option<(Ipv6Addr, u8)>,
+        buf: &mut [u8],
+    ) -> Result<usize, WriteError> {
+        let client = self.clients[c as usize];
+        let exchange = client.exchange;
         let population = &self.settings.population;
         let duid = population.duid(c);
         // RFC 9915 §16, in substance: Request, Renew and Release name the chosen server;
         // a Rebind with a Server Identifier is discarded.
         let server_id = match exchange {
+            Exchange::Request if client.flow == Flow::Echo => Some(ECHO_SERVER_ID),
             Exchange::Request | Exchange::Renew | Exchange::Release => client
                 .server
                 .checked_sub(1)
@@ -508,7 +574,7 @@ impl Generator {
         let remote_id = population.remote_id(c);
         let msg = ClientMessage {
             exchange,
-            xid,
+            xid: client.xid,
             client_id: duid.as_bytes(),
             server_id,
             ias: client.ias,
@@ -522,45 +588,24 @@ impl Generator {
                 remote_id: &remote_id,
             }),
         };
-        // A 1500-byte buffer holds every message built here; a failure would be a bug in this
-        // crate, and the request then simply times out and is counted as lost.
-        let _ = out.push(|buf| msg.write(buf));
+        msg.write(buf)
     }
 
     /// Validates a datagram from the server at `now_ns` and queues the client's next message.
     pub fn handle_datagram(&mut self, now_ns: u64, datagram: &[u8], out: &mut Outbox) {
         self.stats.received += 1;
+        if self.echo {
+            self.handle_echo(now_ns, datagram, out);
+            return;
+        }
         let Ok(reply) = Reply::parse(datagram) else {
             self.stats.fail(Failure::Malformed);
             return;
         };
-        let slot = reply.xid as usize & (XID_SPACE - 1);
-        let owner = self.by_xid[slot];
-        if owner & LATE != 0 {
-            // Already counted as lost; a slow server is not a wrong one.
-            self.by_xid[slot] = 0;
-            self.stats.late += 1;
+        let Some(c) = self.claim(now_ns, reply.xid) else {
             return;
-        }
-        if owner & ANSWERED != 0 {
-            self.stats.extra += 1;
-            return;
-        }
-        if owner == 0 {
-            self.stats.fail(Failure::UnknownXid);
-            return;
-        }
-        let c = owner - 1;
+        };
         let client = self.clients[c as usize];
-        if !client.busy || client.xid != reply.xid {
-            self.stats.fail(Failure::UnknownXid);
-            return;
-        }
-        self.by_xid[slot] = owner | ANSWERED;
-        self.in_flight -= 1;
-        self.stats
-            .latency
-            .record(now_ns.saturating_sub(client.sent_ns));
         match self.validate(c, &client, &reply) {
             Ok(mut accepted) => {
                 if accepted.server.is_none()
@@ -575,6 +620,76 @@ impl Generator {
                 self.stats.flows_failed += 1;
                 self.clients[c as usize].busy = false;
             }
+        }
+    }
+
+    /// Finds the client waiting for transaction `xid` and marks it answered; `None` (counted)
+    /// for a late, extra or unknown answer.
+    fn claim(&mut self, now_ns: u64, xid: u32) -> Option<u32> {
+        let slot = xid as usize & (XID_SPACE - 1);
+        let owner = self.by_xid[slot];
+        if owner & LATE != 0 {
+            // Already counted as lost; a slow server is not a wrong one.
+            self.by_xid[slot] = 0;
+            self.stats.late += 1;
+            return None;
+        }
+        if owner & ANSWERED != 0 {
+            self.stats.extra += 1;
+            return None;
+        }
+        if owner == 0 {
+            self.stats.fail(Failure::UnknownXid);
+            return None;
+        }
+        let c = owner - 1;
+        let client = self.clients[c as usize];
+        if !client.busy || client.xid != xid {
+            self.stats.fail(Failure::UnknownXid);
+            return None;
+        }
+        self.by_xid[slot] = owner | ANSWERED;
+        self.in_flight -= 1;
+        self.stats
+            .latency
+            .record(now_ns.saturating_sub(client.sent_ns));
+        Some(c)
+    }
+
+    /// An echoed message: it must be byte for byte the one client `c` sent.
+    fn handle_echo(&mut self, now_ns: u64, datagram: &[u8], out: &mut Outbox) {
+        let Some(xid) = echo_xid(datagram) else {
+            self.stats.fail(Failure::Malformed);
+            return;
+        };
+        let Some(c) = self.claim(now_ns, xid) else {
+            return;
+        };
+        let exchange = self.clients[c as usize].exchange;
+        let address = echo_address(exchange, c);
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let same = self
+            .write_message(c, address, None, &mut scratch)
+            .is_ok_and(|len| scratch[..len] == *datagram);
+        self.scratch = scratch;
+        if !same {
+            self.stats.fail(Failure::EchoMismatch);
+            self.stats.flows_failed += 1;
+            self.clients[c as usize].busy = false;
+            return;
+        }
+        match exchange {
+            Exchange::Solicit => {
+                self.send(
+                    now_ns,
+                    c,
+                    Exchange::Request,
+                    echo_address(Exchange::Request, c),
+                    None,
+                    out,
+                );
+            }
+            _ => self.complete(c),
         }
     }
 
@@ -1191,21 +1306,108 @@ mod tests {
         assert_eq!(g.stats().total_failures(), 0);
     }
 
+    /// Runs echo flows for 100 clients against `reflect` (which may alter or drop a message).
+    fn run_echo(relays: u32, reflect: &mut dyn FnMut(&[u8]) -> Option<Vec<u8>>) -> Generator {
+        let mut g = Generator::new(settings(100, relays, Scenario::One(Flow::Echo)));
+        g.start(0, 1000.0, 100 * MS);
+        let mut out = Outbox::default();
+        for t in 0..300 {
+            let now = t * MS;
+            g.poll(now, &mut out);
+            let mut queue: Vec<Vec<u8>> = out.iter().map(<[u8]>::to_vec).collect();
+            out.clear();
+            while let Some(request) = queue.pop() {
+                if let Some(echo) = reflect(&request) {
+                    g.handle_datagram(now + 50_000, &echo, &mut out);
+                    queue.extend(out.iter().map(<[u8]>::to_vec));
+                    out.clear();
+                }
+            }
+        }
+        assert!(g.is_finished(300 * MS));
+        g
+    }
+
+    #[test]
+    fn echo_flows_complete_with_two_round_trips() {
+        for relays in [0, 7] {
+            let mut sizes = Vec::new();
+            let g = run_echo(relays, &mut |request| {
+                sizes.push(request.len());
+                Some(request.to_vec())
+            });
+            let s = g.stats();
+            assert_eq!(s.flows_started, 100, "relays {relays}");
+            assert_eq!(s.flows_completed, 100, "relays {relays}: {s:?}");
+            assert_eq!(s.total_failures(), 0, "relays {relays}: {s:?}");
+            assert_eq!(s.sent[Exchange::Solicit.index()], 100);
+            assert_eq!(s.sent[Exchange::Request.index()], 100);
+            assert_eq!(s.received, 200);
+            // The Request carries a Server Identifier and an address: longer than the Solicit.
+            assert!(sizes.iter().max() > sizes.iter().min(), "{sizes:?}");
+        }
+    }
+
+    #[test]
+    fn echo_that_differs_fails_and_one_that_is_lost_times_out() {
+        let g = run_echo(0, &mut |request| {
+            let mut echo = request.to_vec();
+            let last = echo.len() - 1;
+            echo[last] ^= 1;
+            Some(echo)
+        });
+        let s = g.stats();
+        assert_eq!(s.failures_of(Failure::EchoMismatch), 100, "{s:?}");
+        assert_eq!(s.flows_failed, 100);
+        assert_eq!(s.flows_completed, 0);
+
+        let g = run_echo(0, &mut |request| {
+            // Another transaction id: unknown, and the flow's request times out.
+            let mut echo = request.to_vec();
+            echo[1] ^= 0x80;
+            Some(echo)
+        });
+        assert_eq!(g.stats().failures_of(Failure::UnknownXid), 100);
+        assert_eq!(g.stats().timeouts, 100, "{:?}", g.stats());
+
+        let g = run_echo(0, &mut |_| Some(vec![1, 2]));
+        assert_eq!(g.stats().failures_of(Failure::Malformed), 100);
+    }
+
+    #[test]
+    fn echo_is_a_scenario_of_its_own() {
+        assert_eq!("echo".parse::<Flow>(), Ok(Flow::Echo));
+        assert!(!Flow::ALL.contains(&Flow::Echo));
+        assert!(Scenario::mix("sarr=1,echo=1").is_err());
+    }
+
     #[test]
     fn outbox_packs_datagrams() {
         let mut out = Outbox::default();
-        out.push(|b| {
+        let first = Sender {
+            client: 7,
+            relay: None,
+        };
+        let second = Sender {
+            client: 9,
+            relay: Some(2),
+        };
+        out.push(first, |b| {
             b[..3].copy_from_slice(b"abc");
             Ok(3)
         })
         .unwrap();
-        assert!(out.push(|_| Err(WriteError::BufferFull)).is_err());
-        out.push(|b| {
+        assert!(out.push(first, |_| Err(WriteError::BufferFull)).is_err());
+        out.push(second, |b| {
             b[0] = b'z';
             Ok(1)
         })
         .unwrap();
         assert_eq!(out.iter().collect::<Vec<_>>(), [&b"abc"[..], b"z"]);
+        assert_eq!(
+            out.iter_with_senders().collect::<Vec<_>>(),
+            [(first, &b"abc"[..]), (second, &b"z"[..])]
+        );
         assert_eq!(out.len(), 2);
         out.clear();
         assert!(out.is_empty());

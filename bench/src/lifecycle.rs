@@ -25,7 +25,7 @@ use xdhcp6_proto::{
     DhcpOption, Message, MessageType, MessageWriter, OptionCode, Packet, StatusCode, WriteError,
 };
 
-use crate::generator::Outbox;
+use crate::generator::{Outbox, Sender};
 use crate::population::{IAID_NA, Population, Prefix};
 use crate::report::{Counts, Panel};
 use crate::runner::Clock;
@@ -811,7 +811,11 @@ impl Hold {
         };
         // 1500 bytes hold every message built here; a failure would be a bug in this crate
         // and shows as an exchange that is never answered.
-        let _ = out.push(|buf| message.write(buf));
+        let sender = Sender {
+            client: c,
+            relay: None,
+        };
+        let _ = out.push(sender, |buf| message.write(buf));
     }
 
     /// Validates a datagram from a server and acts on it.

@@ -9,6 +9,8 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use clap::Parser;
 
+use xdhcp6_bench::afxdp::{AfXdpOptions, AfXdpTransport, locate_object};
+use xdhcp6_bench::frame::{Mac, parse_mac};
 use xdhcp6_bench::generator::{Flow, Generator, Scenario, Settings};
 use xdhcp6_bench::lifecycle::{Control, Hold, HoldSample, HoldSettings, ServerInfo, run_hold};
 use xdhcp6_bench::message::IaSet;
@@ -16,20 +18,39 @@ use xdhcp6_bench::population::{MAX_CLIENTS, Population, Prefix};
 use xdhcp6_bench::report::{PlotPoint, RunInfo, Summary, svg};
 use xdhcp6_bench::runner::{Ramp, Sample, SystemClock, run_phase, run_ramp};
 use xdhcp6_bench::transport::{Transport, UdpTransport};
+use xdhcp6_common::steer::AttachMode;
 
 /// Emulates DHCPv6 clients (optionally behind relays) against a server, validates every
 /// reply and reports rate, loss and latency.
 #[derive(Debug, Parser)]
 #[command(name = "xdhcp6-bench", version)]
 struct Cli {
-    /// Interface to send on (needed for multicast to ff02::1:2 and link-local servers).
+    /// Interface to send on (needed for multicast to ff02::1:2 and link-local servers, and for
+    /// --transport afxdp).
     #[arg(long, short = 'i')]
     interface: Option<String>,
     /// Unicast server address instead of All_DHCP_Relay_Agents_and_Servers.
     #[arg(long)]
     server: Option<Ipv6Addr>,
-    /// sarr, rapid, renew, rebind, release, info, pd, na+pd, mix, or hold (clients that
-    /// keep their leases over time: Renew at T1, Rebind at T2, Solicit when they expire).
+    /// udp (kernel sockets) or afxdp (hand-built frames on one queue of --interface).
+    #[arg(long, default_value = "udp")]
+    transport: String,
+    /// The server's MAC address, for --transport afxdp with a unicast --server.
+    #[arg(long, value_name = "MAC", value_parser = parse_mac)]
+    server_mac: Option<Mac>,
+    /// XDP attach mode of the client program for --transport afxdp: native, skb or auto.
+    #[arg(long, default_value_t = AttachMode::Auto)]
+    xdp_mode: AttachMode,
+    /// The receive queue of --interface to bind for --transport afxdp.
+    #[arg(long, default_value_t = 0)]
+    queue: u32,
+    /// The eBPF object for --transport afxdp (default: $XDHCP6_EBPF_OBJECT, else the copy
+    /// embedded at build time).
+    #[arg(long, value_name = "PATH")]
+    ebpf_object: Option<PathBuf>,
+    /// sarr, rapid, renew, rebind, release, info, pd, na+pd, mix, hold (clients that keep
+    /// their leases over time: Renew at T1, Rebind at T2, Solicit when they expire), or echo
+    /// (against xdhcp6-reflect: each flow's Solicit and Request must come back unchanged).
     #[arg(long, default_value = "sarr")]
     scenario: String,
     /// Weights for `--scenario mix`.
@@ -146,14 +167,52 @@ fn run(cli: Cli) -> anyhow::Result<u64> {
         expect_range: cli.expect_range,
         expect_pd_range: cli.expect_pd_range,
     };
-    let mut transport = UdpTransport::open(cli.interface.as_deref(), cli.server, cli.relays > 0)
-        .context("opening the UDP socket (port 546, or 547 with --relays; root may be needed)")?;
+    let (mut transport, server): (Box<dyn Transport>, String) = match cli.transport.as_str() {
+        "udp" => {
+            let transport =
+                UdpTransport::open(cli.interface.as_deref(), cli.server, cli.relays > 0).context(
+                    "opening the UDP socket (port 546, or 547 with --relays; root may be needed)",
+                )?;
+            let server = transport.server().to_string();
+            (Box::new(transport), server)
+        }
+        "afxdp" => {
+            let Some(interface) = cli.interface.clone() else {
+                bail!("--transport afxdp needs --interface");
+            };
+            let object = locate_object(cli.ebpf_object.as_deref()).context(
+                "--transport afxdp needs the eBPF object: build it with `cargo xtask build`",
+            )?;
+            let options = AfXdpOptions {
+                interface: interface.clone(),
+                queue: cli.queue,
+                mode: cli.xdp_mode,
+                server: cli.server,
+                server_mac: cli.server_mac,
+                relayed: cli.relays > 0,
+            };
+            let transport = AfXdpTransport::open(&object, &options, settings.population.clone())
+                .with_context(|| format!("opening AF_XDP on {interface} queue {}", cli.queue))?;
+            let (xdp, socket) = transport.modes();
+            if !cli.quiet {
+                eprintln!(
+                    "AF_XDP on {interface} queue {}: XDP {xdp}, socket {socket}",
+                    cli.queue
+                );
+            }
+            let server = format!("[{}]:547 via {interface}", transport.destination());
+            (Box::new(transport), server)
+        }
+        other => bail!("--transport {other:?}: expected udp or afxdp"),
+    };
+    let transport = transport.as_mut();
     let info = RunInfo {
         scenario: scenario.describe(),
         clients: cli.clients,
         relays: cli.relays,
         timeout_ms: cli.timeout_ms,
-        server: transport.server().to_string(),
+        server,
+        transport: cli.transport.clone(),
     };
     let mut generator = Generator::new(settings);
     let mut clock = SystemClock::default();
@@ -190,7 +249,7 @@ fn run(cli: Cli) -> anyhow::Result<u64> {
         };
         let result = run_ramp(
             &mut generator,
-            &mut transport,
+            transport,
             &mut clock,
             &ramp,
             &mut progress,
@@ -218,12 +277,13 @@ fn run(cli: Cli) -> anyhow::Result<u64> {
             transport.send_drops(),
             samples,
         )
-        .with_ramp(&result, cli.loss);
+        .with_ramp(&result, cli.loss)
+        .with_bad_frames(transport.bad_frames());
         (summary, points)
     } else {
         let phase = run_phase(
             &mut generator,
-            &mut transport,
+            transport,
             &mut clock,
             cli.rate,
             duration,
@@ -237,9 +297,13 @@ fn run(cli: Cli) -> anyhow::Result<u64> {
             &phase.stats,
             transport.send_drops(),
             phase.samples.clone(),
-        );
+        )
+        .with_bad_frames(transport.bad_frames());
         (summary, points)
     };
+    if !quiet && let Some(line) = transport.diagnostics() {
+        eprintln!("{line}");
+    }
     let json_to_stdout = cli.json.as_ref().is_some_and(|p| p.as_os_str() == "-");
     if json_to_stdout {
         eprint!("{}", summary.table());
@@ -270,6 +334,9 @@ fn run(cli: Cli) -> anyhow::Result<u64> {
 fn hold(cli: &Cli) -> anyhow::Result<u64> {
     if cli.relays > 0 || cli.ia != "na" {
         bail!("--scenario hold emulates direct clients with one IA_NA (no --relays, --ia na)");
+    }
+    if cli.transport != "udp" {
+        bail!("--scenario hold runs over --transport udp only");
     }
     let positive = |x: f64| x.is_finite() && x >= 0.0;
     if !positive(cli.ramp_up) || !positive(cli.duration) || cli.duration == 0.0 {

@@ -241,6 +241,19 @@ pub struct Reply<'a> {
     pub relay: Option<RelayAnswer<'a>>,
 }
 
+/// The transaction id of an echoed client message, inside a Relay-forward when relayed.
+pub fn echo_xid(datagram: &[u8]) -> Option<u32> {
+    match Packet::parse(datagram).ok()? {
+        Packet::Client(msg) => Some(msg.transaction_id()),
+        Packet::Relay(relay) => relay.options().find_map(|opt| match opt {
+            Ok(DhcpOption::RelayMsg(inner)) => Message::new_checked(inner)
+                .ok()
+                .map(|msg| msg.transaction_id()),
+            _ => None,
+        }),
+    }
+}
+
 /// Why a datagram is not a reply at all.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Malformed;

@@ -159,7 +159,8 @@ impl Population {
         self.relays
     }
 
-    fn mac(&self, client: u32) -> [u8; 6] {
+    /// Client `client`'s MAC address: locally administered, from the seed and the index.
+    pub fn mac(&self, client: u32) -> [u8; 6] {
         let i = client.to_be_bytes();
         // 02: a locally administered unicast MAC, never a real vendor's.
         [0x02, self.seed, i[0], i[1], i[2], i[3]]
@@ -192,6 +193,12 @@ impl Population {
             }
         };
         DuidBuf { bytes, len }
+    }
+
+    /// Relay `relay`'s MAC address (locally administered, apart from the clients').
+    pub fn relay_mac(&self, relay: u32) -> [u8; 6] {
+        let i = relay.to_be_bytes();
+        [0x06, self.seed, i[0], i[1], i[2], i[3]]
     }
 
     /// The relay in front of `client`, if clients are relayed.

@@ -22,6 +22,8 @@ pub struct RunInfo {
     pub timeout_ms: u64,
     /// Where requests went.
     pub server: String,
+    /// `udp` or `afxdp`.
+    pub transport: String,
 }
 
 /// The ramp part of a summary.
@@ -74,6 +76,8 @@ pub struct Summary {
     pub skipped: u64,
     /// Datagrams the transport could not send.
     pub send_drops: u64,
+    /// Received frames the transport dropped as malformed (bad length or checksum).
+    pub bad_frames: u64,
     /// Timeouts as a percentage of ended flows.
     pub loss_percent: f64,
     /// Completed flows per second of sending.
@@ -119,6 +123,7 @@ impl Summary {
             extra_replies: stats.extra,
             skipped: stats.skipped,
             send_drops,
+            bad_frames: 0,
             loss_percent: stats.loss_percent(),
             throughput: if duration_s > 0.0 {
                 stats.flows_completed as f64 / duration_s
@@ -136,6 +141,12 @@ impl Summary {
         }
     }
 
+    /// Records the frames the transport dropped on receipt.
+    pub fn with_bad_frames(mut self, bad_frames: u64) -> Self {
+        self.bad_frames = bad_frames;
+        self
+    }
+
     /// Adds a ramp's steps.
     pub fn with_ramp(mut self, ramp: &RampResult, loss_threshold_percent: f64) -> Self {
         self.ramp = Some(RampReport {
@@ -151,11 +162,12 @@ impl Summary {
         let mut t = String::new();
         let _ = writeln!(
             t,
-            "scenario {}  clients {}  relays {}  server {}  timeout {} ms",
+            "scenario {}  clients {}  relays {}  server {}  transport {}  timeout {} ms",
             self.run.scenario,
             self.run.clients,
             self.run.relays,
             self.run.server,
+            self.run.transport,
             self.run.timeout_ms
         );
         let row = |t: &mut String, k: &str, v: String| {
@@ -176,6 +188,7 @@ impl Summary {
         row(&mut t, "loss", format!("{:.3} %", self.loss_percent));
         row(&mut t, "skipped (not started)", self.skipped.to_string());
         row(&mut t, "send drops", self.send_drops.to_string());
+        row(&mut t, "bad frames dropped", self.bad_frames.to_string());
         row(
             &mut t,
             "throughput (flows/s)",
@@ -668,6 +681,7 @@ mod tests {
             relays: 0,
             timeout_ms: 1000,
             server: "[ff02::1:2%eth0]:547".into(),
+            transport: "udp".into(),
         };
         let summary = Summary::new(info, 5.0, 2.0, &stats, 0, Vec::new());
         let v: serde_json::Value = serde_json::to_value(&summary).unwrap();

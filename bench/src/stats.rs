@@ -144,11 +144,13 @@ pub enum Failure {
     PrefixOutOfRange,
     /// A prefix already delegated to another emulated client.
     DuplicatePrefix,
+    /// `--scenario echo`: the message that came back differs from the one sent.
+    EchoMismatch,
 }
 
 impl Failure {
     /// Every kind, in counter order.
-    pub const ALL: [Failure; 14] = [
+    pub const ALL: [Failure; 15] = [
         Failure::Malformed,
         Failure::UnknownXid,
         Failure::WrongType,
@@ -163,6 +165,7 @@ impl Failure {
         Failure::NoPrefix,
         Failure::PrefixOutOfRange,
         Failure::DuplicatePrefix,
+        Failure::EchoMismatch,
     ];
 
     /// The kind's name in reports.
@@ -182,6 +185,7 @@ impl Failure {
             Failure::NoPrefix => "no_prefix",
             Failure::PrefixOutOfRange => "prefix_out_of_range",
             Failure::DuplicatePrefix => "duplicate_prefix",
+            Failure::EchoMismatch => "echo_mismatch",
         }
     }
 

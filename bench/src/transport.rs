@@ -26,6 +26,16 @@ pub trait Transport {
     fn send_drops(&self) -> u64 {
         0
     }
+
+    /// Received frames dropped as malformed before the generator saw them.
+    fn bad_frames(&self) -> u64 {
+        0
+    }
+
+    /// A line of the transport's own counters for the end of a run, if it has any.
+    fn diagnostics(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Datagrams per sendmmsg/recvmmsg call.

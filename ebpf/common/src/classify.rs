@@ -1,9 +1,13 @@
-//! The steering rule: which Ethernet frames carry DHCPv6 for this server.
+//! The steering rules: which Ethernet frames carry DHCPv6 for this server, or for the clients
+//! and relays a load generator emulates.
 //!
-//! A frame is steered when it is Ethernet with at most two VLAN tags, then an IPv6 header whose
-//! Next Header is UDP, then a UDP header whose destination port is 547. Everything else goes to
-//! the kernel, which has the slow path (a UDP socket on [::]:547) for the rare DHCPv6 packet that
-//! carries extension headers or arrives fragmented.
+//! A frame is steered by [`classify`] when it is Ethernet with at most two VLAN tags, then an
+//! IPv6 header whose Next Header is UDP, then a UDP header whose destination port is 547.
+//! Everything else goes to the kernel, which has the slow path (a UDP socket on [::]:547) for
+//! the rare DHCPv6 packet that carries extension headers or arrives fragmented.
+//!
+//! [`classify_client`] is the same rule with destination port 546 (replies to clients) or 547
+//! (Relay-reply messages to relay agents), for the client side of a link.
 //!
 //! The classifier reads the frame only through [`FrameReader`], so one implementation serves the
 //! XDP program (where every read is a bounds check the verifier can follow) and userspace (a
@@ -108,7 +112,7 @@ pub enum PassReason {
     ExtensionHeader,
     /// IPv6 carrying another upper-layer protocol (ICMPv6, TCP, ...).
     NotUdp,
-    /// UDP, but not to port 547.
+    /// UDP, but not to the rule's port (547; 546 or 547 for [`classify_client`]).
     OtherPort,
 }
 
@@ -143,14 +147,27 @@ impl PassReason {
 /// Never panics, whatever the frame; reads only the headers it needs.
 #[inline(always)]
 pub fn classify<F: FrameReader + ?Sized>(frame: &F) -> Verdict {
-    match headers(frame) {
+    match headers::<F, false>(frame) {
+        Ok(offsets) => Verdict::Steer(offsets),
+        Err(reason) => Verdict::Pass(reason),
+    }
+}
+
+/// Decides whether `frame` is DHCPv6 for a client or a relay agent: the rule of [`classify`]
+/// with UDP destination port 546 or 547.
+///
+/// Servers send to clients on 546 and Relay-reply messages to relay agents on 547 (RFC 9915
+/// §7.2); a host that emulates both takes either. Never panics, whatever the frame.
+#[inline(always)]
+pub fn classify_client<F: FrameReader + ?Sized>(frame: &F) -> Verdict {
+    match headers::<F, true>(frame) {
         Ok(offsets) => Verdict::Steer(offsets),
         Err(reason) => Verdict::Pass(reason),
     }
 }
 
 #[inline(always)]
-fn headers<F: FrameReader + ?Sized>(frame: &F) -> Result<Offsets, PassReason> {
+fn headers<F: FrameReader + ?Sized, const CLIENT: bool>(frame: &F) -> Result<Offsets, PassReason> {
     // A tag is TPID (where the EtherType would be) and TCI, then the next EtherType/TPID.
     let mut ethertype = read_u16(frame, ETHERNET_HEADER_LEN - 2)?;
     let mut l3 = ETHERNET_HEADER_LEN;
@@ -189,7 +206,9 @@ fn headers<F: FrameReader + ?Sized>(frame: &F) -> Result<Offsets, PassReason> {
 
     let l4 = l3 + IPV6_HEADER_LEN;
     let udp: [u8; UDP_HEADER_LEN] = frame.read(l4).ok_or(PassReason::Truncated)?;
-    if u16::from_be_bytes([udp[2], udp[3]]) != DHCPV6_SERVER_PORT {
+    let port = u16::from_be_bytes([udp[2], udp[3]]);
+    let wanted = port == DHCPV6_SERVER_PORT || (CLIENT && port == DHCPV6_CLIENT_PORT);
+    if !wanted {
         return Err(PassReason::OtherPort);
     }
     debug_assert!(l4 + UDP_HEADER_LEN <= MAX_HEADERS_LEN);
@@ -531,5 +550,95 @@ mod tests {
             panic!("not steered");
         };
         assert_eq!(offsets.payload(), MAX_HEADERS_LEN);
+    }
+
+    // The client rule.
+
+    #[test]
+    fn client_rule_takes_replies_to_clients_and_relays() {
+        for tags in [
+            &[][..],
+            &[ethertype::VLAN],
+            &[ethertype::QINQ, ethertype::VLAN],
+        ] {
+            let l3 = ETHERNET_HEADER_LEN + tags.len() * VLAN_TAG_LEN;
+            let to_client = FrameBuilder::with_tags(tags)
+                .ipv6(IPPROTO_UDP)
+                .udp(547, 546, SOLICIT);
+            assert_eq!(classify_client(to_client.bytes()), steer(l3));
+            let to_relay = FrameBuilder::with_tags(tags)
+                .ipv6(IPPROTO_UDP)
+                .udp(547, 547, SOLICIT);
+            assert_eq!(classify_client(to_relay.bytes()), steer(l3));
+        }
+    }
+
+    #[test]
+    fn server_rule_leaves_replies_to_clients_alone() {
+        let to_client = FrameBuilder::with_tags(&[])
+            .ipv6(IPPROTO_UDP)
+            .udp(547, 546, SOLICIT);
+        assert_eq!(
+            classify(to_client.bytes()),
+            Verdict::Pass(PassReason::OtherPort)
+        );
+    }
+
+    #[test]
+    fn client_rule_passes_everything_else() {
+        for port in [53, 545, 548, 5460, 0, u16::MAX] {
+            let frame = FrameBuilder::with_tags(&[])
+                .ipv6(IPPROTO_UDP)
+                .udp(546, port, SOLICIT);
+            assert_eq!(
+                classify_client(frame.bytes()),
+                Verdict::Pass(PassReason::OtherPort),
+                "port {port}"
+            );
+        }
+        let icmp = FrameBuilder::with_tags(&[])
+            .ipv6(IPPROTO_ICMPV6)
+            .udp(547, 546, SOLICIT);
+        assert_eq!(
+            classify_client(icmp.bytes()),
+            Verdict::Pass(PassReason::NotUdp)
+        );
+        let tcp = FrameBuilder::with_tags(&[])
+            .ipv6(IPPROTO_TCP)
+            .udp(547, 546, SOLICIT);
+        assert_eq!(
+            classify_client(tcp.bytes()),
+            Verdict::Pass(PassReason::NotUdp)
+        );
+        let fragment = FrameBuilder::with_tags(&[]).ipv6(44).udp(547, 546, SOLICIT);
+        assert_eq!(
+            classify_client(fragment.bytes()),
+            Verdict::Pass(PassReason::ExtensionHeader)
+        );
+        let three_tags =
+            FrameBuilder::with_tags(&[ethertype::QINQ, ethertype::VLAN, ethertype::VLAN])
+                .ipv6(IPPROTO_UDP)
+                .udp(547, 546, SOLICIT);
+        assert_eq!(
+            classify_client(three_tags.bytes()),
+            Verdict::Pass(PassReason::VlanStack)
+        );
+    }
+
+    #[test]
+    fn client_rule_never_panics_on_truncations() {
+        let frame = FrameBuilder::with_tags(&[ethertype::VLAN])
+            .ipv6(IPPROTO_UDP)
+            .udp(547, 546, SOLICIT);
+        let bytes = frame.bytes();
+        let full = ETHERNET_HEADER_LEN + VLAN_TAG_LEN + IPV6_HEADER_LEN + UDP_HEADER_LEN;
+        for len in 0..full {
+            assert_eq!(
+                classify_client(&bytes[..len]),
+                Verdict::Pass(PassReason::Truncated),
+                "length {len}"
+            );
+        }
+        assert!(matches!(classify_client(&bytes[..full]), Verdict::Steer(_)));
     }
 }

@@ -3,18 +3,28 @@
 //! The packet classifier ([`classify`]) decides which frames the XDP program steers to an AF_XDP
 //! socket; the same function runs in the kernel, in the userspace datapath (to find the headers
 //! again) and in host tests. The map names, sizes and the counter layout ([`Counters`]) are the
-//! contract between the program and the loader in `xdhcp6d`.
-#![no_std]
+//! contract between the program and the loaders in `xdhcp6d` and `xdhcp6-bench`.
+//!
+//! With the `user` feature the crate also holds the userspace side both of them share: AF_XDP
+//! sockets and their frame accounting ([`xsk`]) and loading and attaching the program
+//! ([`steer`]). Without it the crate is `no_std`, as the XDP program needs.
+#![cfg_attr(not(feature = "user"), no_std)]
 
 #[cfg(any(test, feature = "testing"))]
 pub mod frames;
 
 mod classify;
 mod maps;
+#[cfg(feature = "user")]
+pub mod steer;
+#[cfg(feature = "user")]
+pub mod xsk;
 
 pub use classify::{
     DHCPV6_CLIENT_PORT, DHCPV6_SERVER_PORT, ETHERNET_HEADER_LEN, FrameReader, IPPROTO_UDP,
     IPV6_HEADER_LEN, MAX_VLAN_TAGS, Offsets, PassReason, UDP_HEADER_LEN, VLAN_TAG_LEN, Verdict,
-    classify, ethertype,
+    classify, classify_client, ethertype,
 };
-pub use maps::{COUNTERS_INDEX, COUNTERS_MAP, Counters, MAX_QUEUES, PROGRAM, XSK_MAP};
+pub use maps::{
+    CLIENT_PROGRAM, COUNTERS_INDEX, COUNTERS_MAP, Counters, MAX_QUEUES, PROGRAM, XSK_MAP,
+};

@@ -2,8 +2,13 @@
 
 use crate::PassReason;
 
-/// Name of the XDP program in the object file.
+/// Name of the server's XDP program in the object file ([`crate::classify`]).
 pub const PROGRAM: &str = "xdhcp6_xdp";
+
+/// Name of the client-side XDP program in the object file ([`crate::classify_client`]): the
+/// load generator receives replies to its emulated clients and relays through it. It shares
+/// the maps with [`PROGRAM`]; one object is loaded once per program.
+pub const CLIENT_PROGRAM: &str = "xdhcp6_client_xdp";
 
 /// Name of the `XSKMAP`: AF_XDP socket per receive queue, indexed by `rx_queue_index`.
 pub const XSK_MAP: &str = "XSKS";

@@ -1,7 +1,9 @@
-//! The xdhcp6 XDP program: DHCPv6 to servers goes to the AF_XDP socket of its receive queue,
-//! everything else to the kernel.
+//! The xdhcp6 XDP programs: `xdhcp6_xdp` sends DHCPv6 to servers to the AF_XDP socket of its
+//! receive queue, everything else to the kernel; `xdhcp6_client_xdp` does the same for DHCPv6
+//! to clients and relay agents, for the load generator.
 //!
-//! The rule itself is [`xdhcp6_common::classify`], shared with userspace and tested on the host.
+//! The rules themselves are [`xdhcp6_common::classify`] and [`xdhcp6_common::classify_client`],
+//! shared with userspace and tested on the host. Both programs use the same maps.
 //! Here it reads the packet through [`XdpFrame`], whose every read is an explicit bounds check
 //! against `data_end` that the verifier can follow. The program has no loops.
 #![cfg_attr(target_arch = "bpf", no_std, no_main)]
@@ -15,7 +17,9 @@ mod program {
         programs::XdpContext,
     };
     use aya_log_ebpf::error;
-    use xdhcp6_common::{COUNTERS_INDEX, Counters, FrameReader, MAX_QUEUES, Verdict, classify};
+    use xdhcp6_common::{
+        COUNTERS_INDEX, Counters, FrameReader, MAX_QUEUES, Verdict, classify, classify_client,
+    };
 
     /// AF_XDP socket per receive queue; userspace fills it (`xdhcp6_common::XSK_MAP`).
     #[map]
@@ -41,12 +45,26 @@ mod program {
         }
     }
 
+    /// DHCPv6 to servers and relay agents (UDP/547): the server's program.
     #[xdp]
     pub fn xdhcp6_xdp(ctx: XdpContext) -> u32 {
         let verdict = classify(&XdpFrame(&ctx));
+        steer(&ctx, verdict)
+    }
+
+    /// DHCPv6 to clients and relay agents (UDP/546 or 547): the load generator's program.
+    #[xdp]
+    pub fn xdhcp6_client_xdp(ctx: XdpContext) -> u32 {
+        let verdict = classify_client(&XdpFrame(&ctx));
+        steer(&ctx, verdict)
+    }
+
+    /// Carries out `verdict` and counts it.
+    #[inline(always)]
+    fn steer(ctx: &XdpContext, verdict: Verdict) -> u32 {
         let Some(counters) = XDP_COUNTERS.get_ptr_mut(COUNTERS_INDEX) else {
             // A one-entry array always has index 0: this is a loader bug, not traffic.
-            error!(&ctx, "xdhcp6: counters map has no entry 0");
+            error!(ctx, "xdhcp6: counters map has no entry 0");
             return xdp_action::XDP_PASS;
         };
         // Safety: the pointer is a valid, aligned `Counters` in this CPU's slot of the map, and

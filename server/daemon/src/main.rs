@@ -22,7 +22,7 @@ use xdhcp6_engine::{
 };
 use xdhcp6d::journal::{Durability, read_journal};
 use xdhcp6d::runtime::{self, DEFAULT_JOURNAL, Datapath, RunOptions};
-use xdhcp6d::xdp::{AttachMode, EbpfObject, Steering};
+use xdhcp6d::xdp::{AttachMode, Steering};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -51,7 +51,7 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Datapath::Udp)]
         datapath: Datapath,
         /// XDP attach mode for --datapath xdp: native (driver), skb (generic) or auto.
-        #[arg(long, value_enum, default_value_t = AttachMode::Auto)]
+        #[arg(long, default_value_t = AttachMode::Auto)]
         xdp_mode: AttachMode,
         /// The lease journal: replayed at start, appended to while running.
         #[arg(long, value_name = "PATH", default_value = DEFAULT_JOURNAL)]
@@ -118,7 +118,7 @@ enum Command {
         #[arg(short, long, value_name = "IF")]
         interface: String,
         /// XDP attach mode: native (driver), skb (generic) or auto (native, else skb).
-        #[arg(short, long, value_enum, default_value_t = AttachMode::Auto)]
+        #[arg(short, long, default_value_t = AttachMode::Auto)]
         mode: AttachMode,
         /// Stop after this many seconds (default: run until interrupted).
         #[arg(short, long, value_name = "N")]
@@ -477,7 +477,7 @@ fn xdp_watch(
     seconds: Option<u64>,
     ebpf_object: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    let object = EbpfObject::locate(ebpf_object.as_deref())?;
+    let object = xdhcp6d::xdp::locate(ebpf_object.as_deref())?;
     let mut steering = Steering::load(&object)
         .with_context(|| format!("loading the XDP program from {}", object.origin()))?;
     let used = steering

@@ -26,7 +26,7 @@ use crate::journal::{Durability, Journal, JournalSink, Snapshot};
 use crate::metrics::{self, MetricsHandle, Sources};
 use crate::stats::WorkerStats;
 use crate::udp::{self, Ports, ServerSocket, UdpDatapath};
-use crate::xdp::{AttachMode, EbpfObject, Steering};
+use crate::xdp::{AttachMode, Steering};
 
 /// The journal's place when `--journal` is not given.
 pub const DEFAULT_JOURNAL: &str = "/var/lib/xdhcp6/leases.journal";
@@ -308,7 +308,7 @@ fn start_xdp(
     journal: &Arc<Journal>,
     running: &mut Running,
 ) -> anyhow::Result<()> {
-    let object = EbpfObject::locate(options.ebpf_object.as_deref())?;
+    let object = crate::xdp::locate(options.ebpf_object.as_deref())?;
     let mut interfaces: Vec<&str> = Vec::new();
     for link in &config.links {
         for interface in &link.interfaces {

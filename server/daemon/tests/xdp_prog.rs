@@ -1,6 +1,7 @@
 //! The loaded XDP program, run by the kernel: `BPF_PROG_TEST_RUN` for every classifier case, a
 //! real AF_XDP socket in the XskMap for `XDP_REDIRECT`, and frames sent over a veth pair with
-//! the program attached in native and in generic mode.
+//! the program attached in native and in generic mode. The client-side program
+//! (`xdhcp6_client_xdp`, the load generator's) is run the same way.
 //!
 //! These need root and the built object: `cargo xtask test` builds it and runs
 //! `XDHCP6_EBPF_OBJECT=... cargo test -p xdhcp6d -- --include-ignored --test-threads=1`.
@@ -27,7 +28,7 @@ use xdhcp6d::xdp::{AttachMode, Steering};
 #[path = "support/veth.rs"]
 mod veth;
 
-use veth::{VethPair, if_index, load, send_frame};
+use veth::{VethPair, if_index, load, load_client, send_frame};
 
 const XDP_PASS: u32 = 2;
 const XDP_REDIRECT: u32 = 4;
@@ -218,6 +219,71 @@ fn redirect_uses_the_socket_of_the_receive_queue() {
         assert_eq!(action, XDP_PASS, "queue 0 has no socket");
         assert_eq!(delta, no_socket());
     });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The client-side program: replies to clients (546) and relays (547) are steered.
+
+#[test]
+#[ignore = "needs root and the eBPF object; run by cargo xtask test"]
+fn client_program_steers_replies_and_passes_the_rest() {
+    let pair = VethPair::new();
+    pair.run_in_namespace(|| {
+        let mut steering = load_client();
+        let to_client = |tags: &[u16]| {
+            FrameBuilder::with_tags(tags)
+                .ipv6(IPPROTO_UDP)
+                .udp(547, 546, SOLICIT)
+        };
+        let to_relay = FrameBuilder::with_tags(&[VLAN])
+            .ipv6(IPPROTO_UDP)
+            .udp(547, 547, SOLICIT);
+        let other_port = FrameBuilder::with_tags(&[])
+            .ipv6(IPPROTO_UDP)
+            .udp(547, 548, SOLICIT);
+        let icmp = FrameBuilder::with_tags(&[])
+            .ipv6(58)
+            .payload(&[135, 0, 0, 0]);
+
+        // No socket: matches fall back to the kernel as no_socket.
+        let (action, delta) = test_run(&steering, to_client(&[]).bytes());
+        assert_eq!(action, XDP_PASS);
+        assert_eq!(delta, no_socket());
+
+        let socket = XdpSocket::bind(VethPair::SERVER, 0).expect("binding an AF_XDP socket");
+        steering
+            .xsk_map()
+            .unwrap()
+            .set(0, socket.as_fd(), 0)
+            .expect("inserting the socket into the XskMap");
+        for frame in [to_client(&[]), to_client(&[QINQ, VLAN]), to_relay] {
+            let (action, delta) = test_run(&steering, frame.bytes());
+            assert_eq!(action, XDP_REDIRECT, "{frame:?}");
+            assert_eq!(delta, steered(), "{frame:?}");
+        }
+        let (action, delta) = test_run(&steering, other_port.bytes());
+        assert_eq!(action, XDP_PASS);
+        assert_eq!(delta, passed(PassReason::OtherPort));
+        let (action, delta) = test_run(&steering, icmp.bytes());
+        assert_eq!(action, XDP_PASS);
+        assert_eq!(delta, passed(PassReason::NotUdp));
+        let full = to_client(&[VLAN]);
+        let (action, delta) = test_run(&steering, &full.bytes()[..14 + 4 + 40 + 4]);
+        assert_eq!(action, XDP_PASS);
+        assert_eq!(delta, passed(PassReason::Truncated));
+    });
+}
+
+#[test]
+#[ignore = "needs root and the eBPF object; run by cargo xtask test"]
+fn server_program_still_passes_replies_to_clients() {
+    let steering = load();
+    let to_client = FrameBuilder::with_tags(&[])
+        .ipv6(IPPROTO_UDP)
+        .udp(547, 546, SOLICIT);
+    let (action, delta) = test_run(&steering, to_client.bytes());
+    assert_eq!(action, XDP_PASS);
+    assert_eq!(delta, passed(PassReason::OtherPort));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -25,6 +25,15 @@ pub const NEEDS: &str = "needs root and the eBPF object; run by cargo xtask test
 
 /// Loads the XDP program from `$XDHCP6_EBPF_OBJECT`; panics with what is missing.
 pub fn load() -> Steering {
+    load_named(xdhcp6_common::PROGRAM)
+}
+
+/// Loads the client-side XDP program (`xdhcp6_client_xdp`) from `$XDHCP6_EBPF_OBJECT`.
+pub fn load_client() -> Steering {
+    load_named(xdhcp6_common::CLIENT_PROGRAM)
+}
+
+fn load_named(program: &'static str) -> Steering {
     let path = std::env::var_os(OBJECT_ENV).unwrap_or_else(|| {
         panic!(
             "{OBJECT_ENV} is not set: point it at the built xdhcp6-ebpf object \
@@ -32,7 +41,7 @@ pub fn load() -> Steering {
         )
     });
     let object = EbpfObject::read(path.as_ref()).expect("reading the eBPF object");
-    Steering::load(&object).unwrap_or_else(|error| {
+    Steering::load_program(&object, program).unwrap_or_else(|error| {
         panic!(
             "loading the XDP program (root?): {}",
             xdhcp6d::xdp::error_chain(&error)

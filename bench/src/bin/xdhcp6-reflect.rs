@@ -1,0 +1,111 @@
+//! `xdhcp6-reflect`: bounces every DHCPv6-to-server frame back to its sender over AF_XDP, to
+//! measure the ceiling of a link and of the generator (`xdhcp6-bench --scenario echo`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context as _;
+use clap::Parser;
+use xdhcp6_bench::afxdp::{bind_queue, locate_object};
+use xdhcp6_bench::reflect::{ReflectStats, run};
+use xdhcp6_common::steer::AttachMode;
+use xdhcp6_common::xsk::InterfaceInfo;
+
+/// Reflects DHCPv6 frames (IPv6 UDP to port 547) received on one queue of an interface back to
+/// their senders: MACs, addresses and ports swapped. Runs until SIGINT or SIGTERM, then prints
+/// its counters.
+#[derive(Debug, Parser)]
+#[command(name = "xdhcp6-reflect", version)]
+struct Cli {
+    /// The interface to reflect on.
+    #[arg(long, short = 'i')]
+    interface: String,
+    /// XDP attach mode: native (driver), skb (generic) or auto (native, else skb).
+    #[arg(long, default_value_t = AttachMode::Auto)]
+    xdp_mode: AttachMode,
+    /// The receive queue to bind.
+    #[arg(long, default_value_t = 0)]
+    queue: u32,
+    /// The eBPF object (default: $XDHCP6_EBPF_OBJECT, else the copy embedded at build time).
+    #[arg(long, value_name = "PATH")]
+    ebpf_object: Option<PathBuf>,
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::Relaxed);
+}
+
+fn main() -> ExitCode {
+    match reflect(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("xdhcp6-reflect: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn reflect(cli: Cli) -> anyhow::Result<()> {
+    let handler = on_signal as extern "C" fn(libc::c_int);
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        // Safety: the handler only stores to an atomic, which is async-signal-safe.
+        if unsafe { libc::signal(signal, handler as libc::sighandler_t) } == libc::SIG_ERR {
+            return Err(std::io::Error::last_os_error()).context("installing a signal handler");
+        }
+    }
+    let object = locate_object(cli.ebpf_object.as_deref())?;
+    let interface = InterfaceInfo::query(&cli.interface, None)
+        .map_err(|error| anyhow::anyhow!(xdhcp6_common::steer::error_chain(&error)))?;
+    let (steering, mut queue, mode) = bind_queue(
+        &object,
+        xdhcp6_common::PROGRAM,
+        &interface,
+        cli.queue,
+        cli.xdp_mode,
+    )?;
+    eprintln!(
+        "xdhcp6-reflect: {} queue {}, XDP {mode}, AF_XDP {}; SIGINT or SIGTERM stops",
+        interface.name,
+        cli.queue,
+        queue.socket().mode()
+    );
+    let mut stats = ReflectStats::default();
+    run(
+        &mut queue,
+        &interface.mac,
+        &interface.link_local,
+        &STOP,
+        &mut stats,
+    );
+    println!(
+        "received {}  reflected {}  bad frames {}  tx ring full {}",
+        stats.received, stats.reflected, stats.bad_frames, stats.tx_full
+    );
+    if let Ok(s) = queue.socket().statistics() {
+        println!(
+            "socket: rx dropped {}  rx invalid {}  tx invalid {}  rx ring full {}  fill ring empty {}  tx ring empty {}",
+            s.rx_dropped,
+            s.rx_invalid_descs,
+            s.tx_invalid_descs,
+            s.rx_ring_full,
+            s.rx_fill_ring_empty_descs,
+            s.tx_ring_empty_descs
+        );
+    }
+    if let Ok(c) = steering.counters() {
+        println!(
+            "xdp: steered {}  no socket {}  passed {}",
+            c.steered, c.no_socket, c.passed
+        );
+    }
+    let audit = queue.audit();
+    if !audit.is_complete() {
+        println!("frames: {audit:?}");
+    }
+    drop(queue);
+    drop(steering);
+    Ok(())
+}
