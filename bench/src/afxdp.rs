@@ -117,6 +117,11 @@ pub struct AfXdpOptions {
     pub server_mac: Option<Mac>,
     /// Whether the population sends through relays (port 547) or directly (546).
     pub relayed: bool,
+    /// The source address of every emulated relay, sent from the interface's own MAC, like
+    /// the upstream interface of a relay agent: the kernel then answers neighbour discovery
+    /// for it, so servers that reply through the kernel (a UDP socket) reach the relays.
+    /// `None`: each relay sends from its link-address and its own MAC.
+    pub relay_source: Option<Ipv6Addr>,
 }
 
 /// The AF_XDP transport (see the module documentation).
@@ -128,6 +133,9 @@ pub struct AfXdpTransport {
     template: HeaderTemplate,
     destination: Ipv6Addr,
     mode: AttachMode,
+    /// Relays' MAC and source address, when they share the interface's (see
+    /// [`AfXdpOptions::relay_source`]).
+    relay_source: Option<(Mac, Ipv6Addr)>,
     send_drops: u64,
     bad_frames: u64,
 }
@@ -172,6 +180,7 @@ impl AfXdpTransport {
             template,
             destination,
             mode,
+            relay_source: options.relay_source.map(|address| (interface.mac, address)),
             send_drops: 0,
             bad_frames: 0,
         })
@@ -243,14 +252,15 @@ impl Transport for AfXdpTransport {
                 self.send_drops += 1;
                 continue;
             };
-            let (mac, source) = match sender.relay {
-                Some(relay) => (
+            let (mac, source) = match (sender.relay, self.relay_source) {
+                (Some(_), Some(shared)) => shared,
+                (Some(relay), None) => (
                     population.relay_mac(relay),
                     population
                         .relay_of(sender.client)
                         .map_or(Ipv6Addr::UNSPECIFIED, |r| r.link_address),
                 ),
-                None => (
+                (None, _) => (
                     population.mac(sender.client),
                     population.link_local(sender.client),
                 ),

@@ -41,6 +41,11 @@ struct Cli {
     /// XDP attach mode of the client program for --transport afxdp: native, skb or auto.
     #[arg(long, default_value_t = AttachMode::Auto)]
     xdp_mode: AttachMode,
+    /// --transport afxdp: every emulated relay sends from this address and the interface's
+    /// MAC (a relay agent's upstream address, owned by the interface so that the kernel
+    /// answers neighbour discovery for it) instead of from its link-address and own MAC.
+    #[arg(long, value_name = "ADDR")]
+    relay_source: Option<Ipv6Addr>,
     /// The receive queue of --interface to bind for --transport afxdp.
     #[arg(long, default_value_t = 0)]
     queue: u32,
@@ -190,6 +195,7 @@ fn run(cli: Cli) -> anyhow::Result<u64> {
                 server: cli.server,
                 server_mac: cli.server_mac,
                 relayed: cli.relays > 0,
+                relay_source: cli.relay_source,
             };
             let transport = AfXdpTransport::open(&object, &options, settings.population.clone())
                 .with_context(|| format!("opening AF_XDP on {interface} queue {}", cli.queue))?;

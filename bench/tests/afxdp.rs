@@ -18,6 +18,7 @@ const OBJECT_ENV: &str = "XDHCP6_EBPF_OBJECT";
 const CLIENT_IF: &str = "xbg0";
 const SERVER_IF: &str = "xbs0";
 const SERVER_GLOBAL: &str = "2001:db8::547";
+const CLIENT_GLOBAL: &str = "2001:db8::1";
 
 /// Two namespaces and the veth pair between them, removed on drop.
 struct Link {
@@ -52,7 +53,7 @@ impl Link {
             &link.server,
         ]));
         for (namespace, interface, address) in [
-            (&link.client, CLIENT_IF, "2001:db8::1/64"),
+            (&link.client, CLIENT_IF, "2001:db8::1/64"), // CLIENT_GLOBAL
             (&link.server, SERVER_IF, "2001:db8::547/64"),
         ] {
             run(Command::new("ip").args([
@@ -352,32 +353,24 @@ fn echo_through_the_reflector_returns_every_request() {
     );
 }
 
-#[test]
-#[ignore = "needs root and the eBPF object; run by cargo xtask test"]
-fn xdhcp6d_over_xdp_answers_sarr_over_afxdp() {
-    let link = Link::new();
-    let work = std::env::temp_dir().join(format!("xdhcp6-bench-afxdp-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work).unwrap();
+/// Starts `xdhcp6d --datapath DATAPATH` on the server end with [`CONFIG`], its files in `work`,
+/// and waits until it runs.
+fn start_daemon(link: &Link, work: &Path, datapath: &str) -> Background {
+    let _ = std::fs::remove_dir_all(work);
+    std::fs::create_dir_all(work).unwrap();
     let config = work.join("server.toml");
     std::fs::write(&config, CONFIG.replace("IFACE", SERVER_IF)).unwrap();
     let mut server = Background::start(
         {
             let mut command = link.exec(&link.server, daemon());
             command
-                .current_dir(&work)
+                .current_dir(work)
                 .env(OBJECT_ENV, object())
                 .arg("run")
                 .arg("--config")
                 .arg(&config)
-                .args([
-                    "--datapath",
-                    "xdp",
-                    "--xdp-mode",
-                    "native",
-                    "--metrics",
-                    "off",
-                ])
+                .args(["--datapath", datapath, "--xdp-mode", "native"])
+                .args(["--metrics", "off"])
                 .arg("--journal")
                 .arg(work.join("leases.journal"));
             command
@@ -386,6 +379,59 @@ fn xdhcp6d_over_xdp_answers_sarr_over_afxdp() {
     );
     thread::sleep(Duration::from_secs(2));
     server.assert_running();
+    server
+}
+
+#[test]
+#[ignore = "needs root and the eBPF object; run by cargo xtask test"]
+fn relays_sharing_the_interface_address_reach_a_kernel_socket_server() {
+    // xdhcp6d --datapath udp answers through the kernel, which must resolve the relay's
+    // address by neighbour discovery: with --relay-source the relays send from the client
+    // interface's own address, which the client kernel answers for.
+    let link = Link::new();
+    let work = std::env::temp_dir().join(format!("xdhcp6-bench-relay-src-{}", std::process::id()));
+    let mut server = start_daemon(&link, &work, "udp");
+    let mac = link.server_mac();
+    let relayed = generate(
+        &link,
+        &[
+            "--scenario",
+            "sarr",
+            "--clients",
+            "1000",
+            "--rate",
+            "500",
+            "--duration",
+            "1",
+            "--expect-range",
+            "2001:db8:1::/65",
+            "--relays",
+            "4",
+            "--relay-source",
+            CLIENT_GLOBAL,
+            "--server",
+            SERVER_GLOBAL,
+            "--server-mac",
+            &mac,
+        ],
+    );
+    let flows = assert_clean(&relayed, 500);
+    assert_eq!(count(&relayed, "received"), 2 * flows, "{relayed}");
+    let log = server.stop();
+    let total = 2 * flows;
+    assert!(
+        log.contains(&format!("received={total} sent={total}")),
+        "{log}"
+    );
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+#[test]
+#[ignore = "needs root and the eBPF object; run by cargo xtask test"]
+fn xdhcp6d_over_xdp_answers_sarr_over_afxdp() {
+    let link = Link::new();
+    let work = std::env::temp_dir().join(format!("xdhcp6-bench-afxdp-{}", std::process::id()));
+    let mut server = start_daemon(&link, &work, "xdp");
 
     let direct = generate(
         &link,
@@ -511,6 +557,7 @@ fn no_frame_leaks_on_either_side() {
             server: None,
             server_mac: None,
             relayed: false,
+            relay_source: None,
         };
         let mut transport =
             AfXdpTransport::open(&object, &options, population.clone()).expect("AF_XDP transport");

@@ -296,7 +296,11 @@ impl<'a> Lab<'a> {
         if self.options.transport == "afxdp" {
             command
                 .args(["--transport", "afxdp", "--xdp-mode", "native"])
-                .args(["--server-mac", &self.server_mac]);
+                .args(["--server-mac", &self.server_mac])
+                // The relays send from the client interface's own address, which its kernel
+                // answers neighbour discovery for: servers that reply through the kernel
+                // (xdhcp6d over UDP, Kea) reach them like a real relay agent.
+                .args(["--relay-source", CLIENT_ADDRESS]);
         }
         command
             .args(["--scenario", target.scenario])
