@@ -390,7 +390,7 @@ fn relays_sharing_the_interface_address_reach_a_kernel_socket_server() {
     // interface's own address, which the client kernel answers for.
     let link = Link::new();
     let work = std::env::temp_dir().join(format!("xdhcp6-bench-relay-src-{}", std::process::id()));
-    let mut server = start_daemon(&link, &work, "udp");
+    let server = start_daemon(&link, &work, "udp");
     let mac = link.server_mac();
     let relayed = generate(
         &link,
@@ -431,7 +431,7 @@ fn relays_sharing_the_interface_address_reach_a_kernel_socket_server() {
 fn xdhcp6d_over_xdp_answers_sarr_over_afxdp() {
     let link = Link::new();
     let work = std::env::temp_dir().join(format!("xdhcp6-bench-afxdp-{}", std::process::id()));
-    let mut server = start_daemon(&link, &work, "xdp");
+    let server = start_daemon(&link, &work, "xdp");
 
     let direct = generate(
         &link,
