@@ -1508,22 +1508,7 @@ impl HoldSummary {
         ];
         let t_max = self.timeline.iter().map(|s| s.t_s).fold(1.0, f64::max);
         let clients = f64::from(self.clients);
-        let mut s = String::new();
-        let (w, h) = (crate::report::W, crate::report::H);
-        let _ = writeln!(
-            s,
-            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#
-        );
-        let _ = writeln!(
-            s,
-            r#"<rect x="0" y="0" width="{w}" height="{h}" fill="white"/>"#
-        );
-        let _ = writeln!(
-            s,
-            r#"<text x="{}" y="22" text-anchor="middle" font-size="15">{}</text>"#,
-            w / 2.0,
-            crate::report::escape(title)
-        );
+        let mut s = crate::report::document(title);
         // Headroom above the curves keeps the legend clear of them.
         let left = Panel::new(90.0, t_max, clients * 1.3);
         left.frame(&mut s, "time (s)", "clients");

@@ -310,28 +310,11 @@ fn run(cli: Cli) -> anyhow::Result<u64> {
     if !quiet && let Some(line) = transport.diagnostics() {
         eprintln!("{line}");
     }
-    let json_to_stdout = cli.json.as_ref().is_some_and(|p| p.as_os_str() == "-");
-    if json_to_stdout {
-        eprint!("{}", summary.table());
-    } else {
-        print!("{}", summary.table());
-    }
-    if let Some(path) = &cli.json {
-        let text = serde_json::to_string_pretty(&summary).context("encoding the JSON summary")?;
-        if json_to_stdout {
-            println!("{text}");
-        } else {
-            fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
-        }
-    }
-    if let Some(path) = &cli.plot {
-        let title = format!(
-            "xdhcp6-bench {} ({} clients)",
-            summary.run.scenario, cli.clients
-        );
-        fs::write(path, svg(&title, &points))
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
+    let title = format!(
+        "xdhcp6-bench {} ({} clients)",
+        summary.run.scenario, cli.clients
+    );
+    report(&cli, &summary.table(), &summary, || svg(&title, &points))?;
     Ok(summary.total_failures)
 }
 
@@ -382,14 +365,26 @@ fn hold(cli: &Cli) -> anyhow::Result<u64> {
         &mut progress,
         &mut control,
     )?;
+    let title = format!("xdhcp6-bench hold ({} clients)", cli.clients);
+    report(cli, &summary.table(), &summary, || summary.svg(&title))?;
+    Ok(summary.total_failures)
+}
+
+/// Prints the table (on stderr when the JSON goes to stdout) and writes `--json` and `--plot`.
+fn report(
+    cli: &Cli,
+    table: &str,
+    summary: &impl serde::Serialize,
+    plot: impl FnOnce() -> String,
+) -> anyhow::Result<()> {
     let json_to_stdout = cli.json.as_ref().is_some_and(|p| p.as_os_str() == "-");
     if json_to_stdout {
-        eprint!("{}", summary.table());
+        eprint!("{table}");
     } else {
-        print!("{}", summary.table());
+        print!("{table}");
     }
     if let Some(path) = &cli.json {
-        let text = serde_json::to_string_pretty(&summary).context("encoding the JSON summary")?;
+        let text = serde_json::to_string_pretty(summary).context("encoding the JSON summary")?;
         if json_to_stdout {
             println!("{text}");
         } else {
@@ -397,9 +392,7 @@ fn hold(cli: &Cli) -> anyhow::Result<u64> {
         }
     }
     if let Some(path) = &cli.plot {
-        let title = format!("xdhcp6-bench hold ({} clients)", cli.clients);
-        fs::write(path, summary.svg(&title))
-            .with_context(|| format!("writing {}", path.display()))?;
+        fs::write(path, plot()).with_context(|| format!("writing {}", path.display()))?;
     }
-    Ok(summary.total_failures)
+    Ok(())
 }

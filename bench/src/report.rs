@@ -266,8 +266,8 @@ impl From<&Sample> for PlotPoint {
     }
 }
 
-pub(crate) const W: f64 = 1000.0;
-pub(crate) const H: f64 = 420.0;
+const W: f64 = 1000.0;
+const H: f64 = 420.0;
 const PANEL_W: f64 = 380.0;
 const PANEL_H: f64 = 300.0;
 const TOP: f64 = 50.0;
@@ -285,21 +285,7 @@ pub fn svg(title: &str, points: &[PlotPoint]) -> String {
         .iter()
         .map(|p| p.p99_us.max(p.p50_us))
         .fold(0.0, f64::max);
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(
-        s,
-        r#"<rect x="0" y="0" width="{W}" height="{H}" fill="white"/>"#
-    );
-    let _ = writeln!(
-        s,
-        r#"<text x="{}" y="22" text-anchor="middle" font-size="15">{}</text>"#,
-        W / 2.0,
-        escape(title)
-    );
+    let mut s = document(title);
     let left = Panel::new(90.0, x_max, x_max);
     left.frame(&mut s, "offered load (flows/s)", "completed (flows/s)");
     // The ideal: every offered flow completes.
@@ -324,19 +310,8 @@ pub fn svg(title: &str, points: &[PlotPoint]) -> String {
     s
 }
 
-/// Colours of the series of [`compare_svg`], in order.
-const SERIES_COLORS: [&str; 6] = [
-    "#7f7f7f", "#1f77b4", "#2ca02c", "#d62728", "#9467bd", "#ff7f0e",
-];
-
-/// Several runs side by side: throughput against offered load (left) and p99 latency against
-/// offered load (right), one colour per named series, as a standalone SVG document.
-pub fn compare_svg(title: &str, series: &[(String, Vec<PlotPoint>)]) -> String {
-    let all = || series.iter().flat_map(|(_, points)| points.iter());
-    let x_max = all()
-        .map(|p| p.offered.max(p.throughput))
-        .fold(0.0, f64::max);
-    let lat_max = all().map(|p| p.p99_us).fold(0.0, f64::max);
+/// The start of a standalone SVG document of the plots' size: white background and `title`.
+pub(crate) fn document(title: &str) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -352,6 +327,23 @@ pub fn compare_svg(title: &str, series: &[(String, Vec<PlotPoint>)]) -> String {
         W / 2.0,
         escape(title)
     );
+    s
+}
+
+/// Colours of the series of [`compare_svg`], in order.
+const SERIES_COLORS: [&str; 6] = [
+    "#7f7f7f", "#1f77b4", "#2ca02c", "#d62728", "#9467bd", "#ff7f0e",
+];
+
+/// Several runs side by side: throughput against offered load (left) and p99 latency against
+/// offered load (right), one colour per named series, as a standalone SVG document.
+pub fn compare_svg(title: &str, series: &[(String, Vec<PlotPoint>)]) -> String {
+    let all = || series.iter().flat_map(|(_, points)| points.iter());
+    let x_max = all()
+        .map(|p| p.offered.max(p.throughput))
+        .fold(0.0, f64::max);
+    let lat_max = all().map(|p| p.p99_us).fold(0.0, f64::max);
+    let mut s = document(title);
     let left = Panel::new(90.0, x_max, x_max);
     left.frame(&mut s, "offered load (flows/s)", "completed (flows/s)");
     left.line(

@@ -227,21 +227,16 @@ fn prefix_delegation_and_mixes_run_clean() {
     }
 }
 
-#[test]
-fn ramp_finds_the_capacity_of_a_limited_server() {
+/// Ramps SARR against a loopback engine that takes `capacity` requests per virtual second;
+/// returns each step's (rate, passed), the result and the transport.
+fn ramp_against(
+    capacity: u64,
+    ramp: Ramp,
+) -> (Vec<(f64, bool)>, xdhcp6_bench::runner::RampResult, Loopback) {
     let clock = VirtualClock::default();
     let mut transport = Loopback::new(false, clock.0.clone());
-    // 5000 requests/s: SARR takes two per flow, so 2500 flows/s is the limit.
-    transport.capacity = Some(5000);
-    let mut generator = Generator::new(settings(Scenario::One(Flow::Sarr), 10_000, 0, IaSet::NA));
-    let ramp = Ramp {
-        start: 1000.0,
-        step: 1000.0,
-        max: 5000.0,
-        loss_percent: 1.0,
-        step_duration: Duration::from_secs(1),
-        refine: 0,
-    };
+    transport.capacity = Some(capacity);
+    let mut generator = Generator::new(settings(Scenario::One(Flow::Sarr), 20_000, 0, IaSet::NA));
     let mut verdicts = Vec::new();
     let result = run_ramp(
         &mut generator,
@@ -252,6 +247,23 @@ fn ramp_finds_the_capacity_of_a_limited_server() {
         &mut |phase, passed| verdicts.push((phase.rate, passed)),
     )
     .expect("loopback never fails");
+    (verdicts, result, transport)
+}
+
+#[test]
+fn ramp_finds_the_capacity_of_a_limited_server() {
+    // 5000 requests/s: SARR takes two per flow, so 2500 flows/s is the limit.
+    let (verdicts, result, transport) = ramp_against(
+        5000,
+        Ramp {
+            start: 1000.0,
+            step: 1000.0,
+            max: 5000.0,
+            loss_percent: 1.0,
+            step_duration: Duration::from_secs(1),
+            refine: 0,
+        },
+    );
     assert_eq!(verdicts, [(1000.0, true), (2000.0, true), (3000.0, false)]);
     assert_eq!(result.best_rate, Some(2000.0));
     assert!(transport.dropped > 0);
@@ -262,30 +274,19 @@ fn ramp_finds_the_capacity_of_a_limited_server() {
 
 #[test]
 fn ramp_refinement_bisects_towards_the_capacity() {
-    let clock = VirtualClock::default();
-    let mut transport = Loopback::new(false, clock.0.clone());
     // 5400 requests/s: 2700 SARR flows/s.
-    transport.capacity = Some(5400);
-    let mut generator = Generator::new(settings(Scenario::One(Flow::Sarr), 20_000, 0, IaSet::NA));
-    let ramp = Ramp {
-        start: 2000.0,
-        step: 2000.0,
-        max: 10_000.0,
-        loss_percent: 1.0,
-        step_duration: Duration::from_secs(1),
-        refine: 2,
-    };
-    let mut verdicts = Vec::new();
-    let result = run_ramp(
-        &mut generator,
-        &mut transport,
-        &mut clock.clone(),
-        &ramp,
-        &mut |_| {},
-        &mut |phase, passed| verdicts.push((phase.rate, passed)),
-    )
-    .expect("loopback never fails");
-    // 2000 passes, 4000 fails; then 3000 (fails), then 2500 (at the limit: passes).
+    let (verdicts, result, _) = ramp_against(
+        5400,
+        Ramp {
+            start: 2000.0,
+            step: 2000.0,
+            max: 10_000.0,
+            loss_percent: 1.0,
+            step_duration: Duration::from_secs(1),
+            refine: 2,
+        },
+    );
+    // 2000 passes, 4000 fails; then 3000 (fails), then 2500 (under the limit: passes).
     assert_eq!(
         verdicts,
         [

@@ -9,7 +9,7 @@
 //! summary; this task collects them into one table, one JSON file and one plot.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -20,6 +20,7 @@ use xdhcp6_bench::report::{PlotPoint, compare_svg};
 use crate::build;
 use crate::cmd;
 use crate::netns::{self, Netns};
+use crate::process::Process;
 
 const SERVER_IF: &str = "xb-srv0";
 const CLIENT_IF: &str = "xb-cli0";
@@ -235,7 +236,7 @@ impl<'a> Lab<'a> {
     }
 
     /// Starts the target's server pinned to the server core.
-    fn start_server(&self, target: Target) -> Result<Server> {
+    fn start_server(&self, target: Target) -> Result<Process> {
         let core = self.options.server_core.to_string();
         let log = self.work.join(format!("{}.log", target.name));
         let mut command = self.server.command("taskset");
@@ -282,7 +283,7 @@ impl<'a> Lab<'a> {
             }
             other => bail!("unknown target {other}"),
         }
-        Server::start(command, &log, target.name)
+        Process::start(command, &log, target.name)
     }
 
     /// The generator's command line, without the rate settings.
@@ -414,46 +415,6 @@ impl<'a> Lab<'a> {
             points,
             json,
         })
-    }
-}
-
-/// A server process, stopped with SIGTERM (then SIGKILL) when dropped.
-struct Server {
-    child: Child,
-    name: &'static str,
-}
-
-impl Server {
-    fn start(mut command: Command, log: &Path, name: &'static str) -> Result<Self> {
-        let file =
-            std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(file.try_clone()?))
-            .stderr(Stdio::from(file))
-            .spawn()
-            .with_context(|| format!("starting {name}"))?;
-        println!("  log: {}", log.display());
-        Ok(Self { child, name })
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // `ip netns exec` and `taskset` exec into the server, so the pid is the server's.
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        eprintln!("  {} did not stop on SIGTERM; killing it", self.name);
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -6,15 +6,15 @@
 //! emulated relays), and shows the server's metrics. The namespaces and the daemon are removed
 //! at the end, also when a step fails.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 
 use crate::build;
 use crate::cmd;
 use crate::netns::{self, Netns};
+use crate::process::{self, Process};
 
 const SERVER_IF: &str = "xd-srv0";
 const CLIENT_IF: &str = "xd-cli0";
@@ -101,8 +101,8 @@ pub fn run() -> Result<()> {
         ])
         .arg("--journal")
         .arg(work.join("leases.journal"));
-    let _daemon = Daemon::start(command, &log)?;
-    wait_for_metrics(&server)?;
+    let daemon = Process::start(command, &log, "xdhcp6d")?;
+    process::wait_for_metrics(&server, METRICS, &log)?;
 
     step("ISC dhclient -6 asks for an address, then dhclient -6 -P for a prefix");
     let address = dhclient(&client, &work, "address", &[])?;
@@ -164,6 +164,13 @@ pub fn run() -> Result<()> {
         work.join("leases.journal").display()
     );
     println!("  cleaning up: stopping xdhcp6d, removing the namespaces");
+    drop(daemon);
+    if let Some(last) = std::fs::read_to_string(&log)
+        .ok()
+        .and_then(|text| text.lines().last().map(str::to_owned))
+    {
+        println!("  xdhcp6d: {last}");
+    }
     Ok(())
 }
 
@@ -176,67 +183,6 @@ fn indent(text: &str) -> String {
         .map(|line| format!("  | {line}"))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// The daemon, stopped with SIGTERM (journal synced, XDP detached) when dropped.
-struct Daemon {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Daemon {
-    fn start(mut command: Command, log: &Path) -> Result<Self> {
-        let file =
-            std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
-        let child = command
-            .stdout(Stdio::from(file.try_clone()?))
-            .stderr(Stdio::from(file))
-            .spawn()
-            .context("starting xdhcp6d")?;
-        println!("  log: {}", log.display());
-        Ok(Self {
-            child,
-            log: log.to_owned(),
-        })
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                if let Ok(log) = std::fs::read_to_string(&self.log)
-                    && let Some(last) = log.lines().last()
-                {
-                    println!("  xdhcp6d: {last}");
-                }
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Waits until the daemon answers on its metrics endpoint (it is then serving).
-fn wait_for_metrics(server: &Netns) -> Result<()> {
-    let exe = std::env::current_exe().context("locating the xtask binary")?;
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let probe = cmd::output(server.command(&exe).args(["http-get", METRICS, "/metrics"]));
-        if probe.is_ok() {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("xdhcp6d did not start serving within 15 s (see target/xtask-demo/xdhcp6d.log)");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// Runs `dhclient -6 -1` in the client namespace and returns the address or prefix it bound.

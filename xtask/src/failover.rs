@@ -11,10 +11,9 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::process::{Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -23,6 +22,7 @@ use serde_json::Value;
 use crate::build;
 use crate::cmd;
 use crate::netns::{self, Netns};
+use crate::process::{self, Process};
 
 const METRICS: &str = "[::1]:9547";
 const BRIDGE: &str = "fo-br0";
@@ -257,7 +257,8 @@ fn run_choice(
         server.process = Some(Process::start(command, &log, "xdhcp6d")?);
     }
     for server in &servers {
-        wait_for_metrics(&server.netns)?;
+        let log = work.join(format!("{}-{}.log", timers.name, server.letter));
+        process::wait_for_metrics(&server.netns, METRICS, &log)?;
     }
     let victim = servers
         .iter()
@@ -542,123 +543,10 @@ fn watch(
             },
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => {
-                let status = generator.child.try_wait()?;
+                let status = generator.try_wait()?;
                 bail!("the generator ended early ({status:?}); see its output above");
             }
         }
-    }
-}
-
-/// A child process, stopped when dropped (SIGTERM, then SIGKILL after 5 s).
-struct Process {
-    child: Child,
-    name: &'static str,
-}
-
-impl Process {
-    /// Starts `command` with its output in `log`.
-    fn start(mut command: Command, log: &Path, name: &'static str) -> Result<Self> {
-        let file = fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
-        command
-            .stdout(Stdio::from(file.try_clone()?))
-            .stderr(Stdio::from(file));
-        Self::spawn(command, name)
-    }
-
-    fn spawn(mut command: Command, name: &'static str) -> Result<Self> {
-        let line = cmd::display(&command);
-        let child = command
-            .stdin(Stdio::null())
-            .spawn()
-            .with_context(|| format!("starting `{line}`"))?;
-        Ok(Self { child, name })
-    }
-
-    /// Its standard error, line by line, read on a thread.
-    fn lines(&mut self) -> Result<Receiver<String>> {
-        let stderr = self.child.stderr.take().context("stderr is not piped")?;
-        let (sender, receiver) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Ok(receiver)
-    }
-
-    /// Sends `signal` (a name such as KILL) after checking that the pid is still ours.
-    fn signal(&mut self, signal: &str) -> Result<()> {
-        if self.child.try_wait()?.is_some() {
-            bail!("{} exited before SIG{signal}", self.name);
-        }
-        // `ip netns exec` and `taskset` exec the program in place: the pid is the program's.
-        let pid = self.child.id().to_string();
-        let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-        if !self.name.starts_with(comm.trim()) || comm.trim().is_empty() {
-            bail!("pid {pid} is {:?}, not {}", comm.trim(), self.name);
-        }
-        cmd::output(Command::new("kill").args([&format!("-{signal}"), &pid]))?;
-        Ok(())
-    }
-
-    /// Waits for the process to end, killing it after `limit`.
-    fn wait(&mut self, limit: Duration) -> Result<()> {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait()? {
-                // 1: some reply failed validation; the report says which.
-                if status.success() || status.code() == Some(1) {
-                    return Ok(());
-                }
-                bail!("{} failed ({status})", self.name);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        bail!("{} did not stop within {} s", self.name, limit.as_secs())
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        if let Ok(Some(_)) = self.child.try_wait() {
-            return;
-        }
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Waits until the daemon answers on its metrics endpoint (it is then serving).
-fn wait_for_metrics(netns: &Netns) -> Result<()> {
-    let exe = std::env::current_exe().context("locating the xtask binary")?;
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let probe = cmd::output(netns.command(&exe).args(["http-get", METRICS, "/metrics"]));
-        if probe.is_ok() {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "xdhcp6d in {} did not start serving within 15 s (see its log in target/xtask-failover/)",
-                netns.name()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
     }
 }
 

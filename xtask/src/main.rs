@@ -13,6 +13,7 @@ mod demo;
 mod failover;
 mod http;
 mod netns;
+mod process;
 mod setup;
 mod test;
 
