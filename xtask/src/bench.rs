@@ -54,6 +54,10 @@ pub struct Options {
     /// Core of the generator.
     #[arg(long, default_value_t = 0)]
     generator_core: usize,
+    /// xdhcp6d's journal durability: always (a reply leaves once its lease is on disk, the
+    /// appliance's default) or batch (synced every few milliseconds).
+    #[arg(long, default_value = "always")]
+    durability: String,
     /// Measure only these targets (ceiling, xdhcp6d-xdp, xdhcp6d-udp, kea), comma-separated.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
@@ -79,13 +83,13 @@ const TARGETS: [Target; 4] = [
     },
     Target {
         name: "xdhcp6d-xdp",
-        what: "xdhcp6d --datapath xdp (AF_XDP, journal always)",
+        what: "xdhcp6d --datapath xdp (AF_XDP)",
         scenario: "sarr",
         start: 10_000,
     },
     Target {
         name: "xdhcp6d-udp",
-        what: "xdhcp6d --datapath udp (journal always)",
+        what: "xdhcp6d --datapath udp",
         scenario: "sarr",
         start: 10_000,
     },
@@ -116,6 +120,12 @@ pub fn run(options: &Options) -> Result<()> {
     }
     if !matches!(options.transport.as_str(), "afxdp" | "udp") {
         bail!("--transport {:?}: expected afxdp or udp", options.transport);
+    }
+    if !matches!(options.durability.as_str(), "always" | "batch") {
+        bail!(
+            "--durability {:?}: expected always or batch",
+            options.durability
+        );
     }
     for name in &options.only {
         if !TARGETS.iter().any(|t| t.name == name) {
@@ -267,6 +277,7 @@ impl<'a> Lab<'a> {
                     .arg(&config)
                     .args(["--datapath", datapath, "--xdp-mode", "native"])
                     .args(["--metrics", "off", "--cores", &core])
+                    .args(["--durability", &self.options.durability])
                     .arg("--journal")
                     .arg(&journal);
             }
@@ -491,14 +502,16 @@ fn table(results: &[Measured], options: &Options) -> String {
     };
     let mut t = format!(
         "sarr flows/s (Solicit, Advertise, Request, Reply) with loss <= {} %, {} emulated clients \
-         behind {} relays, generator over {} on core {}, server on core {}, {} s per step\n\n",
+         behind {} relays, generator over {} on core {}, server on core {}, {} s per step, \
+         xdhcp6d journal durability {}\n\n",
         options.loss,
         options.clients,
         options.relays,
         options.transport,
         options.generator_core,
         options.server_core,
-        options.step_seconds
+        options.step_seconds,
+        options.durability
     );
     t.push_str("| target | what | highest rate | completed at that rate | p50 | p99 | vs Kea | of ceiling |\n");
     t.push_str("|---|---|---|---|---|---|---|---|\n");
@@ -537,6 +550,7 @@ fn summary_json(results: &[Measured], options: &Options) -> Value {
         "relays": options.relays,
         "transport": options.transport,
         "step_seconds": options.step_seconds,
+        "durability": options.durability,
         "generator_core": options.generator_core,
         "server_core": options.server_core,
         "targets": results.iter().map(|m| json!({
