@@ -26,12 +26,20 @@
 //! (`XDP_USE_NEED_WAKEUP`); an idle worker sleeps in `poll(2)`, which is also the fill ring's
 //! wakeup. [`XskWorker::audit`] checks the frame accounting.
 //!
+//! With `--durability always` a reply must not leave before the lease it announces is synced.
+//! The worker does not wait for each batch: it takes the journal's mark after handling a batch,
+//! holds the batch's reply frames, and goes on with the next batch; each turn sends the held
+//! replies whose mark is durable ([`Handler::barrier`]). One sync then covers every batch that
+//! arrived while the previous one ran. The worker blocks on the journal only when nothing
+//! arrives or when a quarter of the UMEM is held.
+//!
 //! The socket, its rings and the frame accounting are `xdhcp6_common::xsk` ([`XskQueue`]),
 //! shared with the load generator and re-exported here; this module is the server's loop.
 //!
 //! Copy mode (`XDP_COPY`) works on every driver, veth included; [`BindMode::Auto`] tries
 //! zero-copy first.
 use std::{
+    collections::VecDeque,
     fmt,
     sync::{
         Arc,
@@ -48,7 +56,7 @@ pub use xdhcp6_common::xsk::{
 use xdhcp6_engine::{Context, Destination, Engine, Outcome, config::LinkId};
 
 use crate::{
-    events::Events,
+    events::{Barrier, Events},
     frame::{self, FrameMeta, ReplySource},
     stats::{WorkerStats, innermost_type},
     xdp::Steering,
@@ -83,9 +91,20 @@ pub trait Handler {
     /// Answers one request into `reply`; `None` sends nothing.
     fn handle(&mut self, request: &[u8], meta: &FrameMeta, reply: &mut [u8]) -> Option<ReplyPlan>;
 
-    /// Called once per batch before its replies are sent; false holds them all back (they are
-    /// dropped and counted as send failures).
-    fn settle(&mut self) -> bool {
+    /// A mark covering what every reply handled so far depends on ([`Events::mark`]).
+    fn mark(&self) -> u64 {
+        0
+    }
+
+    /// Whether replies handled up to `mark` may leave now ([`Events::barrier`]).
+    fn barrier(&self, mark: u64) -> Barrier {
+        let _ = mark;
+        Barrier::Ready
+    }
+
+    /// Waits until replies handled up to `mark` may leave; false when they never may.
+    fn wait(&mut self, mark: u64) -> bool {
+        let _ = mark;
         true
     }
 }
@@ -103,8 +122,19 @@ where
 pub struct XskWorker {
     queue: XskQueue,
     source: ReplySource,
-    /// The transmit frames of the batch being built, until they are submitted.
-    batch_tx: Vec<u64>,
+    /// Replies built and waiting for their batch's events to become durable, oldest first.
+    held: VecDeque<Held>,
+    /// At most this many replies are held; past it the worker waits for the journal before
+    /// it takes more requests, so that held frames never starve the fill ring.
+    held_max: usize,
+}
+
+/// A reply frame waiting for the durability barrier of its batch.
+#[derive(Clone, Copy, Debug)]
+struct Held {
+    addr: u64,
+    len: u32,
+    mark: u64,
 }
 
 impl fmt::Debug for XskWorker {
@@ -121,10 +151,12 @@ impl XskWorker {
         let mut queue = XskQueue::new(socket);
         let batch = queue.config().batch as usize;
         queue.refill(batch);
+        let held_max = (queue.config().frames as usize / 4).max(batch);
         XskWorker {
             queue,
             source: reply_source(interface),
-            batch_tx: Vec::with_capacity(batch),
+            held: VecDeque::with_capacity(held_max),
+            held_max,
         }
     }
 
@@ -133,11 +165,19 @@ impl XskWorker {
         self.queue.socket()
     }
 
-    /// Runs the loop until `stop` is set.
+    /// Runs the loop until `stop` is set; then sends (or, if the journal failed, drops) the
+    /// replies still held.
     pub fn run<H: Handler>(&mut self, mut handler: H, stop: &AtomicBool, stats: &WorkerStats) {
         let idle_timeout = i32::from(self.queue.config().idle_timeout_ms);
         while !stop.load(Ordering::Relaxed) {
             if self.poll(&mut handler, stats) == 0 {
+                if let Some(oldest) = self.held.front() {
+                    // Nothing arrived: wait for the journal instead of spinning.
+                    let mark = oldest.mark;
+                    let ok = handler.wait(mark);
+                    self.release(&handler, stats, ok);
+                    continue;
+                }
                 // Transmit completions are reclaimed on the next turn; do not sleep long
                 // while some are outstanding.
                 let timeout = if self.queue.in_tx() > 0 {
@@ -148,57 +188,99 @@ impl XskWorker {
                 self.queue.wait(timeout);
             }
         }
+        // The journal syncs what is queued when it closes, after the workers; give it a few
+        // seconds, then drop what is still held rather than hang the shutdown.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while let Some(newest) = self.held.back() {
+            let mark = newest.mark;
+            let ok = handler.wait(mark) && std::time::Instant::now() < deadline;
+            self.release(&handler, stats, ok);
+            self.queue.reclaim();
+            self.queue.kick_tx();
+        }
     }
 
-    /// One turn: reclaims completions, refills (keeping one batch free for replies), handles up
-    /// to one batch. Returns the number of frames received.
+    /// One turn: reclaims completions, refills (keeping one batch free for replies), sends the
+    /// held replies whose events are durable, handles up to one batch. Returns the number of
+    /// frames received.
+    ///
+    /// A batch's replies are held until [`Handler::barrier`] passes for the mark taken after
+    /// the batch, while later batches are handled: with `--durability always` one journal sync
+    /// then covers every batch that arrived during the previous one.
     pub fn poll<H: Handler>(&mut self, handler: &mut H, stats: &WorkerStats) -> usize {
         let batch = self.queue.config().batch;
         self.queue.reclaim();
         self.queue.refill(batch as usize);
+        self.release(handler, stats, true);
         // A wakeup that found the kernel busy (EAGAIN) left descriptors on the TX ring: kick
         // again rather than wait for the next reply to do it.
         self.queue.kick_tx();
+        if self.held.len() >= self.held_max
+            && let Some(oldest) = self.held.front()
+        {
+            let mark = oldest.mark;
+            let ok = handler.wait(mark);
+            self.release(handler, stats, ok);
+        }
 
         let (rx_first, received) = self.queue.rx_peek(batch);
         if received == 0 {
             self.queue.kick_rx();
             return 0;
         }
-        let (tx_first, tx_space) = self.queue.tx_space();
-        let mut queued = 0;
+        let before = self.held.len();
         for i in 0..received {
             let desc = self.queue.rx_desc(rx_first.wrapping_add(i));
-            if queued < tx_space
-                && let Some((addr, len)) = self.handle(desc, &mut *handler, stats)
-            {
-                self.queue
-                    .tx_write(tx_first.wrapping_add(queued), addr, len);
-                self.batch_tx.push(addr);
-                queued += 1;
-            } else if queued >= tx_space {
-                stats.count_send_failure();
+            if let Some((addr, len)) = self.handle(desc, &mut *handler, stats) {
+                // The batch's mark is known once all of it is handled.
+                self.held.push_back(Held { addr, len, mark: 0 });
             }
             self.queue.recycle(desc.addr);
         }
         self.queue.rx_release(rx_first, received);
-
-        // With `--durability always` the leases these replies announce must be on disk first;
-        // if they cannot be, the replies are not sent (the descriptors written above are never
-        // published) and their frames are ours again.
-        if queued > 0 && !handler.settle() {
-            for _ in 0..queued {
-                stats.count_send_failure();
-            }
-            for addr in self.batch_tx.drain(..) {
-                self.queue.recycle(addr);
-            }
-            queued = 0;
+        let mark = handler.mark();
+        for held in self.held.range_mut(before..) {
+            held.mark = mark;
         }
-        self.batch_tx.clear();
-        self.queue.tx_submit(tx_first, queued);
+        self.release(handler, stats, true);
         self.queue.kick_rx();
         received as usize
+    }
+
+    /// Sends the held replies whose marks pass the barrier, oldest first, as far as the TX ring
+    /// has room. With `ok` false (a wait for the journal failed), or when the barrier says the
+    /// journal failed, every held reply is dropped and counted as a send failure: it would
+    /// announce a lease a restart could forget.
+    fn release<H: Handler>(&mut self, handler: &H, stats: &WorkerStats, ok: bool) {
+        let Some(newest) = self.held.back() else {
+            return;
+        };
+        let failed = !ok || handler.barrier(newest.mark) == Barrier::Failed;
+        if failed {
+            for held in self.held.drain(..) {
+                stats.count_send_failure();
+                self.queue.recycle(held.addr);
+            }
+            return;
+        }
+        let (first, space) = self.queue.tx_space();
+        let mut queued = 0;
+        let mut checked = None;
+        while queued < space
+            && let Some(held) = self.held.front().copied()
+        {
+            if checked != Some(held.mark) {
+                if handler.barrier(held.mark) != Barrier::Ready {
+                    break;
+                }
+                checked = Some(held.mark);
+            }
+            self.queue
+                .tx_write(first.wrapping_add(queued), held.addr, held.len);
+            queued += 1;
+            self.held.pop_front();
+        }
+        self.queue.tx_submit(first, queued);
     }
 
     /// Handles one received frame; returns the transmit frame (address, length) of its reply.
@@ -355,8 +437,16 @@ impl<N: Fn() -> u32, E: Events> Handler for EngineHandler<'_, N, E> {
         }
     }
 
-    fn settle(&mut self) -> bool {
-        self.events.settle()
+    fn mark(&self) -> u64 {
+        self.events.mark()
+    }
+
+    fn barrier(&self, mark: u64) -> Barrier {
+        self.events.barrier(mark)
+    }
+
+    fn wait(&mut self, mark: u64) -> bool {
+        self.events.wait(mark)
     }
 }
 

@@ -1,8 +1,11 @@
 //! Where a worker's lease events go, and the durability barrier before its replies leave.
 //!
-//! Both datapaths (UDP and AF_XDP) hand every lease change to an [`Events`] sink and call
-//! [`Events::settle`] once per batch before its replies leave, so that with
-//! `--durability always` no reply announces a lease the journal could still lose.
+//! Both datapaths (UDP and AF_XDP) hand every lease change to an [`Events`] sink, and no reply
+//! leaves before the events it announces are durable, so that with `--durability always` no
+//! reply announces a lease the journal could still lose. The UDP datapath waits with
+//! [`Events::settle`] once per batch; the AF_XDP datapath takes a [`Events::mark`] per batch,
+//! goes on with the next batches and sends each batch's replies once
+//! [`Events::barrier`] says its mark is durable, so that one sync covers many batches.
 
 use xdhcp6_engine::table::EventSink;
 
@@ -12,6 +15,34 @@ pub trait Events: EventSink + Send + 'static {
     /// unless the journal runs with `--durability always`); false when they cannot be made
     /// durable, and the replies that depend on them must not be sent.
     fn settle(&mut self) -> bool;
+
+    /// A mark covering every event emitted so far, for [`Events::barrier`].
+    fn mark(&self) -> u64 {
+        0
+    }
+
+    /// Whether the events up to `mark` are as durable as replies require, without waiting.
+    fn barrier(&self, mark: u64) -> Barrier {
+        let _ = mark;
+        Barrier::Ready
+    }
+
+    /// Waits until the events up to `mark` are durable; false when they cannot be.
+    fn wait(&mut self, mark: u64) -> bool {
+        let _ = mark;
+        true
+    }
+}
+
+/// Whether the replies that depend on some events may leave.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Barrier {
+    /// The events are durable: send.
+    Ready,
+    /// Not yet: hold the replies.
+    Pending,
+    /// They never will be (the journal failed): drop the replies.
+    Failed,
 }
 
 /// Nothing to wait for: events are dropped.

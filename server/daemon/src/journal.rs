@@ -396,6 +396,15 @@ impl Journal {
         }
     }
 
+    /// Whether every event up to `seq` is as durable as [`Self::wait_durable`] would make it,
+    /// without waiting (always true with [`Durability::Batch`]).
+    pub fn is_durable(&self, seq: u64) -> bool {
+        let shared = &self.shared;
+        matches!(shared.durability, Durability::Batch { .. })
+            || shared.durable_seq.load(Ordering::Acquire)
+                >= seq.min(shared.issued_seq.load(Ordering::Acquire))
+    }
+
     /// The newest sequence number whose event (and every earlier one) is synced.
     pub fn durable_seq(&self) -> u64 {
         self.shared.durable_seq.load(Ordering::Acquire)

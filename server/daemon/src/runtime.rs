@@ -21,7 +21,7 @@ use xdhcp6_engine::config::Config;
 use xdhcp6_engine::table::{EventSink, LeaseEvent, LeaseRecord, LeaseTable};
 
 use crate::afxdp::{self, InterfaceInfo, XskConfig, XskError, XskWorker};
-use crate::events::Events;
+use crate::events::{Barrier, Events};
 use crate::journal::{Durability, Journal, JournalSink, Snapshot};
 use crate::metrics::{self, MetricsHandle, Sources};
 use crate::stats::WorkerStats;
@@ -508,7 +508,26 @@ impl EventSink for JournalEvents {
 
 impl Events for JournalEvents {
     fn settle(&mut self) -> bool {
-        match self.journal.wait_durable(self.sink.last_seq()) {
+        let mark = self.mark();
+        self.wait(mark)
+    }
+
+    fn mark(&self) -> u64 {
+        self.sink.last_seq()
+    }
+
+    fn barrier(&self, mark: u64) -> Barrier {
+        if self.journal.is_durable(mark) {
+            Barrier::Ready
+        } else if self.journal.has_failed() {
+            Barrier::Failed
+        } else {
+            Barrier::Pending
+        }
+    }
+
+    fn wait(&mut self, mark: u64) -> bool {
+        match self.journal.wait_durable(mark) {
             Ok(()) => true,
             Err(error) => {
                 if !self.reported {

@@ -33,6 +33,7 @@ use xdhcp6_engine::{
 };
 use xdhcp6d::{
     afxdp::{self, BindMode, InterfaceInfo, ReplyPlan, XskConfig, XskSocket, XskWorker},
+    events::Barrier,
     frame::FrameMeta,
     stats::WorkerStats,
     xdp::AttachMode,
@@ -276,6 +277,74 @@ fn bad_frames_are_counted_and_dropped() {
     });
 }
 
+#[test]
+#[ignore = "needs root and the eBPF object; run by cargo xtask test"]
+fn replies_wait_for_the_durability_barrier_and_are_dropped_when_it_fails() {
+    let pair = VethPair::new();
+    pair.run_in_namespace(|| {
+        let mut steering = load();
+        steering
+            .attach(VethPair::SERVER, AttachMode::Native)
+            .unwrap();
+        let interface = InterfaceInfo::query(VethPair::SERVER, None).unwrap();
+        let socket = XskSocket::bind(&interface, 0, &copy_config()).unwrap();
+        afxdp::register(&mut steering, &socket).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let journal = Arc::new(FakeJournal::default());
+        let stats = Arc::new(WorkerStats::default());
+        let worker = {
+            let (interface, stop, stats) =
+                (interface.clone(), Arc::clone(&stop), Arc::clone(&stats));
+            let handler = Barriered(Arc::clone(&journal));
+            thread::spawn(move || {
+                afxdp::run_queue(socket, &interface, Some(0), handler, &stop, &stats)
+            })
+        };
+        let client = PacketSocket::new(VethPair::CLIENT).unwrap();
+
+        // Handled one at a time (so each is a batch of its own, marks 1, 2 and 3) but not
+        // durable: nothing leaves.
+        let requests: Vec<Frame> = (1..=3).map(|i| solicit(&[], i)).collect();
+        for (i, request) in requests.iter().enumerate() {
+            client.send(request.bytes()).unwrap();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while journal.issued.load(Ordering::Relaxed) < i as u64 + 1 {
+                assert!(
+                    Instant::now() < deadline,
+                    "the worker did not handle request {i}"
+                );
+                thread::sleep(Duration::from_millis(5));
+            }
+        }
+        assert!(
+            client.receive_reply().is_none(),
+            "a reply left before its barrier"
+        );
+        // Durable up to 2: exactly the first two leave, in order.
+        journal.durable.store(2, Ordering::Relaxed);
+        for request in &requests[..2] {
+            let reply = client.receive_reply().expect("a durable reply was held");
+            check_reply(&reply, request, &interface);
+        }
+        assert!(
+            client.receive_reply().is_none(),
+            "the third left before its barrier"
+        );
+        // The journal fails: the third is dropped, counted, and its frame comes back.
+        journal.failed.store(true, Ordering::Relaxed);
+        thread::sleep(Duration::from_millis(200));
+        assert!(
+            client.receive_reply().is_none(),
+            "a reply left after the journal failed"
+        );
+        assert_eq!(stats.send_failures.load(Ordering::Relaxed), 1);
+
+        stop.store(true, Ordering::Relaxed);
+        let worker = worker.join().unwrap().unwrap();
+        assert!(worker.audit().is_complete(), "{:?}", worker.audit());
+    });
+}
+
 fn replies_and_accounts_every_frame(mode: AttachMode, need_wakeup: bool) {
     let pair = VethPair::new();
     pair.run_in_namespace(|| {
@@ -344,6 +413,59 @@ fn copy_config() -> XskConfig {
         mode: BindMode::Copy,
         idle_timeout_ms: 20,
         ..XskConfig::default()
+    }
+}
+
+/// A journal stand-in: each handled request issues the next mark; a test moves `durable` and
+/// sets `failed`.
+#[derive(Default)]
+struct FakeJournal {
+    issued: AtomicU64,
+    durable: AtomicU64,
+    failed: AtomicBool,
+}
+
+/// An echo handler whose replies wait for [`FakeJournal`].
+struct Barriered(Arc<FakeJournal>);
+
+impl afxdp::Handler for Barriered {
+    fn handle(&mut self, request: &[u8], _: &FrameMeta, reply: &mut [u8]) -> Option<ReplyPlan> {
+        self.0.issued.fetch_add(1, Ordering::Relaxed);
+        let reply = reply.get_mut(..request.len())?;
+        reply.copy_from_slice(request);
+        reply[0] = 2;
+        Some(ReplyPlan {
+            len: request.len(),
+            to: Destination::Client,
+        })
+    }
+
+    fn mark(&self) -> u64 {
+        self.0.issued.load(Ordering::Relaxed)
+    }
+
+    fn barrier(&self, mark: u64) -> Barrier {
+        if self.0.failed.load(Ordering::Relaxed) {
+            Barrier::Failed
+        } else if self.0.durable.load(Ordering::Relaxed) >= mark {
+            Barrier::Ready
+        } else {
+            Barrier::Pending
+        }
+    }
+
+    fn wait(&mut self, mark: u64) -> bool {
+        // A real journal blocks until the mark is durable; the stand-in gives up after 20 ms
+        // without failing, and the worker simply asks again.
+        let deadline = Instant::now() + Duration::from_millis(20);
+        while Instant::now() < deadline {
+            match self.barrier(mark) {
+                Barrier::Ready => return true,
+                Barrier::Failed => return false,
+                Barrier::Pending => thread::sleep(Duration::from_millis(1)),
+            }
+        }
+        true
     }
 }
 
