@@ -174,7 +174,7 @@ pub fn run(options: &Options) -> Result<()> {
         &plot_path,
         compare_svg(
             &format!(
-                "sarr (4-way) flows/s, {} transport, {} relays",
+                "sarr (4-way) flows/s (echo for the ceiling), {} transport, {} relays",
                 options.transport, options.relays
             ),
             &series,
