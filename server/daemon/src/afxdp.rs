@@ -171,11 +171,9 @@ impl XskWorker {
         let idle_timeout = i32::from(self.queue.config().idle_timeout_ms);
         while !stop.load(Ordering::Relaxed) {
             if self.poll(&mut handler, stats) == 0 {
-                if let Some(oldest) = self.held.front() {
+                if !self.held.is_empty() {
                     // Nothing arrived: wait for the journal instead of spinning.
-                    let mark = oldest.mark;
-                    let ok = handler.wait(mark);
-                    self.release(&handler, stats, ok);
+                    self.wait_for_oldest(&mut handler, stats);
                     continue;
                 }
                 // Transmit completions are reclaimed on the next turn; do not sleep long
@@ -215,12 +213,8 @@ impl XskWorker {
         // A wakeup that found the kernel busy (EAGAIN) left descriptors on the TX ring: kick
         // again rather than wait for the next reply to do it.
         self.queue.kick_tx();
-        if self.held.len() >= self.held_max
-            && let Some(oldest) = self.held.front()
-        {
-            let mark = oldest.mark;
-            let ok = handler.wait(mark);
-            self.release(handler, stats, ok);
+        if self.held.len() >= self.held_max {
+            self.wait_for_oldest(handler, stats);
         }
 
         let (rx_first, received) = self.queue.rx_peek(batch);
@@ -245,6 +239,14 @@ impl XskWorker {
         self.release(handler, stats, true);
         self.queue.kick_rx();
         received as usize
+    }
+
+    /// Waits until the oldest held reply may leave, then sends what may.
+    fn wait_for_oldest<H: Handler>(&mut self, handler: &mut H, stats: &WorkerStats) {
+        if let Some(oldest) = self.held.front() {
+            let ok = handler.wait(oldest.mark);
+            self.release(handler, stats, ok);
+        }
     }
 
     /// Sends the held replies whose marks pass the barrier, oldest first, as far as the TX ring
