@@ -11,7 +11,7 @@ use std::time::Duration;
 use xdhcp6_bench::generator::{Flow, Generator, Outbox, Scenario, Settings};
 use xdhcp6_bench::message::IaSet;
 use xdhcp6_bench::population::{Population, Prefix};
-use xdhcp6_bench::runner::{Clock, Ramp, run_phase, run_ramp};
+use xdhcp6_bench::runner::{Ramp, run_phase, run_ramp};
 use xdhcp6_bench::stats::Stats;
 use xdhcp6_bench::transport::Transport;
 use xdhcp6_engine::alloc::SaltKey;
@@ -49,22 +49,10 @@ delegated-length = 64
 split = "1/2"
 "#;
 
-/// Engine seconds at virtual time 0.
-const T0: u64 = 1_750_000_000;
+#[path = "support/clock.rs"]
+mod clock;
 
-/// Virtual time shared by the clock and the transport.
-#[derive(Clone, Default)]
-struct VirtualClock(Rc<Cell<u64>>);
-
-impl Clock for VirtualClock {
-    /// Each look at the clock moves it 1 us (the loop's own cost); the transport's receive
-    /// moves it further.
-    fn now_ns(&mut self) -> u64 {
-        let t = self.0.get() + 1_000;
-        self.0.set(t);
-        t
-    }
-}
+use clock::{T0, VirtualClock};
 
 /// Hands every datagram to the engine; replies wait in a queue for `receive`.
 struct Loopback {

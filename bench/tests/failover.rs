@@ -14,7 +14,6 @@ use std::time::Duration;
 use xdhcp6_bench::generator::Outbox;
 use xdhcp6_bench::lifecycle::{Control, Hold, HoldSettings, HoldSummary, run_hold};
 use xdhcp6_bench::population::{Population, Prefix};
-use xdhcp6_bench::runner::Clock;
 use xdhcp6_bench::transport::Transport;
 use xdhcp6_engine::alloc::SaltKey;
 use xdhcp6_engine::config::{Config, LinkId};
@@ -23,20 +22,12 @@ use xdhcp6_engine::{Context, Engine, Outcome};
 
 const SPLIT_A: &str = include_str!("../../examples/split-a.toml");
 const SPLIT_B: &str = include_str!("../../examples/split-b.toml");
-/// Engine seconds at virtual time 0.
-const T0: u64 = 1_750_000_000;
+#[path = "support/clock.rs"]
+mod clock;
+
+use clock::{T0, VirtualClock};
+
 const S: u64 = 1_000_000_000;
-
-#[derive(Clone, Default)]
-struct VirtualClock(Rc<Cell<u64>>);
-
-impl Clock for VirtualClock {
-    fn now_ns(&mut self) -> u64 {
-        let t = self.0.get() + 1_000;
-        self.0.set(t);
-        t
-    }
-}
 
 /// One link with two servers: every datagram reaches every live engine (multicast), and each
 /// answers or drops it on its own.

@@ -245,13 +245,7 @@ fn spawned_workers_serve_every_queue_with_the_engine() {
 fn bad_frames_are_counted_and_dropped() {
     let pair = VethPair::new();
     pair.run_in_namespace(|| {
-        let mut steering = load();
-        steering
-            .attach(VethPair::SERVER, AttachMode::Native)
-            .unwrap();
-        let interface = InterfaceInfo::query(VethPair::SERVER, None).unwrap();
-        let socket = XskSocket::bind(&interface, 0, &copy_config()).unwrap();
-        afxdp::register(&mut steering, &socket).unwrap();
+        let (_steering, interface, socket) = native_copy_socket();
         let stop = Arc::new(AtomicBool::new(false));
         let (worker, stats) = spawn_echo(socket, &interface, &stop);
         let client = PacketSocket::new(VethPair::CLIENT).unwrap();
@@ -282,13 +276,7 @@ fn bad_frames_are_counted_and_dropped() {
 fn replies_wait_for_the_durability_barrier_and_are_dropped_when_it_fails() {
     let pair = VethPair::new();
     pair.run_in_namespace(|| {
-        let mut steering = load();
-        steering
-            .attach(VethPair::SERVER, AttachMode::Native)
-            .unwrap();
-        let interface = InterfaceInfo::query(VethPair::SERVER, None).unwrap();
-        let socket = XskSocket::bind(&interface, 0, &copy_config()).unwrap();
-        afxdp::register(&mut steering, &socket).unwrap();
+        let (_steering, interface, socket) = native_copy_socket();
         let stop = Arc::new(AtomicBool::new(false));
         let journal = Arc::new(FakeJournal::default());
         let stats = Arc::new(WorkerStats::default());
@@ -403,6 +391,19 @@ fn replies_and_accounts_every_frame(mode: AttachMode, need_wakeup: bool) {
 
 // ---------------------------------------------------------------------------------------------
 // Workers.
+
+/// The program attached natively to the server end and one copy-mode socket on queue 0 in its
+/// XskMap; the steering must outlive the socket's use.
+fn native_copy_socket() -> (xdhcp6d::xdp::Steering, InterfaceInfo, XskSocket) {
+    let mut steering = load();
+    steering
+        .attach(VethPair::SERVER, AttachMode::Native)
+        .unwrap();
+    let interface = InterfaceInfo::query(VethPair::SERVER, None).unwrap();
+    let socket = XskSocket::bind(&interface, 0, &copy_config()).unwrap();
+    afxdp::register(&mut steering, &socket).unwrap();
+    (steering, interface, socket)
+}
 
 /// Small enough that the round trips cycle the UMEM many times.
 fn copy_config() -> XskConfig {
