@@ -1,6 +1,7 @@
 //! The xdhcp6 DHCPv6 server appliance: datapaths, workers, journal, control plane.
 
 pub mod afxdp;
+pub mod config;
 pub mod events;
 pub mod frame;
 pub mod journal;

@@ -120,7 +120,7 @@ pub fn run(options: RunOptions) -> anyhow::Result<()> {
 
 /// Runs the server until `stop` is set (by a signal handler, or a test).
 pub fn serve(options: RunOptions, stop: &AtomicBool) -> anyhow::Result<()> {
-    let config = Config::load(&options.config)?;
+    let config = crate::config::load(&options.config)?;
     let config = Arc::new(config);
     log_config(&options, &config);
 

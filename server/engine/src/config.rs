@@ -18,8 +18,7 @@ mod validate;
 use std::collections::HashMap;
 use std::fmt;
 use std::net::Ipv6Addr;
-use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -43,11 +42,11 @@ pub struct Config {
 pub struct ServerSettings {
     /// The Server Identifier DUID sent in every reply (`duid`, or read from `duid-file`).
     ///
-    /// Empty only between `Config::from_toml_str` and `Config::resolve_duid` when the file
+    /// Empty only between `Config::from_toml_str` and `Config::set_server_duid` when the file
     /// names a `duid-file` instead of a `duid`.
     pub duid: Vec<u8>,
-    /// Where the generated DUID is kept when `duid` is not given (`duid-file`; `Config::load`
-    /// reads a relative path from the configuration file's folder).
+    /// Where the generated DUID is kept when `duid` is not given (`duid-file`, as written:
+    /// whoever reads the file resolves a relative path).
     pub duid_file: Option<PathBuf>,
     /// The Preference option value, 0..=255 (`preference`, default 0). In an RFC 6853 pair the
     /// primary sends 255 so that clients pick it at once.
@@ -320,7 +319,8 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    pub(crate) fn new(file: &str, field: impl Into<String>, problem: impl Into<String>) -> Self {
+    /// An error in `file` at `field` (empty for the whole file): `problem`.
+    pub fn new(file: &str, field: impl Into<String>, problem: impl Into<String>) -> Self {
         Self {
             file: file.to_owned(),
             field: field.into(),
@@ -371,43 +371,16 @@ impl Config {
     /// Parses and validates `text`; `file` names it in errors.
     ///
     /// Does no I/O: when the file gives `duid-file` instead of `duid`, `server.duid` stays
-    /// empty until `resolve_duid`.
+    /// empty until [`Config::set_server_duid`].
     pub fn from_toml_str(text: &str, file: &str) -> Result<Config, ConfigError> {
         let raw = validate::parse(text, file)?;
         validate::build(raw, file)
     }
 
-    /// Reads, parses and validates the file at `path`, creating the server DUID file if the
-    /// configuration names one that does not exist yet.
-    pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
-        let path = path.as_ref();
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|error| ConfigError::new(&file, "", format!("cannot read: {error}")))?;
-        let mut config = Config::from_toml_str(&text, &file)?;
-        // A relative `duid-file` lives next to the configuration, not in the working directory.
-        if let (Some(duid_file), Some(folder)) = (&mut config.server.duid_file, path.parent())
-            && duid_file.is_relative()
-        {
-            *duid_file = folder.join(&*duid_file);
-        }
-        config.resolve_duid(SystemTime::now(), duid::entropy())?;
-        Ok(config)
-    }
-
-    /// Fills `server.duid` from `server.duid_file`, generating and saving it on first use.
-    ///
-    /// `now` and `random` feed the generated DUID-LLT (see `ServerDuid::load_or_create`).
-    /// Does nothing when the DUID was given in the file.
-    pub fn resolve_duid(&mut self, now: SystemTime, random: [u8; 6]) -> Result<(), ConfigError> {
-        if !self.server.duid.is_empty() {
-            return Ok(());
-        }
-        let Some(path) = &self.server.duid_file else {
-            return Ok(());
-        };
-        self.server.duid = ServerDuid::load_or_create(path, now, random)?.into_bytes();
-        Ok(())
+    /// Sets the Server Identifier DUID, for a configuration that names a `duid-file`: the
+    /// caller reads (or generates and saves) the DUID kept there.
+    pub fn set_server_duid(&mut self, duid: ServerDuid) {
+        self.server.duid = duid.into_bytes();
     }
 
     /// The configuration as TOML that `from_toml_str` reads back into an equal `Config`.

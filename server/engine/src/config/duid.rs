@@ -1,13 +1,10 @@
 //! The server DUID: generated once, kept in a file, read back on every start.
 //!
-//! The generator is pure (time and link-layer bytes are passed in); only
-//! `ServerDuid::load_or_create` touches the file system.
+//! Pure: time and random bytes are passed in, and the file's text is read and written by the
+//! caller (the daemon keeps it next to its configuration).
 
-use std::hash::{BuildHasher, Hasher};
-use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use super::ConfigError;
 use super::text::{parse_hex, to_colon_hex};
 
 /// Seconds from the Unix epoch to 2000-01-01T00:00:00Z, the DUID-LLT epoch.
@@ -60,30 +57,15 @@ impl ServerDuid {
         }
     }
 
-    /// Reads the DUID kept at `path`, or generates one from `now` and `random`, writes it
-    /// there (creating the folder) and returns it. The file holds colon-separated hex.
-    pub fn load_or_create(
-        path: &Path,
-        now: SystemTime,
-        random: [u8; 6],
-    ) -> Result<ServerDuid, ConfigError> {
-        let file = path.display().to_string();
-        match std::fs::read_to_string(path) {
-            Ok(text) => parse_hex(&text)
-                .and_then(ServerDuid::from_bytes)
-                .map_err(|problem| ConfigError::new(&file, "", problem)),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                let duid = ServerDuid::generate(now, random);
-                save(path, &duid)
-                    .map_err(|e| ConfigError::new(&file, "", format!("cannot save DUID: {e}")))?;
-                Ok(duid)
-            }
-            Err(error) => Err(ConfigError::new(
-                &file,
-                "",
-                format!("cannot read DUID: {error}"),
-            )),
-        }
+    /// A DUID from the text of a DUID file: hex, plain or colon-separated, surrounding
+    /// whitespace ignored.
+    pub fn from_text(text: &str) -> Result<ServerDuid, String> {
+        parse_hex(text).and_then(ServerDuid::from_bytes)
+    }
+
+    /// The DUID as colon-separated hex, the form [`ServerDuid::from_text`] reads back.
+    pub fn to_text(&self) -> String {
+        to_colon_hex(&self.0)
     }
 
     /// The DUID bytes.
@@ -95,31 +77,6 @@ impl ServerDuid {
     pub fn into_bytes(self) -> Vec<u8> {
         self.0
     }
-}
-
-/// Writes through a temporary file and a rename so a crash never leaves half a DUID.
-fn save(path: &Path, duid: &ServerDuid) -> std::io::Result<()> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)?;
-    }
-    let mut temporary = path.as_os_str().to_owned();
-    temporary.push(".tmp");
-    std::fs::write(&temporary, format!("{}\n", to_colon_hex(&duid.0)))?;
-    std::fs::rename(&temporary, path)
-}
-
-/// Six bytes of randomness for `Config::load`, from the per-process random hash keys of std
-/// (good enough for a locally administered MAC; no extra dependency).
-pub(crate) fn entropy() -> [u8; 6] {
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(
-        SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or(Duration::ZERO)
-            .as_nanos(),
-    );
-    let bytes = hasher.finish().to_be_bytes();
-    [bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5]]
 }
 
 #[cfg(test)]
@@ -142,6 +99,13 @@ mod tests {
         let duid = ServerDuid::generate(SystemTime::UNIX_EPOCH, [0xff; 6]);
         assert_eq!(duid.as_bytes()[8], 0xfe);
         assert_eq!(duid.as_bytes().len(), 14);
+    }
+
+    #[test]
+    fn text_round_trip() {
+        let duid = ServerDuid::generate(SystemTime::UNIX_EPOCH, [1, 2, 3, 4, 5, 6]);
+        assert_eq!(ServerDuid::from_text(&format!("{}\n", duid.to_text())), Ok(duid));
+        assert!(ServerDuid::from_text("not hex").is_err());
     }
 
     #[test]
