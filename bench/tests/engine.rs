@@ -114,7 +114,7 @@ impl Transport for Loopback {
                 .engine
                 .handle(request, &cx, &mut self.buf, &mut Discard)
             {
-                Outcome::Reply { len, to } => {
+                Outcome::Reply { len, to, .. } => {
                     let expected = if self.relayed {
                         matches!(to, Destination::Relay { .. })
                     } else {
@@ -123,7 +123,7 @@ impl Transport for Loopback {
                     assert!(expected, "reply sent to {to:?}");
                     self.replies.push_back(self.buf[..len].to_vec());
                 }
-                Outcome::Drop(reason) => panic!("engine dropped a request: {reason:?}"),
+                Outcome::Drop { reason, .. } => panic!("engine dropped a request: {reason:?}"),
             }
         }
         Ok(out.len())

@@ -55,7 +55,7 @@ fn serve(stop: Arc<AtomicBool>) -> thread::JoinHandle<()> {
                 link: Some(LinkId(0)),
                 now: 1_750_000_000,
             };
-            if let Outcome::Reply { len: n, to } =
+            if let Outcome::Reply { len: n, to, .. } =
                 engine.handle(&request[..len], &cx, &mut reply, &mut Discard)
             {
                 assert_eq!(to, Destination::Client);

@@ -58,7 +58,7 @@ use xdhcp6_engine::{Context, Destination, Engine, Outcome, config::LinkId};
 use crate::{
     events::{Barrier, Events},
     frame::{self, FrameMeta, ReplySource},
-    stats::{WorkerStats, innermost_type},
+    stats::WorkerStats,
     xdp::Steering,
 };
 
@@ -88,7 +88,8 @@ pub struct ReplyPlan {
 /// Any `FnMut(request payload, &FrameMeta, reply payload buffer) -> Option<ReplyPlan>` is a
 /// handler whose replies may always leave.
 pub trait Handler {
-    /// Answers one request into `reply`; `None` sends nothing.
+    /// Answers one request into `reply`; `None` sends nothing. The handler counts the message
+    /// types it received and sent: the worker itself parses no DHCPv6.
     fn handle(&mut self, request: &[u8], meta: &FrameMeta, reply: &mut [u8]) -> Option<ReplyPlan>;
 
     /// A mark covering what every reply handled so far depends on ([`Events::mark`]).
@@ -308,10 +309,10 @@ impl XskWorker {
             }
         };
         let payload = &request[meta.payload()];
-        stats.count_received(innermost_type(payload));
         let Some(tx_addr) = tx_addr else {
             // Every free frame is out: drop the request before the engine sees it, so that
             // it has no effect; the client retransmits.
+            stats.count_received(xdhcp6_engine::received_type(payload));
             stats.count_send_failure();
             return None;
         };
@@ -325,16 +326,8 @@ impl XskWorker {
             self.queue.recycle(tx_addr);
             return None;
         };
-        let reply_type = reply
-            .get(meta.header_len..meta.header_len + plan.len)
-            .map(innermost_type);
         match frame::write_headers(reply, &meta, &self.source, plan.to, plan.len) {
-            Ok(len) => {
-                if let Some(reply_type) = reply_type {
-                    stats.count_sent(reply_type);
-                }
-                Some((tx_addr, len as u32))
-            }
+            Ok(len) => Some((tx_addr, len as u32)),
             Err(_) => {
                 stats.count_send_failure();
                 self.queue.recycle(tx_addr);
@@ -430,9 +423,15 @@ impl<N: Fn() -> u32, E: Events> Handler for EngineHandler<'_, N, E> {
             link,
             now: (self.now)(),
         };
-        match self.engine.handle(request, &cx, reply, self.events) {
-            Outcome::Reply { len, to } => Some(ReplyPlan { len, to }),
-            Outcome::Drop(reason) => {
+        // The handler counts what the engine read and wrote; the worker parses no DHCPv6.
+        let outcome = self.engine.handle(request, &cx, reply, self.events);
+        self.stats.count_received(outcome.received());
+        match outcome {
+            Outcome::Reply { len, to, sent, .. } => {
+                self.stats.count_sent(sent);
+                Some(ReplyPlan { len, to })
+            }
+            Outcome::Drop { reason, .. } => {
                 self.stats.count_drop(reason);
                 None
             }

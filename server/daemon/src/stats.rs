@@ -63,39 +63,6 @@ impl WorkerStats {
     }
 }
 
-/// The type of the innermost message: through Relay-forward (option 9, Relay Message) to the
-/// client's message, for the per-type counters (both datapaths count this way).
-pub fn innermost_type(mut message: &[u8]) -> MessageType {
-    const RELAY_HEADER_LEN: usize = 34;
-    const OPTION_RELAY_MSG: u16 = 9;
-    for _ in 0..=xdhcp6_engine::engine::HOP_COUNT_LIMIT {
-        let Some(&first) = message.first() else {
-            return MessageType::Unknown(0);
-        };
-        let kind = MessageType::from(first);
-        if !kind.is_relay() {
-            return kind;
-        }
-        let mut options = message.get(RELAY_HEADER_LEN..).unwrap_or_default();
-        let mut inner = None;
-        while let [a, b, c, d, rest @ ..] = options {
-            let code = u16::from_be_bytes([*a, *b]);
-            let len = usize::from(u16::from_be_bytes([*c, *d]));
-            let Some(value) = rest.get(..len) else { break };
-            if code == OPTION_RELAY_MSG {
-                inner = Some(value);
-                break;
-            }
-            options = &rest[len..];
-        }
-        match inner {
-            Some(inner) => message = inner,
-            None => return kind,
-        }
-    }
-    MessageType::Unknown(0)
-}
-
 /// The index of a message type in the per-type arrays (0 for unknown types).
 pub fn type_index(msg_type: MessageType) -> usize {
     let code = usize::from(u8::from(msg_type));
@@ -110,31 +77,6 @@ fn bump(counter: &AtomicU64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn innermost_type_looks_through_relays() {
-        assert_eq!(innermost_type(&[1, 0, 0, 0]), MessageType::Solicit);
-        assert_eq!(innermost_type(&[]), MessageType::Unknown(0));
-        // Relay-forward, hop 0, link and peer addresses, then an Interface-Id option and a
-        // Relay Message option holding a Request.
-        let mut relayed = vec![12, 0];
-        relayed.extend_from_slice(&[0; 32]);
-        relayed.extend_from_slice(&[0, 18, 0, 2, b'x', b'y']);
-        relayed.extend_from_slice(&[0, 9, 0, 4, 3, 0, 0, 1]);
-        assert_eq!(innermost_type(&relayed), MessageType::Request);
-        // Two levels.
-        let mut twice = vec![12, 1];
-        twice.extend_from_slice(&[0; 32]);
-        twice.extend_from_slice(&[0, 9]);
-        twice.extend_from_slice(&(relayed.len() as u16).to_be_bytes());
-        twice.extend_from_slice(&relayed);
-        assert_eq!(innermost_type(&twice), MessageType::Request);
-        // A relay message without option 9 counts as itself; truncated options do not panic.
-        assert_eq!(innermost_type(&relayed[..40]), MessageType::RelayForw);
-        for len in 0..twice.len() {
-            let _ = innermost_type(&twice[..len]);
-        }
-    }
 
     #[test]
     fn counts_by_type_and_reason() {

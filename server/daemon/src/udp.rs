@@ -29,7 +29,7 @@ use xdhcp6_engine::proto::MessageType;
 use xdhcp6_engine::{Context, Destination, Engine, Outcome};
 
 use crate::events::Events;
-use crate::stats::{WorkerStats, innermost_type};
+use crate::stats::WorkerStats;
 
 /// All_DHCP_Relay_Agents_and_Servers (RFC 9915 §7.1), link scope.
 pub const ALL_RELAY_AGENTS_AND_SERVERS: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 1, 2);
@@ -322,14 +322,15 @@ impl<E: Events> Worker<E> {
                 self.stats.count_bad_frame();
                 continue;
             }
-            self.stats.count_received(innermost_type(payload));
             let cx = Context {
                 link: self.links.lookup(&self.engine, datagram.interface),
                 now,
             };
             let reply = &mut batch.reply_bufs[replies][..];
-            match self.engine.handle(payload, &cx, reply, &mut self.events) {
-                Outcome::Reply { len, to } => {
+            let outcome = self.engine.handle(payload, &cx, reply, &mut self.events);
+            self.stats.count_received(outcome.received());
+            match outcome {
+                Outcome::Reply { len, to, .. } => {
                     let port = match to {
                         Destination::Client => self.ports.client,
                         Destination::Relay {
@@ -357,7 +358,7 @@ impl<E: Events> Worker<E> {
                     };
                     replies += 1;
                 }
-                Outcome::Drop(reason) => self.stats.count_drop(reason),
+                Outcome::Drop { reason, .. } => self.stats.count_drop(reason),
             }
         }
         replies

@@ -29,6 +29,7 @@ use xdhcp6_engine::{
     Destination, Engine,
     alloc::SaltKey,
     config::Config,
+    proto::MessageType,
     table::{LeaseEvent, LeaseTable},
 };
 use xdhcp6d::{
@@ -283,7 +284,7 @@ fn replies_wait_for_the_durability_barrier_and_are_dropped_when_it_fails() {
         let worker = {
             let (interface, stop, stats) =
                 (interface.clone(), Arc::clone(&stop), Arc::clone(&stats));
-            let handler = Barriered(Arc::clone(&journal));
+            let handler = Barriered(Arc::clone(&journal), Arc::clone(&stats));
             thread::spawn(move || {
                 afxdp::run_queue(socket, &interface, Some(0), handler, &stop, &stats)
             })
@@ -426,19 +427,14 @@ struct FakeJournal {
     failed: AtomicBool,
 }
 
-/// An echo handler whose replies wait for [`FakeJournal`].
-struct Barriered(Arc<FakeJournal>);
+/// An echo handler whose replies wait for [`FakeJournal`]; it counts what it echoes, as the
+/// engine's handler does.
+struct Barriered(Arc<FakeJournal>, Arc<WorkerStats>);
 
 impl afxdp::Handler for Barriered {
     fn handle(&mut self, request: &[u8], _: &FrameMeta, reply: &mut [u8]) -> Option<ReplyPlan> {
         self.0.issued.fetch_add(1, Ordering::Relaxed);
-        let reply = reply.get_mut(..request.len())?;
-        reply.copy_from_slice(request);
-        reply[0] = 2;
-        Some(ReplyPlan {
-            len: request.len(),
-            to: Destination::Client,
-        })
+        echo(request, reply, &self.1)
     }
 
     fn mark(&self) -> u64 {
@@ -483,18 +479,25 @@ fn spawn_echo(socket: XskSocket, interface: &InterfaceInfo, stop: &Arc<AtomicBoo
     let stop = Arc::clone(stop);
     let thread_stats = Arc::clone(&stats);
     let thread = thread::spawn(move || {
-        let handler = |request: &[u8], _: &FrameMeta, reply: &mut [u8]| {
-            let reply = reply.get_mut(..request.len())?;
-            reply.copy_from_slice(request);
-            reply[0] = 2;
-            Some(ReplyPlan {
-                len: request.len(),
-                to: Destination::Client,
-            })
-        };
+        let counts = Arc::clone(&thread_stats);
+        let handler =
+            move |request: &[u8], _: &FrameMeta, reply: &mut [u8]| echo(request, reply, &counts);
         afxdp::run_queue(socket, &interface, Some(0), handler, &stop, &thread_stats)
     });
     (thread, stats)
+}
+
+/// Answers `request` with itself as an Advertise, counting both as the engine's handler does.
+fn echo(request: &[u8], reply: &mut [u8], stats: &WorkerStats) -> Option<ReplyPlan> {
+    stats.count_received(MessageType::from(*request.first()?));
+    let reply = reply.get_mut(..request.len())?;
+    reply.copy_from_slice(request);
+    reply[0] = 2;
+    stats.count_sent(MessageType::Advertise);
+    Some(ReplyPlan {
+        len: request.len(),
+        to: Destination::Client,
+    })
 }
 
 fn engine() -> Engine {

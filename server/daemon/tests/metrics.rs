@@ -50,23 +50,22 @@ impl Datapath {
     /// reply bytes.
     fn handle(&mut self, msg: &Msg) -> Option<Vec<u8>> {
         let request = msg.encode();
-        self.stats
-            .count_received(MessageType::from(request.first().copied().unwrap_or(0)));
         let mut reply = vec![0; REPLY_BUF];
         let cx = Context {
             link: Some(xdhcp6_engine::config::LinkId(0)),
             now: T0,
         };
-        match self
+        let outcome = self
             .engine
-            .handle(&request, &cx, &mut reply, &mut self.events)
-        {
-            Outcome::Reply { len, .. } => {
+            .handle(&request, &cx, &mut reply, &mut self.events);
+        self.stats.count_received(outcome.received());
+        match outcome {
+            Outcome::Reply { len, sent, .. } => {
                 reply.truncate(len);
-                self.stats.count_sent(MessageType::from(reply[0]));
+                self.stats.count_sent(sent);
                 Some(reply)
             }
-            Outcome::Drop(reason) => {
+            Outcome::Drop { reason, .. } => {
                 self.stats.count_drop(reason);
                 None
             }

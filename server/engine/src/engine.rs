@@ -44,7 +44,7 @@ pub struct Context {
     pub now: u32,
 }
 
-/// What to do with a message.
+/// What to do with a message, and what was received and sent, for the counters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
     /// Send the first `len` bytes of the reply buffer.
@@ -53,9 +53,73 @@ pub enum Outcome {
         len: usize,
         /// Where the reply goes.
         to: Destination,
+        /// The type of the client message received, inside any relay messages.
+        received: MessageType,
+        /// The type of the reply to the client (Advertise or Reply), inside any Relay-reply.
+        sent: MessageType,
     },
     /// Send nothing; the reason is counted.
-    Drop(DropReason),
+    Drop {
+        /// Why.
+        reason: DropReason,
+        /// The type of the message received, inside any relay messages as far as they could
+        /// be read (see [`received_type`]).
+        received: MessageType,
+    },
+}
+
+impl Outcome {
+    /// The type of the message received, inside any relay messages.
+    pub fn received(&self) -> MessageType {
+        match *self {
+            Outcome::Reply { received, .. } | Outcome::Drop { received, .. } => received,
+        }
+    }
+
+    /// The type of the client reply sent, if any.
+    pub fn sent(&self) -> Option<MessageType> {
+        match *self {
+            Outcome::Reply { sent, .. } => Some(sent),
+            Outcome::Drop { .. } => None,
+        }
+    }
+}
+
+/// The type of the message inside any relay messages, read leniently: the first Relay Message
+/// option of each relay, as far as the bytes go; a relay without one counts as itself, and
+/// an empty message or one nested past [`HOP_COUNT_LIMIT`] relays as `Unknown(0)`.
+///
+/// [`Engine::handle`] reports this in [`Outcome`] (from its own parse where the message is
+/// well-formed); a datapath that drops a request before the engine sees it (no buffer for
+/// the reply) counts it with this.
+pub fn received_type(mut message: &[u8]) -> MessageType {
+    const RELAY_HEADER_LEN: usize = 34;
+    for _ in 0..=HOP_COUNT_LIMIT {
+        let Some(&first) = message.first() else {
+            return MessageType::Unknown(0);
+        };
+        let kind = MessageType::from(first);
+        if !kind.is_relay() {
+            return kind;
+        }
+        let mut options = message.get(RELAY_HEADER_LEN..).unwrap_or_default();
+        let mut inner = None;
+        while let [a, b, c, d, rest @ ..] = options {
+            let code = u16::from_be_bytes([*a, *b]);
+            let len = usize::from(u16::from_be_bytes([*c, *d]));
+            let Some(value) = rest.get(..len) else { break };
+            if code == u16::from(OptionCode::RelayMsg) {
+                inner = Some(value);
+                break;
+            }
+            options = rest.get(len..).unwrap_or_default();
+        }
+        match inner {
+            Some(inner) => message = inner,
+            None => return kind,
+        }
+    }
+    MessageType::Unknown(0)
 }
 
 /// Where a reply goes, relative to the request's source.
@@ -168,7 +232,7 @@ pub enum EngineError {
         /// What is wrong.
         problem: String,
     },
-    /// The configuration has no server DUID (call `Config::resolve_duid` first).
+    /// The configuration has no server DUID (call `Config::set_server_duid` first).
     #[error("the server has no DUID")]
     NoServerDuid,
 }
@@ -266,23 +330,40 @@ impl Engine {
             engine: self,
             inner: events,
         };
-        match self.answer(request, cx, reply, &mut sink) {
-            Ok(outcome) => outcome,
-            Err(reason) => Outcome::Drop(reason),
+        let mut received = MessageType::Unknown(0);
+        match self.answer(request, cx, reply, &mut sink, &mut received) {
+            Ok(Answer { len, to, sent }) => Outcome::Reply {
+                len,
+                to,
+                received,
+                sent,
+            },
+            Err(reason) => {
+                if received.is_relay() {
+                    // The relay chain could not be walked strictly (or the type is one the
+                    // server never answers): count what a lenient walk finds inside.
+                    received = received_type(request);
+                }
+                Outcome::Drop { reason, received }
+            }
         }
     }
 
+    /// Answers into `reply`; sets `received` to the type of the message as soon as it is known
+    /// (the outermost type until the relay chain is read).
     fn answer(
         &self,
         request: &[u8],
         cx: &Context,
         reply: &mut [u8],
         events: &mut impl EventSink,
-    ) -> Result<Outcome, DropReason> {
+        received: &mut MessageType,
+    ) -> Result<Answer, DropReason> {
         // RFC 9915 §16, in substance:
         // Servers MUST discard any received messages of types they do not expect.
         // Decide on the first byte before decoding anything.
         let first = *request.first().ok_or(DropReason::Malformed)?;
+        *received = MessageType::from(first);
         match MessageType::from(first) {
             MessageType::Solicit
             | MessageType::Request
@@ -304,10 +385,11 @@ impl Engine {
                 let request = ClientRequest::read(message)?;
                 self.check(&request)?;
                 let mut w = MessageWriter::new(reply);
-                self.respond(&request, link, None, cx.now, &mut w, events)?;
-                Ok(Outcome::Reply {
+                let sent = self.respond(&request, link, None, cx.now, &mut w, events)?;
+                Ok(Answer {
                     len: w.finish()?,
                     to: Destination::Client,
+                    sent,
                 })
             }
             Packet::Relay(relay) => {
@@ -319,6 +401,7 @@ impl Engine {
                     return Err(DropReason::HopLimit);
                 }
                 let message = chain.message();
+                *received = message.msg_type();
                 if !matches!(
                     message.msg_type(),
                     MessageType::Solicit
@@ -362,13 +445,14 @@ impl Engine {
                     }
                     *mark = Some(w.begin_option(OptionCode::RelayMsg)?);
                 }
-                self.respond(&request, link, link_layer, cx.now, &mut w, events)?;
+                let sent = self.respond(&request, link, link_layer, cx.now, &mut w, events)?;
                 for mark in marks.into_iter().rev().flatten() {
                     w.end_option(mark)?;
                 }
-                Ok(Outcome::Reply {
+                Ok(Answer {
                     len: w.finish()?,
                     to: Destination::Relay { to_source_port },
+                    sent,
                 })
             }
         }
@@ -442,7 +526,8 @@ impl Engine {
         Ok(())
     }
 
-    /// Writes the client message of the reply (after any Relay-reply headers).
+    /// Writes the client message of the reply (after any Relay-reply headers); returns its
+    /// type.
     fn respond(
         &self,
         request: &ClientRequest<'_>,
@@ -451,7 +536,7 @@ impl Engine {
         now: u32,
         w: &mut MessageWriter<'_>,
         events: &mut impl EventSink,
-    ) -> Result<(), DropReason> {
+    ) -> Result<MessageType, DropReason> {
         let link = self.config.link(link_id);
         let client = Client {
             duid: request.client_id.unwrap_or_default(),
@@ -574,7 +659,7 @@ impl Engine {
             }
             _ => return Err(DropReason::NotForServer),
         }
-        Ok(())
+        Ok(reply_type)
     }
 
     /// Solicit and Request: the client's current lease of this IA, its reservation, or a new
@@ -1183,6 +1268,13 @@ impl<S: EventSink> EventSink for Tracking<'_, S> {
     }
 }
 
+/// A reply written: its length, where it goes, and the client reply's type.
+struct Answer {
+    len: usize,
+    to: Destination,
+    sent: MessageType,
+}
+
 /// Who is asking: DUID, link, and the link-layer address a relay reported.
 struct Client<'a> {
     duid: &'a [u8],
@@ -1379,5 +1471,35 @@ fn duid_link_layer(duid: &[u8]) -> Option<(u16, &[u8])> {
         1 => Some((hw_type, duid.get(8..)?)),
         3 => Some((hw_type, duid.get(4..)?)),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn received_type_looks_through_relays() {
+        assert_eq!(received_type(&[1, 0, 0, 0]), MessageType::Solicit);
+        assert_eq!(received_type(&[]), MessageType::Unknown(0));
+        // Relay-forward, hop 0, link and peer addresses, then an Interface-Id option and a
+        // Relay Message option holding a Request.
+        let mut relayed = vec![12, 0];
+        relayed.extend_from_slice(&[0; 32]);
+        relayed.extend_from_slice(&[0, 18, 0, 2, b'x', b'y']);
+        relayed.extend_from_slice(&[0, 9, 0, 4, 3, 0, 0, 1]);
+        assert_eq!(received_type(&relayed), MessageType::Request);
+        // Two levels.
+        let mut twice = vec![12, 1];
+        twice.extend_from_slice(&[0; 32]);
+        twice.extend_from_slice(&[0, 9]);
+        twice.extend_from_slice(&(relayed.len() as u16).to_be_bytes());
+        twice.extend_from_slice(&relayed);
+        assert_eq!(received_type(&twice), MessageType::Request);
+        // A relay message without option 9 counts as itself; truncated options do not panic.
+        assert_eq!(received_type(&relayed[..40]), MessageType::RelayForw);
+        for len in 0..twice.len() {
+            let _ = received_type(&twice[..len]);
+        }
     }
 }

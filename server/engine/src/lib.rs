@@ -12,5 +12,5 @@ pub mod engine;
 pub mod prefix;
 pub mod table;
 
-pub use engine::{Context, Destination, DropReason, Engine, EngineError, Outcome};
+pub use engine::{Context, Destination, DropReason, Engine, EngineError, Outcome, received_type};
 pub use xdhcp6_proto as proto;

@@ -62,7 +62,11 @@ fn hex(text: &str) -> Vec<u8> {
 /// Reads and validates an example file (the engine takes text; reading is the caller's).
 fn load_file(path: &Path) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|error| {
-        ConfigError::new(&path.display().to_string(), "", format!("cannot read: {error}"))
+        ConfigError::new(
+            &path.display().to_string(),
+            "",
+            format!("cannot read: {error}"),
+        )
     })?;
     Config::from_toml_str(&text, &path.display().to_string())
 }

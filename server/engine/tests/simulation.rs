@@ -763,10 +763,10 @@ delegated-length = 56
                     let mut ask = |bytes: &[u8]| -> ReplyView {
                         let mut events = Vec::new();
                         match engine.handle(bytes, &cx, &mut buf, &mut events) {
-                            xdhcp6_engine::Outcome::Reply { len, to } => {
+                            xdhcp6_engine::Outcome::Reply { len, to, .. } => {
                                 ReplyView::parse(&buf[..len], to)
                             }
-                            xdhcp6_engine::Outcome::Drop(reason) => panic!("{reason:?}"),
+                            xdhcp6_engine::Outcome::Drop { reason, .. } => panic!("{reason:?}"),
                         }
                     };
                     for i in 0..PER_WORKER {

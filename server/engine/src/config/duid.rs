@@ -104,7 +104,10 @@ mod tests {
     #[test]
     fn text_round_trip() {
         let duid = ServerDuid::generate(SystemTime::UNIX_EPOCH, [1, 2, 3, 4, 5, 6]);
-        assert_eq!(ServerDuid::from_text(&format!("{}\n", duid.to_text())), Ok(duid));
+        assert_eq!(
+            ServerDuid::from_text(&format!("{}\n", duid.to_text())),
+            Ok(duid)
+        );
         assert!(ServerDuid::from_text("not hex").is_err());
     }
 

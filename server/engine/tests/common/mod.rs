@@ -112,8 +112,8 @@ impl Server {
             .engine
             .handle(request, &cx, &mut self.buf, &mut self.events)
         {
-            Outcome::Reply { len, to } => Ok(ReplyView::parse(&self.buf[..len], to)),
-            Outcome::Drop(reason) => Err(reason),
+            Outcome::Reply { len, to, .. } => Ok(ReplyView::parse(&self.buf[..len], to)),
+            Outcome::Drop { reason, .. } => Err(reason),
         }
     }
 
