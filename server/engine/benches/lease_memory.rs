@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use xdhcp6_engine::alloc::{NaRange, SaltKey};
+use xdhcp6_engine::alloc::{Range, SaltKey};
 use xdhcp6_engine::prefix::Prefix;
 use xdhcp6_engine::table::{ClaimAs, IaKind, LeaseEvent, LeaseTable, Lifetimes};
 
@@ -37,7 +37,7 @@ fn main() {
     let leases = numbers.first().copied().unwrap_or(DEFAULT_LEASES);
     let hint = numbers.get(1).copied().unwrap_or(leases);
     let pool: Prefix = "2001:db8:1::/64".parse().expect("a valid prefix");
-    let range = NaRange::new(pool, pool, 0).expect("a valid range");
+    let range = Range::addresses(pool, pool, 0).expect("a valid range");
     let life = Lifetimes {
         preferred: 3600,
         valid: 7200,

@@ -4,7 +4,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use xdhcp6_engine::alloc::{NaRange, SaltKey};
+use xdhcp6_engine::alloc::{Range, SaltKey};
 use xdhcp6_engine::prefix::Prefix;
 use xdhcp6_engine::table::{ClaimAs, IaKind, LeaseEvent, LeaseTable, Lifetimes};
 
@@ -86,7 +86,7 @@ fn table(c: &mut Criterion) {
         })
     });
 
-    let range = NaRange::new(pool(), pool(), 0).expect("a valid range");
+    let range = Range::addresses(pool(), pool(), 0).expect("a valid range");
     let mut next = 10 * FILLED;
     c.bench_function("allocate + claim new lease (table of 1M)", |b| {
         b.iter_custom(|iters| {

@@ -8,9 +8,10 @@
 //! unless the slice is small enough to keep an occupancy bitmap, in which case a free address or
 //! prefix is found in O(words) while one exists.
 //!
+//! One [`Range`] type serves both: an address is a prefix of length 128.
+//!
 //! The lease table is authoritative: the bitmap is a hint that the engine keeps up to date by
-//! calling [`NaRange::release`] / [`PdRange::release`] when the table reports that a lease in
-//! the range ended. A claim that fails marks the candidate occupied, so a stale bitmap heals
+//! calling [`Range::release`] when the table reports that a lease in the range ended. A claim that fails marks the candidate occupied, so a stale bitmap heals
 //! itself.
 
 use std::hash::Hasher;
@@ -211,11 +212,16 @@ impl Occupancy {
     }
 }
 
-/// The part shared by address and prefix ranges: a run of `2^index_bits` units of
-/// `2^unit_shift` addresses each, starting at `base`.
+/// The slice of a pool that this server owns, cut into units of `unit_len` bits: addresses
+/// (IA_NA) are the units of length 128, delegated prefixes (IA_PD) those of the delegated
+/// length. A unit is named by its first address.
+///
+/// `2^index_bits` units of `2^unit_shift` addresses each, starting at the range's first address.
 #[derive(Debug)]
-struct Slice {
-    base: u128,
+pub struct Range {
+    prefix: Prefix,
+    range: Prefix,
+    unit_len: u8,
     index_bits: u32,
     unit_shift: u32,
     pool: u32,
@@ -226,78 +232,125 @@ struct Slice {
     bitmap: Option<Occupancy>,
 }
 
-impl Slice {
-    fn new(base: u128, index_bits: u32, unit_shift: u32, pool: u32, bitmap_max: u32) -> Self {
+impl Range {
+    /// A range of addresses `range` inside pool `prefix`; `pool` salts the hash per pool.
+    ///
+    /// The subnet-router anycast address of the pool prefix (RFC 4291 §2.6.1) and, in a /64,
+    /// the reserved subnet anycast interface identifiers (RFC 5453 §3, RFC 2526) are never
+    /// handed out.
+    pub fn addresses(prefix: Prefix, range: Prefix, pool: u32) -> Result<Self, AllocError> {
+        let mut this = Self::new(prefix, range, 128, pool, NA_BITMAP_MAX_BITS)?;
+        this.reserve(prefix.bits());
+        if prefix.len() == 64 {
+            // RFC 5453 §3: fdff:ffff:ffff:ff80 to fdff:ffff:ffff:ffff are reserved subnet
+            // anycast identifiers; only a few are in any one range, so list those.
+            let anycast = prefix.bits() | 0xfdff_ffff_ffff_ff80;
+            for iid in 0..0x80u128 {
+                if range.contains((anycast + iid).into()) {
+                    this.reserve(anycast + iid);
+                }
+            }
+        }
+        Ok(this)
+    }
+
+    /// Prefixes of length `delegated_len` in `range` inside pool `prefix`, salted by `pool`.
+    pub fn prefixes(
+        prefix: Prefix,
+        range: Prefix,
+        delegated_len: u8,
+        pool: u32,
+    ) -> Result<Self, AllocError> {
+        Self::new(prefix, range, delegated_len, pool, PD_BITMAP_MAX_BITS)
+    }
+
+    fn new(
+        prefix: Prefix,
+        range: Prefix,
+        unit_len: u8,
+        pool: u32,
+        bitmap_max: u32,
+    ) -> Result<Self, AllocError> {
+        if !prefix.covers(&range) {
+            return Err(AllocError::RangeOutsidePrefix { prefix, range });
+        }
+        if unit_len < range.len() || unit_len > 128 {
+            return Err(AllocError::BadDelegatedLength {
+                range,
+                delegated_len: unit_len,
+            });
+        }
+        let index_bits = u32::from(unit_len - range.len());
         let bitmap = (index_bits <= bitmap_max).then(|| Occupancy::new(1 << index_bits));
-        Self {
-            base,
+        Ok(Self {
+            prefix,
+            range,
+            unit_len,
             index_bits,
-            unit_shift,
+            unit_shift: 128 - u32::from(unit_len),
             pool,
             max_probes: DEFAULT_MAX_PROBES,
             reserved: Vec::new(),
             bitmap,
+        })
+    }
+
+    /// The same range, trying `max_probes` hashed candidates before the bitmap (at least 1).
+    pub fn with_max_probes(mut self, max_probes: u32) -> Self {
+        self.max_probes = max_probes.max(1);
+        self
+    }
+
+    /// The same range with `reserved` units (static assignments, given by an address inside
+    /// them) never handed out.
+    pub fn with_reserved(mut self, reserved: impl IntoIterator<Item = u128>) -> Self {
+        for bits in reserved {
+            self.reserve(bits & mask(self.unit_len));
         }
+        self
     }
 
-    fn index_mask(&self) -> u128 {
-        low_bits(self.index_bits)
+    /// The pool prefix.
+    pub fn prefix(&self) -> Prefix {
+        self.prefix
     }
 
-    fn unit_at(&self, index: u128) -> u128 {
-        // `index` is masked to `index_bits`, and `index_bits + unit_shift <= 128 - range.len`,
-        // so the shifted index only touches host bits of the range: the unit stays inside.
-        self.base
-            | (index & self.index_mask())
-                .checked_shl(self.unit_shift)
-                .unwrap_or(0)
+    /// The slice of the pool this server owns.
+    pub fn range(&self) -> Prefix {
+        self.range
     }
 
-    fn index_of(&self, unit: u128) -> Option<u64> {
-        let offset = unit.wrapping_sub(self.base);
-        let index = offset.checked_shr(self.unit_shift).unwrap_or(0);
-        let inside = unit >= self.base && index <= self.index_mask();
-        let aligned = offset & low_bits(self.unit_shift) == 0;
-        (inside && aligned).then_some(index as u64)
+    /// The length of each unit: 128 for addresses, the delegated length for prefixes.
+    pub fn unit_len(&self) -> u8 {
+        self.unit_len
     }
 
-    fn candidate(&self, key: &AllocKey, probe: u32) -> u128 {
+    /// Whether this range keeps an occupancy bitmap (at most 2^20 addresses, 2^24 prefixes).
+    pub fn has_bitmap(&self) -> bool {
+        self.bitmap.is_some()
+    }
+
+    /// The first address of hashed candidate `probe` for `key`: always inside the range.
+    pub fn candidate(&self, key: &AllocKey, probe: u32) -> u128 {
         self.unit_at(key.probe(self.pool, probe))
     }
 
-    fn contains(&self, unit: u128) -> bool {
-        self.index_of(unit).is_some()
+    /// Whether `bits` is the first address of a unit of this range.
+    pub fn contains(&self, bits: u128) -> bool {
+        self.index_of(bits).is_some()
     }
 
-    fn is_reserved(&self, unit: u128) -> bool {
-        self.reserved.binary_search(&unit).is_ok()
+    /// Whether the unit starting at `bits` is never handed out (anycast or reserved).
+    pub fn is_reserved(&self, bits: u128) -> bool {
+        self.reserved.binary_search(&bits).is_ok()
     }
 
-    fn reserve(&mut self, unit: u128) {
-        if let Err(at) = self.reserved.binary_search(&unit) {
-            self.reserved.insert(at, unit);
-        }
-        if let (Some(bitmap), Some(index)) = (&self.bitmap, self.index_of(unit)) {
-            bitmap.occupy(index);
-        }
-    }
-
-    fn release(&self, unit: u128) {
-        if self.is_reserved(unit) {
-            return;
-        }
-        if let (Some(bitmap), Some(index)) = (&self.bitmap, self.index_of(unit)) {
-            bitmap.free(index);
-        }
-    }
-
-    fn occupy(&self, unit: u128) {
-        if let (Some(bitmap), Some(index)) = (&self.bitmap, self.index_of(unit)) {
-            bitmap.occupy(index);
-        }
-    }
-
-    fn allocate<T>(
+    /// Finds a unit for `key`: `try_claim` claims a candidate (its first address) in the
+    /// lease table atomically and returns `Some` on success, `None` if it is taken.
+    ///
+    /// Look the client's existing lease up first: candidates that the bitmap marks occupied,
+    /// the client's own included, are skipped.
+    pub fn allocate<T>(
         &self,
         key: &AllocKey,
         mut try_claim: impl FnMut(u128) -> Option<T>,
@@ -346,6 +399,61 @@ impl Slice {
         }
         Err(AllocError::Exhausted)
     }
+
+    /// Marks the unit starting at `bits` in use (journal replay, or a lease claimed outside
+    /// [`Self::allocate`]).
+    pub fn occupy(&self, bits: u128) {
+        if let (Some(bitmap), Some(index)) = (&self.bitmap, self.index_of(bits)) {
+            bitmap.occupy(index);
+        }
+    }
+
+    /// Marks the unit starting at `bits` free again after its lease was released, expired or
+    /// left probation.
+    pub fn release(&self, bits: u128) {
+        if self.is_reserved(bits) {
+            return;
+        }
+        if let (Some(bitmap), Some(index)) = (&self.bitmap, self.index_of(bits)) {
+            bitmap.free(index);
+        }
+    }
+
+    /// Free units according to the bitmap, if this range has one.
+    pub fn free_count(&self) -> Option<u64> {
+        self.bitmap.as_ref().map(Occupancy::free_count)
+    }
+
+    fn index_mask(&self) -> u128 {
+        low_bits(self.index_bits)
+    }
+
+    fn unit_at(&self, index: u128) -> u128 {
+        // `index` is masked to `index_bits`, and `index_bits + unit_shift <= 128 - range.len`,
+        // so the shifted index only touches host bits of the range: the unit stays inside.
+        self.range.bits()
+            | (index & self.index_mask())
+                .checked_shl(self.unit_shift)
+                .unwrap_or(0)
+    }
+
+    fn index_of(&self, unit: u128) -> Option<u64> {
+        let base = self.range.bits();
+        let offset = unit.wrapping_sub(base);
+        let index = offset.checked_shr(self.unit_shift).unwrap_or(0);
+        let inside = unit >= base && index <= self.index_mask();
+        let aligned = offset & low_bits(self.unit_shift) == 0;
+        (inside && aligned).then_some(index as u64)
+    }
+
+    fn reserve(&mut self, unit: u128) {
+        if let Err(at) = self.reserved.binary_search(&unit) {
+            self.reserved.insert(at, unit);
+        }
+        if let (Some(bitmap), Some(index)) = (&self.bitmap, self.index_of(unit)) {
+            bitmap.occupy(index);
+        }
+    }
 }
 
 /// A mask of the lowest `bits` bits.
@@ -354,238 +462,6 @@ fn low_bits(bits: u32) -> u128 {
         0 => 0,
         bits if bits >= 128 => u128::MAX,
         bits => (1u128 << bits) - 1,
-    }
-}
-
-/// The slice of an IA_NA pool that this server owns.
-#[derive(Debug)]
-pub struct NaRange {
-    prefix: Prefix,
-    range: Prefix,
-    slice: Slice,
-}
-
-impl NaRange {
-    /// A range of addresses `range` inside pool `prefix`; `pool` salts the hash per pool.
-    ///
-    /// The subnet-router anycast address of the pool prefix (RFC 4291 §2.6.1) and, in a /64,
-    /// the reserved subnet anycast interface identifiers (RFC 5453 §3, RFC 2526) are never
-    /// handed out.
-    pub fn new(prefix: Prefix, range: Prefix, pool: u32) -> Result<Self, AllocError> {
-        if !prefix.covers(&range) {
-            return Err(AllocError::RangeOutsidePrefix { prefix, range });
-        }
-        let host_bits = 128 - u32::from(range.len());
-        let mut slice = Slice::new(range.bits(), host_bits, 0, pool, NA_BITMAP_MAX_BITS);
-        slice.reserve(prefix.bits());
-        if prefix.len() == 64 {
-            // RFC 5453 §3: fdff:ffff:ffff:ff80 to fdff:ffff:ffff:ffff are reserved subnet
-            // anycast identifiers; only a few are in any one range, so list those.
-            let anycast = prefix.bits() | 0xfdff_ffff_ffff_ff80;
-            for iid in 0..0x80u128 {
-                if range.contains((anycast + iid).into()) {
-                    slice.reserve(anycast + iid);
-                }
-            }
-        }
-        Ok(Self {
-            prefix,
-            range,
-            slice,
-        })
-    }
-
-    /// The same range, trying `max_probes` hashed candidates before the bitmap (at least 1).
-    pub fn with_max_probes(mut self, max_probes: u32) -> Self {
-        self.slice.max_probes = max_probes.max(1);
-        self
-    }
-
-    /// The same range with `reserved` addresses never handed out (static assignments).
-    pub fn with_reserved(mut self, reserved: impl IntoIterator<Item = u128>) -> Self {
-        for addr in reserved {
-            self.slice.reserve(addr);
-        }
-        self
-    }
-
-    /// The pool prefix.
-    pub fn prefix(&self) -> Prefix {
-        self.prefix
-    }
-
-    /// The slice of the pool this server owns.
-    pub fn range(&self) -> Prefix {
-        self.range
-    }
-
-    /// Whether this range keeps an occupancy bitmap (at most 2^20 addresses).
-    pub fn has_bitmap(&self) -> bool {
-        self.slice.bitmap.is_some()
-    }
-
-    /// The hashed candidate number `probe` for `key`: always inside the owned range.
-    pub fn candidate(&self, key: &AllocKey, probe: u32) -> u128 {
-        self.slice.candidate(key, probe)
-    }
-
-    /// Whether `addr` lies in the owned range.
-    pub fn contains(&self, addr: u128) -> bool {
-        self.slice.contains(addr)
-    }
-
-    /// Whether `addr` is never handed out (anycast or reserved).
-    pub fn is_reserved(&self, addr: u128) -> bool {
-        self.slice.is_reserved(addr)
-    }
-
-    /// Finds an address for `key`: `try_claim` claims a candidate in the lease table
-    /// atomically and returns `Some` on success, `None` if the address is taken.
-    ///
-    /// Look the client's existing lease up first: candidates that the bitmap marks occupied,
-    /// the client's own included, are skipped.
-    pub fn allocate<T>(
-        &self,
-        key: &AllocKey,
-        try_claim: impl FnMut(u128) -> Option<T>,
-    ) -> Result<(u128, T), AllocError> {
-        self.slice.allocate(key, try_claim)
-    }
-
-    /// Marks `addr` in use (journal replay, or a lease claimed outside [`Self::allocate`]).
-    pub fn occupy(&self, addr: u128) {
-        self.slice.occupy(addr);
-    }
-
-    /// Marks `addr` free again after its lease was released, expired or left probation.
-    pub fn release(&self, addr: u128) {
-        self.slice.release(addr);
-    }
-
-    /// Free addresses according to the bitmap, if this range has one.
-    pub fn free_count(&self) -> Option<u64> {
-        self.slice.bitmap.as_ref().map(Occupancy::free_count)
-    }
-}
-
-/// The slice of an IA_PD pool that this server owns, cut into prefixes of `delegated_len`.
-#[derive(Debug)]
-pub struct PdRange {
-    prefix: Prefix,
-    range: Prefix,
-    delegated_len: u8,
-    slice: Slice,
-}
-
-impl PdRange {
-    /// Prefixes of length `delegated_len` in `range` inside pool `prefix`, salted by `pool`.
-    pub fn new(
-        prefix: Prefix,
-        range: Prefix,
-        delegated_len: u8,
-        pool: u32,
-    ) -> Result<Self, AllocError> {
-        if !prefix.covers(&range) {
-            return Err(AllocError::RangeOutsidePrefix { prefix, range });
-        }
-        if delegated_len < range.len() || delegated_len > 128 {
-            return Err(AllocError::BadDelegatedLength {
-                range,
-                delegated_len,
-            });
-        }
-        let index_bits = u32::from(delegated_len - range.len());
-        let unit_shift = 128 - u32::from(delegated_len);
-        let slice = Slice::new(
-            range.bits(),
-            index_bits,
-            unit_shift,
-            pool,
-            PD_BITMAP_MAX_BITS,
-        );
-        Ok(Self {
-            prefix,
-            range,
-            delegated_len,
-            slice,
-        })
-    }
-
-    /// The same range, trying `max_probes` hashed candidates before the bitmap (at least 1).
-    pub fn with_max_probes(mut self, max_probes: u32) -> Self {
-        self.slice.max_probes = max_probes.max(1);
-        self
-    }
-
-    /// The same range with `reserved` prefixes (given by their first address) never delegated.
-    pub fn with_reserved(mut self, reserved: impl IntoIterator<Item = u128>) -> Self {
-        for bits in reserved {
-            self.slice.reserve(bits & mask(self.delegated_len));
-        }
-        self
-    }
-
-    /// The pool prefix.
-    pub fn prefix(&self) -> Prefix {
-        self.prefix
-    }
-
-    /// The slice of the pool this server owns.
-    pub fn range(&self) -> Prefix {
-        self.range
-    }
-
-    /// The length of the delegated prefixes.
-    pub fn delegated_len(&self) -> u8 {
-        self.delegated_len
-    }
-
-    /// Whether this range keeps an occupancy bitmap (at most 2^24 prefixes).
-    pub fn has_bitmap(&self) -> bool {
-        self.slice.bitmap.is_some()
-    }
-
-    /// The first address of hashed candidate `probe` for `key`: always inside the range.
-    pub fn candidate(&self, key: &AllocKey, probe: u32) -> u128 {
-        self.slice.candidate(key, probe)
-    }
-
-    /// Whether the delegated prefix starting at `bits` is never handed out (reserved).
-    pub fn is_reserved(&self, bits: u128) -> bool {
-        self.slice.is_reserved(bits)
-    }
-
-    /// Whether `bits` is the first address of a delegated prefix of this range.
-    pub fn contains(&self, bits: u128) -> bool {
-        self.slice.contains(bits)
-    }
-
-    /// Finds a prefix for `key`: `try_claim` claims a candidate (its first address) in the
-    /// lease table atomically and returns `Some` on success, `None` if it is taken.
-    ///
-    /// Look the client's existing lease up first: candidates that the bitmap marks occupied,
-    /// the client's own included, are skipped.
-    pub fn allocate<T>(
-        &self,
-        key: &AllocKey,
-        try_claim: impl FnMut(u128) -> Option<T>,
-    ) -> Result<(u128, T), AllocError> {
-        self.slice.allocate(key, try_claim)
-    }
-
-    /// Marks the prefix starting at `bits` in use.
-    pub fn occupy(&self, bits: u128) {
-        self.slice.occupy(bits);
-    }
-
-    /// Marks the prefix starting at `bits` free again.
-    pub fn release(&self, bits: u128) {
-        self.slice.release(bits);
-    }
-
-    /// Free prefixes according to the bitmap, if this range has one.
-    pub fn free_count(&self) -> Option<u64> {
-        self.slice.bitmap.as_ref().map(Occupancy::free_count)
     }
 }
 
@@ -614,7 +490,7 @@ mod tests {
     #[test]
     fn same_salt_same_address_other_salt_other_address() {
         let pool = prefix("2001:db8:1::/64");
-        let range = NaRange::new(pool, pool, 0).unwrap();
+        let range = Range::addresses(pool, pool, 0).unwrap();
         assert_eq!(
             range.candidate(&key("a", 1), 0),
             range.candidate(&key("a", 1), 0)
@@ -627,7 +503,7 @@ mod tests {
             range.candidate(&key("a", 1), 0),
             range.candidate(&key("a", 1), 1)
         );
-        let other_pool = NaRange::new(pool, pool, 1).unwrap();
+        let other_pool = Range::addresses(pool, pool, 1).unwrap();
         assert_ne!(
             range.candidate(&key("a", 1), 0),
             other_pool.candidate(&key("a", 1), 0)
@@ -640,7 +516,7 @@ mod tests {
         let first = key("xdhcp6", 42).bits();
         assert_eq!(first, PINNED);
         let pool = prefix("2001:db8::/64");
-        let range = NaRange::new(pool, pool, 0).unwrap();
+        let range = Range::addresses(pool, pool, 0).unwrap();
         assert_eq!(range.candidate(&key("xdhcp6", 42), 0), PINNED_ADDR);
     }
 
@@ -666,7 +542,7 @@ mod tests {
     #[test]
     fn skips_subnet_router_anycast_and_reserved() {
         let pool = prefix("2001:db8::/126");
-        let range = NaRange::new(pool, pool, 0)
+        let range = Range::addresses(pool, pool, 0)
             .unwrap()
             .with_reserved([pool.bits() | 1]);
         assert!(range.is_reserved(pool.bits()));
@@ -685,7 +561,7 @@ mod tests {
     #[test]
     fn skips_rfc5453_anycast_identifiers() {
         let pool = prefix("2001:db8::/64");
-        let range = NaRange::new(pool, pool, 0).unwrap();
+        let range = Range::addresses(pool, pool, 0).unwrap();
         assert!(range.is_reserved(pool.bits() | 0xfdff_ffff_ffff_ffff));
         assert!(range.is_reserved(pool.bits() | 0xfdff_ffff_ffff_ff80));
         assert!(!range.is_reserved(pool.bits() | 0xfdff_ffff_ffff_ff7f));
@@ -694,7 +570,7 @@ mod tests {
     #[test]
     fn small_na_range_allocates_every_address() {
         let pool = prefix("2001:db8::/120");
-        let range = NaRange::new(pool, pool, 3).unwrap().with_max_probes(2);
+        let range = Range::addresses(pool, pool, 3).unwrap().with_max_probes(2);
         assert!(range.has_bitmap());
         let mut taken = HashSet::new();
         for client in 0..255 {
@@ -711,7 +587,7 @@ mod tests {
     #[test]
     fn pd_bitmap_finds_the_last_free_prefix() {
         let pool = prefix("2001:db8::/40");
-        let range = PdRange::new(pool, prefix("2001:db8:80::/41"), 52, 0).unwrap();
+        let range = Range::prefixes(pool, prefix("2001:db8:80::/41"), 52, 0).unwrap();
         assert!(range.has_bitmap());
         let units = 1u128 << (52 - 41);
         let mut taken = HashSet::new();
@@ -732,7 +608,9 @@ mod tests {
     #[test]
     fn stale_bitmap_heals() {
         let pool = prefix("2001:db8::/56");
-        let range = PdRange::new(pool, pool, 60, 0).unwrap().with_max_probes(1);
+        let range = Range::prefixes(pool, pool, 60, 0)
+            .unwrap()
+            .with_max_probes(1);
         // The table knows every prefix but one is taken; the bitmap knows nothing.
         let free = pool.bits() | (9 << (128 - 60));
         let result = range.allocate(&key("s", 1), |bits| (bits == free).then_some(()));
@@ -742,15 +620,15 @@ mod tests {
     #[test]
     fn rejects_bad_ranges() {
         let pool = prefix("2001:db8::/48");
-        assert!(NaRange::new(pool, prefix("2001:db9::/64"), 0).is_err());
-        assert!(PdRange::new(pool, pool, 40, 0).is_err());
-        assert!(PdRange::new(pool, prefix("2001:db8::/32"), 56, 0).is_err());
+        assert!(Range::addresses(pool, prefix("2001:db9::/64"), 0).is_err());
+        assert!(Range::prefixes(pool, pool, 40, 0).is_err());
+        assert!(Range::prefixes(pool, prefix("2001:db8::/32"), 56, 0).is_err());
     }
 
     #[test]
     fn big_ranges_have_no_bitmap_and_fail_after_max_probes() {
         let pool = prefix("2001:db8::/64");
-        let range = NaRange::new(pool, pool, 0).unwrap().with_max_probes(5);
+        let range = Range::addresses(pool, pool, 0).unwrap().with_max_probes(5);
         assert!(!range.has_bitmap());
         let mut tries = 0;
         let result = range.allocate(&key("s", 1), |_| {
@@ -786,7 +664,7 @@ mod tests {
             let pool = Prefix::containing(bits.into(), pool_len);
             let range_len = pool_len.saturating_add(extra).min(128);
             let range = Prefix::containing(bits.into(), range_len);
-            let na = NaRange::new(pool, range, client % 4).unwrap();
+            let na = Range::addresses(pool, range, client % 4).unwrap();
             let addr = na.candidate(&key(&salt, client), probe);
             prop_assert!(range.contains(addr.into()));
             prop_assert!(na.contains(addr));
@@ -804,7 +682,7 @@ mod tests {
             let pool = Prefix::containing(bits.into(), pool_len);
             let range = Prefix::containing(bits.into(), pool_len + extra);
             let delegated_len = (pool_len + extra).saturating_add(delegated_extra).min(128);
-            let pd = PdRange::new(pool, range, delegated_len, 0).unwrap();
+            let pd = Range::prefixes(pool, range, delegated_len, 0).unwrap();
             let first = pd.candidate(&key("s", client), probe);
             prop_assert!(range.covers(&Prefix::containing(first.into(), delegated_len)));
             prop_assert_eq!(first & !mask(delegated_len), 0);
@@ -824,7 +702,7 @@ mod tests {
             let mut seen = HashSet::new();
             for index in 0..parts {
                 let range = pool.split(index, parts).unwrap();
-                let na = NaRange::new(pool, range, 0).unwrap();
+                let na = Range::addresses(pool, range, 0).unwrap();
                 let addr = na.candidate(&key("same", client), probe);
                 prop_assert!(range.contains(addr.into()));
                 for other in 0..parts {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::thread;
 
 use proptest::prelude::*;
-use xdhcp6_engine::alloc::{NaRange, PdRange, SaltKey};
+use xdhcp6_engine::alloc::{Range, SaltKey};
 use xdhcp6_engine::prefix::Prefix;
 use xdhcp6_engine::table::{
     ClaimAs, ClaimError, Discard, EventKind, IaKind, LeaseError, LeaseEvent, LeaseRecord,
@@ -380,7 +380,7 @@ fn identical_salt_gives_identical_addresses_on_two_servers() {
     let mut addrs = Vec::new();
     for _server in 0..2 {
         let table = LeaseTable::with_capacity(10, SaltKey::from_salt("shared"));
-        let range = NaRange::new(pool, pool, 0).unwrap();
+        let range = Range::addresses(pool, pool, 0).unwrap();
         let id = duid(77);
         let key = table.client_key(&id, 1, IaKind::Na, 4);
         let (addr, _lease) = range
@@ -397,7 +397,7 @@ fn identical_salt_gives_identical_addresses_on_two_servers() {
     let id = duid(77);
     let key = other.client_key(&id, 1, IaKind::Na, 4);
     assert_ne!(
-        NaRange::new(pool, pool, 0)
+        Range::addresses(pool, pool, 0)
             .unwrap()
             .candidate(key.alloc_key(), 0),
         addrs[0]
@@ -411,7 +411,7 @@ fn split_servers_allocate_only_inside_their_slice() {
     for index in 0..4 {
         let slice = pool.split(index, 4).unwrap();
         let table = LeaseTable::with_capacity(100, SaltKey::from_salt("split"));
-        let range = NaRange::new(pool, slice, 0).unwrap();
+        let range = Range::addresses(pool, slice, 0).unwrap();
         for client in 0..100 {
             let id = duid(client);
             let key = table.client_key(&id, 1, IaKind::Na, 0);
@@ -431,7 +431,7 @@ fn split_servers_allocate_only_inside_their_slice() {
 #[test]
 fn pd_allocation_through_the_table_fills_the_range() {
     let pool = prefix("2001:db8:100::/48");
-    let range = PdRange::new(pool, pool, 56, 9).unwrap();
+    let range = Range::prefixes(pool, pool, 56, 9).unwrap();
     let table = LeaseTable::with_capacity(300, SaltKey::from_salt("pd"));
     let mut got = HashSet::new();
     for client in 0..300 {
@@ -461,7 +461,7 @@ fn concurrent_allocation_never_binds_an_address_twice() {
         SaltKey::from_salt("race"),
     ));
     let pool = prefix("2001:db8:3::/116");
-    let range = Arc::new(NaRange::new(pool, pool, 0).unwrap().with_max_probes(4));
+    let range = Arc::new(Range::addresses(pool, pool, 0).unwrap().with_max_probes(4));
     let workers: Vec<_> = (0..4u32)
         .map(|worker| {
             let table = Arc::clone(&table);

@@ -1,0 +1,332 @@
+//! IA handling: what the server does with each IA_NA and IA_PD of a request, through one
+//! per-request context ([`Exchange`]). Addresses and delegated prefixes go the same way; only
+//! the options written differ.
+
+use std::net::Ipv6Addr;
+
+use xdhcp6_proto::{MessageType, MessageWriter, OptionCode, StatusCode};
+
+use super::pools::LinkPools;
+use super::request::{Client, ClientRequest, Ia, duid_link_layer};
+use super::{DropReason, Engine};
+use crate::config::{Link, RebindForeign};
+use crate::prefix::Prefix;
+use crate::table::{ClaimAs, ClientKey, EventSink, IaKind, Lease, LeaseState, Lifetimes};
+
+/// One request being answered: who asks, on which link and when, the reply being written and
+/// where the lease events go.
+pub(super) struct Exchange<'x, 'r, 'b, S> {
+    pub(super) engine: &'x Engine,
+    pub(super) request: &'x ClientRequest<'r>,
+    pub(super) client: Client<'r>,
+    pub(super) link: &'x Link,
+    pub(super) pools: &'x LinkPools,
+    pub(super) now: u32,
+    pub(super) w: &'x mut MessageWriter<'b>,
+    pub(super) events: &'x mut S,
+}
+
+impl<'r, S: EventSink> Exchange<'_, 'r, '_, S> {
+    /// Solicit and Request: the client's current lease of this IA, its reservation, or a new
+    /// address or prefix by split-prefix hashing.
+    pub(super) fn assign(&mut self, ia: Ia<'r>, how: ClaimAs) -> Result<(), DropReason> {
+        let timers = self.link.timers;
+        // RFC 9915 §18.3.2, in substance:
+        // If the server finds that the prefix on one or more IP addresses in any IA in the
+        // message from the client is not appropriate for the link to which the client is
+        // connected, the server MUST return the IA to the client with a Status Code option
+        // with the value NotOnLink.
+        if ia.kind() == IaKind::Na
+            && self.request.msg_type == MessageType::Request
+            && ia.listed().any(|(addr, _)| !self.on_link(IaKind::Na, addr))
+        {
+            let mark = ia.begin(self.w, 0, 0)?;
+            self.w
+                .status_code(StatusCode::NotOnLink, "address not on this link")?;
+            return Ok(self.w.end_option(mark)?);
+        }
+        let key = self.key(&ia);
+        let lease = self.claim(&key, how);
+        let mark = ia.begin(self.w, timers.t1, timers.t2)?;
+        match lease {
+            Some(lease) => self.write_lease(&lease)?,
+            // RFC 9915 §18.3.2, in substance:
+            // If the server cannot assign any addresses to an IA in the message from the
+            // client, the server MUST include the IA in the Reply message with no addresses
+            // in the IA and a Status Code option in the IA containing status code
+            // NoAddrsAvail.
+            // (And for delegated prefixes: NoPrefixAvail.)
+            None => unavailable(self.w, ia.kind())?,
+        }
+        Ok(self.w.end_option(mark)?)
+    }
+
+    /// Claims the client's address or prefix for this IA: kept, reserved, or newly hashed.
+    fn claim(&mut self, key: &ClientKey<'r>, how: ClaimAs) -> Option<Lease> {
+        let lifetimes = lifetimes_of(self.link);
+        let (table, pools, now) = (&self.engine.table, self.pools, self.now);
+        if let Some(lease) = table.claim_current(
+            key,
+            how,
+            lifetimes,
+            now,
+            |lease| pools.serves(lease),
+            self.events,
+        ) {
+            return Some(lease);
+        }
+        if let Some(reserved) = self.reservation(key.kind()) {
+            return table
+                .claim(
+                    key,
+                    reserved.bits(),
+                    reserved.len(),
+                    how,
+                    lifetimes,
+                    now,
+                    self.events,
+                )
+                .ok();
+        }
+        let alloc_key = key.alloc_key();
+        pools.of(key.kind()).iter().find_map(|pool| {
+            let len = pool.range.unit_len();
+            pool.range
+                .allocate(alloc_key, |bits| {
+                    table
+                        .claim(key, bits, len, how, lifetimes, now, self.events)
+                        .ok()
+                })
+                .ok()
+                .map(|(_, lease)| lease)
+        })
+    }
+
+    /// Renew and Rebind (RFC 9915 §18.3.4, §18.3.5), with the RFC 6853 models.
+    pub(super) fn extend(&mut self, ia: Ia<'r>) -> Result<(), DropReason> {
+        let timers = self.link.timers;
+        let lifetimes = lifetimes_of(self.link);
+        let key = self.key(&ia);
+        let kind = ia.kind();
+        let msg_type = self.request.msg_type;
+        let (engine, pools, now) = (self.engine, self.pools, self.now);
+
+        // The binding this server has for the IA, extended if it can be.
+        // Only a binding counts: an address that was merely advertised was never the client's.
+        let bound_here = |lease: &Lease| lease.state == LeaseState::Bound && pools.serves(lease);
+        let mut kept = engine.table.claim_current(
+            &key,
+            ClaimAs::Bound,
+            lifetimes,
+            now,
+            bound_here,
+            self.events,
+        );
+        if kept.is_none() && msg_type == MessageType::Rebind {
+            // RFC 9915 §18.3.5, in substance:
+            // If the server cannot find a client entry for the IA and the server determines
+            // that the addresses in the IA are appropriate for the link to which the
+            // client's interface is attached according to the server's explicit
+            // configuration information, the server MAY send a Reply message to the client
+            // containing the client's IA, with the lifetimes for the addresses in the IA
+            // set to 0 ... or extend them.
+            // An address or prefix from our own slice (the identical-prefix model, or a
+            // binding this server lost) is taken back for the client if nobody else holds
+            // it; one from another server's slice only when `rebind-foreign = "extend"`.
+            let events = &mut *self.events;
+            kept = ia.listed().find_map(|(addr, len)| {
+                let bits = u128::from(addr);
+                let pool = pools.holding(kind, bits)?;
+                // Reserved and anycast units of our ranges go to nobody by Rebind.
+                if len != pool.range.unit_len() || pool.range.is_reserved(bits) {
+                    return None;
+                }
+                let ours = pool.range.contains(bits);
+                if !ours && engine.config.server.rebind_foreign != RebindForeign::Extend {
+                    return None;
+                }
+                let lease = engine
+                    .table
+                    .claim(&key, bits, len, ClaimAs::Bound, lifetimes, now, events)
+                    .ok()?;
+                engine.mark(&lease, true);
+                Some(lease)
+            });
+            if kept.is_none() {
+                // A fresh binding from this server's slice, next to the old ones with
+                // lifetimes 0.
+                kept = self.claim(&key, ClaimAs::Bound);
+            }
+        }
+
+        let mark = ia.begin(self.w, timers.t1, timers.t2)?;
+        if let Some(lease) = &kept {
+            self.write_lease(lease)?;
+        }
+        // RFC 9915 §18.3.4, in substance:
+        // If the server finds that any of the addresses in the IA are not appropriate for
+        // the link to which the client is attached, the server returns the address to the
+        // client with lifetimes of 0.
+        for (addr, len) in ia.listed() {
+            let same = kept.is_some_and(|lease| lease.ip() == addr && lease.prefix_len == len);
+            let on_link = self.on_link(kind, addr);
+            if !same && zero_lifetimes(kept.is_some(), on_link, msg_type) {
+                match kind {
+                    IaKind::Na => self.w.ia_address(addr, 0, 0)?,
+                    IaKind::Pd => self.w.ia_prefix(0, 0, len, addr)?,
+                }
+            }
+        }
+        if kept.is_none() {
+            not_extended(self.w, msg_type, kind)?;
+        }
+        Ok(self.w.end_option(mark)?)
+    }
+
+    /// Release or Decline the listed addresses (or prefixes) of one IA.
+    pub(super) fn give_back(&mut self, ia: Ia<'r>) -> Result<(), DropReason> {
+        let key = self.key(&ia);
+        let table = &self.engine.table;
+        let had_binding = table.find_client(&key).is_some();
+        let probation = self.engine.config.server.decline_probation;
+        for (addr, _) in ia.listed() {
+            let bits = u128::from(addr);
+            // Addresses not assigned to the IA are ignored (RFC 9915 §18.3.7, §18.3.8).
+            if self.request.msg_type == MessageType::Release {
+                // RFC 9915 §18.3.7, in substance:
+                // The server ... deletes the addresses and delegated prefixes from the IAs
+                let _ = table.release(&key, bits, self.now, self.events);
+            } else {
+                // RFC 9915 §18.3.8, in substance:
+                // the server ... marks the addresses in the IAs as declined so that those
+                // addresses are not assigned to other clients
+                let _ = table.decline(&key, bits, probation, self.now, self.events);
+            }
+        }
+        if !had_binding {
+            // RFC 9915 §18.3.7, in substance:
+            // For each IA in the Release message for which the server has no binding
+            // information, the server adds an IA option using the IAID from the Release
+            // message and includes a Status Code option with the value NoBinding in the IA
+            // option.
+            let mark = ia.begin(self.w, 0, 0)?;
+            self.w
+                .status_code(StatusCode::NoBinding, "no binding for this IA")?;
+            self.w.end_option(mark)?;
+        }
+        Ok(())
+    }
+
+    /// An IA Address option for an address lease; an IA Prefix option for a prefix, with
+    /// Prefix Exclude when the pool has one and the client asked for it (RFC 6603 §4.2).
+    fn write_lease(&mut self, lease: &Lease) -> Result<(), DropReason> {
+        let Lifetimes { preferred, valid } = lease.lifetimes;
+        if lease.kind == IaKind::Na {
+            return Ok(self.w.ia_address(lease.ip(), preferred, valid)?);
+        }
+        let exclude = self
+            .pools
+            .holding(IaKind::Pd, lease.addr)
+            .and_then(|pool| pool.exclude)
+            .filter(|_| self.request.requested(OptionCode::PdExclude))
+            .and_then(|exclude| {
+                exclude.prefix_in(Prefix::containing(lease.ip(), lease.prefix_len))
+            });
+        match exclude {
+            Some(excluded) => {
+                let mark =
+                    self.w
+                        .begin_ia_prefix(preferred, valid, lease.prefix_len, lease.ip())?;
+                self.w
+                    .pd_exclude(lease.prefix_len, excluded.addr(), excluded.len())?;
+                self.w.end_option(mark)?;
+            }
+            None => self
+                .w
+                .ia_prefix(preferred, valid, lease.prefix_len, lease.ip())?,
+        }
+        Ok(())
+    }
+
+    /// Whether `addr` lies in one of the link's pool prefixes of `kind`.
+    fn on_link(&self, kind: IaKind, addr: Ipv6Addr) -> bool {
+        self.pools.holding(kind, u128::from(addr)).is_some()
+    }
+
+    fn key(&self, ia: &Ia<'r>) -> ClientKey<'r> {
+        self.engine
+            .table
+            .client_key(self.client.duid, ia.iaid(), ia.kind(), self.client.link.0)
+    }
+
+    /// The reserved address (as a /128) or prefix of the client on its link, by DUID or by
+    /// link-layer address (RFC 6939).
+    fn reservation(&self, kind: IaKind) -> Option<Prefix> {
+        let config = &self.engine.config;
+        if config.reservations.is_empty() {
+            // The common case, without hashing the DUID.
+            return None;
+        }
+        let client = &self.client;
+        let by_duid = config.reservation_for_duid(client.duid);
+        let by_link_layer = || {
+            let (hw_type, address) = client.link_layer.or_else(|| duid_link_layer(client.duid))?;
+            config.reservation_for_link_layer(hw_type, address)
+        };
+        let reservation = by_duid
+            .filter(|reservation| reservation.applies_to(client.link))
+            .or_else(|| {
+                by_link_layer().filter(|reservation| reservation.applies_to(client.link))
+            })?;
+        match kind {
+            IaKind::Na => reservation
+                .address
+                .and_then(|addr| Prefix::new(addr, 128).ok()),
+            IaKind::Pd => reservation.prefix,
+        }
+    }
+}
+
+pub(super) fn lifetimes_of(link: &Link) -> Lifetimes {
+    Lifetimes {
+        preferred: link.timers.preferred,
+        valid: link.timers.valid,
+    }
+}
+
+/// Whether an address or prefix the client listed, other than the one it keeps, goes back with
+/// lifetimes 0 (RFC 9915 §18.3.4, §18.3.5): always next to a binding, else when it is not on
+/// the link, and on Rebind, where this server cannot extend it.
+fn zero_lifetimes(kept: bool, on_link: bool, msg_type: MessageType) -> bool {
+    kept || !on_link || msg_type == MessageType::Rebind
+}
+
+/// The status of an IA for which nothing could be assigned.
+fn unavailable(w: &mut MessageWriter<'_>, kind: IaKind) -> Result<(), DropReason> {
+    match kind {
+        IaKind::Na => w.status_code(StatusCode::NoAddrsAvail, "no addresses available")?,
+        // RFC 9915 §18.3.2, in substance:
+        // If the server cannot assign any delegated prefixes to an IA in the message from
+        // the client, the server MUST include the IA in the Reply message with no delegated
+        // prefixes in the IA and a Status Code option in the IA containing status code
+        // NoPrefixAvail.
+        IaKind::Pd => w.status_code(StatusCode::NoPrefixAvail, "no prefixes available")?,
+    }
+    Ok(())
+}
+
+/// The status of an IA that Renew or Rebind left without a binding.
+fn not_extended(
+    w: &mut MessageWriter<'_>,
+    msg_type: MessageType,
+    kind: IaKind,
+) -> Result<(), DropReason> {
+    if msg_type == MessageType::Renew {
+        // RFC 9915 §18.3.4, in substance: if the server cannot find a client entry for the IA,
+        // it returns the IA with no addresses and a Status Code option set to NoBinding.
+        w.status_code(StatusCode::NoBinding, "no binding for this IA")?;
+        Ok(())
+    } else {
+        unavailable(w, kind)
+    }
+}

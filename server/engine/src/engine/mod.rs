@@ -1,0 +1,442 @@
+//! The server: `Engine::handle` answers one DHCPv6 message, sans IO.
+//!
+//! Every datapath and every test drives the same entry point: the request's UDP payload, a
+//! [`Context`] (the link the datapath received it on, and the time), a buffer for the reply and
+//! a sink for lease events. Client mistakes are never errors: they become a reply with a status
+//! code, or [`Outcome::Drop`] with a reason that the datapath counts.
+
+mod discard;
+mod ia;
+mod outcome;
+mod pools;
+mod reply;
+mod request;
+
+use std::sync::Arc;
+
+use xdhcp6_proto::{
+    MessageType, MessageWriter, OptionCode, OptionMark, Packet, ParseError, RelayChain, StatusCode,
+};
+
+use self::ia::Exchange;
+pub use self::outcome::{Destination, DropReason, Outcome, received_type};
+use self::pools::LinkPools;
+pub use self::pools::PoolUsage;
+use self::request::{Client, ClientRequest, client_link_layer};
+use crate::config::{Config, LinkId};
+use crate::table::{
+    ClaimAs, EventKind, EventSink, IaKind, Lease, LeaseEvent, LeaseRecord, LeaseTable,
+    RestoreReport,
+};
+
+/// The most relay hops the server answers through (RFC 9915 §7.6 HOP_COUNT_LIMIT).
+pub const HOP_COUNT_LIMIT: usize = 8;
+
+/// IA_NA or IA_PD options of one kind answered per message; further ones are ignored.
+pub const MAX_IAS: usize = 8;
+
+/// Seconds an Advertise holds its address for the client's Request.
+pub const OFFER_HOLD: u32 = 60;
+
+/// Leases the table sweep looks at per [`Engine::handle_timeout`] call and shard step.
+pub const SWEEP_BUDGET: usize = 4096;
+
+/// What the datapath tells the engine about a received message.
+#[derive(Clone, Copy, Debug)]
+pub struct Context {
+    /// The link of the interface (and VLAN) the message arrived on, from
+    /// [`Engine::link_for_interface`]; `None` when that interface serves no link directly.
+    /// Relayed messages are placed by their relay information instead.
+    pub link: Option<LinkId>,
+    /// The time, in seconds on the engine clock (Unix time).
+    pub now: u32,
+}
+
+/// The DHCPv6 server engine, shared by all workers.
+#[derive(Debug)]
+pub struct Engine {
+    config: Arc<Config>,
+    table: Arc<LeaseTable>,
+    pools: Vec<LinkPools>,
+}
+
+/// Why an engine could not be built from a configuration.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    /// A pool's range could not be turned into an allocator.
+    #[error("link {link:?}: {problem}")]
+    Pool {
+        /// The link's name.
+        link: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The configuration has no server DUID (call `Config::set_server_duid` first).
+    #[error("the server has no DUID")]
+    NoServerDuid,
+}
+
+impl Engine {
+    /// An engine serving `config` from `table`; the table outlives configuration reloads.
+    pub fn new(config: Arc<Config>, table: Arc<LeaseTable>) -> Result<Self, EngineError> {
+        if config.server.duid.is_empty() {
+            return Err(EngineError::NoServerDuid);
+        }
+        let pools = config
+            .links
+            .iter()
+            .map(|link| LinkPools::new(&config, link))
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            config,
+            table,
+            pools,
+        })
+    }
+
+    /// The configuration this engine serves.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The lease table.
+    pub fn table(&self) -> &Arc<LeaseTable> {
+        &self.table
+    }
+
+    /// The link served directly on `interface` (with `vlan`), for [`Context::link`].
+    pub fn link_for_interface(&self, interface: &str, vlan: Option<u16>) -> Option<LinkId> {
+        self.config.link_for_interface(interface, vlan)
+    }
+
+    /// Loads leases back (journal replay) and marks their addresses taken in the allocators.
+    pub fn restore(&self, records: impl IntoIterator<Item = LeaseRecord>) -> RestoreReport {
+        let records: Vec<LeaseRecord> = records.into_iter().collect();
+        let report = self.table.restore(records.iter().cloned());
+        for record in &records {
+            self.mark(&record.lease, true);
+        }
+        report
+    }
+
+    /// Expires leases and ends probations due at `now`, a bounded amount of work per call.
+    pub fn handle_timeout(&self, now: u32, events: &mut impl EventSink) {
+        let mut sink = Tracking {
+            engine: self,
+            inner: events,
+        };
+        self.table.handle_timeout(now, SWEEP_BUDGET, &mut sink);
+    }
+
+    /// Answers one DHCPv6 message (the UDP payload) into `reply`.
+    pub fn handle(
+        &self,
+        request: &[u8],
+        cx: &Context,
+        reply: &mut [u8],
+        events: &mut impl EventSink,
+    ) -> Outcome {
+        let mut sink = Tracking {
+            engine: self,
+            inner: events,
+        };
+        let mut received = MessageType::Unknown(0);
+        match self.answer(request, cx, reply, &mut sink, &mut received) {
+            Ok(Answer { len, to, sent }) => Outcome::Reply {
+                len,
+                to,
+                received,
+                sent,
+            },
+            Err(reason) => {
+                if received.is_relay() {
+                    // The relay chain could not be walked strictly (or the type is one the
+                    // server never answers): count what a lenient walk finds inside.
+                    received = received_type(request);
+                }
+                Outcome::Drop { reason, received }
+            }
+        }
+    }
+
+    /// Answers into `reply`; sets `received` to the type of the message as soon as it is known
+    /// (the outermost type until the relay chain is read).
+    fn answer(
+        &self,
+        request: &[u8],
+        cx: &Context,
+        reply: &mut [u8],
+        events: &mut impl EventSink,
+        received: &mut MessageType,
+    ) -> Result<Answer, DropReason> {
+        // RFC 9915 §16, in substance:
+        // Servers MUST discard any received messages of types they do not expect.
+        // Decide on the first byte before decoding anything.
+        let first = *request.first().ok_or(DropReason::Malformed)?;
+        *received = MessageType::from(first);
+        match MessageType::from(first) {
+            MessageType::Solicit
+            | MessageType::Request
+            | MessageType::Confirm
+            | MessageType::Renew
+            | MessageType::Rebind
+            | MessageType::Release
+            | MessageType::Decline
+            | MessageType::InformationRequest
+            | MessageType::RelayForw => {}
+            MessageType::Leasequery | MessageType::Unknown(_) => {
+                return Err(DropReason::Unsupported);
+            }
+            _ => return Err(DropReason::NotForServer),
+        }
+        match Packet::parse(request).map_err(|_| DropReason::Malformed)? {
+            Packet::Client(message) => {
+                let link = cx.link.ok_or(DropReason::UnknownLink)?;
+                let request = ClientRequest::read(message)?;
+                discard::check(&request, &self.config.server.duid)?;
+                let mut w = MessageWriter::new(reply);
+                let sent = self.respond(&request, link, None, cx.now, &mut w, events)?;
+                Ok(Answer {
+                    len: w.finish()?,
+                    to: Destination::Client,
+                    sent,
+                })
+            }
+            Packet::Relay(relay) => {
+                let chain = relay.chain().map_err(|error| match error {
+                    ParseError::RelayTooDeep => DropReason::HopLimit,
+                    _ => DropReason::Malformed,
+                })?;
+                if chain.len() > HOP_COUNT_LIMIT {
+                    return Err(DropReason::HopLimit);
+                }
+                let message = chain.message();
+                *received = message.msg_type();
+                if !matches!(
+                    message.msg_type(),
+                    MessageType::Solicit
+                        | MessageType::Request
+                        | MessageType::Confirm
+                        | MessageType::Renew
+                        | MessageType::Rebind
+                        | MessageType::Release
+                        | MessageType::Decline
+                        | MessageType::InformationRequest
+                ) {
+                    return Err(DropReason::NotForServer);
+                }
+                let link = self.relay_link(&chain).ok_or(DropReason::UnknownLink)?;
+                let request = ClientRequest::read(message)?;
+                discard::check(&request, &self.config.server.duid)?;
+                let link_layer = client_link_layer(&chain);
+                let to_source_port = relay
+                    .options()
+                    .find_raw(OptionCode::RelaySourcePort)
+                    .map_err(|_| DropReason::Malformed)?
+                    .is_some();
+                let mut w = MessageWriter::new(reply);
+                let mut marks: [Option<OptionMark>; HOP_COUNT_LIMIT] = Default::default();
+                // RFC 9915 §19.3, in substance:
+                // If the Relay-forward message includes an Interface-Id option, the server
+                // MUST copy the Interface-Id option to the Relay-reply message.
+                for (hop, mark) in chain.hops().zip(marks.iter_mut()) {
+                    w.relay_header(
+                        MessageType::RelayRepl,
+                        hop.hop_count(),
+                        hop.link_address(),
+                        hop.peer_address(),
+                    )?;
+                    let interface_id = hop
+                        .options()
+                        .find_raw(OptionCode::InterfaceId)
+                        .map_err(|_| DropReason::Malformed)?;
+                    if let Some(id) = interface_id {
+                        w.interface_id(id)?;
+                    }
+                    *mark = Some(w.begin_option(OptionCode::RelayMsg)?);
+                }
+                let sent = self.respond(&request, link, link_layer, cx.now, &mut w, events)?;
+                for mark in marks.into_iter().rev().flatten() {
+                    w.end_option(mark)?;
+                }
+                Ok(Answer {
+                    len: w.finish()?,
+                    to: Destination::Relay { to_source_port },
+                    sent,
+                })
+            }
+        }
+    }
+
+    /// The link of a relayed client: the innermost relay's Interface-Id or link-address, then
+    /// the relays further out (RFC 9915 §13.1).
+    fn relay_link(&self, chain: &RelayChain<'_>) -> Option<LinkId> {
+        let mut hops: [Option<xdhcp6_proto::RelayMessage<'_>>; HOP_COUNT_LIMIT] =
+            [None; HOP_COUNT_LIMIT];
+        for (hop, slot) in chain.hops().zip(hops.iter_mut()) {
+            *slot = Some(hop);
+        }
+        hops.iter().rev().flatten().find_map(|hop| {
+            let interface_id = hop
+                .options()
+                .find_raw(OptionCode::InterfaceId)
+                .ok()
+                .flatten();
+            self.config.link_for_relay(hop.link_address(), interface_id)
+        })
+    }
+
+    /// Writes the client message of the reply (after any Relay-reply headers); returns its
+    /// type.
+    fn respond(
+        &self,
+        request: &ClientRequest<'_>,
+        link_id: LinkId,
+        link_layer: Option<(u16, &[u8])>,
+        now: u32,
+        w: &mut MessageWriter<'_>,
+        events: &mut impl EventSink,
+    ) -> Result<MessageType, DropReason> {
+        let link = self.config.link(link_id);
+        let (reply_type, how) = match request.msg_type {
+            // RFC 9915 §18.3.1, in substance:
+            // If the client has included a Rapid Commit option and the server has been
+            // configured to respond with committed address assignments and other resources,
+            // responds to the Solicit with a Reply message.
+            MessageType::Solicit if request.rapid_commit && link.rapid_commit => {
+                (MessageType::Reply, ClaimAs::Bound)
+            }
+            MessageType::Solicit => (
+                MessageType::Advertise,
+                ClaimAs::Offered { hold: OFFER_HOLD },
+            ),
+            _ => (MessageType::Reply, ClaimAs::Bound),
+        };
+        w.client_header(reply_type, request.xid)?;
+        w.server_id(&self.config.server.duid)?;
+        if let Some(client_id) = request.client_id {
+            w.client_id(client_id)?;
+        }
+        let mut exchange = Exchange {
+            engine: self,
+            request,
+            client: Client {
+                duid: request.client_id.unwrap_or_default(),
+                link: link_id,
+                link_layer,
+            },
+            link,
+            pools: &self.pools[link_id.index()],
+            now,
+            w,
+            events,
+        };
+
+        match request.msg_type {
+            MessageType::Solicit | MessageType::Request => {
+                if reply_type == MessageType::Reply && request.msg_type == MessageType::Solicit {
+                    exchange.w.rapid_commit()?;
+                }
+                if reply_type == MessageType::Advertise {
+                    // RFC 9915 §18.3.9, in substance:
+                    // The server MAY include a Preference option to indicate the preference
+                    // of the server.
+                    exchange.w.preference(self.config.server.preference)?;
+                }
+                for ia in request.ias() {
+                    exchange.assign(ia, how)?;
+                }
+                reply::write_fqdn(request, exchange.w)?;
+                reply::write_options(request, link, exchange.w)?;
+            }
+            MessageType::Renew | MessageType::Rebind => {
+                for ia in request.ias() {
+                    exchange.extend(ia)?;
+                }
+                reply::write_fqdn(request, exchange.w)?;
+                reply::write_options(request, link, exchange.w)?;
+            }
+            MessageType::Release | MessageType::Decline => {
+                for ia in request.ias() {
+                    exchange.give_back(ia)?;
+                }
+                // RFC 9915 §18.3.7, in substance:
+                // the server generates a Reply message ... includes a Status Code option
+                // with the value Success
+                let text = if request.msg_type == MessageType::Release {
+                    "released"
+                } else {
+                    "declined"
+                };
+                exchange.w.status_code(StatusCode::Success, text)?;
+            }
+            MessageType::Confirm => {
+                // RFC 9915 §18.3.3, in substance:
+                // If all of the addresses in the Confirm message pass this test, the server
+                // returns a status of Success. If any of the addresses do not pass this test,
+                // the server returns a status of NotOnLink. If the server is unable to perform
+                // this test ... or there were no addresses in any of the IAs sent by the
+                // client, the server MUST NOT send a reply to the client.
+                let mut any = false;
+                let mut on_link = true;
+                for (addr, _) in request
+                    .ias()
+                    .filter(|ia| ia.kind() == IaKind::Na)
+                    .flat_map(|ia| ia.listed())
+                {
+                    any = true;
+                    on_link &= link.na_pools.iter().any(|pool| pool.prefix.contains(addr));
+                }
+                if !any {
+                    return Err(DropReason::NothingToConfirm);
+                }
+                if on_link {
+                    exchange
+                        .w
+                        .status_code(StatusCode::Success, "all addresses are on link")?;
+                } else {
+                    exchange
+                        .w
+                        .status_code(StatusCode::NotOnLink, "addresses not on this link")?;
+                }
+            }
+            MessageType::InformationRequest => {
+                reply::write_options(request, link, exchange.w)?;
+            }
+            _ => return Err(DropReason::NotForServer),
+        }
+        Ok(reply_type)
+    }
+
+    /// Marks a lease's address or prefix taken or free in its range's bitmap.
+    fn mark(&self, lease: &Lease, taken: bool) {
+        if let Some(pools) = self.pools.get(usize::from(lease.link)) {
+            pools.mark(lease, taken);
+        }
+    }
+}
+
+/// Keeps the allocators' bitmaps in step with the table, then passes events on.
+struct Tracking<'e, S> {
+    engine: &'e Engine,
+    inner: &'e mut S,
+}
+
+impl<S: EventSink> EventSink for Tracking<'_, S> {
+    fn emit(&mut self, event: LeaseEvent) {
+        match event.kind {
+            EventKind::Released | EventKind::Expired | EventKind::ProbationEnded => {
+                self.engine.mark(&event.record.lease, false);
+            }
+            EventKind::Offered | EventKind::Bound | EventKind::Renewed | EventKind::Declined => {}
+        }
+        self.inner.emit(event);
+    }
+}
+
+/// A reply written: its length, where it goes, and the client reply's type.
+struct Answer {
+    len: usize,
+    to: Destination,
+    sent: MessageType,
+}

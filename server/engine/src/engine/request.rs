@@ -1,0 +1,202 @@
+//! Reading a client message: the options the engine acts on, in one pass, without allocating.
+
+use std::net::Ipv6Addr;
+
+use xdhcp6_proto::{
+    DhcpOption, IaNa, IaPd, Message, MessageType, MessageWriter, OptionCode, OptionMark, Oro,
+    RelayChain, WriteError,
+};
+
+use super::{DropReason, MAX_IAS};
+use crate::config::LinkId;
+use crate::table::IaKind;
+
+/// Who is asking: DUID, link, and the link-layer address a relay reported.
+pub(super) struct Client<'a> {
+    pub(super) duid: &'a [u8],
+    pub(super) link: LinkId,
+    pub(super) link_layer: Option<(u16, &'a [u8])>,
+}
+
+/// A fixed-capacity list, so reading a request never allocates.
+#[derive(Clone, Copy)]
+pub(super) struct List<T: Copy, const N: usize> {
+    items: [Option<T>; N],
+    len: usize,
+}
+
+impl<T: Copy, const N: usize> List<T, N> {
+    pub(super) fn new() -> Self {
+        Self {
+            items: [None; N],
+            len: 0,
+        }
+    }
+
+    /// Appends `item`; false when full.
+    pub(super) fn push(&mut self, item: T) -> bool {
+        let Some(slot) = self.items.get_mut(self.len) else {
+            return false;
+        };
+        *slot = Some(item);
+        self.len += 1;
+        true
+    }
+
+    pub(super) fn iter(&self) -> impl Iterator<Item = &T> {
+        self.items.iter().take(self.len).flatten()
+    }
+}
+
+/// What the engine needs of a client message, read in one pass over its options.
+pub(super) struct ClientRequest<'a> {
+    pub(super) msg_type: MessageType,
+    pub(super) xid: u32,
+    pub(super) client_id: Option<&'a [u8]>,
+    pub(super) server_id: Option<&'a [u8]>,
+    pub(super) ia_na: List<IaNa<'a>, MAX_IAS>,
+    pub(super) ia_pd: List<IaPd<'a>, MAX_IAS>,
+    pub(super) has_ia: bool,
+    pub(super) oro: Option<Oro<'a>>,
+    pub(super) rapid_commit: bool,
+    pub(super) fqdn: Option<(u8, &'a [u8])>,
+}
+
+impl<'a> ClientRequest<'a> {
+    /// Client ID, Server ID, IA_NA, IA_TA, ORO, Rapid Commit, IA_PD, Client FQDN.
+    const ACTED_ON: [u16; 8] = [1, 2, 3, 4, 6, 14, 25, 39];
+
+    pub(super) fn read(message: Message<'a>) -> Result<Self, DropReason> {
+        let mut request = ClientRequest {
+            msg_type: message.msg_type(),
+            xid: message.transaction_id(),
+            client_id: None,
+            server_id: None,
+            ia_na: List::new(),
+            ia_pd: List::new(),
+            has_ia: false,
+            oro: None,
+            rapid_commit: false,
+            fqdn: None,
+        };
+        // Only the options the server acts on are typed (and must be well-formed); the framing
+        // of every option is checked.
+        for raw in message.options().raw() {
+            let raw = raw.map_err(|_| DropReason::Malformed)?;
+            if !ClientRequest::ACTED_ON.contains(&raw.code) {
+                continue;
+            }
+            match raw.parse().map_err(|_| DropReason::Malformed)? {
+                DhcpOption::ClientId(duid) => request.client_id = Some(duid.as_bytes()),
+                DhcpOption::ServerId(duid) => request.server_id = Some(duid.as_bytes()),
+                DhcpOption::IaNa(ia) => {
+                    request.has_ia = true;
+                    // One answer per IAID: a repeated IA is the client's mistake.
+                    if request.ia_na.iter().all(|other| other.iaid() != ia.iaid()) {
+                        request.ia_na.push(ia);
+                    }
+                }
+                DhcpOption::IaPd(ia) => {
+                    request.has_ia = true;
+                    if request.ia_pd.iter().all(|other| other.iaid() != ia.iaid()) {
+                        request.ia_pd.push(ia);
+                    }
+                }
+                DhcpOption::IaTa(_) => request.has_ia = true,
+                DhcpOption::Oro(oro) => request.oro = Some(oro),
+                DhcpOption::RapidCommit => request.rapid_commit = true,
+                DhcpOption::ClientFqdn { flags, name } => {
+                    request.fqdn = Some((flags, name.as_bytes()));
+                }
+                _ => {}
+            }
+        }
+        Ok(request)
+    }
+
+    /// The IA_NA options (one per IAID) then the IA_PD options, in the order answered.
+    pub(super) fn ias(&self) -> impl Iterator<Item = Ia<'a>> + '_ {
+        let na = self.ia_na.iter().map(|ia| Ia::Na(*ia));
+        na.chain(self.ia_pd.iter().map(|ia| Ia::Pd(*ia)))
+    }
+
+    pub(super) fn requested(&self, code: OptionCode) -> bool {
+        self.oro.is_some_and(|oro| oro.contains(code))
+    }
+}
+
+/// An identity association of the request: addresses (IA_NA) or delegated prefixes (IA_PD).
+#[derive(Clone, Copy)]
+pub(super) enum Ia<'a> {
+    Na(IaNa<'a>),
+    Pd(IaPd<'a>),
+}
+
+impl<'a> Ia<'a> {
+    pub(super) fn iaid(&self) -> u32 {
+        match self {
+            Ia::Na(ia) => ia.iaid(),
+            Ia::Pd(ia) => ia.iaid(),
+        }
+    }
+
+    pub(super) fn kind(&self) -> IaKind {
+        match self {
+            Ia::Na(_) => IaKind::Na,
+            Ia::Pd(_) => IaKind::Pd,
+        }
+    }
+
+    /// The addresses (as prefixes of length 128) or prefixes the client listed in the IA.
+    pub(super) fn listed(&self) -> impl Iterator<Item = (Ipv6Addr, u8)> + use<'a> {
+        let (kind, options) = match self {
+            Ia::Na(ia) => (IaKind::Na, ia.options()),
+            Ia::Pd(ia) => (IaKind::Pd, ia.options()),
+        };
+        options
+            .map_while(Result::ok)
+            .filter_map(move |option| match (kind, option) {
+                (IaKind::Na, DhcpOption::IaAddr(addr)) => Some((addr.addr(), 128)),
+                (IaKind::Pd, DhcpOption::IaPrefix(prefix)) => {
+                    Some((prefix.prefix(), prefix.prefix_len()))
+                }
+                _ => None,
+            })
+    }
+
+    /// Opens the IA option of the reply with these T1 and T2.
+    pub(super) fn begin(
+        &self,
+        w: &mut MessageWriter<'_>,
+        t1: u32,
+        t2: u32,
+    ) -> Result<OptionMark, WriteError> {
+        match self {
+            Ia::Na(ia) => w.begin_ia_na(ia.iaid(), t1, t2),
+            Ia::Pd(ia) => w.begin_ia_pd(ia.iaid(), t1, t2),
+        }
+    }
+}
+
+/// The Client Link-Layer Address (RFC 6939) the innermost relay reported.
+pub(super) fn client_link_layer<'a>(chain: &RelayChain<'a>) -> Option<(u16, &'a [u8])> {
+    chain
+        .innermost()
+        .options()
+        .map_while(Result::ok)
+        .find_map(|option| match option {
+            DhcpOption::ClientLinkLayerAddr { hw_type, addr } => Some((hw_type, addr)),
+            _ => None,
+        })
+}
+
+/// The link-layer address inside a DUID-LLT or DUID-LL.
+pub(super) fn duid_link_layer(duid: &[u8]) -> Option<(u16, &[u8])> {
+    let kind = u16::from_be_bytes([*duid.first()?, *duid.get(1)?]);
+    let hw_type = u16::from_be_bytes([*duid.get(2)?, *duid.get(3)?]);
+    match kind {
+        1 => Some((hw_type, duid.get(8..)?)),
+        3 => Some((hw_type, duid.get(4..)?)),
+        _ => None,
+    }
+}
