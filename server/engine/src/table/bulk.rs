@@ -1,0 +1,126 @@
+//! Whole-table work: the expiry sweep, bulk restore from the journal, and walking a shard.
+
+use super::LeaseTable;
+use super::lease::{EventKind, EventSink, LeaseRecord, LeaseState, RestoreReport, SweepReport};
+use super::shard::{Record, STATE_BOUND, STATE_DECLINED, STATE_OFFERED, addr_hash};
+
+impl LeaseTable {
+    /// Removes leases that ran out by `now`, looking at no more than `budget` slots (at least
+    /// one shard step per call) and going on where the previous call stopped.
+    pub fn handle_timeout(
+        &self,
+        now: u32,
+        budget: usize,
+        sink: &mut impl EventSink,
+    ) -> SweepReport {
+        let mut cursor = self.cursor.lock();
+        let mut report = SweepReport::default();
+        let mut shards_left = self.addrs.len();
+        while report.examined < budget && shards_left > 0 {
+            let addr_shard = cursor.shard % self.addrs.len();
+            let mut guard = self.addrs[addr_shard].lock();
+            let shard = &mut *guard;
+            let end = shard
+                .records
+                .len()
+                .min(cursor.slot.saturating_add(budget - report.examined));
+            for slot in cursor.slot..end {
+                report.examined += 1;
+                let Some(record) = shard.records.get(slot) else {
+                    break;
+                };
+                if record.is_free() || !record.is_expired(now) {
+                    continue;
+                }
+                let ended = if record.raw_state() == STATE_DECLINED {
+                    EventKind::ProbationEnded
+                } else {
+                    EventKind::Expired
+                };
+                sink.emit(record.event(ended, now));
+                let slot = slot as u32;
+                let loc = self.loc(addr_shard, slot);
+                if record.is_held() {
+                    let old = record.client_hash;
+                    // Never block on a client shard while holding an address shard.
+                    if let Some(mut clients) = self.clients[self.client_shard_of(old)].try_lock() {
+                        clients.remove(old, loc);
+                    }
+                }
+                let hash = addr_hash(record.addr(), record.kind(), self.seed);
+                shard.remove(slot, hash);
+                report.removed += 1;
+            }
+            if end >= shard.records.len() {
+                cursor.shard = (addr_shard + 1) % self.addrs.len();
+                cursor.slot = 0;
+                shards_left -= 1;
+            } else {
+                cursor.slot = end;
+            }
+        }
+        report
+    }
+
+    /// Bulk-loads records (journal replay, start-up) without emitting events.
+    pub fn restore(&self, records: impl IntoIterator<Item = LeaseRecord>) -> RestoreReport {
+        let mut report = RestoreReport::default();
+        for item in records {
+            let lease = &item.lease;
+            let key = self.client_key(item.duid.as_bytes(), lease.iaid, lease.kind, lease.link);
+            let mut clients = self.clients[self.client_shard_of(key.hash)].lock();
+            let hash = addr_hash(lease.addr, lease.kind, self.seed);
+            let addr_shard = self.addr_shard_of(hash);
+            let mut guard = self.addrs[addr_shard].lock();
+            let shard = &mut *guard;
+            let state = match lease.state {
+                LeaseState::Offered => STATE_OFFERED,
+                LeaseState::Bound => STATE_BOUND,
+                LeaseState::Declined => STATE_DECLINED,
+            };
+            let slot = match shard.find(hash, lease.addr, lease.kind) {
+                Some(slot) => {
+                    let loc = self.loc(addr_shard, slot);
+                    match shard.records.get_mut(slot as usize) {
+                        Some(record) if record.matches(&key) => {
+                            record.set(state, lease.lifetimes, lease.expires);
+                            record.prefix_len = lease.prefix_len;
+                            if state == STATE_DECLINED {
+                                clients.remove(key.hash, loc);
+                            }
+                            Some(slot)
+                        }
+                        _ => None,
+                    }
+                }
+                None => {
+                    let mut record = Record::new(&key, lease.addr, lease.prefix_len);
+                    record.set(state, lease.lifetimes, lease.expires);
+                    shard.insert(record, hash, self.seed, self.max_slot)
+                }
+            };
+            match slot {
+                Some(slot) => {
+                    if state != STATE_DECLINED {
+                        clients.insert(key.hash, self.loc(addr_shard, slot));
+                    }
+                    report.loaded += 1;
+                }
+                None => report.conflicts += 1,
+            }
+        }
+        report
+    }
+
+    /// Passes every lease of address shard `shard` (any state) to `each`, for dumps and
+    /// leasequery; holds that shard's lock meanwhile.
+    pub fn iter_shard(&self, shard: usize, mut each: impl FnMut(&LeaseRecord)) {
+        let Some(shard) = self.addrs.get(shard) else {
+            return;
+        };
+        let shard = shard.lock();
+        for record in shard.records.iter().filter(|record| !record.is_free()) {
+            each(&record.to_record());
+        }
+    }
+}

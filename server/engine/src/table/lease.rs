@@ -1,0 +1,301 @@
+//! What the table holds and reports: leases and their records, the events of their changes,
+//! and the key of a client's identity association.
+
+use std::fmt;
+use std::net::Ipv6Addr;
+
+use super::INFINITE;
+use super::shard::{kind_bits, mix64};
+use crate::alloc::{AllocKey, SaltKey};
+
+/// DUIDs up to this length live inside the record (DUID-LLT 14, DUID-EN ≤ 22, DUID-UUID 18).
+pub const INLINE_DUID_LEN: usize = 22;
+
+/// A DUID, stored inline when it is at most [`INLINE_DUID_LEN`] bytes, on the heap otherwise.
+#[derive(Clone)]
+pub struct Duid(DuidRepr);
+
+#[derive(Clone)]
+enum DuidRepr {
+    Inline {
+        len: u8,
+        bytes: [u8; INLINE_DUID_LEN],
+    },
+    Spilled(Box<[u8]>),
+}
+
+impl Duid {
+    /// Copies `bytes`; allocates only when they do not fit inline.
+    pub fn new(bytes: &[u8]) -> Self {
+        if bytes.len() <= INLINE_DUID_LEN {
+            let mut inline = [0; INLINE_DUID_LEN];
+            inline[..bytes.len()].copy_from_slice(bytes);
+            Self(DuidRepr::Inline {
+                len: bytes.len() as u8,
+                bytes: inline,
+            })
+        } else {
+            Self(DuidRepr::Spilled(bytes.into()))
+        }
+    }
+
+    /// The DUID bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            DuidRepr::Inline { len, bytes } => bytes.get(..usize::from(*len)).unwrap_or(bytes),
+            DuidRepr::Spilled(bytes) => bytes,
+        }
+    }
+
+    /// Whether the DUID was too long to be stored inline.
+    pub fn is_spilled(&self) -> bool {
+        matches!(self.0, DuidRepr::Spilled(_))
+    }
+
+    pub(super) fn empty() -> Self {
+        Self(DuidRepr::Inline {
+            len: 0,
+            bytes: [0; INLINE_DUID_LEN],
+        })
+    }
+}
+
+impl PartialEq for Duid {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Duid {}
+
+impl fmt::Debug for Duid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for byte in self.as_bytes() {
+            write!(f, "{byte:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The kind of identity association a lease belongs to.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum IaKind {
+    /// IA_NA: a non-temporary address.
+    Na,
+    /// IA_PD: a delegated prefix.
+    Pd,
+}
+
+/// The state of a lease in the table.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum LeaseState {
+    /// Reserved by an Advertise for a short hold so that the Request finds the same address.
+    Offered,
+    /// Assigned by a Reply.
+    Bound,
+    /// Declined by a client: quarantined, given to nobody until its probation ends.
+    Declined,
+}
+
+/// Preferred and valid lifetimes in seconds ([`INFINITE`] for infinity).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub struct Lifetimes {
+    /// The preferred lifetime.
+    pub preferred: u32,
+    /// The valid lifetime.
+    pub valid: u32,
+}
+
+/// A lease without its DUID: what lookups and claims return.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct Lease {
+    /// The address, or the first address of the delegated prefix.
+    pub addr: u128,
+    /// 128 for an address, the delegated length for a prefix.
+    pub prefix_len: u8,
+    /// IA_NA or IA_PD.
+    pub kind: IaKind,
+    /// The IAID of the client's IA.
+    pub iaid: u32,
+    /// The link the lease was assigned on.
+    pub link: u16,
+    /// Offered, bound or declined.
+    pub state: LeaseState,
+    /// The lifetimes given to the client.
+    pub lifetimes: Lifetimes,
+    /// When the lease (or the offer hold, or the probation) ends, on the engine clock.
+    pub expires: u32,
+}
+
+impl Lease {
+    /// The address (or first address of the prefix) as an [`Ipv6Addr`].
+    pub fn ip(&self) -> Ipv6Addr {
+        Ipv6Addr::from(self.addr)
+    }
+
+    /// Whether the lease has run out at `now`.
+    pub fn is_expired(&self, now: u32) -> bool {
+        self.expires != INFINITE && now >= self.expires
+    }
+}
+
+/// A whole lease, DUID included: events, dumps, journal replay.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct LeaseRecord {
+    /// The client's DUID.
+    pub duid: Duid,
+    /// Everything else.
+    pub lease: Lease,
+}
+
+/// What happened to a lease.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum EventKind {
+    /// Reserved for an Advertise.
+    Offered,
+    /// Assigned (first Reply, or an offer taken up).
+    Bound,
+    /// Extended by a Renew, Rebind or repeated Request.
+    Renewed,
+    /// Given back by a Release; removed.
+    Released,
+    /// Declined; quarantined until the probation ends.
+    Declined,
+    /// Ran out (a bound lease or an offer hold); removed or reclaimed.
+    Expired,
+    /// A declined address left quarantine; removed or reclaimed.
+    ProbationEnded,
+}
+
+/// One change to the table.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct LeaseEvent {
+    /// What happened.
+    pub kind: EventKind,
+    /// When, on the engine clock.
+    pub at: u32,
+    /// The lease after the change (before it, for removals).
+    pub record: LeaseRecord,
+}
+
+/// Where the table puts its events; called with a shard lock held, so keep it short.
+pub trait EventSink {
+    /// Takes one event.
+    fn emit(&mut self, event: LeaseEvent);
+}
+
+impl EventSink for Vec<LeaseEvent> {
+    fn emit(&mut self, event: LeaseEvent) {
+        self.push(event);
+    }
+}
+
+/// An [`EventSink`] that drops every event.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Discard;
+
+impl EventSink for Discard {
+    fn emit(&mut self, _event: LeaseEvent) {}
+}
+
+/// The state a claim puts a lease in.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ClaimAs {
+    /// An offer held for `hold` seconds (Advertise).
+    Offered {
+        /// Seconds the address stays reserved for the client.
+        hold: u32,
+    },
+    /// A binding that lasts for the valid lifetime (Reply).
+    Bound,
+}
+
+/// Why a claim failed.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, thiserror::Error)]
+pub enum ClaimError {
+    /// Another client holds the address, or it is declined and in probation.
+    #[error("address is taken")]
+    Taken,
+    /// The shard that would hold the record has no free slot location left.
+    #[error("lease table is full")]
+    Full,
+}
+
+/// Why a renew, release or decline failed.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, thiserror::Error)]
+pub enum LeaseError {
+    /// The client holds no lease on that address (never had, released, or lost it).
+    #[error("client holds no lease on this address")]
+    NotFound,
+}
+
+/// What [`LeaseTable::handle_timeout`] did.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct SweepReport {
+    /// Slots looked at.
+    pub examined: usize,
+    /// Leases removed (expired, or out of probation).
+    pub removed: usize,
+}
+
+/// What [`LeaseTable::restore`] did.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct RestoreReport {
+    /// Records loaded (a later record for the same client and address replaces an earlier one).
+    pub loaded: usize,
+    /// Records skipped because another client held the address, or the table was full.
+    pub conflicts: usize,
+}
+
+/// A client's identity association: (DUID, IAID, kind, link) with its hashes computed once.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientKey<'a> {
+    pub(super) duid: &'a [u8],
+    pub(super) iaid: u32,
+    pub(super) kind: IaKind,
+    pub(super) link: u16,
+    alloc: AllocKey,
+    pub(super) hash: u32,
+}
+
+impl<'a> ClientKey<'a> {
+    /// Hashes the key under `salt` (the table's salt, see [`LeaseTable::client_key`]).
+    pub fn new(salt: &SaltKey, duid: &'a [u8], iaid: u32, kind: IaKind, link: u16) -> Self {
+        let alloc = AllocKey::new(salt, duid, iaid, link);
+        let bits = alloc.bits();
+        let folded = (bits as u64) ^ ((bits >> 64) as u64).rotate_left(17) ^ kind_bits(kind);
+        Self {
+            duid,
+            iaid,
+            kind,
+            link,
+            alloc,
+            hash: mix64(folded) as u32,
+        }
+    }
+
+    /// The DUID bytes.
+    pub fn duid(&self) -> &'a [u8] {
+        self.duid
+    }
+
+    /// The IAID.
+    pub fn iaid(&self) -> u32 {
+        self.iaid
+    }
+
+    /// IA_NA or IA_PD.
+    pub fn kind(&self) -> IaKind {
+        self.kind
+    }
+
+    /// The link id.
+    pub fn link(&self) -> u16 {
+        self.link
+    }
+
+    /// The allocation hash of (DUID, IAID, link), for [`crate::alloc`].
+    pub fn alloc_key(&self) -> &AllocKey {
+        &self.alloc
+    }
+}

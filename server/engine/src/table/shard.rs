@@ -1,0 +1,288 @@
+//! The two kinds of shard: address shards (a slab of 64-byte records and the index from
+//! address to slot) and client shards (the index from client to record locations).
+
+use hashbrown::HashTable;
+
+use super::INFINITE;
+use super::lease::{
+    ClientKey, Duid, EventKind, IaKind, Lease, LeaseEvent, LeaseRecord, LeaseState, Lifetimes,
+};
+use crate::alloc::{AllocKey, SaltKey};
+
+pub(super) const STATE_FREE: u8 = 0;
+pub(super) const STATE_OFFERED: u8 = 1;
+pub(super) const STATE_BOUND: u8 = 2;
+pub(super) const STATE_DECLINED: u8 = 3;
+pub(super) const STATE_MASK: u8 = 0b11;
+pub(super) const KIND_PD: u8 = 0b1000_0000;
+
+/// One slab slot: 64 bytes. The address is two `u64` so that the record is not 16-aligned.
+pub(super) struct Record {
+    pub(super) duid: Duid,
+    pub(super) addr_lo: u64,
+    pub(super) addr_hi: u64,
+    pub(super) iaid: u32,
+    pub(super) client_hash: u32,
+    pub(super) expires: u32,
+    pub(super) preferred: u32,
+    pub(super) valid: u32,
+    pub(super) link: u16,
+    /// IA kind (top bit) and state (low two bits).
+    pub(super) flags: u8,
+    pub(super) prefix_len: u8,
+}
+
+impl Record {
+    pub(super) fn free() -> Self {
+        Self {
+            duid: Duid::empty(),
+            addr_lo: 0,
+            addr_hi: 0,
+            iaid: 0,
+            client_hash: 0,
+            expires: 0,
+            preferred: 0,
+            valid: 0,
+            link: 0,
+            flags: STATE_FREE,
+            prefix_len: 0,
+        }
+    }
+
+    pub(super) fn new(key: &ClientKey<'_>, addr: u128, prefix_len: u8) -> Self {
+        let kind = match key.kind {
+            IaKind::Na => 0,
+            IaKind::Pd => KIND_PD,
+        };
+        Self {
+            duid: Duid::new(key.duid),
+            addr_lo: addr as u64,
+            addr_hi: (addr >> 64) as u64,
+            iaid: key.iaid,
+            client_hash: key.hash,
+            expires: 0,
+            preferred: 0,
+            valid: 0,
+            link: key.link,
+            flags: kind | STATE_FREE,
+            prefix_len,
+        }
+    }
+
+    pub(super) fn addr(&self) -> u128 {
+        u128::from(self.addr_hi) << 64 | u128::from(self.addr_lo)
+    }
+
+    pub(super) fn kind(&self) -> IaKind {
+        if self.flags & KIND_PD != 0 {
+            IaKind::Pd
+        } else {
+            IaKind::Na
+        }
+    }
+
+    pub(super) fn raw_state(&self) -> u8 {
+        self.flags & STATE_MASK
+    }
+
+    pub(super) fn state(&self) -> LeaseState {
+        match self.raw_state() {
+            STATE_OFFERED => LeaseState::Offered,
+            STATE_DECLINED => LeaseState::Declined,
+            _ => LeaseState::Bound,
+        }
+    }
+
+    pub(super) fn is_free(&self) -> bool {
+        self.raw_state() == STATE_FREE
+    }
+
+    /// Offered or bound: a client owns it.
+    pub(super) fn is_held(&self) -> bool {
+        matches!(self.raw_state(), STATE_OFFERED | STATE_BOUND)
+    }
+
+    pub(super) fn set(&mut self, state: u8, lifetimes: Lifetimes, expires: u32) {
+        self.flags = (self.flags & !STATE_MASK) | state;
+        self.preferred = lifetimes.preferred;
+        self.valid = lifetimes.valid;
+        self.expires = expires;
+    }
+
+    pub(super) fn is_expired(&self, now: u32) -> bool {
+        self.expires != INFINITE && now >= self.expires
+    }
+
+    pub(super) fn matches(&self, key: &ClientKey<'_>) -> bool {
+        self.client_hash == key.hash
+            && self.iaid == key.iaid
+            && self.link == key.link
+            && self.kind() == key.kind
+            && self.duid.as_bytes() == key.duid
+    }
+
+    pub(super) fn lease(&self) -> Lease {
+        Lease {
+            addr: self.addr(),
+            prefix_len: self.prefix_len,
+            kind: self.kind(),
+            iaid: self.iaid,
+            link: self.link,
+            state: self.state(),
+            lifetimes: Lifetimes {
+                preferred: self.preferred,
+                valid: self.valid,
+            },
+            expires: self.expires,
+        }
+    }
+
+    pub(super) fn to_record(&self) -> LeaseRecord {
+        LeaseRecord {
+            duid: self.duid.clone(),
+            lease: self.lease(),
+        }
+    }
+
+    pub(super) fn event(&self, kind: EventKind, at: u32) -> LeaseEvent {
+        LeaseEvent {
+            kind,
+            at,
+            record: self.to_record(),
+        }
+    }
+}
+
+/// An address shard: the records and the index from address to slot.
+pub(super) struct AddrShard {
+    pub(super) records: Vec<Record>,
+    pub(super) free: Vec<u32>,
+    pub(super) index: HashTable<u32>,
+    pub(super) live: usize,
+}
+
+impl AddrShard {
+    pub(super) fn with_capacity(capacity: usize) -> Self {
+        Self {
+            records: Vec::with_capacity(capacity),
+            free: Vec::new(),
+            index: HashTable::with_capacity(capacity),
+            live: 0,
+        }
+    }
+
+    pub(super) fn find(&self, hash: u64, addr: u128, kind: IaKind) -> Option<u32> {
+        let records = &self.records;
+        self.index
+            .find(hash, |&slot| {
+                records
+                    .get(slot as usize)
+                    .is_some_and(|record| record.addr() == addr && record.kind() == kind)
+            })
+            .copied()
+    }
+
+    /// Stores `record` in a free slot and indexes it; `None` if no slot location is left.
+    pub(super) fn insert(
+        &mut self,
+        record: Record,
+        hash: u64,
+        seed: u64,
+        max_slot: u32,
+    ) -> Option<u32> {
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                *self.records.get_mut(slot as usize)? = record;
+                slot
+            }
+            None => {
+                let slot = u32::try_from(self.records.len())
+                    .ok()
+                    .filter(|slot| *slot <= max_slot)?;
+                self.records.push(record);
+                slot
+            }
+        };
+        let records = &self.records;
+        self.index.insert_unique(hash, slot, |&slot| {
+            records
+                .get(slot as usize)
+                .map_or(0, |record| addr_hash(record.addr(), record.kind(), seed))
+        });
+        self.live += 1;
+        Some(slot)
+    }
+
+    pub(super) fn remove(&mut self, slot: u32, hash: u64) {
+        if let Ok(entry) = self.index.find_entry(hash, |&other| other == slot) {
+            entry.remove();
+        }
+        if let Some(record) = self.records.get_mut(slot as usize) {
+            *record = Record::free();
+            self.free.push(slot);
+            self.live -= 1;
+        }
+    }
+}
+
+/// A client shard: entries `(client hash << 32) | location`.
+pub(super) struct ClientShard {
+    pub(super) index: HashTable<u64>,
+}
+
+impl ClientShard {
+    pub(super) fn insert(&mut self, client_hash: u32, loc: u32) {
+        let entry = client_entry(client_hash, loc);
+        let hash = mix64(u64::from(client_hash));
+        if self.index.find(hash, |&other| other == entry).is_none() {
+            self.index
+                .insert_unique(hash, entry, |&entry| mix64(entry >> 32));
+        }
+    }
+
+    pub(super) fn remove(&mut self, client_hash: u32, loc: u32) {
+        let entry = client_entry(client_hash, loc);
+        let hash = mix64(u64::from(client_hash));
+        while let Ok(found) = self.index.find_entry(hash, |&other| other == entry) {
+            found.remove();
+        }
+    }
+}
+
+pub(super) fn client_entry(client_hash: u32, loc: u32) -> u64 {
+    u64::from(client_hash) << 32 | u64::from(loc)
+}
+
+pub(super) fn expiry(now: u32, valid: u32) -> u32 {
+    if valid == INFINITE {
+        INFINITE
+    } else {
+        now.saturating_add(valid).min(INFINITE - 1)
+    }
+}
+
+pub(super) fn kind_bits(kind: IaKind) -> u64 {
+    match kind {
+        IaKind::Na => 0,
+        IaKind::Pd => 0x9e37_79b9_7f4a_7c15,
+    }
+}
+
+pub(super) fn salt_seed(salt: &SaltKey) -> u64 {
+    AllocKey::new(salt, b"xdhcp6 address index", 0, 0).bits() as u64
+}
+
+/// The hash of an address in the address index (seeded per table; addresses are not chosen by
+/// clients directly, so a fast mixer is enough).
+pub(super) fn addr_hash(addr: u128, kind: IaKind, seed: u64) -> u64 {
+    mix64(addr as u64 ^ mix64((addr >> 64) as u64 ^ seed ^ kind_bits(kind)))
+}
+
+/// MurmurHash3's 64-bit finalizer.
+pub(super) fn mix64(mut x: u64) -> u64 {
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^ (x >> 33)
+}
