@@ -54,7 +54,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use xdhcp6_engine::table::{
-    Duid, EventKind, EventSink, IaKind, Lease, LeaseEvent, LeaseRecord, LeaseState, Lifetimes,
+    DuidBuf, EventKind, EventSink, IaKind, Lease, LeaseEvent, LeaseRecord, LeaseState, Lifetimes,
 };
 
 /// The first eight bytes of every journal file.
@@ -887,7 +887,7 @@ fn decode(payload: &[u8]) -> Option<(EventKind, u32, LeaseRecord)> {
         return None;
     }
     let record = LeaseRecord {
-        duid: Duid::new(duid),
+        duid: DuidBuf::new(duid),
         lease: Lease {
             addr,
             prefix_len,
@@ -1188,7 +1188,7 @@ mod tests {
 
     fn record(duid: &[u8], addr: u128) -> LeaseRecord {
         LeaseRecord {
-            duid: Duid::new(duid),
+            duid: DuidBuf::new(duid),
             lease: Lease {
                 addr,
                 prefix_len: 128,

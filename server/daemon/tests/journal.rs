@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use xdhcp6_engine::alloc::SaltKey;
 use xdhcp6_engine::table::{
-    ClaimAs, Duid, EventKind, EventSink, INFINITE, IaKind, Lease, LeaseEvent, LeaseRecord,
+    ClaimAs, DuidBuf, EventKind, EventSink, INFINITE, IaKind, Lease, LeaseEvent, LeaseRecord,
     LeaseState, LeaseTable, Lifetimes,
 };
 use xdhcp6d::journal::{
@@ -48,7 +48,7 @@ fn no_snapshot() -> Snapshot {
 
 fn lease(duid: &[u8], iaid: u32, addr: u128) -> LeaseRecord {
     LeaseRecord {
-        duid: Duid::new(duid),
+        duid: DuidBuf::new(duid),
         lease: Lease {
             addr,
             prefix_len: 128,
@@ -118,7 +118,7 @@ fn every_event_kind_round_trips() {
     declined.lease.state = LeaseState::Declined;
     declined.lease.lifetimes = Lifetimes::default();
     let mut prefix = LeaseRecord {
-        duid: Duid::new(&[0xab; 130]),
+        duid: DuidBuf::new(&[0xab; 130]),
         ..lease(b"", 4, 0x2001_0db8_ff00 << 80)
     };
     prefix.lease.kind = IaKind::Pd;
@@ -654,7 +654,7 @@ fn replay_matches_a_busy_lease_table_across_compactions() {
                 for step in 0..3000 {
                     let pick = next();
                     let duid = format!("client-{}", pick % 48).into_bytes();
-                    let key = table.client_key(&duid, 1, IaKind::Na, 0);
+                    let key = table.ia_key(&duid, 1, IaKind::Na, 0);
                     let addr = u128::from((pick >> 8) % 64);
                     let now = clock.fetch_add(u32::from(step % 7 == 0), Ordering::Relaxed);
                     let _ = match (pick >> 20) % 8 {

@@ -51,7 +51,7 @@ fn main() {
     let start = Instant::now();
     for client in 0..leases {
         duid[6..].copy_from_slice(&client.to_be_bytes());
-        let key = table.client_key(&duid, 1, IaKind::Na, 0);
+        let key = table.ia_key(&duid, 1, IaKind::Na, 0);
         events.clear();
         let result = range.allocate(key.alloc_key(), |addr| {
             table
@@ -103,7 +103,7 @@ fn renew_scaling(table: &LeaseTable, leases: u64, life: Lifetimes) {
                         for _ in 0..256 {
                             client = (client + 1_000_003) % leases.max(1);
                             duid[6..].copy_from_slice(&client.to_be_bytes());
-                            let key = table.client_key(&duid, 1, IaKind::Na, 0);
+                            let key = table.ia_key(&duid, 1, IaKind::Na, 0);
                             if let Some(lease) = table.find_client(&key) {
                                 events.clear();
                                 let _ = table.renew(&key, lease.addr, life, 100, &mut events);

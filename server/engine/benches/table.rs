@@ -31,7 +31,7 @@ fn filled() -> LeaseTable {
     let mut events = Vec::new();
     for client in 0..FILLED {
         let id = duid(client);
-        let key = table.client_key(&id, 1, IaKind::Na, 0);
+        let key = table.ia_key(&id, 1, IaKind::Na, 0);
         events.clear();
         table
             .claim(
@@ -60,7 +60,7 @@ fn table(c: &mut Criterion) {
             let start = Instant::now();
             for client in first..first + iters {
                 let id = duid(client);
-                let key = table.client_key(&id, 1, IaKind::Na, 0);
+                let key = table.ia_key(&id, 1, IaKind::Na, 0);
                 events.clear();
                 let lease = table.claim(
                     &key,
@@ -77,7 +77,7 @@ fn table(c: &mut Criterion) {
             // Keep the table at 1M leases: release what was claimed, untimed.
             for client in first..first + iters {
                 let id = duid(client);
-                let key = table.client_key(&id, 1, IaKind::Na, 0);
+                let key = table.ia_key(&id, 1, IaKind::Na, 0);
                 events.clear();
                 let _ = table.release(&key, base | u128::from(client), 11, &mut events);
             }
@@ -95,7 +95,7 @@ fn table(c: &mut Criterion) {
             let start = Instant::now();
             for client in first..first + iters {
                 let id = duid(client);
-                let key = table.client_key(&id, 1, IaKind::Na, 0);
+                let key = table.ia_key(&id, 1, IaKind::Na, 0);
                 events.clear();
                 let result = range.allocate(key.alloc_key(), |addr| {
                     table
@@ -109,7 +109,7 @@ fn table(c: &mut Criterion) {
             let elapsed = start.elapsed();
             for (client, addr) in claimed {
                 let id = duid(client);
-                let key = table.client_key(&id, 1, IaKind::Na, 0);
+                let key = table.ia_key(&id, 1, IaKind::Na, 0);
                 events.clear();
                 let _ = table.release(&key, addr, 11, &mut events);
             }
@@ -123,7 +123,7 @@ fn table(c: &mut Criterion) {
         b.iter(|| {
             client = (client + 7919) % FILLED;
             let id = duid(client);
-            let key = table.client_key(&id, 1, IaKind::Na, 0);
+            let key = table.ia_key(&id, 1, IaKind::Na, 0);
             events.clear();
             let lease = table.renew(&key, base | u128::from(client), LIFE, 20, &mut events);
             black_box(lease.is_ok())
@@ -135,7 +135,7 @@ fn table(c: &mut Criterion) {
         b.iter(|| {
             client = (client + 7919) % FILLED;
             let id = duid(client);
-            let key = table.client_key(&id, 1, IaKind::Na, 0);
+            let key = table.ia_key(&id, 1, IaKind::Na, 0);
             black_box(table.find_client(&key))
         })
     });
@@ -145,7 +145,7 @@ fn table(c: &mut Criterion) {
         b.iter(|| {
             client += 1;
             let id = duid(client);
-            black_box(table.client_key(black_box(&id), 1, IaKind::Na, 0));
+            black_box(table.ia_key(black_box(&id), 1, IaKind::Na, 0));
         })
     });
 }

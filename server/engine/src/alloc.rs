@@ -35,6 +35,7 @@ const SALT_DERIVATION_KEY: (u64, u64) = (0x7864_6863_7036_2d73, 0x616c_742d_6b65
 
 /// Why a range cannot be built or an allocation failed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum AllocError {
     /// The owned range is not inside the pool prefix.
     #[error("range {range} is not inside pool prefix {prefix}")]
@@ -70,11 +71,6 @@ impl SaltKey {
         let hash = SipHasher13::new_with_keys(SALT_DERIVATION_KEY.0, SALT_DERIVATION_KEY.1)
             .hash(salt.as_bytes());
         let (k0, k1) = hash.as_u64();
-        Self { k0, k1 }
-    }
-
-    /// A key from its two 64-bit halves (tests, or a key kept outside the config).
-    pub fn from_keys(k0: u64, k1: u64) -> Self {
         Self { k0, k1 }
     }
 }
@@ -125,14 +121,14 @@ impl AllocKey {
 ///
 /// Lock-free: workers on any core set and clear bits with atomic operations.
 #[derive(Debug)]
-pub struct Occupancy {
+pub(crate) struct Occupancy {
     words: Box<[AtomicU64]>,
     units: u64,
 }
 
 impl Occupancy {
     /// A bitmap of `units` free units.
-    pub fn new(units: u64) -> Self {
+    pub(crate) fn new(units: u64) -> Self {
         let words = units.div_ceil(64);
         let words: Box<[AtomicU64]> = (0..words).map(|_| AtomicU64::new(0)).collect();
         // Bits past the last unit are permanently occupied so scans never return them.
@@ -146,12 +142,12 @@ impl Occupancy {
     }
 
     /// The number of units covered.
-    pub fn units(&self) -> u64 {
+    pub(crate) fn units(&self) -> u64 {
         self.units
     }
 
     /// Marks `unit` occupied; true if it was free.
-    pub fn occupy(&self, unit: u64) -> bool {
+    pub(crate) fn occupy(&self, unit: u64) -> bool {
         match self.word(unit) {
             Some((word, bit)) => word.fetch_or(bit, Ordering::AcqRel) & bit == 0,
             None => false,
@@ -159,14 +155,14 @@ impl Occupancy {
     }
 
     /// Marks `unit` free.
-    pub fn free(&self, unit: u64) {
+    pub(crate) fn free(&self, unit: u64) {
         if let Some((word, bit)) = self.word(unit) {
             word.fetch_and(!bit, Ordering::AcqRel);
         }
     }
 
     /// Whether `unit` is marked occupied (units outside the bitmap count as occupied).
-    pub fn is_occupied(&self, unit: u64) -> bool {
+    pub(crate) fn is_occupied(&self, unit: u64) -> bool {
         match self.word(unit) {
             Some((word, bit)) => word.load(Ordering::Acquire) & bit != 0,
             None => true,
@@ -174,7 +170,7 @@ impl Occupancy {
     }
 
     /// The number of free units (a full scan: for metrics and tests, not the hot path).
-    pub fn free_count(&self) -> u64 {
+    pub(crate) fn free_count(&self) -> u64 {
         self.words
             .iter()
             .map(|word| u64::from(word.load(Ordering::Relaxed).count_zeros()))
@@ -182,7 +178,7 @@ impl Occupancy {
     }
 
     /// A free unit, scanning words from the one holding `start` and wrapping around.
-    pub fn find_free_from(&self, start: u64) -> Option<u64> {
+    pub(crate) fn find_free_from(&self, start: u64) -> Option<u64> {
         let count = self.words.len();
         if count == 0 {
             return None;

@@ -68,6 +68,7 @@ pub struct ServerSettings {
 /// What a Rebind does with an address from another server's slice (`rebind-foreign`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum RebindForeign {
     /// Answer with lifetimes 0 so the client moves to an address of ours (the default: the
     /// other server may still hold, or hand out again, that address).
@@ -235,6 +236,7 @@ impl LinkOptions {
 
 /// An NTP time source (RFC 5908 §4).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum NtpServer {
     /// A unicast server address, sub-option 1.
     Address(Ipv6Addr),
@@ -284,6 +286,7 @@ impl Reservation {
 
 /// How a reservation recognises its client.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ClientKey {
     /// The Client Identifier DUID (`duid`).
     Duid(Vec<u8>),

@@ -107,7 +107,7 @@ impl Prefix {
 }
 
 /// The netmask of a prefix length as an integer.
-pub fn mask(len: u8) -> u128 {
+pub(crate) fn mask(len: u8) -> u128 {
     match len {
         0 => 0,
         len if len >= 128 => u128::MAX,

@@ -11,7 +11,7 @@ use super::request::{Client, ClientRequest, Ia, duid_link_layer};
 use super::{DropReason, Engine};
 use crate::config::{Link, RebindForeign};
 use crate::prefix::Prefix;
-use crate::table::{ClaimAs, ClientKey, EventSink, IaKind, Lease, LeaseState, Lifetimes};
+use crate::table::{ClaimAs, EventSink, IaKey, IaKind, Lease, LeaseState, Lifetimes};
 
 /// One request being answered: who asks, on which link and when, the reply being written and
 /// where the lease events go.
@@ -62,7 +62,7 @@ impl<'r, S: EventSink> Exchange<'_, 'r, '_, S> {
     }
 
     /// Claims the client's address or prefix for this IA: kept, reserved, or newly hashed.
-    fn claim(&mut self, key: &ClientKey<'r>, how: ClaimAs) -> Option<Lease> {
+    fn claim(&mut self, key: &IaKey<'r>, how: ClaimAs) -> Option<Lease> {
         let lifetimes = lifetimes_of(self.link);
         let (table, pools, now) = (&self.engine.table, self.pools, self.now);
         if let Some(lease) = table.claim_current(
@@ -253,10 +253,10 @@ impl<'r, S: EventSink> Exchange<'_, 'r, '_, S> {
         self.pools.holding(kind, u128::from(addr)).is_some()
     }
 
-    fn key(&self, ia: &Ia<'r>) -> ClientKey<'r> {
+    fn key(&self, ia: &Ia<'r>) -> IaKey<'r> {
         self.engine
             .table
-            .client_key(self.client.duid, ia.iaid(), ia.kind(), self.client.link.0)
+            .ia_key(self.client.duid, ia.iaid(), ia.kind(), self.client.link.0)
     }
 
     /// The reserved address (as a /128) or prefix of the client on its link, by DUID or by

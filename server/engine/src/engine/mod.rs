@@ -62,6 +62,7 @@ pub struct Engine {
 
 /// Why an engine could not be built from a configuration.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum EngineError {
     /// A pool's range could not be turned into an allocator.
     #[error("link {link:?}: {problem}")]

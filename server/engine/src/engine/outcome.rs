@@ -98,6 +98,7 @@ pub enum Destination {
 
 /// Why a message got no reply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum DropReason {
     /// Not a DHCPv6 message: too short, or an option runs past its container.
     Malformed,

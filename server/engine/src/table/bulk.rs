@@ -67,7 +67,7 @@ impl LeaseTable {
         let mut report = RestoreReport::default();
         for item in records {
             let lease = &item.lease;
-            let key = self.client_key(item.duid.as_bytes(), lease.iaid, lease.kind, lease.link);
+            let key = self.ia_key(item.duid.as_bytes(), lease.iaid, lease.kind, lease.link);
             let mut clients = self.clients[self.client_shard_of(key.hash)].lock();
             let hash = addr_hash(lease.addr, lease.kind, self.seed);
             let addr_shard = self.addr_shard_of(hash);

@@ -11,9 +11,11 @@ use crate::alloc::{AllocKey, SaltKey};
 /// DUIDs up to this length live inside the record (DUID-LLT 14, DUID-EN ≤ 22, DUID-UUID 18).
 pub const INLINE_DUID_LEN: usize = 22;
 
-/// A DUID, stored inline when it is at most [`INLINE_DUID_LEN`] bytes, on the heap otherwise.
+/// An owned copy of a client DUID, as the table keeps it (the borrowed wire view is
+/// [`xdhcp6_proto::Duid`]): inline when it is at most [`INLINE_DUID_LEN`] bytes, on the heap
+/// otherwise.
 #[derive(Clone)]
-pub struct Duid(DuidRepr);
+pub struct DuidBuf(DuidRepr);
 
 #[derive(Clone)]
 enum DuidRepr {
@@ -24,7 +26,7 @@ enum DuidRepr {
     Spilled(Box<[u8]>),
 }
 
-impl Duid {
+impl DuidBuf {
     /// Copies `bytes`; allocates only when they do not fit inline.
     pub fn new(bytes: &[u8]) -> Self {
         if bytes.len() <= INLINE_DUID_LEN {
@@ -60,15 +62,15 @@ impl Duid {
     }
 }
 
-impl PartialEq for Duid {
+impl PartialEq for DuidBuf {
     fn eq(&self, other: &Self) -> bool {
         self.as_bytes() == other.as_bytes()
     }
 }
 
-impl Eq for Duid {}
+impl Eq for DuidBuf {}
 
-impl fmt::Debug for Duid {
+impl fmt::Debug for DuidBuf {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for byte in self.as_bytes() {
             write!(f, "{byte:02x}")?;
@@ -143,7 +145,7 @@ impl Lease {
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct LeaseRecord {
     /// The client's DUID.
-    pub duid: Duid,
+    pub duid: DuidBuf,
     /// Everything else.
     pub lease: Lease,
 }
@@ -212,6 +214,7 @@ pub enum ClaimAs {
 
 /// Why a claim failed.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ClaimError {
     /// Another client holds the address, or it is declined and in probation.
     #[error("address is taken")]
@@ -223,6 +226,7 @@ pub enum ClaimError {
 
 /// Why a renew, release or decline failed.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum LeaseError {
     /// The client holds no lease on that address (never had, released, or lost it).
     #[error("client holds no lease on this address")]
@@ -249,7 +253,7 @@ pub struct RestoreReport {
 
 /// A client's identity association: (DUID, IAID, kind, link) with its hashes computed once.
 #[derive(Clone, Copy, Debug)]
-pub struct ClientKey<'a> {
+pub struct IaKey<'a> {
     pub(super) duid: &'a [u8],
     pub(super) iaid: u32,
     pub(super) kind: IaKind,
@@ -258,9 +262,9 @@ pub struct ClientKey<'a> {
     pub(super) hash: u32,
 }
 
-impl<'a> ClientKey<'a> {
-    /// Hashes the key under `salt` (the table's salt, see [`LeaseTable::client_key`]).
-    pub fn new(salt: &SaltKey, duid: &'a [u8], iaid: u32, kind: IaKind, link: u16) -> Self {
+impl<'a> IaKey<'a> {
+    /// Hashes the key under `salt` (the table's salt, see [`super::LeaseTable::ia_key`]).
+    pub(crate) fn new(salt: &SaltKey, duid: &'a [u8], iaid: u32, kind: IaKind, link: u16) -> Self {
         let alloc = AllocKey::new(salt, duid, iaid, link);
         let bits = alloc.bits();
         let folded = (bits as u64) ^ ((bits >> 64) as u64).rotate_left(17) ^ kind_bits(kind);

@@ -38,7 +38,7 @@ use hashbrown::HashTable;
 use parking_lot::Mutex;
 
 pub use self::lease::{
-    ClaimAs, ClaimError, ClientKey, Discard, Duid, EventKind, EventSink, INLINE_DUID_LEN, IaKind,
+    ClaimAs, ClaimError, Discard, DuidBuf, EventKind, EventSink, INLINE_DUID_LEN, IaKey, IaKind,
     Lease, LeaseError, LeaseEvent, LeaseRecord, LeaseState, Lifetimes, RestoreReport, SweepReport,
 };
 use self::shard::{
@@ -122,14 +122,8 @@ impl LeaseTable {
     }
 
     /// The key of a client's IA under this table's salt.
-    pub fn client_key<'a>(
-        &self,
-        duid: &'a [u8],
-        iaid: u32,
-        kind: IaKind,
-        link: u16,
-    ) -> ClientKey<'a> {
-        ClientKey::new(&self.salt, duid, iaid, kind, link)
+    pub fn ia_key<'a>(&self, duid: &'a [u8], iaid: u32, kind: IaKind, link: u16) -> IaKey<'a> {
+        IaKey::new(&self.salt, duid, iaid, kind, link)
     }
 
     /// The number of shards (of each of the two kinds).
@@ -148,7 +142,7 @@ impl LeaseTable {
     }
 
     /// The first offered or bound lease of `key`, expired or not.
-    pub fn find_client(&self, key: &ClientKey<'_>) -> Option<Lease> {
+    pub fn find_client(&self, key: &IaKey<'_>) -> Option<Lease> {
         let mut clients = self.clients[self.client_shard_of(key.hash)].lock();
         let hash = mix64(u64::from(key.hash));
         loop {
@@ -195,7 +189,7 @@ impl LeaseTable {
     #[allow(clippy::too_many_arguments)]
     pub fn claim_current(
         &self,
-        key: &ClientKey<'_>,
+        key: &IaKey<'_>,
         how: ClaimAs,
         lifetimes: Lifetimes,
         now: u32,
@@ -242,7 +236,7 @@ impl LeaseTable {
     }
 
     /// Every offered or bound lease of `key`, passed to `each`.
-    pub fn leases_of(&self, key: &ClientKey<'_>, mut each: impl FnMut(Lease)) {
+    pub fn leases_of(&self, key: &IaKey<'_>, mut each: impl FnMut(Lease)) {
         let clients = self.clients[self.client_shard_of(key.hash)].lock();
         for &entry in clients.index.iter_hash(mix64(u64::from(key.hash))) {
             if (entry >> 32) as u32 != key.hash {
@@ -276,7 +270,7 @@ impl LeaseTable {
     #[allow(clippy::too_many_arguments)]
     pub fn claim(
         &self,
-        key: &ClientKey<'_>,
+        key: &IaKey<'_>,
         addr: u128,
         prefix_len: u8,
         how: ClaimAs,
@@ -353,7 +347,7 @@ impl LeaseTable {
     /// Extends the client's offered or bound lease on `addr` (Renew, Rebind, Request, Confirm).
     pub fn renew(
         &self,
-        key: &ClientKey<'_>,
+        key: &IaKey<'_>,
         addr: u128,
         lifetimes: Lifetimes,
         now: u32,
@@ -382,7 +376,7 @@ impl LeaseTable {
     /// Removes the client's lease on `addr` (Release, or an offer the client turned down).
     pub fn release(
         &self,
-        key: &ClientKey<'_>,
+        key: &IaKey<'_>,
         addr: u128,
         now: u32,
         sink: &mut impl EventSink,
@@ -412,7 +406,7 @@ impl LeaseTable {
     /// those addresses are not assigned to other clients".
     pub fn decline(
         &self,
-        key: &ClientKey<'_>,
+        key: &IaKey<'_>,
         addr: u128,
         probation: u32,
         now: u32,
@@ -476,19 +470,19 @@ mod tests {
     #[test]
     fn record_is_64_bytes_and_short_duids_are_inline() {
         assert_eq!(std::mem::size_of::<Record>(), 64);
-        assert_eq!(std::mem::size_of::<Duid>(), 24);
-        assert!(!Duid::new(&[1; 14]).is_spilled());
-        assert!(!Duid::new(&[1; INLINE_DUID_LEN]).is_spilled());
-        let long = Duid::new(&[7; 130]);
+        assert_eq!(std::mem::size_of::<DuidBuf>(), 24);
+        assert!(!DuidBuf::new(&[1; 14]).is_spilled());
+        assert!(!DuidBuf::new(&[1; INLINE_DUID_LEN]).is_spilled());
+        let long = DuidBuf::new(&[7; 130]);
         assert!(long.is_spilled());
         assert_eq!(long.as_bytes(), &[7; 130][..]);
-        assert_eq!(Duid::new(&[1, 2, 3]).as_bytes(), &[1, 2, 3]);
+        assert_eq!(DuidBuf::new(&[1, 2, 3]).as_bytes(), &[1, 2, 3]);
     }
 
     #[test]
     fn one_shard_table_works() {
         let table = LeaseTable::with_shards(4, 1, salt());
-        let key = table.client_key(b"duid-one", 1, IaKind::Na, 0);
+        let key = table.ia_key(b"duid-one", 1, IaKind::Na, 0);
         let lease = table
             .claim(&key, 5, 128, ClaimAs::Bound, LIFE, 10, &mut Discard)
             .unwrap();
@@ -500,7 +494,7 @@ mod tests {
     #[test]
     fn stale_client_entries_are_dropped() {
         let table = LeaseTable::with_shards(4, 2, salt());
-        let key = table.client_key(b"client", 1, IaKind::Na, 0);
+        let key = table.ia_key(b"client", 1, IaKind::Na, 0);
         table
             .claim(&key, 9, 128, ClaimAs::Bound, LIFE, 0, &mut Discard)
             .unwrap();
@@ -521,8 +515,8 @@ mod tests {
     #[test]
     fn colliding_client_hashes_are_told_apart_and_kept() {
         let table = LeaseTable::with_shards(4, 1, salt());
-        let one = table.client_key(b"client one", 1, IaKind::Na, 0);
-        let mut two = table.client_key(b"client two", 1, IaKind::Na, 0);
+        let one = table.ia_key(b"client one", 1, IaKind::Na, 0);
+        let mut two = table.ia_key(b"client two", 1, IaKind::Na, 0);
         two.hash = one.hash;
         table
             .claim(&one, 1, 128, ClaimAs::Bound, LIFE, 0, &mut Discard)
@@ -540,7 +534,7 @@ mod tests {
     #[test]
     fn infinite_lifetimes_never_expire() {
         let table = LeaseTable::with_shards(4, 1, salt());
-        let key = table.client_key(b"forever", 1, IaKind::Pd, 0);
+        let key = table.ia_key(b"forever", 1, IaKind::Pd, 0);
         let life = Lifetimes {
             preferred: INFINITE,
             valid: INFINITE,

@@ -5,7 +5,7 @@ use hashbrown::HashTable;
 
 use super::INFINITE;
 use super::lease::{
-    ClientKey, Duid, EventKind, IaKind, Lease, LeaseEvent, LeaseRecord, LeaseState, Lifetimes,
+    DuidBuf, EventKind, IaKey, IaKind, Lease, LeaseEvent, LeaseRecord, LeaseState, Lifetimes,
 };
 use crate::alloc::{AllocKey, SaltKey};
 
@@ -18,7 +18,7 @@ pub(super) const KIND_PD: u8 = 0b1000_0000;
 
 /// One slab slot: 64 bytes. The address is two `u64` so that the record is not 16-aligned.
 pub(super) struct Record {
-    pub(super) duid: Duid,
+    pub(super) duid: DuidBuf,
     pub(super) addr_lo: u64,
     pub(super) addr_hi: u64,
     pub(super) iaid: u32,
@@ -35,7 +35,7 @@ pub(super) struct Record {
 impl Record {
     pub(super) fn free() -> Self {
         Self {
-            duid: Duid::empty(),
+            duid: DuidBuf::empty(),
             addr_lo: 0,
             addr_hi: 0,
             iaid: 0,
@@ -49,13 +49,13 @@ impl Record {
         }
     }
 
-    pub(super) fn new(key: &ClientKey<'_>, addr: u128, prefix_len: u8) -> Self {
+    pub(super) fn new(key: &IaKey<'_>, addr: u128, prefix_len: u8) -> Self {
         let kind = match key.kind {
             IaKind::Na => 0,
             IaKind::Pd => KIND_PD,
         };
         Self {
-            duid: Duid::new(key.duid),
+            duid: DuidBuf::new(key.duid),
             addr_lo: addr as u64,
             addr_hi: (addr >> 64) as u64,
             iaid: key.iaid,
@@ -113,7 +113,7 @@ impl Record {
         self.expires != INFINITE && now >= self.expires
     }
 
-    pub(super) fn matches(&self, key: &ClientKey<'_>) -> bool {
+    pub(super) fn matches(&self, key: &IaKey<'_>) -> bool {
         self.client_hash == key.hash
             && self.iaid == key.iaid
             && self.link == key.link
