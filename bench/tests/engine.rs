@@ -15,8 +15,9 @@ use xdhcp6_bench::runner::{Ramp, run_phase, run_ramp};
 use xdhcp6_bench::stats::Stats;
 use xdhcp6_bench::transport::Transport;
 use xdhcp6_engine::alloc::SaltKey;
-use xdhcp6_engine::config::{Config, LinkId};
+use xdhcp6_engine::config::LinkId;
 use xdhcp6_engine::table::{Discard, LeaseTable};
+use xdhcp6_engine::testing;
 use xdhcp6_engine::{Context, Destination, Engine, Outcome};
 
 const CONFIG: &str = r#"
@@ -70,7 +71,7 @@ struct Loopback {
 
 impl Loopback {
     fn new(relayed: bool, time: Rc<Cell<u64>>) -> Self {
-        let config = Arc::new(Config::from_toml_str(CONFIG, "e2e.toml").expect("config loads"));
+        let config = testing::config(CONFIG);
         let table = Arc::new(LeaseTable::with_capacity(
             100_000,
             SaltKey::from_salt(&config.server.salt),

@@ -1,9 +1,6 @@
 //! The metrics endpoint: what a scrape shows after real exchanges with an engine, and the HTTP
 //! server's answers to good, wrong, oversized and slow requests.
 
-#[path = "../../engine/tests/common/mod.rs"]
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{Ipv6Addr, SocketAddr, TcpStream};
 use std::sync::Arc;
@@ -13,11 +10,10 @@ use std::time::{Duration, Instant};
 use xdhcp6_engine::alloc::SaltKey;
 use xdhcp6_engine::proto::MessageType;
 use xdhcp6_engine::table::{LeaseEvent, LeaseTable};
+use xdhcp6_engine::testing::{self, Client, Msg, REPLY_BUF, ReplyView, T0};
 use xdhcp6_engine::{Context, Destination, DropReason, Engine, Outcome};
 use xdhcp6d::metrics::{self, Limits, Sources};
 use xdhcp6d::stats::WorkerStats;
-
-use common::{Client, Msg, REPLY_BUF, ReplyView, T0};
 
 const SPLIT_A: &str = include_str!("../../../examples/split-a.toml");
 
@@ -30,7 +26,7 @@ struct Datapath {
 
 impl Datapath {
     fn new(toml: &str) -> Self {
-        let config = common::config(toml);
+        let config = testing::config(toml);
         let table = Arc::new(LeaseTable::with_capacity(
             1024,
             SaltKey::from_salt(&config.server.salt),

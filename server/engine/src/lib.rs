@@ -55,6 +55,8 @@ pub mod config;
 pub mod engine;
 pub mod prefix;
 pub mod table;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use engine::{
     Context, Destination, DropReason, Engine, EngineError, Outcome, PoolUsage, received_type,

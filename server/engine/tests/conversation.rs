@@ -1,8 +1,6 @@
 //! Conversation tests: one test per RFC rule, each a short exchange with the engine on a
 //! virtual clock. Test names end in the section they check.
 
-mod common;
-
 use std::net::Ipv6Addr;
 
 use xdhcp6_engine::config::LinkId;
@@ -11,7 +9,7 @@ use xdhcp6_engine::proto::{MessageType, OptionCode, StatusCode};
 use xdhcp6_engine::table::{EventKind, IaKind, LeaseState};
 use xdhcp6_engine::{Destination, DropReason};
 
-use common::{Client, Relay, Server, T0, ip};
+use xdhcp6_engine::testing::{self, Client, Relay, Server, T0, ip};
 
 const SPLIT_A: &str = include_str!("../../../examples/split-a.toml");
 const SPLIT_B: &str = include_str!("../../../examples/split-b.toml");
@@ -274,7 +272,7 @@ fn request_without_server_id_is_discarded_rfc9915_16_4() {
 #[test]
 fn request_with_wrong_server_id_is_discarded_rfc9915_16_4() {
     let mut s = server();
-    let other = common::duid_llt(0xdead);
+    let other = testing::duid_llt(0xdead);
     let msg = Client::new(1).request(&other).ia_na(1, &[]);
     assert_eq!(s.drop_reason(&msg), DropReason::WrongServerId);
     assert!(s.events.is_empty());
@@ -470,7 +468,7 @@ fn renew_with_wrong_server_id_is_discarded_rfc9915_16_6() {
     let client = Client::new(1);
     let addr = s.bind_address(&client, 1);
     s.take_events();
-    let msg = client.renew(&common::duid_llt(0xbeef)).ia_na(1, &[addr]);
+    let msg = client.renew(&testing::duid_llt(0xbeef)).ia_na(1, &[addr]);
     assert_eq!(s.drop_reason(&msg), DropReason::WrongServerId);
     assert!(s.events.is_empty());
 }
@@ -719,7 +717,7 @@ fn release_without_server_id_is_discarded_rfc9915_16_9() {
     let addr = s.bind_address(&client, 1);
     let msg = client.release(&[]).without_server_id().ia_na(1, &[addr]);
     assert_eq!(s.drop_reason(&msg), DropReason::MissingServerId);
-    let msg = client.release(&common::duid_llt(9)).ia_na(1, &[addr]);
+    let msg = client.release(&testing::duid_llt(9)).ia_na(1, &[addr]);
     assert_eq!(s.drop_reason(&msg), DropReason::WrongServerId);
     assert!(lease_on(&s, addr).is_some());
 }
@@ -777,7 +775,7 @@ fn decline_without_server_id_is_discarded_rfc9915_16_8() {
     let addr = s.bind_address(&client, 1);
     let msg = client.decline(&[]).without_server_id().ia_na(1, &[addr]);
     assert_eq!(s.drop_reason(&msg), DropReason::MissingServerId);
-    let msg = client.decline(&common::duid_llt(9)).ia_na(1, &[addr]);
+    let msg = client.decline(&testing::duid_llt(9)).ia_na(1, &[addr]);
     assert_eq!(s.drop_reason(&msg), DropReason::WrongServerId);
     let msg = client
         .decline(&s.duid())
@@ -900,7 +898,7 @@ fn information_request_with_a_foreign_server_id_is_discarded_rfc9915_16_12() {
     let mut s = server();
     let msg = Client::new(1)
         .information_request()
-        .server_id(&common::duid_llt(77));
+        .server_id(&testing::duid_llt(77));
     assert_eq!(s.drop_reason(&msg), DropReason::WrongServerId);
     // Our own Server Identifier is fine.
     let msg = Client::new(1)

@@ -2,8 +2,6 @@
 //! virtual clock, checking after every step that no address or prefix is bound to two clients,
 //! that every address is inside the server's range, and that replies agree with the table.
 
-mod common;
-
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::Ipv6Addr;
@@ -13,7 +11,7 @@ use xdhcp6_engine::prefix::Prefix;
 use xdhcp6_engine::proto::{MessageType, StatusCode};
 use xdhcp6_engine::table::{IaKind, LeaseState};
 
-use common::{Client, ReplyView, Server};
+use xdhcp6_engine::testing::{self, Client, ReplyView, Server};
 
 /// One link, a small NA range and a small PD range so that clients compete for addresses.
 const SMALL: &str = r#"
@@ -755,10 +753,10 @@ delegated-length = 56
                 let duid = duid.clone();
                 scope.spawn(move || {
                     let mut held = Vec::new();
-                    let mut buf = vec![0; common::REPLY_BUF];
+                    let mut buf = vec![0; testing::REPLY_BUF];
                     let cx = xdhcp6_engine::Context {
                         link: Some(xdhcp6_engine::config::LinkId(0)),
-                        now: common::T0,
+                        now: testing::T0,
                     };
                     let mut ask = |bytes: &[u8]| -> ReplyView {
                         let mut events = Vec::new();

@@ -1,22 +1,20 @@
-//! The harness shared by the conversation tests, the simulations and the benchmarks.
+//! A conversation harness for tests of the engine and of what embeds it (the `testing`
+//! feature): the engine's conversation tests and simulations, the daemon's metrics tests.
 //!
 //! [`Client`] writes every client message (optionally relayed through one or more relays),
 //! [`Server`] drives an [`Engine`] on a virtual clock and collects its lease events, and
 //! [`ReplyView`] is a reply taken apart into plain values that tests compare against.
 
-// Each test crate uses a different part of the harness.
-#![allow(dead_code)]
-
 use std::net::Ipv6Addr;
 use std::sync::Arc;
 
-use xdhcp6_engine::alloc::SaltKey;
-use xdhcp6_engine::config::{Config, LinkId};
-use xdhcp6_engine::proto::{
+use crate::alloc::SaltKey;
+use crate::config::{Config, LinkId};
+use crate::proto::{
     DhcpOption, Message, MessageType, MessageWriter, OptionCode, Packet, StatusCode,
 };
-use xdhcp6_engine::table::{EventKind, LeaseEvent, LeaseTable};
-use xdhcp6_engine::{Context, Destination, DropReason, Engine, Outcome};
+use crate::table::{EventKind, LeaseEvent, LeaseTable};
+use crate::{Context, Destination, DropReason, Engine, Outcome};
 
 /// The virtual clock's start: any Unix time works, the engine only compares.
 pub const T0: u32 = 1_750_000_000;
