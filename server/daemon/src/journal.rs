@@ -53,6 +53,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use xdhcp6_engine::config::LinkId;
 use xdhcp6_engine::table::{
     DuidBuf, EventKind, EventSink, IaKind, Lease, LeaseEvent, LeaseRecord, LeaseState, Lifetimes,
 };
@@ -809,7 +810,7 @@ fn encode(out: &mut Vec<u8>, kind: EventKind, at: u32, record: &LeaseRecord) {
         LeaseState::Declined => 2,
     });
     out.push(lease.prefix_len);
-    out.extend_from_slice(&lease.link.to_le_bytes());
+    out.extend_from_slice(&lease.link.0.to_le_bytes());
     out.extend_from_slice(&lease.iaid.to_le_bytes());
     out.extend_from_slice(&lease.addr.to_le_bytes());
     out.extend_from_slice(&lease.lifetimes.preferred.to_le_bytes());
@@ -875,7 +876,7 @@ fn decode(payload: &[u8]) -> Option<(EventKind, u32, LeaseRecord)> {
         _ => return None,
     };
     let prefix_len = reader.u8()?;
-    let link = u16::from_le_bytes(reader.array()?);
+    let link = LinkId(u16::from_le_bytes(reader.array()?));
     let iaid = reader.u32()?;
     let addr = u128::from_le_bytes(reader.array()?);
     let preferred = reader.u32()?;
@@ -1194,7 +1195,7 @@ mod tests {
                 prefix_len: 128,
                 kind: IaKind::Na,
                 iaid: 7,
-                link: 3,
+                link: LinkId(3),
                 state: LeaseState::Bound,
                 lifetimes: Lifetimes {
                     preferred: 100,

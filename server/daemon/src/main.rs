@@ -324,9 +324,9 @@ impl LeaseRow {
                 IaKind::Pd => format!("{}/{}", lease.ip(), lease.prefix_len),
             },
             link: links
-                .get(usize::from(lease.link))
+                .get(lease.link.index())
                 .cloned()
-                .unwrap_or_else(|| lease.link.to_string()),
+                .unwrap_or_else(|| lease.link.0.to_string()),
             state: match lease.state {
                 LeaseState::Offered => "offered",
                 LeaseState::Bound => "bound",
@@ -726,7 +726,7 @@ mod tests {
                 prefix_len: 56,
                 kind: IaKind::Pd,
                 iaid: 7,
-                link: 0,
+                link: xdhcp6_engine::config::LinkId(0),
                 state: LeaseState::Bound,
                 lifetimes: Lifetimes {
                     preferred: 20,

@@ -615,7 +615,7 @@ mod tests {
         let table = LeaseTable::with_shards(64, 4, SaltKey::from_salt("t"));
         for client in 0u8..10 {
             let duid = [0, 3, 0, 1, 2, 0, 0, 0, 0, client];
-            let key = table.ia_key(&duid, 1, IaKind::Na, 0);
+            let key = table.ia_key(&duid, 1, IaKind::Na, xdhcp6_engine::config::LinkId(0));
             let addr = 0x2001_0db8_0000_0000_0000_0000_0000_0100 + u128::from(client);
             let lifetimes = Lifetimes {
                 preferred: 10,

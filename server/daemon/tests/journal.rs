@@ -10,6 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use xdhcp6_engine::alloc::SaltKey;
+use xdhcp6_engine::config::LinkId;
 use xdhcp6_engine::table::{
     ClaimAs, DuidBuf, EventKind, EventSink, INFINITE, IaKind, Lease, LeaseEvent, LeaseRecord,
     LeaseState, LeaseTable, Lifetimes,
@@ -54,7 +55,7 @@ fn lease(duid: &[u8], iaid: u32, addr: u128) -> LeaseRecord {
             prefix_len: 128,
             kind: IaKind::Na,
             iaid,
-            link: 1,
+            link: LinkId(1),
             state: LeaseState::Bound,
             lifetimes: Lifetimes {
                 preferred: 300,
@@ -123,7 +124,7 @@ fn every_event_kind_round_trips() {
     };
     prefix.lease.kind = IaKind::Pd;
     prefix.lease.prefix_len = 56;
-    prefix.lease.link = u16::MAX;
+    prefix.lease.link = LinkId(u16::MAX);
     let released = lease(b"released", 5, 5);
     let expired = lease(b"expired", 6, 6);
     let probation = lease(b"probation", 7, 7);
@@ -179,7 +180,7 @@ fn replay_follows_bind_renew_release() {
     let b = lease(b"client-b", 1, 200);
     let b_again = lease(b"client-b", 1, 201);
     let mut c = lease(b"client-c", 1, 300);
-    c.lease.link = 9;
+    c.lease.link = LinkId(9);
     write_events(
         &path,
         &[
@@ -200,7 +201,7 @@ fn replay_follows_bind_renew_release() {
 
     // A removal only removes its own key: same address, another link, stays.
     let mut c_elsewhere = lease(b"client-c", 1, 300);
-    c_elsewhere.lease.link = 10;
+    c_elsewhere.lease.link = LinkId(10);
     let path = dir.join("keys.journal");
     write_events(
         &path,
@@ -654,7 +655,7 @@ fn replay_matches_a_busy_lease_table_across_compactions() {
                 for step in 0..3000 {
                     let pick = next();
                     let duid = format!("client-{}", pick % 48).into_bytes();
-                    let key = table.ia_key(&duid, 1, IaKind::Na, 0);
+                    let key = table.ia_key(&duid, 1, IaKind::Na, LinkId(0));
                     let addr = u128::from((pick >> 8) % 64);
                     let now = clock.fetch_add(u32::from(step % 7 == 0), Ordering::Relaxed);
                     let _ = match (pick >> 20) % 8 {

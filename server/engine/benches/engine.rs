@@ -143,7 +143,7 @@ fn filled() -> Filled {
         let outcome = engine.handle(&request[..len], &cx, &mut reply, &mut Discard);
         assert!(matches!(outcome, Outcome::Reply { .. }), "{outcome:?}");
         let id = duid(client);
-        let key = engine.table().ia_key(&id, 1, IaKind::Na, 0);
+        let key = engine.table().ia_key(&id, 1, IaKind::Na, LinkId(0));
         let lease = engine.table().find_client(&key).expect("bound");
         let mut renew = [0; 128];
         renew_len = client_message(

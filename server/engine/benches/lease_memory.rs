@@ -6,11 +6,17 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use xdhcp6_engine::alloc::{Range, SaltKey};
+use xdhcp6_engine::alloc::{AllocKey, Range, SaltKey};
+use xdhcp6_engine::config::LinkId;
 use xdhcp6_engine::prefix::Prefix;
-use xdhcp6_engine::table::{ClaimAs, IaKind, LeaseEvent, LeaseTable, Lifetimes};
+use xdhcp6_engine::table::{ClaimAs, IaKey, IaKind, LeaseEvent, LeaseTable, Lifetimes};
 
 const DEFAULT_LEASES: u64 = 10_000_000;
+
+/// The allocation key of `key`'s client on a link named "access-1", under `table`'s salt.
+fn alloc_key(table: &LeaseTable, key: &IaKey<'_>) -> AllocKey {
+    AllocKey::new(table.salt(), key.duid(), key.iaid(), "access-1")
+}
 
 /// VmRSS of this process in bytes, from /proc/self/status.
 fn resident_bytes() -> u64 {
@@ -51,9 +57,9 @@ fn main() {
     let start = Instant::now();
     for client in 0..leases {
         duid[6..].copy_from_slice(&client.to_be_bytes());
-        let key = table.ia_key(&duid, 1, IaKind::Na, 0);
+        let key = table.ia_key(&duid, 1, IaKind::Na, LinkId(0));
         events.clear();
-        let result = range.allocate(key.alloc_key(), |addr| {
+        let result = range.allocate(&alloc_key(&table, &key), |addr| {
             table
                 .claim(&key, addr, 128, ClaimAs::Bound, life, 0, &mut events)
                 .ok()
@@ -103,7 +109,7 @@ fn renew_scaling(table: &LeaseTable, leases: u64, life: Lifetimes) {
                         for _ in 0..256 {
                             client = (client + 1_000_003) % leases.max(1);
                             duid[6..].copy_from_slice(&client.to_be_bytes());
-                            let key = table.ia_key(&duid, 1, IaKind::Na, 0);
+                            let key = table.ia_key(&duid, 1, IaKind::Na, LinkId(0));
                             if let Some(lease) = table.find_client(&key) {
                                 events.clear();
                                 let _ = table.renew(&key, lease.addr, life, 100, &mut events);

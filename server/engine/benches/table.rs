@@ -4,15 +4,21 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use xdhcp6_engine::alloc::{Range, SaltKey};
+use xdhcp6_engine::alloc::{AllocKey, Range, SaltKey};
+use xdhcp6_engine::config::LinkId;
 use xdhcp6_engine::prefix::Prefix;
-use xdhcp6_engine::table::{ClaimAs, IaKind, LeaseEvent, LeaseTable, Lifetimes};
+use xdhcp6_engine::table::{ClaimAs, IaKey, IaKind, LeaseEvent, LeaseTable, Lifetimes};
 
 const FILLED: u64 = 1_000_000;
 const LIFE: Lifetimes = Lifetimes {
     preferred: 3600,
     valid: 7200,
 };
+
+/// The allocation key of `key`'s client on a link named "access-1", under `table`'s salt.
+fn alloc_key(table: &LeaseTable, key: &IaKey<'_>) -> AllocKey {
+    AllocKey::new(table.salt(), key.duid(), key.iaid(), "access-1")
+}
 
 /// A distinct 14-byte DUID-LLT per client number.
 fn duid(client: u64) -> [u8; 14] {
@@ -31,7 +37,7 @@ fn filled() -> LeaseTable {
     let mut events = Vec::new();
     for client in 0..FILLED {
         let id = duid(client);
-        let key = table.ia_key(&id, 1, IaKind::Na, 0);
+        let key = table.ia_key(&id, 1, IaKind::Na, LinkId(0));
         events.clear();
         table
             .claim(
@@ -60,7 +66,7 @@ fn table(c: &mut Criterion) {
             let start = Instant::now();
             for client in first..first + iters {
                 let id = duid(client);
-                let key = table.ia_key(&id, 1, IaKind::Na, 0);
+                let key = table.ia_key(&id, 1, IaKind::Na, LinkId(0));
                 events.clear();
                 let lease = table.claim(
                     &key,
@@ -77,7 +83,7 @@ fn table(c: &mut Criterion) {
             // Keep the table at 1M leases: release what was claimed, untimed.
             for client in first..first + iters {
                 let id = duid(client);
-                let key = table.ia_key(&id, 1, IaKind::Na, 0);
+                let key = table.ia_key(&id, 1, IaKind::Na, LinkId(0));
                 events.clear();
                 let _ = table.release(&key, base | u128::from(client), 11, &mut events);
             }
@@ -95,9 +101,9 @@ fn table(c: &mut Criterion) {
             let start = Instant::now();
             for client in first..first + iters {
                 let id = duid(client);
-                let key = table.ia_key(&id, 1, IaKind::Na, 0);
+                let key = table.ia_key(&id, 1, IaKind::Na, LinkId(0));
                 events.clear();
-                let result = range.allocate(key.alloc_key(), |addr| {
+                let result = range.allocate(&alloc_key(&table, &key), |addr| {
                     table
                         .claim(&key, addr, 128, ClaimAs::Bound, LIFE, 10, &mut events)
                         .ok()
@@ -109,7 +115,7 @@ fn table(c: &mut Criterion) {
             let elapsed = start.elapsed();
             for (client, addr) in claimed {
                 let id = duid(client);
-                let key = table.ia_key(&id, 1, IaKind::Na, 0);
+                let key = table.ia_key(&id, 1, IaKind::Na, LinkId(0));
                 events.clear();
                 let _ = table.release(&key, addr, 11, &mut events);
             }
@@ -123,7 +129,7 @@ fn table(c: &mut Criterion) {
         b.iter(|| {
             client = (client + 7919) % FILLED;
             let id = duid(client);
-            let key = table.ia_key(&id, 1, IaKind::Na, 0);
+            let key = table.ia_key(&id, 1, IaKind::Na, LinkId(0));
             events.clear();
             let lease = table.renew(&key, base | u128::from(client), LIFE, 20, &mut events);
             black_box(lease.is_ok())
@@ -135,7 +141,7 @@ fn table(c: &mut Criterion) {
         b.iter(|| {
             client = (client + 7919) % FILLED;
             let id = duid(client);
-            let key = table.ia_key(&id, 1, IaKind::Na, 0);
+            let key = table.ia_key(&id, 1, IaKind::Na, LinkId(0));
             black_box(table.find_client(&key))
         })
     });
@@ -145,7 +151,7 @@ fn table(c: &mut Criterion) {
         b.iter(|| {
             client += 1;
             let id = duid(client);
-            black_box(table.ia_key(black_box(&id), 1, IaKind::Na, 0));
+            black_box(table.ia_key(black_box(&id), 1, IaKind::Na, LinkId(0)));
         })
     });
 }

@@ -1,7 +1,7 @@
 //! Allocation by split-prefix hashing.
 //!
-//! An address (IA_NA) or a delegated prefix (IA_PD) is a keyed hash of (DUID, IAID, link, pool
-//! index, probe) mapped into the slice of the pool that this server owns. Every server that is
+//! An address (IA_NA) or a delegated prefix (IA_PD) is a keyed hash of (DUID, IAID, link name,
+//! pool index, probe) mapped into the slice of the pool that this server owns. Every server that is
 //! configured with the same salt computes the same candidates for the same client (the
 //! identical-prefix model of RFC 6853), servers with different salts or different slices are
 //! independent. A collision moves on to the next probe; after `max_probes` the allocation fails,
@@ -66,6 +66,28 @@ pub struct SaltKey {
 }
 
 impl SaltKey {
+    /// The keyed hash of (DUID, IAID) that places a client in the lease table: the bytes
+    /// `len(DUID)` (u32), DUID, IAID (u32), big-endian. Not persisted; only this process uses it.
+    pub(crate) fn hash_client(&self, duid: &[u8], iaid: u32) -> u128 {
+        let mut hasher = SipHasher13::new_with_keys(self.k0, self.k1);
+        let len = (duid.len() as u32).to_be_bytes();
+        let mut buffer = [0u8; 4 + 32 + 4];
+        let total = 4 + duid.len() + 4;
+        if let Some(bytes) = buffer.get_mut(..total) {
+            let (prefix, rest) = bytes.split_at_mut(4);
+            prefix.copy_from_slice(&len);
+            let (id, rest) = rest.split_at_mut(duid.len());
+            id.copy_from_slice(duid);
+            rest.copy_from_slice(&iaid.to_be_bytes());
+            hasher.write(bytes);
+        } else {
+            hasher.write(&len);
+            hasher.write(duid);
+            hasher.write(&iaid.to_be_bytes());
+        }
+        hasher.finish128().as_u128()
+    }
+
     /// Derives the key from the configured salt text; same text, same key on every server.
     pub fn from_salt(salt: &str) -> Self {
         let hash = SipHasher13::new_with_keys(SALT_DERIVATION_KEY.0, SALT_DERIVATION_KEY.1)
@@ -75,30 +97,44 @@ impl SaltKey {
     }
 }
 
-/// The keyed hash of a client's (DUID, IAID, link): the seed of all its candidates.
+/// The keyed hash of a client's (DUID, IAID, link name): the seed of all its candidates.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct AllocKey(u128);
 
 impl AllocKey {
-    /// Hashes (DUID, IAID, link) under the salt key; byte order is fixed, so every server agrees.
-    pub fn new(salt: &SaltKey, duid: &[u8], iaid: u32, link: u16) -> Self {
+    /// Hashes (DUID, IAID, link name) under the salt key: the bytes `len(DUID)` (u32), DUID,
+    /// IAID (u32), `len(name)` (u32), name, all big-endian, so every server agrees.
+    ///
+    /// The link enters by its configured name, never its position in the file: reordering the
+    /// `[[link]]` blocks gives every client the same address, and servers of the identical
+    /// model agree as long as they name the link alike.
+    pub fn new(salt: &SaltKey, duid: &[u8], iaid: u32, link_name: &str) -> Self {
         let mut hasher = SipHasher13::new_with_keys(salt.k0, salt.k1);
-        // The length prefix keeps (DUID, IAID) pairs unambiguous. SipHash is a byte stream, so
-        // one write of a stack copy (faster for the usual short DUIDs) hashes the same as four.
-        let len = (duid.len() as u32).to_be_bytes();
-        let mut buffer = [0u8; 4 + 32 + 6];
-        let total = 4 + duid.len() + 6;
+        // The length prefixes keep (DUID, IAID, name) unambiguous. SipHash is a byte stream, so
+        // one write of a stack copy (faster for the usual short DUIDs and names) hashes the
+        // same as five.
+        let name = link_name.as_bytes();
+        let duid_len = (duid.len() as u32).to_be_bytes();
+        let name_len = (name.len() as u32).to_be_bytes();
+        let mut buffer = [0u8; 4 + 32 + 4 + 4 + 32];
+        let total = 4 + duid.len() + 4 + 4 + name.len();
         if let Some(bytes) = buffer.get_mut(..total) {
-            bytes[..4].copy_from_slice(&len);
-            bytes[4..4 + duid.len()].copy_from_slice(duid);
-            bytes[4 + duid.len()..total - 2].copy_from_slice(&iaid.to_be_bytes());
-            bytes[total - 2..].copy_from_slice(&link.to_be_bytes());
+            let (len, rest) = bytes.split_at_mut(4);
+            len.copy_from_slice(&duid_len);
+            let (id, rest) = rest.split_at_mut(duid.len());
+            id.copy_from_slice(duid);
+            let (ia, rest) = rest.split_at_mut(4);
+            ia.copy_from_slice(&iaid.to_be_bytes());
+            let (len, rest) = rest.split_at_mut(4);
+            len.copy_from_slice(&name_len);
+            rest.copy_from_slice(name);
             hasher.write(bytes);
         } else {
-            hasher.write(&len);
+            hasher.write(&duid_len);
             hasher.write(duid);
             hasher.write(&iaid.to_be_bytes());
-            hasher.write(&link.to_be_bytes());
+            hasher.write(&name_len);
+            hasher.write(name);
         }
         Self(hasher.finish128().as_u128())
     }
@@ -469,8 +505,11 @@ mod tests {
 
     use super::*;
 
-    const PINNED: u128 = 0x6c577d23_2bd2b1b5_2ad89afd_a634ac6c;
-    const PINNED_ADDR: u128 = 0x20010db8_00000000_7edda9a6_2022d8cc;
+    /// The hash of DUID 0001 0001 5e00 0000 0000 0000 002a, IAID 1, link "access-7" under the
+    /// salt "xdhcp6" (checked against an independent SipHash-1-3 implementation).
+    const PINNED: u128 = 0xbe8453df_cdc53e86_d9e4f5a1_118788fd;
+    /// Its first candidate in 2001:db8::/64, pool 0.
+    const PINNED_ADDR: u128 = 0x20010db8_00000000_eaedd53a_7a306866;
 
     fn prefix(text: &str) -> Prefix {
         text.parse().unwrap()
@@ -480,7 +519,7 @@ mod tests {
         let duid = [0, 1, 0, 1, 0x5e, 0, 0, 0, 0, 0, 0, 0, 0, 0];
         let mut duid = duid;
         duid[10..14].copy_from_slice(&client.to_be_bytes());
-        AllocKey::new(&SaltKey::from_salt(salt), &duid, 1, 7)
+        AllocKey::new(&SaltKey::from_salt(salt), &duid, 1, "access-7")
     }
 
     #[test]
@@ -508,7 +547,8 @@ mod tests {
 
     #[test]
     fn hash_is_pinned() {
-        // Servers of different builds and byte orders must agree: pin one value.
+        // Servers of different builds and byte orders must agree: pin one value. The link
+        // enters by its name, so the value does not depend on where the link is in the file.
         let first = key("xdhcp6", 42).bits();
         assert_eq!(first, PINNED);
         let pool = prefix("2001:db8::/64");
@@ -519,19 +559,23 @@ mod tests {
     #[test]
     fn buffered_hash_equals_streamed_hash() {
         let salt = SaltKey::from_salt("s");
-        for duid in [
-            &[0x11; 14][..],
-            &[0x22; 32][..],
-            &[0x33; 33][..],
-            &[0x44; 130][..],
+        let long = "a link name longer than the thirty-two bytes kept on the stack";
+        for (duid, name) in [
+            (&[0x11; 14][..], "access-1"),
+            (&[0x22; 32][..], "a-name-of-exactly-32-bytes------"),
+            (&[0x22; 32][..], "a-name-of-33-bytes---------------"),
+            (&[0x33; 33][..], "x"),
+            (&[0x44; 130][..], long),
+            (&[0x55; 14][..], long),
         ] {
             let mut hasher = SipHasher13::new_with_keys(salt.k0, salt.k1);
             hasher.write(&(duid.len() as u32).to_be_bytes());
             hasher.write(duid);
             hasher.write(&9u32.to_be_bytes());
-            hasher.write(&3u16.to_be_bytes());
+            hasher.write(&(name.len() as u32).to_be_bytes());
+            hasher.write(name.as_bytes());
             let streamed = hasher.finish128().as_u128();
-            assert_eq!(AllocKey::new(&salt, duid, 9, 3).bits(), streamed);
+            assert_eq!(AllocKey::new(&salt, duid, 9, name).bits(), streamed);
         }
     }
 

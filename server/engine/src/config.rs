@@ -103,7 +103,12 @@ impl Default for Timers {
     }
 }
 
-/// Index of a link in `Config::links`.
+/// A link of one configuration: its index in `Config::links`.
+///
+/// A compact handle for this process only. It changes when the `[[link]]` blocks of the file
+/// are reordered, so nothing persisted or hashed uses it: the journal records the link's name
+/// (`Config::link(id).name`, mapped back with [`Config::link_by_name`]) and allocation hashes
+/// the name too.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct LinkId(pub u16);
 
@@ -119,7 +124,8 @@ impl LinkId {
 pub struct Link {
     /// Its index in `Config::links`.
     pub id: LinkId,
-    /// A name unique in the file, used in logs, metrics and `reservation.link`.
+    /// A name unique in the file, used in logs, metrics and `reservation.link`; the link's
+    /// identity: leases are journaled and addresses hashed by it, never by position.
     pub name: String,
     /// Interfaces (and VLANs) whose directly attached clients are on this link.
     pub interfaces: Vec<InterfaceSelector>,
@@ -302,6 +308,7 @@ pub enum ClientKey {
 /// Lookups built once at validation.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 struct Index {
+    links: HashMap<String, LinkId>,
     interfaces: HashMap<String, Vec<(Option<u16>, LinkId)>>,
     /// Relay prefixes grouped by length, longest first, for longest-prefix match.
     relay_prefixes: Vec<(u8, HashMap<u128, LinkId>)>,
@@ -394,6 +401,11 @@ impl Config {
     /// The link with this id; ids come from this configuration, so it is always there.
     pub fn link(&self, id: LinkId) -> &Link {
         &self.links[id.index()]
+    }
+
+    /// The link configured with this name (`[[link]]` `name`, unique in the file).
+    pub fn link_by_name(&self, name: &str) -> Option<LinkId> {
+        self.index.links.get(name).copied()
     }
 
     /// The link a direct client arriving on `interface` (with `vlan`) belongs to.

@@ -1075,6 +1075,27 @@ relay-prefixes = ["2001:db8:ff01::/48"]
 }
 
 #[test]
+fn links_are_found_by_name() {
+    let text = with_base(
+        r#"
+[[link]]
+name = "a"
+interfaces = ["eth1"]
+[[link]]
+name = "b"
+interfaces = ["eth2"]
+"#,
+    );
+    let config = load(&text);
+    for (index, name) in ["a", "b"].into_iter().enumerate() {
+        let id = config.link_by_name(name).unwrap();
+        assert_eq!(id, LinkId(index as u16));
+        assert_eq!(config.link(id).name, name);
+    }
+    assert_eq!(config.link_by_name("c"), None);
+}
+
+#[test]
 fn reservation_lookups() {
     let config = load(&with_reservations(
         r#"

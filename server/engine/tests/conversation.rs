@@ -1494,3 +1494,67 @@ fn decline_ignores_addresses_not_assigned_to_a_bound_ia_rfc9915_18_3_8() {
     assert_eq!(s.take_event_kinds(), [EventKind::Declined]);
     assert!(reply.ia_na.is_empty(), "{:?}", reply.ia_na);
 }
+
+/// Two links, written in the order given.
+fn two_links(first_is_access_1: bool) -> String {
+    let access_1 = r#"
+[[link]]
+name = "access-1"
+interfaces = ["eth1"]
+[[link.pool]]
+prefix = "2001:db8:1::/64"
+[[link.pd-pool]]
+prefix = "2001:db8:100::/48"
+delegated-length = 56
+"#;
+    let access_2 = r#"
+[[link]]
+name = "access-2"
+interfaces = ["eth2"]
+[[link.pool]]
+prefix = "2001:db8:2::/64"
+[[link.pd-pool]]
+prefix = "2001:db8:200::/48"
+delegated-length = 56
+"#;
+    let (first, second) = if first_is_access_1 {
+        (access_1, access_2)
+    } else {
+        (access_2, access_1)
+    };
+    format!(
+        "[server]\nduid = \"00:01:00:01:2e:00:00:01:02:00:00:00:00:0a\"\nsalt = \"order\"\n{first}{second}"
+    )
+}
+
+#[test]
+fn reordered_links_give_every_client_the_same_address_and_prefix() {
+    let mut before = Server::new(&two_links(true));
+    let mut after = Server::new(&two_links(false));
+    for name in ["access-1", "access-2"] {
+        let (Some(old), Some(new)) = (
+            before.engine.config().link_by_name(name),
+            after.engine.config().link_by_name(name),
+        ) else {
+            panic!("link {name} not found");
+        };
+        // The link moved in the file, so its in-process handle changed; its name did not.
+        assert_ne!(old, new);
+        assert_eq!(after.engine.config().link(new).name, name);
+        before.link = Some(old);
+        after.link = Some(new);
+        for n in 0..20 {
+            let client = Client::new(n);
+            assert_eq!(
+                before.bind_address(&client, 1),
+                after.bind_address(&client, 1),
+                "client {n} on {name}"
+            );
+            assert_eq!(
+                before.bind_prefix(&client, 2),
+                after.bind_prefix(&client, 2),
+                "client {n} on {name}"
+            );
+        }
+    }
+}

@@ -5,10 +5,11 @@ use std::sync::Arc;
 use std::thread;
 
 use proptest::prelude::*;
-use xdhcp6_engine::alloc::{Range, SaltKey};
+use xdhcp6_engine::alloc::{AllocKey, Range, SaltKey};
+use xdhcp6_engine::config::LinkId;
 use xdhcp6_engine::prefix::Prefix;
 use xdhcp6_engine::table::{
-    ClaimAs, ClaimError, Discard, EventKind, IaKind, LeaseError, LeaseEvent, LeaseRecord,
+    ClaimAs, ClaimError, Discard, EventKind, IaKey, IaKind, LeaseError, LeaseEvent, LeaseRecord,
     LeaseState, LeaseTable, Lifetimes,
 };
 
@@ -16,6 +17,11 @@ const LIFE: Lifetimes = Lifetimes {
     preferred: 50,
     valid: 100,
 };
+
+/// The allocation key of `key`'s client on a link named "access-1", under `table`'s salt.
+fn alloc_key(table: &LeaseTable, key: &IaKey<'_>) -> AllocKey {
+    AllocKey::new(table.salt(), key.duid(), key.iaid(), "access-1")
+}
 
 fn table() -> LeaseTable {
     LeaseTable::with_capacity(1000, SaltKey::from_salt("test"))
@@ -40,7 +46,7 @@ fn kinds(events: &[LeaseEvent]) -> Vec<EventKind> {
 fn offer_then_bind_then_renew_then_release() {
     let table = table();
     let duid = duid(1);
-    let key = table.ia_key(&duid, 7, IaKind::Na, 3);
+    let key = table.ia_key(&duid, 7, IaKind::Na, LinkId(3));
     let mut events = Vec::new();
     let offered = table
         .claim(
@@ -78,7 +84,7 @@ fn offer_then_bind_then_renew_then_release() {
     assert_eq!(table.find_client(&key), Some(renewed));
     let record = table.lease_at(0x10, IaKind::Na).unwrap();
     assert_eq!(record.duid.as_bytes(), &duid);
-    assert_eq!(record.lease.link, 3);
+    assert_eq!(record.lease.link, LinkId(3));
     assert_eq!(record.lease.iaid, 7);
     table.release(&key, 0x10, 1060, &mut events).unwrap();
     assert_eq!(table.find_client(&key), None);
@@ -101,8 +107,8 @@ fn offer_then_bind_then_renew_then_release() {
 fn another_client_cannot_take_a_live_lease_but_reclaims_an_expired_one() {
     let table = table();
     let (one, two) = (duid(1), duid(2));
-    let first = table.ia_key(&one, 1, IaKind::Na, 0);
-    let second = table.ia_key(&two, 1, IaKind::Na, 0);
+    let first = table.ia_key(&one, 1, IaKind::Na, LinkId(0));
+    let second = table.ia_key(&two, 1, IaKind::Na, LinkId(0));
     table
         .claim(&first, 0x20, 128, ClaimAs::Bound, LIFE, 0, &mut Discard)
         .unwrap();
@@ -131,7 +137,7 @@ fn another_client_cannot_take_a_live_lease_but_reclaims_an_expired_one() {
 fn an_expired_lease_can_still_be_renewed_by_its_owner() {
     let table = table();
     let id = duid(1);
-    let key = table.ia_key(&id, 1, IaKind::Na, 0);
+    let key = table.ia_key(&id, 1, IaKind::Na, LinkId(0));
     table
         .claim(&key, 0x30, 128, ClaimAs::Bound, LIFE, 0, &mut Discard)
         .unwrap();
@@ -143,8 +149,8 @@ fn an_expired_lease_can_still_be_renewed_by_its_owner() {
 fn declined_addresses_are_quarantined_until_probation_ends() {
     let table = table();
     let (one, two) = (duid(1), duid(2));
-    let first = table.ia_key(&one, 1, IaKind::Na, 0);
-    let second = table.ia_key(&two, 1, IaKind::Na, 0);
+    let first = table.ia_key(&one, 1, IaKind::Na, LinkId(0));
+    let second = table.ia_key(&two, 1, IaKind::Na, LinkId(0));
     let mut events = Vec::new();
     table
         .claim(&first, 0x40, 128, ClaimAs::Bound, LIFE, 0, &mut events)
@@ -182,8 +188,8 @@ fn declined_addresses_are_quarantined_until_probation_ends() {
 fn na_and_pd_on_the_same_bits_are_different_leases() {
     let table = table();
     let id = duid(1);
-    let na = table.ia_key(&id, 1, IaKind::Na, 0);
-    let pd = table.ia_key(&id, 1, IaKind::Pd, 0);
+    let na = table.ia_key(&id, 1, IaKind::Na, LinkId(0));
+    let pd = table.ia_key(&id, 1, IaKind::Pd, LinkId(0));
     table
         .claim(&na, 1 << 80, 128, ClaimAs::Bound, LIFE, 0, &mut Discard)
         .unwrap();
@@ -200,7 +206,7 @@ fn na_and_pd_on_the_same_bits_are_different_leases() {
 fn a_client_may_hold_several_addresses() {
     let table = table();
     let id = duid(1);
-    let key = table.ia_key(&id, 1, IaKind::Na, 0);
+    let key = table.ia_key(&id, 1, IaKind::Na, LinkId(0));
     for addr in [1u128, 2, 3] {
         table
             .claim(&key, addr, 128, ClaimAs::Bound, LIFE, 0, &mut Discard)
@@ -221,7 +227,7 @@ fn a_client_may_hold_several_addresses() {
 fn long_duids_spill_and_round_trip() {
     let table = table();
     let long = [0xab; 130];
-    let key = table.ia_key(&long, 1, IaKind::Na, 0);
+    let key = table.ia_key(&long, 1, IaKind::Na, LinkId(0));
     let mut events = Vec::new();
     table
         .claim(&key, 0x50, 128, ClaimAs::Bound, LIFE, 0, &mut events)
@@ -242,7 +248,7 @@ fn sweep_is_bounded_and_resumes() {
         duids.push(duid(client));
     }
     for (client, id) in duids.iter().enumerate() {
-        let key = table.ia_key(id, 1, IaKind::Na, 0);
+        let key = table.ia_key(id, 1, IaKind::Na, LinkId(0));
         let life = Lifetimes {
             preferred: 5,
             valid: if client % 2 == 0 { 10 } else { 1000 },
@@ -275,12 +281,12 @@ fn sweep_is_bounded_and_resumes() {
     assert!(events.iter().all(|event| event.kind == EventKind::Expired));
     assert_eq!(table.len(), 50);
     for (client, id) in duids.iter().enumerate() {
-        let key = table.ia_key(id, 1, IaKind::Na, 0);
+        let key = table.ia_key(id, 1, IaKind::Na, LinkId(0));
         assert_eq!(table.find_client(&key).is_some(), client % 2 == 1);
     }
     // Slots freed by the sweep are reused.
     let id = duid(5000);
-    let key = table.ia_key(&id, 1, IaKind::Na, 0);
+    let key = table.ia_key(&id, 1, IaKind::Na, LinkId(0));
     table
         .claim(&key, 0x9999, 128, ClaimAs::Bound, LIFE, 11, &mut Discard)
         .unwrap();
@@ -291,8 +297,8 @@ fn sweep_is_bounded_and_resumes() {
 fn sweep_ends_probation_and_expires_offers() {
     let table = table();
     let (one, two) = (duid(1), duid(2));
-    let first = table.ia_key(&one, 1, IaKind::Na, 0);
-    let second = table.ia_key(&two, 1, IaKind::Na, 0);
+    let first = table.ia_key(&one, 1, IaKind::Na, LinkId(0));
+    let second = table.ia_key(&two, 1, IaKind::Na, LinkId(0));
     table
         .claim(&first, 1, 128, ClaimAs::Bound, LIFE, 0, &mut Discard)
         .unwrap();
@@ -328,7 +334,7 @@ fn dump_and_restore_round_trip() {
         } else {
             IaKind::Na
         };
-        let key = table.ia_key(id, client as u32, kind, (client % 5) as u16);
+        let key = table.ia_key(id, client as u32, kind, LinkId((client % 5) as u16));
         table
             .claim(
                 &key,
@@ -382,9 +388,9 @@ fn identical_salt_gives_identical_addresses_on_two_servers() {
         let table = LeaseTable::with_capacity(10, SaltKey::from_salt("shared"));
         let range = Range::addresses(pool, pool, 0).unwrap();
         let id = duid(77);
-        let key = table.ia_key(&id, 1, IaKind::Na, 4);
+        let key = table.ia_key(&id, 1, IaKind::Na, LinkId(4));
         let (addr, _lease) = range
-            .allocate(key.alloc_key(), |addr| {
+            .allocate(&alloc_key(&table, &key), |addr| {
                 table
                     .claim(&key, addr, 128, ClaimAs::Bound, LIFE, 0, &mut Discard)
                     .ok()
@@ -395,11 +401,11 @@ fn identical_salt_gives_identical_addresses_on_two_servers() {
     assert_eq!(addrs[0], addrs[1]);
     let other = LeaseTable::with_capacity(10, SaltKey::from_salt("other"));
     let id = duid(77);
-    let key = other.ia_key(&id, 1, IaKind::Na, 4);
+    let key = other.ia_key(&id, 1, IaKind::Na, LinkId(4));
     assert_ne!(
         Range::addresses(pool, pool, 0)
             .unwrap()
-            .candidate(key.alloc_key(), 0),
+            .candidate(&alloc_key(&other, &key), 0),
         addrs[0]
     );
 }
@@ -414,9 +420,9 @@ fn split_servers_allocate_only_inside_their_slice() {
         let range = Range::addresses(pool, slice, 0).unwrap();
         for client in 0..100 {
             let id = duid(client);
-            let key = table.ia_key(&id, 1, IaKind::Na, 0);
+            let key = table.ia_key(&id, 1, IaKind::Na, LinkId(0));
             let (addr, _) = range
-                .allocate(key.alloc_key(), |addr| {
+                .allocate(&alloc_key(&table, &key), |addr| {
                     table
                         .claim(&key, addr, 128, ClaimAs::Bound, LIFE, 0, &mut Discard)
                         .ok()
@@ -436,8 +442,8 @@ fn pd_allocation_through_the_table_fills_the_range() {
     let mut got = HashSet::new();
     for client in 0..300 {
         let id = duid(client);
-        let key = table.ia_key(&id, 1, IaKind::Pd, 0);
-        let result = range.allocate(key.alloc_key(), |bits| {
+        let key = table.ia_key(&id, 1, IaKind::Pd, LinkId(0));
+        let result = range.allocate(&alloc_key(&table, &key), |bits| {
             table
                 .claim(&key, bits, 56, ClaimAs::Bound, LIFE, 0, &mut Discard)
                 .ok()
@@ -470,8 +476,8 @@ fn concurrent_allocation_never_binds_an_address_twice() {
                 let mut won = Vec::new();
                 for client in 0..2000u32 {
                     let id = duid(worker << 16 | client);
-                    let key = table.ia_key(&id, 1, IaKind::Na, 0);
-                    if let Ok((addr, _)) = range.allocate(key.alloc_key(), |addr| {
+                    let key = table.ia_key(&id, 1, IaKind::Na, LinkId(0));
+                    if let Ok((addr, _)) = range.allocate(&alloc_key(&table, &key), |addr| {
                         table
                             .claim(&key, addr, 128, ClaimAs::Bound, LIFE, 0, &mut Discard)
                             .ok()
@@ -513,7 +519,7 @@ fn concurrent_claims_of_the_same_addresses_have_one_winner_each() {
                     // Each worker walks the addresses in its own order, with its own clients.
                     let addr = u128::from((step * (2 * worker + 1) + worker * 250) % 1000);
                     let id = duid(worker << 16 | step);
-                    let key = table.ia_key(&id, 1, IaKind::Na, 0);
+                    let key = table.ia_key(&id, 1, IaKind::Na, LinkId(0));
                     let result =
                         table.claim(&key, addr, 128, ClaimAs::Bound, LIFE, 0, &mut Discard);
                     if result.is_ok() {
@@ -625,13 +631,13 @@ proptest! {
         for op in ops {
             match op {
                 Op::Claim { client, addr, bound } => {
-                    let key = table.ia_key(&ids[client as usize], 1, IaKind::Na, 0);
+                    let key = table.ia_key(&ids[client as usize], 1, IaKind::Na, LinkId(0));
                     let how = if bound { ClaimAs::Bound } else { ClaimAs::Offered { hold: HOLD } };
                     let got = table.claim(&key, addr, 128, how, LIFE, now, &mut Discard);
                     prop_assert_eq!(got.is_ok(), model.claim(client, addr, bound, now));
                 }
                 Op::Renew { client, addr } => {
-                    let key = table.ia_key(&ids[client as usize], 1, IaKind::Na, 0);
+                    let key = table.ia_key(&ids[client as usize], 1, IaKind::Na, LinkId(0));
                     let got = table.renew(&key, addr, LIFE, now, &mut Discard);
                     let want = model.held_by(client, addr).map(|lease| {
                         *lease = (client, LeaseState::Bound, now + LIFE.valid);
@@ -639,7 +645,7 @@ proptest! {
                     prop_assert_eq!(got.is_ok(), want.is_some());
                 }
                 Op::Release { client, addr } => {
-                    let key = table.ia_key(&ids[client as usize], 1, IaKind::Na, 0);
+                    let key = table.ia_key(&ids[client as usize], 1, IaKind::Na, LinkId(0));
                     let got = table.release(&key, addr, now, &mut Discard);
                     let want = model.held_by(client, addr).is_some();
                     if want {
@@ -648,7 +654,7 @@ proptest! {
                     prop_assert_eq!(got.is_ok(), want);
                 }
                 Op::Decline { client, addr } => {
-                    let key = table.ia_key(&ids[client as usize], 1, IaKind::Na, 0);
+                    let key = table.ia_key(&ids[client as usize], 1, IaKind::Na, LinkId(0));
                     let got = table.decline(&key, addr, PROBATION, now, &mut Discard);
                     let want = model.held_by(client, addr).map(|lease| {
                         *lease = (client, LeaseState::Declined, now + PROBATION);
@@ -678,7 +684,7 @@ proptest! {
             }
             prop_assert_eq!(table.len(), model.leases.len());
             for client in 0..4u32 {
-                let key = table.ia_key(&ids[client as usize], 1, IaKind::Na, 0);
+                let key = table.ia_key(&ids[client as usize], 1, IaKind::Na, LinkId(0));
                 let held: HashSet<u128> = model
                     .leases
                     .iter()
@@ -700,7 +706,7 @@ proptest! {
 fn claim_current_binds_renews_and_respects_accept() {
     let table = table();
     let duid = duid(9);
-    let key = table.ia_key(&duid, 1, IaKind::Na, 0);
+    let key = table.ia_key(&duid, 1, IaKind::Na, LinkId(0));
     let mut events = Vec::new();
     let everything = |_: &xdhcp6_engine::table::Lease| true;
     assert_eq!(

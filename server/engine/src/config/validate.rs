@@ -257,6 +257,7 @@ fn links(raw: &RawConfig, defaults: &Timers, index: &mut Index) -> Result<Vec<Li
                 format!("\"{name}\" is already the name of link[{}]", other.id.0),
             ));
         }
+        index.links.insert(name.to_owned(), id);
 
         let mut interfaces = Vec::new();
         for (j, raw_interface) in raw_link.interfaces.iter().enumerate() {

@@ -9,6 +9,7 @@ use xdhcp6_proto::{MessageType, MessageWriter, OptionCode, StatusCode};
 use super::pools::LinkPools;
 use super::request::{Client, ClientRequest, Ia, duid_link_layer};
 use super::{DropReason, Engine};
+use crate::alloc::AllocKey;
 use crate::config::{Link, RebindForeign};
 use crate::prefix::Prefix;
 use crate::table::{ClaimAs, EventSink, IaKey, IaKind, Lease, LeaseState, Lifetimes};
@@ -88,11 +89,13 @@ impl<'r, S: EventSink> Exchange<'_, 'r, '_, S> {
                 )
                 .ok();
         }
-        let alloc_key = key.alloc_key();
+        // A new address or prefix: hashed by the link's name, so that the link's place in the
+        // file does not matter.
+        let alloc_key = AllocKey::new(table.salt(), key.duid(), key.iaid(), &self.link.name);
         pools.of(key.kind()).iter().find_map(|pool| {
             let len = pool.range.unit_len();
             pool.range
-                .allocate(alloc_key, |bits| {
+                .allocate(&alloc_key, |bits| {
                     table
                         .claim(key, bits, len, how, lifetimes, now, self.events)
                         .ok()
@@ -256,7 +259,7 @@ impl<'r, S: EventSink> Exchange<'_, 'r, '_, S> {
     fn key(&self, ia: &Ia<'r>) -> IaKey<'r> {
         self.engine
             .table
-            .ia_key(self.client.duid, ia.iaid(), ia.kind(), self.client.link.0)
+            .ia_key(self.client.duid, ia.iaid(), ia.kind(), self.client.link)
     }
 
     /// The reserved address (as a /128) or prefix of the client on its link, by DUID or by

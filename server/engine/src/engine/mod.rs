@@ -411,7 +411,7 @@ impl Engine {
 
     /// Marks a lease's address or prefix taken or free in its range's bitmap.
     fn mark(&self, lease: &Lease, taken: bool) {
-        if let Some(pools) = self.pools.get(usize::from(lease.link)) {
+        if let Some(pools) = self.pools.get(lease.link.index()) {
             pools.mark(lease, taken);
         }
     }

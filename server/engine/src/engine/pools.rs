@@ -168,7 +168,7 @@ impl Engine {
                 if lease.state != LeaseState::Bound {
                     return;
                 }
-                let link = usize::from(lease.link);
+                let link = lease.link.index();
                 let (Some(pools), Some(&start)) = (self.pools.get(link), first.get(link)) else {
                     return;
                 };

@@ -6,7 +6,8 @@ use std::net::Ipv6Addr;
 
 use super::INFINITE;
 use super::shard::{kind_bits, mix64};
-use crate::alloc::{AllocKey, SaltKey};
+use crate::alloc::SaltKey;
+use crate::config::LinkId;
 
 /// DUIDs up to this length live inside the record (DUID-LLT 14, DUID-EN ≤ 22, DUID-UUID 18).
 pub const INLINE_DUID_LEN: usize = 22;
@@ -119,8 +120,9 @@ pub struct Lease {
     pub kind: IaKind,
     /// The IAID of the client's IA.
     pub iaid: u32,
-    /// The link the lease was assigned on.
-    pub link: u16,
+    /// The link the lease was assigned on (a handle of the configuration loaded: persist its
+    /// name).
+    pub link: LinkId,
     /// Offered, bound or declined.
     pub state: LeaseState,
     /// The lifetimes given to the client.
@@ -251,29 +253,36 @@ pub struct RestoreReport {
     pub conflicts: usize,
 }
 
-/// A client's identity association: (DUID, IAID, kind, link) with its hashes computed once.
+/// A client's identity association: (DUID, IAID, kind, link) with its hash computed once.
 #[derive(Clone, Copy, Debug)]
 pub struct IaKey<'a> {
     pub(super) duid: &'a [u8],
     pub(super) iaid: u32,
     pub(super) kind: IaKind,
-    pub(super) link: u16,
-    alloc: AllocKey,
+    pub(super) link: LinkId,
     pub(super) hash: u32,
 }
 
 impl<'a> IaKey<'a> {
     /// Hashes the key under `salt` (the table's salt, see [`super::LeaseTable::ia_key`]).
-    pub(crate) fn new(salt: &SaltKey, duid: &'a [u8], iaid: u32, kind: IaKind, link: u16) -> Self {
-        let alloc = AllocKey::new(salt, duid, iaid, link);
-        let bits = alloc.bits();
+    ///
+    /// The hash covers (DUID, IAID, kind) only: it places the client in the table, in this
+    /// process, and the link is compared on the record. The address a client gets is hashed
+    /// apart, by the link's name ([`crate::alloc::AllocKey`]).
+    pub(crate) fn new(
+        salt: &SaltKey,
+        duid: &'a [u8],
+        iaid: u32,
+        kind: IaKind,
+        link: LinkId,
+    ) -> Self {
+        let bits = salt.hash_client(duid, iaid);
         let folded = (bits as u64) ^ ((bits >> 64) as u64).rotate_left(17) ^ kind_bits(kind);
         Self {
             duid,
             iaid,
             kind,
             link,
-            alloc,
             hash: mix64(folded) as u32,
         }
     }
@@ -293,13 +302,8 @@ impl<'a> IaKey<'a> {
         self.kind
     }
 
-    /// The link id.
-    pub fn link(&self) -> u16 {
+    /// The link.
+    pub fn link(&self) -> LinkId {
         self.link
-    }
-
-    /// The allocation hash of (DUID, IAID, link), for [`crate::alloc`].
-    pub fn alloc_key(&self) -> &AllocKey {
-        &self.alloc
     }
 }

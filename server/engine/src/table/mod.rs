@@ -46,6 +46,7 @@ use self::shard::{
     mix64, salt_seed,
 };
 use crate::alloc::SaltKey;
+use crate::config::LinkId;
 
 /// The lifetime and expiry value that never runs out (RFC 9915 §7.7: 0xffffffff is infinity).
 pub const INFINITE: u32 = u32::MAX;
@@ -122,8 +123,13 @@ impl LeaseTable {
     }
 
     /// The key of a client's IA under this table's salt.
-    pub fn ia_key<'a>(&self, duid: &'a [u8], iaid: u32, kind: IaKind, link: u16) -> IaKey<'a> {
+    pub fn ia_key<'a>(&self, duid: &'a [u8], iaid: u32, kind: IaKind, link: LinkId) -> IaKey<'a> {
         IaKey::new(&self.salt, duid, iaid, kind, link)
+    }
+
+    /// The salt key this table hashes clients under (allocation uses it too).
+    pub fn salt(&self) -> &SaltKey {
+        &self.salt
     }
 
     /// The number of shards (of each of the two kinds).
@@ -482,7 +488,7 @@ mod tests {
     #[test]
     fn one_shard_table_works() {
         let table = LeaseTable::with_shards(4, 1, salt());
-        let key = table.ia_key(b"duid-one", 1, IaKind::Na, 0);
+        let key = table.ia_key(b"duid-one", 1, IaKind::Na, LinkId(0));
         let lease = table
             .claim(&key, 5, 128, ClaimAs::Bound, LIFE, 10, &mut Discard)
             .unwrap();
@@ -494,7 +500,7 @@ mod tests {
     #[test]
     fn stale_client_entries_are_dropped() {
         let table = LeaseTable::with_shards(4, 2, salt());
-        let key = table.ia_key(b"client", 1, IaKind::Na, 0);
+        let key = table.ia_key(b"client", 1, IaKind::Na, LinkId(0));
         table
             .claim(&key, 9, 128, ClaimAs::Bound, LIFE, 0, &mut Discard)
             .unwrap();
@@ -515,8 +521,8 @@ mod tests {
     #[test]
     fn colliding_client_hashes_are_told_apart_and_kept() {
         let table = LeaseTable::with_shards(4, 1, salt());
-        let one = table.ia_key(b"client one", 1, IaKind::Na, 0);
-        let mut two = table.ia_key(b"client two", 1, IaKind::Na, 0);
+        let one = table.ia_key(b"client one", 1, IaKind::Na, LinkId(0));
+        let mut two = table.ia_key(b"client two", 1, IaKind::Na, LinkId(0));
         two.hash = one.hash;
         table
             .claim(&one, 1, 128, ClaimAs::Bound, LIFE, 0, &mut Discard)
@@ -534,7 +540,7 @@ mod tests {
     #[test]
     fn infinite_lifetimes_never_expire() {
         let table = LeaseTable::with_shards(4, 1, salt());
-        let key = table.ia_key(b"forever", 1, IaKind::Pd, 0);
+        let key = table.ia_key(b"forever", 1, IaKind::Pd, LinkId(0));
         let life = Lifetimes {
             preferred: INFINITE,
             valid: INFINITE,

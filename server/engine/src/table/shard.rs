@@ -7,7 +7,8 @@ use super::INFINITE;
 use super::lease::{
     DuidBuf, EventKind, IaKey, IaKind, Lease, LeaseEvent, LeaseRecord, LeaseState, Lifetimes,
 };
-use crate::alloc::{AllocKey, SaltKey};
+use crate::alloc::SaltKey;
+use crate::config::LinkId;
 
 pub(super) const STATE_FREE: u8 = 0;
 pub(super) const STATE_OFFERED: u8 = 1;
@@ -63,7 +64,7 @@ impl Record {
             expires: 0,
             preferred: 0,
             valid: 0,
-            link: key.link,
+            link: key.link.0,
             flags: kind | STATE_FREE,
             prefix_len,
         }
@@ -116,7 +117,7 @@ impl Record {
     pub(super) fn matches(&self, key: &IaKey<'_>) -> bool {
         self.client_hash == key.hash
             && self.iaid == key.iaid
-            && self.link == key.link
+            && self.link == key.link.0
             && self.kind() == key.kind
             && self.duid.as_bytes() == key.duid
     }
@@ -127,7 +128,7 @@ impl Record {
             prefix_len: self.prefix_len,
             kind: self.kind(),
             iaid: self.iaid,
-            link: self.link,
+            link: LinkId(self.link),
             state: self.state(),
             lifetimes: Lifetimes {
                 preferred: self.preferred,
@@ -269,7 +270,7 @@ pub(super) fn kind_bits(kind: IaKind) -> u64 {
 }
 
 pub(super) fn salt_seed(salt: &SaltKey) -> u64 {
-    AllocKey::new(salt, b"xdhcp6 address index", 0, 0).bits() as u64
+    salt.hash_client(b"xdhcp6 address index", 0) as u64
 }
 
 /// The hash of an address in the address index (seeded per table; addresses are not chosen by
