@@ -172,8 +172,7 @@ impl<'r, S: EventSink> Exchange<'_, 'r, '_, S> {
         // client with lifetimes of 0.
         for (addr, len) in ia.listed() {
             let same = kept.is_some_and(|lease| lease.ip() == addr && lease.prefix_len == len);
-            let on_link = self.on_link(kind, addr);
-            if !same && zero_lifetimes(kept.is_some(), on_link, msg_type) {
+            if !same && zero_lifetimes(kept.is_some(), self.on_link(kind, addr), msg_type) {
                 match kind {
                     IaKind::Na => self.w.ia_address(addr, 0, 0)?,
                     IaKind::Pd => self.w.ia_prefix(0, 0, len, addr)?,
