@@ -50,7 +50,7 @@ impl Outcome {
 /// option of each relay, as far as the bytes go; a relay without one counts as itself, and
 /// an empty message or one nested past [`HOP_COUNT_LIMIT`] relays as `Unknown(0)`.
 ///
-/// [`Engine::handle`] reports this in [`Outcome`] (from its own parse where the message is
+/// [`Engine::handle`](super::Engine::handle) reports this in [`Outcome`] (from its own parse where the message is
 /// well-formed); a datapath that drops a request before the engine sees it (no buffer for
 /// the reply) counts it with this.
 pub fn received_type(mut message: &[u8]) -> MessageType {

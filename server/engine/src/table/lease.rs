@@ -235,7 +235,7 @@ pub enum LeaseError {
     NotFound,
 }
 
-/// What [`LeaseTable::handle_timeout`] did.
+/// What [`LeaseTable::handle_timeout`](super::LeaseTable::handle_timeout) did.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub struct SweepReport {
     /// Slots looked at.
@@ -244,7 +244,7 @@ pub struct SweepReport {
     pub removed: usize,
 }
 
-/// What [`LeaseTable::restore`] did.
+/// What [`LeaseTable::restore`](super::LeaseTable::restore) did.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub struct RestoreReport {
     /// Records loaded (a later record for the same client and address replaces an earlier one).
