@@ -9,7 +9,7 @@ use std::net::Ipv6Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use xdhcp6_common::xsk::XskQueue;
+use xdhcp6_datapath::XskQueue;
 
 use crate::afxdp::BATCH;
 use crate::frame::{self, Mac, Side};
@@ -52,9 +52,8 @@ pub fn poll(
         let parsed = frame::parse_headers(queue.frame(desc.addr, desc.len as usize), Side::Server);
         match parsed {
             Ok(received) if queued < space => {
-                // Safety: the frame came off the RX ring and is neither recycled nor submitted
-                // yet; the shared borrow taken for parsing has ended.
-                let buf = unsafe { queue.frame_mut(desc.addr) };
+                // The frame came off the RX ring and is neither recycled nor submitted yet.
+                let buf = queue.frame_mut(desc.addr);
                 let len = frame::reflect(buf, &received, mac, link_local);
                 queue.tx_write(tx_first.wrapping_add(queued), desc.addr, len as u32);
                 queued += 1;

@@ -5,20 +5,15 @@
 //! again) and in host tests. The map names, sizes and the counter layout ([`Counters`]) are the
 //! contract between the program and the loaders in `xdhcp6d` and `xdhcp6-bench`.
 //!
-//! With the `user` feature the crate also holds the userspace side both of them share: AF_XDP
-//! sockets and their frame accounting ([`xsk`]) and loading and attaching the program
-//! ([`steer`]). Without it the crate is `no_std`, as the XDP program needs.
-#![cfg_attr(not(feature = "user"), no_std)]
+//! The crate is `no_std` and does no IO, as the XDP program needs; the userspace side of AF_XDP
+//! and program loading is `xdhcp6-datapath`.
+#![cfg_attr(not(test), no_std)]
 
 #[cfg(any(test, feature = "testing"))]
 pub mod frames;
 
 mod classify;
 mod maps;
-#[cfg(feature = "user")]
-pub mod steer;
-#[cfg(feature = "user")]
-pub mod xsk;
 
 pub use classify::{
     DHCPV6_CLIENT_PORT, DHCPV6_SERVER_PORT, ETHERNET_HEADER_LEN, FrameReader, IPPROTO_UDP,
