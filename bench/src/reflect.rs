@@ -54,9 +54,16 @@ pub fn poll(
             Ok(received) if queued < space => {
                 // The frame came off the RX ring and is neither recycled nor submitted yet.
                 let buf = queue.frame_mut(desc.addr);
-                let len = frame::reflect(buf, &received, mac, link_local);
-                queue.tx_write(tx_first.wrapping_add(queued), desc.addr, len as u32);
-                queued += 1;
+                match frame::reflect(buf, &received, mac, link_local) {
+                    Some(len) => {
+                        queue.tx_write(tx_first.wrapping_add(queued), desc.addr, len as u32);
+                        queued += 1;
+                    }
+                    None => {
+                        stats.bad_frames += 1;
+                        queue.recycle(desc.addr);
+                    }
+                }
             }
             Ok(_) => {
                 stats.tx_full += 1;
