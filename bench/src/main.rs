@@ -1,4 +1,5 @@
 //! `xdhcp6-bench`: the xdhcp6 load generator.
+#![forbid(unsafe_code)]
 
 use std::fs;
 use std::net::Ipv6Addr;

@@ -1,5 +1,6 @@
 //! `xdhcp6-reflect`: bounces every DHCPv6-to-server frame back to its sender over AF_XDP, to
 //! measure the ceiling of a link and of the generator (`xdhcp6-bench --scenario echo`).
+#![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;

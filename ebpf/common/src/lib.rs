@@ -11,6 +11,7 @@
 //! The crate is `no_std` and does no IO, as the XDP program needs; the userspace side of AF_XDP
 //! and program loading is `xdhcp6-datapath`.
 #![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
 
 #[cfg(any(test, feature = "testing"))]
 pub mod frames;

@@ -1,4 +1,5 @@
 //! `xdhcp6d`: the xdhcp6 DHCPv6 server appliance.
+#![forbid(unsafe_code)]
 
 use std::{
     net::SocketAddr,
