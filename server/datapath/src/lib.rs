@@ -2,8 +2,8 @@
 //! only place outside the XDP program where `unsafe` is written.
 //!
 //! - AF_XDP, split the way the kernel interface is: [`iface`] (interfaces: index, name,
-//!   addresses, receive queues), [`umem`] (the shared packet buffer), [`ring`] (the four
-//!   mapped rings), [`socket`] (binding an AF_XDP socket to a queue) and [`queue`] (the frame
+//!   addresses, receive queues), `umem` (the shared packet buffer), `ring` (the four mapped
+//!   rings), [`socket`] (binding an AF_XDP socket to a queue) and [`queue`] (the frame
 //!   accounting a datapath drives).
 //! - [`steer`]: loading and attaching the XDP program (aya), its XskMap and its counters.
 //! - [`mmsg`] and [`udp`]: batched UDP with `recvmmsg` / `sendmmsg`, the server socket.

@@ -111,19 +111,7 @@ impl MmsgBatch {
     pub fn receive(&mut self, fd: BorrowedFd<'_>, mode: ReceiveMode) -> io::Result<usize> {
         let slots = self.slots();
         for slot in 0..slots {
-            self.iovecs[slot] = libc::iovec {
-                iov_base: self.bufs[slot * self.slot_size..].as_mut_ptr().cast(),
-                iov_len: self.slot_size,
-            };
-            let header = &mut self.headers[slot];
-            header.msg_len = 0;
-            header.msg_hdr.msg_name = (&raw mut self.names[slot]).cast();
-            header.msg_hdr.msg_namelen = size_of::<libc::sockaddr_in6>() as libc::socklen_t;
-            header.msg_hdr.msg_iov = &raw mut self.iovecs[slot];
-            header.msg_hdr.msg_iovlen = 1;
-            header.msg_hdr.msg_control = self.controls[slot].as_mut_ptr().cast();
-            header.msg_hdr.msg_controllen = size_of::<[u64; CONTROL_WORDS]>() as _;
-            header.msg_hdr.msg_flags = 0;
+            self.point_header(slot, self.slot_size, size_of::<[u64; CONTROL_WORDS]>());
         }
         let flags = match mode {
             ReceiveMode::WaitForOne => libc::MSG_WAITFORONE,
@@ -201,13 +189,19 @@ impl MmsgBatch {
         let len = len.min(self.slot_size);
         self.lens[slot] = len;
         self.names[slot] = sockaddr(to);
-        self.iovecs[slot] = libc::iovec {
-            iov_base: self.bufs[slot * self.slot_size..].as_mut_ptr().cast(),
-            iov_len: len,
-        };
         let control_len = match from {
             Some(info) => write_packet_info(&mut self.controls[slot], info),
             None => 0,
+        };
+        self.point_header(slot, len, control_len);
+    }
+
+    /// Points the header of `slot` at its address, its buffer (`len` bytes) and its control
+    /// buffer (`control_len` bytes; none when 0).
+    fn point_header(&mut self, slot: usize, len: usize, control_len: usize) {
+        self.iovecs[slot] = libc::iovec {
+            iov_base: self.bufs[slot * self.slot_size..].as_mut_ptr().cast(),
+            iov_len: len,
         };
         let header = &mut self.headers[slot];
         header.msg_len = 0;

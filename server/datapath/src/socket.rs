@@ -2,7 +2,7 @@
 //! XDP program's XskMap.
 //!
 //! [`XskSocket`] is one socket bound to one receive queue of an interface, with its own UMEM
-//! ([`crate::umem`]) and fill, completion, RX and TX rings ([`crate::ring`]); [`register`] puts
+//! (`umem`) and fill, completion, RX and TX rings (`ring`); [`register`] puts
 //! it into the XskMap ([`crate::steer`]). Copy mode (`XDP_COPY`) works on every driver, veth
 //! included; [`BindMode::Auto`] tries zero-copy first.
 
