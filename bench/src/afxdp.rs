@@ -311,7 +311,9 @@ impl Transport for AfXdpTransport {
                 continue;
             }
             for i in 0..count {
-                let desc = self.queue.rx_desc(first.wrapping_add(i));
+                let Some(desc) = self.queue.rx_desc(first.wrapping_add(i)) else {
+                    continue;
+                };
                 let bytes = self.queue.frame(desc.addr, desc.len as usize);
                 match frame::parse(bytes, Side::Client) {
                     Ok(parsed) => sink(parsed.payload(bytes)),

@@ -225,7 +225,9 @@ impl XskWorker {
         }
         let before = self.held.len();
         for i in 0..received {
-            let desc = self.queue.rx_desc(rx_first.wrapping_add(i));
+            let Some(desc) = self.queue.rx_desc(rx_first.wrapping_add(i)) else {
+                continue;
+            };
             if let Some((addr, len)) = self.handle(desc, &mut *handler, stats) {
                 // The batch's mark is known once all of it is handled.
                 self.held.push_back(Held { addr, len, mark: 0 });

@@ -50,10 +50,17 @@ impl FrameAudit {
 /// puts them on the TX ring ([`Self::tx_write`], [`Self::tx_submit`]) and gets them back with
 /// [`Self::reclaim`]; received frames ([`Self::rx_peek`], [`Self::rx_desc`]) are handed back to
 /// the free list with [`Self::recycle`] and the RX ring released with [`Self::rx_release`].
+///
+/// The queue knows which frames the kernel holds (given to the fill ring and not yet seen on
+/// the RX ring, or written to the TX ring and not yet reclaimed): [`Self::frame`],
+/// [`Self::frame_mut`] and [`Self::frame_pair`] give no access to those, so that safe code
+/// never reads or writes memory the kernel may be writing.
 pub struct XskQueue {
     socket: XskSocket,
     /// Frame addresses (frame-aligned) that are ours to use.
     free: Vec<u64>,
+    /// Per frame: whether the kernel holds it.
+    lent: Vec<bool>,
     /// Frames given to the kernel through the fill ring and not yet back on the RX ring.
     in_fill: u32,
     /// Frames given to the kernel through the TX ring and not yet back on the completion ring.
@@ -79,6 +86,7 @@ impl XskQueue {
             .map(|i| i * frame_size)
             .collect();
         XskQueue {
+            lent: vec![false; socket.config.frames as usize],
             socket,
             free,
             in_fill: 0,
@@ -125,6 +133,7 @@ impl XskQueue {
         }
         for i in 0..ready {
             let addr = self.socket.completion.read(consumer.wrapping_add(i));
+            self.set_lent(addr, false);
             self.free.push(self.socket.umem.frame_base(addr));
         }
         self.socket.completion.release(consumer.wrapping_add(ready));
@@ -143,6 +152,7 @@ impl XskQueue {
         for i in 0..count {
             // `count <= available <= free.len()`, so the list does not run dry.
             let Some(addr) = self.free.pop() else { break };
+            self.set_lent(addr, true);
             self.socket.fill.write(producer.wrapping_add(i), addr);
         }
         self.socket.fill.submit(producer.wrapping_add(count));
@@ -155,9 +165,16 @@ impl XskQueue {
         (consumer, ready.min(max))
     }
 
-    /// The RX descriptor at `index` (from [`Self::rx_peek`]).
-    pub fn rx_desc(&self, index: u32) -> libc::xdp_desc {
-        self.socket.rx.read(index)
+    /// The RX descriptor at `index` (from [`Self::rx_peek`]); its frame is the caller's from
+    /// now on. `None` when `index` is not a received, unreleased descriptor.
+    pub fn rx_desc(&mut self, index: u32) -> Option<libc::xdp_desc> {
+        let (consumer, ready) = self.socket.rx.ready();
+        if index.wrapping_sub(consumer) >= ready {
+            return None;
+        }
+        let desc = self.socket.rx.read(index);
+        self.set_lent(desc.addr, false);
+        Some(desc)
     }
 
     /// Hands `count` RX descriptors from `first` back to the kernel. Their frames must have
@@ -174,8 +191,10 @@ impl XskQueue {
     }
 
     /// Writes the TX descriptor at `index` (from [`Self::tx_space`]): `len` bytes of the frame
-    /// at `addr`. Nothing is sent before [`Self::tx_submit`].
-    pub fn tx_write(&self, index: u32, addr: u64, len: u32) {
+    /// at `addr`. Nothing is sent before [`Self::tx_submit`]; the frame is the kernel's from
+    /// now on, until [`Self::reclaim`] takes it back.
+    pub fn tx_write(&mut self, index: u32, addr: u64, len: u32) {
+        self.set_lent(addr, true);
         self.socket.tx.write(
             index,
             libc::xdp_desc {
@@ -249,32 +268,57 @@ impl XskQueue {
         unsafe { libc::ppoll(&mut poll, 1, &timeout, std::ptr::null()) > 0 }
     }
 
-    /// The received or free frame at UMEM address `addr`, `len` bytes (clamped to the frame).
-    ///
-    /// The frame should be the caller's (received and not yet released, or taken with
-    /// [`Self::alloc`]); a frame the kernel holds may change under the reader.
+    /// The received or free frame at UMEM address `addr`, `len` bytes (clamped to the frame);
+    /// empty while the kernel holds the frame.
     pub fn frame(&self, addr: u64, len: usize) -> &[u8] {
+        if self.is_lent(addr) {
+            return &[];
+        }
         self.socket.umem.frame(addr, len)
     }
 
-    /// The whole frame at UMEM address `addr`, to write into.
-    ///
-    /// The frame should be the caller's (taken with [`Self::alloc`], or received and not yet
-    /// recycled, released or submitted): writing a frame the kernel holds corrupts its packet.
+    /// The whole frame at UMEM address `addr`, to write into (taken with [`Self::alloc`], or
+    /// received and not yet recycled or submitted); empty while the kernel holds the frame.
     /// `&mut self` makes the slice the only reference into the UMEM while it lives.
     pub fn frame_mut(&mut self, addr: u64) -> &mut [u8] {
+        if self.is_lent(addr) {
+            return &mut [];
+        }
         self.socket.umem.frame_mut(addr)
     }
 
     /// A received frame (`read`, `read_len` bytes) to read and another frame (`write`, whole)
-    /// to write its reply into, at once; `None` when both addresses lie in the same frame.
+    /// to write its reply into, at once; `None` when both addresses lie in the same frame or
+    /// the kernel holds either.
     pub fn frame_pair(
         &mut self,
         read: u64,
         read_len: usize,
         write: u64,
     ) -> Option<(&[u8], &mut [u8])> {
+        if self.is_lent(read) || self.is_lent(write) {
+            return None;
+        }
         self.socket.umem.frame_pair(read, read_len, write)
+    }
+
+    fn frame_index(&self, addr: u64) -> usize {
+        (self.socket.umem.frame_base(addr) / u64::from(self.socket.config.frame_size)) as usize
+    }
+
+    /// Whether the kernel holds the frame at `addr`; addresses past the UMEM count as held.
+    fn is_lent(&self, addr: u64) -> bool {
+        self.lent
+            .get(self.frame_index(addr))
+            .copied()
+            .unwrap_or(true)
+    }
+
+    fn set_lent(&mut self, addr: u64, lent: bool) {
+        let index = self.frame_index(addr);
+        if let Some(slot) = self.lent.get_mut(index) {
+            *slot = lent;
+        }
     }
 
     /// Where every frame is. Meaningful when no traffic is in flight: then a complete audit
