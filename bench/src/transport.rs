@@ -48,8 +48,8 @@ const SLOT: usize = 2048;
 
 /// The kernel UDP socket transport, batched with sendmmsg/recvmmsg.
 ///
-/// Direct clients share one socket bound to [::]:546, where the server answers clients;
-/// emulated relays share one bound to [::]:547, where the server answers relays.
+/// Direct clients share one socket bound to `[::]:546`, where the server answers clients;
+/// emulated relays share one bound to `[::]:547`, where the server answers relays.
 pub struct UdpTransport {
     socket: UdpSocket,
     server: SocketAddrV6,

@@ -42,7 +42,7 @@ pub enum Datapath {
     /// AF_XDP sockets, one worker per RX queue of each configured interface (the production
     /// path); the kernel socket stays open, with one worker, for what the program passes.
     Xdp,
-    /// The kernel UDP socket on [::]:547 with recvmmsg/sendmmsg batches (portable).
+    /// The kernel UDP socket on `[::]:547` with recvmmsg/sendmmsg batches (portable).
     #[default]
     Udp,
 }
