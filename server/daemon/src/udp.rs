@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use xdhcp6_datapath::interface_name;
 use xdhcp6_datapath::mmsg::{MmsgBatch, PacketInfo, ReceiveMode};
-use xdhcp6_datapath::os::pin_to_core;
+use xdhcp6_datapath::os::{pin_to_core, unix_now};
 use xdhcp6_engine::config::LinkId;
 use xdhcp6_engine::proto::MessageType;
 use xdhcp6_engine::{Context, Destination, Engine, Outcome};
@@ -303,9 +303,6 @@ fn send(batch: &mut MmsgBatch, fd: BorrowedFd<'_>, count: usize, stats: &WorkerS
         next += sent;
     }
 }
-
-/// Seconds since the Unix epoch, the engine clock.
-pub use xdhcp6_datapath::os::unix_now;
 
 #[cfg(test)]
 mod tests {
