@@ -61,12 +61,12 @@ impl<T: Copy> Ring<T> {
         }
     }
 
-    pub(crate) fn producer(&self) -> &AtomicU32 {
+    fn producer(&self) -> &AtomicU32 {
         // Safety: the pointer is into our live mapping; the kernel updates it atomically.
         unsafe { &*self.producer }
     }
 
-    pub(crate) fn consumer(&self) -> &AtomicU32 {
+    fn consumer(&self) -> &AtomicU32 {
         // Safety: as for `producer`.
         unsafe { &*self.consumer }
     }
@@ -88,7 +88,7 @@ impl<T: Copy> Ring<T> {
         unsafe { self.descs.add((index & self.mask) as usize).write(value) }
     }
 
-    pub(crate) fn size(&self) -> u32 {
+    fn size(&self) -> u32 {
         self.mask + 1
     }
 
