@@ -6,11 +6,9 @@
 //! and [`XskQueue::audit`] proves it when idle. What is done with the frames (a server's
 //! replies, a load generator's requests) is the caller's.
 
-use std::{
-    fmt,
-    os::fd::{AsFd, AsRawFd},
-};
+use std::{fmt, os::fd::AsFd};
 
+use crate::os::{self, Readiness};
 use crate::socket::{XskConfig, XskSocket};
 
 /// Where the frames of a queue are (see [`XskQueue::audit`]).
@@ -254,18 +252,7 @@ impl XskQueue {
     /// Sleeps in `ppoll(2)` until a frame arrives or `timeout` passes (finer than
     /// [`Self::wait`]'s milliseconds); false on timeout.
     pub fn wait_for(&self, timeout: std::time::Duration) -> bool {
-        let mut poll = libc::pollfd {
-            fd: self.socket.as_fd().as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let timeout = libc::timespec {
-            tv_sec: timeout.as_secs().min(i64::MAX as u64) as libc::time_t,
-            tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
-        };
-        // Safety: one valid pollfd and timespec for the duration of the call; a null signal
-        // mask leaves the mask alone.
-        unsafe { libc::ppoll(&mut poll, 1, &timeout, std::ptr::null()) > 0 }
+        os::wait(self.socket.as_fd(), Readiness::Readable, timeout).unwrap_or(false)
     }
 
     /// The received or free frame at UMEM address `addr`, `len` bytes (clamped to the frame);
