@@ -43,8 +43,11 @@ pub trait Transport {
 
 /// Datagrams per sendmmsg/recvmmsg call.
 const BATCH: usize = 64;
-/// Room for one datagram (requests and replies are far smaller).
+/// Room for one received datagram (replies are far smaller).
 const SLOT: usize = 2048;
+/// Room for one sent datagram: any UDP payload, so that nothing is ever cut (the pages of the
+/// batch are touched only as far as datagrams reach).
+const SEND_SLOT: usize = u16::MAX as usize;
 
 /// The kernel UDP socket transport, batched with sendmmsg/recvmmsg.
 ///
@@ -97,7 +100,7 @@ impl UdpTransport {
         Ok(Self {
             socket,
             server: SocketAddrV6::new(target, SERVER_PORT, 0, scope),
-            outgoing: MmsgBatch::new(BATCH, SLOT),
+            outgoing: MmsgBatch::new(BATCH, SEND_SLOT),
             incoming: MmsgBatch::new(BATCH, SLOT),
             send_drops: 0,
         })
@@ -118,7 +121,6 @@ impl UdpTransport {
         let n = datagrams.len().min(BATCH);
         for (slot, datagram) in datagrams[..n].iter().enumerate() {
             let buf = self.outgoing.slot_mut(slot);
-            // A datagram longer than a slot is cut; the generator's never are.
             let len = datagram.len().min(buf.len());
             buf[..len].copy_from_slice(&datagram[..len]);
             self.outgoing.prepare(slot, len, self.server, None);
