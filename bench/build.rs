@@ -3,7 +3,7 @@
 //! Without it nothing is embedded and the AF_XDP transport and the reflector ask for the object
 //! at run time, so a plain stable `cargo build` never needs nightly or bpf-linker.
 
-#[path = "../ebpf/common/build/embed.rs"]
+#[path = "../server/datapath/build/embed.rs"]
 mod embed;
 
 fn main() {

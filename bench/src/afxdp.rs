@@ -2,7 +2,7 @@
 //! interface, the replies received through the client-side XDP program.
 //!
 //! [`AfXdpTransport::open`] loads `xdhcp6_client_xdp` from the eBPF object, attaches it,
-//! binds one AF_XDP socket ([`xdhcp6_common::xsk`], copy or zero-copy) to `--queue` and puts it
+//! binds one AF_XDP socket ([`xdhcp6_datapath::socket`], copy or zero-copy) to `--queue` and puts it
 //! into the program's XskMap. Every emulated client sends from its own MAC and link-local
 //! address (from its index, see [`Population::mac`]) on port 546 to ff02::1:2
 //! (33:33:00:01:00:02) or to `--server`/`--server-mac`; emulated relays send from their
@@ -23,8 +23,9 @@ use std::io;
 use std::net::Ipv6Addr;
 use std::time::Duration;
 
-use xdhcp6_common::steer::{AttachMode, EbpfObject, Steering, error_chain};
-use xdhcp6_common::xsk::{
+use xdhcp6_datapath::os::error_chain;
+use xdhcp6_datapath::steer::{AttachMode, EbpfObject, Steering};
+use xdhcp6_datapath::{
     BindMode, FrameAudit, InterfaceInfo, XskConfig, XskQueue, XskSocket, register,
 };
 use xdhcp6_proto::{CLIENT_PORT, SERVER_PORT};
@@ -265,9 +266,9 @@ impl Transport for AfXdpTransport {
                     population.link_local(sender.client),
                 ),
             };
-            // Safety: `addr` was just taken from the free list: the frame is ours, and no
-            // other reference to it exists until its descriptor is submitted.
-            let buf = unsafe { self.queue.frame_mut(addr) };
+            // `addr` was just taken from the free list: the frame is ours until its descriptor
+            // is submitted.
+            let buf = self.queue.frame_mut(addr);
             match self.template.write(buf, &mac, &source, payload) {
                 Some(len) => {
                     self.queue
@@ -310,7 +311,9 @@ impl Transport for AfXdpTransport {
                 continue;
             }
             for i in 0..count {
-                let desc = self.queue.rx_desc(first.wrapping_add(i));
+                let Some(desc) = self.queue.rx_desc(first.wrapping_add(i)) else {
+                    continue;
+                };
                 let bytes = self.queue.frame(desc.addr, desc.len as usize);
                 match frame::parse(bytes, Side::Client) {
                     Ok(parsed) => sink(parsed.payload(bytes)),

@@ -1,36 +1,34 @@
-//! Ethernet + IPv6 + UDP framing for the AF_XDP transport and the reflector.
+//! Ethernet + IPv6 + UDP framing for the AF_XDP transport and the reflector, on the shared wire
+//! module ([`xdhcp6_common::wire`]).
 //!
 //! [`HeaderTemplate`] holds everything of the 62 header bytes that does not change between
-//! frames of one flow of traffic (destination MAC and address, ports, EtherType, version, hop
-//! limit) and the part of the UDP checksum they contribute; [`HeaderTemplate::write`] adds the
-//! sender's MAC and address, the lengths, the payload and the checksum. [`parse`] finds the
-//! DHCPv6 payload of a received frame with the shared classifier and checks the lengths and the
-//! checksum; it never panics. [`reflect`] turns a received frame into its echo in place.
+//! frames of one flow of traffic (destination MAC and address, ports, hop limit);
+//! [`HeaderTemplate::write`] adds the sender's MAC and address, the lengths, the payload and the
+//! checksum. [`parse`] finds the DHCPv6 payload of a received frame with the shared classifier
+//! and checks the lengths and the checksum; it never panics. [`reflect`] turns a received frame
+//! into its echo in place.
 //!
 //! Checksums are the Internet checksum (RFC 1071) over the IPv6 pseudo-header (RFC 8200 §8.1)
 //! and the UDP datagram; a computed 0 is sent as 0xffff, and a received 0 is invalid over IPv6.
 
 use std::net::Ipv6Addr;
 
-use xdhcp6_common::{
-    ETHERNET_HEADER_LEN, IPPROTO_UDP, IPV6_HEADER_LEN, UDP_HEADER_LEN, Verdict, classify,
-    classify_client, ethertype,
+use xdhcp6_common::wire::{
+    Headers, Tags, checksum,
+    ethernet::{self, multicast_address},
+    ipv6, udp,
 };
+use xdhcp6_common::{IPPROTO_UDP, Verdict, classify, classify_client};
 
 /// A MAC address.
-pub type Mac = [u8; 6];
+pub type Mac = ethernet::Address;
 
 /// Length of the headers [`HeaderTemplate`] writes (no VLAN tags).
-pub const HEADERS_LEN: usize = ETHERNET_HEADER_LEN + IPV6_HEADER_LEN + UDP_HEADER_LEN;
-
-/// Offsets in an untagged frame.
-const IP: usize = ETHERNET_HEADER_LEN;
-const UDP: usize = IP + IPV6_HEADER_LEN;
+pub const HEADERS_LEN: usize = ethernet::HEADER_LEN + ipv6::HEADER_LEN + udp::HEADER_LEN;
 
 /// The multicast MAC of an IPv6 multicast address (RFC 2464 §7): 33:33 and its last 32 bits.
 pub fn multicast_mac(group: Ipv6Addr) -> Mac {
-    let o = group.octets();
-    [0x33, 0x33, o[12], o[13], o[14], o[15]]
+    multicast_address(&group)
 }
 
 /// Parses `aa:bb:cc:dd:ee:ff`.
@@ -56,31 +54,30 @@ pub fn parse_mac(text: &str) -> Result<Mac, String> {
 /// The fixed part of the headers of frames to one destination.
 #[derive(Clone, Debug)]
 pub struct HeaderTemplate {
-    header: [u8; HEADERS_LEN],
-    /// Checksum contributions of the destination address, the next header and the ports.
-    partial_sum: u64,
+    headers: Headers,
 }
 
 impl HeaderTemplate {
     /// Frames to `destination` (`mac`, address, `destination_port`) from `source_port`.
     /// Multicast goes out with hop limit 1 (link scope), unicast with 64.
     pub fn new(mac: Mac, destination: Ipv6Addr, source_port: u16, destination_port: u16) -> Self {
-        let mut header = [0u8; HEADERS_LEN];
-        header[..6].copy_from_slice(&mac);
-        header[12..14].copy_from_slice(&ethertype::IPV6.to_be_bytes());
-        header[IP] = 0x60;
-        header[IP + 6] = IPPROTO_UDP;
-        header[IP + 7] = if destination.is_multicast() { 1 } else { 64 };
-        header[IP + 24..IP + 40].copy_from_slice(&destination.octets());
-        header[UDP..UDP + 2].copy_from_slice(&source_port.to_be_bytes());
-        header[UDP + 2..UDP + 4].copy_from_slice(&destination_port.to_be_bytes());
-        let partial_sum = sum_words(&destination.octets())
-            + u64::from(IPPROTO_UDP)
-            + u64::from(source_port)
-            + u64::from(destination_port);
         HeaderTemplate {
-            header,
-            partial_sum,
+            headers: Headers {
+                destination_mac: mac,
+                source_mac: [0; 6],
+                tags: Tags::default(),
+                ipv6: ipv6::Repr {
+                    source: Ipv6Addr::UNSPECIFIED,
+                    destination,
+                    next_header: IPPROTO_UDP,
+                    hop_limit: if destination.is_multicast() { 1 } else { 64 },
+                    payload_len: 0,
+                },
+                udp: udp::Repr {
+                    source_port,
+                    destination_port,
+                },
+            },
         }
     }
 
@@ -93,25 +90,12 @@ impl HeaderTemplate {
         source: &Ipv6Addr,
         payload: &[u8],
     ) -> Option<usize> {
-        let udp_len = UDP_HEADER_LEN + payload.len();
-        let udp_len16 = u16::try_from(udp_len).ok()?;
-        let total = HEADERS_LEN + payload.len();
-        let frame = frame.get_mut(..total)?;
-        let (header, body) = frame.split_at_mut(HEADERS_LEN);
-        header.copy_from_slice(&self.header);
+        let body = frame.get_mut(HEADERS_LEN..HEADERS_LEN.checked_add(payload.len())?)?;
         body.copy_from_slice(payload);
-        header[6..12].copy_from_slice(source_mac);
-        let source = source.octets();
-        header[IP + 8..IP + 24].copy_from_slice(&source);
-        header[IP + 4..IP + 6].copy_from_slice(&udp_len16.to_be_bytes());
-        header[UDP + 4..UDP + 6].copy_from_slice(&udp_len16.to_be_bytes());
-        // Pseudo-header: source, destination, UDP length (twice: once in the pseudo-header,
-        // once in the UDP header), next header; then ports and payload.
-        let sum =
-            self.partial_sum + sum_words(&source) + 2 * u64::from(udp_len16) + sum_words(payload);
-        let checksum = finish(sum);
-        header[UDP + 6..UDP + 8].copy_from_slice(&checksum.to_be_bytes());
-        Some(total)
+        let mut headers = self.headers;
+        headers.source_mac = *source_mac;
+        headers.ipv6.source = *source;
+        headers.emit(frame, payload.len()).ok()
     }
 }
 
@@ -155,16 +139,8 @@ pub enum Side {
 
 /// Finds the DHCPv6 payload of `frame` and checks its lengths and UDP checksum.
 pub fn parse(frame: &[u8], side: Side) -> Result<Received, BadFrame> {
-    let received = parse_headers(frame, side)?;
-    let (l3, l4, end) = (received.l3, received.l4, received.payload.1);
-    if u16::from_be_bytes([frame[l4 + 6], frame[l4 + 7]]) == 0 {
-        return Err(BadFrame::Checksum);
-    }
-    let sum = sum_words(&frame[l3 + 8..l3 + 40])
-        + u64::from(IPPROTO_UDP)
-        + (end - l4) as u64
-        + sum_words(&frame[l4..end]);
-    if fold(sum) != 0xffff {
+    let (received, headers) = parse_with_headers(frame, side)?;
+    if !headers.verify_checksum(frame) {
         return Err(BadFrame::Checksum);
     }
     Ok(received)
@@ -173,6 +149,10 @@ pub fn parse(frame: &[u8], side: Side) -> Result<Received, BadFrame> {
 /// Like [`parse`] without the checksum: for the reflector, whose incremental checksum update
 /// keeps a wrong checksum wrong, so that the generator still finds it.
 pub fn parse_headers(frame: &[u8], side: Side) -> Result<Received, BadFrame> {
+    parse_with_headers(frame, side).map(|(received, _)| received)
+}
+
+fn parse_with_headers(frame: &[u8], side: Side) -> Result<(Received, Headers), BadFrame> {
     let verdict = match side {
         Side::Client => classify_client(frame),
         Side::Server => classify(frame),
@@ -180,139 +160,63 @@ pub fn parse_headers(frame: &[u8], side: Side) -> Result<Received, BadFrame> {
     let Verdict::Steer(offsets) = verdict else {
         return Err(BadFrame::NotDhcp);
     };
-    let (l3, l4) = (offsets.l3, offsets.l4);
-    // classify read every header byte up to the payload, so these are in bounds.
-    let ip_payload_len = usize::from(u16::from_be_bytes([frame[l3 + 4], frame[l3 + 5]]));
-    let udp_len = usize::from(u16::from_be_bytes([frame[l4 + 4], frame[l4 + 5]]));
     // Ethernet pads short frames: trailing bytes beyond the IPv6 payload length are allowed.
-    if udp_len != ip_payload_len || udp_len < UDP_HEADER_LEN || l4 + udp_len > frame.len() {
-        return Err(BadFrame::Length);
-    }
-    let end = l4 + udp_len;
-    Ok(Received {
-        payload: (l4 + UDP_HEADER_LEN, end),
-        l3,
-        l4,
-    })
+    let (headers, payload) = Headers::parse(frame).map_err(|_| BadFrame::Length)?;
+    let received = Received {
+        payload: (payload.start, payload.end),
+        l3: offsets.l3,
+        l4: offsets.l4,
+    };
+    Ok((received, headers))
 }
 
 /// Turns a received request (`frame`, parsed as `received`) into its echo, in place: MACs
 /// swapped with `own_mac` as the source, IPv6 addresses swapped (from `link_local` when the
 /// request went to a multicast group), UDP ports swapped, checksum updated. Returns the length
-/// of the echo (the frame without Ethernet padding).
+/// of the echo (the frame without Ethernet padding); `None` when `received` does not describe
+/// `frame`.
 pub fn reflect(
     frame: &mut [u8],
     received: &Received,
     own_mac: &Mac,
     link_local: &Ipv6Addr,
-) -> usize {
-    let (l3, l4) = (received.l3, received.l4);
+) -> Option<usize> {
     let end = received.payload.1;
-    let (macs, _) = frame.split_at_mut(12);
-    let (destination, source) = macs.split_at_mut(6);
-    destination.copy_from_slice(source);
-    source.copy_from_slice(own_mac);
-
-    let mut old_destination = [0u8; 16];
-    old_destination.copy_from_slice(&frame[l3 + 24..l3 + 40]);
-    let mut old_source = [0u8; 16];
-    old_source.copy_from_slice(&frame[l3 + 8..l3 + 24]);
-    let new_source = if old_destination[0] == 0xff {
-        link_local.octets()
+    let mut packet = ipv6::Packet::new_checked(frame.get_mut(received.l3..end)?).ok()?;
+    let old_source = packet.source();
+    let old_destination = packet.destination();
+    let new_source = if old_destination.is_multicast() {
+        *link_local
     } else {
         old_destination
     };
-    frame[l3 + 8..l3 + 24].copy_from_slice(&new_source);
-    frame[l3 + 24..l3 + 40].copy_from_slice(&old_source);
-
-    let ports = [frame[l4], frame[l4 + 1], frame[l4 + 2], frame[l4 + 3]];
-    frame[l4..l4 + 2].copy_from_slice(&ports[2..]);
-    frame[l4 + 2..l4 + 4].copy_from_slice(&ports[..2]);
-
+    packet.set_source(&new_source);
+    packet.set_destination(&old_source);
+    let mut datagram = udp::Packet::new_checked(packet.payload_mut()).ok()?;
+    datagram.swap_ports();
     // Swapping fields leaves the one's-complement sum as it was; only a replaced multicast
-    // destination changes it (RFC 1624 incremental update: HC' = ~(~HC + ~m + m')).
+    // destination changes it.
     if new_source != old_destination {
-        let old = u16::from_be_bytes([frame[l4 + 6], frame[l4 + 7]]);
-        let sum = u64::from(!old)
-            + u64::from(!fold(sum_words(&old_destination)))
-            + sum_words(&new_source);
-        let checksum = finish(sum);
-        frame[l4 + 6..l4 + 8].copy_from_slice(&checksum.to_be_bytes());
+        let updated = checksum::update(
+            datagram.checksum(),
+            &old_destination.octets(),
+            &new_source.octets(),
+        );
+        datagram.set_checksum(updated);
     }
-    end
-}
-
-/// The one's-complement sum of `data` as big-endian 16-bit words (an odd last byte padded with
-/// zero), not yet folded: 64 bits at a time with end-around carry (RFC 1071 §2(B): the sum is
-/// independent of byte order and word size once folded), then at most 7 bytes.
-pub fn sum_words(data: &[u8]) -> u64 {
-    let mut wide = 0u64;
-    let mut chunks = data.chunks_exact(8);
-    for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let (sum, carry) = wide.overflowing_add(u64::from_be_bytes(word));
-        wide = sum + u64::from(carry);
-    }
-    // Fold 64 to 32 bits so that the 16-bit additions below cannot overflow.
-    let mut sum = (wide >> 32) + (wide & 0xffff_ffff);
-    let rest = chunks.remainder();
-    if rest.len() >= 4 {
-        sum += u64::from(u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]));
-    }
-    let rest = &rest[rest.len() & 4..];
-    let mut i = 0;
-    while i + 1 < rest.len() {
-        sum += u64::from(u16::from_be_bytes([rest[i], rest[i + 1]]));
-        i += 2;
-    }
-    if i < rest.len() {
-        sum += u64::from(rest[i]) << 8;
-    }
-    sum
-}
-
-/// Folds a sum to 16 bits (end-around carry).
-fn fold(mut sum: u64) -> u16 {
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    sum as u16
-}
-
-/// The checksum field for `sum`: its complement, 0 sent as 0xffff (RFC 768, RFC 8200 §8.1).
-fn finish(sum: u64) -> u16 {
-    match !fold(sum) {
-        0 => 0xffff,
-        checksum => checksum,
-    }
+    ethernet::Frame::new_checked(&mut *frame)
+        .ok()?
+        .turn_around(own_mac);
+    Some(end)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// RFC 1071 word by word, the textbook way: an independent check of the fast sum.
-    fn reference_checksum(source: &[u8; 16], destination: &[u8; 16], udp: &[u8]) -> u16 {
-        let mut pseudo = Vec::new();
-        pseudo.extend_from_slice(source);
-        pseudo.extend_from_slice(destination);
-        pseudo.extend_from_slice(&(udp.len() as u32).to_be_bytes());
-        pseudo.extend_from_slice(&[0, 0, 0, IPPROTO_UDP]);
-        pseudo.extend_from_slice(udp);
-        if pseudo.len() % 2 == 1 {
-            pseudo.push(0);
-        }
-        let mut sum: u32 = 0;
-        for word in pseudo.chunks(2) {
-            sum += u32::from(word[0]) << 8 | u32::from(word[1]);
-            if sum > 0xffff {
-                sum = (sum & 0xffff) + 1;
-            }
-        }
-        let checksum = !(sum as u16);
-        if checksum == 0 { 0xffff } else { checksum }
-    }
+    /// Offsets in an untagged frame.
+    const IP: usize = ethernet::HEADER_LEN;
+    const UDP: usize = IP + ipv6::HEADER_LEN;
 
     fn udp_checksum_of(frame: &[u8]) -> u16 {
         let mut udp = frame[UDP..].to_vec();
@@ -320,7 +224,7 @@ mod tests {
         udp[7] = 0;
         let source: [u8; 16] = frame[IP + 8..IP + 24].try_into().unwrap();
         let destination: [u8; 16] = frame[IP + 24..IP + 40].try_into().unwrap();
-        reference_checksum(&source, &destination, &udp)
+        checksum::udp(&source.into(), &destination.into(), &udp)
     }
 
     const CLIENT_MAC: Mac = [0x02, 0xbe, 0, 0, 0, 7];
@@ -458,25 +362,6 @@ mod tests {
     }
 
     #[test]
-    fn every_length_and_alignment_sums_like_the_reference() {
-        let data: Vec<u8> = (0..300u32).map(|i| (i * 31 + 7) as u8 ^ 0xa5).collect();
-        for start in 0..8 {
-            for len in 0..(data.len() - start) {
-                let part = &data[start..start + len];
-                let mut reference: u32 = 0;
-                for word in part.chunks(2) {
-                    let high = u32::from(word[0]) << 8;
-                    reference += high | u32::from(*word.get(1).unwrap_or(&0));
-                }
-                while reference > 0xffff {
-                    reference = (reference & 0xffff) + (reference >> 16);
-                }
-                assert_eq!(u32::from(fold(sum_words(part))), reference, "{start}+{len}");
-            }
-        }
-    }
-
-    #[test]
     fn parse_never_panics() {
         let template = HeaderTemplate::new(CLIENT_MAC, client(), 547, 546);
         let mut buf = [0u8; 256];
@@ -519,7 +404,8 @@ mod tests {
                 .write(&mut buf, &CLIENT_MAC, &client(), &payload)
                 .unwrap();
             let received = parse(&buf[..n], Side::Server).unwrap();
-            let echo_len = reflect(&mut buf[..n], &received, &reflector_mac, &reflector_ll);
+            let echo_len =
+                reflect(&mut buf[..n], &received, &reflector_mac, &reflector_ll).unwrap();
             let echo = &buf[..echo_len];
             assert_eq!(&echo[..6], &CLIENT_MAC);
             assert_eq!(&echo[6..12], &reflector_mac);
@@ -541,7 +427,7 @@ mod tests {
             .unwrap();
         let before = buf[UDP + 6..UDP + 8].to_vec();
         let received = parse(&buf[..n], Side::Server).unwrap();
-        reflect(&mut buf[..n], &received, &reflector_mac, &reflector_ll);
+        reflect(&mut buf[..n], &received, &reflector_mac, &reflector_ll).unwrap();
         assert_eq!(&buf[IP + 8..IP + 24], &server.octets());
         assert_eq!(&buf[IP + 24..IP + 40], &relay.octets());
         assert_eq!(&buf[UDP + 6..UDP + 8], &before[..]);

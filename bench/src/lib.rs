@@ -5,6 +5,7 @@
 //! without sockets, and a thin IO shell ([`runner`], [`transport`]) that paces it over UDP
 //! sockets or AF_XDP ([`afxdp`], framing in [`frame`]). [`reflect`] is the AF_XDP bounce
 //! server of `xdhcp6-reflect`. See README.md for the command line.
+#![forbid(unsafe_code)]
 
 pub mod afxdp;
 pub mod frame;

@@ -1,4 +1,5 @@
 //! `xdhcp6-bench`: the xdhcp6 load generator.
+#![forbid(unsafe_code)]
 
 use std::fs;
 use std::net::Ipv6Addr;
@@ -18,7 +19,7 @@ use xdhcp6_bench::population::{MAX_CLIENTS, Population, Prefix};
 use xdhcp6_bench::report::{PlotPoint, RunInfo, Summary, svg};
 use xdhcp6_bench::runner::{Ramp, Sample, SystemClock, run_phase, run_ramp};
 use xdhcp6_bench::transport::{Transport, UdpTransport};
-use xdhcp6_common::steer::AttachMode;
+use xdhcp6_datapath::steer::AttachMode;
 
 /// Emulates DHCPv6 clients (optionally behind relays) against a server, validates every
 /// reply and reports rate, loss and latency.

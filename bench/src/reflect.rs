@@ -9,7 +9,7 @@ use std::net::Ipv6Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use xdhcp6_common::xsk::XskQueue;
+use xdhcp6_datapath::XskQueue;
 
 use crate::afxdp::BATCH;
 use crate::frame::{self, Mac, Side};
@@ -46,18 +46,26 @@ pub fn poll(
     let (tx_first, space) = queue.tx_space();
     let mut queued = 0;
     for i in 0..count {
-        let desc = queue.rx_desc(rx_first.wrapping_add(i));
+        let Some(desc) = queue.rx_desc(rx_first.wrapping_add(i)) else {
+            continue;
+        };
         // The checksum is not verified here: the incremental update keeps a wrong one wrong,
         // and the generator checks every echo.
         let parsed = frame::parse_headers(queue.frame(desc.addr, desc.len as usize), Side::Server);
         match parsed {
             Ok(received) if queued < space => {
-                // Safety: the frame came off the RX ring and is neither recycled nor submitted
-                // yet; the shared borrow taken for parsing has ended.
-                let buf = unsafe { queue.frame_mut(desc.addr) };
-                let len = frame::reflect(buf, &received, mac, link_local);
-                queue.tx_write(tx_first.wrapping_add(queued), desc.addr, len as u32);
-                queued += 1;
+                // The frame came off the RX ring and is neither recycled nor submitted yet.
+                let buf = queue.frame_mut(desc.addr);
+                match frame::reflect(buf, &received, mac, link_local) {
+                    Some(len) => {
+                        queue.tx_write(tx_first.wrapping_add(queued), desc.addr, len as u32);
+                        queued += 1;
+                    }
+                    None => {
+                        stats.bad_frames += 1;
+                        queue.recycle(desc.addr);
+                    }
+                }
             }
             Ok(_) => {
                 stats.tx_full += 1;

@@ -1,11 +1,14 @@
 //! Moving datagrams between the generator and a server.
 
-use std::ffi::CString;
 use std::io;
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6, UdpSocket};
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::time::Duration;
 
+use xdhcp6_datapath::interface_index;
+use xdhcp6_datapath::mmsg::{MmsgBatch, ReceiveMode};
+use xdhcp6_datapath::os::{self, Readiness};
+use xdhcp6_datapath::udp::set_int_option;
 use xdhcp6_proto::{CLIENT_PORT, SERVER_PORT};
 
 use crate::generator::Outbox;
@@ -42,15 +45,19 @@ pub trait Transport {
 const BATCH: usize = 64;
 /// Room for one received datagram (replies are far smaller).
 const SLOT: usize = 2048;
+/// Room for one sent datagram: any UDP payload, so that nothing is ever cut (the pages of the
+/// batch are touched only as far as datagrams reach).
+const SEND_SLOT: usize = u16::MAX as usize;
 
 /// The kernel UDP socket transport, batched with sendmmsg/recvmmsg.
 ///
-/// Direct clients share one socket bound to [::]:546, where the server answers clients;
-/// emulated relays share one bound to [::]:547, where the server answers relays.
+/// Direct clients share one socket bound to `[::]:546`, where the server answers clients;
+/// emulated relays share one bound to `[::]:547`, where the server answers relays.
 pub struct UdpTransport {
     socket: UdpSocket,
     server: SocketAddrV6,
-    buf: Vec<u8>,
+    outgoing: MmsgBatch,
+    incoming: MmsgBatch,
     send_drops: u64,
 }
 
@@ -68,8 +75,8 @@ impl UdpTransport {
         };
         let socket = UdpSocket::bind(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, port, 0, 0))?;
         socket.set_nonblocking(true)?;
-        set_int_option(&socket, libc::SOL_SOCKET, libc::SO_RCVBUF, 16 << 20)?;
-        set_int_option(&socket, libc::SOL_SOCKET, libc::SO_SNDBUF, 16 << 20)?;
+        set_int_option(socket.as_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, 16 << 20)?;
+        set_int_option(socket.as_fd(), libc::SOL_SOCKET, libc::SO_SNDBUF, 16 << 20)?;
         let target = server.unwrap_or(ALL_DHCP_RELAY_AGENTS_AND_SERVERS);
         if target.is_multicast() {
             if ifindex == 0 {
@@ -79,7 +86,7 @@ impl UdpTransport {
                 ));
             }
             set_int_option(
-                &socket,
+                socket.as_fd(),
                 libc::IPPROTO_IPV6,
                 libc::IPV6_MULTICAST_IF,
                 ifindex as i32,
@@ -93,7 +100,8 @@ impl UdpTransport {
         Ok(Self {
             socket,
             server: SocketAddrV6::new(target, SERVER_PORT, 0, scope),
-            buf: vec![0; BATCH * SLOT],
+            outgoing: MmsgBatch::new(BATCH, SEND_SLOT),
+            incoming: MmsgBatch::new(BATCH, SLOT),
             send_drops: 0,
         })
     }
@@ -103,104 +111,30 @@ impl UdpTransport {
         SocketAddr::V6(self.server)
     }
 
-    /// Waits up to `wait` (microsecond precision) for `events`; false on timeout.
-    fn wait_for(&self, events: i16, wait: Duration) -> io::Result<bool> {
-        let mut pfd = libc::pollfd {
-            fd: self.socket.as_raw_fd(),
-            events,
-            revents: 0,
-        };
-        let timeout = libc::timespec {
-            tv_sec: wait.as_secs().min(i64::MAX as u64) as libc::time_t,
-            tv_nsec: wait.subsec_nanos() as libc::c_long,
-        };
-        // Safety: `pfd` and `timeout` are valid for the duration of the call, nfds is 1, and a
-        // null signal mask leaves the mask alone.
-        let n = unsafe { libc::ppoll(&mut pfd, 1, &timeout, std::ptr::null()) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                return Ok(false);
-            }
-            return Err(e);
-        }
-        Ok(n > 0)
-    }
-
-    fn sockaddr(&self) -> libc::sockaddr_in6 {
-        libc::sockaddr_in6 {
-            sin6_family: libc::AF_INET6 as libc::sa_family_t,
-            sin6_port: self.server.port().to_be(),
-            sin6_flowinfo: 0,
-            sin6_addr: libc::in6_addr {
-                s6_addr: self.server.ip().octets(),
-            },
-            sin6_scope_id: self.server.scope_id(),
-        }
+    /// Waits up to `wait` (microsecond precision) for `readiness`; false on timeout.
+    fn wait_for(&self, readiness: Readiness, wait: Duration) -> io::Result<bool> {
+        os::wait(self.socket.as_fd(), readiness, wait)
     }
 
     /// One sendmmsg call for up to [`BATCH`] datagrams; returns how many left.
     fn send_batch(&mut self, datagrams: &[&[u8]]) -> io::Result<usize> {
-        let mut to = self.sockaddr();
-        // Safety: iovec and mmsghdr are plain C structs for which all-zero bytes are valid.
-        let mut iovs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
-        // Safety: as above.
-        let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
         let n = datagrams.len().min(BATCH);
-        for i in 0..n {
-            iovs[i].iov_base = datagrams[i].as_ptr() as *mut libc::c_void;
-            iovs[i].iov_len = datagrams[i].len();
-            msgs[i].msg_hdr.msg_name = (&mut to as *mut libc::sockaddr_in6).cast();
-            msgs[i].msg_hdr.msg_namelen = size_of::<libc::sockaddr_in6>() as libc::socklen_t;
-            msgs[i].msg_hdr.msg_iov = &mut iovs[i];
-            msgs[i].msg_hdr.msg_iovlen = 1;
+        for (slot, datagram) in datagrams[..n].iter().enumerate() {
+            let buf = self.outgoing.slot_mut(slot);
+            let len = datagram.len().min(buf.len());
+            buf[..len].copy_from_slice(&datagram[..len]);
+            self.outgoing.prepare(slot, len, self.server, None);
         }
-        // Safety: the first `n` headers point at live iovecs, the datagrams they describe and
-        // `to`, all of which outlive the call; the kernel only reads them.
-        let rc = unsafe {
-            libc::sendmmsg(
-                self.socket.as_raw_fd(),
-                msgs.as_mut_ptr(),
-                n as libc::c_uint,
-                0,
-            )
-        };
-        if rc < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(rc as usize)
+        self.outgoing.send(self.socket.as_fd(), 0..n)
     }
 
     /// One non-blocking recvmmsg call; hands each datagram to `sink`.
     fn receive_batch(&mut self, sink: &mut dyn FnMut(&[u8])) -> io::Result<usize> {
-        // Safety: iovec and mmsghdr are plain C structs for which all-zero bytes are valid.
-        let mut iovs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
-        // Safety: as above.
-        let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
-        for (i, slot) in self.buf.chunks_exact_mut(SLOT).enumerate().take(BATCH) {
-            iovs[i].iov_base = slot.as_mut_ptr().cast();
-            iovs[i].iov_len = SLOT;
-            msgs[i].msg_hdr.msg_iov = &mut iovs[i];
-            msgs[i].msg_hdr.msg_iovlen = 1;
-        }
-        // Safety: every header points at its own iovec, which points at a distinct SLOT-byte
-        // part of `self.buf`; all outlive the call, and no source address is asked for.
-        let rc = unsafe {
-            libc::recvmmsg(
-                self.socket.as_raw_fd(),
-                msgs.as_mut_ptr(),
-                BATCH as libc::c_uint,
-                libc::MSG_DONTWAIT,
-                std::ptr::null_mut(),
-            )
-        };
-        if rc < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let n = rc as usize;
-        for (i, msg) in msgs.iter().enumerate().take(n) {
-            let len = (msg.msg_len as usize).min(SLOT);
-            sink(&self.buf[i * SLOT..i * SLOT + len]);
+        let n = self
+            .incoming
+            .receive(self.socket.as_fd(), ReceiveMode::DontWait)?;
+        for slot in 0..n {
+            sink(self.incoming.payload(slot));
         }
         Ok(n)
     }
@@ -220,7 +154,7 @@ impl Transport for UdpTransport {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock && stalls < 2 => {
                     stalls += 1;
-                    self.wait_for(libc::POLLOUT, Duration::from_millis(1))?;
+                    self.wait_for(Readiness::Writable, Duration::from_millis(1))?;
                 }
                 Err(e)
                     if e.kind() == io::ErrorKind::WouldBlock
@@ -251,7 +185,7 @@ impl Transport for UdpTransport {
                         break;
                     }
                     waited = true;
-                    if !self.wait_for(libc::POLLIN, wait)? {
+                    if !self.wait_for(Readiness::Readable, wait)? {
                         break;
                     }
                 }
@@ -265,34 +199,4 @@ impl Transport for UdpTransport {
     fn send_drops(&self) -> u64 {
         self.send_drops
     }
-}
-
-fn interface_index(name: &str) -> io::Result<u32> {
-    let c = CString::new(name).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    // Safety: `c` is a valid NUL-terminated string that outlives the call.
-    let index = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    if index == 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("no interface {name:?}"),
-        ));
-    }
-    Ok(index)
-}
-
-fn set_int_option(socket: &UdpSocket, level: i32, name: i32, value: i32) -> io::Result<()> {
-    // Safety: the pointer and length describe `value`, an i32 that lives through the call.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            level,
-            name,
-            (&value as *const i32).cast(),
-            size_of::<i32>() as libc::socklen_t,
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
 }

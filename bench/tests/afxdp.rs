@@ -178,8 +178,8 @@ impl Drop for Background {
 
 fn interrupt(child: &Child) {
     // `ip netns exec` execs the program, so the child's pid is the program's.
-    // Safety: kill(2) on a child we own and have not reaped yet.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    // The child is ours and not reaped yet, so the pid is still its.
+    let _ = xdhcp6_datapath::os::interrupt(child.id());
 }
 
 fn run(command: &mut Command) -> Output {
@@ -481,14 +481,12 @@ fn no_frame_leaks_on_either_side() {
     use xdhcp6_bench::population::{Population, Prefix};
     use xdhcp6_bench::reflect::{ReflectStats, run as reflect};
     use xdhcp6_bench::runner::{SystemClock, run_phase};
-    use xdhcp6_common::steer::{AttachMode, EbpfObject};
-    use xdhcp6_common::xsk::InterfaceInfo;
+    use xdhcp6_datapath::InterfaceInfo;
+    use xdhcp6_datapath::steer::{AttachMode, EbpfObject};
 
     // Both ends in one namespace of this thread's own; the threads it starts inherit it.
     let worker = thread::spawn(|| {
-        // Safety: unshare has no memory effects; it moves only this thread to a new namespace.
-        let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "unshare: {}", std::io::Error::last_os_error());
+        xdhcp6_datapath::os::unshare_network().expect("unshare");
         run(Command::new("ip").args([
             "link", "add", CLIENT_IF, "type", "veth", "peer", "name", SERVER_IF,
         ]));

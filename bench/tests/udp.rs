@@ -71,9 +71,7 @@ fn serve(stop: Arc<AtomicBool>) -> thread::JoinHandle<()> {
 fn sarr_over_udp_in_a_network_namespace() {
     // The namespace belongs to this thread alone; threads and processes it starts inherit it.
     let worker = thread::spawn(|| {
-        // Safety: unshare has no memory effects; it moves only this thread to a new namespace.
-        let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "unshare: {}", std::io::Error::last_os_error());
+        xdhcp6_datapath::os::unshare_network().expect("unshare");
         let up = Command::new("ip")
             .args(["link", "set", "lo", "up"])
             .status()

@@ -3,7 +3,7 @@
 //! Without it nothing is embedded and the daemon asks for the object at run time, so a plain
 //! stable `cargo build` never needs nightly or bpf-linker.
 
-#[path = "../../ebpf/common/build/embed.rs"]
+#[path = "../datapath/build/embed.rs"]
 mod embed;
 
 fn main() {

@@ -1,16 +1,17 @@
 //! `xdhcp6-reflect`: bounces every DHCPv6-to-server frame back to its sender over AF_XDP, to
 //! measure the ceiling of a link and of the generator (`xdhcp6-bench --scenario echo`).
+#![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context as _;
 use clap::Parser;
 use xdhcp6_bench::afxdp::{bind_queue, locate_object};
 use xdhcp6_bench::reflect::{ReflectStats, run};
-use xdhcp6_common::steer::AttachMode;
-use xdhcp6_common::xsk::InterfaceInfo;
+use xdhcp6_datapath::InterfaceInfo;
+use xdhcp6_datapath::os;
+use xdhcp6_datapath::steer::AttachMode;
 
 /// Reflects DHCPv6 frames (IPv6 UDP to port 547) received on one queue of an interface back to
 /// their senders: MACs, addresses and ports swapped. Runs until SIGINT or SIGTERM, then prints
@@ -32,12 +33,6 @@ struct Cli {
     ebpf_object: Option<PathBuf>,
 }
 
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::Relaxed);
-}
-
 fn main() -> ExitCode {
     match reflect(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
@@ -49,16 +44,10 @@ fn main() -> ExitCode {
 }
 
 fn reflect(cli: Cli) -> anyhow::Result<()> {
-    let handler = on_signal as extern "C" fn(libc::c_int);
-    for signal in [libc::SIGINT, libc::SIGTERM] {
-        // Safety: the handler only stores to an atomic, which is async-signal-safe.
-        if unsafe { libc::signal(signal, handler as libc::sighandler_t) } == libc::SIG_ERR {
-            return Err(std::io::Error::last_os_error()).context("installing a signal handler");
-        }
-    }
+    os::install_stop_handler().context("installing a signal handler")?;
     let object = locate_object(cli.ebpf_object.as_deref())?;
     let interface = InterfaceInfo::query(&cli.interface, None)
-        .map_err(|error| anyhow::anyhow!(xdhcp6_common::steer::error_chain(&error)))?;
+        .map_err(|error| anyhow::anyhow!(os::error_chain(&error)))?;
     let (steering, mut queue, mode) = bind_queue(
         &object,
         xdhcp6_common::PROGRAM,
@@ -77,7 +66,7 @@ fn reflect(cli: Cli) -> anyhow::Result<()> {
         &mut queue,
         &interface.mac,
         &interface.link_local,
-        &STOP,
+        os::stop_flag(),
         &mut stats,
     );
     println!(

@@ -13,43 +13,11 @@
 //! XDP program (where every read is a bounds check the verifier can follow) and userspace (a
 //! plain `&[u8]`). It has no loops and reads at most [`MAX_HEADERS_LEN`] bytes.
 
-/// Length of an Ethernet II header (destination, source, EtherType).
-pub const ETHERNET_HEADER_LEN: usize = 14;
-/// Length of one 802.1Q / 802.1ad tag (TPID and TCI).
-pub const VLAN_TAG_LEN: usize = 4;
-/// Most VLAN tags the classifier looks through.
-pub const MAX_VLAN_TAGS: usize = 2;
-/// Length of the fixed IPv6 header.
-pub const IPV6_HEADER_LEN: usize = 40;
-/// Length of the UDP header.
-pub const UDP_HEADER_LEN: usize = 8;
-/// IANA protocol number of UDP.
-pub const IPPROTO_UDP: u8 = 17;
-
-// RFC 9915 §7.2, in substance:
-// Servers and relay agents listen for DHCP messages on UDP port 547.
-/// UDP port that servers and relay agents listen on.
-pub const DHCPV6_SERVER_PORT: u16 = 547;
-/// UDP port that clients listen on.
-pub const DHCPV6_CLIENT_PORT: u16 = 546;
-
-/// Longest header chain the classifier reads: two tags, IPv6 and UDP.
-const MAX_HEADERS_LEN: usize =
-    ETHERNET_HEADER_LEN + MAX_VLAN_TAGS * VLAN_TAG_LEN + IPV6_HEADER_LEN + UDP_HEADER_LEN;
-
-/// EtherType and TPID values the classifier knows.
-pub mod ethertype {
-    /// IPv6.
-    pub const IPV6: u16 = 0x86dd;
-    /// IPv4 (only ever passed).
-    pub const IPV4: u16 = 0x0800;
-    /// 802.1Q customer tag (C-tag); also the outer tag of "double 802.1Q" QinQ.
-    pub const VLAN: u16 = 0x8100;
-    /// 802.1ad service tag (S-tag).
-    pub const QINQ: u16 = 0x88a8;
-    /// Pre-standard QinQ outer tag; recognised only to count it as an unsupported tag stack.
-    pub const QINQ_LEGACY: u16 = 0x9100;
-}
+use crate::wire::{
+    DHCPV6_CLIENT_PORT, DHCPV6_SERVER_PORT, IPPROTO_UDP, MAX_HEADERS_LEN,
+    ethernet::{self, ethertype},
+    ipv6, udp,
+};
 
 /// Bounds-checked reads from a frame, the one way the classifier touches packet bytes.
 pub trait FrameReader {
@@ -87,12 +55,12 @@ pub struct Offsets {
 impl Offsets {
     /// Number of VLAN tags between the MAC addresses and the IPv6 header.
     pub const fn vlan_tags(&self) -> usize {
-        (self.l3 - ETHERNET_HEADER_LEN) / VLAN_TAG_LEN
+        (self.l3 - ethernet::HEADER_LEN) / ethernet::TAG_LEN
     }
 
     /// Offset of the UDP payload, the DHCPv6 message.
     pub const fn payload(&self) -> usize {
-        self.l4 + UDP_HEADER_LEN
+        self.l4 + udp::HEADER_LEN
     }
 }
 
@@ -169,15 +137,15 @@ pub fn classify_client<F: FrameReader + ?Sized>(frame: &F) -> Verdict {
 #[inline(always)]
 fn headers<F: FrameReader + ?Sized, const CLIENT: bool>(frame: &F) -> Result<Offsets, PassReason> {
     // A tag is TPID (where the EtherType would be) and TCI, then the next EtherType/TPID.
-    let mut ethertype = read_u16(frame, ETHERNET_HEADER_LEN - 2)?;
-    let mut l3 = ETHERNET_HEADER_LEN;
+    let mut ethertype = read_u16(frame, ethernet::field::ETHERTYPE.start)?;
+    let mut l3 = ethernet::HEADER_LEN;
     if ethertype == ethertype::QINQ || ethertype == ethertype::VLAN {
         ethertype = read_u16(frame, l3 + 2)?;
-        l3 += VLAN_TAG_LEN;
+        l3 += ethernet::TAG_LEN;
         // Inside either outer tag only a C-tag is decoded (802.1ad S/C, or double 802.1Q).
         if ethertype == ethertype::VLAN {
             ethertype = read_u16(frame, l3 + 2)?;
-            l3 += VLAN_TAG_LEN;
+            l3 += ethernet::TAG_LEN;
         }
     }
     if ethertype != ethertype::IPV6 {
@@ -193,25 +161,28 @@ fn headers<F: FrameReader + ?Sized, const CLIENT: bool>(frame: &F) -> Result<Off
     if fixed[0] >> 4 != 6 {
         return Err(PassReason::BadVersion);
     }
-    let next_header = fixed[6];
+    let next_header = fixed[ipv6::field::NEXT_HEADER];
     if next_header != IPPROTO_UDP {
         // Fragments and extension headers go to the kernel, which reassembles and parses them;
         // the UDP socket slow path then sees the DHCPv6 message.
-        return Err(if is_extension_header(next_header) {
+        return Err(if ipv6::is_extension_header(next_header) {
             PassReason::ExtensionHeader
         } else {
             PassReason::NotUdp
         });
     }
 
-    let l4 = l3 + IPV6_HEADER_LEN;
-    let udp: [u8; UDP_HEADER_LEN] = frame.read(l4).ok_or(PassReason::Truncated)?;
-    let port = u16::from_be_bytes([udp[2], udp[3]]);
+    let l4 = l3 + ipv6::HEADER_LEN;
+    let header: [u8; udp::HEADER_LEN] = frame.read(l4).ok_or(PassReason::Truncated)?;
+    let port = u16::from_be_bytes([
+        header[udp::field::DESTINATION_PORT.start],
+        header[udp::field::DESTINATION_PORT.start + 1],
+    ]);
     let wanted = port == DHCPV6_SERVER_PORT || (CLIENT && port == DHCPV6_CLIENT_PORT);
     if !wanted {
         return Err(PassReason::OtherPort);
     }
-    debug_assert!(l4 + UDP_HEADER_LEN <= MAX_HEADERS_LEN);
+    debug_assert!(l4 + udp::HEADER_LEN <= MAX_HEADERS_LEN);
     Ok(Offsets { l3, l4 })
 }
 
@@ -231,28 +202,11 @@ const fn is_tag(ethertype: u16) -> bool {
     )
 }
 
-/// IANA "IPv6 Extension Header Types" (RFC 8200 section 4 and RFC 7045).
-#[inline(always)]
-const fn is_extension_header(next_header: u8) -> bool {
-    matches!(
-        next_header,
-        0 // hop-by-hop options
-        | 43 // routing
-        | 44 // fragment
-        | 50 // ESP
-        | 51 // AH
-        | 60 // destination options
-        | 135 // mobility
-        | 139 // HIP
-        | 140 // shim6
-        | 253 | 254 // experimentation and testing
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::frames::{Frame, FrameBuilder};
+    use crate::{ETHERNET_HEADER_LEN, IPV6_HEADER_LEN, UDP_HEADER_LEN, VLAN_TAG_LEN};
 
     const IPPROTO_TCP: u8 = 6;
     const IPPROTO_ICMPV6: u8 = 58;

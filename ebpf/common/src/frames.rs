@@ -9,7 +9,12 @@
 //! assert!(matches!(classify(frame.bytes()), Verdict::Steer(_)));
 //! ```
 
-use crate::{ETHERNET_HEADER_LEN, IPV6_HEADER_LEN, UDP_HEADER_LEN, ethertype};
+use core::net::Ipv6Addr;
+
+use crate::wire::{
+    ethernet::{self, Tag, ethertype},
+    ipv6, udp,
+};
 
 /// Largest frame the builder makes.
 pub const MAX_FRAME_LEN: usize = 256;
@@ -76,8 +81,13 @@ impl FrameBuilder {
         builder.push(&DESTINATION_MAC);
         builder.push(&SOURCE_MAC);
         for (i, tpid) in tags.iter().enumerate() {
-            builder.push(&tpid.to_be_bytes());
-            builder.push(&(100 + i as u16).to_be_bytes());
+            let mut bytes = [0; ethernet::TAG_LEN];
+            let tag = Tag {
+                tpid: *tpid,
+                tci: 100 + i as u16,
+            };
+            tag.emit(&mut bytes).expect("a tag fits its own length");
+            builder.push(&bytes);
         }
         builder
     }
@@ -92,11 +102,18 @@ impl FrameBuilder {
     pub fn ipv6(mut self, next_header: u8) -> Self {
         self = self.ethertype(ethertype::IPV6);
         self.ipv6 = Some(self.frame.len);
-        self.push(&[0x60, 0, 0, 0]);
-        self.push(&[0, 0]); // payload length, filled in by `finish`
-        self.push(&[next_header, 1]);
-        self.push(&SOURCE_ADDRESS);
-        self.push(&DESTINATION_ADDRESS);
+        let mut header = [0; ipv6::HEADER_LEN];
+        let repr = ipv6::Repr {
+            source: Ipv6Addr::from(SOURCE_ADDRESS),
+            destination: Ipv6Addr::from(DESTINATION_ADDRESS),
+            next_header,
+            hop_limit: 1,
+            // Filled in by `finish`.
+            payload_len: 0,
+        };
+        repr.emit(&mut header)
+            .expect("a header fits its own length");
+        self.push(&header);
         self
     }
 
@@ -114,15 +131,22 @@ impl FrameBuilder {
 
     /// Appends a UDP header and `payload`, and finishes the frame.
     pub fn udp(mut self, source: u16, destination: u16, payload: &[u8]) -> Frame {
-        let udp = self.frame.len;
-        let length = (UDP_HEADER_LEN + payload.len()) as u16;
-        self.push(&source.to_be_bytes());
-        self.push(&destination.to_be_bytes());
-        self.push(&length.to_be_bytes());
-        self.push(&[0, 0]);
+        let start = self.frame.len;
+        let mut header = [0; udp::HEADER_LEN];
+        let repr = udp::Repr {
+            source_port: source,
+            destination_port: destination,
+        };
+        repr.emit(&mut header, payload.len())
+            .expect("test payloads fit a datagram");
+        self.push(&header);
         self.push(payload);
-        let checksum = udp_checksum(&self.frame.buf[udp..self.frame.len]);
-        self.frame.buf[udp + 6..udp + 8].copy_from_slice(&checksum.to_be_bytes());
+        let mut datagram = udp::Packet::new_checked(&mut self.frame.buf[start..self.frame.len])
+            .expect("the datagram was just written");
+        datagram.fill_checksum(
+            &Ipv6Addr::from(SOURCE_ADDRESS),
+            &Ipv6Addr::from(DESTINATION_ADDRESS),
+        );
         self.finish()
     }
 
@@ -134,10 +158,10 @@ impl FrameBuilder {
 
     fn finish(mut self) -> Frame {
         if let Some(ipv6) = self.ipv6 {
-            let payload_len = (self.frame.len - ipv6 - IPV6_HEADER_LEN) as u16;
+            let payload_len = (self.frame.len - ipv6 - ipv6::HEADER_LEN) as u16;
             self.frame.buf[ipv6 + 4..ipv6 + 6].copy_from_slice(&payload_len.to_be_bytes());
         }
-        debug_assert!(self.frame.len >= ETHERNET_HEADER_LEN);
+        debug_assert!(self.frame.len >= ethernet::HEADER_LEN);
         self.frame
     }
 
@@ -149,29 +173,6 @@ impl FrameBuilder {
         );
         self.frame.buf[self.frame.len..end].copy_from_slice(bytes);
         self.frame.len = end;
-    }
-}
-
-/// UDP checksum over the IPv6 pseudo-header (fixed addresses) and `datagram`.
-fn udp_checksum(datagram: &[u8]) -> u16 {
-    let mut sum = 0u32;
-    let mut add = |bytes: &[u8]| {
-        for pair in bytes.chunks(2) {
-            let word = u16::from_be_bytes([pair[0], pair.get(1).copied().unwrap_or(0)]);
-            sum += u32::from(word);
-        }
-    };
-    add(&SOURCE_ADDRESS);
-    add(&DESTINATION_ADDRESS);
-    add(&(datagram.len() as u32).to_be_bytes());
-    add(&[0, 0, 0, crate::IPPROTO_UDP]);
-    add(datagram);
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    match !(sum as u16) {
-        0 => 0xffff,
-        checksum => checksum,
     }
 }
 
@@ -189,27 +190,10 @@ mod tests {
         assert_eq!(&bytes[16..18], &[0x86, 0xdd]);
         assert_eq!(u16::from_be_bytes([bytes[22], bytes[23]]), 11);
         assert_eq!(u16::from_be_bytes([bytes[62], bytes[63]]), 11);
-        // Summing the pseudo-header and the datagram, checksum included, gives 0xffff.
-        let mut sum = 0u32;
-        let datagram = &bytes[58..];
-        for bytes in [
-            &SOURCE_ADDRESS[..],
-            &DESTINATION_ADDRESS,
-            &[0, 0, 0, 11, 0, 0, 0, 17],
-        ] {
-            for pair in bytes.chunks(2) {
-                sum += u32::from(u16::from_be_bytes([pair[0], pair[1]]));
-            }
-        }
-        for pair in datagram.chunks(2) {
-            sum += u32::from(u16::from_be_bytes([
-                pair[0],
-                pair.get(1).copied().unwrap_or(0),
-            ]));
-        }
-        while sum > 0xffff {
-            sum = (sum & 0xffff) + (sum >> 16);
-        }
-        assert_eq!(sum, 0xffff);
+        assert!(crate::wire::checksum::udp_is_valid(
+            &Ipv6Addr::from(SOURCE_ADDRESS),
+            &Ipv6Addr::from(DESTINATION_ADDRESS),
+            &bytes[58..],
+        ));
     }
 }

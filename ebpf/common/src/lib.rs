@@ -5,26 +5,27 @@
 //! again) and in host tests. The map names, sizes and the counter layout ([`Counters`]) are the
 //! contract between the program and the loaders in `xdhcp6d` and `xdhcp6-bench`.
 //!
-//! With the `user` feature the crate also holds the userspace side both of them share: AF_XDP
-//! sockets and their frame accounting ([`xsk`]) and loading and attaching the program
-//! ([`steer`]). Without it the crate is `no_std`, as the XDP program needs.
-#![cfg_attr(not(feature = "user"), no_std)]
+//! [`wire`] holds the Ethernet, VLAN, IPv6 and UDP views and builders and the Internet
+//! checksum, which the classifier takes its offsets and constants from.
+//!
+//! The crate is `no_std` and does no IO, as the XDP program needs; the userspace side of AF_XDP
+//! and program loading is `xdhcp6-datapath`.
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
 
 #[cfg(any(test, feature = "testing"))]
 pub mod frames;
 
 mod classify;
 mod maps;
-#[cfg(feature = "user")]
-pub mod steer;
-#[cfg(feature = "user")]
-pub mod xsk;
 
-pub use classify::{
-    DHCPV6_CLIENT_PORT, DHCPV6_SERVER_PORT, ETHERNET_HEADER_LEN, FrameReader, IPPROTO_UDP,
-    IPV6_HEADER_LEN, MAX_VLAN_TAGS, Offsets, PassReason, UDP_HEADER_LEN, VLAN_TAG_LEN, Verdict,
-    classify, classify_client, ethertype,
-};
+pub mod wire;
+
+pub use classify::{FrameReader, Offsets, PassReason, Verdict, classify, classify_client};
 pub use maps::{
     CLIENT_PROGRAM, COUNTERS_INDEX, COUNTERS_MAP, Counters, MAX_QUEUES, PROGRAM, XSK_MAP,
 };
+pub use wire::ethernet::{HEADER_LEN as ETHERNET_HEADER_LEN, TAG_LEN as VLAN_TAG_LEN, ethertype};
+pub use wire::ipv6::HEADER_LEN as IPV6_HEADER_LEN;
+pub use wire::udp::HEADER_LEN as UDP_HEADER_LEN;
+pub use wire::{DHCPV6_CLIENT_PORT, DHCPV6_SERVER_PORT, IPPROTO_UDP, MAX_VLAN_TAGS};

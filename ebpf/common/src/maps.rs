@@ -124,11 +124,6 @@ impl Counters {
     }
 }
 
-// Safety: `Counters` is `repr(C)` and made only of `u64`s, so it has no padding and every bit
-// pattern is a valid value; aya copies it to and from the kernel as plain bytes.
-#[cfg(feature = "user")]
-unsafe impl aya::Pod for Counters {}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,7 +33,7 @@
 //! arrived while the previous one ran. The worker blocks on the journal only when nothing
 //! arrives or when a quarter of the UMEM is held.
 //!
-//! The socket, its rings and the frame accounting are `xdhcp6_common::xsk` ([`XskQueue`]),
+//! The socket, its rings and the frame accounting are `xdhcp6_datapath` ([`XskQueue`]),
 //! shared with the load generator and re-exported here; this module is the server's loop.
 //!
 //! Copy mode (`XDP_COPY`) works on every driver, veth included; [`BindMode::Auto`] tries
@@ -49,9 +49,10 @@ use std::{
 };
 
 use tracing::{debug, warn};
-pub use xdhcp6_common::xsk::{
-    BindMode, FrameAudit, InterfaceInfo, XskConfig, XskError, XskQueue, XskSocket, pin_to_core,
-    register, rx_queue_count,
+pub use xdhcp6_datapath::os::pin_to_core;
+pub use xdhcp6_datapath::{
+    BindMode, FrameAudit, InterfaceInfo, XskConfig, XskError, XskQueue, XskSocket, register,
+    rx_queue_count,
 };
 use xdhcp6_engine::{Context, Destination, Engine, Outcome, config::LinkId};
 
@@ -225,7 +226,9 @@ impl XskWorker {
         }
         let before = self.held.len();
         for i in 0..received {
-            let desc = self.queue.rx_desc(rx_first.wrapping_add(i));
+            let Some(desc) = self.queue.rx_desc(rx_first.wrapping_add(i)) else {
+                continue;
+            };
             if let Some((addr, len)) = self.handle(desc, &mut *handler, stats) {
                 // The batch's mark is known once all of it is handled.
                 self.held.push_back(Held { addr, len, mark: 0 });
@@ -296,8 +299,8 @@ impl XskWorker {
         // The reply's frame is taken first (and given back when unused): the request is read
         // in place while it is written.
         let tx_addr = self.queue.alloc();
-        let request = self.queue.frame(desc.addr, desc.len as usize);
         let verify = self.queue.config().verify_checksum;
+        let request = self.queue.frame(desc.addr, desc.len as usize);
         let meta = match frame::parse(request, verify) {
             Ok(meta) => meta,
             Err(_) => {
@@ -316,9 +319,14 @@ impl XskWorker {
             stats.count_send_failure();
             return None;
         };
-        // Safety: `tx_addr` came from the free list just now, so the frame is ours and not the
-        // request's; nothing else refers to it until its descriptor is written.
-        let reply = unsafe { self.queue.frame_mut(tx_addr) };
+        // `tx_addr` came from the free list just now, so it is not the request's frame.
+        let Some((request, reply)) = self.queue.frame_pair(desc.addr, desc.len as usize, tx_addr)
+        else {
+            stats.count_send_failure();
+            self.queue.recycle(tx_addr);
+            return None;
+        };
+        let payload = &request[meta.payload()];
         let Some(plan) = reply
             .get_mut(meta.header_len..)
             .and_then(|buf| handler.handle(payload, &meta, buf))

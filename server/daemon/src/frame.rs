@@ -3,16 +3,18 @@
 //!
 //! The request is located with [`xdhcp6_common::classify`], the classifier the XDP program runs,
 //! so userspace and the kernel agree on which frames are DHCPv6. [`parse`] then checks what the
-//! XDP program did not (lengths, checksum, source address) and returns a [`FrameMeta`]: every
-//! field of the request the reply needs. The reply reuses the request's header layout, so its
-//! payload starts at the same offset ([`FrameMeta::header_len`]) and the datapath lets the
-//! engine write straight into the transmit frame; [`write_headers`] fills in the rest.
+//! XDP program did not (lengths, checksum, source address) with the shared wire module
+//! ([`xdhcp6_common::wire`]) and returns a [`FrameMeta`]: every field of the request the reply
+//! needs. The reply reuses the request's header layout, so its payload starts at the same
+//! offset ([`FrameMeta::header_len`]) and the datapath lets the engine write straight into the
+//! transmit frame; [`write_headers`] decides the reply's addresses and ports ([`route`]) and has
+//! [`Headers::emit`] fill in the rest.
 
 use std::net::Ipv6Addr;
 
+use xdhcp6_common::wire::{self, Headers, Tags, ipv6, udp};
 use xdhcp6_common::{
-    DHCPV6_CLIENT_PORT, DHCPV6_SERVER_PORT, ETHERNET_HEADER_LEN, IPPROTO_UDP, IPV6_HEADER_LEN,
-    MAX_VLAN_TAGS, PassReason, UDP_HEADER_LEN, VLAN_TAG_LEN, Verdict, classify, ethertype,
+    DHCPV6_CLIENT_PORT, DHCPV6_SERVER_PORT, IPPROTO_UDP, PassReason, Verdict, classify,
 };
 use xdhcp6_engine::Destination;
 
@@ -20,8 +22,7 @@ use xdhcp6_engine::Destination;
 pub const MAC_LEN: usize = 6;
 
 /// Longest header chain of a request or reply: Ethernet, two tags, IPv6, UDP.
-pub const MAX_HEADER_LEN: usize =
-    ETHERNET_HEADER_LEN + MAX_VLAN_TAGS * VLAN_TAG_LEN + IPV6_HEADER_LEN + UDP_HEADER_LEN;
+pub const MAX_HEADER_LEN: usize = wire::MAX_HEADERS_LEN;
 
 // RFC 4861 §6.1.2, in substance:
 // Link-local traffic carries hop limit 255 so that receivers can tell it was not routed; routed
@@ -65,9 +66,8 @@ pub struct FrameMeta {
     pub destination_mac: [u8; MAC_LEN],
     /// The request's source MAC address: the reply's destination.
     pub source_mac: [u8; MAC_LEN],
-    /// The VLAN tags as received (TPID and TCI each), outermost first; `tag_count` are used.
-    tags: [[u8; VLAN_TAG_LEN]; MAX_VLAN_TAGS],
-    tag_count: u8,
+    /// The VLAN tags as received (TPID and TCI each), outermost first.
+    tags: Tags,
     /// The request's IPv6 source address: the reply's destination.
     pub source: Ipv6Addr,
     /// The request's IPv6 destination address (ff02::1:2, or one of ours).
@@ -86,21 +86,17 @@ pub struct FrameMeta {
 impl FrameMeta {
     /// Number of VLAN tags (0, 1 or 2).
     pub fn vlan_tags(&self) -> usize {
-        usize::from(self.tag_count)
+        self.tags.len()
     }
 
     /// The VLAN ID of the innermost tag, the one that selects the link; `None` when untagged.
     pub fn vlan(&self) -> Option<u16> {
-        let count = self.vlan_tags();
-        let tag = self.tags.get(count.checked_sub(1)?)?;
-        Some(u16::from_be_bytes([tag[2], tag[3]]) & 0x0fff)
+        self.tags.innermost().map(|tag| tag.vlan_id())
     }
 
     /// The VLAN IDs, outermost first.
     pub fn vlan_ids(&self) -> impl Iterator<Item = u16> + '_ {
-        self.tags[..self.vlan_tags()]
-            .iter()
-            .map(|tag| u16::from_be_bytes([tag[2], tag[3]]) & 0x0fff)
+        self.tags.as_slice().iter().map(|tag| tag.vlan_id())
     }
 
     /// The range of the DHCPv6 message in the frame.
@@ -125,56 +121,34 @@ pub struct ReplySource {
 /// `verify_checksum` checks the UDP checksum in software; turn it off only where frames arrive
 /// with partial checksums (a veth whose peer offloads them).
 pub fn parse(frame: &[u8], verify_checksum: bool) -> Result<FrameMeta, FrameError> {
-    let offsets = match classify(frame) {
-        Verdict::Steer(offsets) => offsets,
-        Verdict::Pass(reason) => return Err(FrameError::NotSteered(reason)),
-    };
-    // The classifier has read every header up to the UDP payload, so these reads cannot fail;
-    // they still go through `get` so that no input can panic.
-    let l3 = offsets.l3;
-    let l4 = offsets.l4;
-    let header_len = offsets.payload();
-    let ipv6 = frame.get(l3..l4).ok_or(FrameError::Truncated)?;
-    let udp = frame.get(l4..header_len).ok_or(FrameError::Truncated)?;
-    let ipv6_payload_len = usize::from(u16::from_be_bytes([ipv6[4], ipv6[5]]));
-    let udp_len = usize::from(u16::from_be_bytes([udp[4], udp[5]]));
-    // Trailing bytes past the IPv6 payload (Ethernet padding) are allowed and ignored.
-    let datagram = frame
-        .get(l4..l4 + ipv6_payload_len)
-        .ok_or(FrameError::Truncated)?;
-    // The classifier allows no extension header, so the UDP datagram is the whole IPv6 payload.
-    if udp_len != ipv6_payload_len || udp_len < UDP_HEADER_LEN {
-        return Err(FrameError::BadLength);
+    if let Verdict::Pass(reason) = classify(frame) {
+        return Err(FrameError::NotSteered(reason));
     }
-    let source = address(&ipv6[8..24]);
-    let destination = address(&ipv6[24..40]);
-    if verify_checksum {
-        // RFC 8200 §8.1, in substance:
-        // IPv6 receivers must discard UDP packets containing a zero checksum
-        if udp[6..8] == [0, 0] || checksum_sum(&source, &destination, datagram) != 0xffff {
-            return Err(FrameError::BadChecksum);
+    let (headers, payload) = Headers::parse(frame).map_err(|error| match error {
+        wire::Error::Malformed => FrameError::BadLength,
+        wire::Error::Truncated | wire::Error::Unsupported | wire::Error::Exhausted => {
+            FrameError::Truncated
         }
+    })?;
+    // RFC 8200 §8.1, in substance:
+    // IPv6 receivers must discard UDP packets containing a zero checksum
+    if verify_checksum && !headers.verify_checksum(frame) {
+        return Err(FrameError::BadChecksum);
     }
+    let source = headers.ipv6.source;
     if source.is_multicast() || source.is_unspecified() {
         return Err(FrameError::BadSource);
     }
-    let mut tags = [[0; VLAN_TAG_LEN]; MAX_VLAN_TAGS];
-    let tag_count = offsets.vlan_tags();
-    for (i, tag) in tags.iter_mut().enumerate().take(tag_count) {
-        let start = ETHERNET_HEADER_LEN - 2 + i * VLAN_TAG_LEN;
-        tag.copy_from_slice(&frame[start..start + VLAN_TAG_LEN]);
-    }
     Ok(FrameMeta {
-        destination_mac: mac(&frame[0..6]),
-        source_mac: mac(&frame[6..12]),
-        tags,
-        tag_count: tag_count as u8,
+        destination_mac: headers.destination_mac,
+        source_mac: headers.source_mac,
+        tags: headers.tags,
         source,
-        destination,
-        hop_limit: ipv6[7],
-        source_port: u16::from_be_bytes([udp[0], udp[1]]),
-        header_len,
-        payload_len: udp_len - UDP_HEADER_LEN,
+        destination: headers.ipv6.destination,
+        hop_limit: headers.ipv6.hop_limit,
+        source_port: headers.udp.source_port,
+        header_len: payload.start,
+        payload_len: payload.len(),
     })
 }
 
@@ -249,103 +223,33 @@ pub fn write_headers(
     payload_len: usize,
 ) -> Result<usize, FrameError> {
     let route = route(request, from, to)?;
-    let l3 = ETHERNET_HEADER_LEN + request.vlan_tags() * VLAN_TAG_LEN;
-    let l4 = l3 + IPV6_HEADER_LEN;
-    let header_len = l4 + UDP_HEADER_LEN;
-    debug_assert_eq!(header_len, request.header_len);
-    let udp_len = UDP_HEADER_LEN + payload_len;
-    let udp_len_field = u16::try_from(udp_len).map_err(|_| FrameError::TooLarge)?;
-    let len = header_len + payload_len;
-    let frame = frame.get_mut(..len).ok_or(FrameError::TooLarge)?;
-
-    frame[0..6].copy_from_slice(&request.source_mac);
-    frame[6..12].copy_from_slice(&from.mac);
-    for (i, tag) in request.tags[..request.vlan_tags()].iter().enumerate() {
-        let start = ETHERNET_HEADER_LEN - 2 + i * VLAN_TAG_LEN;
-        frame[start..start + VLAN_TAG_LEN].copy_from_slice(tag);
-    }
-    frame[l3 - 2..l3].copy_from_slice(&ethertype::IPV6.to_be_bytes());
-
-    let ipv6 = &mut frame[l3..l4];
-    // Version 6, traffic class 0, flow label 0.
-    ipv6[0..4].copy_from_slice(&[0x60, 0, 0, 0]);
-    ipv6[4..6].copy_from_slice(&udp_len_field.to_be_bytes());
-    ipv6[6] = IPPROTO_UDP;
-    ipv6[7] = route.hop_limit;
-    ipv6[8..24].copy_from_slice(&route.source.octets());
-    ipv6[24..40].copy_from_slice(&route.destination.octets());
-
-    let udp = &mut frame[l4..];
-    udp[0..2].copy_from_slice(&route.source_port.to_be_bytes());
-    udp[2..4].copy_from_slice(&route.destination_port.to_be_bytes());
-    udp[4..6].copy_from_slice(&udp_len_field.to_be_bytes());
-    udp[6..8].copy_from_slice(&[0, 0]);
-    let checksum = udp_checksum(&route.source, &route.destination, udp);
-    udp[6..8].copy_from_slice(&checksum.to_be_bytes());
-    Ok(len)
-}
-
-/// The UDP checksum of `datagram` (its checksum field zero) with the IPv6 pseudo-header.
-///
-/// A result of zero is sent as 0xffff: zero means "no checksum", which IPv6 forbids
-/// (RFC 8200 section 8.1).
-pub fn udp_checksum(source: &Ipv6Addr, destination: &Ipv6Addr, datagram: &[u8]) -> u16 {
-    match !checksum_sum(source, destination, datagram) {
-        0 => 0xffff,
-        checksum => checksum,
-    }
-}
-
-/// The folded one's complement sum of the pseudo-header and `datagram` (0xffff when a datagram
-/// with its checksum in place is intact).
-fn checksum_sum(source: &Ipv6Addr, destination: &Ipv6Addr, datagram: &[u8]) -> u16 {
-    // Pseudo-header: source, destination, upper-layer length (32 bits), zeros, next header.
-    let mut sum = sum_words(&source.octets()) + sum_words(&destination.octets());
-    sum += datagram.len() as u64;
-    sum += u64::from(IPPROTO_UDP);
-    sum += sum_words(datagram);
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    sum as u16
-}
-
-/// Sums `bytes` as big-endian 16-bit words (an odd last byte padded with zero), unfolded.
-fn sum_words(bytes: &[u8]) -> u64 {
-    // Four words at a time: a one's complement sum can be taken in any word size and folded.
-    let mut chunks = bytes.chunks_exact(8);
-    let mut sum = 0u64;
-    for chunk in &mut chunks {
-        let mut word = [0; 8];
-        word.copy_from_slice(chunk);
-        let word = u64::from_be_bytes(word);
-        sum += (word >> 32) + (word & 0xffff_ffff);
-    }
-    let mut pairs = chunks.remainder().chunks_exact(2);
-    for pair in &mut pairs {
-        sum += u64::from(u16::from_be_bytes([pair[0], pair[1]]));
-    }
-    if let [last] = pairs.remainder() {
-        sum += u64::from(*last) << 8;
-    }
-    sum
-}
-
-fn address(bytes: &[u8]) -> Ipv6Addr {
-    let mut octets = [0; 16];
-    octets.copy_from_slice(bytes);
-    Ipv6Addr::from(octets)
-}
-
-fn mac(bytes: &[u8]) -> [u8; MAC_LEN] {
-    let mut mac = [0; MAC_LEN];
-    mac.copy_from_slice(bytes);
-    mac
+    let headers = Headers {
+        destination_mac: request.source_mac,
+        source_mac: from.mac,
+        tags: request.tags,
+        ipv6: ipv6::Repr {
+            source: route.source,
+            destination: route.destination,
+            next_header: IPPROTO_UDP,
+            hop_limit: route.hop_limit,
+            payload_len: 0,
+        },
+        udp: udp::Repr {
+            source_port: route.source_port,
+            destination_port: route.destination_port,
+        },
+    };
+    debug_assert_eq!(headers.len(), request.header_len);
+    headers
+        .emit(frame, payload_len)
+        .map_err(|_| FrameError::TooLarge)
 }
 
 #[cfg(test)]
 mod tests {
+    use xdhcp6_common::ethertype;
     use xdhcp6_common::frames::{FrameBuilder, SOURCE_ADDRESS, SOURCE_MAC};
+    use xdhcp6_common::wire::checksum;
 
     use super::*;
 
@@ -394,7 +298,7 @@ mod tests {
         frame[22..38].copy_from_slice(&source.octets());
         frame[38..54].copy_from_slice(&destination.octets());
         frame[60..62].copy_from_slice(&[0, 0]);
-        let checksum = udp_checksum(&source, &destination, &frame[54..]);
+        let checksum = checksum::udp(&source, &destination, &frame[54..]);
         frame[60..62].copy_from_slice(&checksum.to_be_bytes());
         frame
     }
@@ -523,12 +427,11 @@ mod tests {
             assert_eq!(&frame[l3 + 48..], &advertise);
             // The reply is itself a well-formed frame with a valid checksum (its ports make the
             // classifier pass it, so check the sum directly).
-            let sum = checksum_sum(
+            assert!(checksum::udp_is_valid(
                 &server().link_local,
                 &Ipv6Addr::from(SOURCE_ADDRESS),
                 &frame[l3 + 40..],
-            );
-            assert_eq!(sum, 0xffff);
+            ));
         }
     }
 
@@ -630,42 +533,4 @@ mod tests {
         60000000 001a 11 ff fe800000000000000000000000000547 fe8000000000000002005efffe100001 \
         0223 0222 001a 5c5d 021234560001000a00030001020000000547";
     const TSHARK_CHECKSUM: u16 = 0x5c5d;
-
-    #[test]
-    fn zero_checksum_is_sent_as_all_ones() {
-        // Find a payload whose checksum folds to zero by fixing two bytes: the sum of the rest
-        // plus the fixed word must be 0xffff.
-        let source: Ipv6Addr = "fe80::1".parse().unwrap();
-        let destination: Ipv6Addr = "fe80::2".parse().unwrap();
-        let mut datagram = [0u8; 12];
-        datagram[0..2].copy_from_slice(&547u16.to_be_bytes());
-        datagram[2..4].copy_from_slice(&546u16.to_be_bytes());
-        datagram[4..6].copy_from_slice(&12u16.to_be_bytes());
-        let rest = checksum_sum(&source, &destination, &datagram);
-        let fix = 0xffff - rest;
-        datagram[8..10].copy_from_slice(&fix.to_be_bytes());
-        assert_eq!(checksum_sum(&source, &destination, &datagram), 0xffff);
-        assert_eq!(udp_checksum(&source, &destination, &datagram), 0xffff);
-    }
-
-    #[test]
-    fn word_sum_handles_every_length() {
-        // Against a plain 16-bit loop.
-        let bytes: Vec<u8> = (0..40u8)
-            .map(|i| i.wrapping_mul(37).wrapping_add(11))
-            .collect();
-        for len in 0..bytes.len() {
-            let mut plain = 0u64;
-            for pair in bytes[..len].chunks(2) {
-                plain += u64::from(u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)]));
-            }
-            let fold = |mut sum: u64| {
-                while sum > 0xffff {
-                    sum = (sum & 0xffff) + (sum >> 16);
-                }
-                sum
-            };
-            assert_eq!(fold(sum_words(&bytes[..len])), fold(plain), "length {len}");
-        }
-    }
 }

@@ -1,4 +1,5 @@
 //! The xdhcp6 DHCPv6 server appliance: datapaths, workers, journal, control plane.
+#![forbid(unsafe_code)]
 
 pub mod afxdp;
 pub mod config;

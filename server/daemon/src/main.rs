@@ -1,11 +1,11 @@
 //! `xdhcp6d`: the xdhcp6 DHCPv6 server appliance.
+#![forbid(unsafe_code)]
 
 use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
     process::ExitCode,
     sync::Arc,
-    sync::atomic::{AtomicBool, Ordering},
     thread,
     time::{Duration, Instant},
 };
@@ -14,6 +14,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 use xdhcp6_common::{Counters, PassReason};
+use xdhcp6_datapath::os;
 use xdhcp6_engine::{
     Engine,
     alloc::SaltKey,
@@ -267,7 +268,7 @@ fn leases(journal: &Path, json: bool, all: bool, config: Option<&Path>) -> anyho
         }
         None => Vec::new(),
     };
-    let now = xdhcp6d::udp::unix_now();
+    let now = os::unix_now();
     let mut records: Vec<LeaseRecord> = replay
         .records
         .into_iter()
@@ -484,7 +485,8 @@ fn xdp_watch(
         .attach(interface, mode)
         .with_context(|| format!("attaching to {interface}"))?;
     println!("xdp-watch: attached to {interface} in {used} mode");
-    stop_on_signals();
+    // SIGINT and SIGTERM end the watch loop, so that the program is detached on the way out.
+    os::install_stop_handler().context("installing the SIGINT and SIGTERM handlers")?;
 
     let start = Instant::now();
     let deadline = seconds.map(|seconds| start + Duration::from_secs(seconds));
@@ -521,30 +523,10 @@ fn line(tick: u64, total: &Counters, delta: &Counters) -> String {
     text
 }
 
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn request_stop(_signal: libc::c_int) {
-    STOP.store(true, Ordering::Relaxed);
-}
-
-/// SIGINT and SIGTERM end the watch loop, so that the program is detached on the way out.
-fn stop_on_signals() {
-    for signal in [libc::SIGINT, libc::SIGTERM] {
-        // Safety: `request_stop` only stores to an atomic, which is async-signal-safe, and has
-        // the `extern "C" fn(c_int)` signature `signal` expects.
-        unsafe {
-            libc::signal(
-                signal,
-                request_stop as extern "C" fn(libc::c_int) as libc::sighandler_t,
-            );
-        }
-    }
-}
-
 /// Sleeps until `when` in short steps; true when a stop was requested meanwhile.
 fn sleep_until(when: Instant) -> bool {
     loop {
-        if STOP.load(Ordering::Relaxed) {
+        if os::stop_requested() {
             return true;
         }
         let now = Instant::now();

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use xdhcp6_common::Counters;
+use xdhcp6_datapath::os::{self, error_chain};
 use xdhcp6_engine::Engine;
 use xdhcp6_engine::alloc::SaltKey;
 use xdhcp6_engine::config::Config;
@@ -41,7 +42,7 @@ pub enum Datapath {
     /// AF_XDP sockets, one worker per RX queue of each configured interface (the production
     /// path); the kernel socket stays open, with one worker, for what the program passes.
     Xdp,
-    /// The kernel UDP socket on [::]:547 with recvmmsg/sendmmsg batches (portable).
+    /// The kernel UDP socket on `[::]:547` with recvmmsg/sendmmsg batches (portable).
     #[default]
     Udp,
 }
@@ -96,26 +97,10 @@ impl RunOptions {
     }
 }
 
-/// Set by SIGTERM / SIGINT.
-static SIGNALLED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn request_stop(_signal: libc::c_int) {
-    SIGNALLED.store(true, Ordering::Relaxed);
-}
-
 /// Runs the server until SIGTERM or SIGINT.
 pub fn run(options: RunOptions) -> anyhow::Result<()> {
-    for signal in [libc::SIGINT, libc::SIGTERM] {
-        // Safety: `request_stop` only stores to an atomic, which is async-signal-safe, and has
-        // the `extern "C" fn(c_int)` signature `signal` expects.
-        unsafe {
-            libc::signal(
-                signal,
-                request_stop as extern "C" fn(libc::c_int) as libc::sighandler_t,
-            );
-        }
-    }
-    serve(options, &SIGNALLED)
+    os::install_stop_handler().context("installing the SIGINT and SIGTERM handlers")?;
+    serve(options, os::stop_flag())
 }
 
 /// Runs the server until `stop` is set (by a signal handler, or a test).
@@ -337,7 +322,7 @@ fn start_xdp(
             &XskConfig::default(),
             &options.cores,
             Arc::clone(engine),
-            udp::unix_now,
+            os::unix_now,
             |_queue| JournalEvents::new(journal),
             Arc::clone(&running.stop),
         )
@@ -354,22 +339,10 @@ fn start_xdp(
     Ok(())
 }
 
-/// An error with its causes, for logs.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 /// Binds `[::]:547` and joins the DHCPv6 groups on every interface the links name.
 fn open_socket(config: &Config) -> anyhow::Result<ServerSocket> {
-    let mut socket = ServerSocket::bind(Ports::default().server)
-        .context("binding the DHCPv6 server socket [::]:547")?;
+    let mut socket =
+        udp::bind(Ports::default().server).context("binding the DHCPv6 server socket [::]:547")?;
     for link in &config.links {
         for interface in &link.interfaces {
             if let Some(vlan) = interface.vlan {
@@ -391,7 +364,7 @@ fn open_socket(config: &Config) -> anyhow::Result<ServerSocket> {
                 continue;
             }
             let index = socket
-                .join(&interface.name)
+                .join(&interface.name, &udp::GROUPS)
                 .with_context(|| format!("link {:?}", link.name))?;
             tracing::info!(
                 link = %link.name,
@@ -469,7 +442,7 @@ fn start_timer(
                     thread::sleep((next - now).min(Duration::from_millis(100)));
                     continue;
                 }
-                engine.handle_timeout(udp::unix_now(), &mut events);
+                engine.handle_timeout(os::unix_now(), &mut events);
                 for program in lock(&steering).iter_mut() {
                     program.flush_log();
                 }

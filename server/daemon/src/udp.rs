@@ -14,16 +14,17 @@
 //! for the client's (link-local) address.
 
 use std::collections::HashMap;
-use std::ffi::CStr;
 use std::io;
-use std::mem::{size_of, zeroed};
 use std::net::{Ipv6Addr, SocketAddrV6};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use xdhcp6_datapath::interface_name;
+use xdhcp6_datapath::mmsg::{MmsgBatch, PacketInfo, ReceiveMode};
+use xdhcp6_datapath::os::{pin_to_core, unix_now};
 use xdhcp6_engine::config::LinkId;
 use xdhcp6_engine::proto::MessageType;
 use xdhcp6_engine::{Context, Destination, Engine, Outcome};
@@ -45,9 +46,6 @@ const RECV_SIZE: usize = 4096;
 
 /// Bytes per reply slot; the engine drops (`reply_too_large`) what does not fit.
 const REPLY_SIZE: usize = 4096;
-
-/// Control buffer per message: room for one `in6_pktinfo` cmsg, 8-byte aligned.
-const CONTROL_WORDS: usize = 8;
 
 /// How long a worker blocks in `recvmmsg` before it looks at the stop flag again.
 const RECEIVE_TIMEOUT: Duration = Duration::from_millis(200);
@@ -73,104 +71,15 @@ impl Default for Ports {
     }
 }
 
-/// The server's UDP socket, bound and joined to the DHCPv6 groups.
-#[derive(Debug)]
-pub struct ServerSocket {
-    fd: OwnedFd,
-    port: u16,
-    joined: Vec<(String, u32)>,
-}
+pub use xdhcp6_datapath::udp::ServerSocket;
 
-impl ServerSocket {
-    /// Binds `[::]:port` (port 0 picks one) with `IPV6_V6ONLY`, `SO_REUSEADDR`,
-    /// `IPV6_RECVPKTINFO` and a receive timeout.
-    pub fn bind(port: u16) -> io::Result<Self> {
-        // Safety: plain system call with constant arguments; the result is checked.
-        let raw = unsafe {
-            libc::socket(
-                libc::AF_INET6,
-                libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
-                libc::IPPROTO_UDP,
-            )
-        };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // Safety: `raw` is a fresh descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        set_option(raw, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, &1i32)?;
-        set_option(raw, libc::SOL_SOCKET, libc::SO_REUSEADDR, &1i32)?;
-        set_option(raw, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, &1i32)?;
-        // Large bursts (a CMTS reboot) should queue in the kernel rather than be lost.
-        set_option(raw, libc::SOL_SOCKET, libc::SO_RCVBUF, &(4i32 << 20))?;
-        let timeout = libc::timeval {
-            tv_sec: RECEIVE_TIMEOUT.as_secs() as libc::time_t,
-            tv_usec: RECEIVE_TIMEOUT.subsec_micros() as libc::suseconds_t,
-        };
-        set_option(raw, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &timeout)?;
-        let address = sockaddr(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, port, 0, 0));
-        // Safety: `address` is a valid sockaddr_in6 and its exact size is passed.
-        let bound = unsafe {
-            libc::bind(
-                raw,
-                (&raw const address).cast(),
-                size_of::<libc::sockaddr_in6>() as libc::socklen_t,
-            )
-        };
-        if bound < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let port = local_port(raw)?;
-        Ok(Self {
-            fd,
-            port,
-            joined: Vec::new(),
-        })
-    }
+/// The groups the server socket joins on every served interface.
+pub const GROUPS: [Ipv6Addr; 2] = [ALL_RELAY_AGENTS_AND_SERVERS, ALL_SERVERS];
 
-    /// Joins ff02::1:2 and ff05::1:3 on `interface` (which also programs the NIC's multicast
-    /// filter and sends the MLD reports).
-    pub fn join(&mut self, interface: &str) -> io::Result<u32> {
-        let index = interface_index(interface)?;
-        for group in [ALL_RELAY_AGENTS_AND_SERVERS, ALL_SERVERS] {
-            let request = libc::ipv6_mreq {
-                ipv6mr_multiaddr: libc::in6_addr {
-                    s6_addr: group.octets(),
-                },
-                ipv6mr_interface: index,
-            };
-            set_option(
-                self.fd.as_raw_fd(),
-                libc::IPPROTO_IPV6,
-                libc::IPV6_ADD_MEMBERSHIP,
-                &request,
-            )
-            .map_err(|error| {
-                io::Error::new(
-                    error.kind(),
-                    format!("joining {group} on {interface}: {error}"),
-                )
-            })?;
-        }
-        self.joined.push((interface.to_owned(), index));
-        Ok(index)
-    }
-
-    /// The bound port.
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// The interfaces joined so far, with their indexes.
-    pub fn joined(&self) -> &[(String, u32)] {
-        &self.joined
-    }
-}
-
-impl AsRawFd for ServerSocket {
-    fn as_raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
-    }
+/// Binds the server socket on `[::]:port` (port 0 picks one), with a receive timeout short
+/// enough for the workers to notice the stop flag.
+pub fn bind(port: u16) -> io::Result<ServerSocket> {
+    ServerSocket::bind(port, RECEIVE_TIMEOUT)
 }
 
 /// The running UDP workers.
@@ -269,11 +178,13 @@ impl<E: Events> Worker<E> {
         {
             tracing::warn!(core, %error, "cannot pin the UDP worker; it runs unpinned");
         }
-        let mut batch = Batch::new();
-        let fd = self.socket.as_raw_fd();
+        let mut received_batch = MmsgBatch::new(BATCH, RECV_SIZE);
+        let mut replies_batch = MmsgBatch::new(BATCH, REPLY_SIZE);
+        let socket = Arc::clone(&self.socket);
+        let fd = socket.as_fd();
         let mut last_error: Option<io::ErrorKind> = None;
         while !self.stop.load(Ordering::Relaxed) {
-            let received = match batch.receive(fd) {
+            let received = match received_batch.receive(fd, ReceiveMode::WaitForOne) {
                 Ok(received) => received,
                 Err(error)
                     if matches!(
@@ -293,12 +204,12 @@ impl<E: Events> Worker<E> {
                     continue;
                 }
             };
-            let replies = self.answer(&mut batch, received);
+            let replies = self.answer(&received_batch, received, &mut replies_batch);
             if replies == 0 {
                 continue;
             }
             if self.events.settle() {
-                batch.send(fd, replies, &self.stats);
+                send(&mut replies_batch, fd, replies, &self.stats);
             } else {
                 // The journal failed: a reply would promise a lease that a restart forgets.
                 for _ in 0..replies {
@@ -309,7 +220,7 @@ impl<E: Events> Worker<E> {
     }
 
     /// Runs the engine over `received` datagrams; returns the number of replies queued.
-    fn answer(&mut self, batch: &mut Batch, received: usize) -> usize {
+    fn answer(&mut self, batch: &MmsgBatch, received: usize, out: &mut MmsgBatch) -> usize {
         let now = unix_now();
         let mut replies = 0;
         for slot in 0..received {
@@ -317,16 +228,16 @@ impl<E: Events> Worker<E> {
                 self.stats.count_bad_frame();
                 continue;
             };
-            let payload = &batch.recv_bufs[slot][..datagram.len];
+            let payload = batch.payload(slot);
             if payload.is_empty() {
                 self.stats.count_bad_frame();
                 continue;
             }
             let cx = Context {
-                link: self.links.lookup(&self.engine, datagram.interface),
+                link: self.links.lookup(&self.engine, datagram.info.interface),
                 now,
             };
-            let reply = &mut batch.reply_bufs[replies][..];
+            let reply = out.slot_mut(replies);
             let outcome = self.engine.handle(payload, &cx, reply, &mut self.events);
             self.stats.count_received(outcome.received());
             match outcome {
@@ -340,22 +251,22 @@ impl<E: Events> Worker<E> {
                             to_source_port: false,
                         } => self.ports.relay,
                     };
-                    let source = if datagram.local.is_multicast() {
+                    let source = if datagram.info.local.is_multicast() {
                         Ipv6Addr::UNSPECIFIED
                     } else {
-                        datagram.local
+                        datagram.info.local
                     };
-                    batch.outgoing[replies] = Outgoing {
-                        len,
-                        to: SocketAddrV6::new(
-                            *datagram.source.ip(),
-                            port,
-                            0,
-                            datagram.source.scope_id(),
-                        ),
-                        source,
-                        interface: datagram.interface,
+                    let to = SocketAddrV6::new(
+                        *datagram.source.ip(),
+                        port,
+                        0,
+                        datagram.source.scope_id(),
+                    );
+                    let from = PacketInfo {
+                        local: source,
+                        interface: datagram.info.interface,
                     };
+                    out.prepare(replies, len, to, Some(from));
                     replies += 1;
                 }
                 Outcome::Drop { reason, .. } => self.stats.count_drop(reason),
@@ -365,333 +276,33 @@ impl<E: Events> Worker<E> {
     }
 }
 
-/// What `recvmmsg` reported for one slot.
-#[derive(Clone, Copy, Debug)]
-struct Datagram {
-    len: usize,
-    source: SocketAddrV6,
-    /// The destination address of the datagram (ours, or a group).
-    local: Ipv6Addr,
-    /// The arriving interface index (0 when the kernel did not say).
-    interface: u32,
-}
-
-/// A reply waiting for `sendmmsg`; its bytes are in the matching reply slot.
-#[derive(Clone, Copy, Debug)]
-struct Outgoing {
-    len: usize,
-    to: SocketAddrV6,
-    source: Ipv6Addr,
-    interface: u32,
-}
-
-impl Default for Outgoing {
-    fn default() -> Self {
-        Self {
-            len: 0,
-            to: SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, 0, 0, 0),
-            source: Ipv6Addr::UNSPECIFIED,
-            interface: 0,
-        }
-    }
-}
-
-/// The buffers of one worker: `BATCH` receive slots and `BATCH` reply slots, with the
-/// headers the batch system calls need.
-struct Batch {
-    recv_bufs: Vec<[u8; RECV_SIZE]>,
-    reply_bufs: Vec<[u8; REPLY_SIZE]>,
-    outgoing: Vec<Outgoing>,
-    names: Vec<libc::sockaddr_in6>,
-    controls: Vec<[u64; CONTROL_WORDS]>,
-    iovecs: Vec<libc::iovec>,
-    headers: Vec<libc::mmsghdr>,
-}
-
-impl Batch {
-    fn new() -> Self {
-        Self {
-            recv_bufs: vec![[0; RECV_SIZE]; BATCH],
-            reply_bufs: vec![[0; REPLY_SIZE]; BATCH],
-            outgoing: vec![Outgoing::default(); BATCH],
-            // Safety: sockaddr_in6, iovec and mmsghdr are plain C structs for which all-zero
-            // bytes are a valid value (null pointers, zero lengths).
-            names: vec![unsafe { zeroed() }; BATCH],
-            controls: vec![[0; CONTROL_WORDS]; BATCH],
-            // Safety: as above.
-            iovecs: vec![unsafe { zeroed() }; BATCH],
-            // Safety: as above.
-            headers: vec![unsafe { zeroed() }; BATCH],
-        }
-    }
-
-    /// Blocks (up to the socket's receive timeout) for at least one datagram, then takes what
-    /// else is queued, up to `BATCH`.
-    fn receive(&mut self, fd: RawFd) -> io::Result<usize> {
-        for slot in 0..BATCH {
-            self.iovecs[slot] = libc::iovec {
-                iov_base: self.recv_bufs[slot].as_mut_ptr().cast(),
-                iov_len: RECV_SIZE,
-            };
-            let header = &mut self.headers[slot];
-            header.msg_len = 0;
-            header.msg_hdr.msg_name = (&raw mut self.names[slot]).cast();
-            header.msg_hdr.msg_namelen = size_of::<libc::sockaddr_in6>() as libc::socklen_t;
-            header.msg_hdr.msg_iov = &raw mut self.iovecs[slot];
-            header.msg_hdr.msg_iovlen = 1;
-            header.msg_hdr.msg_control = self.controls[slot].as_mut_ptr().cast();
-            header.msg_hdr.msg_controllen = size_of::<[u64; CONTROL_WORDS]>() as _;
-            header.msg_hdr.msg_flags = 0;
-        }
-        // Safety: every header points at buffers owned by `self` that outlive the call, with
-        // their true lengths; MSG_WAITFORONE makes only the first datagram block (bounded by
-        // SO_RCVTIMEO). A null timeout is allowed.
-        let received = unsafe {
-            libc::recvmmsg(
-                fd,
-                self.headers.as_mut_ptr(),
-                BATCH as libc::c_uint,
-                libc::MSG_WAITFORONE,
-                std::ptr::null_mut(),
-            )
-        };
-        if received < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(received as usize)
-    }
-
-    /// The metadata of received slot `slot`; `None` when it is unusable (truncated, not from
-    /// an IPv6 peer).
-    fn datagram(&self, slot: usize) -> Option<Datagram> {
-        let header = &self.headers[slot];
-        if header.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
-            return None;
-        }
-        let name = &self.names[slot];
-        if name.sin6_family != libc::AF_INET6 as libc::sa_family_t {
-            return None;
-        }
-        let source = SocketAddrV6::new(
-            Ipv6Addr::from(name.sin6_addr.s6_addr),
-            u16::from_be(name.sin6_port),
-            0,
-            name.sin6_scope_id,
-        );
-        let (local, interface) = packet_info(&header.msg_hdr)?;
-        Some(Datagram {
-            len: header.msg_len as usize,
-            source,
-            local,
-            interface,
-        })
-    }
-
-    /// Sends the first `count` queued replies, retrying after partial sends; failures are
-    /// counted per reply.
-    fn send(&mut self, fd: RawFd, count: usize, stats: &WorkerStats) {
-        for slot in 0..count {
-            let outgoing = self.outgoing[slot];
-            self.names[slot] = sockaddr(outgoing.to);
-            self.iovecs[slot] = libc::iovec {
-                iov_base: self.reply_bufs[slot].as_mut_ptr().cast(),
-                iov_len: outgoing.len,
-            };
-            let control_len = write_packet_info(
-                &mut self.controls[slot],
-                outgoing.source,
-                outgoing.interface,
-            );
-            let header = &mut self.headers[slot];
-            header.msg_len = 0;
-            header.msg_hdr.msg_name = (&raw mut self.names[slot]).cast();
-            header.msg_hdr.msg_namelen = size_of::<libc::sockaddr_in6>() as libc::socklen_t;
-            header.msg_hdr.msg_iov = &raw mut self.iovecs[slot];
-            header.msg_hdr.msg_iovlen = 1;
-            header.msg_hdr.msg_control = self.controls[slot].as_mut_ptr().cast();
-            header.msg_hdr.msg_controllen = control_len as _;
-            header.msg_hdr.msg_flags = 0;
-        }
-        let mut next = 0;
-        while next < count {
-            // Safety: headers `next..count` point at buffers owned by `self` with their true
-            // lengths, filled above; the kernel only reads them (and writes `msg_len`).
-            let sent = unsafe {
-                libc::sendmmsg(
-                    fd,
-                    self.headers[next..].as_mut_ptr(),
-                    (count - next) as libc::c_uint,
-                    0,
-                )
-            };
-            if sent < 0 {
-                let error = io::Error::last_os_error();
-                if error.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                // The first datagram failed (unreachable peer, no route, buffer full):
-                // count it and go on with the rest.
+/// Sends the first `count` prepared replies, retrying after partial sends; failures are
+/// counted per reply.
+fn send(batch: &mut MmsgBatch, fd: BorrowedFd<'_>, count: usize, stats: &WorkerStats) {
+    let mut next = 0;
+    while next < count {
+        let sent = match batch.send(fd, next..count) {
+            Ok(sent) => sent,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => {
+                // The first datagram failed (unreachable peer, no route, buffer full): count
+                // it and go on with the rest.
                 stats.count_send_failure();
                 next += 1;
                 continue;
             }
-            for slot in next..next + sent as usize {
-                let reply = &self.reply_bufs[slot];
-                stats.count_sent(MessageType::from(reply[0]));
+        };
+        for slot in next..next + sent {
+            if let Some(&first) = batch.payload(slot).first() {
+                stats.count_sent(MessageType::from(first));
             }
-            next += sent as usize;
         }
-    }
-}
-
-/// The destination address and arriving interface from a received message's IPV6_PKTINFO.
-fn packet_info(header: &libc::msghdr) -> Option<(Ipv6Addr, u32)> {
-    // Safety: `header` was filled by recvmmsg: its control pointer and (kernel-set) length
-    // describe our control buffer, so the CMSG_* walk stays inside it. The data is read
-    // unaligned because the buffer gives no alignment guarantee for in6_pktinfo.
-    unsafe {
-        let mut cmsg = libc::CMSG_FIRSTHDR(header);
-        while !cmsg.is_null() {
-            if (*cmsg).cmsg_level == libc::IPPROTO_IPV6 && (*cmsg).cmsg_type == libc::IPV6_PKTINFO {
-                let info: libc::in6_pktinfo =
-                    std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
-                return Some((Ipv6Addr::from(info.ipi6_addr.s6_addr), info.ipi6_ifindex));
-            }
-            cmsg = libc::CMSG_NXTHDR(header, cmsg);
+        // A zero-count success does not happen for a non-empty batch; stop rather than spin.
+        if sent == 0 {
+            break;
         }
+        next += sent;
     }
-    None
-}
-
-/// Writes one IPV6_PKTINFO cmsg (source address, outgoing interface) into `control`;
-/// returns its length.
-fn write_packet_info(
-    control: &mut [u64; CONTROL_WORDS],
-    source: Ipv6Addr,
-    interface: u32,
-) -> usize {
-    let info = libc::in6_pktinfo {
-        ipi6_addr: libc::in6_addr {
-            s6_addr: source.octets(),
-        },
-        ipi6_ifindex: interface,
-    };
-    // Safety: CMSG_SPACE of in6_pktinfo (40 bytes) fits the 64-byte, 8-aligned buffer; a
-    // msghdr over exactly that buffer makes CMSG_FIRSTHDR return its start (non-null), and
-    // CMSG_DATA points inside it. The data is written unaligned.
-    unsafe {
-        let space = libc::CMSG_SPACE(size_of::<libc::in6_pktinfo>() as u32) as usize;
-        debug_assert!(space <= size_of::<[u64; CONTROL_WORDS]>());
-        control.fill(0);
-        let mut header: libc::msghdr = zeroed();
-        header.msg_control = control.as_mut_ptr().cast();
-        header.msg_controllen = space as _;
-        let cmsg = libc::CMSG_FIRSTHDR(&header);
-        (*cmsg).cmsg_level = libc::IPPROTO_IPV6;
-        (*cmsg).cmsg_type = libc::IPV6_PKTINFO;
-        (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<libc::in6_pktinfo>() as u32) as _;
-        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast(), info);
-        space
-    }
-}
-
-fn sockaddr(address: SocketAddrV6) -> libc::sockaddr_in6 {
-    // Safety: all-zero is a valid sockaddr_in6; the fields that matter are set below.
-    let mut raw: libc::sockaddr_in6 = unsafe { zeroed() };
-    raw.sin6_family = libc::AF_INET6 as libc::sa_family_t;
-    raw.sin6_port = address.port().to_be();
-    raw.sin6_addr = libc::in6_addr {
-        s6_addr: address.ip().octets(),
-    };
-    raw.sin6_flowinfo = address.flowinfo();
-    raw.sin6_scope_id = address.scope_id();
-    raw
-}
-
-fn set_option<T>(fd: RawFd, level: libc::c_int, name: libc::c_int, value: &T) -> io::Result<()> {
-    // Safety: `value` is a live `T` and its exact size is passed; the kernel copies it.
-    let result = unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            (value as *const T).cast(),
-            size_of::<T>() as libc::socklen_t,
-        )
-    };
-    if result < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-fn local_port(fd: RawFd) -> io::Result<u16> {
-    // Safety: all-zero is a valid sockaddr_in6; getsockname writes at most `len` bytes to it.
-    let mut address: libc::sockaddr_in6 = unsafe { zeroed() };
-    let mut len = size_of::<libc::sockaddr_in6>() as libc::socklen_t;
-    // Safety: see above; `len` is in/out.
-    let result = unsafe { libc::getsockname(fd, (&raw mut address).cast(), &mut len) };
-    if result < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(u16::from_be(address.sin6_port))
-}
-
-/// The index of the interface named `name`.
-pub fn interface_index(name: &str) -> io::Result<u32> {
-    let name = std::ffi::CString::new(name)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "interface name has a NUL"))?;
-    // Safety: `name` is a valid NUL-terminated string.
-    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
-    if index == 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("no interface {:?}", name.to_string_lossy()),
-        ));
-    }
-    Ok(index)
-}
-
-/// The name of the interface with index `index`, if it exists.
-pub fn interface_name(index: u32) -> Option<String> {
-    let mut buffer = [0 as libc::c_char; libc::IF_NAMESIZE];
-    // Safety: `buffer` has the IF_NAMESIZE bytes if_indextoname may write.
-    let name = unsafe { libc::if_indextoname(index, buffer.as_mut_ptr()) };
-    if name.is_null() {
-        return None;
-    }
-    // Safety: on success the buffer holds a NUL-terminated name.
-    let name = unsafe { CStr::from_ptr(buffer.as_ptr()) };
-    Some(name.to_string_lossy().into_owned())
-}
-
-/// Pins the calling thread to `core`.
-pub fn pin_to_core(core: usize) -> io::Result<()> {
-    if core >= libc::CPU_SETSIZE as usize {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("core {core} is out of range"),
-        ));
-    }
-    // Safety: all-zero is an empty cpu_set_t; CPU_SET stays in range (checked above), and
-    // sched_setaffinity(0, ...) reads the set for the calling thread.
-    let result = unsafe {
-        let mut set: libc::cpu_set_t = zeroed();
-        libc::CPU_SET(core, &mut set);
-        libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set)
-    };
-    if result < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// Seconds since the Unix epoch, the engine clock.
-pub fn unix_now() -> u32 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs() as u32)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -750,7 +361,7 @@ mod tests {
 
     #[test]
     fn answers_a_solicit_over_loopback_and_stops() {
-        let socket = Arc::new(ServerSocket::bind(0).unwrap());
+        let socket = Arc::new(bind(0).unwrap());
         let client = UdpSocket::bind("[::1]:0").unwrap();
         client
             .set_read_timeout(Some(Duration::from_secs(5)))
@@ -810,25 +421,5 @@ mod tests {
             .map(|count| count.load(Ordering::Relaxed))
             .sum();
         assert_eq!(dropped, 1);
-    }
-
-    #[test]
-    fn packet_info_round_trips_through_a_control_buffer() {
-        let mut control = [0u64; CONTROL_WORDS];
-        let source: Ipv6Addr = "2001:db8::5".parse().unwrap();
-        let len = write_packet_info(&mut control, source, 7);
-        // Safety: all-zero is a valid msghdr (null pointers, zero lengths).
-        let mut header: libc::msghdr = unsafe { zeroed() };
-        header.msg_control = control.as_mut_ptr().cast();
-        header.msg_controllen = len as _;
-        assert_eq!(packet_info(&header), Some((source, 7)));
-    }
-
-    #[test]
-    fn interface_names_and_indexes_agree_for_loopback() {
-        let index = interface_index("lo").unwrap();
-        assert_eq!(interface_name(index).as_deref(), Some("lo"));
-        assert!(interface_index("no-such-if0").is_err());
-        assert_eq!(interface_name(0), None);
     }
 }

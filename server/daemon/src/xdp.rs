@@ -1,6 +1,6 @@
 //! Loading and attaching the XDP steering program (`ebpf/xdp`), and reading its counters.
 //!
-//! The loader is `xdhcp6_common::steer`, shared with the load generator and re-exported here.
+//! The loader is `xdhcp6_datapath::steer`, shared with the load generator and re-exported here.
 //! This module adds the daemon's embedded copy of the object: [`locate`] finds the object from
 //! an explicit path, else `XDHCP6_EBPF_OBJECT` at run time, else the copy embedded at build time
 //! when `XDHCP6_EBPF_OBJECT` was set for `cargo build` (see `build.rs`). Plain stable builds
@@ -8,8 +8,9 @@
 
 use std::path::Path;
 
-pub use xdhcp6_common::steer::{
-    AttachMode, EbpfObject, OBJECT_ENV, ObjectOrigin, Steering, SteeringError, error_chain,
+pub use xdhcp6_datapath::os::error_chain;
+pub use xdhcp6_datapath::steer::{
+    AttachMode, EbpfObject, OBJECT_ENV, ObjectOrigin, Steering, SteeringError,
 };
 
 /// Finds the object: `explicit`, else `XDHCP6_EBPF_OBJECT` now, else the embedded copy.

@@ -24,6 +24,7 @@ use xdhcp6_common::{
     IPPROTO_UDP,
     ethertype::{QINQ, VLAN},
     frames::{Frame, FrameBuilder, SOURCE_ADDRESS, SOURCE_MAC},
+    wire::{Headers, checksum},
 };
 use xdhcp6_engine::{
     Destination, Engine,
@@ -578,33 +579,9 @@ fn relayed_frame(message: &[u8], source_port: u16) -> Vec<u8> {
     frame[22..38].copy_from_slice(&RELAY_ADDRESS.octets());
     frame[38..54].copy_from_slice(&VethPair::SERVER_GLOBAL.octets());
     frame[60..62].copy_from_slice(&[0, 0]);
-    let checksum = checksum(&RELAY_ADDRESS, &VethPair::SERVER_GLOBAL, &frame[54..]);
+    let checksum = checksum::udp(&RELAY_ADDRESS, &VethPair::SERVER_GLOBAL, &frame[54..]);
     frame[60..62].copy_from_slice(&checksum.to_be_bytes());
     frame
-}
-
-/// RFC 1071 over the pseudo-header and `datagram` (its checksum field zero): the test's own.
-fn checksum(source: &Ipv6Addr, destination: &Ipv6Addr, datagram: &[u8]) -> u16 {
-    let mut bytes = Vec::new();
-    bytes.extend_from_slice(&source.octets());
-    bytes.extend_from_slice(&destination.octets());
-    bytes.extend_from_slice(&(datagram.len() as u32).to_be_bytes());
-    bytes.extend_from_slice(&[0, 0, 0, IPPROTO_UDP]);
-    bytes.extend_from_slice(datagram);
-    if bytes.len() % 2 == 1 {
-        bytes.push(0);
-    }
-    let mut sum: u32 = bytes
-        .chunks(2)
-        .map(|pair| u32::from(u16::from_be_bytes([pair[0], pair[1]])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    match !(sum as u16) {
-        0 => 0xffff,
-        value => value,
-    }
 }
 
 /// A received reply taken apart.
@@ -624,44 +601,18 @@ struct ReplyView {
 
 impl ReplyView {
     fn parse(frame: &[u8]) -> Option<Self> {
-        let mut l3 = 14;
-        while frame.len() >= l3 + 48
-            && matches!(
-                u16::from_be_bytes([frame[l3 - 2], frame[l3 - 1]]),
-                VLAN | QINQ
-            )
-        {
-            l3 += 4;
-        }
-        if frame.len() < l3 + 48
-            || u16::from_be_bytes([frame[l3 - 2], frame[l3 - 1]]) != 0x86dd
-            || frame[l3 + 6] != IPPROTO_UDP
-        {
-            return None;
-        }
-        let l4 = l3 + 40;
-        let udp_len = usize::from(u16::from_be_bytes([frame[l4 + 4], frame[l4 + 5]]));
-        let ipv6_len = usize::from(u16::from_be_bytes([frame[l3 + 4], frame[l3 + 5]]));
-        if udp_len != ipv6_len || udp_len < 8 {
-            return None;
-        }
-        let datagram = frame.get(l4..l4 + udp_len)?;
-        let source = Ipv6Addr::from(<[u8; 16]>::try_from(&frame[l3 + 8..l3 + 24]).unwrap());
-        let destination = Ipv6Addr::from(<[u8; 16]>::try_from(&frame[l3 + 24..l3 + 40]).unwrap());
-        let mut zeroed = datagram.to_vec();
-        zeroed[6..8].copy_from_slice(&[0, 0]);
-        let sent = u16::from_be_bytes([datagram[6], datagram[7]]);
+        let (headers, payload) = Headers::parse(frame).ok()?;
         Some(ReplyView {
-            destination_mac: frame[0..6].try_into().unwrap(),
-            source_mac: frame[6..12].try_into().unwrap(),
-            tags: frame[12..l3 - 2].to_vec(),
-            hop_limit: frame[l3 + 7],
-            source,
-            destination,
-            source_port: u16::from_be_bytes([datagram[0], datagram[1]]),
-            destination_port: u16::from_be_bytes([datagram[2], datagram[3]]),
-            checksum_ok: checksum(&source, &destination, &zeroed) == sent,
-            payload: datagram[8..].to_vec(),
+            destination_mac: headers.destination_mac,
+            source_mac: headers.source_mac,
+            tags: frame.get(12..headers.l3() - 2)?.to_vec(),
+            hop_limit: headers.ipv6.hop_limit,
+            source: headers.ipv6.source,
+            destination: headers.ipv6.destination,
+            source_port: headers.udp.source_port,
+            destination_port: headers.udp.destination_port,
+            checksum_ok: headers.verify_checksum(frame),
+            payload: frame.get(payload)?.to_vec(),
         })
     }
 }

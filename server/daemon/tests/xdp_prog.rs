@@ -10,10 +10,9 @@
 
 use std::{
     io,
-    mem::{size_of, zeroed},
-    os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd},
+    os::fd::{AsFd, FromRawFd, OwnedFd},
     process::Command,
-    ptr, thread,
+    thread,
     time::{Duration, Instant},
 };
 
@@ -23,6 +22,7 @@ use xdhcp6_common::{
     ethertype::{IPV4, QINQ, VLAN},
     frames::{Frame, FrameBuilder},
 };
+use xdhcp6d::afxdp::{BindMode, InterfaceInfo, XskConfig, XskError, XskSocket};
 use xdhcp6d::xdp::{AttachMode, Steering};
 
 #[path = "support/veth.rs"]
@@ -170,7 +170,7 @@ fn steered_frame_is_redirected_to_a_bound_socket() {
     let pair = VethPair::new();
     pair.run_in_namespace(|| {
         let mut steering = load();
-        let socket = XdpSocket::bind(VethPair::SERVER, 0).expect("binding an AF_XDP socket");
+        let socket = xdp_socket(VethPair::SERVER, 0).expect("binding an AF_XDP socket");
         steering
             .xsk_map()
             .unwrap()
@@ -204,7 +204,7 @@ fn redirect_uses_the_socket_of_the_receive_queue() {
     pair.run_in_namespace(|| {
         let mut steering = load();
         let ifindex = if_index(VethPair::SERVER).unwrap();
-        let socket = XdpSocket::bind(VethPair::SERVER, 1).expect("binding to queue 1");
+        let socket = xdp_socket(VethPair::SERVER, 1).expect("binding to queue 1");
         steering
             .xsk_map()
             .unwrap()
@@ -250,7 +250,7 @@ fn client_program_steers_replies_and_passes_the_rest() {
         assert_eq!(action, XDP_PASS);
         assert_eq!(delta, no_socket());
 
-        let socket = XdpSocket::bind(VethPair::SERVER, 0).expect("binding an AF_XDP socket");
+        let socket = xdp_socket(VethPair::SERVER, 0).expect("binding an AF_XDP socket");
         steering
             .xsk_map()
             .unwrap()
@@ -350,7 +350,7 @@ fn steers_over_veth(mode: AttachMode) {
         assert_eq!(delta.other_port, 1, "{delta:?}");
 
         // With a socket on queue 0 (a veth has one): redirected, and the socket sees them.
-        let socket = XdpSocket::bind(VethPair::SERVER, 0).expect("binding an AF_XDP socket");
+        let socket = xdp_socket(VethPair::SERVER, 0).expect("binding an AF_XDP socket");
         steering
             .xsk_map()
             .unwrap()
@@ -493,122 +493,19 @@ fn check(rc: libc::c_int, what: &str) -> io::Result<()> {
     Ok(())
 }
 
-/// A minimal AF_XDP socket in copy mode: UMEM, fill/completion/RX rings sized, bound to a
-/// queue. Enough to be accepted by an XskMap; it never maps or fills its rings.
-struct XdpSocket {
-    fd: Option<OwnedFd>,
-    umem: *mut libc::c_void,
-}
-
-impl XdpSocket {
-    const FRAMES: usize = 64;
-    const FRAME_SIZE: usize = 4096;
-    const UMEM_LEN: usize = Self::FRAMES * Self::FRAME_SIZE;
-
-    fn bind(interface: &str, queue: u32) -> io::Result<Self> {
-        let ifindex = if_index(interface)?;
-        // Safety: plain socket(2); the result is checked before it is wrapped.
-        let raw = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-        check(raw, "socket(AF_XDP)")?;
-        // Safety: `raw` is a fresh descriptor owned by nothing else.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        // Safety: an anonymous private mapping with no address hint; checked below.
-        let umem = unsafe {
-            libc::mmap(
-                ptr::null_mut(),
-                Self::UMEM_LEN,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if umem == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let socket = XdpSocket { fd: Some(fd), umem };
-        let fd = socket.as_fd().as_raw_fd();
-
-        // Safety: all-zero is a valid `xdp_umem_reg`.
-        let mut registration: libc::xdp_umem_reg = unsafe { zeroed() };
-        registration.addr = umem as u64;
-        registration.len = Self::UMEM_LEN as u64;
-        registration.chunk_size = Self::FRAME_SIZE as u32;
-        set_option(fd, libc::XDP_UMEM_REG, &registration, "XDP_UMEM_REG")?;
-        let entries = Self::FRAMES as u32;
-        set_option(fd, libc::XDP_UMEM_FILL_RING, &entries, "XDP_UMEM_FILL_RING")?;
-        set_option(
-            fd,
-            libc::XDP_UMEM_COMPLETION_RING,
-            &entries,
-            "XDP_UMEM_COMPLETION_RING",
-        )?;
-        set_option(fd, libc::XDP_RX_RING, &entries, "XDP_RX_RING")?;
-
-        // Safety: all-zero is a valid `sockaddr_xdp`.
-        let mut address: libc::sockaddr_xdp = unsafe { zeroed() };
-        address.sxdp_family = libc::AF_XDP as u16;
-        address.sxdp_flags = libc::XDP_COPY;
-        address.sxdp_ifindex = ifindex;
-        address.sxdp_queue_id = queue;
-        // Safety: `address` is a valid `sockaddr_xdp` and the length is its size.
-        let rc = unsafe {
-            libc::bind(
-                fd,
-                ptr::from_ref(&address).cast(),
-                size_of::<libc::sockaddr_xdp>() as libc::socklen_t,
-            )
-        };
-        check(rc, "bind(AF_XDP)")?;
-        Ok(socket)
-    }
-
-    fn statistics(&self) -> io::Result<libc::xdp_statistics> {
-        // Safety: all-zero is a valid `xdp_statistics`.
-        let mut statistics: libc::xdp_statistics = unsafe { zeroed() };
-        let mut len = size_of::<libc::xdp_statistics>() as libc::socklen_t;
-        // Safety: the buffer and its length describe `statistics`.
-        let rc = unsafe {
-            libc::getsockopt(
-                self.as_fd().as_raw_fd(),
-                libc::SOL_XDP,
-                libc::XDP_STATISTICS,
-                ptr::from_mut(&mut statistics).cast(),
-                &mut len,
-            )
-        };
-        check(rc, "getsockopt(XDP_STATISTICS)")?;
-        Ok(statistics)
-    }
-}
-
-impl AsFd for XdpSocket {
-    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        self.fd.as_ref().expect("socket open until drop").as_fd()
-    }
-}
-
-impl Drop for XdpSocket {
-    fn drop(&mut self) {
-        // Close the socket (which unregisters the UMEM) before unmapping its memory.
-        drop(self.fd.take());
-        // Safety: `umem` came from mmap with this length and nothing uses it any more.
-        unsafe { libc::munmap(self.umem, Self::UMEM_LEN) };
-    }
-}
-
-fn set_option<T>(fd: libc::c_int, option: libc::c_int, value: &T, what: &str) -> io::Result<()> {
-    // Safety: `value` points to a live `T` of the given size for the duration of the call.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_XDP,
-            option,
-            ptr::from_ref(value).cast(),
-            size_of::<T>() as libc::socklen_t,
-        )
+/// An AF_XDP socket in copy mode bound to `queue` of `interface`, through the datapath's own
+/// socket code. Its fill ring stays empty, so it drops (and counts) what it receives.
+fn xdp_socket(interface: &str, queue: u32) -> Result<XskSocket, XskError> {
+    let info = InterfaceInfo::query(interface, None)?;
+    let config = XskConfig {
+        frames: 64,
+        frame_size: 4096,
+        ring_size: 64,
+        batch: 16,
+        mode: BindMode::Copy,
+        ..XskConfig::default()
     };
-    check(rc, what)
+    XskSocket::bind(&info, queue, &config)
 }
 
 /// An AF_PACKET socket that sends whole Ethernet frames out of one interface.

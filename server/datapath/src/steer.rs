@@ -17,7 +17,6 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use crate::{CLIENT_PROGRAM, COUNTERS_INDEX, COUNTERS_MAP, Counters, PROGRAM, XSK_MAP};
 use aya::{
     Ebpf,
     maps::{MapData, MapError, PerCpuArray, XskMap},
@@ -25,6 +24,9 @@ use aya::{
 };
 use aya_log::EbpfLogger;
 use tracing::{debug, info, warn};
+use xdhcp6_common::{CLIENT_PROGRAM, COUNTERS_INDEX, COUNTERS_MAP, Counters, PROGRAM, XSK_MAP};
+
+use crate::os::error_chain;
 
 /// Environment variable naming the eBPF object, at run time (and at build time, to embed it).
 pub const OBJECT_ENV: &str = "XDHCP6_EBPF_OBJECT";
@@ -374,11 +376,11 @@ impl Steering {
             .ebpf
             .map(COUNTERS_MAP)
             .ok_or(SteeringError::MissingMap(COUNTERS_MAP))?;
-        let array = PerCpuArray::<_, Counters>::try_from(map).map_err(map_error)?;
+        let array = PerCpuArray::<_, PodCounters>::try_from(map).map_err(map_error)?;
         let per_cpu = array.get(&COUNTERS_INDEX, 0).map_err(map_error)?;
         let mut total = Counters::default();
         for counters in per_cpu.iter() {
-            total.accumulate(counters);
+            total.accumulate(&counters.0);
         }
         Ok(total)
     }
@@ -434,17 +436,18 @@ fn xdp_program_mut<'a>(
         .map_err(|_| SteeringError::MissingProgram(program))
 }
 
-/// `error: cause: cause`, for one-line logs.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
+/// [`Counters`] as aya reads it from the per-CPU map.
+///
+/// aya copies map values as plain bytes and asks for its `Pod` marker, which only the crate that
+/// defines a type may implement for it; this wrapper carries it here, next to the map access,
+/// so that the `no_std` crate of the map types needs neither aya nor `unsafe`.
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(transparent)]
+struct PodCounters(Counters);
+
+// Safety: `PodCounters` is `repr(transparent)` over `Counters`, which is `repr(C)` and made only
+// of `u64`s: no padding, and every bit pattern is a valid value.
+unsafe impl aya::Pod for PodCounters {}
 
 #[cfg(test)]
 mod tests {
@@ -489,6 +492,12 @@ mod tests {
     }
 
     #[test]
+    fn counters_wrapper_keeps_the_layout() {
+        assert_eq!(size_of::<PodCounters>(), size_of::<Counters>());
+        assert_eq!(align_of::<PodCounters>(), align_of::<Counters>());
+    }
+
+    #[test]
     fn attach_mode_parses_its_names() {
         for mode in [AttachMode::Native, AttachMode::Skb, AttachMode::Auto] {
             assert_eq!(mode.to_string().parse::<AttachMode>(), Ok(mode));
@@ -497,7 +506,7 @@ mod tests {
     }
 
     #[test]
-    fn error_chain_joins_causes() {
+    fn error_chain_names_the_file() {
         let error = SteeringError::ReadObject {
             path: "x.o".into(),
             source: io::Error::new(io::ErrorKind::NotFound, "gone"),

@@ -1,0 +1,27 @@
+//! The xdhcp6 OS plumbing: every system call of the server and the load generator, and the
+//! only place outside the XDP program where `unsafe` is written.
+//!
+//! - AF_XDP, split the way the kernel interface is: [`iface`] (interfaces: index, name,
+//!   addresses, receive queues), `umem` (the shared packet buffer), `ring` (the four mapped
+//!   rings), [`socket`] (binding an AF_XDP socket to a queue) and [`queue`] (the frame
+//!   accounting a datapath drives).
+//! - [`steer`]: loading and attaching the XDP program (aya), its XskMap and its counters.
+//! - [`mmsg`] and [`udp`]: batched UDP with `recvmmsg` / `sendmmsg`, the server socket.
+//! - [`os`]: pinning threads, waiting on descriptors, signals, the wall clock, error chains.
+//!
+//! Each `unsafe` block says why it is sound in a `// Safety:` comment; the APIs exported here
+//! are safe.
+
+pub mod iface;
+pub mod mmsg;
+pub mod os;
+pub mod queue;
+mod ring;
+pub mod socket;
+pub mod steer;
+pub mod udp;
+mod umem;
+
+pub use iface::{InterfaceInfo, interface_index, interface_name, rx_queue_count};
+pub use queue::{FrameAudit, XskQueue};
+pub use socket::{BindMode, XskConfig, XskError, XskSocket, register};

@@ -1,0 +1,218 @@
+//! Operating-system helpers the datapaths, the daemon and the load generator share: pinning a
+//! thread to a core, waiting on a descriptor, stop and mark signals, the wall clock, and
+//! one-line error chains for logs.
+
+use std::{
+    io,
+    mem::{size_of, zeroed},
+    os::fd::{AsRawFd, BorrowedFd},
+    ptr,
+    sync::atomic::{AtomicBool, Ordering},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+/// Pins the calling thread to `core`.
+pub fn pin_to_core(core: usize) -> io::Result<()> {
+    if core >= 8 * size_of::<libc::cpu_set_t>() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("core {core} is out of range"),
+        ));
+    }
+    // Safety: all-zero is an empty CPU set; CPU_SET stays inside it (checked above), and
+    // sched_setaffinity(0, ...) reads a set of the stated size for the calling thread.
+    let rc = unsafe {
+        let mut set: libc::cpu_set_t = zeroed();
+        libc::CPU_SET(core, &mut set);
+        libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set)
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// What to wait for on a descriptor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Readiness {
+    /// Something to read (`POLLIN`).
+    Readable,
+    /// Room to write (`POLLOUT`).
+    Writable,
+}
+
+/// Sleeps in `ppoll(2)` until `fd` is ready or `timeout` passes (nanosecond precision);
+/// false on timeout or when a signal interrupted the wait.
+pub fn wait(fd: BorrowedFd<'_>, readiness: Readiness, timeout: Duration) -> io::Result<bool> {
+    let mut poll = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: match readiness {
+            Readiness::Readable => libc::POLLIN,
+            Readiness::Writable => libc::POLLOUT,
+        },
+        revents: 0,
+    };
+    let timeout = libc::timespec {
+        tv_sec: timeout.as_secs().min(i64::MAX as u64) as libc::time_t,
+        tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
+    };
+    // Safety: one valid pollfd and timespec for the duration of the call; a null signal mask
+    // leaves the mask alone.
+    let ready = unsafe { libc::ppoll(&mut poll, 1, &timeout, ptr::null()) };
+    if ready < 0 {
+        let error = io::Error::last_os_error();
+        if error.kind() == io::ErrorKind::Interrupted {
+            return Ok(false);
+        }
+        return Err(error);
+    }
+    Ok(ready > 0)
+}
+
+/// Set by SIGINT and SIGTERM once [`install_stop_handler`] ran.
+static STOP: AtomicBool = AtomicBool::new(false);
+/// Set by SIGUSR1 once [`install_mark_handler`] ran.
+static MARK: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(signal: libc::c_int) {
+    // Only an atomic store: async-signal-safe.
+    if signal == libc::SIGUSR1 {
+        MARK.store(true, Ordering::SeqCst);
+    } else {
+        STOP.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Makes SIGINT and SIGTERM set the stop flag ([`stop_flag`]) instead of ending the process.
+pub fn install_stop_handler() -> io::Result<()> {
+    install(&[libc::SIGINT, libc::SIGTERM])
+}
+
+/// Makes SIGUSR1 set the mark flag ([`take_mark`]) instead of ending the process.
+pub fn install_mark_handler() -> io::Result<()> {
+    install(&[libc::SIGUSR1])
+}
+
+fn install(signals: &[libc::c_int]) -> io::Result<()> {
+    for &signal in signals {
+        // Safety: a zeroed sigaction is valid (empty mask, no flags); the handler only stores
+        // to atomics, which is async-signal-safe, and lives for the whole program. SA_RESTART
+        // keeps interrupted system calls going, as `signal(2)` does on Linux.
+        let rc = unsafe {
+            let mut action: libc::sigaction = zeroed();
+            action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            action.sa_flags = libc::SA_RESTART;
+            libc::sigaction(signal, &action, ptr::null_mut())
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// The flag SIGINT and SIGTERM set, for loops that poll it.
+pub fn stop_flag() -> &'static AtomicBool {
+    &STOP
+}
+
+/// Whether SIGINT or SIGTERM arrived.
+pub fn stop_requested() -> bool {
+    STOP.load(Ordering::SeqCst)
+}
+
+/// Whether SIGUSR1 arrived since the last call.
+pub fn take_mark() -> bool {
+    MARK.swap(false, Ordering::SeqCst)
+}
+
+/// Moves the calling thread into a new, empty network namespace (`unshare(CLONE_NEWNET)`);
+/// threads and processes it starts afterwards inherit it. Needs `CAP_SYS_ADMIN`.
+pub fn unshare_network() -> io::Result<()> {
+    // Safety: unshare has no memory effects; it moves only this thread to a new namespace.
+    if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Sends SIGINT to process `pid`, as Ctrl-C would.
+pub fn interrupt(pid: u32) -> io::Result<()> {
+    let pid = libc::pid_t::try_from(pid)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "pid out of range"))?;
+    // Safety: kill(2) has no memory effects.
+    if unsafe { libc::kill(pid, libc::SIGINT) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Seconds since the Unix epoch: the engine's clock (0 before 1970, never panics).
+pub fn unix_now() -> u32 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs() as u32)
+        .unwrap_or(0)
+}
+
+/// `error: cause: cause`, for one-line logs.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsFd;
+
+    use super::*;
+
+    #[test]
+    fn cpu_out_of_range_is_refused() {
+        assert!(pin_to_core(1 << 20).is_err());
+    }
+
+    #[test]
+    fn error_chain_joins_causes() {
+        #[derive(Debug)]
+        struct Outer(io::Error);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("cannot read x.o")
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let error = Outer(io::Error::new(io::ErrorKind::NotFound, "gone"));
+        assert_eq!(error_chain(&error), "cannot read x.o: gone");
+    }
+
+    #[test]
+    fn wait_times_out_on_a_quiet_socket_and_sees_a_datagram() {
+        let socket = std::net::UdpSocket::bind("[::1]:0").unwrap();
+        let quiet = wait(
+            socket.as_fd(),
+            Readiness::Readable,
+            Duration::from_millis(1),
+        );
+        assert!(!quiet.unwrap());
+        assert!(wait(socket.as_fd(), Readiness::Writable, Duration::ZERO).unwrap());
+        socket.send_to(b"x", socket.local_addr().unwrap()).unwrap();
+        let ready = wait(socket.as_fd(), Readiness::Readable, Duration::from_secs(5));
+        assert!(ready.unwrap());
+    }
+
+    #[test]
+    fn clock_is_past_2020() {
+        assert!(unix_now() > 1_577_836_800);
+    }
+}
