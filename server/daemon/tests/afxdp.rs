@@ -29,11 +29,11 @@ use xdhcp6_engine::{
     Destination, Engine,
     alloc::SaltKey,
     config::Config,
-    table::{LeaseEvent, LeaseTable},
+    table::{Discard, EventSink, LeaseEvent, LeaseTable},
 };
 use xdhcp6d::{
     afxdp::{self, BindMode, InterfaceInfo, ReplyPlan, XskConfig, XskSocket, XskWorker},
-    events::Barrier,
+    events::{Barrier, Events},
     frame::FrameMeta,
     stats::WorkerStats,
     xdp::AttachMode,
@@ -283,9 +283,26 @@ fn replies_wait_for_the_durability_barrier_and_are_dropped_when_it_fails() {
         let worker = {
             let (interface, stop, stats) =
                 (interface.clone(), Arc::clone(&stop), Arc::clone(&stats));
-            let handler = Barriered(Arc::clone(&journal));
+            let mut events = Barriered(Arc::clone(&journal));
+            // Each handled request issues the next mark.
+            let issue = Arc::clone(&journal);
+            let respond = move |request: &[u8],
+                                meta: &FrameMeta,
+                                reply: &mut [u8],
+                                events: &mut Barriered| {
+                issue.issued.fetch_add(1, Ordering::Relaxed);
+                echo(request, meta, reply, events)
+            };
             thread::spawn(move || {
-                afxdp::run_queue(socket, &interface, Some(0), handler, &stop, &stats)
+                afxdp::run_queue(
+                    socket,
+                    &interface,
+                    Some(0),
+                    respond,
+                    &mut events,
+                    &stop,
+                    &stats,
+                )
             })
         };
         let client = PacketSocket::new(VethPair::CLIENT).unwrap();
@@ -426,19 +443,17 @@ struct FakeJournal {
     failed: AtomicBool,
 }
 
-/// An echo handler whose replies wait for [`FakeJournal`].
+/// The events of a worker whose replies wait for [`FakeJournal`].
 struct Barriered(Arc<FakeJournal>);
 
-impl afxdp::Handler for Barriered {
-    fn handle(&mut self, request: &[u8], _: &FrameMeta, reply: &mut [u8]) -> Option<ReplyPlan> {
-        self.0.issued.fetch_add(1, Ordering::Relaxed);
-        let reply = reply.get_mut(..request.len())?;
-        reply.copy_from_slice(request);
-        reply[0] = 2;
-        Some(ReplyPlan {
-            len: request.len(),
-            to: Destination::Client,
-        })
+impl EventSink for Barriered {
+    fn emit(&mut self, _: LeaseEvent) {}
+}
+
+impl Events for Barriered {
+    fn settle(&mut self) -> bool {
+        let mark = self.mark();
+        self.wait(mark)
     }
 
     fn mark(&self) -> u64 {
@@ -470,6 +485,17 @@ impl afxdp::Handler for Barriered {
     }
 }
 
+/// Answers each message with an Advertise carrying the request's transaction id and options.
+fn echo<E>(request: &[u8], _: &FrameMeta, reply: &mut [u8], _: &mut E) -> Option<ReplyPlan> {
+    let reply = reply.get_mut(..request.len())?;
+    reply.copy_from_slice(request);
+    reply[0] = 2;
+    Some(ReplyPlan {
+        len: request.len(),
+        to: Destination::Client,
+    })
+}
+
 type EchoWorker = (
     thread::JoinHandle<Result<XskWorker, afxdp::XskError>>,
     Arc<WorkerStats>,
@@ -483,16 +509,15 @@ fn spawn_echo(socket: XskSocket, interface: &InterfaceInfo, stop: &Arc<AtomicBoo
     let stop = Arc::clone(stop);
     let thread_stats = Arc::clone(&stats);
     let thread = thread::spawn(move || {
-        let handler = |request: &[u8], _: &FrameMeta, reply: &mut [u8]| {
-            let reply = reply.get_mut(..request.len())?;
-            reply.copy_from_slice(request);
-            reply[0] = 2;
-            Some(ReplyPlan {
-                len: request.len(),
-                to: Destination::Client,
-            })
-        };
-        afxdp::run_queue(socket, &interface, Some(0), handler, &stop, &thread_stats)
+        afxdp::run_queue(
+            socket,
+            &interface,
+            Some(0),
+            echo,
+            &mut Discard,
+            &stop,
+            &thread_stats,
+        )
     });
     (thread, stats)
 }
