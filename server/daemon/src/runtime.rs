@@ -157,11 +157,11 @@ pub fn serve(options: RunOptions, stop: &AtomicBool) -> anyhow::Result<()> {
         durability = %options.durability,
         events = replay.events,
         leases = replayed,
-        unplaced = replay.unplaced.len(),
         loaded = restored.loaded,
         conflicts = restored.conflicts,
         torn_bytes = replay.torn_bytes,
         corrupt = replay.corrupt,
+        unplaced = replay.unplaced.len(),
         "lease journal replayed"
     );
 
