@@ -93,7 +93,8 @@ enum Command {
         /// Also print leases that have expired but were not yet swept from the journal.
         #[arg(long)]
         all: bool,
-        /// The configuration, to show link names instead of link numbers.
+        /// The configuration, for the link names of a version-1 journal (which records link
+        /// numbers); a version-2 journal names its links itself.
         #[arg(short, long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
