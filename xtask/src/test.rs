@@ -20,6 +20,7 @@ pub struct Options {
 const FUZZ_TARGETS: &[(&str, &[&str])] = &[
     ("message", &["fuzz/seeds/message", "fuzz/seeds/relay"]),
     ("relay_chain", &["fuzz/seeds/relay"]),
+    ("journal_format", &["fuzz/seeds/journal_format"]),
 ];
 
 pub fn run(options: &Options) -> Result<()> {

@@ -9,9 +9,9 @@
 //! - [`serve_queue`]: one queue's loop with the engine: each request goes through
 //!   [`Engine::handle`] with the link of the receiving interface and VLAN, and each
 //!   [`Outcome::Reply`] is framed ([`crate::frame`]) and sent. Returns when `stop` is set.
-//! - [`run_queue`]: the same loop with any handler
-//!   (`FnMut(request payload, &FrameMeta, reply payload buffer) -> Option<ReplyPlan>`), for
-//!   tests and other servers.
+//! - [`run_queue`]: the same loop with any responder
+//!   (`FnMut(request payload, &FrameMeta, reply payload buffer, &mut events) ->
+//!   Option<ReplyPlan>`) and any [`Events`] sink, for tests and other servers.
 //!
 //! # The loop
 //!
@@ -29,9 +29,11 @@
 //! With `--durability always` a reply must not leave before the lease it announces is synced.
 //! The worker does not wait for each batch: it takes the journal's mark after handling a batch,
 //! holds the batch's reply frames, and goes on with the next batch; each turn sends the held
-//! replies whose mark is durable ([`Handler::barrier`]). One sync then covers every batch that
+//! replies whose mark is durable ([`Events::barrier`]). One sync then covers every batch that
 //! arrived while the previous one ran. The worker blocks on the journal only when nothing
-//! arrives or when a quarter of the UMEM is held.
+//! arrives or when a quarter of the UMEM is held. The marks come from the same sink the engine
+//! emits the lease events into (the journal's [`crate::journal::JournalSink`]): the event path
+//! is engine → journal, with no handler in between.
 //!
 //! The socket, its rings and the frame accounting are `xdhcp6_datapath` ([`XskQueue`]),
 //! shared with the load generator and re-exported here; this module is the server's loop.
@@ -75,49 +77,13 @@ pub fn reply_source(interface: &InterfaceInfo) -> ReplySource {
 // ---------------------------------------------------------------------------------------------
 // The worker loop.
 
-/// What the handler wants sent: `len` bytes of the reply buffer, to `to`.
+/// What a responder wants sent: `len` bytes of the reply buffer, to `to`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReplyPlan {
     /// Bytes of the reply payload written to the buffer.
     pub len: usize,
     /// Where it goes, relative to the request.
     pub to: Destination,
-}
-
-/// What a worker does with each request, and the barrier before a batch of replies leaves.
-///
-/// Any `FnMut(request payload, &FrameMeta, reply payload buffer) -> Option<ReplyPlan>` is a
-/// handler whose replies may always leave.
-pub trait Handler {
-    /// Answers one request into `reply`; `None` sends nothing. The handler counts the message
-    /// types it received and sent: the worker itself parses no DHCPv6.
-    fn handle(&mut self, request: &[u8], meta: &FrameMeta, reply: &mut [u8]) -> Option<ReplyPlan>;
-
-    /// A mark covering what every reply handled so far depends on ([`Events::mark`]).
-    fn mark(&self) -> u64 {
-        0
-    }
-
-    /// Whether replies handled up to `mark` may leave now ([`Events::barrier`]).
-    fn barrier(&self, mark: u64) -> Barrier {
-        let _ = mark;
-        Barrier::Ready
-    }
-
-    /// Waits until replies handled up to `mark` may leave; false when they never may.
-    fn wait(&mut self, mark: u64) -> bool {
-        let _ = mark;
-        true
-    }
-}
-
-impl<F> Handler for F
-where
-    F: FnMut(&[u8], &FrameMeta, &mut [u8]) -> Option<ReplyPlan>,
-{
-    fn handle(&mut self, request: &[u8], meta: &FrameMeta, reply: &mut [u8]) -> Option<ReplyPlan> {
-        self(request, meta, reply)
-    }
 }
 
 /// One queue's datapath: the socket with its frame accounting, and the reply source.
@@ -169,13 +135,26 @@ impl XskWorker {
 
     /// Runs the loop until `stop` is set; then sends (or, if the journal failed, drops) the
     /// replies still held.
-    pub fn run<H: Handler>(&mut self, mut handler: H, stop: &AtomicBool, stats: &WorkerStats) {
+    ///
+    /// `respond(request, meta, reply, events)` answers one request into the reply payload
+    /// buffer, handing the lease events it causes to `events`, and returns what to send
+    /// (`None`: nothing); `events` is also the durability barrier the replies wait on.
+    pub fn run<E, R>(
+        &mut self,
+        mut respond: R,
+        events: &mut E,
+        stop: &AtomicBool,
+        stats: &WorkerStats,
+    ) where
+        E: Events,
+        R: FnMut(&[u8], &FrameMeta, &mut [u8], &mut E) -> Option<ReplyPlan>,
+    {
         let idle_timeout = i32::from(self.queue.config().idle_timeout_ms);
         while !stop.load(Ordering::Relaxed) {
-            if self.poll(&mut handler, stats) == 0 {
+            if self.poll(&mut respond, events, stats) == 0 {
                 if !self.held.is_empty() {
                     // Nothing arrived: wait for the journal instead of spinning.
-                    self.wait_for_oldest(&mut handler, stats);
+                    self.wait_for_oldest(events, stats);
                     continue;
                 }
                 // Transmit completions are reclaimed on the next turn; do not sleep long
@@ -193,8 +172,8 @@ impl XskWorker {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while let Some(newest) = self.held.back() {
             let mark = newest.mark;
-            let ok = handler.wait(mark) && std::time::Instant::now() < deadline;
-            self.release(&handler, stats, ok);
+            let ok = events.wait(mark) && std::time::Instant::now() < deadline;
+            self.release(events, stats, ok);
             self.queue.reclaim();
             self.queue.kick_tx();
         }
@@ -204,19 +183,23 @@ impl XskWorker {
     /// held replies whose events are durable, handles up to one batch. Returns the number of
     /// frames received.
     ///
-    /// A batch's replies are held until [`Handler::barrier`] passes for the mark taken after
+    /// A batch's replies are held until [`Events::barrier`] passes for the mark taken after
     /// the batch, while later batches are handled: with `--durability always` one journal sync
     /// then covers every batch that arrived during the previous one.
-    pub fn poll<H: Handler>(&mut self, handler: &mut H, stats: &WorkerStats) -> usize {
+    pub fn poll<E, R>(&mut self, respond: &mut R, events: &mut E, stats: &WorkerStats) -> usize
+    where
+        E: Events,
+        R: FnMut(&[u8], &FrameMeta, &mut [u8], &mut E) -> Option<ReplyPlan>,
+    {
         let batch = self.queue.config().batch;
         self.queue.reclaim();
         self.queue.refill(batch as usize);
-        self.release(handler, stats, true);
+        self.release(events, stats, true);
         // A wakeup that found the kernel busy (EAGAIN) left descriptors on the TX ring: kick
         // again rather than wait for the next reply to do it.
         self.queue.kick_tx();
         if self.held.len() >= self.held_max {
-            self.wait_for_oldest(handler, stats);
+            self.wait_for_oldest(events, stats);
         }
 
         let (rx_first, received) = self.queue.rx_peek(batch);
@@ -229,27 +212,27 @@ impl XskWorker {
             let Some(desc) = self.queue.rx_desc(rx_first.wrapping_add(i)) else {
                 continue;
             };
-            if let Some((addr, len)) = self.handle(desc, &mut *handler, stats) {
+            if let Some((addr, len)) = self.handle(desc, respond, events, stats) {
                 // The batch's mark is known once all of it is handled.
                 self.held.push_back(Held { addr, len, mark: 0 });
             }
             self.queue.recycle(desc.addr);
         }
         self.queue.rx_release(rx_first, received);
-        let mark = handler.mark();
+        let mark = events.mark();
         for held in self.held.range_mut(before..) {
             held.mark = mark;
         }
-        self.release(handler, stats, true);
+        self.release(events, stats, true);
         self.queue.kick_rx();
         received as usize
     }
 
     /// Waits until the oldest held reply may leave, then sends what may.
-    fn wait_for_oldest<H: Handler>(&mut self, handler: &mut H, stats: &WorkerStats) {
+    fn wait_for_oldest<E: Events>(&mut self, events: &mut E, stats: &WorkerStats) {
         if let Some(oldest) = self.held.front() {
-            let ok = handler.wait(oldest.mark);
-            self.release(handler, stats, ok);
+            let ok = events.wait(oldest.mark);
+            self.release(events, stats, ok);
         }
     }
 
@@ -257,11 +240,11 @@ impl XskWorker {
     /// has room. With `ok` false (a wait for the journal failed), or when the barrier says the
     /// journal failed, every held reply is dropped and counted as a send failure: it would
     /// announce a lease a restart could forget.
-    fn release<H: Handler>(&mut self, handler: &H, stats: &WorkerStats, ok: bool) {
+    fn release<E: Events>(&mut self, events: &E, stats: &WorkerStats, ok: bool) {
         let Some(newest) = self.held.back() else {
             return;
         };
-        let failed = !ok || handler.barrier(newest.mark) == Barrier::Failed;
+        let failed = !ok || events.barrier(newest.mark) == Barrier::Failed;
         if failed {
             for held in self.held.drain(..) {
                 stats.count_send_failure();
@@ -276,7 +259,7 @@ impl XskWorker {
             && let Some(held) = self.held.front().copied()
         {
             if checked != Some(held.mark) {
-                if handler.barrier(held.mark) != Barrier::Ready {
+                if events.barrier(held.mark) != Barrier::Ready {
                     break;
                 }
                 checked = Some(held.mark);
@@ -290,12 +273,16 @@ impl XskWorker {
     }
 
     /// Handles one received frame; returns the transmit frame (address, length) of its reply.
-    fn handle<H: Handler>(
+    fn handle<E, R>(
         &mut self,
         desc: libc::xdp_desc,
-        handler: &mut H,
+        respond: &mut R,
+        events: &mut E,
         stats: &WorkerStats,
-    ) -> Option<(u64, u32)> {
+    ) -> Option<(u64, u32)>
+    where
+        R: FnMut(&[u8], &FrameMeta, &mut [u8], &mut E) -> Option<ReplyPlan>,
+    {
         // The reply's frame is taken first (and given back when unused): the request is read
         // in place while it is written.
         let tx_addr = self.queue.alloc();
@@ -329,7 +316,7 @@ impl XskWorker {
         let payload = &request[meta.payload()];
         let Some(plan) = reply
             .get_mut(meta.header_len..)
-            .and_then(|buf| handler.handle(payload, &meta, buf))
+            .and_then(|buf| respond(payload, &meta, buf, events))
         else {
             self.queue.recycle(tx_addr);
             return None;
@@ -351,21 +338,25 @@ impl XskWorker {
     }
 }
 
-/// Runs one queue's loop with `handler` until `stop` is set, on this thread (pinned to `core`
+/// Runs one queue's loop with `respond` until `stop` is set, on this thread (pinned to `core`
 /// when given); returns the worker, for its [`XskWorker::audit`].
 ///
-/// `handler(request, meta, reply)` gets the DHCPv6 message, the request's framing and the
-/// buffer where the reply payload goes; it returns what to send, or `None` to send nothing.
-pub fn run_queue<H>(
+/// `respond(request, meta, reply, events)` gets the DHCPv6 message, the request's framing,
+/// the buffer where the reply payload goes and the worker's event sink; it returns what to
+/// send, or `None` to send nothing. Replies leave once `events` says what they announce is
+/// durable ([`Events`]).
+pub fn run_queue<E, R>(
     socket: XskSocket,
     interface: &InterfaceInfo,
     core: Option<usize>,
-    handler: H,
+    respond: R,
+    events: &mut E,
     stop: &AtomicBool,
     stats: &WorkerStats,
 ) -> Result<XskWorker, XskError>
 where
-    H: Handler,
+    E: Events,
+    R: FnMut(&[u8], &FrameMeta, &mut [u8], &mut E) -> Option<ReplyPlan>,
 {
     if let Some(core) = core {
         pin_to_core(core).map_err(|source| XskError::Pin {
@@ -381,82 +372,45 @@ where
         core,
         "AF_XDP worker running"
     );
-    worker.run(handler, stop, stats);
+    worker.run(respond, events, stop, stats);
     Ok(worker)
 }
 
-/// Runs one queue's loop with the engine until `stop` is set: [`run_queue`] with a handler that
-/// calls [`Engine::handle`] and counts drops.
+/// Runs one queue's loop with the engine until `stop` is set: [`run_queue`] answering with
+/// [`Engine::handle`], whose lease events go to `events` (the journal), and counting drops.
 ///
 /// The link is the one configured for `interface` and the innermost VLAN of each request
 /// ([`Engine::link_for_interface`]); `now` is the engine clock (Unix seconds).
 #[allow(clippy::too_many_arguments)]
-pub fn serve_queue(
+pub fn serve_queue<E: Events>(
     socket: XskSocket,
     interface: &InterfaceInfo,
     core: Option<usize>,
     engine: &Engine,
     now: impl Fn() -> u32,
-    events: &mut impl Events,
+    events: &mut E,
     stop: &AtomicBool,
     stats: &WorkerStats,
 ) -> Result<XskWorker, XskError> {
-    let handler = EngineHandler {
-        engine,
-        interface,
-        now,
-        events,
-        stats,
-        links: LinkCache::default(),
-    };
-    run_queue(socket, interface, core, handler, stop, stats)
-}
-
-/// [`serve_queue`]'s handler: the engine, with the worker's journal as the barrier.
-struct EngineHandler<'a, N, E> {
-    engine: &'a Engine,
-    interface: &'a InterfaceInfo,
-    now: N,
-    events: &'a mut E,
-    stats: &'a WorkerStats,
-    links: LinkCache,
-}
-
-impl<N: Fn() -> u32, E: Events> Handler for EngineHandler<'_, N, E> {
-    fn handle(&mut self, request: &[u8], meta: &FrameMeta, reply: &mut [u8]) -> Option<ReplyPlan> {
-        let link = self
-            .links
-            .lookup(self.engine, &self.interface.name, meta.vlan());
-        let cx = Context {
-            link,
-            now: (self.now)(),
-        };
-        // The handler counts what the engine read and wrote; the worker parses no DHCPv6.
-        let outcome = self.engine.handle(request, &cx, reply, self.events);
-        self.stats.count_received(outcome.received());
+    let mut links = LinkCache::default();
+    let respond = |request: &[u8], meta: &FrameMeta, reply: &mut [u8], events: &mut E| {
+        let link = links.lookup(engine, &interface.name, meta.vlan());
+        let cx = Context { link, now: now() };
+        // The responder counts what the engine read and wrote; the worker parses no DHCPv6.
+        let outcome = engine.handle(request, &cx, reply, events);
+        stats.count_received(outcome.received());
         match outcome {
             Outcome::Reply { len, to, sent, .. } => {
-                self.stats.count_sent(sent);
+                stats.count_sent(sent);
                 Some(ReplyPlan { len, to })
             }
             Outcome::Drop { reason, .. } => {
-                self.stats.count_drop(reason);
+                stats.count_drop(reason);
                 None
             }
         }
-    }
-
-    fn mark(&self) -> u64 {
-        self.events.mark()
-    }
-
-    fn barrier(&self, mark: u64) -> Barrier {
-        self.events.barrier(mark)
-    }
-
-    fn wait(&mut self, mark: u64) -> bool {
-        self.events.wait(mark)
-    }
+    };
+    run_queue(socket, interface, core, respond, events, stop, stats)
 }
 
 /// Remembers `Engine::link_for_interface` per VLAN: a handful of VLANs per interface at most

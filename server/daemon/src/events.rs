@@ -1,8 +1,10 @@
 //! Where a worker's lease events go, and the durability barrier before its replies leave.
 //!
-//! Both datapaths (UDP and AF_XDP) hand every lease change to an [`Events`] sink, and no reply
-//! leaves before the events it announces are durable, so that with `--durability always` no
-//! reply announces a lease the journal could still lose. The UDP datapath waits with
+//! Both datapaths (UDP and AF_XDP) hand the engine an [`Events`] sink for its lease events,
+//! and no reply leaves before the events it announces are durable, so that with
+//! `--durability always` no reply announces a lease the journal could still lose. In the
+//! daemon the sink is the journal's own [`crate::journal::JournalSink`]: the engine emits into
+//! it and the worker asks it, so the event path is engine → journal. The UDP datapath waits with
 //! [`Events::settle`] once per batch; the AF_XDP datapath takes a [`Events::mark`] per batch,
 //! goes on with the next batches and sends each batch's replies once
 //! [`Events::barrier`] says its mark is durable, so that one sync covers many batches.

@@ -21,7 +21,7 @@ use xdhcp6_engine::{
     config::Config,
     table::{INFINITE, IaKind, LeaseRecord, LeaseState, LeaseTable},
 };
-use xdhcp6d::journal::{Durability, read_journal};
+use xdhcp6d::journal::{Durability, Link, LinkNames, read_journal};
 use xdhcp6d::runtime::{self, DEFAULT_JOURNAL, Datapath, RunOptions};
 use xdhcp6d::xdp::{AttachMode, Steering};
 
@@ -94,7 +94,8 @@ enum Command {
         /// Also print leases that have expired but were not yet swept from the journal.
         #[arg(long)]
         all: bool,
-        /// The configuration, to show link names instead of link numbers.
+        /// The configuration, for the link names of a version-1 journal (which records link
+        /// numbers); a version-2 journal names its links itself.
         #[arg(short, long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
@@ -255,7 +256,6 @@ fn parse_cores(text: &str) -> Result<CoreList, String> {
 
 /// `xdhcp6d leases`.
 fn leases(journal: &Path, json: bool, all: bool, config: Option<&Path>) -> anyhow::Result<()> {
-    let replay = read_journal(journal).with_context(|| format!("reading {}", journal.display()))?;
     let links: Vec<String> = match config {
         Some(file) => {
             let text = std::fs::read_to_string(file)
@@ -268,22 +268,44 @@ fn leases(journal: &Path, json: bool, all: bool, config: Option<&Path>) -> anyho
         }
         None => Vec::new(),
     };
+    let names = LinkNames::new(links.iter().map(String::as_str));
+    let replay =
+        read_journal(journal, &names).with_context(|| format!("reading {}", journal.display()))?;
     let now = os::unix_now();
-    let mut records: Vec<LeaseRecord> = replay
-        .records
-        .into_iter()
-        .filter(|record| all || !record.lease.is_expired(now))
+    // Leases on a configured link first, in its order; then those the journal names a link
+    // the configuration lacks (all of a version-2 journal's, without --config).
+    let placed = replay.records.into_iter().map(|record| (None, record));
+    let unplaced = replay.unplaced.into_iter().map(|lease| {
+        let label = match lease.link {
+            Link::Name(name) => name.into_owned(),
+            Link::Position(position) => position.to_string(),
+        };
+        (Some(label), lease.record)
+    });
+    let mut records: Vec<(Option<String>, LeaseRecord)> = placed
+        .chain(unplaced)
+        .filter(|(_, record)| all || !record.lease.is_expired(now))
         .collect();
-    records.sort_by_key(|record| {
-        (
-            record.lease.link,
-            record.lease.kind == IaKind::Pd,
-            record.lease.addr,
-        )
+    records.sort_by(|(a_label, a), (b_label, b)| {
+        let key = |label: &Option<String>, record: &LeaseRecord| {
+            (
+                label.clone(),
+                record.lease.link,
+                record.lease.kind == IaKind::Pd,
+                record.lease.addr,
+            )
+        };
+        key(a_label, a).cmp(&key(b_label, b))
     });
     let rows: Vec<LeaseRow> = records
         .iter()
-        .map(|record| LeaseRow::new(record, &links))
+        .map(|(label, record)| {
+            let mut row = LeaseRow::new(record, &links);
+            if let Some(label) = label {
+                row.link.clone_from(label);
+            }
+            row
+        })
         .collect();
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);

@@ -19,11 +19,10 @@ use xdhcp6_datapath::os::{self, error_chain};
 use xdhcp6_engine::Engine;
 use xdhcp6_engine::alloc::SaltKey;
 use xdhcp6_engine::config::Config;
-use xdhcp6_engine::table::{EventSink, LeaseEvent, LeaseRecord, LeaseTable};
+use xdhcp6_engine::table::{LeaseRecord, LeaseTable};
 
 use crate::afxdp::{self, InterfaceInfo, XskConfig, XskError, XskWorker};
-use crate::events::{Barrier, Events};
-use crate::journal::{Durability, Journal, JournalSink, Snapshot};
+use crate::journal::{Durability, Journal, JournalSink, LinkNames, Snapshot};
 use crate::metrics::{self, MetricsHandle, Sources};
 use crate::stats::WorkerStats;
 use crate::udp::{self, Ports, ServerSocket, UdpDatapath};
@@ -128,8 +127,13 @@ pub fn serve(options: RunOptions, stop: &AtomicBool) -> anyhow::Result<()> {
         let table = Arc::clone(&table);
         Arc::new(move || snapshot(&table))
     };
-    let (journal, replay) = Journal::open(&options.journal, options.durability, snapshot)
-        .with_context(|| format!("opening the lease journal {}", options.journal.display()))?;
+    let (journal, replay) = Journal::open(
+        &options.journal,
+        options.durability,
+        LinkNames::of(&config),
+        snapshot,
+    )
+    .with_context(|| format!("opening the lease journal {}", options.journal.display()))?;
     let journal = Arc::new(journal);
     let replayed = replay.records.len();
     let restored = engine.restore(replay.records);
@@ -142,6 +146,7 @@ pub fn serve(options: RunOptions, stop: &AtomicBool) -> anyhow::Result<()> {
         conflicts = restored.conflicts,
         torn_bytes = replay.torn_bytes,
         corrupt = replay.corrupt,
+        unplaced = replay.unplaced.len(),
         "lease journal replayed"
     );
 
@@ -163,9 +168,7 @@ pub fn serve(options: RunOptions, stop: &AtomicBool) -> anyhow::Result<()> {
         Datapath::Udp => &options.cores,
         Datapath::Xdp => &[],
     };
-    let events = (0..udp_workers)
-        .map(|_| JournalEvents::new(&journal))
-        .collect();
+    let events = (0..udp_workers).map(|_| journal.sink()).collect();
     running.udp = Some(
         UdpDatapath::start(
             Arc::clone(&engine),
@@ -194,7 +197,7 @@ pub fn serve(options: RunOptions, stop: &AtomicBool) -> anyhow::Result<()> {
     running.timer = Some(
         start_timer(
             Arc::clone(&engine),
-            JournalEvents::new(&journal),
+            journal.sink(),
             Arc::clone(&running.steering),
             Arc::clone(&running.stop),
         )
@@ -323,7 +326,7 @@ fn start_xdp(
             &options.cores,
             Arc::clone(engine),
             os::unix_now,
-            |_queue| JournalEvents::new(journal),
+            |_queue| journal.sink(),
             Arc::clone(&running.stop),
         )
         .with_context(|| format!("starting the AF_XDP workers on {name}"))?;
@@ -428,7 +431,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// forwards what the XDP programs logged (aya-log) to the daemon's log.
 fn start_timer(
     engine: Arc<Engine>,
-    mut events: JournalEvents,
+    mut events: JournalSink,
     steering: Arc<Mutex<Vec<Steering>>>,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<JoinHandle<()>> {
@@ -453,64 +456,6 @@ fn start_timer(
                 }
             }
         })
-}
-
-/// A worker's way into the journal, with the durability barrier before replies.
-struct JournalEvents {
-    sink: JournalSink,
-    journal: Arc<Journal>,
-    /// The journal failure is logged once per worker.
-    reported: bool,
-}
-
-impl JournalEvents {
-    fn new(journal: &Arc<Journal>) -> Self {
-        Self {
-            sink: journal.sink(),
-            journal: Arc::clone(journal),
-            reported: false,
-        }
-    }
-}
-
-impl EventSink for JournalEvents {
-    fn emit(&mut self, event: LeaseEvent) {
-        self.sink.emit(event);
-    }
-}
-
-impl Events for JournalEvents {
-    fn settle(&mut self) -> bool {
-        let mark = self.mark();
-        self.wait(mark)
-    }
-
-    fn mark(&self) -> u64 {
-        self.sink.last_seq()
-    }
-
-    fn barrier(&self, mark: u64) -> Barrier {
-        if self.journal.is_durable(mark) {
-            Barrier::Ready
-        } else if self.journal.has_failed() {
-            Barrier::Failed
-        } else {
-            Barrier::Pending
-        }
-    }
-
-    fn wait(&mut self, mark: u64) -> bool {
-        match self.journal.wait_durable(mark) {
-            Ok(()) => true,
-            Err(error) => {
-                if !self.reported {
-                    tracing::error!(%error, "replies are held back: the lease journal failed");
-                    self.reported = true;
-                }
-                false
-            }
-        }
-    }
 }
 
 fn log_config(options: &RunOptions, config: &Config) {

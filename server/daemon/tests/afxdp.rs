@@ -31,11 +31,11 @@ use xdhcp6_engine::{
     alloc::SaltKey,
     config::Config,
     proto::MessageType,
-    table::{LeaseEvent, LeaseTable},
+    table::{Discard, EventSink, LeaseEvent, LeaseTable},
 };
 use xdhcp6d::{
     afxdp::{self, BindMode, InterfaceInfo, ReplyPlan, XskConfig, XskSocket, XskWorker},
-    events::Barrier,
+    events::{Barrier, Events},
     frame::FrameMeta,
     stats::WorkerStats,
     xdp::AttachMode,
@@ -285,9 +285,25 @@ fn replies_wait_for_the_durability_barrier_and_are_dropped_when_it_fails() {
         let worker = {
             let (interface, stop, stats) =
                 (interface.clone(), Arc::clone(&stop), Arc::clone(&stats));
-            let handler = Barriered(Arc::clone(&journal), Arc::clone(&stats));
+            let mut events = Barriered(Arc::clone(&journal));
+            // Each handled request issues the next mark.
+            let issue = Arc::clone(&journal);
+            let counts = Arc::clone(&stats);
+            let respond =
+                move |request: &[u8], _: &FrameMeta, reply: &mut [u8], _: &mut Barriered| {
+                    issue.issued.fetch_add(1, Ordering::Relaxed);
+                    echo(request, reply, &counts)
+                };
             thread::spawn(move || {
-                afxdp::run_queue(socket, &interface, Some(0), handler, &stop, &stats)
+                afxdp::run_queue(
+                    socket,
+                    &interface,
+                    Some(0),
+                    respond,
+                    &mut events,
+                    &stop,
+                    &stats,
+                )
             })
         };
         let client = PacketSocket::new(VethPair::CLIENT).unwrap();
@@ -428,14 +444,17 @@ struct FakeJournal {
     failed: AtomicBool,
 }
 
-/// An echo handler whose replies wait for [`FakeJournal`]; it counts what it echoes, as the
-/// engine's handler does.
-struct Barriered(Arc<FakeJournal>, Arc<WorkerStats>);
+/// The events of a worker whose replies wait for [`FakeJournal`].
+struct Barriered(Arc<FakeJournal>);
 
-impl afxdp::Handler for Barriered {
-    fn handle(&mut self, request: &[u8], _: &FrameMeta, reply: &mut [u8]) -> Option<ReplyPlan> {
-        self.0.issued.fetch_add(1, Ordering::Relaxed);
-        echo(request, reply, &self.1)
+impl EventSink for Barriered {
+    fn emit(&mut self, _: LeaseEvent) {}
+}
+
+impl Events for Barriered {
+    fn settle(&mut self) -> bool {
+        let mark = self.mark();
+        self.wait(mark)
     }
 
     fn mark(&self) -> u64 {
@@ -467,6 +486,7 @@ impl afxdp::Handler for Barriered {
     }
 }
 
+/// Answers each message with an Advertise carrying the request's transaction id and options.
 type EchoWorker = (
     thread::JoinHandle<Result<XskWorker, afxdp::XskError>>,
     Arc<WorkerStats>,
@@ -481,9 +501,18 @@ fn spawn_echo(socket: XskSocket, interface: &InterfaceInfo, stop: &Arc<AtomicBoo
     let thread_stats = Arc::clone(&stats);
     let thread = thread::spawn(move || {
         let counts = Arc::clone(&thread_stats);
-        let handler =
-            move |request: &[u8], _: &FrameMeta, reply: &mut [u8]| echo(request, reply, &counts);
-        afxdp::run_queue(socket, &interface, Some(0), handler, &stop, &thread_stats)
+        let respond = move |request: &[u8], _: &FrameMeta, reply: &mut [u8], _: &mut Discard| {
+            echo(request, reply, &counts)
+        };
+        afxdp::run_queue(
+            socket,
+            &interface,
+            Some(0),
+            respond,
+            &mut Discard,
+            &stop,
+            &thread_stats,
+        )
     });
     (thread, stats)
 }

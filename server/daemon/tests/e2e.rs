@@ -147,9 +147,10 @@ fn relayed_dhclient(datapath: Datapath) {
     };
     let na_row = find("na", &address).unwrap_or_else(|| panic!("{address} not in {rows:#?}"));
     let pd_row = find("pd", &prefix).unwrap_or_else(|| panic!("{prefix} not in {rows:#?}"));
-    // Link 1 is "relayed": the relay's link-address chose it, not the arrival interface.
-    assert_eq!(na_row["link"], "1", "{na_row:#?}");
-    assert_eq!(pd_row["link"], "1", "{pd_row:#?}");
+    // Link "relayed" (the second): the relay's link-address chose it, not the arrival
+    // interface. The journal records links by name.
+    assert_eq!(na_row["link"], "relayed", "{na_row:#?}");
+    assert_eq!(pd_row["link"], "relayed", "{pd_row:#?}");
     eprintln!(
         "{datapath:?}: relayed {address} and {prefix} in {:?}",
         started.elapsed()

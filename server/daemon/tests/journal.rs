@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -16,7 +16,8 @@ use xdhcp6_engine::table::{
     LeaseState, LeaseTable, Lifetimes,
 };
 use xdhcp6d::journal::{
-    Durability, HEADER_LEN, Journal, JournalError, JournalOptions, Replay, Snapshot, read_journal,
+    Durability, HEADER_LEN, Journal, JournalError, JournalOptions, LinkNames, Replay, Snapshot,
+    read_journal,
 };
 
 /// A fresh, empty directory for one test, removed when the test ends.
@@ -41,6 +42,13 @@ fn scratch(name: &str) -> Scratch {
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap();
     Scratch(dir)
+}
+
+/// A name for every link id, so that every lease of these tests is on a configured link.
+fn links() -> LinkNames {
+    static LINKS: LazyLock<LinkNames> =
+        LazyLock::new(|| LinkNames::new((0..=u16::MAX).map(|id| format!("link-{id}"))));
+    LINKS.clone()
 }
 
 fn no_snapshot() -> Snapshot {
@@ -89,7 +97,7 @@ fn sorted(mut records: Vec<LeaseRecord>) -> Vec<LeaseRecord> {
 
 /// Writes `events` to a new journal at `path` and closes it.
 fn write_events(path: &Path, events: &[(EventKind, LeaseRecord)]) {
-    let (journal, _) = Journal::open(path, Durability::Always, no_snapshot()).unwrap();
+    let (journal, _) = Journal::open(path, Durability::Always, links(), no_snapshot()).unwrap();
     let mut sink = journal.sink();
     for (at, (kind, record)) in events.iter().enumerate() {
         emit(&mut sink, *kind, at as u32, record);
@@ -130,7 +138,8 @@ fn every_event_kind_round_trips() {
     let probation = lease(b"probation", 7, 7);
     let offered = lease(b"offered", 8, 8);
 
-    let (journal, replay) = Journal::open(&path, Durability::Always, no_snapshot()).unwrap();
+    let (journal, replay) =
+        Journal::open(&path, Durability::Always, links(), no_snapshot()).unwrap();
     assert_eq!(replay, Replay::default());
     let mut sink = journal.sink();
     assert_eq!(sink.last_seq(), 0);
@@ -152,7 +161,7 @@ fn every_event_kind_round_trips() {
     assert_eq!(journal.lag(), 0);
     journal.shutdown();
 
-    let replay = read_journal(&path).unwrap();
+    let replay = read_journal(&path, &links()).unwrap();
     assert_eq!(replay.events, 10);
     assert_eq!(replay.torn_bytes, 0);
     assert!(!replay.corrupt);
@@ -162,7 +171,8 @@ fn every_event_kind_round_trips() {
         sorted(vec![bound, renewed, declined, prefix])
     );
     // Opening again replays the same and appends after it.
-    let (journal, again) = Journal::open(&path, Durability::Always, no_snapshot()).unwrap();
+    let (journal, again) =
+        Journal::open(&path, Durability::Always, links(), no_snapshot()).unwrap();
     assert_eq!(again.events, 10);
     assert_eq!(again.records.len(), 4);
     drop(journal);
@@ -195,7 +205,7 @@ fn replay_follows_bind_renew_release() {
             (EventKind::Renewed, c.clone()),
         ],
     );
-    let replay = read_journal(&path).unwrap();
+    let replay = read_journal(&path, &links()).unwrap();
     assert_eq!(replay.events, 9);
     assert_eq!(sorted(replay.records), sorted(vec![a_renewed, b_again, c]));
 
@@ -210,7 +220,7 @@ fn replay_follows_bind_renew_release() {
             (EventKind::Released, c_elsewhere),
         ],
     );
-    assert_eq!(read_journal(&path).unwrap().records.len(), 1);
+    assert_eq!(read_journal(&path, &links()).unwrap().records.len(), 1);
 }
 
 #[test]
@@ -234,7 +244,7 @@ fn torn_last_record_at_every_offset_is_cut_off() {
     let path = dir.join("cut.journal");
     for cut in good..bytes.len() {
         fs::write(&path, &bytes[..cut]).unwrap();
-        let seen = read_journal(&path).unwrap();
+        let seen = read_journal(&path, &links()).unwrap();
         assert_eq!(seen.events, 2, "cut at {cut}");
         assert_eq!(seen.torn_bytes, (cut - good) as u64, "cut at {cut}");
         assert!(!seen.corrupt, "cut at {cut}");
@@ -244,7 +254,8 @@ fn torn_last_record_at_every_offset_is_cut_off() {
             "read changes nothing"
         );
 
-        let (journal, replay) = Journal::open(&path, Durability::Always, no_snapshot()).unwrap();
+        let (journal, replay) =
+            Journal::open(&path, Durability::Always, links(), no_snapshot()).unwrap();
         assert_eq!(replay.events, 2);
         assert_eq!(replay.torn_bytes, (cut - good) as u64);
         assert_eq!(
@@ -262,14 +273,15 @@ fn torn_last_record_at_every_offset_is_cut_off() {
         journal.wait_durable(sink.last_seq()).unwrap();
         journal.shutdown();
         assert_eq!(fs::read(&path).unwrap(), bytes);
-        let after = read_journal(&path).unwrap();
+        let after = read_journal(&path, &links()).unwrap();
         assert_eq!((after.events, after.torn_bytes), (3, 0));
     }
 
     // Cut inside the header: an empty journal, started again.
     for cut in 0..HEADER_LEN as usize {
         fs::write(&path, &bytes[..cut]).unwrap();
-        let (journal, replay) = Journal::open(&path, Durability::Always, no_snapshot()).unwrap();
+        let (journal, replay) =
+            Journal::open(&path, Durability::Always, links(), no_snapshot()).unwrap();
         assert_eq!((replay.events, replay.torn_bytes), (0, cut as u64));
         assert!(replay.records.is_empty());
         journal.shutdown();
@@ -291,7 +303,7 @@ fn zeros_after_the_last_record_are_torn_not_corrupt() {
     // A size-extending write whose data never reached the disk reads back as zeros.
     bytes.extend_from_slice(&[0; 100]);
     fs::write(&path, &bytes).unwrap();
-    let seen = read_journal(&path).unwrap();
+    let seen = read_journal(&path, &links()).unwrap();
     assert_eq!(
         (seen.events, seen.torn_bytes, seen.corrupt),
         (2, 100, false)
@@ -304,7 +316,7 @@ fn zeros_after_the_last_record_are_torn_not_corrupt() {
         *byte = 0;
     }
     fs::write(&path, &half).unwrap();
-    let seen = read_journal(&path).unwrap();
+    let seen = read_journal(&path, &links()).unwrap();
     assert_eq!((seen.events, seen.corrupt), (1, false));
     assert_eq!(seen.torn_bytes, last_len as u64);
 }
@@ -336,7 +348,7 @@ fn corrupt_record_mid_file_stops_replay() {
     bytes[first + 20] ^= 0x40;
     fs::write(&path, &bytes).unwrap();
 
-    let seen = read_journal(&path).unwrap();
+    let seen = read_journal(&path, &links()).unwrap();
     assert!(seen.corrupt);
     assert_eq!(seen.events, 1);
     assert_eq!(seen.corrupt_offset, Some(first as u64));
@@ -345,7 +357,8 @@ fn corrupt_record_mid_file_stops_replay() {
     assert_eq!(seen.records, vec![events[0].1.clone()]);
 
     // Opening keeps the damaged file aside and starts over from what replayed.
-    let (journal, replay) = Journal::open(&path, Durability::Always, no_snapshot()).unwrap();
+    let (journal, replay) =
+        Journal::open(&path, Durability::Always, links(), no_snapshot()).unwrap();
     assert!(replay.corrupt);
     assert_eq!(replay.records, vec![events[0].1.clone()]);
     assert_eq!(fs::read(dir.join("leases.journal.corrupt")).unwrap(), bytes);
@@ -353,7 +366,7 @@ fn corrupt_record_mid_file_stops_replay() {
     emit(&mut sink, EventKind::Bound, 5, &events[2].1);
     journal.wait_durable(sink.last_seq()).unwrap();
     journal.shutdown();
-    let after = read_journal(&path).unwrap();
+    let after = read_journal(&path, &links()).unwrap();
     assert!(!after.corrupt);
     assert_eq!(
         sorted(after.records),
@@ -367,7 +380,7 @@ fn foreign_files_are_refused() {
     let path = dir.join("leases.journal");
     fs::write(&path, b"this is not a journal at all").unwrap();
     assert!(matches!(
-        Journal::open(&path, Durability::Always, no_snapshot()),
+        Journal::open(&path, Durability::Always, links(), no_snapshot()),
         Err(JournalError::NotAJournal { .. })
     ));
     assert_eq!(fs::read(&path).unwrap(), b"this is not a journal at all");
@@ -376,11 +389,11 @@ fn foreign_files_are_refused() {
     header.extend_from_slice(&0u32.to_le_bytes());
     fs::write(&path, &header).unwrap();
     assert!(matches!(
-        read_journal(&path),
+        read_journal(&path, &links()),
         Err(JournalError::Version { version: 99, .. })
     ));
     assert!(matches!(
-        read_journal(&dir.join("missing")),
+        read_journal(&dir.join("missing"), &links()),
         Err(JournalError::Io { .. })
     ));
 }
@@ -389,7 +402,7 @@ fn foreign_files_are_refused() {
 fn always_returns_only_once_the_record_is_in_the_file() {
     let dir = scratch("always");
     let path = dir.join("leases.journal");
-    let (journal, _) = Journal::open(&path, Durability::Always, no_snapshot()).unwrap();
+    let (journal, _) = Journal::open(&path, Durability::Always, links(), no_snapshot()).unwrap();
     let mut sink = journal.sink();
     for i in 0..50u32 {
         let duid = format!("always-marker-{i:04}");
@@ -421,7 +434,7 @@ fn batch_syncs_within_the_interval_and_on_shutdown() {
     let durability = Durability::Batch {
         interval: Duration::from_millis(20),
     };
-    let (journal, _) = Journal::open(&path, durability, no_snapshot()).unwrap();
+    let (journal, _) = Journal::open(&path, durability, links(), no_snapshot()).unwrap();
     let mut sink = journal.sink();
     emit(
         &mut sink,
@@ -442,7 +455,7 @@ fn batch_syncs_within_the_interval_and_on_shutdown() {
     let hour = Durability::Batch {
         interval: Duration::from_secs(3600),
     };
-    let (journal, _) = Journal::open(&path, hour, no_snapshot()).unwrap();
+    let (journal, _) = Journal::open(&path, hour, links(), no_snapshot()).unwrap();
     let mut sink = journal.sink();
     for i in 0..10u32 {
         emit(
@@ -457,7 +470,7 @@ fn batch_syncs_within_the_interval_and_on_shutdown() {
     assert_eq!(journal.lag(), 10);
     assert_eq!(journal.durable_seq(), 0);
     drop(journal);
-    let replay = read_journal(&path).unwrap();
+    let replay = read_journal(&path, &links()).unwrap();
     assert_eq!(replay.events, 11);
     assert_eq!(replay.records.len(), 11);
 }
@@ -485,7 +498,8 @@ fn compaction_keeps_the_live_set_and_later_events() {
         min_bytes: 4096,
         ratio: 2,
     };
-    let (journal, _) = Journal::open_with(&path, Durability::Always, snapshot, options).unwrap();
+    let (journal, _) =
+        Journal::open_with(&path, Durability::Always, links(), snapshot, options).unwrap();
     let mut sink = journal.sink();
     // Churn: 40 clients bind, renew and release over and over; the last round stays bound.
     let mut at = 0;
@@ -531,7 +545,7 @@ fn compaction_keeps_the_live_set_and_later_events() {
     journal.shutdown();
 
     assert!(!dir.join("leases.journal.compact").exists());
-    let replay = read_journal(&path).unwrap();
+    let replay = read_journal(&path, &links()).unwrap();
     assert!(!replay.corrupt);
     assert_eq!(replay.torn_bytes, 0);
     let expected: Vec<_> = model.lock().unwrap().values().cloned().collect();
@@ -550,7 +564,8 @@ fn compaction_leftover_is_removed_on_open() {
     let path = dir.join("leases.journal");
     write_events(&path, &[(EventKind::Bound, lease(b"kept", 1, 1))]);
     fs::write(dir.join("leases.journal.compact"), b"half a snapshot").unwrap();
-    let (journal, replay) = Journal::open(&path, Durability::Always, no_snapshot()).unwrap();
+    let (journal, replay) =
+        Journal::open(&path, Durability::Always, links(), no_snapshot()).unwrap();
     assert_eq!(replay.records, vec![lease(b"kept", 1, 1)]);
     assert!(!dir.join("leases.journal.compact").exists());
     journal.shutdown();
@@ -560,7 +575,7 @@ fn compaction_leftover_is_removed_on_open() {
 fn four_concurrent_writers_lose_nothing() {
     let dir = scratch("concurrent");
     let path = dir.join("leases.journal");
-    let (journal, _) = Journal::open(&path, Durability::Always, no_snapshot()).unwrap();
+    let (journal, _) = Journal::open(&path, Durability::Always, links(), no_snapshot()).unwrap();
     let journal = Arc::new(journal);
     const PER_THREAD: u32 = 2000;
     let workers: Vec<_> = (0..4u32)
@@ -597,7 +612,7 @@ fn four_concurrent_writers_lose_nothing() {
     let journal = Arc::into_inner(journal).unwrap();
     journal.shutdown();
 
-    let replay = read_journal(&path).unwrap();
+    let replay = read_journal(&path, &links()).unwrap();
     assert_eq!(replay.events, u64::from(4 * PER_THREAD));
     assert_eq!(replay.records.len(), (4 * PER_THREAD) as usize);
     let mut seen: Vec<_> = replay.records.iter().map(|r| r.lease.addr).collect();
@@ -632,7 +647,8 @@ fn replay_matches_a_busy_lease_table_across_compactions() {
         min_bytes: 8192,
         ratio: 2,
     };
-    let (journal, _) = Journal::open_with(&path, Durability::Always, snapshot, options).unwrap();
+    let (journal, _) =
+        Journal::open_with(&path, Durability::Always, links(), snapshot, options).unwrap();
     let journal = Arc::new(journal);
     let clock = Arc::new(AtomicU32::new(1));
     let life = Lifetimes {
@@ -707,7 +723,7 @@ fn replay_matches_a_busy_lease_table_across_compactions() {
     assert!(compactions > 0, "the journal never compacted");
     Arc::into_inner(journal).unwrap().shutdown();
 
-    let replay = read_journal(&path).unwrap();
+    let replay = read_journal(&path, &links()).unwrap();
     assert!(!replay.corrupt);
     let expected: Vec<_> = table_leases(&table)
         .into_iter()

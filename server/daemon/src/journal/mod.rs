@@ -1,0 +1,716 @@
+//! The lease journal: an append-only file of checksummed lease events, written by one thread.
+//!
+//! # Data flow
+//!
+//! The event path is engine → journal. Workers hand a [`JournalSink`] to `Engine::handle`;
+//! the table calls [`EventSink::emit`] with a shard lock held, so the sink only encodes the
+//! event ([`format`]; Offered events are skipped: an offer hold is not worth a disk write) and
+//! appends the bytes to one shared queue under a short mutex, taking the next sequence number.
+//! The writer thread (`writer`) takes everything queued at once, writes it with one `write`,
+//! calls `fdatasync` once (group commit) and publishes the newest durable sequence number.
+//!
+//! The sink is also the worker's durability barrier ([`Events`]): with [`Durability::Always`]
+//! a worker's replies leave only once the sink says the events they announce are synced
+//! ([`Events::settle`], or [`Events::mark`] and [`Events::barrier`] per batch). With
+//! [`Durability::Batch`] the writer syncs at most once per interval and nobody waits.
+//!
+//! # Modules
+//!
+//! - [`format`]: the bytes of the header and of a record, encoded and decoded without IO.
+//! - `replay`: reading a file back into live leases ([`Replay`]), torn and corrupt ends, link
+//!   names.
+//! - `writer`: the writer thread and its group commit.
+//! - `compaction`: rewriting the file as a snapshot of the live leases, and why that
+//!   replays to the same state.
+//!
+//! On open, a damaged file is kept as `<path>.corrupt` and replaced by a fresh one holding what
+//! was replayed; a version-1 file is kept as `<path>.v1` and rewritten as version 2.
+
+mod compaction;
+pub mod format;
+mod replay;
+mod writer;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use xdhcp6_engine::config::{Config, LinkId};
+use xdhcp6_engine::table::{EventKind, EventSink, LeaseEvent, LeaseRecord};
+
+pub use self::format::{HEADER_LEN, Link, MAGIC, VERSION};
+pub use self::replay::{Replay, Unplaced, read_journal};
+use self::writer::JournalWriter;
+use crate::events::{Barrier, Events};
+
+/// The sync interval of `"batch"` when none is given.
+pub const DEFAULT_BATCH_INTERVAL: Duration = Duration::from_millis(10);
+
+/// When the writer syncs the journal.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Durability {
+    /// Every event is synced before [`Journal::wait_durable`] returns for it (group commit).
+    Always,
+    /// The writer syncs at most once per `interval`; a crash loses at most that much.
+    Batch {
+        /// The longest time between two syncs.
+        interval: Duration,
+    },
+}
+
+impl fmt::Display for Durability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Always => f.write_str("always"),
+            Self::Batch { interval } => write!(f, "batch:{}ms", interval.as_millis()),
+        }
+    }
+}
+
+/// Why a durability setting did not parse.
+#[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]
+#[error("invalid durability {0:?}: expected \"always\", \"batch\" or \"batch:<n>ms\" (also us, s)")]
+pub struct ParseDurabilityError(String);
+
+impl FromStr for Durability {
+    type Err = ParseDurabilityError;
+
+    /// Parses `always`, `batch` (every [`DEFAULT_BATCH_INTERVAL`]) or `batch:<n><us|ms|s>`.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let error = || ParseDurabilityError(text.to_owned());
+        let text = text.trim();
+        if text.eq_ignore_ascii_case("always") {
+            return Ok(Self::Always);
+        }
+        if text.eq_ignore_ascii_case("batch") {
+            return Ok(Self::Batch {
+                interval: DEFAULT_BATCH_INTERVAL,
+            });
+        }
+        let interval = text
+            .strip_prefix("batch:")
+            .and_then(parse_interval)
+            .ok_or_else(error)?;
+        if interval.is_zero() {
+            return Err(error());
+        }
+        Ok(Self::Batch { interval })
+    }
+}
+
+fn parse_interval(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let (number, unit): (&str, fn(u64) -> Duration) = if let Some(n) = text.strip_suffix("us") {
+        (n, Duration::from_micros)
+    } else if let Some(n) = text.strip_suffix("ms") {
+        (n, Duration::from_millis)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, Duration::from_secs)
+    } else {
+        (text, Duration::from_millis)
+    };
+    number.trim().parse().ok().map(unit)
+}
+
+/// When the writer compacts the journal: once the file is at least `min_bytes` long and at
+/// least `ratio` times the size of the last snapshot.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct JournalOptions {
+    /// The smallest file worth compacting.
+    pub min_bytes: u64,
+    /// How many times the last snapshot's size the file may grow to.
+    pub ratio: u64,
+}
+
+impl Default for JournalOptions {
+    fn default() -> Self {
+        Self {
+            min_bytes: 64 << 20,
+            ratio: 4,
+        }
+    }
+}
+
+/// Why the journal could not be read, opened or kept.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// A file operation failed.
+    #[error("lease journal {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the system said.
+        source: io::Error,
+    },
+    /// The file does not start with the journal magic.
+    #[error("{path} is not an xdhcp6 lease journal")]
+    NotAJournal {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The file was written by a format version this build does not read.
+    #[error(
+        "{path}: journal format version {version} is not supported (this build reads 1 and {VERSION})"
+    )]
+    Version {
+        /// The file.
+        path: PathBuf,
+        /// The version found in the header.
+        version: u32,
+    },
+    /// A write or sync failed earlier; nothing is made durable any more.
+    #[error("the lease journal writer failed; events are no longer made durable")]
+    Failed,
+}
+
+impl JournalError {
+    fn io(path: &Path) -> impl FnOnce(io::Error) -> Self + '_ {
+        move |source| Self::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
+/// The names of the configured links, by link id: what the journal records instead of ids.
+/// Cloning is cheap (shared).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LinkNames(Arc<Names>);
+
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Names {
+    names: Vec<String>,
+    ids: HashMap<String, u16>,
+}
+
+impl LinkNames {
+    /// Link `i` is called `names[i]`.
+    pub fn new<S: Into<String>>(names: impl IntoIterator<Item = S>) -> Self {
+        let names: Vec<String> = names.into_iter().map(Into::into).collect();
+        let ids = names
+            .iter()
+            .enumerate()
+            .filter_map(|(id, name)| Some((name.clone(), u16::try_from(id).ok()?)))
+            .collect();
+        Self(Arc::new(Names { names, ids }))
+    }
+
+    /// The links of `config`.
+    pub fn of(config: &Config) -> Self {
+        Self::new(config.links.iter().map(|link| link.name.as_str()))
+    }
+
+    /// The name of link `id`.
+    pub fn name(&self, id: LinkId) -> Option<&str> {
+        self.0.names.get(usize::from(id.0)).map(String::as_str)
+    }
+
+    /// The id of the link called `name`.
+    pub fn id(&self, name: &str) -> Option<LinkId> {
+        self.0.ids.get(name).copied().map(LinkId)
+    }
+
+    /// How a record names link `id`: by name; by position only for an id without one.
+    fn link(&self, id: LinkId) -> Link<'_> {
+        match self.name(id) {
+            Some(name) => Link::Name(name.into()),
+            None => Link::Position(id.0),
+        }
+    }
+}
+
+/// The snapshot closure compaction calls: every live lease of the table.
+pub type Snapshot = Arc<dyn Fn() -> Vec<LeaseRecord> + Send + Sync>;
+
+/// The lease journal: shared by all workers (via `Arc`), written by one thread.
+pub struct Journal {
+    shared: Arc<Shared>,
+    writer: Option<JoinHandle<()>>,
+    path: PathBuf,
+}
+
+impl fmt::Debug for Journal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Journal")
+            .field("path", &self.path)
+            .field("durability", &self.shared.durability)
+            .field("durable_seq", &self.durable_seq())
+            .field("lag", &self.lag())
+            .finish()
+    }
+}
+
+impl Journal {
+    /// Replays the journal at `path` (creating it if missing) against the configured `links`
+    /// and starts the writer thread.
+    pub fn open(
+        path: &Path,
+        durability: Durability,
+        links: LinkNames,
+        snapshot: Snapshot,
+    ) -> Result<(Self, Replay), JournalError> {
+        Self::open_with(path, durability, links, snapshot, JournalOptions::default())
+    }
+
+    /// [`Journal::open`] with compaction thresholds of your own.
+    pub fn open_with(
+        path: &Path,
+        durability: Durability,
+        links: LinkNames,
+        snapshot: Snapshot,
+        options: JournalOptions,
+    ) -> Result<(Self, Replay), JournalError> {
+        let compact_path = sibling(path, "compact");
+        // A compaction that never reached its rename: the journal itself is complete.
+        match fs::remove_file(&compact_path) {
+            Err(error) if error.kind() != io::ErrorKind::NotFound => {
+                return Err(JournalError::io(&compact_path)(error));
+            }
+            _ => {}
+        }
+        let scanned = match replay::scan(path, &links) {
+            Ok(replay) => Some(replay),
+            Err(JournalError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                None
+            }
+            Err(error) => return Err(error),
+        };
+        let (file, len, base, replay) = match scanned {
+            Some(replay) if replay.version == Some(VERSION) && !replay.corrupt => {
+                let file = OpenOptions::new()
+                    .append(true)
+                    .open(path)
+                    .map_err(JournalError::io(path))?;
+                if replay.torn_bytes > 0 {
+                    file.set_len(replay.valid_bytes)
+                        .and_then(|()| file.sync_all())
+                        .map_err(JournalError::io(path))?;
+                    tracing::warn!(
+                        path = %path.display(),
+                        torn_bytes = replay.torn_bytes,
+                        "cut a torn last record off the lease journal"
+                    );
+                }
+                let base = compaction::snapshot_len(&links, &replay.records, &replay.unplaced);
+                (file, replay.valid_bytes, base, replay)
+            }
+            scanned => {
+                let replay = scanned.unwrap_or_default();
+                if replay.corrupt {
+                    let aside = set_aside(path, "corrupt")?;
+                    tracing::error!(
+                        path = %path.display(),
+                        kept_as = %aside.display(),
+                        offset = replay.corrupt_offset,
+                        skipped_bytes = replay.skipped_bytes,
+                        "lease journal is corrupt; replayed the part before the damage"
+                    );
+                } else if let Some(version) = replay.version.filter(|&version| version != VERSION) {
+                    let aside = set_aside(path, &format!("v{version}"))?;
+                    tracing::info!(
+                        path = %path.display(),
+                        kept_as = %aside.display(),
+                        version,
+                        "rewriting the lease journal in format version {VERSION}, with link names"
+                    );
+                }
+                // Missing, torn inside its header, corrupt or of an older version: start a
+                // fresh file holding what was replayed, written aside and renamed so that a
+                // crash leaves either file.
+                let at = 0;
+                let (file, len) = compaction::write_snapshot(
+                    &compact_path,
+                    &links,
+                    &replay.records,
+                    &replay.unplaced,
+                    at,
+                )?;
+                compaction::install(&compact_path, path)?;
+                (file, len, len, replay)
+            }
+        };
+        if !replay.unplaced.is_empty() {
+            tracing::warn!(
+                path = %path.display(),
+                leases = replay.unplaced.len(),
+                links = ?unplaced_links(&replay.unplaced),
+                "leases on links the configuration does not have are kept in the journal but \
+                 not served"
+            );
+        }
+        let shared = Arc::new(Shared {
+            durability,
+            links,
+            pending: Mutex::new(Pending::default()),
+            wake_writer: Condvar::new(),
+            issued_seq: AtomicU64::new(0),
+            durable_seq: AtomicU64::new(0),
+            durable_lock: Mutex::new(()),
+            durable_changed: Condvar::new(),
+            failed: AtomicBool::new(false),
+            compactions: AtomicU64::new(0),
+        });
+        let writer = JournalWriter::new(
+            Arc::clone(&shared),
+            path.to_owned(),
+            compact_path,
+            (file, len, base),
+            snapshot,
+            options,
+            replay.unplaced.clone(),
+        );
+        let writer = thread::Builder::new()
+            .name("xdhcp6-journal".into())
+            .spawn(move || writer.run())
+            .map_err(JournalError::io(path))?;
+        let journal = Self {
+            shared,
+            writer: Some(writer),
+            path: path.to_owned(),
+        };
+        Ok((journal, replay))
+    }
+
+    /// A sink for one worker's events, and its durability barrier.
+    pub fn sink(&self) -> JournalSink {
+        JournalSink {
+            shared: Arc::clone(&self.shared),
+            scratch: Vec::with_capacity(128),
+            last_seq: 0,
+            reported: false,
+        }
+    }
+
+    /// Blocks until every event up to `seq` is synced ([`Durability::Always`]); returns at
+    /// once with [`Durability::Batch`]. Fails once the writer has failed: the caller must then
+    /// not send the replies that depend on those events.
+    pub fn wait_durable(&self, seq: u64) -> Result<(), JournalError> {
+        self.shared.wait_durable(seq)
+    }
+
+    /// Whether every event up to `seq` is as durable as [`Self::wait_durable`] would make it,
+    /// without waiting (always true with [`Durability::Batch`]).
+    pub fn is_durable(&self, seq: u64) -> bool {
+        self.shared.is_durable(seq)
+    }
+
+    /// The newest sequence number whose event (and every earlier one) is synced.
+    pub fn durable_seq(&self) -> u64 {
+        self.shared.durable_seq.load(Ordering::Acquire)
+    }
+
+    /// Events queued but not yet synced.
+    pub fn lag(&self) -> u64 {
+        let issued = self.shared.issued_seq.load(Ordering::Acquire);
+        issued.saturating_sub(self.durable_seq())
+    }
+
+    /// Whether a write or sync failed (the journal then stops writing).
+    pub fn has_failed(&self) -> bool {
+        self.shared.has_failed()
+    }
+
+    /// Compactions completed since open.
+    pub fn compactions(&self) -> u64 {
+        self.shared.compactions.load(Ordering::Acquire)
+    }
+
+    /// The journal file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes and syncs everything queued, then stops the writer thread.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        let Some(writer) = self.writer.take() else {
+            return;
+        };
+        lock(&self.shared.pending).closing = true;
+        self.shared.wake_writer.notify_one();
+        if writer.join().is_err() {
+            tracing::error!(path = %self.path.display(), "lease journal writer panicked");
+        }
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The distinct links of `unplaced`, for the log.
+fn unplaced_links(unplaced: &[Unplaced]) -> Vec<String> {
+    let mut links: Vec<String> = unplaced
+        .iter()
+        .map(|lease| match &lease.link {
+            Link::Name(name) => name.to_string(),
+            Link::Position(position) => format!("#{position}"),
+        })
+        .collect();
+    links.sort_unstable();
+    links.dedup();
+    links
+}
+
+/// One worker's way into the journal: the [`EventSink`] it hands the engine, which encodes and
+/// queues events, and the [`Events`] barrier its replies wait on.
+pub struct JournalSink {
+    shared: Arc<Shared>,
+    scratch: Vec<u8>,
+    last_seq: u64,
+    /// The journal failure is logged once per worker.
+    reported: bool,
+}
+
+impl fmt::Debug for JournalSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JournalSink")
+            .field("last_seq", &self.last_seq)
+            .finish()
+    }
+}
+
+impl JournalSink {
+    /// The sequence number of the newest event this sink queued (0 if none).
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+}
+
+impl EventSink for JournalSink {
+    fn emit(&mut self, event: LeaseEvent) {
+        // An offer is a hold of seconds: losing it in a crash costs the client one more
+        // Solicit, so it is not worth a write.
+        if event.kind == EventKind::Offered {
+            return;
+        }
+        self.scratch.clear();
+        let link = self.shared.links.link(event.record.lease.link);
+        format::encode(
+            &mut self.scratch,
+            event.kind,
+            event.at,
+            &link,
+            &event.record,
+        );
+        let mut pending = lock(&self.shared.pending);
+        if pending.closing {
+            return;
+        }
+        let was_empty = pending.bytes.is_empty();
+        pending.bytes.extend_from_slice(&self.scratch);
+        pending.seq += 1;
+        pending.last_at = pending.last_at.max(event.at);
+        self.last_seq = pending.seq;
+        self.shared.issued_seq.store(pending.seq, Ordering::Release);
+        drop(pending);
+        if was_empty {
+            self.shared.wake_writer.notify_one();
+        }
+    }
+}
+
+impl Events for JournalSink {
+    fn settle(&mut self) -> bool {
+        let mark = self.mark();
+        self.wait(mark)
+    }
+
+    fn mark(&self) -> u64 {
+        self.last_seq
+    }
+
+    fn barrier(&self, mark: u64) -> Barrier {
+        if self.shared.is_durable(mark) {
+            Barrier::Ready
+        } else if self.shared.has_failed() {
+            Barrier::Failed
+        } else {
+            Barrier::Pending
+        }
+    }
+
+    fn wait(&mut self, mark: u64) -> bool {
+        match self.shared.wait_durable(mark) {
+            Ok(()) => true,
+            Err(error) => {
+                if !self.reported {
+                    tracing::error!(%error, "replies are held back: the lease journal failed");
+                    self.reported = true;
+                }
+                false
+            }
+        }
+    }
+}
+
+/// State shared by the journal, its sinks and its writer.
+struct Shared {
+    durability: Durability,
+    /// How records name links.
+    links: LinkNames,
+    pending: Mutex<Pending>,
+    /// Signalled when the queue goes from empty to not, on close, and when a compaction ends.
+    wake_writer: Condvar,
+    /// The newest sequence number handed out (mirrors `Pending::seq` for lock-free reads).
+    issued_seq: AtomicU64,
+    durable_seq: AtomicU64,
+    durable_lock: Mutex<()>,
+    durable_changed: Condvar,
+    failed: AtomicBool,
+    compactions: AtomicU64,
+}
+
+impl Shared {
+    fn wait_durable(&self, seq: u64) -> Result<(), JournalError> {
+        if matches!(self.durability, Durability::Batch { .. }) {
+            return Ok(());
+        }
+        // Never wait for a number no sink has taken: it would never become durable.
+        let seq = seq.min(self.issued_seq.load(Ordering::Acquire));
+        if self.durable_seq.load(Ordering::Acquire) >= seq {
+            return Ok(());
+        }
+        let mut guard = lock(&self.durable_lock);
+        loop {
+            if self.durable_seq.load(Ordering::Acquire) >= seq {
+                return Ok(());
+            }
+            if self.failed.load(Ordering::Acquire) {
+                return Err(JournalError::Failed);
+            }
+            guard = self
+                .durable_changed
+                .wait(guard)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    fn is_durable(&self, seq: u64) -> bool {
+        matches!(self.durability, Durability::Batch { .. })
+            || self.durable_seq.load(Ordering::Acquire)
+                >= seq.min(self.issued_seq.load(Ordering::Acquire))
+    }
+
+    fn has_failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
+    }
+
+    fn publish(&self, seq: u64) {
+        self.durable_seq.store(seq, Ordering::Release);
+        // Taking the lock orders this with a waiter between its check and its wait.
+        drop(lock(&self.durable_lock));
+        self.durable_changed.notify_all();
+    }
+
+    fn fail(&self) {
+        self.failed.store(true, Ordering::Release);
+        drop(lock(&self.durable_lock));
+        self.durable_changed.notify_all();
+    }
+}
+
+/// The queue between the sinks and the writer.
+#[derive(Default)]
+struct Pending {
+    /// Encoded records, in sequence order.
+    bytes: Vec<u8>,
+    /// The sequence number of the last record in `bytes` (or the last one taken).
+    seq: u64,
+    /// The latest event time seen, for the records a snapshot writes.
+    last_at: u32,
+    closing: bool,
+    /// A finished compaction, handed over by its thread.
+    compacted: Option<io::Result<(File, u64)>>,
+}
+
+/// Keeps a copy of the journal as `<path>.<suffix>` (or `.<suffix>.N`, keeping older ones).
+/// The journal itself stays in place until the fresh one is renamed over it, so a crash in
+/// between replays the same file again rather than nothing.
+fn set_aside(path: &Path, suffix: &str) -> Result<PathBuf, JournalError> {
+    let mut aside = sibling(path, suffix);
+    for n in 1.. {
+        if !aside.exists() {
+            break;
+        }
+        aside = sibling(path, &format!("{suffix}.{n}"));
+    }
+    if fs::hard_link(path, &aside).is_err() {
+        fs::copy(path, &aside)
+            .and_then(|_| File::open(&aside)?.sync_all())
+            .map_err(JournalError::io(&aside))?;
+    }
+    Ok(aside)
+}
+
+/// `<path>.<suffix>`.
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".");
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn journal_is_shared_across_threads() {
+        fn shared<T: Send + Sync>() {}
+        fn sent<T: Send>() {}
+        shared::<Journal>();
+        sent::<JournalSink>();
+    }
+
+    #[test]
+    fn links_are_named_and_found() {
+        let links = LinkNames::new(["a", "b"]);
+        assert_eq!(links.name(LinkId(1)), Some("b"));
+        assert_eq!(links.id("a"), Some(LinkId(0)));
+        assert_eq!(links.id("c"), None);
+        assert_eq!(links.link(LinkId(0)), Link::Name("a".into()));
+        assert_eq!(links.link(LinkId(7)), Link::Position(7));
+    }
+
+    #[test]
+    fn durability_parses_and_prints() {
+        assert_eq!("always".parse(), Ok(Durability::Always));
+        assert_eq!(
+            "batch".parse(),
+            Ok(Durability::Batch {
+                interval: DEFAULT_BATCH_INTERVAL
+            })
+        );
+        let twenty = Durability::Batch {
+            interval: Duration::from_millis(20),
+        };
+        assert_eq!("batch:20ms".parse(), Ok(twenty));
+        assert_eq!("batch:20".parse(), Ok(twenty));
+        assert_eq!(twenty.to_string().parse(), Ok(twenty));
+        assert_eq!(
+            "batch:1s".parse(),
+            Ok(Durability::Batch {
+                interval: Duration::from_secs(1)
+            })
+        );
+        assert!("batch:0ms".parse::<Durability>().is_err());
+        assert!("sometimes".parse::<Durability>().is_err());
+    }
+}
