@@ -461,6 +461,14 @@ fn kea_config() -> String {
             // Kea answers relays only on an interface written with its unicast address.
             "interfaces-config": { "interfaces": [format!("{SERVER_IF}/{SERVER_ADDRESS}")] },
             "lease-database": { "type": "memfile", "persist": false },
+            // A server DUID given here and not persisted: Kea otherwise writes one into its
+            // data directory (/var/lib/kea), which a fresh machine does not have.
+            "server-id": {
+                "type": "EN",
+                "enterprise-id": 2495,
+                "identifier": "0102030405060708",
+                "persist": false
+            },
             "renew-timer": 1800,
             "rebind-timer": 2880,
             "preferred-lifetime": 3600,
@@ -564,4 +572,18 @@ fn summary_json(results: &[Measured], options: &Options) -> Value {
             "summary": m.json.display().to_string(),
         })).collect::<Vec<_>>(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kea_needs_no_data_directory_for_its_server_id() {
+        let config: Value = serde_json::from_str(&kea_config()).expect("JSON");
+        let server_id = &config["Dhcp6"]["server-id"];
+        assert_eq!(server_id["persist"], json!(false));
+        assert_eq!(server_id["type"], json!("EN"));
+        assert_eq!(config["Dhcp6"]["lease-database"]["persist"], json!(false));
+    }
 }
