@@ -8,16 +8,23 @@ use crate::Result;
 use crate::cmd;
 use crate::netns::Netns;
 
-/// `tcpdump` in `netns` writing the DHCPv6 client/server traffic of `interface` to `file`.
-/// It says `listening on` on its standard error once it captures.
-pub fn tcpdump(netns: &Netns, interface: &str, file: &Path) -> Command {
+/// The capture filter of DHCPv6 between clients and servers, both ways.
+pub const CLIENTS_AND_SERVERS: &[&str] = &["udp", "port", "546", "or", "udp", "port", "547"];
+
+/// The capture filter of what reaches the clients' port only.
+pub const TO_CLIENTS: &[&str] = &["udp", "dst", "port", "546"];
+
+/// `tcpdump` in `netns` writing the traffic of `interface` that `filter` selects (such as
+/// [`CLIENTS_AND_SERVERS`]) to `file`. It says `listening on` on its standard error once it
+/// captures.
+pub fn tcpdump(netns: &Netns, interface: &str, file: &Path, filter: &[&str]) -> Command {
     let mut command = netns.command("tcpdump");
     command
         .args(["-i", interface, "-n"])
         // Frames are not left in an unretired ring block when tcpdump stops.
         .args(["--immediate-mode", "-U", "-w"])
         .arg(file)
-        .args(["udp", "port", "546", "or", "udp", "port", "547"]);
+        .args(filter);
     command
 }
 

@@ -9,6 +9,7 @@ use std::fs;
 use std::net::{Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -111,6 +112,63 @@ pub fn journal_leases(daemon: &Path, journal: &Path) -> Vec<serde_json::Value> {
     let rows: serde_json::Value = serde_json::from_slice(&output.stdout)
         .unwrap_or_else(|error| panic!("xdhcp6d leases --json: {error}"));
     rows.as_array().expect("a JSON array").clone()
+}
+
+/// A network namespace holding one veth pair, for the tests that bind AF_XDP sockets and
+/// attach the XDP program in process; deleted on drop.
+pub struct VethPair {
+    netns: Netns,
+}
+
+impl VethPair {
+    /// The end the program and the AF_XDP sockets sit on (fe80::547 and 2001:db8::547).
+    pub const SERVER: &str = "xsrv0";
+    /// The end frames are sent from.
+    pub const CLIENT: &str = "xcli0";
+    /// The server's global address.
+    pub const SERVER_GLOBAL: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x547);
+
+    /// A pair with one queue on each end.
+    pub fn new() -> Self {
+        Self::with_queues(1)
+    }
+
+    /// A pair whose ends have `queues` receive and transmit queues each.
+    pub fn with_queues(queues: u32) -> Self {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "xdhcp6-veth-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let netns = must(Netns::create(&name));
+        must(netns::veth_pair_with_queues(
+            &netns,
+            Self::SERVER,
+            &netns,
+            Self::CLIENT,
+            queues,
+        ));
+        must(netns.add_address(Self::SERVER, "fe80::547/64"));
+        must(netns.add_address(Self::SERVER, "2001:db8::547/64"));
+        Self { netns }
+    }
+
+    /// The namespace.
+    pub fn netns(&self) -> &Netns {
+        &self.netns
+    }
+
+    /// Runs `body` on a thread inside the namespace (threads it spawns inherit it).
+    pub fn run_in_namespace<T: Send>(&self, body: impl FnOnce() -> T + Send) -> T {
+        must(self.netns.run(body))
+    }
+}
+
+impl Default for VethPair {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// A daemon started by a test, by name (`server` for the single daemon of most tests).
@@ -531,9 +589,20 @@ impl Lab {
     /// Starts tcpdump on an interface of a role, writing DHCPv6 client/server traffic to
     /// `NAME.pcap`; returns the capture's path once tcpdump listens.
     pub fn start_capture(&mut self, role: &str, interface: &str, name: &str) -> PathBuf {
+        self.start_capture_of(role, interface, name, capture::CLIENTS_AND_SERVERS)
+    }
+
+    /// As [`Lab::start_capture`], of the traffic `filter` selects (see [`capture`]).
+    pub fn start_capture_of(
+        &mut self,
+        role: &str,
+        interface: &str,
+        name: &str,
+        filter: &[&str],
+    ) -> PathBuf {
         require_tools(&["tcpdump", "tshark"]);
         let file = self.path(&format!("{name}.pcap"));
-        let command = capture::tcpdump(self.netns(role), interface, &file);
+        let command = capture::tcpdump(self.netns(role), interface, &file, filter);
         self.start(command, name);
         self.wait_for_log(name, "listening on", Duration::from_secs(10));
         file

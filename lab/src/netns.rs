@@ -137,11 +137,10 @@ impl Netns {
 
     /// The index of an interface in the namespace.
     pub fn if_index(&self, interface: &str) -> Result<u32> {
-        let link = self.ip(&["-o", "link", "show", "dev", interface])?;
-        link.split(':')
-            .next()
-            .and_then(|index| index.trim().parse().ok())
-            .ok_or_else(|| Error::State(format!("no index for {interface} in {link:?}")))
+        parse_index(
+            interface,
+            &self.ip(&["-o", "link", "show", "dev", interface])?,
+        )
     }
 
     /// Waits until an interface has its link-local address (it comes with the carrier;
@@ -202,6 +201,20 @@ impl Netns {
             }
         })
     }
+}
+
+/// The index of an interface in the calling thread's namespace (as entered by
+/// [`Netns::run`]: `ip` runs as a child of this thread, in its namespace).
+pub fn if_index(interface: &str) -> Result<u32> {
+    let link = cmd::output(Command::new("ip").args(["-o", "link", "show", "dev", interface]))?;
+    parse_index(interface, &link)
+}
+
+fn parse_index(interface: &str, link: &str) -> Result<u32> {
+    link.split(':')
+        .next()
+        .and_then(|index| index.trim().parse().ok())
+        .ok_or_else(|| Error::State(format!("no index for {interface} in {link:?}")))
 }
 
 impl Drop for Netns {

@@ -17,7 +17,10 @@ use std::net::Ipv6Addr;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{DaemonOptions, Datapath, Lab, contains, journal_leases, lease_value, metric_sum};
+use common::{
+    DaemonOptions, Datapath, Lab, capture, captured_messages, contains, fixtures, journal_leases,
+    lease_value, metric_sum,
+};
 
 /// Interfaces (names are per namespace): server — relay upstream, relay downstream — client.
 const SERVER_IF: &str = "xd6s";
@@ -34,35 +37,11 @@ const RELAY_DOWN_ADDRESS: &str = "2001:db8:2::1";
 /// Two links: the server's own (selected by interface) and the relayed one (selected by the
 /// relay's link-address, which lies in its pool's prefix).
 fn config(salt: &str) -> String {
-    format!(
-        r#"[server]
-duid = "00:01:00:01:2e:00:00:01:02:00:00:00:00:0b"
-preference = 255
-salt = "{salt}"
-t1 = 1000
-t2 = 1600
-preferred-lifetime = 2000
-valid-lifetime = 3000
-
-[[link]]
-name = "local"
-interfaces = ["{SERVER_IF}"]
-
-[[link.pool]]
-prefix = "2001:db8:1::/64"
-
-[[link]]
-name = "relayed"
-
-[[link.pool]]
-prefix = "2001:db8:2::/64"
-split = "1/2"
-
-[[link.pd-pool]]
-prefix = "2001:db8:200::/48"
-delegated-length = 56
-"#
+    fixtures::render(
+        fixtures::TWO_LINKS,
+        &[("SERVER_IF", SERVER_IF), ("SALT", salt)],
     )
+    .expect("the two-links fixture")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -84,7 +63,7 @@ fn relayed_dhclient_over_xdp() {
 /// link, and both are in the journal, on that link.
 fn relayed_dhclient(datapath: Datapath) {
     let started = Instant::now();
-    let mut lab = Lab::new("relayed", &["srv", "rly", "cli"]);
+    let mut lab = common::lab("relayed", &["srv", "rly", "cli"]);
     lab.veth(("srv", SERVER_IF), ("rly", RELAY_UP_IF));
     lab.veth(("rly", RELAY_DOWN_IF), ("cli", CLIENT_IF));
     lab.address("srv", SERVER_IF, &format!("{SERVER_ADDRESS}/64"));
@@ -173,7 +152,7 @@ fn perfdhcp_2000_per_second_over_xdp() {
 
 /// A server and a client namespace joined by one veth pair.
 fn direct_lab(tag: &str) -> Lab {
-    let lab = Lab::new(tag, &["srv", "cli"]);
+    let lab = common::lab(tag, &["srv", "cli"]);
     lab.veth(("srv", SERVER_IF), ("cli", CLIENT_IF));
     lab
 }
@@ -319,7 +298,6 @@ fn kill_9_under_load_keeps_every_reply_over_xdp() {
 
 fn kill_under_load(datapath: Datapath) {
     let started = Instant::now();
-    common::require_tools(&["tcpdump", "tshark"]);
     let mut lab = direct_lab("kill9");
     let journal = lab.path("leases.journal");
     let options = DaemonOptions {
@@ -331,28 +309,7 @@ fn kill_under_load(datapath: Datapath) {
     lab.start_daemon("srv", &config("kill9"), &options);
 
     // Every Reply that reached the client side, captured before perfdhcp starts.
-    let capture = lab.path("client.pcap");
-    let capture_arg = capture.display().to_string();
-    lab.spawn(
-        "cli",
-        "tcpdump",
-        &[
-            "tcpdump",
-            "-i",
-            CLIENT_IF,
-            "-n",
-            // Frames are not left in an unretired ring block when tcpdump stops.
-            "--immediate-mode",
-            "-U",
-            "-w",
-            &capture_arg,
-            "udp",
-            "dst",
-            "port",
-            "546",
-        ],
-    );
-    lab.wait_for_log("tcpdump", "listening on", Duration::from_secs(10));
+    let capture = lab.start_capture_of("cli", CLIENT_IF, "tcpdump", capture::TO_CLIENTS);
     lab.spawn("cli", "perfdhcp", &perfdhcp_args("1000", "6", false));
     thread::sleep(Duration::from_secs(3));
     lab.assert_steered(datapath, 1000);
@@ -363,24 +320,11 @@ fn kill_under_load(datapath: Datapath) {
     thread::sleep(Duration::from_millis(200));
     let (_, tcpdump_log) = lab.stop("tcpdump", "-INT");
 
-    let fields = common::run(
-        "tshark",
-        &[
-            "-r",
-            &capture_arg,
-            "-Y",
-            "dhcpv6.msgtype == 7",
-            "-T",
-            "fields",
-            "-e",
-            "dhcpv6.iaaddr.ip",
-        ],
-    );
-    let replied: BTreeSet<String> = String::from_utf8_lossy(&fields.stdout)
-        .split([',', '\n'])
-        .map(str::trim)
-        .filter(|address| !address.is_empty())
-        .map(str::to_owned)
+    let replied: BTreeSet<String> = captured_messages(&capture)
+        .into_iter()
+        .filter(|message| message.msg_type == 7)
+        .flat_map(|message| message.addresses)
+        .map(|(address, _, _)| address.to_string())
         .collect();
     let context =
         format!("perfdhcp:\n{report}\ntcpdump:\n{tcpdump_log}\ndaemon log:\n{killed_log}");

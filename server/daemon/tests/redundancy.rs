@@ -203,7 +203,7 @@ impl Network {
         }
         roles.extend(servers.iter().map(Server::role));
         let roles: Vec<&str> = roles.iter().map(String::as_str).collect();
-        let mut lab = Lab::new(tag, &roles);
+        let mut lab = common::lab(tag, &roles);
         lab.bridge("sw", BRIDGE);
         for server in &servers {
             let port = format!("p{}", server.name);
