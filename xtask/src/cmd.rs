@@ -1,4 +1,5 @@
-//! Running commands: the lab's helpers with anyhow errors, and the cargo that runs this xtask.
+//! Running commands (the lab's helpers with anyhow errors, and the cargo that runs this
+//! xtask) and showing progress.
 
 use std::process::Command;
 
@@ -26,4 +27,17 @@ pub fn output(command: &mut Command) -> Result<String> {
 /// Fails unless this process runs as root.
 pub fn require_root(why: &str) -> Result<()> {
     Ok(xdhcp6_lab::cmd::require_root(why)?)
+}
+
+/// Announces the next step of a run.
+pub fn step(text: &str) {
+    println!("\n== {text}");
+}
+
+/// A text block indented under a step, marked as quoted.
+pub fn indent(text: &str) -> String {
+    text.lines()
+        .map(|line| format!("  | {line}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }

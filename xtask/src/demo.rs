@@ -16,7 +16,7 @@ use xdhcp6_lab::netns::{self, Netns};
 use xdhcp6_lab::process::kill_pid_file;
 
 use crate::build;
-use crate::cmd;
+use crate::cmd::{self, indent, step};
 use crate::process;
 
 const SERVER_IF: &str = "xd-srv0";
@@ -131,17 +131,6 @@ pub fn run() -> Result<()> {
         println!("  xdhcp6d: {last}");
     }
     Ok(())
-}
-
-fn step(text: &str) {
-    println!("\n== {text}");
-}
-
-fn indent(text: &str) -> String {
-    text.lines()
-        .map(|line| format!("  | {line}"))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// Runs `dhclient -6 -1` in the client namespace and returns the address or prefix it bound.

@@ -22,7 +22,7 @@ use xdhcp6_lab::netns::{self, Netns};
 use xdhcp6_lab::process::Process;
 
 use crate::build;
-use crate::cmd;
+use crate::cmd::{self, indent, step};
 use crate::process;
 
 const METRICS: &str = "[::1]:9547";
@@ -632,17 +632,6 @@ fn comparison(clients: u32, results: &[Outcome]) -> String {
 
 fn read(path: &Path) -> Result<String> {
     fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
-}
-
-fn step(text: &str) {
-    println!("\n== {text}");
-}
-
-fn indent(text: &str) -> String {
-    text.lines()
-        .map(|line| format!("  | {line}"))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 #[cfg(test)]
