@@ -17,8 +17,9 @@ use crate::capture::{self, CapturedMessage};
 use crate::dhclient::{Dhclient, ScriptEvent};
 use crate::http::{self, metric_sum};
 use crate::netns::{self, Netns};
+use crate::perfdhcp::Perfdhcp;
 use crate::process::{self, Process};
-use crate::{Result, cmd};
+use crate::{Result, cmd, relay};
 
 /// Where the daemon serves its metrics, inside its namespace.
 pub const METRICS: &str = "[::1]:9547";
@@ -584,6 +585,23 @@ impl Lab {
             self.log(name),
             client.lease_file()
         )
+    }
+
+    /// Starts `dhcrelay -6` (named `dhcrelay`) in a role's namespace, relaying from the
+    /// clients on `downstream` to `upstreams` (`ADDRESS%INTERFACE`), and waits until it relays.
+    pub fn start_dhcrelay(&mut self, role: &str, downstream: &str, upstreams: &[String]) {
+        require_tools(&["dhcrelay"]);
+        let command = relay::dhcrelay(self.netns(role), downstream, upstreams);
+        self.start(command, "dhcrelay");
+        self.wait_for_log("dhcrelay", relay::READY, Duration::from_secs(10));
+    }
+
+    /// Starts `perfdhcp -6` (named `perfdhcp`) in a role's namespace; its report is in its
+    /// log once it ends (see [`crate::perfdhcp::Report`]).
+    pub fn start_perfdhcp(&mut self, role: &str, perfdhcp: &Perfdhcp<'_>) {
+        require_tools(&["perfdhcp"]);
+        let command = perfdhcp.command(self.netns(role));
+        self.start(command, "perfdhcp");
     }
 
     /// Starts tcpdump on an interface of a role, writing DHCPv6 client/server traffic to

@@ -4,8 +4,9 @@
 //! - [`netns`]: throw-away network namespaces joined by veth pairs (with several queues where
 //!   multi-queue AF_XDP is tested), bridges and addresses, all removed on drop;
 //! - [`process`]: child processes that are stopped when dropped (SIGTERM, then SIGKILL);
-//! - [`dhclient`], [`capture`]: ISC dhclient's script and lease file, tcpdump captures read
-//!   back through tshark;
+//! - the client-side tools: [`dhclient`] (its script and lease file), [`relay`] (dhcrelay),
+//!   [`perfdhcp`] (its command line and report), [`capture`] (tcpdump, read back through
+//!   tshark), [`http`] (the metrics endpoint);
 //! - [`harness`]: the test harness that puts these together around `xdhcp6d`;
 //! - [`fixtures`]: the configurations under `tests/fixtures/` at the repository root.
 //!
@@ -19,7 +20,9 @@ pub mod fixtures;
 pub mod harness;
 pub mod http;
 pub mod netns;
+pub mod perfdhcp;
 pub mod process;
+pub mod relay;
 
 use std::io;
 use std::process::ExitStatus;

@@ -12,11 +12,12 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::Ipv6Addr;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::perfdhcp::{Perfdhcp, Report};
 use common::{
     DaemonOptions, Datapath, Lab, capture, captured_messages, contains, fixtures, journal_leases,
     lease_value, metric_sum,
@@ -79,21 +80,7 @@ fn relayed_dhclient(datapath: Datapath) {
     };
     lab.start_daemon("srv", &config("relayed"), &options);
     let upper = format!("{SERVER_ADDRESS}%{RELAY_UP_IF}");
-    lab.spawn(
-        "rly",
-        "dhcrelay",
-        &[
-            "dhcrelay",
-            "-6",
-            "-d",
-            "--no-pid",
-            "-l",
-            RELAY_DOWN_IF,
-            "-u",
-            &upper,
-        ],
-    );
-    lab.wait_for_log("dhcrelay", "Sending on", Duration::from_secs(10));
+    lab.start_dhcrelay("rly", RELAY_DOWN_IF, &[upper]);
 
     let na = lab.dhclient("cli", CLIENT_IF, "na", &[]);
     let address = lease_value(&na, "iaaddr ").unwrap_or_else(|| panic!("no address:\n{na}"));
@@ -160,9 +147,9 @@ fn direct_lab(tag: &str) -> Lab {
 /// The exchange rate, the test length and the client count perfdhcp runs with. The client
 /// count is large so that random picks rarely repeat a client: `-u` counts a second lease
 /// for the same client (the same address again) as non-unique.
-const RATE: &str = "2000";
+const RATE: u32 = 2000;
 const PERIOD_S: u64 = 10;
-const CLIENTS: &str = "100000000";
+const CLIENTS: u64 = 100_000_000;
 
 fn perfdhcp_rate(datapath: Datapath) {
     let started = Instant::now();
@@ -176,11 +163,10 @@ fn perfdhcp_rate(datapath: Datapath) {
     };
     lab.start_daemon("srv", &config("perfdhcp"), &options);
 
-    let period = PERIOD_S.to_string();
-    lab.spawn("cli", "perfdhcp", &perfdhcp_args(RATE, &period, true));
+    lab.start_perfdhcp("cli", &perfdhcp(RATE, PERIOD_S, true));
     let (status, report) = lab.wait("perfdhcp", Duration::from_secs(PERIOD_S + 15));
     let metrics = lab.metrics();
-    let stats = PerfdhcpReport::parse(&report);
+    let stats = Report::parse(&report);
     let exchanges = stats
         .exchanges
         .get("REQUEST-REPLY")
@@ -225,59 +211,14 @@ fn perfdhcp_rate(datapath: Datapath) {
     lab.stop_daemon();
 }
 
-/// `perfdhcp -6` on the client interface, in single-thread mode (its only working mode on a
-/// small machine); `-u` checks that no address is handed out twice.
-fn perfdhcp_args<'a>(rate: &'a str, period: &'a str, unique: bool) -> Vec<&'a str> {
-    let mut args = vec![
-        "perfdhcp", "-6", "-l", CLIENT_IF, "-g", "single", "-r", rate, "-p", period, "-R", CLIENTS,
-        "-W", "500000",
-    ];
-    if unique {
-        args.push("-u");
-    }
-    args
-}
-
-/// The counters of perfdhcp's final report, by exchange (`SOLICIT-ADVERTISE`) and name.
-#[derive(Debug, Default)]
-struct PerfdhcpReport {
-    exchanges: BTreeMap<String, BTreeMap<String, u64>>,
-}
-
-impl PerfdhcpReport {
-    /// Reads `***Statistics for: NAME***` sections of `key: value` lines.
-    fn parse(text: &str) -> Self {
-        let mut report = Self::default();
-        let mut section: Option<String> = None;
-        for line in text.lines().map(str::trim) {
-            if let Some(rest) = line.strip_prefix("***Statistics for:") {
-                section = Some(rest.trim().trim_end_matches('*').trim().to_owned());
-                continue;
-            }
-            if line.starts_with("***") {
-                section = None;
-                continue;
-            }
-            let (Some(name), Some((key, value))) = (&section, line.split_once(':')) else {
-                continue;
-            };
-            if let Ok(value) = value.trim().parse::<u64>() {
-                report
-                    .exchanges
-                    .entry(name.clone())
-                    .or_default()
-                    .insert(key.trim().to_owned(), value);
-            }
-        }
-        report
-    }
-
-    fn value(&self, exchange: &str, key: &str) -> u64 {
-        *self
-            .exchanges
-            .get(exchange)
-            .and_then(|counters| counters.get(key))
-            .unwrap_or_else(|| panic!("no {exchange} {key:?} in perfdhcp's report: {self:?}"))
+/// `perfdhcp -6` on the client interface; `-u` checks that no address is handed out twice.
+fn perfdhcp(rate: u32, period: u64, unique: bool) -> Perfdhcp<'static> {
+    Perfdhcp {
+        interface: CLIENT_IF,
+        rate,
+        period,
+        clients: CLIENTS,
+        unique,
     }
 }
 
@@ -310,7 +251,7 @@ fn kill_under_load(datapath: Datapath) {
 
     // Every Reply that reached the client side, captured before perfdhcp starts.
     let capture = lab.start_capture_of("cli", CLIENT_IF, "tcpdump", capture::TO_CLIENTS);
-    lab.spawn("cli", "perfdhcp", &perfdhcp_args("1000", "6", false));
+    lab.start_perfdhcp("cli", &perfdhcp(1000, 6, false));
     thread::sleep(Duration::from_secs(3));
     lab.assert_steered(datapath, 1000);
     lab.kill_daemon();

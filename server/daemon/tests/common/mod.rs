@@ -6,11 +6,11 @@ use std::path::Path;
 
 pub use xdhcp6_lab::capture::{self, CapturedMessage};
 pub use xdhcp6_lab::dhclient::{ScriptEvent, lease_value};
-pub use xdhcp6_lab::fixtures;
 pub use xdhcp6_lab::harness::{
     DaemonOptions, Datapath, Lab, captured_messages, contains, require_tools, run,
 };
 pub use xdhcp6_lab::http::metric_sum;
+pub use xdhcp6_lab::{fixtures, perfdhcp};
 
 /// The daemon under test.
 pub const DAEMON: &str = env!("CARGO_BIN_EXE_xdhcp6d");
