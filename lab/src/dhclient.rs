@@ -4,6 +4,8 @@ use std::fs;
 use std::net::Ipv6Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
 
 use crate::netns::Netns;
 use crate::{Error, Result};
@@ -102,6 +104,22 @@ impl Dhclient {
             .arg(&self.script)
             .arg(interface);
         command
+    }
+
+    /// Stops the copy of `dhclient -1` that went to the background to renew. That copy writes
+    /// the pid file only once it has detached, which can be after the foreground dhclient has
+    /// ended: without waiting for the file, a dhclient outlives the lab (and keeps whatever
+    /// files it inherited open).
+    pub fn stop_background(&self) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            let pid = fs::read_to_string(&self.pid).unwrap_or_default();
+            if pid.trim().parse::<u32>().is_ok() {
+                break;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        crate::process::kill_pid_file(&self.pid);
     }
 
     /// Its lease file so far.

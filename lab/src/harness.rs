@@ -542,6 +542,12 @@ impl Lab {
         let client = self.new_dhclient(name);
         let mut command = client.command(self.netns(role), interface, extra, true);
         let output = must(cmd::capture(&mut command));
+        // dhclient went to the background to renew; the test needs only the lease.
+        if output.status.success() {
+            client.stop_background();
+        } else {
+            process::kill_pid_file(&client.pid);
+        }
         let text = client.lease_file();
         assert!(
             output.status.success(),
@@ -550,8 +556,6 @@ impl Lab {
             String::from_utf8_lossy(&output.stderr),
             self.daemon_logs()
         );
-        // dhclient went to the background to renew; the test needs only the lease.
-        process::kill_pid_file(&client.pid);
         text
     }
 

@@ -140,7 +140,11 @@ fn dhclient(client: &Netns, work: &Path, name: &str, extra: &[&str]) -> Result<S
     let files = Dhclient::new(work, &format!("dhclient-{name}"))?;
     let result = cmd::output(&mut files.command(client, CLIENT_IF, extra, true));
     // dhclient stays in the background to renew; the demo needs only the lease.
-    kill_pid_file(&files.pid);
+    if result.is_ok() {
+        files.stop_background();
+    } else {
+        kill_pid_file(&files.pid);
+    }
     result.with_context(|| format!("dhclient -6 {extra:?}"))?;
     let keyword = if extra.contains(&"-P") {
         "iaprefix"
