@@ -8,10 +8,14 @@
 //! skips itself: a missing prerequisite fails the test.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use xdhcp6_lab::fixtures;
+use xdhcp6_lab::netns::{self, Netns};
+use xdhcp6_lab::process::Process;
 
 const NEEDS: &str = "needs root and the eBPF object; run by cargo xtask test";
 const OBJECT_ENV: &str = "XDHCP6_EBPF_OBJECT";
@@ -21,9 +25,10 @@ const SERVER_GLOBAL: &str = "2001:db8::547";
 const CLIENT_GLOBAL: &str = "2001:db8::1";
 
 /// Two namespaces and the veth pair between them, removed on drop.
+/// The client and server namespaces joined by the veth pair; removed on drop.
 struct Link {
-    client: String,
-    server: String,
+    client: Netns,
+    server: Netns,
 }
 
 impl Link {
@@ -31,137 +36,64 @@ impl Link {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let id = format!("{}-{n}", std::process::id());
-        let link = Link {
-            client: format!("xbench-cli-{id}"),
-            server: format!("xbench-srv-{id}"),
-        };
-        for namespace in [&link.client, &link.server] {
-            run(Command::new("ip").args(["netns", "add", namespace]));
-        }
-        run(Command::new("ip").args([
-            "link",
-            "add",
-            CLIENT_IF,
-            "netns",
-            &link.client,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            SERVER_IF,
-            "netns",
-            &link.server,
-        ]));
+        let client = Netns::create(&format!("xbench-cli-{id}")).expect("client namespace");
+        let server = Netns::create(&format!("xbench-srv-{id}")).expect("server namespace");
+        netns::veth_pair(&client, CLIENT_IF, &server, SERVER_IF).expect("veth pair");
         for (namespace, interface, address) in [
-            (&link.client, CLIENT_IF, "2001:db8::1/64"), // CLIENT_GLOBAL
-            (&link.server, SERVER_IF, "2001:db8::547/64"),
+            (&client, CLIENT_IF, "2001:db8::1/64"), // CLIENT_GLOBAL
+            (&server, SERVER_IF, "2001:db8::547/64"),
         ] {
-            run(Command::new("ip").args([
-                "-n", namespace, "addr", "add", address, "dev", interface, "nodad",
-            ]));
-            run(Command::new("ip").args(["-n", namespace, "link", "set", "lo", "up"]));
-            run(Command::new("ip").args(["-n", namespace, "link", "set", interface, "up"]));
-            // veth + AF_XDP copy mode: the kernel's own frames must carry finished checksums.
-            run(link
-                .exec(namespace, "ethtool")
-                .args(["-K", interface, "tx", "off"]));
+            namespace.add_address(interface, address).expect("address");
+            namespace.finish_checksums(interface).expect("ethtool");
         }
-        link.wait_for_link_local(&link.client.clone(), CLIENT_IF);
-        link.wait_for_link_local(&link.server.clone(), SERVER_IF);
-        link
-    }
-
-    fn exec(&self, namespace: &str, program: impl AsRef<Path>) -> Command {
-        let mut command = Command::new("ip");
-        command
-            .args(["netns", "exec", namespace])
-            .arg(program.as_ref());
-        command
-    }
-
-    fn wait_for_link_local(&self, namespace: &str, interface: &str) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let output = run(Command::new("ip").args([
-                "-n", namespace, "-6", "addr", "show", "dev", interface, "scope", "link",
-            ]));
-            let text = String::from_utf8_lossy(&output.stdout);
-            if text.contains("fe80::") && !text.contains("tentative") {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{interface} in {namespace} has no usable link-local address: {text}"
-            );
-            thread::sleep(Duration::from_millis(100));
+        for (namespace, interface) in [(&client, CLIENT_IF), (&server, SERVER_IF)] {
+            namespace
+                .wait_for_addresses(interface)
+                .unwrap_or_else(|error| panic!("{error}"));
         }
+        Link { client, server }
     }
 
     fn server_mac(&self) -> String {
-        let output = run(self
-            .exec(&self.server, "cat")
-            .arg(format!("/sys/class/net/{SERVER_IF}/address")));
-        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+        self.server
+            .mac(SERVER_IF)
+            .expect("the server's MAC address")
     }
 }
 
-impl Drop for Link {
-    fn drop(&mut self) {
-        for namespace in [&self.client, &self.server] {
-            let _ = Command::new("ip")
-                .args(["netns", "del", namespace])
-                .status();
-        }
-    }
-}
-
-/// A background process, interrupted (SIGINT) and reaped on drop.
+/// A process of a test, its output in a log file; SIGINT stops it.
 struct Background {
-    child: Option<Child>,
-    what: &'static str,
+    process: Process,
+    dir: PathBuf,
 }
 
 impl Background {
-    fn start(mut command: Command, what: &'static str) -> Self {
-        let child = command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
+    fn start(command: Command, what: &'static str) -> Self {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("xbench-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a log folder");
+        let process = Process::start(command, &dir.join(format!("{what}.log")), what)
             .unwrap_or_else(|error| panic!("starting {what}: {error}"));
-        Background {
-            child: Some(child),
-            what,
-        }
+        Background { process, dir }
     }
 
-    /// Stops the process with SIGINT and returns its output; it must exit 0.
     fn stop(mut self) -> String {
-        let child = self.child.take().expect("running");
-        interrupt(&child);
-        let output = child.wait_with_output().expect("waiting for the process");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        assert!(output.status.success(), "{} failed: {text}", self.what);
+        let status = self
+            .process
+            .stop("INT", Duration::from_secs(30))
+            .unwrap_or_else(|error| panic!("{error}"));
+        let text = self.process.log_text();
+        assert!(status.success(), "{} failed: {text}", self.process.name());
         text
     }
 
     fn assert_running(&mut self) {
-        let child = self.child.as_mut().expect("running");
-        if let Some(status) = child.try_wait().expect("polling the process") {
-            let output = self
-                .child
-                .take()
-                .expect("running")
-                .wait_with_output()
-                .unwrap();
+        if let Some(status) = self.process.try_wait().expect("polling the process") {
             panic!(
-                "{} exited early ({status}): {}{}",
-                self.what,
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
+                "{} exited early ({status}): {}",
+                self.process.name(),
+                self.process.log_text()
             );
         }
     }
@@ -169,30 +101,10 @@ impl Background {
 
 impl Drop for Background {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            interrupt(&child);
-            let _ = child.wait();
-        }
+        let _ = self.process.signal("INT");
+        let _ = self.process.wait(Duration::from_secs(10));
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn interrupt(child: &Child) {
-    // `ip netns exec` execs the program, so the child's pid is the program's.
-    // The child is ours and not reaped yet, so the pid is still its.
-    let _ = xdhcp6_datapath::os::interrupt(child.id());
-}
-
-fn run(command: &mut Command) -> Output {
-    let output = command
-        .output()
-        .unwrap_or_else(|error| panic!("running {command:?}: {error}"));
-    assert!(
-        output.status.success(),
-        "{command:?} failed: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
 }
 
 fn object() -> String {
@@ -222,7 +134,7 @@ fn daemon() -> PathBuf {
 
 /// Runs the generator over AF_XDP in the client namespace and returns its JSON summary.
 fn generate(link: &Link, args: &[&str]) -> serde_json::Value {
-    let mut command = link.exec(&link.client, bench());
+    let mut command = link.client.command(bench());
     command
         .env(OBJECT_ENV, object())
         .args([
@@ -299,7 +211,7 @@ fn echo_through_the_reflector_returns_every_request() {
     let link = Link::new();
     let mut reflect = Background::start(
         {
-            let mut command = link.exec(&link.server, reflector());
+            let mut command = link.server.command(reflector());
             command.env(OBJECT_ENV, object()).args([
                 "--interface",
                 SERVER_IF,
@@ -375,16 +287,17 @@ fn echo_through_the_reflector_returns_every_request() {
     );
 }
 
-/// Starts `xdhcp6d --datapath DATAPATH` on the server end with [`CONFIG`], its files in `work`,
+/// Starts `xdhcp6d --datapath DATAPATH` on the server end with the `bench-afxdp` fixture, its files in `work`,
 /// and waits until it runs.
 fn start_daemon(link: &Link, work: &Path, datapath: &str) -> Background {
     let _ = std::fs::remove_dir_all(work);
     std::fs::create_dir_all(work).unwrap();
     let config = work.join("server.toml");
-    std::fs::write(&config, CONFIG.replace("IFACE", SERVER_IF)).unwrap();
+    let text = fixtures::render(fixtures::BENCH_AFXDP, &[("SERVER_IF", SERVER_IF)]).unwrap();
+    std::fs::write(&config, text).unwrap();
     let mut server = Background::start(
         {
-            let mut command = link.exec(&link.server, daemon());
+            let mut command = link.server.command(daemon());
             command
                 .current_dir(work)
                 .env(OBJECT_ENV, object())
@@ -484,16 +397,15 @@ fn no_frame_leaks_on_either_side() {
     use xdhcp6_datapath::InterfaceInfo;
     use xdhcp6_datapath::steer::{AttachMode, EbpfObject};
 
-    // Both ends in one namespace of this thread's own; the threads it starts inherit it.
-    let worker = thread::spawn(|| {
-        xdhcp6_datapath::os::unshare_network().expect("unshare");
-        run(Command::new("ip").args([
-            "link", "add", CLIENT_IF, "type", "veth", "peer", "name", SERVER_IF,
-        ]));
-        for interface in [CLIENT_IF, SERVER_IF] {
-            run(Command::new("ip").args(["link", "set", interface, "up"]));
-            run(Command::new("ethtool").args(["-K", interface, "tx", "off"]));
-        }
+    // Both ends in one namespace; the thread that runs in it, and the threads it starts,
+    // have it to themselves.
+    let namespace =
+        Netns::create(&format!("xbench-leaks-{}", std::process::id())).expect("a namespace");
+    netns::veth_pair(&namespace, CLIENT_IF, &namespace, SERVER_IF).expect("veth pair");
+    for interface in [CLIENT_IF, SERVER_IF] {
+        namespace.finish_checksums(interface).expect("ethtool");
+    }
+    let worker = namespace.run(|| {
         let deadline = Instant::now() + Duration::from_secs(10);
         let server = loop {
             match InterfaceInfo::query(SERVER_IF, None) {
@@ -576,20 +488,5 @@ fn no_frame_leaks_on_either_side() {
         let audit = queue.audit();
         assert!(audit.is_complete(), "reflector: {audit:?}");
     });
-    worker.join().expect("test thread");
+    worker.expect("entering the namespace");
 }
-
-const CONFIG: &str = r#"
-[server]
-duid-file = "server.duid"
-salt = "bench-afxdp"
-expected-leases = 10000
-
-[[link]]
-name = "bench"
-interfaces = ["IFACE"]
-
-[[link.pool]]
-prefix = "2001:db8:1::/64"
-split = "1/2"
-"#;

@@ -20,35 +20,7 @@ use xdhcp6_engine::table::{Discard, LeaseTable};
 use xdhcp6_engine::testing;
 use xdhcp6_engine::{Context, Destination, Engine, Outcome};
 
-const CONFIG: &str = r#"
-[server]
-duid = "00:01:00:01:2e:00:00:01:02:00:00:00:00:0a"
-preference = 255
-salt = "bench-e2e"
-expected-leases = 100000
-t1 = 10
-t2 = 16
-preferred-lifetime = 20
-valid-lifetime = 30
-
-[options]
-dns-servers = ["2001:db8:53::1"]
-
-[[link]]
-name = "access-1"
-interfaces = [{ name = "eth1" }]
-relay-prefixes = ["2001:db8:ffff:1::/64"]
-rapid-commit = true
-
-[[link.pool]]
-prefix = "2001:db8:1::/64"
-split = "1/2"
-
-[[link.pd-pool]]
-prefix = "2001:db8:100::/48"
-delegated-length = 64
-split = "1/2"
-"#;
+const CONFIG: &str = xdhcp6_lab::fixtures::BENCH_ENGINE;
 
 #[path = "support/clock.rs"]
 mod clock;

@@ -2,7 +2,6 @@
 //! network namespace of the test's own (so ports 546/547 of the host are never touched).
 
 use std::net::{Ipv6Addr, SocketAddr, UdpSocket};
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
@@ -17,21 +16,10 @@ use xdhcp6_engine::alloc::SaltKey;
 use xdhcp6_engine::config::{Config, LinkId};
 use xdhcp6_engine::table::{Discard, LeaseTable};
 use xdhcp6_engine::{Context, Destination, Engine, Outcome};
+use xdhcp6_lab::fixtures;
+use xdhcp6_lab::netns::Netns;
 
-const CONFIG: &str = r#"
-[server]
-duid = "00:01:00:01:2e:00:00:01:02:00:00:00:00:0a"
-salt = "bench-udp"
-expected-leases = 10000
-
-[[link]]
-name = "lo"
-interfaces = [{ name = "lo" }]
-
-[[link.pool]]
-prefix = "2001:db8:1::/64"
-split = "1/2"
-"#;
+const CONFIG: &str = fixtures::BENCH_UDP;
 
 /// Answers DHCPv6 on [::1]:547 with the engine until `stop` is set.
 fn serve(stop: Arc<AtomicBool>) -> thread::JoinHandle<()> {
@@ -69,14 +57,10 @@ fn serve(stop: Arc<AtomicBool>) -> thread::JoinHandle<()> {
 #[test]
 #[ignore = "needs root; run by cargo xtask test"]
 fn sarr_over_udp_in_a_network_namespace() {
-    // The namespace belongs to this thread alone; threads and processes it starts inherit it.
-    let worker = thread::spawn(|| {
-        xdhcp6_datapath::os::unshare_network().expect("unshare");
-        let up = Command::new("ip")
-            .args(["link", "set", "lo", "up"])
-            .status()
-            .expect("run ip");
-        assert!(up.success());
+    // A namespace with only loopback up; the thread that runs in it, and the threads it
+    // starts, have it to themselves.
+    let netns = Netns::create(&format!("xbench-udp-{}", std::process::id())).expect("a namespace");
+    let stats = netns.run(|| {
         let stop = Arc::new(AtomicBool::new(false));
         let server = serve(stop.clone());
         let mut transport =
@@ -104,7 +88,7 @@ fn sarr_over_udp_in_a_network_namespace() {
         server.join().expect("server thread");
         phase.stats
     });
-    let stats = worker.join().expect("worker thread");
+    let stats = stats.expect("entering the namespace");
     assert!(stats.flows_started > 0);
     assert_eq!(stats.flows_completed, stats.flows_started, "{stats:?}");
     assert_eq!(stats.total_failures(), 0, "{stats:?}");

@@ -15,12 +15,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-use xdhcp6_bench::report::{PlotPoint, compare_svg};
+use xdhcp6_lab::fixtures;
+use xdhcp6_lab::netns::{self, Netns};
+use xdhcp6_lab::process::Process;
 
 use crate::build;
 use crate::cmd;
-use crate::netns::{self, Netns};
-use crate::process::Process;
+use crate::process;
 
 const SERVER_IF: &str = "xb-srv0";
 const CLIENT_IF: &str = "xb-cli0";
@@ -109,7 +110,6 @@ struct Measured {
     throughput: f64,
     p50_us: f64,
     p99_us: f64,
-    points: Vec<PlotPoint>,
     json: PathBuf,
 }
 
@@ -165,22 +165,22 @@ pub fn run(options: &Options) -> Result<()> {
     let json_path = work.join("bench.json");
     std::fs::write(&json_path, serde_json::to_string_pretty(&summary)? + "\n")
         .with_context(|| format!("writing {}", json_path.display()))?;
-    let series: Vec<(String, Vec<PlotPoint>)> = results
-        .iter()
-        .map(|m| (m.target.name.to_owned(), m.points.clone()))
-        .collect();
     let plot_path = work.join("bench.svg");
-    std::fs::write(
-        &plot_path,
-        compare_svg(
-            &format!(
-                "sarr (4-way) flows/s (echo for the ceiling), {} transport, {} relays",
-                options.transport, options.relays
-            ),
-            &series,
-        ),
-    )
-    .with_context(|| format!("writing {}", plot_path.display()))?;
+    // The generator's own binary draws the plot: this task stays free of its library.
+    let mut plot = Command::new(release.join("xdhcp6-compare"));
+    plot.arg("--title")
+        .arg(format!(
+            "sarr (4-way) flows/s (echo for the ceiling), {} transport, {} relays",
+            options.transport, options.relays
+        ))
+        .arg("--output")
+        .arg(&plot_path)
+        .args(
+            results
+                .iter()
+                .map(|m| format!("{}={}", m.target.name, m.json.display())),
+        );
+    cmd::run(&mut plot)?;
     std::fs::write(work.join("bench.md"), &table)?;
     println!("  table: {}", work.join("bench.md").display());
     println!("  json:  {}", json_path.display());
@@ -204,37 +204,14 @@ impl<'a> Lab<'a> {
         let server = Netns::create("xdhcp6-bench-srv")?;
         let client = Netns::create("xdhcp6-bench-cli")?;
         netns::veth_pair(&server, SERVER_IF, &client, CLIENT_IF)?;
-        // veth hands AF_XDP frames whose checksum the kernel has not finished; real NICs do.
         for (ns, interface) in [(&server, SERVER_IF), (&client, CLIENT_IF)] {
-            cmd::output(ns.command("ethtool").args(["-K", interface, "tx", "off"]))?;
+            ns.finish_checksums(interface)?;
         }
-        server.ip(&[
-            "-6",
-            "addr",
-            "add",
-            &format!("{SERVER_ADDRESS}/64"),
-            "dev",
-            SERVER_IF,
-            "nodad",
-        ])?;
-        client.ip(&[
-            "-6",
-            "addr",
-            "add",
-            &format!("{CLIENT_ADDRESS}/64"),
-            "dev",
-            CLIENT_IF,
-            "nodad",
-        ])?;
+        server.add_address(SERVER_IF, &format!("{SERVER_ADDRESS}/64"))?;
+        client.add_address(CLIENT_IF, &format!("{CLIENT_ADDRESS}/64"))?;
         server.wait_for_addresses(SERVER_IF)?;
         client.wait_for_addresses(CLIENT_IF)?;
-        let link = server.ip(&["-o", "link", "show", "dev", SERVER_IF])?;
-        let server_mac = link
-            .split_whitespace()
-            .skip_while(|word| *word != "link/ether")
-            .nth(1)
-            .context("the server veth has no MAC address")?
-            .to_owned();
+        let server_mac = server.mac(SERVER_IF)?;
         Ok(Self {
             server,
             client,
@@ -262,7 +239,10 @@ impl<'a> Lab<'a> {
             }
             "xdhcp6d-xdp" | "xdhcp6d-udp" => {
                 let config = self.work.join("xdhcp6d.toml");
-                std::fs::write(&config, xdhcp6d_config())?;
+                std::fs::write(
+                    &config,
+                    fixtures::render(fixtures::BENCH, &[("SERVER_IF", SERVER_IF)])?,
+                )?;
                 let journal = self.work.join(format!("{}.journal", target.name));
                 let _ = std::fs::remove_file(&journal);
                 let datapath = if target.name == "xdhcp6d-xdp" {
@@ -294,7 +274,7 @@ impl<'a> Lab<'a> {
             }
             other => bail!("unknown target {other}"),
         }
-        Process::start(command, &log, target.name)
+        process::start(command, &log, target.name)
     }
 
     /// The generator's command line, without the rate settings.
@@ -399,15 +379,6 @@ impl<'a> Lab<'a> {
             .unwrap_or_default();
         let best_rate = summary["ramp"]["best_rate"].as_f64();
         let num = |step: &Value, key: &str| step[key].as_f64().unwrap_or(0.0);
-        let points: Vec<PlotPoint> = steps
-            .iter()
-            .map(|step| PlotPoint {
-                offered: num(step, "offered"),
-                throughput: num(step, "throughput"),
-                p50_us: num(step, "p50_us"),
-                p99_us: num(step, "p99_us"),
-            })
-            .collect();
         // The step that ran at the best rate: steps record what they offered, which is the
         // target rate up to pacing error.
         let best = best_rate.and_then(|rate| {
@@ -423,36 +394,9 @@ impl<'a> Lab<'a> {
             throughput: best.map_or(0.0, |s| num(s, "throughput")),
             p50_us: best.map_or(0.0, |s| num(s, "p50_us")),
             p99_us: best.map_or(0.0, |s| num(s, "p99_us")),
-            points,
             json,
         })
     }
-}
-
-fn xdhcp6d_config() -> String {
-    format!(
-        r#"# cargo xtask bench: one link on the veth, relayed clients select it by link-address.
-[server]
-duid = "00:01:00:01:2e:00:00:01:02:00:00:00:00:0a"
-preference = 255
-salt = "xtask-bench"
-expected-leases = 4000000
-t1 = "30m"
-t2 = "48m"
-preferred-lifetime = "1h"
-valid-lifetime = "2h"
-
-[options]
-dns-servers = ["2001:db8:53::1"]
-
-[[link]]
-name = "bench"
-interfaces = ["{SERVER_IF}"]
-
-[[link.pool]]
-prefix = "{POOL}"
-"#
-    )
 }
 
 fn kea_config() -> String {
@@ -461,6 +405,14 @@ fn kea_config() -> String {
             // Kea answers relays only on an interface written with its unicast address.
             "interfaces-config": { "interfaces": [format!("{SERVER_IF}/{SERVER_ADDRESS}")] },
             "lease-database": { "type": "memfile", "persist": false },
+            // A server DUID given here and not persisted: Kea otherwise writes one into its
+            // data directory (/var/lib/kea), which a fresh machine does not have.
+            "server-id": {
+                "type": "EN",
+                "enterprise-id": 2495,
+                "identifier": "0102030405060708",
+                "persist": false
+            },
             "renew-timer": 1800,
             "rebind-timer": 2880,
             "preferred-lifetime": 3600,
@@ -564,4 +516,18 @@ fn summary_json(results: &[Measured], options: &Options) -> Value {
             "summary": m.json.display().to_string(),
         })).collect::<Vec<_>>(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kea_needs_no_data_directory_for_its_server_id() {
+        let config: Value = serde_json::from_str(&kea_config()).expect("JSON");
+        let server_id = &config["Dhcp6"]["server-id"];
+        assert_eq!(server_id["persist"], json!(false));
+        assert_eq!(server_id["type"], json!("EN"));
+        assert_eq!(config["Dhcp6"]["lease-database"]["persist"], json!(false));
+    }
 }

@@ -18,11 +18,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
+use xdhcp6_lab::netns::{self, Netns};
+use xdhcp6_lab::process::Process;
 
 use crate::build;
-use crate::cmd;
-use crate::netns::{self, Netns};
-use crate::process::{self, Process};
+use crate::cmd::{self, indent, step};
+use crate::process;
 
 const METRICS: &str = "[::1]:9547";
 const BRIDGE: &str = "fo-br0";
@@ -190,16 +191,7 @@ fn run_choice(
     ));
     // One bridge joins the two servers and the generator: every multicast reaches both.
     let link = Netns::create("xdhcp6-fo-link")?;
-    link.ip(&[
-        "link",
-        "add",
-        BRIDGE,
-        "type",
-        "bridge",
-        "mcast_snooping",
-        "0",
-    ])?;
-    link.ip(&["link", "set", BRIDGE, "up"])?;
+    link.add_bridge(BRIDGE)?;
     let mut servers = Vec::new();
     for (i, example) in examples.iter().enumerate() {
         let letter = ["a", "b"][i];
@@ -254,7 +246,7 @@ fn run_choice(
             server.duid,
             cmd::display(&command)
         );
-        server.process = Some(Process::start(command, &log, "xdhcp6d")?);
+        server.process = Some(process::start(command, &log, "xdhcp6d")?.expect("xdhcp6d"));
     }
     for server in &servers {
         let log = work.join(format!("{}-{}.log", timers.name, server.letter));
@@ -298,7 +290,7 @@ fn run_choice(
     command
         .stdout(Stdio::from(table_file))
         .stderr(Stdio::piped());
-    let mut generator = Process::spawn(command, "xdhcp6-bench")?;
+    let mut generator = Process::spawn(command, "xdhcp6-bench")?.expect("xdhcp6-bench");
     let lines = generator.lines()?;
     let started = Instant::now();
 
@@ -348,7 +340,7 @@ fn run_choice(
         println!("  not every client was served again within {recover_deadline} s");
     }
     generator.signal("INT")?;
-    generator.wait(Duration::from_secs(60))?;
+    process::wait_generator(&mut generator, Duration::from_secs(60))?;
     let survivor_drops = receive_buffer_drops(&servers[1 - victim].netns);
     let generator_drops = receive_buffer_drops(&generator_ns);
     drop(servers);
@@ -404,7 +396,7 @@ impl Drop for Server {
 /// A veth pair from `netns` (`interface`) to the bridge in `link` (`port`).
 fn attach(netns: &Netns, interface: &str, link: &Netns, port: &str) -> Result<()> {
     netns::veth_pair(netns, interface, link, port)?;
-    link.ip(&["link", "set", port, "master", BRIDGE])?;
+    link.attach(port, BRIDGE)?;
     Ok(())
 }
 
@@ -640,17 +632,6 @@ fn comparison(clients: u32, results: &[Outcome]) -> String {
 
 fn read(path: &Path) -> Result<String> {
     fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
-}
-
-fn step(text: &str) {
-    println!("\n== {text}");
-}
-
-fn indent(text: &str) -> String {
-    text.lines()
-        .map(|line| format!("  | {line}"))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 #[cfg(test)]

@@ -11,8 +11,6 @@ mod build;
 mod cmd;
 mod demo;
 mod failover;
-mod http;
-mod netns;
 mod process;
 mod setup;
 mod test;
@@ -56,9 +54,6 @@ enum Task {
     /// Preference-255 server once every client has renewed, and compare how many clients
     /// lost service and for how long under several choices of T1/T2/lifetimes.
     Failover(failover::Options),
-    /// Fetch a URL path and print the body (used by the demo inside a namespace).
-    #[command(hide = true)]
-    HttpGet(http::Options),
 }
 
 fn main() -> ExitCode {
@@ -70,7 +65,6 @@ fn main() -> ExitCode {
         Task::Demo => setup::run().and_then(|()| demo::run()),
         Task::Bench(options) => setup::run().and_then(|()| bench::run(&options)),
         Task::Failover(options) => failover::run(&options),
-        Task::HttpGet(options) => http::run(&options),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -25,6 +25,21 @@ use xdhcp6d::journal::{Durability, Link, LinkNames, read_journal};
 use xdhcp6d::runtime::{self, DEFAULT_JOURNAL, Datapath, RunOptions};
 use xdhcp6d::xdp::{AttachMode, Steering};
 
+/// `print!` that hands a failed write (a closed pipe: `xdhcp6d check-config FILE | head -1`)
+/// back as an error instead of panicking; `main` ends quietly on a broken pipe.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        std::io::Write::write_fmt(&mut std::io::stdout(), format_args!($($arg)*))?
+    };
+}
+
+/// `println!` that hands a failed write back as an error, as [`out!`] does.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        out!("{}\n", format_args!($($arg)*))
+    };
+}
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -178,12 +193,22 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of our output has gone (`| head -1`): nothing is wrong, nobody listens.
+        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             // The chain of causes, not a backtrace: operators read this.
             eprintln!("xdhcp6d: error: {error:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Whether an error comes from writing to a closed pipe.
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .filter_map(|cause| cause.downcast_ref::<std::io::Error>())
+        .any(|cause| cause.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
 /// `--durability` on the command line.
@@ -308,9 +333,9 @@ fn leases(journal: &Path, json: bool, all: bool, config: Option<&Path>) -> anyho
         })
         .collect();
     if json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        outln!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
-        print!("{}", lease_table(&rows));
+        out!("{}", lease_table(&rows));
     }
     Ok(())
 }
@@ -459,30 +484,38 @@ fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
     ));
     Engine::new(Arc::clone(&config), table)
         .with_context(|| format!("{}: the pools cannot be served", file.display()))?;
-    println!("{}: valid", file.display());
-    println!("  server DUID: {duid}");
-    println!("  preference:  {}", config.server.preference);
-    println!("  rebind-foreign: {:?}", config.server.rebind_foreign);
+    outln!("{}: valid", file.display());
+    outln!("  server DUID: {duid}");
+    outln!("  preference:  {}", config.server.preference);
+    outln!("  rebind-foreign: {:?}", config.server.rebind_foreign);
     for link in &config.links {
         let timers = link.timers;
-        println!(
+        outln!(
             "  link {:?}: T1 {} s, T2 {} s, preferred {} s, valid {} s, rapid commit {}",
-            link.name, timers.t1, timers.t2, timers.preferred, timers.valid, link.rapid_commit
+            link.name,
+            timers.t1,
+            timers.t2,
+            timers.preferred,
+            timers.valid,
+            link.rapid_commit
         );
         for pool in &link.na_pools {
-            println!(
+            outln!(
                 "    addresses {} (this server: {})",
-                pool.prefix, pool.range
+                pool.prefix,
+                pool.range
             );
         }
         for pool in &link.pd_pools {
-            println!(
+            outln!(
                 "    prefixes /{} from {} (this server: {})",
-                pool.delegated_len, pool.prefix, pool.range
+                pool.delegated_len,
+                pool.prefix,
+                pool.range
             );
         }
     }
-    println!("  reservations: {}", config.reservations.len());
+    outln!("  reservations: {}", config.reservations.len());
     Ok(())
 }
 
@@ -506,7 +539,7 @@ fn xdp_watch(
     let used = steering
         .attach(interface, mode)
         .with_context(|| format!("attaching to {interface}"))?;
-    println!("xdp-watch: attached to {interface} in {used} mode");
+    outln!("xdp-watch: attached to {interface} in {used} mode");
     // SIGINT and SIGTERM end the watch loop, so that the program is detached on the way out.
     os::install_stop_handler().context("installing the SIGINT and SIGTERM handlers")?;
 
@@ -521,7 +554,7 @@ fn xdp_watch(
         }
         steering.flush_log();
         let counters = steering.counters()?;
-        println!("{}", line(tick, &counters, &counters.since(&previous)));
+        outln!("{}", line(tick, &counters, &counters.since(&previous)));
         previous = counters;
         if deadline.is_some_and(|deadline| next >= deadline) {
             break;
@@ -529,7 +562,7 @@ fn xdp_watch(
         tick += 1;
     }
     steering.detach()?;
-    println!("xdp-watch: detached from {interface}");
+    outln!("xdp-watch: detached from {interface}");
     Ok(())
 }
 

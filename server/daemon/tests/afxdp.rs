@@ -45,6 +45,7 @@ use xdhcp6d::{
 mod veth;
 
 use veth::{VethPair, if_index, load, send_frame};
+use xdhcp6_lab::fixtures;
 
 /// Solicit, transaction 0x123456, with an Elapsed Time option.
 const SOLICIT: &[u8] = &[1, 0x12, 0x34, 0x56, 0, 8, 0, 2, 0, 0];
@@ -531,23 +532,8 @@ fn echo(request: &[u8], reply: &mut [u8], stats: &WorkerStats) -> Option<ReplyPl
 }
 
 fn engine() -> Engine {
-    let text = format!(
-        r#"
-[server]
-duid = "00:01:00:01:2e:00:00:09:02:00:00:00:00:01"
-salt = "afxdp-test"
-expected-leases = 1000
-
-[[link]]
-name = "veth"
-interfaces = ["{server}", {{ name = "{server}", vlan = 101 }}]
-relay-prefixes = ["2001:db8:ffff:1::/64"]
-
-[[link.pool]]
-prefix = "2001:db8:1::/64"
-"#,
-        server = VethPair::SERVER
-    );
+    let text = fixtures::render(fixtures::AFXDP_VETH, &[("SERVER_IF", VethPair::SERVER)])
+        .expect("the afxdp-veth fixture");
     let config = Arc::new(Config::from_toml_str(&text, "afxdp-test.toml").unwrap());
     let table = Arc::new(LeaseTable::with_capacity(
         1000,

@@ -12,12 +12,16 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::Ipv6Addr;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{DaemonOptions, Datapath, Lab, contains, journal_leases, lease_value, metric_sum};
+use common::perfdhcp::{Perfdhcp, Report};
+use common::{
+    DaemonOptions, Datapath, Lab, capture, captured_messages, contains, fixtures, journal_leases,
+    lease_value, metric_sum,
+};
 
 /// Interfaces (names are per namespace): server — relay upstream, relay downstream — client.
 const SERVER_IF: &str = "xd6s";
@@ -34,35 +38,11 @@ const RELAY_DOWN_ADDRESS: &str = "2001:db8:2::1";
 /// Two links: the server's own (selected by interface) and the relayed one (selected by the
 /// relay's link-address, which lies in its pool's prefix).
 fn config(salt: &str) -> String {
-    format!(
-        r#"[server]
-duid = "00:01:00:01:2e:00:00:01:02:00:00:00:00:0b"
-preference = 255
-salt = "{salt}"
-t1 = 1000
-t2 = 1600
-preferred-lifetime = 2000
-valid-lifetime = 3000
-
-[[link]]
-name = "local"
-interfaces = ["{SERVER_IF}"]
-
-[[link.pool]]
-prefix = "2001:db8:1::/64"
-
-[[link]]
-name = "relayed"
-
-[[link.pool]]
-prefix = "2001:db8:2::/64"
-split = "1/2"
-
-[[link.pd-pool]]
-prefix = "2001:db8:200::/48"
-delegated-length = 56
-"#
+    fixtures::render(
+        fixtures::TWO_LINKS,
+        &[("SERVER_IF", SERVER_IF), ("SALT", salt)],
     )
+    .expect("the two-links fixture")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -84,7 +64,7 @@ fn relayed_dhclient_over_xdp() {
 /// link, and both are in the journal, on that link.
 fn relayed_dhclient(datapath: Datapath) {
     let started = Instant::now();
-    let mut lab = Lab::new("relayed", &["srv", "rly", "cli"]);
+    let mut lab = common::lab("relayed", &["srv", "rly", "cli"]);
     lab.veth(("srv", SERVER_IF), ("rly", RELAY_UP_IF));
     lab.veth(("rly", RELAY_DOWN_IF), ("cli", CLIENT_IF));
     lab.address("srv", SERVER_IF, &format!("{SERVER_ADDRESS}/64"));
@@ -100,21 +80,7 @@ fn relayed_dhclient(datapath: Datapath) {
     };
     lab.start_daemon("srv", &config("relayed"), &options);
     let upper = format!("{SERVER_ADDRESS}%{RELAY_UP_IF}");
-    lab.spawn(
-        "rly",
-        "dhcrelay",
-        &[
-            "dhcrelay",
-            "-6",
-            "-d",
-            "--no-pid",
-            "-l",
-            RELAY_DOWN_IF,
-            "-u",
-            &upper,
-        ],
-    );
-    lab.wait_for_log("dhcrelay", "Sending on", Duration::from_secs(10));
+    lab.start_dhcrelay("rly", RELAY_DOWN_IF, &[upper]);
 
     let na = lab.dhclient("cli", CLIENT_IF, "na", &[]);
     let address = lease_value(&na, "iaaddr ").unwrap_or_else(|| panic!("no address:\n{na}"));
@@ -174,7 +140,7 @@ fn perfdhcp_2000_per_second_over_xdp() {
 
 /// A server and a client namespace joined by one veth pair.
 fn direct_lab(tag: &str) -> Lab {
-    let lab = Lab::new(tag, &["srv", "cli"]);
+    let lab = common::lab(tag, &["srv", "cli"]);
     lab.veth(("srv", SERVER_IF), ("cli", CLIENT_IF));
     lab
 }
@@ -182,9 +148,9 @@ fn direct_lab(tag: &str) -> Lab {
 /// The exchange rate, the test length and the client count perfdhcp runs with. The client
 /// count is large so that random picks rarely repeat a client: `-u` counts a second lease
 /// for the same client (the same address again) as non-unique.
-const RATE: &str = "2000";
+const RATE: u32 = 2000;
 const PERIOD_S: u64 = 10;
-const CLIENTS: &str = "100000000";
+const CLIENTS: u64 = 100_000_000;
 
 fn perfdhcp_rate(datapath: Datapath) {
     let started = Instant::now();
@@ -198,11 +164,10 @@ fn perfdhcp_rate(datapath: Datapath) {
     };
     lab.start_daemon("srv", &config("perfdhcp"), &options);
 
-    let period = PERIOD_S.to_string();
-    lab.spawn("cli", "perfdhcp", &perfdhcp_args(RATE, &period, true));
+    lab.start_perfdhcp("cli", &perfdhcp(RATE, PERIOD_S, true));
     let (status, report) = lab.wait("perfdhcp", Duration::from_secs(PERIOD_S + 15));
     let metrics = lab.metrics();
-    let stats = PerfdhcpReport::parse(&report);
+    let stats = Report::parse(&report);
     let exchanges = stats
         .exchanges
         .get("REQUEST-REPLY")
@@ -247,59 +212,14 @@ fn perfdhcp_rate(datapath: Datapath) {
     lab.stop_daemon();
 }
 
-/// `perfdhcp -6` on the client interface, in single-thread mode (its only working mode on a
-/// small machine); `-u` checks that no address is handed out twice.
-fn perfdhcp_args<'a>(rate: &'a str, period: &'a str, unique: bool) -> Vec<&'a str> {
-    let mut args = vec![
-        "perfdhcp", "-6", "-l", CLIENT_IF, "-g", "single", "-r", rate, "-p", period, "-R", CLIENTS,
-        "-W", "500000",
-    ];
-    if unique {
-        args.push("-u");
-    }
-    args
-}
-
-/// The counters of perfdhcp's final report, by exchange (`SOLICIT-ADVERTISE`) and name.
-#[derive(Debug, Default)]
-struct PerfdhcpReport {
-    exchanges: BTreeMap<String, BTreeMap<String, u64>>,
-}
-
-impl PerfdhcpReport {
-    /// Reads `***Statistics for: NAME***` sections of `key: value` lines.
-    fn parse(text: &str) -> Self {
-        let mut report = Self::default();
-        let mut section: Option<String> = None;
-        for line in text.lines().map(str::trim) {
-            if let Some(rest) = line.strip_prefix("***Statistics for:") {
-                section = Some(rest.trim().trim_end_matches('*').trim().to_owned());
-                continue;
-            }
-            if line.starts_with("***") {
-                section = None;
-                continue;
-            }
-            let (Some(name), Some((key, value))) = (&section, line.split_once(':')) else {
-                continue;
-            };
-            if let Ok(value) = value.trim().parse::<u64>() {
-                report
-                    .exchanges
-                    .entry(name.clone())
-                    .or_default()
-                    .insert(key.trim().to_owned(), value);
-            }
-        }
-        report
-    }
-
-    fn value(&self, exchange: &str, key: &str) -> u64 {
-        *self
-            .exchanges
-            .get(exchange)
-            .and_then(|counters| counters.get(key))
-            .unwrap_or_else(|| panic!("no {exchange} {key:?} in perfdhcp's report: {self:?}"))
+/// `perfdhcp -6` on the client interface; `-u` checks that no address is handed out twice.
+fn perfdhcp(rate: u32, period: u64, unique: bool) -> Perfdhcp<'static> {
+    Perfdhcp {
+        interface: CLIENT_IF,
+        rate,
+        period,
+        clients: CLIENTS,
+        unique,
     }
 }
 
@@ -320,7 +240,6 @@ fn kill_9_under_load_keeps_every_reply_over_xdp() {
 
 fn kill_under_load(datapath: Datapath) {
     let started = Instant::now();
-    common::require_tools(&["tcpdump", "tshark"]);
     let mut lab = direct_lab("kill9");
     let journal = lab.path("leases.journal");
     let options = DaemonOptions {
@@ -332,29 +251,8 @@ fn kill_under_load(datapath: Datapath) {
     lab.start_daemon("srv", &config("kill9"), &options);
 
     // Every Reply that reached the client side, captured before perfdhcp starts.
-    let capture = lab.path("client.pcap");
-    let capture_arg = capture.display().to_string();
-    lab.spawn(
-        "cli",
-        "tcpdump",
-        &[
-            "tcpdump",
-            "-i",
-            CLIENT_IF,
-            "-n",
-            // Frames are not left in an unretired ring block when tcpdump stops.
-            "--immediate-mode",
-            "-U",
-            "-w",
-            &capture_arg,
-            "udp",
-            "dst",
-            "port",
-            "546",
-        ],
-    );
-    lab.wait_for_log("tcpdump", "listening on", Duration::from_secs(10));
-    lab.spawn("cli", "perfdhcp", &perfdhcp_args("1000", "6", false));
+    let capture = lab.start_capture_of("cli", CLIENT_IF, "tcpdump", capture::TO_CLIENTS);
+    lab.start_perfdhcp("cli", &perfdhcp(1000, 6, false));
     thread::sleep(Duration::from_secs(3));
     lab.assert_steered(datapath, 1000);
     lab.kill_daemon();
@@ -364,24 +262,11 @@ fn kill_under_load(datapath: Datapath) {
     thread::sleep(Duration::from_millis(200));
     let (_, tcpdump_log) = lab.stop("tcpdump", "-INT");
 
-    let fields = common::run(
-        "tshark",
-        &[
-            "-r",
-            &capture_arg,
-            "-Y",
-            "dhcpv6.msgtype == 7",
-            "-T",
-            "fields",
-            "-e",
-            "dhcpv6.iaaddr.ip",
-        ],
-    );
-    let replied: BTreeSet<String> = String::from_utf8_lossy(&fields.stdout)
-        .split([',', '\n'])
-        .map(str::trim)
-        .filter(|address| !address.is_empty())
-        .map(str::to_owned)
+    let replied: BTreeSet<String> = captured_messages(&capture)
+        .into_iter()
+        .filter(|message| message.msg_type == 7)
+        .flat_map(|message| message.addresses)
+        .map(|(address, _, _)| address.to_string())
         .collect();
     let context =
         format!("perfdhcp:\n{report}\ntcpdump:\n{tcpdump_log}\ndaemon log:\n{killed_log}");

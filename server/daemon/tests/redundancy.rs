@@ -203,7 +203,7 @@ impl Network {
         }
         roles.extend(servers.iter().map(Server::role));
         let roles: Vec<&str> = roles.iter().map(String::as_str).collect();
-        let mut lab = Lab::new(tag, &roles);
+        let mut lab = common::lab(tag, &roles);
         lab.bridge("sw", BRIDGE);
         for server in &servers {
             let port = format!("p{}", server.name);
@@ -244,12 +244,7 @@ impl Network {
                 .iter()
                 .map(|server| format!("{}%{RELAY_UP_IF}", server.uplink_address()))
                 .collect();
-            let mut args = vec!["dhcrelay", "-6", "-d", "--no-pid", "-l", RELAY_DOWN_IF];
-            for upstream in &upstreams {
-                args.extend_from_slice(&["-u", upstream]);
-            }
-            lab.spawn("rly", "dhcrelay", &args);
-            lab.wait_for_log("dhcrelay", "Sending on", Duration::from_secs(10));
+            lab.start_dhcrelay("rly", RELAY_DOWN_IF, &upstreams);
         }
         let capture = lab.start_capture("cli", CLIENT_IF, "capture");
         Self {

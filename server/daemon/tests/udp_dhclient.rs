@@ -4,37 +4,14 @@
 
 mod common;
 
-use common::{DAEMON, DaemonOptions, Datapath, Lab, lease_value, run};
+use common::{DAEMON, DaemonOptions, Datapath, fixtures, lease_value, run};
 
 /// The server's and the client's end of the veth pair (names are per namespace).
 const SERVER_IF: &str = "xd6s";
 const CLIENT_IF: &str = "xd6c";
 
 fn config(server_if: &str) -> String {
-    format!(
-        r#"[server]
-duid = "00:01:00:01:2e:00:00:01:02:00:00:00:00:0a"
-preference = 255
-salt = "udp-dhclient"
-t1 = 100
-t2 = 160
-preferred-lifetime = 200
-valid-lifetime = 300
-
-[[link]]
-name = "access-1"
-interfaces = ["{server_if}"]
-
-[[link.pool]]
-prefix = "2001:db8:1::/64"
-split = "1/2"
-
-[[link.pd-pool]]
-prefix = "2001:db8:100::/48"
-delegated-length = 56
-split = "1/2"
-"#
-    )
+    fixtures::render(fixtures::ACCESS, &[("SERVER_IF", server_if)]).expect("the access fixture")
 }
 
 #[test]
@@ -52,7 +29,7 @@ fn dhclient_gets_an_address_and_a_prefix_over_xdp() {
 
 /// Address, prefix, `leases --json`, then a restart that replays both from the journal.
 fn dhclient_scenario(datapath: Datapath) {
-    let mut net = Lab::new("udp-dhclient", &["srv", "cli"]);
+    let mut net = common::lab("udp-dhclient", &["srv", "cli"]);
     net.veth(("srv", SERVER_IF), ("cli", CLIENT_IF));
     let config_path = net.path("server.toml");
     let journal = net.path("leases.journal");

@@ -1,4 +1,5 @@
-//! Namespace and veth helpers shared by the root-only XDP and AF_XDP tests.
+//! What the root-only XDP and AF_XDP tests add to the lab's veth pair: the XDP program loaded
+//! from the built eBPF object, and raw frames sent out of the peer.
 
 #![allow(
     dead_code,
@@ -6,18 +7,13 @@
 )]
 
 use std::{
-    ffi::CString,
-    fs::File,
     io,
     mem::{size_of, zeroed},
-    net::Ipv6Addr,
     os::fd::{AsRawFd, OwnedFd},
-    process::Command,
     ptr,
-    sync::atomic::{AtomicU32, Ordering},
-    thread,
 };
 
+pub use xdhcp6_lab::harness::VethPair;
 use xdhcp6d::xdp::{EbpfObject, OBJECT_ENV, Steering};
 
 /// Why these tests are ignored by plain `cargo test`.
@@ -49,128 +45,9 @@ fn load_named(program: &'static str) -> Steering {
     })
 }
 
-/// Runs `ip ARGS`, panicking when it fails.
-pub fn ip(args: &[&str]) {
-    let status = Command::new("ip")
-        .args(args)
-        .status()
-        .unwrap_or_else(|error| panic!("running ip {args:?}: {error}"));
-    assert!(status.success(), "ip {args:?} failed");
-}
-
-/// A network namespace holding a veth pair, deleted on drop.
-pub struct VethPair {
-    namespace: String,
-}
-
-impl VethPair {
-    /// The end the program and the AF_XDP sockets sit on (fe80::547 and 2001:db8::547).
-    pub const SERVER: &str = "xsrv0";
-    /// The end frames are sent from.
-    pub const CLIENT: &str = "xcli0";
-    /// The server's global address.
-    pub const SERVER_GLOBAL: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x547);
-
-    pub fn new() -> Self {
-        Self::with_queues(1)
-    }
-
-    /// A pair whose ends have `queues` receive and transmit queues each.
-    pub fn with_queues(queues: u32) -> Self {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let namespace = format!(
-            "xdhcp6-veth-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        ip(&["netns", "add", &namespace]);
-        let pair = VethPair { namespace };
-        let ns = pair.namespace.as_str();
-        let queues = queues.to_string();
-        let queues = queues.as_str();
-        ip(&[
-            "-n",
-            ns,
-            "link",
-            "add",
-            Self::SERVER,
-            "numtxqueues",
-            queues,
-            "numrxqueues",
-            queues,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            Self::CLIENT,
-            "numtxqueues",
-            queues,
-            "numrxqueues",
-            queues,
-        ]);
-        ip(&[
-            "-n",
-            ns,
-            "addr",
-            "add",
-            "fe80::547/64",
-            "dev",
-            Self::SERVER,
-            "nodad",
-        ]);
-        ip(&[
-            "-n",
-            ns,
-            "addr",
-            "add",
-            "2001:db8::547/64",
-            "dev",
-            Self::SERVER,
-            "nodad",
-        ]);
-        for interface in [Self::SERVER, Self::CLIENT] {
-            ip(&["-n", ns, "link", "set", interface, "up"]);
-        }
-        pair
-    }
-
-    /// Runs `body` on a thread inside the namespace (setns affects only the calling thread;
-    /// threads it spawns inherit the namespace).
-    pub fn run_in_namespace<T: Send>(&self, body: impl FnOnce() -> T + Send) -> T {
-        let path = format!("/run/netns/{}", self.namespace);
-        thread::scope(|scope| {
-            let handle = scope.spawn(|| {
-                let namespace = File::open(&path).expect("opening the namespace");
-                // Safety: setns on a valid namespace fd changes only this thread's network
-                // namespace; the thread ends with `body`.
-                let rc = unsafe { libc::setns(namespace.as_raw_fd(), libc::CLONE_NEWNET) };
-                assert_eq!(rc, 0, "setns: {}", io::Error::last_os_error());
-                body()
-            });
-            match handle.join() {
-                Ok(value) => value,
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        })
-    }
-}
-
-impl Drop for VethPair {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.namespace])
-            .status();
-    }
-}
-
 /// The index of `interface` in this thread's namespace.
 pub fn if_index(interface: &str) -> io::Result<u32> {
-    let name = CString::new(interface).map_err(io::Error::other)?;
-    // Safety: `name` is a valid NUL-terminated string for the duration of the call.
-    match unsafe { libc::if_nametoindex(name.as_ptr()) } {
-        0 => Err(io::Error::last_os_error()),
-        index => Ok(index),
-    }
+    xdhcp6_lab::netns::if_index(interface).map_err(io::Error::other)
 }
 
 /// Sends a whole Ethernet frame out of interface `ifindex` through the AF_PACKET socket `fd`.
