@@ -476,7 +476,7 @@ fn no_frame_leaks_on_either_side() {
     use std::sync::atomic::AtomicBool;
 
     use xdhcp6_bench::afxdp::{AfXdpOptions, AfXdpTransport, bind_queue};
-    use xdhcp6_bench::generator::{Flow, Generator, Scenario, Settings};
+    use xdhcp6_bench::generator::{Flow, Flows, Generator, Settings};
     use xdhcp6_bench::message::IaSet;
     use xdhcp6_bench::population::{Population, Prefix};
     use xdhcp6_bench::reflect::{ReflectStats, run as reflect};
@@ -544,7 +544,7 @@ fn no_frame_leaks_on_either_side() {
         let mut transport =
             AfXdpTransport::open(&object, &options, population.clone()).expect("AF_XDP transport");
         let mut generator = Generator::new(Settings {
-            scenario: Scenario::One(Flow::Echo),
+            scenario: Flows::One(Flow::Echo),
             ias: IaSet::NA,
             population,
             timeout_ns: 1_000_000_000,

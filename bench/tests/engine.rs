@@ -8,7 +8,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use xdhcp6_bench::generator::{Flow, Generator, Outbox, Scenario, Settings};
+use xdhcp6_bench::generator::{Flow, Flows, Generator, Outbox, Settings};
 use xdhcp6_bench::message::IaSet;
 use xdhcp6_bench::population::{Population, Prefix};
 use xdhcp6_bench::runner::{Ramp, run_phase, run_ramp};
@@ -145,7 +145,7 @@ impl Transport for Loopback {
     }
 }
 
-fn settings(scenario: Scenario, clients: u32, relays: u32, ias: IaSet) -> Settings {
+fn settings(scenario: Flows, clients: u32, relays: u32, ias: IaSet) -> Settings {
     let pool: Prefix = "2001:db8:1::/64".parse().unwrap();
     Settings {
         scenario,
@@ -158,7 +158,7 @@ fn settings(scenario: Scenario, clients: u32, relays: u32, ias: IaSet) -> Settin
 }
 
 /// Runs `scenario` for `clients` clients at 20,000 flows/s for 0.25 virtual seconds.
-fn run(scenario: Scenario, clients: u32, relays: u32, ias: IaSet) -> (Generator, Stats) {
+fn run(scenario: Flows, clients: u32, relays: u32, ias: IaSet) -> (Generator, Stats) {
     let clock = VirtualClock::default();
     let mut transport = Loopback::new(relays > 0, clock.0.clone());
     let mut generator = Generator::new(settings(scenario, clients, relays, ias));
@@ -189,7 +189,7 @@ fn every_scenario_runs_clean_against_the_engine() {
     for flow in Flow::ALL {
         for relays in [0, 10] {
             let what = format!("{flow} with {relays} relays");
-            let (generator, stats) = run(Scenario::One(flow), 3000, relays, IaSet::NA);
+            let (generator, stats) = run(Flows::One(flow), 3000, relays, IaSet::NA);
             assert_clean(&what, &stats);
             assert_eq!(generator.servers().len(), 1, "{what}");
             match flow {
@@ -203,12 +203,11 @@ fn every_scenario_runs_clean_against_the_engine() {
 
 #[test]
 fn prefix_delegation_and_mixes_run_clean() {
-    let (_, s) = run(Scenario::One(Flow::Renew), 3000, 0, IaSet::BOTH);
+    let (_, s) = run(Flows::One(Flow::Renew), 3000, 0, IaSet::BOTH);
     assert_clean("renew na+pd", &s);
-    let (_, s) = run(Scenario::One(Flow::Release), 3000, 4, IaSet::PD);
+    let (_, s) = run(Flows::One(Flow::Release), 3000, 4, IaSet::PD);
     assert_clean("release pd", &s);
-    let mix =
-        Scenario::mix("sarr=4,rapid=1,renew=2,rebind=1,release=1,info=1,pd=1,na+pd=1").unwrap();
+    let mix = Flows::mix("sarr=4,rapid=1,renew=2,rebind=1,release=1,info=1,pd=1,na+pd=1").unwrap();
     for relays in [0, 3] {
         let (_, s) = run(mix.clone(), 2000, relays, IaSet::NA);
         assert_clean("mix", &s);
@@ -224,7 +223,7 @@ fn ramp_against(
     let clock = VirtualClock::default();
     let mut transport = Loopback::new(false, clock.0.clone());
     transport.capacity = Some(capacity);
-    let mut generator = Generator::new(settings(Scenario::One(Flow::Sarr), 20_000, 0, IaSet::NA));
+    let mut generator = Generator::new(settings(Flows::One(Flow::Sarr), 20_000, 0, IaSet::NA));
     let mut verdicts = Vec::new();
     let result = run_ramp(
         &mut generator,
