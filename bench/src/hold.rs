@@ -1896,6 +1896,68 @@ mod tests {
     }
 
     #[test]
+    fn relayed_clients_take_answers_through_their_own_relay_only() {
+        let link = "2001:db8:1::/64".parse().unwrap();
+        let mut settings = HoldSettings::new(Population::new(1, 1, 0xbe, link));
+        settings.ramp_up_ms = 0;
+        let mut h = Hold::new(settings);
+        let mut out = Outbox::default();
+        h.poll(0, &mut out);
+        let (sender, forward) = out
+            .iter_with_senders()
+            .map(|(s, d)| (s, d.to_vec()))
+            .next()
+            .unwrap();
+        out.clear();
+        assert_eq!(sender.relay, Some(0));
+        let Packet::Relay(r) = Packet::parse(&forward).unwrap() else {
+            panic!("not relayed")
+        };
+        assert_eq!(r.msg_type(), MessageType::RelayForw);
+        let interface_id = r
+            .options()
+            .find_map(|o| match o.unwrap() {
+                DhcpOption::InterfaceId(id) => Some(id.to_vec()),
+                _ => None,
+            })
+            .unwrap();
+        let offer = answer_to(
+            r.relayed_message().unwrap(),
+            &advertise(SERVER_A, 255, "2001:db8:1::1"),
+        );
+        let relay_reply = |interface_id: &[u8]| {
+            let mut buf = vec![0u8; 1024];
+            let mut w = MessageWriter::relay(
+                &mut buf,
+                MessageType::RelayRepl,
+                0,
+                r.link_address(),
+                r.peer_address(),
+            )
+            .unwrap();
+            w.interface_id(interface_id).unwrap();
+            w.relay_msg(&offer).unwrap();
+            let n = w.finish().unwrap();
+            buf.truncate(n);
+            buf
+        };
+        h.handle_datagram(1, &offer, &mut out);
+        h.handle_datagram(1, &relay_reply(b"elsewhere"), &mut out);
+        assert!(out.is_empty());
+        let bad_relay = Failure::ALL
+            .iter()
+            .position(|&f| f == Failure::BadRelay)
+            .unwrap();
+        assert_eq!(h.stats().failures[bad_relay], 2);
+        h.handle_datagram(1, &relay_reply(&interface_id), &mut out);
+        let request = sent(&mut out).remove(0);
+        let Packet::Relay(r) = Packet::parse(&request).unwrap() else {
+            panic!("not relayed")
+        };
+        assert_eq!(msg_type(r.relayed_message().unwrap()), MessageType::Request);
+    }
+
+    #[test]
     fn one_client_stays_small() {
         assert!(size_of::<Client>() <= 128, "{}", size_of::<Client>());
     }

@@ -9,9 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use xdhcp6_bench::generator::{Flow, Flows, Generator, Outbox, Settings};
+use xdhcp6_bench::hold::{Hold, HoldSettings};
 use xdhcp6_bench::message::IaSet;
 use xdhcp6_bench::population::{Population, Prefix};
-use xdhcp6_bench::runner::{Ramp, run_phase, run_ramp};
+use xdhcp6_bench::runner::{Control, Ramp, run_hold, run_phase, run_ramp};
 use xdhcp6_bench::stats::Stats;
 use xdhcp6_bench::transport::Transport;
 use xdhcp6_engine::alloc::SaltKey;
@@ -285,4 +286,74 @@ fn ramp_refinement_bisects_towards_the_capacity() {
     );
     assert_eq!(result.best_rate, Some(2500.0));
     assert_eq!(result.steps.len(), 4);
+}
+
+/// Runs `hold` for `clients` clients (started over 1 s) for 25 virtual seconds: everyone binds,
+/// renews at T1 (10 s) and still holds its lease at the end.
+fn hold_against_the_engine(clients: u32, relays: u32, ias: IaSet) {
+    let what = format!("hold {} with {relays} relays", ias.name());
+    let clock = VirtualClock::default();
+    let mut transport = Loopback::new(relays > 0, clock.0.clone());
+    let pool: Prefix = "2001:db8:1::/64".parse().unwrap();
+    let mut settings = HoldSettings::new(Population::new(clients, relays, 0xbe, pool));
+    settings.ias = ias;
+    settings.ramp_up_ms = 1000;
+    settings.expect_ranges = vec!["2001:db8:1::/65".parse().unwrap()];
+    settings.expect_pd_ranges = vec!["2001:db8:100::/49".parse().unwrap()];
+    let mut hold = Hold::new(settings);
+    let mut seconds = 0;
+    let summary = run_hold(
+        &mut hold,
+        &mut transport,
+        &mut clock.clone(),
+        Duration::from_secs(25),
+        &mut |_, _| seconds += 1,
+        &mut |_| Control::Continue,
+    )
+    .expect("loopback never fails");
+    let all = u64::from(clients);
+    assert_eq!(summary.total_failures, 0, "{what}: {}", summary.table());
+    assert_eq!(summary.clients_bound, all, "{what}");
+    assert_eq!(summary.clients_renewed, all, "{what}");
+    assert_eq!(summary.in_service_at_end, all, "{what}");
+    assert_eq!(summary.clients_lost_service, 0, "{what}");
+    assert_eq!(summary.servers.len(), 1, "{what}");
+    assert_eq!(summary.relays, relays, "{what}");
+    assert_eq!(summary.timeline.len(), seconds, "{what}");
+    let sent = |kind: &str| {
+        summary
+            .sent
+            .0
+            .iter()
+            .find(|&&(k, _)| k == kind)
+            .map(|&(_, n)| n)
+    };
+    assert_eq!(sent("solicit"), Some(all), "{what}");
+    assert_eq!(sent("request"), Some(all), "{what}");
+    assert!(sent("renew") >= Some(all), "{what}");
+    let pd_pool: Prefix = "2001:db8:100::/48".parse().unwrap();
+    for c in 0..clients {
+        let addresses = hold.addresses(c);
+        let prefixes = hold.prefixes(c);
+        assert_eq!(addresses.len(), usize::from(ias.na), "{what}: client {c}");
+        assert_eq!(prefixes.len(), usize::from(ias.pd), "{what}: client {c}");
+        assert!(addresses.iter().all(|&a| pool.contains(a)), "{what}");
+        assert!(
+            prefixes
+                .iter()
+                .all(|&(p, len)| len == 64 && pd_pool.contains_prefix(p, len)),
+            "{what}: {prefixes:?}"
+        );
+    }
+}
+
+#[test]
+fn hold_keeps_addresses_behind_relays() {
+    hold_against_the_engine(600, 10, IaSet::NA);
+}
+
+#[test]
+fn hold_keeps_delegated_prefixes() {
+    hold_against_the_engine(600, 0, IaSet::PD);
+    hold_against_the_engine(600, 4, IaSet::BOTH);
 }
