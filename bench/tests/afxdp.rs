@@ -471,6 +471,59 @@ fn xdhcp6d_over_xdp_answers_sarr_over_afxdp() {
 
 #[test]
 #[ignore = "needs root and the eBPF object; run by cargo xtask test"]
+fn xdhcp6d_over_xdp_keeps_hold_clients_over_afxdp() {
+    let link = Link::new();
+    let work = std::env::temp_dir().join(format!("xdhcp6-bench-hold-{}", std::process::id()));
+    let server = start_daemon(&link, &work, "xdp");
+    let mac = link.server_mac();
+    let relayed_with_prefixes = [
+        "--relays",
+        "4",
+        "--ia",
+        "na+pd",
+        "--server",
+        SERVER_GLOBAL,
+        "--server-mac",
+        &mac,
+        "--seed",
+        "7",
+    ];
+    for extra in [&[][..], &relayed_with_prefixes[..]] {
+        // The server sends no Preference: each client takes its Advertise when the first
+        // Solicit RT (1.0 to 1.1 s) ends, so 300 clients started over 1 s are bound by 2.2 s.
+        let mut args = vec![
+            "--scenario",
+            "hold",
+            "--clients",
+            "300",
+            "--ramp-up",
+            "1",
+            "--duration",
+            "4",
+            "--expect-range",
+            "2001:db8:1::/65",
+            "--expect-pd-range",
+            "2001:db8:100::/49",
+        ];
+        args.extend_from_slice(extra);
+        let summary = generate(&link, &args);
+        assert_eq!(
+            count(&summary, "clients_bound"),
+            300,
+            "{extra:?}: {summary}"
+        );
+        assert_eq!(count(&summary, "in_service_at_end"), 300, "{summary}");
+        assert_eq!(count(&summary, "total_failures"), 0, "{summary}");
+        assert_eq!(count(&summary, "bad_frames"), 0, "{summary}");
+        assert_eq!(count(&summary, "send_drops"), 0, "{summary}");
+        assert_eq!(summary["servers"].as_array().map(Vec::len), Some(1));
+    }
+    server.stop();
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+#[test]
+#[ignore = "needs root and the eBPF object; run by cargo xtask test"]
 fn no_frame_leaks_on_either_side() {
     use std::sync::Arc;
     use std::sync::atomic::AtomicBool;
@@ -593,5 +646,10 @@ interfaces = ["IFACE"]
 
 [[link.pool]]
 prefix = "2001:db8:1::/64"
+split = "1/2"
+
+[[link.pd-pool]]
+prefix = "2001:db8:100::/48"
+delegated-length = 64
 split = "1/2"
 "#;
