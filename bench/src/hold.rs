@@ -128,7 +128,7 @@ struct Offered {
     valid: u32,
 }
 
-/// One client, about 110 bytes.
+/// One client, about 120 bytes.
 #[derive(Clone, Copy, Debug)]
 struct Client {
     leases: [Option<Lease>; MAX_LEASES],
