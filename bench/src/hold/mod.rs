@@ -237,15 +237,15 @@ pub struct HoldStats {
     pub late: u64,
     /// Failures by [`Failure::ALL`] index.
     pub failures: [u64; Failure::ALL.len()],
-    /// Addresses removed because a Reply gave them a valid lifetime of 0.
+    /// Addresses and prefixes removed because a Reply gave them a valid lifetime of 0.
     pub zeroed: u64,
-    /// Addresses removed because their valid lifetime ran out.
+    /// Addresses and prefixes removed because their valid lifetime ran out.
     pub expired: u64,
-    /// Addresses a Reply added beyond what a client keeps.
+    /// Addresses and prefixes a Reply added beyond what a client keeps.
     pub ignored: u64,
     /// Renew/Rebind Replies with NoBinding (the client then Requests).
     pub no_binding: u64,
-    /// Replies to Request without an address (the client solicits again).
+    /// Replies to Request without a lease (the client solicits again).
     pub no_address: u64,
 }
 
@@ -332,7 +332,7 @@ impl Hold {
         &self.stats
     }
 
-    /// Clients holding an address now.
+    /// Clients holding a lease (an address or a prefix) now.
     pub fn in_service(&self) -> u64 {
         self.by_server[1..].iter().sum()
     }
@@ -342,7 +342,7 @@ impl Hold {
         self.by_server.get(index + 1).copied().unwrap_or(0)
     }
 
-    /// Clients that had an address and have none now.
+    /// Clients that had a lease and have none now.
     pub fn out_of_service(&self) -> u64 {
         self.out
     }

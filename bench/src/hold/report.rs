@@ -13,9 +13,9 @@ use crate::stats::{Failure, Histogram, LatencySummary};
 pub struct HoldSample {
     /// Seconds since the start (end of the window).
     pub t_s: f64,
-    /// Clients holding at least one address.
+    /// Clients holding at least one lease (an address or a prefix).
     pub in_service: u64,
-    /// Clients that held an address and hold none now.
+    /// Clients that held a lease and hold none now.
     pub out_of_service: u64,
     /// Clients that never held one yet.
     pub not_yet_bound: u64,
@@ -72,21 +72,21 @@ pub struct HoldSummary {
     pub duration_s: f64,
     /// Servers heard, in the order first heard.
     pub servers: Vec<ServerInfo>,
-    /// Clients that ever held an address.
+    /// Clients that ever held a lease.
     pub clients_bound: u64,
-    /// Clients holding an address at the end.
+    /// Clients holding a lease at the end.
     pub in_service_at_end: u64,
     /// Clients that completed a Renew or Rebind at least once.
     pub clients_renewed: u64,
-    /// Clients that were without an address at some point after their first binding.
+    /// Clients that were without a lease at some point after their first binding.
     pub clients_lost_service: u64,
     /// Out-of-service intervals (finished ones and those still open at the end).
     pub outages: u64,
     /// Their durations.
     pub outage: OutageSummary,
-    /// Clients without an address at the end although they had one.
+    /// Clients without a lease at the end although they had one.
     pub never_recovered: u64,
-    /// Clients that never obtained an address.
+    /// Clients that never obtained a lease.
     pub never_bound: u64,
     /// Seconds from the start when the run was marked (a server killed), if it was.
     pub mark_s: Option<f64>,
@@ -115,9 +115,9 @@ pub struct HoldSummary {
     pub extra_replies: u64,
     /// Answers to an earlier exchange.
     pub late_replies: u64,
-    /// Addresses removed by a valid lifetime of 0.
+    /// Addresses and prefixes removed by a valid lifetime of 0 (the key keeps its name).
     pub addresses_zeroed: u64,
-    /// Addresses that expired.
+    /// Addresses and prefixes that expired.
     pub addresses_expired: u64,
     /// Failed validations by kind.
     pub failures: std::collections::BTreeMap<&'static str, u64>,
