@@ -115,7 +115,7 @@ pub struct HoldSummary {
     pub extra_replies: u64,
     /// Answers to an earlier exchange.
     pub late_replies: u64,
-    /// Addresses and prefixes removed by a valid lifetime of 0 (the key keeps its name).
+    /// Addresses and prefixes removed by a valid lifetime of 0.
     pub addresses_zeroed: u64,
     /// Addresses and prefixes that expired.
     pub addresses_expired: u64,
