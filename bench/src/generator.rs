@@ -17,7 +17,7 @@ use xdhcp6_proto::{MessageType, StatusCode, WriteError};
 use crate::message::{ClientMessage, Exchange, IaSet, Reply, echo_xid, relay_matches, sender_of};
 use crate::pacing::Pacer;
 use crate::population::{Population, Prefix};
-use crate::scenario::Scenario;
+use crate::scenario::{MAX_DATAGRAM, Outbox, Scenario};
 use crate::stats::{Failure, Stats};
 
 /// Transaction ids are 24 bits (RFC 9915 §8): one slot each maps a reply to its client.
@@ -30,8 +30,6 @@ const LATE: u32 = 1 << 31;
 const ANSWERED: u32 = 1 << 30;
 /// Either mark: the slot is free for a new transaction.
 const DONE: u32 = LATE | ANSWERED;
-/// Room for one outgoing datagram.
-const MAX_DATAGRAM: usize = 1500;
 /// The Server Identifier of echo Requests, as long as a DUID-LLT, so that an echo Request is
 /// the size of a real one.
 const ECHO_SERVER_ID: &[u8] = &[0, 1, 0, 1, 0x2e, 0, 0, 0, 0x02, 0xec, 0x40, 0, 0, 1];
@@ -217,78 +215,6 @@ pub struct Settings {
     pub expect_range: Option<Prefix>,
     /// Every delegated prefix must lie here.
     pub expect_pd_range: Option<Prefix>,
-}
-
-/// Who sends a datagram: an emulated client, directly or through an emulated relay. Transports
-/// that build their own frames (AF_XDP) take the addresses from it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Sender {
-    /// The client's index in the population.
-    pub client: u32,
-    /// The index of the relay in front of it, if any.
-    pub relay: Option<u32>,
-}
-
-/// Datagrams to send, packed into one buffer.
-#[derive(Clone, Debug, Default)]
-pub struct Outbox {
-    /// Never shrinks: the bytes past the last datagram are scratch room, zeroed once.
-    data: Vec<u8>,
-    ends: Vec<usize>,
-    senders: Vec<Sender>,
-}
-
-impl Outbox {
-    /// Appends the datagram `write` produces (it returns the length it wrote) from `sender`.
-    pub fn push(
-        &mut self,
-        sender: Sender,
-        write: impl FnOnce(&mut [u8]) -> Result<usize, WriteError>,
-    ) -> Result<(), WriteError> {
-        let start = self.ends.last().copied().unwrap_or(0);
-        if self.data.len() < start + MAX_DATAGRAM {
-            self.data.resize(start + MAX_DATAGRAM, 0);
-        }
-        match write(&mut self.data[start..start + MAX_DATAGRAM]) {
-            Ok(len) => {
-                self.ends.push(start + len.min(MAX_DATAGRAM));
-                self.senders.push(sender);
-                Ok(())
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Datagrams queued.
-    pub fn len(&self) -> usize {
-        self.ends.len()
-    }
-
-    /// True when nothing is queued.
-    pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
-    }
-
-    /// The queued datagrams in order.
-    pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
-        let mut start = 0;
-        self.ends.iter().map(move |&end| {
-            let d = &self.data[start..end];
-            start = end;
-            d
-        })
-    }
-
-    /// The queued datagrams in order, each with its sender.
-    pub fn iter_with_senders(&self) -> impl Iterator<Item = (Sender, &[u8])> {
-        self.senders.iter().copied().zip(self.iter())
-    }
-
-    /// Forgets every datagram, keeping the memory.
-    pub fn clear(&mut self) {
-        self.ends.clear();
-        self.senders.clear();
-    }
 }
 
 /// One client's state between datagrams.
@@ -1386,37 +1312,5 @@ mod tests {
         assert_eq!("echo".parse::<Flow>(), Ok(Flow::Echo));
         assert!(!Flow::ALL.contains(&Flow::Echo));
         assert!(Flows::mix("sarr=1,echo=1").is_err());
-    }
-
-    #[test]
-    fn outbox_packs_datagrams() {
-        let mut out = Outbox::default();
-        let first = Sender {
-            client: 7,
-            relay: None,
-        };
-        let second = Sender {
-            client: 9,
-            relay: Some(2),
-        };
-        out.push(first, |b| {
-            b[..3].copy_from_slice(b"abc");
-            Ok(3)
-        })
-        .unwrap();
-        assert!(out.push(first, |_| Err(WriteError::BufferFull)).is_err());
-        out.push(second, |b| {
-            b[0] = b'z';
-            Ok(1)
-        })
-        .unwrap();
-        assert_eq!(out.iter().collect::<Vec<_>>(), [&b"abc"[..], b"z"]);
-        assert_eq!(
-            out.iter_with_senders().collect::<Vec<_>>(),
-            [(first, &b"abc"[..]), (second, &b"z"[..])]
-        );
-        assert_eq!(out.len(), 2);
-        out.clear();
-        assert!(out.is_empty());
     }
 }

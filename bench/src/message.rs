@@ -7,8 +7,8 @@ use xdhcp6_proto::{
     DhcpOption, Message, MessageType, MessageWriter, OptionCode, Packet, StatusCode, WriteError,
 };
 
-use crate::generator::Sender;
 use crate::population::{ENTERPRISE, IAID_NA, IAID_PD, Population};
+use crate::scenario::Sender;
 
 /// Addresses or prefixes read from one IA of a reply; further ones are not looked at.
 pub const MAX_IA_LEASES: usize = 8;

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::generator::{Generator, Outbox};
+use crate::generator::Generator;
 use crate::hold::{Hold, HoldSample, HoldSummary, ServerInfo};
-use crate::scenario::Scenario;
+use crate::scenario::{Outbox, Scenario};
 use crate::stats::Stats;
 use crate::transport::Transport;
 

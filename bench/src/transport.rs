@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use xdhcp6_proto::{CLIENT_PORT, SERVER_PORT};
 
-use crate::generator::Outbox;
+use crate::scenario::Outbox;
 
 /// All_DHCP_Relay_Agents_and_Servers (RFC 9915 §7.1).
 pub const ALL_DHCP_RELAY_AGENTS_AND_SERVERS: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 1, 2);

@@ -8,11 +8,12 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use xdhcp6_bench::generator::{Flow, Flows, Generator, Outbox, Settings};
+use xdhcp6_bench::generator::{Flow, Flows, Generator, Settings};
 use xdhcp6_bench::hold::{Hold, HoldSettings};
 use xdhcp6_bench::message::IaSet;
 use xdhcp6_bench::population::{Population, Prefix};
 use xdhcp6_bench::runner::{Control, Ramp, run_hold, run_phase, run_ramp};
+use xdhcp6_bench::scenario::Outbox;
 use xdhcp6_bench::stats::Stats;
 use xdhcp6_bench::transport::Transport;
 use xdhcp6_engine::alloc::SaltKey;

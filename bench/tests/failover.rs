@@ -11,10 +11,10 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use xdhcp6_bench::generator::Outbox;
 use xdhcp6_bench::hold::{Hold, HoldSettings, HoldSummary};
 use xdhcp6_bench::population::{Population, Prefix};
 use xdhcp6_bench::runner::{Control, run_hold};
+use xdhcp6_bench::scenario::Outbox;
 use xdhcp6_bench::transport::Transport;
 use xdhcp6_engine::alloc::SaltKey;
 use xdhcp6_engine::config::{Config, LinkId};

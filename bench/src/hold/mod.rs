@@ -24,9 +24,9 @@ use std::time::Duration;
 use serde::Serialize;
 use xdhcp6_proto::{MessageType, StatusCode};
 
-use crate::generator::Outbox;
 use crate::message::{ClientMessage, Exchange, IaSet, Reply, relay_matches, sender_of};
 use crate::population::{Population, Prefix};
+use crate::scenario::Outbox;
 use crate::scenario::Scenario;
 use crate::stats::{Failure, Histogram};
 
