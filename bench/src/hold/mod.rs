@@ -708,7 +708,10 @@ impl Hold {
             self.stats.fail(Failure::Malformed);
             return;
         };
-        let Some(c) = answer.client_id.and_then(|id| self.client_of(id)) else {
+        let Some(c) = answer
+            .client_id
+            .and_then(|id| self.settings.population.client_of(id))
+        else {
             self.stats.fail(Failure::WrongClientId);
             return;
         };
@@ -791,18 +794,6 @@ impl Hold {
         };
         info.advertises += 1;
         info.preference = preference;
-    }
-
-    /// The client whose DUID this is (the population numbers them inside the DUID).
-    fn client_of(&self, duid: &[u8]) -> Option<u32> {
-        let index = match duid.len() {
-            14 => u32::from_be_bytes(duid[10..14].try_into().ok()?),
-            12 => u32::from_be_bytes(duid[8..12].try_into().ok()?),
-            10 => u32::from_be_bytes(duid[6..10].try_into().ok()?),
-            _ => return None,
-        };
-        let population = &self.settings.population;
-        (index < population.len() && population.duid(index).as_bytes() == duid).then_some(index)
     }
 
     /// Checks the server and the addresses; returns the server's index + 1.
