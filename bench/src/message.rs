@@ -4,14 +4,12 @@
 use std::net::Ipv6Addr;
 
 use xdhcp6_proto::{
-    DhcpOption, Message, MessageType, MessageWriter, OptionCode, Packet, StatusCode, WriteError,
+    DhcpOption, IaNa, IaPd, Message, MessageType, MessageWriter, OptionCode, Packet, StatusCode,
+    WriteError,
 };
 
 use crate::population::{ENTERPRISE, IAID_NA, IAID_PD, Population};
 use crate::scenario::Sender;
-
-/// Addresses or prefixes read from one IA of a reply; further ones are not looked at.
-pub const MAX_IA_LEASES: usize = 8;
 
 /// One request/reply exchange of a flow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -307,10 +305,9 @@ pub struct IaAnswer<T> {
     pub t1: u32,
     /// T2, seconds (0: the client chooses).
     pub t2: u32,
-    leases: [Option<IaLease<T>>; MAX_IA_LEASES],
 }
 
-impl<T: Copy> Default for IaAnswer<T> {
+impl<T> Default for IaAnswer<T> {
     fn default() -> Self {
         Self {
             present: false,
@@ -318,23 +315,6 @@ impl<T: Copy> Default for IaAnswer<T> {
             lease: None,
             t1: 0,
             t2: 0,
-            leases: [None; MAX_IA_LEASES],
-        }
-    }
-}
-
-impl<T: Copy> IaAnswer<T> {
-    /// Every address/prefix of the IA in order, withdrawn ones (valid lifetime 0) included.
-    pub fn leases(&self) -> impl Iterator<Item = IaLease<T>> + '_ {
-        self.leases.iter().map_while(|l| *l)
-    }
-
-    fn add(&mut self, lease: IaLease<T>) {
-        if lease.valid > 0 {
-            self.lease.get_or_insert(lease.lease);
-        }
-        if let Some(slot) = self.leases.iter_mut().find(|l| l.is_none()) {
-            *slot = Some(lease);
         }
     }
 }
@@ -371,6 +351,10 @@ pub struct Reply<'a> {
     pub pd: IaAnswer<(Ipv6Addr, u8)>,
     /// Set for a Relay-reply.
     pub relay: Option<RelayAnswer<'a>>,
+    /// The IA_NA read, for [`Reply::na_leases`].
+    na_view: Option<IaNa<'a>>,
+    /// The IA_PD read, for [`Reply::pd_leases`].
+    pd_view: Option<IaPd<'a>>,
 }
 
 /// The transaction id of an echoed client message, inside a Relay-forward when relayed.
@@ -433,6 +417,8 @@ impl<'a> Reply<'a> {
             na: IaAnswer::default(),
             pd: IaAnswer::default(),
             relay,
+            na_view: None,
+            pd_view: None,
         };
         for opt in msg.options() {
             match opt.map_err(|_| Malformed)? {
@@ -445,14 +431,13 @@ impl<'a> Reply<'a> {
                     reply.na.present = true;
                     reply.na.t1 = ia.t1();
                     reply.na.t2 = ia.t2();
+                    reply.na_view = Some(ia);
                     for o in ia.options() {
                         match o.map_err(|_| Malformed)? {
                             DhcpOption::StatusCode { code, .. } => reply.na.status = Some(code),
-                            DhcpOption::IaAddr(a) => reply.na.add(IaLease {
-                                lease: a.addr(),
-                                preferred: a.preferred_lifetime(),
-                                valid: a.valid_lifetime(),
-                            }),
+                            DhcpOption::IaAddr(a) if a.valid_lifetime() > 0 => {
+                                reply.na.lease.get_or_insert(a.addr());
+                            }
                             _ => {}
                         }
                     }
@@ -461,14 +446,13 @@ impl<'a> Reply<'a> {
                     reply.pd.present = true;
                     reply.pd.t1 = ia.t1();
                     reply.pd.t2 = ia.t2();
+                    reply.pd_view = Some(ia);
                     for o in ia.options() {
                         match o.map_err(|_| Malformed)? {
                             DhcpOption::StatusCode { code, .. } => reply.pd.status = Some(code),
-                            DhcpOption::IaPrefix(p) => reply.pd.add(IaLease {
-                                lease: (p.prefix(), p.prefix_len()),
-                                preferred: p.preferred_lifetime(),
-                                valid: p.valid_lifetime(),
-                            }),
+                            DhcpOption::IaPrefix(p) if p.valid_lifetime() > 0 => {
+                                reply.pd.lease.get_or_insert((p.prefix(), p.prefix_len()));
+                            }
                             _ => {}
                         }
                     }
@@ -477,6 +461,33 @@ impl<'a> Reply<'a> {
             }
         }
         Ok(reply)
+    }
+
+    /// Every address of the IA_NA in order, withdrawn ones (valid lifetime 0) included.
+    pub fn na_leases(&self) -> impl Iterator<Item = IaLease<Ipv6Addr>> + 'a {
+        // `parse` read every option once already: none fails here.
+        let options = self.na_view.map(|ia| ia.options().flatten());
+        options.into_iter().flatten().filter_map(|o| match o {
+            DhcpOption::IaAddr(a) => Some(IaLease {
+                lease: a.addr(),
+                preferred: a.preferred_lifetime(),
+                valid: a.valid_lifetime(),
+            }),
+            _ => None,
+        })
+    }
+
+    /// Every prefix of the IA_PD in order, withdrawn ones (valid lifetime 0) included.
+    pub fn pd_leases(&self) -> impl Iterator<Item = IaLease<(Ipv6Addr, u8)>> + 'a {
+        let options = self.pd_view.map(|ia| ia.options().flatten());
+        options.into_iter().flatten().filter_map(|o| match o {
+            DhcpOption::IaPrefix(p) => Some(IaLease {
+                lease: (p.prefix(), p.prefix_len()),
+                preferred: p.preferred_lifetime(),
+                valid: p.valid_lifetime(),
+            }),
+            _ => None,
+        })
     }
 }
 
@@ -621,6 +632,54 @@ mod tests {
         assert_eq!(relay.interface_id, Some(&b"x"[..]));
         assert_eq!(Reply::parse(&[7, 0]), Err(Malformed));
         assert_eq!(Reply::parse(&[12; 40]), Err(Malformed));
+    }
+
+    #[test]
+    fn reply_lists_every_lease_with_its_lifetimes() {
+        let mut buf = [0u8; 512];
+        let mut w = MessageWriter::client(&mut buf, MessageType::Advertise, 5).unwrap();
+        w.preference(7).unwrap();
+        w.ia_na(IAID_NA, 10, 16, |w| {
+            w.ia_address(ip("2001:db8:1::1"), 0, 0)?;
+            w.ia_address(ip("2001:db8:1::2"), 20, 30)
+        })
+        .unwrap();
+        w.ia_pd(IAID_PD, 11, 17, |w| {
+            w.ia_prefix(21, 31, 64, ip("2001:db8:100:1::"))
+        })
+        .unwrap();
+        let n = w.finish().unwrap();
+        let reply = Reply::parse(&buf[..n]).unwrap();
+        assert_eq!(reply.preference, Some(7));
+        assert_eq!((reply.na.t1, reply.na.t2), (10, 16));
+        assert_eq!((reply.pd.t1, reply.pd.t2), (11, 17));
+        // The first lease with a valid lifetime; the withdrawn one before it is listed too.
+        assert_eq!(reply.na.lease, Some(ip("2001:db8:1::2")));
+        let na: Vec<_> = reply.na_leases().collect();
+        assert_eq!(
+            na,
+            [
+                IaLease {
+                    lease: ip("2001:db8:1::1"),
+                    preferred: 0,
+                    valid: 0
+                },
+                IaLease {
+                    lease: ip("2001:db8:1::2"),
+                    preferred: 20,
+                    valid: 30
+                }
+            ]
+        );
+        let pd: Vec<_> = reply.pd_leases().collect();
+        assert_eq!(
+            pd,
+            [IaLease {
+                lease: (ip("2001:db8:100:1::"), 64),
+                preferred: 21,
+                valid: 31
+            }]
+        );
     }
 
     #[test]

@@ -838,15 +838,15 @@ impl Hold {
     }
 
     /// The addresses and prefixes of the IAs the clients ask for, withdrawn ones included.
-    fn offered<'r>(&self, answer: &'r Reply<'_>) -> impl Iterator<Item = Offered> + 'r {
+    fn offered<'r>(&self, answer: &Reply<'r>) -> impl Iterator<Item = Offered> + 'r {
         let ias = self.settings.ias;
-        let na = answer.na.leases().filter(move |_| ias.na).map(|a| Offered {
+        let na = answer.na_leases().filter(move |_| ias.na).map(|a| Offered {
             addr: a.lease,
             len: ADDRESS,
             preferred: a.preferred,
             valid: a.valid,
         });
-        let pd = answer.pd.leases().filter(move |_| ias.pd).map(|p| Offered {
+        let pd = answer.pd_leases().filter(move |_| ias.pd).map(|p| Offered {
             addr: p.lease.0,
             len: p.lease.1,
             preferred: p.preferred,
