@@ -31,8 +31,8 @@ use xdhcp6_datapath::{
 use xdhcp6_proto::{CLIENT_PORT, SERVER_PORT};
 
 use crate::frame::{self, HeaderTemplate, Mac, Side};
-use crate::generator::Outbox;
 use crate::population::Population;
+use crate::scenario::Outbox;
 use crate::transport::{ALL_DHCP_RELAY_AGENTS_AND_SERVERS, Transport};
 
 /// Frames sent or received per ring operation.

@@ -1,4 +1,5 @@
-//! The sans-IO load generator: scenarios, per-client state machines, validation, statistics.
+//! The flow scenarios (`sarr`, `rapid`, `renew`, `rebind`, `release`, `info`, `pd`, `na+pd`,
+//! `mix`, `echo`), sans-IO: per-client state machines, validation, statistics.
 //!
 //! [`Generator::poll`] starts the flows the schedule says are due and expires timeouts;
 //! [`Generator::handle_datagram`] validates a reply and queues the client's next message.
@@ -9,12 +10,14 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::net::Ipv6Addr;
 use std::str::FromStr;
+use std::time::Duration;
 
 use xdhcp6_proto::{MessageType, StatusCode, WriteError};
 
-use crate::message::{ClientMessage, Exchange, IaSet, RelayWrap, Reply, echo_xid};
+use crate::message::{ClientMessage, Exchange, IaSet, Reply, echo_xid, relay_matches, sender_of};
 use crate::pacing::Pacer;
 use crate::population::{Population, Prefix};
+use crate::scenario::{MAX_DATAGRAM, Outbox, Scenario};
 use crate::stats::{Failure, Stats};
 
 /// Transaction ids are 24 bits (RFC 9915 §8): one slot each maps a reply to its client.
@@ -27,8 +30,6 @@ const LATE: u32 = 1 << 31;
 const ANSWERED: u32 = 1 << 30;
 /// Either mark: the slot is free for a new transaction.
 const DONE: u32 = LATE | ANSWERED;
-/// Room for one outgoing datagram.
-const MAX_DATAGRAM: usize = 1500;
 /// The Server Identifier of echo Requests, as long as a DUID-LLT, so that an echo Request is
 /// the size of a real one.
 const ECHO_SERVER_ID: &[u8] = &[0, 1, 0, 1, 0x2e, 0, 0, 0, 0x02, 0xec, 0x40, 0, 0, 1];
@@ -118,14 +119,14 @@ impl FromStr for Flow {
 
 /// The flows a run starts: one kind, or a weighted mix.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Scenario {
+pub enum Flows {
     /// Every flow the same.
     One(Flow),
     /// Flows chosen by weight, e.g. `sarr=70,renew=20,release=10`.
     Mix(Vec<(Flow, u32)>),
 }
 
-impl Scenario {
+impl Flows {
     /// Parses a mix such as `sarr=70,renew=20,info=10`.
     pub fn mix(spec: &str) -> Result<Self, String> {
         let mut weights = Vec::new();
@@ -148,14 +149,14 @@ impl Scenario {
         if weights.is_empty() {
             return Err("a mix needs at least one positive weight".into());
         }
-        Ok(Scenario::Mix(weights))
+        Ok(Flows::Mix(weights))
     }
 
     /// The flow number `n` runs (deterministic in `n`).
     pub fn pick(&self, n: u64) -> Flow {
         match self {
-            Scenario::One(flow) => *flow,
-            Scenario::Mix(weights) => {
+            Flows::One(flow) => *flow,
+            Flows::Mix(weights) => {
                 let total: u64 = weights.iter().map(|&(_, w)| u64::from(w)).sum();
                 let mut point = splitmix64(n) % total.max(1);
                 for &(flow, w) in weights {
@@ -172,8 +173,8 @@ impl Scenario {
     /// The name in reports.
     pub fn describe(&self) -> String {
         match self {
-            Scenario::One(flow) => flow.name().to_string(),
-            Scenario::Mix(weights) => {
+            Flows::One(flow) => flow.name().to_string(),
+            Flows::Mix(weights) => {
                 let parts: Vec<String> = weights.iter().map(|(f, w)| format!("{f}={w}")).collect();
                 format!("mix({})", parts.join(","))
             }
@@ -203,7 +204,7 @@ fn splitmix64(n: u64) -> u64 {
 #[derive(Clone, Debug)]
 pub struct Settings {
     /// The flows to run.
-    pub scenario: Scenario,
+    pub scenario: Flows,
     /// The IAs of `sarr`, `rapid` and of the first binding of `renew`/`rebind`/`release`.
     pub ias: IaSet,
     /// The clients.
@@ -214,78 +215,6 @@ pub struct Settings {
     pub expect_range: Option<Prefix>,
     /// Every delegated prefix must lie here.
     pub expect_pd_range: Option<Prefix>,
-}
-
-/// Who sends a datagram: an emulated client, directly or through an emulated relay. Transports
-/// that build their own frames (AF_XDP) take the addresses from it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Sender {
-    /// The client's index in the population.
-    pub client: u32,
-    /// The index of the relay in front of it, if any.
-    pub relay: Option<u32>,
-}
-
-/// Datagrams to send, packed into one buffer.
-#[derive(Clone, Debug, Default)]
-pub struct Outbox {
-    /// Never shrinks: the bytes past the last datagram are scratch room, zeroed once.
-    data: Vec<u8>,
-    ends: Vec<usize>,
-    senders: Vec<Sender>,
-}
-
-impl Outbox {
-    /// Appends the datagram `write` produces (it returns the length it wrote) from `sender`.
-    pub fn push(
-        &mut self,
-        sender: Sender,
-        write: impl FnOnce(&mut [u8]) -> Result<usize, WriteError>,
-    ) -> Result<(), WriteError> {
-        let start = self.ends.last().copied().unwrap_or(0);
-        if self.data.len() < start + MAX_DATAGRAM {
-            self.data.resize(start + MAX_DATAGRAM, 0);
-        }
-        match write(&mut self.data[start..start + MAX_DATAGRAM]) {
-            Ok(len) => {
-                self.ends.push(start + len.min(MAX_DATAGRAM));
-                self.senders.push(sender);
-                Ok(())
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Datagrams queued.
-    pub fn len(&self) -> usize {
-        self.ends.len()
-    }
-
-    /// True when nothing is queued.
-    pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
-    }
-
-    /// The queued datagrams in order.
-    pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
-        let mut start = 0;
-        self.ends.iter().map(move |&end| {
-            let d = &self.data[start..end];
-            start = end;
-            d
-        })
-    }
-
-    /// The queued datagrams in order, each with its sender.
-    pub fn iter_with_senders(&self) -> impl Iterator<Item = (Sender, &[u8])> {
-        self.senders.iter().copied().zip(self.iter())
-    }
-
-    /// Forgets every datagram, keeping the memory.
-    pub fn clear(&mut self) {
-        self.ends.clear();
-        self.senders.clear();
-    }
 }
 
 /// One client's state between datagrams.
@@ -377,7 +306,7 @@ impl Generator {
             flows: 0,
             in_flight: 0,
             stats: Stats::default(),
-            echo: settings.scenario == Scenario::One(Flow::Echo),
+            echo: settings.scenario == Flows::One(Flow::Echo),
             scratch: vec![0; MAX_DATAGRAM],
             settings,
         }
@@ -537,10 +466,7 @@ impl Generator {
         client.xid = xid;
         client.exchange = exchange;
         client.sent_ns = now_ns;
-        let sender = Sender {
-            client: c,
-            relay: self.settings.population.relay_of(c).map(|r| r.index),
-        };
+        let sender = sender_of(&self.settings.population, c);
         // A 1500-byte buffer holds every message built here; a failure would be a bug in this
         // crate, and the request then simply times out and is counted as lost.
         let _ = out.push(sender, |buf| self.write_message(c, address, prefix, buf));
@@ -569,26 +495,19 @@ impl Generator {
                 .map(Vec::as_slice),
             _ => None,
         };
-        let relay = population.relay_of(c);
-        let interface_id = relay.map(|r| r.interface_id()).unwrap_or_default();
-        let remote_id = population.remote_id(c);
         let msg = ClientMessage {
             exchange,
             xid: client.xid,
             client_id: duid.as_bytes(),
             server_id,
+            elapsed: 0,
             ias: client.ias,
-            address,
-            prefix,
+            addresses: address.as_slice(),
+            prefixes: prefix.as_slice(),
             rapid_commit: client.rapid,
-            relay: relay.map(|r| RelayWrap {
-                link_address: r.link_address,
-                peer_address: population.link_local(c),
-                interface_id: &interface_id,
-                remote_id: &remote_id,
-            }),
+            relay: None,
         };
-        msg.write(buf)
+        msg.write_as(population, c, buf)
     }
 
     /// Validates a datagram from the server at `now_ns` and queues the client's next message.
@@ -712,17 +631,8 @@ impl Generator {
         if reply.client_id != Some(population.duid(c).as_bytes()) {
             return Err(Failure::WrongClientId);
         }
-        match (population.relay_of(c), reply.relay) {
-            (None, None) => {}
-            (Some(relay), Some(answer)) => {
-                let id = relay.interface_id();
-                if answer.peer_address != population.link_local(c)
-                    || answer.interface_id != Some(&id[..])
-                {
-                    return Err(Failure::BadRelay);
-                }
-            }
-            _ => return Err(Failure::BadRelay),
+        if !relay_matches(population, c, reply.relay) {
+            return Err(Failure::BadRelay);
         }
         let server_id = reply.server_id.ok_or(Failure::MissingServerId)?;
         let known = self.servers.iter().position(|s| s == server_id);
@@ -876,6 +786,29 @@ impl Generator {
     }
 }
 
+impl Scenario for Generator {
+    fn poll(&mut self, now_ns: u64, out: &mut Outbox) {
+        Generator::poll(self, now_ns, out);
+    }
+
+    fn handle_datagram(&mut self, now_ns: u64, datagram: &[u8], out: &mut Outbox) {
+        Generator::handle_datagram(self, now_ns, datagram, out);
+    }
+
+    fn wait(&self, now_ns: u64) -> Duration {
+        // Less than the pacer's millisecond while sending, so sends stay on schedule.
+        if self.is_sending(now_ns) {
+            Duration::from_micros(200)
+        } else {
+            Duration::from_millis(5)
+        }
+    }
+
+    fn is_finished(&self, now_ns: u64) -> bool {
+        Generator::is_finished(self, now_ns)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use xdhcp6_proto::{DhcpOption, Message, MessageWriter, Packet};
@@ -886,7 +819,7 @@ mod tests {
     const MS: u64 = 1_000_000;
     const SERVER: [u8; 10] = [0, 3, 0, 1, 0xaa, 0xbb, 0xcc, 0, 0, 1];
 
-    fn settings(clients: u32, relays: u32, scenario: Scenario) -> Settings {
+    fn settings(clients: u32, relays: u32, scenario: Flows) -> Settings {
         Settings {
             scenario,
             ias: IaSet::NA,
@@ -1042,7 +975,7 @@ mod tests {
         relays: u32,
         server: &mut dyn FnMut(Answer) -> Option<Vec<u8>>,
     ) -> Generator {
-        let mut g = Generator::new(settings(100, relays, Scenario::One(flow)));
+        let mut g = Generator::new(settings(100, relays, Flows::One(flow)));
         g.start(0, 1000.0, 100 * MS);
         drive(&mut g, 300, server);
         assert!(g.is_finished(300 * MS));
@@ -1087,7 +1020,7 @@ mod tests {
 
     #[test]
     fn bound_clients_renew_without_soliciting_again() {
-        let mut g = Generator::new(settings(50, 0, Scenario::One(Flow::Renew)));
+        let mut g = Generator::new(settings(50, 0, Flows::One(Flow::Renew)));
         g.start(0, 1000.0, 100 * MS);
         drive(&mut g, 300, &mut good);
         // 100 flows over 50 clients: the second round renews at once.
@@ -1145,7 +1078,7 @@ mod tests {
 
     #[test]
     fn a_released_address_may_go_to_another_client() {
-        let mut g = Generator::new(settings(2, 0, Scenario::One(Flow::Release)));
+        let mut g = Generator::new(settings(2, 0, Flows::One(Flow::Release)));
         g.start(0, 1000.0, 2 * MS);
         drive(&mut g, 50, &mut |mut a| {
             a.address = a.address.map(|_| "2001:db8:1::42".parse().unwrap());
@@ -1213,7 +1146,7 @@ mod tests {
 
     #[test]
     fn late_replies_are_lost_but_not_failures() {
-        let mut g = Generator::new(settings(10, 0, Scenario::One(Flow::Info)));
+        let mut g = Generator::new(settings(10, 0, Flows::One(Flow::Info)));
         g.start(0, 1000.0, 10 * MS);
         let mut held = Vec::new();
         drive(&mut g, 200, &mut |a| {
@@ -1237,7 +1170,7 @@ mod tests {
     fn a_second_answer_is_extra_not_wrong() {
         // Two servers answer every request (multicast, RFC 6853): only the first counts.
         let second = Some(vec![0, 3, 0, 1, 2, 2, 2, 2, 2, 2]);
-        let mut g = Generator::new(settings(10, 0, Scenario::One(Flow::Sarr)));
+        let mut g = Generator::new(settings(10, 0, Flows::One(Flow::Sarr)));
         g.start(0, 1000.0, 10 * MS);
         let mut out = Outbox::default();
         let mut queue = Vec::new();
@@ -1275,7 +1208,7 @@ mod tests {
 
     #[test]
     fn busy_clients_are_skipped() {
-        let mut g = Generator::new(settings(10, 0, Scenario::One(Flow::Sarr)));
+        let mut g = Generator::new(settings(10, 0, Flows::One(Flow::Sarr)));
         g.start(0, 1000.0, 50 * MS);
         drive(&mut g, 300, &mut |_| None);
         let s = g.stats();
@@ -1286,19 +1219,19 @@ mod tests {
 
     #[test]
     fn mixes_follow_their_weights() {
-        let mix = Scenario::mix("sarr=3, info=1").unwrap();
+        let mix = Flows::mix("sarr=3, info=1").unwrap();
         let n = 40_000;
         let sarr = (0..n).filter(|&i| mix.pick(i) == Flow::Sarr).count();
         assert!((29_000..31_000).contains(&sarr), "{sarr}");
         assert_eq!(mix.describe(), "mix(sarr=3,info=1)");
-        assert!(Scenario::mix("sarr=0").is_err());
-        assert!(Scenario::mix("bogus=1").is_err());
+        assert!(Flows::mix("sarr=0").is_err());
+        assert!(Flows::mix("bogus=1").is_err());
         assert_eq!("na+pd".parse::<Flow>(), Ok(Flow::NaPd));
 
         let mut g = Generator::new(settings(
             100,
             0,
-            Scenario::mix("sarr=1,info=1,renew=1").unwrap(),
+            Flows::mix("sarr=1,info=1,renew=1").unwrap(),
         ));
         g.start(0, 1000.0, 100 * MS);
         drive(&mut g, 300, &mut good);
@@ -1308,7 +1241,7 @@ mod tests {
 
     /// Runs echo flows for 100 clients against `reflect` (which may alter or drop a message).
     fn run_echo(relays: u32, reflect: &mut dyn FnMut(&[u8]) -> Option<Vec<u8>>) -> Generator {
-        let mut g = Generator::new(settings(100, relays, Scenario::One(Flow::Echo)));
+        let mut g = Generator::new(settings(100, relays, Flows::One(Flow::Echo)));
         g.start(0, 1000.0, 100 * MS);
         let mut out = Outbox::default();
         for t in 0..300 {
@@ -1378,38 +1311,6 @@ mod tests {
     fn echo_is_a_scenario_of_its_own() {
         assert_eq!("echo".parse::<Flow>(), Ok(Flow::Echo));
         assert!(!Flow::ALL.contains(&Flow::Echo));
-        assert!(Scenario::mix("sarr=1,echo=1").is_err());
-    }
-
-    #[test]
-    fn outbox_packs_datagrams() {
-        let mut out = Outbox::default();
-        let first = Sender {
-            client: 7,
-            relay: None,
-        };
-        let second = Sender {
-            client: 9,
-            relay: Some(2),
-        };
-        out.push(first, |b| {
-            b[..3].copy_from_slice(b"abc");
-            Ok(3)
-        })
-        .unwrap();
-        assert!(out.push(first, |_| Err(WriteError::BufferFull)).is_err());
-        out.push(second, |b| {
-            b[0] = b'z';
-            Ok(1)
-        })
-        .unwrap();
-        assert_eq!(out.iter().collect::<Vec<_>>(), [&b"abc"[..], b"z"]);
-        assert_eq!(
-            out.iter_with_senders().collect::<Vec<_>>(),
-            [(first, &b"abc"[..]), (second, &b"z"[..])]
-        );
-        assert_eq!(out.len(), 2);
-        out.clear();
-        assert!(out.is_empty());
+        assert!(Flows::mix("sarr=1,echo=1").is_err());
     }
 }

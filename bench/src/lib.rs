@@ -1,22 +1,24 @@
 //! The xdhcp6 load generator.
 //!
-//! A sans-IO core ([`generator::Generator`]: client population, scenarios, message building,
-//! reply validation, statistics) driven by nanosecond timestamps passed in, so that it is tested
-//! without sockets, and a thin IO shell ([`runner`], [`transport`]) that paces it over UDP
-//! sockets or AF_XDP ([`afxdp`], framing in [`frame`]). [`reflect`] is the AF_XDP bounce
+//! Sans-IO scenarios ([`scenario::Scenario`]: [`generator::Generator`] for the flows,
+//! [`hold::Hold`] for clients that keep their leases) over one message layer ([`message`]) and
+//! one client population ([`population`]), driven by nanosecond timestamps passed in, so that
+//! they are tested without sockets; one driver loop ([`runner`]) runs any of them over UDP
+//! sockets ([`transport`]) or AF_XDP ([`afxdp`], framing in [`frame`]). [`reflect`] is the AF_XDP bounce
 //! server of `xdhcp6-reflect`. See README.md for the command line.
 #![forbid(unsafe_code)]
 
 pub mod afxdp;
 pub mod frame;
 pub mod generator;
-pub mod lifecycle;
+pub mod hold;
 pub mod message;
 pub mod pacing;
 pub mod population;
 pub mod reflect;
 pub mod report;
 pub mod runner;
+pub mod scenario;
 pub mod signal;
 pub mod stats;
 pub mod transport;

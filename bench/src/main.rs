@@ -12,12 +12,12 @@ use clap::Parser;
 
 use xdhcp6_bench::afxdp::{AfXdpOptions, AfXdpTransport, locate_object};
 use xdhcp6_bench::frame::{Mac, parse_mac};
-use xdhcp6_bench::generator::{Flow, Generator, Scenario, Settings};
-use xdhcp6_bench::lifecycle::{Control, Hold, HoldSample, HoldSettings, ServerInfo, run_hold};
+use xdhcp6_bench::generator::{Flow, Flows, Generator, Settings};
+use xdhcp6_bench::hold::{Hold, HoldSample, HoldSettings, ServerInfo};
 use xdhcp6_bench::message::IaSet;
 use xdhcp6_bench::population::{MAX_CLIENTS, Population, Prefix};
 use xdhcp6_bench::report::{PlotPoint, RunInfo, Summary, svg};
-use xdhcp6_bench::runner::{Ramp, Sample, SystemClock, run_phase, run_ramp};
+use xdhcp6_bench::runner::{Control, Ramp, Sample, SystemClock, run_hold, run_phase, run_ramp};
 use xdhcp6_bench::transport::{Transport, UdpTransport};
 use xdhcp6_datapath::steer::AttachMode;
 
@@ -62,7 +62,7 @@ struct Cli {
     /// Weights for `--scenario mix`.
     #[arg(long, default_value = "sarr=60,renew=20,rebind=5,release=5,info=10")]
     mix: String,
-    /// IAs for sarr, rapid and first bindings: na, pd or na+pd.
+    /// IAs for sarr, rapid, first bindings and hold: na, pd or na+pd.
     #[arg(long, default_value = "na")]
     ia: String,
     /// Emulated clients (distinct DUIDs, a mix of DUID-LLT, DUID-EN and DUID-LL).
@@ -146,25 +146,15 @@ fn run(cli: Cli) -> anyhow::Result<u64> {
         return hold(&cli);
     }
     let scenario = match cli.scenario.as_str() {
-        "mix" => Scenario::mix(&cli.mix).map_err(anyhow::Error::msg)?,
-        name => Scenario::One(name.parse::<Flow>().map_err(anyhow::Error::msg)?),
+        "mix" => Flows::mix(&cli.mix).map_err(anyhow::Error::msg)?,
+        name => Flows::One(name.parse::<Flow>().map_err(anyhow::Error::msg)?),
     };
-    let ias = match cli.ia.as_str() {
-        "na" => IaSet::NA,
-        "pd" => IaSet::PD,
-        "na+pd" => IaSet::BOTH,
-        other => bail!("--ia {other:?}: expected na, pd or na+pd"),
-    };
+    let ias: IaSet = cli.ia.parse().map_err(anyhow::Error::msg)?;
     let valid = |x: f64| x.is_finite() && x >= 0.0;
     if !valid(cli.rate) || !valid(cli.duration) || cli.duration == 0.0 {
         bail!("--rate and --duration must be positive numbers");
     }
-    let relay_link = match (cli.relay_link, cli.expect_range) {
-        (Some(p), _) | (None, Some(p)) => p,
-        (None, None) if cli.relays > 0 => bail!("--relays needs --relay-link or --expect-range"),
-        (None, None) => Prefix::new(Ipv6Addr::UNSPECIFIED, 0).context("the empty prefix")?,
-    };
-    let population = Population::new(cli.clients, cli.relays, cli.seed, relay_link);
+    let population = population(&cli)?;
     let settings = Settings {
         scenario: scenario.clone(),
         ias,
@@ -173,45 +163,7 @@ fn run(cli: Cli) -> anyhow::Result<u64> {
         expect_range: cli.expect_range,
         expect_pd_range: cli.expect_pd_range,
     };
-    let (mut transport, server): (Box<dyn Transport>, String) = match cli.transport.as_str() {
-        "udp" => {
-            let transport =
-                UdpTransport::open(cli.interface.as_deref(), cli.server, cli.relays > 0).context(
-                    "opening the UDP socket (port 546, or 547 with --relays; root may be needed)",
-                )?;
-            let server = transport.server().to_string();
-            (Box::new(transport), server)
-        }
-        "afxdp" => {
-            let Some(interface) = cli.interface.clone() else {
-                bail!("--transport afxdp needs --interface");
-            };
-            let object = locate_object(cli.ebpf_object.as_deref()).context(
-                "--transport afxdp needs the eBPF object: build it with `cargo xtask build`",
-            )?;
-            let options = AfXdpOptions {
-                interface: interface.clone(),
-                queue: cli.queue,
-                mode: cli.xdp_mode,
-                server: cli.server,
-                server_mac: cli.server_mac,
-                relayed: cli.relays > 0,
-                relay_source: cli.relay_source,
-            };
-            let transport = AfXdpTransport::open(&object, &options, settings.population.clone())
-                .with_context(|| format!("opening AF_XDP on {interface} queue {}", cli.queue))?;
-            let (xdp, socket) = transport.modes();
-            if !cli.quiet {
-                eprintln!(
-                    "AF_XDP on {interface} queue {}: XDP {xdp}, socket {socket}",
-                    cli.queue
-                );
-            }
-            let server = format!("[{}]:547 via {interface}", transport.destination());
-            (Box::new(transport), server)
-        }
-        other => bail!("--transport {other:?}: expected udp or afxdp"),
-    };
+    let (mut transport, server) = open_transport(&cli, &settings.population)?;
     let transport = transport.as_mut();
     let info = RunInfo {
         scenario: scenario.describe(),
@@ -319,27 +271,83 @@ fn run(cli: Cli) -> anyhow::Result<u64> {
     Ok(summary.total_failures)
 }
 
+/// The emulated clients: `--clients`, behind `--relays` relays whose link-addresses come
+/// from `--relay-link` (default `--expect-range`).
+fn population(cli: &Cli) -> anyhow::Result<Population> {
+    let relay_link = match (cli.relay_link, cli.expect_range) {
+        (Some(p), _) | (None, Some(p)) => p,
+        (None, None) if cli.relays > 0 => bail!("--relays needs --relay-link or --expect-range"),
+        (None, None) => Prefix::new(Ipv6Addr::UNSPECIFIED, 0).context("the empty prefix")?,
+    };
+    Ok(Population::new(
+        cli.clients,
+        cli.relays,
+        cli.seed,
+        relay_link,
+    ))
+}
+
+/// Opens `--transport` for `population`; returns it and where it sends, for the report.
+fn open_transport(
+    cli: &Cli,
+    population: &Population,
+) -> anyhow::Result<(Box<dyn Transport>, String)> {
+    match cli.transport.as_str() {
+        "udp" => {
+            let transport =
+                UdpTransport::open(cli.interface.as_deref(), cli.server, cli.relays > 0).context(
+                    "opening the UDP socket (port 546, or 547 with --relays; root may be needed)",
+                )?;
+            let server = transport.server().to_string();
+            Ok((Box::new(transport), server))
+        }
+        "afxdp" => {
+            let Some(interface) = cli.interface.clone() else {
+                bail!("--transport afxdp needs --interface");
+            };
+            let object = locate_object(cli.ebpf_object.as_deref()).context(
+                "--transport afxdp needs the eBPF object: build it with `cargo xtask build`",
+            )?;
+            let options = AfXdpOptions {
+                interface: interface.clone(),
+                queue: cli.queue,
+                mode: cli.xdp_mode,
+                server: cli.server,
+                server_mac: cli.server_mac,
+                relayed: cli.relays > 0,
+                relay_source: cli.relay_source,
+            };
+            let transport = AfXdpTransport::open(&object, &options, population.clone())
+                .with_context(|| format!("opening AF_XDP on {interface} queue {}", cli.queue))?;
+            let (xdp, socket) = transport.modes();
+            if !cli.quiet {
+                eprintln!(
+                    "AF_XDP on {interface} queue {}: XDP {xdp}, socket {socket}",
+                    cli.queue
+                );
+            }
+            let server = format!("[{}]:547 via {interface}", transport.destination());
+            Ok((Box::new(transport), server))
+        }
+        other => bail!("--transport {other:?}: expected udp or afxdp"),
+    }
+}
+
 /// `--scenario hold`: a population that keeps its leases; SIGUSR1 marks the timeline (a
 /// server stopped), SIGINT/SIGTERM end the run early with the report.
 fn hold(cli: &Cli) -> anyhow::Result<u64> {
-    if cli.relays > 0 || cli.ia != "na" {
-        bail!("--scenario hold emulates direct clients with one IA_NA (no --relays, --ia na)");
-    }
-    if cli.transport != "udp" {
-        bail!("--scenario hold runs over --transport udp only");
-    }
     let positive = |x: f64| x.is_finite() && x >= 0.0;
     if !positive(cli.ramp_up) || !positive(cli.duration) || cli.duration == 0.0 {
         bail!("--ramp-up and --duration must be positive numbers");
     }
-    let empty = Prefix::new(Ipv6Addr::UNSPECIFIED, 0).context("the empty prefix")?;
-    let mut settings = HoldSettings::new(Population::new(cli.clients, 0, cli.seed, empty));
+    let mut settings = HoldSettings::new(population(cli)?);
+    settings.ias = cli.ia.parse().map_err(anyhow::Error::msg)?;
     settings.ramp_up_ms = (cli.ramp_up * 1000.0).min(f64::from(u32::MAX / 4)) as u32;
     settings.max_rt_ms = cli.max_rt_ms;
     settings.expect_ranges = cli.expect_range.into_iter().collect();
+    settings.expect_pd_ranges = cli.expect_pd_range.into_iter().collect();
     settings.seed = u64::from(cli.seed);
-    let mut transport = UdpTransport::open(cli.interface.as_deref(), cli.server, false)
-        .context("opening the UDP socket (port 546; root may be needed)")?;
+    let (mut transport, _) = open_transport(cli, &settings.population)?;
     xdhcp6_bench::signal::install().context("installing the signal handlers")?;
     let mut generator = Hold::new(settings);
     let mut clock = SystemClock::default();
@@ -360,12 +368,15 @@ fn hold(cli: &Cli) -> anyhow::Result<u64> {
     };
     let summary = run_hold(
         &mut generator,
-        &mut transport,
+        transport.as_mut(),
         &mut clock,
         Duration::from_secs_f64(cli.duration),
         &mut progress,
         &mut control,
     )?;
+    if !quiet && let Some(line) = transport.diagnostics() {
+        eprintln!("{line}");
+    }
     let title = format!("xdhcp6-bench hold ({} clients)", cli.clients);
     report(cli, &summary.table(), &summary, || summary.svg(&title))?;
     Ok(summary.total_failures)

@@ -1,12 +1,15 @@
-//! Client messages written with [`MessageWriter`] and replies taken apart with [`Packet`].
+//! The message layer every scenario shares: client messages written with [`MessageWriter`]
+//! (inside a Relay-forward for a relayed client) and replies taken apart with [`Packet`].
 
 use std::net::Ipv6Addr;
 
 use xdhcp6_proto::{
-    DhcpOption, Message, MessageType, MessageWriter, OptionCode, Packet, StatusCode, WriteError,
+    DhcpOption, IaNa, IaPd, Message, MessageType, MessageWriter, OptionCode, Packet, StatusCode,
+    WriteError,
 };
 
-use crate::population::{ENTERPRISE, IAID_NA, IAID_PD};
+use crate::population::{ENTERPRISE, IAID_NA, IAID_PD, Population};
+use crate::scenario::Sender;
 
 /// One request/reply exchange of a flow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -93,6 +96,29 @@ impl IaSet {
         na: false,
         pd: false,
     };
+
+    /// The name on the command line (`--ia`): `na`, `pd`, `na+pd` or `none`.
+    pub fn name(self) -> &'static str {
+        match (self.na, self.pd) {
+            (true, false) => "na",
+            (false, true) => "pd",
+            (true, true) => "na+pd",
+            (false, false) => "none",
+        }
+    }
+}
+
+impl std::str::FromStr for IaSet {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "na" => Ok(IaSet::NA),
+            "pd" => Ok(IaSet::PD),
+            "na+pd" => Ok(IaSet::BOTH),
+            other => Err(format!("--ia {other:?}: expected na, pd or na+pd")),
+        }
+    }
 }
 
 /// What an emulated relay wraps around a client message.
@@ -119,12 +145,14 @@ pub struct ClientMessage<'a> {
     pub client_id: &'a [u8],
     /// The chosen server's DUID (Request, Renew, Release).
     pub server_id: Option<&'a [u8]>,
+    /// Elapsed Time: hundredths of a second since the exchange began.
+    pub elapsed: u16,
     /// The IAs to include.
     pub ias: IaSet,
-    /// The address to include in the IA_NA (Request, Renew, Rebind, Release).
-    pub address: Option<Ipv6Addr>,
-    /// The prefix to include in the IA_PD.
-    pub prefix: Option<(Ipv6Addr, u8)>,
+    /// The addresses to include in the IA_NA (Request, Renew, Rebind, Release).
+    pub addresses: &'a [Ipv6Addr],
+    /// The prefixes to include in the IA_PD.
+    pub prefixes: &'a [(Ipv6Addr, u8)],
     /// Add Rapid Commit to a Solicit.
     pub rapid_commit: bool,
     /// Relay-forward wrapping, if relayed.
@@ -160,7 +188,7 @@ impl ClientMessage<'_> {
         if let Some(server_id) = self.server_id {
             w.server_id(server_id)?;
         }
-        w.elapsed_time(0)?;
+        w.elapsed_time(self.elapsed)?;
         if self.exchange != Exchange::Release {
             w.oro(&[OptionCode::DnsServers, OptionCode::DomainList])?;
         }
@@ -171,24 +199,100 @@ impl ClientMessage<'_> {
             return Ok(());
         }
         if self.ias.na {
-            let address = self.address;
-            w.ia_na(IAID_NA, 0, 0, |w| match address {
-                Some(addr) => w.ia_address(addr, 0, 0),
-                None => Ok(()),
+            let addresses = self.addresses;
+            w.ia_na(IAID_NA, 0, 0, |w| {
+                addresses.iter().try_for_each(|&a| w.ia_address(a, 0, 0))
             })?;
         }
         if self.ias.pd {
-            let prefix = self.prefix;
-            w.ia_pd(IAID_PD, 0, 0, |w| match prefix {
-                Some((addr, len)) => w.ia_prefix(0, 0, len, addr),
-                None => Ok(()),
+            let prefixes = self.prefixes;
+            w.ia_pd(IAID_PD, 0, 0, |w| {
+                prefixes
+                    .iter()
+                    .try_for_each(|&(p, len)| w.ia_prefix(0, 0, len, p))
             })?;
         }
         Ok(())
     }
+
+    /// Writes the message as client `client` of `population` sends it: inside a Relay-forward
+    /// from its relay (link-address, the client's link-local address as peer-address, the
+    /// relay's Interface-Id and the client's Remote-Id) when it has one.
+    pub fn write_as(
+        self,
+        population: &Population,
+        client: u32,
+        buf: &mut [u8],
+    ) -> Result<usize, WriteError> {
+        let Some(relay) = population.relay_of(client) else {
+            return Self {
+                relay: None,
+                ..self
+            }
+            .write(buf);
+        };
+        let interface_id = relay.interface_id();
+        let remote_id = population.remote_id(client);
+        let msg = ClientMessage {
+            exchange: self.exchange,
+            xid: self.xid,
+            client_id: self.client_id,
+            server_id: self.server_id,
+            elapsed: self.elapsed,
+            ias: self.ias,
+            addresses: self.addresses,
+            prefixes: self.prefixes,
+            rapid_commit: self.rapid_commit,
+            relay: Some(RelayWrap {
+                link_address: relay.link_address,
+                peer_address: population.link_local(client),
+                interface_id: &interface_id,
+                remote_id: &remote_id,
+            }),
+        };
+        msg.write(buf)
+    }
 }
 
-/// An IA as the server answered it.
+/// Who sends client `client`'s messages: the client, or the relay in front of it.
+pub fn sender_of(population: &Population, client: u32) -> Sender {
+    Sender {
+        client,
+        relay: population.relay_of(client).map(|r| r.index),
+    }
+}
+
+/// Whether the relay part of a reply is what client `client`'s relay expects: none for a
+/// client on the link; for a relayed one, a Relay-reply to the client's link-local address
+/// with the relay's own Interface-Id.
+pub fn relay_matches(
+    population: &Population,
+    client: u32,
+    answer: Option<RelayAnswer<'_>>,
+) -> bool {
+    match (population.relay_of(client), answer) {
+        (None, None) => true,
+        (Some(relay), Some(answer)) => {
+            let id = relay.interface_id();
+            answer.peer_address == population.link_local(client)
+                && answer.interface_id == Some(&id[..])
+        }
+        _ => false,
+    }
+}
+
+/// An address or prefix of a reply with its lifetimes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IaLease<T> {
+    /// The address, or the prefix and its length.
+    pub lease: T,
+    /// Preferred lifetime, seconds.
+    pub preferred: u32,
+    /// Valid lifetime, seconds (0: the server withdraws it).
+    pub valid: u32,
+}
+
+/// An IA as the server answered it (the first IA option with the client's IAID).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IaAnswer<T> {
     /// The IA option was present.
@@ -197,6 +301,10 @@ pub struct IaAnswer<T> {
     pub status: Option<StatusCode>,
     /// The first address/prefix with a non-zero valid lifetime.
     pub lease: Option<T>,
+    /// T1, seconds (0: the client chooses).
+    pub t1: u32,
+    /// T2, seconds (0: the client chooses).
+    pub t2: u32,
 }
 
 impl<T> Default for IaAnswer<T> {
@@ -205,6 +313,8 @@ impl<T> Default for IaAnswer<T> {
             present: false,
             status: None,
             lease: None,
+            t1: 0,
+            t2: 0,
         }
     }
 }
@@ -231,6 +341,8 @@ pub struct Reply<'a> {
     pub server_id: Option<&'a [u8]>,
     /// Top-level Status Code.
     pub status: Option<StatusCode>,
+    /// Preference option (an Advertise's), if any.
+    pub preference: Option<u8>,
     /// Rapid Commit present.
     pub rapid_commit: bool,
     /// IA_NA with IAIDs [`IAID_NA`].
@@ -239,6 +351,10 @@ pub struct Reply<'a> {
     pub pd: IaAnswer<(Ipv6Addr, u8)>,
     /// Set for a Relay-reply.
     pub relay: Option<RelayAnswer<'a>>,
+    /// The IA_NA read, for [`Reply::na_leases`].
+    na_view: Option<IaNa<'a>>,
+    /// The IA_PD read, for [`Reply::pd_leases`].
+    pd_view: Option<IaPd<'a>>,
 }
 
 /// The transaction id of an echoed client message, inside a Relay-forward when relayed.
@@ -296,19 +412,26 @@ impl<'a> Reply<'a> {
             client_id: None,
             server_id: None,
             status: None,
+            preference: None,
             rapid_commit: false,
             na: IaAnswer::default(),
             pd: IaAnswer::default(),
             relay,
+            na_view: None,
+            pd_view: None,
         };
         for opt in msg.options() {
             match opt.map_err(|_| Malformed)? {
                 DhcpOption::ClientId(d) => reply.client_id = Some(d.as_bytes()),
                 DhcpOption::ServerId(d) => reply.server_id = Some(d.as_bytes()),
                 DhcpOption::StatusCode { code, .. } => reply.status = Some(code),
+                DhcpOption::Preference(p) => reply.preference = Some(p),
                 DhcpOption::RapidCommit => reply.rapid_commit = true,
-                DhcpOption::IaNa(ia) if ia.iaid() == IAID_NA => {
+                DhcpOption::IaNa(ia) if ia.iaid() == IAID_NA && !reply.na.present => {
                     reply.na.present = true;
+                    reply.na.t1 = ia.t1();
+                    reply.na.t2 = ia.t2();
+                    reply.na_view = Some(ia);
                     for o in ia.options() {
                         match o.map_err(|_| Malformed)? {
                             DhcpOption::StatusCode { code, .. } => reply.na.status = Some(code),
@@ -319,8 +442,11 @@ impl<'a> Reply<'a> {
                         }
                     }
                 }
-                DhcpOption::IaPd(ia) if ia.iaid() == IAID_PD => {
+                DhcpOption::IaPd(ia) if ia.iaid() == IAID_PD && !reply.pd.present => {
                     reply.pd.present = true;
+                    reply.pd.t1 = ia.t1();
+                    reply.pd.t2 = ia.t2();
+                    reply.pd_view = Some(ia);
                     for o in ia.options() {
                         match o.map_err(|_| Malformed)? {
                             DhcpOption::StatusCode { code, .. } => reply.pd.status = Some(code),
@@ -335,6 +461,33 @@ impl<'a> Reply<'a> {
             }
         }
         Ok(reply)
+    }
+
+    /// Every address of the IA_NA in order, withdrawn ones (valid lifetime 0) included.
+    pub fn na_leases(&self) -> impl Iterator<Item = IaLease<Ipv6Addr>> + 'a {
+        // `parse` read every option once already: none fails here.
+        let options = self.na_view.map(|ia| ia.options().flatten());
+        options.into_iter().flatten().filter_map(|o| match o {
+            DhcpOption::IaAddr(a) => Some(IaLease {
+                lease: a.addr(),
+                preferred: a.preferred_lifetime(),
+                valid: a.valid_lifetime(),
+            }),
+            _ => None,
+        })
+    }
+
+    /// Every prefix of the IA_PD in order, withdrawn ones (valid lifetime 0) included.
+    pub fn pd_leases(&self) -> impl Iterator<Item = IaLease<(Ipv6Addr, u8)>> + 'a {
+        let options = self.pd_view.map(|ia| ia.options().flatten());
+        options.into_iter().flatten().filter_map(|o| match o {
+            DhcpOption::IaPrefix(p) => Some(IaLease {
+                lease: (p.prefix(), p.prefix_len()),
+                preferred: p.preferred_lifetime(),
+                valid: p.valid_lifetime(),
+            }),
+            _ => None,
+        })
     }
 }
 
@@ -354,9 +507,10 @@ mod tests {
             xid: 0x12_3456,
             client_id: &duid,
             server_id: None,
+            elapsed: 0,
             ias: IaSet::BOTH,
-            address: None,
-            prefix: None,
+            addresses: &[],
+            prefixes: &[],
             rapid_commit: true,
             relay: None,
         };
@@ -392,9 +546,10 @@ mod tests {
             xid: 7,
             client_id: &duid,
             server_id: Some(&server),
+            elapsed: 0,
             ias: IaSet::NA,
-            address: Some(ip("2001:db8:1::55")),
-            prefix: None,
+            addresses: &[ip("2001:db8:1::55")],
+            prefixes: &[],
             rapid_commit: false,
             relay: Some(RelayWrap {
                 link_address: ip("2001:db8:1::1"),
@@ -477,5 +632,91 @@ mod tests {
         assert_eq!(relay.interface_id, Some(&b"x"[..]));
         assert_eq!(Reply::parse(&[7, 0]), Err(Malformed));
         assert_eq!(Reply::parse(&[12; 40]), Err(Malformed));
+    }
+
+    #[test]
+    fn reply_lists_every_lease_with_its_lifetimes() {
+        let mut buf = [0u8; 512];
+        let mut w = MessageWriter::client(&mut buf, MessageType::Advertise, 5).unwrap();
+        w.preference(7).unwrap();
+        w.ia_na(IAID_NA, 10, 16, |w| {
+            w.ia_address(ip("2001:db8:1::1"), 0, 0)?;
+            w.ia_address(ip("2001:db8:1::2"), 20, 30)
+        })
+        .unwrap();
+        w.ia_pd(IAID_PD, 11, 17, |w| {
+            w.ia_prefix(21, 31, 64, ip("2001:db8:100:1::"))
+        })
+        .unwrap();
+        let n = w.finish().unwrap();
+        let reply = Reply::parse(&buf[..n]).unwrap();
+        assert_eq!(reply.preference, Some(7));
+        assert_eq!((reply.na.t1, reply.na.t2), (10, 16));
+        assert_eq!((reply.pd.t1, reply.pd.t2), (11, 17));
+        // The first lease with a valid lifetime; the withdrawn one before it is listed too.
+        assert_eq!(reply.na.lease, Some(ip("2001:db8:1::2")));
+        let na: Vec<_> = reply.na_leases().collect();
+        assert_eq!(
+            na,
+            [
+                IaLease {
+                    lease: ip("2001:db8:1::1"),
+                    preferred: 0,
+                    valid: 0
+                },
+                IaLease {
+                    lease: ip("2001:db8:1::2"),
+                    preferred: 20,
+                    valid: 30
+                }
+            ]
+        );
+        let pd: Vec<_> = reply.pd_leases().collect();
+        assert_eq!(
+            pd,
+            [IaLease {
+                lease: (ip("2001:db8:100:1::"), 64),
+                preferred: 21,
+                valid: 31
+            }]
+        );
+    }
+
+    #[test]
+    fn the_message_carries_every_address() {
+        let addrs = [ip("2001:db8:1::1"), ip("2001:db8:1:0:8000::1")];
+        let m = ClientMessage {
+            exchange: Exchange::Rebind,
+            xid: 7,
+            client_id: &[0, 3, 0, 1, 1, 2, 3, 4, 5, 6],
+            server_id: None,
+            elapsed: 150,
+            ias: IaSet::NA,
+            addresses: &addrs,
+            prefixes: &[],
+            rapid_commit: false,
+            relay: None,
+        };
+        let mut buf = [0u8; 512];
+        let n = m.write(&mut buf).unwrap();
+        let Packet::Client(msg) = Packet::parse(&buf[..n]).unwrap() else {
+            panic!()
+        };
+        let mut found = Vec::new();
+        for o in msg.options() {
+            match o.unwrap() {
+                DhcpOption::IaNa(ia) => {
+                    for a in ia.options() {
+                        if let DhcpOption::IaAddr(a) = a.unwrap() {
+                            found.push(a.addr());
+                        }
+                    }
+                }
+                DhcpOption::ElapsedTime(e) => assert_eq!(e, 150),
+                DhcpOption::ServerId(_) => panic!("a Rebind names no server"),
+                _ => {}
+            }
+        }
+        assert_eq!(found, addrs);
     }
 }

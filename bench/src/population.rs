@@ -195,6 +195,16 @@ impl Population {
         DuidBuf { bytes, len }
     }
 
+    /// The client whose DUID this is, if it is one of this population's: the index sits in
+    /// the DUID's last four bytes (the end of the MAC, or the DUID-EN identifier).
+    pub fn client_of(&self, duid: &[u8]) -> Option<u32> {
+        let index = match duid.len() {
+            10 | 12 | 14 => u32::from_be_bytes(duid[duid.len() - 4..].try_into().ok()?),
+            _ => return None,
+        };
+        (index < self.len() && self.duid(index).as_bytes() == duid).then_some(index)
+    }
+
     /// Relay `relay`'s MAC address (locally administered, apart from the clients').
     pub fn relay_mac(&self, relay: u32) -> [u8; 6] {
         let i = relay.to_be_bytes();
@@ -254,6 +264,18 @@ mod tests {
 
     fn population(clients: u32, relays: u32) -> Population {
         Population::new(clients, relays, 0xbe, "2001:db8:1::/64".parse().unwrap())
+    }
+
+    #[test]
+    fn a_duid_names_its_client() {
+        let p = population(1000, 0);
+        for i in [0, 1, 2, 999] {
+            assert_eq!(p.client_of(p.duid(i).as_bytes()), Some(i));
+        }
+        let other = Population::new(1000, 0, 0x01, "2001:db8::/64".parse().unwrap());
+        assert_eq!(p.client_of(other.duid(5).as_bytes()), None);
+        assert_eq!(p.client_of(population(2000, 0).duid(1500).as_bytes()), None);
+        assert_eq!(p.client_of(&[0, 3, 0, 1]), None);
     }
 
     #[test]

@@ -371,7 +371,7 @@ pub fn compare_svg(title: &str, series: &[(String, Vec<PlotPoint>)]) -> String {
     s
 }
 
-/// One plot panel with its axes (shared with [`crate::lifecycle`]).
+/// One plot panel with its axes (shared with [`crate::hold::report`]).
 pub(crate) struct Panel {
     x0: f64,
     x_max: f64,

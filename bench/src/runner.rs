@@ -1,11 +1,15 @@
-//! The IO loop: the clock, pacing the generator, progress samples, and the ramp search.
+//! The IO side: the clock, the one driver loop every scenario runs in ([`drive`]), and on top
+//! of it a paced phase of flows ([`run_phase`]), the ramp search ([`run_ramp`]) and the `hold`
+//! run ([`run_hold`]).
 
 use std::io;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::generator::{Generator, Outbox};
+use crate::generator::Generator;
+use crate::hold::{Hold, HoldSample, HoldSummary, ServerInfo};
+use crate::scenario::{Outbox, Scenario};
 use crate::stats::Stats;
 use crate::transport::Transport;
 
@@ -116,6 +120,63 @@ impl Phase {
     }
 }
 
+/// What the driver does after a look at the clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Control {
+    /// Go on.
+    Continue,
+    /// Mark the timeline now (a server was stopped), then go on.
+    Mark,
+    /// End the run now.
+    Stop,
+}
+
+/// The loop every scenario runs in, from `start_ns` until the scenario is finished or
+/// `control` (asked after each round with the time since the start) stops it: polls the
+/// scenario and sends what it wrote, hands it the datagrams that arrive within its wait and
+/// sends its answers, and calls `second` at the end of each second with the second's end.
+pub fn drive<S: Scenario + ?Sized>(
+    scenario: &mut S,
+    transport: &mut dyn Transport,
+    clock: &mut dyn Clock,
+    start_ns: u64,
+    second: &mut dyn FnMut(&mut S, u64),
+    control: &mut dyn FnMut(u64) -> Control,
+) -> io::Result<()> {
+    let mut next_tick = start_ns + SECOND;
+    let mut out = Outbox::default();
+    loop {
+        let now = clock.now_ns();
+        scenario.poll(now, &mut out);
+        if !out.is_empty() {
+            transport.send(&out)?;
+            out.clear();
+        }
+        transport.receive(scenario.wait(now), &mut |datagram| {
+            let t = clock.now_ns();
+            scenario.handle_datagram(t, datagram, &mut out);
+        })?;
+        if !out.is_empty() {
+            transport.send(&out)?;
+            out.clear();
+        }
+        let now = clock.now_ns();
+        if now >= next_tick {
+            second(scenario, next_tick);
+            next_tick += SECOND;
+        }
+        match control(now - start_ns) {
+            Control::Continue => {}
+            Control::Mark => scenario.mark(now),
+            Control::Stop => break,
+        }
+        if scenario.is_finished(now) {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// Runs the generator at `rate` for `duration`, then waits for outstanding requests (each
 /// ends by its timeout at the latest). `progress` sees each one-second sample.
 pub fn run_phase(
@@ -131,55 +192,53 @@ pub fn run_phase(
     generator.start(start, rate, duration_ns);
     let base = generator.stats().clone();
     let mut last = base.clone();
-    let mut next_tick = start + SECOND;
     let mut samples = Vec::new();
-    let mut out = Outbox::default();
-    loop {
-        let now = clock.now_ns();
-        generator.poll(now, &mut out);
-        if !out.is_empty() {
-            transport.send(&out)?;
-            out.clear();
-        }
-        // Wait less than the pacer's millisecond so sends stay on schedule.
-        let wait = if generator.is_sending(now) {
-            Duration::from_micros(200)
-        } else {
-            Duration::from_millis(5)
-        };
-        transport.receive(wait, &mut |datagram| {
-            let t = clock.now_ns();
-            generator.handle_datagram(t, datagram, &mut out);
-        })?;
-        if !out.is_empty() {
-            transport.send(&out)?;
-            out.clear();
-        }
-        let now = clock.now_ns();
-        if now >= next_tick {
-            let stats = generator.stats().clone();
-            let window = stats.since(&last);
-            last = stats;
-            let sample = Sample::of(
-                &window,
-                1.0,
-                (next_tick - start) as f64 / SECOND as f64,
-                generator.in_flight(),
-            );
-            progress(&sample);
-            samples.push(sample);
-            next_tick += SECOND;
-        }
-        if generator.is_finished(now) {
-            break;
-        }
-    }
+    let mut second = |generator: &mut Generator, tick: u64| {
+        let stats = generator.stats().clone();
+        let window = stats.since(&last);
+        last = stats;
+        let sample = Sample::of(
+            &window,
+            1.0,
+            (tick - start) as f64 / SECOND as f64,
+            generator.in_flight(),
+        );
+        progress(&sample);
+        samples.push(sample);
+    };
+    drive(generator, transport, clock, start, &mut second, &mut |_| {
+        Control::Continue
+    })?;
     Ok(Phase {
         rate,
         duration_s: duration.as_secs_f64(),
         stats: generator.stats().since(&base),
         samples,
     })
+}
+
+/// Runs `hold` for up to `duration`: takes a sample each second (shown to `progress`) and
+/// asks `control` after each round whether to mark the timeline or stop early.
+pub fn run_hold(
+    hold: &mut Hold,
+    transport: &mut dyn Transport,
+    clock: &mut dyn Clock,
+    duration: Duration,
+    progress: &mut dyn FnMut(&HoldSample, &[ServerInfo]),
+    control: &mut dyn FnMut(u64) -> Control,
+) -> io::Result<HoldSummary> {
+    let start = clock.now_ns();
+    hold.start(start, duration.as_nanos() as u64);
+    let mut second = |hold: &mut Hold, tick: u64| {
+        let sample = hold.sample(tick);
+        progress(&sample, hold.servers());
+    };
+    drive(hold, transport, clock, start, &mut second, control)?;
+    let now = clock.now_ns();
+    let mut summary = hold.summary(now);
+    summary.send_drops = transport.send_drops();
+    summary.bad_frames = transport.bad_frames();
+    Ok(summary)
 }
 
 /// The ramp search's settings (perfdhcp -D style).

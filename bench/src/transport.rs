@@ -11,7 +11,7 @@ use xdhcp6_datapath::os::{self, Readiness};
 use xdhcp6_datapath::udp::set_int_option;
 use xdhcp6_proto::{CLIENT_PORT, SERVER_PORT};
 
-use crate::generator::Outbox;
+use crate::scenario::Outbox;
 
 /// All_DHCP_Relay_Agents_and_Servers (RFC 9915 §7.1).
 pub const ALL_DHCP_RELAY_AGENTS_AND_SERVERS: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 1, 2);

@@ -384,12 +384,65 @@ fn xdhcp6d_over_xdp_answers_sarr_over_afxdp() {
 
 #[test]
 #[ignore = "needs root and the eBPF object; run by cargo xtask test"]
+fn xdhcp6d_over_xdp_keeps_hold_clients_over_afxdp() {
+    let link = Link::new();
+    let work = std::env::temp_dir().join(format!("xdhcp6-bench-hold-{}", std::process::id()));
+    let server = start_daemon(&link, &work, "xdp");
+    let mac = link.server_mac();
+    let relayed_with_prefixes = [
+        "--relays",
+        "4",
+        "--ia",
+        "na+pd",
+        "--server",
+        SERVER_GLOBAL,
+        "--server-mac",
+        &mac,
+        "--seed",
+        "7",
+    ];
+    for extra in [&[][..], &relayed_with_prefixes[..]] {
+        // The server sends no Preference: each client takes its Advertise when the first
+        // Solicit RT (1.0 to 1.1 s) ends, so 300 clients started over 1 s are bound by 2.2 s.
+        let mut args = vec![
+            "--scenario",
+            "hold",
+            "--clients",
+            "300",
+            "--ramp-up",
+            "1",
+            "--duration",
+            "4",
+            "--expect-range",
+            "2001:db8:1::/65",
+            "--expect-pd-range",
+            "2001:db8:100::/49",
+        ];
+        args.extend_from_slice(extra);
+        let summary = generate(&link, &args);
+        assert_eq!(
+            count(&summary, "clients_bound"),
+            300,
+            "{extra:?}: {summary}"
+        );
+        assert_eq!(count(&summary, "in_service_at_end"), 300, "{summary}");
+        assert_eq!(count(&summary, "total_failures"), 0, "{summary}");
+        assert_eq!(count(&summary, "bad_frames"), 0, "{summary}");
+        assert_eq!(count(&summary, "send_drops"), 0, "{summary}");
+        assert_eq!(summary["servers"].as_array().map(Vec::len), Some(1));
+    }
+    server.stop();
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+#[test]
+#[ignore = "needs root and the eBPF object; run by cargo xtask test"]
 fn no_frame_leaks_on_either_side() {
     use std::sync::Arc;
     use std::sync::atomic::AtomicBool;
 
     use xdhcp6_bench::afxdp::{AfXdpOptions, AfXdpTransport, bind_queue};
-    use xdhcp6_bench::generator::{Flow, Generator, Scenario, Settings};
+    use xdhcp6_bench::generator::{Flow, Flows, Generator, Settings};
     use xdhcp6_bench::message::IaSet;
     use xdhcp6_bench::population::{Population, Prefix};
     use xdhcp6_bench::reflect::{ReflectStats, run as reflect};
@@ -454,7 +507,7 @@ fn no_frame_leaks_on_either_side() {
         let mut transport =
             AfXdpTransport::open(&object, &options, population.clone()).expect("AF_XDP transport");
         let mut generator = Generator::new(Settings {
-            scenario: Scenario::One(Flow::Echo),
+            scenario: Flows::One(Flow::Echo),
             ias: IaSet::NA,
             population,
             timeout_ns: 1_000_000_000,

@@ -8,10 +8,12 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use xdhcp6_bench::generator::{Flow, Generator, Outbox, Scenario, Settings};
+use xdhcp6_bench::generator::{Flow, Flows, Generator, Settings};
+use xdhcp6_bench::hold::{Hold, HoldSettings};
 use xdhcp6_bench::message::IaSet;
 use xdhcp6_bench::population::{Population, Prefix};
-use xdhcp6_bench::runner::{Ramp, run_phase, run_ramp};
+use xdhcp6_bench::runner::{Control, Ramp, run_hold, run_phase, run_ramp};
+use xdhcp6_bench::scenario::Outbox;
 use xdhcp6_bench::stats::Stats;
 use xdhcp6_bench::transport::Transport;
 use xdhcp6_engine::alloc::SaltKey;
@@ -118,7 +120,7 @@ impl Transport for Loopback {
     }
 }
 
-fn settings(scenario: Scenario, clients: u32, relays: u32, ias: IaSet) -> Settings {
+fn settings(scenario: Flows, clients: u32, relays: u32, ias: IaSet) -> Settings {
     let pool: Prefix = "2001:db8:1::/64".parse().unwrap();
     Settings {
         scenario,
@@ -131,7 +133,7 @@ fn settings(scenario: Scenario, clients: u32, relays: u32, ias: IaSet) -> Settin
 }
 
 /// Runs `scenario` for `clients` clients at 20,000 flows/s for 0.25 virtual seconds.
-fn run(scenario: Scenario, clients: u32, relays: u32, ias: IaSet) -> (Generator, Stats) {
+fn run(scenario: Flows, clients: u32, relays: u32, ias: IaSet) -> (Generator, Stats) {
     let clock = VirtualClock::default();
     let mut transport = Loopback::new(relays > 0, clock.0.clone());
     let mut generator = Generator::new(settings(scenario, clients, relays, ias));
@@ -162,7 +164,7 @@ fn every_scenario_runs_clean_against_the_engine() {
     for flow in Flow::ALL {
         for relays in [0, 10] {
             let what = format!("{flow} with {relays} relays");
-            let (generator, stats) = run(Scenario::One(flow), 3000, relays, IaSet::NA);
+            let (generator, stats) = run(Flows::One(flow), 3000, relays, IaSet::NA);
             assert_clean(&what, &stats);
             assert_eq!(generator.servers().len(), 1, "{what}");
             match flow {
@@ -176,12 +178,11 @@ fn every_scenario_runs_clean_against_the_engine() {
 
 #[test]
 fn prefix_delegation_and_mixes_run_clean() {
-    let (_, s) = run(Scenario::One(Flow::Renew), 3000, 0, IaSet::BOTH);
+    let (_, s) = run(Flows::One(Flow::Renew), 3000, 0, IaSet::BOTH);
     assert_clean("renew na+pd", &s);
-    let (_, s) = run(Scenario::One(Flow::Release), 3000, 4, IaSet::PD);
+    let (_, s) = run(Flows::One(Flow::Release), 3000, 4, IaSet::PD);
     assert_clean("release pd", &s);
-    let mix =
-        Scenario::mix("sarr=4,rapid=1,renew=2,rebind=1,release=1,info=1,pd=1,na+pd=1").unwrap();
+    let mix = Flows::mix("sarr=4,rapid=1,renew=2,rebind=1,release=1,info=1,pd=1,na+pd=1").unwrap();
     for relays in [0, 3] {
         let (_, s) = run(mix.clone(), 2000, relays, IaSet::NA);
         assert_clean("mix", &s);
@@ -197,7 +198,7 @@ fn ramp_against(
     let clock = VirtualClock::default();
     let mut transport = Loopback::new(false, clock.0.clone());
     transport.capacity = Some(capacity);
-    let mut generator = Generator::new(settings(Scenario::One(Flow::Sarr), 20_000, 0, IaSet::NA));
+    let mut generator = Generator::new(settings(Flows::One(Flow::Sarr), 20_000, 0, IaSet::NA));
     let mut verdicts = Vec::new();
     let result = run_ramp(
         &mut generator,
@@ -259,4 +260,74 @@ fn ramp_refinement_bisects_towards_the_capacity() {
     );
     assert_eq!(result.best_rate, Some(2500.0));
     assert_eq!(result.steps.len(), 4);
+}
+
+/// Runs `hold` for `clients` clients (started over 1 s) for 25 virtual seconds: everyone binds,
+/// renews at T1 (10 s) and still holds its lease at the end.
+fn hold_against_the_engine(clients: u32, relays: u32, ias: IaSet) {
+    let what = format!("hold {} with {relays} relays", ias.name());
+    let clock = VirtualClock::default();
+    let mut transport = Loopback::new(relays > 0, clock.0.clone());
+    let pool: Prefix = "2001:db8:1::/64".parse().unwrap();
+    let mut settings = HoldSettings::new(Population::new(clients, relays, 0xbe, pool));
+    settings.ias = ias;
+    settings.ramp_up_ms = 1000;
+    settings.expect_ranges = vec!["2001:db8:1::/65".parse().unwrap()];
+    settings.expect_pd_ranges = vec!["2001:db8:100::/49".parse().unwrap()];
+    let mut hold = Hold::new(settings);
+    let mut seconds = 0;
+    let summary = run_hold(
+        &mut hold,
+        &mut transport,
+        &mut clock.clone(),
+        Duration::from_secs(25),
+        &mut |_, _| seconds += 1,
+        &mut |_| Control::Continue,
+    )
+    .expect("loopback never fails");
+    let all = u64::from(clients);
+    assert_eq!(summary.total_failures, 0, "{what}: {}", summary.table());
+    assert_eq!(summary.clients_bound, all, "{what}");
+    assert_eq!(summary.clients_renewed, all, "{what}");
+    assert_eq!(summary.in_service_at_end, all, "{what}");
+    assert_eq!(summary.clients_lost_service, 0, "{what}");
+    assert_eq!(summary.servers.len(), 1, "{what}");
+    assert_eq!(summary.relays, relays, "{what}");
+    assert_eq!(summary.timeline.len(), seconds, "{what}");
+    let sent = |kind: &str| {
+        summary
+            .sent
+            .0
+            .iter()
+            .find(|&&(k, _)| k == kind)
+            .map(|&(_, n)| n)
+    };
+    assert_eq!(sent("solicit"), Some(all), "{what}");
+    assert_eq!(sent("request"), Some(all), "{what}");
+    assert!(sent("renew") >= Some(all), "{what}");
+    let pd_pool: Prefix = "2001:db8:100::/48".parse().unwrap();
+    for c in 0..clients {
+        let addresses = hold.addresses(c);
+        let prefixes = hold.prefixes(c);
+        assert_eq!(addresses.len(), usize::from(ias.na), "{what}: client {c}");
+        assert_eq!(prefixes.len(), usize::from(ias.pd), "{what}: client {c}");
+        assert!(addresses.iter().all(|&a| pool.contains(a)), "{what}");
+        assert!(
+            prefixes
+                .iter()
+                .all(|&(p, len)| len == 64 && pd_pool.contains_prefix(p, len)),
+            "{what}: {prefixes:?}"
+        );
+    }
+}
+
+#[test]
+fn hold_keeps_addresses_behind_relays() {
+    hold_against_the_engine(600, 10, IaSet::NA);
+}
+
+#[test]
+fn hold_keeps_delegated_prefixes() {
+    hold_against_the_engine(600, 0, IaSet::PD);
+    hold_against_the_engine(600, 4, IaSet::BOTH);
 }

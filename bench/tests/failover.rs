@@ -11,9 +11,11 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use xdhcp6_bench::generator::Outbox;
-use xdhcp6_bench::lifecycle::{Control, Hold, HoldSettings, HoldSummary, run_hold};
+use xdhcp6_bench::hold::{Hold, HoldSettings, HoldSummary};
+use xdhcp6_bench::message::IaSet;
 use xdhcp6_bench::population::{Population, Prefix};
+use xdhcp6_bench::runner::{Control, run_hold};
+use xdhcp6_bench::scenario::Outbox;
 use xdhcp6_bench::transport::Transport;
 use xdhcp6_engine::alloc::SaltKey;
 use xdhcp6_engine::config::{Config, LinkId};
@@ -33,6 +35,8 @@ const S: u64 = 1_000_000_000;
 /// answers or drops it on its own.
 struct Link {
     engines: Vec<Engine>,
+    /// Requests come through relays: each engine places them by their link-address.
+    relayed: bool,
     alive: Vec<bool>,
     time: Rc<Cell<u64>>,
     replies: VecDeque<Vec<u8>>,
@@ -40,7 +44,7 @@ struct Link {
 }
 
 impl Link {
-    fn new(configs: &[String], time: Rc<Cell<u64>>) -> Self {
+    fn new(configs: &[String], relayed: bool, time: Rc<Cell<u64>>) -> Self {
         let engines: Vec<Engine> = configs
             .iter()
             .map(|text| {
@@ -55,6 +59,7 @@ impl Link {
         Self {
             alive: vec![true; engines.len()],
             engines,
+            relayed,
             time,
             replies: VecDeque::new(),
             buf: vec![0; 4096],
@@ -65,7 +70,7 @@ impl Link {
 impl Transport for Link {
     fn send(&mut self, out: &Outbox) -> io::Result<usize> {
         let cx = Context {
-            link: Some(LinkId(0)),
+            link: (!self.relayed).then_some(LinkId(0)),
             now: u32::try_from(T0 + self.time.get() / S).expect("fits"),
         };
         for request in out.iter() {
@@ -114,12 +119,20 @@ const KILL_S: u64 = 15;
 /// Binds `CLIENTS` over 2 s, stops A at 15 s (every client renewed once by then: T1 is 10 s),
 /// runs until `end_s`.
 fn failover(configs: [String; 2], end_s: u64) -> (Hold, HoldSummary) {
+    failover_with(configs, end_s, 0, IaSet::NA)
+}
+
+/// [`failover`] with clients behind `relays` relays (on the examples' relay prefix) asking
+/// for `ias`.
+fn failover_with(configs: [String; 2], end_s: u64, relays: u32, ias: IaSet) -> (Hold, HoldSummary) {
     let clock = VirtualClock::default();
-    let mut link = Link::new(&configs, clock.0.clone());
-    let mut settings =
-        HoldSettings::new(Population::new(CLIENTS, 0, 0xbe, "::/0".parse().unwrap()));
+    let mut link = Link::new(&configs, relays > 0, clock.0.clone());
+    let relay_link = "2001:db8:ffff:1::/64".parse().unwrap();
+    let mut settings = HoldSettings::new(Population::new(CLIENTS, relays, 0xbe, relay_link));
+    settings.ias = ias;
     settings.ramp_up_ms = 2000;
     settings.expect_ranges = vec!["2001:db8:1::/64".parse().unwrap()];
+    settings.expect_pd_ranges = vec!["2001:db8:100::/48".parse().unwrap()];
     let mut hold = Hold::new(settings);
     let kill = Rc::new(Cell::new(false));
     let killed = kill.clone();
@@ -246,4 +259,29 @@ fn split_failover_with_t2_equal_to_valid_costs_one_solicit_each() {
     assert!(summary.outage.max_s <= 1.2, "{:?}", summary.outage);
     assert_eq!(summary.addresses_zeroed, 0);
     assert_eq!(summary.addresses_expired, u64::from(CLIENTS));
+}
+
+#[test]
+fn split_failover_behind_relays_with_prefixes_loses_no_client() {
+    // The same as with the example lifetimes, through four relays, each client holding an
+    // address and a /64 (half of a /48 holds only 128 of the examples' /56s): B zeroes A's
+    // address and prefix and hands out its own.
+    let configs = [SPLIT_A, SPLIT_B]
+        .map(|text| text.replace("delegated-length = 56", "delegated-length = 64"));
+    let (hold, summary) = failover_with(configs, KILL_S + 22, 4, IaSet::BOTH);
+    assert_all_moved_to_b(&hold, &summary);
+    assert_eq!(summary.clients_lost_service, 0, "{}", summary.table());
+    assert_eq!(summary.relays, 4);
+    let b_pd_half: Prefix = "2001:db8:100:8000::/49".parse().unwrap();
+    for c in 0..CLIENTS {
+        let prefixes = hold.prefixes(c);
+        assert_eq!(prefixes.len(), 1, "client {c}: {prefixes:?}");
+        assert!(
+            prefixes
+                .iter()
+                .all(|&(p, len)| len == 64 && b_pd_half.contains_prefix(p, len)),
+            "client {c}: {prefixes:?}"
+        );
+    }
+    assert_eq!(summary.addresses_zeroed, 2 * u64::from(CLIENTS));
 }

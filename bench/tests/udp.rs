@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use xdhcp6_bench::generator::{Flow, Generator, Scenario, Settings};
+use xdhcp6_bench::generator::{Flow, Flows, Generator, Settings};
 use xdhcp6_bench::message::IaSet;
 use xdhcp6_bench::population::{Population, Prefix};
 use xdhcp6_bench::runner::{SystemClock, run_phase};
@@ -67,7 +67,7 @@ fn sarr_over_udp_in_a_network_namespace() {
             UdpTransport::open(None, Some(Ipv6Addr::LOCALHOST), false).expect("bind [::]:546");
         let range: Prefix = "2001:db8:1::/65".parse().unwrap();
         let mut generator = Generator::new(Settings {
-            scenario: Scenario::One(Flow::Sarr),
+            scenario: Flows::One(Flow::Sarr),
             ias: IaSet::NA,
             population: Population::new(500, 0, 0xbe, range),
             // Generous: a loaded machine must not turn into a failed test.
