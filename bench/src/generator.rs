@@ -330,7 +330,14 @@ impl Generator {
 
     /// Whether the schedule is over and nothing is outstanding.
     pub fn is_finished(&self, now_ns: u64) -> bool {
-        !self.is_sending(now_ns) && self.in_flight == 0
+        !self.is_sending(now_ns) && !self.owes_flows() && self.in_flight == 0
+    }
+
+    /// Whether flows that fell due before the schedule ended are not handed out yet: a loop
+    /// that comes back only after the end still starts them, so that every flow of the
+    /// schedule is either started or counted as skipped.
+    fn owes_flows(&self) -> bool {
+        self.end_ns > 0 && self.pacer.released() < self.pacer.allowed(self.end_ns - 1)
     }
 
     /// Requests waiting for a reply.
@@ -377,11 +384,13 @@ impl Generator {
                 self.by_xid[slot] = owner | LATE;
             }
         }
-        if !self.is_sending(now_ns) {
+        if !self.is_sending(now_ns) && !self.owes_flows() {
             return;
         }
         let dropped = self.pacer.dropped();
-        let due = self.pacer.take_due(now_ns);
+        let due = self
+            .pacer
+            .take_due(now_ns.min(self.end_ns.saturating_sub(1)));
         self.stats.skipped += self.pacer.dropped() - dropped;
         for _ in 0..due {
             match self.idle_client() {
@@ -1215,6 +1224,23 @@ mod tests {
         assert_eq!(s.flows_started + s.skipped, 50);
         // Each client waits 100 ms for a timeout before it may start again.
         assert_eq!(s.flows_started, 10);
+    }
+
+    #[test]
+    fn flows_due_before_the_end_start_when_the_loop_comes_back_late() {
+        let mut g = Generator::new(settings(1000, 0, Flows::One(Flow::Sarr)));
+        g.start(0, 500.0, 1000 * MS);
+        let mut out = Outbox::default();
+        g.poll(500 * MS, &mut out);
+        // The loop stalls over the end of the schedule: the flows of its last half second
+        // are still owed, so the run is not finished before they start.
+        assert!(!g.is_finished(1200 * MS));
+        g.poll(1200 * MS, &mut out);
+        let s = g.stats();
+        assert_eq!(s.flows_started + s.skipped, 500);
+        out.clear();
+        g.poll(1300 * MS, &mut out);
+        assert!(out.is_empty(), "nothing is due after the end");
     }
 
     #[test]
