@@ -6,6 +6,22 @@ use super::DropReason;
 use super::request::ClientRequest;
 
 /// The discard rules of RFC 9915 §16, checked before any lease is touched.
+/// Whether `message_type` is one a client sends to a server (RFC 9915 §16: servers discard
+/// the types they do not expect); a Relay-forward is judged by the message it carries.
+pub(super) fn is_client_request(message_type: MessageType) -> bool {
+    matches!(
+        message_type,
+        MessageType::Solicit
+            | MessageType::Request
+            | MessageType::Confirm
+            | MessageType::Renew
+            | MessageType::Rebind
+            | MessageType::Release
+            | MessageType::Decline
+            | MessageType::InformationRequest
+    )
+}
+
 pub(super) fn check(request: &ClientRequest<'_>, server_duid: &[u8]) -> Result<(), DropReason> {
     let ours = |id: &[u8]| id == server_duid;
     match request.msg_type {

@@ -175,16 +175,9 @@ impl Engine {
         // Decide on the first byte before decoding anything.
         let first = *request.first().ok_or(DropReason::Malformed)?;
         *received = MessageType::from(first);
-        match MessageType::from(first) {
-            MessageType::Solicit
-            | MessageType::Request
-            | MessageType::Confirm
-            | MessageType::Renew
-            | MessageType::Rebind
-            | MessageType::Release
-            | MessageType::Decline
-            | MessageType::InformationRequest
-            | MessageType::RelayForw => {}
+        match *received {
+            message_type if discard::is_client_request(message_type) => {}
+            MessageType::RelayForw => {}
             MessageType::Leasequery | MessageType::Unknown(_) => {
                 return Err(DropReason::Unsupported);
             }
@@ -213,17 +206,7 @@ impl Engine {
                 }
                 let message = chain.message();
                 *received = message.msg_type();
-                if !matches!(
-                    message.msg_type(),
-                    MessageType::Solicit
-                        | MessageType::Request
-                        | MessageType::Confirm
-                        | MessageType::Renew
-                        | MessageType::Rebind
-                        | MessageType::Release
-                        | MessageType::Decline
-                        | MessageType::InformationRequest
-                ) {
+                if !discard::is_client_request(message.msg_type()) {
                     return Err(DropReason::NotForServer);
                 }
                 let link = self.relay_link(&chain).ok_or(DropReason::UnknownLink)?;
