@@ -144,6 +144,21 @@ pub struct Link {
     pub pd_pools: Vec<PdPool>,
     /// Options sent to clients on this link.
     pub options: LinkOptions,
+    /// Option codes a relay may supply for the client in a Relay-Supplied Options option
+    /// (RFC 6422), on top of [`RSOO_DEFAULT`] (`rsoo-allow`).
+    pub rsoo_allow: Vec<u16>,
+}
+
+/// The options a relay may supply on every link: the IANA registry "Options Permitted in the
+/// Relay-Supplied Options Option" (RFC 6422, IANA Considerations): ERP Local Domain Name
+/// (65, RFC 6440).
+pub const RSOO_DEFAULT: [u16; 1] = [65];
+
+impl Link {
+    /// Whether a relay may supply option `code` for clients on this link (RFC 6422).
+    pub fn rsoo_allows(&self, code: u16) -> bool {
+        RSOO_DEFAULT.contains(&code) || self.rsoo_allow.contains(&code)
+    }
 }
 
 /// An interface name and optional VLAN id that select a link for direct clients.
@@ -229,6 +244,10 @@ pub struct LinkOptions {
     /// Every option above as wire bodies, sorted by code (stable: vendor options keep their
     /// order). The reply builder copies these after a 4-byte code/length header.
     pub encoded: Vec<EncodedOption>,
+    /// Codes of the options sent whether the client asked for them or not, sorted
+    /// (`always-send`, and `always-send = true` in `custom` entries); vendor options carry
+    /// their own [`VendorOption::always_send`].
+    pub always_send: Vec<u16>,
 }
 
 impl LinkOptions {
@@ -259,6 +278,8 @@ pub struct VendorOption {
     pub enterprise: u32,
     /// Its sub-options, code and encoded value (`sub-options`).
     pub sub_options: Vec<EncodedOption>,
+    /// Sent whether the client asked for it or not (`always-send`).
+    pub always_send: bool,
 }
 
 /// An option code and its body: the bytes after the 4-byte option header on the wire.

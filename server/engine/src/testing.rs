@@ -204,6 +204,8 @@ pub struct Relay {
     pub link_layer: Option<(u16, Vec<u8>)>,
     /// An RFC 8357 Relay Source Port option.
     pub source_port: Option<u16>,
+    /// Further options, code and body, after those above.
+    pub options: Vec<(u16, Vec<u8>)>,
 }
 
 impl Relay {
@@ -216,6 +218,7 @@ impl Relay {
             interface_id: None,
             link_layer: None,
             source_port: None,
+            options: Vec::new(),
         }
     }
 
@@ -247,6 +250,24 @@ impl Relay {
     pub fn source_port(mut self, port: u16) -> Self {
         self.source_port = Some(port);
         self
+    }
+
+    /// The same relay sending one more option, `code` with `body`.
+    pub fn option(mut self, code: u16, body: &[u8]) -> Self {
+        self.options.push((code, body.to_vec()));
+        self
+    }
+
+    /// The same relay supplying `options` (code, body) for the client in a Relay-Supplied
+    /// Options option (RFC 6422).
+    pub fn supplying(self, options: &[(u16, &[u8])]) -> Self {
+        let mut body = Vec::new();
+        for (code, data) in options {
+            body.extend_from_slice(&code.to_be_bytes());
+            body.extend_from_slice(&(data.len() as u16).to_be_bytes());
+            body.extend_from_slice(data);
+        }
+        self.option(OptionCode::RelaySuppliedOptions.into(), &body)
     }
 }
 
@@ -294,6 +315,7 @@ impl Client {
             ia_ta: None,
             oro: Vec::new(),
             rapid_commit: false,
+            options: Vec::new(),
             relays: self.relays.clone(),
         }
     }
@@ -360,6 +382,8 @@ pub struct Msg {
     pub oro: Vec<OptionCode>,
     /// A Rapid Commit option.
     pub rapid_commit: bool,
+    /// Further options, code and body, after those above.
+    pub options: Vec<(u16, Vec<u8>)>,
     /// Relays, the one closest to the client first.
     pub relays: Vec<Relay>,
 }
@@ -392,6 +416,12 @@ impl Msg {
     /// The same message with Rapid Commit.
     pub fn rapid_commit(mut self) -> Self {
         self.rapid_commit = true;
+        self
+    }
+
+    /// The same message with one more option, `code` with `body`.
+    pub fn option(mut self, code: u16, body: &[u8]) -> Self {
+        self.options.push((code, body.to_vec()));
         self
     }
 
@@ -456,6 +486,9 @@ impl Msg {
             if let Some(port) = relay.source_port {
                 must(w.relay_source_port(port));
             }
+            for (code, body) in &relay.options {
+                must(w.raw(*code, body));
+            }
             must(w.relay_msg(&inner[..len]));
             len = must(w.finish());
             inner = outer;
@@ -495,6 +528,9 @@ impl Msg {
         }
         if self.rapid_commit {
             must(w.rapid_commit());
+        }
+        for (code, body) in &self.options {
+            must(w.raw(*code, body));
         }
         must(w.finish())
     }

@@ -182,6 +182,10 @@ enum_with_unknown! {
         ClientArchType = 61,
         /// OPTION_NII (RFC 5970 §3.4).
         Nii = 62,
+        /// OPTION_ERP_LOCAL_DOMAIN_NAME (RFC 6440).
+        ErpLocalDomainName = 65,
+        /// OPTION_RSOO, Relay-Supplied Options (RFC 6422 §3).
+        RelaySuppliedOptions = 66,
         /// OPTION_PD_EXCLUDE (RFC 6603).
         PdExclude = 67,
         /// OPTION_CLIENT_LINKLAYER_ADDR (RFC 6939).
@@ -278,6 +282,7 @@ mod tests {
         }
         assert_eq!(MessageType::from(17), MessageType::LeasequeryData);
         assert_eq!(OptionCode::from(135), OptionCode::RelaySourcePort);
+        assert_eq!(OptionCode::from(66), OptionCode::RelaySuppliedOptions);
         assert_eq!(StatusCode::from(99), StatusCode::Unknown(99));
     }
 }

@@ -2,7 +2,7 @@
 
 use std::net::Ipv6Addr;
 
-use super::raw::{RawOptions, RawValue, RawVendor};
+use super::raw::{RawOptionName, RawOptions, RawValue, RawVendor};
 use super::text::{encode_dns_name, parse_hex};
 use super::{EncodedOption, LinkOptions, NtpServer, VendorOption};
 
@@ -25,11 +25,62 @@ const NTP_SUBOPTION_SRV_ADDR: u16 = 1;
 const NTP_SUBOPTION_MC_ADDR: u16 = 2;
 const NTP_SUBOPTION_SRV_FQDN: u16 = 3;
 
-/// Codes the engine writes itself, or that have a named key: `custom` may not set them.
-fn reserved_code(code: u16) -> Option<&'static str> {
+/// The keys of the typed options and their codes, as `always-send` names them.
+const TYPED_KEYS: [(&str, u16); 9] = [
+    ("dns-servers", code::DNS_SERVERS),
+    ("domain-search", code::DOMAIN_LIST),
+    ("sntp-servers", code::SNTP_SERVERS),
+    ("information-refresh-time", code::INFORMATION_REFRESH_TIME),
+    ("ntp-servers", code::NTP_SERVER),
+    ("bootfile-url", code::BOOTFILE_URL),
+    ("bootfile-params", code::BOOTFILE_PARAM),
+    ("sol-max-rt", code::SOL_MAX_RT),
+    ("inf-max-rt", code::INF_MAX_RT),
+];
+
+/// The `always-send` name of an option: its typed key, or its code.
+pub(crate) fn option_name(code: u16) -> RawOptionName {
+    match TYPED_KEYS.iter().find(|(_, c)| *c == code) {
+        Some((key, _)) => RawOptionName::Key((*key).to_owned()),
+        None => RawOptionName::Code(code),
+    }
+}
+
+/// Codes no configuration may hand out: reserved, or built by the server itself.
+fn server_built(code: u16) -> Option<&'static str> {
     Some(match code {
         0 => "code 0 is reserved",
         1..=9 | 11 | 13 | 14 | 18..=20 | 25 | 26 | 67 => "the server builds this option itself",
+        66 => "relay-supplied options are never sent to a client",
+        _ => return None,
+    })
+}
+
+/// Checks a link's `rsoo-allow`; errors are `(field below the link, problem)`.
+pub(crate) fn rsoo_allow(codes: &[u16]) -> Result<Vec<u16>, (String, String)> {
+    for (i, code) in codes.iter().enumerate() {
+        if let Some(problem) = server_built(*code) {
+            return Err((
+                format!("rsoo-allow[{i}]"),
+                format!("option {code}: {problem}"),
+            ));
+        }
+        if codes[..i].contains(code) {
+            return Err((
+                format!("rsoo-allow[{i}]"),
+                format!("option {code} appears twice"),
+            ));
+        }
+    }
+    Ok(codes.to_vec())
+}
+
+/// Codes the engine writes itself, or that have a named key: `custom` may not set them.
+fn reserved_code(code: u16) -> Option<&'static str> {
+    if let Some(problem) = server_built(code) {
+        return Some(problem);
+    }
+    Some(match code {
         code::VENDOR_OPTS => "use `vendor` for vendor options",
         code::DNS_SERVERS => "use `dns-servers`",
         code::DOMAIN_LIST => "use `domain-search`",
@@ -84,6 +135,7 @@ pub(crate) fn merge(server: &RawOptions, link: RawOptions) -> RawOptions {
             .or_else(|| server.bootfile_params.clone()),
         vendor: merge_by(&server.vendor, link.vendor, |v: &RawVendor| v.enterprise),
         custom: merge_by(&server.custom, link.custom, |c: &RawValue| c.code),
+        always_send: link.always_send.or_else(|| server.always_send.clone()),
     }
 }
 
@@ -228,14 +280,21 @@ pub(crate) fn build(raw: &RawOptions) -> Result<LinkOptions, (String, String)> {
             let mut body = vendor.enterprise.to_be_bytes().to_vec();
             let mut sub_options = Vec::new();
             for (j, raw_sub) in vendor.sub_options.iter().enumerate() {
-                let sub =
-                    value(raw_sub).map_err(|(f, e)| (format!("{field}.sub-options[{j}]{f}"), e))?;
+                let sub_field = format!("{field}.sub-options[{j}]");
+                if raw_sub.always_send.is_some() {
+                    return Err((
+                        format!("{sub_field}.always-send"),
+                        "set always-send on the vendor option, not on a sub-option".into(),
+                    ));
+                }
+                let sub = value(raw_sub).map_err(|(f, e)| (format!("{sub_field}{f}"), e))?;
                 sub_option(&mut body, sub.code, &sub.body);
                 sub_options.push(sub);
             }
             options.vendor.push(VendorOption {
                 enterprise: vendor.enterprise,
                 sub_options,
+                always_send: vendor.always_send.unwrap_or(false),
             });
             encoded.push(EncodedOption {
                 code: code::VENDOR_OPTS,
@@ -259,10 +318,66 @@ pub(crate) fn build(raw: &RawOptions) -> Result<LinkOptions, (String, String)> {
                 ));
             }
             let option = value(raw_value).map_err(|(f, e)| (format!("{field}{f}"), e))?;
+            if raw_value.always_send == Some(true) {
+                options.always_send.push(option.code);
+            }
             options.custom.push(option.clone());
             encoded.push(option);
         }
     }
+    if let Some(names) = &raw.always_send {
+        for (i, name) in names.iter().enumerate() {
+            let field = format!("always-send[{i}]");
+            let code = match name {
+                RawOptionName::Key(key) => {
+                    match TYPED_KEYS.iter().find(|(typed, _)| typed == key) {
+                        Some((_, code)) => *code,
+                        None if key == "vendor" => {
+                            return Err((
+                                field,
+                                "mark a vendor option with `always-send = true` in its \
+                                 `vendor` entry"
+                                    .into(),
+                            ));
+                        }
+                        None => {
+                            let keys: Vec<&str> = TYPED_KEYS.iter().map(|(k, _)| *k).collect();
+                            return Err((
+                                field,
+                                format!(
+                                    "`{key}` is not an option key; give one of {} or a \
+                                     `custom` option's code",
+                                    keys.join(", ")
+                                ),
+                            ));
+                        }
+                    }
+                }
+                RawOptionName::Code(code) => *code,
+            };
+            if code == code::VENDOR_OPTS {
+                return Err((
+                    field,
+                    "mark a vendor option with `always-send = true` in its `vendor` entry".into(),
+                ));
+            }
+            if !encoded.iter().any(|option| option.code == code) {
+                return Err((
+                    field,
+                    format!(
+                        "option {} is not set in this options table (nor inherited from \
+                         `[options]`)",
+                        describe(code)
+                    ),
+                ));
+            }
+            if options.always_send.contains(&code) {
+                return Err((field, format!("option {} appears twice", describe(code))));
+            }
+            options.always_send.push(code);
+        }
+    }
+    options.always_send.sort_unstable();
     for option in &encoded {
         if option.body.len() > usize::from(u16::MAX) {
             return Err((
@@ -274,6 +389,14 @@ pub(crate) fn build(raw: &RawOptions) -> Result<LinkOptions, (String, String)> {
     encoded.sort_by_key(|option| option.code);
     options.encoded = encoded;
     Ok(options)
+}
+
+/// An option for messages: `dns-servers (23)` or `100`.
+fn describe(code: u16) -> String {
+    match TYPED_KEYS.iter().find(|(_, c)| *c == code) {
+        Some((key, _)) => format!("`{key}` ({code})"),
+        None => code.to_string(),
+    }
 }
 
 /// One typed value (`{ code = 100, hex = "0a0b" }` and friends) encoded; errors name the

@@ -117,6 +117,10 @@ pub(crate) struct RawLink {
     /// Options of this link, on top of `[options]`.
     #[serde(default, skip_serializing_if = "RawOptions::is_empty")]
     pub options: RawOptions,
+    /// Option codes a relay may hand to clients in a Relay-Supplied Options option, on top of
+    /// the RFC 6422 default set (default none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rsoo_allow: Vec<u16>,
 }
 
 /// An interface selector: `"eth1"` or `{ name = "eth1", vlan = 100 }`.
@@ -215,6 +219,19 @@ pub(crate) struct RawOptions {
     /// Any other option by code.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub custom: Option<Vec<RawValue>>,
+    /// Options sent whether the client asked or not: typed keys by name, `custom` by code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub always_send: Option<Vec<RawOptionName>>,
+}
+
+/// An option named in `always-send`: a typed key (`"dns-servers"`) or a `custom` code.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
+#[serde(untagged)]
+pub(crate) enum RawOptionName {
+    /// An option code.
+    Code(u16),
+    /// The key of a typed option.
+    Key(String),
 }
 
 impl RawOptions {
@@ -230,6 +247,7 @@ impl RawOptions {
             && self.bootfile_params.is_none()
             && self.vendor.is_none()
             && self.custom.is_none()
+            && self.always_send.is_none()
     }
 }
 
@@ -242,6 +260,9 @@ pub(crate) struct RawVendor {
     /// Sub-options, each a code and one typed value.
     #[serde(default)]
     pub sub_options: Vec<RawValue>,
+    /// Send this option whether the client asked or not (default false).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub always_send: Option<bool>,
 }
 
 /// An option (or vendor sub-option) by code with exactly one typed value.
@@ -274,6 +295,10 @@ pub(crate) struct RawValue {
     /// A big-endian 32-bit value.
     #[serde(rename = "u32", skip_serializing_if = "Option::is_none")]
     pub uint32: Option<u32>,
+    /// A `custom` option sent whether the client asked or not (default false); not for
+    /// sub-options.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub always_send: Option<bool>,
 }
 
 /// `[[reservation]]`.

@@ -386,6 +386,8 @@ fn links(raw: &RawConfig, defaults: &Timers, index: &mut Index) -> Result<Vec<Li
         let merged = options::merge(&raw.options, raw_link.options.clone());
         let options = options::build(&merged)
             .map_err(|(field, problem)| (join(&format!("{base}.options"), &field), problem))?;
+        let rsoo_allow = options::rsoo_allow(&raw_link.rsoo_allow)
+            .map_err(|(field, problem)| (join(&base, &field), problem))?;
 
         links.push(Link {
             id,
@@ -398,6 +400,7 @@ fn links(raw: &RawConfig, defaults: &Timers, index: &mut Index) -> Result<Vec<Li
             na_pools,
             pd_pools,
             options,
+            rsoo_allow,
         });
     }
 
@@ -949,6 +952,7 @@ fn unbuild_link(link: &Link) -> RawLink {
             })
             .collect(),
         options: unbuild_options(&link.options),
+        rsoo_allow: link.rsoo_allow.clone(),
     }
 }
 
@@ -991,6 +995,7 @@ fn unbuild_options(options: &LinkOptions) -> RawOptions {
                         .iter()
                         .map(|s| hex_value(s.code, &s.body))
                         .collect(),
+                    always_send: v.always_send.then_some(true),
                 })
                 .collect()
         }),
@@ -999,6 +1004,13 @@ fn unbuild_options(options: &LinkOptions) -> RawOptions {
                 .custom
                 .iter()
                 .map(|c| hex_value(c.code, &c.body))
+                .collect()
+        }),
+        always_send: (!options.always_send.is_empty()).then(|| {
+            options
+                .always_send
+                .iter()
+                .map(|c| options::option_name(*c))
                 .collect()
         }),
     }

@@ -22,7 +22,7 @@ use self::ia::Exchange;
 pub use self::outcome::{Destination, DropReason, Outcome, received_type};
 use self::pools::LinkPools;
 pub use self::pools::PoolUsage;
-use self::request::{Client, ClientRequest, client_link_layer};
+use self::request::{Client, ClientRequest, client_link_layer, relay_supplied};
 use crate::config::{Config, LinkId};
 use crate::table::{
     ClaimAs, EventKind, EventSink, IaKind, Lease, LeaseEvent, LeaseRecord, LeaseTable,
@@ -210,8 +210,9 @@ impl Engine {
                     return Err(DropReason::NotForServer);
                 }
                 let link = self.relay_link(&chain).ok_or(DropReason::UnknownLink)?;
-                let request = ClientRequest::read(message)?;
+                let mut request = ClientRequest::read(message)?;
                 discard::check(&request, &self.config.server.duid)?;
+                request.relay_supplied = relay_supplied(&chain)?;
                 let link_layer = client_link_layer(&chain);
                 let to_source_port = relay
                     .options()

@@ -1,22 +1,22 @@
 //! Options of the reply that do not belong to an IA: the configured options the client asked
-//! for, and the Client FQDN answer.
+//! for or that are always sent, the options relays supplied, and the Client FQDN answer.
 
-use xdhcp6_proto::{MessageType, MessageWriter, OptionCode};
+use xdhcp6_proto::{MessageType, MessageWriter, OptionCode, RawOptions};
 
 use super::DropReason;
 use super::request::ClientRequest;
-use crate::config::Link;
+use crate::config::{EncodedOption, Link, VendorOption};
 
-/// The configured options the client asked for in its ORO (RFC 9915 §18.3, §21.7).
+/// The configured options the client asked for in its ORO (RFC 9915 §18.3, §21.7) or in the
+/// option request of its own vendor option, those configured `always-send`, then the options
+/// its relays supplied (RFC 6422).
 pub(super) fn write_options(
     request: &ClientRequest<'_>,
     link: &Link,
     w: &mut MessageWriter<'_>,
 ) -> Result<(), DropReason> {
-    let Some(oro) = request.oro else {
-        return Ok(());
-    };
-    for option in &link.options.encoded {
+    let options = &link.options;
+    for option in &options.encoded {
         let code = OptionCode::from(option.code);
         // RFC 9915 §21.23, in substance:
         // The information refresh time option ... MUST only be used in Reply messages
@@ -26,8 +26,106 @@ pub(super) fn write_options(
         {
             continue;
         }
-        if oro.contains(code) {
+        if code == OptionCode::VendorOpts {
+            write_vendor(request, link, option, w)?;
+            continue;
+        }
+        // RFC 9915 §21.7, in substance:
+        // A client MUST include an Option Request option ... to inform the server about
+        // options the client wants the server to send to the client.
+        // Options configured `always-send` go out unasked as well: some clients send no
+        // ORO, or ask elsewhere.
+        if request.requested(code) || options.always_send.binary_search(&option.code).is_ok() {
             w.raw(option.code, &option.body)?;
+        }
+    }
+    write_relay_supplied(request, link, w)
+}
+
+/// One configured vendor option: whole when always sent or when the ORO asks for option 17;
+/// only the sub-options asked for when the client sent its own vendor option for the same
+/// enterprise with an option request (CableLabs CL_OPTION_ORO); otherwise not at all.
+fn write_vendor(
+    request: &ClientRequest<'_>,
+    link: &Link,
+    option: &EncodedOption,
+    w: &mut MessageWriter<'_>,
+) -> Result<(), DropReason> {
+    let vendor = option
+        .body
+        .first_chunk::<4>()
+        .map(|enterprise| u32::from_be_bytes(*enterprise))
+        .and_then(|enterprise| {
+            link.options
+                .vendor
+                .iter()
+                .find(|vendor| vendor.enterprise == enterprise)
+        });
+    let Some(vendor) = vendor else {
+        return Ok(());
+    };
+    if vendor.always_send {
+        return Ok(w.raw(option.code, &option.body)?);
+    }
+    // CL-SP-CANN-DHCP-Reg, CL_OPTION_ORO, in substance:
+    // the client lists in sub-option 1 of its vendor option the CableLabs sub-options it
+    // requests; the server answers with those it is configured with.
+    if let Some(oro) = request.vendor_oro(vendor.enterprise) {
+        return write_vendor_subset(vendor, |code| oro.contains(code), w);
+    }
+    if request.requested(OptionCode::VendorOpts) {
+        w.raw(option.code, &option.body)?;
+    }
+    Ok(())
+}
+
+/// A vendor option with the sub-options `wanted` selects, in configured order; nothing when
+/// none is selected.
+fn write_vendor_subset(
+    vendor: &VendorOption,
+    wanted: impl Fn(u16) -> bool,
+    w: &mut MessageWriter<'_>,
+) -> Result<(), DropReason> {
+    if !vendor.sub_options.iter().any(|sub| wanted(sub.code)) {
+        return Ok(());
+    }
+    let mark = w.begin_option(OptionCode::VendorOpts)?;
+    w.put_bytes(&vendor.enterprise.to_be_bytes())?;
+    for sub in vendor.sub_options.iter().filter(|sub| wanted(sub.code)) {
+        w.raw(sub.code, &sub.body)?;
+    }
+    Ok(w.end_option(mark)?)
+}
+
+/// The options the relays supplied in Relay-Supplied Options options that this link allows.
+fn write_relay_supplied(
+    request: &ClientRequest<'_>,
+    link: &Link,
+    w: &mut MessageWriter<'_>,
+) -> Result<(), DropReason> {
+    // Every option of every RSOO in order, the relay closest to the client first; the framing
+    // was checked when the chain was read.
+    let supplied = || {
+        request
+            .relay_supplied
+            .iter()
+            .flat_map(|rsoo| RawOptions::new(rsoo).map_while(Result::ok))
+    };
+    for (position, option) in supplied().enumerate() {
+        // RFC 6422 §6, in substance:
+        // The server SHOULD discard any options that appear in the RSOO for which it
+        // already has one or more candidates.
+        // Only options permitted in the RSOO are used: the IANA registry's, and those the
+        // link allows (`rsoo-allow`).
+        if !link.rsoo_allows(option.code) || !link.options.encoded_with_code(option.code).is_empty()
+        {
+            continue;
+        }
+        // Several relays supplying the same option: the one closest to the client wins (its
+        // information is the most specific), then the first in its RSOO.
+        let first = supplied().position(|other| other.code == option.code);
+        if first == Some(position) {
+            w.raw(option.code, option.data)?;
         }
     }
     Ok(())

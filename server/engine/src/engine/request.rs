@@ -4,10 +4,10 @@ use std::net::Ipv6Addr;
 
 use xdhcp6_proto::{
     DhcpOption, IaNa, IaPd, Message, MessageType, MessageWriter, OptionCode, OptionMark, Oro,
-    RelayChain, WriteError,
+    RawOptions, RelayChain, RelayMessage, WriteError,
 };
 
-use super::{DropReason, MAX_IAS};
+use super::{DropReason, HOP_COUNT_LIMIT, MAX_IAS};
 use crate::config::LinkId;
 use crate::table::IaKind;
 
@@ -60,11 +60,44 @@ pub(super) struct ClientRequest<'a> {
     pub(super) oro: Option<Oro<'a>>,
     pub(super) rapid_commit: bool,
     pub(super) fqdn: Option<(u8, &'a [u8])>,
+    /// The vendor option requests of the client's own Vendor-specific Information options.
+    pub(super) vendor_oros: List<VendorOro<'a>, MAX_VENDOR_OROS>,
+    /// The bodies of the relays' Relay-Supplied Options options, the relay closest to the
+    /// client first (empty for a direct message).
+    pub(super) relay_supplied: List<&'a [u8], HOP_COUNT_LIMIT>,
+}
+
+/// Vendor-specific Information options of a request whose vendor request the server reads;
+/// further ones are ignored.
+pub(super) const MAX_VENDOR_OROS: usize = 4;
+
+/// Enterprises whose vendor option carries an option request as sub-option 1, listing the
+/// sub-option codes the client wants (16 bits each): CableLabs (4491), CL_OPTION_ORO in
+/// CL-SP-CANN-DHCP-Reg, sent by DOCSIS cable modems and eRouters.
+pub(super) const VENDOR_ORO_ENTERPRISES: [u32; 1] = [4491];
+
+/// The sub-option of a vendor option that lists the sub-options requested.
+const VENDOR_ORO_SUB_OPTION: u16 = 1;
+
+/// The sub-options a client asked for inside its own vendor option for `enterprise`.
+#[derive(Clone, Copy)]
+pub(super) struct VendorOro<'a> {
+    pub(super) enterprise: u32,
+    /// Sub-option codes, 16 bits each (an even number of bytes).
+    codes: &'a [u8],
+}
+
+impl VendorOro<'_> {
+    /// Whether the client asked for sub-option `code`.
+    pub(super) fn contains(&self, code: u16) -> bool {
+        self.codes.as_chunks::<2>().0.contains(&code.to_be_bytes())
+    }
 }
 
 impl<'a> ClientRequest<'a> {
-    /// Client ID, Server ID, IA_NA, IA_TA, ORO, Rapid Commit, IA_PD, Client FQDN.
-    const ACTED_ON: [u16; 8] = [1, 2, 3, 4, 6, 14, 25, 39];
+    /// Client ID, Server ID, IA_NA, IA_TA, ORO, Rapid Commit, Vendor-specific Information,
+    /// IA_PD, Client FQDN.
+    const ACTED_ON: [u16; 9] = [1, 2, 3, 4, 6, 14, 17, 25, 39];
 
     pub(super) fn read(message: Message<'a>) -> Result<Self, DropReason> {
         let mut request = ClientRequest {
@@ -78,6 +111,8 @@ impl<'a> ClientRequest<'a> {
             oro: None,
             rapid_commit: false,
             fqdn: None,
+            vendor_oros: List::new(),
+            relay_supplied: List::new(),
         };
         // Only the options the server acts on are typed (and must be well-formed); the framing
         // of every option is checked.
@@ -108,6 +143,28 @@ impl<'a> ClientRequest<'a> {
                 DhcpOption::ClientFqdn { flags, name } => {
                     request.fqdn = Some((flags, name.as_bytes()));
                 }
+                DhcpOption::VendorOpts {
+                    enterprise,
+                    options,
+                } if VENDOR_ORO_ENTERPRISES.contains(&enterprise) => {
+                    let oro = options.iter().find(|sub| sub.code == VENDOR_ORO_SUB_OPTION);
+                    if let Some(oro) = oro {
+                        // Like the ORO itself (RFC 9915 §21.7), a list of 2-octet codes.
+                        if oro.data.len() % 2 != 0 {
+                            return Err(DropReason::Malformed);
+                        }
+                        let seen = request
+                            .vendor_oros
+                            .iter()
+                            .any(|v| v.enterprise == enterprise);
+                        if !seen {
+                            request.vendor_oros.push(VendorOro {
+                                enterprise,
+                                codes: oro.data,
+                            });
+                        }
+                    }
+                }
                 _ => {}
             }
         }
@@ -123,6 +180,39 @@ impl<'a> ClientRequest<'a> {
     pub(super) fn requested(&self, code: OptionCode) -> bool {
         self.oro.is_some_and(|oro| oro.contains(code))
     }
+
+    /// The sub-options the client asked for in its own vendor option for `enterprise`.
+    pub(super) fn vendor_oro(&self, enterprise: u32) -> Option<VendorOro<'a>> {
+        self.vendor_oros
+            .iter()
+            .find(|oro| oro.enterprise == enterprise)
+            .copied()
+    }
+}
+
+/// The Relay-Supplied Options options (RFC 6422 §3) of the relay chain, the relay closest to
+/// the client first; one whose options run past its end is malformed.
+pub(super) fn relay_supplied<'a>(
+    chain: &RelayChain<'a>,
+) -> Result<List<&'a [u8], HOP_COUNT_LIMIT>, DropReason> {
+    let mut hops: [Option<RelayMessage<'a>>; HOP_COUNT_LIMIT] = [None; HOP_COUNT_LIMIT];
+    for (hop, slot) in chain.hops().zip(hops.iter_mut()) {
+        *slot = Some(hop);
+    }
+    let mut supplied = List::new();
+    for hop in hops.iter().rev().flatten() {
+        let rsoo = hop
+            .options()
+            .find_raw(OptionCode::RelaySuppliedOptions)
+            .map_err(|_| DropReason::Malformed)?;
+        if let Some(body) = rsoo {
+            if RawOptions::new(body).any(|option| option.is_err()) {
+                return Err(DropReason::Malformed);
+            }
+            supplied.push(body);
+        }
+    }
+    Ok(supplied)
 }
 
 /// An identity association of the request: addresses (IA_NA) or delegated prefixes (IA_PD).
