@@ -213,3 +213,15 @@ fn rsoo_allow_twice() {
         "appears twice",
     );
 }
+
+#[test]
+fn reference_file_shows_always_send_and_rsoo_allow() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/reference.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let config = Config::from_toml_str(&text, path).unwrap_or_else(|error| panic!("{error}"));
+    let link = &config.links[0];
+    assert_eq!(link.rsoo_allow, [99]);
+    assert_eq!(link.options.always_send, [23, 100, 104]);
+    assert_eq!(link.options.vendor[0].sub_options.len(), 2);
+    round_trip(&config);
+}

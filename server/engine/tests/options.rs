@@ -45,8 +45,11 @@ fn vendor_oro(enterprise: u32, codes: &[u16]) -> Vec<u8> {
     body
 }
 
-/// The Vendor-specific Information options of a reply: enterprise and (code, data) sub-options.
-fn vendor_options(reply: &ReplyView) -> Vec<(u32, Vec<(u16, Vec<u8>)>)> {
+/// Sub-options of a vendor option: code and data.
+type SubOptions = Vec<(u16, Vec<u8>)>;
+
+/// The Vendor-specific Information options of a reply: enterprise and sub-options.
+fn vendor_options(reply: &ReplyView) -> Vec<(u32, SubOptions)> {
     reply
         .options
         .iter()
