@@ -56,6 +56,9 @@ pub struct ServerSettings {
     pub salt: String,
     /// What Rebind does with an address in another server's slice of a prefix we serve.
     pub rebind_foreign: RebindForeign,
+    /// Whether Renew and Rebind give an IA the server has no binding for a new one, like a
+    /// Request (`renew-creates-bindings`, default true; links may override it).
+    pub renew_creates_bindings: bool,
     /// Seconds a declined address stays out of use (`decline-probation`, default 1 day).
     pub decline_probation: u32,
     /// How many leases the table should be sized for (`expected-leases`, default 65536).
@@ -138,6 +141,9 @@ pub struct Link {
     pub timers: Timers,
     /// Whether a Solicit with Rapid Commit gets a Reply at once (`rapid-commit`).
     pub rapid_commit: bool,
+    /// Whether Renew and Rebind give an IA without a binding a new one
+    /// (`renew-creates-bindings`, default: `[server]`'s).
+    pub renew_creates_bindings: bool,
     /// Address pools (`[[link.pool]]`).
     pub na_pools: Vec<NaPool>,
     /// Prefix delegation pools (`[[link.pd-pool]]`).

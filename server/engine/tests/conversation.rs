@@ -109,6 +109,14 @@ fn tiny() -> Server {
     Server::new(TINY)
 }
 
+/// The base configuration with `renew-creates-bindings = false`: Renew and Rebind only extend.
+fn without_renew_bindings() -> Server {
+    Server::new(&BASE.replace(
+        "decline-probation = 600",
+        "decline-probation = 600\nrenew-creates-bindings = false",
+    ))
+}
+
 fn in_prefix(addr: Ipv6Addr, prefix: &str) -> bool {
     let prefix: xdhcp6_engine::prefix::Prefix = match prefix.parse() {
         Ok(prefix) => prefix,
@@ -386,8 +394,8 @@ fn renew_extends_the_binding_rfc9915_18_3_4() {
 }
 
 #[test]
-fn renew_of_unknown_ia_gets_nobinding_rfc9915_18_3_4() {
-    let mut s = server();
+fn renew_of_unknown_ia_gets_nobinding_without_renew_creates_bindings_rfc9915_18_3_4() {
+    let mut s = without_renew_bindings();
     let msg = Client::new(1)
         .renew(&s.duid())
         .ia_na(1, &[ip("2001:db8:1::77")]);
@@ -400,8 +408,9 @@ fn renew_of_unknown_ia_gets_nobinding_rfc9915_18_3_4() {
 }
 
 #[test]
-fn renew_of_an_address_only_advertised_gets_nobinding_rfc9915_18_3_4() {
-    let mut s = server();
+fn renew_of_an_address_only_advertised_gets_nobinding_without_renew_creates_bindings_rfc9915_18_3_4()
+ {
+    let mut s = without_renew_bindings();
     let client = Client::new(1);
     let advertise = s.send(&client.solicit().ia_na(1, &[]));
     let offered = advertise.ia_na(1).address();
@@ -412,8 +421,8 @@ fn renew_of_an_address_only_advertised_gets_nobinding_rfc9915_18_3_4() {
 }
 
 #[test]
-fn renew_of_unknown_ia_pd_gets_nobinding_rfc9915_18_3_4() {
-    let mut s = server();
+fn renew_of_unknown_ia_pd_gets_nobinding_without_renew_creates_bindings_rfc9915_18_3_4() {
+    let mut s = without_renew_bindings();
     let msg = Client::new(1)
         .renew(&s.duid())
         .ia_pd(1, &[(ip("2001:db8:100:4200::"), 56)]);
@@ -672,7 +681,8 @@ fn release_removes_the_lease_and_frees_the_address_rfc9915_18_3_7() {
     let reply = s.send(&first.release(&s.duid()).ia_na(1, &[addr]));
     assert_eq!(reply.msg_type, MessageType::Reply);
     assert_eq!(reply.status_code(), StatusCode::Success);
-    assert!(reply.ia_na.is_empty(), "{:?}", reply.ia_na);
+    assert_eq!(reply.ia_na(1).status_code(), StatusCode::Success);
+    assert!(reply.ia_na(1).addrs.is_empty(), "{:?}", reply.ia_na);
     assert_eq!(s.take_event_kinds(), [EventKind::Released]);
     assert!(lease_on(&s, addr).is_none());
     assert!(s.engine.table().is_empty());
@@ -693,7 +703,8 @@ fn release_of_unknown_ia_gets_nobinding_rfc9915_18_3_7() {
         .ia_na(2, &[ip("2001:db8:1::99")]);
     let reply = s.send(&msg);
     assert_eq!(reply.status_code(), StatusCode::Success);
-    assert_eq!(reply.ia_na.len(), 1, "{:?}", reply.ia_na);
+    assert_eq!(reply.ia_na.len(), 2, "{:?}", reply.ia_na);
+    assert_eq!(reply.ia_na(1).status_code(), StatusCode::Success);
     assert_eq!(reply.ia_na(2).status_code(), StatusCode::NoBinding);
     assert_eq!(s.take_event_kinds(), [EventKind::Released]);
 }
@@ -732,7 +743,8 @@ fn decline_quarantines_the_address_for_the_probation_rfc9915_18_3_8() {
     s.take_events();
     let reply = s.send(&first.decline(&s.duid()).ia_na(1, &[addr]));
     assert_eq!(reply.status_code(), StatusCode::Success);
-    assert!(reply.ia_na.is_empty());
+    assert_eq!(reply.ia_na(1).status_code(), StatusCode::Success);
+    assert!(reply.ia_na(1).addrs.is_empty());
     assert_eq!(s.take_event_kinds(), [EventKind::Declined]);
     let record = lease_on(&s, addr).expect("quarantined");
     assert_eq!(record.lease.state, LeaseState::Declined);
@@ -1340,11 +1352,13 @@ fn expiry_by_handle_timeout_emits_expired_and_frees_the_address() {
             .iter()
             .all(|usage| usage.free == Some(1))
     );
-    // The client's Renew now finds nothing; another client gets the address.
-    let renew = s.send(&first.renew(&s.duid()).ia_na(1, &[addr]));
-    assert_eq!(renew.ia_na(1).status_code(), StatusCode::NoBinding);
+    // Another client gets the address; the first client's late Renew finds no binding, and
+    // no address to bind anew in the one-address pool: lifetimes 0.
     assert_eq!(s.bind_address(&Client::new(2), 1), addr);
     assert_eq!(s.bind_prefix(&Client::new(2), 2), prefix);
+    let renew = s.send(&first.renew(&s.duid()).ia_na(1, &[addr]));
+    assert_eq!(renew.ia_na(1).status_code(), StatusCode::NoAddrsAvail);
+    assert_eq!(renew.ia_na(1).lifetimes_of(addr), Some((0, 0)));
 }
 
 #[test]
@@ -1451,7 +1465,8 @@ fn release_of_a_delegated_prefix_frees_it_rfc9915_18_3_7() {
     s.take_events();
     let reply = s.send(&first.release(&s.duid()).ia_pd(4, &[prefix]));
     assert_eq!(reply.status_code(), StatusCode::Success);
-    assert!(reply.ia_pd.is_empty());
+    assert_eq!(reply.ia_pd(4).status_code(), StatusCode::Success);
+    assert!(reply.ia_pd(4).prefixes.is_empty());
     assert_eq!(s.take_event_kinds(), [EventKind::Released]);
     assert_eq!(s.bind_prefix(&Client::new(2), 4), prefix);
 }
@@ -1479,7 +1494,8 @@ fn release_ignores_addresses_not_assigned_to_a_bound_ia_rfc9915_18_3_7() {
     assert_eq!(s.take_event_kinds(), [EventKind::Released]);
     // The IA was in a binding: "The server ignores addresses not assigned to the IAs";
     // NoBinding is only "for each IA ... for which the server has no binding information".
-    assert!(reply.ia_na.is_empty(), "{:?}", reply.ia_na);
+    assert_eq!(reply.ia_na(1).status_code(), StatusCode::Success);
+    assert!(reply.ia_na(1).addrs.is_empty(), "{:?}", reply.ia_na);
 }
 
 #[test]
@@ -1492,7 +1508,8 @@ fn decline_ignores_addresses_not_assigned_to_a_bound_ia_rfc9915_18_3_8() {
     let reply = s.send(&client.decline(&s.duid()).ia_na(1, &[stray, addr]));
     assert_eq!(reply.status_code(), StatusCode::Success);
     assert_eq!(s.take_event_kinds(), [EventKind::Declined]);
-    assert!(reply.ia_na.is_empty(), "{:?}", reply.ia_na);
+    assert_eq!(reply.ia_na(1).status_code(), StatusCode::Success);
+    assert!(reply.ia_na(1).addrs.is_empty(), "{:?}", reply.ia_na);
 }
 
 /// Two links, written in the order given.

@@ -50,6 +50,9 @@ pub(crate) struct RawServer {
     /// `"zero"` (default) or `"extend"`: Rebind of another server's address.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rebind_foreign: Option<RebindForeign>,
+    /// Renew and Rebind of an IA without a binding create one (default true).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub renew_creates_bindings: Option<bool>,
     /// How long a declined address rests (default `"1d"`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decline_probation: Option<Seconds>,
@@ -108,6 +111,9 @@ pub(crate) struct RawLink {
     /// Honour Rapid Commit (default false).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rapid_commit: Option<bool>,
+    /// Renew and Rebind of an IA without a binding create one (default: `[server]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub renew_creates_bindings: Option<bool>,
     /// Address pools.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pool: Vec<RawNaPool>,

@@ -22,6 +22,9 @@ use crate::prefix::Prefix;
 const DEFAULT_DECLINE_PROBATION: u32 = 86_400;
 /// Default `expected-leases`.
 const DEFAULT_EXPECTED_LEASES: u64 = 65_536;
+/// Default `renew-creates-bindings`: RFC 7550 §4 recommends that servers create bindings on
+/// Renew and Rebind (RFC 9915 §18.3.4, §18.3.5 leave it to configuration).
+const DEFAULT_RENEW_CREATES_BINDINGS: bool = true;
 /// Longest Linux interface name (IFNAMSIZ - 1).
 const MAX_INTERFACE_NAME: usize = 15;
 
@@ -172,6 +175,9 @@ fn server(raw: &RawServer) -> Result<ServerSettings, Problem> {
         preference: raw.preference.unwrap_or(0),
         salt: raw.salt.clone().unwrap_or_default(),
         rebind_foreign: raw.rebind_foreign.unwrap_or_default(),
+        renew_creates_bindings: raw
+            .renew_creates_bindings
+            .unwrap_or(DEFAULT_RENEW_CREATES_BINDINGS),
         decline_probation: raw
             .decline_probation
             .map_or(DEFAULT_DECLINE_PROBATION, |s| s.0),
@@ -397,6 +403,10 @@ fn links(raw: &RawConfig, defaults: &Timers, index: &mut Index) -> Result<Vec<Li
             interface_ids,
             timers,
             rapid_commit: raw_link.rapid_commit.unwrap_or(false),
+            renew_creates_bindings: raw_link
+                .renew_creates_bindings
+                .or(raw.server.renew_creates_bindings)
+                .unwrap_or(DEFAULT_RENEW_CREATES_BINDINGS),
             na_pools,
             pd_pools,
             options,
@@ -857,6 +867,7 @@ pub(crate) fn unbuild(config: &Config) -> String {
             preference: Some(server.preference),
             salt: Some(server.salt.clone()),
             rebind_foreign: Some(server.rebind_foreign),
+            renew_creates_bindings: Some(server.renew_creates_bindings),
             decline_probation: Some(Seconds(server.decline_probation)),
             expected_leases: Some(server.expected_leases),
             t1: Some(Seconds(server.timers.t1)),
@@ -929,6 +940,7 @@ fn unbuild_link(link: &Link) -> RawLink {
         preferred_lifetime: Some(Seconds(link.timers.preferred)),
         valid_lifetime: Some(Seconds(link.timers.valid)),
         rapid_commit: Some(link.rapid_commit),
+        renew_creates_bindings: Some(link.renew_creates_bindings),
         pool: link
             .na_pools
             .iter()

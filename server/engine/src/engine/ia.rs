@@ -27,7 +27,7 @@ pub(super) struct Exchange<'x, 'r, 'b, S> {
     pub(super) events: &'x mut S,
 }
 
-impl<'r, S: EventSink> Exchange<'_, 'r, '_, S> {
+impl<'x, 'r, S: EventSink> Exchange<'x, 'r, '_, S> {
     /// Solicit and Request: the client's current lease of this IA, its reservation, or a new
     /// address or prefix by split-prefix hashing.
     pub(super) fn assign(&mut self, ia: Ia<'r>, how: ClaimAs) -> Result<(), DropReason> {
@@ -65,18 +65,22 @@ impl<'r, S: EventSink> Exchange<'_, 'r, '_, S> {
     /// Claims the client's address or prefix for this IA: kept, reserved, or newly hashed.
     fn claim(&mut self, key: &IaKey<'r>, how: ClaimAs) -> Option<Lease> {
         let lifetimes = lifetimes_of(self.link);
+        let reservation = self.reservation(key.kind());
+        let served = self.served(reservation);
         let (table, pools, now) = (&self.engine.table, self.pools, self.now);
+        // A current lease outside this server's ranges (the pool moved or shrank, or it is the
+        // other server's half) is left alone: the client gets one of ours instead.
         if let Some(lease) = table.claim_current(
             key,
             how,
             lifetimes,
             now,
-            |lease| pools.serves(lease),
+            |lease| served.lease(lease),
             self.events,
         ) {
             return Some(lease);
         }
-        if let Some(reserved) = self.reservation(key.kind()) {
+        if let Some(reserved) = reservation {
             return table
                 .claim(
                     key,
@@ -112,11 +116,15 @@ impl<'r, S: EventSink> Exchange<'_, 'r, '_, S> {
         let key = self.key(&ia);
         let kind = ia.kind();
         let msg_type = self.request.msg_type;
-        let (engine, pools, now) = (self.engine, self.pools, self.now);
+        let create = self.link.renew_creates_bindings;
+        let served = self.served(self.reservation(kind));
+        let (engine, now) = (self.engine, self.now);
 
         // The binding this server has for the IA, extended if it can be.
         // Only a binding counts: an address that was merely advertised was never the client's.
-        let bound_here = |lease: &Lease| lease.state == LeaseState::Bound && pools.serves(lease);
+        // And only one this server still hands out: a lease of a range that moved or shrank
+        // (restored from the journal, or kept over a reload) is not extended.
+        let bound_here = |lease: &Lease| lease.state == LeaseState::Bound && served.lease(lease);
         let mut kept = engine.table.claim_current(
             &key,
             ClaimAs::Bound,
@@ -125,7 +133,7 @@ impl<'r, S: EventSink> Exchange<'_, 'r, '_, S> {
             bound_here,
             self.events,
         );
-        if kept.is_none() && msg_type == MessageType::Rebind {
+        if kept.is_none() && (create || msg_type == MessageType::Rebind) {
             // RFC 9915 §18.3.5, in substance:
             // If the server cannot find a client entry for the IA and the server determines
             // that the addresses in the IA are appropriate for the link to which the
@@ -133,19 +141,16 @@ impl<'r, S: EventSink> Exchange<'_, 'r, '_, S> {
             // configuration information, the server MAY send a Reply message to the client
             // containing the client's IA, with the lifetimes for the addresses in the IA
             // set to 0 ... or extend them.
-            // An address or prefix from our own slice (the identical-prefix model, or a
-            // binding this server lost) is taken back for the client if nobody else holds
-            // it; one from another server's slice only when `rebind-foreign = "extend"`.
+            // An address or prefix that this server hands out (its own slice: the
+            // identical-prefix model, or a binding this server lost) is taken back for the
+            // client if nobody else holds it; one from another server's slice only when
+            // `rebind-foreign = "extend"`. A Renew that may create a binding takes the
+            // client's address back the same way before it hashes a new one.
             let events = &mut *self.events;
             kept = ia.listed().find_map(|(addr, len)| {
                 let bits = u128::from(addr);
-                let pool = pools.holding(kind, bits)?;
-                // Reserved and anycast units of our ranges go to nobody by Rebind.
-                if len != pool.range.unit_len() || pool.range.is_reserved(bits) {
-                    return None;
-                }
-                let ours = pool.range.contains(bits);
-                if !ours && engine.config.server.rebind_foreign != RebindForeign::Extend {
+                // Reserved and anycast units of our ranges go to nobody this way.
+                if !served.admits(kind, bits, len) {
                     return None;
                 }
                 let lease = engine
@@ -155,11 +160,17 @@ impl<'r, S: EventSink> Exchange<'_, 'r, '_, S> {
                 engine.mark(&lease, true);
                 Some(lease)
             });
-            if kept.is_none() {
-                // A fresh binding from this server's slice, next to the old ones with
-                // lifetimes 0.
-                kept = self.claim(&key, ClaimAs::Bound);
-            }
+        }
+        if kept.is_none() && create {
+            // RFC 9915 §18.3.4 (and §18.3.5 for Rebind), in substance:
+            // For each IA for which the server cannot find a client entry ... If the server
+            // is configured to create new bindings as a result of processing Renew messages,
+            // the server SHOULD create a binding and return the IA with assigned addresses
+            // or delegated prefixes with lifetimes and, if applicable, T1/T2 times.
+            // (`renew-creates-bindings`, RFC 7550 §4: an IA_NA or IA_PD the client adds in a
+            // Renew, or one whose lease expired.) A fresh binding from this server's slice,
+            // next to the old addresses with lifetimes 0.
+            kept = self.claim(&key, ClaimAs::Bound);
         }
 
         let mark = ia.begin(self.w, timers.t1, timers.t2)?;
@@ -170,30 +181,51 @@ impl<'r, S: EventSink> Exchange<'_, 'r, '_, S> {
         // If the server finds that any of the addresses in the IA are not appropriate for
         // the link to which the client is attached, the server returns the address to the
         // client with lifetimes of 0.
+        // Appropriate means handed out by this server: an address of the on-link prefix
+        // outside every range of ours (the pool shrank, or the other server's half in the
+        // split model) is not, so that nobody extends what another client may get next.
         for (addr, len) in ia.listed() {
-            let same = kept.is_some_and(|lease| lease.ip() == addr && lease.prefix_len == len);
-            if !same && zero_lifetimes(kept.is_some(), self.on_link(kind, addr), msg_type) {
+            let bits = u128::from(addr);
+            let same = kept.is_some_and(|lease| lease.addr == bits && lease.prefix_len == len);
+            let settled = kept.is_some() || create;
+            if !same && zero_lifetimes(settled, served.admits(kind, bits, len), msg_type) {
                 match kind {
                     IaKind::Na => self.w.ia_address(addr, 0, 0)?,
                     IaKind::Pd => self.w.ia_prefix(0, 0, len, addr)?,
                 }
+                // The client's binding of that address, if this server kept one, ends with
+                // this Reply.
+                let _ = engine.table.release(&key, bits, now, self.events);
             }
         }
         if kept.is_none() {
-            not_extended(self.w, msg_type, kind)?;
+            not_extended(self.w, create, kind)?;
         }
         Ok(self.w.end_option(mark)?)
     }
 
-    /// Release or Decline the listed addresses (or prefixes) of one IA.
+    /// Release or Decline the listed addresses (or prefixes) of one IA, and the IA's status.
     pub(super) fn give_back(&mut self, ia: Ia<'r>) -> Result<(), DropReason> {
         let key = self.key(&ia);
         let table = &self.engine.table;
-        let had_binding = table.find_client(&key).is_some();
+        // Only a binding counts: an address that was merely advertised (an offer waiting for
+        // its Request) is no binding. The offer is left as it is, neither released nor
+        // declined: the client may still send the Request, and the hold runs out otherwise.
+        let mut bound = false;
+        table.leases_of(&key, |lease| bound |= lease.state == LeaseState::Bound);
         let probation = self.engine.config.server.decline_probation;
-        for (addr, _) in ia.listed() {
+        for (addr, _) in ia.listed().filter(|_| bound) {
             let bits = u128::from(addr);
-            // Addresses not assigned to the IA are ignored (RFC 9915 §18.3.7, §18.3.8).
+            // RFC 9915 §18.3.7, §18.3.8, in substance:
+            // The server ignores addresses not assigned to the IAs (though it may choose to
+            // log an error if it finds such addresses).
+            let mut assigned = false;
+            table.leases_of(&key, |lease| {
+                assigned |= lease.addr == bits && lease.state == LeaseState::Bound;
+            });
+            if !assigned {
+                continue;
+            }
             if self.request.msg_type == MessageType::Release {
                 // RFC 9915 §18.3.7, in substance:
                 // The server ... deletes the addresses and delegated prefixes from the IAs
@@ -205,18 +237,27 @@ impl<'r, S: EventSink> Exchange<'_, 'r, '_, S> {
                 let _ = table.decline(&key, bits, probation, self.now, self.events);
             }
         }
-        if !had_binding {
+        // Every IA of the request is answered with its status, as widely deployed servers do
+        // (some clients wait for their IA in the Reply); T1 and T2 are 0: nothing is renewed.
+        let mark = ia.begin(self.w, 0, 0)?;
+        if bound {
+            let text = if self.request.msg_type == MessageType::Release {
+                "released"
+            } else {
+                "declined"
+            };
+            self.w.status_code(StatusCode::Success, text)?;
+        } else {
             // RFC 9915 §18.3.7, in substance:
             // For each IA in the Release message for which the server has no binding
             // information, the server adds an IA option using the IAID from the Release
             // message and includes a Status Code option with the value NoBinding in the IA
             // option.
-            let mark = ia.begin(self.w, 0, 0)?;
+            // (§18.3.8 says the same of Decline.)
             self.w
                 .status_code(StatusCode::NoBinding, "no binding for this IA")?;
-            self.w.end_option(mark)?;
         }
-        Ok(())
+        Ok(self.w.end_option(mark)?)
     }
 
     /// An IA Address option for an address lease; an IA Prefix option for a prefix, with
@@ -255,6 +296,15 @@ impl<'r, S: EventSink> Exchange<'_, 'r, '_, S> {
         self.pools.holding(kind, u128::from(addr)).is_some()
     }
 
+    /// What the client may hold here, besides `reservation`, its own reserved unit.
+    fn served(&self, reservation: Option<Prefix>) -> Served<'x> {
+        Served {
+            pools: self.pools,
+            foreign: self.engine.config.server.rebind_foreign == RebindForeign::Extend,
+            reservation,
+        }
+    }
+
     fn key(&self, ia: &Ia<'r>) -> IaKey<'r> {
         self.engine
             .table
@@ -289,6 +339,31 @@ impl<'r, S: EventSink> Exchange<'_, 'r, '_, S> {
     }
 }
 
+/// What a client may hold on its link from this server (RFC 9915 §18.3.4: what is
+/// "appropriate for the link"): a unit that the server's ranges hand out (with `foreign`, any
+/// unit of a pool prefix, `rebind-foreign = "extend"`), or the client's reserved address or
+/// prefix.
+#[derive(Clone, Copy)]
+struct Served<'p> {
+    pools: &'p LinkPools,
+    foreign: bool,
+    reservation: Option<Prefix>,
+}
+
+impl Served<'_> {
+    /// Whether the client may hold the unit `bits` of length `len`.
+    fn admits(&self, kind: IaKind, bits: u128, len: u8) -> bool {
+        self.reservation
+            .is_some_and(|reserved| reserved.bits() == bits && reserved.len() == len)
+            || self.pools.serves(kind, bits, len, self.foreign)
+    }
+
+    /// Whether the client may keep `lease`.
+    fn lease(&self, lease: &Lease) -> bool {
+        self.admits(lease.kind, lease.addr, lease.prefix_len)
+    }
+}
+
 pub(super) fn lifetimes_of(link: &Link) -> Lifetimes {
     Lifetimes {
         preferred: link.timers.preferred,
@@ -297,10 +372,12 @@ pub(super) fn lifetimes_of(link: &Link) -> Lifetimes {
 }
 
 /// Whether an address or prefix the client listed, other than the one it keeps, goes back with
-/// lifetimes 0 (RFC 9915 §18.3.4, §18.3.5): always next to a binding, else when it is not on
-/// the link, and on Rebind, where this server cannot extend it.
-fn zero_lifetimes(kept: bool, on_link: bool, msg_type: MessageType) -> bool {
-    kept || !on_link || msg_type == MessageType::Rebind
+/// lifetimes 0 (RFC 9915 §18.3.4, §18.3.5): always once the IA is settled (next to its binding,
+/// or where the server would have created one and found nothing to assign), else when it is
+/// not appropriate for the link (not handed out by this server), and on Rebind, where this
+/// server cannot extend it.
+fn zero_lifetimes(settled: bool, appropriate: bool, msg_type: MessageType) -> bool {
+    settled || !appropriate || msg_type == MessageType::Rebind
 }
 
 /// The status of an IA for which nothing could be assigned.
@@ -318,17 +395,21 @@ fn unavailable(w: &mut MessageWriter<'_>, kind: IaKind) -> Result<(), DropReason
 }
 
 /// The status of an IA that Renew or Rebind left without a binding.
-fn not_extended(
-    w: &mut MessageWriter<'_>,
-    msg_type: MessageType,
-    kind: IaKind,
-) -> Result<(), DropReason> {
-    if msg_type == MessageType::Renew {
-        // RFC 9915 §18.3.4, in substance: if the server cannot find a client entry for the IA,
-        // it returns the IA with no addresses and a Status Code option set to NoBinding.
+fn not_extended(w: &mut MessageWriter<'_>, create: bool, kind: IaKind) -> Result<(), DropReason> {
+    if create {
+        // RFC 9915 §18.3.4, §18.3.5, in substance:
+        // If the server is configured to create new bindings as a result of processing
+        // Renew (Rebind) messages but the server will not assign any leases to an IA, the
+        // server returns the IA option containing a Status Code option with the
+        // NoAddrsAvail or NoPrefixAvail status code.
+        unavailable(w, kind)
+    } else {
+        // RFC 9915 §18.3.4, §18.3.5, in substance:
+        // If the server does not support creation of new bindings for the client sending a
+        // Renew (Rebind) message or the server is not configured to create new bindings as a
+        // result of processing Renew messages, the server returns the IA option containing
+        // a Status Code option with the NoBinding status code.
         w.status_code(StatusCode::NoBinding, "no binding for this IA")?;
         Ok(())
-    } else {
-        unavailable(w, kind)
     }
 }

@@ -79,10 +79,16 @@ impl LinkPools {
             .find(|pool| pool.range.prefix().contains(bits.into()))
     }
 
-    /// Whether a lease is still served here: inside a pool prefix, with the pool's length.
-    pub(super) fn serves(&self, lease: &Lease) -> bool {
-        self.of(lease.kind).iter().any(|pool| {
-            pool.range.prefix().contains(lease.ip()) && pool.range.unit_len() == lease.prefix_len
+    /// Whether this server hands out the unit `bits` of length `len`: inside one of its ranges
+    /// (with `foreign`, anywhere in a pool prefix), with the pool's length, and neither an
+    /// anycast address nor reserved. A range that moved or shrank no longer serves the units it
+    /// lost, even inside the same on-link prefix.
+    pub(super) fn serves(&self, kind: IaKind, bits: u128, len: u8, foreign: bool) -> bool {
+        self.of(kind).iter().any(|pool| {
+            let range = &pool.range;
+            range.unit_len() == len
+                && (range.contains(bits) || (foreign && range.prefix().contains(bits.into())))
+                && !range.is_reserved(bits)
         })
     }
 

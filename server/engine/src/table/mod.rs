@@ -190,8 +190,9 @@ impl LeaseTable {
     /// The fast path of Request, Renew and Rebind, and of a repeated Solicit: the first offered
     /// or bound lease of `key` (as [`Self::find_client`] finds it) is offered again, bound, or
     /// renewed as [`Self::claim`] would, without searching the address index. `accept` may turn
-    /// the lease down (an address no longer served, a mere offer where a binding is needed);
-    /// then nothing changes and `None` is returned, as when the client holds no lease.
+    /// a lease down (an address no longer served, a mere offer where a binding is needed):
+    /// that lease stays as it is and the client's next lease is tried; `None` when none is
+    /// accepted, as when the client holds no lease.
     #[allow(clippy::too_many_arguments)]
     pub fn claim_current(
         &self,
@@ -218,7 +219,7 @@ impl LeaseTable {
             }
             let lease = record.lease();
             if !accept(&lease) {
-                return None;
+                continue;
             }
             let (state, expires, event) = match (record.raw_state(), how) {
                 (STATE_BOUND, ClaimAs::Offered { .. }) => return Some(lease),
