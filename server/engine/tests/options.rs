@@ -301,6 +301,16 @@ fn vendor_oro_of_odd_length_is_malformed_rfc9915_21_7() {
     assert_eq!(s.drop_reason(&solicit), DropReason::Malformed);
 }
 
+#[test]
+fn another_vendors_option_is_not_read_even_when_its_body_is_not_sub_options_rfc9915_21_17() {
+    let mut s = server(DOCSIS);
+    // Enterprise 9 with an opaque body that is no code/length/value sequence.
+    let body = [0, 0, 0, 9, 0xde, 0xad, 0xbe];
+    let solicit = Client::new(15).solicit().ia_na(1, &[]).option(17, &body);
+    let advertise = s.send(&solicit);
+    assert_eq!(advertise.msg_type, MessageType::Advertise);
+}
+
 // ---- relay-supplied options (RFC 6422) ----
 
 /// An ERP Local Domain Name option body (RFC 6440): `example.net` in DNS wire format.

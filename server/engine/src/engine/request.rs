@@ -76,6 +76,12 @@ pub(super) const MAX_VENDOR_OROS: usize = 4;
 /// CL-SP-CANN-DHCP-Reg, sent by DOCSIS cable modems and eRouters.
 pub(super) const VENDOR_ORO_ENTERPRISES: [u32; 1] = [4491];
 
+/// Whether a vendor option body belongs to an enterprise in [`VENDOR_ORO_ENTERPRISES`].
+fn reads_vendor_oro(body: &[u8]) -> bool {
+    body.first_chunk::<4>()
+        .is_some_and(|enterprise| VENDOR_ORO_ENTERPRISES.contains(&u32::from_be_bytes(*enterprise)))
+}
+
 /// The sub-option of a vendor option that lists the sub-options requested.
 const VENDOR_ORO_SUB_OPTION: u16 = 1;
 
@@ -119,6 +125,11 @@ impl<'a> ClientRequest<'a> {
         for raw in message.options().raw() {
             let raw = raw.map_err(|_| DropReason::Malformed)?;
             if !ClientRequest::ACTED_ON.contains(&raw.code) {
+                continue;
+            }
+            // A vendor option is read only for the enterprises whose option request the server
+            // answers: another vendor's body, well-formed or not, is none of its business.
+            if raw.code == u16::from(OptionCode::VendorOpts) && !reads_vendor_oro(raw.data) {
                 continue;
             }
             match raw.parse().map_err(|_| DropReason::Malformed)? {
