@@ -27,7 +27,7 @@ use xdhcp6_datapath::mmsg::{MmsgBatch, PacketInfo, ReceiveMode};
 use xdhcp6_datapath::os::{pin_to_core, unix_now};
 use xdhcp6_engine::config::LinkId;
 use xdhcp6_engine::proto::MessageType;
-use xdhcp6_engine::{Context, Destination, Engine, Outcome};
+use xdhcp6_engine::{Arrival, Context, Destination, Engine, Outcome};
 
 use crate::events::Events;
 use crate::stats::WorkerStats;
@@ -235,13 +235,23 @@ impl<E: Events> Worker<E> {
             }
             let cx = Context {
                 link: self.links.lookup(&self.engine, datagram.info.interface),
+                // The IPV6_PKTINFO destination: ff02::1:2 (ff05::1:3) or one of ours.
+                arrival: Arrival::of(datagram.info.local),
                 now,
             };
             let reply = out.slot_mut(replies);
             let outcome = self.engine.handle(payload, &cx, reply, &mut self.events);
             self.stats.count_received(outcome.received());
             match outcome {
-                Outcome::Reply { len, to, .. } => {
+                Outcome::Reply {
+                    len,
+                    to,
+                    unknown_link,
+                    ..
+                } => {
+                    if unknown_link {
+                        self.stats.count_unknown_link_answered();
+                    }
                     let port = match to {
                         Destination::Client => self.ports.client,
                         Destination::Relay {

@@ -11,7 +11,7 @@ use xdhcp6_engine::alloc::SaltKey;
 use xdhcp6_engine::proto::MessageType;
 use xdhcp6_engine::table::{LeaseEvent, LeaseTable};
 use xdhcp6_engine::testing::{self, Client, Msg, REPLY_BUF, ReplyView, T0};
-use xdhcp6_engine::{Context, Destination, DropReason, Engine, Outcome};
+use xdhcp6_engine::{Arrival, Context, Destination, DropReason, Engine, Outcome};
 use xdhcp6d::metrics::{self, Limits, Sources};
 use xdhcp6d::stats::WorkerStats;
 
@@ -49,6 +49,7 @@ impl Datapath {
         let mut reply = vec![0; REPLY_BUF];
         let cx = Context {
             link: Some(xdhcp6_engine::config::LinkId(0)),
+            arrival: Arrival::Multicast,
             now: T0,
         };
         let outcome = self
