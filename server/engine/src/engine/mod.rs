@@ -2,9 +2,9 @@
 //!
 //! Every datapath and every test drives the same entry point: the request's UDP payload, a
 //! [`Context`] (the link the datapath received it on, whether it arrived at a multicast or a
-//! unicast destination, and the time), a buffer for the reply and
-//! a sink for lease events. Client mistakes are never errors: they become a reply with a status
-//! code, or [`Outcome::Drop`] with a reason that the datapath counts.
+//! unicast destination, and the time), a buffer for the reply and a sink for lease events.
+//! Client mistakes are never errors: they become a reply with a status code, or
+//! [`Outcome::Drop`] with a reason that the datapath counts.
 
 mod discard;
 mod ia;
