@@ -30,7 +30,8 @@ struct Cli {
     /// --transport afxdp).
     #[arg(long, short = 'i')]
     interface: Option<String>,
-    /// Unicast server address instead of All_DHCP_Relay_Agents_and_Servers.
+    /// Unicast server address instead of All_DHCP_Relay_Agents_and_Servers: for relayed
+    /// clients (--relays); servers drop client messages sent unicast (RFC 9915 §16).
     #[arg(long)]
     server: Option<Ipv6Addr>,
     /// udp (kernel sockets) or afxdp (hand-built frames on one queue of --interface).

@@ -20,7 +20,7 @@ use xdhcp6_engine::alloc::SaltKey;
 use xdhcp6_engine::config::LinkId;
 use xdhcp6_engine::table::{Discard, LeaseTable};
 use xdhcp6_engine::testing;
-use xdhcp6_engine::{Context, Destination, Engine, Outcome};
+use xdhcp6_engine::{Arrival, Context, Destination, Engine, Outcome};
 
 const CONFIG: &str = xdhcp6_lab::fixtures::BENCH_ENGINE;
 
@@ -83,6 +83,7 @@ impl Transport for Loopback {
             let cx = Context {
                 // Relayed messages are placed by their link-address.
                 link: if self.relayed { None } else { Some(LinkId(0)) },
+                arrival: Arrival::Multicast,
                 now: u32::try_from(T0 + now_ns / 1_000_000_000).expect("fits"),
             };
             match self

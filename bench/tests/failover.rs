@@ -20,7 +20,7 @@ use xdhcp6_bench::transport::Transport;
 use xdhcp6_engine::alloc::SaltKey;
 use xdhcp6_engine::config::{Config, LinkId};
 use xdhcp6_engine::table::{Discard, LeaseTable};
-use xdhcp6_engine::{Context, Engine, Outcome};
+use xdhcp6_engine::{Arrival, Context, Engine, Outcome};
 
 const SPLIT_A: &str = include_str!("../../examples/split-a.toml");
 const SPLIT_B: &str = include_str!("../../examples/split-b.toml");
@@ -71,6 +71,7 @@ impl Transport for Link {
     fn send(&mut self, out: &Outbox) -> io::Result<usize> {
         let cx = Context {
             link: (!self.relayed).then_some(LinkId(0)),
+            arrival: Arrival::Multicast,
             now: u32::try_from(T0 + self.time.get() / S).expect("fits"),
         };
         for request in out.iter() {

@@ -15,7 +15,7 @@ use xdhcp6_bench::transport::UdpTransport;
 use xdhcp6_engine::alloc::SaltKey;
 use xdhcp6_engine::config::{Config, LinkId};
 use xdhcp6_engine::table::{Discard, LeaseTable};
-use xdhcp6_engine::{Context, Destination, Engine, Outcome};
+use xdhcp6_engine::{Arrival, Context, Destination, Engine, Outcome};
 use xdhcp6_lab::fixtures;
 use xdhcp6_lab::netns::Netns;
 
@@ -41,6 +41,8 @@ fn serve(stop: Arc<AtomicBool>) -> thread::JoinHandle<()> {
             };
             let cx = Context {
                 link: Some(LinkId(0)),
+                // [::1] stands in for the All_DHCP_Relay_Agents_and_Servers group.
+                arrival: Arrival::Multicast,
                 now: 1_750_000_000,
             };
             if let Outcome::Reply { len: n, to, .. } =

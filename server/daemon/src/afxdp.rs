@@ -56,7 +56,7 @@ pub use xdhcp6_datapath::{
     BindMode, FrameAudit, InterfaceInfo, XskConfig, XskError, XskQueue, XskSocket, register,
     rx_queue_count,
 };
-use xdhcp6_engine::{Context, Destination, Engine, Outcome, config::LinkId};
+use xdhcp6_engine::{Arrival, Context, Destination, Engine, Outcome, config::LinkId};
 
 use crate::{
     events::{Barrier, Events},
@@ -395,13 +395,28 @@ pub fn serve_queue<E: Events>(
     let mut links = LinkCache::default();
     let respond = |request: &[u8], meta: &FrameMeta, reply: &mut [u8], events: &mut E| {
         let link = links.lookup(engine, &interface.name, meta.vlan());
-        let cx = Context { link, now: now() };
+        // RFC 9915 §14, in substance: DHCP servers SHOULD NOT check to see whether the Layer 2
+        // address used was multicast or not, as long as the Layer 3 address was correct.
+        let cx = Context {
+            link,
+            arrival: Arrival::of(meta.destination),
+            now: now(),
+        };
         // The responder counts what the engine read and wrote; the worker parses no DHCPv6.
         let outcome = engine.handle(request, &cx, reply, events);
         stats.count_received(outcome.received());
         match outcome {
-            Outcome::Reply { len, to, sent, .. } => {
+            Outcome::Reply {
+                len,
+                to,
+                sent,
+                unknown_link,
+                ..
+            } => {
                 stats.count_sent(sent);
+                if unknown_link {
+                    stats.count_unknown_link_answered();
+                }
                 Some(ReplyPlan { len, to })
             }
             Outcome::Drop { reason, .. } => {

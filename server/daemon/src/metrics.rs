@@ -210,6 +210,17 @@ fn render_workers(out: &mut Exposition, workers: &[Arc<WorkerStats>]) {
         );
     }
     out.family(
+        "xdhcp6_unknown_link_answered_total",
+        "counter",
+        "Relayed Solicit and Request messages from a link no [[link]] selects, answered with \
+         NoAddrsAvail or NoPrefixAvail (server.unknown-link); dropped ones count as \
+         xdhcp6_dropped_total with reason unknown_link.",
+    );
+    out.value(
+        "xdhcp6_unknown_link_answered_total",
+        sum(|stats| &stats.unknown_link_answered),
+    );
+    out.family(
         "xdhcp6_bad_frames_total",
         "counter",
         "Frames the datapath could not use (not IPv6/UDP, bad checksum, too large).",

@@ -21,6 +21,9 @@ pub struct WorkerStats {
     pub sent: [AtomicU64; MESSAGE_TYPES],
     /// Messages dropped, by [`DropReason`] (index in [`DropReason::ALL`]).
     pub dropped: [AtomicU64; DropReason::ALL.len()],
+    /// Relayed Solicit and Request messages from a link no `[[link]]` selects, answered
+    /// NoAddrsAvail / NoPrefixAvail (`unknown-link = "no-addrs-avail"`).
+    pub unknown_link_answered: AtomicU64,
     /// Frames the datapath itself could not use (not IPv6/UDP, bad checksum, too large...).
     pub bad_frames: AtomicU64,
     /// Replies that could not be sent (socket or ring full).
@@ -48,6 +51,14 @@ impl WorkerStats {
             .position(|known| *known == reason)
             .unwrap_or(0);
         bump(&self.dropped[index]);
+    }
+
+    /// Counts a client on an unknown link that was answered (see [`Outcome::Reply`]).
+    ///
+    /// [`Outcome::Reply`]: xdhcp6_engine::Outcome::Reply
+    #[inline]
+    pub fn count_unknown_link_answered(&self) {
+        bump(&self.unknown_link_answered);
     }
 
     /// Counts a frame the datapath could not use.

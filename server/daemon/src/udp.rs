@@ -27,7 +27,7 @@ use xdhcp6_datapath::mmsg::{MmsgBatch, PacketInfo, ReceiveMode};
 use xdhcp6_datapath::os::{pin_to_core, unix_now};
 use xdhcp6_engine::config::LinkId;
 use xdhcp6_engine::proto::MessageType;
-use xdhcp6_engine::{Context, Destination, Engine, Outcome};
+use xdhcp6_engine::{Arrival, Context, Destination, Engine, Outcome};
 
 use crate::events::Events;
 use crate::stats::WorkerStats;
@@ -235,13 +235,23 @@ impl<E: Events> Worker<E> {
             }
             let cx = Context {
                 link: self.links.lookup(&self.engine, datagram.info.interface),
+                // The IPV6_PKTINFO destination: ff02::1:2 (ff05::1:3) or one of ours.
+                arrival: Arrival::of(datagram.info.local),
                 now,
             };
             let reply = out.slot_mut(replies);
             let outcome = self.engine.handle(payload, &cx, reply, &mut self.events);
             self.stats.count_received(outcome.received());
             match outcome {
-                Outcome::Reply { len, to, .. } => {
+                Outcome::Reply {
+                    len,
+                    to,
+                    unknown_link,
+                    ..
+                } => {
+                    if unknown_link {
+                        self.stats.count_unknown_link_answered();
+                    }
                     let port = match to {
                         Destination::Client => self.ports.client,
                         Destination::Relay {
@@ -366,10 +376,11 @@ mod tests {
         client
             .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();
+        // The test's socket plays the client and the relay agent.
         let ports = Ports {
             server: socket.port(),
             client: client.local_addr().unwrap().port(),
-            relay: 547,
+            relay: client.local_addr().unwrap().port(),
         };
         let stop = Arc::new(AtomicBool::new(false));
         let recorder = Recorder::default();
@@ -389,6 +400,7 @@ mod tests {
 
         let mut request = [0u8; 256];
         let len = solicit(&mut request, 0x00ab_cdef);
+        // Sent to ::1, a unicast address: a client's own message is dropped (RFC 9915 §16).
         client
             .send_to(&request[..len], ("::1", socket.port()))
             .unwrap();
@@ -396,12 +408,25 @@ mod tests {
         client
             .send_to(&[2, 0, 0, 1], ("::1", socket.port()))
             .unwrap();
+        // The same Solicit through a relay agent, which sends to the server's unicast address.
+        let mut relayed = [0u8; 512];
+        let link: Ipv6Addr = "2001:db8:1::1".parse().unwrap();
+        let mut w =
+            MessageWriter::relay(&mut relayed, MessageType::RelayForw, 0, link, link).unwrap();
+        w.relay_msg(&request[..len]).unwrap();
+        let relayed_len = w.finish().unwrap();
+        client
+            .send_to(&relayed[..relayed_len], ("::1", socket.port()))
+            .unwrap();
         let mut reply = [0u8; 1500];
         let (got, from) = client.recv_from(&mut reply).unwrap();
-        let packet = Packet::parse(&reply[..got]).unwrap();
-        assert_eq!(packet.msg_type(), MessageType::Advertise);
+        let Ok(Packet::Relay(relay)) = Packet::parse(&reply[..got]) else {
+            panic!("not a Relay-reply: {:?}", &reply[..got]);
+        };
+        let inner = relay.chain().unwrap().message();
+        assert_eq!(inner.msg_type(), MessageType::Advertise);
+        assert_eq!(inner.transaction_id(), 0x00ab_cdef);
         assert_eq!(from.port(), socket.port());
-        assert_eq!(&reply[1..4], &[0xab, 0xcd, 0xef]);
 
         // The worker notices the stop flag within its receive timeout.
         let started = std::time::Instant::now();
@@ -412,14 +437,17 @@ mod tests {
         assert_eq!(events.lock().unwrap().len(), 1, "the offer is an event");
         assert!(settles.load(Ordering::Relaxed) >= 1);
         let stats = &stats[0];
-        assert_eq!(stats.received[1].load(Ordering::Relaxed), 1);
+        assert_eq!(stats.received[1].load(Ordering::Relaxed), 2);
         assert_eq!(stats.received[2].load(Ordering::Relaxed), 1);
-        assert_eq!(stats.sent[2].load(Ordering::Relaxed), 1);
-        let dropped: u64 = stats
-            .dropped
-            .iter()
-            .map(|count| count.load(Ordering::Relaxed))
-            .sum();
-        assert_eq!(dropped, 1);
+        assert_eq!(stats.sent[13].load(Ordering::Relaxed), 1);
+        let dropped = |reason: xdhcp6_engine::DropReason| {
+            let index = xdhcp6_engine::DropReason::ALL
+                .iter()
+                .position(|known| *known == reason)
+                .unwrap();
+            stats.dropped[index].load(Ordering::Relaxed)
+        };
+        assert_eq!(dropped(xdhcp6_engine::DropReason::Unicast), 1);
+        assert_eq!(dropped(xdhcp6_engine::DropReason::NotForServer), 1);
     }
 }

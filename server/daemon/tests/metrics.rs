@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use xdhcp6_engine::alloc::SaltKey;
 use xdhcp6_engine::proto::MessageType;
 use xdhcp6_engine::table::{LeaseEvent, LeaseTable};
-use xdhcp6_engine::testing::{self, Client, Msg, REPLY_BUF, ReplyView, T0};
-use xdhcp6_engine::{Context, Destination, DropReason, Engine, Outcome};
+use xdhcp6_engine::testing::{self, Client, Msg, REPLY_BUF, Relay, ReplyView, T0};
+use xdhcp6_engine::{Arrival, Context, Destination, DropReason, Engine, Outcome};
 use xdhcp6d::metrics::{self, Limits, Sources};
 use xdhcp6d::stats::WorkerStats;
 
@@ -45,10 +45,16 @@ impl Datapath {
     /// Handles `msg` on the first link and counts it as a datapath worker does; returns the
     /// reply bytes.
     fn handle(&mut self, msg: &Msg) -> Option<Vec<u8>> {
+        self.handle_at(msg, Arrival::Multicast)
+    }
+
+    /// Handles `msg` sent to a multicast group or to a unicast address of the server.
+    fn handle_at(&mut self, msg: &Msg, arrival: Arrival) -> Option<Vec<u8>> {
         let request = msg.encode();
         let mut reply = vec![0; REPLY_BUF];
         let cx = Context {
             link: Some(xdhcp6_engine::config::LinkId(0)),
+            arrival,
             now: T0,
         };
         let outcome = self
@@ -56,9 +62,17 @@ impl Datapath {
             .handle(&request, &cx, &mut reply, &mut self.events);
         self.stats.count_received(outcome.received());
         match outcome {
-            Outcome::Reply { len, sent, .. } => {
+            Outcome::Reply {
+                len,
+                sent,
+                unknown_link,
+                ..
+            } => {
                 reply.truncate(len);
                 self.stats.count_sent(sent);
+                if unknown_link {
+                    self.stats.count_unknown_link_answered();
+                }
                 Some(reply)
             }
             Outcome::Drop { reason, .. } => {
@@ -314,4 +328,44 @@ fn connections_beyond_the_limit_wait() {
     let response = waiting.join().unwrap();
     assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
     assert!(started.elapsed() >= Duration::from_millis(300));
+}
+
+#[test]
+fn unicast_drops_and_answers_to_unknown_links_are_counted() {
+    let toml = SPLIT_A.replacen(
+        "[server]\n",
+        "[server]\nunknown-link = \"no-addrs-avail\"\n",
+        1,
+    );
+    let mut datapath = Datapath::new(&toml);
+    let before = metrics::render(&datapath.sources());
+    assert_eq!(
+        sample(&before, "xdhcp6_dropped_total{reason=\"unicast\"}").as_deref(),
+        Some("0")
+    );
+    assert_eq!(
+        sample(&before, "xdhcp6_unknown_link_answered_total").as_deref(),
+        Some("0")
+    );
+
+    // A Solicit sent to the server's unicast address (RFC 9915 §16).
+    let solicit = Client::new(1).solicit().ia_na(1, &[]);
+    assert!(datapath.handle_at(&solicit, Arrival::Unicast).is_none());
+    // A relayed Solicit from a link no [[link]] selects, answered NoAddrsAvail.
+    let relayed = Client::new(2)
+        .via(Relay::new("2001:db8:eeee::1".parse().unwrap()))
+        .solicit()
+        .ia_na(1, &[]);
+    assert!(datapath.handle_at(&relayed, Arrival::Unicast).is_some());
+
+    let text = metrics::render(&datapath.sources());
+    assert_eq!(
+        sample(&text, "xdhcp6_dropped_total{reason=\"unicast\"}").as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        sample(&text, "xdhcp6_unknown_link_answered_total").as_deref(),
+        Some("1")
+    );
+    assert!(text.contains("# TYPE xdhcp6_unknown_link_answered_total counter\n"));
 }

@@ -13,7 +13,7 @@ use xdhcp6_engine::alloc::SaltKey;
 use xdhcp6_engine::config::{Config, LinkId};
 use xdhcp6_engine::proto::{MessageType, MessageWriter, OptionCode};
 use xdhcp6_engine::table::{Discard, IaKind, LeaseTable};
-use xdhcp6_engine::{Context, Engine, Outcome};
+use xdhcp6_engine::{Arrival, Context, Engine, Outcome};
 
 /// Leases in the table before anything is timed.
 const FILLED: u64 = 1_000_000;
@@ -125,6 +125,7 @@ fn filled() -> Filled {
     let engine = Engine::new(config, table).expect("engine starts");
     let cx = Context {
         link: Some(LinkId(0)),
+        arrival: Arrival::Multicast,
         now: T0,
     };
     let started = Instant::now();
@@ -181,6 +182,7 @@ fn engine_benches(c: &mut Criterion) {
     // One new client per iteration: Solicit → Advertise, Request → Reply.
     let cx = Context {
         link: Some(LinkId(0)),
+        arrival: Arrival::Multicast,
         now: T0 + 1,
     };
     let mut reply = [0; 1024];
@@ -233,6 +235,7 @@ fn engine_benches(c: &mut Criterion) {
     // Renew of an existing lease, cycling through all of them.
     let cx = Context {
         link: Some(LinkId(0)),
+        arrival: Arrival::Multicast,
         now: T0 + 1800,
     };
     {

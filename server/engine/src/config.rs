@@ -49,7 +49,8 @@ pub struct ServerSettings {
     /// whoever reads the file resolves a relative path).
     pub duid_file: Option<PathBuf>,
     /// The Preference option value, 0..=255 (`preference`, default 0). In an RFC 6853 pair the
-    /// primary sends 255 so that clients pick it at once.
+    /// primary sends 255 so that clients pick it at once. The default of every link's own
+    /// `preference`.
     pub preference: u8,
     /// The allocation salt mixed into every address hash (`salt`, default empty). Servers with
     /// the same salt and range compute the same address for a client (identical-prefix model).
@@ -59,6 +60,9 @@ pub struct ServerSettings {
     /// Whether Renew and Rebind give an IA the server has no binding for a new one, like a
     /// Request (`renew-creates-bindings`, default true; links may override it).
     pub renew_creates_bindings: bool,
+    /// What a relayed Solicit or Request from a link no `[[link]]` selects gets
+    /// (`unknown-link`, default `"drop"`).
+    pub unknown_link: UnknownLink,
     /// Seconds a declined address stays out of use (`decline-probation`, default 1 day).
     pub decline_probation: u32,
     /// How many leases the table should be sized for (`expected-leases`, default 65536).
@@ -79,6 +83,28 @@ pub enum RebindForeign {
     Zero,
     /// Extend it: the address is appropriate for the link (RFC 9915 §18.3.5 allows this).
     Extend,
+}
+
+/// What the server does with a relayed client whose link no `[[link]]` selects
+/// (`unknown-link`).
+///
+/// Messages other than Solicit and Request are dropped either way: a Confirm MUST get no
+/// Reply when the server does not know the link's prefixes (RFC 9915 §18.3.3), and Renew,
+/// Rebind, Release, Decline and Information-request concern bindings and options of a link.
+/// A direct client on an interface that serves no link is always dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum UnknownLink {
+    /// Send nothing (the default), counted as the drop reason `unknown_link`. RFC 9915
+    /// §18.3.1: a server not permitted by its policy to respond to the client discards the
+    /// Solicit; another server of the deployment may serve that link.
+    #[default]
+    Drop,
+    /// Answer a Solicit with an Advertise and a Request with a Reply in which every IA_NA
+    /// carries NoAddrsAvail and every IA_PD NoPrefixAvail (RFC 9915 §18.3.9, §18.3.2), so the
+    /// client stops waiting for this server.
+    NoAddrsAvail,
 }
 
 /// The four lifetimes of IA_NA / IA_PD, in seconds; `T1 <= T2 <= preferred <= valid`.
@@ -133,10 +159,17 @@ pub struct Link {
     /// Interfaces (and VLANs) whose directly attached clients are on this link.
     pub interfaces: Vec<InterfaceSelector>,
     /// Prefixes that select this link for a relayed message whose link-address lies inside:
-    /// the NA pool prefixes first, then the explicit `relay-prefixes`.
+    /// the NA pool prefixes first, then the explicit `relay-prefixes`. Several links may list
+    /// one prefix (one relay address in front of several links) when each of them has
+    /// `interface_ids` and no Interface-Id is on two of them; see [`Config::link_for_relay`].
     pub relay_prefixes: Vec<Prefix>,
     /// Interface-Id option values (RFC 9915 §21.18) that select this link for relayed messages.
+    /// Several links may list one value (relays that number their interfaces alike) when each
+    /// of them has `relay_prefixes` to tell them apart; see [`Config::link_for_relay`].
     pub interface_ids: Vec<Vec<u8>>,
+    /// The Preference option value of Advertise messages on this link (`preference`, default
+    /// `[server]`'s): an RFC 6853 server can be primary for some links, standby for others.
+    pub preference: u8,
     /// Lifetimes handed out on this link.
     pub timers: Timers,
     /// Whether a Solicit with Rapid Commit gets a Reply at once (`rapid-commit`).
@@ -337,9 +370,11 @@ pub enum ClientKey {
 struct Index {
     links: HashMap<String, LinkId>,
     interfaces: HashMap<String, Vec<(Option<u16>, LinkId)>>,
-    /// Relay prefixes grouped by length, longest first, for longest-prefix match.
-    relay_prefixes: Vec<(u8, HashMap<u128, LinkId>)>,
-    interface_ids: HashMap<Vec<u8>, LinkId>,
+    /// Relay prefixes grouped by length, longest first, for longest-prefix match; the links
+    /// that list each prefix.
+    relay_prefixes: Vec<(u8, HashMap<u128, Vec<LinkId>>)>,
+    /// The links that list each Interface-Id.
+    interface_ids: HashMap<Vec<u8>, Vec<LinkId>>,
     duids: HashMap<Vec<u8>, usize>,
     link_layer: HashMap<u16, HashMap<Vec<u8>, usize>>,
     addresses: HashMap<Ipv6Addr, usize>,
@@ -445,27 +480,55 @@ impl Config {
             .map(|(_, link)| *link)
     }
 
-    /// The link of a relayed client: by Interface-Id if one is configured for the value,
-    /// otherwise by the longest relay prefix containing `link_address`.
+    /// The link of a relayed client, from the relay's link-address and Interface-Id option.
+    ///
+    /// In this order:
+    /// 1. both keys: the link that lists the Interface-Id and the longest relay prefix (pool
+    ///    prefix or `relay-prefixes`) holding the link-address among such links;
+    /// 2. the Interface-Id alone, when one link lists it;
+    /// 3. the link-address alone: the longest relay prefix holding it, when one link lists
+    ///    that prefix.
+    ///
+    /// So links behind one relay address are told apart by Interface-Id, and links behind
+    /// relays that send the same Interface-Id by link-address. Validation rejects the
+    /// configurations where one pair of keys could select two links.
     pub fn link_for_relay(
         &self,
         link_address: Ipv6Addr,
         interface_id: Option<&[u8]>,
     ) -> Option<LinkId> {
-        if let Some(link) = interface_id.and_then(|id| self.index.interface_ids.get(id)) {
-            return Some(*link);
-        }
         // RFC 9915 §13.1, in substance:
-        // If the server receives the message through a relay agent, the server uses the
-        // link-address field to identify the link
-        if link_address.is_unspecified() {
-            return None;
-        }
+        // If the server receives the message from a forwarding relay agent, then the client
+        // is on the same link as the one to which the interface, identified by the
+        // link-address field in the message from the relay agent, is attached. According to
+        // RFC 6221, the server MUST ignore any link-address field whose value is zero.
+        // (The server also uses "other information in options supplied by the relay agent":
+        // the Interface-Id.)
         let bits = u128::from(link_address);
-        self.index
+        let by_prefix = self
+            .index
             .relay_prefixes
             .iter()
-            .find_map(|(len, links)| links.get(&(bits & crate::prefix::mask(*len))).copied())
+            .filter(|_| !link_address.is_unspecified())
+            .filter_map(move |(len, links)| links.get(&(bits & crate::prefix::mask(*len))));
+        if let Some(id) = interface_id {
+            let both = by_prefix.clone().flatten().find(|link| {
+                self.link(**link)
+                    .interface_ids
+                    .iter()
+                    .any(|own| own.as_slice() == id)
+            });
+            if let Some(link) = both {
+                return Some(*link);
+            }
+            if let Some([link]) = self.index.interface_ids.get(id).map(Vec::as_slice) {
+                return Some(*link);
+            }
+        }
+        match by_prefix.clone().next().map(Vec::as_slice) {
+            Some([link]) => Some(*link),
+            _ => None,
+        }
     }
 
     /// The reservation for a client DUID, on whatever link (check `Reservation::applies_to`).

@@ -13,7 +13,7 @@
 //! use std::sync::Arc;
 //!
 //! use xdhcp6_engine::proto::{MessageType, MessageWriter};
-//! use xdhcp6_engine::{Context, Engine, Outcome, alloc::SaltKey, config::Config, table::LeaseTable};
+//! use xdhcp6_engine::{Arrival, Context, Engine, Outcome, alloc::SaltKey, config::Config, table::LeaseTable};
 //!
 //! let text = r#"
 //!     [server]
@@ -36,8 +36,12 @@
 //! w.end_option(ia)?;
 //! let len = w.finish()?;
 //!
-//! // The datapath says which link the message came from and what time it is.
-//! let cx = Context { link: engine.link_for_interface("eth1", None), now: 1_750_000_000 };
+//! // The datapath says which link the message came from, at which kind of address, and when.
+//! let cx = Context {
+//!     link: engine.link_for_interface("eth1", None),
+//!     arrival: Arrival::Multicast,
+//!     now: 1_750_000_000,
+//! };
 //! let (mut reply, mut events) = ([0; 1500], Vec::new());
 //! let outcome = engine.handle(&solicit[..len], &cx, &mut reply, &mut events);
 //! assert!(matches!(outcome, Outcome::Reply { sent: MessageType::Advertise, .. }));
@@ -59,6 +63,7 @@ pub mod table;
 pub mod testing;
 
 pub use engine::{
-    Context, Destination, DropReason, Engine, EngineError, Outcome, PoolUsage, received_type,
+    Arrival, Context, Destination, DropReason, Engine, EngineError, Outcome, PoolUsage,
+    received_type,
 };
 pub use xdhcp6_proto as proto;

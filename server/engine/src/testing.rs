@@ -14,7 +14,7 @@ use crate::proto::{
     DhcpOption, Message, MessageType, MessageWriter, OptionCode, Packet, StatusCode,
 };
 use crate::table::{EventKind, LeaseEvent, LeaseTable};
-use crate::{Context, Destination, DropReason, Engine, Outcome};
+use crate::{Arrival, Context, Destination, DropReason, Engine, Outcome};
 
 /// The virtual clock's start: any Unix time works, the engine only compares.
 pub const T0: u32 = 1_750_000_000;
@@ -53,6 +53,8 @@ pub struct Server {
     pub now: u32,
     /// The link direct (unrelayed) messages arrive on.
     pub link: Option<LinkId>,
+    /// The kind of destination messages arrive at (multicast unless a test says otherwise).
+    pub arrival: Arrival,
     /// Every lease event since the last [`Server::take_events`].
     pub events: Vec<LeaseEvent>,
     buf: Vec<u8>,
@@ -84,6 +86,7 @@ impl Server {
             engine,
             now: T0,
             link: Some(LinkId(0)),
+            arrival: Arrival::Multicast,
             events: Vec::new(),
             buf: vec![0; REPLY_BUF],
         }
@@ -104,6 +107,7 @@ impl Server {
     pub fn handle_bytes(&mut self, request: &[u8]) -> Result<ReplyView, DropReason> {
         let cx = Context {
             link: self.link,
+            arrival: self.arrival,
             now: self.now,
         };
         match self
@@ -121,6 +125,14 @@ impl Server {
             Ok(reply) => reply,
             Err(reason) => panic!("{:?} was dropped: {reason:?}", msg.msg_type),
         }
+    }
+
+    /// Hands `msg` to the engine as sent to one of the server's unicast addresses.
+    pub fn handle_unicast(&mut self, msg: &Msg) -> Result<ReplyView, DropReason> {
+        let arrival = std::mem::replace(&mut self.arrival, Arrival::Unicast);
+        let result = self.handle(msg);
+        self.arrival = arrival;
+        result
     }
 
     /// Hands `msg` to the engine and expects it dropped.

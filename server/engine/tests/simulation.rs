@@ -761,6 +761,7 @@ delegated-length = 56
                     let mut buf = vec![0; testing::REPLY_BUF];
                     let cx = xdhcp6_engine::Context {
                         link: Some(xdhcp6_engine::config::LinkId(0)),
+                        arrival: xdhcp6_engine::Arrival::Multicast,
                         now: testing::T0,
                     };
                     let mut ask = |bytes: &[u8]| -> ReplyView {

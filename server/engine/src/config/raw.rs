@@ -10,8 +10,8 @@ use std::marker::PhantomData;
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::RebindForeign;
 use super::text::parse_duration;
+use super::{RebindForeign, UnknownLink};
 
 /// The whole file.
 #[derive(Deserialize, Serialize, Clone, Default, Debug)]
@@ -53,6 +53,9 @@ pub(crate) struct RawServer {
     /// Renew and Rebind of an IA without a binding create one (default true).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub renew_creates_bindings: Option<bool>,
+    /// `"drop"` (default) or `"no-addrs-avail"`: a relayed client on no configured link.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unknown_link: Option<UnknownLink>,
     /// How long a declined address rests (default `"1d"`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decline_probation: Option<Seconds>,
@@ -108,6 +111,9 @@ pub(crate) struct RawLink {
     /// Valid lifetime on this link (default: `[server]`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub valid_lifetime: Option<Seconds>,
+    /// Preference option value on this link (default: `[server]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preference: Option<u8>,
     /// Honour Rapid Commit (default false).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rapid_commit: Option<bool>,

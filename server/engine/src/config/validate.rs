@@ -121,7 +121,7 @@ pub(crate) fn build(raw: RawConfig, file: &str) -> Result<Config, ConfigError> {
     options::build(&raw.options)
         .map_err(|(field, problem)| error((join("options", &field), problem)))?;
     let mut index = Index::default();
-    let links = links(&raw, &server.timers, &mut index).map_err(error)?;
+    let links = links(&raw, &server.timers, server.preference, &mut index).map_err(error)?;
     let reservations = reservations(&raw.reservation, &links, &mut index).map_err(error)?;
     Ok(Config {
         server,
@@ -178,6 +178,7 @@ fn server(raw: &RawServer) -> Result<ServerSettings, Problem> {
         renew_creates_bindings: raw
             .renew_creates_bindings
             .unwrap_or(DEFAULT_RENEW_CREATES_BINDINGS),
+        unknown_link: raw.unknown_link.unwrap_or_default(),
         decline_probation: raw
             .decline_probation
             .map_or(DEFAULT_DECLINE_PROBATION, |s| s.0),
@@ -240,14 +241,20 @@ struct Seen {
     order: usize,
 }
 
-fn links(raw: &RawConfig, defaults: &Timers, index: &mut Index) -> Result<Vec<Link>, Problem> {
+fn links(
+    raw: &RawConfig,
+    defaults: &Timers,
+    preference: u8,
+    index: &mut Index,
+) -> Result<Vec<Link>, Problem> {
     if raw.link.len() > usize::from(u16::MAX) {
         return Err(("link".into(), format!("at most {} links", u16::MAX)));
     }
     let mut links: Vec<Link> = Vec::with_capacity(raw.link.len());
     let mut na_prefixes: HashMap<Prefix, Seen> = HashMap::new();
     let mut pd_prefixes: HashMap<Prefix, Seen> = HashMap::new();
-    let mut relay: HashMap<Prefix, Seen> = HashMap::new();
+    // Every link that lists a relay prefix.
+    let mut relay: HashMap<Prefix, Vec<Seen>> = HashMap::new();
     let mut ranges: Vec<(Prefix, String)> = Vec::new();
 
     for (i, raw_link) in raw.link.iter().enumerate() {
@@ -291,16 +298,16 @@ fn links(raw: &RawConfig, defaults: &Timers, index: &mut Index) -> Result<Vec<Li
         for (j, raw_id) in raw_link.interface_ids.iter().enumerate() {
             let field = format!("{base}.interface-ids[{j}]");
             let bytes = interface_id(raw_id, &field)?;
-            if let Some(other) = index.interface_ids.get(&bytes) {
+            if interface_ids.contains(&bytes) {
                 return Err((
                     field,
                     format!(
                         "this Interface-Id already selects {}",
-                        describe(&links, *other, id, name)
+                        describe(&links, id, id, name)
                     ),
                 ));
             }
-            index.interface_ids.insert(bytes.clone(), id);
+            // Other links with the same value are checked once this link's prefixes are known.
             interface_ids.push(bytes);
         }
 
@@ -359,25 +366,54 @@ fn links(raw: &RawConfig, defaults: &Timers, index: &mut Index) -> Result<Vec<Li
             if relay_prefixes.contains(&prefix) {
                 continue;
             }
-            if let Some(seen) = relay.get(&prefix) {
+            let sharing = relay.entry(prefix).or_default();
+            // Links behind one relay address are told apart by Interface-Id: each of them
+            // needs its own, or a relayed message could select either.
+            for seen in sharing.iter() {
+                let other = &links[seen.link.index()];
+                let told_apart = !interface_ids.is_empty()
+                    && !other.interface_ids.is_empty()
+                    && !other
+                        .interface_ids
+                        .iter()
+                        .any(|own| interface_ids.contains(own));
+                if !told_apart {
+                    return Err((
+                        field,
+                        format!(
+                            "{prefix} already selects {} for relayed messages ({}); links that \
+                             share a relay prefix need interface-ids, none in common",
+                            describe(&links, seen.link, id, name),
+                            seen.field
+                        ),
+                    ));
+                }
+            }
+            sharing.push(Seen {
+                field,
+                link: id,
+                order: 0,
+            });
+            relay_prefixes.push(prefix);
+        }
+
+        // Links with the same Interface-Id (relays that number their interfaces alike) are
+        // told apart by link-address: each of them needs relay prefixes.
+        for (j, bytes) in interface_ids.iter().enumerate() {
+            let entry = index.interface_ids.entry(bytes.clone()).or_default();
+            if let Some(other) = entry.iter().find(|other| {
+                relay_prefixes.is_empty() || links[other.index()].relay_prefixes.is_empty()
+            }) {
                 return Err((
-                    field,
+                    format!("{base}.interface-ids[{j}]"),
                     format!(
-                        "{prefix} already selects {} for relayed messages ({})",
-                        describe(&links, seen.link, id, name),
-                        seen.field
+                        "this Interface-Id already selects {}; links that share an \
+                         Interface-Id need relay-prefixes or pools to tell them apart",
+                        describe(&links, *other, id, name)
                     ),
                 ));
             }
-            relay.insert(
-                prefix,
-                Seen {
-                    field,
-                    link: id,
-                    order: 0,
-                },
-            );
-            relay_prefixes.push(prefix);
+            entry.push(id);
         }
 
         if interfaces.is_empty() && relay_prefixes.is_empty() && interface_ids.is_empty() {
@@ -401,6 +437,7 @@ fn links(raw: &RawConfig, defaults: &Timers, index: &mut Index) -> Result<Vec<Li
             interfaces,
             relay_prefixes,
             interface_ids,
+            preference: raw_link.preference.unwrap_or(preference),
             timers,
             rapid_commit: raw_link.rapid_commit.unwrap_or(false),
             renew_creates_bindings: raw_link
@@ -417,12 +454,12 @@ fn links(raw: &RawConfig, defaults: &Timers, index: &mut Index) -> Result<Vec<Li
     no_overlapping_ranges(ranges)?;
     no_delegation_of_on_link_space(&na_prefixes, &pd_prefixes)?;
 
-    let mut by_len: HashMap<u8, HashMap<u128, LinkId>> = HashMap::new();
+    let mut by_len: HashMap<u8, HashMap<u128, Vec<LinkId>>> = HashMap::new();
     for (prefix, seen) in relay {
         by_len
             .entry(prefix.len())
             .or_default()
-            .insert(prefix.bits(), seen.link);
+            .insert(prefix.bits(), seen.iter().map(|seen| seen.link).collect());
     }
     let mut by_len: Vec<_> = by_len.into_iter().collect();
     by_len.sort_by_key(|(len, _)| std::cmp::Reverse(*len));
@@ -868,6 +905,7 @@ pub(crate) fn unbuild(config: &Config) -> String {
             salt: Some(server.salt.clone()),
             rebind_foreign: Some(server.rebind_foreign),
             renew_creates_bindings: Some(server.renew_creates_bindings),
+            unknown_link: Some(server.unknown_link),
             decline_probation: Some(Seconds(server.decline_probation)),
             expected_leases: Some(server.expected_leases),
             t1: Some(Seconds(server.timers.t1)),
@@ -939,6 +977,7 @@ fn unbuild_link(link: &Link) -> RawLink {
         t2: Some(Seconds(link.timers.t2)),
         preferred_lifetime: Some(Seconds(link.timers.preferred)),
         valid_lifetime: Some(Seconds(link.timers.valid)),
+        preference: Some(link.preference),
         rapid_commit: Some(link.rapid_commit),
         renew_creates_bindings: Some(link.renew_creates_bindings),
         pool: link

@@ -381,7 +381,7 @@ fn zero_lifetimes(settled: bool, appropriate: bool, msg_type: MessageType) -> bo
 }
 
 /// The status of an IA for which nothing could be assigned.
-fn unavailable(w: &mut MessageWriter<'_>, kind: IaKind) -> Result<(), DropReason> {
+pub(super) fn unavailable(w: &mut MessageWriter<'_>, kind: IaKind) -> Result<(), DropReason> {
     match kind {
         IaKind::Na => w.status_code(StatusCode::NoAddrsAvail, "no addresses available")?,
         // RFC 9915 §18.3.2, in substance:

@@ -1,9 +1,10 @@
 //! The server: `Engine::handle` answers one DHCPv6 message, sans IO.
 //!
 //! Every datapath and every test drives the same entry point: the request's UDP payload, a
-//! [`Context`] (the link the datapath received it on, and the time), a buffer for the reply and
-//! a sink for lease events. Client mistakes are never errors: they become a reply with a status
-//! code, or [`Outcome::Drop`] with a reason that the datapath counts.
+//! [`Context`] (the link the datapath received it on, whether it arrived at a multicast or a
+//! unicast destination, and the time), a buffer for the reply and a sink for lease events.
+//! Client mistakes are never errors: they become a reply with a status code, or
+//! [`Outcome::Drop`] with a reason that the datapath counts.
 
 mod discard;
 mod ia;
@@ -23,7 +24,7 @@ pub use self::outcome::{Destination, DropReason, Outcome, received_type};
 use self::pools::LinkPools;
 pub use self::pools::PoolUsage;
 use self::request::{Client, ClientRequest, client_link_layer, relay_supplied};
-use crate::config::{Config, LinkId};
+use crate::config::{Config, LinkId, UnknownLink};
 use crate::table::{
     ClaimAs, EventKind, EventSink, IaKind, Lease, LeaseEvent, LeaseRecord, LeaseTable,
     RestoreReport,
@@ -48,8 +49,33 @@ pub struct Context {
     /// [`Engine::link_for_interface`]; `None` when that interface serves no link directly.
     /// Relayed messages are placed by their relay information instead.
     pub link: Option<LinkId>,
+    /// Whether the datagram's IPv6 destination was a multicast group or one of the server's
+    /// unicast addresses. Only a direct client message is judged by it: relay agents send
+    /// Relay-forward messages to a unicast address.
+    pub arrival: Arrival,
     /// The time, in seconds on the engine clock (Unix time).
     pub now: u32,
+}
+
+/// The kind of IPv6 destination address a message arrived at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Arrival {
+    /// A multicast group: All_DHCP_Relay_Agents_and_Servers (ff02::1:2) or All_DHCP_Servers
+    /// (ff05::1:3).
+    Multicast,
+    /// One of the server's unicast addresses, link-local or global.
+    Unicast,
+}
+
+impl Arrival {
+    /// The arrival of a datagram sent to `destination`.
+    pub fn of(destination: std::net::Ipv6Addr) -> Self {
+        if destination.is_multicast() {
+            Arrival::Multicast
+        } else {
+            Arrival::Unicast
+        }
+    }
 }
 
 /// The DHCPv6 server engine, shared by all workers.
@@ -143,11 +169,17 @@ impl Engine {
         };
         let mut received = MessageType::Unknown(0);
         match self.answer(request, cx, reply, &mut sink, &mut received) {
-            Ok(Answer { len, to, sent }) => Outcome::Reply {
+            Ok(Answer {
+                len,
+                to,
+                sent,
+                unknown_link,
+            }) => Outcome::Reply {
                 len,
                 to,
                 received,
                 sent,
+                unknown_link,
             },
             Err(reason) => {
                 if received.is_relay() {
@@ -185,6 +217,16 @@ impl Engine {
         }
         match Packet::parse(request).map_err(|_| DropReason::Malformed)? {
             Packet::Client(message) => {
+                // RFC 9915 §16, in substance:
+                // Servers SHOULD NOT accept unicast traffic from clients. The Server Unicast
+                // option and UseMulticast status code have been obsoleted and hence clients
+                // should no longer send messages to a server's unicast address nor receive the
+                // UseMulticast status code.
+                // (The exception for a server that previously sent Server Unicast does not
+                // apply: this server never sends it.)
+                if cx.arrival == Arrival::Unicast {
+                    return Err(DropReason::Unicast);
+                }
                 let link = cx.link.ok_or(DropReason::UnknownLink)?;
                 let request = ClientRequest::read(message)?;
                 discard::check(&request, &self.config.server.duid)?;
@@ -194,6 +236,7 @@ impl Engine {
                     len: w.finish()?,
                     to: Destination::Client,
                     sent,
+                    unknown_link: false,
                 })
             }
             Packet::Relay(relay) => {
@@ -209,7 +252,11 @@ impl Engine {
                 if !discard::is_client_request(message.msg_type()) {
                     return Err(DropReason::NotForServer);
                 }
-                let link = self.relay_link(&chain).ok_or(DropReason::UnknownLink)?;
+                let link = match self.relay_link(&chain) {
+                    Some(link) => Some(link),
+                    None if self.answers_unknown_link(message.msg_type()) => None,
+                    None => return Err(DropReason::UnknownLink),
+                };
                 let mut request = ClientRequest::read(message)?;
                 discard::check(&request, &self.config.server.duid)?;
                 request.relay_supplied = relay_supplied(&chain)?;
@@ -240,7 +287,12 @@ impl Engine {
                     }
                     *mark = Some(w.begin_option(OptionCode::RelayMsg)?);
                 }
-                let sent = self.respond(&request, link, link_layer, cx.now, &mut w, events)?;
+                let sent = match link {
+                    Some(link) => {
+                        self.respond(&request, link, link_layer, cx.now, &mut w, events)?
+                    }
+                    None => respond_unknown_link(&request, &self.config.server.duid, &mut w)?,
+                };
                 for mark in marks.into_iter().rev().flatten() {
                     w.end_option(mark)?;
                 }
@@ -248,6 +300,7 @@ impl Engine {
                     len: w.finish()?,
                     to: Destination::Relay { to_source_port },
                     sent,
+                    unknown_link: link.is_none(),
                 })
             }
         }
@@ -269,6 +322,13 @@ impl Engine {
                 .flatten();
             self.config.link_for_relay(hop.link_address(), interface_id)
         })
+    }
+
+    /// Whether a relayed message of `msg_type` from a link no `[[link]]` selects is answered
+    /// (`unknown-link = "no-addrs-avail"`: Solicit and Request) rather than dropped.
+    fn answers_unknown_link(&self, msg_type: MessageType) -> bool {
+        self.config.server.unknown_link == UnknownLink::NoAddrsAvail
+            && matches!(msg_type, MessageType::Solicit | MessageType::Request)
     }
 
     /// Writes the client message of the reply (after any Relay-reply headers); returns its
@@ -324,9 +384,12 @@ impl Engine {
                 }
                 if reply_type == MessageType::Advertise {
                     // RFC 9915 §18.3.9, in substance:
-                    // The server MAY include a Preference option to indicate the preference
-                    // of the server.
-                    exchange.w.preference(self.config.server.preference)?;
+                    // The server MAY add a Preference option to carry the preference value for
+                    // the Advertise message. The server implementation SHOULD allow the
+                    // setting of a server preference value by the administrator.
+                    // (Per link, so one server can be the primary of some links and the
+                    // standby of others.)
+                    exchange.w.preference(link.preference)?;
                 }
                 for ia in request.ias() {
                     exchange.assign(ia, how)?;
@@ -419,9 +482,46 @@ impl<S: EventSink> EventSink for Tracking<'_, S> {
     }
 }
 
-/// A reply written: its length, where it goes, and the client reply's type.
+/// The reply to a Solicit or Request relayed from a link no `[[link]]` selects, with
+/// `unknown-link = "no-addrs-avail"`: every IA without leases, and its status. Returns the
+/// reply's type (Advertise or Reply; no Rapid Commit, which is a link's setting).
+fn respond_unknown_link(
+    request: &ClientRequest<'_>,
+    server_duid: &[u8],
+    w: &mut MessageWriter<'_>,
+) -> Result<MessageType, DropReason> {
+    let reply_type = if request.msg_type == MessageType::Solicit {
+        MessageType::Advertise
+    } else {
+        MessageType::Reply
+    };
+    w.client_header(reply_type, request.xid)?;
+    w.server_id(server_duid)?;
+    if let Some(client_id) = request.client_id {
+        w.client_id(client_id)?;
+    }
+    // RFC 9915 §18.3.9, in substance:
+    // If the server will not assign any addresses to an IA_NA in subsequent Request messages
+    // from the client, the server MUST include the IA option in the Advertise message with no
+    // addresses in that IA and a Status Code option encapsulated in the IA option containing
+    // status code NoAddrsAvail. (IA_PD: NoPrefixAvail.)
+    // RFC 9915 §18.3.2, in substance:
+    // If ... it cannot assign any IP addresses to an IA, the server MUST return the IA option
+    // in the Reply message with no addresses in the IA and a Status Code option containing
+    // status code NoAddrsAvail in the IA. (IA_PD: NoPrefixAvail.)
+    for ia in request.ias() {
+        let mark = ia.begin(w, 0, 0)?;
+        ia::unavailable(w, ia.kind())?;
+        w.end_option(mark)?;
+    }
+    Ok(reply_type)
+}
+
+/// A reply written: its length, where it goes, the client reply's type, and whether it
+/// answers a client on a link no `[[link]]` selects.
 struct Answer {
     len: usize,
     to: Destination,
     sent: MessageType,
+    unknown_link: bool,
 }

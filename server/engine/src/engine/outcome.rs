@@ -18,6 +18,9 @@ pub enum Outcome {
         received: MessageType,
         /// The type of the reply to the client (Advertise or Reply), inside any Relay-reply.
         sent: MessageType,
+        /// The client is on a link no `[[link]]` selects: its IAs are answered NoAddrsAvail or
+        /// NoPrefixAvail (`unknown-link = "no-addrs-avail"`).
+        unknown_link: bool,
     },
     /// Send nothing; the reason is counted.
     Drop {
@@ -120,6 +123,8 @@ pub enum DropReason {
     NothingToConfirm,
     /// The message came from no configured link (interface, relay link-address, Interface-Id).
     UnknownLink,
+    /// A client message (not relayed) sent to a unicast address of the server (RFC 9915 §16).
+    Unicast,
     /// A relay chain longer than HOP_COUNT_LIMIT.
     HopLimit,
     /// The reply did not fit the buffer.
@@ -128,7 +133,7 @@ pub enum DropReason {
 
 impl DropReason {
     /// Every reason, for metrics.
-    pub const ALL: [DropReason; 12] = [
+    pub const ALL: [DropReason; 13] = [
         DropReason::Malformed,
         DropReason::NotForServer,
         DropReason::Unsupported,
@@ -139,6 +144,7 @@ impl DropReason {
         DropReason::IaInInformationRequest,
         DropReason::NothingToConfirm,
         DropReason::UnknownLink,
+        DropReason::Unicast,
         DropReason::HopLimit,
         DropReason::ReplyTooLarge,
     ];
@@ -156,6 +162,7 @@ impl DropReason {
             DropReason::IaInInformationRequest => "ia_in_information_request",
             DropReason::NothingToConfirm => "nothing_to_confirm",
             DropReason::UnknownLink => "unknown_link",
+            DropReason::Unicast => "unicast",
             DropReason::HopLimit => "hop_limit",
             DropReason::ReplyTooLarge => "reply_too_large",
         }
