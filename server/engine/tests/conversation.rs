@@ -1575,3 +1575,72 @@ fn reordered_links_give_every_client_the_same_address_and_prefix() {
         }
     }
 }
+
+#[test]
+fn two_client_ids_in_one_message_are_dropped_rfc9915_21_1() {
+    let mut s = Server::new(BASE);
+    let client = Client::new(90);
+    let other = testing::duid_llt(91);
+    let solicit = client.solicit().ia_na(1, &[]).option(1, &other);
+    assert_eq!(s.drop_reason(&solicit), DropReason::DuplicateId);
+    // The same message with one identity is answered.
+    s.send(&client.solicit().ia_na(1, &[]));
+}
+
+#[test]
+fn two_server_ids_in_one_message_are_dropped_rfc9915_21_1() {
+    let mut s = Server::new(BASE);
+    let client = Client::new(92);
+    s.bind_na(&client, 1);
+    let server = s.duid();
+    // Ours first, then another server's: the message cannot be taken for ours.
+    let renew = client
+        .renew(&server)
+        .ia_na(1, &[])
+        .option(2, &testing::duid_llt(93));
+    assert_eq!(s.drop_reason(&renew), DropReason::DuplicateId);
+    let info = client
+        .information_request()
+        .server_id(&server)
+        .option(2, &server);
+    assert_eq!(s.drop_reason(&info), DropReason::DuplicateId);
+}
+
+#[test]
+fn nine_ia_nas_in_one_solicit_all_get_an_answer_rfc9915_18_3_9() {
+    let mut s = Server::new(BASE);
+    let client = Client::new(94);
+    let mut solicit = client.solicit();
+    for iaid in 1..=9 {
+        solicit = solicit.ia_na(iaid, &[]);
+    }
+    let solicit = solicit.ia_pd(1, &[]).ia_pd(2, &[]);
+    let advertise = s.send(&solicit);
+    assert_eq!(advertise.ia_na.len(), 9, "every IA_NA is answered");
+    for iaid in 1..=8 {
+        assert_eq!(advertise.ia_na(iaid).status_code(), StatusCode::Success);
+        assert_eq!(advertise.ia_na(iaid).live_addrs().len(), 1);
+    }
+    let ninth = advertise.ia_na(9);
+    assert_eq!(ninth.status_code(), StatusCode::NoAddrsAvail);
+    assert!(ninth.live_addrs().is_empty());
+    assert_eq!(advertise.ia_pd.len(), 2);
+}
+
+#[test]
+fn ten_ia_nas_in_one_release_all_get_an_answer_rfc9915_18_3_7() {
+    let mut s = Server::new(BASE);
+    let client = Client::new(95);
+    s.bind_na(&client, 1);
+    let server = s.duid();
+    let mut release = client.release(&server);
+    for iaid in 1..=10 {
+        release = release.ia_na(iaid, &[]);
+    }
+    let reply = s.send(&release);
+    assert_eq!(reply.status_code(), StatusCode::Success);
+    assert_eq!(reply.ia_na.len(), 10);
+    for iaid in 9..=10 {
+        assert_eq!(reply.ia_na(iaid).status_code(), StatusCode::NoBinding);
+    }
+}

@@ -33,7 +33,8 @@ use crate::table::{
 /// The most relay hops the server answers through (RFC 9915 §7.6 HOP_COUNT_LIMIT).
 pub const HOP_COUNT_LIMIT: usize = 8;
 
-/// IA_NA or IA_PD options of one kind answered per message; further ones are ignored.
+/// IA_NA or IA_PD options of one kind served per message; further ones are answered with no
+/// leases and a status (NoAddrsAvail, NoPrefixAvail, or NoBinding in a Release or Decline).
 pub const MAX_IAS: usize = 8;
 
 /// Seconds an Advertise holds its address for the client's Request.
@@ -394,6 +395,7 @@ impl Engine {
                 for ia in request.ias() {
                     exchange.assign(ia, how)?;
                 }
+                beyond_limit(request, exchange.w)?;
                 reply::write_fqdn(request, exchange.w)?;
                 reply::write_options(request, link, exchange.w)?;
             }
@@ -401,6 +403,7 @@ impl Engine {
                 for ia in request.ias() {
                     exchange.extend(ia)?;
                 }
+                beyond_limit(request, exchange.w)?;
                 reply::write_fqdn(request, exchange.w)?;
                 reply::write_options(request, link, exchange.w)?;
             }
@@ -408,6 +411,7 @@ impl Engine {
                 for ia in request.ias() {
                     exchange.give_back(ia)?;
                 }
+                beyond_limit(request, exchange.w)?;
                 // RFC 9915 §18.3.7, in substance:
                 // the server generates a Reply message ... includes a Status Code option
                 // with the value Success
@@ -514,7 +518,36 @@ fn respond_unknown_link(
         ia::unavailable(w, ia.kind())?;
         w.end_option(mark)?;
     }
+    beyond_limit(request, w)?;
     Ok(reply_type)
+}
+
+/// Answers the IAs past [`MAX_IAS`] of their kind, which the server does not look at: each
+/// with no leases and a status, so that the client hears about every IA it sent.
+///
+/// Release and Decline: NoBinding (nothing was released or declined in them); other messages:
+/// NoAddrsAvail or NoPrefixAvail.
+fn beyond_limit(request: &ClientRequest<'_>, w: &mut MessageWriter<'_>) -> Result<(), DropReason> {
+    for ia in request.ias_beyond_limit() {
+        let mark = ia.begin(w, 0, 0)?;
+        if matches!(
+            request.msg_type,
+            MessageType::Release | MessageType::Decline
+        ) {
+            // RFC 9915 §18.3.7, in substance:
+            // For each IA in the Release message for which the server has no binding
+            // information, the server adds an IA option using the IAID from the Release
+            // message and includes a Status Code option with the value NoBinding in the IA
+            // option.
+            w.status_code(StatusCode::NoBinding, "too many IAs in one message")?;
+        } else {
+            // RFC 9915 §18.3.2, §18.3.9, in substance: an IA the server assigns nothing to is
+            // returned with no leases and the NoAddrsAvail (IA_PD: NoPrefixAvail) status.
+            ia::unavailable(w, ia.kind())?;
+        }
+        w.end_option(mark)?;
+    }
+    Ok(())
 }
 
 /// A reply written: its length, where it goes, the client reply's type, and whether it

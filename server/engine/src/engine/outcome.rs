@@ -129,11 +129,14 @@ pub enum DropReason {
     HopLimit,
     /// The reply did not fit the buffer.
     ReplyTooLarge,
+    /// Two Client Identifier or two Server Identifier options in one message (RFC 9915
+    /// §21.1: each option appears once unless noted otherwise).
+    DuplicateId,
 }
 
 impl DropReason {
     /// Every reason, for metrics.
-    pub const ALL: [DropReason; 13] = [
+    pub const ALL: [DropReason; 14] = [
         DropReason::Malformed,
         DropReason::NotForServer,
         DropReason::Unsupported,
@@ -147,6 +150,7 @@ impl DropReason {
         DropReason::Unicast,
         DropReason::HopLimit,
         DropReason::ReplyTooLarge,
+        DropReason::DuplicateId,
     ];
 
     /// A short name for metrics and logs.
@@ -165,6 +169,7 @@ impl DropReason {
             DropReason::Unicast => "unicast",
             DropReason::HopLimit => "hop_limit",
             DropReason::ReplyTooLarge => "reply_too_large",
+            DropReason::DuplicateId => "duplicate_id",
         }
     }
 }

@@ -65,6 +65,9 @@ pub(super) struct ClientRequest<'a> {
     /// The bodies of the relays' Relay-Supplied Options options, the relay closest to the
     /// client first (empty for a direct message).
     pub(super) relay_supplied: List<&'a [u8], HOP_COUNT_LIMIT>,
+    /// The message, when it holds more IA_NA or IA_PD options (with new IAIDs) than
+    /// [`MAX_IAS`]: the reply answers those with a status ([`ClientRequest::ias_beyond_limit`]).
+    pub(super) beyond_limit: Option<Message<'a>>,
 }
 
 /// Vendor-specific Information options of a request whose vendor request the server reads;
@@ -119,6 +122,7 @@ impl<'a> ClientRequest<'a> {
             fqdn: None,
             vendor_oros: List::new(),
             relay_supplied: List::new(),
+            beyond_limit: None,
         };
         // Only the options the server acts on are typed (and must be well-formed); the framing
         // of every option is checked.
@@ -133,19 +137,38 @@ impl<'a> ClientRequest<'a> {
                 continue;
             }
             match raw.parse().map_err(|_| DropReason::Malformed)? {
-                DhcpOption::ClientId(duid) => request.client_id = Some(duid.as_bytes()),
-                DhcpOption::ServerId(duid) => request.server_id = Some(duid.as_bytes()),
+                // RFC 9915 §21.1, in substance:
+                // Unless otherwise noted, each option may appear only in the options area of a
+                // DHCP message and may appear only once.
+                // RFC 9915 §16, in substance:
+                // Clients and servers MAY choose to ... ignore such a message completely and
+                // just discard it.
+                // (Two identities in one message: which one would the lease belong to?)
+                DhcpOption::ClientId(duid) => {
+                    if request.client_id.replace(duid.as_bytes()).is_some() {
+                        return Err(DropReason::DuplicateId);
+                    }
+                }
+                DhcpOption::ServerId(duid) => {
+                    if request.server_id.replace(duid.as_bytes()).is_some() {
+                        return Err(DropReason::DuplicateId);
+                    }
+                }
                 DhcpOption::IaNa(ia) => {
                     request.has_ia = true;
                     // One answer per IAID: a repeated IA is the client's mistake.
-                    if request.ia_na.iter().all(|other| other.iaid() != ia.iaid()) {
-                        request.ia_na.push(ia);
+                    if request.ia_na.iter().all(|other| other.iaid() != ia.iaid())
+                        && !request.ia_na.push(ia)
+                    {
+                        request.beyond_limit = Some(message);
                     }
                 }
                 DhcpOption::IaPd(ia) => {
                     request.has_ia = true;
-                    if request.ia_pd.iter().all(|other| other.iaid() != ia.iaid()) {
-                        request.ia_pd.push(ia);
+                    if request.ia_pd.iter().all(|other| other.iaid() != ia.iaid())
+                        && !request.ia_pd.push(ia)
+                    {
+                        request.beyond_limit = Some(message);
                     }
                 }
                 DhcpOption::IaTa(_) => request.has_ia = true,
@@ -186,6 +209,26 @@ impl<'a> ClientRequest<'a> {
     pub(super) fn ias(&self) -> impl Iterator<Item = Ia<'a>> + '_ {
         let na = self.ia_na.iter().map(|ia| Ia::Na(*ia));
         na.chain(self.ia_pd.iter().map(|ia| Ia::Pd(*ia)))
+    }
+
+    /// The IA_NA and IA_PD options past the [`MAX_IAS`] of their kind that [`Self::ias`]
+    /// answers, in message order (an IAID seen within the limit is not repeated; one repeated
+    /// past it is, as often as the client sent it: the reply's size bounds the work).
+    pub(super) fn ias_beyond_limit(&self) -> impl Iterator<Item = Ia<'a>> + '_ {
+        let raw = self.beyond_limit.map(|message| message.options().raw());
+        raw.into_iter()
+            .flatten()
+            .map_while(Result::ok)
+            .filter_map(|raw| match raw.parse() {
+                Ok(DhcpOption::IaNa(ia)) => Some(Ia::Na(ia)),
+                Ok(DhcpOption::IaPd(ia)) => Some(Ia::Pd(ia)),
+                _ => None,
+            })
+            .filter(|ia| {
+                !self
+                    .ias()
+                    .any(|answered| answered.kind() == ia.kind() && answered.iaid() == ia.iaid())
+            })
     }
 
     pub(super) fn requested(&self, code: OptionCode) -> bool {
