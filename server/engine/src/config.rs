@@ -70,6 +70,14 @@ pub struct ServerSettings {
     /// Lifetimes for links that do not set their own (`t1`, `t2`, `preferred-lifetime`,
     /// `valid-lifetime` in `[server]`).
     pub timers: Timers,
+    /// The interfaces relay agents reach the server on (`relay-interfaces`, default empty:
+    /// any interface). A Relay-forward arriving on another interface is dropped
+    /// (`relay_not_allowed`). The AF_XDP datapath attaches to them too; they serve no direct
+    /// clients unless a link names them in its `interfaces`.
+    pub relay_interfaces: Vec<String>,
+    /// The source prefixes relay agents send from (`relay-sources`, default empty: any
+    /// source). A Relay-forward from another address is dropped (`relay_not_allowed`).
+    pub relay_sources: Vec<Prefix>,
 }
 
 /// What a Rebind does with an address from another server's slice (`rebind-foreign`).
@@ -478,6 +486,20 @@ impl Config {
             .iter()
             .find(|(own, _)| *own == vlan)
             .map(|(_, link)| *link)
+    }
+
+    /// Whether a Relay-forward from `source` may be answered: `relay-sources` is empty, or
+    /// holds it. Datapaths check this and [`Config::relays_on`] before the engine reads one.
+    pub fn relay_source_allowed(&self, source: Ipv6Addr) -> bool {
+        let sources = &self.server.relay_sources;
+        sources.is_empty() || sources.iter().any(|prefix| prefix.contains(source))
+    }
+
+    /// Whether relay agents are accepted on `interface` at all (`relay-interfaces` is empty,
+    /// or lists it).
+    pub fn relays_on(&self, interface: &str) -> bool {
+        let list = &self.server.relay_interfaces;
+        list.is_empty() || list.iter().any(|own| own == interface)
     }
 
     /// The link of a relayed client, from the relay's link-address and Interface-Id option.

@@ -1148,6 +1148,8 @@ t1 = "30m"
 t2 = "48m"
 preferred-lifetime = "1h"
 valid-lifetime = "2h"
+relay-interfaces = ["uplink0", "uplink1"]
+relay-sources = ["2001:db8:ffff::/48"]
 
 [options]
 dns-servers = ["2001:db8:53::1"]
@@ -1214,6 +1216,8 @@ fn full_config_round_trips() {
     assert_eq!(config.links[0].interface_ids[1], [0, 255]);
     assert_eq!(config.links[1].options.dns_servers.len(), 1);
     assert_eq!(config.reservations.len(), 2);
+    assert_eq!(config.server.relay_interfaces, ["uplink0", "uplink1"]);
+    assert_eq!(config.server.relay_sources, [prefix("2001:db8:ffff::/48")]);
 
     let text = config.to_toml_string();
     let again = Config::from_toml_str(&text, "round-trip.toml")
@@ -1333,5 +1337,46 @@ split = "2/2"
         &text,
         "link[1].pd-pool[0].prefix",
         "2001:db8:1::/56 overlaps 2001:db8:1::/64 (link[0].pool[0].prefix)",
+    );
+}
+
+#[test]
+fn relays_are_admitted_where_the_server_section_says() {
+    // Neither key: relay agents on any interface, from any source.
+    let open = load(BASE);
+    assert!(open.relays_on("eth9"));
+    assert!(open.relay_source_allowed(Ipv6Addr::LOCALHOST));
+
+    let text = BASE.replacen(
+        "[server]\n",
+        "[server]\nrelay-interfaces = [\"uplink0\"]\nrelay-sources = [\"2001:db8:ffff::/48\"]\n",
+        1,
+    );
+    let config = load(&text);
+    assert!(config.relays_on("uplink0"));
+    assert!(!config.relays_on("mgmt0"));
+    assert!(config.relay_source_allowed("2001:db8:ffff:1::1".parse().unwrap()));
+    assert!(!config.relay_source_allowed("2001:db8:1::1".parse().unwrap()));
+    // A relay interface is no link of direct clients.
+    assert_eq!(config.link_for_interface("uplink0", None), None);
+}
+
+#[test]
+fn bad_relay_interfaces_and_sources_name_the_field() {
+    let with = |line: &str| BASE.replacen("[server]\n", &format!("[server]\n{line}\n"), 1);
+    assert_error(
+        &with(r#"relay-interfaces = ["up0", "up0"]"#),
+        "server.relay-interfaces[1]",
+        "twice",
+    );
+    assert_error(
+        &with(r#"relay-interfaces = [" "]"#),
+        "server.relay-interfaces[0]",
+        "empty",
+    );
+    assert_error(
+        &with(r#"relay-sources = ["2001:db8::/32", "nonsense"]"#),
+        "server.relay-sources[1]",
+        "",
     );
 }

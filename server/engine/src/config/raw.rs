@@ -74,6 +74,13 @@ pub(crate) struct RawServer {
     /// Default valid lifetime (default `"2h"`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub valid_lifetime: Option<Seconds>,
+    /// Interfaces where relay agents live (default: every interface); XDP is attached there
+    /// without making them links of direct clients.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub relay_interfaces: Vec<String>,
+    /// Prefixes relay agents send from (default: any source).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub relay_sources: Vec<String>,
 }
 
 /// `[[link]]`.

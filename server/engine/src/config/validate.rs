@@ -169,6 +169,26 @@ fn server(raw: &RawServer) -> Result<ServerSettings, Problem> {
         [raw.t1, raw.t2, raw.preferred_lifetime, raw.valid_lifetime],
         "server",
     )?;
+    let mut relay_interfaces: Vec<String> = Vec::new();
+    for (i, name) in raw.relay_interfaces.iter().enumerate() {
+        let field = format!("server.relay-interfaces[{i}]");
+        if name.trim().is_empty() {
+            return Err((field, "is empty".into()));
+        }
+        if relay_interfaces.contains(name) {
+            return Err((field, format!("{name:?} is listed twice")));
+        }
+        relay_interfaces.push(name.clone());
+    }
+    let mut relay_sources: Vec<Prefix> = Vec::new();
+    for (i, text) in raw.relay_sources.iter().enumerate() {
+        let field = format!("server.relay-sources[{i}]");
+        let prefix: Prefix = text.parse().map_err(|e| (field.clone(), format!("{e}")))?;
+        if relay_sources.contains(&prefix) {
+            return Err((field, format!("{prefix} is listed twice")));
+        }
+        relay_sources.push(prefix);
+    }
     Ok(ServerSettings {
         duid,
         duid_file,
@@ -184,6 +204,8 @@ fn server(raw: &RawServer) -> Result<ServerSettings, Problem> {
             .map_or(DEFAULT_DECLINE_PROBATION, |s| s.0),
         expected_leases: raw.expected_leases.unwrap_or(DEFAULT_EXPECTED_LEASES),
         timers,
+        relay_interfaces,
+        relay_sources,
     })
 }
 
@@ -912,6 +934,8 @@ pub(crate) fn unbuild(config: &Config) -> String {
             t2: Some(Seconds(server.timers.t2)),
             preferred_lifetime: Some(Seconds(server.timers.preferred)),
             valid_lifetime: Some(Seconds(server.timers.valid)),
+            relay_interfaces: server.relay_interfaces.clone(),
+            relay_sources: server.relay_sources.iter().map(|p| p.to_string()).collect(),
         },
         options: RawOptions::default(),
         link: config.links.iter().map(unbuild_link).collect(),

@@ -132,11 +132,15 @@ pub enum DropReason {
     /// Two Client Identifier or two Server Identifier options in one message (RFC 9915
     /// §21.1: each option appears once unless noted otherwise).
     DuplicateId,
+    /// A Relay-forward from an interface or source address that `relay-interfaces` or
+    /// `relay-sources` does not list. The datapaths decide this (they know the interface)
+    /// before the engine reads the message.
+    RelayNotAllowed,
 }
 
 impl DropReason {
     /// Every reason, for metrics.
-    pub const ALL: [DropReason; 14] = [
+    pub const ALL: [DropReason; 15] = [
         DropReason::Malformed,
         DropReason::NotForServer,
         DropReason::Unsupported,
@@ -151,6 +155,7 @@ impl DropReason {
         DropReason::HopLimit,
         DropReason::ReplyTooLarge,
         DropReason::DuplicateId,
+        DropReason::RelayNotAllowed,
     ];
 
     /// A short name for metrics and logs.
@@ -170,6 +175,7 @@ impl DropReason {
             DropReason::HopLimit => "hop_limit",
             DropReason::ReplyTooLarge => "reply_too_large",
             DropReason::DuplicateId => "duplicate_id",
+            DropReason::RelayNotAllowed => "relay_not_allowed",
         }
     }
 }
