@@ -48,6 +48,7 @@ use std::{
         atomic::{AtomicBool, Ordering},
     },
     thread,
+    time::{Duration, Instant},
 };
 
 use tracing::{debug, warn};
@@ -56,14 +57,23 @@ pub use xdhcp6_datapath::{
     BindMode, FrameAudit, InterfaceInfo, XskConfig, XskError, XskQueue, XskSocket, register,
     rx_queue_count,
 };
-use xdhcp6_engine::{Arrival, Context, Destination, Engine, Outcome, config::LinkId};
+use xdhcp6_engine::{Arrival, Context, Destination, DropReason, Engine, Outcome, config::LinkId};
 
 use crate::{
     events::{Barrier, Events},
-    frame::{self, FrameMeta, ReplySource},
+    frame::{self, FrameMeta, Local, ReplySource},
     stats::WorkerStats,
     xdp::Steering,
 };
+
+/// The MTU assumed when the interface's cannot be read.
+const DEFAULT_MTU: u32 = 1500;
+/// Ethernet header without tags.
+const ETHERNET_HEADER_LEN: usize = 14;
+/// One 802.1Q or 802.1ad tag.
+const VLAN_TAG_LEN: usize = 4;
+/// How often a worker copies its socket's kernel counters into its stats.
+const STATISTICS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The addresses replies from `interface` are sent from.
 pub fn reply_source(interface: &InterfaceInfo) -> ReplySource {
@@ -90,6 +100,11 @@ pub struct ReplyPlan {
 pub struct XskWorker {
     queue: XskQueue,
     source: ReplySource,
+    /// What a request must be addressed to.
+    local: Local,
+    /// The largest reply frame the interface sends: its MTU plus the Ethernet header (the
+    /// request's VLAN tags come on top).
+    max_frame: usize,
     /// Replies built and waiting for their batch's events to become durable, oldest first.
     held: VecDeque<Held>,
     /// At most this many replies are held; past it the worker waits for the journal before
@@ -120,9 +135,17 @@ impl XskWorker {
         let batch = queue.config().batch as usize;
         queue.refill(batch);
         let held_max = (queue.config().frames as usize / 4).max(batch);
+        let mut addresses = interface.addresses.clone();
+        addresses.extend(interface.global);
+        let mtu = interface.mtu.unwrap_or(DEFAULT_MTU) as usize;
         XskWorker {
             queue,
             source: reply_source(interface),
+            local: Local {
+                mac: interface.mac,
+                addresses,
+            },
+            max_frame: mtu + ETHERNET_HEADER_LEN,
             held: VecDeque::with_capacity(held_max),
             held_max,
         }
@@ -150,7 +173,12 @@ impl XskWorker {
         R: FnMut(&[u8], &FrameMeta, &mut [u8], &mut E) -> Option<ReplyPlan>,
     {
         let idle_timeout = i32::from(self.queue.config().idle_timeout_ms);
+        let mut next_statistics = Instant::now();
         while !stop.load(Ordering::Relaxed) {
+            if Instant::now() >= next_statistics {
+                self.read_statistics(stats);
+                next_statistics = Instant::now() + STATISTICS_INTERVAL;
+            }
             if self.poll(&mut respond, events, stats) == 0 {
                 if !self.held.is_empty() {
                     // Nothing arrived: wait for the journal instead of spinning.
@@ -228,6 +256,20 @@ impl XskWorker {
         received as usize
     }
 
+    /// Copies the socket's kernel counters (`XDP_STATISTICS`) into `stats`.
+    pub fn read_statistics(&self, stats: &WorkerStats) {
+        if let Ok(xsk) = self.queue.socket().statistics() {
+            stats.store_xsk([
+                xsk.rx_dropped,
+                xsk.rx_invalid_descs,
+                xsk.tx_invalid_descs,
+                xsk.rx_ring_full,
+                xsk.rx_fill_ring_empty_descs,
+                xsk.tx_ring_empty_descs,
+            ]);
+        }
+    }
+
     /// Waits until the oldest held reply may leave, then sends what may.
     fn wait_for_oldest<E: Events>(&mut self, events: &mut E, stats: &WorkerStats) {
         if let Some(oldest) = self.held.front() {
@@ -288,10 +330,19 @@ impl XskWorker {
         let tx_addr = self.queue.alloc();
         let verify = self.queue.config().verify_checksum;
         let request = self.queue.frame(desc.addr, desc.len as usize);
-        let meta = match frame::parse(request, verify) {
-            Ok(meta) => meta,
-            Err(_) => {
-                stats.count_bad_frame();
+        let meta = frame::parse(request, verify).and_then(|meta| {
+            self.local.admits(&meta)?;
+            Ok(meta)
+        });
+        let meta = match meta {
+            Ok(meta) => {
+                if meta.partial_checksum {
+                    stats.count_partial_checksum();
+                }
+                meta
+            }
+            Err(error) => {
+                stats.count_frame_error(error);
                 if let Some(tx_addr) = tx_addr {
                     self.queue.recycle(tx_addr);
                 }
@@ -314,8 +365,12 @@ impl XskWorker {
             return None;
         };
         let payload = &request[meta.payload()];
+        // The engine writes no more than the link carries: a reply past the MTU is dropped by
+        // the engine and counted (reply_too_large), never handed to a TX ring that would drop
+        // it without a word.
+        let max_frame = self.max_frame + meta.vlan_tags() * VLAN_TAG_LEN;
         let Some(plan) = reply
-            .get_mut(meta.header_len..)
+            .get_mut(meta.header_len..max_frame.min(reply.len()))
             .and_then(|buf| respond(payload, &meta, buf, events))
         else {
             self.queue.recycle(tx_addr);
@@ -393,7 +448,13 @@ pub fn serve_queue<E: Events>(
     stats: &WorkerStats,
 ) -> Result<XskWorker, XskError> {
     let mut links = LinkCache::default();
+    let relays_here = engine.config().relays_on(&interface.name);
     let respond = |request: &[u8], meta: &FrameMeta, reply: &mut [u8], events: &mut E| {
+        if !engine.admits_relay(relays_here, request, meta.source) {
+            stats.count_received(xdhcp6_engine::received_type(request));
+            stats.count_drop(DropReason::RelayNotAllowed);
+            return None;
+        }
         let link = links.lookup(engine, &interface.name, meta.vlan());
         // RFC 9915 §14, in substance: DHCP servers SHOULD NOT check to see whether the Layer 2
         // address used was multicast or not, as long as the Layer 3 address was correct.
@@ -548,6 +609,8 @@ mod tests {
             mac: [2, 0, 0, 0, 0, 1],
             link_local: "fe80::1".parse().unwrap(),
             global: Some(global),
+            addresses: vec!["fe80::1".parse().unwrap(), global],
+            mtu: Some(1500),
         };
         let source = reply_source(&interface);
         assert_eq!(source.mac, interface.mac);

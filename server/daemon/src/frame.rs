@@ -12,7 +12,7 @@
 
 use std::net::Ipv6Addr;
 
-use xdhcp6_common::wire::{self, Headers, Tags, ipv6, udp};
+use xdhcp6_common::wire::{self, Headers, Tags, checksum, ipv6, udp};
 use xdhcp6_common::{
     DHCPV6_CLIENT_PORT, DHCPV6_SERVER_PORT, IPPROTO_UDP, PassReason, Verdict, classify,
 };
@@ -48,15 +48,47 @@ pub enum FrameError {
     /// The UDP checksum is zero (not allowed over IPv6) or wrong.
     #[error("bad UDP checksum")]
     BadChecksum,
-    /// The source address cannot be replied to (multicast or unspecified).
+    /// The source address cannot be replied to (multicast, unspecified or loopback).
     #[error("source address cannot be replied to")]
     BadSource,
+    /// The frame is addressed to another host: neither its destination MAC nor its IPv6
+    /// destination is this interface's (or a DHCPv6 group's).
+    #[error("frame for another host")]
+    NotOurs,
     /// The reply goes to a global address and the interface has none to send from.
     #[error("no global address to reply to a relay agent from")]
     NoGlobalAddress,
     /// The reply does not fit the transmit frame.
     #[error("reply does not fit the frame")]
     TooLarge,
+}
+
+impl FrameError {
+    /// Short snake_case names, indexed by [`FrameError::index`], for metrics labels.
+    pub const NAMES: [&'static str; 8] = [
+        "not_steered",
+        "truncated",
+        "bad_length",
+        "bad_checksum",
+        "bad_source",
+        "not_ours",
+        "no_global_address",
+        "too_large",
+    ];
+
+    /// This error's index in [`FrameError::NAMES`].
+    pub const fn index(self) -> usize {
+        match self {
+            FrameError::NotSteered(_) => 0,
+            FrameError::Truncated => 1,
+            FrameError::BadLength => 2,
+            FrameError::BadChecksum => 3,
+            FrameError::BadSource => 4,
+            FrameError::NotOurs => 5,
+            FrameError::NoGlobalAddress => 6,
+            FrameError::TooLarge => 7,
+        }
+    }
 }
 
 /// What the reply needs to know about a request frame; see [`parse`].
@@ -81,6 +113,10 @@ pub struct FrameMeta {
     pub header_len: usize,
     /// Length of the DHCPv6 message.
     pub payload_len: usize,
+    /// The UDP checksum field held only the pseudo-header sum: the sender left the checksum
+    /// to offload (CHECKSUM_PARTIAL, a veth peer on this host) and the frame was accepted
+    /// unverified, as the kernel would.
+    pub partial_checksum: bool,
 }
 
 impl FrameMeta {
@@ -116,10 +152,48 @@ pub struct ReplySource {
     pub global: Option<Ipv6Addr>,
 }
 
+/// The DHCPv6 multicast MAC addresses: 33:33 and the low 32 bits of All_DHCP_Relay_Agents_and_Servers
+/// (ff02::1:2) and All_DHCP_Servers (ff05::1:3) (RFC 2464 §7).
+pub const MULTICAST_MACS: [[u8; MAC_LEN]; 2] = [[0x33, 0x33, 0, 1, 0, 2], [0x33, 0x33, 0, 1, 0, 3]];
+
+/// What a frame must be addressed to for this interface to take it, as the kernel would: our
+/// MAC or a DHCPv6 multicast MAC, and one of the interface's addresses or a DHCPv6 group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Local {
+    /// The interface's MAC address.
+    pub mac: [u8; MAC_LEN],
+    /// The interface's unicast IPv6 addresses (and the configured reply source, if any).
+    pub addresses: Vec<Ipv6Addr>,
+}
+
+impl Local {
+    /// Whether `request` is for this interface; its source was checked by [`parse`].
+    pub fn admits(&self, request: &FrameMeta) -> Result<(), FrameError> {
+        let mac = request.destination_mac == self.mac
+            || MULTICAST_MACS.contains(&request.destination_mac);
+        let destination = request.destination;
+        let address = self.addresses.contains(&destination)
+            || destination == ALL_DHCP_RELAY_AGENTS_AND_SERVERS
+            || destination == ALL_DHCP_SERVERS;
+        if mac && address {
+            Ok(())
+        } else {
+            Err(FrameError::NotOurs)
+        }
+    }
+}
+
+/// ff02::1:2 (RFC 9915 §7.1).
+pub const ALL_DHCP_RELAY_AGENTS_AND_SERVERS: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 1, 2);
+/// ff05::1:3 (RFC 9915 §7.1).
+pub const ALL_DHCP_SERVERS: Ipv6Addr = Ipv6Addr::new(0xff05, 0, 0, 0, 0, 0, 1, 3);
+
 /// Checks a frame steered to us and returns what the reply needs.
 ///
-/// `verify_checksum` checks the UDP checksum in software; turn it off only where frames arrive
-/// with partial checksums (a veth whose peer offloads them).
+/// `verify_checksum` checks the UDP checksum in software. A checksum field that holds just the
+/// pseudo-header sum is a datagram whose sender left the checksum to offload
+/// (CHECKSUM_PARTIAL: a veth peer, a container or VM on this host); the kernel accepts those
+/// unverified, and so does this ([`FrameMeta::partial_checksum`]).
 pub fn parse(frame: &[u8], verify_checksum: bool) -> Result<FrameMeta, FrameError> {
     if let Verdict::Pass(reason) = classify(frame) {
         return Err(FrameError::NotSteered(reason));
@@ -132,11 +206,17 @@ pub fn parse(frame: &[u8], verify_checksum: bool) -> Result<FrameMeta, FrameErro
     })?;
     // RFC 8200 §8.1, in substance:
     // IPv6 receivers must discard UDP packets containing a zero checksum
+    let mut partial_checksum = false;
     if verify_checksum && !headers.verify_checksum(frame) {
-        return Err(FrameError::BadChecksum);
+        partial_checksum = is_partial_checksum(&headers, frame);
+        if !partial_checksum {
+            return Err(FrameError::BadChecksum);
+        }
     }
+    // A reply to a multicast or unspecified source cannot be sent, and one to ::1 would leave
+    // on the wire with a loopback destination (RFC 4291 §2.5.3: never sent outside a node).
     let source = headers.ipv6.source;
-    if source.is_multicast() || source.is_unspecified() {
+    if source.is_multicast() || source.is_unspecified() || source.is_loopback() {
         return Err(FrameError::BadSource);
     }
     Ok(FrameMeta {
@@ -149,7 +229,27 @@ pub fn parse(frame: &[u8], verify_checksum: bool) -> Result<FrameMeta, FrameErro
         source_port: headers.udp.source_port,
         header_len: payload.start,
         payload_len: payload.len(),
+        partial_checksum,
     })
+}
+
+/// Whether the UDP checksum field of a frame holds the pseudo-header sum alone (not
+/// complemented), as Linux leaves it for a CHECKSUM_PARTIAL datagram whose checksum the
+/// device was to finish (`udp6_hwcsum_outgoing`: `uh->check = ~csum_ipv6_magic(...)`).
+fn is_partial_checksum(headers: &Headers, frame: &[u8]) -> bool {
+    let l4 = headers.l3() + ipv6::HEADER_LEN;
+    let Some(field) = frame.get(l4 + 6..l4 + 8) else {
+        return false;
+    };
+    let field = u16::from_be_bytes([field[0], field[1]]);
+    let pseudo = checksum::pseudo_header(
+        &headers.ipv6.source,
+        &headers.ipv6.destination,
+        IPPROTO_UDP,
+        u32::from(headers.ipv6.payload_len),
+    );
+    // Equal in one's-complement arithmetic: the sum plus the field's complement is zero.
+    field != 0 && checksum::fold(pseudo + u64::from(!field)) == 0xffff
 }
 
 /// Where a reply goes: addresses, ports and hop limit, decided from the request and the
@@ -511,6 +611,84 @@ mod tests {
             write_headers(&mut big, &meta, &server(), Destination::Client, 65_530),
             Err(FrameError::TooLarge)
         );
+    }
+
+    /// The interface of [`server`], with the client's frames' destination not among them.
+    fn local() -> Local {
+        Local {
+            mac: SERVER_MAC,
+            addresses: vec![server().link_local, server().global.unwrap()],
+        }
+    }
+
+    #[test]
+    fn solicit_to_a_foreign_mac_or_address_is_not_ours() {
+        let good = FrameBuilder::with_tags(&[])
+            .ipv6(IPPROTO_UDP)
+            .udp(546, 547, SOLICIT);
+        let meta = parse(good.bytes(), true).unwrap();
+        assert_eq!(local().admits(&meta), Ok(()), "multicast MAC and group");
+
+        // Another host's MAC, our group.
+        let mut foreign_mac = meta;
+        foreign_mac.destination_mac = [0x02, 0, 0, 0, 0, 0x99];
+        assert_eq!(local().admits(&foreign_mac), Err(FrameError::NotOurs));
+        // Our MAC, another host's address.
+        let mut foreign_ip = meta;
+        foreign_ip.destination_mac = SERVER_MAC;
+        foreign_ip.destination = "2001:db8:dead::1".parse().unwrap();
+        assert_eq!(local().admits(&foreign_ip), Err(FrameError::NotOurs));
+        // A multicast MAC other than the DHCPv6 ones.
+        let mut all_nodes = meta;
+        all_nodes.destination_mac = [0x33, 0x33, 0, 0, 0, 1];
+        assert_eq!(local().admits(&all_nodes), Err(FrameError::NotOurs));
+        // Our MAC and our address; ff05::1:3 on its MAC.
+        let mut unicast = meta;
+        unicast.destination_mac = SERVER_MAC;
+        unicast.destination = server().global.unwrap();
+        assert_eq!(local().admits(&unicast), Ok(()));
+        let mut site = meta;
+        site.destination_mac = MULTICAST_MACS[1];
+        site.destination = ALL_DHCP_SERVERS;
+        assert_eq!(local().admits(&site), Ok(()));
+    }
+
+    #[test]
+    fn request_from_loopback_source_is_not_answered() {
+        let mut frame = FrameBuilder::with_tags(&[])
+            .ipv6(IPPROTO_UDP)
+            .udp(546, 547, SOLICIT)
+            .bytes()
+            .to_vec();
+        let source = Ipv6Addr::LOCALHOST;
+        let destination: Ipv6Addr = "ff02::1:2".parse().unwrap();
+        frame[22..38].copy_from_slice(&source.octets());
+        frame[60..62].copy_from_slice(&[0, 0]);
+        let sum = checksum::udp(&source, &destination, &frame[54..]);
+        frame[60..62].copy_from_slice(&sum.to_be_bytes());
+        assert_eq!(parse(&frame, true), Err(FrameError::BadSource));
+    }
+
+    #[test]
+    fn checksum_left_to_offload_is_accepted_and_flagged() {
+        let mut frame = FrameBuilder::with_tags(&[ethertype::VLAN])
+            .ipv6(IPPROTO_UDP)
+            .udp(546, 547, SOLICIT)
+            .bytes()
+            .to_vec();
+        let meta = parse(&frame, true).unwrap();
+        assert!(!meta.partial_checksum);
+        // What a CHECKSUM_PARTIAL sender leaves: the folded pseudo-header sum, uncomplemented.
+        let l4 = 18 + 40;
+        let len = (frame.len() - l4) as u32;
+        let pseudo = checksum::pseudo_header(&meta.source, &meta.destination, IPPROTO_UDP, len);
+        frame[l4 + 6..l4 + 8].copy_from_slice(&checksum::fold(pseudo).to_be_bytes());
+        let meta = parse(&frame, true).unwrap();
+        assert!(meta.partial_checksum);
+        assert_eq!(&frame[meta.payload()], SOLICIT);
+        // Any other wrong value is still a bad checksum.
+        frame[l4 + 6] ^= 0x10;
+        assert_eq!(parse(&frame, true), Err(FrameError::BadChecksum));
     }
 
     /// A reply frame checked independently: the bytes were fed to tshark

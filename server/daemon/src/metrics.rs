@@ -25,7 +25,8 @@ use xdhcp6_engine::proto::MessageType;
 use xdhcp6_engine::table::IaKind;
 use xdhcp6_engine::{DropReason, Engine};
 
-use crate::stats::{MESSAGE_TYPES, WorkerStats};
+use crate::frame::FrameError;
+use crate::stats::{MESSAGE_TYPES, WorkerStats, XSK_COUNTER_NAMES};
 
 /// The content type of the text exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -226,6 +227,43 @@ fn render_workers(out: &mut Exposition, workers: &[Arc<WorkerStats>]) {
         "Frames the datapath could not use (not IPv6/UDP, bad checksum, too large).",
     );
     out.value("xdhcp6_bad_frames_total", sum(|stats| &stats.bad_frames));
+    out.family(
+        "xdhcp6_frames_dropped_total",
+        "counter",
+        "Frames the AF_XDP datapath could not use, by reason (not_ours: addressed to another \
+         host; bad_source: a multicast, unspecified or loopback source).",
+    );
+    for (index, name) in FrameError::NAMES.iter().enumerate() {
+        out.sample(
+            "xdhcp6_frames_dropped_total",
+            &[("reason", name)],
+            sum_at(|stats| &stats.frame_errors, index),
+        );
+    }
+    out.family(
+        "xdhcp6_partial_checksum_frames_total",
+        "counter",
+        "Frames accepted with the UDP checksum left to offload (CHECKSUM_PARTIAL, from a veth \
+         peer on this host), unverified as the kernel takes them.",
+    );
+    out.value(
+        "xdhcp6_partial_checksum_frames_total",
+        sum(|stats| &stats.partial_checksums),
+    );
+    out.family(
+        "xdhcp6_xsk_kernel_total",
+        "counter",
+        "The AF_XDP sockets' own kernel counters (XDP_STATISTICS), summed over sockets, read \
+         once a second: rx_dropped, rx_ring_full, rx_fill_ring_empty_descs, \
+         rx_invalid_descs, tx_invalid_descs, tx_ring_empty_descs.",
+    );
+    for (index, name) in XSK_COUNTER_NAMES.iter().enumerate() {
+        out.sample(
+            "xdhcp6_xsk_kernel_total",
+            &[("counter", name)],
+            sum_at(|stats| &stats.xsk, index),
+        );
+    }
     out.family(
         "xdhcp6_send_failures_total",
         "counter",

@@ -287,8 +287,8 @@ impl Drop for Running {
     }
 }
 
-/// Attaches the XDP program to every interface the links name and starts one AF_XDP worker
-/// per receive queue of each.
+/// Attaches the XDP program to every interface the links name, and to `[server]
+/// relay-interfaces`, and starts one AF_XDP worker per receive queue of each.
 fn start_xdp(
     options: &RunOptions,
     config: &Config,
@@ -303,6 +303,13 @@ fn start_xdp(
             if !interfaces.contains(&interface.name.as_str()) {
                 interfaces.push(&interface.name);
             }
+        }
+    }
+    // Relay-facing interfaces get the program and workers too: relayed traffic reaches AF_XDP
+    // there, while direct clients find no link (`link_for_interface` is None) and are dropped.
+    for name in &config.server.relay_interfaces {
+        if !interfaces.contains(&name.as_str()) {
+            interfaces.push(name);
         }
     }
     for name in interfaces {

@@ -8,8 +8,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use xdhcp6_engine::DropReason;
 use xdhcp6_engine::proto::MessageType;
 
+use crate::frame::FrameError;
+
 /// Message types counted one by one (index = RFC 9915 message type code, 0 = unknown).
 pub const MESSAGE_TYPES: usize = 18;
+
+/// The kernel's AF_XDP socket counters (`struct xdp_statistics`), in [`WorkerStats::xsk`] order.
+pub const XSK_COUNTER_NAMES: [&str; 6] = [
+    "rx_dropped",
+    "rx_invalid_descs",
+    "tx_invalid_descs",
+    "rx_ring_full",
+    "rx_fill_ring_empty_descs",
+    "tx_ring_empty_descs",
+];
 
 /// The counters of one datapath worker.
 #[derive(Debug, Default)]
@@ -24,8 +36,16 @@ pub struct WorkerStats {
     /// Relayed Solicit and Request messages from a link no `[[link]]` selects, answered
     /// NoAddrsAvail / NoPrefixAvail (`unknown-link = "no-addrs-avail"`).
     pub unknown_link_answered: AtomicU64,
-    /// Frames the datapath itself could not use (not IPv6/UDP, bad checksum, too large...).
+    /// Frames the datapath itself could not use (not IPv6/UDP, bad checksum, for another
+    /// host, too large...).
     pub bad_frames: AtomicU64,
+    /// The same frames by [`FrameError`] (index [`FrameError::index`]).
+    pub frame_errors: [AtomicU64; FrameError::NAMES.len()],
+    /// Frames accepted with a checksum left to offload (CHECKSUM_PARTIAL, veth peers).
+    pub partial_checksums: AtomicU64,
+    /// The AF_XDP socket's own kernel counters (`XDP_STATISTICS`), as last read; names in
+    /// [`XSK_COUNTER_NAMES`].
+    pub xsk: [AtomicU64; XSK_COUNTER_NAMES.len()],
     /// Replies that could not be sent (socket or ring full).
     pub send_failures: AtomicU64,
 }
@@ -65,6 +85,28 @@ impl WorkerStats {
     #[inline]
     pub fn count_bad_frame(&self) {
         bump(&self.bad_frames);
+    }
+
+    /// Counts a frame the datapath could not use, and why.
+    #[inline]
+    pub fn count_frame_error(&self, error: FrameError) {
+        bump(&self.bad_frames);
+        if let Some(counter) = self.frame_errors.get(error.index()) {
+            bump(counter);
+        }
+    }
+
+    /// Counts a frame accepted with its checksum left to offload.
+    #[inline]
+    pub fn count_partial_checksum(&self) {
+        bump(&self.partial_checksums);
+    }
+
+    /// Stores the AF_XDP socket's kernel counters, in [`XSK_COUNTER_NAMES`] order.
+    pub fn store_xsk(&self, values: [u64; XSK_COUNTER_NAMES.len()]) {
+        for (counter, value) in self.xsk.iter().zip(values) {
+            counter.store(value, Ordering::Relaxed);
+        }
     }
 
     /// Counts a reply that could not be sent.

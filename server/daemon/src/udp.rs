@@ -27,7 +27,7 @@ use xdhcp6_datapath::mmsg::{MmsgBatch, PacketInfo, ReceiveMode};
 use xdhcp6_datapath::os::{pin_to_core, unix_now};
 use xdhcp6_engine::config::LinkId;
 use xdhcp6_engine::proto::MessageType;
-use xdhcp6_engine::{Arrival, Context, Destination, Engine, Outcome};
+use xdhcp6_engine::{Arrival, Context, Destination, DropReason, Engine, Outcome, received_type};
 
 use crate::events::Events;
 use crate::stats::WorkerStats;
@@ -146,16 +146,39 @@ impl UdpDatapath {
 /// mapping until the daemon restarts.
 #[derive(Debug, Default)]
 struct LinkCache {
-    links: HashMap<u32, Option<LinkId>>,
+    links: HashMap<u32, Arriving>,
+}
+
+/// What the server knows about an interface datagrams arrive on.
+#[derive(Clone, Copy, Debug, Default)]
+struct Arriving {
+    /// The link of its direct clients.
+    link: Option<LinkId>,
+    /// Whether relay agents are accepted on it (`[server] relay-interfaces`).
+    relays: bool,
 }
 
 impl LinkCache {
-    fn lookup(&mut self, engine: &Engine, index: u32) -> Option<LinkId> {
+    fn lookup(&mut self, engine: &Engine, index: u32) -> Arriving {
         if index == 0 {
-            return None;
+            // No IPV6_PKTINFO: the interface is unknown, so only an empty relay-interfaces
+            // list (relays anywhere) admits a relay.
+            return Arriving {
+                link: None,
+                relays: engine.config().server.relay_interfaces.is_empty(),
+            };
         }
         *self.links.entry(index).or_insert_with(|| {
-            interface_name(index).and_then(|name| engine.link_for_interface(&name, None))
+            let name = interface_name(index);
+            Arriving {
+                link: name
+                    .as_deref()
+                    .and_then(|name| engine.link_for_interface(name, None)),
+                relays: match name {
+                    Some(name) => engine.config().relays_on(&name),
+                    None => engine.config().server.relay_interfaces.is_empty(),
+                },
+            }
         })
     }
 }
@@ -233,8 +256,17 @@ impl<E: Events> Worker<E> {
                 self.stats.count_bad_frame();
                 continue;
             }
+            let arriving = self.links.lookup(&self.engine, datagram.info.interface);
+            if !self
+                .engine
+                .admits_relay(arriving.relays, payload, *datagram.source.ip())
+            {
+                self.stats.count_received(received_type(payload));
+                self.stats.count_drop(DropReason::RelayNotAllowed);
+                continue;
+            }
             let cx = Context {
-                link: self.links.lookup(&self.engine, datagram.info.interface),
+                link: arriving.link,
                 // The IPV6_PKTINFO destination: ff02::1:2 (ff05::1:3) or one of ours.
                 arrival: Arrival::of(datagram.info.local),
                 now,

@@ -29,6 +29,12 @@ pub struct InterfaceInfo {
     /// The source of replies to relay agents: configured, else the interface's first global
     /// address.
     pub global: Option<Ipv6Addr>,
+    /// Every unicast IPv6 address of the interface when it was queried (link-local and
+    /// global): what a frame may be addressed to.
+    pub addresses: Vec<Ipv6Addr>,
+    /// The interface's MTU (`/sys/class/net/NAME/mtu`): the largest IPv6 packet it sends and
+    /// receives; `None` when it cannot be read.
+    pub mtu: Option<u32>,
 }
 
 impl InterfaceInfo {
@@ -61,14 +67,31 @@ impl InterfaceInfo {
                     && !address.is_unspecified()
             })
         });
+        let unicast = addresses
+            .ipv6
+            .iter()
+            .copied()
+            .filter(|address| !address.is_multicast() && !address.is_unspecified())
+            .collect();
         Ok(InterfaceInfo {
             name: name.to_owned(),
             index,
             mac,
             link_local,
             global,
+            addresses: unicast,
+            mtu: interface_mtu(name),
         })
     }
+}
+
+/// The MTU of `name`, from sysfs.
+pub fn interface_mtu(name: &str) -> Option<u32> {
+    std::fs::read_to_string(format!("/sys/class/net/{name}/mtu"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 struct Addresses {

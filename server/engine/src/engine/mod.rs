@@ -13,6 +13,7 @@ mod pools;
 mod reply;
 mod request;
 
+use std::net::Ipv6Addr;
 use std::sync::Arc;
 
 use xdhcp6_proto::{
@@ -135,6 +136,18 @@ impl Engine {
     /// The link served directly on `interface` (with `vlan`), for [`Context::link`].
     pub fn link_for_interface(&self, interface: &str, vlan: Option<u16>) -> Option<LinkId> {
         self.config.link_for_interface(interface, vlan)
+    }
+
+    /// Whether `request` may be answered as far as relay agents go: anything but a
+    /// Relay-forward, or a Relay-forward that arrived where `[server] relay-interfaces` allows
+    /// (`relays_here`: [`Config::relays_on`] for the receiving interface) from a source
+    /// `relay-sources` allows. Datapaths drop the rest as
+    /// [`DropReason::RelayNotAllowed`] before calling [`Engine::handle`].
+    pub fn admits_relay(&self, relays_here: bool, request: &[u8], source: Ipv6Addr) -> bool {
+        if request.first() != Some(&u8::from(MessageType::RelayForw)) {
+            return true;
+        }
+        relays_here && self.config.relay_source_allowed(source)
     }
 
     /// Loads leases back (journal replay) and marks their addresses taken in the allocators.
