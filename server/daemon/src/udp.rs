@@ -379,10 +379,17 @@ mod tests {
     }
 
     fn engine() -> Arc<Engine> {
+        engine_with("")
+    }
+
+    /// The test engine with `server` lines added to `[server]`.
+    fn engine_with(server: &str) -> Arc<Engine> {
         let config = Config::from_toml_str(
-            "[server]\nduid = \"00:03:00:01:02:00:00:00:00:01\"\nsalt = \"t\"\n\
-             [[link]]\nname = \"loop\"\ninterfaces = [\"lo\"]\n\
-             [[link.pool]]\nprefix = \"2001:db8:1::/64\"\n",
+            &format!(
+                "[server]\nduid = \"00:03:00:01:02:00:00:00:00:01\"\nsalt = \"t\"\n{server}\n\
+                 [[link]]\nname = \"loop\"\ninterfaces = [\"lo\"]\n\
+                 [[link.pool]]\nprefix = \"2001:db8:1::/64\"\n"
+            ),
             "test.toml",
         )
         .unwrap();
@@ -481,5 +488,81 @@ mod tests {
         };
         assert_eq!(dropped(xdhcp6_engine::DropReason::Unicast), 1);
         assert_eq!(dropped(xdhcp6_engine::DropReason::NotForServer), 1);
+    }
+
+    /// Sends a relayed Solicit from `client` to the datapath of `engine` on loopback; returns
+    /// the reply, if one came within a second, and the worker's stats.
+    fn relayed_over_loopback(engine: Arc<Engine>) -> (Option<Vec<u8>>, Arc<WorkerStats>) {
+        let socket = Arc::new(bind(0).unwrap());
+        let client = UdpSocket::bind("[::1]:0").unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(1)))
+            .unwrap();
+        let port = client.local_addr().unwrap().port();
+        let ports = Ports {
+            server: socket.port(),
+            client: port,
+            relay: port,
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let stats = vec![Arc::new(WorkerStats::default())];
+        let datapath = UdpDatapath::start(
+            engine,
+            Arc::clone(&socket),
+            ports,
+            vec![Recorder::default()],
+            &stats,
+            &[],
+            Arc::clone(&stop),
+        )
+        .unwrap();
+        let mut request = [0u8; 256];
+        let len = solicit(&mut request, 0x0012_3456);
+        let mut relayed = [0u8; 512];
+        let link: Ipv6Addr = "2001:db8:1::1".parse().unwrap();
+        let mut w =
+            MessageWriter::relay(&mut relayed, MessageType::RelayForw, 0, link, link).unwrap();
+        w.relay_msg(&request[..len]).unwrap();
+        let relayed_len = w.finish().unwrap();
+        client
+            .send_to(&relayed[..relayed_len], ("::1", socket.port()))
+            .unwrap();
+        let mut reply = [0u8; 1500];
+        let got = client
+            .recv_from(&mut reply)
+            .ok()
+            .map(|(got, _)| reply[..got].to_vec());
+        stop.store(true, Ordering::Relaxed);
+        datapath.join();
+        (got, Arc::clone(&stats[0]))
+    }
+
+    #[test]
+    fn relay_forward_on_a_management_interface_is_dropped_and_counted() {
+        // Relay agents live on uplink0 only: a Relay-forward arriving on lo is not theirs.
+        let (reply, stats) = relayed_over_loopback(engine_with("relay-interfaces = [\"uplink0\"]"));
+        assert_eq!(reply, None, "answered a relay on an interface not listed");
+        let index = xdhcp6_engine::DropReason::ALL
+            .iter()
+            .position(|known| *known == xdhcp6_engine::DropReason::RelayNotAllowed)
+            .unwrap();
+        assert_eq!(stats.dropped[index].load(Ordering::Relaxed), 1);
+        assert_eq!(
+            stats.received[1].load(Ordering::Relaxed),
+            1,
+            "counted as a Solicit"
+        );
+
+        // From a source outside relay-sources: dropped the same way.
+        let (reply, stats) =
+            relayed_over_loopback(engine_with("relay-sources = [\"2001:db8:ffff::/48\"]"));
+        assert_eq!(reply, None, "answered a relay from a source not listed");
+        assert_eq!(stats.dropped[index].load(Ordering::Relaxed), 1);
+
+        // Listed: answered.
+        let (reply, _) = relayed_over_loopback(engine_with(
+            "relay-interfaces = [\"lo\"]\nrelay-sources = [\"::1/128\"]",
+        ));
+        assert!(reply.is_some(), "no answer where relays are allowed");
     }
 }

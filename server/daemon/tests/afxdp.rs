@@ -27,7 +27,7 @@ use xdhcp6_common::{
     wire::{Headers, checksum},
 };
 use xdhcp6_engine::{
-    Destination, Engine,
+    Destination, DropReason, Engine,
     alloc::SaltKey,
     config::Config,
     proto::MessageType,
@@ -36,7 +36,7 @@ use xdhcp6_engine::{
 use xdhcp6d::{
     afxdp::{self, BindMode, InterfaceInfo, ReplyPlan, XskConfig, XskSocket, XskWorker},
     events::{Barrier, Events},
-    frame::FrameMeta,
+    frame::{FrameError, FrameMeta},
     stats::WorkerStats,
     xdp::AttachMode,
 };
@@ -271,6 +271,128 @@ fn bad_frames_are_counted_and_dropped() {
         let worker = worker.join().unwrap().unwrap();
         assert_eq!(stats.bad_frames.load(Ordering::Relaxed), 2);
         assert!(worker.audit().is_complete(), "{:?}", worker.audit());
+    });
+}
+
+#[test]
+#[ignore = "needs root and the eBPF object; run by cargo xtask test"]
+fn solicit_to_a_foreign_ip_and_mac_over_afxdp_is_not_answered() {
+    let pair = VethPair::new();
+    pair.run_in_namespace(|| {
+        let (_steering, interface, socket) = native_copy_socket();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (worker, stats) = spawn_engine(engine(), socket, &interface, &stop);
+        let client = PacketSocket::new(VethPair::CLIENT).unwrap();
+
+        // Another host's MAC and address (a switch flooding, a promiscuous port).
+        let foreign: Ipv6Addr = "2001:db8::99".parse().unwrap();
+        let mut to_another_host = solicit_frame(client_solicit(0x00ab_0001, 21), &[]);
+        to_another_host[0..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x99]);
+        readdress(&mut to_another_host, None, Some(foreign));
+        // Our group MAC, another host's address; another host's MAC, our group.
+        let mut foreign_ip = solicit_frame(client_solicit(0x00ab_0002, 22), &[]);
+        readdress(&mut foreign_ip, None, Some(foreign));
+        let mut foreign_mac = solicit_frame(client_solicit(0x00ab_0003, 23), &[]);
+        foreign_mac[0..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x99]);
+        // From ::1: a reply would go on the wire to a loopback address.
+        let mut from_loopback = solicit_frame(client_solicit(0x00ab_0004, 24), &[]);
+        readdress(&mut from_loopback, Some(Ipv6Addr::LOCALHOST), None);
+        for frame in [&to_another_host, &foreign_ip, &foreign_mac, &from_loopback] {
+            client.send(frame).unwrap();
+        }
+        // A good one after them: its reply proves the others were handled first.
+        let good = FrameBuilder::with_tags(&[]).ipv6(IPPROTO_UDP).udp(
+            546,
+            547,
+            &client_solicit(0x00ab_0005, 25),
+        );
+        client.send(good.bytes()).unwrap();
+        let reply = client.receive_reply().expect("no reply to the good frame");
+        assert_eq!(check_reply(&reply, &good, &interface).payload[0], 2);
+        assert!(
+            client.receive_reply().is_none(),
+            "a frame for another host was answered"
+        );
+
+        stop.store(true, Ordering::Relaxed);
+        let _ = worker.join().unwrap();
+        let errors = |error: FrameError| stats.frame_errors[error.index()].load(Ordering::Relaxed);
+        assert_eq!(errors(FrameError::NotOurs), 3);
+        assert_eq!(errors(FrameError::BadSource), 1);
+        assert_eq!(stats.sent[2].load(Ordering::Relaxed), 1, "one Advertise");
+    });
+}
+
+#[test]
+#[ignore = "needs root and the eBPF object; run by cargo xtask test"]
+fn relay_forward_on_a_management_interface_is_dropped_and_counted_over_afxdp() {
+    let pair = VethPair::new();
+    pair.run_in_namespace(|| {
+        let (_steering, interface, socket) = native_copy_socket();
+        let stop = Arc::new(AtomicBool::new(false));
+        // Relay agents live on uplink0; this interface is for direct clients (and management).
+        let engine = engine_with("relay-interfaces = [\"uplink0\"]");
+        let (worker, stats) = spawn_engine(engine, socket, &interface, &stop);
+        let client = PacketSocket::new(VethPair::CLIENT).unwrap();
+
+        let relayed = relayed_frame(&relay_forward(&client_solicit(0x00ab_0006, 26), 547), 547);
+        client.send(&relayed).unwrap();
+        // Direct clients on the link are still answered.
+        let good = FrameBuilder::with_tags(&[]).ipv6(IPPROTO_UDP).udp(
+            546,
+            547,
+            &client_solicit(0x00ab_0007, 27),
+        );
+        client.send(good.bytes()).unwrap();
+        let reply = client
+            .receive_reply()
+            .expect("no reply to the direct client");
+        assert_eq!(check_reply(&reply, &good, &interface).payload[0], 2);
+        assert!(client.receive_reply().is_none(), "the relay was answered");
+
+        stop.store(true, Ordering::Relaxed);
+        let _ = worker.join().unwrap();
+        let index = DropReason::ALL
+            .iter()
+            .position(|reason| *reason == DropReason::RelayNotAllowed)
+            .unwrap();
+        assert_eq!(stats.dropped[index].load(Ordering::Relaxed), 1);
+    });
+}
+
+#[test]
+#[ignore = "needs root and the eBPF object; run by cargo xtask test"]
+fn veth_client_with_checksum_offload_left_on_gets_answered_over_afxdp() {
+    // The lab's veth keeps its offloads: a kernel UDP socket on the peer leaves the checksum
+    // to "hardware" (CHECKSUM_PARTIAL), as containers and VMs on a bridge do.
+    let pair = VethPair::new();
+    // A link-local address usable at once (no DAD) to send from.
+    pair.netns()
+        .add_address(VethPair::CLIENT, "fe80::546/64")
+        .unwrap();
+    pair.run_in_namespace(|| {
+        let (_steering, interface, socket) = native_copy_socket();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (worker, stats) = spawn_engine(engine(), socket, &interface, &stop);
+
+        let client = std::net::UdpSocket::bind("[::]:546").unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(3)))
+            .unwrap();
+        let scope = if_index(VethPair::CLIENT).unwrap();
+        let group = std::net::SocketAddrV6::new("ff02::1:2".parse().unwrap(), 547, 0, scope);
+        client
+            .send_to(&client_solicit(0x00ab_0008, 28), group)
+            .unwrap();
+        let mut reply = [0u8; 1500];
+        let (len, from) = client.recv_from(&mut reply).expect("no Advertise");
+        assert_eq!(reply[0], 2, "Advertise: {:?}", &reply[..len]);
+        assert_eq!(from.port(), 547);
+
+        stop.store(true, Ordering::Relaxed);
+        let _ = worker.join().unwrap();
+        assert!(stats.partial_checksums.load(Ordering::Relaxed) >= 1);
+        assert_eq!(stats.bad_frames.load(Ordering::Relaxed), 0);
     });
 }
 
@@ -542,6 +664,47 @@ fn engine() -> Engine {
     Engine::new(config, table).unwrap()
 }
 
+/// Runs [`afxdp::serve_queue`] with `engine` on `socket` until `stop` is set.
+fn spawn_engine(
+    engine: Engine,
+    socket: XskSocket,
+    interface: &InterfaceInfo,
+    stop: &Arc<AtomicBool>,
+) -> (
+    thread::JoinHandle<Result<XskWorker, afxdp::XskError>>,
+    Arc<WorkerStats>,
+) {
+    let stats = Arc::new(WorkerStats::default());
+    let (interface, stop, thread_stats) = (interface.clone(), Arc::clone(stop), Arc::clone(&stats));
+    let thread = thread::spawn(move || {
+        let mut events: Vec<LeaseEvent> = Vec::new();
+        afxdp::serve_queue(
+            socket,
+            &interface,
+            None,
+            &engine,
+            || 1_750_000_000,
+            &mut events,
+            &stop,
+            &thread_stats,
+        )
+    });
+    (thread, stats)
+}
+
+/// The test engine with `server` lines added to its `[server]` section.
+fn engine_with(server: &str) -> Engine {
+    let text = fixtures::render(fixtures::AFXDP_VETH, &[("SERVER_IF", VethPair::SERVER)])
+        .expect("the afxdp-veth fixture")
+        .replacen("[server]\n", &format!("[server]\n{server}\n"), 1);
+    let config = Arc::new(Config::from_toml_str(&text, "afxdp-test.toml").unwrap());
+    let table = Arc::new(LeaseTable::with_capacity(
+        1000,
+        SaltKey::from_salt(&config.server.salt),
+    ));
+    Engine::new(config, table).unwrap()
+}
+
 // ---------------------------------------------------------------------------------------------
 // Messages and frames.
 
@@ -597,6 +760,30 @@ fn relayed_frame(message: &[u8], source_port: u16) -> Vec<u8> {
     let checksum = checksum::udp(&RELAY_ADDRESS, &VethPair::SERVER_GLOBAL, &frame[54..]);
     frame[60..62].copy_from_slice(&checksum.to_be_bytes());
     frame
+}
+
+/// A direct client's frame carrying `message`, with `tags`.
+fn solicit_frame(message: Vec<u8>, tags: &[u16]) -> Vec<u8> {
+    FrameBuilder::with_tags(tags)
+        .ipv6(IPPROTO_UDP)
+        .udp(546, 547, &message)
+        .bytes()
+        .to_vec()
+}
+
+/// Replaces the IPv6 source and/or destination of an untagged frame and fixes its checksum.
+fn readdress(frame: &mut [u8], source: Option<Ipv6Addr>, destination: Option<Ipv6Addr>) {
+    if let Some(source) = source {
+        frame[22..38].copy_from_slice(&source.octets());
+    }
+    if let Some(destination) = destination {
+        frame[38..54].copy_from_slice(&destination.octets());
+    }
+    let source = Ipv6Addr::from(<[u8; 16]>::try_from(&frame[22..38]).unwrap());
+    let destination = Ipv6Addr::from(<[u8; 16]>::try_from(&frame[38..54]).unwrap());
+    frame[60..62].copy_from_slice(&[0, 0]);
+    let sum = checksum::udp(&source, &destination, &frame[54..]);
+    frame[60..62].copy_from_slice(&sum.to_be_bytes());
 }
 
 /// A received reply taken apart.
