@@ -434,8 +434,8 @@ where
 /// Runs one queue's loop with the engine until `stop` is set: [`run_queue`] answering with
 /// [`Engine::handle`], whose lease events go to `events` (the journal), and counting drops.
 ///
-/// The link is the one configured for `interface` and the innermost VLAN of each request
-/// ([`Engine::link_for_interface`]); `now` is the engine clock (Unix seconds).
+/// The link is the one configured for `interface` and the VLAN stack of each request, outer
+/// and inner tag ([`Engine::link_for_vlans`]); `now` is the engine clock (Unix seconds).
 #[allow(clippy::too_many_arguments)]
 pub fn serve_queue<E: Events>(
     socket: XskSocket,
@@ -455,7 +455,7 @@ pub fn serve_queue<E: Events>(
             stats.count_drop(DropReason::RelayNotAllowed);
             return None;
         }
-        let link = links.lookup(engine, &interface.name, meta.vlan());
+        let link = links.lookup(engine, &interface.name, VlanStack::of(meta));
         // RFC 9915 §14, in substance: DHCP servers SHOULD NOT check to see whether the Layer 2
         // address used was multicast or not, as long as the Layer 3 address was correct.
         let cx = Context {
@@ -489,23 +489,48 @@ pub fn serve_queue<E: Events>(
     run_queue(socket, interface, core, respond, events, stop, stats)
 }
 
-/// Remembers `Engine::link_for_interface` per VLAN: a handful of VLANs per interface at most
+/// Remembers `Engine::link_for_vlans` per VLAN stack: a handful of VLANs per interface at most
 /// are seen on a queue, and the lookup hashes the interface name.
 #[derive(Default)]
 struct LinkCache {
-    entries: Vec<(Option<u16>, Option<LinkId>)>,
+    entries: Vec<(VlanStack, Option<LinkId>)>,
+}
+
+/// A frame's VLAN ids, outermost first: `ids[..len]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct VlanStack {
+    ids: [u16; 2],
+    len: usize,
+}
+
+impl VlanStack {
+    fn of(meta: &FrameMeta) -> Self {
+        let mut stack = VlanStack {
+            ids: [0; 2],
+            len: 0,
+        };
+        for (slot, id) in stack.ids.iter_mut().zip(meta.vlan_ids()) {
+            *slot = id;
+            stack.len += 1;
+        }
+        stack
+    }
+
+    fn as_slice(&self) -> &[u16] {
+        &self.ids[..self.len]
+    }
 }
 
 impl LinkCache {
     const MAX: usize = 64;
 
-    fn lookup(&mut self, engine: &Engine, interface: &str, vlan: Option<u16>) -> Option<LinkId> {
-        if let Some((_, link)) = self.entries.iter().find(|(own, _)| *own == vlan) {
+    fn lookup(&mut self, engine: &Engine, interface: &str, vlans: VlanStack) -> Option<LinkId> {
+        if let Some((_, link)) = self.entries.iter().find(|(own, _)| *own == vlans) {
             return *link;
         }
-        let link = engine.link_for_interface(interface, vlan);
+        let link = engine.link_for_vlans(interface, vlans.as_slice());
         if self.entries.len() < Self::MAX {
-            self.entries.push((vlan, link));
+            self.entries.push((vlans, link));
         }
         link
     }

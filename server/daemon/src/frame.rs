@@ -125,7 +125,8 @@ impl FrameMeta {
         self.tags.len()
     }
 
-    /// The VLAN ID of the innermost tag, the one that selects the link; `None` when untagged.
+    /// The VLAN ID of the innermost tag; `None` when untagged. The link is chosen by the whole
+    /// stack ([`FrameMeta::vlan_ids`]).
     pub fn vlan(&self) -> Option<u16> {
         self.tags.innermost().map(|tag| tag.vlan_id())
     }

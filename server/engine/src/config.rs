@@ -213,8 +213,47 @@ impl Link {
 pub struct InterfaceSelector {
     /// The interface name as the kernel knows it (`eth1`).
     pub name: String,
-    /// The 802.1Q VLAN id (1..=4094); `None` matches untagged frames only.
+    /// The 802.1Q VLAN id (1..=4094); `None` matches untagged frames only. With
+    /// `outer_vlan`, the inner (C-tag) id of a double-tagged frame.
     pub vlan: Option<u16>,
+    /// The outer (S-tag) VLAN id of a double-tagged (QinQ) frame (`outer-vlan`); `None`
+    /// matches frames with one tag (or none) only. The link is chosen by the whole stack.
+    pub outer_vlan: Option<u16>,
+}
+
+impl InterfaceSelector {
+    /// The VLAN ids this selector matches, outermost first (empty: untagged).
+    fn tags(&self) -> Tags {
+        Tags {
+            outer: self.outer_vlan,
+            inner: self.vlan,
+        }
+    }
+}
+
+/// A frame's VLAN ids: the outer one only when there are two.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+struct Tags {
+    outer: Option<u16>,
+    inner: Option<u16>,
+}
+
+impl Tags {
+    /// From the ids outermost first (0, 1 or 2 of them; more never select a link).
+    fn of(ids: &[u16]) -> Option<Tags> {
+        match *ids {
+            [] => Some(Tags::default()),
+            [inner] => Some(Tags {
+                outer: None,
+                inner: Some(inner),
+            }),
+            [outer, inner] => Some(Tags {
+                outer: Some(outer),
+                inner: Some(inner),
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// An IA_NA pool: the link prefix and the slice of it this server allocates from.
@@ -377,7 +416,7 @@ pub enum ClientKey {
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 struct Index {
     links: HashMap<String, LinkId>,
-    interfaces: HashMap<String, Vec<(Option<u16>, LinkId)>>,
+    interfaces: HashMap<String, Vec<(Tags, LinkId)>>,
     /// Relay prefixes grouped by length, longest first, for longest-prefix match; the links
     /// that list each prefix.
     relay_prefixes: Vec<(u8, HashMap<u128, Vec<LinkId>>)>,
@@ -480,11 +519,22 @@ impl Config {
 
     /// The link a direct client arriving on `interface` (with `vlan`) belongs to.
     pub fn link_for_interface(&self, interface: &str, vlan: Option<u16>) -> Option<LinkId> {
+        match vlan {
+            Some(vlan) => self.link_for_vlans(interface, &[vlan]),
+            None => self.link_for_vlans(interface, &[]),
+        }
+    }
+
+    /// The link served directly on `interface` for a frame with VLAN ids `vlans`, outermost
+    /// first: the whole stack selects it, so customers with the same C-tag inside different
+    /// S-tags are on different links.
+    pub fn link_for_vlans(&self, interface: &str, vlans: &[u16]) -> Option<LinkId> {
+        let tags = Tags::of(vlans)?;
         self.index
             .interfaces
             .get(interface)?
             .iter()
-            .find(|(own, _)| *own == vlan)
+            .find(|(own, _)| *own == tags)
             .map(|(_, link)| *link)
     }
 

@@ -1380,3 +1380,59 @@ fn bad_relay_interfaces_and_sources_name_the_field() {
         "",
     );
 }
+
+#[test]
+fn qinq_link_is_chosen_by_the_whole_vlan_stack() {
+    let text = with_base(
+        r#"
+[[link]]
+name = "customer-a"
+interfaces = [{ name = "eth1", vlan = 101, outer-vlan = 100 }]
+
+[[link]]
+name = "customer-b"
+interfaces = [{ name = "eth1", vlan = 101, outer-vlan = 200 }]
+
+[[link]]
+name = "single-tag"
+interfaces = [{ name = "eth1", vlan = 101 }]
+"#,
+    );
+    let config = load(&text);
+    let link = |vlans: &[u16]| {
+        config
+            .link_for_vlans("eth1", vlans)
+            .map(|id| config.link(id).name.as_str())
+    };
+    // The same C-tag inside two S-tags: two customers, two links.
+    assert_eq!(link(&[100, 101]), Some("customer-a"));
+    assert_eq!(link(&[200, 101]), Some("customer-b"));
+    assert_eq!(link(&[101]), Some("single-tag"));
+    assert_eq!(link(&[300, 101]), None, "an S-tag no link names");
+    assert_eq!(link(&[]), None);
+    assert_eq!(
+        config.link_for_interface("eth1", Some(101)),
+        config.link_for_vlans("eth1", &[101])
+    );
+
+    let text2 = config.to_toml_string();
+    assert_eq!(Config::from_toml_str(&text2, "again").unwrap(), config);
+}
+
+#[test]
+fn outer_vlan_needs_an_inner_vlan() {
+    assert_error(
+        &with_base(
+            "[[link]]\nname = \"a\"\ninterfaces = [{ name = \"eth1\", outer-vlan = 100 }]\n",
+        ),
+        "link[0].interfaces[0].outer-vlan",
+        "needs `vlan`",
+    );
+    assert_error(
+        &with_base(
+            "[[link]]\nname = \"a\"\ninterfaces = [{ name = \"eth1\", vlan = 1, outer-vlan = 4095 }]\n",
+        ),
+        "link[0].interfaces[0].outer-vlan",
+        "not a VLAN id",
+    );
+}

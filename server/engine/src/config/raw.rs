@@ -142,7 +142,8 @@ pub(crate) struct RawLink {
     pub rsoo_allow: Vec<u16>,
 }
 
-/// An interface selector: `"eth1"` or `{ name = "eth1", vlan = 100 }`.
+/// An interface selector: `"eth1"`, `{ name = "eth1", vlan = 100 }` or, double-tagged (QinQ),
+/// `{ name = "eth1", vlan = 100, outer-vlan = 20 }`.
 #[derive(Deserialize, Serialize, Clone, Debug)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(crate) struct RawInterface {
@@ -151,6 +152,9 @@ pub(crate) struct RawInterface {
     /// VLAN id 1..=4094; absent = untagged frames only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vlan: Option<u16>,
+    /// The outer (S-tag) VLAN id of double-tagged frames, 1..=4094; absent = one tag only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outer_vlan: Option<u16>,
 }
 
 /// An Interface-Id: `"text"` (its bytes) or `{ hex = "0a0b" }`.
@@ -415,7 +419,11 @@ where
 
 impl From<String> for RawInterface {
     fn from(name: String) -> Self {
-        Self { name, vlan: None }
+        Self {
+            name,
+            vlan: None,
+            outer_vlan: None,
+        }
     }
 }
 

@@ -299,10 +299,12 @@ fn links(
             let field = format!("{base}.interfaces[{j}]");
             let selector = interface(raw_interface, &field)?;
             let entries = index.interfaces.entry(selector.name.clone()).or_default();
-            if let Some((_, other)) = entries.iter().find(|(vlan, _)| *vlan == selector.vlan) {
-                let vlan = selector
-                    .vlan
-                    .map_or("untagged".to_owned(), |v| format!("VLAN {v}"));
+            if let Some((_, other)) = entries.iter().find(|(tags, _)| *tags == selector.tags()) {
+                let vlan = match (selector.outer_vlan, selector.vlan) {
+                    (Some(outer), Some(inner)) => format!("VLAN {inner} in {outer}"),
+                    (_, Some(vlan)) => format!("VLAN {vlan}"),
+                    (_, None) => "untagged".to_owned(),
+                };
                 return Err((
                     field,
                     format!(
@@ -312,7 +314,7 @@ fn links(
                     ),
                 ));
             }
-            entries.push((selector.vlan, id));
+            entries.push((selector.tags(), id));
             interfaces.push(selector);
         }
 
@@ -623,9 +625,24 @@ fn interface(raw: &RawInterface, field: &str) -> Result<InterfaceSelector, Probl
             format!("{vlan} is not a VLAN id (1..=4094)"),
         ));
     }
+    if let Some(outer) = raw.outer_vlan {
+        if !(1..=4094).contains(&outer) {
+            return Err((
+                format!("{field}.outer-vlan"),
+                format!("{outer} is not a VLAN id (1..=4094)"),
+            ));
+        }
+        if raw.vlan.is_none() {
+            return Err((
+                format!("{field}.outer-vlan"),
+                "needs `vlan`, the inner tag of the double-tagged frames".into(),
+            ));
+        }
+    }
     Ok(InterfaceSelector {
         name: name.to_owned(),
         vlan: raw.vlan,
+        outer_vlan: raw.outer_vlan,
     })
 }
 
@@ -973,6 +990,7 @@ fn unbuild_link(link: &Link) -> RawLink {
             .map(|i| RawInterface {
                 name: i.name.clone(),
                 vlan: i.vlan,
+                outer_vlan: i.outer_vlan,
             })
             .collect(),
         relay_prefixes: link

@@ -138,6 +138,12 @@ impl Engine {
         self.config.link_for_interface(interface, vlan)
     }
 
+    /// The link served directly on `interface` for a frame with VLAN ids `vlans` (outermost
+    /// first, the whole stack), for [`Context::link`].
+    pub fn link_for_vlans(&self, interface: &str, vlans: &[u16]) -> Option<LinkId> {
+        self.config.link_for_vlans(interface, vlans)
+    }
+
     /// Whether `request` may be answered as far as relay agents go: anything but a
     /// Relay-forward, or a Relay-forward that arrived where `[server] relay-interfaces` allows
     /// (`relays_here`: [`Config::relays_on`] for the receiving interface) from a source
