@@ -245,13 +245,27 @@ impl Lab {
         self.dir.join(name)
     }
 
-    /// Joins two namespaces with a veth pair, brings both ends up with finished checksums
-    /// and waits for their link-local addresses.
-    pub fn veth(&self, (role_a, if_a): (&str, &str), (role_b, if_b): (&str, &str)) {
+    /// Joins two namespaces with a veth pair, brings both ends up and waits for their
+    /// link-local addresses. The ends keep their offloads, as containers and VM bridges do:
+    /// UDP checksums sent from a kernel socket stay unfinished (CHECKSUM_PARTIAL), which the
+    /// AF_XDP datapath must accept.
+    pub fn veth(&self, a: (&str, &str), b: (&str, &str)) {
+        self.veth_pair(a, b, false);
+    }
+
+    /// [`Lab::veth`] with transmit checksum offload off on both ends (`ethtool -K IF tx off`):
+    /// every frame carries a finished checksum, as from a physical NIC.
+    pub fn veth_with_finished_checksums(&self, a: (&str, &str), b: (&str, &str)) {
+        self.veth_pair(a, b, true);
+    }
+
+    fn veth_pair(&self, (role_a, if_a): (&str, &str), (role_b, if_b): (&str, &str), finish: bool) {
         let (a, b) = (self.netns(role_a), self.netns(role_b));
         must(netns::veth_pair(a, if_a, b, if_b));
-        for (netns, interface) in [(a, if_a), (b, if_b)] {
-            must(netns.finish_checksums(interface));
+        if finish {
+            for (netns, interface) in [(a, if_a), (b, if_b)] {
+                must(netns.finish_checksums(interface));
+            }
         }
         for (netns, interface) in [(a, if_a), (b, if_b)] {
             must(netns.wait_for_link_local(interface));

@@ -71,8 +71,9 @@ impl Netns {
     }
 
     /// Has the kernel finish the UDP checksums it sends on `interface`. veth leaves them to
-    /// "hardware" (CHECKSUM_PARTIAL), so a frame read raw through AF_XDP carries an
-    /// unfinished checksum and is dropped as bad; real NICs hand over finished checksums.
+    /// "hardware" (CHECKSUM_PARTIAL), so a frame read raw through AF_XDP carries only the
+    /// pseudo-header sum (the server accepts those, as the kernel does); real NICs hand over
+    /// finished checksums. Tests use this to cover both kinds of frame.
     pub fn finish_checksums(&self, interface: &str) -> Result<()> {
         cmd::output(self.command("ethtool").args(["-K", interface, "tx", "off"]))?;
         Ok(())

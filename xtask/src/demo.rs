@@ -39,9 +39,9 @@ pub fn run() -> Result<()> {
     step("namespaces xdhcp6-demo-srv and xdhcp6-demo-cli, joined by a veth pair");
     let server = Netns::create("xdhcp6-demo-srv")?;
     let client = Netns::create("xdhcp6-demo-cli")?;
+    // Offloads stay on, as on any container or VM bridge: dhclient's datagrams reach AF_XDP
+    // with checksums left to the (virtual) hardware, and are answered.
     netns::veth_pair(&server, SERVER_IF, &client, CLIENT_IF)?;
-    server.finish_checksums(SERVER_IF)?;
-    client.finish_checksums(CLIENT_IF)?;
     server.wait_for_addresses(SERVER_IF)?;
     client.wait_for_addresses(CLIENT_IF)?;
 

@@ -12,7 +12,7 @@
 
 use std::net::Ipv6Addr;
 
-use xdhcp6_common::wire::{self, Headers, Tags, checksum, ipv6, udp};
+use xdhcp6_common::wire::{self, Headers, Tags, ipv6, udp};
 use xdhcp6_common::{
     DHCPV6_CLIENT_PORT, DHCPV6_SERVER_PORT, IPPROTO_UDP, PassReason, Verdict, classify,
 };
@@ -209,7 +209,7 @@ pub fn parse(frame: &[u8], verify_checksum: bool) -> Result<FrameMeta, FrameErro
     // IPv6 receivers must discard UDP packets containing a zero checksum
     let mut partial_checksum = false;
     if verify_checksum && !headers.verify_checksum(frame) {
-        partial_checksum = is_partial_checksum(&headers, frame);
+        partial_checksum = headers.checksum_is_partial(frame);
         if !partial_checksum {
             return Err(FrameError::BadChecksum);
         }
@@ -232,25 +232,6 @@ pub fn parse(frame: &[u8], verify_checksum: bool) -> Result<FrameMeta, FrameErro
         payload_len: payload.len(),
         partial_checksum,
     })
-}
-
-/// Whether the UDP checksum field of a frame holds the pseudo-header sum alone (not
-/// complemented), as Linux leaves it for a CHECKSUM_PARTIAL datagram whose checksum the
-/// device was to finish (`udp6_hwcsum_outgoing`: `uh->check = ~csum_ipv6_magic(...)`).
-fn is_partial_checksum(headers: &Headers, frame: &[u8]) -> bool {
-    let l4 = headers.l3() + ipv6::HEADER_LEN;
-    let Some(field) = frame.get(l4 + 6..l4 + 8) else {
-        return false;
-    };
-    let field = u16::from_be_bytes([field[0], field[1]]);
-    let pseudo = checksum::pseudo_header(
-        &headers.ipv6.source,
-        &headers.ipv6.destination,
-        IPPROTO_UDP,
-        u32::from(headers.ipv6.payload_len),
-    );
-    // Equal in one's-complement arithmetic: the sum plus the field's complement is zero.
-    field != 0 && checksum::fold(pseudo + u64::from(!field)) == 0xffff
 }
 
 /// Where a reply goes: addresses, ports and hop limit, decided from the request and the

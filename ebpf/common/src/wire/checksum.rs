@@ -77,6 +77,20 @@ pub fn udp_is_valid(source: &Ipv6Addr, destination: &Ipv6Addr, datagram: &[u8]) 
     fold(total) == 0xffff
 }
 
+/// Whether the checksum field of `datagram` holds only the pseudo-header sum, folded and not
+/// complemented: what Linux leaves for a CHECKSUM_PARTIAL datagram whose checksum the device
+/// was to finish (`udp6_hwcsum_outgoing`: `uh->check = ~csum_ipv6_magic(...)`), seen when a
+/// veth peer on the same host sends it. The kernel accepts such a datagram unverified.
+pub fn udp_is_partial(source: &Ipv6Addr, destination: &Ipv6Addr, datagram: &[u8]) -> bool {
+    let Some(&[high, low]) = datagram.get(6..8) else {
+        return false;
+    };
+    let field = u16::from_be_bytes([high, low]);
+    let pseudo = pseudo_header(source, destination, IPPROTO_UDP, datagram.len() as u32);
+    // Equal in one's-complement arithmetic: the sum plus the field's complement is zero.
+    field != 0 && fold(pseudo + u64::from(!field)) == 0xffff
+}
+
 /// The checksum field after one 16-byte field covered by it changed from `old` to `new`
 /// (RFC 1624 incremental update: HC' = ~(~HC + ~m + m')).
 pub fn update(checksum: u16, old: &[u8; 16], new: &[u8; 16]) -> u16 {
@@ -190,5 +204,26 @@ mod tests {
         let before = udp(&source, &old, &datagram);
         let after = update(before, &old.octets(), &new.octets());
         assert_eq!(after, udp(&source, &new, &datagram));
+    }
+
+    #[test]
+    fn pseudo_header_sum_alone_is_a_partial_checksum() {
+        let source: Ipv6Addr = "fe80::1".parse().unwrap();
+        let destination: Ipv6Addr = "ff02::1:2".parse().unwrap();
+        let mut datagram = [0x02, 0x22, 0x02, 0x23, 0, 12, 0, 0, 1, 2, 3, 4];
+        let pseudo = pseudo_header(&source, &destination, IPPROTO_UDP, datagram.len() as u32);
+        datagram[6..8].copy_from_slice(&fold(pseudo).to_be_bytes());
+        assert!(udp_is_partial(&source, &destination, &datagram));
+        assert!(!udp_is_valid(&source, &destination, &datagram));
+        // The finished checksum is valid and not partial.
+        datagram[6..8].copy_from_slice(&[0, 0]);
+        let finished = udp(&source, &destination, &datagram);
+        datagram[6..8].copy_from_slice(&finished.to_be_bytes());
+        assert!(udp_is_valid(&source, &destination, &datagram));
+        assert!(!udp_is_partial(&source, &destination, &datagram));
+        // Zero and truncated fields are neither.
+        datagram[6..8].copy_from_slice(&[0, 0]);
+        assert!(!udp_is_partial(&source, &destination, &datagram));
+        assert!(!udp_is_partial(&source, &destination, &datagram[..7]));
     }
 }

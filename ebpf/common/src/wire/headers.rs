@@ -177,11 +177,25 @@ impl Headers {
 
     /// Whether the UDP checksum of `frame`, parsed into these headers, is right.
     pub fn verify_checksum(&self, frame: &[u8]) -> bool {
-        let l4 = self.l3() + ipv6::HEADER_LEN;
-        let end = l4 + usize::from(self.ipv6.payload_len);
-        frame.get(l4..end).is_some_and(|datagram| {
+        self.datagram(frame).is_some_and(|datagram| {
             super::checksum::udp_is_valid(&self.ipv6.source, &self.ipv6.destination, datagram)
         })
+    }
+
+    /// Whether the UDP checksum of `frame` (the frame these headers were parsed from) was
+    /// left to offload: the field holds the pseudo-header sum only
+    /// ([`super::checksum::udp_is_partial`]).
+    pub fn checksum_is_partial(&self, frame: &[u8]) -> bool {
+        self.datagram(frame).is_some_and(|datagram| {
+            super::checksum::udp_is_partial(&self.ipv6.source, &self.ipv6.destination, datagram)
+        })
+    }
+
+    /// The UDP datagram (header and payload) of `frame`.
+    fn datagram<'f>(&self, frame: &'f [u8]) -> Option<&'f [u8]> {
+        let l4 = self.l3() + ipv6::HEADER_LEN;
+        let end = l4 + usize::from(self.ipv6.payload_len);
+        frame.get(l4..end)
     }
 }
 
