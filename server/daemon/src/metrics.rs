@@ -819,6 +819,27 @@ mod tests {
     }
 
     #[test]
+    fn frame_drops_offloaded_checksums_and_socket_counters_are_exposed() {
+        let (sources, workers) = sources_with(2);
+        workers[0].count_frame_error(FrameError::NotOurs);
+        workers[1].count_frame_error(FrameError::NotOurs);
+        workers[1].count_frame_error(FrameError::BadSource);
+        workers[0].count_partial_checksum();
+        workers[0].store_xsk([1, 0, 0, 5, 2, 0]);
+        workers[1].store_xsk([1, 0, 3, 0, 0, 0]);
+        let text = render(&sources);
+        assert!(text.contains("xdhcp6_bad_frames_total 3\n"));
+        assert!(text.contains("xdhcp6_frames_dropped_total{reason=\"not_ours\"} 2\n"));
+        assert!(text.contains("xdhcp6_frames_dropped_total{reason=\"bad_source\"} 1\n"));
+        assert!(text.contains("xdhcp6_frames_dropped_total{reason=\"bad_checksum\"} 0\n"));
+        assert!(text.contains("xdhcp6_partial_checksum_frames_total 1\n"));
+        assert!(text.contains("xdhcp6_xsk_kernel_total{counter=\"rx_dropped\"} 2\n"));
+        assert!(text.contains("xdhcp6_xsk_kernel_total{counter=\"rx_ring_full\"} 5\n"));
+        assert!(text.contains("xdhcp6_xsk_kernel_total{counter=\"tx_invalid_descs\"} 3\n"));
+        assert!(text.contains("xdhcp6_xsk_kernel_total{counter=\"rx_fill_ring_empty_descs\"} 2\n"));
+    }
+
+    #[test]
     fn xdp_counters_by_verdict_and_reason() {
         let mut counters = Counters {
             steered: 5,

@@ -398,6 +398,55 @@ fn veth_client_with_checksum_offload_left_on_gets_answered_over_afxdp() {
 
 #[test]
 #[ignore = "needs root and the eBPF object; run by cargo xtask test"]
+fn reply_larger_than_the_mtu_is_counted_not_sent_over_afxdp() {
+    let pair = VethPair::new();
+    pair.run_in_namespace(|| {
+        let (_steering, interface, socket) = native_copy_socket();
+        assert_eq!(interface.mtu, Some(1500));
+        let stop = Arc::new(AtomicBool::new(false));
+        // An option of 1,600 bytes in every reply: more than a 1,500-byte link carries, less
+        // than a UMEM frame holds.
+        let big = "x".repeat(1600);
+        let text = fixtures::render(fixtures::AFXDP_VETH, &[("SERVER_IF", VethPair::SERVER)])
+            .unwrap()
+            + &format!(
+                "\n[options]\ncustom = [{{ code = 250, text = \"{big}\", always-send = true }}]\n"
+            );
+        let config = Arc::new(Config::from_toml_str(&text, "afxdp-test.toml").unwrap());
+        let table = Arc::new(LeaseTable::with_capacity(1000, SaltKey::from_salt("t")));
+        let engine = Engine::new(config, table).unwrap();
+        let (worker, stats) = spawn_engine(engine, socket, &interface, &stop);
+        let client = PacketSocket::new(VethPair::CLIENT).unwrap();
+
+        let request = FrameBuilder::with_tags(&[]).ipv6(IPPROTO_UDP).udp(
+            546,
+            547,
+            &client_solicit(0x00ab_0009, 29),
+        );
+        client.send(request.bytes()).unwrap();
+        assert!(client.receive_reply().is_none(), "an oversize frame left");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let index = DropReason::ALL
+            .iter()
+            .position(|reason| *reason == DropReason::ReplyTooLarge)
+            .unwrap();
+        while stats.dropped[index].load(Ordering::Relaxed) == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "the oversize reply was not counted"
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+
+        stop.store(true, Ordering::Relaxed);
+        let _ = worker.join().unwrap();
+        assert_eq!(stats.sent[2].load(Ordering::Relaxed), 0, "counted as sent");
+        assert_eq!(stats.dropped[index].load(Ordering::Relaxed), 1);
+    });
+}
+
+#[test]
+#[ignore = "needs root and the eBPF object; run by cargo xtask test"]
 fn replies_wait_for_the_durability_barrier_and_are_dropped_when_it_fails() {
     let pair = VethPair::new();
     pair.run_in_namespace(|| {
