@@ -13,6 +13,7 @@
 //! XDP program (where every read is a bounds check the verifier can follow) and userspace (a
 //! plain `&[u8]`). It has no loops and reads at most [`MAX_HEADERS_LEN`] bytes.
 
+use crate::maps::MAX_STEERED_FRAME_LEN;
 use crate::wire::{
     DHCPV6_CLIENT_PORT, DHCPV6_SERVER_PORT, IPPROTO_UDP, MAX_HEADERS_LEN,
     ethernet::{self, ethertype},
@@ -82,11 +83,14 @@ pub enum PassReason {
     NotUdp,
     /// UDP, but not to the rule's port (547; 546 or 547 for [`classify_client`]).
     OtherPort,
+    /// Longer than [`MAX_STEERED_FRAME_LEN`] by its IPv6 payload length (jumbo frames): it
+    /// would not fit an AF_XDP frame, so the kernel socket answers it.
+    TooLarge,
 }
 
 impl PassReason {
     /// Every reason, in counter order.
-    pub const ALL: [PassReason; 7] = [
+    pub const ALL: [PassReason; 8] = [
         PassReason::NotIpv6,
         PassReason::VlanStack,
         PassReason::Truncated,
@@ -94,6 +98,7 @@ impl PassReason {
         PassReason::ExtensionHeader,
         PassReason::NotUdp,
         PassReason::OtherPort,
+        PassReason::TooLarge,
     ];
 
     /// Short snake_case name, for metrics labels and the CLI.
@@ -106,6 +111,7 @@ impl PassReason {
             PassReason::ExtensionHeader => "extension_header",
             PassReason::NotUdp => "not_udp",
             PassReason::OtherPort => "other_port",
+            PassReason::TooLarge => "too_large",
         }
     }
 }
@@ -181,6 +187,13 @@ fn headers<F: FrameReader + ?Sized, const CLIENT: bool>(frame: &F) -> Result<Off
     let wanted = port == DHCPV6_SERVER_PORT || (CLIENT && port == DHCPV6_CLIENT_PORT);
     if !wanted {
         return Err(PassReason::OtherPort);
+    }
+    let payload_len = usize::from(u16::from_be_bytes([
+        fixed[ipv6::field::PAYLOAD_LEN.start],
+        fixed[ipv6::field::PAYLOAD_LEN.start + 1],
+    ]));
+    if l3 + ipv6::HEADER_LEN + payload_len > MAX_STEERED_FRAME_LEN {
+        return Err(PassReason::TooLarge);
     }
     debug_assert!(l4 + udp::HEADER_LEN <= MAX_HEADERS_LEN);
     Ok(Offsets { l3, l4 })
@@ -272,6 +285,28 @@ mod tests {
             assert_eq!(offsets.vlan_tags(), tags.len());
             assert_eq!(&frame.bytes()[offsets.payload()..], SOLICIT);
             assert_eq!(frame.bytes()[offsets.l3] >> 4, 6);
+        }
+    }
+
+    #[test]
+    fn jumbo_request_is_passed_to_the_kernel() {
+        // A frame of `total` bytes with two tags: the IPv6 payload length says so (the
+        // classifier reads only headers).
+        let sized = |total: usize| {
+            let mut frame = dhcp(&[ethertype::QINQ, ethertype::VLAN]).bytes().to_vec();
+            let l3 = ETHERNET_HEADER_LEN + 2 * VLAN_TAG_LEN;
+            let payload = (total - l3 - IPV6_HEADER_LEN) as u16;
+            frame[l3 + 4..l3 + 6].copy_from_slice(&payload.to_be_bytes());
+            frame.resize(total, 0);
+            frame
+        };
+        assert_eq!(classify(&sized(MAX_STEERED_FRAME_LEN)[..]), steer(22));
+        // One byte more, or a 9,000-byte jumbo frame: the kernel's UDP socket takes it.
+        for total in [MAX_STEERED_FRAME_LEN + 1, 9022] {
+            assert_eq!(
+                classify(&sized(total)[..]),
+                Verdict::Pass(PassReason::TooLarge)
+            );
         }
     }
 

@@ -23,7 +23,8 @@ pub mod wire;
 
 pub use classify::{FrameReader, Offsets, PassReason, Verdict, classify, classify_client};
 pub use maps::{
-    CLIENT_PROGRAM, COUNTERS_INDEX, COUNTERS_MAP, Counters, MAX_QUEUES, PROGRAM, XSK_MAP,
+    CLIENT_PROGRAM, COUNTERS_INDEX, COUNTERS_MAP, Counters, MAX_QUEUES, MAX_STEERED_FRAME_LEN,
+    PROGRAM, XSK_MAP,
 };
 pub use wire::ethernet::{HEADER_LEN as ETHERNET_HEADER_LEN, TAG_LEN as VLAN_TAG_LEN, ethertype};
 pub use wire::ipv6::HEADER_LEN as IPV6_HEADER_LEN;

@@ -19,6 +19,12 @@ pub const COUNTERS_MAP: &str = "XDP_COUNTERS";
 /// Index of the only entry of [`COUNTERS_MAP`].
 pub const COUNTERS_INDEX: u32 = 0;
 
+/// The longest frame steered to an AF_XDP socket: the UMEM frame size the sockets use
+/// (`XskConfig::default().frame_size`). A longer one (jumbo frames) would not fit a frame and
+/// be dropped by the kernel's AF_XDP receive; the program passes it to the kernel instead,
+/// whose UDP socket answers it ([`PassReason::TooLarge`]).
+pub const MAX_STEERED_FRAME_LEN: usize = 2048;
+
 /// Entries of [`XSK_MAP`]: receive queues beyond this are never steered.
 pub const MAX_QUEUES: u32 = 256;
 
@@ -49,6 +55,8 @@ pub struct Counters {
     pub not_udp: u64,
     /// Passed: [`PassReason::OtherPort`].
     pub other_port: u64,
+    /// Passed: [`PassReason::TooLarge`].
+    pub too_large: u64,
 }
 
 impl Counters {
@@ -64,6 +72,7 @@ impl Counters {
             PassReason::ExtensionHeader => &mut self.extension_header,
             PassReason::NotUdp => &mut self.not_udp,
             PassReason::OtherPort => &mut self.other_port,
+            PassReason::TooLarge => &mut self.too_large,
         };
         *counter = counter.wrapping_add(1);
     }
@@ -78,6 +87,7 @@ impl Counters {
             PassReason::ExtensionHeader => self.extension_header,
             PassReason::NotUdp => self.not_udp,
             PassReason::OtherPort => self.other_port,
+            PassReason::TooLarge => self.too_large,
         }
     }
 
@@ -94,6 +104,7 @@ impl Counters {
             extension_header,
             not_udp,
             other_port,
+            too_large,
         } = other;
         self.steered = self.steered.wrapping_add(*steered);
         self.no_socket = self.no_socket.wrapping_add(*no_socket);
@@ -105,6 +116,7 @@ impl Counters {
         self.extension_header = self.extension_header.wrapping_add(*extension_header);
         self.not_udp = self.not_udp.wrapping_add(*not_udp);
         self.other_port = self.other_port.wrapping_add(*other_port);
+        self.too_large = self.too_large.wrapping_add(*too_large);
     }
 
     /// Counters accumulated since `earlier` (a snapshot of the same map).
@@ -120,6 +132,7 @@ impl Counters {
             extension_header: self.extension_header.wrapping_sub(earlier.extension_header),
             not_udp: self.not_udp.wrapping_sub(earlier.not_udp),
             other_port: self.other_port.wrapping_sub(earlier.other_port),
+            too_large: self.too_large.wrapping_sub(earlier.too_large),
         }
     }
 }
@@ -139,7 +152,7 @@ mod tests {
         for (i, reason) in PassReason::ALL.into_iter().enumerate() {
             assert_eq!(counters.passed_for(reason), i as u64 + 1, "{reason:?}");
         }
-        assert_eq!(counters.passed, 28);
+        assert_eq!(counters.passed, 36);
         assert_eq!(counters.steered + counters.no_socket, 0);
     }
 
@@ -159,7 +172,7 @@ mod tests {
 
     #[test]
     fn layout_is_plain_u64s() {
-        assert_eq!(core::mem::size_of::<Counters>(), 10 * 8);
+        assert_eq!(core::mem::size_of::<Counters>(), 11 * 8);
         assert_eq!(core::mem::align_of::<Counters>(), 8);
     }
 }

@@ -104,6 +104,26 @@ fn other_port_is_passed() {
 
 #[test]
 #[ignore = "needs root and the eBPF object; run by cargo xtask test"]
+fn jumbo_request_is_passed_to_the_kernel_socket() {
+    // 3,000 bytes: more than an AF_XDP frame holds, which the kernel's AF_XDP receive would
+    // drop; passed, the UDP socket answers it.
+    let mut frame = FrameBuilder::with_tags(&[])
+        .ipv6(IPPROTO_UDP)
+        .udp(546, 547, SOLICIT)
+        .bytes()
+        .to_vec();
+    let payload = (3000 - 14 - 40) as u16;
+    frame[18..20].copy_from_slice(&payload.to_be_bytes());
+    frame[54 + 4..54 + 6].copy_from_slice(&payload.to_be_bytes());
+    frame.resize(3000, 0);
+    let steering = load();
+    let (action, delta) = test_run(&steering, &frame);
+    assert_eq!(action, XDP_PASS);
+    assert_eq!(delta, passed(PassReason::TooLarge));
+}
+
+#[test]
+#[ignore = "needs root and the eBPF object; run by cargo xtask test"]
 fn source_port_547_alone_is_passed() {
     let frame = FrameBuilder::with_tags(&[])
         .ipv6(IPPROTO_UDP)

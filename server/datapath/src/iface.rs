@@ -85,13 +85,32 @@ impl InterfaceInfo {
     }
 }
 
-/// The MTU of `name`, from sysfs.
+/// The MTU of `name` (`SIOCGIFMTU`, in the calling thread's network namespace).
 pub fn interface_mtu(name: &str) -> Option<u32> {
-    std::fs::read_to_string(format!("/sys/class/net/{name}/mtu"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+    // Safety: all-zero is a valid `ifreq`.
+    let mut request: libc::ifreq = unsafe { zeroed() };
+    let bytes = name.as_bytes();
+    if bytes.len() >= request.ifr_name.len() {
+        return None;
+    }
+    for (to, from) in request.ifr_name.iter_mut().zip(bytes) {
+        *to = *from as libc::c_char;
+    }
+    // Safety: plain socket(2); the result is checked before it is wrapped.
+    let raw = unsafe { libc::socket(libc::AF_INET6, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return None;
+    }
+    // Safety: `raw` is a fresh descriptor owned by nothing else.
+    let socket = unsafe { OwnedFd::from_raw_fd(raw) };
+    // Safety: SIOCGIFMTU reads the name from `request` and writes `ifru_mtu`; it lives for the
+    // call.
+    let rc = unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCGIFMTU, &mut request) };
+    if rc < 0 {
+        return None;
+    }
+    // Safety: SIOCGIFMTU succeeded, so the union holds the MTU.
+    u32::try_from(unsafe { request.ifr_ifru.ifru_mtu }).ok()
 }
 
 struct Addresses {
@@ -237,6 +256,12 @@ fn ethtool_channels(interface: &str) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loopback_mtu_is_read() {
+        assert!(interface_mtu("lo").is_some_and(|mtu| mtu >= 1280));
+        assert_eq!(interface_mtu("no-such-if0"), None);
+    }
 
     #[test]
     fn loopback_has_addresses_but_no_link_local() {
