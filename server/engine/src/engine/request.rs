@@ -144,16 +144,8 @@ impl<'a> ClientRequest<'a> {
                 // Clients and servers MAY choose to ... ignore such a message completely and
                 // just discard it.
                 // (Two identities in one message: which one would the lease belong to?)
-                DhcpOption::ClientId(duid) => {
-                    if request.client_id.replace(duid.as_bytes()).is_some() {
-                        return Err(DropReason::DuplicateId);
-                    }
-                }
-                DhcpOption::ServerId(duid) => {
-                    if request.server_id.replace(duid.as_bytes()).is_some() {
-                        return Err(DropReason::DuplicateId);
-                    }
-                }
+                DhcpOption::ClientId(duid) => set_once(&mut request.client_id, duid.as_bytes())?,
+                DhcpOption::ServerId(duid) => set_once(&mut request.server_id, duid.as_bytes())?,
                 DhcpOption::IaNa(ia) => {
                     request.has_ia = true;
                     // One answer per IAID: a repeated IA is the client's mistake.
@@ -241,6 +233,14 @@ impl<'a> ClientRequest<'a> {
             .iter()
             .find(|oro| oro.enterprise == enterprise)
             .copied()
+    }
+}
+
+/// Sets an identifier the message may carry once; a second one drops the message.
+fn set_once<'a>(slot: &mut Option<&'a [u8]>, id: &'a [u8]) -> Result<(), DropReason> {
+    match slot.replace(id) {
+        None => Ok(()),
+        Some(_) => Err(DropReason::DuplicateId),
     }
 }
 
