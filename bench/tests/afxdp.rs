@@ -43,8 +43,9 @@ impl Link {
             (&client, CLIENT_IF, "2001:db8::1/64"), // CLIENT_GLOBAL
             (&server, SERVER_IF, "2001:db8::547/64"),
         ] {
+            // Offloads stay on: kernel sockets' checksums arrive unfinished (CHECKSUM_PARTIAL)
+            // and the generator takes them; the leak test below keeps them off.
             namespace.add_address(interface, address).expect("address");
-            namespace.finish_checksums(interface).expect("ethtool");
         }
         for (namespace, interface) in [(&client, CLIENT_IF), (&server, SERVER_IF)] {
             namespace
