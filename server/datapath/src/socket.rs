@@ -47,7 +47,8 @@ impl fmt::Display for BindMode {
 pub struct XskConfig {
     /// UMEM frames (each holds one packet).
     pub frames: u32,
-    /// Bytes per frame: a power of two from 2048 to the page size.
+    /// Bytes per frame: a power of two from 2048 to the page size. The XDP program steers
+    /// frames of up to `xdhcp6_common::MAX_STEERED_FRAME_LEN` (2048) bytes.
     pub frame_size: u32,
     /// Entries of each ring (fill, completion, RX, TX): a power of two.
     pub ring_size: u32,
@@ -458,6 +459,14 @@ pub fn register(steering: &mut Steering, socket: &XskSocket) -> Result<(), Steer
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn default_frames_hold_every_steered_frame() {
+        // The XDP program steers frames up to MAX_STEERED_FRAME_LEN and passes longer ones to
+        // the kernel; a frame it steers must fit the UMEM frame, or the kernel drops it.
+        let config = XskConfig::default();
+        assert!(config.frame_size as usize >= xdhcp6_common::MAX_STEERED_FRAME_LEN);
+    }
 
     #[test]
     fn config_is_checked() {
