@@ -43,6 +43,8 @@
 use std::{
     collections::VecDeque,
     fmt,
+    net::SocketAddrV6,
+    os::fd::AsFd,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -52,7 +54,9 @@ use std::{
 };
 
 use tracing::{debug, warn};
+use xdhcp6_datapath::mmsg::{MmsgBatch, PacketInfo};
 pub use xdhcp6_datapath::os::pin_to_core;
+use xdhcp6_datapath::udp::ServerSocket;
 pub use xdhcp6_datapath::{
     BindMode, FrameAudit, InterfaceInfo, XskConfig, XskError, XskQueue, XskSocket, register,
     rx_queue_count,
@@ -72,6 +76,8 @@ const DEFAULT_MTU: u32 = 1500;
 const ETHERNET_HEADER_LEN: usize = 14;
 /// One 802.1Q or 802.1ad tag.
 const VLAN_TAG_LEN: usize = 4;
+/// Largest reply sent through the kernel socket: a UMEM frame's worth.
+const KERNEL_REPLY_SIZE: usize = 4096;
 /// How often a worker copies its socket's kernel counters into its stats.
 const STATISTICS_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -102,6 +108,8 @@ pub struct XskWorker {
     source: ReplySource,
     /// What a request must be addressed to.
     local: Local,
+    /// The interface's index, for replies sent through the kernel socket.
+    interface_index: u32,
     /// The largest reply frame the interface sends: its MTU plus the Ethernet header (the
     /// request's VLAN tags come on top).
     max_frame: usize,
@@ -110,6 +118,25 @@ pub struct XskWorker {
     /// At most this many replies are held; past it the worker waits for the journal before
     /// it takes more requests, so that held frames never starve the fill ring.
     held_max: usize,
+    /// The kernel socket that sends replies larger than the MTU (it fragments them); without
+    /// it they are dropped and counted.
+    kernel: Option<KernelSend>,
+}
+
+/// Replies sent through the kernel socket: the socket, a one-datagram batch, and the replies
+/// waiting for their barrier, oldest first.
+struct KernelSend {
+    socket: Arc<ServerSocket>,
+    batch: MmsgBatch,
+    held: VecDeque<HeldDatagram>,
+}
+
+/// A reply too large for the link, waiting for the durability barrier of its batch.
+struct HeldDatagram {
+    payload: Vec<u8>,
+    to: SocketAddrV6,
+    from: PacketInfo,
+    mark: u64,
 }
 
 /// A reply frame waiting for the durability barrier of its batch.
@@ -145,10 +172,23 @@ impl XskWorker {
                 mac: interface.mac,
                 addresses,
             },
+            interface_index: interface.index,
             max_frame: mtu + ETHERNET_HEADER_LEN,
             held: VecDeque::with_capacity(held_max),
             held_max,
+            kernel: None,
         }
+    }
+
+    /// Sends replies larger than the interface MTU through `socket` (the kernel's UDP socket
+    /// on port 547, which fragments them) instead of dropping them.
+    pub fn with_kernel_socket(mut self, socket: Arc<ServerSocket>) -> Self {
+        self.kernel = Some(KernelSend {
+            socket,
+            batch: MmsgBatch::new(1, KERNEL_REPLY_SIZE),
+            held: VecDeque::new(),
+        });
+        self
     }
 
     /// The socket.
@@ -180,7 +220,7 @@ impl XskWorker {
                 next_statistics = Instant::now() + STATISTICS_INTERVAL;
             }
             if self.poll(&mut respond, events, stats) == 0 {
-                if !self.held.is_empty() {
+                if self.oldest_mark().is_some() {
                     // Nothing arrived: wait for the journal instead of spinning.
                     self.wait_for_oldest(events, stats);
                     continue;
@@ -198,8 +238,7 @@ impl XskWorker {
         // The journal syncs what is queued when it closes, after the workers; give it a few
         // seconds, then drop what is still held rather than hang the shutdown.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while let Some(newest) = self.held.back() {
-            let mark = newest.mark;
+        while let Some(mark) = self.newest_mark() {
             let ok = events.wait(mark) && std::time::Instant::now() < deadline;
             self.release(events, stats, ok);
             self.queue.reclaim();
@@ -236,6 +275,7 @@ impl XskWorker {
             return 0;
         }
         let before = self.held.len();
+        let kernel_before = self.kernel.as_ref().map_or(0, |kernel| kernel.held.len());
         for i in 0..received {
             let Some(desc) = self.queue.rx_desc(rx_first.wrapping_add(i)) else {
                 continue;
@@ -250,6 +290,11 @@ impl XskWorker {
         let mark = events.mark();
         for held in self.held.range_mut(before..) {
             held.mark = mark;
+        }
+        if let Some(kernel) = &mut self.kernel {
+            for held in kernel.held.range_mut(kernel_before..) {
+                held.mark = mark;
+            }
         }
         self.release(events, stats, true);
         self.queue.kick_rx();
@@ -272,9 +317,69 @@ impl XskWorker {
 
     /// Waits until the oldest held reply may leave, then sends what may.
     fn wait_for_oldest<E: Events>(&mut self, events: &mut E, stats: &WorkerStats) {
-        if let Some(oldest) = self.held.front() {
-            let ok = events.wait(oldest.mark);
+        if let Some(mark) = self.oldest_mark() {
+            let ok = events.wait(mark);
             self.release(events, stats, ok);
+        }
+    }
+
+    /// The mark of the oldest held reply, frame or kernel datagram (marks only grow).
+    fn oldest_mark(&self) -> Option<u64> {
+        let frame = self.held.front().map(|held| held.mark);
+        let kernel = self
+            .kernel
+            .as_ref()
+            .and_then(|k| k.held.front())
+            .map(|held| held.mark);
+        frame.into_iter().chain(kernel).min()
+    }
+
+    /// The mark of the newest held reply, frame or kernel datagram.
+    fn newest_mark(&self) -> Option<u64> {
+        let frame = self.held.back().map(|held| held.mark);
+        let kernel = self
+            .kernel
+            .as_ref()
+            .and_then(|k| k.held.back())
+            .map(|held| held.mark);
+        frame.into_iter().chain(kernel).max()
+    }
+
+    /// Sends the held kernel datagrams whose marks pass the barrier; drops (and counts) every
+    /// one when the journal failed.
+    fn release_kernel<E: Events>(&mut self, events: &E, stats: &WorkerStats, ok: bool) {
+        let Some(kernel) = &mut self.kernel else {
+            return;
+        };
+        while let Some(held) = kernel.held.front() {
+            let barrier = if ok {
+                events.barrier(held.mark)
+            } else {
+                Barrier::Failed
+            };
+            match barrier {
+                Barrier::Ready => {}
+                Barrier::Failed => {
+                    for _ in kernel.held.drain(..) {
+                        stats.count_send_failure();
+                    }
+                    return;
+                }
+                _ => return,
+            }
+            let len = held.payload.len().min(KERNEL_REPLY_SIZE);
+            if let Some(slot) = kernel.batch.slot_mut(0).get_mut(..len) {
+                slot.copy_from_slice(&held.payload[..len]);
+            }
+            kernel.batch.prepare(0, len, held.to, Some(held.from));
+            match kernel.batch.send(kernel.socket.as_fd(), 0..1) {
+                Ok(1) => {
+                    // Counted as sent when the engine answered; this says how it left.
+                    stats.count_reply_through_kernel();
+                }
+                _ => stats.count_send_failure(),
+            }
+            kernel.held.pop_front();
         }
     }
 
@@ -283,6 +388,7 @@ impl XskWorker {
     /// journal failed, every held reply is dropped and counted as a send failure: it would
     /// announce a lease a restart could forget.
     fn release<E: Events>(&mut self, events: &E, stats: &WorkerStats, ok: bool) {
+        self.release_kernel(events, stats, ok);
         let Some(newest) = self.held.back() else {
             return;
         };
@@ -365,17 +471,36 @@ impl XskWorker {
             return None;
         };
         let payload = &request[meta.payload()];
-        // The engine writes no more than the link carries: a reply past the MTU is dropped by
-        // the engine and counted (reply_too_large), never handed to a TX ring that would drop
-        // it without a word.
+        // Without a kernel socket the engine writes no more than the link carries: a reply
+        // past the MTU is dropped by the engine and counted (reply_too_large), never handed to
+        // a TX ring that would drop it without a word. With one, the engine has the whole
+        // frame and a reply past the MTU leaves through the kernel, which fragments it.
         let max_frame = self.max_frame + meta.vlan_tags() * VLAN_TAG_LEN;
+        let end = if self.kernel.is_some() {
+            reply.len()
+        } else {
+            max_frame.min(reply.len())
+        };
         let Some(plan) = reply
-            .get_mut(meta.header_len..max_frame.min(reply.len()))
+            .get_mut(meta.header_len..end)
             .and_then(|buf| respond(payload, &meta, buf, events))
         else {
             self.queue.recycle(tx_addr);
             return None;
         };
+        if meta.header_len + plan.len > max_frame {
+            hold_for_kernel(
+                &mut self.kernel,
+                &self.source,
+                self.interface_index,
+                reply,
+                &meta,
+                plan,
+                stats,
+            );
+            self.queue.recycle(tx_addr);
+            return None;
+        }
         match frame::write_headers(reply, &meta, &self.source, plan.to, plan.len) {
             Ok(len) => Some((tx_addr, len as u32)),
             Err(_) => {
@@ -391,6 +516,43 @@ impl XskWorker {
     pub fn audit(&self) -> FrameAudit {
         self.queue.audit()
     }
+}
+
+/// Holds a reply larger than the link's MTU for the kernel socket (mark set with its
+/// batch's); counts it as a send failure when there is no kernel socket (the engine
+/// already kept such replies within the MTU then) or no route.
+fn hold_for_kernel(
+    kernel: &mut Option<KernelSend>,
+    source: &ReplySource,
+    interface_index: u32,
+    frame: &[u8],
+    meta: &FrameMeta,
+    plan: ReplyPlan,
+    stats: &WorkerStats,
+) {
+    let route = frame::route(meta, source, plan.to);
+    let (Some(kernel), Ok(route)) = (kernel, route) else {
+        stats.count_send_failure();
+        return;
+    };
+    let Some(payload) = frame.get(meta.header_len..meta.header_len + plan.len) else {
+        stats.count_send_failure();
+        return;
+    };
+    let scope = if route.destination.is_unicast_link_local() {
+        interface_index
+    } else {
+        0
+    };
+    kernel.held.push_back(HeldDatagram {
+        payload: payload.to_vec(),
+        to: SocketAddrV6::new(route.destination, route.destination_port, 0, scope),
+        from: PacketInfo {
+            local: route.source,
+            interface: interface_index,
+        },
+        mark: 0,
+    });
 }
 
 /// Runs one queue's loop with `respond` until `stop` is set, on this thread (pinned to `core`
@@ -413,6 +575,25 @@ where
     E: Events,
     R: FnMut(&[u8], &FrameMeta, &mut [u8], &mut E) -> Option<ReplyPlan>,
 {
+    run_queue_with(socket, interface, core, None, respond, events, stop, stats)
+}
+
+/// [`run_queue`], sending replies larger than the MTU through `kernel` when given.
+#[allow(clippy::too_many_arguments)]
+fn run_queue_with<E, R>(
+    socket: XskSocket,
+    interface: &InterfaceInfo,
+    core: Option<usize>,
+    kernel: Option<Arc<ServerSocket>>,
+    respond: R,
+    events: &mut E,
+    stop: &AtomicBool,
+    stats: &WorkerStats,
+) -> Result<XskWorker, XskError>
+where
+    E: Events,
+    R: FnMut(&[u8], &FrameMeta, &mut [u8], &mut E) -> Option<ReplyPlan>,
+{
     if let Some(core) = core {
         pin_to_core(core).map_err(|source| XskError::Pin {
             queue: socket.queue(),
@@ -421,6 +602,9 @@ where
         })?;
     }
     let mut worker = XskWorker::new(socket, interface);
+    if let Some(kernel) = kernel {
+        worker = worker.with_kernel_socket(kernel);
+    }
     debug!(
         interface = interface.name,
         queue = worker.socket().queue(),
@@ -436,11 +620,16 @@ where
 ///
 /// The link is the one configured for `interface` and the VLAN stack of each request, outer
 /// and inner tag ([`Engine::link_for_vlans`]); `now` is the engine clock (Unix seconds).
+///
+/// With `kernel` (the server's UDP socket), replies larger than the interface MTU leave
+/// through it, fragmented by the kernel; without it they are dropped and counted
+/// (`reply_too_large`).
 #[allow(clippy::too_many_arguments)]
 pub fn serve_queue<E: Events>(
     socket: XskSocket,
     interface: &InterfaceInfo,
     core: Option<usize>,
+    kernel: Option<Arc<ServerSocket>>,
     engine: &Engine,
     now: impl Fn() -> u32,
     events: &mut E,
@@ -486,7 +675,9 @@ pub fn serve_queue<E: Events>(
             }
         }
     };
-    run_queue(socket, interface, core, respond, events, stop, stats)
+    run_queue_with(
+        socket, interface, core, kernel, respond, events, stop, stats,
+    )
 }
 
 /// Remembers `Engine::link_for_vlans` per VLAN stack: a handful of VLANs per interface at most
@@ -559,6 +750,7 @@ pub fn spawn_workers<S>(
     engine: Arc<Engine>,
     now: fn() -> u32,
     mut events: impl FnMut(u32) -> S,
+    kernel: Option<Arc<ServerSocket>>,
     stop: Arc<AtomicBool>,
 ) -> Result<Workers, XskError>
 where
@@ -585,6 +777,7 @@ where
         let engine = Arc::clone(&engine);
         let stop = Arc::clone(&stop);
         let thread_stats = Arc::clone(&stats);
+        let kernel = kernel.clone();
         let thread = thread::Builder::new()
             .name(format!("xsk-{name}-{queue}"))
             .spawn(move || {
@@ -592,6 +785,7 @@ where
                     socket,
                     &interface,
                     core,
+                    kernel,
                     &engine,
                     now,
                     &mut sink,

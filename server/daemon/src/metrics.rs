@@ -251,6 +251,16 @@ fn render_workers(out: &mut Exposition, workers: &[Arc<WorkerStats>]) {
         sum(|stats| &stats.partial_checksums),
     );
     out.family(
+        "xdhcp6_replies_through_kernel_total",
+        "counter",
+        "AF_XDP replies larger than the interface MTU, sent through the kernel UDP socket \
+         (which fragments them) instead of the transmit ring.",
+    );
+    out.value(
+        "xdhcp6_replies_through_kernel_total",
+        sum(|stats| &stats.replies_through_kernel),
+    );
+    out.family(
         "xdhcp6_xsk_kernel_total",
         "counter",
         "The AF_XDP sockets' own kernel counters (XDP_STATISTICS), summed over sockets, read \

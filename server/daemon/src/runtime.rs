@@ -183,7 +183,7 @@ pub fn serve(options: RunOptions, stop: &AtomicBool) -> anyhow::Result<()> {
     );
     running.stats.extend(udp_stats);
     if options.datapath == Datapath::Xdp {
-        start_xdp(&options, &config, &engine, &journal, &mut running)?;
+        start_xdp(&options, &config, &engine, &journal, &socket, &mut running)?;
     }
     tracing::info!(
         datapath = %options.datapath,
@@ -294,6 +294,7 @@ fn start_xdp(
     config: &Config,
     engine: &Arc<Engine>,
     journal: &Arc<Journal>,
+    socket: &Arc<ServerSocket>,
     running: &mut Running,
 ) -> anyhow::Result<()> {
     let object = crate::xdp::locate(options.ebpf_object.as_deref())?;
@@ -334,6 +335,7 @@ fn start_xdp(
             Arc::clone(engine),
             os::unix_now,
             |_queue| journal.sink(),
+            Some(Arc::clone(socket)),
             Arc::clone(&running.stop),
         )
         .with_context(|| format!("starting the AF_XDP workers on {name}"))?;

@@ -43,6 +43,9 @@ pub struct WorkerStats {
     pub frame_errors: [AtomicU64; FrameError::NAMES.len()],
     /// Frames accepted with a checksum left to offload (CHECKSUM_PARTIAL, veth peers).
     pub partial_checksums: AtomicU64,
+    /// Replies larger than the interface MTU sent through the kernel socket (fragmented)
+    /// rather than the AF_XDP ring.
+    pub replies_through_kernel: AtomicU64,
     /// The AF_XDP socket's own kernel counters (`XDP_STATISTICS`), as last read; names in
     /// [`XSK_COUNTER_NAMES`].
     pub xsk: [AtomicU64; XSK_COUNTER_NAMES.len()],
@@ -100,6 +103,12 @@ impl WorkerStats {
     #[inline]
     pub fn count_partial_checksum(&self) {
         bump(&self.partial_checksums);
+    }
+
+    /// Counts a reply sent through the kernel socket because it exceeds the MTU.
+    #[inline]
+    pub fn count_reply_through_kernel(&self) {
+        bump(&self.replies_through_kernel);
     }
 
     /// Stores the AF_XDP socket's kernel counters, in [`XSK_COUNTER_NAMES`] order.

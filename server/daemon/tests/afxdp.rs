@@ -144,6 +144,7 @@ fn engine_answers_direct_and_relayed_clients() {
                     socket,
                     &interface,
                     None,
+                    None,
                     &engine,
                     || 1_750_000_000,
                     &mut events,
@@ -215,6 +216,7 @@ fn spawned_workers_serve_every_queue_with_the_engine() {
             Arc::new(engine()),
             || 1_750_000_000,
             |_queue| Vec::<LeaseEvent>::new(),
+            None,
             Arc::clone(&stop),
         )
         .unwrap();
@@ -404,17 +406,7 @@ fn reply_larger_than_the_mtu_is_counted_not_sent_over_afxdp() {
         let (_steering, interface, socket) = native_copy_socket();
         assert_eq!(interface.mtu, Some(1500));
         let stop = Arc::new(AtomicBool::new(false));
-        // An option of 1,600 bytes in every reply: more than a 1,500-byte link carries, less
-        // than a UMEM frame holds.
-        let big = "x".repeat(1600);
-        let text = fixtures::render(fixtures::AFXDP_VETH, &[("SERVER_IF", VethPair::SERVER)])
-            .unwrap()
-            + &format!(
-                "\n[options]\ncustom = [{{ code = 250, text = \"{big}\", always-send = true }}]\n"
-            );
-        let config = Arc::new(Config::from_toml_str(&text, "afxdp-test.toml").unwrap());
-        let table = Arc::new(LeaseTable::with_capacity(1000, SaltKey::from_salt("t")));
-        let engine = Engine::new(config, table).unwrap();
+        let engine = oversize_engine();
         let (worker, stats) = spawn_engine(engine, socket, &interface, &stop);
         let client = PacketSocket::new(VethPair::CLIENT).unwrap();
 
@@ -442,6 +434,43 @@ fn reply_larger_than_the_mtu_is_counted_not_sent_over_afxdp() {
         let _ = worker.join().unwrap();
         assert_eq!(stats.sent[2].load(Ordering::Relaxed), 0, "counted as sent");
         assert_eq!(stats.dropped[index].load(Ordering::Relaxed), 1);
+    });
+}
+
+#[test]
+#[ignore = "needs root and the eBPF object; run by cargo xtask test"]
+fn reply_larger_than_the_mtu_leaves_through_the_kernel_socket() {
+    let pair = VethPair::new();
+    pair.netns()
+        .add_address(VethPair::CLIENT, "fe80::546/64")
+        .unwrap();
+    pair.run_in_namespace(|| {
+        let (_steering, interface, socket) = native_copy_socket();
+        let stop = Arc::new(AtomicBool::new(false));
+        let kernel = Arc::new(xdhcp6d::udp::bind(547).unwrap());
+        let (worker, stats) =
+            spawn_engine_with(oversize_engine(), socket, &interface, Some(kernel), &stop);
+
+        let client = std::net::UdpSocket::bind("[::]:546").unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(3)))
+            .unwrap();
+        let scope = if_index(VethPair::CLIENT).unwrap();
+        let group = std::net::SocketAddrV6::new("ff02::1:2".parse().unwrap(), 547, 0, scope);
+        client
+            .send_to(&client_solicit(0x00ab_000a, 30), group)
+            .unwrap();
+        let mut reply = [0u8; 4096];
+        let (len, from) = client.recv_from(&mut reply).expect("no Advertise");
+        assert_eq!(reply[0], 2, "Advertise");
+        assert!(len > 1500, "{len} bytes: the reply fits the MTU after all");
+        assert_eq!(from.port(), 547);
+
+        stop.store(true, Ordering::Relaxed);
+        let worker = worker.join().unwrap().unwrap();
+        assert!(worker.audit().is_complete(), "{:?}", worker.audit());
+        assert_eq!(stats.replies_through_kernel.load(Ordering::Relaxed), 1);
+        assert_eq!(stats.send_failures.load(Ordering::Relaxed), 0);
     });
 }
 
@@ -723,6 +752,20 @@ fn spawn_engine(
     thread::JoinHandle<Result<XskWorker, afxdp::XskError>>,
     Arc<WorkerStats>,
 ) {
+    spawn_engine_with(engine, socket, interface, None, stop)
+}
+
+/// [`spawn_engine`] with the kernel socket for replies larger than the MTU.
+fn spawn_engine_with(
+    engine: Engine,
+    socket: XskSocket,
+    interface: &InterfaceInfo,
+    kernel: Option<Arc<xdhcp6_datapath::udp::ServerSocket>>,
+    stop: &Arc<AtomicBool>,
+) -> (
+    thread::JoinHandle<Result<XskWorker, afxdp::XskError>>,
+    Arc<WorkerStats>,
+) {
     let stats = Arc::new(WorkerStats::default());
     let (interface, stop, thread_stats) = (interface.clone(), Arc::clone(stop), Arc::clone(&stats));
     let thread = thread::spawn(move || {
@@ -731,6 +774,7 @@ fn spawn_engine(
             socket,
             &interface,
             None,
+            kernel,
             &engine,
             || 1_750_000_000,
             &mut events,
@@ -739,6 +783,19 @@ fn spawn_engine(
         )
     });
     (thread, stats)
+}
+
+/// The test engine with an option of 1,600 bytes in every reply: more than a 1,500-byte link
+/// carries, less than a UMEM frame holds.
+fn oversize_engine() -> Engine {
+    let big = "x".repeat(1600);
+    let text = fixtures::render(fixtures::AFXDP_VETH, &[("SERVER_IF", VethPair::SERVER)]).unwrap()
+        + &format!(
+            "\n[options]\ncustom = [{{ code = 250, text = \"{big}\", always-send = true }}]\n"
+        );
+    let config = Arc::new(Config::from_toml_str(&text, "afxdp-test.toml").unwrap());
+    let table = Arc::new(LeaseTable::with_capacity(1000, SaltKey::from_salt("t")));
+    Engine::new(config, table).unwrap()
 }
 
 /// The test engine with `server` lines added to its `[server]` section.
