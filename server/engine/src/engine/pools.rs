@@ -263,3 +263,19 @@ impl Engine {
         usage
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lengths_follow_rfc8168_order() {
+        let lengths = [48, 56, 60, 64];
+        let order = |hint| lengths_by_hint(&lengths, hint).collect::<Vec<_>>();
+        assert_eq!(order(56), [56, 48, 60, 64]);
+        assert_eq!(order(62), [60, 56, 48, 64]);
+        assert_eq!(order(44), [48, 56, 60, 64]);
+        assert_eq!(order(80), [64, 60, 56, 48]);
+        assert_eq!(order(48), [48, 56, 60, 64]);
+    }
+}
