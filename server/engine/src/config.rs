@@ -229,6 +229,10 @@ pub struct PdPool {
     pub delegated_len: u8,
     /// The RFC 6603 excluded prefix sent with each delegation, if any.
     pub exclude: Option<PdExclude>,
+    /// Whether the aggregate is carved from an address pool prefix of the same link
+    /// (`inside-on-link`, default false): allowed only then, and only outside this server's
+    /// address ranges; addresses inside it are not appropriate for IA_NA on the link.
+    pub inside_on_link: bool,
 }
 
 /// RFC 6603 Prefix Exclude: which subnet of each delegated prefix the client must not use.

@@ -192,6 +192,9 @@ pub(crate) struct RawPdPool {
     /// Which subnet of that length is excluded (default 0).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub excluded_subnet: Option<u64>,
+    /// The aggregate lies inside an address pool prefix of this link (default false).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inside_on_link: Option<bool>,
 }
 
 /// `[options]` (defaults for every link) and `[link.options]`.

@@ -1,6 +1,6 @@
 //! From TOML text to the validated model, and back.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::Ipv6Addr;
 use std::path::PathBuf;
 
@@ -256,6 +256,8 @@ fn links(
     // Every link that lists a relay prefix.
     let mut relay: HashMap<Prefix, Vec<Seen>> = HashMap::new();
     let mut ranges: Vec<(Prefix, String)> = Vec::new();
+    // PD aggregates that the operator placed inside the link's on-link space.
+    let mut inside_on_link: HashSet<Prefix> = HashSet::new();
 
     for (i, raw_link) in raw.link.iter().enumerate() {
         let base = format!("link[{i}]");
@@ -346,6 +348,10 @@ fn links(
                 order: na_prefixes.len() + pd_prefixes.len(),
             };
             first_use(&mut pd_prefixes, pool.prefix, seen, &links, name, "pd-pool")?;
+            if pool.inside_on_link {
+                inside_link_space(&pool, &na_pools, &base, &field)?;
+                inside_on_link.insert(pool.prefix);
+            }
             ranges.push((pool.range, format!("{field}.range")));
             pd_pools.push(pool);
         }
@@ -452,7 +458,9 @@ fn links(
     }
 
     no_overlapping_ranges(ranges)?;
-    no_delegation_of_on_link_space(&na_prefixes, &pd_prefixes)?;
+    no_overlapping_pools(&na_prefixes)?;
+    no_overlapping_pools(&pd_prefixes)?;
+    no_delegation_of_on_link_space(&na_prefixes, &pd_prefixes, &inside_on_link)?;
 
     let mut by_len: HashMap<u8, HashMap<u128, Vec<LinkId>>> = HashMap::new();
     for (prefix, seen) in relay {
@@ -537,25 +545,82 @@ fn no_overlapping_ranges(ranges: Vec<(Prefix, String)>) -> Result<(), Problem> {
     Ok(())
 }
 
+/// Pools of one kind never overlap, on one link or on two: their prefixes are shared by every
+/// server of the link, so another server's slice of one would be inside the other. (Equal
+/// prefixes were reported by `first_use`.)
+fn no_overlapping_pools(pools: &HashMap<Prefix, Seen>) -> Result<(), Problem> {
+    let mut in_file_order: Vec<(&Prefix, &Seen)> = pools.iter().collect();
+    in_file_order.sort_by_key(|(_, seen)| seen.order);
+    no_overlapping_ranges(
+        in_file_order
+            .into_iter()
+            .map(|(prefix, seen)| (*prefix, format!("{}.prefix", seen.field)))
+            .collect(),
+    )
+}
+
+/// A pd-pool with `inside-on-link = true` (at `field`, on the link at `base`): its aggregate
+/// lies inside one of the link's address pool prefixes and outside all of this server's
+/// address ranges, so that the two allocators never hand out the same space.
+fn inside_link_space(
+    pool: &PdPool,
+    na_pools: &[NaPool],
+    base: &str,
+    field: &str,
+) -> Result<(), Problem> {
+    let prefix = pool.prefix;
+    if !na_pools.iter().any(|na| na.prefix.covers(&prefix)) {
+        return Err((
+            format!("{field}.inside-on-link"),
+            format!("{prefix} is not inside an address pool prefix of this link"),
+        ));
+    }
+    if let Some((j, na)) = na_pools
+        .iter()
+        .enumerate()
+        .find(|(_, na)| na.range.overlaps(&prefix))
+    {
+        return Err((
+            format!("{field}.prefix"),
+            format!(
+                "{prefix} overlaps {} ({base}.pool[{j}].range): prefixes delegated from the \
+                 on-link space must lie outside this server's address ranges",
+                na.range
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// An address pool prefix is on-link space: a PD aggregate that overlaps it would delegate
-/// prefixes that clients also use as addresses.
+/// prefixes that clients also use as addresses, unless the operator carved the aggregate out
+/// of the link's own on-link prefix (`inside`, checked by `inside_link_space`).
 fn no_delegation_of_on_link_space(
     na: &HashMap<Prefix, Seen>,
     pd: &HashMap<Prefix, Seen>,
+    inside: &HashSet<Prefix>,
 ) -> Result<(), Problem> {
     // Any prefix covering `prefix` (including itself) found in `set`.
     fn covering(set: &HashMap<Prefix, Seen>, prefix: Prefix) -> Option<(&Prefix, &Seen)> {
         (0..=prefix.len())
             .find_map(|len| set.get_key_value(&Prefix::containing(prefix.addr(), len)))
     }
+    // A PD aggregate inside an address pool prefix of its own link, as the operator said.
+    let allowed = |na_prefix: &Prefix, na_seen: &Seen, pd_prefix: &Prefix, pd_seen: &Seen| {
+        inside.contains(pd_prefix) && na_seen.link == pd_seen.link && na_prefix.covers(pd_prefix)
+    };
     let mut conflicts: Vec<(&Seen, Prefix, &Prefix, &Seen)> = Vec::new();
     for (prefix, seen) in na {
-        if let Some((other, other_seen)) = covering(pd, *prefix) {
+        if let Some((other, other_seen)) = covering(pd, *prefix)
+            && !allowed(prefix, seen, other, other_seen)
+        {
             conflicts.push((seen, *prefix, other, other_seen));
         }
     }
     for (prefix, seen) in pd {
-        if let Some((other, other_seen)) = covering(na, *prefix) {
+        if let Some((other, other_seen)) = covering(na, *prefix)
+            && !allowed(other, other_seen, prefix, seen)
+        {
             conflicts.push((seen, *prefix, other, other_seen));
         }
     }
@@ -742,6 +807,7 @@ fn pd_pool(raw: &RawPdPool, field: &str) -> Result<PdPool, Problem> {
         range,
         delegated_len,
         exclude,
+        inside_on_link: raw.inside_on_link.unwrap_or(false),
     })
 }
 
@@ -1000,6 +1066,7 @@ fn unbuild_link(link: &Link) -> RawLink {
                 excluded_prefix_length: p.exclude.map(|e| e.len),
                 // Excluded subnets come from an i64 in TOML, so they fit in u64.
                 excluded_subnet: p.exclude.map(|e| e.subnet as u64),
+                inside_on_link: p.inside_on_link.then_some(true),
             })
             .collect(),
         options: unbuild_options(&link.options),

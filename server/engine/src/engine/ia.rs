@@ -7,7 +7,7 @@ use std::net::Ipv6Addr;
 use xdhcp6_proto::{MessageType, MessageWriter, OptionCode, StatusCode};
 
 use super::pools::LinkPools;
-use super::request::{Client, ClientRequest, Ia, duid_link_layer};
+use super::request::{Client, ClientRequest, Hint, Ia, duid_link_layer};
 use super::{DropReason, Engine};
 use crate::alloc::AllocKey;
 use crate::config::{Link, RebindForeign};
@@ -47,7 +47,7 @@ impl<'x, 'r, S: EventSink> Exchange<'x, 'r, '_, S> {
             return Ok(self.w.end_option(mark)?);
         }
         let key = self.key(&ia);
-        let lease = self.claim(&key, how);
+        let lease = self.claim(&ia, &key, how);
         let mark = ia.begin(self.w, timers.t1, timers.t2)?;
         match lease {
             Some(lease) => self.write_lease(&lease)?,
@@ -62,8 +62,11 @@ impl<'x, 'r, S: EventSink> Exchange<'x, 'r, '_, S> {
         Ok(self.w.end_option(mark)?)
     }
 
-    /// Claims the client's address or prefix for this IA: kept, reserved, or newly hashed.
-    fn claim(&mut self, key: &IaKey<'r>, how: ClaimAs) -> Option<Lease> {
+    /// Claims the client's address or prefix for this IA: kept, reserved, or new: the prefix
+    /// the client asked for, or one hashed from the pools that its hint prefers.
+    ///
+    /// A client that already holds a lease for the IA keeps it, whatever it hints.
+    fn claim(&mut self, ia: &Ia<'r>, key: &IaKey<'r>, how: ClaimAs) -> Option<Lease> {
         let lifetimes = lifetimes_of(self.link);
         let reservation = self.reservation(key.kind());
         let served = self.served(reservation);
@@ -93,10 +96,15 @@ impl<'x, 'r, S: EventSink> Exchange<'x, 'r, '_, S> {
                 )
                 .ok();
         }
+        let hint = ia.hint();
+        if let Some(lease) = self.claim_hinted(key, hint, how) {
+            return Some(lease);
+        }
         // A new address or prefix: hashed by the link's name, so that the link's place in the
-        // file does not matter.
+        // file does not matter; the hint only orders the pools, so every server of the
+        // identical model still computes the same one.
         let alloc_key = AllocKey::new(table.salt(), key.duid(), key.iaid(), &self.link.name);
-        pools.of(key.kind()).iter().find_map(|pool| {
+        pools.by_hint(key.kind(), hint.len).find_map(|pool| {
             let len = pool.range.unit_len();
             pool.range
                 .allocate(&alloc_key, |bits| {
@@ -107,6 +115,32 @@ impl<'x, 'r, S: EventSink> Exchange<'x, 'r, '_, S> {
                 .ok()
                 .map(|(_, lease)| lease)
         })
+    }
+
+    /// The very prefix the client hinted, when it is a free unit of this server's slice.
+    fn claim_hinted(&mut self, key: &IaKey<'r>, hint: Hint, how: ClaimAs) -> Option<Lease> {
+        let (Some(bits), Some(len)) = (hint.prefix, hint.len) else {
+            return None;
+        };
+        // RFC 9915 §18.2.1, in substance:
+        // The client MAY include values in IA Prefix options encapsulated within IA_PD
+        // options as hints for the delegated prefix and/or prefix length for which the
+        // client has a preference.
+        // A hint the server follows when the prefix is a unit of its own slice and not
+        // reserved: a prefix from another server's slice is that server's to give.
+        let pool = self.pools.of(key.kind()).iter().find(|pool| {
+            pool.range.unit_len() == len
+                && pool.range.contains(bits)
+                && !pool.range.is_reserved(bits)
+        })?;
+        let lifetimes = lifetimes_of(self.link);
+        let lease = self
+            .engine
+            .table
+            .claim(key, bits, len, how, lifetimes, self.now, self.events)
+            .ok()?;
+        pool.range.occupy(bits);
+        Some(lease)
     }
 
     /// Renew and Rebind (RFC 9915 §18.3.4, §18.3.5), with the RFC 6853 models.
@@ -170,7 +204,7 @@ impl<'x, 'r, S: EventSink> Exchange<'x, 'r, '_, S> {
             // (`renew-creates-bindings`, RFC 7550 §4: an IA_NA or IA_PD the client adds in a
             // Renew, or one whose lease expired.) A fresh binding from this server's slice,
             // next to the old addresses with lifetimes 0.
-            kept = self.claim(&key, ClaimAs::Bound);
+            kept = self.claim(&ia, &key, ClaimAs::Bound);
         }
 
         let mark = ia.begin(self.w, timers.t1, timers.t2)?;

@@ -433,7 +433,12 @@ impl Engine {
                     .flat_map(|ia| ia.listed())
                 {
                     any = true;
-                    on_link &= link.na_pools.iter().any(|pool| pool.prefix.contains(addr));
+                    // On the link: inside an address pool prefix, outside the space a
+                    // pd-pool delegates from it (`inside-on-link`).
+                    on_link &= exchange
+                        .pools
+                        .holding(IaKind::Na, u128::from(addr))
+                        .is_some();
                 }
                 if !any {
                     return Err(DropReason::NothingToConfirm);

@@ -2,7 +2,7 @@
 //! delegated prefixes alike, kept in step with the lease table.
 
 use super::{Engine, EngineError};
-use crate::alloc::{AllocError, Range};
+use crate::alloc::{AllocError, Range, link_anycast};
 use crate::config::{Config, Link, PdExclude};
 use crate::prefix::Prefix;
 use crate::table::{IaKind, Lease, LeaseState};
@@ -19,6 +19,11 @@ pub(super) struct Pool {
 pub(super) struct LinkPools {
     na: Vec<Pool>,
     pd: Vec<Pool>,
+    /// The delegated lengths of the PD pools, each once, shortest first.
+    pd_lengths: Vec<u8>,
+    /// PD pool prefixes inside the link's on-link space (`inside-on-link`): no address there
+    /// is appropriate for an IA_NA.
+    delegated_on_link: Vec<Prefix>,
 }
 
 impl LinkPools {
@@ -52,16 +57,37 @@ impl LinkPools {
             });
         }
         let mut pd = Vec::with_capacity(link.pd_pools.len());
+        let mut delegated_on_link = Vec::new();
         for (index, pool) in link.pd_pools.iter().enumerate() {
-            let range = Range::prefixes(pool.prefix, pool.range, pool.delegated_len, index as u32)
-                .map_err(problem)?
-                .with_reserved(reserved_prefixes.iter().copied());
+            let mut range =
+                Range::prefixes(pool.prefix, pool.range, pool.delegated_len, index as u32)
+                    .map_err(problem)?
+                    .with_reserved(reserved_prefixes.iter().copied());
+            if pool.inside_on_link {
+                delegated_on_link.push(pool.prefix);
+                // The prefixes that hold the link's anycast addresses stay with the link.
+                let on_link = link
+                    .na_pools
+                    .iter()
+                    .filter(|na| na.prefix.covers(&pool.prefix));
+                for na in on_link {
+                    range = range.with_reserved(link_anycast(na.prefix));
+                }
+            }
             pd.push(Pool {
                 range,
                 exclude: pool.exclude,
             });
         }
-        Ok(Self { na, pd })
+        let mut pd_lengths: Vec<u8> = link.pd_pools.iter().map(|p| p.delegated_len).collect();
+        pd_lengths.sort_unstable();
+        pd_lengths.dedup();
+        Ok(Self {
+            na,
+            pd,
+            pd_lengths,
+            delegated_on_link,
+        })
     }
 
     /// The pools of one IA kind.
@@ -72,8 +98,37 @@ impl LinkPools {
         }
     }
 
+    /// The pools of `kind` in the order a new binding tries them: configuration order, or for
+    /// a client's prefix-length hint, the pools of that length, then those of shorter lengths
+    /// (closest first), then the rest (closest first); configuration order within a length.
+    ///
+    /// RFC 8168 §3.1, in substance:
+    /// the server should first try to delegate a prefix of the length the client asked for;
+    /// if it has none, a prefix shorter than the hint (closest to it); otherwise any prefix
+    /// it has available.
+    pub(super) fn by_hint(&self, kind: IaKind, hint: Option<u8>) -> impl Iterator<Item = &Pool> {
+        let pools = self.of(kind);
+        let lengths = match (kind, hint) {
+            (IaKind::Pd, Some(hint)) => Some(lengths_by_hint(&self.pd_lengths, hint)),
+            _ => None,
+        };
+        let in_order = lengths.is_none().then(|| pools.iter());
+        let hinted = lengths.into_iter().flatten().flat_map(move |len| {
+            pools
+                .iter()
+                .filter(move |pool| pool.range.unit_len() == len)
+        });
+        in_order.into_iter().flatten().chain(hinted)
+    }
+
     /// The pool of `kind` whose prefix holds `bits` (on the link, in any server's slice).
+    ///
+    /// An address inside a PD pool carved from the on-link prefix is in no address pool: that
+    /// space belongs to delegated prefixes.
     pub(super) fn holding(&self, kind: IaKind, bits: u128) -> Option<&Pool> {
+        if kind == IaKind::Na && self.is_delegated(bits) {
+            return None;
+        }
         self.of(kind)
             .iter()
             .find(|pool| pool.range.prefix().contains(bits.into()))
@@ -83,13 +138,25 @@ impl LinkPools {
     /// (with `foreign`, anywhere in a pool prefix), with the pool's length, and neither an
     /// anycast address nor reserved. A range that moved or shrank no longer serves the units it
     /// lost, even inside the same on-link prefix.
+    /// An address inside the space delegated from the on-link prefix is not served as an
+    /// address.
     pub(super) fn serves(&self, kind: IaKind, bits: u128, len: u8, foreign: bool) -> bool {
+        if kind == IaKind::Na && self.is_delegated(bits) {
+            return false;
+        }
         self.of(kind).iter().any(|pool| {
             let range = &pool.range;
             range.unit_len() == len
                 && (range.contains(bits) || (foreign && range.prefix().contains(bits.into())))
                 && !range.is_reserved(bits)
         })
+    }
+
+    /// Whether `bits` lies in a PD pool carved from the on-link prefix.
+    fn is_delegated(&self, bits: u128) -> bool {
+        self.delegated_on_link
+            .iter()
+            .any(|prefix| prefix.contains(bits.into()))
     }
 
     /// Marks a lease's address or prefix taken or free in its range's bitmap.
@@ -123,6 +190,20 @@ impl LinkPools {
             .position(|pool| pool.range.contains(lease.addr))
             .map(|index| offset + index)
     }
+}
+
+/// The delegated lengths (`lengths`: distinct, shortest first) in the order RFC 8168 §3.1
+/// suggests for a client's `hint`: the same length, shorter ones closest first, then longer
+/// ones closest first.
+fn lengths_by_hint(lengths: &[u8], hint: u8) -> impl Iterator<Item = u8> + '_ {
+    let split = lengths.partition_point(|len| *len < hint);
+    let (shorter, rest) = lengths.split_at(split);
+    let exact = rest.first().copied().filter(|len| *len == hint);
+    let longer = rest.iter().copied().filter(move |len| *len != hint);
+    exact
+        .into_iter()
+        .chain(shorter.iter().rev().copied())
+        .chain(longer)
 }
 
 /// The state of one owned range, for metrics.
@@ -187,5 +268,21 @@ impl Engine {
             });
         }
         usage
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lengths_follow_rfc8168_order() {
+        let lengths = [48, 56, 60, 64];
+        let order = |hint| lengths_by_hint(&lengths, hint).collect::<Vec<_>>();
+        assert_eq!(order(56), [56, 48, 60, 64]);
+        assert_eq!(order(62), [60, 56, 48, 64]);
+        assert_eq!(order(44), [48, 56, 60, 64]);
+        assert_eq!(order(80), [64, 60, 56, 48]);
+        assert_eq!(order(48), [48, 56, 60, 64]);
     }
 }
