@@ -34,6 +34,9 @@ pub const PD_BITMAP_MAX_BITS: u32 = 24;
 /// Identifiers), inclusive ranges of the low 64 bits: the subnet-router anycast identifier
 /// (RFC 4291 §2.6.1), those of the IANA Ethernet block (RFC 4291 appendix A) and the reserved
 /// subnet anycast identifiers (RFC 2526).
+/// Units [`Range::propose`] takes from the bitmap before it gives up.
+const PROPOSE_SCAN: u32 = 64;
+
 const RESERVED_IIDS: [(u64, u64); 3] = [
     (0, 0),
     (0x0200_5eff_fe00_0000, 0x0200_5eff_feff_ffff),
@@ -96,6 +99,11 @@ impl SaltKey {
             hasher.write(&iaid.to_be_bytes());
         }
         hasher.finish128().as_u128()
+    }
+
+    /// A key from its two halves (a random one keys the lease table's indexes).
+    pub(crate) fn from_keys(k0: u64, k1: u64) -> Self {
+        Self { k0, k1 }
     }
 
     /// Derives the key from the configured salt text; same text, same key on every server.
@@ -454,6 +462,43 @@ impl Range {
             from = index;
         }
         Err(AllocError::Exhausted)
+    }
+
+    /// The unit [`Self::allocate`] would claim for `key` now, changing nothing: the first
+    /// candidate that is neither reserved, marked occupied, nor refused by `is_free` (the
+    /// lease table's view), else the first unit the bitmap marks free from there. For an
+    /// Advertise, which reserves nothing: the Request then claims the same unit unless
+    /// another client took it meanwhile.
+    pub fn propose(&self, key: &AllocKey, is_free: impl Fn(u128) -> bool) -> Option<u128> {
+        let mut start = None;
+        for probe in 0..self.max_probes {
+            let unit = self.candidate(key, probe);
+            start.get_or_insert(unit);
+            if self.is_reserved(unit) {
+                continue;
+            }
+            if let (Some(bitmap), Some(index)) = (&self.bitmap, self.index_of(unit))
+                && bitmap.is_occupied(index)
+            {
+                continue;
+            }
+            if is_free(unit) {
+                return Some(unit);
+            }
+        }
+        let bitmap = self.bitmap.as_ref()?;
+        let mut from = start.and_then(|unit| self.index_of(unit)).unwrap_or(0);
+        // A few free bits only: a unit the bitmap calls free but the table holds (a claim
+        // between the two) is rare, and the Request settles the rest.
+        for _ in 0..PROPOSE_SCAN {
+            let index = bitmap.find_free_from(from)?;
+            let unit = self.unit_at(u128::from(index));
+            if !self.is_reserved(unit) && is_free(unit) {
+                return Some(unit);
+            }
+            from = index + 1;
+        }
+        None
     }
 
     /// Marks the unit starting at `bits` in use (journal replay, or a lease claimed outside
