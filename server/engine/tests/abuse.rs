@@ -133,3 +133,53 @@ fn leases_expire_within_a_second_of_their_end() {
     }
     assert!(table.is_empty());
 }
+
+#[test]
+fn scrape_counters_follow_every_change_of_a_binding() {
+    let mut s = Server::new(ONE_LINK);
+    let walk = |s: &Server| {
+        let mut bound = [0u64; 2];
+        for shard in 0..s.engine.table().shard_count() {
+            s.engine.table().iter_shard(shard, |record| {
+                if record.lease.state == LeaseState::Bound {
+                    bound[usize::from(record.lease.kind == IaKind::Pd)] += 1;
+                }
+            });
+        }
+        bound
+    };
+    let counted = |s: &Server| {
+        let usage = s.engine.pool_usage();
+        [usage[0].bound, usage[1].bound]
+    };
+    let clients: Vec<_> = (0..20).map(Client::new).collect();
+    for client in &clients {
+        s.bind_address(client, 1);
+        s.bind_prefix(client, 2);
+    }
+    assert_eq!(counted(&s), [20, 20]);
+    for client in &clients[..5] {
+        let addr = s.send(&client.solicit().ia_na(1, &[])).ia_na(1).address();
+        s.send(&client.release(&s.duid()).ia_na(1, &[addr]));
+    }
+    for client in &clients[5..8] {
+        let addr = s.send(&client.solicit().ia_na(1, &[])).ia_na(1).address();
+        s.send(&client.decline(&s.duid()).ia_na(1, &[addr]));
+    }
+    s.advance(10);
+    for client in &clients[8..] {
+        let addr = s.send(&client.solicit().ia_na(1, &[])).ia_na(1).address();
+        s.send(&client.renew(&s.duid()).ia_na(1, &[addr]));
+    }
+    assert_eq!(counted(&s), walk(&s));
+    assert_eq!(counted(&s), [12, 20]);
+    // The prefixes were not renewed: they run out first.
+    s.advance(295);
+    s.handle_timeout();
+    assert_eq!(counted(&s), walk(&s));
+    assert_eq!(counted(&s), [12, 0]);
+    s.advance(3600);
+    s.handle_timeout();
+    assert_eq!(counted(&s), [0, 0]);
+    assert_eq!(counted(&s), walk(&s));
+}

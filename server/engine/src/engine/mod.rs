@@ -112,11 +112,13 @@ impl Engine {
             .iter()
             .map(|link| LinkPools::new(&config, link))
             .collect::<Result<_, _>>()?;
-        Ok(Self {
+        let engine = Self {
             config,
             table,
             pools,
-        })
+        };
+        engine.recount();
+        Ok(engine)
     }
 
     /// The configuration this engine serves.
@@ -141,6 +143,7 @@ impl Engine {
         for record in &records {
             self.mark(&record.lease, true);
         }
+        self.recount();
         report
     }
 
@@ -482,6 +485,9 @@ impl<S: EventSink> EventSink for Tracking<'_, S> {
                 self.engine.mark(&event.record.lease, false);
             }
             EventKind::Offered | EventKind::Bound | EventKind::Renewed | EventKind::Declined => {}
+        }
+        if let Some(pools) = self.engine.pools.get(event.record.lease.link.index()) {
+            pools.count(&event);
         }
         self.inner.emit(event);
     }
