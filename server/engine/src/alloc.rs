@@ -101,6 +101,15 @@ impl SaltKey {
         hasher.finish128().as_u128()
     }
 
+    /// The keyed 64-bit hash of an address or prefix and a tag: the lease table's address
+    /// index, under its random key.
+    pub(crate) fn hash_address(&self, addr: u128, tag: u64) -> u64 {
+        let mut hasher = siphasher::sip::SipHasher13::new_with_keys(self.k0, self.k1);
+        hasher.write_u128(addr);
+        hasher.write_u64(tag);
+        hasher.finish()
+    }
+
     /// A key from its two halves (a random one keys the lease table's indexes).
     pub(crate) fn from_keys(k0: u64, k1: u64) -> Self {
         Self { k0, k1 }

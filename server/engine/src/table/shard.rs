@@ -345,7 +345,7 @@ pub(super) fn random_key() -> SaltKey {
 /// choose the addresses they Rebind or Decline and may know the configured salt, so the index
 /// must not be keyed by anything they can compute.
 pub(super) fn addr_hash(addr: u128, kind: IaKind, key: &SaltKey) -> u64 {
-    key.hash_client(&addr.to_be_bytes(), kind_bits(kind) as u32) as u64
+    key.hash_address(addr, kind_bits(kind))
 }
 
 /// MurmurHash3's 64-bit finalizer.
