@@ -14,6 +14,8 @@ use crate::config::{Link, RebindForeign};
 use crate::prefix::Prefix;
 use crate::table::{ClaimAs, EventSink, IaKey, IaKind, Lease, LeaseState, Lifetimes};
 
+mod offer;
+
 /// One request being answered: who asks, on which link and when, the reply being written and
 /// where the lease events go.
 pub(super) struct Exchange<'x, 'r, 'b, S> {
@@ -67,6 +69,10 @@ impl<'x, 'r, S: EventSink> Exchange<'x, 'r, '_, S> {
     ///
     /// A client that already holds a lease for the IA keeps it, whatever it hints.
     fn claim(&mut self, ia: &Ia<'r>, key: &IaKey<'r>, how: ClaimAs) -> Option<Lease> {
+        if let ClaimAs::Offered { hold } = how {
+            // An Advertise reserves nothing: what a flood of Solicits costs stays bounded.
+            return self.propose(ia, key, hold);
+        }
         let lifetimes = lifetimes_of(self.link);
         let reservation = self.reservation(key.kind());
         let served = self.served(reservation);
