@@ -303,8 +303,9 @@ impl Limits {
         Ok(())
     }
 
-    /// Takes a token from the link's, the relay's and the MAC's buckets (all or the first
-    /// empty one's refusal); with `peek`, only looks whether each has one.
+    /// Takes a token from the MAC's, the relay's and the link's buckets, or none when one of
+    /// them is empty (the most specific one's refusal: a flooding relay or MAC spends no
+    /// token of its link); with `peek`, only looks whether each has one.
     pub(super) fn check_rate(
         &self,
         config: &Config,
@@ -317,9 +318,9 @@ impl Limits {
         let link_rate = config.link(link).limits.rate;
         let buckets = [
             (
-                self.link_buckets.get(link.index()),
-                link_rate,
-                Refusal::LinkRate,
+                origin.mac.map(|slot| &self.mac_buckets[slot as usize]),
+                server.mac.rate,
+                Refusal::MacRate,
             ),
             (
                 origin.relay.map(|slot| &self.relay_buckets[slot as usize]),
@@ -327,22 +328,26 @@ impl Limits {
                 Refusal::RelayRate,
             ),
             (
-                origin.mac.map(|slot| &self.mac_buckets[slot as usize]),
-                server.mac.rate,
-                Refusal::MacRate,
+                self.link_buckets.get(link.index()),
+                link_rate,
+                Refusal::LinkRate,
             ),
         ];
-        for (bucket, rate, refusal) in buckets {
-            let Some(bucket) = bucket.filter(|_| rate.is_limited()) else {
-                continue;
-            };
-            let ok = if peek {
-                bucket.has_token(rate, now)
-            } else {
-                bucket.take(rate, now)
-            };
-            if !ok {
+        let limited = buckets.iter().filter_map(|(bucket, rate, refusal)| {
+            Some((bucket.filter(|_| rate.is_limited())?, *rate, *refusal))
+        });
+        for (bucket, rate, refusal) in limited.clone() {
+            if !bucket.has_token(rate, now) {
                 return Err(self.refuse(refusal));
+            }
+        }
+        if !peek {
+            // Another worker may have emptied a bucket since: then that one refuses (the
+            // tokens taken before it are spent, which only errs on the strict side).
+            for (bucket, rate, refusal) in limited {
+                if !bucket.take(rate, now) {
+                    return Err(self.refuse(refusal));
+                }
             }
         }
         Ok(())
