@@ -518,3 +518,75 @@ fn cmts_reboot_of_100000_modems_is_slowed_never_stalled() {
     assert!(seconds < 900);
     assert!(refused(&server, Refusal::RelayRate) > 0);
 }
+
+#[test]
+fn limits_are_read_defaulted_and_round_trip() {
+    use xdhcp6_engine::config::{Config, LinkLimits, ServerLimits};
+    let defaults = Config::from_toml_str(BASE, "limits.toml").expect("valid");
+    assert_eq!(defaults.server.limits, ServerLimits::default());
+    assert_eq!(defaults.links[0].limits, LinkLimits::default());
+    let toml = BASE
+        .replacen(
+            "[server]\n",
+            "[server]\nmax-leases = 100\nrelay-max-bindings = 50\nrelay-binding-rate = 7\n\
+             mac-max-bindings = 0\nmac-binding-rate = 2\nmac-binding-burst = 3\n\
+             decline-limit = 0\n",
+            1,
+        )
+        .replacen(
+            "name = \"direct\"\n",
+            "name = \"direct\"\nmax-leases = 10\nbinding-rate = 20000\n",
+            1,
+        );
+    let config = Config::from_toml_str(&toml, "limits.toml").expect("valid");
+    let limits = config.server.limits;
+    assert_eq!(limits.max_leases, 100);
+    assert_eq!(limits.relay.max_bindings, 50);
+    assert_eq!(limits.relay.rate.per_second, 7);
+    // A burst not given stays the default (10,000), never below one second's worth.
+    assert_eq!(limits.relay.rate.burst, 10_000);
+    assert_eq!(limits.mac.rate.burst, 3);
+    assert_eq!(limits.decline_limit, 0);
+    assert_eq!(config.links[1].limits.max_leases, 10);
+    assert_eq!(config.links[1].limits.rate.burst, 50_000);
+    assert_eq!(config.links[1].limits.rate.per_second, 20_000);
+    let text = config.to_toml_string();
+    let again = Config::from_toml_str(&text, "again.toml").expect("round trip");
+    assert_eq!(again, config);
+}
+
+#[test]
+fn a_rate_without_a_burst_is_an_error_naming_the_field() {
+    use xdhcp6_engine::config::Config;
+    let cases = [
+        (
+            BASE.replacen("[server]\n", "[server]\nrelay-binding-burst = 0\n", 1),
+            "server.relay-binding-burst",
+        ),
+        (
+            BASE.replacen("[server]\n", "[server]\nmac-binding-burst = 4000001\n", 1),
+            "server.mac-binding-burst",
+        ),
+        (
+            BASE.replacen(
+                "name = \"direct\"\n",
+                "name = \"direct\"\nbinding-burst = 0\n",
+                1,
+            ),
+            "link[1].binding-burst",
+        ),
+    ];
+    for (toml, field) in cases {
+        match Config::from_toml_str(&toml, "limits.toml") {
+            Ok(_) => panic!("accepted {field}"),
+            Err(error) => assert_eq!(error.field(), field, "{error}"),
+        }
+    }
+    // A burst of 0 is fine where the rate is off.
+    let off = BASE.replacen(
+        "[server]\n",
+        "[server]\nrelay-binding-rate = 0\nrelay-binding-burst = 0\n",
+        1,
+    );
+    assert!(Config::from_toml_str(&off, "limits.toml").is_ok());
+}
