@@ -112,6 +112,9 @@ pub(super) struct Origin {
     pub(super) admitted: Option<Result<(), Refusal>>,
 }
 
+/// A shard of the side index: (address or prefix, is a prefix) to the slots it counts in.
+type OriginShard = Mutex<HashMap<(u128, bool), Origin>>;
+
 /// One token bucket: the second of the last refill (high 32 bits) and the credit spent, in
 /// 1/[`SCALE`] tokens (low 32 bits). A bucket never used is full.
 #[derive(Default)]
@@ -213,7 +216,7 @@ pub(super) struct Limits {
     mac_buckets: Box<[Bucket]>,
     mac_bound: Box<[AtomicU32]>,
     declines: Box<[SlowBucket]>,
-    origins: Box<[Mutex<HashMap<(u128, bool), Origin>>]>,
+    origins: Box<[OriginShard]>,
     refused: [AtomicU64; Refusal::ALL.len()],
 }
 

@@ -421,6 +421,7 @@ impl Engine {
 
     /// Writes the client message of the reply (after any Relay-reply headers); returns its
     /// type.
+    #[allow(clippy::too_many_arguments)]
     fn respond(
         &self,
         request: &ClientRequest<'_>,
