@@ -151,8 +151,8 @@ impl RateLimit {
 pub struct LinkLimits {
     /// Bound leases on the link at most (`max-leases`, default 0: only the pools' size).
     pub max_leases: u64,
-    /// New bindings a second on the link (`binding-rate`, default 5000; `binding-burst`,
-    /// default 50,000).
+    /// New bindings a second on the link (`binding-rate`, default 20,000; `binding-burst`,
+    /// default 100,000).
     pub rate: RateLimit,
 }
 
@@ -161,8 +161,8 @@ impl Default for LinkLimits {
         Self {
             max_leases: 0,
             rate: RateLimit {
-                per_second: 5000,
-                burst: 50_000,
+                per_second: 20_000,
+                burst: 100_000,
             },
         }
     }

@@ -548,7 +548,7 @@ fn limits_are_read_defaulted_and_round_trip() {
     assert_eq!(limits.mac.rate.burst, 3);
     assert_eq!(limits.decline_limit, 0);
     assert_eq!(config.links[1].limits.max_leases, 10);
-    assert_eq!(config.links[1].limits.rate.burst, 50_000);
+    assert_eq!(config.links[1].limits.rate.burst, 100_000);
     assert_eq!(config.links[1].limits.rate.per_second, 20_000);
     let text = config.to_toml_string();
     let again = Config::from_toml_str(&text, "again.toml").expect("round trip");

@@ -160,10 +160,10 @@ pub(crate) struct RawLink {
     /// Bound leases on this link at most (default 0: the pools' size).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_leases: Option<u64>,
-    /// New bindings a second on this link (default 5000; 0: none).
+    /// New bindings a second on this link (default 20000; 0: none).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub binding_rate: Option<u32>,
-    /// Burst of new bindings on this link (default 50000).
+    /// Burst of new bindings on this link (default 100000).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub binding_burst: Option<u32>,
 }
