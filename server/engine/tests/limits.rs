@@ -590,3 +590,17 @@ fn a_rate_without_a_burst_is_an_error_naming_the_field() {
     );
     assert!(Config::from_toml_str(&off, "limits.toml").is_ok());
 }
+
+#[test]
+fn max_leases_counts_the_leases_of_a_table_that_outlived_a_reload() {
+    let mut first = server("max-leases = 2");
+    first.bind_address(&Client::new(1), 1);
+    first.bind_address(&Client::new(2), 1);
+    let config = std::sync::Arc::new(first.engine.config().clone());
+    let mut second = Server::with_table(config, first.engine.table().clone());
+    second.link = first.link;
+    second.now = first.now;
+    assert_eq!(bound_leases(&second), 2);
+    let reply = second.send(&Client::new(3).solicit().ia_na(1, &[]));
+    assert_eq!(reply.ia_na(1).status_code(), StatusCode::NoAddrsAvail);
+}

@@ -21,7 +21,7 @@ use hashbrown::HashMap;
 use parking_lot::Mutex;
 
 use crate::config::{Config, LinkId, RateLimit};
-use crate::table::{EventKind, IaKind, Lease, LeaseEvent, LeaseState};
+use crate::table::{EventKind, IaKind, Lease, LeaseEvent, LeaseState, LeaseTable};
 
 /// Buckets per identity class (relays, MAC addresses, declining clients).
 pub const SLOTS: usize = 1 << 16;
@@ -433,13 +433,25 @@ impl Limits {
         self.count_ended(lease);
     }
 
-    /// A restored bound lease counts like a new one (its relay and MAC are not known).
-    pub(super) fn on_restored(&self, lease: &Lease) {
-        if lease.state == LeaseState::Bound {
-            self.bound.fetch_add(1, Ordering::Relaxed);
-            if let Some(count) = self.link_bound.get(lease.link.index()) {
-                count.fetch_add(1, Ordering::Relaxed);
-            }
+    /// Counts the bound leases of `table` afresh (a new engine over a table that outlived a
+    /// reload, a journal replay): they count for the server and their link, not for any relay
+    /// or MAC, which the table does not know.
+    pub(super) fn recount(&self, table: &LeaseTable) {
+        let mut links = vec![0u64; self.link_bound.len()];
+        let mut bound = 0;
+        for shard in 0..table.shard_count() {
+            table.iter_shard(shard, |record| {
+                if record.lease.state == LeaseState::Bound {
+                    bound += 1;
+                    if let Some(count) = links.get_mut(record.lease.link.index()) {
+                        *count += 1;
+                    }
+                }
+            });
+        }
+        self.bound.store(bound, Ordering::Relaxed);
+        for (count, value) in self.link_bound.iter().zip(links) {
+            count.store(value, Ordering::Relaxed);
         }
     }
 

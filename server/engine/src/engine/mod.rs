@@ -119,6 +119,7 @@ impl Engine {
             .map(|link| LinkPools::new(&config, link))
             .collect::<Result<_, _>>()?;
         let limits = Limits::new(&config);
+        limits.recount(&table);
         Ok(Self {
             config,
             table,
@@ -148,8 +149,8 @@ impl Engine {
         let report = self.table.restore(records.iter().cloned());
         for record in &records {
             self.mark(&record.lease, true);
-            self.limits.on_restored(&record.lease);
         }
+        self.limits.recount(&self.table);
         report
     }
 
