@@ -178,7 +178,8 @@ impl SlowBucket {
         if limit == 0 {
             return true;
         }
-        let capacity = u128::from(limit) * SCALE;
+        // The credit spent fits 32 bits: a budget of millions of Declines is no limit anyway.
+        let capacity = u128::from(limit.min(4_000_000)) * SCALE;
         let period = u128::from(period.max(1));
         let mut current = self.0.load(Ordering::Relaxed);
         loop {
