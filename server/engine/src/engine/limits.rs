@@ -11,7 +11,7 @@
 //! bound lease that is released, declined or expires takes one away. The relay and MAC a
 //! binding was made for are not part of the lease, so a small side index remembers them for the
 //! leases counted against a relay or MAC cap (only while such a cap is set); it holds at most
-//! one entry per bound lease, and so is bounded by `max-leases`.
+//! one entry of about 24 bytes per bound lease, and so is bounded by `max-leases`.
 
 use std::hash::{BuildHasher, Hash, RandomState};
 use std::net::Ipv6Addr;
@@ -21,10 +21,14 @@ use hashbrown::HashMap;
 use parking_lot::Mutex;
 
 use crate::config::{Config, LinkId, RateLimit};
-use crate::table::{EventKind, IaKind, Lease, LeaseEvent, LeaseState, LeaseTable};
+use crate::table::{EventKind, Lease, LeaseEvent, LeaseState, LeaseTable};
 
-/// Buckets per identity class (relays, MAC addresses, declining clients).
-pub const SLOTS: usize = 1 << 16;
+/// Buckets per identity class (relays, MAC addresses, declining clients); a slot number fits
+/// 16 bits with one value to spare for "none".
+pub const SLOTS: usize = u16::MAX as usize;
+
+/// No slot, in the side index.
+const NO_SLOT: u16 = u16::MAX;
 
 /// Shards of the side index from a lease to the relay and MAC it was counted against.
 const ORIGIN_SHARDS: usize = 64;
@@ -112,8 +116,9 @@ pub(super) struct Origin {
     pub(super) admitted: Option<Result<(), Refusal>>,
 }
 
-/// A shard of the side index: (address or prefix, is a prefix) to the slots it counts in.
-type OriginShard = Mutex<HashMap<(u128, bool), Origin>>;
+/// A shard of the side index: the address (or prefix) of a binding, which pools never share
+/// between kinds, to the relay and MAC slots it counts in (or [`NO_SLOT`]): 20 bytes an entry.
+type OriginShard = Mutex<HashMap<[u64; 2], [u16; 2]>>;
 
 /// One token bucket: the second of the last refill (high 32 bits) and the credit spent, in
 /// 1/[`SCALE`] tokens (low 32 bits). A bucket never used is full.
@@ -218,6 +223,8 @@ pub(super) struct Limits {
     mac_bound: Box<[AtomicU32]>,
     declines: Box<[SlowBucket]>,
     origins: Box<[OriginShard]>,
+    /// Whether a relay or MAC cap is set, so that the side index is kept at all.
+    tracks_origins: bool,
     refused: [AtomicU64; Refusal::ALL.len()],
 }
 
@@ -246,6 +253,8 @@ impl Limits {
             mac_bound: array(SLOTS),
             declines: array(SLOTS),
             origins: array(ORIGIN_SHARDS),
+            tracks_origins: config.server.limits.relay.max_bindings != 0
+                || config.server.limits.mac.max_bindings != 0,
             refused: Default::default(),
         }
     }
@@ -380,12 +389,16 @@ impl Limits {
         if counted.relay.is_none() && counted.mac.is_none() {
             return;
         }
-        let key = (lease.addr, lease.kind == IaKind::Pd);
+        let key = origin_key(lease);
+        let packed = [
+            counted.relay.map_or(NO_SLOT, |slot| slot as u16),
+            counted.mac.map_or(NO_SLOT, |slot| slot as u16),
+        ];
         let previous = self.origins[self.origin_shard(&key)]
             .lock()
-            .insert(key, counted);
+            .insert(key, packed);
         if let Some(previous) = previous {
-            self.uncount(&previous);
+            self.uncount(previous);
         }
         if let Some(slot) = counted.relay {
             self.relay_bound[slot as usize].fetch_add(1, Ordering::Relaxed);
@@ -395,22 +408,20 @@ impl Limits {
         }
     }
 
-    fn origin_shard(&self, key: &(u128, bool)) -> usize {
+    fn origin_shard(&self, key: &[u64; 2]) -> usize {
         (self.key.hash_one(key) as usize) % ORIGIN_SHARDS
     }
 
-    fn uncount(&self, origin: &Origin) {
-        let decrement = |count: &AtomicU32| {
-            let _ = count.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                Some(n.saturating_sub(1))
-            });
+    fn uncount(&self, [relay, mac]: [u16; 2]) {
+        let decrement = |counts: &[AtomicU32], slot: u16| {
+            if let Some(count) = counts.get(usize::from(slot)).filter(|_| slot != NO_SLOT) {
+                let _ = count.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                    Some(n.saturating_sub(1))
+                });
+            }
         };
-        if let Some(slot) = origin.relay {
-            decrement(&self.relay_bound[slot as usize]);
-        }
-        if let Some(slot) = origin.mac {
-            decrement(&self.mac_bound[slot as usize]);
-        }
+        decrement(&self.relay_bound, relay);
+        decrement(&self.mac_bound, mac);
     }
 
     /// Follows the table: a new binding counts, a binding that ends no longer does.
@@ -466,12 +477,20 @@ impl Limits {
         if let Some(count) = self.link_bound.get(lease.link.index()) {
             decrement(count);
         }
-        let key = (lease.addr, lease.kind == IaKind::Pd);
+        if !self.tracks_origins {
+            return;
+        }
+        let key = origin_key(lease);
         let origin = self.origins[self.origin_shard(&key)].lock().remove(&key);
         if let Some(origin) = origin {
-            self.uncount(&origin);
+            self.uncount(origin);
         }
     }
+}
+
+/// The side index key of a lease: its address, as two words (no 16-byte alignment).
+fn origin_key(lease: &Lease) -> [u64; 2] {
+    [(lease.addr >> 64) as u64, lease.addr as u64]
 }
 
 #[cfg(test)]
