@@ -246,7 +246,7 @@ fn render_engine(out: &mut Exposition, engine: &Engine) {
     out.family(
         "xdhcp6_leases",
         "gauge",
-        "Leases in the lease table, every state (offered, bound, declined) included.",
+        "Leases in the lease table, bound and declined (an Advertise reserves nothing).",
     );
     out.value("xdhcp6_leases", engine.table().len());
 
@@ -265,7 +265,7 @@ fn render_engine(out: &mut Exposition, engine: &Engine) {
         "xdhcp6_pool_free",
         "gauge",
         "Free addresses or prefixes in a slice, where it keeps a bitmap; size - free is in use \
-         (leases, offers, declined and reserved ones).",
+         (leases, declined and reserved ones).",
     );
     for pool in &pools {
         if let Some(free) = pool.free {

@@ -34,6 +34,9 @@ pub const PD_BITMAP_MAX_BITS: u32 = 24;
 /// Identifiers), inclusive ranges of the low 64 bits: the subnet-router anycast identifier
 /// (RFC 4291 §2.6.1), those of the IANA Ethernet block (RFC 4291 appendix A) and the reserved
 /// subnet anycast identifiers (RFC 2526).
+/// Units [`Range::propose`] takes from the bitmap before it gives up.
+const PROPOSE_SCAN: u32 = 64;
+
 const RESERVED_IIDS: [(u64, u64); 3] = [
     (0, 0),
     (0x0200_5eff_fe00_0000, 0x0200_5eff_feff_ffff),
@@ -96,6 +99,20 @@ impl SaltKey {
             hasher.write(&iaid.to_be_bytes());
         }
         hasher.finish128().as_u128()
+    }
+
+    /// The keyed 64-bit hash of an address or prefix and a tag: the lease table's address
+    /// index, under its random key.
+    pub(crate) fn hash_address(&self, addr: u128, tag: u64) -> u64 {
+        let mut hasher = siphasher::sip::SipHasher13::new_with_keys(self.k0, self.k1);
+        hasher.write_u128(addr);
+        hasher.write_u64(tag);
+        hasher.finish()
+    }
+
+    /// A key from its two halves (a random one keys the lease table's indexes).
+    pub(crate) fn from_keys(k0: u64, k1: u64) -> Self {
+        Self { k0, k1 }
     }
 
     /// Derives the key from the configured salt text; same text, same key on every server.
@@ -170,6 +187,8 @@ impl AllocKey {
 pub(crate) struct Occupancy {
     words: Box<[AtomicU64]>,
     units: u64,
+    /// Units whose bit is clear, kept by every change so that metrics read it in O(1).
+    free: AtomicU64,
 }
 
 impl Occupancy {
@@ -184,7 +203,11 @@ impl Occupancy {
         {
             last.store(u64::MAX << tail, Ordering::Relaxed);
         }
-        Self { words, units }
+        Self {
+            words,
+            units,
+            free: AtomicU64::new(units),
+        }
     }
 
     /// The number of units covered.
@@ -195,15 +218,23 @@ impl Occupancy {
     /// Marks `unit` occupied; true if it was free.
     pub(crate) fn occupy(&self, unit: u64) -> bool {
         match self.word(unit) {
-            Some((word, bit)) => word.fetch_or(bit, Ordering::AcqRel) & bit == 0,
+            Some((word, bit)) => {
+                let was_free = word.fetch_or(bit, Ordering::AcqRel) & bit == 0;
+                if was_free {
+                    self.free.fetch_sub(1, Ordering::Relaxed);
+                }
+                was_free
+            }
             None => false,
         }
     }
 
     /// Marks `unit` free.
     pub(crate) fn free(&self, unit: u64) {
-        if let Some((word, bit)) = self.word(unit) {
-            word.fetch_and(!bit, Ordering::AcqRel);
+        if let Some((word, bit)) = self.word(unit)
+            && word.fetch_and(!bit, Ordering::AcqRel) & bit != 0
+        {
+            self.free.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -215,12 +246,9 @@ impl Occupancy {
         }
     }
 
-    /// The number of free units (a full scan: for metrics and tests, not the hot path).
+    /// The number of free units (a counter, not a scan).
     pub(crate) fn free_count(&self) -> u64 {
-        self.words
-            .iter()
-            .map(|word| u64::from(word.load(Ordering::Relaxed).count_zeros()))
-            .sum()
+        self.free.load(Ordering::Relaxed)
     }
 
     /// A free unit, scanning words from the one holding `start` and wrapping around.
@@ -454,6 +482,43 @@ impl Range {
             from = index;
         }
         Err(AllocError::Exhausted)
+    }
+
+    /// The unit [`Self::allocate`] would claim for `key` now, changing nothing: the first
+    /// candidate that is neither reserved, marked occupied, nor refused by `is_free` (the
+    /// lease table's view), else the first unit the bitmap marks free from there. For an
+    /// Advertise, which reserves nothing: the Request then claims the same unit unless
+    /// another client took it meanwhile.
+    pub fn propose(&self, key: &AllocKey, is_free: impl Fn(u128) -> bool) -> Option<u128> {
+        let mut start = None;
+        for probe in 0..self.max_probes {
+            let unit = self.candidate(key, probe);
+            start.get_or_insert(unit);
+            if self.is_reserved(unit) {
+                continue;
+            }
+            if let (Some(bitmap), Some(index)) = (&self.bitmap, self.index_of(unit))
+                && bitmap.is_occupied(index)
+            {
+                continue;
+            }
+            if is_free(unit) {
+                return Some(unit);
+            }
+        }
+        let bitmap = self.bitmap.as_ref()?;
+        let mut from = start.and_then(|unit| self.index_of(unit)).unwrap_or(0);
+        // A few free bits only: a unit the bitmap calls free but the table holds (a claim
+        // between the two) is rare, and the Request settles the rest.
+        for _ in 0..PROPOSE_SCAN {
+            let index = bitmap.find_free_from(from)?;
+            let unit = self.unit_at(u128::from(index));
+            if !self.is_reserved(unit) && is_free(unit) {
+                return Some(unit);
+            }
+            from = index + 1;
+        }
+        None
     }
 
     /// Marks the unit starting at `bits` in use (journal replay, or a lease claimed outside

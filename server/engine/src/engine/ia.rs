@@ -15,6 +15,8 @@ use crate::config::{Link, RebindForeign};
 use crate::prefix::Prefix;
 use crate::table::{ClaimAs, EventSink, IaKey, IaKind, Lease, LeaseState, Lifetimes};
 
+mod offer;
+
 /// One request being answered: who asks, on which link and when, the reply being written and
 /// where the lease events go.
 pub(super) struct Exchange<'x, 'r, 'b, S> {
@@ -78,7 +80,20 @@ impl<'x, 'r, S: EventSink> Exchange<'x, 'r, '_, S> {
         key: &IaKey<'r>,
         how: ClaimAs,
     ) -> Result<Option<Lease>, DropReason> {
-        let new = how == ClaimAs::Bound && !self.holds_binding(key);
+        if let ClaimAs::Offered { hold } = how {
+            // An Advertise reserves nothing: what a flood of Solicits costs stays bounded.
+            let offer = self.propose(ia, key, hold);
+            // An offer of a new binding (not the client's current lease nor its reservation)
+            // is refused as the Request would be, without taking a token.
+            if offer.is_some_and(|lease| lease.state == LeaseState::Offered)
+                && self.reservation(key.kind()).is_none()
+                && !self.admit(true)?
+            {
+                return Ok(None);
+            }
+            return Ok(offer);
+        }
+        let new = !self.holds_binding(key);
         let lease = self.claim_limited(ia, key, how, new)?;
         if let Some(lease) = lease.as_ref().filter(|_| new) {
             let engine = self.engine;
@@ -89,7 +104,7 @@ impl<'x, 'r, S: EventSink> Exchange<'x, 'r, '_, S> {
         Ok(lease)
     }
 
-    /// [`Self::claim`] without counting the new binding against its relay and MAC.
+    /// [`Self::claim`] of a binding, without counting a new one against its relay and MAC.
     fn claim_limited(
         &mut self,
         ia: &Ia<'r>,
@@ -101,8 +116,8 @@ impl<'x, 'r, S: EventSink> Exchange<'x, 'r, '_, S> {
         let reservation = self.reservation(key.kind());
         let served = self.served(reservation);
         let (table, pools, now) = (&self.engine.table, self.pools, self.now);
-        // A binding the client does not hold yet (an offer taken up included) is a new one;
-        // reserved addresses and prefixes are the operator's and take no pool space.
+        // A binding the client does not hold yet (whether it solicited first or not) is a new
+        // one; reserved addresses and prefixes are the operator's and take no pool space.
         if new && reservation.is_none() && !self.admit(false)? {
             return Ok(None);
         }
@@ -130,10 +145,6 @@ impl<'x, 'r, S: EventSink> Exchange<'x, 'r, '_, S> {
                     self.events,
                 )
                 .ok());
-        }
-        // An offer of a new binding: refused as the Request would be, without taking a token.
-        if how != ClaimAs::Bound && !self.admit(true)? {
-            return Ok(None);
         }
         let hint = ia.hint();
         if let Some(lease) = self.claim_hinted(key, hint, how) {

@@ -39,11 +39,9 @@ pub const HOP_COUNT_LIMIT: usize = 8;
 /// IA_NA or IA_PD options of one kind answered per message; further ones are ignored.
 pub const MAX_IAS: usize = 8;
 
-/// Seconds an Advertise holds its address for the client's Request.
+/// The hold an Advertise's lease reports (an Advertise reserves nothing in the table: the
+/// Request claims the address).
 pub const OFFER_HOLD: u32 = 60;
-
-/// Leases the table sweep looks at per [`Engine::handle_timeout`] call and shard step.
-pub const SWEEP_BUDGET: usize = 4096;
 
 /// What the datapath tells the engine about a received message.
 #[derive(Clone, Copy, Debug)]
@@ -119,13 +117,14 @@ impl Engine {
             .map(|link| LinkPools::new(&config, link))
             .collect::<Result<_, _>>()?;
         let limits = Limits::new(&config);
-        limits.recount(&table);
-        Ok(Self {
+        let engine = Self {
             config,
             table,
             pools,
             limits,
-        })
+        };
+        engine.recount();
+        Ok(engine)
     }
 
     /// The configuration this engine serves.
@@ -150,17 +149,19 @@ impl Engine {
         for record in &records {
             self.mark(&record.lease, true);
         }
-        self.limits.recount(&self.table);
+        self.recount();
         report
     }
 
-    /// Expires leases and ends probations due at `now`, a bounded amount of work per call.
+    /// Expires every lease and ends every probation due by `now`: the work is in proportion to
+    /// what ends (the table's expiry index), so that a call once a second keeps every lease
+    /// within a second of its end.
     pub fn handle_timeout(&self, now: u32, events: &mut impl EventSink) {
         let mut sink = Tracking {
             engine: self,
             inner: events,
         };
-        self.table.handle_timeout(now, SWEEP_BUDGET, &mut sink);
+        self.table.handle_timeout(now, usize::MAX, &mut sink);
     }
 
     /// New bindings and Declines refused so far, by limit.
@@ -574,6 +575,9 @@ impl<S: EventSink> EventSink for Tracking<'_, S> {
                 self.engine.mark(&event.record.lease, false);
             }
             EventKind::Offered | EventKind::Bound | EventKind::Renewed | EventKind::Declined => {}
+        }
+        if let Some(pools) = self.engine.pools.get(event.record.lease.link.index()) {
+            pools.count(&event);
         }
         self.engine.limits.on_event(&event);
         self.inner.emit(event);

@@ -1,17 +1,21 @@
 //! The allocation state of each link: one [`Range`] per configured pool, addresses and
 //! delegated prefixes alike, kept in step with the lease table.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use super::{Engine, EngineError};
 use crate::alloc::{AllocError, Range, link_anycast};
 use crate::config::{Config, Link, PdExclude};
 use crate::prefix::Prefix;
-use crate::table::{IaKind, Lease, LeaseState};
+use crate::table::{EventKind, IaKind, Lease, LeaseEvent, LeaseState};
 
 /// One pool's allocator, with the RFC 6603 exclusion its delegations carry (IA_PD only).
 #[derive(Debug)]
 pub(super) struct Pool {
     pub(super) range: Range,
     pub(super) exclude: Option<PdExclude>,
+    /// Bound leases in the range, kept by every lease event (for metrics, in O(1)).
+    bound: AtomicU64,
 }
 
 /// The allocation state of one link: its pools, in configuration order.
@@ -54,6 +58,7 @@ impl LinkPools {
             na.push(Pool {
                 range,
                 exclude: None,
+                bound: AtomicU64::new(0),
             });
         }
         let mut pd = Vec::with_capacity(link.pd_pools.len());
@@ -77,6 +82,7 @@ impl LinkPools {
             pd.push(Pool {
                 range,
                 exclude: pool.exclude,
+                bound: AtomicU64::new(0),
             });
         }
         let mut pd_lengths: Vec<u8> = link.pd_pools.iter().map(|p| p.delegated_len).collect();
@@ -174,21 +180,39 @@ impl LinkPools {
         }
     }
 
-    /// How many pools the link has, both kinds.
-    fn len(&self) -> usize {
-        self.na.len() + self.pd.len()
+    /// Counts a lease event in the bindings of its range: a lease becomes bound, or a bound
+    /// one is released, declined or expires.
+    pub(super) fn count(&self, event: &LeaseEvent) {
+        let lease = &event.record.lease;
+        let up = match event.kind {
+            EventKind::Bound => true,
+            // The engine declines bound leases only; the event carries the declined state.
+            EventKind::Declined => false,
+            EventKind::Released | EventKind::Expired if lease.state == LeaseState::Bound => false,
+            _ => return,
+        };
+        if let Some(pool) = self.owner(lease) {
+            if up {
+                pool.bound.fetch_add(1, Ordering::Relaxed);
+            } else {
+                // Saturating: a count seeded while another engine still served stays sane.
+                let _ = pool
+                    .bound
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+            }
+        }
     }
 
-    /// The position of the lease's range among the link's pools (addresses first).
-    fn position(&self, lease: &Lease) -> Option<usize> {
-        let offset = match lease.kind {
-            IaKind::Na => 0,
-            IaKind::Pd => self.na.len(),
-        };
+    /// The range that hands out the lease's unit.
+    fn owner(&self, lease: &Lease) -> Option<&Pool> {
         self.of(lease.kind)
             .iter()
-            .position(|pool| pool.range.contains(lease.addr))
-            .map(|index| offset + index)
+            .find(|pool| pool.range.contains(lease.addr))
+    }
+
+    /// The pools of both kinds, addresses first.
+    fn all(&self) -> impl Iterator<Item = &Pool> {
+        self.na.iter().chain(&self.pd)
     }
 }
 
@@ -226,14 +250,11 @@ pub struct PoolUsage {
 impl Engine {
     /// Each owned range's bindings and, where it keeps a bitmap, free space: for metrics.
     ///
-    /// Walks the whole table, one shard lock at a time: call it per scrape, not per packet.
+    /// Reads counters that every lease event keeps (no walk of the table, no table lock):
+    /// the cost of a scrape is that of the configuration, not of the leases.
     pub fn pool_usage(&self) -> Vec<PoolUsage> {
         let mut usage = Vec::new();
-        // Where each link's ranges start in `usage`.
-        let mut first = Vec::with_capacity(self.pools.len());
         for (link, pools) in self.config.links.iter().zip(&self.pools) {
-            first.push(usage.len());
-            usage.reserve(pools.len());
             for kind in [IaKind::Na, IaKind::Pd] {
                 for pool in pools.of(kind) {
                     usage.push(PoolUsage {
@@ -242,32 +263,35 @@ impl Engine {
                         prefix: pool.range.prefix(),
                         range: pool.range.range(),
                         free: pool.range.free_count(),
-                        bound: 0,
+                        bound: pool.bound.load(Ordering::Relaxed),
                     });
                 }
             }
         }
-        // One pass over the table (a shard lock at a time) counts the bindings of each slice:
-        // the number that stops growing when a peer's slice no longer gets Rebinds.
+        usage
+    }
+
+    /// Sets the binding counters from the table: one pass, at start-up and after a restore.
+    pub(super) fn recount(&self) {
+        for pool in self.pools.iter().flat_map(LinkPools::all) {
+            pool.bound.store(0, Ordering::Relaxed);
+        }
         for shard in 0..self.table.shard_count() {
             self.table.iter_shard(shard, |record| {
                 let lease = &record.lease;
                 if lease.state != LeaseState::Bound {
                     return;
                 }
-                let link = lease.link.index();
-                let (Some(pools), Some(&start)) = (self.pools.get(link), first.get(link)) else {
-                    return;
-                };
-                if let Some(pool) = pools
-                    .position(lease)
-                    .and_then(|index| usage.get_mut(start + index))
+                if let Some(pool) = self
+                    .pools
+                    .get(lease.link.index())
+                    .and_then(|pools| pools.owner(lease))
                 {
-                    pool.bound += 1;
+                    pool.bound.fetch_add(1, Ordering::Relaxed);
                 }
             });
         }
-        usage
+        self.limits.recount(&self.table);
     }
 }
 
