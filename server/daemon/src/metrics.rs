@@ -282,6 +282,26 @@ fn render_engine(out: &mut Exposition, engine: &Engine) {
     for pool in &pools {
         out.sample("xdhcp6_pool_bound", &pool_labels(pool), pool.bound);
     }
+    out.family(
+        "xdhcp6_bound_leases",
+        "gauge",
+        "Bound leases, as the limits count them (`max-leases`).",
+    );
+    out.value("xdhcp6_bound_leases", engine.bound_leases(None));
+    out.family(
+        "xdhcp6_limit_refusals_total",
+        "counter",
+        "New bindings (and Declines) refused, by the limit that refused them: caps answer \
+         NoAddrsAvail or NoPrefixAvail, rates drop the message (counted in \
+         xdhcp6_dropped_total too).",
+    );
+    for (refusal, count) in engine.limit_refusals() {
+        out.sample(
+            "xdhcp6_limit_refusals_total",
+            &[("limit", refusal.as_str())],
+            count,
+        );
+    }
 }
 
 /// The labels that name one pool slice.

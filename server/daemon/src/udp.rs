@@ -27,7 +27,7 @@ use xdhcp6_datapath::mmsg::{MmsgBatch, PacketInfo, ReceiveMode};
 use xdhcp6_datapath::os::{pin_to_core, unix_now};
 use xdhcp6_engine::config::LinkId;
 use xdhcp6_engine::proto::MessageType;
-use xdhcp6_engine::{Arrival, Context, Destination, Engine, Outcome};
+use xdhcp6_engine::{Arrival, Context, Destination, Engine, Outcome, Peer};
 
 use crate::events::Events;
 use crate::stats::WorkerStats;
@@ -240,7 +240,14 @@ impl<E: Events> Worker<E> {
                 now,
             };
             let reply = out.slot_mut(replies);
-            let outcome = self.engine.handle(payload, &cx, reply, &mut self.events);
+            // The sender, for the per-relay and per-client limits (no MAC on this socket).
+            let peer = Peer {
+                address: Some(*datagram.source.ip()),
+                mac: None,
+            };
+            let outcome = self
+                .engine
+                .handle_from(payload, &cx, peer, reply, &mut self.events);
             self.stats.count_received(outcome.received());
             match outcome {
                 Outcome::Reply {

@@ -13,8 +13,9 @@ use super::raw::{
 };
 use super::text::{parse_hex, to_colon_hex, to_hex};
 use super::{
-    ClientKey, Config, ConfigError, Index, InterfaceSelector, Link, LinkId, LinkOptions, NaPool,
-    NtpServer, PdExclude, PdPool, Reservation, ServerDuid, ServerSettings, Timers, options,
+    ClientKey, Config, ConfigError, Index, InterfaceSelector, Link, LinkId, LinkLimits,
+    LinkOptions, NaPool, NtpServer, PdExclude, PdPool, RateLimit, Reservation, ServerDuid,
+    ServerLimits, ServerSettings, SourceLimits, Timers, options,
 };
 use crate::prefix::Prefix;
 
@@ -184,7 +185,62 @@ fn server(raw: &RawServer) -> Result<ServerSettings, Problem> {
             .map_or(DEFAULT_DECLINE_PROBATION, |s| s.0),
         expected_leases: raw.expected_leases.unwrap_or(DEFAULT_EXPECTED_LEASES),
         timers,
+        limits: server_limits(raw)?,
     })
+}
+
+/// The largest burst of a rate limit (the bucket counts in 1/1024 of a token in 32 bits).
+const MAX_BURST: u32 = 4_000_000;
+
+/// `[server]`'s limits over the defaults.
+fn server_limits(raw: &RawServer) -> Result<ServerLimits, Problem> {
+    let defaults = ServerLimits::default();
+    Ok(ServerLimits {
+        max_leases: raw.max_leases.unwrap_or(defaults.max_leases),
+        relay: SourceLimits {
+            max_bindings: raw
+                .relay_max_bindings
+                .unwrap_or(defaults.relay.max_bindings),
+            rate: rate_limit(
+                defaults.relay.rate,
+                raw.relay_binding_rate,
+                raw.relay_binding_burst,
+                "server.relay-binding",
+            )?,
+        },
+        mac: SourceLimits {
+            max_bindings: raw.mac_max_bindings.unwrap_or(defaults.mac.max_bindings),
+            rate: rate_limit(
+                defaults.mac.rate,
+                raw.mac_binding_rate,
+                raw.mac_binding_burst,
+                "server.mac-binding",
+            )?,
+        },
+        decline_limit: raw.decline_limit.unwrap_or(defaults.decline_limit),
+    })
+}
+
+/// A token bucket over `defaults`: a rate given without a burst gets at least one second's
+/// worth; `base` is the keys' common stem (`server.relay-binding` for `-rate` and `-burst`).
+fn rate_limit(
+    defaults: RateLimit,
+    rate: Option<u32>,
+    burst: Option<u32>,
+    base: &str,
+) -> Result<RateLimit, Problem> {
+    let per_second = rate.unwrap_or(defaults.per_second);
+    let burst = burst.unwrap_or(defaults.burst.max(per_second));
+    if per_second != 0 && burst == 0 {
+        return Err((
+            format!("{base}-burst"),
+            format!("must be at least 1 when {base}-rate is set"),
+        ));
+    }
+    if burst > MAX_BURST {
+        return Err((format!("{base}-burst"), format!("at most {MAX_BURST}")));
+    }
+    Ok(RateLimit { per_second, burst })
 }
 
 /// `defaults` with the given values on top, checked for `T1 <= T2 <= preferred <= valid`.
@@ -454,6 +510,17 @@ fn links(
             pd_pools,
             options,
             rsoo_allow,
+            limits: LinkLimits {
+                max_leases: raw_link
+                    .max_leases
+                    .unwrap_or(LinkLimits::default().max_leases),
+                rate: rate_limit(
+                    LinkLimits::default().rate,
+                    raw_link.binding_rate,
+                    raw_link.binding_burst,
+                    &format!("{base}.binding"),
+                )?,
+            },
         });
     }
 
@@ -978,6 +1045,14 @@ pub(crate) fn unbuild(config: &Config) -> String {
             t2: Some(Seconds(server.timers.t2)),
             preferred_lifetime: Some(Seconds(server.timers.preferred)),
             valid_lifetime: Some(Seconds(server.timers.valid)),
+            max_leases: Some(server.limits.max_leases),
+            relay_max_bindings: Some(server.limits.relay.max_bindings),
+            relay_binding_rate: Some(server.limits.relay.rate.per_second),
+            relay_binding_burst: Some(server.limits.relay.rate.burst),
+            mac_max_bindings: Some(server.limits.mac.max_bindings),
+            mac_binding_rate: Some(server.limits.mac.rate.per_second),
+            mac_binding_burst: Some(server.limits.mac.rate.burst),
+            decline_limit: Some(server.limits.decline_limit),
         },
         options: RawOptions::default(),
         link: config.links.iter().map(unbuild_link).collect(),
@@ -1071,6 +1146,9 @@ fn unbuild_link(link: &Link) -> RawLink {
             .collect(),
         options: unbuild_options(&link.options),
         rsoo_allow: link.rsoo_allow.clone(),
+        max_leases: Some(link.limits.max_leases),
+        binding_rate: Some(link.limits.rate.per_second),
+        binding_burst: Some(link.limits.rate.burst),
     }
 }
 

@@ -129,11 +129,16 @@ pub enum DropReason {
     HopLimit,
     /// The reply did not fit the buffer.
     ReplyTooLarge,
+    /// A new binding over a rate limit (`binding-rate` of the link, `relay-binding-rate`,
+    /// `mac-binding-rate`): the client retransmits with backoff.
+    RateLimited,
+    /// A Decline over the client's `decline-limit`.
+    DeclineLimited,
 }
 
 impl DropReason {
     /// Every reason, for metrics.
-    pub const ALL: [DropReason; 13] = [
+    pub const ALL: [DropReason; 15] = [
         DropReason::Malformed,
         DropReason::NotForServer,
         DropReason::Unsupported,
@@ -147,6 +152,8 @@ impl DropReason {
         DropReason::Unicast,
         DropReason::HopLimit,
         DropReason::ReplyTooLarge,
+        DropReason::RateLimited,
+        DropReason::DeclineLimited,
     ];
 
     /// A short name for metrics and logs.
@@ -165,6 +172,8 @@ impl DropReason {
             DropReason::Unicast => "unicast",
             DropReason::HopLimit => "hop_limit",
             DropReason::ReplyTooLarge => "reply_too_large",
+            DropReason::RateLimited => "rate_limited",
+            DropReason::DeclineLimited => "decline_limited",
         }
     }
 }

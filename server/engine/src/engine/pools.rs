@@ -291,6 +291,7 @@ impl Engine {
                 }
             });
         }
+        self.limits.recount(&self.table);
     }
 }
 
