@@ -238,10 +238,9 @@ impl<'a> Lab<'a> {
             }
             "xdhcp6d-xdp" | "xdhcp6d-udp" => {
                 let config = self.work.join("xdhcp6d.toml");
-                std::fs::write(
-                    &config,
-                    fixtures::render(fixtures::BENCH, &[("SERVER_IF", SERVER_IF)])?,
-                )?;
+                let text = fixtures::render(fixtures::BENCH, &[("SERVER_IF", SERVER_IF)])?;
+                println!("  limits: {}", limits_of(&text));
+                std::fs::write(&config, text)?;
                 let journal = self.work.join(format!("{}.journal", target.name));
                 let _ = std::fs::remove_file(&journal);
                 let datapath = if target.name == "xdhcp6d-xdp" {
@@ -398,6 +397,46 @@ impl<'a> Lab<'a> {
     }
 }
 
+/// The limit keys of an xdhcp6d configuration, as written (`[[link]]` keys prefixed `link.`).
+fn limits_of(config: &str) -> String {
+    const KEYS: [&str; 10] = [
+        "max-leases",
+        "relay-max-bindings",
+        "relay-binding-rate",
+        "relay-binding-burst",
+        "mac-max-bindings",
+        "mac-binding-rate",
+        "mac-binding-burst",
+        "decline-limit",
+        "binding-rate",
+        "binding-burst",
+    ];
+    let mut section = "";
+    let mut found = Vec::new();
+    for line in config.lines().map(str::trim) {
+        if line.starts_with('[') {
+            section = if line.starts_with("[[link]]") {
+                "link."
+            } else {
+                ""
+            };
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let key = key.trim();
+        if KEYS.contains(&key) {
+            found.push(format!("{section}{key} = {}", value.trim()));
+        }
+    }
+    if found.is_empty() {
+        "the defaults (see examples/reference.toml)".to_owned()
+    } else {
+        format!("{} (0: off; the rest default)", found.join(", "))
+    }
+}
+
 fn kea_config() -> String {
     let config = json!({
         "Dhcp6": {
@@ -520,6 +559,19 @@ fn summary_json(results: &[Measured], options: &Options) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bench_config_states_its_limits() {
+        let text = fixtures::render(fixtures::BENCH, &[("SERVER_IF", "veth0")]).expect("fixture");
+        let limits = limits_of(&text);
+        for key in [
+            "relay-binding-rate = 0",
+            "mac-max-bindings = 0",
+            "link.binding-rate = 0",
+        ] {
+            assert!(limits.contains(key), "{limits}");
+        }
+    }
 
     #[test]
     fn kea_needs_no_data_directory_for_its_server_id() {

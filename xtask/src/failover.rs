@@ -416,7 +416,12 @@ fn configure(example: &str, interface: &str, timers: &Timers, clients: u32) -> R
             "valid-lifetime",
             format!("valid-lifetime = {}", timers.valid),
         ),
-        ("expected-leases", format!("expected-leases = {clients}")),
+        // The generator's clients all send from one address on the UDP transport: the
+        // per-client limits would see one host. The others keep their defaults.
+        (
+            "expected-leases",
+            format!("expected-leases = {clients}\nmac-max-bindings = 0\nmac-binding-rate = 0"),
+        ),
     ];
     let mut found: HashMap<&str, usize> = HashMap::new();
     let mut out = String::new();
@@ -649,6 +654,12 @@ mod tests {
         assert!(config.contains("\nvalid-lifetime = 120\n"));
         assert!(config.contains("\nexpected-leases = 100000\n"));
         assert!(!config.contains("name = \"eth1\""));
+        assert!(config.contains("\nmac-max-bindings = 0\nmac-binding-rate = 0\n"));
+        let config: String = config
+            .lines()
+            .filter(|line| !line.starts_with("mac-"))
+            .map(|line| format!("{line}\n"))
+            .collect();
         let changed = EXAMPLE
             .lines()
             .zip(config.lines())

@@ -61,7 +61,9 @@ pub use xdhcp6_datapath::{
     BindMode, FrameAudit, InterfaceInfo, XskConfig, XskError, XskQueue, XskSocket, register,
     rx_queue_count,
 };
-use xdhcp6_engine::{Arrival, Context, Destination, DropReason, Engine, Outcome, config::LinkId};
+use xdhcp6_engine::{
+    Arrival, Context, Destination, DropReason, Engine, Outcome, Peer, config::LinkId,
+};
 
 use crate::{
     events::{Barrier, Events},
@@ -653,7 +655,12 @@ pub fn serve_queue<E: Events>(
             now: now(),
         };
         // The responder counts what the engine read and wrote; the worker parses no DHCPv6.
-        let outcome = engine.handle(request, &cx, reply, events);
+        // The sender, for the per-relay and per-client limits.
+        let peer = Peer {
+            address: Some(meta.source),
+            mac: Some(meta.source_mac),
+        };
+        let outcome = engine.handle_from(request, &cx, peer, reply, events);
         stats.count_received(outcome.received());
         match outcome {
             Outcome::Reply {

@@ -488,6 +488,7 @@ fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
     outln!("  server DUID: {duid}");
     outln!("  preference:  {}", config.server.preference);
     outln!("  rebind-foreign: {:?}", config.server.rebind_foreign);
+    outln!("  unknown-link: {:?}", config.server.unknown_link);
     for link in &config.links {
         let timers = link.timers;
         outln!(
@@ -499,6 +500,17 @@ fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
             timers.valid,
             link.rapid_commit
         );
+        outln!(
+            "    preference {}, renew-creates-bindings {}",
+            link.preference,
+            link.renew_creates_bindings
+        );
+        if !link.options.always_send.is_empty() {
+            outln!("    always-send options {:?}", link.options.always_send);
+        }
+        if !link.rsoo_allow.is_empty() {
+            outln!("    relay-supplied options allowed {:?}", link.rsoo_allow);
+        }
         for pool in &link.na_pools {
             outln!(
                 "    addresses {} (this server: {})",
@@ -508,10 +520,15 @@ fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
         }
         for pool in &link.pd_pools {
             outln!(
-                "    prefixes /{} from {} (this server: {})",
+                "    prefixes /{} from {} (this server: {}){}",
                 pool.delegated_len,
                 pool.prefix,
-                pool.range
+                pool.range,
+                if pool.inside_on_link {
+                    ", inside the on-link prefix"
+                } else {
+                    ""
+                }
             );
         }
     }
@@ -651,6 +668,9 @@ mod tests {
             "unique-b",
             "identical-a",
             "identical-b",
+            "identical-c",
+            "unique-c",
+            "reference",
         ] {
             check_config(&examples.join(format!("{name}.toml"))).unwrap();
         }

@@ -294,7 +294,7 @@ fn render_engine(out: &mut Exposition, engine: &Engine) {
     out.family(
         "xdhcp6_leases",
         "gauge",
-        "Leases in the lease table, every state (offered, bound, declined) included.",
+        "Leases in the lease table, bound and declined (an Advertise reserves nothing).",
     );
     out.value("xdhcp6_leases", engine.table().len());
 
@@ -313,7 +313,7 @@ fn render_engine(out: &mut Exposition, engine: &Engine) {
         "xdhcp6_pool_free",
         "gauge",
         "Free addresses or prefixes in a slice, where it keeps a bitmap; size - free is in use \
-         (leases, offers, declined and reserved ones).",
+         (leases, declined and reserved ones).",
     );
     for pool in &pools {
         if let Some(free) = pool.free {
@@ -329,6 +329,26 @@ fn render_engine(out: &mut Exposition, engine: &Engine) {
     );
     for pool in &pools {
         out.sample("xdhcp6_pool_bound", &pool_labels(pool), pool.bound);
+    }
+    out.family(
+        "xdhcp6_bound_leases",
+        "gauge",
+        "Bound leases, as the limits count them (`max-leases`).",
+    );
+    out.value("xdhcp6_bound_leases", engine.bound_leases(None));
+    out.family(
+        "xdhcp6_limit_refusals_total",
+        "counter",
+        "New bindings (and Declines) refused, by the limit that refused them: caps answer \
+         NoAddrsAvail or NoPrefixAvail, rates drop the message (counted in \
+         xdhcp6_dropped_total too).",
+    );
+    for (refusal, count) in engine.limit_refusals() {
+        out.sample(
+            "xdhcp6_limit_refusals_total",
+            &[("limit", refusal.as_str())],
+            count,
+        );
     }
 }
 

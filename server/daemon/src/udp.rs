@@ -27,7 +27,9 @@ use xdhcp6_datapath::mmsg::{MmsgBatch, PacketInfo, ReceiveMode};
 use xdhcp6_datapath::os::{pin_to_core, unix_now};
 use xdhcp6_engine::config::LinkId;
 use xdhcp6_engine::proto::MessageType;
-use xdhcp6_engine::{Arrival, Context, Destination, DropReason, Engine, Outcome, received_type};
+use xdhcp6_engine::{
+    Arrival, Context, Destination, DropReason, Engine, Outcome, Peer, received_type,
+};
 
 use crate::events::Events;
 use crate::stats::WorkerStats;
@@ -272,7 +274,14 @@ impl<E: Events> Worker<E> {
                 now,
             };
             let reply = out.slot_mut(replies);
-            let outcome = self.engine.handle(payload, &cx, reply, &mut self.events);
+            // The sender, for the per-relay and per-client limits (no MAC on this socket).
+            let peer = Peer {
+                address: Some(*datagram.source.ip()),
+                mac: None,
+            };
+            let outcome = self
+                .engine
+                .handle_from(payload, &cx, peer, reply, &mut self.events);
             self.stats.count_received(outcome.received());
             match outcome {
                 Outcome::Reply {
@@ -473,7 +482,8 @@ mod tests {
         datapath.join();
         assert!(started.elapsed() < Duration::from_secs(2));
 
-        assert_eq!(events.lock().unwrap().len(), 1, "the offer is an event");
+        // An Advertise reserves nothing, so it writes no lease event.
+        assert_eq!(events.lock().unwrap().len(), 0, "an offer is no event");
         assert!(settles.load(Ordering::Relaxed) >= 1);
         let stats = &stats[0];
         assert_eq!(stats.received[1].load(Ordering::Relaxed), 2);

@@ -581,9 +581,21 @@ fn failover(tag: &str, files: &[&'static str], reach: Reach, datapath: Datapath,
         .filter(|m| m.msg_type == 6)
         .map(|m| &m.xid)
         .collect();
-    let reply = later
+    // Several survivors answer the same Rebind: judge the Reply the client took, the one that
+    // holds the address it ended up with (the first Reply on the wire is not always the one
+    // dhclient reads first).
+    let replies: Vec<&&CapturedMessage> = later
         .iter()
-        .find(|m| m.msg_type == 7 && rebinds.contains(&&m.xid))
+        .filter(|m| m.msg_type == 7 && rebinds.contains(&&m.xid))
+        .collect();
+    let reply = replies
+        .iter()
+        .find(|m| {
+            m.addresses
+                .iter()
+                .any(|&(address, _, valid)| address == after.address && valid > 0)
+        })
+        .or(replies.first())
         .unwrap_or_else(|| panic!("no Reply to a Rebind:\n{}", net.report()));
 
     match model {

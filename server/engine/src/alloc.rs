@@ -30,6 +30,19 @@ pub const NA_BITMAP_MAX_BITS: u32 = 20;
 /// Prefix ranges with at most this many index bits keep an occupancy bitmap (2^24 prefixes).
 pub const PD_BITMAP_MAX_BITS: u32 = 24;
 
+/// Interface identifiers that RFC 5453 reserves (the IANA registry of Reserved IPv6 Interface
+/// Identifiers), inclusive ranges of the low 64 bits: the subnet-router anycast identifier
+/// (RFC 4291 §2.6.1), those of the IANA Ethernet block (RFC 4291 appendix A) and the reserved
+/// subnet anycast identifiers (RFC 2526).
+/// Units [`Range::propose`] takes from the bitmap before it gives up.
+const PROPOSE_SCAN: u32 = 64;
+
+const RESERVED_IIDS: [(u64, u64); 3] = [
+    (0, 0),
+    (0x0200_5eff_fe00_0000, 0x0200_5eff_feff_ffff),
+    (0xfdff_ffff_ffff_ff80, 0xfdff_ffff_ffff_ffff),
+];
+
 /// Fixed SipHash key that turns a salt string into a [`SaltKey`] (domain separation only).
 const SALT_DERIVATION_KEY: (u64, u64) = (0x7864_6863_7036_2d73, 0x616c_742d_6b65_792d);
 
@@ -86,6 +99,20 @@ impl SaltKey {
             hasher.write(&iaid.to_be_bytes());
         }
         hasher.finish128().as_u128()
+    }
+
+    /// The keyed 64-bit hash of an address or prefix and a tag: the lease table's address
+    /// index, under its random key.
+    pub(crate) fn hash_address(&self, addr: u128, tag: u64) -> u64 {
+        let mut hasher = siphasher::sip::SipHasher13::new_with_keys(self.k0, self.k1);
+        hasher.write_u128(addr);
+        hasher.write_u64(tag);
+        hasher.finish()
+    }
+
+    /// A key from its two halves (a random one keys the lease table's indexes).
+    pub(crate) fn from_keys(k0: u64, k1: u64) -> Self {
+        Self { k0, k1 }
     }
 
     /// Derives the key from the configured salt text; same text, same key on every server.
@@ -160,6 +187,8 @@ impl AllocKey {
 pub(crate) struct Occupancy {
     words: Box<[AtomicU64]>,
     units: u64,
+    /// Units whose bit is clear, kept by every change so that metrics read it in O(1).
+    free: AtomicU64,
 }
 
 impl Occupancy {
@@ -174,7 +203,11 @@ impl Occupancy {
         {
             last.store(u64::MAX << tail, Ordering::Relaxed);
         }
-        Self { words, units }
+        Self {
+            words,
+            units,
+            free: AtomicU64::new(units),
+        }
     }
 
     /// The number of units covered.
@@ -185,15 +218,23 @@ impl Occupancy {
     /// Marks `unit` occupied; true if it was free.
     pub(crate) fn occupy(&self, unit: u64) -> bool {
         match self.word(unit) {
-            Some((word, bit)) => word.fetch_or(bit, Ordering::AcqRel) & bit == 0,
+            Some((word, bit)) => {
+                let was_free = word.fetch_or(bit, Ordering::AcqRel) & bit == 0;
+                if was_free {
+                    self.free.fetch_sub(1, Ordering::Relaxed);
+                }
+                was_free
+            }
             None => false,
         }
     }
 
     /// Marks `unit` free.
     pub(crate) fn free(&self, unit: u64) {
-        if let Some((word, bit)) = self.word(unit) {
-            word.fetch_and(!bit, Ordering::AcqRel);
+        if let Some((word, bit)) = self.word(unit)
+            && word.fetch_and(!bit, Ordering::AcqRel) & bit != 0
+        {
+            self.free.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -205,12 +246,9 @@ impl Occupancy {
         }
     }
 
-    /// The number of free units (a full scan: for metrics and tests, not the hot path).
+    /// The number of free units (a counter, not a scan).
     pub(crate) fn free_count(&self) -> u64 {
-        self.words
-            .iter()
-            .map(|word| u64::from(word.load(Ordering::Relaxed).count_zeros()))
-            .sum()
+        self.free.load(Ordering::Relaxed)
     }
 
     /// A free unit, scanning words from the one holding `start` and wrapping around.
@@ -258,28 +296,39 @@ pub struct Range {
     unit_shift: u32,
     pool: u32,
     max_probes: u32,
-    /// Units never handed out: the subnet-router anycast address, reserved anycast IIDs and
-    /// the caller's reservations, sorted.
+    /// Units never handed out besides the reserved interface identifiers: the caller's
+    /// reservations and the link's anycast addresses, sorted.
     reserved: Vec<u128>,
+    /// Whether units are addresses whose RFC 5453 reserved interface identifiers are skipped.
+    skip_reserved_iids: bool,
     bitmap: Option<Occupancy>,
 }
 
 impl Range {
     /// A range of addresses `range` inside pool `prefix`; `pool` salts the hash per pool.
     ///
-    /// The subnet-router anycast address of the pool prefix (RFC 4291 §2.6.1) and, in a /64,
-    /// the reserved subnet anycast interface identifiers (RFC 5453 §3, RFC 2526) are never
-    /// handed out.
+    /// Every address of the range is handed out except those whose interface identifier (the
+    /// low 64 bits) RFC 5453 reserves: among them the subnet-router anycast address of the
+    /// on-link prefix (RFC 4291 §2.6.1: a pool prefix longer than /64 lies inside the link's
+    /// /64, whose all-zero identifier that is) and the reserved subnet anycast identifiers
+    /// (RFC 2526). The first address of a range or of a pool prefix is nothing special.
     pub fn addresses(prefix: Prefix, range: Prefix, pool: u32) -> Result<Self, AllocError> {
         let mut this = Self::new(prefix, range, 128, pool, NA_BITMAP_MAX_BITS)?;
-        this.reserve(prefix.bits());
-        if prefix.len() == 64 {
-            // RFC 5453 §3: fdff:ffff:ffff:ff80 to fdff:ffff:ffff:ffff are reserved subnet
-            // anycast identifiers; only a few are in any one range, so list those.
-            let anycast = prefix.bits() | 0xfdff_ffff_ffff_ff80;
-            for iid in 0..0x80u128 {
-                if range.contains((anycast + iid).into()) {
-                    this.reserve(anycast + iid);
+        this.skip_reserved_iids = true;
+        if let Some(bitmap) = &this.bitmap {
+            // A range with a bitmap has at most 2^20 addresses, so it lies inside one /64:
+            // mark its reserved identifiers taken once, so scans never offer them.
+            let first = range.bits();
+            let last = first | !range.mask();
+            let iid_base = first & mask(64);
+            for (low, high) in RESERVED_IIDS {
+                let from = first.max(iid_base | u128::from(low));
+                let to = last.min(iid_base | u128::from(high));
+                if from <= to {
+                    // Offsets from the range's start: below 2^20, they fit.
+                    for index in (from - first) as u64..=(to - first) as u64 {
+                        bitmap.occupy(index);
+                    }
                 }
             }
         }
@@ -323,6 +372,7 @@ impl Range {
             pool,
             max_probes: DEFAULT_MAX_PROBES,
             reserved: Vec::new(),
+            skip_reserved_iids: false,
             bitmap,
         })
     }
@@ -372,9 +422,11 @@ impl Range {
         self.index_of(bits).is_some()
     }
 
-    /// Whether the unit starting at `bits` is never handed out (anycast or reserved).
+    /// Whether the unit starting at `bits` is never handed out (a reserved interface
+    /// identifier, an anycast address or a reservation).
     pub fn is_reserved(&self, bits: u128) -> bool {
-        self.reserved.binary_search(&bits).is_ok()
+        (self.skip_reserved_iids && is_reserved_iid(bits))
+            || self.reserved.binary_search(&bits).is_ok()
     }
 
     /// Finds a unit for `key`: `try_claim` claims a candidate (its first address) in the
@@ -432,6 +484,43 @@ impl Range {
         Err(AllocError::Exhausted)
     }
 
+    /// The unit [`Self::allocate`] would claim for `key` now, changing nothing: the first
+    /// candidate that is neither reserved, marked occupied, nor refused by `is_free` (the
+    /// lease table's view), else the first unit the bitmap marks free from there. For an
+    /// Advertise, which reserves nothing: the Request then claims the same unit unless
+    /// another client took it meanwhile.
+    pub fn propose(&self, key: &AllocKey, is_free: impl Fn(u128) -> bool) -> Option<u128> {
+        let mut start = None;
+        for probe in 0..self.max_probes {
+            let unit = self.candidate(key, probe);
+            start.get_or_insert(unit);
+            if self.is_reserved(unit) {
+                continue;
+            }
+            if let (Some(bitmap), Some(index)) = (&self.bitmap, self.index_of(unit))
+                && bitmap.is_occupied(index)
+            {
+                continue;
+            }
+            if is_free(unit) {
+                return Some(unit);
+            }
+        }
+        let bitmap = self.bitmap.as_ref()?;
+        let mut from = start.and_then(|unit| self.index_of(unit)).unwrap_or(0);
+        // A few free bits only: a unit the bitmap calls free but the table holds (a claim
+        // between the two) is rare, and the Request settles the rest.
+        for _ in 0..PROPOSE_SCAN {
+            let index = bitmap.find_free_from(from)?;
+            let unit = self.unit_at(u128::from(index));
+            if !self.is_reserved(unit) && is_free(unit) {
+                return Some(unit);
+            }
+            from = index + 1;
+        }
+        None
+    }
+
     /// Marks the unit starting at `bits` in use (journal replay, or a lease claimed outside
     /// [`Self::allocate`]).
     pub fn occupy(&self, bits: u128) {
@@ -486,6 +575,24 @@ impl Range {
             bitmap.occupy(index);
         }
     }
+}
+
+/// Whether RFC 5453 reserves the interface identifier (the low 64 bits) of `addr`.
+pub fn is_reserved_iid(addr: u128) -> bool {
+    let iid = addr as u64;
+    RESERVED_IIDS
+        .iter()
+        .any(|(low, high)| (*low..=*high).contains(&iid))
+}
+
+/// The anycast addresses of the link whose on-link prefix is `on_link` (a prefix longer than
+/// /64 stands for the /64 that holds it): the subnet-router anycast address (RFC 4291 §2.6.1)
+/// and the reserved subnet anycast addresses (RFC 2526 §2). A delegated prefix carved from
+/// the on-link space must hold none of them.
+pub fn link_anycast(on_link: Prefix) -> impl Iterator<Item = u128> {
+    let subnet = on_link.bits() & mask(on_link.len().min(64));
+    let (low, high) = RESERVED_IIDS[2];
+    std::iter::once(subnet).chain((low..=high).map(move |iid| subnet | u128::from(iid)))
 }
 
 /// A mask of the lowest `bits` bits.
@@ -605,6 +712,77 @@ mod tests {
         assert!(range.is_reserved(pool.bits() | 0xfdff_ffff_ffff_ffff));
         assert!(range.is_reserved(pool.bits() | 0xfdff_ffff_ffff_ff80));
         assert!(!range.is_reserved(pool.bits() | 0xfdff_ffff_ffff_ff7f));
+    }
+
+    #[test]
+    fn single_address_pool_hands_out_its_address() {
+        // A pool written as one address: nothing but that address is in it, and its interface
+        // identifier (::5) is not reserved.
+        let pool = prefix("2001:db8::5/128");
+        let range = Range::addresses(pool, pool, 0).unwrap();
+        assert!(!range.is_reserved(pool.bits()));
+        assert_eq!(range.free_count(), Some(1));
+        let (addr, ()) = range.allocate(&key("s", 1), |_| Some(())).unwrap();
+        assert_eq!(addr, pool.bits());
+    }
+
+    #[test]
+    fn first_address_of_a_tiny_pool_is_handed_out() {
+        // The subnet-router anycast address is that of the link's /64 (2001:db8::), not the
+        // first address of a pool prefix longer than /64.
+        let pool = prefix("2001:db8::104/126");
+        let range = Range::addresses(pool, pool, 0).unwrap();
+        let mut taken = HashSet::new();
+        for client in 0..4 {
+            let result = range.allocate(&key("s", client), |addr| taken.insert(addr).then_some(()));
+            assert!(result.is_ok(), "client {client}");
+        }
+        let expected: HashSet<u128> = (0..4).map(|i| pool.bits() + i).collect();
+        assert_eq!(taken, expected);
+        assert_eq!(range.free_count(), Some(0));
+    }
+
+    #[test]
+    fn reserved_iids_are_skipped_whatever_the_pool_length() {
+        // RFC 5453: the reserved subnet anycast identifiers (RFC 2526) at the top of the /64,
+        // here inside a pool prefix of /120.
+        let pool = prefix("2001:db8::fdff:ffff:ffff:ff00/120");
+        let range = Range::addresses(pool, pool, 0).unwrap();
+        assert_eq!(range.free_count(), Some(128));
+        assert!(range.is_reserved(pool.bits() | 0x80));
+        assert!(range.is_reserved(pool.bits() | 0xff));
+        assert!(!range.is_reserved(pool.bits() | 0x7f));
+        // Identifiers above the block are ordinary.
+        let top = prefix("2001:db8::fe00:0:0:0/120");
+        let range = Range::addresses(top, top, 0).unwrap();
+        assert_eq!(range.free_count(), Some(256));
+        assert!(!range.is_reserved(pool.bits()));
+        // The identifiers of the IANA Ethernet block are all reserved: this pool has none.
+        let ethernet = prefix("2001:db8::200:5eff:fe00:5200/120");
+        let range = Range::addresses(ethernet, ethernet, 0).unwrap();
+        assert_eq!(range.free_count(), Some(0));
+        assert_eq!(
+            range.allocate(&key("s", 1), |_| Some(())),
+            Err(AllocError::Exhausted)
+        );
+        // The subnet-router anycast address of the /64 holding a slice is never handed out.
+        let link = prefix("2001:db8::/64");
+        let range = Range::addresses(link, prefix("2001:db8::/120"), 0).unwrap();
+        assert!(range.is_reserved(link.bits()));
+        assert_eq!(range.free_count(), Some(255));
+    }
+
+    #[test]
+    fn link_anycast_lists_the_subnet_router_and_reserved_anycast_addresses() {
+        let anycast: Vec<u128> = link_anycast(prefix("2001:db8:0:7::/64")).collect();
+        let subnet = prefix("2001:db8:0:7::/64").bits();
+        assert_eq!(anycast.len(), 129);
+        assert_eq!(anycast[0], subnet);
+        assert_eq!(anycast[1], subnet | 0xfdff_ffff_ffff_ff80);
+        assert_eq!(anycast[128], subnet | 0xfdff_ffff_ffff_ffff);
+        // A pool prefix longer than /64 stands for its /64.
+        let inner: Vec<u128> = link_anycast(prefix("2001:db8:0:7::100/120")).collect();
+        assert_eq!(inner, anycast);
     }
 
     #[test]

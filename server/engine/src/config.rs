@@ -78,6 +78,102 @@ pub struct ServerSettings {
     /// The source prefixes relay agents send from (`relay-sources`, default empty: any
     /// source). A Relay-forward from another address is dropped (`relay_not_allowed`).
     pub relay_sources: Vec<Prefix>,
+    /// Limits on new bindings and Declines (`max-leases`, `relay-*`, `mac-*`,
+    /// `decline-limit`).
+    pub limits: ServerLimits,
+}
+
+/// Server-wide limits on new bindings (`[server]`). A binding the client already holds is
+/// always renewed: limits only refuse new ones. A cap that is reached answers the IA
+/// NoAddrsAvail (NoPrefixAvail); an empty rate bucket drops the message, and the client
+/// retransmits with backoff. 0 turns a limit off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ServerLimits {
+    /// Bound leases the server holds at most (`max-leases`, default 16,777,216).
+    pub max_leases: u64,
+    /// Per relay agent: the identity is the relay's source address (or, where the datapath
+    /// does not give it, the innermost relay's link-address) with the innermost relay's
+    /// Interface-Id (`relay-max-bindings`, default 0: off; `relay-binding-rate`, default
+    /// 1000 a second; `relay-binding-burst`, default 10,000).
+    pub relay: SourceLimits,
+    /// Per client link-layer address: the frame's source MAC (or source address) of a direct
+    /// client, the RFC 6939 Client Link-Layer Address or else the RFC 4649 Remote-ID of a
+    /// relayed one (`mac-max-bindings`, default 32; `mac-binding-rate`, default 4 a second;
+    /// `mac-binding-burst`, default 32).
+    pub mac: SourceLimits,
+    /// Declines one client (DUID) may send per `decline-probation`; more are dropped
+    /// (`decline-limit`, default 4).
+    pub decline_limit: u32,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        Self {
+            max_leases: 16_777_216,
+            relay: SourceLimits {
+                max_bindings: 0,
+                rate: RateLimit {
+                    per_second: 1000,
+                    burst: 10_000,
+                },
+            },
+            mac: SourceLimits {
+                max_bindings: 32,
+                rate: RateLimit {
+                    per_second: 4,
+                    burst: 32,
+                },
+            },
+            decline_limit: 4,
+        }
+    }
+}
+
+/// Limits of one kind of sender (a relay agent, a client link-layer address).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SourceLimits {
+    /// Bindings one sender's clients may hold at once (0: no cap).
+    pub max_bindings: u32,
+    /// New bindings a second for one sender.
+    pub rate: RateLimit,
+}
+
+/// A token bucket: `burst` new bindings at once, refilled at `per_second`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RateLimit {
+    /// Tokens added a second (0: no rate limit).
+    pub per_second: u32,
+    /// Tokens the bucket holds at most (at least 1 when `per_second` is set).
+    pub burst: u32,
+}
+
+impl RateLimit {
+    /// Whether the rate limits anything.
+    pub fn is_limited(&self) -> bool {
+        self.per_second != 0
+    }
+}
+
+/// Limits of one link (`[[link]]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LinkLimits {
+    /// Bound leases on the link at most (`max-leases`, default 0: only the pools' size).
+    pub max_leases: u64,
+    /// New bindings a second on the link (`binding-rate`, default 20,000; `binding-burst`,
+    /// default 100,000).
+    pub rate: RateLimit,
+}
+
+impl Default for LinkLimits {
+    fn default() -> Self {
+        Self {
+            max_leases: 0,
+            rate: RateLimit {
+                per_second: 20_000,
+                burst: 100_000,
+            },
+        }
+    }
 }
 
 /// What a Rebind does with an address from another server's slice (`rebind-foreign`).
@@ -194,6 +290,8 @@ pub struct Link {
     /// Option codes a relay may supply for the client in a Relay-Supplied Options option
     /// (RFC 6422), on top of [`RSOO_DEFAULT`] (`rsoo-allow`).
     pub rsoo_allow: Vec<u16>,
+    /// Limits on new bindings on this link (`max-leases`, `binding-rate`, `binding-burst`).
+    pub limits: LinkLimits,
 }
 
 /// The options a relay may supply on every link: the IANA registry "Options Permitted in the
@@ -276,6 +374,10 @@ pub struct PdPool {
     pub delegated_len: u8,
     /// The RFC 6603 excluded prefix sent with each delegation, if any.
     pub exclude: Option<PdExclude>,
+    /// Whether the aggregate is carved from an address pool prefix of the same link
+    /// (`inside-on-link`, default false): allowed only then, and only outside this server's
+    /// address ranges; addresses inside it are not appropriate for IA_NA on the link.
+    pub inside_on_link: bool,
 }
 
 /// RFC 6603 Prefix Exclude: which subnet of each delegated prefix the client must not use.

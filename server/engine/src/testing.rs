@@ -14,7 +14,7 @@ use crate::proto::{
     DhcpOption, Message, MessageType, MessageWriter, OptionCode, Packet, StatusCode,
 };
 use crate::table::{EventKind, LeaseEvent, LeaseTable};
-use crate::{Arrival, Context, Destination, DropReason, Engine, Outcome};
+use crate::{Arrival, Context, Destination, DropReason, Engine, Outcome, Peer};
 
 /// The virtual clock's start: any Unix time works, the engine only compares.
 pub const T0: u32 = 1_750_000_000;
@@ -57,6 +57,8 @@ pub struct Server {
     pub arrival: Arrival,
     /// Every lease event since the last [`Server::take_events`].
     pub events: Vec<LeaseEvent>,
+    /// What the datapath tells of the sender (none unless a test sets it).
+    pub peer: Peer,
     buf: Vec<u8>,
 }
 
@@ -88,6 +90,7 @@ impl Server {
             link: Some(LinkId(0)),
             arrival: Arrival::Multicast,
             events: Vec::new(),
+            peer: Peer::default(),
             buf: vec![0; REPLY_BUF],
         }
     }
@@ -112,7 +115,7 @@ impl Server {
         };
         match self
             .engine
-            .handle(request, &cx, &mut self.buf, &mut self.events)
+            .handle_from(request, &cx, self.peer, &mut self.buf, &mut self.events)
         {
             Outcome::Reply { len, to, .. } => Ok(ReplyView::parse(&self.buf[..len], to)),
             Outcome::Drop { reason, .. } => Err(reason),

@@ -4,7 +4,7 @@
 use std::net::Ipv6Addr;
 
 use xdhcp6_engine::config::LinkId;
-use xdhcp6_engine::engine::{HOP_COUNT_LIMIT, OFFER_HOLD};
+use xdhcp6_engine::engine::HOP_COUNT_LIMIT;
 use xdhcp6_engine::proto::{MessageType, OptionCode, StatusCode};
 use xdhcp6_engine::table::{EventKind, IaKind, LeaseState};
 use xdhcp6_engine::{Destination, DropReason};
@@ -150,11 +150,9 @@ fn solicit_gets_advertise_with_preference_rfc9915_18_3_1() {
     let addr = ia.address();
     assert!(in_prefix(addr, LINK_1), "{addr}");
     assert_eq!(ia.lifetimes_of(addr), Some((200, 300)));
-    // The offer is held for the Request, not bound.
-    assert_eq!(s.take_event_kinds(), [EventKind::Offered]);
-    let record = lease_on(&s, addr).expect("offer in the table");
-    assert_eq!(record.lease.state, LeaseState::Offered);
-    assert_eq!(record.lease.expires, T0 + OFFER_HOLD);
+    // Nothing is bound, nor reserved: the Request claims the address.
+    assert!(s.take_event_kinds().is_empty());
+    assert!(lease_on(&s, addr).is_none());
 }
 
 #[test]
@@ -196,7 +194,7 @@ fn solicit_with_rapid_commit_on_link_without_it_gets_advertise_rfc9915_18_3_1() 
     assert_eq!(reply.msg_type, MessageType::Advertise);
     assert!(!reply.rapid_commit);
     assert_eq!(reply.preference, Some(100));
-    assert_eq!(s.take_event_kinds(), [EventKind::Offered]);
+    assert!(s.take_event_kinds().is_empty());
 }
 
 #[test]
@@ -219,22 +217,23 @@ fn repeated_solicit_offers_the_same_address_rfc9915_18_3_1() {
 }
 
 #[test]
-fn offer_not_taken_up_expires_after_hold_rfc9915_18_3_1() {
+fn offers_reserve_nothing_and_the_first_request_wins_rfc9915_18_3_2() {
     let mut s = tiny();
-    let addr = s
-        .send(&Client::new(1).solicit().ia_na(1, &[]))
-        .ia_na(1)
-        .address();
-    // While the offer is held, nobody else gets the only address.
-    let other = s.send(&Client::new(2).solicit().ia_na(1, &[]));
-    assert_eq!(other.ia_na(1).status_code(), StatusCode::NoAddrsAvail);
-    s.take_events();
-    s.advance(OFFER_HOLD);
-    s.handle_timeout();
-    assert_eq!(s.take_event_kinds(), [EventKind::Expired]);
-    assert!(lease_on(&s, addr).is_none());
-    let other = s.send(&Client::new(2).solicit().ia_na(1, &[]));
+    let (one, two) = (Client::new(1), Client::new(2));
+    let addr = s.send(&one.solicit().ia_na(1, &[])).ia_na(1).address();
+    // The only address is offered to both: an Advertise reserves nothing.
+    let other = s.send(&two.solicit().ia_na(1, &[]));
     assert_eq!(other.ia_na(1).address(), addr);
+    assert!(s.take_events().is_empty());
+    let reply = s.send(&two.request(&s.duid()).ia_na(1, &[addr]));
+    assert_eq!(reply.ia_na(1).address(), addr);
+    // RFC 9915 §18.3.2: the server may assign other addresses than it advertised; here
+    // none is left.
+    let reply = s.send(&one.request(&s.duid()).ia_na(1, &[addr]));
+    assert_eq!(reply.ia_na(1).status_code(), StatusCode::NoAddrsAvail);
+    // Once bound, the address is offered to nobody else.
+    let again = s.send(&one.solicit().ia_na(1, &[]));
+    assert_eq!(again.ia_na(1).status_code(), StatusCode::NoAddrsAvail);
 }
 
 // ---- Request (RFC 9915 §16.4, §18.3.2) ----
@@ -250,7 +249,7 @@ fn request_binds_the_advertised_address_rfc9915_18_3_2() {
     let offered = advertise.ia_na(7).address();
     assert_eq!(reply.ia_na(7).address(), offered);
     assert_eq!(reply.ia_na(7).lifetimes_of(offered), Some((200, 300)));
-    assert_eq!(s.take_event_kinds(), [EventKind::Offered, EventKind::Bound]);
+    assert_eq!(s.take_event_kinds(), [EventKind::Bound]);
     let record = lease_on(&s, offered).expect("binding");
     assert_eq!(record.duid.as_bytes(), client.duid.as_slice());
     assert_eq!(record.lease.state, LeaseState::Bound);
@@ -657,15 +656,19 @@ fn rebind_in_identical_model_keeps_the_same_address_rfc6853_identical() {
 fn solicit_in_identical_model_offers_the_same_address_rfc6853_identical() {
     let mut a = Server::new(IDENTICAL_A);
     let mut b = Server::new(IDENTICAL_B);
+    // Both servers hold the same bindings (b learns each one by the client's Rebind, as
+    // after a failover), so each offers what the other binds, hash collisions included.
     for n in 0..50 {
         let client = Client::new(n);
         let addr = a.bind_address(&client, 1);
         let advertise = b.send(&client.solicit().ia_na(1, &[]));
         assert_eq!(advertise.ia_na(1).address(), addr, "client {n}");
         assert_eq!(advertise.preference, Some(0));
-        let (prefix, _) = a.bind_prefix(&client, 2);
+        let (prefix, len) = a.bind_prefix(&client, 2);
         let advertise = b.send(&client.solicit().ia_pd(2, &[]));
         assert_eq!(advertise.ia_pd(2).prefix().0, prefix, "client {n}");
+        b.send(&client.rebind().ia_na(1, &[addr]));
+        b.send(&client.rebind().ia_pd(2, &[(prefix, len)]));
     }
 }
 
@@ -1379,9 +1382,7 @@ fn events_report_bound_renewed_released_and_declined() {
     assert_eq!(
         summary,
         [
-            (EventKind::Offered, addr, 1),
             (EventKind::Bound, addr, 1),
-            (EventKind::Offered, second, 2),
             (EventKind::Bound, second, 2),
             (EventKind::Renewed, addr, 1),
             (EventKind::Released, addr, 1),
@@ -1393,8 +1394,8 @@ fn events_report_bound_renewed_released_and_declined() {
             .iter()
             .all(|event| event.record.duid.as_bytes() == client.duid.as_slice())
     );
-    assert_eq!(events[4].at, T0 + 10);
-    assert_eq!(events[4].record.lease.expires, T0 + 10 + 300);
+    assert_eq!(events[2].at, T0 + 10);
+    assert_eq!(events[2].record.lease.expires, T0 + 10 + 300);
 }
 
 #[test]

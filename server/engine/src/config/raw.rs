@@ -81,6 +81,30 @@ pub(crate) struct RawServer {
     /// Prefixes relay agents send from (default: any source).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub relay_sources: Vec<String>,
+    /// Bound leases at most (default 16777216; 0: none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_leases: Option<u64>,
+    /// Bindings one relay's clients hold at most (default 0: none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relay_max_bindings: Option<u32>,
+    /// New bindings a second per relay (default 1000; 0: none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relay_binding_rate: Option<u32>,
+    /// Burst of new bindings per relay (default 10000).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relay_binding_burst: Option<u32>,
+    /// Bindings per client link-layer address at most (default 32; 0: none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mac_max_bindings: Option<u32>,
+    /// New bindings a second per client link-layer address (default 4; 0: none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mac_binding_rate: Option<u32>,
+    /// Burst of new bindings per client link-layer address (default 32).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mac_binding_burst: Option<u32>,
+    /// Declines per client per `decline-probation` (default 4; 0: none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decline_limit: Option<u32>,
 }
 
 /// `[[link]]`.
@@ -140,6 +164,15 @@ pub(crate) struct RawLink {
     /// the RFC 6422 default set (default none).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rsoo_allow: Vec<u16>,
+    /// Bound leases on this link at most (default 0: the pools' size).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_leases: Option<u64>,
+    /// New bindings a second on this link (default 20000; 0: none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub binding_rate: Option<u32>,
+    /// Burst of new bindings on this link (default 100000).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub binding_burst: Option<u32>,
 }
 
 /// An interface selector: `"eth1"`, `{ name = "eth1", vlan = 100 }` or, double-tagged (QinQ),
@@ -203,6 +236,9 @@ pub(crate) struct RawPdPool {
     /// Which subnet of that length is excluded (default 0).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub excluded_subnet: Option<u64>,
+    /// The aggregate lies inside an address pool prefix of this link (default false).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inside_on_link: Option<bool>,
 }
 
 /// `[options]` (defaults for every link) and `[link.options]`.

@@ -1,6 +1,6 @@
 //! From TOML text to the validated model, and back.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::Ipv6Addr;
 use std::path::PathBuf;
 
@@ -13,8 +13,9 @@ use super::raw::{
 };
 use super::text::{parse_hex, to_colon_hex, to_hex};
 use super::{
-    ClientKey, Config, ConfigError, Index, InterfaceSelector, Link, LinkId, LinkOptions, NaPool,
-    NtpServer, PdExclude, PdPool, Reservation, ServerDuid, ServerSettings, Timers, options,
+    ClientKey, Config, ConfigError, Index, InterfaceSelector, Link, LinkId, LinkLimits,
+    LinkOptions, NaPool, NtpServer, PdExclude, PdPool, RateLimit, Reservation, ServerDuid,
+    ServerLimits, ServerSettings, SourceLimits, Timers, options,
 };
 use crate::prefix::Prefix;
 
@@ -206,7 +207,62 @@ fn server(raw: &RawServer) -> Result<ServerSettings, Problem> {
         timers,
         relay_interfaces,
         relay_sources,
+        limits: server_limits(raw)?,
     })
+}
+
+/// The largest burst of a rate limit (the bucket counts in 1/1024 of a token in 32 bits).
+const MAX_BURST: u32 = 4_000_000;
+
+/// `[server]`'s limits over the defaults.
+fn server_limits(raw: &RawServer) -> Result<ServerLimits, Problem> {
+    let defaults = ServerLimits::default();
+    Ok(ServerLimits {
+        max_leases: raw.max_leases.unwrap_or(defaults.max_leases),
+        relay: SourceLimits {
+            max_bindings: raw
+                .relay_max_bindings
+                .unwrap_or(defaults.relay.max_bindings),
+            rate: rate_limit(
+                defaults.relay.rate,
+                raw.relay_binding_rate,
+                raw.relay_binding_burst,
+                "server.relay-binding",
+            )?,
+        },
+        mac: SourceLimits {
+            max_bindings: raw.mac_max_bindings.unwrap_or(defaults.mac.max_bindings),
+            rate: rate_limit(
+                defaults.mac.rate,
+                raw.mac_binding_rate,
+                raw.mac_binding_burst,
+                "server.mac-binding",
+            )?,
+        },
+        decline_limit: raw.decline_limit.unwrap_or(defaults.decline_limit),
+    })
+}
+
+/// A token bucket over `defaults`: a rate given without a burst gets at least one second's
+/// worth; `base` is the keys' common stem (`server.relay-binding` for `-rate` and `-burst`).
+fn rate_limit(
+    defaults: RateLimit,
+    rate: Option<u32>,
+    burst: Option<u32>,
+    base: &str,
+) -> Result<RateLimit, Problem> {
+    let per_second = rate.unwrap_or(defaults.per_second);
+    let burst = burst.unwrap_or(defaults.burst.max(per_second));
+    if per_second != 0 && burst == 0 {
+        return Err((
+            format!("{base}-burst"),
+            format!("must be at least 1 when {base}-rate is set"),
+        ));
+    }
+    if burst > MAX_BURST {
+        return Err((format!("{base}-burst"), format!("at most {MAX_BURST}")));
+    }
+    Ok(RateLimit { per_second, burst })
 }
 
 /// `defaults` with the given values on top, checked for `T1 <= T2 <= preferred <= valid`.
@@ -278,6 +334,8 @@ fn links(
     // Every link that lists a relay prefix.
     let mut relay: HashMap<Prefix, Vec<Seen>> = HashMap::new();
     let mut ranges: Vec<(Prefix, String)> = Vec::new();
+    // PD aggregates that the operator placed inside the link's on-link space.
+    let mut inside_on_link: HashSet<Prefix> = HashSet::new();
 
     for (i, raw_link) in raw.link.iter().enumerate() {
         let base = format!("link[{i}]");
@@ -370,6 +428,10 @@ fn links(
                 order: na_prefixes.len() + pd_prefixes.len(),
             };
             first_use(&mut pd_prefixes, pool.prefix, seen, &links, name, "pd-pool")?;
+            if pool.inside_on_link {
+                inside_link_space(&pool, &na_pools, &base, &field)?;
+                inside_on_link.insert(pool.prefix);
+            }
             ranges.push((pool.range, format!("{field}.range")));
             pd_pools.push(pool);
         }
@@ -472,11 +534,24 @@ fn links(
             pd_pools,
             options,
             rsoo_allow,
+            limits: LinkLimits {
+                max_leases: raw_link
+                    .max_leases
+                    .unwrap_or(LinkLimits::default().max_leases),
+                rate: rate_limit(
+                    LinkLimits::default().rate,
+                    raw_link.binding_rate,
+                    raw_link.binding_burst,
+                    &format!("{base}.binding"),
+                )?,
+            },
         });
     }
 
     no_overlapping_ranges(ranges)?;
-    no_delegation_of_on_link_space(&na_prefixes, &pd_prefixes)?;
+    no_overlapping_pools(&na_prefixes)?;
+    no_overlapping_pools(&pd_prefixes)?;
+    no_delegation_of_on_link_space(&na_prefixes, &pd_prefixes, &inside_on_link)?;
 
     let mut by_len: HashMap<u8, HashMap<u128, Vec<LinkId>>> = HashMap::new();
     for (prefix, seen) in relay {
@@ -561,25 +636,82 @@ fn no_overlapping_ranges(ranges: Vec<(Prefix, String)>) -> Result<(), Problem> {
     Ok(())
 }
 
+/// Pools of one kind never overlap, on one link or on two: their prefixes are shared by every
+/// server of the link, so another server's slice of one would be inside the other. (Equal
+/// prefixes were reported by `first_use`.)
+fn no_overlapping_pools(pools: &HashMap<Prefix, Seen>) -> Result<(), Problem> {
+    let mut in_file_order: Vec<(&Prefix, &Seen)> = pools.iter().collect();
+    in_file_order.sort_by_key(|(_, seen)| seen.order);
+    no_overlapping_ranges(
+        in_file_order
+            .into_iter()
+            .map(|(prefix, seen)| (*prefix, format!("{}.prefix", seen.field)))
+            .collect(),
+    )
+}
+
+/// A pd-pool with `inside-on-link = true` (at `field`, on the link at `base`): its aggregate
+/// lies inside one of the link's address pool prefixes and outside all of this server's
+/// address ranges, so that the two allocators never hand out the same space.
+fn inside_link_space(
+    pool: &PdPool,
+    na_pools: &[NaPool],
+    base: &str,
+    field: &str,
+) -> Result<(), Problem> {
+    let prefix = pool.prefix;
+    if !na_pools.iter().any(|na| na.prefix.covers(&prefix)) {
+        return Err((
+            format!("{field}.inside-on-link"),
+            format!("{prefix} is not inside an address pool prefix of this link"),
+        ));
+    }
+    if let Some((j, na)) = na_pools
+        .iter()
+        .enumerate()
+        .find(|(_, na)| na.range.overlaps(&prefix))
+    {
+        return Err((
+            format!("{field}.prefix"),
+            format!(
+                "{prefix} overlaps {} ({base}.pool[{j}].range): prefixes delegated from the \
+                 on-link space must lie outside this server's address ranges",
+                na.range
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// An address pool prefix is on-link space: a PD aggregate that overlaps it would delegate
-/// prefixes that clients also use as addresses.
+/// prefixes that clients also use as addresses, unless the operator carved the aggregate out
+/// of the link's own on-link prefix (`inside`, checked by `inside_link_space`).
 fn no_delegation_of_on_link_space(
     na: &HashMap<Prefix, Seen>,
     pd: &HashMap<Prefix, Seen>,
+    inside: &HashSet<Prefix>,
 ) -> Result<(), Problem> {
     // Any prefix covering `prefix` (including itself) found in `set`.
     fn covering(set: &HashMap<Prefix, Seen>, prefix: Prefix) -> Option<(&Prefix, &Seen)> {
         (0..=prefix.len())
             .find_map(|len| set.get_key_value(&Prefix::containing(prefix.addr(), len)))
     }
+    // A PD aggregate inside an address pool prefix of its own link, as the operator said.
+    let allowed = |na_prefix: &Prefix, na_seen: &Seen, pd_prefix: &Prefix, pd_seen: &Seen| {
+        inside.contains(pd_prefix) && na_seen.link == pd_seen.link && na_prefix.covers(pd_prefix)
+    };
     let mut conflicts: Vec<(&Seen, Prefix, &Prefix, &Seen)> = Vec::new();
     for (prefix, seen) in na {
-        if let Some((other, other_seen)) = covering(pd, *prefix) {
+        if let Some((other, other_seen)) = covering(pd, *prefix)
+            && !allowed(prefix, seen, other, other_seen)
+        {
             conflicts.push((seen, *prefix, other, other_seen));
         }
     }
     for (prefix, seen) in pd {
-        if let Some((other, other_seen)) = covering(na, *prefix) {
+        if let Some((other, other_seen)) = covering(na, *prefix)
+            && !allowed(other, other_seen, prefix, seen)
+        {
             conflicts.push((seen, *prefix, other, other_seen));
         }
     }
@@ -781,6 +913,7 @@ fn pd_pool(raw: &RawPdPool, field: &str) -> Result<PdPool, Problem> {
         range,
         delegated_len,
         exclude,
+        inside_on_link: raw.inside_on_link.unwrap_or(false),
     })
 }
 
@@ -953,6 +1086,14 @@ pub(crate) fn unbuild(config: &Config) -> String {
             valid_lifetime: Some(Seconds(server.timers.valid)),
             relay_interfaces: server.relay_interfaces.clone(),
             relay_sources: server.relay_sources.iter().map(|p| p.to_string()).collect(),
+            max_leases: Some(server.limits.max_leases),
+            relay_max_bindings: Some(server.limits.relay.max_bindings),
+            relay_binding_rate: Some(server.limits.relay.rate.per_second),
+            relay_binding_burst: Some(server.limits.relay.rate.burst),
+            mac_max_bindings: Some(server.limits.mac.max_bindings),
+            mac_binding_rate: Some(server.limits.mac.rate.per_second),
+            mac_binding_burst: Some(server.limits.mac.rate.burst),
+            decline_limit: Some(server.limits.decline_limit),
         },
         options: RawOptions::default(),
         link: config.links.iter().map(unbuild_link).collect(),
@@ -1042,10 +1183,14 @@ fn unbuild_link(link: &Link) -> RawLink {
                 excluded_prefix_length: p.exclude.map(|e| e.len),
                 // Excluded subnets come from an i64 in TOML, so they fit in u64.
                 excluded_subnet: p.exclude.map(|e| e.subnet as u64),
+                inside_on_link: p.inside_on_link.then_some(true),
             })
             .collect(),
         options: unbuild_options(&link.options),
         rsoo_allow: link.rsoo_allow.clone(),
+        max_leases: Some(link.limits.max_leases),
+        binding_rate: Some(link.limits.rate.per_second),
+        binding_burst: Some(link.limits.rate.burst),
     }
 }
 

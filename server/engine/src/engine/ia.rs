@@ -6,13 +6,16 @@ use std::net::Ipv6Addr;
 
 use xdhcp6_proto::{MessageType, MessageWriter, OptionCode, StatusCode};
 
+use super::limits::Origin;
 use super::pools::LinkPools;
-use super::request::{Client, ClientRequest, Ia, duid_link_layer};
+use super::request::{Client, ClientRequest, Hint, Ia, duid_link_layer};
 use super::{DropReason, Engine};
 use crate::alloc::AllocKey;
 use crate::config::{Link, RebindForeign};
 use crate::prefix::Prefix;
 use crate::table::{ClaimAs, EventSink, IaKey, IaKind, Lease, LeaseState, Lifetimes};
+
+mod offer;
 
 /// One request being answered: who asks, on which link and when, the reply being written and
 /// where the lease events go.
@@ -22,6 +25,8 @@ pub(super) struct Exchange<'x, 'r, 'b, S> {
     pub(super) client: Client<'r>,
     pub(super) link: &'x Link,
     pub(super) pools: &'x LinkPools,
+    /// The relay and MAC budgets new bindings of this request are charged to.
+    pub(super) origin: Origin,
     pub(super) now: u32,
     pub(super) w: &'x mut MessageWriter<'b>,
     pub(super) events: &'x mut S,
@@ -47,7 +52,7 @@ impl<'x, 'r, S: EventSink> Exchange<'x, 'r, '_, S> {
             return Ok(self.w.end_option(mark)?);
         }
         let key = self.key(&ia);
-        let lease = self.claim(&key, how);
+        let lease = self.claim(&ia, &key, how)?;
         let mark = ia.begin(self.w, timers.t1, timers.t2)?;
         match lease {
             Some(lease) => self.write_lease(&lease)?,
@@ -62,12 +67,60 @@ impl<'x, 'r, S: EventSink> Exchange<'x, 'r, '_, S> {
         Ok(self.w.end_option(mark)?)
     }
 
-    /// Claims the client's address or prefix for this IA: kept, reserved, or newly hashed.
-    fn claim(&mut self, key: &IaKey<'r>, how: ClaimAs) -> Option<Lease> {
+    /// Claims the client's address or prefix for this IA: kept, reserved, or new: the prefix
+    /// the client asked for, or one hashed from the pools that its hint prefers.
+    ///
+    /// A client that already holds a lease for the IA keeps it, whatever it hints.
+    ///
+    /// A new binding (and an offer of one) passes the limits first: over a cap the IA gets
+    /// nothing (`Ok(None)`), over a rate the message is dropped.
+    fn claim(
+        &mut self,
+        ia: &Ia<'r>,
+        key: &IaKey<'r>,
+        how: ClaimAs,
+    ) -> Result<Option<Lease>, DropReason> {
+        if let ClaimAs::Offered { hold } = how {
+            // An Advertise reserves nothing: what a flood of Solicits costs stays bounded.
+            let offer = self.propose(ia, key, hold);
+            // An offer of a new binding (not the client's current lease nor its reservation)
+            // is refused as the Request would be, without taking a token.
+            if offer.is_some_and(|lease| lease.state == LeaseState::Offered)
+                && self.reservation(key.kind()).is_none()
+                && !self.admit(true)?
+            {
+                return Ok(None);
+            }
+            return Ok(offer);
+        }
+        let new = !self.holds_binding(key);
+        let lease = self.claim_limited(ia, key, how, new)?;
+        if let Some(lease) = lease.as_ref().filter(|_| new) {
+            let engine = self.engine;
+            engine
+                .limits
+                .record_origin(&engine.config, lease, &self.origin);
+        }
+        Ok(lease)
+    }
+
+    /// [`Self::claim`] of a binding, without counting a new one against its relay and MAC.
+    fn claim_limited(
+        &mut self,
+        ia: &Ia<'r>,
+        key: &IaKey<'r>,
+        how: ClaimAs,
+        new: bool,
+    ) -> Result<Option<Lease>, DropReason> {
         let lifetimes = lifetimes_of(self.link);
         let reservation = self.reservation(key.kind());
         let served = self.served(reservation);
         let (table, pools, now) = (&self.engine.table, self.pools, self.now);
+        // A binding the client does not hold yet (whether it solicited first or not) is a new
+        // one; reserved addresses and prefixes are the operator's and take no pool space.
+        if new && reservation.is_none() && !self.admit(false)? {
+            return Ok(None);
+        }
         // A current lease outside this server's ranges (the pool moved or shrank, or it is the
         // other server's half) is left alone: the client gets one of ours instead.
         if let Some(lease) = table.claim_current(
@@ -78,10 +131,10 @@ impl<'x, 'r, S: EventSink> Exchange<'x, 'r, '_, S> {
             |lease| served.lease(lease),
             self.events,
         ) {
-            return Some(lease);
+            return Ok(Some(lease));
         }
         if let Some(reserved) = reservation {
-            return table
+            return Ok(table
                 .claim(
                     key,
                     reserved.bits(),
@@ -91,12 +144,17 @@ impl<'x, 'r, S: EventSink> Exchange<'x, 'r, '_, S> {
                     now,
                     self.events,
                 )
-                .ok();
+                .ok());
+        }
+        let hint = ia.hint();
+        if let Some(lease) = self.claim_hinted(key, hint, how) {
+            return Ok(Some(lease));
         }
         // A new address or prefix: hashed by the link's name, so that the link's place in the
-        // file does not matter.
+        // file does not matter; the hint only orders the pools, so every server of the
+        // identical model still computes the same one.
         let alloc_key = AllocKey::new(table.salt(), key.duid(), key.iaid(), &self.link.name);
-        pools.of(key.kind()).iter().find_map(|pool| {
+        Ok(pools.by_hint(key.kind(), hint.len).find_map(|pool| {
             let len = pool.range.unit_len();
             pool.range
                 .allocate(&alloc_key, |bits| {
@@ -106,7 +164,74 @@ impl<'x, 'r, S: EventSink> Exchange<'x, 'r, '_, S> {
                 })
                 .ok()
                 .map(|(_, lease)| lease)
-        })
+        }))
+    }
+
+    /// Whether the client holds a binding (not a mere offer) of this IA.
+    fn holds_binding(&self, key: &IaKey<'r>) -> bool {
+        let mut bound = false;
+        self.engine
+            .table
+            .leases_of(key, |lease| bound |= lease.state == LeaseState::Bound);
+        bound
+    }
+
+    /// Whether one more new binding is allowed: false over a cap (the IA is answered
+    /// NoAddrsAvail or NoPrefixAvail); over a rate, the message is dropped. The rate is charged
+    /// once per message (`peek`: only looked at, for an Advertise).
+    ///
+    /// A cap is a state that lasts: the client is told at once and may look for another
+    /// server (RFC 9915 §18.3.9 and §18.3.2 give NoAddrsAvail for an IA the server will not
+    /// serve). A rate is momentary: a dropped message is retransmitted with backoff
+    /// (RFC 9915 §15), so a burst of legitimate clients is slowed down, never turned away.
+    fn admit(&mut self, peek: bool) -> Result<bool, DropReason> {
+        let (engine, link, now) = (self.engine, self.client.link, self.now);
+        if engine
+            .limits
+            .check_caps(&engine.config, link, &self.origin)
+            .is_err()
+        {
+            return Ok(false);
+        }
+        let admitted = match self.origin.admitted {
+            Some(admitted) => admitted,
+            None => {
+                let admitted =
+                    engine
+                        .limits
+                        .check_rate(&engine.config, link, &self.origin, now, peek);
+                self.origin.admitted = Some(admitted);
+                admitted
+            }
+        };
+        admitted.map_err(|_| DropReason::RateLimited)?;
+        Ok(true)
+    }
+
+    /// The very prefix the client hinted, when it is a free unit of this server's slice.
+    fn claim_hinted(&mut self, key: &IaKey<'r>, hint: Hint, how: ClaimAs) -> Option<Lease> {
+        let (Some(bits), Some(len)) = (hint.prefix, hint.len) else {
+            return None;
+        };
+        // RFC 9915 §18.2.1, in substance:
+        // The client MAY include values in IA Prefix options encapsulated within IA_PD
+        // options as hints for the delegated prefix and/or prefix length for which the
+        // client has a preference.
+        // A hint the server follows when the prefix is a unit of its own slice and not
+        // reserved: a prefix from another server's slice is that server's to give.
+        let pool = self.pools.of(key.kind()).iter().find(|pool| {
+            pool.range.unit_len() == len
+                && pool.range.contains(bits)
+                && !pool.range.is_reserved(bits)
+        })?;
+        let lifetimes = lifetimes_of(self.link);
+        let lease = self
+            .engine
+            .table
+            .claim(key, bits, len, how, lifetimes, self.now, self.events)
+            .ok()?;
+        pool.range.occupy(bits);
+        Some(lease)
     }
 
     /// Renew and Rebind (RFC 9915 §18.3.4, §18.3.5), with the RFC 6853 models.
@@ -133,7 +258,12 @@ impl<'x, 'r, S: EventSink> Exchange<'x, 'r, '_, S> {
             bound_here,
             self.events,
         );
-        if kept.is_none() && (create || msg_type == MessageType::Rebind) {
+        let take_back = kept.is_none()
+            && (create || msg_type == MessageType::Rebind)
+            && ia
+                .listed()
+                .any(|(addr, len)| served.admits(kind, u128::from(addr), len));
+        if take_back && self.admit(false)? {
             // RFC 9915 §18.3.5, in substance:
             // If the server cannot find a client entry for the IA and the server determines
             // that the addresses in the IA are appropriate for the link to which the
@@ -160,6 +290,11 @@ impl<'x, 'r, S: EventSink> Exchange<'x, 'r, '_, S> {
                 engine.mark(&lease, true);
                 Some(lease)
             });
+            if let Some(lease) = &kept {
+                engine
+                    .limits
+                    .record_origin(&engine.config, lease, &self.origin);
+            }
         }
         if kept.is_none() && create {
             // RFC 9915 §18.3.4 (and §18.3.5 for Rebind), in substance:
@@ -170,7 +305,7 @@ impl<'x, 'r, S: EventSink> Exchange<'x, 'r, '_, S> {
             // (`renew-creates-bindings`, RFC 7550 §4: an IA_NA or IA_PD the client adds in a
             // Renew, or one whose lease expired.) A fresh binding from this server's slice,
             // next to the old addresses with lifetimes 0.
-            kept = self.claim(&key, ClaimAs::Bound);
+            kept = self.claim(&ia, &key, ClaimAs::Bound)?;
         }
 
         let mark = ia.begin(self.w, timers.t1, timers.t2)?;
@@ -213,6 +348,24 @@ impl<'x, 'r, S: EventSink> Exchange<'x, 'r, '_, S> {
         // declined: the client may still send the Request, and the hold runs out otherwise.
         let mut bound = false;
         table.leases_of(&key, |lease| bound |= lease.state == LeaseState::Bound);
+        let decline = self.request.msg_type == MessageType::Decline;
+        if decline && ia.kind() == IaKind::Pd && bound {
+            // RFC 9915 §18.3.8, in substance:
+            // If the IAs in the message are in a binding for the client and the addresses in
+            // the IAs have been assigned by the server to those IAs, the server deletes the
+            // addresses from the IAs and makes the addresses unavailable for assignment to
+            // other clients.
+            // Decline is for addresses the client found in use on its link (§18.2.8); the
+            // section says nothing of delegated prefixes. A prefix in a Decline is not
+            // quarantined (one client could otherwise take a pool out of use): it stays
+            // delegated, and the IA says so with a status.
+            let mark = ia.begin(self.w, 0, 0)?;
+            self.w.status_code(
+                StatusCode::UnspecFail,
+                "prefixes cannot be declined; the prefix stays delegated",
+            )?;
+            return Ok(self.w.end_option(mark)?);
+        }
         let probation = self.engine.config.server.decline_probation;
         for (addr, _) in ia.listed().filter(|_| bound) {
             let bits = u128::from(addr);
@@ -231,6 +384,16 @@ impl<'x, 'r, S: EventSink> Exchange<'x, 'r, '_, S> {
                 // The server ... deletes the addresses and delegated prefixes from the IAs
                 let _ = table.release(&key, bits, self.now, self.events);
             } else {
+                // Each quarantined address is charged to the client's `decline-limit`; over
+                // it the Decline is dropped and the address stays the client's until it
+                // expires.
+                let engine = self.engine;
+                if !engine
+                    .limits
+                    .take_decline(&engine.config, self.client.duid, self.now)
+                {
+                    return Err(DropReason::DeclineLimited);
+                }
                 // RFC 9915 §18.3.8, in substance:
                 // the server ... marks the addresses in the IAs as declined so that those
                 // addresses are not assigned to other clients

@@ -8,6 +8,7 @@
 
 mod discard;
 mod ia;
+mod limits;
 mod outcome;
 mod pools;
 mod reply;
@@ -21,6 +22,8 @@ use xdhcp6_proto::{
 };
 
 use self::ia::Exchange;
+use self::limits::{Limits, Origin};
+pub use self::limits::{Peer, Refusal};
 pub use self::outcome::{Destination, DropReason, Outcome, received_type};
 use self::pools::LinkPools;
 pub use self::pools::PoolUsage;
@@ -38,11 +41,9 @@ pub const HOP_COUNT_LIMIT: usize = 8;
 /// leases and a status (NoAddrsAvail, NoPrefixAvail, or NoBinding in a Release or Decline).
 pub const MAX_IAS: usize = 8;
 
-/// Seconds an Advertise holds its address for the client's Request.
+/// The hold an Advertise's lease reports (an Advertise reserves nothing in the table: the
+/// Request claims the address).
 pub const OFFER_HOLD: u32 = 60;
-
-/// Leases the table sweep looks at per [`Engine::handle_timeout`] call and shard step.
-pub const SWEEP_BUDGET: usize = 4096;
 
 /// What the datapath tells the engine about a received message.
 #[derive(Clone, Copy, Debug)]
@@ -86,6 +87,7 @@ pub struct Engine {
     config: Arc<Config>,
     table: Arc<LeaseTable>,
     pools: Vec<LinkPools>,
+    limits: Limits,
 }
 
 /// Why an engine could not be built from a configuration.
@@ -116,11 +118,15 @@ impl Engine {
             .iter()
             .map(|link| LinkPools::new(&config, link))
             .collect::<Result<_, _>>()?;
-        Ok(Self {
+        let limits = Limits::new(&config);
+        let engine = Self {
             config,
             table,
             pools,
-        })
+            limits,
+        };
+        engine.recount();
+        Ok(engine)
     }
 
     /// The configuration this engine serves.
@@ -163,16 +169,29 @@ impl Engine {
         for record in &records {
             self.mark(&record.lease, true);
         }
+        self.recount();
         report
     }
 
-    /// Expires leases and ends probations due at `now`, a bounded amount of work per call.
+    /// Expires every lease and ends every probation due by `now`: the work is in proportion to
+    /// what ends (the table's expiry index), so that a call once a second keeps every lease
+    /// within a second of its end.
     pub fn handle_timeout(&self, now: u32, events: &mut impl EventSink) {
         let mut sink = Tracking {
             engine: self,
             inner: events,
         };
-        self.table.handle_timeout(now, SWEEP_BUDGET, &mut sink);
+        self.table.handle_timeout(now, usize::MAX, &mut sink);
+    }
+
+    /// New bindings and Declines refused so far, by limit.
+    pub fn limit_refusals(&self) -> impl Iterator<Item = (Refusal, u64)> {
+        Refusal::ALL.into_iter().zip(self.limits.refused())
+    }
+
+    /// Bound leases, as the limits count them (server-wide, or on one link).
+    pub fn bound_leases(&self, link: Option<LinkId>) -> u64 {
+        self.limits.bound(link)
     }
 
     /// Answers one DHCPv6 message (the UDP payload) into `reply`.
@@ -183,12 +202,25 @@ impl Engine {
         reply: &mut [u8],
         events: &mut impl EventSink,
     ) -> Outcome {
+        self.handle_from(request, cx, Peer::default(), reply, events)
+    }
+
+    /// [`Self::handle`], with what the datapath knows of the sender (its source address and
+    /// MAC) for the per-relay and per-MAC limits.
+    pub fn handle_from(
+        &self,
+        request: &[u8],
+        cx: &Context,
+        peer: Peer,
+        reply: &mut [u8],
+        events: &mut impl EventSink,
+    ) -> Outcome {
         let mut sink = Tracking {
             engine: self,
             inner: events,
         };
         let mut received = MessageType::Unknown(0);
-        match self.answer(request, cx, reply, &mut sink, &mut received) {
+        match self.answer(request, cx, peer, reply, &mut sink, &mut received) {
             Ok(Answer {
                 len,
                 to,
@@ -218,6 +250,7 @@ impl Engine {
         &self,
         request: &[u8],
         cx: &Context,
+        peer: Peer,
         reply: &mut [u8],
         events: &mut impl EventSink,
         received: &mut MessageType,
@@ -251,7 +284,8 @@ impl Engine {
                 let request = ClientRequest::read(message)?;
                 discard::check(&request, &self.config.server.duid)?;
                 let mut w = MessageWriter::new(reply);
-                let sent = self.respond(&request, link, None, cx.now, &mut w, events)?;
+                let origin = self.direct_origin(&peer, request.client_id.unwrap_or_default());
+                let sent = self.respond(&request, link, None, origin, cx.now, &mut w, events)?;
                 Ok(Answer {
                     len: w.finish()?,
                     to: Destination::Client,
@@ -281,6 +315,7 @@ impl Engine {
                 discard::check(&request, &self.config.server.duid)?;
                 request.relay_supplied = relay_supplied(&chain)?;
                 let link_layer = client_link_layer(&chain);
+                let origin = self.relay_origin(&peer, &chain, link_layer);
                 let to_source_port = relay
                     .options()
                     .find_raw(OptionCode::RelaySourcePort)
@@ -309,7 +344,7 @@ impl Engine {
                 }
                 let sent = match link {
                     Some(link) => {
-                        self.respond(&request, link, link_layer, cx.now, &mut w, events)?
+                        self.respond(&request, link, link_layer, origin, cx.now, &mut w, events)?
                     }
                     None => respond_unknown_link(&request, &self.config.server.duid, &mut w)?,
                 };
@@ -344,6 +379,61 @@ impl Engine {
         })
     }
 
+    /// The limit slots of a direct client: its MAC address, else its source address, else the
+    /// link-layer address in its DUID.
+    fn direct_origin(&self, peer: &Peer, duid: &[u8]) -> Origin {
+        let mac = match (peer.mac, peer.address) {
+            (Some(mac), _) => Some(self.limits.slot(("mac", &mac[..]))),
+            (None, Some(address)) => Some(self.limits.slot(("source", address))),
+            (None, None) => request::duid_link_layer(duid)
+                .map(|(_, address)| self.limits.slot(("mac", address))),
+        };
+        Origin {
+            relay: None,
+            mac,
+            admitted: None,
+        }
+    }
+
+    /// The limit slots of a relayed client: the relay (its source address, or the innermost
+    /// link-address, with the innermost Interface-Id), and the client's link-layer address
+    /// (RFC 6939) or else the innermost relay's Remote-ID (RFC 4649).
+    fn relay_origin(
+        &self,
+        peer: &Peer,
+        chain: &RelayChain<'_>,
+        link_layer: Option<(u16, &[u8])>,
+    ) -> Origin {
+        let innermost = chain.innermost();
+        let interface_id = innermost
+            .options()
+            .find_raw(OptionCode::InterfaceId)
+            .ok()
+            .flatten();
+        let relay = match peer.address {
+            Some(address) => self.limits.slot(("relay", address, interface_id)),
+            None => self
+                .limits
+                .slot(("relay", innermost.link_address(), interface_id)),
+        };
+        let remote_id = || {
+            innermost
+                .options()
+                .find_raw(OptionCode::RemoteId)
+                .ok()
+                .flatten()
+        };
+        let mac = match link_layer {
+            Some((_, address)) => Some(self.limits.slot(("mac", address))),
+            None => remote_id().map(|id| self.limits.slot(("remote-id", id))),
+        };
+        Origin {
+            relay: Some(relay),
+            mac,
+            admitted: None,
+        }
+    }
+
     /// Whether a relayed message of `msg_type` from a link no `[[link]]` selects is answered
     /// (`unknown-link = "no-addrs-avail"`: Solicit and Request) rather than dropped.
     fn answers_unknown_link(&self, msg_type: MessageType) -> bool {
@@ -353,11 +443,13 @@ impl Engine {
 
     /// Writes the client message of the reply (after any Relay-reply headers); returns its
     /// type.
+    #[allow(clippy::too_many_arguments)]
     fn respond(
         &self,
         request: &ClientRequest<'_>,
         link_id: LinkId,
         link_layer: Option<(u16, &[u8])>,
+        origin: Origin,
         now: u32,
         w: &mut MessageWriter<'_>,
         events: &mut impl EventSink,
@@ -392,6 +484,7 @@ impl Engine {
             },
             link,
             pools: &self.pools[link_id.index()],
+            origin,
             now,
             w,
             events,
@@ -456,7 +549,12 @@ impl Engine {
                     .flat_map(|ia| ia.listed())
                 {
                     any = true;
-                    on_link &= link.na_pools.iter().any(|pool| pool.prefix.contains(addr));
+                    // On the link: inside an address pool prefix, outside the space a
+                    // pd-pool delegates from it (`inside-on-link`).
+                    on_link &= exchange
+                        .pools
+                        .holding(IaKind::Na, u128::from(addr))
+                        .is_some();
                 }
                 if !any {
                     return Err(DropReason::NothingToConfirm);
@@ -501,6 +599,10 @@ impl<S: EventSink> EventSink for Tracking<'_, S> {
             }
             EventKind::Offered | EventKind::Bound | EventKind::Renewed | EventKind::Declined => {}
         }
+        if let Some(pools) = self.engine.pools.get(event.record.lease.link.index()) {
+            pools.count(&event);
+        }
+        self.engine.limits.on_event(&event);
         self.inner.emit(event);
     }
 }

@@ -136,11 +136,16 @@ pub enum DropReason {
     /// `relay-sources` does not list. The datapaths decide this (they know the interface)
     /// before the engine reads the message.
     RelayNotAllowed,
+    /// A new binding over a rate limit (`binding-rate` of the link, `relay-binding-rate`,
+    /// `mac-binding-rate`): the client retransmits with backoff.
+    RateLimited,
+    /// A Decline over the client's `decline-limit`.
+    DeclineLimited,
 }
 
 impl DropReason {
     /// Every reason, for metrics.
-    pub const ALL: [DropReason; 15] = [
+    pub const ALL: [DropReason; 17] = [
         DropReason::Malformed,
         DropReason::NotForServer,
         DropReason::Unsupported,
@@ -156,6 +161,8 @@ impl DropReason {
         DropReason::ReplyTooLarge,
         DropReason::DuplicateId,
         DropReason::RelayNotAllowed,
+        DropReason::RateLimited,
+        DropReason::DeclineLimited,
     ];
 
     /// A short name for metrics and logs.
@@ -176,6 +183,8 @@ impl DropReason {
             DropReason::ReplyTooLarge => "reply_too_large",
             DropReason::DuplicateId => "duplicate_id",
             DropReason::RelayNotAllowed => "relay_not_allowed",
+            DropReason::RateLimited => "rate_limited",
+            DropReason::DeclineLimited => "decline_limited",
         }
     }
 }

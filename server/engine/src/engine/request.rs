@@ -308,6 +308,33 @@ impl<'a> Ia<'a> {
             })
     }
 
+    /// What the client would like for a new binding of this IA: for an IA_PD, the first IA
+    /// Prefix option's length (when not 0) and prefix (when not `::`).
+    ///
+    /// RFC 9915 §18.2.1, in substance:
+    /// The client MAY include values in IA Prefix options encapsulated within IA_PD options as
+    /// hints for the delegated prefix and/or prefix length for which the client has a
+    /// preference.
+    pub(super) fn hint(&self) -> Hint {
+        let Ia::Pd(ia) = self else {
+            return Hint::default();
+        };
+        let first = ia
+            .options()
+            .map_while(Result::ok)
+            .find_map(|option| match option {
+                DhcpOption::IaPrefix(prefix) => Some((prefix.prefix(), prefix.prefix_len())),
+                _ => None,
+            });
+        match first {
+            Some((prefix, len)) if len != 0 => Hint {
+                len: Some(len),
+                prefix: (!prefix.is_unspecified()).then_some(u128::from(prefix)),
+            },
+            _ => Hint::default(),
+        }
+    }
+
     /// Opens the IA option of the reply with these T1 and T2.
     pub(super) fn begin(
         &self,
@@ -320,6 +347,15 @@ impl<'a> Ia<'a> {
             Ia::Pd(ia) => w.begin_ia_pd(ia.iaid(), t1, t2),
         }
     }
+}
+
+/// A client's preference for a new delegated prefix (RFC 9915 §18.2.1, RFC 8168).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Hint {
+    /// The prefix length it asks for.
+    pub(super) len: Option<u8>,
+    /// The prefix it asks for (with that length).
+    pub(super) prefix: Option<u128>,
 }
 
 /// The Client Link-Layer Address (RFC 6939) the innermost relay reported.

@@ -4,9 +4,13 @@ use super::LeaseTable;
 use super::lease::{EventKind, EventSink, LeaseRecord, LeaseState, RestoreReport, SweepReport};
 use super::shard::{Record, STATE_BOUND, STATE_DECLINED, STATE_OFFERED, addr_hash};
 
+/// Leases expired under one lock of an address shard before it is let go for a moment.
+const LOCK_BATCH: usize = 1024;
+
 impl LeaseTable {
-    /// Removes leases that ran out by `now`, looking at no more than `budget` slots (at least
-    /// one shard step per call) and going on where the previous call stopped.
+    /// Removes leases that ran out by `now`, at most `budget` of them per call, taken from
+    /// each address shard's expiry index: the work is in proportion to what expires, never to
+    /// the size of the table. A call that stops at the budget goes on where it stopped.
     pub fn handle_timeout(
         &self,
         now: u32,
@@ -15,21 +19,31 @@ impl LeaseTable {
     ) -> SweepReport {
         let mut cursor = self.cursor.lock();
         let mut report = SweepReport::default();
-        let mut shards_left = self.addrs.len();
-        while report.examined < budget && shards_left > 0 {
+        for _ in 0..self.addrs.len() {
             let addr_shard = cursor.shard % self.addrs.len();
             let mut guard = self.addrs[addr_shard].lock();
-            let shard = &mut *guard;
-            let end = shard
-                .records
-                .len()
-                .min(cursor.slot.saturating_add(budget - report.examined));
-            for slot in cursor.slot..end {
-                report.examined += 1;
-                let Some(record) = shard.records.get(slot) else {
+            let mut held = 0;
+            loop {
+                if report.removed >= budget {
+                    return report;
+                }
+                if held >= LOCK_BATCH {
+                    // Let the workers in between batches of a large expiry.
+                    drop(guard);
+                    guard = self.addrs[addr_shard].lock();
+                    held = 0;
+                }
+                let shard = &mut *guard;
+                let Some((at, slot)) = shard.pop_due(now) else {
                     break;
                 };
-                if record.is_free() || !record.is_expired(now) {
+                report.examined += 1;
+                held += 1;
+                let Some(record) = shard.records.get(slot as usize) else {
+                    continue;
+                };
+                if record.is_free() || record.expires != at {
+                    // Stale: released, renewed, or its slot reused since.
                     continue;
                 }
                 let ended = if record.raw_state() == STATE_DECLINED {
@@ -38,7 +52,6 @@ impl LeaseTable {
                     EventKind::Expired
                 };
                 sink.emit(record.event(ended, now));
-                let slot = slot as u32;
                 let loc = self.loc(addr_shard, slot);
                 if record.is_held() {
                     let old = record.client_hash;
@@ -47,17 +60,12 @@ impl LeaseTable {
                         clients.remove(old, loc);
                     }
                 }
-                let hash = addr_hash(record.addr(), record.kind(), self.seed);
+                let hash = addr_hash(record.addr(), record.kind(), &self.index_key);
                 shard.remove(slot, hash);
                 report.removed += 1;
             }
-            if end >= shard.records.len() {
-                cursor.shard = (addr_shard + 1) % self.addrs.len();
-                cursor.slot = 0;
-                shards_left -= 1;
-            } else {
-                cursor.slot = end;
-            }
+            drop(guard);
+            cursor.shard = (addr_shard + 1) % self.addrs.len();
         }
         report
     }
@@ -69,7 +77,7 @@ impl LeaseTable {
             let lease = &item.lease;
             let key = self.ia_key(item.duid.as_bytes(), lease.iaid, lease.kind, lease.link);
             let mut clients = self.clients[self.client_shard_of(key.hash)].lock();
-            let hash = addr_hash(lease.addr, lease.kind, self.seed);
+            let hash = addr_hash(lease.addr, lease.kind, &self.index_key);
             let addr_shard = self.addr_shard_of(hash);
             let mut guard = self.addrs[addr_shard].lock();
             let shard = &mut *guard;
@@ -88,6 +96,7 @@ impl LeaseTable {
                             if state == STATE_DECLINED {
                                 clients.remove(key.hash, loc);
                             }
+                            shard.schedule(slot, lease.expires);
                             Some(slot)
                         }
                         _ => None,
@@ -96,7 +105,7 @@ impl LeaseTable {
                 None => {
                     let mut record = Record::new(&key, lease.addr, lease.prefix_len);
                     record.set(state, lease.lifetimes, lease.expires);
-                    shard.insert(record, hash, self.seed, self.max_slot)
+                    shard.insert(record, hash, self.index_key, self.max_slot)
                 }
             };
             match slot {

@@ -92,7 +92,8 @@ pub enum IaKind {
 /// The state of a lease in the table.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum LeaseState {
-    /// Reserved by an Advertise for a short hold so that the Request finds the same address.
+    /// Reserved for a short hold ([`ClaimAs::Offered`]); the engine's Advertise reserves
+    /// nothing, so only a caller of the table makes these.
     Offered,
     /// Assigned by a Reply.
     Bound,
@@ -155,7 +156,8 @@ pub struct LeaseRecord {
 /// What happened to a lease.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum EventKind {
-    /// Reserved for an Advertise.
+    /// Held for a client ([`ClaimAs::Offered`]); the engine, whose Advertise reserves nothing,
+    /// emits none.
     Offered,
     /// Assigned (first Reply, or an offer taken up).
     Bound,
@@ -238,7 +240,7 @@ pub enum LeaseError {
 /// What [`LeaseTable::handle_timeout`](super::LeaseTable::handle_timeout) did.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub struct SweepReport {
-    /// Slots looked at.
+    /// Entries of the expiry index looked at (stale ones included).
     pub examined: usize,
     /// Leases removed (expired, or out of probation).
     pub removed: usize,
@@ -264,7 +266,8 @@ pub struct IaKey<'a> {
 }
 
 impl<'a> IaKey<'a> {
-    /// Hashes the key under `salt` (the table's salt, see [`super::LeaseTable::ia_key`]).
+    /// Hashes the key under `salt` (the table's random index key, see
+    /// [`super::LeaseTable::ia_key`]).
     ///
     /// The hash covers (DUID, IAID, kind) only: it places the client in the table, in this
     /// process, and the link is compared on the record. The address a client gets is hashed

@@ -5,15 +5,22 @@
 //! Two arrays of N (a power of two) shards, each shard behind its own `parking_lot::Mutex`:
 //!
 //! - **address shards**, chosen by a hash of (address or prefix, IA kind), are authoritative:
-//!   each holds a slab of compact 64-byte records (`Vec<Record>` plus a free list) and an index
-//!   `HashTable<u32>` from address to slab slot, so an address holds at most one lease;
+//!   each holds a slab of compact 64-byte records (`Vec<Record>` plus a free list), an index
+//!   `HashTable<u32>` from address to slab slot, so an address holds at most one lease, and an
+//!   expiry index (a min-heap of expiry and slot) that [`LeaseTable::handle_timeout`] pops;
 //! - **client shards**, chosen by the client key hash, hold `HashTable<u64>` entries
 //!   (32-bit client hash, 32-bit location of the record in an address shard). A client may hold
 //!   several leases (one entry each); entries are verified against the record on every lookup,
 //!   so a stale one is harmless and is dropped when met.
 //!
 //! At 10 million IA_NA leases this is 64 bytes of record plus about 5 + 9 bytes of index per
-//! bucket at a load factor between 7/16 and 7/8: roughly 80 to 100 bytes per lease.
+//! bucket at a load factor between 7/16 and 7/8, and 8 bytes of expiry index (16 at most,
+//! with stale entries): roughly 90 to 115 bytes per lease.
+//!
+//! Both indexes hash under a key drawn at random for each table, never the configured salt:
+//! clients choose the addresses they Rebind and Decline, and their DUIDs, and may know the
+//! salt, so they must not be able to aim at one bucket. The salt keys only the allocation
+//! hash ([`crate::alloc::AllocKey`]), which servers of the identical model must share.
 //!
 //! # Locking
 //!
@@ -43,7 +50,7 @@ pub use self::lease::{
 };
 use self::shard::{
     AddrShard, ClientShard, Record, STATE_BOUND, STATE_DECLINED, STATE_OFFERED, addr_hash, expiry,
-    mix64, salt_seed,
+    mix64, random_key,
 };
 use crate::alloc::SaltKey;
 use crate::config::LinkId;
@@ -60,17 +67,17 @@ pub const MAX_SHARDS: usize = 1024;
 /// How many leases a shard is sized for when the table picks its shard count.
 const LEASES_PER_SHARD: usize = 32 * 1024;
 
-/// Where [`LeaseTable::handle_timeout`] goes on.
+/// Where [`LeaseTable::handle_timeout`] goes on: the address shard it looks at first.
 #[derive(Default)]
 struct SweepCursor {
     shard: usize,
-    slot: usize,
 }
 
 /// The lease table shared by all workers.
 pub struct LeaseTable {
     salt: SaltKey,
-    seed: u64,
+    /// The key of the address and client indexes: random, per table.
+    index_key: SaltKey,
     shard_bits: u32,
     max_slot: u32,
     clients: Box<[Mutex<ClientShard>]>,
@@ -110,10 +117,9 @@ impl LeaseTable {
         let addrs = (0..shards)
             .map(|_| Mutex::new(AddrShard::with_capacity(per_shard)))
             .collect();
-        let seed = mix64(salt_seed(&salt));
         Self {
             salt,
-            seed,
+            index_key: random_key(),
             shard_bits,
             max_slot: u32::MAX >> shard_bits,
             clients,
@@ -122,12 +128,13 @@ impl LeaseTable {
         }
     }
 
-    /// The key of a client's IA under this table's salt.
+    /// The key of a client's IA, hashed under this table's random index key.
     pub fn ia_key<'a>(&self, duid: &'a [u8], iaid: u32, kind: IaKind, link: LinkId) -> IaKey<'a> {
-        IaKey::new(&self.salt, duid, iaid, kind, link)
+        IaKey::new(&self.index_key, duid, iaid, kind, link)
     }
 
-    /// The salt key this table hashes clients under (allocation uses it too).
+    /// The configured salt's key, for the allocation hash ([`crate::alloc::AllocKey`]); the
+    /// table's own indexes are keyed apart, at random.
     pub fn salt(&self) -> &SaltKey {
         &self.salt
     }
@@ -210,6 +217,7 @@ impl LeaseTable {
             }
             let (shard, slot) = self.split_loc(entry as u32);
             let mut shard = self.addrs[shard].lock();
+            let shard = &mut *shard;
             let Some(record) = shard.records.get_mut(slot) else {
                 continue;
             };
@@ -235,11 +243,49 @@ impl LeaseTable {
                     (STATE_BOUND, expiry(now, lifetimes.valid), EventKind::Bound)
                 }
             };
+            let moved = record.expires != expires;
             record.set(state, lifetimes, expires);
-            sink.emit(record.event(event, now));
-            return Some(record.lease());
+            let (event, lease) = (record.event(event, now), record.lease());
+            if moved {
+                shard.schedule(slot as u32, expires);
+            }
+            sink.emit(event);
+            return Some(lease);
         }
         None
+    }
+
+    /// The client's first offered or bound lease that `accept` takes, changing nothing: what
+    /// an Advertise shows a client that holds a lease already.
+    pub fn current(&self, key: &IaKey<'_>, accept: impl Fn(&Lease) -> bool) -> Option<Lease> {
+        let clients = self.clients[self.client_shard_of(key.hash)].lock();
+        clients
+            .index
+            .iter_hash(mix64(u64::from(key.hash)))
+            .filter(|&&entry| (entry >> 32) as u32 == key.hash)
+            .find_map(|&entry| {
+                let (shard, slot) = self.split_loc(entry as u32);
+                let shard = self.addrs[shard].lock();
+                shard
+                    .records
+                    .get(slot)
+                    .filter(|record| record.is_held() && record.matches(key))
+                    .map(Record::lease)
+                    .filter(|lease| accept(lease))
+            })
+    }
+
+    /// Whether [`Self::claim`] would give `addr` to `key` at `now`: nobody holds it, the
+    /// client does, or its lease or probation has run out. Changes nothing.
+    pub fn is_free_for(&self, key: &IaKey<'_>, addr: u128, now: u32) -> bool {
+        let hash = addr_hash(addr, key.kind, &self.index_key);
+        let shard = self.addrs[self.addr_shard_of(hash)].lock();
+        let Some(slot) = shard.find(hash, addr, key.kind) else {
+            return true;
+        };
+        shard.records.get(slot as usize).is_some_and(|record| {
+            (record.is_held() && record.matches(key)) || record.is_expired(now)
+        })
     }
 
     /// Every offered or bound lease of `key`, passed to `each`.
@@ -262,7 +308,7 @@ impl LeaseTable {
 
     /// The lease (any state) on `addr` of `kind`, with its DUID.
     pub fn lease_at(&self, addr: u128, kind: IaKind) -> Option<LeaseRecord> {
-        let hash = addr_hash(addr, kind, self.seed);
+        let hash = addr_hash(addr, kind, &self.index_key);
         let shard = self.addrs[self.addr_shard_of(hash)].lock();
         let slot = shard.find(hash, addr, kind)?;
         shard.records.get(slot as usize).map(Record::to_record)
@@ -287,7 +333,7 @@ impl LeaseTable {
     ) -> Result<Lease, ClaimError> {
         let client_shard = self.client_shard_of(key.hash);
         let mut clients = self.clients[client_shard].lock();
-        let hash = addr_hash(addr, key.kind, self.seed);
+        let hash = addr_hash(addr, key.kind, &self.index_key);
         let addr_shard = self.addr_shard_of(hash);
         let mut guard = self.addrs[addr_shard].lock();
         let shard = &mut *guard;
@@ -308,11 +354,16 @@ impl LeaseTable {
                     (STATE_BOUND, ClaimAs::Bound) => EventKind::Renewed,
                     _ => event,
                 };
+                let moved = record.expires != expires;
                 record.set(state, lifetimes, expires);
                 record.prefix_len = prefix_len;
-                sink.emit(record.event(event, now));
+                let (event, lease) = (record.event(event, now), record.lease());
+                if moved {
+                    shard.schedule(slot, expires);
+                }
+                sink.emit(event);
                 clients.insert(key.hash, loc);
-                return Ok(record.lease());
+                return Ok(lease);
             }
             if !record.is_expired(now) {
                 return Err(ClaimError::Taken);
@@ -334,15 +385,17 @@ impl LeaseTable {
             }
             *record = Record::new(key, addr, prefix_len);
             record.set(state, lifetimes, expires);
-            sink.emit(record.event(event, now));
+            let (event, lease) = (record.event(event, now), record.lease());
+            shard.schedule(slot, expires);
+            sink.emit(event);
             clients.insert(key.hash, loc);
-            return Ok(record.lease());
+            return Ok(lease);
         }
         let mut record = Record::new(key, addr, prefix_len);
         record.set(state, lifetimes, expires);
         let lease = record.lease();
         let slot = shard
-            .insert(record, hash, self.seed, self.max_slot)
+            .insert(record, hash, self.index_key, self.max_slot)
             .ok_or(ClaimError::Full)?;
         if let Some(record) = shard.records.get(slot as usize) {
             sink.emit(record.event(event, now));
@@ -360,7 +413,7 @@ impl LeaseTable {
         now: u32,
         sink: &mut impl EventSink,
     ) -> Result<Lease, LeaseError> {
-        let hash = addr_hash(addr, key.kind, self.seed);
+        let hash = addr_hash(addr, key.kind, &self.index_key);
         let mut shard = self.addrs[self.addr_shard_of(hash)].lock();
         let slot = shard
             .find(hash, addr, key.kind)
@@ -375,9 +428,15 @@ impl LeaseTable {
         } else {
             EventKind::Renewed
         };
-        record.set(STATE_BOUND, lifetimes, expiry(now, lifetimes.valid));
-        sink.emit(record.event(event, now));
-        Ok(record.lease())
+        let expires = expiry(now, lifetimes.valid);
+        let moved = record.expires != expires;
+        record.set(STATE_BOUND, lifetimes, expires);
+        let (event, lease) = (record.event(event, now), record.lease());
+        if moved {
+            shard.schedule(slot, expires);
+        }
+        sink.emit(event);
+        Ok(lease)
     }
 
     /// Removes the client's lease on `addr` (Release, or an offer the client turned down).
@@ -389,7 +448,7 @@ impl LeaseTable {
         sink: &mut impl EventSink,
     ) -> Result<Lease, LeaseError> {
         let mut clients = self.clients[self.client_shard_of(key.hash)].lock();
-        let hash = addr_hash(addr, key.kind, self.seed);
+        let hash = addr_hash(addr, key.kind, &self.index_key);
         let addr_shard = self.addr_shard_of(hash);
         let mut shard = self.addrs[addr_shard].lock();
         let slot = shard
@@ -420,7 +479,7 @@ impl LeaseTable {
         sink: &mut impl EventSink,
     ) -> Result<Lease, LeaseError> {
         let mut clients = self.clients[self.client_shard_of(key.hash)].lock();
-        let hash = addr_hash(addr, key.kind, self.seed);
+        let hash = addr_hash(addr, key.kind, &self.index_key);
         let addr_shard = self.addr_shard_of(hash);
         let mut shard = self.addrs[addr_shard].lock();
         let slot = shard
@@ -435,9 +494,11 @@ impl LeaseTable {
             preferred: 0,
             valid: 0,
         };
-        record.set(STATE_DECLINED, lifetimes, now.saturating_add(probation));
-        sink.emit(record.event(EventKind::Declined, now));
-        let lease = record.lease();
+        let expires = now.saturating_add(probation);
+        record.set(STATE_DECLINED, lifetimes, expires);
+        let (event, lease) = (record.event(EventKind::Declined, now), record.lease());
+        shard.schedule(slot, expires);
+        sink.emit(event);
         clients.remove(key.hash, self.loc(addr_shard, slot));
         Ok(lease)
     }
@@ -536,6 +597,48 @@ mod tests {
             assert_eq!(table.find_client(&two).map(|lease| lease.addr), Some(2));
         }
         assert_eq!(table.clients[0].lock().index.len(), 2);
+    }
+
+    #[test]
+    fn address_index_key_differs_between_tables() {
+        // Clients choose the addresses they Rebind or Decline and may know the salt (the
+        // examples ship one): two tables of one salt must not index alike.
+        let (one, two) = (
+            LeaseTable::with_shards(4, 1, salt()),
+            LeaseTable::with_shards(4, 1, salt()),
+        );
+        let hashes = |table: &LeaseTable| {
+            (0..8u128)
+                .map(|addr| addr_hash(addr, IaKind::Na, &table.index_key))
+                .collect::<Vec<_>>()
+        };
+        assert_ne!(hashes(&one), hashes(&two));
+        let (a, b) = (
+            one.ia_key(b"client", 1, IaKind::Na, LinkId(0)),
+            two.ia_key(b"client", 1, IaKind::Na, LinkId(0)),
+        );
+        assert_ne!(a.hash, b.hash, "the client index key is the salt's");
+        // The allocation hash stays the salt's, the same on every server.
+        assert_eq!(one.salt(), two.salt());
+    }
+
+    #[test]
+    fn expiry_index_stays_bounded_under_renewals() {
+        let table = LeaseTable::with_shards(4, 1, salt());
+        let key = table.ia_key(b"renewer", 1, IaKind::Na, LinkId(0));
+        table
+            .claim(&key, 5, 128, ClaimAs::Bound, LIFE, 0, &mut Discard)
+            .unwrap();
+        for now in 1..100_000 {
+            table.renew(&key, 5, LIFE, now, &mut Discard).unwrap();
+        }
+        assert!(table.addrs[0].lock().expiry.len() <= 2 + 1024 + 1);
+        let mut events = Vec::new();
+        table.handle_timeout(99_999 + LIFE.valid - 1, usize::MAX, &mut events);
+        assert!(events.is_empty());
+        table.handle_timeout(99_999 + LIFE.valid, usize::MAX, &mut events);
+        assert_eq!(events.len(), 1);
+        assert!(table.is_empty());
     }
 
     #[test]

@@ -1,6 +1,10 @@
 //! The two kinds of shard: address shards (a slab of 64-byte records and the index from
 //! address to slot) and client shards (the index from client to record locations).
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::hash::{BuildHasher, Hasher, RandomState};
+
 use hashbrown::HashTable;
 
 use super::INFINITE;
@@ -154,12 +158,17 @@ impl Record {
     }
 }
 
-/// An address shard: the records and the index from address to slot.
+/// An address shard: the records, the index from address to slot, and the expiry index.
 pub(super) struct AddrShard {
     pub(super) records: Vec<Record>,
     pub(super) free: Vec<u32>,
     pub(super) index: HashTable<u32>,
     pub(super) live: usize,
+    /// A min-heap of `expires << 32 | slot`, one entry per change of a record's expiry (never
+    /// for [`INFINITE`]). An entry whose record is free or has another expiry by now is stale
+    /// and skipped when it comes up; [`Self::schedule`] rebuilds the heap from the records
+    /// when stale entries outnumber the live ones.
+    pub(super) expiry: BinaryHeap<Reverse<u64>>,
 }
 
 impl AddrShard {
@@ -169,7 +178,49 @@ impl AddrShard {
             free: Vec::new(),
             index: HashTable::with_capacity(capacity),
             live: 0,
+            expiry: BinaryHeap::new(),
         }
+    }
+
+    /// Puts the record in `slot`, whose expiry was just set to `expires`, into the expiry
+    /// index.
+    pub(super) fn schedule(&mut self, slot: u32, expires: u32) {
+        if expires == INFINITE {
+            return;
+        }
+        self.expiry.push(Reverse(expiry_entry(expires, slot)));
+        if self.expiry.len() > 2 * self.live + COMPACT_SLACK {
+            self.compact_expiry();
+        }
+    }
+
+    /// The next entry of the expiry index due at `now`: (expiry, slot), stale or not.
+    pub(super) fn pop_due(&mut self, now: u32) -> Option<(u32, u32)> {
+        let &Reverse(entry) = self.expiry.peek()?;
+        let at = (entry >> 32) as u32;
+        if at > now {
+            return None;
+        }
+        self.expiry.pop();
+        Some((at, entry as u32))
+    }
+
+    /// Rebuilds the expiry index with one entry per record that can expire: renewals and
+    /// removals leave stale entries, and this keeps them from outgrowing the table.
+    fn compact_expiry(&mut self) {
+        let mut entries = std::mem::take(&mut self.expiry).into_vec();
+        entries.clear();
+        entries.extend(
+            self.records
+                .iter()
+                .enumerate()
+                .filter(|(_, record)| !record.is_free() && record.expires != INFINITE)
+                .map(|(slot, record)| Reverse(expiry_entry(record.expires, slot as u32))),
+        );
+        if entries.capacity() > 4 * entries.len() + COMPACT_SLACK {
+            entries.shrink_to(2 * entries.len() + COMPACT_SLACK);
+        }
+        self.expiry = BinaryHeap::from(entries);
     }
 
     pub(super) fn find(&self, hash: u64, addr: u128, kind: IaKind) -> Option<u32> {
@@ -188,7 +239,7 @@ impl AddrShard {
         &mut self,
         record: Record,
         hash: u64,
-        seed: u64,
+        key: SaltKey,
         max_slot: u32,
     ) -> Option<u32> {
         let slot = match self.free.pop() {
@@ -208,9 +259,12 @@ impl AddrShard {
         self.index.insert_unique(hash, slot, |&slot| {
             records
                 .get(slot as usize)
-                .map_or(0, |record| addr_hash(record.addr(), record.kind(), seed))
+                .map_or(0, |record| addr_hash(record.addr(), record.kind(), &key))
         });
         self.live += 1;
+        if let Some(expires) = self.records.get(slot as usize).map(|record| record.expires) {
+            self.schedule(slot, expires);
+        }
         Some(slot)
     }
 
@@ -250,6 +304,13 @@ impl ClientShard {
     }
 }
 
+/// Stale entries the expiry index may hold beyond one per live record before it is rebuilt.
+const COMPACT_SLACK: usize = 1024;
+
+fn expiry_entry(expires: u32, slot: u32) -> u64 {
+    u64::from(expires) << 32 | u64::from(slot)
+}
+
 pub(super) fn client_entry(client_hash: u32, loc: u32) -> u64 {
     u64::from(client_hash) << 32 | u64::from(loc)
 }
@@ -269,14 +330,22 @@ pub(super) fn kind_bits(kind: IaKind) -> u64 {
     }
 }
 
-pub(super) fn salt_seed(salt: &SaltKey) -> u64 {
-    salt.hash_client(b"xdhcp6 address index", 0) as u64
+/// A key drawn at random for this table: the std library seeds each `RandomState` from the
+/// operating system's random source once per process and steps it for every new state.
+pub(super) fn random_key() -> SaltKey {
+    let draw = |n: u64| {
+        let mut hasher = RandomState::new().build_hasher();
+        hasher.write_u64(n);
+        hasher.finish()
+    };
+    SaltKey::from_keys(draw(0), draw(1))
 }
 
-/// The hash of an address in the address index (seeded per table; addresses are not chosen by
-/// clients directly, so a fast mixer is enough).
-pub(super) fn addr_hash(addr: u128, kind: IaKind, seed: u64) -> u64 {
-    mix64(addr as u64 ^ mix64((addr >> 64) as u64 ^ seed ^ kind_bits(kind)))
+/// The hash of an address in the address index, under the table's random `key`: clients
+/// choose the addresses they Rebind or Decline and may know the configured salt, so the index
+/// must not be keyed by anything they can compute.
+pub(super) fn addr_hash(addr: u128, kind: IaKind, key: &SaltKey) -> u64 {
+    key.hash_address(addr, kind_bits(kind))
 }
 
 /// MurmurHash3's 64-bit finalizer.
