@@ -9,6 +9,7 @@
 //! goes on with the next batches and sends each batch's replies once
 //! [`Events::barrier`] says its mark is durable, so that one sync covers many batches.
 
+use xdhcp6_engine::proto::MessageType;
 use xdhcp6_engine::table::EventSink;
 
 /// Where a worker's lease events go, and the durability barrier before its replies leave.
@@ -34,6 +35,28 @@ pub trait Events: EventSink + Send + 'static {
         let _ = mark;
         true
     }
+
+    /// Whether new events can be made durable at the moment. While they cannot (the journal's
+    /// writes fail: a full disk, an I/O error), the datapaths hand the engine no message that
+    /// would make or extend a binding ([`makes_bindings`]), so that no Advertise or Reply
+    /// promises a lease a restart would forget, and clients turn to the other servers.
+    fn persisting(&self) -> bool {
+        true
+    }
+}
+
+/// Whether a message of `kind` (as received, looked at through relays) can make or extend a
+/// binding: Solicit (the Advertise offers one; with Rapid Commit it binds), Request, Renew
+/// and Rebind. Release and Decline are still handed to the engine while the journal cannot
+/// be written: they only end or quarantine a lease, their replies wait for the journal like
+/// any other, and their records are written once it recovers; losing one in a crash meanwhile
+/// keeps an address out of use until it expires, which hands no address out twice.
+/// Confirm and Information-request change nothing.
+pub fn makes_bindings(kind: MessageType) -> bool {
+    matches!(
+        kind,
+        MessageType::Solicit | MessageType::Request | MessageType::Renew | MessageType::Rebind
+    )
 }
 
 /// Whether the replies that depend on some events may leave.

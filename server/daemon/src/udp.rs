@@ -27,9 +27,9 @@ use xdhcp6_datapath::mmsg::{MmsgBatch, PacketInfo, ReceiveMode};
 use xdhcp6_datapath::os::{pin_to_core, unix_now};
 use xdhcp6_engine::config::LinkId;
 use xdhcp6_engine::proto::MessageType;
-use xdhcp6_engine::{Arrival, Context, Destination, Engine, Outcome};
+use xdhcp6_engine::{Arrival, Context, Destination, DropReason, Engine, Outcome, received_type};
 
-use crate::events::Events;
+use crate::events::{Events, makes_bindings};
 use crate::stats::WorkerStats;
 
 /// All_DHCP_Relay_Agents_and_Servers (RFC 9915 §7.1), link scope.
@@ -232,6 +232,15 @@ impl<E: Events> Worker<E> {
             if payload.is_empty() {
                 self.stats.count_bad_frame();
                 continue;
+            }
+            if !self.events.persisting() {
+                // The journal cannot be written: make and extend no binding (see `events`).
+                let kind = received_type(payload);
+                if makes_bindings(kind) {
+                    self.stats.count_received(kind);
+                    self.stats.count_drop(DropReason::JournalUnavailable);
+                    continue;
+                }
             }
             let cx = Context {
                 link: self.links.lookup(&self.engine, datagram.info.interface),

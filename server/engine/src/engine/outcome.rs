@@ -129,11 +129,15 @@ pub enum DropReason {
     HopLimit,
     /// The reply did not fit the buffer.
     ReplyTooLarge,
+    /// A Solicit, Request, Renew or Rebind while the lease journal cannot be written: the
+    /// server makes and extends no binding it cannot keep (counted by the daemon, which
+    /// checks before it calls the engine).
+    JournalUnavailable,
 }
 
 impl DropReason {
     /// Every reason, for metrics.
-    pub const ALL: [DropReason; 13] = [
+    pub const ALL: [DropReason; 14] = [
         DropReason::Malformed,
         DropReason::NotForServer,
         DropReason::Unsupported,
@@ -147,6 +151,7 @@ impl DropReason {
         DropReason::Unicast,
         DropReason::HopLimit,
         DropReason::ReplyTooLarge,
+        DropReason::JournalUnavailable,
     ];
 
     /// A short name for metrics and logs.
@@ -165,6 +170,7 @@ impl DropReason {
             DropReason::Unicast => "unicast",
             DropReason::HopLimit => "hop_limit",
             DropReason::ReplyTooLarge => "reply_too_large",
+            DropReason::JournalUnavailable => "journal_unavailable",
         }
     }
 }
