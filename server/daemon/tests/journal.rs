@@ -905,3 +905,143 @@ fn replay_matches_a_busy_lease_table_across_compactions() {
     let report = restored.restore(replay.records);
     assert_eq!(report.conflicts, 0);
 }
+
+/// A tmpfs of `size` mounted on a fresh directory, unmounted when dropped: a disk that fills.
+struct SmallDisk(Scratch);
+
+impl SmallDisk {
+    fn mount(name: &str, size: &str) -> Self {
+        let dir = scratch(name);
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&*dir)
+            .status()
+            .unwrap();
+        assert!(status.success(), "mount a tmpfs (needs root)");
+        Self(dir)
+    }
+
+    /// Fills the disk with `filler` until a write fails for lack of space.
+    fn fill(&self) {
+        use std::io::Write as _;
+        let mut filler = fs::File::create(self.0.join("filler")).unwrap();
+        let chunk = [0xaa; 4096];
+        loop {
+            match filler.write_all(&chunk).and_then(|()| filler.sync_all()) {
+                Ok(()) => {}
+                Err(error) => {
+                    assert_eq!(error.raw_os_error(), Some(28), "{error}"); // ENOSPC
+                    return;
+                }
+            }
+        }
+    }
+
+    fn free(&self) {
+        fs::remove_file(self.0.join("filler")).unwrap();
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&*self.0)
+            .status();
+    }
+}
+
+/// Leases of `count` clients named after `tag`.
+fn clients(tag: &str, count: u32) -> Vec<LeaseRecord> {
+    (0..count)
+        .map(|i| {
+            lease(
+                format!("{tag}-{i:04}").as_bytes(),
+                i,
+                0x2001_0db8_0001_u128 << 80 | u128::from(i),
+            )
+        })
+        .collect()
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Fills the disk under a journal of `durability`, checks that it stops acknowledging, frees
+/// the space and checks that it writes again and that every lease it was given is on disk.
+fn full_disk(name: &str, durability: Durability) {
+    use xdhcp6d::events::Events as _;
+    let disk = SmallDisk::mount(name, "256k");
+    let path = disk.0.join("leases.journal");
+    let (journal, _) = Journal::open(&path, durability, links(), no_snapshot()).unwrap();
+    let mut sink = journal.sink();
+    let before = clients("before", 5);
+    for record in &before {
+        emit(&mut sink, EventKind::Bound, 1, record);
+    }
+    assert!(sink.settle());
+    journal.shutdown();
+    let (journal, _) = Journal::open(&path, durability, links(), no_snapshot()).unwrap();
+    let mut sink = journal.sink();
+    assert!(journal.is_healthy() && sink.persisting());
+
+    disk.fill();
+    // More than the file's last page holds, so that the writer needs new blocks.
+    let during = clients("during", 100);
+    for record in &during {
+        emit(&mut sink, EventKind::Bound, 2, record);
+    }
+    wait_until("the journal fails", || journal.has_failed());
+    assert!(!journal.is_healthy());
+    assert!(
+        !sink.persisting(),
+        "bindings pause while the journal cannot write"
+    );
+    // Nothing is acknowledged past the failed write, with either durability.
+    assert!(!sink.settle());
+    assert_eq!(journal.wait_durable(sink.last_seq()).ok(), None);
+    // The writer keeps trying, and keeps failing while the disk is full.
+    thread::sleep(Duration::from_millis(300));
+    assert!(journal.has_failed());
+    assert_eq!(journal.write_failures(), 1);
+
+    disk.free();
+    wait_until("the journal writes again", || journal.is_healthy());
+    assert!(sink.persisting());
+    let after = clients("after", 5);
+    for record in &after {
+        emit(&mut sink, EventKind::Bound, 3, record);
+    }
+    assert!(sink.settle());
+    journal.wait_durable(sink.last_seq()).unwrap();
+    journal.shutdown();
+
+    let replay = read_journal(&path, &links()).unwrap();
+    assert!(!replay.corrupt && replay.torn_bytes == 0);
+    let mut every: Vec<LeaseRecord> = before;
+    every.extend(during);
+    every.extend(after);
+    assert_eq!(sorted(replay.records), sorted(every));
+}
+
+#[test]
+#[ignore = "needs root: mounts a small tmpfs"]
+fn full_disk_with_durability_always_stops_acknowledging_and_resumes_when_space_returns() {
+    full_disk("full-always", Durability::Always);
+}
+
+#[test]
+#[ignore = "needs root: mounts a small tmpfs"]
+fn full_disk_with_durability_batch_stops_acknowledging_and_resumes_when_space_returns() {
+    full_disk(
+        "full-batch",
+        Durability::Batch {
+            interval: Duration::from_millis(5),
+        },
+    );
+}
