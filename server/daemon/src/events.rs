@@ -49,9 +49,10 @@ pub trait Events: EventSink + Send + 'static {
 /// binding: Solicit (the Advertise offers one; with Rapid Commit it binds), Request, Renew
 /// and Rebind. Release and Decline are still handed to the engine while the journal cannot
 /// be written: they only end or quarantine a lease, their replies wait for the journal like
-/// any other, and their records are written once it recovers; losing one in a crash meanwhile
-/// keeps an address out of use until it expires, which hands no address out twice.
-/// Confirm and Information-request change nothing.
+/// any other, and their records are written once it recovers; losing a Release in a crash
+/// meanwhile keeps an address out of use until it expires, which hands no address out twice.
+/// Confirm and Information-request change nothing (their replies, too, leave only once the
+/// worker's earlier records are durable).
 pub fn makes_bindings(kind: MessageType) -> bool {
     matches!(
         kind,
