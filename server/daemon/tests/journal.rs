@@ -524,6 +524,46 @@ fn journal_with_a_damaged_length_near_the_end_is_not_cut_as_torn() {
 }
 
 #[test]
+fn junk_after_the_last_good_record_is_damage_kept_aside_not_a_torn_write() {
+    let dir = scratch("junk-end");
+    let path = dir.join("leases.journal");
+    let (leases, _) = journal_of(&dir, &path, 4);
+    let mut bytes = fs::read(&path).unwrap();
+    let good = bytes.len();
+    bytes.extend_from_slice(&[0x5a; 300]);
+    fs::write(&path, &bytes).unwrap();
+    let seen = read_journal(&path, &links()).unwrap();
+    assert_eq!(
+        (seen.events, seen.damaged_records, seen.torn_bytes),
+        (4, 1, 0)
+    );
+    assert_eq!(seen.corrupt_offset, Some(good as u64));
+    assert_eq!(seen.skipped_bytes, 300);
+    let (journal, replay) =
+        Journal::open(&path, Durability::Always, links(), no_snapshot()).unwrap();
+    assert_eq!(sorted(replay.records), sorted(leases));
+    journal.shutdown();
+    assert_eq!(fs::read(dir.join("leases.journal.corrupt")).unwrap(), bytes);
+}
+
+#[test]
+fn a_link_name_longer_than_a_record_holds_is_refused() {
+    let dir = scratch("long-name");
+    let long = "l".repeat(256);
+    let error = Journal::open(
+        &dir.join("leases.journal"),
+        Durability::Always,
+        LinkNames::new(["short".to_owned(), long.clone()]),
+        no_snapshot(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&error, JournalError::LinkName { name } if *name == long),
+        "{error}"
+    );
+}
+
+#[test]
 fn a_second_journal_on_the_same_file_is_refused_naming_the_first() {
     let dir = scratch("locked");
     let path = dir.join("leases.journal");
