@@ -306,6 +306,15 @@ fn leases(journal: &Path, json: bool, all: bool, config: Option<&Path>) -> anyho
     let names = LinkNames::new(links.iter().map(String::as_str));
     let replay =
         read_journal(journal, &names).with_context(|| format!("reading {}", journal.display()))?;
+    if replay.corrupt {
+        eprintln!(
+            "{}: skipped {} damaged record(s), {} bytes from offset {}; every other lease is listed",
+            journal.display(),
+            replay.damaged_records,
+            replay.skipped_bytes,
+            replay.corrupt_offset.unwrap_or(0),
+        );
+    }
     let now = os::unix_now();
     // Leases on a configured link first, in its order; then those the journal names a link
     // the configuration lacks (all of a version-2 journal's, without --config).
