@@ -50,7 +50,7 @@ use xdhcp6_engine::config::{Config, LinkId};
 use xdhcp6_engine::table::{EventKind, EventSink, LeaseEvent, LeaseRecord};
 
 pub use self::format::{HEADER_LEN, Link, MAGIC, VERSION};
-pub use self::replay::{Replay, Unplaced, read_journal};
+pub use self::replay::{Replay, Unplaced, read_journal, replay_bytes};
 use self::writer::JournalWriter;
 use crate::events::{Barrier, Events};
 

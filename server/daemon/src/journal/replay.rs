@@ -169,7 +169,21 @@ impl Live {
 /// Reads the journal at `path` and replays it, changing nothing.
 pub(super) fn scan(path: &Path, links: &LinkNames) -> Result<Replay, JournalError> {
     let file = File::open(path).map_err(JournalError::io(path))?;
-    let mut window = Window::new(file);
+    scan_from(file, path, links)
+}
+
+/// Replays the bytes of a journal file held in memory (the fuzz target's way in); `path` only
+/// names it in errors.
+pub fn replay_bytes(bytes: &[u8], path: &Path, links: &LinkNames) -> Result<Replay, JournalError> {
+    scan_from(io::Cursor::new(bytes), path, links)
+}
+
+fn scan_from(
+    reader: impl Read + Seek,
+    path: &Path,
+    links: &LinkNames,
+) -> Result<Replay, JournalError> {
+    let mut window = Window::new(reader);
     let mut replay = Replay::default();
 
     let header = window
@@ -272,7 +286,11 @@ pub(super) fn scan(path: &Path, links: &LinkNames) -> Result<Replay, JournalErro
 }
 
 /// The offset of the first good record at or after `from`, if there is one.
-fn resync(window: &mut Window, version: u32, from: u64) -> io::Result<Option<u64>> {
+fn resync(
+    window: &mut Window<impl Read + Seek>,
+    version: u32,
+    from: u64,
+) -> io::Result<Option<u64>> {
     let (min, _) = format::payload_bounds(version);
     let mut pos = from;
     loop {
@@ -288,7 +306,7 @@ fn resync(window: &mut Window, version: u32, from: u64) -> io::Result<Option<u64
 }
 
 /// Whether every byte from `from` to the end of the file is zero.
-fn is_zero_from(window: &mut Window, from: u64) -> io::Result<bool> {
+fn is_zero_from(window: &mut Window<impl Read + Seek>, from: u64) -> io::Result<bool> {
     let mut pos = from;
     loop {
         let bytes = window.at(pos, 1 << 16)?;
@@ -303,19 +321,19 @@ fn is_zero_from(window: &mut Window, from: u64) -> io::Result<bool> {
 }
 
 /// A forward-only window over a file: the bytes from `start` on, read in as asked for.
-struct Window {
-    file: File,
+struct Window<R> {
+    file: R,
     buf: Vec<u8>,
     /// The file offset of `buf[0]`.
     start: u64,
     eof: bool,
 }
 
-impl Window {
+impl<R: Read + Seek> Window<R> {
     /// Bytes read from the file at a time.
     const CHUNK: usize = 1 << 20;
 
-    fn new(file: File) -> Self {
+    fn new(file: R) -> Self {
         Self {
             file,
             buf: Vec::new(),
