@@ -782,6 +782,12 @@ mod tests {
         let (sources, _) = sources_with(1);
         let sources = sources
             .with_journal_lag(Arc::new(|| 7))
+            .with_journal_health(Arc::new(|| JournalHealth {
+                healthy: false,
+                write_failures: 2,
+                damaged_records: 1,
+                skipped_bytes: 73,
+            }))
             .with_xdp(Arc::new(|| Some(Counters::default())));
         let text = render(&sources);
         let mut declared = Vec::new();
@@ -798,6 +804,11 @@ mod tests {
         }
         assert!(text.ends_with('\n'));
         assert!(text.contains("xdhcp6_journal_lag_events 7\n"));
+        assert!(text.contains("xdhcp6_journal_healthy 0\n"));
+        assert!(text.contains("xdhcp6_journal_write_failures_total 2\n"));
+        assert!(text.contains("xdhcp6_journal_damaged_records 1\n"));
+        assert!(text.contains("xdhcp6_journal_skipped_bytes 73\n"));
+        assert!(text.contains("xdhcp6_dropped_total{reason=\"journal_unavailable\"} 0\n"));
     }
 
     #[test]
