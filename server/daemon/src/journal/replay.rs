@@ -359,10 +359,9 @@ impl<R: Read + Seek> Window<R> {
             self.start += keep_from as u64;
             let want = (skip - keep_from).saturating_add(n);
             while self.buf.len() < want && !self.eof {
-                let old = self.buf.len();
-                self.buf.resize(old + Self::CHUNK, 0);
-                let got = read_full(&mut self.file, &mut self.buf[old..])?;
-                self.buf.truncate(old + got);
+                let got = (&mut self.file)
+                    .take(Self::CHUNK as u64)
+                    .read_to_end(&mut self.buf)?;
                 self.eof = got < Self::CHUNK;
             }
         }
@@ -396,18 +395,4 @@ impl LinkNames {
             Link::Position(_) => None,
         }
     }
-}
-
-/// Reads until `buf` is full or the end of the input; returns how much was read.
-fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match reader.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            Err(error) => return Err(error),
-        }
-    }
-    Ok(got)
 }
