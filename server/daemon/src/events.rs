@@ -54,6 +54,9 @@ pub trait Events: EventSink + Send + 'static {
 /// Confirm and Information-request change nothing (their replies, too, leave only once the
 /// worker's earlier records are durable).
 pub fn makes_bindings(kind: MessageType) -> bool {
+    // RFC 9915 §18.2.5, in substance: at T2, reached only if the server the Renew was sent to
+    // has not responded, the client starts a Rebind exchange with any available server. A
+    // silent server thus hands its clients to its peers; a Reply it could not keep would not.
     matches!(
         kind,
         MessageType::Solicit | MessageType::Request | MessageType::Renew | MessageType::Rebind
