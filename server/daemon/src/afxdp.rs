@@ -56,10 +56,12 @@ pub use xdhcp6_datapath::{
     BindMode, FrameAudit, InterfaceInfo, XskConfig, XskError, XskQueue, XskSocket, register,
     rx_queue_count,
 };
-use xdhcp6_engine::{Arrival, Context, Destination, Engine, Outcome, Peer, config::LinkId};
+use xdhcp6_engine::{
+    Arrival, Context, Destination, DropReason, Engine, Outcome, Peer, config::LinkId,
+};
 
 use crate::{
-    events::{Barrier, Events},
+    events::{Barrier, Events, makes_bindings},
     frame::{self, FrameMeta, ReplySource},
     stats::WorkerStats,
     xdp::Steering,
@@ -273,7 +275,7 @@ impl XskWorker {
     }
 
     /// Handles one received frame; returns the transmit frame (address, length) of its reply.
-    fn handle<E, R>(
+    fn handle<E: Events, R>(
         &mut self,
         desc: libc::xdp_desc,
         respond: &mut R,
@@ -299,6 +301,18 @@ impl XskWorker {
             }
         };
         let payload = &request[meta.payload()];
+        if !events.persisting() {
+            // The journal cannot be written: make and extend no binding (see `events`).
+            let kind = xdhcp6_engine::received_type(payload);
+            if makes_bindings(kind) {
+                stats.count_received(kind);
+                stats.count_drop(DropReason::JournalUnavailable);
+                if let Some(tx_addr) = tx_addr {
+                    self.queue.recycle(tx_addr);
+                }
+                return None;
+            }
+        }
         let Some(tx_addr) = tx_addr else {
             // Every free frame is out: drop the request before the engine sees it, so that
             // it has no effect; the client retransmits.

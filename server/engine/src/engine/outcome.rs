@@ -134,11 +134,15 @@ pub enum DropReason {
     RateLimited,
     /// A Decline over the client's `decline-limit`.
     DeclineLimited,
+    /// A Solicit, Request, Renew or Rebind while the lease journal cannot be written: the
+    /// server makes and extends no binding it cannot keep (counted by the daemon, which
+    /// checks before it calls the engine).
+    JournalUnavailable,
 }
 
 impl DropReason {
     /// Every reason, for metrics.
-    pub const ALL: [DropReason; 15] = [
+    pub const ALL: [DropReason; 16] = [
         DropReason::Malformed,
         DropReason::NotForServer,
         DropReason::Unsupported,
@@ -154,6 +158,7 @@ impl DropReason {
         DropReason::ReplyTooLarge,
         DropReason::RateLimited,
         DropReason::DeclineLimited,
+        DropReason::JournalUnavailable,
     ];
 
     /// A short name for metrics and logs.
@@ -174,6 +179,7 @@ impl DropReason {
             DropReason::ReplyTooLarge => "reply_too_large",
             DropReason::RateLimited => "rate_limited",
             DropReason::DeclineLimited => "decline_limited",
+            DropReason::JournalUnavailable => "journal_unavailable",
         }
     }
 }
