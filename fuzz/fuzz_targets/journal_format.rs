@@ -3,14 +3,18 @@
 //! current-version record re-encodes to its own bytes.
 //!
 //! The first input byte picks the format version the rest is read as (odd: version 1, even:
-//! the current one). The rest is read twice: as one bare payload (no frame, so that the fuzzer
-//! need not match checksums to reach the field decoder), and as a run of framed records, as
-//! after a file's header.
+//! the current one). The rest is read three times: as one bare payload (no frame, so that the
+//! fuzzer need not match checksums to reach the field decoder), as a run of framed records, as
+//! after a file's header, and as a whole file replayed (damaged records skipped, the replay
+//! resynchronising on the next good one), whose counts must add up.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use std::path::Path;
+
 use xdhcp6d::journal::format::{self, Entry, FRAME_LEN, VERSION, VERSION_1};
+use xdhcp6d::journal::{LinkNames, replay_bytes};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, mut rest)) = data.split_first() else {
@@ -29,6 +33,7 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(out[FRAME_LEN..], *rest, "re-encoding changed the payload");
         }
     }
+    let records = rest;
     while let Ok((entry, used)) = format::decode_record(version, rest) {
         assert!(used <= rest.len());
         round_trip(&entry, &mut out);
@@ -37,7 +42,23 @@ fuzz_target!(|data: &[u8]| {
         }
         rest = &rest[used..];
     }
+    replay(version, records);
 });
+
+/// Replays `records` as a whole file of `version` (resynchronising after damage) and checks
+/// that what it reports adds up.
+fn replay(version: u32, records: &[u8]) {
+    let mut file = format::header(version).to_vec();
+    file.extend_from_slice(records);
+    let links = LinkNames::new(["link-0", "link-1"]);
+    let replay = replay_bytes(&file, Path::new("fuzz.journal"), &links).expect("a journal");
+    let len = file.len() as u64;
+    assert!(replay.valid_bytes >= format::HEADER_LEN && replay.valid_bytes <= len);
+    assert!(replay.valid_bytes + replay.torn_bytes <= len);
+    assert!(replay.skipped_bytes <= len - format::HEADER_LEN);
+    assert_eq!(replay.corrupt, replay.damaged_records > 0);
+    assert!(replay.events * (format::FRAME_LEN as u64) <= len);
+}
 
 /// Encodes `entry` into `out` as the current version and checks that it decodes back to it.
 fn round_trip(entry: &Entry<'_>, out: &mut Vec<u8>) {

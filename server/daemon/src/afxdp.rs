@@ -66,7 +66,7 @@ use xdhcp6_engine::{
 };
 
 use crate::{
-    events::{Barrier, Events},
+    events::{Barrier, Events, makes_bindings},
     frame::{self, FrameMeta, Local, ReplySource},
     stats::WorkerStats,
     xdp::Steering,
@@ -423,7 +423,7 @@ impl XskWorker {
     }
 
     /// Handles one received frame; returns the transmit frame (address, length) of its reply.
-    fn handle<E, R>(
+    fn handle<E: Events, R>(
         &mut self,
         desc: libc::xdp_desc,
         respond: &mut R,
@@ -458,6 +458,18 @@ impl XskWorker {
             }
         };
         let payload = &request[meta.payload()];
+        if !events.persisting() {
+            // The journal cannot be written: make and extend no binding (see `events`).
+            let kind = xdhcp6_engine::received_type(payload);
+            if makes_bindings(kind) {
+                stats.count_received(kind);
+                stats.count_drop(DropReason::JournalUnavailable);
+                if let Some(tx_addr) = tx_addr {
+                    self.queue.recycle(tx_addr);
+                }
+                return None;
+            }
+        }
         let Some(tx_addr) = tx_addr else {
             // Every free frame is out: drop the request before the engine sees it, so that
             // it has no effect; the client retransmits.

@@ -9,6 +9,7 @@
 //! goes on with the next batches and sends each batch's replies once
 //! [`Events::barrier`] says its mark is durable, so that one sync covers many batches.
 
+use xdhcp6_engine::proto::MessageType;
 use xdhcp6_engine::table::EventSink;
 
 /// Where a worker's lease events go, and the durability barrier before its replies leave.
@@ -34,6 +35,32 @@ pub trait Events: EventSink + Send + 'static {
         let _ = mark;
         true
     }
+
+    /// Whether new events can be made durable at the moment. While they cannot (the journal's
+    /// writes fail: a full disk, an I/O error), the datapaths hand the engine no message that
+    /// would make or extend a binding ([`makes_bindings`]), so that no Advertise or Reply
+    /// promises a lease a restart would forget, and clients turn to the other servers.
+    fn persisting(&self) -> bool {
+        true
+    }
+}
+
+/// Whether a message of `kind` (as received, looked at through relays) can make or extend a
+/// binding: Solicit (the Advertise offers one; with Rapid Commit it binds), Request, Renew
+/// and Rebind. Release and Decline are still handed to the engine while the journal cannot
+/// be written: they only end or quarantine a lease, their replies wait for the journal like
+/// any other, and their records are written once it recovers; losing a Release in a crash
+/// meanwhile keeps an address out of use until it expires, which hands no address out twice.
+/// Confirm and Information-request change nothing (their replies, too, leave only once the
+/// worker's earlier records are durable).
+pub fn makes_bindings(kind: MessageType) -> bool {
+    // RFC 9915 §18.2.5, in substance: at T2, reached only if the server the Renew was sent to
+    // has not responded, the client starts a Rebind exchange with any available server. A
+    // silent server thus hands its clients to its peers; a Reply it could not keep would not.
+    matches!(
+        kind,
+        MessageType::Solicit | MessageType::Request | MessageType::Renew | MessageType::Rebind
+    )
 }
 
 /// Whether the replies that depend on some events may leave.

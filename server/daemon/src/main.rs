@@ -21,7 +21,7 @@ use xdhcp6_engine::{
     config::Config,
     table::{INFINITE, IaKind, LeaseRecord, LeaseState, LeaseTable},
 };
-use xdhcp6d::journal::{Durability, Link, LinkNames, read_journal};
+use xdhcp6d::journal::{Durability, JournalErrors, Link, LinkNames, read_journal};
 use xdhcp6d::runtime::{self, DEFAULT_JOURNAL, Datapath, RunOptions};
 use xdhcp6d::xdp::{AttachMode, Steering};
 
@@ -69,12 +69,20 @@ enum Command {
         /// XDP attach mode for --datapath xdp: native (driver), skb (generic) or auto.
         #[arg(long, default_value_t = AttachMode::Auto)]
         xdp_mode: AttachMode,
-        /// The lease journal: replayed at start, appended to while running.
+        /// The lease journal: replayed at start, appended to while running. PATH.lock names
+        /// the server using it: a second server on the same journal is refused.
         #[arg(long, value_name = "PATH", default_value = DEFAULT_JOURNAL)]
         journal: PathBuf,
+        /// What damaged journal records do at start. skip (default): replay every good record
+        /// around them, keep the file as PATH.corrupt, log and count what was skipped
+        /// (xdhcp6_journal_damaged_records). strict: refuse to start, changing nothing.
+        #[arg(long, value_enum, value_name = "MODE", default_value_t = JournalErrors::Skip)]
+        journal_errors: JournalErrors,
         /// always (default): a reply leaves only once its lease is synced to disk (group commit
         /// keeps the throughput). batch: the journal syncs every --batch-interval; a crash can
-        /// lose the leases of that last interval although their Replies left.
+        /// lose the leases of that last interval although their Replies left. With either,
+        /// while the journal cannot be written (a full disk) the server answers no Solicit,
+        /// Request, Renew or Rebind, and retries the writes until they succeed.
         #[arg(long, value_enum, default_value_t = DurabilityMode::Always)]
         durability: DurabilityMode,
         /// Milliseconds between journal syncs with --durability batch.
@@ -160,6 +168,7 @@ fn main() -> ExitCode {
             datapath,
             xdp_mode,
             journal,
+            journal_errors,
             durability,
             batch_interval,
             metrics,
@@ -171,6 +180,7 @@ fn main() -> ExitCode {
             datapath,
             xdp_mode,
             journal,
+            journal_errors,
             durability: durability.with_interval(batch_interval),
             metrics: metrics.0,
             workers: usize::from(workers),
@@ -296,6 +306,15 @@ fn leases(journal: &Path, json: bool, all: bool, config: Option<&Path>) -> anyho
     let names = LinkNames::new(links.iter().map(String::as_str));
     let replay =
         read_journal(journal, &names).with_context(|| format!("reading {}", journal.display()))?;
+    if replay.corrupt {
+        eprintln!(
+            "{}: skipped {} damaged record(s), {} bytes from offset {}; every other lease is listed",
+            journal.display(),
+            replay.damaged_records,
+            replay.skipped_bytes,
+            replay.corrupt_offset.unwrap_or(0),
+        );
+    }
     let now = os::unix_now();
     // Leases on a configured link first, in its order; then those the journal names a link
     // the configuration lacks (all of a version-2 journal's, without --config).
@@ -702,6 +721,8 @@ mod tests {
             "udp",
             "--journal",
             "/tmp/j",
+            "--journal-errors",
+            "strict",
             "--durability",
             "always",
             "--metrics",
@@ -716,6 +737,7 @@ mod tests {
             config,
             datapath,
             journal,
+            journal_errors,
             durability,
             metrics,
             workers,
@@ -728,6 +750,7 @@ mod tests {
         assert_eq!(config, PathBuf::from("a.toml"));
         assert_eq!(datapath, Datapath::Udp);
         assert_eq!(journal, PathBuf::from("/tmp/j"));
+        assert_eq!(journal_errors, JournalErrors::Strict);
         assert_eq!(durability.with_interval(10), Durability::Always);
         assert_eq!(metrics, MetricsAddress(None));
         assert_eq!(workers, 3);

@@ -76,8 +76,23 @@ pub struct Sources {
     pub engine: Option<Probe<Arc<Engine>>>,
     /// Lease events accepted by the journal but not yet on disk.
     pub journal_lag: Option<Probe<u64>>,
+    /// Whether the journal writes, and what its replay at start skipped.
+    pub journal_health: Option<Probe<JournalHealth>>,
     /// The XDP program's counters summed over CPUs; `None` while no program is attached.
     pub xdp: Option<Probe<Option<Counters>>>,
+}
+
+/// The lease journal's state, for the `xdhcp6_journal_*` families.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JournalHealth {
+    /// Whether writes and syncs succeed (while they fail, no binding is made or extended).
+    pub healthy: bool,
+    /// Times the writes started failing since start.
+    pub write_failures: u64,
+    /// Damaged records skipped by the replay at start.
+    pub damaged_records: u64,
+    /// Bytes of those records.
+    pub skipped_bytes: u64,
 }
 
 impl Sources {
@@ -106,6 +121,12 @@ impl Sources {
         self
     }
 
+    /// The same sources, reporting the journal state that `health` returns.
+    pub fn with_journal_health(mut self, health: Probe<JournalHealth>) -> Self {
+        self.journal_health = Some(health);
+        self
+    }
+
     /// The same sources, reporting the XDP counters that `counters` returns.
     pub fn with_xdp(mut self, counters: Probe<Option<Counters>>) -> Self {
         self.xdp = Some(counters);
@@ -119,6 +140,7 @@ impl fmt::Debug for Sources {
             .field("workers", &self.workers.len())
             .field("engine", &self.engine.is_some())
             .field("journal_lag", &self.journal_lag.is_some())
+            .field("journal_health", &self.journal_health.is_some())
             .field("xdp", &self.xdp.is_some())
             .finish()
     }
@@ -153,10 +175,43 @@ pub fn render(sources: &Sources) -> String {
         );
         out.value("xdhcp6_journal_lag_events", lag());
     }
+    if let Some(health) = &sources.journal_health {
+        render_journal(&mut out, health());
+    }
     if let Some(xdp) = &sources.xdp {
         render_xdp(&mut out, xdp());
     }
     out.text
+}
+
+fn render_journal(out: &mut Exposition, health: JournalHealth) {
+    out.family(
+        "xdhcp6_journal_healthy",
+        "gauge",
+        "1 while the lease journal writes; 0 while its writes fail (a full disk, an I/O \
+         error): the writer retries, and Solicit, Request, Renew and Rebind are dropped \
+         (xdhcp6_dropped_total reason journal_unavailable) until it writes again.",
+    );
+    out.value("xdhcp6_journal_healthy", u64::from(health.healthy));
+    out.family(
+        "xdhcp6_journal_write_failures_total",
+        "counter",
+        "Times the lease journal's writes started failing.",
+    );
+    out.value("xdhcp6_journal_write_failures_total", health.write_failures);
+    out.family(
+        "xdhcp6_journal_damaged_records",
+        "gauge",
+        "Damaged stretches of records the replay at start skipped (the file is kept as \
+         <journal>.corrupt).",
+    );
+    out.value("xdhcp6_journal_damaged_records", health.damaged_records);
+    out.family(
+        "xdhcp6_journal_skipped_bytes",
+        "gauge",
+        "Bytes of the damaged records the replay at start skipped.",
+    );
+    out.value("xdhcp6_journal_skipped_bytes", health.skipped_bytes);
 }
 
 fn render_workers(out: &mut Exposition, workers: &[Arc<WorkerStats>]) {
@@ -795,6 +850,12 @@ mod tests {
         let (sources, _) = sources_with(1);
         let sources = sources
             .with_journal_lag(Arc::new(|| 7))
+            .with_journal_health(Arc::new(|| JournalHealth {
+                healthy: false,
+                write_failures: 2,
+                damaged_records: 1,
+                skipped_bytes: 73,
+            }))
             .with_xdp(Arc::new(|| Some(Counters::default())));
         let text = render(&sources);
         let mut declared = Vec::new();
@@ -811,6 +872,11 @@ mod tests {
         }
         assert!(text.ends_with('\n'));
         assert!(text.contains("xdhcp6_journal_lag_events 7\n"));
+        assert!(text.contains("xdhcp6_journal_healthy 0\n"));
+        assert!(text.contains("xdhcp6_journal_write_failures_total 2\n"));
+        assert!(text.contains("xdhcp6_journal_damaged_records 1\n"));
+        assert!(text.contains("xdhcp6_journal_skipped_bytes 73\n"));
+        assert!(text.contains("xdhcp6_dropped_total{reason=\"journal_unavailable\"} 0\n"));
     }
 
     #[test]

@@ -22,8 +22,10 @@ use xdhcp6_engine::config::Config;
 use xdhcp6_engine::table::{LeaseRecord, LeaseTable};
 
 use crate::afxdp::{self, InterfaceInfo, XskConfig, XskError, XskWorker};
-use crate::journal::{Durability, Journal, JournalSink, LinkNames, Snapshot};
-use crate::metrics::{self, MetricsHandle, Sources};
+use crate::journal::{
+    Durability, Journal, JournalErrors, JournalOptions, JournalSink, LinkNames, Snapshot,
+};
+use crate::metrics::{self, JournalHealth, MetricsHandle, Sources};
 use crate::stats::WorkerStats;
 use crate::udp::{self, Ports, ServerSocket, UdpDatapath};
 use crate::xdp::{AttachMode, Steering};
@@ -68,6 +70,8 @@ pub struct RunOptions {
     pub journal: PathBuf,
     /// When the journal syncs, and whether replies wait for it.
     pub durability: Durability,
+    /// Whether damaged journal records are skipped or stop the start.
+    pub journal_errors: JournalErrors,
     /// Where the Prometheus endpoint listens; `None` turns it off.
     pub metrics: Option<SocketAddr>,
     /// Datapath worker threads (UDP; the XDP datapath runs one per RX queue).
@@ -88,6 +92,7 @@ impl RunOptions {
             xdp_mode: AttachMode::default(),
             journal: PathBuf::from(DEFAULT_JOURNAL),
             durability: Durability::Always,
+            journal_errors: JournalErrors::Skip,
             metrics: Some(DEFAULT_METRICS),
             workers: 1,
             cores: Vec::new(),
@@ -127,11 +132,15 @@ pub fn serve(options: RunOptions, stop: &AtomicBool) -> anyhow::Result<()> {
         let table = Arc::clone(&table);
         Arc::new(move || snapshot(&table))
     };
-    let (journal, replay) = Journal::open(
+    let (journal, replay) = Journal::open_with(
         &options.journal,
         options.durability,
         LinkNames::of(&config),
         snapshot,
+        JournalOptions {
+            errors: options.journal_errors,
+            ..JournalOptions::default()
+        },
     )
     .with_context(|| format!("opening the lease journal {}", options.journal.display()))?;
     let journal = Arc::new(journal);
@@ -146,6 +155,8 @@ pub fn serve(options: RunOptions, stop: &AtomicBool) -> anyhow::Result<()> {
         conflicts = restored.conflicts,
         torn_bytes = replay.torn_bytes,
         corrupt = replay.corrupt,
+        damaged_records = replay.damaged_records,
+        skipped_bytes = replay.skipped_bytes,
         unplaced = replay.unplaced.len(),
         "lease journal replayed"
     );
@@ -204,7 +215,10 @@ pub fn serve(options: RunOptions, stop: &AtomicBool) -> anyhow::Result<()> {
         .context("starting the timer thread")?,
     );
     if let Some(address) = options.metrics {
-        running.metrics = Some(start_metrics(address, &engine, &journal, &running)?);
+        let skipped = (replay.damaged_records, replay.skipped_bytes);
+        running.metrics = Some(start_metrics(
+            address, &engine, &journal, skipped, &running,
+        )?);
     }
 
     tracing::info!("serving");
@@ -353,8 +367,19 @@ fn start_xdp(
 
 /// Binds `[::]:547` and joins the DHCPv6 groups on every interface the links name.
 fn open_socket(config: &Config) -> anyhow::Result<ServerSocket> {
-    let mut socket =
-        udp::bind(Ports::default().server).context("binding the DHCPv6 server socket [::]:547")?;
+    let port = Ports::default().server;
+    let mut socket = udp::bind(port).map_err(|error| {
+        let holder = match error.kind() {
+            std::io::ErrorKind::AddrInUse => match port_holder(port) {
+                Some(holder) => format!(": in use by {holder}; one server per host and port"),
+                None => ": in use by another process; one server per host and port".to_owned(),
+            },
+            _ => String::new(),
+        };
+        anyhow::Error::new(error).context(format!(
+            "binding the DHCPv6 server socket [::]:{port}{holder}"
+        ))
+    })?;
     for link in &config.links {
         for interface in &link.interfaces {
             if let Some(vlan) = interface.vlan {
@@ -389,6 +414,55 @@ fn open_socket(config: &Config) -> anyhow::Result<ServerSocket> {
     Ok(socket)
 }
 
+/// The process that has a UDP socket bound to `port` (`pid N (name)`), from `/proc`.
+fn port_holder(port: u16) -> Option<String> {
+    let mut inodes = Vec::new();
+    for table in ["/proc/net/udp6", "/proc/net/udp"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local_port = fields
+                .get(1)
+                .and_then(|local| local.rsplit(':').next())
+                .and_then(|hex| u16::from_str_radix(hex, 16).ok());
+            if local_port == Some(port)
+                && let Some(inode) = fields.get(9)
+            {
+                inodes.push(format!("socket:[{inode}]"));
+            }
+        }
+    }
+    if inodes.is_empty() {
+        return None;
+    }
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
+        let holds = fds.flatten().any(|fd| {
+            std::fs::read_link(fd.path()).is_ok_and(|target| {
+                inodes
+                    .iter()
+                    .any(|inode| target.as_os_str() == inode.as_str())
+            })
+        });
+        if holds {
+            let name = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+            return Some(format!("pid {pid} ({})", name.trim()));
+        }
+    }
+    None
+}
+
 /// Every lease in the table, for journal compaction.
 fn snapshot(table: &LeaseTable) -> Vec<LeaseRecord> {
     let mut records = Vec::with_capacity(table.len());
@@ -402,14 +476,25 @@ fn start_metrics(
     address: SocketAddr,
     engine: &Arc<Engine>,
     journal: &Arc<Journal>,
+    (damaged_records, skipped_bytes): (u64, u64),
     running: &Running,
 ) -> anyhow::Result<MetricsHandle> {
-    // A weak reference, so that the journal can be shut down while the endpoint still runs.
-    let journal = Arc::downgrade(journal);
+    // Weak references, so that the journal can be shut down while the endpoint still runs.
+    let lag = Arc::downgrade(journal);
+    let health = Arc::downgrade(journal);
     let mut sources = Sources::new(running.stats.clone())
         .with_engine(Arc::clone(engine))
         .with_journal_lag(Arc::new(move || {
-            journal.upgrade().map(|journal| journal.lag()).unwrap_or(0)
+            lag.upgrade().map(|journal| journal.lag()).unwrap_or(0)
+        }))
+        .with_journal_health(Arc::new(move || {
+            let journal = health.upgrade();
+            JournalHealth {
+                healthy: journal.as_ref().is_some_and(|journal| journal.is_healthy()),
+                write_failures: journal.map_or(0, |journal| journal.write_failures()),
+                damaged_records,
+                skipped_bytes,
+            }
         }));
     if !lock(&running.steering).is_empty() {
         let steering = Arc::clone(&running.steering);

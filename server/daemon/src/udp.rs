@@ -31,7 +31,7 @@ use xdhcp6_engine::{
     Arrival, Context, Destination, DropReason, Engine, Outcome, Peer, received_type,
 };
 
-use crate::events::Events;
+use crate::events::{Events, makes_bindings};
 use crate::stats::WorkerStats;
 
 /// All_DHCP_Relay_Agents_and_Servers (RFC 9915 §7.1), link scope.
@@ -267,6 +267,15 @@ impl<E: Events> Worker<E> {
                 self.stats.count_drop(DropReason::RelayNotAllowed);
                 continue;
             }
+            if !self.events.persisting() {
+                // The journal cannot be written: make and extend no binding (see `events`).
+                let kind = received_type(payload);
+                if makes_bindings(kind) {
+                    self.stats.count_received(kind);
+                    self.stats.count_drop(DropReason::JournalUnavailable);
+                    continue;
+                }
+            }
             let cx = Context {
                 link: arriving.link,
                 // The IPV6_PKTINFO destination: ff02::1:2 (ff05::1:3) or one of ours.
@@ -372,6 +381,8 @@ mod tests {
     struct Recorder {
         events: Arc<std::sync::Mutex<Vec<LeaseEvent>>>,
         settles: Arc<std::sync::atomic::AtomicUsize>,
+        /// Set: the events cannot be made durable (a journal on a full disk).
+        stalled: Arc<AtomicBool>,
     }
 
     impl EventSink for Recorder {
@@ -383,7 +394,11 @@ mod tests {
     impl Events for Recorder {
         fn settle(&mut self) -> bool {
             self.settles.fetch_add(1, Ordering::Relaxed);
-            true
+            !self.stalled.load(Ordering::Relaxed)
+        }
+
+        fn persisting(&self) -> bool {
+            !self.stalled.load(Ordering::Relaxed)
         }
     }
 
@@ -498,6 +513,104 @@ mod tests {
         };
         assert_eq!(dropped(xdhcp6_engine::DropReason::Unicast), 1);
         assert_eq!(dropped(xdhcp6_engine::DropReason::NotForServer), 1);
+    }
+
+    /// `message` wrapped in a Relay-forward from the link of `engine()`.
+    fn relayed(message: &[u8], out: &mut [u8]) -> usize {
+        let link: Ipv6Addr = "2001:db8:1::1".parse().unwrap();
+        let mut w = MessageWriter::relay(out, MessageType::RelayForw, 0, link, link).unwrap();
+        w.relay_msg(message).unwrap();
+        w.finish().unwrap()
+    }
+
+    #[test]
+    fn while_the_journal_cannot_write_a_solicit_gets_no_advertise() {
+        let socket = Arc::new(bind(0).unwrap());
+        let client = UdpSocket::bind("[::1]:0").unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let ports = Ports {
+            server: socket.port(),
+            client: client.local_addr().unwrap().port(),
+            relay: client.local_addr().unwrap().port(),
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let recorder = Recorder::default();
+        let events = Arc::clone(&recorder.events);
+        let stalled = Arc::clone(&recorder.stalled);
+        stalled.store(true, Ordering::Relaxed);
+        let stats = vec![Arc::new(WorkerStats::default())];
+        let datapath = UdpDatapath::start(
+            engine(),
+            Arc::clone(&socket),
+            ports,
+            vec![recorder],
+            &stats,
+            &[],
+            Arc::clone(&stop),
+        )
+        .unwrap();
+        let mut message = [0u8; 256];
+        let mut datagram = [0u8; 512];
+        let mut reply = [0u8; 1500];
+
+        // No Advertise: an offer the server could not keep would pull the client away from
+        // the servers that can.
+        let len = solicit(&mut message, 1);
+        let len = relayed(&message[..len], &mut datagram);
+        client
+            .send_to(&datagram[..len], ("::1", socket.port()))
+            .unwrap();
+        assert!(client.recv_from(&mut reply).is_err(), "answered a Solicit");
+        assert!(events.lock().unwrap().is_empty(), "the engine saw it");
+
+        // Writes work again: the same Solicit is answered.
+        stalled.store(false, Ordering::Relaxed);
+        let len = solicit(&mut message, 2);
+        let len = relayed(&message[..len], &mut datagram);
+        client
+            .send_to(&datagram[..len], ("::1", socket.port()))
+            .unwrap();
+        let (got, _) = client.recv_from(&mut reply).unwrap();
+        let Ok(Packet::Relay(relay)) = Packet::parse(&reply[..got]) else {
+            panic!("not a Relay-reply: {:?}", &reply[..got]);
+        };
+        let inner = relay.chain().unwrap().message();
+        assert_eq!(inner.msg_type(), MessageType::Advertise);
+        assert_eq!(inner.transaction_id(), 2);
+
+        stop.store(true, Ordering::Relaxed);
+        datapath.join();
+        let stats = &stats[0];
+        let index = xdhcp6_engine::DropReason::ALL
+            .iter()
+            .position(|known| *known == xdhcp6_engine::DropReason::JournalUnavailable)
+            .unwrap();
+        assert_eq!(stats.dropped[index].load(Ordering::Relaxed), 1);
+        // Both Solicits count as received.
+        assert_eq!(stats.received[1].load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn only_messages_that_make_or_extend_bindings_wait_for_the_journal() {
+        use crate::events::makes_bindings;
+        for kind in [
+            MessageType::Solicit,
+            MessageType::Request,
+            MessageType::Renew,
+            MessageType::Rebind,
+        ] {
+            assert!(makes_bindings(kind), "{kind:?}");
+        }
+        for kind in [
+            MessageType::Release,
+            MessageType::Decline,
+            MessageType::Confirm,
+            MessageType::InformationRequest,
+        ] {
+            assert!(!makes_bindings(kind), "{kind:?}");
+        }
     }
 
     /// Sends a relayed Solicit from `client` to the datapath of `engine` on loopback; returns

@@ -555,6 +555,79 @@ fn replies_wait_for_the_durability_barrier_and_are_dropped_when_it_fails() {
     });
 }
 
+#[test]
+#[ignore = "needs root and the eBPF object; run by cargo xtask test"]
+fn while_the_journal_cannot_write_no_solicit_reaches_the_engine_over_af_xdp() {
+    let pair = VethPair::new();
+    pair.run_in_namespace(|| {
+        let (_steering, interface, socket) = native_copy_socket();
+        let stop = Arc::new(AtomicBool::new(false));
+        let journal = Arc::new(FakeJournal::default());
+        journal.durable.store(u64::MAX, Ordering::Relaxed);
+        journal.stalled.store(true, Ordering::Relaxed);
+        let stats = Arc::new(WorkerStats::default());
+        let worker = {
+            let (interface, stop, stats) =
+                (interface.clone(), Arc::clone(&stop), Arc::clone(&stats));
+            let mut events = Barriered(Arc::clone(&journal));
+            let handled = Arc::clone(&journal);
+            let counts = Arc::clone(&stats);
+            let respond =
+                move |request: &[u8], _: &FrameMeta, reply: &mut [u8], _: &mut Barriered| {
+                    handled.issued.fetch_add(1, Ordering::Relaxed);
+                    echo(request, reply, &counts)
+                };
+            thread::spawn(move || {
+                afxdp::run_queue(
+                    socket,
+                    &interface,
+                    Some(0),
+                    respond,
+                    &mut events,
+                    &stop,
+                    &stats,
+                )
+            })
+        };
+        let client = PacketSocket::new(VethPair::CLIENT).unwrap();
+        let dropped = || {
+            let index = xdhcp6_engine::DropReason::ALL
+                .iter()
+                .position(|reason| *reason == xdhcp6_engine::DropReason::JournalUnavailable)
+                .unwrap();
+            stats.dropped[index].load(Ordering::Relaxed)
+        };
+
+        let first = solicit(&[], 1);
+        client.send(first.bytes()).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while dropped() < 1 {
+            assert!(Instant::now() < deadline, "the Solicit was not counted");
+            thread::sleep(Duration::from_millis(5));
+        }
+        assert!(client.receive_reply().is_none(), "answered a Solicit");
+        assert_eq!(
+            journal.issued.load(Ordering::Relaxed),
+            0,
+            "the engine saw it"
+        );
+
+        // Writes work again: answered.
+        journal.stalled.store(false, Ordering::Relaxed);
+        let second = solicit(&[], 2);
+        client.send(second.bytes()).unwrap();
+        let reply = client
+            .receive_reply()
+            .expect("no answer once the journal writes");
+        check_reply(&reply, &second, &interface);
+        assert_eq!(dropped(), 1);
+
+        stop.store(true, Ordering::Relaxed);
+        let worker = worker.join().unwrap().unwrap();
+        assert!(worker.audit().is_complete(), "{:?}", worker.audit());
+    });
+}
+
 fn replies_and_accounts_every_frame(mode: AttachMode, need_wakeup: bool) {
     let pair = VethPair::new();
     pair.run_in_namespace(|| {
@@ -646,6 +719,8 @@ struct FakeJournal {
     issued: AtomicU64,
     durable: AtomicU64,
     failed: AtomicBool,
+    /// Writes fail at the moment (a full disk): no binding may be made or extended.
+    stalled: AtomicBool,
 }
 
 /// The events of a worker whose replies wait for [`FakeJournal`].
@@ -687,6 +762,10 @@ impl Events for Barriered {
             }
         }
         true
+    }
+
+    fn persisting(&self) -> bool {
+        !self.0.stalled.load(Ordering::Relaxed)
     }
 }
 

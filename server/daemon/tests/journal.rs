@@ -16,8 +16,8 @@ use xdhcp6_engine::table::{
     LeaseState, LeaseTable, Lifetimes,
 };
 use xdhcp6d::journal::{
-    Durability, HEADER_LEN, Journal, JournalError, JournalOptions, LinkNames, Replay, Snapshot,
-    read_journal,
+    Durability, HEADER_LEN, Journal, JournalError, JournalErrors, JournalOptions, LinkNames,
+    Replay, Snapshot, read_journal,
 };
 
 /// A fresh, empty directory for one test, removed when the test ends.
@@ -330,7 +330,7 @@ fn read_journal_prefix_len(dir: &Path, events: &[(EventKind, LeaseRecord)]) -> u
 }
 
 #[test]
-fn corrupt_record_mid_file_stops_replay() {
+fn corrupt_record_mid_file_is_skipped_and_the_file_kept() {
     let dir = scratch("corrupt");
     let path = dir.join("leases.journal");
     let events: Vec<_> = (0..3u32)
@@ -342,36 +342,243 @@ fn corrupt_record_mid_file_stops_replay() {
         })
         .collect();
     let first = read_journal_prefix_len(&dir, &events[..1]);
+    let second = read_journal_prefix_len(&dir, &events[..2]);
     write_events(&path, &events);
     let mut bytes = fs::read(&path).unwrap();
-    let total = bytes.len();
     bytes[first + 20] ^= 0x40;
     fs::write(&path, &bytes).unwrap();
 
     let seen = read_journal(&path, &links()).unwrap();
     assert!(seen.corrupt);
-    assert_eq!(seen.events, 1);
+    assert_eq!((seen.events, seen.damaged_records), (2, 1));
     assert_eq!(seen.corrupt_offset, Some(first as u64));
-    assert_eq!(seen.skipped_bytes, (total - first) as u64);
+    assert_eq!(seen.skipped_bytes, (second - first) as u64);
     assert_eq!(seen.torn_bytes, 0);
-    assert_eq!(seen.records, vec![events[0].1.clone()]);
+    let kept = sorted(vec![events[0].1.clone(), events[2].1.clone()]);
+    assert_eq!(sorted(seen.records), kept);
 
     // Opening keeps the damaged file aside and starts over from what replayed.
     let (journal, replay) =
         Journal::open(&path, Durability::Always, links(), no_snapshot()).unwrap();
     assert!(replay.corrupt);
-    assert_eq!(replay.records, vec![events[0].1.clone()]);
+    assert_eq!(sorted(replay.records), kept);
     assert_eq!(fs::read(dir.join("leases.journal.corrupt")).unwrap(), bytes);
     let mut sink = journal.sink();
-    emit(&mut sink, EventKind::Bound, 5, &events[2].1);
+    emit(&mut sink, EventKind::Bound, 5, &events[1].1);
     journal.wait_durable(sink.last_seq()).unwrap();
     journal.shutdown();
     let after = read_journal(&path, &links()).unwrap();
     assert!(!after.corrupt);
     assert_eq!(
         sorted(after.records),
-        sorted(vec![events[0].1.clone(), events[2].1.clone()])
+        sorted(events.iter().map(|(_, record)| record.clone()).collect())
     );
+}
+
+/// `count` leases, each bound by its own record, and where each record starts in the file.
+fn journal_of(dir: &Path, path: &Path, count: u32) -> (Vec<LeaseRecord>, Vec<usize>) {
+    let leases: Vec<LeaseRecord> = (0..count)
+        .map(|i| {
+            lease(
+                format!("client-{i:04}").as_bytes(),
+                i,
+                0x2001_0db8_u128 << 96 | u128::from(i),
+            )
+        })
+        .collect();
+    let events: Vec<_> = leases
+        .iter()
+        .map(|record| (EventKind::Bound, record.clone()))
+        .collect();
+    write_events(path, &events);
+    let bytes = fs::read(path).unwrap();
+    // Every record of these leases has the same length.
+    let one = read_journal_prefix_len(dir, &events[..1]) - HEADER_LEN as usize;
+    assert_eq!(bytes.len(), HEADER_LEN as usize + one * count as usize);
+    let starts = (0..count as usize)
+        .map(|i| HEADER_LEN as usize + i * one)
+        .collect();
+    (leases, starts)
+}
+
+#[test]
+fn journal_with_a_flipped_byte_in_record_10_keeps_every_other_lease() {
+    let dir = scratch("flipped-10");
+    let path = dir.join("leases.journal");
+    let (leases, starts) = journal_of(&dir, &path, 40);
+    let clean = fs::read(&path).unwrap();
+    let others = sorted(
+        leases
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != 10)
+            .map(|(_, record)| record.clone())
+            .collect(),
+    );
+    // A byte of the payload (the checksum fails), of the checksum, and of the length field
+    // (the record claims a length no record has, or one that ends inside the next record).
+    for (offset, flip) in [(30, 0x01), (5, 0x80), (3, 0x01), (0, 0x08)] {
+        let mut bytes = clean.clone();
+        bytes[starts[10] + offset] ^= flip;
+        fs::write(&path, &bytes).unwrap();
+        let seen = read_journal(&path, &links()).unwrap();
+        assert_eq!(
+            (seen.events, seen.damaged_records, seen.torn_bytes),
+            (39, 1, 0),
+            "byte {offset}"
+        );
+        assert_eq!(seen.corrupt_offset, Some(starts[10] as u64));
+        assert_eq!(seen.skipped_bytes, (starts[11] - starts[10]) as u64);
+        assert_eq!(sorted(seen.records), others, "byte {offset}");
+
+        let (journal, replay) =
+            Journal::open(&path, Durability::Always, links(), no_snapshot()).unwrap();
+        assert_eq!(sorted(replay.records), others);
+        journal.shutdown();
+        assert!(
+            (0..)
+                .map(|n| match n {
+                    0 => dir.join("leases.journal.corrupt"),
+                    n => dir.join(format!("leases.journal.corrupt.{}", n)),
+                })
+                .take_while(|copy| copy.exists())
+                .any(|copy| fs::read(copy).unwrap() == bytes),
+            "the damaged file is kept"
+        );
+        let after = read_journal(&path, &links()).unwrap();
+        assert!(!after.corrupt);
+        assert_eq!(sorted(after.records), others);
+    }
+}
+
+#[test]
+fn journal_errors_strict_refuses_a_damaged_journal_and_changes_nothing() {
+    let dir = scratch("strict");
+    let path = dir.join("leases.journal");
+    let (_, starts) = journal_of(&dir, &path, 12);
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[starts[10] + 30] ^= 0x01;
+    fs::write(&path, &bytes).unwrap();
+    let options = JournalOptions {
+        errors: JournalErrors::Strict,
+        ..JournalOptions::default()
+    };
+    let error =
+        Journal::open_with(&path, Durability::Always, links(), no_snapshot(), options).unwrap_err();
+    assert!(
+        matches!(error, JournalError::Damaged { records: 1, offset, .. } if offset == starts[10] as u64),
+        "{error}"
+    );
+    assert!(error.to_string().contains("--journal-errors"), "{error}");
+    assert_eq!(fs::read(&path).unwrap(), bytes);
+    assert!(!dir.join("leases.journal.corrupt").exists());
+}
+
+#[test]
+fn journal_with_a_damaged_length_near_the_end_is_not_cut_as_torn() {
+    let dir = scratch("length-end");
+    let path = dir.join("leases.journal");
+    let (leases, starts) = journal_of(&dir, &path, 10);
+    let clean = fs::read(&path).unwrap();
+
+    // Record 8 of 10 claims 60,000 bytes: more than the rest of the file, but below the old
+    // bound. It is damage, not a torn write: record 9 is kept.
+    let mut bytes = clean.clone();
+    bytes[starts[8]..starts[8] + 4].copy_from_slice(&60_000u32.to_le_bytes());
+    fs::write(&path, &bytes).unwrap();
+    let seen = read_journal(&path, &links()).unwrap();
+    assert_eq!(
+        (seen.events, seen.damaged_records, seen.torn_bytes),
+        (9, 1, 0)
+    );
+    let without_8: Vec<LeaseRecord> = leases
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 8)
+        .map(|(_, record)| record.clone())
+        .collect();
+    assert_eq!(sorted(seen.records), sorted(without_8.clone()));
+    let (journal, replay) =
+        Journal::open(&path, Durability::Always, links(), no_snapshot()).unwrap();
+    assert_eq!(sorted(replay.records), sorted(without_8));
+    journal.shutdown();
+    assert_eq!(fs::read(dir.join("leases.journal.corrupt")).unwrap(), bytes);
+
+    // The last record claims a few bytes more than the file holds: that looks like a torn
+    // write and is cut, but only after the bytes are copied aside.
+    let mut bytes = clean.clone();
+    let last_len = (clean.len() - starts[9]) as u32;
+    let longer = last_len - 8 + 20;
+    bytes[starts[9]..starts[9] + 4].copy_from_slice(&longer.to_le_bytes());
+    fs::write(&path, &bytes).unwrap();
+    let (journal, replay) =
+        Journal::open(&path, Durability::Always, links(), no_snapshot()).unwrap();
+    assert_eq!(replay.torn_bytes, u64::from(last_len));
+    assert_eq!(replay.events, 9);
+    journal.shutdown();
+    assert_eq!(fs::metadata(&path).unwrap().len(), starts[9] as u64);
+    assert_eq!(
+        fs::read(dir.join("leases.journal.torn")).unwrap(),
+        bytes[starts[9]..]
+    );
+}
+
+#[test]
+fn junk_after_the_last_good_record_is_damage_kept_aside_not_a_torn_write() {
+    let dir = scratch("junk-end");
+    let path = dir.join("leases.journal");
+    let (leases, _) = journal_of(&dir, &path, 4);
+    let mut bytes = fs::read(&path).unwrap();
+    let good = bytes.len();
+    bytes.extend_from_slice(&[0x5a; 300]);
+    fs::write(&path, &bytes).unwrap();
+    let seen = read_journal(&path, &links()).unwrap();
+    assert_eq!(
+        (seen.events, seen.damaged_records, seen.torn_bytes),
+        (4, 1, 0)
+    );
+    assert_eq!(seen.corrupt_offset, Some(good as u64));
+    assert_eq!(seen.skipped_bytes, 300);
+    let (journal, replay) =
+        Journal::open(&path, Durability::Always, links(), no_snapshot()).unwrap();
+    assert_eq!(sorted(replay.records), sorted(leases));
+    journal.shutdown();
+    assert_eq!(fs::read(dir.join("leases.journal.corrupt")).unwrap(), bytes);
+}
+
+#[test]
+fn a_link_name_longer_than_a_record_holds_is_refused() {
+    let dir = scratch("long-name");
+    let long = "l".repeat(256);
+    let error = Journal::open(
+        &dir.join("leases.journal"),
+        Durability::Always,
+        LinkNames::new(["short".to_owned(), long.clone()]),
+        no_snapshot(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&error, JournalError::LinkName { name } if *name == long),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_second_journal_on_the_same_file_is_refused_naming_the_first() {
+    let dir = scratch("locked");
+    let path = dir.join("leases.journal");
+    let (journal, _) = Journal::open(&path, Durability::Always, links(), no_snapshot()).unwrap();
+    let error = Journal::open(&path, Durability::Always, links(), no_snapshot()).unwrap_err();
+    let pid = format!("pid {}", std::process::id());
+    assert!(
+        matches!(&error, JournalError::Locked { holder, .. } if *holder == pid),
+        "{error}"
+    );
+    assert!(error.to_string().contains(&pid), "{error}");
+    journal.shutdown();
+    // Once the first closes, the file is free again.
+    let (journal, _) = Journal::open(&path, Durability::Always, links(), no_snapshot()).unwrap();
+    journal.shutdown();
 }
 
 #[test]
@@ -497,6 +704,7 @@ fn compaction_keeps_the_live_set_and_later_events() {
     let options = JournalOptions {
         min_bytes: 4096,
         ratio: 2,
+        ..JournalOptions::default()
     };
     let (journal, _) =
         Journal::open_with(&path, Durability::Always, links(), snapshot, options).unwrap();
@@ -646,6 +854,7 @@ fn replay_matches_a_busy_lease_table_across_compactions() {
     let options = JournalOptions {
         min_bytes: 8192,
         ratio: 2,
+        ..JournalOptions::default()
     };
     let (journal, _) =
         Journal::open_with(&path, Durability::Always, links(), snapshot, options).unwrap();
@@ -735,4 +944,144 @@ fn replay_matches_a_busy_lease_table_across_compactions() {
     let restored = LeaseTable::with_shards(1024, 8, SaltKey::from_salt("journal"));
     let report = restored.restore(replay.records);
     assert_eq!(report.conflicts, 0);
+}
+
+/// A tmpfs of `size` mounted on a fresh directory, unmounted when dropped: a disk that fills.
+struct SmallDisk(Scratch);
+
+impl SmallDisk {
+    fn mount(name: &str, size: &str) -> Self {
+        let dir = scratch(name);
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&*dir)
+            .status()
+            .unwrap();
+        assert!(status.success(), "mount a tmpfs (needs root)");
+        Self(dir)
+    }
+
+    /// Fills the disk with `filler` until a write fails for lack of space.
+    fn fill(&self) {
+        use std::io::Write as _;
+        let mut filler = fs::File::create(self.0.join("filler")).unwrap();
+        let chunk = [0xaa; 4096];
+        loop {
+            match filler.write_all(&chunk).and_then(|()| filler.sync_all()) {
+                Ok(()) => {}
+                Err(error) => {
+                    assert_eq!(error.raw_os_error(), Some(28), "{error}"); // ENOSPC
+                    return;
+                }
+            }
+        }
+    }
+
+    fn free(&self) {
+        fs::remove_file(self.0.join("filler")).unwrap();
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&*self.0)
+            .status();
+    }
+}
+
+/// Leases of `count` clients named after `tag`.
+fn clients(tag: &str, count: u32) -> Vec<LeaseRecord> {
+    (0..count)
+        .map(|i| {
+            lease(
+                format!("{tag}-{i:04}").as_bytes(),
+                i,
+                0x2001_0db8_0001_u128 << 80 | u128::from(i),
+            )
+        })
+        .collect()
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Fills the disk under a journal of `durability`, checks that it stops acknowledging, frees
+/// the space and checks that it writes again and that every lease it was given is on disk.
+fn full_disk(name: &str, durability: Durability) {
+    use xdhcp6d::events::Events as _;
+    let disk = SmallDisk::mount(name, "256k");
+    let path = disk.0.join("leases.journal");
+    let (journal, _) = Journal::open(&path, durability, links(), no_snapshot()).unwrap();
+    let mut sink = journal.sink();
+    let before = clients("before", 5);
+    for record in &before {
+        emit(&mut sink, EventKind::Bound, 1, record);
+    }
+    assert!(sink.settle());
+    journal.shutdown();
+    let (journal, _) = Journal::open(&path, durability, links(), no_snapshot()).unwrap();
+    let mut sink = journal.sink();
+    assert!(journal.is_healthy() && sink.persisting());
+
+    disk.fill();
+    // More than the file's last page holds, so that the writer needs new blocks.
+    let during = clients("during", 100);
+    for record in &during {
+        emit(&mut sink, EventKind::Bound, 2, record);
+    }
+    wait_until("the journal fails", || journal.has_failed());
+    assert!(!journal.is_healthy());
+    assert!(
+        !sink.persisting(),
+        "bindings pause while the journal cannot write"
+    );
+    // Nothing is acknowledged past the failed write, with either durability.
+    assert!(!sink.settle());
+    assert_eq!(journal.wait_durable(sink.last_seq()).ok(), None);
+    // The writer keeps trying, and keeps failing while the disk is full.
+    thread::sleep(Duration::from_millis(300));
+    assert!(journal.has_failed());
+    assert_eq!(journal.write_failures(), 1);
+
+    disk.free();
+    wait_until("the journal writes again", || journal.is_healthy());
+    assert!(sink.persisting());
+    let after = clients("after", 5);
+    for record in &after {
+        emit(&mut sink, EventKind::Bound, 3, record);
+    }
+    assert!(sink.settle());
+    journal.wait_durable(sink.last_seq()).unwrap();
+    journal.shutdown();
+
+    let replay = read_journal(&path, &links()).unwrap();
+    assert!(!replay.corrupt && replay.torn_bytes == 0);
+    let mut every: Vec<LeaseRecord> = before;
+    every.extend(during);
+    every.extend(after);
+    assert_eq!(sorted(replay.records), sorted(every));
+}
+
+#[test]
+#[ignore = "needs root: mounts a small tmpfs"]
+fn full_disk_with_durability_always_stops_acknowledging_and_resumes_when_space_returns() {
+    full_disk("full-always", Durability::Always);
+}
+
+#[test]
+#[ignore = "needs root: mounts a small tmpfs"]
+fn full_disk_with_durability_batch_stops_acknowledging_and_resumes_when_space_returns() {
+    full_disk(
+        "full-batch",
+        Durability::Batch {
+            interval: Duration::from_millis(5),
+        },
+    );
 }

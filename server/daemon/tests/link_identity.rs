@@ -219,6 +219,7 @@ fn leases_of_a_link_the_configuration_lacks_are_kept_until_it_is_back() {
     let options = JournalOptions {
         min_bytes: 1,
         ratio: 1,
+        ..JournalOptions::default()
     };
     let (journal, replay) = Journal::open_with(
         &path,

@@ -24,9 +24,11 @@ pub struct ServerSocket {
 }
 
 impl ServerSocket {
-    /// Binds `[::]:port` (port 0 picks one) with `IPV6_V6ONLY`, `SO_REUSEADDR`,
-    /// `IPV6_RECVPKTINFO`, a 4 MiB receive buffer and `receive_timeout`, so that a blocked
-    /// receive returns in time to look at a stop flag.
+    /// Binds `[::]:port` (port 0 picks one) with `IPV6_V6ONLY`, `IPV6_RECVPKTINFO`, a 4 MiB
+    /// receive buffer and `receive_timeout`, so that a blocked receive returns in time to look
+    /// at a stop flag. Neither `SO_REUSEADDR` nor `SO_REUSEPORT` is set: on Linux either lets
+    /// a second server bind the same UDP port and both would answer; the bind fails with
+    /// `AddrInUse` instead.
     pub fn bind(port: u16, receive_timeout: Duration) -> io::Result<Self> {
         // Safety: plain system call with constant arguments; the result is checked.
         let raw = unsafe {
@@ -42,7 +44,6 @@ impl ServerSocket {
         // Safety: `raw` is a fresh descriptor that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         set_option(raw, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, &1i32)?;
-        set_option(raw, libc::SOL_SOCKET, libc::SO_REUSEADDR, &1i32)?;
         set_option(raw, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, &1i32)?;
         // Large bursts (a CMTS reboot) should queue in the kernel rather than be lost.
         set_option(raw, libc::SOL_SOCKET, libc::SO_RCVBUF, &(4i32 << 20))?;

@@ -46,6 +46,14 @@ pub const FRAME_LEN: usize = 8;
 /// link position in the middle).
 const LEASE_LEN: usize = 1 + 4 + 1 + 1 + 1 + 4 + 16 + 4 + 4 + 4 + 2;
 
+/// The longest DUID a record holds (RFC 9915 §11.1: a DUID is at most 128 octets after its
+/// 2-octet type). A longer length field is damage, never a real record.
+pub const MAX_DUID_LEN: usize = 130;
+
+/// The longest link name a record holds; [`super::Journal::open`] refuses a configuration
+/// with a longer one, so that a length field beyond it is known to be damage.
+pub const MAX_LINK_NAME_LEN: usize = 255;
+
 /// Link tag of a version-2 record: the link's position (a version-1 record's leftover).
 const LINK_POSITION: u8 = 0;
 
@@ -125,19 +133,27 @@ pub fn is_readable(version: u32) -> bool {
     version == VERSION || version == VERSION_1
 }
 
-/// The shortest and the longest payload of a valid record of `version`.
+/// The shortest and the longest payload of a valid record of `version`: the longest holds a
+/// DUID of [`MAX_DUID_LEN`] and a link name of [`MAX_LINK_NAME_LEN`], so that a damaged
+/// length field is seen as damage rather than as a record running past the end of the file.
 pub fn payload_bounds(version: u32) -> (usize, usize) {
-    let duid = usize::from(u16::MAX);
     if version == VERSION_1 {
-        (LEASE_LEN + 2, LEASE_LEN + 2 + duid)
+        (LEASE_LEN + 2, LEASE_LEN + 2 + MAX_DUID_LEN)
     } else {
-        (LEASE_LEN + 3, LEASE_LEN + 3 + duid + usize::from(u16::MAX))
+        (
+            LEASE_LEN + 3,
+            LEASE_LEN + 3 + MAX_DUID_LEN + MAX_LINK_NAME_LEN,
+        )
     }
 }
 
+/// The longest framed record of any version this build reads.
+pub const MAX_RECORD_LEN: usize = FRAME_LEN + LEASE_LEN + 3 + MAX_DUID_LEN + MAX_LINK_NAME_LEN;
+
 /// Appends the framed version-2 record of one event to `out`. The lease's own `link` field is
-/// not written: `link` is. A DUID or link name longer than a `u16` counts is cut (neither
-/// occurs: a DUID is at most 130 bytes, a name is a line of the configuration).
+/// not written: `link` is. A DUID longer than [`MAX_DUID_LEN`] or a link name longer than
+/// [`MAX_LINK_NAME_LEN`] is cut (neither occurs: the engine takes no longer DUID, and the
+/// journal refuses a configuration with a longer name).
 pub fn encode(out: &mut Vec<u8>, kind: EventKind, at: u32, link: &Link<'_>, record: &LeaseRecord) {
     let start = out.len();
     out.extend_from_slice(&[0; FRAME_LEN]);
@@ -149,7 +165,7 @@ pub fn encode(out: &mut Vec<u8>, kind: EventKind, at: u32, link: &Link<'_>, reco
         }
         Link::Name(name) => {
             out.push(LINK_NAME);
-            let name = cut(name.as_bytes());
+            let name = cut(name.as_bytes(), MAX_LINK_NAME_LEN);
             out.extend_from_slice(&(name.len() as u16).to_le_bytes());
             out.extend_from_slice(name);
         }
@@ -162,7 +178,7 @@ pub fn encode_v1(out: &mut Vec<u8>, kind: EventKind, at: u32, record: &LeaseReco
     let start = out.len();
     out.extend_from_slice(&[0; FRAME_LEN]);
     let lease = &record.lease;
-    let duid = cut(record.duid.as_bytes());
+    let duid = cut(record.duid.as_bytes(), MAX_DUID_LEN);
     push_head(out, kind, at, lease);
     out.extend_from_slice(&lease.link.0.to_le_bytes());
     push_body(out, lease, duid);
@@ -173,9 +189,9 @@ pub fn encode_v1(out: &mut Vec<u8>, kind: EventKind, at: u32, record: &LeaseReco
 pub fn encoded_len(link: &Link<'_>, record: &LeaseRecord) -> u64 {
     let link = match link {
         Link::Position(_) => 3,
-        Link::Name(name) => 3 + cut(name.as_bytes()).len(),
+        Link::Name(name) => 3 + cut(name.as_bytes(), MAX_LINK_NAME_LEN).len(),
     };
-    (FRAME_LEN + LEASE_LEN + cut(record.duid.as_bytes()).len() + link) as u64
+    (FRAME_LEN + LEASE_LEN + cut(record.duid.as_bytes(), MAX_DUID_LEN).len() + link) as u64
 }
 
 /// The checksum of a record of payload `payload`.
@@ -268,15 +284,21 @@ pub fn decode(version: u32, payload: &[u8]) -> Option<Entry<'_>> {
     let preferred = reader.u32()?;
     let valid = reader.u32()?;
     let expires = reader.u32()?;
-    let duid_len = u16::from_le_bytes(reader.array()?);
-    let duid = reader.take(usize::from(duid_len))?;
+    let duid_len = usize::from(u16::from_le_bytes(reader.array()?));
+    if duid_len > MAX_DUID_LEN {
+        return None;
+    }
+    let duid = reader.take(duid_len)?;
     let link = match position {
         Some(position) => Link::Position(position),
         None => match reader.u8()? {
             LINK_POSITION => Link::Position(u16::from_le_bytes(reader.array()?)),
             LINK_NAME => {
-                let len = u16::from_le_bytes(reader.array()?);
-                let name = std::str::from_utf8(reader.take(usize::from(len))?).ok()?;
+                let len = usize::from(u16::from_le_bytes(reader.array()?));
+                if len > MAX_LINK_NAME_LEN {
+                    return None;
+                }
+                let name = std::str::from_utf8(reader.take(len)?).ok()?;
                 Link::Name(Cow::Borrowed(name))
             }
             _ => return None,
@@ -309,9 +331,9 @@ pub fn decode(version: u32, payload: &[u8]) -> Option<Entry<'_>> {
     })
 }
 
-/// The first `u16::MAX` bytes of `bytes`.
-fn cut(bytes: &[u8]) -> &[u8] {
-    bytes.get(..usize::from(u16::MAX)).unwrap_or(bytes)
+/// The first `max` bytes of `bytes`.
+fn cut(bytes: &[u8], max: usize) -> &[u8] {
+    bytes.get(..max).unwrap_or(bytes)
 }
 
 /// Event, time and the lease's kind, state and prefix length.
@@ -343,7 +365,11 @@ fn push_body(out: &mut Vec<u8>, lease: &Lease, duid: &[u8]) {
 
 fn encode_lease(out: &mut Vec<u8>, kind: EventKind, at: u32, record: &LeaseRecord) {
     push_head(out, kind, at, &record.lease);
-    push_body(out, &record.lease, cut(record.duid.as_bytes()));
+    push_body(
+        out,
+        &record.lease,
+        cut(record.duid.as_bytes(), MAX_DUID_LEN),
+    );
 }
 
 /// Fills in the length and checksum of the record starting at `start`.

@@ -23,8 +23,12 @@
 //! - `compaction`: rewriting the file as a snapshot of the live leases, and why that
 //!   replays to the same state.
 //!
-//! On open, a damaged file is kept as `<path>.corrupt` and replaced by a fresh one holding what
-//! was replayed; a version-1 file is kept as `<path>.v1` and rewritten as version 2.
+//! On open, a file with damaged records is kept as `<path>.corrupt` and replaced by a fresh one
+//! holding every good record's lease (or, with [`JournalErrors::Strict`], the open fails and
+//! changes nothing); a torn last record is copied to `<path>.torn` before it is cut off; a
+//! version-1 file is kept as `<path>.v1` and rewritten as version 2. `<path>.lock` is locked
+//! while the journal is open and names the process that has it: a second server on the same
+//! journal is refused.
 
 mod compaction;
 pub mod format;
@@ -34,7 +38,7 @@ mod writer;
 use std::collections::HashMap;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::io;
+use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -46,7 +50,7 @@ use xdhcp6_engine::config::{Config, LinkId};
 use xdhcp6_engine::table::{EventKind, EventSink, LeaseEvent, LeaseRecord};
 
 pub use self::format::{HEADER_LEN, Link, MAGIC, VERSION};
-pub use self::replay::{Replay, Unplaced, read_journal};
+pub use self::replay::{Replay, Unplaced, read_journal, replay_bytes};
 use self::writer::JournalWriter;
 use crate::events::{Barrier, Events};
 
@@ -119,14 +123,37 @@ fn parse_interval(text: &str) -> Option<Duration> {
     number.trim().parse().ok().map(unit)
 }
 
-/// When the writer compacts the journal: once the file is at least `min_bytes` long and at
-/// least `ratio` times the size of the last snapshot.
+/// What opening a journal with damaged records does (`--journal-errors`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, clap::ValueEnum)]
+pub enum JournalErrors {
+    /// Skip the damaged records, replay every good one, keep the damaged file as
+    /// `<journal>.corrupt`, log and count what was skipped, and serve.
+    #[default]
+    Skip,
+    /// Refuse to start, changing nothing, so that an operator looks first.
+    Strict,
+}
+
+impl fmt::Display for JournalErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Skip => "skip",
+            Self::Strict => "strict",
+        })
+    }
+}
+
+/// How the journal is kept: when the writer compacts it (once the file is at least
+/// `min_bytes` long and at least `ratio` times the size of the last snapshot), and what a
+/// damaged file does on open.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct JournalOptions {
     /// The smallest file worth compacting.
     pub min_bytes: u64,
     /// How many times the last snapshot's size the file may grow to.
     pub ratio: u64,
+    /// What a damaged record found on open does.
+    pub errors: JournalErrors,
 }
 
 impl Default for JournalOptions {
@@ -134,6 +161,7 @@ impl Default for JournalOptions {
         Self {
             min_bytes: 64 << 20,
             ratio: 4,
+            errors: JournalErrors::Skip,
         }
     }
 }
@@ -165,9 +193,49 @@ pub enum JournalError {
         /// The version found in the header.
         version: u32,
     },
-    /// A write or sync failed earlier; nothing is made durable any more.
-    #[error("the lease journal writer failed; events are no longer made durable")]
+    /// Writes or syncs fail at the moment: events are not made durable until they succeed
+    /// again.
+    #[error("the lease journal cannot be written at the moment; events are not durable")]
     Failed,
+    /// Another process holds the journal.
+    #[error(
+        "lease journal {path} is in use by another xdhcp6d ({holder}, lock file {lock}); one \
+         server per journal"
+    )]
+    Locked {
+        /// The journal.
+        path: PathBuf,
+        /// The lock file.
+        lock: PathBuf,
+        /// Who holds it, as its lock file says (`pid N`).
+        holder: String,
+    },
+    /// Damaged records were found and `--journal-errors strict` was asked for.
+    #[error(
+        "lease journal {path} has {records} damaged record(s) ({bytes} bytes, the first at \
+         offset {offset}); not starting (--journal-errors strict). Start with \
+         --journal-errors skip to replay every good record and keep the file as \
+         {path}.corrupt"
+    )]
+    Damaged {
+        /// The journal.
+        path: PathBuf,
+        /// Damaged stretches.
+        records: u64,
+        /// Their bytes.
+        bytes: u64,
+        /// Where the first starts.
+        offset: u64,
+    },
+    /// A link name is longer than a record holds.
+    #[error(
+        "link name {name:?} is longer than the lease journal's {max} bytes",
+        max = format::MAX_LINK_NAME_LEN
+    )]
+    LinkName {
+        /// The name.
+        name: String,
+    },
 }
 
 impl JournalError {
@@ -234,6 +302,8 @@ pub struct Journal {
     shared: Arc<Shared>,
     writer: Option<JoinHandle<()>>,
     path: PathBuf,
+    /// `<journal>.lock`, locked while the journal is open.
+    _lock: File,
 }
 
 impl fmt::Debug for Journal {
@@ -267,6 +337,17 @@ impl Journal {
         snapshot: Snapshot,
         options: JournalOptions,
     ) -> Result<(Self, Replay), JournalError> {
+        if let Some(name) = links
+            .0
+            .names
+            .iter()
+            .find(|name| name.len() > format::MAX_LINK_NAME_LEN)
+        {
+            return Err(JournalError::LinkName { name: name.clone() });
+        }
+        // One server per journal: two would both append, and one's compaction would drop the
+        // other's records.
+        let lock_file = lock_journal(path)?;
         let compact_path = sibling(path, "compact");
         // A compaction that never reached its rename: the journal itself is complete.
         match fs::remove_file(&compact_path) {
@@ -282,6 +363,17 @@ impl Journal {
             }
             Err(error) => return Err(error),
         };
+        if let Some(replay) = &scanned
+            && replay.corrupt
+            && options.errors == JournalErrors::Strict
+        {
+            return Err(JournalError::Damaged {
+                path: path.to_owned(),
+                records: replay.damaged_records,
+                bytes: replay.skipped_bytes,
+                offset: replay.corrupt_offset.unwrap_or(0),
+            });
+        }
         let (file, len, base, replay) = match scanned {
             Some(replay) if replay.version == Some(VERSION) && !replay.corrupt => {
                 let file = OpenOptions::new()
@@ -289,14 +381,18 @@ impl Journal {
                     .open(path)
                     .map_err(JournalError::io(path))?;
                 if replay.torn_bytes > 0 {
+                    // Never cut bytes off without keeping them.
+                    let kept_as = keep_tail(path, replay.valid_bytes)?;
+                    tracing::warn!(
+                        path = %path.display(),
+                        offset = replay.valid_bytes,
+                        torn_bytes = replay.torn_bytes,
+                        kept_as = %kept_as.display(),
+                        "a torn last record is cut off the lease journal"
+                    );
                     file.set_len(replay.valid_bytes)
                         .and_then(|()| file.sync_all())
                         .map_err(JournalError::io(path))?;
-                    tracing::warn!(
-                        path = %path.display(),
-                        torn_bytes = replay.torn_bytes,
-                        "cut a torn last record off the lease journal"
-                    );
                 }
                 let base = compaction::snapshot_len(&links, &replay.records, &replay.unplaced);
                 (file, replay.valid_bytes, base, replay)
@@ -308,9 +404,13 @@ impl Journal {
                     tracing::error!(
                         path = %path.display(),
                         kept_as = %aside.display(),
-                        offset = replay.corrupt_offset,
+                        damaged_records = replay.damaged_records,
+                        first_offset = replay.corrupt_offset,
                         skipped_bytes = replay.skipped_bytes,
-                        "lease journal is corrupt; replayed the part before the damage"
+                        torn_bytes = replay.torn_bytes,
+                        events = replay.events,
+                        "lease journal has damaged records; skipped them and replayed every \
+                         good record"
                     );
                 } else if let Some(version) = replay.version.filter(|&version| version != VERSION) {
                     let aside = set_aside(path, &format!("v{version}"))?;
@@ -355,6 +455,7 @@ impl Journal {
             durable_lock: Mutex::new(()),
             durable_changed: Condvar::new(),
             failed: AtomicBool::new(false),
+            write_failures: AtomicU64::new(0),
             compactions: AtomicU64::new(0),
         });
         let writer = JournalWriter::new(
@@ -374,6 +475,7 @@ impl Journal {
             shared,
             writer: Some(writer),
             path: path.to_owned(),
+            _lock: lock_file,
         };
         Ok((journal, replay))
     }
@@ -384,13 +486,13 @@ impl Journal {
             shared: Arc::clone(&self.shared),
             scratch: Vec::with_capacity(128),
             last_seq: 0,
-            reported: false,
         }
     }
 
     /// Blocks until every event up to `seq` is synced ([`Durability::Always`]); returns at
-    /// once with [`Durability::Batch`]. Fails once the writer has failed: the caller must then
-    /// not send the replies that depend on those events.
+    /// once with [`Durability::Batch`]. Fails while the writer cannot write: the caller must
+    /// then not send the replies that depend on those events (the events themselves stay
+    /// queued and are written once the writer recovers).
     pub fn wait_durable(&self, seq: u64) -> Result<(), JournalError> {
         self.shared.wait_durable(seq)
     }
@@ -412,9 +514,20 @@ impl Journal {
         issued.saturating_sub(self.durable_seq())
     }
 
-    /// Whether a write or sync failed (the journal then stops writing).
+    /// Whether writes or syncs fail at the moment (the writer retries them until they
+    /// succeed): the server then makes and extends no binding.
     pub fn has_failed(&self) -> bool {
         self.shared.has_failed()
+    }
+
+    /// Whether the journal writes (the `xdhcp6_journal_healthy` gauge).
+    pub fn is_healthy(&self) -> bool {
+        !self.shared.has_failed()
+    }
+
+    /// Times the journal's writes started failing since open.
+    pub fn write_failures(&self) -> u64 {
+        self.shared.write_failures.load(Ordering::Acquire)
     }
 
     /// Compactions completed since open.
@@ -470,8 +583,6 @@ pub struct JournalSink {
     shared: Arc<Shared>,
     scratch: Vec<u8>,
     last_seq: u64,
-    /// The journal failure is logged once per worker.
-    reported: bool,
 }
 
 impl fmt::Debug for JournalSink {
@@ -543,16 +654,11 @@ impl Events for JournalSink {
     }
 
     fn wait(&mut self, mark: u64) -> bool {
-        match self.shared.wait_durable(mark) {
-            Ok(()) => true,
-            Err(error) => {
-                if !self.reported {
-                    tracing::error!(%error, "replies are held back: the lease journal failed");
-                    self.reported = true;
-                }
-                false
-            }
-        }
+        self.shared.wait_durable(mark).is_ok()
+    }
+
+    fn persisting(&self) -> bool {
+        !self.shared.has_failed()
     }
 }
 
@@ -569,14 +675,21 @@ struct Shared {
     durable_seq: AtomicU64,
     durable_lock: Mutex<()>,
     durable_changed: Condvar,
+    /// Whether the writer cannot write at the moment (it retries until it can).
     failed: AtomicBool,
+    /// Times the journal went from writing to failing.
+    write_failures: AtomicU64,
     compactions: AtomicU64,
 }
 
 impl Shared {
     fn wait_durable(&self, seq: u64) -> Result<(), JournalError> {
         if matches!(self.durability, Durability::Batch { .. }) {
-            return Ok(());
+            // Batch replies do not wait for the sync, but none leaves past a failed one.
+            return match self.has_failed() {
+                false => Ok(()),
+                true => Err(JournalError::Failed),
+            };
         }
         // Never wait for a number no sink has taken: it would never become durable.
         let seq = seq.min(self.issued_seq.load(Ordering::Acquire));
@@ -599,7 +712,7 @@ impl Shared {
     }
 
     fn is_durable(&self, seq: u64) -> bool {
-        matches!(self.durability, Durability::Batch { .. })
+        matches!(self.durability, Durability::Batch { .. }) && !self.has_failed()
             || self.durable_seq.load(Ordering::Acquire)
                 >= seq.min(self.issued_seq.load(Ordering::Acquire))
     }
@@ -617,8 +730,13 @@ impl Shared {
 
     fn fail(&self) {
         self.failed.store(true, Ordering::Release);
+        self.write_failures.fetch_add(1, Ordering::AcqRel);
         drop(lock(&self.durable_lock));
         self.durable_changed.notify_all();
+    }
+
+    fn recover(&self) {
+        self.failed.store(false, Ordering::Release);
     }
 }
 
@@ -652,6 +770,67 @@ fn set_aside(path: &Path, suffix: &str) -> Result<PathBuf, JournalError> {
             .and_then(|_| File::open(&aside)?.sync_all())
             .map_err(JournalError::io(&aside))?;
     }
+    Ok(aside)
+}
+
+/// Takes `<path>.lock` (an advisory lock, released when the file closes, so also when the
+/// process dies) and writes this process's id into it; fails naming the holder if another
+/// process has it.
+fn lock_journal(path: &Path) -> Result<File, JournalError> {
+    let lock_path = sibling(path, "lock");
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(JournalError::io(&lock_path))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = match holder.trim() {
+                "" => "pid unknown".to_owned(),
+                pid => format!("pid {pid}"),
+            };
+            return Err(JournalError::Locked {
+                path: path.to_owned(),
+                lock: lock_path,
+                holder,
+            });
+        }
+        Err(fs::TryLockError::Error(error)) => return Err(JournalError::io(&lock_path)(error)),
+    }
+    file.set_len(0)
+        .and_then(|()| file.write_all(format!("{}\n", std::process::id()).as_bytes()))
+        .map_err(JournalError::io(&lock_path))?;
+    Ok(file)
+}
+
+/// Copies the bytes of the journal from `offset` on to `<path>.torn` (or `.torn.N`), synced,
+/// before they are cut off.
+fn keep_tail(path: &Path, offset: u64) -> Result<PathBuf, JournalError> {
+    let mut aside = sibling(path, "torn");
+    for n in 1.. {
+        if !aside.exists() {
+            break;
+        }
+        aside = sibling(path, &format!("torn.{n}"));
+    }
+    let mut tail = Vec::new();
+    File::open(path)
+        .and_then(|mut file| {
+            file.seek(io::SeekFrom::Start(offset))?;
+            file.read_to_end(&mut tail)
+        })
+        .map_err(JournalError::io(path))?;
+    File::create(&aside)
+        .and_then(|mut file| {
+            file.write_all(&tail)?;
+            file.sync_all()
+        })
+        .map_err(JournalError::io(&aside))?;
     Ok(aside)
 }
 

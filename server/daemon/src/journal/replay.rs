@@ -4,9 +4,18 @@
 //! Events apply in file order: Bound, Renewed and Declined upsert the lease keyed by
 //! (DUID, IAID, IA kind, link, address); Released, Expired and ProbationEnded remove it. A
 //! record cut short by a crash at the end of the file (or followed only by zeros, as a file
-//! extended by a write that never reached the disk reads back) is torn: it is ignored and cut
-//! off on open. A bad record followed by real data is corruption: replay stops there and says
-//! so in [`Replay::corrupt`].
+//! extended by a write that never reached the disk reads back) is torn: it is ignored, and on
+//! open it is copied to `<journal>.torn` and cut off.
+//!
+//! A damaged record (its checksum fails, its length is beyond what any valid record takes, or
+//! its payload is not one of the version) does not end the replay: since every record is
+//! length-framed and checksummed, replay looks for the next offset where a good record starts
+//! and goes on from there, so that one flipped byte costs one record, not the rest of the
+//! file. What was skipped is counted in [`Replay::damaged_records`] and
+//! [`Replay::skipped_bytes`]. Length fields are bounded by the longest valid record
+//! ([`format::MAX_RECORD_LEN`]), so a damaged length near the end is not taken for a record
+//! that a crash cut short; and when no good record follows a damaged one, the rest is torn only
+//! if the record runs past the end of the file or only zeros follow it.
 //!
 //! # Links
 //!
@@ -23,13 +32,13 @@
 use std::collections::HashSet;
 use std::fs::File;
 use std::hash::{Hash, Hasher};
-use std::io::{self, BufReader, Read};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use xdhcp6_engine::config::LinkId;
 use xdhcp6_engine::table::{EventKind, LeaseRecord};
 
-use super::format::{self, FRAME_LEN, HEADER_LEN, Header, Link, VERSION_1};
+use super::format::{self, FRAME_LEN, HEADER_LEN, Header, Link, MAX_RECORD_LEN, VERSION_1};
 use super::{JournalError, LinkNames};
 
 /// What a journal replayed to: the live leases, and what was skipped.
@@ -45,15 +54,19 @@ pub struct Replay {
     /// The format version of the file replayed; `None` when there was none (or only the start
     /// of a header).
     pub version: Option<u32>,
-    /// Bytes of a torn last record (cut off on open).
+    /// Bytes of a torn last record (cut off on open, and kept as `<journal>.torn`).
     pub torn_bytes: u64,
-    /// Whether a damaged record with data after it stopped the replay.
+    /// Whether damaged records were skipped.
     pub corrupt: bool,
-    /// Where the damaged record starts (file offset), when `corrupt`.
+    /// Damaged stretches skipped: each is one damaged record, or several in a row, up to the
+    /// next good record (or the end of the file).
+    pub damaged_records: u64,
+    /// Where the first damaged record starts (file offset), when `corrupt`.
     pub corrupt_offset: Option<u64>,
-    /// Bytes from the damaged record to the end of the file, not replayed.
+    /// Bytes of the damaged stretches, not replayed.
     pub skipped_bytes: u64,
-    /// Bytes of the good part of the file, header included.
+    /// Where the good part of the file ends (header included): the torn or damaged end
+    /// starts here.
     pub valid_bytes: u64,
 }
 
@@ -156,23 +169,37 @@ impl Live {
 /// Reads the journal at `path` and replays it, changing nothing.
 pub(super) fn scan(path: &Path, links: &LinkNames) -> Result<Replay, JournalError> {
     let file = File::open(path).map_err(JournalError::io(path))?;
-    let file_len = file.metadata().map_err(JournalError::io(path))?.len();
-    let mut reader = BufReader::with_capacity(1 << 20, file);
+    scan_from(file, path, links)
+}
+
+/// Replays the bytes of a journal file held in memory (the fuzz target's way in); `path` only
+/// names it in errors.
+pub fn replay_bytes(bytes: &[u8], path: &Path, links: &LinkNames) -> Result<Replay, JournalError> {
+    scan_from(io::Cursor::new(bytes), path, links)
+}
+
+fn scan_from(
+    reader: impl Read + Seek,
+    path: &Path,
+    links: &LinkNames,
+) -> Result<Replay, JournalError> {
+    let mut window = Window::new(reader);
     let mut replay = Replay::default();
 
-    let mut header = [0; HEADER_LEN as usize];
-    let got = read_full(&mut reader, &mut header).map_err(JournalError::io(path))?;
-    if got < header.len() {
+    let header = window
+        .at(0, HEADER_LEN as usize)
+        .map_err(JournalError::io(path))?;
+    let Ok(header) = <&[u8; HEADER_LEN as usize]>::try_from(header) else {
         // Created but never fully written: empty, if what is there is a header's beginning.
-        if !format::is_header_start(&header[..got]) {
+        if !format::is_header_start(header) {
             return Err(JournalError::NotAJournal {
                 path: path.to_owned(),
             });
         }
-        replay.torn_bytes = got as u64;
+        replay.torn_bytes = header.len() as u64;
         return Ok(replay);
-    }
-    let version = match format::parse_header(&header) {
+    };
+    let version = match format::parse_header(header) {
         Header::Foreign => {
             return Err(JournalError::NotAJournal {
                 path: path.to_owned(),
@@ -190,64 +217,168 @@ pub(super) fn scan(path: &Path, links: &LinkNames) -> Result<Replay, JournalErro
 
     let mut live = Live::default();
     let mut pos = HEADER_LEN;
-    let mut record = Vec::new();
     loop {
-        let remaining = file_len - pos;
-        if remaining == 0 {
+        let bytes = window
+            .at(pos, MAX_RECORD_LEN)
+            .map_err(JournalError::io(path))?;
+        if bytes.is_empty() {
             break;
         }
-        let mut frame = [0; FRAME_LEN];
-        let got = read_full(&mut reader, &mut frame).map_err(JournalError::io(path))?;
-        if got < FRAME_LEN {
-            replay.torn_bytes = remaining;
-            break;
-        }
-        let (len, _) = format::parse_frame(&frame);
-        let (min, max) = format::payload_bounds(version);
-        let bad = if (len as usize) < min || len as usize > max {
-            Some(frame.iter().all(|&byte| byte == 0))
-        } else if remaining < (FRAME_LEN as u64) + u64::from(len) {
-            // Cut short by the end of the file: a write that did not finish.
-            replay.torn_bytes = remaining;
-            break;
-        } else {
-            record.clear();
-            record.extend_from_slice(&frame);
-            record.resize(FRAME_LEN + len as usize, 0);
-            reader
-                .read_exact(&mut record[FRAME_LEN..])
-                .map_err(JournalError::io(path))?;
-            match format::decode_record(version, &record) {
-                Ok((entry, used)) => {
-                    live.apply(version, links, entry);
-                    replay.events += 1;
-                    pos += used as u64;
-                    None
-                }
-                Err(format::RecordError::Invalid) => {
-                    // The checksum matched but the payload is not one this build writes.
-                    Some(false)
-                }
-                Err(_) => Some(true),
+        let error = match format::decode_record(version, bytes) {
+            Ok((entry, used)) => {
+                live.apply(version, links, entry);
+                replay.events += 1;
+                pos += used as u64;
+                continue;
             }
+            Err(error) => error,
         };
-        if let Some(may_be_torn) = bad {
-            // A bad record with only zeros after it is the end of a write that never reached
-            // the disk (a file extended by the write reads back zeros): torn, not corrupt.
-            let zeros_after = rest_is_zero(&mut reader).map_err(JournalError::io(path))?;
-            if may_be_torn && zeros_after {
-                replay.torn_bytes = remaining;
-            } else {
-                replay.corrupt = true;
-                replay.corrupt_offset = Some(pos);
-                replay.skipped_bytes = remaining;
-            }
-            break;
+        // The record's own end, when its length is plausible (the checksum failed or the file
+        // ends inside it).
+        let declared_end = match error {
+            format::RecordError::Short { needed } => Some(pos + needed),
+            format::RecordError::Damaged => match bytes.first_chunk::<FRAME_LEN>() {
+                Some(frame) => {
+                    let (len, _) = format::parse_frame(frame);
+                    let (min, max) = format::payload_bounds(version);
+                    ((min..=max).contains(&(len as usize)))
+                        .then(|| pos + (FRAME_LEN as u64) + u64::from(len))
+                }
+                None => None,
+            },
+            format::RecordError::Invalid => None,
+        };
+        // Every record is framed and checksummed: look for the next good one.
+        let next = resync(&mut window, version, pos + 1).map_err(JournalError::io(path))?;
+        if let Some(next) = next {
+            replay.damaged_records += 1;
+            replay.skipped_bytes += next - pos;
+            replay.corrupt_offset.get_or_insert(pos);
+            pos = next;
+            continue;
         }
+        // No good record after it: the end of the file. A record cut short by the end of
+        // the file, or followed only by zeros (a file extended by a write that never reached
+        // the disk reads back zeros), is a write that did not finish: torn. Anything else is
+        // damage at the end.
+        let end = window.len().map_err(JournalError::io(path))?;
+        let torn = matches!(error, format::RecordError::Short { .. })
+            || is_zero_from(&mut window, pos).map_err(JournalError::io(path))?
+            || match declared_end {
+                Some(declared_end) if declared_end <= end => {
+                    is_zero_from(&mut window, declared_end).map_err(JournalError::io(path))?
+                }
+                _ => false,
+            };
+        if torn {
+            replay.torn_bytes = end - pos;
+        } else {
+            replay.damaged_records += 1;
+            replay.skipped_bytes += end - pos;
+            replay.corrupt_offset.get_or_insert(pos);
+        }
+        break;
     }
+    replay.corrupt = replay.damaged_records > 0;
     replay.valid_bytes = pos;
     live.finish(&mut replay);
     Ok(replay)
+}
+
+/// The offset of the first good record at or after `from`, if there is one.
+fn resync(
+    window: &mut Window<impl Read + Seek>,
+    version: u32,
+    from: u64,
+) -> io::Result<Option<u64>> {
+    let (min, _) = format::payload_bounds(version);
+    let mut pos = from;
+    loop {
+        let bytes = window.at(pos, MAX_RECORD_LEN)?;
+        if bytes.len() < FRAME_LEN + min {
+            return Ok(None);
+        }
+        if format::decode_record(version, bytes).is_ok() {
+            return Ok(Some(pos));
+        }
+        pos += 1;
+    }
+}
+
+/// Whether every byte from `from` to the end of the file is zero.
+fn is_zero_from(window: &mut Window<impl Read + Seek>, from: u64) -> io::Result<bool> {
+    let mut pos = from;
+    loop {
+        let bytes = window.at(pos, 1 << 16)?;
+        if bytes.iter().any(|&byte| byte != 0) {
+            return Ok(false);
+        }
+        if bytes.is_empty() {
+            return Ok(true);
+        }
+        pos += bytes.len() as u64;
+    }
+}
+
+/// A forward-only window over a file: the bytes from `start` on, read in as asked for.
+struct Window<R> {
+    file: R,
+    buf: Vec<u8>,
+    /// The file offset of `buf[0]`.
+    start: u64,
+    eof: bool,
+}
+
+impl<R: Read + Seek> Window<R> {
+    /// Bytes read from the file at a time.
+    const CHUNK: usize = 1 << 20;
+
+    fn new(file: R) -> Self {
+        Self {
+            file,
+            buf: Vec::new(),
+            start: 0,
+            eof: false,
+        }
+    }
+
+    /// Up to `n` bytes from file offset `pos` (fewer only at the end of the file).
+    fn at(&mut self, pos: u64, n: usize) -> io::Result<&[u8]> {
+        if pos < self.start {
+            // Back before the window: read again from there.
+            self.file.seek(SeekFrom::Start(pos))?;
+            self.buf.clear();
+            self.start = pos;
+            self.eof = false;
+        }
+        let skip = usize::try_from(pos.saturating_sub(self.start)).unwrap_or(usize::MAX);
+        if skip.saturating_add(n) > self.buf.len() && !self.eof {
+            // Keep a record's worth before `pos` for a caller that steps back.
+            let keep_from = skip.saturating_sub(MAX_RECORD_LEN).min(self.buf.len());
+            self.buf.drain(..keep_from);
+            self.start += keep_from as u64;
+            let want = (skip - keep_from).saturating_add(n);
+            while self.buf.len() < want && !self.eof {
+                let got = (&mut self.file)
+                    .take(Self::CHUNK as u64)
+                    .read_to_end(&mut self.buf)?;
+                self.eof = got < Self::CHUNK;
+            }
+        }
+        let skip = usize::try_from(pos.saturating_sub(self.start)).unwrap_or(usize::MAX);
+        let from = skip.min(self.buf.len());
+        let to = from.saturating_add(n).min(self.buf.len());
+        Ok(&self.buf[from..to])
+    }
+
+    /// The file's length (read to its end).
+    fn len(&mut self) -> io::Result<u64> {
+        while !self.eof {
+            let end = self.start + self.buf.len() as u64;
+            self.at(end, Self::CHUNK)?;
+        }
+        Ok(self.start + self.buf.len() as u64)
+    }
 }
 
 impl LinkNames {
@@ -262,33 +393,6 @@ impl LinkNames {
                 self.name(LinkId(*position)).map(|_| LinkId(*position))
             }
             Link::Position(_) => None,
-        }
-    }
-}
-
-/// Reads until `buf` is full or the end of the input; returns how much was read.
-fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match reader.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            Err(error) => return Err(error),
-        }
-    }
-    Ok(got)
-}
-
-fn rest_is_zero(reader: &mut impl Read) -> io::Result<bool> {
-    let mut chunk = [0; 8192];
-    loop {
-        let n = read_full(reader, &mut chunk)?;
-        if chunk[..n].iter().any(|&byte| byte != 0) {
-            return Ok(false);
-        }
-        if n < chunk.len() {
-            return Ok(true);
         }
     }
 }

@@ -1,13 +1,13 @@
 //! The writer thread: drains the sinks' queue, writes it with one `write`, syncs it with one
 //! `fdatasync` (group commit), publishes the newest durable sequence number and starts and
-//! finishes compactions (`compaction`).
+//! finishes compactions (`compaction`). A failed write or sync (a full disk, an I/O error) is
+//! retried with a growing pause until it succeeds; meanwhile the journal says it has failed.
 
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::compaction::Compaction;
 use super::{Durability, JournalOptions, Shared, Snapshot, Unplaced, lock};
@@ -133,11 +133,10 @@ impl JournalWriter {
         }
     }
 
-    /// Appends `bytes` (events up to `seq`), syncs, publishes.
+    /// Appends `bytes` (events up to `seq`), syncs, publishes. When that fails, retries
+    /// until it succeeds (or the journal closes); meanwhile the journal reports itself failed,
+    /// which stops the server from making or extending bindings.
     fn write(&mut self, bytes: &[u8], seq: u64) {
-        if self.shared.failed.load(Ordering::Acquire) {
-            return;
-        }
         if let Some(compaction) = &mut self.compaction {
             compaction.tail.extend_from_slice(bytes);
         }
@@ -151,16 +150,91 @@ impl JournalWriter {
                 self.len += bytes.len() as u64;
                 self.shared.publish(seq);
             }
-            Err(error) => {
-                // After a failed write or fsync the file's tail is unknown (and a retried
-                // fsync may report success for pages the kernel already dropped): stop.
-                tracing::error!(
-                    path = %self.path.display(),
-                    %error,
-                    "lease journal write failed; journaling stopped"
-                );
-                self.shared.fail();
+            Err(error) => self.recover(bytes, &error),
+        }
+    }
+
+    /// After a failed write or sync of `bytes`: cuts the file back to its
+    /// last synced length and writes everything not yet synced again, with a growing pause
+    /// between tries, until a try succeeds or the journal closes.
+    ///
+    /// The file is cut back rather than synced again because after a failed fsync the kernel
+    /// may have dropped the dirty pages and a second fsync may report success for data that
+    /// never reached the disk; everything past the last good sync is written again from
+    /// memory, so that what the journal then calls durable was written and synced in one
+    /// successful go.
+    fn recover(&mut self, bytes: &[u8], error: &io::Error) {
+        self.shared.fail();
+        tracing::error!(
+            path = %self.path.display(),
+            %error,
+            "lease journal write failed; no new or extended bindings until it writes again"
+        );
+        // A compaction's tail now misses what failed; the next one starts afresh.
+        self.abandon_compaction();
+        let mut unsynced = bytes.to_vec();
+        let mut pause = RETRY_FIRST;
+        let mut tries: u64 = 1;
+        loop {
+            let (seq, closing) = {
+                let mut pending = lock(&self.shared.pending);
+                if !pending.closing {
+                    pending = self
+                        .shared
+                        .wake_writer
+                        .wait_timeout_while(pending, pause, |pending| !pending.closing)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0;
+                }
+                unsynced.extend_from_slice(&pending.bytes);
+                pending.bytes.clear();
+                pending.compacted = None;
+                (pending.seq, pending.closing)
+            };
+            tries += 1;
+            let result = self
+                .file
+                .set_len(self.len)
+                .and_then(|()| self.file.write_all(&unsynced))
+                .and_then(|()| self.file.sync_data());
+            match result {
+                Ok(()) => {
+                    self.len += unsynced.len() as u64;
+                    self.shared.publish(seq);
+                    self.shared.recover();
+                    tracing::warn!(
+                        path = %self.path.display(),
+                        tries,
+                        written = unsynced.len(),
+                        "lease journal writes again; serving new and extended bindings"
+                    );
+                    return;
+                }
+                Err(error) if closing => {
+                    tracing::error!(
+                        path = %self.path.display(),
+                        %error,
+                        lost_bytes = unsynced.len(),
+                        "closing with lease journal records that could not be written"
+                    );
+                    return;
+                }
+                Err(error) => {
+                    tracing::debug!(
+                        path = %self.path.display(),
+                        %error,
+                        tries,
+                        "lease journal write failed again"
+                    );
+                    pause = (pause * 2).min(RETRY_MAX);
+                }
             }
         }
     }
 }
+
+/// The first pause before a failed write is tried again.
+const RETRY_FIRST: Duration = Duration::from_millis(50);
+
+/// The longest pause between two tries of a failed write.
+const RETRY_MAX: Duration = Duration::from_secs(2);

@@ -141,11 +141,15 @@ pub enum DropReason {
     RateLimited,
     /// A Decline over the client's `decline-limit`.
     DeclineLimited,
+    /// A Solicit, Request, Renew or Rebind while the lease journal cannot be written: the
+    /// server makes and extends no binding it cannot keep (counted by the daemon, which
+    /// checks before it calls the engine).
+    JournalUnavailable,
 }
 
 impl DropReason {
     /// Every reason, for metrics.
-    pub const ALL: [DropReason; 17] = [
+    pub const ALL: [DropReason; 18] = [
         DropReason::Malformed,
         DropReason::NotForServer,
         DropReason::Unsupported,
@@ -163,6 +167,7 @@ impl DropReason {
         DropReason::RelayNotAllowed,
         DropReason::RateLimited,
         DropReason::DeclineLimited,
+        DropReason::JournalUnavailable,
     ];
 
     /// A short name for metrics and logs.
@@ -185,6 +190,7 @@ impl DropReason {
             DropReason::RelayNotAllowed => "relay_not_allowed",
             DropReason::RateLimited => "rate_limited",
             DropReason::DeclineLimited => "decline_limited",
+            DropReason::JournalUnavailable => "journal_unavailable",
         }
     }
 }
