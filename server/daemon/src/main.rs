@@ -58,7 +58,8 @@ enum Command {
     /// Loads the configuration, replays the lease journal, binds [::]:547 (joined to
     /// ff02::1:2 and ff05::1:3 on every interface the links name) and answers clients. On
     /// SIGTERM/SIGINT it stops the workers, syncs the journal and exits 0. Needs root, or
-    /// CAP_NET_BIND_SERVICE (UDP) plus CAP_BPF and CAP_NET_ADMIN (XDP).
+    /// CAP_NET_BIND_SERVICE (UDP) plus CAP_BPF and CAP_NET_ADMIN (XDP), to start; with --user
+    /// it then runs unprivileged.
     Run {
         /// The TOML configuration file (see `check-config`).
         #[arg(short, long, value_name = "FILE")]
@@ -101,6 +102,11 @@ enum Command {
         /// embedded copy).
         #[arg(long, value_name = "PATH")]
         ebpf_object: Option<PathBuf>,
+        /// Run as this unprivileged user once the sockets are bound and XDP is attached,
+        /// keeping only CAP_NET_ADMIN (to detach XDP on the way out). The journal's folder must
+        /// be writable by the user (compaction writes new files there).
+        #[arg(long, value_name = "NAME")]
+        user: Option<String>,
     },
     /// Print the live leases of a lease journal (the server may be running).
     ///
@@ -175,6 +181,7 @@ fn main() -> ExitCode {
             workers,
             cores,
             ebpf_object,
+            user,
         } => runtime::run(RunOptions {
             config,
             datapath,
@@ -186,6 +193,7 @@ fn main() -> ExitCode {
             workers: usize::from(workers),
             cores: cores.map(|cores| cores.0).unwrap_or_default(),
             ebpf_object,
+            user,
         }),
         Command::Leases {
             journal,

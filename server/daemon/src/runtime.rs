@@ -7,7 +7,7 @@
 //! then the timer, then syncs and closes the journal, and `run` returns `Ok`.
 
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -81,6 +81,9 @@ pub struct RunOptions {
     /// The compiled XDP object (`Datapath::Xdp`; default: `$XDHCP6_EBPF_OBJECT`, else the
     /// embedded copy).
     pub ebpf_object: Option<PathBuf>,
+    /// The user to run as once everything privileged is done (`--user`); `None` keeps the
+    /// user the server started as.
+    pub user: Option<String>,
 }
 
 impl RunOptions {
@@ -97,6 +100,7 @@ impl RunOptions {
             workers: 1,
             cores: Vec::new(),
             ebpf_object: None,
+            user: None,
         }
     }
 }
@@ -221,6 +225,10 @@ pub fn serve(options: RunOptions, stop: &AtomicBool) -> anyhow::Result<()> {
         )?);
     }
 
+    if let Some(name) = &options.user {
+        become_user(name, &options.journal)?;
+    }
+
     tracing::info!("serving");
     while !stop.load(Ordering::Relaxed) {
         thread::sleep(Duration::from_millis(100));
@@ -238,6 +246,40 @@ pub fn serve(options: RunOptions, stop: &AtomicBool) -> anyhow::Result<()> {
     }
     let (received, sent) = totals(&stats);
     tracing::info!(leases, received, sent, "stopped");
+    Ok(())
+}
+
+/// The one capability the server keeps once it runs as `--user`: detaching the XDP programs on
+/// the way out. Sockets are bound, XDP is attached and the BPF maps are open by then; sending,
+/// receiving, reading the maps and writing the open journal need no capability.
+const KEPT_CAPABILITIES: [caps::Capability; 1] = [caps::Capability::CAP_NET_ADMIN];
+
+/// Becomes the unprivileged `name`, and checks that it can still write the journal's folder
+/// (where compaction writes its new file).
+fn become_user(name: &str, journal: &Path) -> anyhow::Result<()> {
+    let user = os::lookup_user(name).with_context(|| format!("--user {name}"))?;
+    os::drop_privileges(&user, &KEPT_CAPABILITIES)
+        .with_context(|| format!("--user {name}: dropping root"))?;
+    let folder = match journal.parent() {
+        Some(folder) if !folder.as_os_str().is_empty() => folder.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let probe = folder.join(format!(".xdhcp6d-user-check.{}", std::process::id()));
+    std::fs::write(&probe, b"")
+        .and_then(|()| std::fs::remove_file(&probe))
+        .with_context(|| {
+            format!(
+                "--user {name}: cannot write the journal folder {} (make it the user's)",
+                folder.display()
+            )
+        })?;
+    tracing::info!(
+        user = name,
+        uid = user.uid,
+        gid = user.gid,
+        kept = ?KEPT_CAPABILITIES,
+        "running unprivileged"
+    );
     Ok(())
 }
 

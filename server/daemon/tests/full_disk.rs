@@ -8,16 +8,14 @@ mod common;
 
 use std::fs;
 use std::io::Write as _;
-use std::net::{Ipv6Addr, SocketAddrV6, UdpSocket};
 use std::path::PathBuf;
 use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{DaemonOptions, Datapath, Lab, fixtures, journal_leases, metric_sum};
-use xdhcp6_engine::Destination;
-use xdhcp6_engine::proto::MessageType;
-use xdhcp6_engine::testing::{Client, ReplyView};
+use common::{
+    DaemonOptions, Datapath, Exchange, Lab, exchange, fixtures, journal_leases, metric_sum,
+};
 
 const SERVER_IF: &str = "xd6s";
 const CLIENT_IF: &str = "xd6c";
@@ -57,63 +55,6 @@ impl Drop for SmallDisk {
     }
 }
 
-/// How one client's Solicit and Request went.
-#[derive(Debug, PartialEq, Eq)]
-enum Exchange {
-    NoAdvertise,
-    NoReply,
-    Bound(Ipv6Addr),
-}
-
-/// Client `n` solicits and requests an address on the clients' end of the link.
-fn exchange(net: &Lab, n: u64) -> Exchange {
-    net.netns("cli")
-        .run(move || {
-            let index = xdhcp6_datapath::interface_index(CLIENT_IF).unwrap();
-            let socket = UdpSocket::bind("[::]:546").unwrap();
-            socket
-                .set_read_timeout(Some(Duration::from_millis(700)))
-                .unwrap();
-            let servers = SocketAddrV6::new("ff02::1:2".parse().unwrap(), 547, 0, index);
-            let mut client = Client::new(n);
-            client.xid = n as u32 & 0x00ff_ffff;
-            let ask = |bytes: Vec<u8>, expect: MessageType| -> Option<ReplyView> {
-                socket.send_to(&bytes, servers).unwrap();
-                let mut buf = [0u8; 1500];
-                let deadline = Instant::now() + Duration::from_millis(700);
-                while Instant::now() < deadline {
-                    let Ok((len, _)) = socket.recv_from(&mut buf) else {
-                        break;
-                    };
-                    let reply = ReplyView::parse(&buf[..len], Destination::Client);
-                    if reply.msg_type == expect && reply.xid == client.xid {
-                        return Some(reply);
-                    }
-                }
-                None
-            };
-            let Some(advertise) = ask(
-                client.solicit().ia_na(1, &[]).encode(),
-                MessageType::Advertise,
-            ) else {
-                return Exchange::NoAdvertise;
-            };
-            let server = advertise.server_id.clone().unwrap();
-            let offered = advertise.ia_na[0].live_addrs();
-            let Some(reply) = ask(
-                client.request(&server).ia_na(1, &offered).encode(),
-                MessageType::Reply,
-            ) else {
-                return Exchange::NoReply;
-            };
-            match reply.ia_na.first().map(|ia| ia.live_addrs()) {
-                Some(addrs) if !addrs.is_empty() => Exchange::Bound(addrs[0]),
-                _ => Exchange::NoReply,
-            }
-        })
-        .unwrap()
-}
-
 fn healthy(net: &Lab) -> u64 {
     metric_sum(&net.metrics(), "xdhcp6_journal_healthy")
 }
@@ -147,7 +88,7 @@ fn full_disk(tag: &str, durability: &str) {
     };
     net.start_daemon("srv", &config, &options);
     let mut acknowledged = Vec::new();
-    let Exchange::Bound(first) = exchange(&net, 1) else {
+    let Exchange::Bound(first) = exchange(&net, CLIENT_IF, 1) else {
         panic!("no lease before the disk fills:\n{}", net.daemon_log());
     };
     acknowledged.push(first);
@@ -159,7 +100,7 @@ fn full_disk(tag: &str, durability: &str) {
     let mut n = 2;
     while healthy(&net) == 1 {
         assert!(n < 200, "the journal never failed:\n{}", net.daemon_log());
-        if let Exchange::Bound(address) = exchange(&net, n) {
+        if let Exchange::Bound(address) = exchange(&net, CLIENT_IF, n) {
             acknowledged.push(address);
         }
         n += 1;
@@ -167,7 +108,7 @@ fn full_disk(tag: &str, durability: &str) {
     // Now nothing: no Advertise that would draw a client away from the servers that can
     // keep its lease.
     for _ in 0..3 {
-        assert_eq!(exchange(&net, n), Exchange::NoAdvertise);
+        assert_eq!(exchange(&net, CLIENT_IF, n), Exchange::NoAdvertise);
         n += 1;
     }
     let metrics = net.metrics();
@@ -187,7 +128,7 @@ fn full_disk(tag: &str, durability: &str) {
     disk.free();
     wait_until("the journal writes again", || healthy(&net) == 1);
     assert!(net.daemon_log().contains("lease journal writes again"));
-    let Exchange::Bound(last) = exchange(&net, n) else {
+    let Exchange::Bound(last) = exchange(&net, CLIENT_IF, n) else {
         panic!("no lease after space returned:\n{}", net.daemon_log());
     };
     acknowledged.push(last);

@@ -1,6 +1,6 @@
 //! Operating-system helpers the datapaths, the daemon and the load generator share: pinning a
-//! thread to a core, waiting on a descriptor, stop and mark signals, the wall clock, and
-//! one-line error chains for logs.
+//! thread to a core, waiting on a descriptor, stop and mark signals, the wall clock, dropping
+//! root for an unprivileged user, and one-line error chains for logs.
 
 use std::{
     io,
@@ -147,6 +147,87 @@ pub fn interrupt(pid: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// A user of the password database: its name, user id and primary group id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    /// The login name.
+    pub name: String,
+    /// The user id.
+    pub uid: u32,
+    /// The primary group id.
+    pub gid: u32,
+}
+
+/// Looks `name` up in the password database (`getpwnam_r`, so NSS sources count too).
+pub fn lookup_user(name: &str) -> io::Result<User> {
+    let c_name = std::ffi::CString::new(name)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "user name holds a NUL byte"))?;
+    let mut buf = vec![0u8; 16 * 1024];
+    // Safety: zeroed is a valid passwd (null pointers, zero ids); getpwnam_r fills it with
+    // pointers into `buf`, which outlives every use below, and writes at most `buf.len()`
+    // bytes there.
+    let mut entry: libc::passwd = unsafe { zeroed() };
+    let mut found: *mut libc::passwd = ptr::null_mut();
+    // Safety: every pointer is valid for the call, as above.
+    let status = unsafe {
+        libc::getpwnam_r(
+            c_name.as_ptr(),
+            &mut entry,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            &mut found,
+        )
+    };
+    if status != 0 {
+        return Err(io::Error::from_raw_os_error(status));
+    }
+    if found.is_null() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("no user {name:?} in the password database"),
+        ));
+    }
+    Ok(User {
+        name: name.to_owned(),
+        uid: entry.pw_uid,
+        gid: entry.pw_gid,
+    })
+}
+
+/// Runs as `user` from now on, keeping only the capabilities in `keep`.
+///
+/// The user and group ids change for every thread of the process (the C library passes the
+/// change on), and supplementary groups are dropped. Threads other than the calling one lose
+/// every capability; the calling thread keeps `keep` permitted and effective, and threads it
+/// starts later inherit them. `PR_SET_NO_NEW_PRIVS` is set so that nothing regains more.
+pub fn drop_privileges(user: &User, keep: &[caps::Capability]) -> io::Result<()> {
+    let os = |result: libc::c_int| {
+        if result == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    };
+    let caps_error = |error: caps::errors::CapsError| io::Error::other(error.to_string());
+    // Safety: prctl, setgroups, setresgid and setresuid take plain integers (and a null
+    // group list of length 0); they have no memory effects on this process.
+    unsafe {
+        // Keep the permitted set across the change of user id, for the calling thread.
+        os(libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0))?;
+        os(libc::setgroups(0, ptr::null()))?;
+        os(libc::setresgid(user.gid, user.gid, user.gid))?;
+        os(libc::setresuid(user.uid, user.uid, user.uid))?;
+        os(libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0))?;
+    }
+    let keep: caps::CapsHashSet = keep.iter().copied().collect();
+    caps::set(None, caps::CapSet::Inheritable, &caps::CapsHashSet::new()).map_err(caps_error)?;
+    caps::set(None, caps::CapSet::Permitted, &keep).map_err(caps_error)?;
+    caps::set(None, caps::CapSet::Effective, &keep).map_err(caps_error)?;
+    // Safety: prctl with integer arguments has no memory effects.
+    unsafe { os(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) }?;
+    Ok(())
+}
+
 /// Seconds since the Unix epoch: the engine's clock (0 before 1970, never panics).
 pub fn unix_now() -> u32 {
     SystemTime::now()
@@ -172,6 +253,14 @@ mod tests {
     use std::os::fd::AsFd;
 
     use super::*;
+
+    #[test]
+    fn lookup_user_finds_root_and_names_a_missing_user() {
+        let root = lookup_user("root").unwrap();
+        assert_eq!((root.uid, root.gid), (0, 0));
+        let error = lookup_user("no-such-user-xdhcp6").unwrap_err();
+        assert!(error.to_string().contains("no-such-user-xdhcp6"), "{error}");
+    }
 
     #[test]
     fn cpu_out_of_range_is_refused() {

@@ -2,7 +2,13 @@
 
 #![allow(dead_code, unused_imports)] // Each test binary uses its own part of the harness.
 
+use std::net::{Ipv6Addr, SocketAddrV6, UdpSocket};
 use std::path::Path;
+use std::time::{Duration, Instant};
+
+use xdhcp6_engine::Destination;
+use xdhcp6_engine::proto::MessageType;
+use xdhcp6_engine::testing::{Client, ReplyView};
 
 pub use xdhcp6_lab::capture::{self, CapturedMessage};
 pub use xdhcp6_lab::dhclient::{ScriptEvent, lease_value};
@@ -23,4 +29,62 @@ pub fn lab(tag: &str, roles: &[&str]) -> Lab {
 /// The rows of `xdhcp6d leases --journal J --json`.
 pub fn journal_leases(journal: &Path) -> Vec<serde_json::Value> {
     xdhcp6_lab::harness::journal_leases(Path::new(DAEMON), journal)
+}
+
+/// How one client's Solicit and Request went.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Exchange {
+    NoAdvertise,
+    NoReply,
+    Bound(Ipv6Addr),
+}
+
+/// Client `n` solicits and requests an address from the `cli` namespace, on `client_if`.
+pub fn exchange(net: &Lab, client_if: &str, n: u64) -> Exchange {
+    let client_if = client_if.to_owned();
+    net.netns("cli")
+        .run(move || {
+            let index = xdhcp6_datapath::interface_index(&client_if).unwrap();
+            let socket = UdpSocket::bind("[::]:546").unwrap();
+            socket
+                .set_read_timeout(Some(Duration::from_millis(700)))
+                .unwrap();
+            let servers = SocketAddrV6::new("ff02::1:2".parse().unwrap(), 547, 0, index);
+            let mut client = Client::new(n);
+            client.xid = n as u32 & 0x00ff_ffff;
+            let ask = |bytes: Vec<u8>, expect: MessageType| -> Option<ReplyView> {
+                socket.send_to(&bytes, servers).unwrap();
+                let mut buf = [0u8; 1500];
+                let deadline = Instant::now() + Duration::from_millis(700);
+                while Instant::now() < deadline {
+                    let Ok((len, _)) = socket.recv_from(&mut buf) else {
+                        break;
+                    };
+                    let reply = ReplyView::parse(&buf[..len], Destination::Client);
+                    if reply.msg_type == expect && reply.xid == client.xid {
+                        return Some(reply);
+                    }
+                }
+                None
+            };
+            let Some(advertise) = ask(
+                client.solicit().ia_na(1, &[]).encode(),
+                MessageType::Advertise,
+            ) else {
+                return Exchange::NoAdvertise;
+            };
+            let server = advertise.server_id.clone().unwrap();
+            let offered = advertise.ia_na[0].live_addrs();
+            let Some(reply) = ask(
+                client.request(&server).ia_na(1, &offered).encode(),
+                MessageType::Reply,
+            ) else {
+                return Exchange::NoReply;
+            };
+            match reply.ia_na.first().map(|ia| ia.live_addrs()) {
+                Some(addrs) if !addrs.is_empty() => Exchange::Bound(addrs[0]),
+                _ => Exchange::NoReply,
+            }
+        })
+        .unwrap()
 }
