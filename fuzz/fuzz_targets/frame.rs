@@ -49,7 +49,7 @@ fuzz_target!(|data: &[u8]| {
         let from = ReplySource {
             mac: [2, 0, 0, 0, 5, 0x47],
             link_local: Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0x547),
-            global: (data.len() % 2 == 0)
+            global: (data.len() % 16 != 15)
                 .then(|| Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x547)),
         };
         // The payload lengths a reply may have: the request's echoed back, none, and larger

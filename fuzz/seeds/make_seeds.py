@@ -118,7 +118,7 @@ def engine_seeds():
         "engine",
         "decline-confirm-information-request",
         msg(message(SOLICIT, 1, 9, ia_na(1, na), rapid=True))
-        + msg(message(DECLINE, 2, 9, ia_na(1, na), ia_pd(2, pd), server=True), 5)
+        + msg(message(DECLINE, 2, 9, ia_na(1, na), ia_pd(2, pd), server=True))
         + msg(message(CONFIRM, 3, 9, ia_na(1, na)))
         + msg(message(INFORMATION_REQUEST, 4, 9))
         + tick(40)
