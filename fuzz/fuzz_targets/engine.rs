@@ -1,7 +1,8 @@
 //! A sequence of steps against one engine: DHCPv6 messages (direct, by multicast or unicast,
 //! or relayed) and clock advances with the timer sweep. After every step the lease table must
 //! be sound: no address or prefix held by two clients, every binding inside a range or
-//! reservation of its link, and the engine's binding counters equal to a walk of the table.
+//! reservation of its link, the engine's binding counters equal to a walk of the table, the
+//! server's and links' `max-leases` caps kept, and no delegated prefix declined.
 //!
 //! Input: steps until the bytes run out (at most [`MAX_STEPS`]). A step starts with a byte
 //! `op`. `op & 3 == 0`: the next byte `n` advances the clock by `4 * n` seconds, then the
