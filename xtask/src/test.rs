@@ -21,6 +21,8 @@ const FUZZ_TARGETS: &[(&str, &[&str])] = &[
     ("message", &["fuzz/seeds/message", "fuzz/seeds/relay"]),
     ("relay_chain", &["fuzz/seeds/relay"]),
     ("journal_format", &["fuzz/seeds/journal_format"]),
+    ("engine", &["fuzz/seeds/engine"]),
+    ("frame", &["fuzz/seeds/frame"]),
 ];
 
 pub fn run(options: &Options) -> Result<()> {
