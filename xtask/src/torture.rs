@@ -166,6 +166,22 @@ impl Lab {
         client.add_address(CLIENT_IF, &format!("{CLIENT_ADDRESS}/64"))?;
         server.wait_for_addresses(SERVER_IF)?;
         client.wait_for_addresses(CLIENT_IF)?;
+        // The flooding relay's address resolves to the client side, as a relay behind a router
+        // does (the router's MAC): the server's kernel does not hold its replies waiting for a
+        // neighbour that never answers, and the client namespace drops them.
+        let client_mac = client.mac(CLIENT_IF)?;
+        server.ip(&[
+            "-6",
+            "neigh",
+            "replace",
+            &FLOOD_SOURCE.to_string(),
+            "lladdr",
+            &client_mac,
+            "dev",
+            SERVER_IF,
+            "nud",
+            "permanent",
+        ])?;
         Ok(Self {
             server,
             client,
@@ -351,9 +367,10 @@ fn floods(options: &Options) -> Result<[Sent; 4]> {
     })
 }
 
-/// A UDP socket bound to the flooding relay's port 547 on [`FLOOD_SOURCE`], an address no
-/// interface has (`IPV6_FREEBIND`): the server's answers to it are lost on the wire, as a
-/// spoofing flooder's are.
+/// A UDP socket bound to [`FLOOD_SOURCE`], an address no interface has (`IPV6_FREEBIND`), on
+/// a port of its own (the generator's relays hold `[::]:547`; a relay may send from any port,
+/// RFC 8357): the server's answers go to port 547 of an address nobody owns and are lost on
+/// the wire, as a spoofing flooder's are.
 fn flood_socket() -> Result<UdpSocket> {
     // SAFETY: socket() takes no pointers; the descriptor it returns is owned below.
     let fd = unsafe { libc::socket(libc::AF_INET6, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
@@ -363,10 +380,8 @@ fn flood_socket() -> Result<UdpSocket> {
     // SAFETY: fd is a fresh descriptor that nothing else owns.
     let owned = unsafe { OwnedFd::from_raw_fd(fd) };
     let one: libc::c_int = 1;
-    for (level, option) in [
-        (libc::SOL_IPV6, libc::IPV6_FREEBIND),
-        (libc::SOL_SOCKET, libc::SO_REUSEADDR),
-    ] {
+    {
+        let (level, option) = (libc::SOL_IPV6, libc::IPV6_FREEBIND);
         // SAFETY: the value pointer and length describe `one`, which outlives the call.
         let rc = unsafe {
             libc::setsockopt(
@@ -384,7 +399,6 @@ fn flood_socket() -> Result<UdpSocket> {
     // SAFETY: sockaddr_in6 is plain old data; all zero is a valid value.
     let mut address: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
     address.sin6_family = libc::AF_INET6 as libc::sa_family_t;
-    address.sin6_port = 547u16.to_be();
     address.sin6_addr.s6_addr = FLOOD_SOURCE.octets();
     // SAFETY: the pointer and length describe `address`, which outlives the call.
     let rc = unsafe {
@@ -396,7 +410,7 @@ fn flood_socket() -> Result<UdpSocket> {
     };
     if rc != 0 {
         return Err(std::io::Error::last_os_error())
-            .with_context(|| format!("binding [{FLOOD_SOURCE}]:547"));
+            .with_context(|| format!("binding [{FLOOD_SOURCE}]:0"));
     }
     Ok(UdpSocket::from(owned))
 }
