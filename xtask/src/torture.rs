@@ -2,7 +2,8 @@
 //! limits it ships with, while a legitimate population keeps binding.
 //!
 //! Topology: a server namespace and a client namespace joined by a veth pair, as for `cargo
-//! xtask bench`. In the client namespace the generator (`xdhcp6-bench`) runs the legitimate
+//! xtask bench`, and the flooding relay's namespace behind the client one, which routes for
+//! it (as a router in front of a relay does). In the client namespace the generator (`xdhcp6-bench`) runs the legitimate
 //! population: `sarr` flows through several emulated relays (distinct Interface-Ids), each
 //! client with its own Remote-Id. Meanwhile one flooding relay (its own source address and
 //! Interface-Id, a fresh Remote-Id per message) sends, one after the other, random-DUID
@@ -15,7 +16,6 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::{Ipv6Addr, SocketAddrV6, UdpSocket};
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,9 +36,12 @@ const SERVER_IF: &str = "xt-srv0";
 const CLIENT_IF: &str = "xt-cli0";
 const SERVER_ADDRESS: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xf, 0, 0, 0, 0, 1);
 const CLIENT_ADDRESS: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xf, 0, 0, 0, 0, 2);
-/// The flooding relay's source address: not assigned to any interface, so the server's
-/// replies to it go nowhere and never reach the generator's relay socket.
-const FLOOD_SOURCE: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xf, 0, 0, 0, 0, 0xf100);
+const FLOOD_IF: &str = "xt-fld0";
+const ROUTER_IF: &str = "xt-rtr0";
+/// The flooding relay's address, in a namespace of its own behind the client namespace (which
+/// routes): the server's replies to it never reach the generator's relay socket.
+const FLOOD_SOURCE: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xf1, 0, 0, 0, 0, 0x100);
+const ROUTER_ADDRESS: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xf1, 0, 0, 0, 0, 1);
 /// The link-address the flooding relay names (inside the pool, so the link is selected).
 const FLOOD_LINK: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0xf1, 0);
 const POOL: &str = "2001:db8:1::/64";
@@ -149,42 +152,62 @@ pub fn run(options: &Options) -> Result<()> {
 struct Lab {
     server: Netns,
     client: Netns,
+    flood: Netns,
     release: PathBuf,
     work: PathBuf,
 }
 
 impl Lab {
     fn new(release: &Path, work: &Path) -> Result<Self> {
-        println!("== namespaces xdhcp6-torture-srv and xdhcp6-torture-cli, joined by a veth pair");
+        println!(
+            "== namespaces xdhcp6-torture-srv and xdhcp6-torture-cli joined by a veth pair, \
+             xdhcp6-torture-fld (the flooding relay) routed through -cli"
+        );
         let server = Netns::create("xdhcp6-torture-srv")?;
         let client = Netns::create("xdhcp6-torture-cli")?;
+        let flood = Netns::create("xdhcp6-torture-fld")?;
         netns::veth_pair(&server, SERVER_IF, &client, CLIENT_IF)?;
-        for (ns, interface) in [(&server, SERVER_IF), (&client, CLIENT_IF)] {
+        netns::veth_pair(&flood, FLOOD_IF, &client, ROUTER_IF)?;
+        for (ns, interface) in [
+            (&server, SERVER_IF),
+            (&client, CLIENT_IF),
+            (&client, ROUTER_IF),
+            (&flood, FLOOD_IF),
+        ] {
             ns.finish_checksums(interface)?;
         }
         server.add_address(SERVER_IF, &format!("{SERVER_ADDRESS}/64"))?;
         client.add_address(CLIENT_IF, &format!("{CLIENT_ADDRESS}/64"))?;
-        server.wait_for_addresses(SERVER_IF)?;
-        client.wait_for_addresses(CLIENT_IF)?;
-        // The flooding relay's address resolves to the client side, as a relay behind a router
-        // does (the router's MAC): the server's kernel does not hold its replies waiting for a
-        // neighbour that never answers, and the client namespace drops them.
-        let client_mac = client.mac(CLIENT_IF)?;
+        client.add_address(ROUTER_IF, &format!("{ROUTER_ADDRESS}/64"))?;
+        flood.add_address(FLOOD_IF, &format!("{FLOOD_SOURCE}/64"))?;
+        cmd::run(
+            client
+                .command("sysctl")
+                .args(["-qw", "net.ipv6.conf.all.forwarding=1"]),
+        )?;
+        let router = ROUTER_ADDRESS.to_string();
+        let client_address = CLIENT_ADDRESS.to_string();
+        flood.ip(&["-6", "route", "add", "default", "via", &router])?;
         server.ip(&[
             "-6",
-            "neigh",
-            "replace",
-            &FLOOD_SOURCE.to_string(),
-            "lladdr",
-            &client_mac,
-            "dev",
-            SERVER_IF,
-            "nud",
-            "permanent",
+            "route",
+            "add",
+            "2001:db8:f1::/64",
+            "via",
+            &client_address,
         ])?;
+        for (ns, interface) in [
+            (&server, SERVER_IF),
+            (&client, CLIENT_IF),
+            (&client, ROUTER_IF),
+            (&flood, FLOOD_IF),
+        ] {
+            ns.wait_for_addresses(interface)?;
+        }
         Ok(Self {
             server,
             client,
+            flood,
             release: release.to_owned(),
             work: work.to_owned(),
         })
@@ -256,7 +279,7 @@ impl Lab {
         let mut peak = (rss0, leases0);
         let sent = std::thread::scope(|scope| -> Result<[Sent; 4]> {
             let floods = scope.spawn(|| {
-                let result = self.client.run(|| floods(options));
+                let result = self.flood.run(|| floods(options));
                 done.store(true, Ordering::Release);
                 result
             });
@@ -367,52 +390,11 @@ fn floods(options: &Options) -> Result<[Sent; 4]> {
     })
 }
 
-/// A UDP socket bound to [`FLOOD_SOURCE`], an address no interface has (`IPV6_FREEBIND`), on
-/// a port of its own (the generator's relays hold `[::]:547`; a relay may send from any port,
-/// RFC 8357): the server's answers go to port 547 of an address nobody owns and are lost on
-/// the wire, as a spoofing flooder's are.
+/// A UDP socket of the flooding relay, on a port of its own (a relay may send from any port,
+/// RFC 8357): the server's answers go to port 547, where nothing listens in its namespace.
 fn flood_socket() -> Result<UdpSocket> {
-    // SAFETY: socket() takes no pointers; the descriptor it returns is owned below.
-    let fd = unsafe { libc::socket(libc::AF_INET6, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error()).context("socket(AF_INET6, SOCK_DGRAM)");
-    }
-    // SAFETY: fd is a fresh descriptor that nothing else owns.
-    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-    let one: libc::c_int = 1;
-    {
-        let (level, option) = (libc::SOL_IPV6, libc::IPV6_FREEBIND);
-        // SAFETY: the value pointer and length describe `one`, which outlives the call.
-        let rc = unsafe {
-            libc::setsockopt(
-                fd,
-                level,
-                option,
-                (&raw const one).cast(),
-                size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            return Err(std::io::Error::last_os_error()).context("setsockopt");
-        }
-    }
-    // SAFETY: sockaddr_in6 is plain old data; all zero is a valid value.
-    let mut address: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
-    address.sin6_family = libc::AF_INET6 as libc::sa_family_t;
-    address.sin6_addr.s6_addr = FLOOD_SOURCE.octets();
-    // SAFETY: the pointer and length describe `address`, which outlives the call.
-    let rc = unsafe {
-        libc::bind(
-            fd,
-            (&raw const address).cast(),
-            size_of::<libc::sockaddr_in6>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error())
-            .with_context(|| format!("binding [{FLOOD_SOURCE}]:0"));
-    }
-    Ok(UdpSocket::from(owned))
+    UdpSocket::bind(SocketAddrV6::new(FLOOD_SOURCE, 0, 0, 0))
+        .with_context(|| format!("binding [{FLOOD_SOURCE}]:0"))
 }
 
 /// Sends what `write` builds at `rate` a second until `limit` passed or `count` are sent.
