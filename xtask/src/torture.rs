@@ -93,6 +93,10 @@ struct Row {
     journal_bytes: u64,
     legit_started: u64,
     legit_completed: u64,
+    /// Legitimate flows whose request went unanswered within the generator's timeout.
+    legit_timeouts: u64,
+    /// Legitimate flows with a reply that failed validation (a NoAddrsAvail among them).
+    legit_failed: u64,
     /// Solicit, Request, Decline, malformed.
     sent: [Sent; 4],
     /// `dropped:REASON` and `refused:LIMIT` counters, the run's increase.
@@ -332,14 +336,18 @@ impl Lab {
             journal_bytes: journal2.saturating_sub(journal0),
             legit_started: count("flows_started"),
             legit_completed: count("flows_completed"),
+            legit_timeouts: count("timeouts"),
+            legit_failed: count("flows_failed"),
             sent,
             drops,
         };
         println!(
-            "  legitimate: {} of {} flows completed ({:.2} %)",
+            "  legitimate: {} of {} flows completed ({:.2} %), {} timed out, {} failed",
             row.legit_completed,
             row.legit_started,
-            row.success_percent()
+            row.success_percent(),
+            row.legit_timeouts,
+            row.legit_failed
         );
         Ok(row)
     }
@@ -577,7 +585,7 @@ fn table(rows: &[Row], options: &Options) -> String {
     for r in rows {
         let _ = writeln!(
             t,
-            "| {} | {} / {} / {} | {} / {} / {} | {} B | {:.2} % ({} of {}) | {} / {} / {} / {} |",
+            "| {} | {} / {} / {} | {} / {} / {} | {} B | {:.2} % ({} of {}; {} timed out, {} failed) | {} / {} / {} / {} |",
             r.datapath,
             mib(r.rss_kib[0]),
             mib(r.rss_kib[1]),
@@ -589,6 +597,8 @@ fn table(rows: &[Row], options: &Options) -> String {
             r.success_percent(),
             r.legit_completed,
             r.legit_started,
+            r.legit_timeouts,
+            r.legit_failed,
             r.sent[0].messages,
             r.sent[1].messages,
             r.sent[2].messages,
@@ -618,7 +628,8 @@ fn table(rows: &[Row], options: &Options) -> String {
 fn csv(rows: &[Row]) -> String {
     let mut t = String::from(
         "datapath,rss_before_kib,rss_peak_kib,rss_after_kib,leases_before,leases_peak,\
-         leases_after,journal_bytes,legit_started,legit_completed,legit_success_percent",
+         leases_after,journal_bytes,legit_started,legit_completed,legit_timeouts,legit_failed,\
+         legit_success_percent",
     );
     for kind in FLOODS {
         let _ = write!(t, ",sent_{kind}");
@@ -627,7 +638,7 @@ fn csv(rows: &[Row]) -> String {
     for r in rows {
         let _ = write!(
             t,
-            "{},{},{},{},{},{},{},{},{},{},{:.3}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{:.3}",
             r.datapath,
             r.rss_kib[0],
             r.rss_kib[1],
@@ -638,6 +649,8 @@ fn csv(rows: &[Row]) -> String {
             r.journal_bytes,
             r.legit_started,
             r.legit_completed,
+            r.legit_timeouts,
+            r.legit_failed,
             r.success_percent()
         );
         for s in r.sent {
@@ -663,6 +676,8 @@ fn summary_json(rows: &[Row], options: &Options) -> Value {
             "journal_bytes": r.journal_bytes,
             "legit_started": r.legit_started,
             "legit_completed": r.legit_completed,
+            "legit_timeouts": r.legit_timeouts,
+            "legit_failed": r.legit_failed,
             "legit_success_percent": r.success_percent(),
             "sent": FLOODS.iter().zip(r.sent).map(|(k, s)| (k.to_string(), json!({
                 "messages": s.messages, "refused_by_socket": s.refused,
@@ -684,6 +699,8 @@ mod tests {
             journal_bytes: 4096,
             legit_started: 1000,
             legit_completed: 995,
+            legit_timeouts: 5,
+            legit_failed: 0,
             sent: [Sent {
                 messages: 7,
                 refused: 0,
@@ -709,13 +726,13 @@ mod tests {
         ];
         let t = table(&rows, &options);
         assert!(t.contains(
-            "| udp | 10.0 MiB / 20.0 MiB / 11.0 MiB | 0 / 1500 / 1200 | 4096 B | 99.50 % (995 of 1000) | 7 / 7 / 7 / 7 |"
+            "| udp | 10.0 MiB / 20.0 MiB / 11.0 MiB | 0 / 1500 / 1200 | 4096 B | 99.50 % (995 of 1000; 5 timed out, 0 failed) | 7 / 7 / 7 / 7 |"
         ), "{t}");
         assert!(t.contains("| dropped:rate_limited | 5 | 0 |\n"), "{t}");
         assert!(t.contains("| refused:relay_rate | 0 | 3 |\n"), "{t}");
         let c = csv(&rows);
         assert_eq!(c.lines().count(), 3);
-        assert!(c.contains("udp,10240,20480,11264,0,1500,1200,4096,1000,995,99.500,7,7,7,7,dropped:rate_limited=5\n"), "{c}");
+        assert!(c.contains("udp,10240,20480,11264,0,1500,1200,4096,1000,995,5,0,99.500,7,7,7,7,dropped:rate_limited=5\n"), "{c}");
     }
 
     #[test]
