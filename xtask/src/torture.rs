@@ -58,10 +58,14 @@ pub struct Options {
     /// udp, xdp or both.
     #[arg(long, default_value = "both")]
     datapath: String,
-    /// Flood messages a second from the one flooding relay (the default per-relay binding
-    /// rate is 1,000).
-    #[arg(long, default_value_t = 10_000.0)]
-    flood_rate: f64,
+    /// Who floods: relay (one relay, a fresh Remote-ID per message) or mac (one client
+    /// link-layer address: one Remote-ID behind that relay).
+    #[arg(long, default_value = "relay")]
+    flooder: String,
+    /// Flood messages a second (default: ten times the default rate of the flooder's limit,
+    /// relay-binding-rate 1,000 or mac-binding-rate 4).
+    #[arg(long)]
+    flood_rate: Option<f64>,
     /// Malformed datagrams sent over the run, spread over it.
     #[arg(long, default_value_t = 1_000_000)]
     malformed: u64,
@@ -105,6 +109,17 @@ struct Row {
 
 const FLOODS: [&str; 4] = ["solicit", "request", "decline", "malformed"];
 
+impl Options {
+    fn flood_rate(&self) -> f64 {
+        self.flood_rate
+            .unwrap_or(if self.one_mac() { 40.0 } else { 10_000.0 })
+    }
+
+    fn one_mac(&self) -> bool {
+        self.flooder == "mac"
+    }
+}
+
 impl Row {
     fn success_percent(&self) -> f64 {
         if self.legit_started == 0 {
@@ -123,7 +138,10 @@ pub fn run(options: &Options) -> Result<()> {
         "both" => &["udp", "xdp"],
         other => bail!("--datapath {other:?}: expected udp, xdp or both"),
     };
-    if !(options.seconds >= 3.0 && options.flood_rate > 0.0 && options.legit_rate > 0.0) {
+    if !matches!(options.flooder.as_str(), "relay" | "mac") {
+        bail!("--flooder {:?}: expected relay or mac", options.flooder);
+    }
+    if !(options.seconds >= 3.0 && options.flood_rate() > 0.0 && options.legit_rate > 0.0) {
         bail!("--seconds must be at least 3, --flood-rate and --legit-rate positive");
     }
     build::all()?;
@@ -378,15 +396,15 @@ fn floods(options: &Options) -> Result<[Sent; 4]> {
         for (i, kind) in FLOODS[..3].iter().enumerate() {
             println!(
                 "  flood: {kind} at {:.0}/s for {third:?}",
-                options.flood_rate
+                options.flood_rate()
             );
             sent[i] = paced(
                 &socket,
                 server,
-                options.flood_rate,
+                options.flood_rate(),
                 third,
                 u64::MAX,
-                |buf| flood_message(i, &mut rng, buf),
+                |buf| flood_message(i, options.one_mac(), &mut rng, buf),
             );
         }
         sent[3] = match malformed.join() {
@@ -466,8 +484,8 @@ fn option(buf: &mut Vec<u8>, code: u16, body: impl FnOnce(&mut Vec<u8>)) {
 
 /// Flood `kind` (0: Solicit, 1: Request without a Solicit, 2: Decline) from a random DUID
 /// (Declines: one of 16 DUIDs, of a random pool address), inside a Relay-forward of the
-/// flooding relay with a fresh Remote-Id.
-fn flood_message(kind: usize, rng: &mut Rng, buf: &mut Vec<u8>) {
+/// flooding relay with a fresh Remote-Id, or always the same one with `one_mac`.
+fn flood_message(kind: usize, one_mac: bool, rng: &mut Rng, buf: &mut Vec<u8>) {
     let (msg_type, duids) = match kind {
         0 => (1u8, u64::MAX),
         1 => (3, u64::MAX),
@@ -480,7 +498,11 @@ fn flood_message(kind: usize, rng: &mut Rng, buf: &mut Vec<u8>) {
     option(buf, 18, |b| b.extend_from_slice(b"torture-flood"));
     option(buf, 37, |b| {
         b.extend_from_slice(&4491u32.to_be_bytes());
-        rng.bytes(b, 8);
+        if one_mac {
+            b.extend_from_slice(b"torture1");
+        } else {
+            rng.bytes(b, 8);
+        }
     });
     option(buf, 9, |b| {
         b.push(msg_type);
@@ -519,12 +541,12 @@ fn malformed_message(rng: &mut Rng, buf: &mut Vec<u8>) {
             rng.bytes(buf, len);
         }
         1 => {
-            flood_message((rng.next() % 3) as usize, rng, buf);
+            flood_message((rng.next() % 3) as usize, false, rng, buf);
             let cut = (rng.next() as usize) % buf.len();
             buf.truncate(cut);
         }
         _ => {
-            flood_message(0, rng, buf);
+            flood_message(0, false, rng, buf);
             // The Relay Message option (after link, peer, Interface-Id and Remote-Id) claims
             // more than the datagram holds.
             let at = 34 + 4 + 13 + 4 + 12;
@@ -568,10 +590,15 @@ fn mib(kib: u64) -> String {
 /// The table (Markdown): one row per datapath, then the drops by reason.
 fn table(rows: &[Row], options: &Options) -> String {
     let mut t = format!(
-        "One relay floods random-DUID Solicits, Requests without Solicit and Declines at {:.0}/s \
+        "{} floods random-DUID Solicits, Requests without Solicit and Declines at {:.0}/s \
          ({:.1} s each) and {} malformed datagrams, while {} relays bring {:.0} legitimate sarr \
          flows/s; the limits shipped by default (examples/reference.toml)\n\n",
-        options.flood_rate,
+        if options.one_mac() {
+            "One MAC (one Remote-ID behind one relay)"
+        } else {
+            "One relay"
+        },
+        options.flood_rate(),
         options.seconds / 3.0,
         options.malformed,
         options.legit_relays,
@@ -665,7 +692,8 @@ fn csv(rows: &[Row]) -> String {
 fn summary_json(rows: &[Row], options: &Options) -> Value {
     json!({
         "seconds": options.seconds,
-        "flood_rate": options.flood_rate,
+        "flooder": options.flooder,
+        "flood_rate": options.flood_rate(),
         "malformed": options.malformed,
         "legit_rate": options.legit_rate,
         "legit_relays": options.legit_relays,
@@ -714,7 +742,8 @@ mod tests {
         let options = Options {
             seconds: 24.0,
             datapath: "both".to_owned(),
-            flood_rate: 10_000.0,
+            flooder: "relay".to_owned(),
+            flood_rate: None,
             malformed: 1_000_000,
             legit_rate: 200.0,
             legit_relays: 16,
@@ -751,7 +780,7 @@ mod tests {
         let mut rng = Rng(1);
         for kind in 0..3 {
             let mut buf = Vec::new();
-            flood_message(kind, &mut rng, &mut buf);
+            flood_message(kind, kind == 1, &mut rng, &mut buf);
             assert_eq!(buf[0], 12);
             // Options after the 34-byte header add up to the datagram.
             let mut at = 34;
