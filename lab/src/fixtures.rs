@@ -14,6 +14,8 @@ pub const ACCESS: &str = include_str!("../../tests/fixtures/configs/access.toml"
 pub const DEMO: &str = include_str!("../../tests/fixtures/configs/demo.toml");
 /// `cargo xtask bench`'s xdhcp6d on `@SERVER_IF@`.
 pub const BENCH: &str = include_str!("../../tests/fixtures/configs/bench.toml");
+/// `cargo xtask torture`'s xdhcp6d on `@SERVER_IF@`, with the default limits.
+pub const TORTURE: &str = include_str!("../../tests/fixtures/configs/torture.toml");
 /// The AF_XDP worker tests' link on `@SERVER_IF@`, untagged and on VLAN 101.
 pub const AFXDP_VETH: &str = include_str!("../../tests/fixtures/configs/afxdp-veth.toml");
 /// The generator's AF_XDP tests: xdhcp6d on `@SERVER_IF@`.

@@ -1,5 +1,6 @@
 //! The xdhcp6 test lab: the network, processes and tools that the appliance tests,
-//! `cargo xtask demo`, `cargo xtask bench` and `cargo xtask failover` build their runs from.
+//! `cargo xtask demo`, `cargo xtask bench`, `cargo xtask failover` and `cargo xtask torture`
+//! build their runs from.
 //!
 //! - [`netns`]: throw-away network namespaces joined by veth pairs (with several queues where
 //!   multi-queue AF_XDP is tested), bridges and addresses, all removed on drop;

@@ -4,7 +4,8 @@
 //! the release binaries, `test` runs every test layer, `bench` measures the appliance against
 //! the link's ceiling and Kea, `demo` shows the appliance working in a throw-away network
 //! namespace, and `failover` kills one server of a redundant pair under load and measures what
-//! the clients lose.
+//! the clients lose, and `torture` floods it as an attacker would and shows what its default
+//! limits keep safe.
 
 mod bench;
 mod build;
@@ -14,6 +15,7 @@ mod failover;
 mod process;
 mod setup;
 mod test;
+mod torture;
 
 use std::process::ExitCode;
 
@@ -54,6 +56,12 @@ enum Task {
     /// Preference-255 server once every client has renewed, and compare how many clients
     /// lost service and for how long under several choices of T1/T2/lifetimes.
     Failover(failover::Options),
+    /// Build, then flood the appliance (its default limits in force) on each datapath with
+    /// random-DUID Solicits, Requests without a Solicit, Declines and malformed datagrams from
+    /// one relay while a legitimate population comes through others; prints RSS and lease
+    /// table before, during and after, journal bytes written, the legitimate success rate and
+    /// the drops by reason, and writes them under target/torture/.
+    Torture(torture::Options),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +73,7 @@ fn main() -> ExitCode {
         Task::Demo => setup::run().and_then(|()| demo::run()),
         Task::Bench(options) => setup::run().and_then(|()| bench::run(&options)),
         Task::Failover(options) => failover::run(&options),
+        Task::Torture(options) => torture::run(&options),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
