@@ -364,12 +364,7 @@ impl Engine {
     /// The link of a relayed client: the innermost relay's Interface-Id or link-address, then
     /// the relays further out (RFC 9915 §13.1).
     fn relay_link(&self, chain: &RelayChain<'_>) -> Option<LinkId> {
-        let mut hops: [Option<xdhcp6_proto::RelayMessage<'_>>; HOP_COUNT_LIMIT] =
-            [None; HOP_COUNT_LIMIT];
-        for (hop, slot) in chain.hops().zip(hops.iter_mut()) {
-            *slot = Some(hop);
-        }
-        hops.iter().rev().flatten().find_map(|hop| {
+        request::hops_from_client(chain).find_map(|hop| {
             let interface_id = hop
                 .options()
                 .find_raw(OptionCode::InterfaceId)

@@ -244,17 +244,25 @@ fn set_once<'a>(slot: &mut Option<&'a [u8]>, id: &'a [u8]) -> Result<(), DropRea
     }
 }
 
+/// The relays of `chain`, the one closest to the client first (the chain lists the outermost
+/// first); at most [`HOP_COUNT_LIMIT`], without allocating.
+pub(super) fn hops_from_client<'a>(
+    chain: &RelayChain<'a>,
+) -> impl Iterator<Item = RelayMessage<'a>> + use<'a> {
+    let mut hops: [Option<RelayMessage<'a>>; HOP_COUNT_LIMIT] = [None; HOP_COUNT_LIMIT];
+    for (hop, slot) in chain.hops().zip(hops.iter_mut()) {
+        *slot = Some(hop);
+    }
+    hops.into_iter().rev().flatten()
+}
+
 /// The Relay-Supplied Options options (RFC 6422 §3) of the relay chain, the relay closest to
 /// the client first; one whose options run past its end is malformed.
 pub(super) fn relay_supplied<'a>(
     chain: &RelayChain<'a>,
 ) -> Result<List<&'a [u8], HOP_COUNT_LIMIT>, DropReason> {
-    let mut hops: [Option<RelayMessage<'a>>; HOP_COUNT_LIMIT] = [None; HOP_COUNT_LIMIT];
-    for (hop, slot) in chain.hops().zip(hops.iter_mut()) {
-        *slot = Some(hop);
-    }
     let mut supplied = List::new();
-    for hop in hops.iter().rev().flatten() {
+    for hop in hops_from_client(chain) {
         let rsoo = hop
             .options()
             .find_raw(OptionCode::RelaySuppliedOptions)
