@@ -66,7 +66,7 @@ use xdhcp6_engine::{
 };
 
 use crate::{
-    events::{Barrier, Events, makes_bindings},
+    events::{Barrier, Events, refused_by_journal},
     frame::{self, FrameMeta, Local, ReplySource},
     stats::WorkerStats,
     xdp::Steering,
@@ -458,17 +458,14 @@ impl XskWorker {
             }
         };
         let payload = &request[meta.payload()];
-        if !events.persisting() {
+        if let Some(kind) = refused_by_journal(events, payload) {
             // The journal cannot be written: make and extend no binding (see `events`).
-            let kind = xdhcp6_engine::received_type(payload);
-            if makes_bindings(kind) {
-                stats.count_received(kind);
-                stats.count_drop(DropReason::JournalUnavailable);
-                if let Some(tx_addr) = tx_addr {
-                    self.queue.recycle(tx_addr);
-                }
-                return None;
+            stats.count_received(kind);
+            stats.count_drop(DropReason::JournalUnavailable);
+            if let Some(tx_addr) = tx_addr {
+                self.queue.recycle(tx_addr);
             }
+            return None;
         }
         let Some(tx_addr) = tx_addr else {
             // Every free frame is out: drop the request before the engine sees it, so that

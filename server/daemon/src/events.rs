@@ -45,6 +45,18 @@ pub trait Events: EventSink + Send + 'static {
     }
 }
 
+/// The received type of `payload` when the datapath must not hand it to the engine because
+/// `events` cannot be made durable now and the message would make or extend a binding
+/// ([`Events::persisting`], [`makes_bindings`]); the datapath counts it and drops it as
+/// `journal_unavailable`.
+pub fn refused_by_journal(events: &impl Events, payload: &[u8]) -> Option<MessageType> {
+    if events.persisting() {
+        return None;
+    }
+    let kind = xdhcp6_engine::received_type(payload);
+    makes_bindings(kind).then_some(kind)
+}
+
 /// Whether a message of `kind` (as received, looked at through relays) can make or extend a
 /// binding: Solicit (the Advertise offers one; with Rapid Commit it binds), Request, Renew
 /// and Rebind. Release and Decline are still handed to the engine while the journal cannot

@@ -31,7 +31,7 @@ use xdhcp6_engine::{
     Arrival, Context, Destination, DropReason, Engine, Outcome, Peer, received_type,
 };
 
-use crate::events::{Events, makes_bindings};
+use crate::events::{Events, refused_by_journal};
 use crate::stats::WorkerStats;
 
 /// All_DHCP_Relay_Agents_and_Servers (RFC 9915 §7.1), link scope.
@@ -267,14 +267,11 @@ impl<E: Events> Worker<E> {
                 self.stats.count_drop(DropReason::RelayNotAllowed);
                 continue;
             }
-            if !self.events.persisting() {
+            if let Some(kind) = refused_by_journal(&self.events, payload) {
                 // The journal cannot be written: make and extend no binding (see `events`).
-                let kind = received_type(payload);
-                if makes_bindings(kind) {
-                    self.stats.count_received(kind);
-                    self.stats.count_drop(DropReason::JournalUnavailable);
-                    continue;
-                }
+                self.stats.count_received(kind);
+                self.stats.count_drop(DropReason::JournalUnavailable);
+                continue;
             }
             let cx = Context {
                 link: arriving.link,
