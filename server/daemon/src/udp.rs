@@ -469,14 +469,10 @@ mod tests {
             .send_to(&[2, 0, 0, 1], ("::1", socket.port()))
             .unwrap();
         // The same Solicit through a relay agent, which sends to the server's unicast address.
-        let mut relayed = [0u8; 512];
-        let link: Ipv6Addr = "2001:db8:1::1".parse().unwrap();
-        let mut w =
-            MessageWriter::relay(&mut relayed, MessageType::RelayForw, 0, link, link).unwrap();
-        w.relay_msg(&request[..len]).unwrap();
-        let relayed_len = w.finish().unwrap();
+        let mut forward = [0u8; 512];
+        let forward_len = relayed(&request[..len], &mut forward);
         client
-            .send_to(&relayed[..relayed_len], ("::1", socket.port()))
+            .send_to(&forward[..forward_len], ("::1", socket.port()))
             .unwrap();
         let mut reply = [0u8; 1500];
         let (got, from) = client.recv_from(&mut reply).unwrap();
@@ -638,14 +634,10 @@ mod tests {
         .unwrap();
         let mut request = [0u8; 256];
         let len = solicit(&mut request, 0x0012_3456);
-        let mut relayed = [0u8; 512];
-        let link: Ipv6Addr = "2001:db8:1::1".parse().unwrap();
-        let mut w =
-            MessageWriter::relay(&mut relayed, MessageType::RelayForw, 0, link, link).unwrap();
-        w.relay_msg(&request[..len]).unwrap();
-        let relayed_len = w.finish().unwrap();
+        let mut forward = [0u8; 512];
+        let forward_len = relayed(&request[..len], &mut forward);
         client
-            .send_to(&relayed[..relayed_len], ("::1", socket.port()))
+            .send_to(&forward[..forward_len], ("::1", socket.port()))
             .unwrap();
         let mut reply = [0u8; 1500];
         let got = client
