@@ -454,8 +454,9 @@ impl<'x, 'r, S: EventSink> Exchange<'x, 'r, '_, S> {
         Ok(())
     }
 
-    /// Whether `addr` lies in one of the link's pool prefixes of `kind`.
-    fn on_link(&self, kind: IaKind, addr: Ipv6Addr) -> bool {
+    /// Whether `addr` lies in one of the link's pool prefixes of `kind` (for addresses: outside
+    /// the space a pd-pool delegates from the on-link prefix).
+    pub(super) fn on_link(&self, kind: IaKind, addr: Ipv6Addr) -> bool {
         self.pools.holding(kind, u128::from(addr)).is_some()
     }
 

@@ -546,10 +546,7 @@ impl Engine {
                     any = true;
                     // On the link: inside an address pool prefix, outside the space a
                     // pd-pool delegates from it (`inside-on-link`).
-                    on_link &= exchange
-                        .pools
-                        .holding(IaKind::Na, u128::from(addr))
-                        .is_some();
+                    on_link &= exchange.on_link(IaKind::Na, addr);
                 }
                 if !any {
                     return Err(DropReason::NothingToConfirm);
