@@ -138,6 +138,32 @@ enum Command {
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
+    /// Import a Kea DHCPv6 server: its configuration, its leases and its server DUID.
+    ///
+    /// Writes DIR/xdhcp6.toml (subnets and shared networks as links, pools, pd-pools,
+    /// interface, interface-id and relay selection, reservations, options, lifetimes, Kea's
+    /// server DUID), DIR/leases.journal (the active leases of the memfile lease file, for
+    /// `run --journal`) and DIR/import-report.txt. Whatever xdhcp6 cannot express is listed in
+    /// the report, printed and written at the top of the TOML; nothing is dropped silently.
+    /// Errors name the Kea file and the JSON path or CSV line. See docs/migration.md.
+    ImportKea {
+        /// Kea's configuration (kea-dhcp6.json; // # and /* */ comments allowed).
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+        /// Kea's memfile lease file (kea-leases6.csv); without it no journal is written.
+        #[arg(short, long, value_name = "FILE")]
+        leases: Option<PathBuf>,
+        /// The server DUID Kea generated and kept (DATA-DIRECTORY/kea-dhcp6-serverid); needed
+        /// unless the configuration's server-id gives the whole DUID.
+        #[arg(long, value_name = "FILE")]
+        server_id_file: Option<PathBuf>,
+        /// The folder written to (created if missing).
+        #[arg(short, long, value_name = "DIR")]
+        output: PathBuf,
+        /// Replace files a previous import left in DIR.
+        #[arg(long)]
+        force: bool,
+    },
     /// Attach the XDP steering program to an interface and print its counters every second.
     ///
     /// Frames that are DHCPv6 to a server (IPv6/UDP port 547, up to two VLAN tags) count as
@@ -202,6 +228,19 @@ fn main() -> ExitCode {
             config,
         } => leases(&journal, json, all, config.as_deref()),
         Command::CheckConfig { file } => check_config(&file),
+        Command::ImportKea {
+            config,
+            leases,
+            server_id_file,
+            output,
+            force,
+        } => import_kea(
+            &config,
+            leases.as_deref(),
+            server_id_file.as_deref(),
+            &output,
+            force,
+        ),
         Command::XdpWatch {
             interface,
             mode,
@@ -364,6 +403,83 @@ fn leases(journal: &Path, json: bool, all: bool, config: Option<&Path>) -> anyho
     } else {
         out!("{}", lease_table(&rows));
     }
+    Ok(())
+}
+
+/// `xdhcp6d import-kea`.
+fn import_kea(
+    config: &Path,
+    leases: Option<&Path>,
+    server_id_file: Option<&Path>,
+    output: &Path,
+    force: bool,
+) -> anyhow::Result<()> {
+    let read = |path: &Path| -> anyhow::Result<String> {
+        let size = std::fs::metadata(path)
+            .with_context(|| format!("{}: cannot read", path.display()))?
+            .len();
+        anyhow::ensure!(
+            size <= (xdhcp6d::kea::MAX_CONFIG_BYTES as u64) * 16,
+            "{}: {size} bytes is too large to import",
+            path.display()
+        );
+        std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))
+    };
+    let config_text = read(config)?;
+    let leases_text = leases.map(read).transpose()?;
+    let server_id_text = server_id_file.map(read).transpose()?;
+    let names = [Some(config), leases, server_id_file].map(|path| {
+        path.map(|path| path.display().to_string())
+            .unwrap_or_default()
+    });
+    let imported = xdhcp6d::kea::import(xdhcp6d::kea::Sources {
+        config: (&config_text, &names[0]),
+        leases: leases_text.as_deref().map(|text| (text, names[1].as_str())),
+        server_id: server_id_text
+            .as_deref()
+            .map(|text| (text, names[2].as_str())),
+        now: os::unix_now(),
+    })?;
+    std::fs::create_dir_all(output)
+        .with_context(|| format!("{}: cannot create", output.display()))?;
+    let toml_path = output.join("xdhcp6.toml");
+    let journal_path = output.join("leases.journal");
+    let report_path = output.join("import-report.txt");
+    let mut files: Vec<(&Path, &[u8])> = vec![(&toml_path, imported.toml.as_bytes())];
+    if let Some(journal) = &imported.journal {
+        files.push((&journal_path, journal));
+    }
+    let report = imported.report.to_string();
+    files.push((&report_path, report.as_bytes()));
+    if !force {
+        for (path, _) in &files {
+            anyhow::ensure!(
+                !path.exists(),
+                "{} exists already (a previous import?): give --force to replace it",
+                path.display()
+            );
+        }
+    }
+    for (path, bytes) in &files {
+        // Written beside and renamed, so that a server never reads half a file.
+        let partial = path.with_extension("partial");
+        std::fs::write(&partial, bytes)
+            .with_context(|| format!("{}: cannot write", partial.display()))?;
+        std::fs::rename(&partial, path)
+            .with_context(|| format!("{}: cannot write", path.display()))?;
+    }
+    out!("{report}");
+    outln!(
+        "Wrote {} ({} links, {} reservations){}.",
+        toml_path.display(),
+        imported.config.links.len(),
+        imported.config.reservations.len(),
+        if imported.journal.is_some() {
+            format!(" and {}", journal_path.display())
+        } else {
+            String::new()
+        }
+    );
     Ok(())
 }
 
