@@ -1105,6 +1105,9 @@ fn pd_pool(pool: &At<'_>) -> Result<PdPool, KeaError> {
     })
 }
 
+/// What one reservation holds: an address, a prefix, or both.
+type Reserved = (Option<Ipv6Addr>, Option<Prefix>);
+
 /// The reservations of one Kea host entry, added to `mapped`; returns what each reserves.
 fn reservations_of(
     at: &At<'_>,
@@ -1112,7 +1115,7 @@ fn reservations_of(
     links: &[Link],
     mapped: &mut Mapped,
     report: &mut Report,
-) -> Result<Vec<(Option<Ipv6Addr>, Option<Prefix>)>, KeaError> {
+) -> Result<Vec<Reserved>, KeaError> {
     report_unknown(
         at,
         &[
@@ -1347,7 +1350,9 @@ fn options(at: &At<'_>, key: &str, report: &mut Report) -> Result<Options, KeaEr
                             .filter(|c| !c.is_whitespace() && *c != ':')
                             .collect();
                         let hex = hex.strip_prefix("0x").unwrap_or(&hex).to_owned();
-                        if hex.len() % 2 != 0 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+                        if !hex.len().is_multiple_of(2)
+                            || !hex.chars().all(|c| c.is_ascii_hexdigit())
+                        {
                             return Err(entry.error("data", format!("\"{data}\" is not hex")));
                         }
                         options.custom.insert(code, hex);

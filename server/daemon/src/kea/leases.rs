@@ -173,7 +173,10 @@ pub fn read_leases(text: &str, file: &str) -> Result<Vec<CsvLease>, KeaError> {
 /// Kea's hex: colon-separated octets, or none at all.
 pub(crate) fn parse_hex(text: &str) -> Option<Vec<u8>> {
     let digits: String = text.trim().chars().filter(|c| *c != ':').collect();
-    if digits.is_empty() || digits.len() % 2 != 0 || digits.len() > 2 * (MAX_DUID_LEN + 16) {
+    if digits.is_empty()
+        || !digits.len().is_multiple_of(2)
+        || digits.len() > 2 * (MAX_DUID_LEN + 16)
+    {
         return None;
     }
     (0..digits.len())

@@ -546,13 +546,11 @@ mod tests {
     #[test]
     fn an_invalid_result_names_the_kea_file() {
         // Two subnets with the same interface: xdhcp6 links are told apart by it.
-        let config = format!(
-            r#"{{ "Dhcp6": {{ "server-id": {{ "type": "LL", "identifier": "020000000001" }},
+        let config = r#"{ "Dhcp6": { "server-id": { "type": "LL", "identifier": "020000000001" },
                "subnet6": [
-                 {{ "id": 1, "subnet": "2001:db8:1::/64", "interface": "eth0" }},
-                 {{ "id": 2, "subnet": "2001:db8:2::/64", "interface": "eth0" }} ] }} }}"#
-        );
-        let error = import_config(&config).unwrap_err().to_string();
+                 { "id": 1, "subnet": "2001:db8:1::/64", "interface": "eth0" },
+                 { "id": 2, "subnet": "2001:db8:2::/64", "interface": "eth0" } ] } }"#;
+        let error = import_config(config).unwrap_err().to_string();
         assert!(
             error.starts_with(
                 "kea-dhcp6.json: Dhcp6: the xdhcp6 configuration made from it is invalid"
