@@ -10,6 +10,7 @@ use xdhcp6_engine::config::ServerDuid;
 use xdhcp6_engine::prefix::Prefix;
 
 use super::{KeaError, Report};
+use crate::journal::format::MAX_LINK_NAME_LEN;
 
 /// Kea's defaults (kea-dhcp6): lifetimes, and T1/T2 as fractions of the preferred lifetime
 /// when `calculate-tee-times` is on (its DHCPv6 default).
@@ -604,6 +605,8 @@ fn reason(key: &str) -> &'static str {
         | "max-valid-lifetime" => "xdhcp6 gives the configured lifetimes, whatever the client asks",
         "pd-allocator" | "allocator" => "xdhcp6 allocates by split-prefix hashing",
         "store-extended-info" => "relay information is not stored with leases",
+        // Handled for subnets, shared networks and the global scope; reported from pools.
+        "option-data" => "options of one pool: xdhcp6 sets options per link",
         _ => "no xdhcp6 equivalent",
     }
 }
@@ -712,6 +715,12 @@ pub(crate) fn map(
             .trim();
         if name.is_empty() {
             return Err(net.error("name", "is empty"));
+        }
+        if name.len() > MAX_LINK_NAME_LEN {
+            return Err(net.error(
+                "name",
+                format!("is longer than {MAX_LINK_NAME_LEN} bytes, the longest link name"),
+            ));
         }
         let mut link = Link {
             name: name.to_owned(),

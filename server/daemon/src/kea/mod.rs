@@ -544,6 +544,45 @@ mod tests {
     }
 
     #[test]
+    fn global_reservations_apply_on_any_link_when_kea_uses_them() {
+        let subnet = r#"{ "id": 1, "subnet": "2001:db8::/64", "interface": "eth0",
+                          "pools": [ { "pool": "2001:db8::/64", "option-data": [] } ] }"#;
+        let reservations = r#""reservations": [
+            { "duid": "00:03:00:01:02:00:00:00:00:01", "ip-addresses": [ "2001:db8::10" ] },
+            { "duid": "00:03:00:01:02:00:00:00:00:02", "ip-addresses": [ "2001:db9::10" ] } ]"#;
+        let config = |global: bool| {
+            format!(
+                r#"{{ "Dhcp6": {{ "server-id": {{ "type": "LL", "identifier": "020000000001" }},
+                   "reservations-global": {global}, {reservations}, "subnet6": [ {subnet} ] }} }}"#
+            )
+        };
+        let imported = import_config(&config(true)).unwrap();
+        let reservations = &imported.config.reservations;
+        assert_eq!(reservations.len(), 1);
+        assert_eq!(reservations[0].link, None);
+        assert_eq!(
+            reservations[0].address,
+            Some("2001:db8::10".parse().unwrap())
+        );
+        let report = imported.report.to_string();
+        assert!(
+            report.contains("Dhcp6.reservations[1]: 2001:db9::10 is in no imported pool"),
+            "{report}"
+        );
+        assert!(
+            report.contains("Dhcp6.subnet6[0].pools[0].option-data = []: options of one pool"),
+            "{report}"
+        );
+        let imported = import_config(&config(false)).unwrap();
+        assert!(imported.config.reservations.is_empty());
+        let report = imported.report.to_string();
+        assert!(
+            report.contains("Dhcp6.reservations (2 entries): Kea ignores them"),
+            "{report}"
+        );
+    }
+
+    #[test]
     fn an_invalid_result_names_the_kea_file() {
         // Two subnets with the same interface: xdhcp6 links are told apart by it.
         let config = r#"{ "Dhcp6": { "server-id": { "type": "LL", "identifier": "020000000001" },
