@@ -376,3 +376,87 @@ fn clients_of_kea_keep_their_leases_after_import_kea() {
     }
     lab.stop_daemon();
 }
+
+/// `import-kea` as an operator runs it on the fixture: three files written, the report printed,
+/// a second run refused without `--force`, a bad file named with its JSON path.
+#[test]
+fn import_kea_writes_the_configuration_the_journal_and_the_report() {
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/kea");
+    let config = format!("{fixtures}/kea-dhcp6.json");
+    let leases = format!("{fixtures}/kea-leases6.csv");
+    let out = std::env::temp_dir().join(format!("xdhcp6d-kea-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let out_arg = out.display().to_string();
+    let args = [
+        "import-kea",
+        "--config",
+        &config,
+        "--leases",
+        &leases,
+        "--output",
+        &out_arg,
+    ];
+    let output = run(DAEMON, &args);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("Dhcp6.client-classes"), "{stdout}");
+    assert!(stdout.contains("Leases: 4 imported"), "{stdout}");
+    let toml = std::fs::read_to_string(out.join("xdhcp6.toml")).unwrap();
+    assert!(toml.starts_with("# Imported from a Kea DHCPv6 configuration"));
+    let report = std::fs::read_to_string(out.join("import-report.txt")).unwrap();
+    assert!(stdout.starts_with(&report), "{report}");
+    let check = run(
+        DAEMON,
+        &[
+            "check-config",
+            &out.join("xdhcp6.toml").display().to_string(),
+        ],
+    );
+    assert!(check.status.success(), "{check:?}");
+    let journal = out.join("leases.journal").display().to_string();
+    let listed = run(
+        DAEMON,
+        &["leases", "--journal", &journal, "--json", "--all"],
+    );
+    let rows: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(rows.as_array().map(Vec::len), Some(4), "{rows:#}");
+
+    // `run` fails the test on a failed command; these are meant to fail.
+    let output_of = |args: &[&str]| {
+        std::process::Command::new(DAEMON)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let again = output_of(&args);
+    assert!(!again.status.success());
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(stderr.contains("--force"), "{stderr}");
+    let mut forced = args.to_vec();
+    forced.push("--force");
+    assert!(run(DAEMON, &forced).status.success());
+
+    let bad = out.join("bad.json");
+    std::fs::write(
+        &bad,
+        r#"{ "Dhcp6": { "server-id": { "type": "EN", "identifier": "01" },
+             "subnet6": [ { "id": 1, "subnet": "2001:db8::/64",
+                            "pools": [ { "pool": "2001:db8::1-" } ] } ] } }"#,
+    )
+    .unwrap();
+    let bad_arg = bad.display().to_string();
+    let failed = output_of(&["import-kea", "-c", &bad_arg, "-o", &out_arg, "--force"]);
+    assert!(!failed.status.success());
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{bad_arg}: Dhcp6.subnet6[0].pools[0].pool: \"2001:db8::1-\" is not a range"
+        )),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&out).unwrap();
+}

@@ -268,6 +268,10 @@ pub(crate) fn journal(
             left_out(format!("an address with prefix_len {}", lease.prefix_len));
             continue;
         }
+        if let Some(other) = reserved_for_another(config, kind, lease) {
+            left_out(format!("reserved for another client ({other})"));
+            continue;
+        }
         if !served(config, link, kind, lease) {
             left_out(format!(
                 "outside the imported {} of link \"{name}\" and not reserved for this client: \
@@ -316,6 +320,22 @@ pub(crate) fn journal(
         report.leases_imported += 1;
     }
     out
+}
+
+/// The DUID of another client that has this address or prefix reserved.
+fn reserved_for_another(config: &Config, kind: IaKind, lease: &CsvLease) -> Option<String> {
+    config.reservations.iter().find_map(|r| {
+        let holds = match kind {
+            IaKind::Na => r.address == Some(lease.address),
+            IaKind::Pd => r
+                .prefix
+                .is_some_and(|p| p.addr() == lease.address && p.len() == lease.prefix_len),
+        };
+        match &r.client {
+            ClientKey::Duid(duid) if holds && *duid != lease.duid => Some(hex(duid)),
+            _ => None,
+        }
+    })
 }
 
 /// Whether xdhcp6 answers this lease's Renew with it: inside one of the link's ranges (of the
