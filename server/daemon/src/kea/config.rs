@@ -272,6 +272,14 @@ pub(crate) struct Mapped {
 }
 
 impl Mapped {
+    /// Where the link at `index` of the TOML came from in the Kea file.
+    pub fn origin(&self, index: usize) -> Option<&str> {
+        self.links
+            .get(index)
+            .and_then(|link| link.origin.first())
+            .map(String::as_str)
+    }
+
     /// The TOML text, the report as comments at its top.
     pub fn toml(&self, report: &Report) -> String {
         let mut out = String::new();
@@ -700,6 +708,7 @@ pub(crate) fn map(
             server_timers: timers,
             server_preference: global_options.preference,
         };
+        unique_id(&at, id, &mapped.links_by_subnet)?;
         add_subnet(&mut link, &at, id, &parts, &mut mapped, report)?;
         mapped.links_by_subnet.insert(id, link.name.clone());
         finish_link(&mut link);
@@ -747,6 +756,7 @@ pub(crate) fn map(
             let at = object(file, &path, subnet)?;
             subnet_number += 1;
             let id = subnet_id(&at, subnet_number, report)?;
+            unique_id(&at, id, &mapped.links_by_subnet)?;
             let before = (link.timers, link.preference, link.options.clone());
             add_subnet(&mut link, &at, id, &parts, &mut mapped, report)?;
             if !first && before != (link.timers, link.preference, link.options.clone()) {
@@ -804,6 +814,17 @@ fn subnet_id(at: &At<'_>, number: u32, report: &mut Report) -> Result<u32, KeaEr
             ));
             Ok(number)
         }
+    }
+}
+
+/// Kea refuses two subnets with one id; the lease file could not tell them apart.
+fn unique_id(at: &At<'_>, id: u32, seen: &HashMap<u32, String>) -> Result<(), KeaError> {
+    match seen.get(&id) {
+        Some(link) => Err(at.error(
+            "id",
+            format!("{id} is already the id of a subnet of link \"{link}\""),
+        )),
+        None => Ok(()),
     }
 }
 

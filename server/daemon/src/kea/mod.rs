@@ -141,7 +141,7 @@ pub fn import(sources: Sources<'_>) -> Result<Imported, KeaError> {
     let mut report = Report::default();
     let mapped = config::map(text, file, sources.server_id, &mut report)?;
     let mut journal = None;
-    let mut config = validate(&mapped.toml(&report), file)?;
+    let mut config = validate(&mapped.toml(&report), file, &mapped)?;
     if let Some((leases_text, leases_file)) = sources.leases {
         if leases_text.len() > MAX_CONFIG_BYTES * 16 {
             return Err(KeaError::new(
@@ -167,7 +167,7 @@ pub fn import(sources: Sources<'_>) -> Result<Imported, KeaError> {
     }
     // The report changed with the leases: the comments at the top say so too.
     let toml = mapped.toml(&report);
-    config = validate(&toml, file)?;
+    config = validate(&toml, file, &mapped)?;
     Ok(Imported {
         toml,
         config,
@@ -177,14 +177,24 @@ pub fn import(sources: Sources<'_>) -> Result<Imported, KeaError> {
 }
 
 /// The generated TOML through the daemon's own validation; a failure names the Kea file, since
-/// what is wrong came from it.
-fn validate(toml: &str, kea_file: &str) -> Result<Config, KeaError> {
+/// what is wrong came from it, and the Kea subnet or shared network of the link at fault.
+fn validate(toml: &str, kea_file: &str, mapped: &config::Mapped) -> Result<Config, KeaError> {
     Config::from_toml_str(toml, "the imported configuration").map_err(|error| {
-        KeaError::new(
-            kea_file,
-            "Dhcp6",
-            format!("the xdhcp6 configuration made from it is invalid: {error}"),
-        )
+        let error = error.to_string();
+        let origin = error
+            .split("link[")
+            .nth(1)
+            .and_then(|rest| rest.split(']').next())
+            .and_then(|index| index.parse::<usize>().ok())
+            .and_then(|index| mapped.origin(index).map(|origin| (index, origin)));
+        let problem = match origin {
+            Some((index, origin)) => format!(
+                "the xdhcp6 configuration made from it is invalid: {error} (link[{index}] is \
+                 {origin})"
+            ),
+            None => format!("the xdhcp6 configuration made from it is invalid: {error}"),
+        };
+        KeaError::new(kea_file, "Dhcp6", problem)
     })
 }
 
@@ -593,8 +603,16 @@ mod tests {
         assert!(
             error.starts_with(
                 "kea-dhcp6.json: Dhcp6: the xdhcp6 configuration made from it is invalid"
-            ) && error.contains("eth0"),
+            ) && error.contains("eth0")
+                && error.contains("(link[1] is Kea Dhcp6.subnet6[1] (id 2, 2001:db8:2::/64))"),
             "{error}"
+        );
+        let config = config.replace("\"id\": 2", "\"id\": 1");
+        let error = import_config(&config).unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "kea-dhcp6.json: Dhcp6.subnet6[1].id: 1 is already the id of a subnet of link \
+             \"subnet-1\""
         );
     }
 }
