@@ -592,6 +592,50 @@ mod tests {
         );
     }
 
+    /// Kea files are untrusted input: cut short or with bytes changed, they give an error or
+    /// an import, never a panic.
+    #[test]
+    fn damaged_files_never_panic() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let replacements = b"{}[],:\"0-/#*9af. \n";
+        for (text, is_csv) in [(CONFIG, false), (LEASES, true)] {
+            let mut cuts: Vec<usize> = (0..text.len()).step_by(11).collect();
+            cuts.push(text.len());
+            let mut variants: Vec<String> = cuts
+                .into_iter()
+                .filter(|&cut| text.is_char_boundary(cut))
+                .map(|cut| text[..cut].to_owned())
+                .collect();
+            for _ in 0..500 {
+                let mut bytes = text.as_bytes().to_vec();
+                for _ in 0..1 + next() % 4 {
+                    let at = (next() % bytes.len() as u64) as usize;
+                    bytes[at] = replacements[(next() % replacements.len() as u64) as usize];
+                }
+                variants.push(String::from_utf8_lossy(&bytes).into_owned());
+            }
+            for variant in &variants {
+                let (config, leases) = if is_csv {
+                    (CONFIG, variant.as_str())
+                } else {
+                    (variant.as_str(), LEASES)
+                };
+                let _ = import(Sources {
+                    config: (config, "kea-dhcp6.json"),
+                    leases: Some((leases, "kea-leases6.csv")),
+                    server_id: None,
+                    now: NOW,
+                });
+            }
+        }
+    }
+
     #[test]
     fn an_invalid_result_names_the_kea_file() {
         // Two subnets with the same interface: xdhcp6 links are told apart by it.
