@@ -387,6 +387,71 @@ mod tests {
         );
     }
 
+    /// The imported configuration and journal in an engine: Kea's clients Renew with Kea's
+    /// Server Identifier, directly or through a relay selected by Interface-Id or relay
+    /// address, and get their leases back.
+    #[test]
+    fn kea_clients_renew_their_imported_leases() {
+        use std::sync::Arc;
+
+        use xdhcp6_engine::testing::{Client, Relay, Server};
+
+        let imported = fixture();
+        let replay = replay_bytes(
+            imported.journal.as_deref().unwrap(),
+            Path::new("leases.journal"),
+            &LinkNames::of(&imported.config),
+        )
+        .unwrap();
+        let link = |name: &str| imported.config.link_by_name(name).unwrap();
+        let (subnet_1, bng_1) = (link("subnet-1"), link("bng-1"));
+        let mut server = Server::from_config(Arc::new(imported.config.clone()));
+        let restored = server.engine.restore(replay.records);
+        assert_eq!(restored.loaded, 4);
+        let kea = server.duid();
+        let duid = |last: u8| [0, 1, 0, 1, 0x2a, 0, 0, 1, 2, 0, 0, 0, 0, last];
+        let ip = |text: &str| text.parse::<Ipv6Addr>().unwrap();
+
+        // A direct client on eth1: its address and its prefix.
+        server.link = Some(subnet_1);
+        let client = Client::with_duid(&duid(1));
+        let reply = server.send(&client.renew(&kea).ia_na(1, &[ip("2001:db8:1::101")]));
+        assert_eq!(reply.ia_na[0].live_addrs(), [ip("2001:db8:1::101")]);
+        let reply = server.send(
+            &client
+                .renew(&kea)
+                .ia_pd(7, &[(ip("2001:db8:100:100::"), 56)]),
+        );
+        let prefix = &reply.ia_pd[0].prefixes[0];
+        assert_eq!((prefix.prefix, prefix.len), (ip("2001:db8:100:100::"), 56));
+        assert!(prefix.valid > 0);
+
+        // A relayed client of subnet 2, found by its relay's Interface-Id, then by the relay's
+        // address.
+        server.link = None;
+        let address = ip("2001:db8:2::abcd");
+        for relay in [
+            Relay::new(ip("fe80::1")).interface_id(b"cmts-1:cable1/0"),
+            Relay::new(ip("2001:db8:ffff:2::1")),
+        ] {
+            let client = Client::with_duid(&duid(3)).via(relay);
+            let reply = server.send(&client.renew(&kea).ia_na(5, &[address]));
+            assert_eq!(reply.ia_na[0].live_addrs(), [address], "{reply:?}");
+        }
+
+        // The shared network's client.
+        server.link = Some(bng_1);
+        let client = Client::with_duid(&duid(7));
+        let reply = server.send(&client.renew(&kea).ia_na(9, &[ip("2001:db8:3::77")]));
+        assert_eq!(reply.ia_na[0].live_addrs(), [ip("2001:db8:3::77")]);
+
+        // Another client cannot have an imported address.
+        server.link = Some(subnet_1);
+        let other = Client::with_duid(&duid(99));
+        let reply = server.send(&other.renew(&kea).ia_na(1, &[ip("2001:db8:1::101")]));
+        assert!(!reply.ia_na[0].live_addrs().contains(&ip("2001:db8:1::101")));
+    }
+
     #[test]
     fn bad_pools_name_the_json_path() {
         let config = with_subnet(
