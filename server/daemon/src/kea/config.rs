@@ -707,6 +707,7 @@ pub(crate) fn map(
             timers: global_timers,
             server_timers: timers,
             server_preference: global_options.preference,
+            server_always_send: global_options.always_send.clone(),
         };
         unique_id(&at, id, &mapped.links_by_subnet)?;
         add_subnet(&mut link, &at, id, &parts, &mut mapped, report)?;
@@ -747,6 +748,7 @@ pub(crate) fn map(
             timers: network_timers,
             server_timers: timers,
             server_preference: global_options.preference,
+            server_always_send: global_options.always_send.clone(),
         };
         link.preference = network_options.preference;
         link.options = network_options.clone();
@@ -799,6 +801,8 @@ struct Parts {
     timers: Timers,
     server_timers: [u32; 4],
     server_preference: Option<u8>,
+    /// `[options] always-send`, which a link's own list replaces in xdhcp6.
+    server_always_send: Vec<String>,
 }
 
 /// The subnet's `id`, or Kea's automatic number.
@@ -910,6 +914,13 @@ fn add_subnet(
     }
     // xdhcp6 puts a link's options over `[options]` key by key, as Kea does.
     link.options = merge_options(&link.options, &own);
+    // Kea sends what any scope marks always-send; a link's list replaces `[options]`'s.
+    if !link.options.always_send.is_empty() {
+        let mut all = parts.server_always_send.clone();
+        all.retain(|item| !link.options.always_send.contains(item));
+        all.append(&mut link.options.always_send);
+        link.options.always_send = all;
+    }
     // A relay whose link-address is in the subnet selects it, as Kea does.
     link.relay_prefixes.push(subnet);
 

@@ -294,6 +294,13 @@ mod tests {
         assert_eq!(shared.interfaces[0].name, "eth2");
         assert_eq!(config.reservations.len(), 2);
         assert_eq!(config.server.decline_probation, 3600);
+        // The global always-send list holds on every link, with a link's own additions.
+        for link in &config.links {
+            assert_eq!(link.options.domain_search.len(), 2, "{}", link.name);
+        }
+        assert!(imported.toml.contains("always-send = [\"domain-search\"]"));
+        assert_eq!(one.options.always_send, [24]);
+        assert_eq!(two.options.always_send, [23, 24]);
     }
 
     #[test]
