@@ -155,6 +155,8 @@ struct Options {
     dns_servers: Option<Vec<String>>,
     domain_search: Option<Vec<String>>,
     sntp_servers: Option<Vec<String>>,
+    /// Option 56, from Kea's `v6-ntp-suboptions`.
+    ntp_servers: Option<Vec<String>>,
     information_refresh_time: Option<u32>,
     sol_max_rt: Option<u32>,
     inf_max_rt: Option<u32>,
@@ -172,6 +174,7 @@ impl Options {
         self.dns_servers.is_none()
             && self.domain_search.is_none()
             && self.sntp_servers.is_none()
+            && self.ntp_servers.is_none()
             && self.information_refresh_time.is_none()
             && self.sol_max_rt.is_none()
             && self.inf_max_rt.is_none()
@@ -190,6 +193,7 @@ impl Options {
         list(out, "dns-servers", &self.dns_servers);
         list(out, "domain-search", &self.domain_search);
         list(out, "sntp-servers", &self.sntp_servers);
+        list(out, "ntp-servers", &self.ntp_servers);
         let number = |out: &mut String, key: &str, value: Option<u32>| {
             if let Some(value) = value {
                 let _ = writeln!(out, "{key} = {value}");
@@ -1296,6 +1300,7 @@ fn merge_options(parent: &Options, child: &Options) -> Options {
         dns_servers: child.dns_servers.clone().or(parent.dns_servers.clone()),
         domain_search: child.domain_search.clone().or(parent.domain_search.clone()),
         sntp_servers: child.sntp_servers.clone().or(parent.sntp_servers.clone()),
+        ntp_servers: child.ntp_servers.clone().or(parent.ntp_servers.clone()),
         information_refresh_time: child
             .information_refresh_time
             .or(parent.information_refresh_time),
@@ -1341,6 +1346,36 @@ fn options(at: &At<'_>, key: &str, report: &mut Report) -> Result<Options, KeaEr
         let space = entry.str("space")?.unwrap_or("dhcp6");
         let name = entry.str("name")?;
         let code = entry.u32("code")?;
+        // RFC 5908: option 56 holds server addresses (1), multicast groups (2) and names (3),
+        // which Kea gives as sub-options of the option `ntp-server`.
+        if space == "v6-ntp-suboptions" {
+            let sub = match (name, code) {
+                (Some("ntp-server-address"), _) | (None, Some(1)) => Some(true),
+                (Some("ntp-server-multicast"), _) | (None, Some(2)) => Some(true),
+                (Some("ntp-server-fqdn"), _) | (None, Some(3)) => Some(false),
+                _ => None,
+            };
+            let data = entry.str("data")?.unwrap_or("").trim();
+            match sub {
+                Some(is_address) => {
+                    if is_address && data.parse::<Ipv6Addr>().is_err() {
+                        return Err(
+                            entry.error("data", format!("\"{data}\" is not an IPv6 address"))
+                        );
+                    }
+                    options
+                        .ntp_servers
+                        .get_or_insert_with(Vec::new)
+                        .push(data.to_owned());
+                }
+                None => report.not_carried.push(format!(
+                    "{path}: NTP sub-option {}: not one of RFC 5908's",
+                    name.map(str::to_owned)
+                        .unwrap_or_else(|| code.unwrap_or(0).to_string())
+                )),
+            }
+            continue;
+        }
         if space != "dhcp6" {
             report.not_carried.push(format!(
                 "{path}: option {} in space \"{space}\": only the dhcp6 space is carried",
@@ -1419,6 +1454,15 @@ fn options(at: &At<'_>, key: &str, report: &mut Report) -> Result<Options, KeaEr
             "sol-max-rt" => options.sol_max_rt = Some(number()?),
             "inf-max-rt" => options.inf_max_rt = Some(number()?),
             "bootfile-url" => options.bootfile_url = Some(data.trim().to_owned()),
+            "ntp-server" => {
+                if always {
+                    let key = quote("ntp-servers");
+                    if !options.always_send.contains(&key) {
+                        options.always_send.push(key);
+                    }
+                }
+                continue;
+            }
             "preference" => {
                 let value = number()?;
                 options.preference = Some(u8::try_from(value).map_err(|_| {
@@ -1446,6 +1490,8 @@ const KNOWN: &[(&str, u16)] = &[
     ("sntp-servers", 31),
     ("information-refresh-time", 32),
     ("bootfile-url", 59),
+    // The container of the v6-ntp-suboptions above: nothing of its own.
+    ("ntp-server", 56),
     ("sol-max-rt", 82),
     ("inf-max-rt", 83),
 ];

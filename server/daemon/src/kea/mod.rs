@@ -300,6 +300,15 @@ mod tests {
         }
         assert!(imported.toml.contains("always-send = [\"domain-search\"]"));
         assert_eq!(one.options.always_send, [24]);
+        // Kea's NTP sub-options are one option 56.
+        assert!(
+            imported
+                .toml
+                .contains("ntp-servers = [\"2001:db8:123::1\", \"ntp.example.net\"]"),
+            "{}",
+            imported.toml
+        );
+        assert_eq!(one.options.ntp_servers.len(), 2);
         assert_eq!(two.options.always_send, [23, 24]);
     }
 
