@@ -6,6 +6,7 @@ pub mod config;
 pub mod events;
 pub mod frame;
 pub mod journal;
+pub mod logging;
 pub mod metrics;
 pub mod runtime;
 pub mod stats;
