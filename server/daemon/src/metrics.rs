@@ -411,7 +411,8 @@ fn render_engine(out: &mut Exposition, engine: &Engine) {
         "Addresses and prefixes of another server's slice (in a pool prefix of the link, \
          outside this server's ranges) listed in Rebind messages: the clients of an RFC 6853 \
          peer that stopped answering. rebind-foreign = \"zero\" answers them with lifetimes 0 \
-         (and a binding from this slice), \"extend\" extends them.",
+         (and a binding from this slice), \"extend\" extends them. Split model only: the \
+         unique model's peers have prefixes this server does not know.",
     );
     for (link, kind, count) in engine.foreign_rebinds() {
         out.sample(
