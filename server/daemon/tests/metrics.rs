@@ -233,6 +233,27 @@ fn rebinds_of_a_peers_clients_are_counted() {
 }
 
 #[test]
+fn rebinds_of_a_peers_clients_are_counted_when_extended_too() {
+    let mut datapath =
+        Datapath::new(&SPLIT_A.replace("rebind-foreign = \"zero\"", "rebind-foreign = \"extend\""));
+    let theirs: Ipv6Addr = "2001:db8:1:0:8000::5".parse().unwrap();
+    let reply = datapath
+        .handle(&Client::new(7).rebind().ia_na(1, &[theirs]))
+        .expect("a Reply to the Rebind");
+    let reply = ReplyView::parse(&reply, Destination::Client);
+    assert_eq!(reply.ia_na(1).live_addrs(), vec![theirs]);
+    let text = metrics::render(&datapath.sources());
+    assert_eq!(
+        sample(
+            &text,
+            "xdhcp6_rebind_foreign_total{link=\"access-1\",kind=\"na\"}"
+        )
+        .as_deref(),
+        Some("1")
+    );
+}
+
+#[test]
 fn optional_sources_show_when_wired() {
     let datapath = Datapath::new(SPLIT_A);
     let lag = Arc::new(AtomicU64::new(0));
