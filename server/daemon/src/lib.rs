@@ -7,6 +7,7 @@ pub mod events;
 pub mod frame;
 pub mod journal;
 pub mod kea;
+pub mod logging;
 pub mod metrics;
 pub mod runtime;
 pub mod stats;

@@ -12,7 +12,6 @@ use std::{
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
 use xdhcp6_common::{Counters, PassReason};
 use xdhcp6_datapath::os;
 use xdhcp6_engine::{
@@ -22,6 +21,7 @@ use xdhcp6_engine::{
     table::{INFINITE, IaKind, LeaseRecord, LeaseState, LeaseTable},
 };
 use xdhcp6d::journal::{Durability, JournalErrors, Link, LinkNames, read_journal};
+use xdhcp6d::logging::{self, LogFormat};
 use xdhcp6d::runtime::{self, DEFAULT_JOURNAL, Datapath, RunOptions};
 use xdhcp6d::xdp::{AttachMode, Steering};
 
@@ -47,6 +47,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Debug, Parser)]
 #[command(name = "xdhcp6d", version, propagate_version = true)]
 struct Cli {
+    /// How log lines are written to stderr: text (readable) or json (one object per line with
+    /// timestamp, level, target, message and the event's fields, for log pipelines).
+    #[arg(long, global = true, value_enum, value_name = "FORMAT", default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -187,14 +191,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    let result = match Cli::parse().command {
+    let cli = Cli::parse();
+    // Nothing else installs a subscriber; should one be there, its format stays.
+    let _ = logging::init(cli.log_format);
+    let result = match cli.command {
         Command::Run {
             config,
             datapath,
@@ -253,8 +253,12 @@ fn main() -> ExitCode {
         // The reader of our output has gone (`| head -1`): nothing is wrong, nobody listens.
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
-            // The chain of causes, not a backtrace: operators read this.
-            eprintln!("xdhcp6d: error: {error:#}");
+            // The chain of causes, not a backtrace: operators read this. A log pipeline reads
+            // it as one more JSON line.
+            match cli.log_format {
+                LogFormat::Text => eprintln!("xdhcp6d: error: {error:#}"),
+                LogFormat::Json => tracing::error!(error = format!("{error:#}"), "xdhcp6d failed"),
+            }
             ExitCode::FAILURE
         }
     }

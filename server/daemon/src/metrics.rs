@@ -405,20 +405,40 @@ fn render_engine(out: &mut Exposition, engine: &Engine) {
             count,
         );
     }
+    out.family(
+        "xdhcp6_rebind_foreign_total",
+        "counter",
+        "Addresses and prefixes of another server's slice (in a pool prefix of the link, \
+         outside this server's ranges) listed in Rebind messages: the clients of an RFC 6853 \
+         peer that stopped answering. rebind-foreign = \"zero\" answers them with lifetimes 0 \
+         (and a binding from this slice), \"extend\" extends them. Split model only: the \
+         unique model's peers have prefixes this server does not know.",
+    );
+    for (link, kind, count) in engine.foreign_rebinds() {
+        out.sample(
+            "xdhcp6_rebind_foreign_total",
+            &[("link", link), ("kind", kind_label(kind))],
+            count,
+        );
+    }
 }
 
 /// The labels that name one pool slice.
 fn pool_labels(pool: &PoolUsage) -> [(&'static str, String); 4] {
-    let kind = match pool.kind {
-        IaKind::Na => "na",
-        IaKind::Pd => "pd",
-    };
     [
         ("link", pool.link.clone()),
-        ("kind", kind.to_owned()),
+        ("kind", kind_label(pool.kind).to_owned()),
         ("prefix", pool.prefix.to_string()),
         ("range", pool.range.to_string()),
     ]
+}
+
+/// The `kind` label of addresses (`na`) and delegated prefixes (`pd`).
+fn kind_label(kind: IaKind) -> &'static str {
+    match kind {
+        IaKind::Na => "na",
+        IaKind::Pd => "pd",
+    }
 }
 
 /// The number of units in a slice: addresses of an NA range, delegated prefixes of a PD range

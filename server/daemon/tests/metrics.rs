@@ -195,6 +195,65 @@ fn render_after_a_few_exchanges() {
 }
 
 #[test]
+fn rebinds_of_a_peers_clients_are_counted() {
+    let mut datapath = Datapath::new(SPLIT_A);
+    let series =
+        |kind: &str| format!("xdhcp6_rebind_foreign_total{{link=\"access-1\",kind=\"{kind}\"}}");
+    let empty = metrics::render(&datapath.sources());
+    assert_eq!(sample(&empty, &series("na")).as_deref(), Some("0"));
+    assert_eq!(sample(&empty, &series("pd")).as_deref(), Some("0"));
+
+    // A client of server B (the second halves) rebinds here: its address and prefix are
+    // counted, and the address goes back with lifetimes 0 (rebind-foreign = "zero").
+    let theirs: Ipv6Addr = "2001:db8:1:0:8000::5".parse().unwrap();
+    let their_prefix: Ipv6Addr = "2001:db8:100:8000::".parse().unwrap();
+    let reply = datapath
+        .handle(
+            &Client::new(7)
+                .rebind()
+                .ia_na(1, &[theirs])
+                .ia_pd(2, &[(their_prefix, 56)]),
+        )
+        .expect("a Reply to the Rebind");
+    let reply = ReplyView::parse(&reply, Destination::Client);
+    assert_eq!(reply.ia_na(1).zeroed_addrs(), vec![theirs]);
+    let text = metrics::render(&datapath.sources());
+    assert_eq!(sample(&text, &series("na")).as_deref(), Some("1"));
+    assert_eq!(sample(&text, &series("pd")).as_deref(), Some("1"));
+
+    // Our own slice, an address outside every pool, and a Renew of B's address: not counted.
+    let ours: Ipv6Addr = "2001:db8:1::5".parse().unwrap();
+    let elsewhere: Ipv6Addr = "2001:db8:99::5".parse().unwrap();
+    datapath.handle(&Client::new(8).rebind().ia_na(1, &[ours, elsewhere]));
+    let server = datapath.engine.config().server.duid.clone();
+    datapath.handle(&Client::new(9).renew(&server).ia_na(1, &[theirs]));
+    let text = metrics::render(&datapath.sources());
+    assert_eq!(sample(&text, &series("na")).as_deref(), Some("1"));
+    assert_eq!(sample(&text, &series("pd")).as_deref(), Some("1"));
+}
+
+#[test]
+fn rebinds_of_a_peers_clients_are_counted_when_extended_too() {
+    let mut datapath =
+        Datapath::new(&SPLIT_A.replace("rebind-foreign = \"zero\"", "rebind-foreign = \"extend\""));
+    let theirs: Ipv6Addr = "2001:db8:1:0:8000::5".parse().unwrap();
+    let reply = datapath
+        .handle(&Client::new(7).rebind().ia_na(1, &[theirs]))
+        .expect("a Reply to the Rebind");
+    let reply = ReplyView::parse(&reply, Destination::Client);
+    assert_eq!(reply.ia_na(1).live_addrs(), vec![theirs]);
+    let text = metrics::render(&datapath.sources());
+    assert_eq!(
+        sample(
+            &text,
+            "xdhcp6_rebind_foreign_total{link=\"access-1\",kind=\"na\"}"
+        )
+        .as_deref(),
+        Some("1")
+    );
+}
+
+#[test]
 fn optional_sources_show_when_wired() {
     let datapath = Datapath::new(SPLIT_A);
     let lag = Arc::new(AtomicU64::new(0));

@@ -36,6 +36,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::{
     CapturedMessage, DaemonOptions, Datapath, Lab, ScriptEvent, captured_messages, journal_leases,
+    metric_sum,
 };
 use xdhcp6_engine::config::Config;
 use xdhcp6_engine::prefix::Prefix;
@@ -709,7 +710,17 @@ fn failover(tag: &str, files: &[&'static str], reach: Reach, datapath: Datapath,
 
     // On AF_XDP, the survivor's program steered the exchange: at least the Solicit, the
     // Request (for another server), the Renew and the Rebind.
-    net.lab.assert_server_steered(&survivor.name, datapath, 4);
+    let metrics = net.lab.assert_server_steered(&survivor.name, datapath, 4);
+    // The survivor of a split saw the dead server's address and prefix in the Rebind
+    // (xdhcp6_rebind_foreign_total: the RFC 6853 sign that a peer is down). A server of the
+    // unique model does not know its peer's prefix, and in the identical model nothing is
+    // another server's.
+    let foreign = metric_sum(&metrics, "xdhcp6_rebind_foreign_total");
+    if files[0].starts_with("split") {
+        assert!(foreign >= 2, "{foreign} foreign units counted:\n{metrics}");
+    } else {
+        assert_eq!(foreign, 0, "{metrics}");
+    }
 
     // The survivors' journals have the bindings.
     let survivor_file = survivor.file;

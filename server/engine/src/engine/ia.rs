@@ -244,6 +244,9 @@ impl<'x, 'r, S: EventSink> Exchange<'x, 'r, '_, S> {
         let create = self.link.renew_creates_bindings;
         let served = self.served(self.reservation(kind));
         let (engine, now) = (self.engine, self.now);
+        if msg_type == MessageType::Rebind {
+            self.count_foreign(&ia);
+        }
 
         // The binding this server has for the IA, extended if it can be.
         // Only a binding counts: an address that was merely advertised was never the client's.
@@ -452,6 +455,20 @@ impl<'x, 'r, S: EventSink> Exchange<'x, 'r, '_, S> {
                 .ia_prefix(preferred, valid, lease.prefix_len, lease.ip())?,
         }
         Ok(())
+    }
+
+    /// Counts the units of another server's slice that a Rebind lists (a peer's clients,
+    /// RFC 6853 §4), whatever `rebind-foreign` then does with them.
+    fn count_foreign(&self, ia: &Ia<'r>) {
+        let kind = ia.kind();
+        for (addr, len) in ia.listed() {
+            let bits = u128::from(addr);
+            if self.pools.serves(kind, bits, len, true)
+                && !self.pools.serves(kind, bits, len, false)
+            {
+                self.engine.foreign_rebinds.count(self.client.link, kind);
+            }
+        }
     }
 
     /// Whether `addr` lies in one of the link's pool prefixes of `kind` (for addresses: outside

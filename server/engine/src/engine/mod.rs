@@ -13,6 +13,7 @@ mod outcome;
 mod pools;
 mod reply;
 mod request;
+mod signals;
 
 use std::net::Ipv6Addr;
 use std::sync::Arc;
@@ -28,6 +29,7 @@ pub use self::outcome::{Destination, DropReason, Outcome, received_type};
 use self::pools::LinkPools;
 pub use self::pools::PoolUsage;
 use self::request::{Client, ClientRequest, client_link_layer, relay_supplied};
+use self::signals::ForeignRebinds;
 use crate::config::{Config, LinkId, UnknownLink};
 use crate::table::{
     ClaimAs, EventKind, EventSink, IaKind, Lease, LeaseEvent, LeaseRecord, LeaseTable,
@@ -88,6 +90,7 @@ pub struct Engine {
     table: Arc<LeaseTable>,
     pools: Vec<LinkPools>,
     limits: Limits,
+    foreign_rebinds: ForeignRebinds,
 }
 
 /// Why an engine could not be built from a configuration.
@@ -119,11 +122,13 @@ impl Engine {
             .map(|link| LinkPools::new(&config, link))
             .collect::<Result<_, _>>()?;
         let limits = Limits::new(&config);
+        let foreign_rebinds = ForeignRebinds::new(config.links.len());
         let engine = Self {
             config,
             table,
             pools,
             limits,
+            foreign_rebinds,
         };
         engine.recount();
         Ok(engine)
@@ -187,6 +192,25 @@ impl Engine {
     /// New bindings and Declines refused so far, by limit.
     pub fn limit_refusals(&self) -> impl Iterator<Item = (Refusal, u64)> {
         Refusal::ALL.into_iter().zip(self.limits.refused())
+    }
+
+    /// Addresses and prefixes of another server's slice (in a pool prefix of the link, outside
+    /// this server's ranges) listed in Rebind messages so far, by link name and kind: in an
+    /// RFC 6853 split or unique deployment, the clients of a peer that stopped answering.
+    pub fn foreign_rebinds(&self) -> impl Iterator<Item = (&str, IaKind, u64)> {
+        self.config
+            .links
+            .iter()
+            .enumerate()
+            .flat_map(move |(index, link)| {
+                [IaKind::Na, IaKind::Pd].into_iter().map(move |kind| {
+                    (
+                        link.name.as_str(),
+                        kind,
+                        self.foreign_rebinds.get(index, kind),
+                    )
+                })
+            })
     }
 
     /// Bound leases, as the limits count them (server-wide, or on one link).
