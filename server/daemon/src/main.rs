@@ -11,7 +11,7 @@ use std::{
 };
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 use xdhcp6_common::{Counters, PassReason};
 use xdhcp6_datapath::os;
@@ -158,6 +158,12 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         ebpf_object: Option<PathBuf>,
     },
+    /// Write the man pages or shell completions (for packaging).
+    #[command(hide = true)]
+    Generate {
+        #[command(subcommand)]
+        what: xdhcp6d::generate::Generate,
+    },
 }
 
 fn main() -> ExitCode {
@@ -208,6 +214,7 @@ fn main() -> ExitCode {
             seconds,
             ebpf_object,
         } => xdp_watch(&interface, mode, seconds, ebpf_object),
+        Command::Generate { what } => what.write(Cli::command()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -638,8 +645,6 @@ fn sleep_until(when: Instant) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
-
     use super::*;
 
     #[test]
