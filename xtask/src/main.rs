@@ -12,6 +12,7 @@ mod build;
 mod cmd;
 mod demo;
 mod failover;
+mod package;
 mod process;
 mod setup;
 mod test;
@@ -62,6 +63,11 @@ enum Task {
     /// table before, during and after, journal bytes written, the legitimate success rate and
     /// the drops by reason, and writes them under target/torture/.
     Torture(torture::Options),
+    /// Build the Debian package (target/package/xdhcp6_VERSION_ARCH.deb): xdhcp6d with the
+    /// XDP object embedded, the hardened systemd units of dist/systemd, the example
+    /// configuration as /etc/xdhcp6/xdhcp6.toml, man pages and bash, zsh and fish completions
+    /// generated from the command line, and the maintainer scripts of dist/debian.
+    Package(package::Options),
 }
 
 fn main() -> ExitCode {
@@ -74,6 +80,7 @@ fn main() -> ExitCode {
         Task::Bench(options) => setup::run().and_then(|()| bench::run(&options)),
         Task::Failover(options) => failover::run(&options),
         Task::Torture(options) => torture::run(&options),
+        Task::Package(options) => package::run(&options),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
