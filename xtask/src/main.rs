@@ -4,8 +4,8 @@
 //! the release binaries, `test` runs every test layer, `bench` measures the appliance against
 //! the link's ceiling and Kea, `demo` shows the appliance working in a throw-away network
 //! namespace, and `failover` kills one server of a redundant pair under load and measures what
-//! the clients lose, and `torture` floods it as an attacker would and shows what its default
-//! limits keep safe.
+//! the clients lose, `torture` floods it as an attacker would and shows what its default
+//! limits keep safe, and `package` builds the Debian package.
 
 mod bench;
 mod build;
@@ -40,7 +40,9 @@ enum Task {
     Build,
     /// Run every test layer: formatting, clippy, unit/property tests, the appliance tests
     /// that need root (XDP program under BPF_PROG_TEST_RUN, AF_XDP, real dhclient, dhcrelay
-    /// and perfdhcp in network namespaces) and the fuzz targets over the seed corpus.
+    /// and perfdhcp in network namespaces), the Debian package (installed, its units verified
+    /// and run with their own user and capabilities, purged) and the fuzz targets over the
+    /// seed corpus.
     ///
     /// Runs `setup` first, so it works on a fresh clone.
     Test(test::Options),

@@ -58,8 +58,10 @@ enum Command {
     /// Loads the configuration, replays the lease journal, binds [::]:547 (joined to
     /// ff02::1:2 and ff05::1:3 on every interface the links name) and answers clients. On
     /// SIGTERM/SIGINT it stops the workers, syncs the journal and exits 0. Needs root, or
-    /// CAP_NET_BIND_SERVICE (UDP) plus CAP_BPF and CAP_NET_ADMIN (XDP), to start; with --user
-    /// it then runs unprivileged.
+    /// CAP_NET_BIND_SERVICE (UDP) plus CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN, CAP_NET_RAW and
+    /// CAP_IPC_LOCK (XDP), to start; with --user it then runs unprivileged. Under systemd
+    /// (NOTIFY_SOCKET set) it reports READY=1 once it answers, pings the watchdog
+    /// (WATCHDOG_USEC) while every worker runs, and STOPPING=1 on the way out.
     Run {
         /// The TOML configuration file (see `check-config`).
         #[arg(short, long, value_name = "FILE")]
@@ -703,6 +705,7 @@ mod tests {
             "identical-c",
             "unique-c",
             "reference",
+            "package/xdhcp6",
         ] {
             check_config(&examples.join(format!("{name}.toml"))).unwrap();
         }

@@ -4,7 +4,9 @@
 //! journal into the table, opens the kernel UDP socket on `[::]:547` (joined to the DHCPv6
 //! groups on every configured interface) and starts the datapath workers, a timer thread
 //! (lease expiry, once a second) and the metrics endpoint. SIGTERM or SIGINT stops the workers,
-//! then the timer, then syncs and closes the journal, and `run` returns `Ok`.
+//! then the timer, then syncs and closes the journal, and `run` returns `Ok`. Under systemd the
+//! main loop also speaks the service protocol ([`crate::service`]): READY=1 once serving,
+//! watchdog pings while every worker runs, STOPPING=1.
 
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::path::{Path, PathBuf};
