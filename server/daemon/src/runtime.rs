@@ -238,7 +238,7 @@ pub fn serve(options: RunOptions, stop: &AtomicBool) -> anyhow::Result<()> {
     let mut status_at = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         let now = Instant::now();
-        notifier.tick(now, running.alive());
+        notifier.tick(now, running.alive() && journal.writer_running());
         if now.duration_since(status_at) >= STATUS_INTERVAL {
             status_at = now;
             notifier.status(&serving_status(&options, &running, table.len()));
@@ -338,7 +338,8 @@ impl Running {
 }
 
 impl Running {
-    /// Whether every datapath worker and the timer still run (the watchdog's condition).
+    /// Whether every datapath worker and the timer still run (with the journal writer, the
+    /// watchdog's condition).
     fn alive(&self) -> bool {
         self.udp.as_ref().is_none_or(UdpDatapath::running)
             && self.xdp_workers.iter().all(|worker| !worker.is_finished())

@@ -7,9 +7,9 @@
 //! telling systemd about it.
 //!
 //! The watchdog proves more than "the main thread runs": [`Notifier::tick`] pings only while
-//! every datapath worker and the timer are alive. If one has died the pings stop, systemd
-//! declares the service hung after `WatchdogSec=` and restarts it (`Restart=on-failure`),
-//! which restarts the dead worker with everything else.
+//! every datapath worker, the timer and the journal writer are alive. If one has died the
+//! pings stop, systemd declares the service hung after `WatchdogSec=` and restarts it
+//! (`Restart=on-failure`), which restarts the dead thread with everything else.
 
 use std::time::{Duration, Instant};
 
@@ -89,8 +89,8 @@ impl Notifier {
             if !self.withheld {
                 self.withheld = true;
                 tracing::error!(
-                    "a datapath worker or the timer thread has stopped; withholding the \
-                     watchdog ping so that systemd restarts the service"
+                    "a datapath worker, the timer or the journal writer has stopped; \
+                     withholding the watchdog ping so that systemd restarts the service"
                 );
                 self.send(&[NotifyState::Status(
                     "a worker thread has stopped; waiting for the watchdog to restart the service",
