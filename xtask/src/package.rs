@@ -44,6 +44,8 @@ const CONFIG: &str = "/etc/xdhcp6/xdhcp6.toml";
 const STATE: &str = "/var/lib/xdhcp6";
 /// Where the units go (systemd's folder for packaged units).
 const UNIT_DIR: &str = "usr/lib/systemd/system";
+/// The link `systemctl enable xdhcp6d.service` makes.
+const ENABLED_LINK: &str = "/etc/systemd/system/multi-user.target.wants/xdhcp6d.service";
 /// The units under dist/systemd, and the datapath each runs.
 const UNITS: [(&str, &str); 2] = [("xdhcp6d.service", "udp"), ("xdhcp6d-xdp.service", "xdp")];
 /// The completion scripts: shell, the name `xdhcp6d generate` gives the file, where it goes.
@@ -363,11 +365,13 @@ pub fn check(deb: &Path) -> Result<()> {
     xdhcp6_lab::cmd::require_tools(&[
         "dpkg",
         "systemd-analyze",
+        "systemctl",
         "setpriv",
         "man",
         "bash",
         "getent",
         "ip",
+        "strace",
     ])?;
     if package_installed()? {
         bail!(
@@ -423,8 +427,16 @@ fn install_check_purge(deb: &Path) -> Result<()> {
         Ok(())
     })?;
     step("man pages and completions", check_docs)?;
-    step("dpkg -i again (upgrade path)", || {
-        cmd::run(Command::new("dpkg").arg("-i").arg(deb))
+    step("enabled, then dpkg -i again (upgrade path)", || {
+        // As an administrator would (systemctl makes the links without a running systemd);
+        // purge must take them away again.
+        cmd::run(Command::new("systemctl").args(["enable", "xdhcp6d.service"]))?;
+        cmd::run(Command::new("dpkg").arg("-i").arg(deb))?;
+        ensure!(
+            Path::new(ENABLED_LINK).is_symlink(),
+            "{ENABLED_LINK} is gone after the upgrade"
+        );
+        Ok(())
     })?;
     for (unit, datapath) in UNITS {
         step(
@@ -459,7 +471,7 @@ fn install_check_purge(deb: &Path) -> Result<()> {
             .iter()
             .chain(&installed.folders)
             .map(String::as_str)
-            .chain(["/etc/xdhcp6", STATE, "/run/xdhcp6"])
+            .chain(["/etc/xdhcp6", STATE, "/run/xdhcp6", ENABLED_LINK])
             .filter(|path| Path::new(path).exists() || Path::new(path).is_symlink())
             .collect();
         for folder in [
@@ -676,6 +688,10 @@ struct UnitSettings {
     bounding: Vec<String>,
     no_new_privileges: bool,
     working_directory: Option<String>,
+    /// `SystemCallFilter=`: system calls and @groups allowed.
+    syscall_filter: Vec<String>,
+    /// `RestrictAddressFamilies=`.
+    address_families: Vec<String>,
 }
 
 impl UnitSettings {
@@ -695,6 +711,14 @@ impl UnitSettings {
                 "CapabilityBoundingSet" => settings.bounding.extend(words()),
                 "NoNewPrivileges" => settings.no_new_privileges = value.trim() == "yes",
                 "WorkingDirectory" => settings.working_directory = Some(value.trim().to_owned()),
+                "SystemCallFilter" => {
+                    ensure!(
+                        !value.trim_start().starts_with('~'),
+                        "{path}: the test reads allow lists only: {line}"
+                    );
+                    settings.syscall_filter.extend(words());
+                }
+                "RestrictAddressFamilies" => settings.address_families.extend(words()),
                 _ => {}
             }
         }
@@ -703,6 +727,33 @@ impl UnitSettings {
             "{path} has no User= or ExecStart="
         );
         Ok(settings)
+    }
+
+    /// Every system call `SystemCallFilter=` allows, its @groups expanded by systemd itself.
+    fn allowed_syscalls(&self) -> Result<BTreeSet<String>> {
+        let mut allowed = BTreeSet::new();
+        let mut pending: Vec<String> = self.syscall_filter.clone();
+        let mut expanded = BTreeSet::new();
+        while let Some(entry) = pending.pop() {
+            if !entry.starts_with('@') {
+                allowed.insert(entry);
+                continue;
+            }
+            if !expanded.insert(entry.clone()) {
+                continue;
+            }
+            let listing =
+                cmd::output(Command::new("systemd-analyze").args(["syscall-filter", &entry]))?;
+            for line in listing.lines().skip(1) {
+                let word = line.trim();
+                if word.is_empty() || word.starts_with('#') {
+                    continue;
+                }
+                pending.push(word.to_owned());
+            }
+        }
+        ensure!(!allowed.is_empty(), "SystemCallFilter= allows nothing");
+        Ok(allowed)
     }
 
     /// The capabilities as setpriv spells them: `-all,+net_bind_service,...`.
@@ -792,9 +843,14 @@ fn serve_and_solicit(
     notify.set_read_timeout(Some(Duration::from_millis(200)))?;
 
     let caps = UnitSettings::setpriv_caps(&settings.ambient);
+    let traces = scratch.join("trace");
     let mut command = server.command("env");
     command
         .arg(format!("NOTIFY_SOCKET={}", notify_path.display()))
+        // Every system call and socket family, per thread, to hold against the unit's
+        // SystemCallFilter= and RestrictAddressFamilies=, which only systemd enforces.
+        .args(["strace", "-f", "-qq", "-ff", "-o"])
+        .arg(&traces)
         .arg("setpriv")
         .arg(format!("--reuid={}", settings.user))
         .arg(format!("--regid={}", settings.group))
@@ -819,7 +875,7 @@ fn serve_and_solicit(
         ready.contains("STATUS="),
         "READY=1 came without a STATUS= line: {ready:?}"
     );
-    let pid = daemon.id();
+    let pid = child_of(daemon.id())?;
     let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
     let field = |key: &str| -> Result<String> {
         status
@@ -846,7 +902,7 @@ fn serve_and_solicit(
         "{unit}: no Advertise within 10 s:\n{}",
         daemon.log_text()
     );
-    daemon.signal("TERM")?;
+    cmd::output(Command::new("kill").args(["-TERM", &pid.to_string()]))?;
     wait_for_notify(&notify, "STOPPING=1", Duration::from_secs(10), &mut daemon)?;
     let exit = daemon.wait(Duration::from_secs(20))?;
     ensure!(
@@ -854,7 +910,98 @@ fn serve_and_solicit(
         "{unit}: the server exited with {exit}:\n{}",
         daemon.log_text()
     );
+    check_traces(settings, &scratch, unit)?;
     let _ = fs::remove_dir_all(&scratch);
+    Ok(())
+}
+
+/// The process whose parent is `parent` (the server under strace).
+fn child_of(parent: u32) -> Result<u32> {
+    for entry in fs::read_dir("/proc")? {
+        let entry = entry?;
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|name| name.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(status) = fs::read_to_string(entry.path().join("status")) else {
+            continue;
+        };
+        let ppid = status
+            .lines()
+            .find_map(|line| line.strip_prefix("PPid:"))
+            .and_then(|value| value.trim().parse::<u32>().ok());
+        if ppid == Some(parent) {
+            return Ok(pid);
+        }
+    }
+    bail!("no child of pid {parent} (strace) found")
+}
+
+/// Holds what the server did under strace against the unit's SystemCallFilter= and
+/// RestrictAddressFamilies=: the system calls from the exec of xdhcp6d on, in every thread.
+fn check_traces(settings: &UnitSettings, scratch: &Path, unit: &str) -> Result<()> {
+    let allowed = settings.allowed_syscalls()?;
+    let mut used = BTreeSet::new();
+    let mut families = BTreeSet::new();
+    for entry in fs::read_dir(scratch)? {
+        let path = entry?.path();
+        if !path
+            .file_name()
+            .is_some_and(|name| name.to_string_lossy().starts_with("trace."))
+        {
+            continue;
+        }
+        let text = fs::read_to_string(&path)?;
+        // The process file starts with setpriv's own calls, which systemd would make before
+        // the filter applies: keep what follows the exec of the server.
+        let lines: Vec<&str> = text.lines().collect();
+        let start = lines
+            .iter()
+            .rposition(|line| line.starts_with("execve("))
+            .unwrap_or(0);
+        for line in &lines[start..] {
+            let name: String = line
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+                .collect();
+            if name.is_empty() || !line[name.len()..].starts_with('(') {
+                continue;
+            }
+            if name == "socket"
+                && let Some(family) = line["socket(".len()..].split([',', ')']).next()
+            {
+                families.insert(family.trim().to_owned());
+            }
+            used.insert(name);
+        }
+    }
+    ensure!(
+        used.contains("recvmmsg") || used.contains("recvfrom") || used.contains("poll"),
+        "{unit}: the traces show no receive at all: {used:?}"
+    );
+    let refused: Vec<&String> = used.difference(&allowed).collect();
+    ensure!(
+        refused.is_empty(),
+        "{unit}: the server called {refused:?}, which SystemCallFilter= {:?} refuses",
+        settings.syscall_filter
+    );
+    let unlisted: Vec<&String> = families
+        .iter()
+        .filter(|family| !settings.address_families.contains(family))
+        .collect();
+    ensure!(
+        unlisted.is_empty(),
+        "{unit}: the server opened {unlisted:?} sockets, which RestrictAddressFamilies= {:?} \
+         refuses",
+        settings.address_families
+    );
+    eprintln!(
+        "package: {unit}: {} system calls, families {families:?}, all allowed by the unit",
+        used.len()
+    );
     Ok(())
 }
 

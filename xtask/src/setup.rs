@@ -25,6 +25,7 @@ const APT_PACKAGES: &[(&str, &str)] = &[
     ("systemd", "systemd-analyze"),
     ("man-db", "man"),
     ("adduser", "adduser"),
+    ("strace", "strace"),
 ];
 
 /// The bpf-linker release line that builds against the nightly's own LLVM.
