@@ -80,10 +80,35 @@ pub fn man_pages(command: clap::Command, dir: &Path) -> io::Result<Vec<PathBuf>>
     Ok(written)
 }
 
-/// Writes the completion script of `shell` for `command`; returns its path.
-pub fn completions(mut command: clap::Command, shell: Shell, dir: &Path) -> io::Result<PathBuf> {
+/// Writes the completion script of `shell` for `command`, without its hidden subcommands (the
+/// generators would offer them); returns its path.
+pub fn completions(command: clap::Command, shell: Shell, dir: &Path) -> io::Result<PathBuf> {
     let name = command.get_name().to_owned();
+    let mut command = without_hidden_subcommands(command);
     clap_complete::generate_to(shell, &mut command, name, dir)
+}
+
+/// `command` rebuilt with its visible subcommands only (clap has no way to remove one).
+fn without_hidden_subcommands(command: clap::Command) -> clap::Command {
+    // clap's names and versions are `&'static str` (without its `string` feature); this runs
+    // once, in a short-lived process.
+    let leak = |text: &str| -> &'static str { Box::leak(text.to_owned().into_boxed_str()) };
+    let mut pruned = clap::Command::new(leak(command.get_name()))
+        .args(command.get_arguments().cloned())
+        .subcommands(
+            command
+                .get_subcommands()
+                .filter(|sub| !sub.is_hide_set())
+                .cloned(),
+        )
+        .propagate_version(command.is_propagate_version_set());
+    if let Some(version) = command.get_version() {
+        pruned = pruned.version(leak(version));
+    }
+    if let Some(about) = command.get_about() {
+        pruned = pruned.about(about.clone());
+    }
+    pruned
 }
 
 #[cfg(test)]
@@ -120,7 +145,7 @@ mod tests {
     }
 
     #[test]
-    fn completions_name_the_subcommands_and_their_flags() {
+    fn completions_name_the_subcommands_and_their_flags_but_not_the_hidden_ones() {
         let dir = std::env::temp_dir().join(format!("xdhcp6-completion-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
         for (shell, file, flag) in [
@@ -133,6 +158,7 @@ mod tests {
             let script = fs::read_to_string(&path).unwrap();
             assert!(script.contains("run"), "{shell}: {script}");
             assert!(script.contains(flag), "{shell}: {script}");
+            assert!(!script.contains("generate"), "{shell}: {script}");
         }
         fs::remove_dir_all(&dir).unwrap();
     }
