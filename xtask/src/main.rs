@@ -4,14 +4,15 @@
 //! the release binaries, `test` runs every test layer, `bench` measures the appliance against
 //! the link's ceiling and Kea, `demo` shows the appliance working in a throw-away network
 //! namespace, and `failover` kills one server of a redundant pair under load and measures what
-//! the clients lose, and `torture` floods it as an attacker would and shows what its default
-//! limits keep safe.
+//! the clients lose, `torture` floods it as an attacker would and shows what its default
+//! limits keep safe, and `package` builds the Debian package.
 
 mod bench;
 mod build;
 mod cmd;
 mod demo;
 mod failover;
+mod package;
 mod process;
 mod setup;
 mod test;
@@ -39,7 +40,9 @@ enum Task {
     Build,
     /// Run every test layer: formatting, clippy, unit/property tests, the appliance tests
     /// that need root (XDP program under BPF_PROG_TEST_RUN, AF_XDP, real dhclient, dhcrelay
-    /// and perfdhcp in network namespaces) and the fuzz targets over the seed corpus.
+    /// and perfdhcp in network namespaces), the Debian package (installed, its units verified
+    /// and run with their own user and capabilities, purged) and the fuzz targets over the
+    /// seed corpus.
     ///
     /// Runs `setup` first, so it works on a fresh clone.
     Test(test::Options),
@@ -62,6 +65,11 @@ enum Task {
     /// table before, during and after, journal bytes written, the legitimate success rate and
     /// the drops by reason, and writes them under target/torture/.
     Torture(torture::Options),
+    /// Build the Debian package (target/package/xdhcp6_VERSION_ARCH.deb): xdhcp6d with the
+    /// XDP object embedded, the hardened systemd units of dist/systemd, the example
+    /// configuration as /etc/xdhcp6/xdhcp6.toml, man pages and bash, zsh and fish completions
+    /// generated from the command line, and the maintainer scripts of dist/debian.
+    Package(package::Options),
 }
 
 fn main() -> ExitCode {
@@ -74,6 +82,7 @@ fn main() -> ExitCode {
         Task::Bench(options) => setup::run().and_then(|()| bench::run(&options)),
         Task::Failover(options) => failover::run(&options),
         Task::Torture(options) => torture::run(&options),
+        Task::Package(options) => package::run(&options),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -20,6 +20,12 @@ const APT_PACKAGES: &[(&str, &str)] = &[
     ("tshark", "tshark"),
     ("tcpdump", "tcpdump"),
     ("ethtool", "ethtool"),
+    // `cargo xtask package` and its test.
+    ("dpkg-dev", "dpkg-shlibdeps"),
+    ("systemd", "systemd-analyze"),
+    ("man-db", "man"),
+    ("adduser", "adduser"),
+    ("strace", "strace"),
 ];
 
 /// The bpf-linker release line that builds against the nightly's own LLVM.

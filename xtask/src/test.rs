@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
-use crate::{build, cmd};
+use crate::{build, cmd, package};
 
 /// Options of `cargo xtask test`.
 #[derive(clap::Args)]
@@ -74,6 +74,15 @@ pub fn run(options: &Options) -> Result<()> {
                     .args(["--", "--include-ignored"])
                     .args(["--test-threads=1"]),
             )
+        },
+    )?;
+    step(
+        "Debian package (build, install, verify units, run as the units, purge)",
+        &mut || {
+            // The dev profile: the appliance tests above built it already, and what is
+            // checked here is the package, not the optimiser.
+            let deb = package::build_deb("dev", &ebpf_object)?;
+            package::check(&deb)
         },
     )?;
     for (target, seeds) in FUZZ_TARGETS {

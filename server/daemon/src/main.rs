@@ -11,7 +11,7 @@ use std::{
 };
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 use xdhcp6_common::{Counters, PassReason};
 use xdhcp6_datapath::os;
 use xdhcp6_engine::{
@@ -62,8 +62,10 @@ enum Command {
     /// Loads the configuration, replays the lease journal, binds [::]:547 (joined to
     /// ff02::1:2 and ff05::1:3 on every interface the links name) and answers clients. On
     /// SIGTERM/SIGINT it stops the workers, syncs the journal and exits 0. Needs root, or
-    /// CAP_NET_BIND_SERVICE (UDP) plus CAP_BPF and CAP_NET_ADMIN (XDP), to start; with --user
-    /// it then runs unprivileged.
+    /// CAP_NET_BIND_SERVICE (UDP) plus CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN, CAP_NET_RAW and
+    /// CAP_IPC_LOCK (XDP), to start; with --user it then runs unprivileged. Under systemd
+    /// (NOTIFY_SOCKET set) it reports READY=1 once it answers, pings the watchdog
+    /// (WATCHDOG_USEC) while every worker runs, and STOPPING=1 on the way out.
     Run {
         /// The TOML configuration file (see `check-config`).
         #[arg(short, long, value_name = "FILE")]
@@ -188,6 +190,12 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         ebpf_object: Option<PathBuf>,
     },
+    /// Write the man pages or shell completions (for packaging).
+    #[command(hide = true)]
+    Generate {
+        #[command(subcommand)]
+        what: xdhcp6d::generate::Generate,
+    },
 }
 
 fn main() -> ExitCode {
@@ -247,6 +255,7 @@ fn main() -> ExitCode {
             seconds,
             ebpf_object,
         } => xdp_watch(&interface, mode, seconds, ebpf_object),
+        Command::Generate { what } => what.write(Cli::command()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -758,8 +767,6 @@ fn sleep_until(when: Instant) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
-
     use super::*;
 
     #[test]
@@ -818,6 +825,7 @@ mod tests {
             "identical-c",
             "unique-c",
             "reference",
+            "package/xdhcp6",
         ] {
             check_config(&examples.join(format!("{name}.toml"))).unwrap();
         }

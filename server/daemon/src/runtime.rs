@@ -4,7 +4,9 @@
 //! journal into the table, opens the kernel UDP socket on `[::]:547` (joined to the DHCPv6
 //! groups on every configured interface) and starts the datapath workers, a timer thread
 //! (lease expiry, once a second) and the metrics endpoint. SIGTERM or SIGINT stops the workers,
-//! then the timer, then syncs and closes the journal, and `run` returns `Ok`.
+//! then the timer, then syncs and closes the journal, and `run` returns `Ok`. Under systemd the
+//! main loop also speaks the service protocol ([`crate::service`]): READY=1 once serving,
+//! watchdog pings while every worker runs, STOPPING=1.
 
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::path::{Path, PathBuf};
@@ -26,6 +28,7 @@ use crate::journal::{
     Durability, Journal, JournalErrors, JournalOptions, JournalSink, LinkNames, Snapshot,
 };
 use crate::metrics::{self, JournalHealth, MetricsHandle, Sources};
+use crate::service::Notifier;
 use crate::stats::WorkerStats;
 use crate::udp::{self, Ports, ServerSocket, UdpDatapath};
 use crate::xdp::{AttachMode, Steering};
@@ -230,10 +233,20 @@ pub fn serve(options: RunOptions, stop: &AtomicBool) -> anyhow::Result<()> {
     }
 
     tracing::info!("serving");
+    let mut notifier = Notifier::from_env();
+    notifier.ready(&serving_status(&options, &running, table.len()));
+    let mut status_at = Instant::now();
     while !stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        notifier.tick(now, running.alive() && journal.writer_running());
+        if now.duration_since(status_at) >= STATUS_INTERVAL {
+            status_at = now;
+            notifier.status(&serving_status(&options, &running, table.len()));
+        }
         thread::sleep(Duration::from_millis(100));
     }
     tracing::info!("stopping");
+    notifier.stopping("stopping: syncing the lease journal");
 
     let stats = std::mem::take(&mut running.stats);
     drop(running);
@@ -247,6 +260,20 @@ pub fn serve(options: RunOptions, stop: &AtomicBool) -> anyhow::Result<()> {
     let (received, sent) = totals(&stats);
     tracing::info!(leases, received, sent, "stopped");
     Ok(())
+}
+
+/// How often the `STATUS=` line shown by `systemctl status` is refreshed.
+const STATUS_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The `STATUS=` line of a serving server: datapath, workers, leases, messages.
+fn serving_status(options: &RunOptions, running: &Running, leases: usize) -> String {
+    let (received, sent) = totals(&running.stats);
+    format!(
+        "serving on the {} datapath, {} workers: {leases} leases, {received} messages received, \
+         {sent} sent",
+        options.datapath,
+        running.stats.len()
+    )
 }
 
 /// The one capability the server keeps once it runs as `--user`: detaching the XDP programs on
@@ -307,6 +334,16 @@ impl Running {
             timer: None,
             metrics: None,
         }
+    }
+}
+
+impl Running {
+    /// Whether every datapath worker and the timer still run (with the journal writer, the
+    /// watchdog's condition).
+    fn alive(&self) -> bool {
+        self.udp.as_ref().is_none_or(UdpDatapath::running)
+            && self.xdp_workers.iter().all(|worker| !worker.is_finished())
+            && self.timer.as_ref().is_none_or(|timer| !timer.is_finished())
     }
 }
 

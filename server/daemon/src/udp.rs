@@ -132,6 +132,11 @@ impl UdpDatapath {
         Ok(Self { workers })
     }
 
+    /// Whether every worker thread still runs (none has panicked or returned).
+    pub fn running(&self) -> bool {
+        self.workers.iter().all(|worker| !worker.is_finished())
+    }
+
     /// Waits for every worker to notice the stop flag and end.
     pub fn join(self) {
         for handle in self.workers {

@@ -525,6 +525,14 @@ impl Journal {
         !self.shared.has_failed()
     }
 
+    /// Whether the writer thread still runs: it ends only at shutdown, or when it panicked
+    /// (then nothing becomes durable again, and the service watchdog stops being fed).
+    pub fn writer_running(&self) -> bool {
+        self.writer
+            .as_ref()
+            .is_some_and(|writer| !writer.is_finished())
+    }
+
     /// Times the journal's writes started failing since open.
     pub fn write_failures(&self) -> u64 {
         self.shared.write_failures.load(Ordering::Acquire)
