@@ -30,8 +30,8 @@ pub use self::pools::PoolUsage;
 use self::request::{Client, ClientRequest, client_link_layer, relay_supplied};
 use crate::config::{Config, LinkId, UnknownLink};
 use crate::table::{
-    ClaimAs, EventKind, EventSink, IaKind, Lease, LeaseEvent, LeaseRecord, LeaseTable,
-    RestoreReport,
+    ClaimAs, EventKind, EventSink, IaKind, Lease, LeaseEvent, LeaseRecord, LeaseState,
+    LeaseTable, RestoreReport,
 };
 
 /// The most relay hops the server answers through (RFC 9915 §7.6 HOP_COUNT_LIMIT).
@@ -187,6 +187,41 @@ impl Engine {
     /// New bindings and Declines refused so far, by limit.
     pub fn limit_refusals(&self) -> impl Iterator<Item = (Refusal, u64)> {
         Refusal::ALL.into_iter().zip(self.limits.refused())
+    }
+
+    /// Ends the lease a client holds on `addr` (an address, or the first address of a
+    /// delegated prefix) as that client's Release would: the table drops it and the same
+    /// [`EventKind::Released`] event reaches `events` (the journal), the pool counters, the
+    /// allocator's bitmap and the limits. An operator's forced release; `None` when no client
+    /// holds a lease there (free, or declined and in probation).
+    pub fn release_lease(
+        &self,
+        addr: u128,
+        kind: IaKind,
+        now: u32,
+        events: &mut impl EventSink,
+    ) -> Option<LeaseRecord> {
+        let record = self.table.lease_at(addr, kind)?;
+        if record.lease.state == LeaseState::Declined {
+            return None;
+        }
+        let key = self.table.ia_key(
+            record.duid.as_bytes(),
+            record.lease.iaid,
+            kind,
+            record.lease.link,
+        );
+        let mut sink = Tracking {
+            engine: self,
+            inner: events,
+        };
+        // The client may have changed the lease since the lookup: the table checks the owner
+        // again under its lock.
+        let lease = self.table.release(&key, addr, now, &mut sink).ok()?;
+        Some(LeaseRecord {
+            duid: record.duid,
+            lease,
+        })
     }
 
     /// Bound leases, as the limits count them (server-wide, or on one link).
