@@ -61,7 +61,12 @@ fn a_forced_release_ends_the_binding_as_a_release_would() {
     assert_eq!(events[0].kind, EventKind::Released);
     assert_eq!(events[0].record, released);
     assert_eq!(bound(&s, IaKind::Na), 0);
-    assert!(s.engine.table().lease_at(u128::from(address), IaKind::Na).is_none());
+    assert!(
+        s.engine
+            .table()
+            .lease_at(u128::from(address), IaKind::Na)
+            .is_none()
+    );
 
     // A second forced release finds nothing, and emits nothing.
     assert!(

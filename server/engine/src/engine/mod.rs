@@ -30,8 +30,8 @@ pub use self::pools::PoolUsage;
 use self::request::{Client, ClientRequest, client_link_layer, relay_supplied};
 use crate::config::{Config, LinkId, UnknownLink};
 use crate::table::{
-    ClaimAs, EventKind, EventSink, IaKind, Lease, LeaseEvent, LeaseRecord, LeaseState,
-    LeaseTable, RestoreReport,
+    ClaimAs, EventKind, EventSink, IaKind, Lease, LeaseEvent, LeaseRecord, LeaseState, LeaseTable,
+    RestoreReport,
 };
 
 /// The most relay hops the server answers through (RFC 9915 §7.6 HOP_COUNT_LIMIT).
