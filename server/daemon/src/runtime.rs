@@ -3,7 +3,7 @@
 //! Start-up loads the configuration, builds the lease table and engine, replays the lease
 //! journal into the table, opens the kernel UDP socket on `[::]:547` (joined to the DHCPv6
 //! groups on every configured interface) and starts the datapath workers, a timer thread
-//! (lease expiry, once a second) and the metrics endpoint. SIGTERM or SIGINT stops the workers,
+//! (lease expiry, once a second), the metrics endpoint and the control API. SIGTERM or SIGINT stops the workers,
 //! then the timer, then syncs and closes the journal, and `run` returns `Ok`.
 
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};

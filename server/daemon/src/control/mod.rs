@@ -30,6 +30,9 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 use xdhcp6_engine::Engine;
 
+/// The status of an [`ApiError`], for [`ControlHooks`] implementations.
+pub use axum::http::StatusCode;
+
 pub use self::error::ApiError;
 pub use self::leases::duid_link_layer;
 use self::model::JournalView;
@@ -124,7 +127,7 @@ impl ControlHooks for Unwired {}
 
 fn unwired(what: &str) -> ApiError {
     ApiError::new(
-        axum::http::StatusCode::NOT_IMPLEMENTED,
+        StatusCode::NOT_IMPLEMENTED,
         format!("{what} is not available in this server"),
     )
 }
