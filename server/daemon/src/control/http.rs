@@ -18,6 +18,7 @@ use subtle::ConstantTimeEq;
 use tokio::sync::{Semaphore, oneshot};
 
 use super::error::ApiError;
+use super::listen::{Guarded, Limits};
 use super::model::{ConfigView, Leases, Pools, Released, ServerView, WorkerView, hex};
 use super::{BLOCKING_REQUESTS, MAX_BODY, Sources, leases, params, uptime};
 
@@ -65,6 +66,7 @@ pub(super) enum Listener {
 pub(super) async fn serve(
     listeners: Vec<Listener>,
     state: Arc<State>,
+    limits: Limits,
     stopped: oneshot::Receiver<()>,
 ) {
     let (stop_all, _) = tokio::sync::broadcast::channel::<()>(1);
@@ -78,7 +80,7 @@ pub(super) async fn serve(
             Listener::Unix(listener) => {
                 let app = router(Arc::clone(&state), None);
                 tasks.spawn(async move {
-                    if let Err(error) = axum::serve(listener, app)
+                    if let Err(error) = axum::serve(Guarded::new(listener, limits), app)
                         .with_graceful_shutdown(shutdown)
                         .await
                     {
@@ -89,7 +91,7 @@ pub(super) async fn serve(
             Listener::Tcp(listener, token) => {
                 let app = router(Arc::clone(&state), Some(token));
                 tasks.spawn(async move {
-                    if let Err(error) = axum::serve(listener, app)
+                    if let Err(error) = axum::serve(Guarded::new(listener, limits), app)
                         .with_graceful_shutdown(shutdown)
                         .await
                     {

@@ -14,6 +14,7 @@
 mod error;
 mod http;
 mod leases;
+mod listen;
 pub mod model;
 pub mod params;
 
@@ -35,6 +36,7 @@ pub use axum::http::StatusCode;
 
 pub use self::error::ApiError;
 pub use self::leases::duid_link_layer;
+pub use self::listen::Limits;
 use self::model::JournalView;
 use crate::events::Events;
 use crate::metrics::Probe;
@@ -236,6 +238,16 @@ impl Drop for ControlHandle {
 
 /// Starts the control API on the `xdhcp6-control` thread.
 pub fn spawn(options: &ControlOptions, sources: Sources) -> anyhow::Result<ControlHandle> {
+    spawn_with_limits(options, sources, Limits::default())
+}
+
+/// [`spawn`], each listener serving at most `limits.connections` connections at once and
+/// closing those idle for `limits.idle`.
+pub fn spawn_with_limits(
+    options: &ControlOptions,
+    sources: Sources,
+    limits: Limits,
+) -> anyhow::Result<ControlHandle> {
     let token = match (&options.tcp, &options.token_file) {
         (Some(_), Some(file)) => Some(read_token(file)?),
         (Some(address), None) => bail!(
@@ -292,7 +304,7 @@ pub fn spawn(options: &ControlOptions, sources: Sources) -> anyhow::Result<Contr
     let thread = thread::Builder::new()
         .name("xdhcp6-control".to_owned())
         .spawn(move || {
-            runtime.block_on(http::serve(servers, state, stopped));
+            runtime.block_on(http::serve(servers, state, limits, stopped));
             // Requests still running are cut off with the runtime; blocking work finishes
             // on its own thread.
             runtime.shutdown_timeout(Duration::from_secs(1));

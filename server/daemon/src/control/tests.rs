@@ -509,3 +509,34 @@ fn a_stale_socket_is_replaced_and_a_live_one_refused() {
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me");
     let _ = std::fs::remove_dir_all(&folder);
 }
+
+#[test]
+fn an_idle_connection_gives_its_slot_to_the_next() {
+    use std::io::{Read, Write};
+    let fixture = fixture(1);
+    let folder = scratch("idle");
+    let socket = folder.join("control.sock");
+    let options = ControlOptions {
+        socket: Some(socket.clone()),
+        ..ControlOptions::off()
+    };
+    let limits = Limits {
+        connections: 1,
+        idle: std::time::Duration::from_millis(300),
+    };
+    let _handle =
+        spawn_with_limits(&options, sources(&fixture, &Recorded::default()), limits).unwrap();
+    // The one slot, held by a client that sends half a request and then nothing.
+    let mut idle = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+    idle.write_all(b"GET /v1/server HTTP/1.1\r\n").unwrap();
+    // The next request is served once the idle connection is closed.
+    let answer = get(&Target::Unix(socket.clone()), "/v1/server");
+    assert_eq!(answer.status, 200);
+    let mut rest = Vec::new();
+    idle.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    // Closed by the server: end of file (or a reset), never a hang.
+    let _ = idle.read_to_end(&mut rest);
+    assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
+    let _ = std::fs::remove_dir_all(&folder);
+}
