@@ -13,7 +13,7 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{DAEMON, exchange, fixtures, journal_leases};
+use common::{DAEMON, Datapath, exchange, fixtures, journal_leases};
 use serde_json::Value;
 use xdhcp6_engine::Destination;
 use xdhcp6_engine::proto::{MessageType, StatusCode};
@@ -151,7 +151,17 @@ fn unhex(text: &str) -> Vec<u8> {
 
 #[test]
 #[ignore = "needs root and network namespaces; run by cargo xtask test"]
-fn ctl_and_raw_http_look_up_list_and_release_leases() {
+fn ctl_and_raw_http_look_up_list_and_release_leases_over_udp() {
+    control_scenario(Datapath::Udp);
+}
+
+#[test]
+#[ignore = "needs root, network namespaces and the eBPF object; run by cargo xtask test"]
+fn ctl_and_raw_http_look_up_list_and_release_leases_over_xdp() {
+    control_scenario(Datapath::XdpSkb);
+}
+
+fn control_scenario(datapath: Datapath) {
     let mut net = common::lab("ctl-api", &["srv", "cli", "alt"]);
     net.veth(("srv", SERVER_IF), ("cli", CLIENT_IF));
     // A second namespace with an interface of the same name, for a second server.
@@ -172,28 +182,26 @@ fn ctl_and_raw_http_look_up_list_and_release_leases() {
     let arg = |path: &Path| path.display().to_string();
     let (config_arg, journal_arg, socket_arg, token_arg) =
         (arg(&config), arg(&journal), arg(&socket), arg(&token));
-    net.spawn(
-        "srv",
-        "daemon",
-        &[
-            DAEMON,
-            "run",
-            "--config",
-            &config_arg,
-            "--journal",
-            &journal_arg,
-            "--datapath",
-            "udp",
-            "--metrics",
-            "off",
-            "--control",
-            &socket_arg,
-            "--control-tcp",
-            TCP,
-            "--control-token-file",
-            &token_arg,
-        ],
-    );
+    let mut line = vec![
+        DAEMON,
+        "run",
+        "--config",
+        &config_arg,
+        "--journal",
+        &journal_arg,
+    ];
+    line.extend_from_slice(datapath.args());
+    line.extend_from_slice(&[
+        "--metrics",
+        "off",
+        "--control",
+        &socket_arg,
+        "--control-tcp",
+        TCP,
+        "--control-token-file",
+        &token_arg,
+    ]);
+    net.spawn("srv", "daemon", &line);
     net.wait_for_log("daemon", "serving", Duration::from_secs(20));
     let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "socket mode {mode:o}");
@@ -293,7 +301,22 @@ fn ctl_and_raw_http_look_up_list_and_release_leases() {
     // Server info, and the configuration served.
     let server = ctl_json(&socket, &["server"]);
     assert_eq!(server["version"], env!("CARGO_PKG_VERSION"));
-    assert_eq!(server["datapath"], "udp");
+    let workers = server["workers"].as_array().unwrap();
+    assert_eq!(workers[0]["datapath"], "udp");
+    if datapath == Datapath::Udp {
+        assert_eq!(server["datapath"], "udp");
+        assert_eq!(server["xdp"], serde_json::json!([]));
+    } else {
+        assert_eq!(server["datapath"], "xdp");
+        assert_eq!(
+            server["xdp"],
+            serde_json::json!([format!("{SERVER_IF} (skb)")])
+        );
+        assert!(
+            workers.iter().any(|worker| worker["datapath"] == "af_xdp"),
+            "{server}"
+        );
+    }
     assert_eq!(server["config_file"], config_arg);
     assert_eq!(server["journal"]["healthy"], true);
     assert_eq!(server["journal"]["path"], journal_arg);
