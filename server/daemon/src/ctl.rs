@@ -26,7 +26,7 @@ pub struct CtlArgs {
     /// The server's control socket.
     #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET)]
     pub socket: PathBuf,
-    /// Talk to the TCP listener (`--control-tcp`) instead, e.g. http://[::1]:9548.
+    /// Talk to the TCP listener (`--control-tcp`) instead, e.g. `http://[::1]:9548`.
     #[arg(long, value_name = "URL", requires = "token_file")]
     pub url: Option<String>,
     /// The file holding the TCP listener's bearer token (with --url).

@@ -113,7 +113,7 @@ enum Command {
         /// A stale socket file is replaced; one another running server holds is an error.
         #[arg(long, value_name = "PATH|off", default_value = DEFAULT_SOCKET, value_parser = parse_control)]
         control: ControlSocket,
-        /// Also serve the control API on this TCP address, e.g. [::1]:9548 (needs
+        /// Also serve the control API on this TCP address, e.g. `[::1]:9548` (needs
         /// --control-token-file).
         #[arg(long, value_name = "ADDR", requires = "control_token_file")]
         control_tcp: Option<SocketAddr>,
