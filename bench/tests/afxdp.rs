@@ -306,7 +306,7 @@ fn start_daemon(link: &Link, work: &Path, datapath: &str) -> Background {
                 .arg("--config")
                 .arg(&config)
                 .args(["--datapath", datapath, "--xdp-mode", "native"])
-                .args(["--metrics", "off"])
+                .args(["--metrics", "off", "--control", "off"])
                 .arg("--journal")
                 .arg(work.join("leases.journal"));
             command

@@ -393,6 +393,9 @@ impl Lab {
             .args(["--durability", options.durability])
             .args(["--metrics", METRICS, "--journal"])
             .arg(options.journal)
+            // Each daemon its own control socket: the namespaces share the file system.
+            .arg("--control")
+            .arg(self.control_socket(name))
             .env("RUST_LOG", "info");
         let process = must(Process::start(command, &log, name));
         self.daemons.push(Daemon {
@@ -435,6 +438,16 @@ impl Lab {
             .process
             .take()
             .unwrap_or_else(|| panic!("the daemon {name} does not run"))
+    }
+
+    /// The control API socket of the daemon `name` (`xdhcp6d ctl --socket`).
+    pub fn control_socket(&self, name: &str) -> PathBuf {
+        self.path(&format!("{name}.control.sock"))
+    }
+
+    /// The control API socket of the daemon [`Lab::start_daemon`] runs.
+    pub fn daemon_control_socket(&self) -> PathBuf {
+        self.control_socket(SERVER)
     }
 
     /// The running (or last) daemon's log.

@@ -257,7 +257,9 @@ impl<'a> Lab<'a> {
                     .args(["--metrics", "off", "--cores", &core])
                     .args(["--durability", &self.options.durability])
                     .arg("--journal")
-                    .arg(&journal);
+                    .arg(&journal)
+                    .arg("--control")
+                    .arg(self.work.join(format!("{}.control.sock", target.name)));
             }
             "kea" => {
                 let config = self.work.join("kea-dhcp6.json");

@@ -63,7 +63,9 @@ pub fn run() -> Result<()> {
             METRICS,
         ])
         .arg("--journal")
-        .arg(work.join("leases.journal"));
+        .arg(work.join("leases.journal"))
+        .arg("--control")
+        .arg(work.join("control.sock"));
     let daemon = process::start(command, &log, "xdhcp6d")?;
     process::wait_for_metrics(&server, METRICS, &log)?;
 

@@ -238,7 +238,10 @@ fn run_choice(
             .arg(&server.config)
             .args(["--datapath", "udp", "--metrics", METRICS])
             .arg("--journal")
-            .arg(work.join(format!("{}-{}.journal", timers.name, server.letter)));
+            .arg(work.join(format!("{}-{}.journal", timers.name, server.letter)))
+            // Both servers run at once: each its own control socket.
+            .arg("--control")
+            .arg(work.join(format!("{}-{}.control.sock", timers.name, server.letter)));
         println!(
             "  xdhcp6d {} (preference {}, DUID {}) on core {SERVER_CORE}: {}",
             server.letter.to_uppercase(),

@@ -251,7 +251,9 @@ impl Lab {
             .args(["--datapath", datapath, "--xdp-mode", "native"])
             .args(["--metrics", METRICS])
             .arg("--journal")
-            .arg(journal);
+            .arg(journal)
+            .arg("--control")
+            .arg(self.work.join(format!("xdhcp6d-{datapath}.control.sock")));
         let server = process::start(command, &log, &format!("xdhcp6d-{datapath}"))?;
         process::wait_for_metrics(&self.server, METRICS, &log)?;
         Ok(server)

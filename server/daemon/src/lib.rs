@@ -3,6 +3,8 @@
 
 pub mod afxdp;
 pub mod config;
+pub mod control;
+pub mod ctl;
 pub mod events;
 pub mod frame;
 pub mod generate;

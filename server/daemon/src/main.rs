@@ -20,6 +20,8 @@ use xdhcp6_engine::{
     config::Config,
     table::{INFINITE, IaKind, LeaseRecord, LeaseState, LeaseTable},
 };
+use xdhcp6d::control::{ControlOptions, DEFAULT_SOCKET};
+use xdhcp6d::ctl::CtlArgs;
 use xdhcp6d::journal::{Durability, JournalErrors, Link, LinkNames, read_journal};
 use xdhcp6d::logging::{self, LogFormat};
 use xdhcp6d::runtime::{self, DEFAULT_JOURNAL, Datapath, RunOptions};
@@ -113,7 +115,25 @@ enum Command {
         /// be writable by the user (compaction writes new files there).
         #[arg(long, value_name = "NAME")]
         user: Option<String>,
+        /// The control API's unix socket (mode 0600; `xdhcp6d ctl` talks to it), or "off".
+        /// A stale socket file is replaced; one another running server holds is an error.
+        #[arg(long, value_name = "PATH|off", default_value = DEFAULT_SOCKET, value_parser = parse_control)]
+        control: ControlSocket,
+        /// Also serve the control API on this TCP address, e.g. `[::1]:9548` (needs
+        /// --control-token-file).
+        #[arg(long, value_name = "ADDR", requires = "control_token_file")]
+        control_tcp: Option<SocketAddr>,
+        /// The file holding the bearer token the TCP listener requires ("Authorization:
+        /// Bearer TOKEN"); never given on the command line.
+        #[arg(long, value_name = "FILE", requires = "control_tcp")]
+        control_token_file: Option<PathBuf>,
     },
+    /// Ask a running server through its control API (leases, pools, reservations, reload).
+    ///
+    /// Talks HTTP/JSON to the server's control socket (or its TCP listener with --url and
+    /// --token-file); prints tables, or the server's JSON with --json. An error answer is
+    /// printed and the exit status is non-zero. See docs/api.md.
+    Ctl(CtlArgs),
     /// Print the live leases of a lease journal (the server may be running).
     ///
     /// Reads the journal without changing it. Columns: client DUID (hex), IAID, kind (na:
@@ -216,6 +236,9 @@ fn main() -> ExitCode {
             cores,
             ebpf_object,
             user,
+            control,
+            control_tcp,
+            control_token_file,
         } => runtime::run(RunOptions {
             config,
             datapath,
@@ -228,7 +251,13 @@ fn main() -> ExitCode {
             cores: cores.map(|cores| cores.0).unwrap_or_default(),
             ebpf_object,
             user,
+            control: ControlOptions {
+                socket: control.0,
+                tcp: control_tcp,
+                token_file: control_token_file,
+            },
         }),
+        Command::Ctl(args) => xdhcp6d::ctl::run(&args),
         Command::Leases {
             journal,
             json,
@@ -314,6 +343,20 @@ fn parse_metrics(text: &str) -> Result<MetricsAddress, String> {
         .map_err(|_| {
             format!("{text:?} is not an address like [::1]:9547 or 127.0.0.1:9547, or \"off\"")
         })
+}
+
+/// `--control`: a socket path, or `None` for "off".
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct ControlSocket(Option<PathBuf>);
+
+fn parse_control(text: &str) -> Result<ControlSocket, String> {
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(ControlSocket(None));
+    }
+    if text.is_empty() {
+        return Err("give a socket path, or \"off\"".to_owned());
+    }
+    Ok(ControlSocket(Some(PathBuf::from(text))))
 }
 
 /// `--cores`: a list of core numbers and ranges.
@@ -922,6 +965,128 @@ mod tests {
             &["xdhcp6d", "run"],
         ] {
             assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn control_flags_parse() {
+        let cli = Cli::try_parse_from(["xdhcp6d", "run", "-c", "a.toml"]).unwrap();
+        let Command::Run {
+            control,
+            control_tcp,
+            ..
+        } = cli.command
+        else {
+            panic!("parsed as another command: {:?}", cli.command);
+        };
+        assert_eq!(control, ControlSocket(Some(PathBuf::from(DEFAULT_SOCKET))));
+        assert_eq!(control_tcp, None);
+        let cli = Cli::try_parse_from([
+            "xdhcp6d",
+            "run",
+            "-c",
+            "a.toml",
+            "--control",
+            "off",
+            "--control-tcp",
+            "[::1]:9548",
+            "--control-token-file",
+            "/etc/xdhcp6/token",
+        ])
+        .unwrap();
+        let Command::Run {
+            control,
+            control_tcp,
+            control_token_file,
+            ..
+        } = cli.command
+        else {
+            panic!("parsed as another command: {:?}", cli.command);
+        };
+        assert_eq!(control, ControlSocket(None));
+        assert_eq!(control_tcp, Some("[::1]:9548".parse().unwrap()));
+        assert_eq!(control_token_file, Some(PathBuf::from("/etc/xdhcp6/token")));
+        // TCP without a token file, and a token file alone, are refused.
+        for bad in [
+            &["xdhcp6d", "run", "-c", "a", "--control-tcp", "[::1]:9548"][..],
+            &["xdhcp6d", "run", "-c", "a", "--control-token-file", "t"],
+            &["xdhcp6d", "run", "-c", "a", "--control", ""],
+        ] {
+            assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn ctl_parses_each_request() {
+        use xdhcp6d::ctl::{CtlCommand, plan};
+        let parse = |args: &[&str]| {
+            let mut line = vec!["xdhcp6d", "ctl"];
+            line.extend_from_slice(args);
+            match Cli::try_parse_from(line) {
+                Ok(Cli {
+                    command: Command::Ctl(args),
+                    ..
+                }) => Ok(args),
+                Ok(other) => panic!("parsed as another command: {other:?}"),
+                Err(error) => Err(error),
+            }
+        };
+        let args = parse(&["leases", "--duid", "00:01", "--iaid", "3"]).unwrap();
+        assert_eq!(args.socket, PathBuf::from(DEFAULT_SOCKET));
+        let (method, path, body) = plan(&args.command);
+        assert_eq!(method, hyper::Method::GET);
+        assert_eq!(path, "/v1/leases?duid=00:01&iaid=3");
+        assert_eq!(body, None);
+        let args = parse(&[
+            "--json", "leases", "--link", "cmts 1&2", "--pool", "1", "--limit", "5",
+        ])
+        .unwrap();
+        assert!(args.json);
+        assert_eq!(
+            plan(&args.command).1,
+            "/v1/leases?link=cmts%201%262&pool=1&limit=5"
+        );
+        let args = parse(&["--socket", "/tmp/x.sock", "release", "2001:db8:100::/56"]).unwrap();
+        assert_eq!(args.socket, PathBuf::from("/tmp/x.sock"));
+        let (method, path, _) = plan(&args.command);
+        assert_eq!(method, hyper::Method::DELETE);
+        assert_eq!(path, "/v1/leases?prefix=2001:db8:100::/56");
+        let args = parse(&[
+            "reservations",
+            "add",
+            "--hw-address",
+            "02:00:00:00:00:01",
+            "--address",
+            "2001:db8::9",
+        ])
+        .unwrap();
+        let (method, path, body) = plan(&args.command);
+        assert_eq!(
+            (method, path.as_str()),
+            (hyper::Method::POST, "/v1/reservations")
+        );
+        assert_eq!(
+            body,
+            Some(serde_json::json!({"hw-address": "02:00:00:00:00:01", "address": "2001:db8::9"}))
+        );
+        assert!(matches!(
+            parse(&["reload"]).unwrap().command,
+            CtlCommand::Reload
+        ));
+        for bad in [
+            &[
+                "leases",
+                "--address",
+                "2001:db8::1",
+                "--prefix",
+                "2001:db8::/56",
+            ][..],
+            &["leases", "--iaid", "3"],
+            &["leases", "--pool", "1"],
+            &["--url", "http://[::1]:9548", "server"],
+            &["release"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
         }
     }
 

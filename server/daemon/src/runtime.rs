@@ -3,10 +3,10 @@
 //! Start-up loads the configuration, builds the lease table and engine, replays the lease
 //! journal into the table, opens the kernel UDP socket on `[::]:547` (joined to the DHCPv6
 //! groups on every configured interface) and starts the datapath workers, a timer thread
-//! (lease expiry, once a second) and the metrics endpoint. SIGTERM or SIGINT stops the workers,
-//! then the timer, then syncs and closes the journal, and `run` returns `Ok`. Under systemd the
-//! main loop also speaks the service protocol ([`crate::service`]): READY=1 once serving,
-//! watchdog pings while every worker runs, STOPPING=1.
+//! (lease expiry, once a second), the metrics endpoint and the control API. SIGTERM or SIGINT
+//! stops the workers, then the timer, then syncs and closes the journal, and `run` returns `Ok`.
+//! Under systemd the main loop also speaks the service protocol ([`crate::service`]): READY=1
+//! once serving, watchdog pings while every worker runs, STOPPING=1.
 
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::path::{Path, PathBuf};
@@ -24,6 +24,7 @@ use xdhcp6_engine::config::Config;
 use xdhcp6_engine::table::{LeaseRecord, LeaseTable};
 
 use crate::afxdp::{self, InterfaceInfo, XskConfig, XskError, XskWorker};
+use crate::control::{self, ControlHandle, ControlOptions};
 use crate::journal::{
     Durability, Journal, JournalErrors, JournalOptions, JournalSink, LinkNames, Snapshot,
 };
@@ -87,6 +88,8 @@ pub struct RunOptions {
     /// The user to run as once everything privileged is done (`--user`); `None` keeps the
     /// user the server started as.
     pub user: Option<String>,
+    /// Where the control API listens (`--control`, `--control-tcp`).
+    pub control: ControlOptions,
 }
 
 impl RunOptions {
@@ -104,6 +107,7 @@ impl RunOptions {
             cores: Vec::new(),
             ebpf_object: None,
             user: None,
+            control: ControlOptions::default(),
         }
     }
 }
@@ -228,6 +232,16 @@ pub fn serve(options: RunOptions, stop: &AtomicBool) -> anyhow::Result<()> {
         )?);
     }
 
+    if options.control.is_on() {
+        running.control = Some(start_control(
+            &options,
+            &engine,
+            &journal,
+            udp_workers,
+            &running,
+        )?);
+    }
+
     if let Some(name) = &options.user {
         become_user(name, &options.journal)?;
     }
@@ -311,7 +325,7 @@ fn become_user(name: &str, journal: &Path) -> anyhow::Result<()> {
 }
 
 /// The threads and attachments of a running server; dropping it stops them in order:
-/// datapath workers, XDP programs, timer, metrics endpoint.
+/// control API, datapath workers, XDP programs, timer, metrics endpoint.
 struct Running {
     stop: Arc<AtomicBool>,
     stats: Vec<Arc<WorkerStats>>,
@@ -321,6 +335,7 @@ struct Running {
     steering: Arc<Mutex<Vec<Steering>>>,
     timer: Option<JoinHandle<()>>,
     metrics: Option<MetricsHandle>,
+    control: Option<ControlHandle>,
 }
 
 impl Running {
@@ -333,6 +348,7 @@ impl Running {
             steering: Arc::new(Mutex::new(Vec::new())),
             timer: None,
             metrics: None,
+            control: None,
         }
     }
 }
@@ -349,6 +365,8 @@ impl Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
+        // No forced release may start once the workers stop.
+        self.control.take();
         self.stop.store(true, Ordering::Relaxed);
         if let Some(udp) = self.udp.take() {
             udp.join();
@@ -592,6 +610,63 @@ fn start_metrics(
     }
     metrics::spawn(address, sources)
         .with_context(|| format!("starting the metrics endpoint on {address}"))
+}
+
+/// Starts the control API over the engine, the journal (its sink for forced releases, its
+/// health), the workers' counters and the XDP programs.
+fn start_control(
+    options: &RunOptions,
+    engine: &Arc<Engine>,
+    journal: &Arc<Journal>,
+    udp_workers: usize,
+    running: &Running,
+) -> anyhow::Result<ControlHandle> {
+    // A reload swaps the engine: the API asks this getter on every request.
+    let current = Arc::clone(engine);
+    let sink = Arc::downgrade(journal);
+    let state = Arc::downgrade(journal);
+    let journal_path = options.journal.display().to_string();
+    let durability = options.durability.to_string();
+    let steering = Arc::clone(&running.steering);
+    let sources = control::Sources {
+        engine: Arc::new(move || Arc::clone(&current)),
+        events: Arc::new(move || match sink.upgrade() {
+            Some(journal) => Box::new(journal.sink()),
+            // The journal is closing: the server is stopping and its answers with it.
+            None => Box::new(xdhcp6_engine::table::Discard),
+        }),
+        journal: Arc::new(move || {
+            let journal = state.upgrade();
+            control::model::JournalView {
+                path: journal_path.clone(),
+                durability: durability.clone(),
+                healthy: journal.as_ref().is_some_and(|journal| journal.is_healthy()),
+                lag: journal.as_ref().map_or(0, |journal| journal.lag()),
+                write_failures: journal.map_or(0, |journal| journal.write_failures()),
+            }
+        }),
+        workers: running
+            .stats
+            .iter()
+            .enumerate()
+            .map(|(index, stats)| {
+                let datapath = if index < udp_workers { "udp" } else { "af_xdp" };
+                (datapath, Arc::clone(stats))
+            })
+            .collect(),
+        xdp: Arc::new(move || {
+            lock(&steering)
+                .iter()
+                .filter_map(|program| program.attached())
+                .map(|(interface, mode)| format!("{interface} ({mode})"))
+                .collect()
+        }),
+        datapath: options.datapath.to_string(),
+        config_file: options.config.clone(),
+        clock: os::unix_now,
+        hooks: Arc::new(control::Unwired),
+    };
+    control::spawn(&options.control, sources).context("starting the control API")
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -45,6 +45,8 @@ fn a_second_server_on_the_same_journal_or_port_refuses_naming_the_first() {
             &journal_arg,
             "--metrics",
             "off",
+            "--control",
+            "off",
         ],
     );
     let (status, log) = net.wait("same-journal", Duration::from_secs(10));
@@ -68,6 +70,8 @@ fn a_second_server_on_the_same_journal_or_port_refuses_naming_the_first() {
             "--journal",
             &other,
             "--metrics",
+            "off",
+            "--control",
             "off",
         ],
     );

@@ -32,7 +32,7 @@ use self::request::{Client, ClientRequest, client_link_layer, relay_supplied};
 use self::signals::ForeignRebinds;
 use crate::config::{Config, LinkId, UnknownLink};
 use crate::table::{
-    ClaimAs, EventKind, EventSink, IaKind, Lease, LeaseEvent, LeaseRecord, LeaseTable,
+    ClaimAs, EventKind, EventSink, IaKind, Lease, LeaseEvent, LeaseRecord, LeaseState, LeaseTable,
     RestoreReport,
 };
 
@@ -211,6 +211,41 @@ impl Engine {
                     )
                 })
             })
+    }
+
+    /// Ends the lease a client holds on `addr` (an address, or the first address of a
+    /// delegated prefix) as that client's Release would: the table drops it and the same
+    /// [`EventKind::Released`] event reaches `events` (the journal), the pool counters, the
+    /// allocator's bitmap and the limits. An operator's forced release; `None` when no client
+    /// holds a lease there (free, or declined and in probation).
+    pub fn release_lease(
+        &self,
+        addr: u128,
+        kind: IaKind,
+        now: u32,
+        events: &mut impl EventSink,
+    ) -> Option<LeaseRecord> {
+        let record = self.table.lease_at(addr, kind)?;
+        if record.lease.state == LeaseState::Declined {
+            return None;
+        }
+        let key = self.table.ia_key(
+            record.duid.as_bytes(),
+            record.lease.iaid,
+            kind,
+            record.lease.link,
+        );
+        let mut sink = Tracking {
+            engine: self,
+            inner: events,
+        };
+        // The client may have changed the lease since the lookup: the table checks the owner
+        // again under its lock.
+        let lease = self.table.release(&key, addr, now, &mut sink).ok()?;
+        Some(LeaseRecord {
+            duid: record.duid,
+            lease,
+        })
     }
 
     /// Bound leases, as the limits count them (server-wide, or on one link).
