@@ -275,6 +275,9 @@ pub fn route(
         Destination::Relay {
             to_source_port: true,
         } => request.source_port,
+        // RFC 5007 §4.3.5, in substance: the LEASEQUERY-REPLY goes back to the requestor's
+        // address and the port it sent from.
+        Destination::Requestor => request.source_port,
         Destination::Relay {
             to_source_port: false,
         } => DHCPV6_SERVER_PORT,

@@ -732,7 +732,21 @@ fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
         }
     }
     outln!("  reservations: {}", config.reservations.len());
+    outln!(
+        "  leasequery requestors: {}",
+        leasequery_requestors(&config)
+    );
     Ok(())
+}
+
+/// `[leasequery] requestors` for `check-config`: the prefixes, or who is answered without any.
+fn leasequery_requestors(config: &Config) -> String {
+    let requestors = &config.leasequery.requestors;
+    if requestors.is_empty() {
+        return "none (every Leasequery is answered NotAllowed)".to_owned();
+    }
+    let prefixes: Vec<String> = requestors.iter().map(ToString::to_string).collect();
+    prefixes.join(", ")
 }
 
 fn hex(bytes: &[u8]) -> String {

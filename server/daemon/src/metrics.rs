@@ -406,6 +406,21 @@ fn render_engine(out: &mut Exposition, engine: &Engine) {
         );
     }
     out.family(
+        "xdhcp6_leasequery_replies_total",
+        "counter",
+        "Leasequery replies sent (RFC 5007), by result: found (Client Data), client_link (the \
+         client is on several links), no_binding, and the refusals not_allowed (a requestor \
+         outside [leasequery] requestors), not_configured, unknown_query_type, \
+         malformed_query.",
+    );
+    for (result, count) in engine.leasequery_results() {
+        out.sample(
+            "xdhcp6_leasequery_replies_total",
+            &[("result", result.as_str())],
+            count,
+        );
+    }
+    out.family(
         "xdhcp6_rebind_foreign_total",
         "counter",
         "Addresses and prefixes of another server's slice (in a pool prefix of the link, \

@@ -308,7 +308,8 @@ impl<E: Events> Worker<E> {
                         Destination::Client => self.ports.client,
                         Destination::Relay {
                             to_source_port: true,
-                        } => datagram.source.port(),
+                        }
+                        | Destination::Requestor => datagram.source.port(),
                         Destination::Relay {
                             to_source_port: false,
                         } => self.ports.relay,

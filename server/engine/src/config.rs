@@ -1,8 +1,9 @@
 //! Configuration: TOML read with serde, validated into an immutable model.
 //!
-//! The file has four parts: `[server]` (identity, Preference, salt, default lifetimes),
+//! The file has five parts: `[server]` (identity, Preference, salt, default lifetimes),
 //! `[options]` (options every link sends unless it sets its own), `[[link]]` (how clients are
-//! matched to a link, its pools and options) and `[[reservation]]` (fixed bindings). The
+//! matched to a link, its pools and options), `[[reservation]]` (fixed bindings) and
+//! `[leasequery]` (who may ask about bindings, RFC 5007). The
 //! examples in `examples/` show one pair of files per RFC 6853 model.
 //!
 //! Validation happens once, here: the allocator and the reply builder read the model and never
@@ -10,6 +11,7 @@
 //! the file, lists indexed from 0) and the problem.
 
 mod duid;
+mod leasequery;
 mod options;
 mod raw;
 mod text;
@@ -34,7 +36,19 @@ pub struct Config {
     pub links: Vec<Link>,
     /// Fixed bindings of clients to addresses and prefixes.
     pub reservations: Vec<Reservation>,
+    /// Who may send Leasequery messages (`[leasequery]`, RFC 5007).
+    pub leasequery: LeasequerySettings,
     index: Index,
+}
+
+/// `[leasequery]`: the requestors (relay agents, CMTS, BNG, operators' tools) this server
+/// answers Leasequery messages from (RFC 5007).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LeasequerySettings {
+    /// The source prefixes requestors send from (`requestors`, default empty: nobody). A
+    /// Leasequery from another address is answered with the NotAllowed status; a relayed one
+    /// is judged by the innermost relay's peer-address, the requestor's own address.
+    pub requestors: Vec<Prefix>,
 }
 
 /// Server-wide settings (`[server]`).
@@ -645,6 +659,15 @@ impl Config {
     pub fn relay_source_allowed(&self, source: Ipv6Addr) -> bool {
         let sources = &self.server.relay_sources;
         sources.is_empty() || sources.iter().any(|prefix| prefix.contains(source))
+    }
+
+    /// Whether `requestor` may send Leasequery messages: `[leasequery] requestors` holds it
+    /// (an empty list admits nobody).
+    pub fn leasequery_allowed(&self, requestor: Ipv6Addr) -> bool {
+        self.leasequery
+            .requestors
+            .iter()
+            .any(|prefix| prefix.contains(requestor))
     }
 
     /// Whether relay agents are accepted on `interface` at all (`relay-interfaces` is empty,

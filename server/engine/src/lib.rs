@@ -63,7 +63,7 @@ pub mod table;
 pub mod testing;
 
 pub use engine::{
-    Arrival, Context, Destination, DropReason, Engine, EngineError, Outcome, Peer, PoolUsage,
-    Refusal, received_type,
+    Arrival, Context, Destination, DropReason, Engine, EngineError, LeasequeryResult, Outcome,
+    Peer, PoolUsage, Refusal, received_type,
 };
 pub use xdhcp6_proto as proto;

@@ -1039,8 +1039,13 @@ fn truncated_and_empty_messages_are_discarded_rfc9915_16() {
     bytes.truncate(bytes.len() - 3);
     assert_eq!(s.handle_bytes(&bytes).err(), Some(DropReason::Malformed));
     assert_eq!(
-        s.handle_bytes(&[14, 0, 0, 1]).err(),
+        s.handle_bytes(&[99, 0, 0, 1]).err(),
         Some(DropReason::Unsupported)
+    );
+    // A Leasequery without the requestor's Client Identifier (RFC 5007 §4.2.1).
+    assert_eq!(
+        s.handle_bytes(&[14, 0, 0, 1]).err(),
+        Some(DropReason::MissingClientId)
     );
 }
 

@@ -10,6 +10,7 @@ use std::marker::PhantomData;
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::leasequery::RawLeasequery;
 use super::text::parse_duration;
 use super::{RebindForeign, UnknownLink};
 
@@ -29,6 +30,9 @@ pub(crate) struct RawConfig {
     /// `[[reservation]]`: fixed bindings.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reservation: Vec<RawReservation>,
+    /// `[leasequery]`: who may ask about bindings.
+    #[serde(default, skip_serializing_if = "RawLeasequery::is_empty")]
+    pub leasequery: RawLeasequery,
 }
 
 /// `[server]`.

@@ -15,7 +15,7 @@ use super::text::{parse_hex, to_colon_hex, to_hex};
 use super::{
     ClientKey, Config, ConfigError, Index, InterfaceSelector, Link, LinkId, LinkLimits,
     LinkOptions, NaPool, NtpServer, PdExclude, PdPool, RateLimit, Reservation, ServerDuid,
-    ServerLimits, ServerSettings, SourceLimits, Timers, options,
+    ServerLimits, ServerSettings, SourceLimits, Timers, leasequery, options,
 };
 use crate::prefix::Prefix;
 
@@ -124,10 +124,12 @@ pub(crate) fn build(raw: RawConfig, file: &str) -> Result<Config, ConfigError> {
     let mut index = Index::default();
     let links = links(&raw, &server.timers, server.preference, &mut index).map_err(error)?;
     let reservations = reservations(&raw.reservation, &links, &mut index).map_err(error)?;
+    let leasequery = leasequery::build(&raw.leasequery).map_err(error)?;
     Ok(Config {
         server,
         links,
         reservations,
+        leasequery,
         index,
     })
 }
@@ -1117,6 +1119,7 @@ pub(crate) fn unbuild(config: &Config) -> String {
                 }
             })
             .collect(),
+        leasequery: leasequery::unbuild(&config.leasequery),
     };
     // Every value above is a string, integer, bool, table or array: serializing cannot fail.
     toml::to_string(&raw).unwrap_or_default()

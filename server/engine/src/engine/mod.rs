@@ -8,6 +8,7 @@
 
 mod discard;
 mod ia;
+mod leasequery;
 mod limits;
 mod outcome;
 mod pools;
@@ -19,10 +20,13 @@ use std::net::Ipv6Addr;
 use std::sync::Arc;
 
 use xdhcp6_proto::{
-    MessageType, MessageWriter, OptionCode, OptionMark, Packet, ParseError, RelayChain, StatusCode,
+    MessageType, MessageWriter, OptionCode, OptionMark, Packet, ParseError, RelayChain,
+    RelayMessage, StatusCode,
 };
 
 use self::ia::Exchange;
+use self::leasequery::LeasequeryCounters;
+pub use self::leasequery::{LeasequeryResult, MAX_REPORTED_LEASES};
 use self::limits::{Limits, Origin};
 pub use self::limits::{Peer, Refusal};
 pub use self::outcome::{Destination, DropReason, Outcome, received_type};
@@ -91,6 +95,7 @@ pub struct Engine {
     pools: Vec<LinkPools>,
     limits: Limits,
     foreign_rebinds: ForeignRebinds,
+    leasequery: LeasequeryCounters,
 }
 
 /// Why an engine could not be built from a configuration.
@@ -129,6 +134,7 @@ impl Engine {
             pools,
             limits,
             foreign_rebinds,
+            leasequery: LeasequeryCounters::default(),
         };
         engine.recount();
         Ok(engine)
@@ -192,6 +198,11 @@ impl Engine {
     /// New bindings and Declines refused so far, by limit.
     pub fn limit_refusals(&self) -> impl Iterator<Item = (Refusal, u64)> {
         Refusal::ALL.into_iter().zip(self.limits.refused())
+    }
+
+    /// Leasequery replies sent so far, by how the query was answered.
+    pub fn leasequery_results(&self) -> impl Iterator<Item = (LeasequeryResult, u64)> {
+        LeasequeryResult::ALL.into_iter().zip(self.leasequery.get())
     }
 
     /// Addresses and prefixes of another server's slice (in a pool prefix of the link, outside
@@ -321,13 +332,28 @@ impl Engine {
         *received = MessageType::from(first);
         match *received {
             message_type if discard::is_client_request(message_type) => {}
-            MessageType::RelayForw => {}
-            MessageType::Leasequery | MessageType::Unknown(_) => {
+            MessageType::RelayForw | MessageType::Leasequery => {}
+            MessageType::Unknown(_) => {
                 return Err(DropReason::Unsupported);
             }
             _ => return Err(DropReason::NotForServer),
         }
         match Packet::parse(request).map_err(|_| DropReason::Malformed)? {
+            Packet::Client(message) if message.msg_type() == MessageType::Leasequery => {
+                // RFC 5007 §4.3.2, §4.3.5, in substance:
+                // A requestor sends LEASEQUERY to a server's unicast address (or through relay
+                // agents); the server sends the LEASEQUERY-REPLY back to the address and port
+                // the LEASEQUERY came from. (RFC 9915 §16's rule against unicast is about
+                // clients: a requestor is not one.)
+                let mut w = MessageWriter::new(reply);
+                let sent = self.answer_leasequery(message, peer.address, cx.now, &mut w)?;
+                Ok(Answer {
+                    len: w.finish()?,
+                    to: Destination::Requestor,
+                    sent,
+                    unknown_link: false,
+                })
+            }
             Packet::Client(message) => {
                 // RFC 9915 §16, in substance:
                 // Servers SHOULD NOT accept unicast traffic from clients. The Server Unicast
@@ -362,6 +388,9 @@ impl Engine {
                 }
                 let message = chain.message();
                 *received = message.msg_type();
+                if message.msg_type() == MessageType::Leasequery {
+                    return self.answer_relayed_leasequery(relay, &chain, cx.now, reply);
+                }
                 if !discard::is_client_request(message.msg_type()) {
                     return Err(DropReason::NotForServer);
                 }
@@ -382,25 +411,7 @@ impl Engine {
                     .is_some();
                 let mut w = MessageWriter::new(reply);
                 let mut marks: [Option<OptionMark>; HOP_COUNT_LIMIT] = Default::default();
-                // RFC 9915 §19.3, in substance:
-                // If the Relay-forward message includes an Interface-Id option, the server
-                // MUST copy the Interface-Id option to the Relay-reply message.
-                for (hop, mark) in chain.hops().zip(marks.iter_mut()) {
-                    w.relay_header(
-                        MessageType::RelayRepl,
-                        hop.hop_count(),
-                        hop.link_address(),
-                        hop.peer_address(),
-                    )?;
-                    let interface_id = hop
-                        .options()
-                        .find_raw(OptionCode::InterfaceId)
-                        .map_err(|_| DropReason::Malformed)?;
-                    if let Some(id) = interface_id {
-                        w.interface_id(id)?;
-                    }
-                    *mark = Some(w.begin_option(OptionCode::RelayMsg)?);
-                }
+                open_relay_replies(&chain, &mut w, &mut marks)?;
                 let sent = match link {
                     Some(link) => {
                         self.respond(&request, link, link_layer, origin, cx.now, &mut w, events)?
@@ -418,6 +429,36 @@ impl Engine {
                 })
             }
         }
+    }
+
+    /// Answers a LEASEQUERY that came through relay agents: the requestor is the innermost
+    /// relay's peer-address, and the reply goes back through the same relays.
+    fn answer_relayed_leasequery(
+        &self,
+        relay: RelayMessage<'_>,
+        chain: &RelayChain<'_>,
+        now: u32,
+        reply: &mut [u8],
+    ) -> Result<Answer, DropReason> {
+        let requestor = chain.innermost().peer_address();
+        let to_source_port = relay
+            .options()
+            .find_raw(OptionCode::RelaySourcePort)
+            .map_err(|_| DropReason::Malformed)?
+            .is_some();
+        let mut w = MessageWriter::new(reply);
+        let mut marks: [Option<OptionMark>; HOP_COUNT_LIMIT] = Default::default();
+        open_relay_replies(chain, &mut w, &mut marks)?;
+        let sent = self.answer_leasequery(chain.message(), Some(requestor), now, &mut w)?;
+        for mark in marks.into_iter().rev().flatten() {
+            w.end_option(mark)?;
+        }
+        Ok(Answer {
+            len: w.finish()?,
+            to: Destination::Relay { to_source_port },
+            sent,
+            unknown_link: false,
+        })
     }
 
     /// The link of a relayed client: the innermost relay's Interface-Id or link-address, then
@@ -656,6 +697,35 @@ impl<S: EventSink> EventSink for Tracking<'_, S> {
         self.engine.limits.on_event(&event);
         self.inner.emit(event);
     }
+}
+
+/// Writes one Relay-reply header per hop of `chain`, outermost first, each with the hop's
+/// Interface-Id, and opens its Relay Message option (`marks`, closed by the caller).
+fn open_relay_replies(
+    chain: &RelayChain<'_>,
+    w: &mut MessageWriter<'_>,
+    marks: &mut [Option<OptionMark>; HOP_COUNT_LIMIT],
+) -> Result<(), DropReason> {
+    // RFC 9915 §19.3, in substance:
+    // If the Relay-forward message includes an Interface-Id option, the server
+    // MUST copy the Interface-Id option to the Relay-reply message.
+    for (hop, mark) in chain.hops().zip(marks.iter_mut()) {
+        w.relay_header(
+            MessageType::RelayRepl,
+            hop.hop_count(),
+            hop.link_address(),
+            hop.peer_address(),
+        )?;
+        let interface_id = hop
+            .options()
+            .find_raw(OptionCode::InterfaceId)
+            .map_err(|_| DropReason::Malformed)?;
+        if let Some(id) = interface_id {
+            w.interface_id(id)?;
+        }
+        *mark = Some(w.begin_option(OptionCode::RelayMsg)?);
+    }
+    Ok(())
 }
 
 /// The reply to a Solicit or Request relayed from a link no `[[link]]` selects, with

@@ -16,7 +16,7 @@ pub enum Outcome {
         to: Destination,
         /// The type of the client message received, inside any relay messages.
         received: MessageType,
-        /// The type of the reply to the client (Advertise or Reply), inside any Relay-reply.
+        /// The type of the reply (Advertise, Reply, Leasequery-reply), inside any Relay-reply.
         sent: MessageType,
         /// The client is on a link no `[[link]]` selects: its IAs are answered NoAddrsAvail or
         /// NoPrefixAvail (`unknown-link = "no-addrs-avail"`).
@@ -40,7 +40,7 @@ impl Outcome {
         }
     }
 
-    /// The type of the client reply sent, if any.
+    /// The type of the reply sent (inside any Relay-reply), if any.
     pub fn sent(&self) -> Option<MessageType> {
         match *self {
             Outcome::Reply { sent, .. } => Some(sent),
@@ -97,6 +97,9 @@ pub enum Destination {
         /// Reply to the request's UDP source port rather than 547.
         to_source_port: bool,
     },
+    /// A Leasequery requestor that sent directly: the request's source address and UDP
+    /// source port (RFC 5007 §4.3.5).
+    Requestor,
 }
 
 /// Why a message got no reply.
@@ -107,7 +110,7 @@ pub enum DropReason {
     Malformed,
     /// A message type servers never receive (Advertise, Reply, Reconfigure, Relay-reply, ...).
     NotForServer,
-    /// A message type this server does not answer (Leasequery, unknown types).
+    /// A message type this server does not answer (unknown types).
     Unsupported,
     /// A client message without the Client Identifier its type requires (RFC 9915 §16).
     MissingClientId,
