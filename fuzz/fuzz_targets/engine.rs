@@ -29,7 +29,8 @@ use xdhcp6_engine::{Arrival, Context, Engine, Outcome, Peer};
 const MAX_STEPS: usize = 64;
 
 /// Tiny pools (7 addresses, 4 prefixes a link) so that exhaustion is reached, limits on, a
-/// reservation, short lifetimes so that the sweep has work.
+/// reservation, short lifetimes so that the sweep has work; Leasequery answered for the global
+/// senders (ops 2 and 3) and refused for the link-local ones.
 const CONFIG: &str = r#"
 [server]
 duid = "00:01:00:01:2e:00:00:09:02:00:00:00:00:0c"
@@ -82,6 +83,9 @@ delegated-length = 56
 duid = "00:01:00:01:2e:00:00:00:02:00:00:00:00:01"
 address = "2001:db8:1::100"
 prefix = "2001:db8:100:ff00::/56"
+
+[leasequery]
+requestors = ["2001:db8:ffff::/112"]
 "#;
 
 fn shared_config() -> Arc<Config> {

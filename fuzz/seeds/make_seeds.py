@@ -14,7 +14,7 @@ SEEDS = os.path.dirname(os.path.abspath(__file__))
 SERVER_DUID = bytes.fromhex("0001 0001 2e00 0009 0200 0000 000c".replace(" ", ""))
 
 SOLICIT, ADVERTISE, REQUEST, CONFIRM, RENEW, REBIND, REPLY, RELEASE, DECLINE = range(1, 10)
-INFORMATION_REQUEST, RELAY_FORW = 11, 12
+INFORMATION_REQUEST, RELAY_FORW, LEASEQUERY = 11, 12, 14
 
 
 def ip(text):
@@ -44,7 +44,8 @@ def ia_pd(iaid, prefix=None, length=56):
 
 
 def message(msg_type, xid, client, *options, server=False, rapid=False):
-    body = bytes([msg_type]) + xid.to_bytes(3, "big") + opt(1, duid(client))
+    client_id = client if isinstance(client, bytes) else duid(client)
+    body = bytes([msg_type]) + xid.to_bytes(3, "big") + opt(1, client_id)
     if server:
         body += opt(2, SERVER_DUID)
     body += opt(8, b"\0\0") + opt(6, struct.pack("!HH", 23, 24))
@@ -61,6 +62,14 @@ def relay(inner, link="2001:db8:2::1", peer="fe80::1:2", interface_id=b"port-7",
         + opt(18, interface_id)
         + opt(9, inner)
     )
+
+
+def lq_query(query_type, link, *options):
+    return bytes([query_type]) + ip(link) + b"".join(options)
+
+
+def leasequery(xid, requestor, query):
+    return bytes([LEASEQUERY]) + xid.to_bytes(3, "big") + opt(1, duid(requestor)) + opt(44, query)
 
 
 # Step ops: 1 direct multicast, 5 direct unicast, 2 relayed (no direct link); bits 3-4 pick
@@ -130,6 +139,32 @@ def engine_seeds():
         msg(message(SOLICIT, 1, 1, ia_na(1), ia_pd(2), rapid=True))
         + msg(message(RENEW, 2, 1, ia_na(1, "2001:db8:1::100"), ia_pd(2, "2001:db8:100:ff00::"), server=True))
         + tick(20),
+    )
+    # Leasequery (RFC 5007) after a direct binding (the reserved client, whose address and
+    # prefix are known) and a relayed one: by address, by an address inside the delegated
+    # prefix, by client identifier, relayed on the relayed link, from a requestor that is not
+    # allowed (link-local), a malformed query and an unknown query type; unicast from the
+    # global sender 2001:db8:ffff::1 (op 7).
+    requestor = 9000
+    reserved = bytes.fromhex("00010001 2e000000 02000000 0001".replace(" ", ""))
+    by_na = lq_query(1, "::", opt(5, ip("2001:db8:1::100") + struct.pack("!II", 0, 0)))
+    by_pd = lq_query(1, "::", opt(5, ip("2001:db8:100:ff00::42") + struct.pack("!II", 0, 0)))
+    by_client = lq_query(2, "::", opt(1, reserved))
+    on_relayed_link = lq_query(2, "2001:db8:2::1", opt(1, duid(8)))
+    write(
+        "engine",
+        "leasequery",
+        msg(message(SOLICIT, 1, reserved, ia_na(1), ia_pd(2), rapid=True))
+        + msg(relay(message(REQUEST, 2, 8, *rboth, server=True)), 2)
+        + msg(leasequery(3, requestor, by_na), 7)
+        + msg(leasequery(4, requestor, by_pd), 7)
+        + msg(leasequery(5, requestor, by_client), 7)
+        + msg(relay(leasequery(6, requestor, on_relayed_link), peer="2001:db8:ffff::9"), 2)
+        + msg(leasequery(7, requestor, by_na), 5)
+        + msg(leasequery(8, requestor, b"\x01\x00"), 7)
+        + msg(leasequery(9, requestor, lq_query(3, "::", b"")), 7)
+        + tick(10)
+        + msg(leasequery(10, requestor, by_client), 7),
     )
     # A captured Relay-forward (dhcrelay, Interface-Id) and a captured direct Solicit.
     for folder, name, op in [
