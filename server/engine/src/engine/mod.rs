@@ -15,7 +15,7 @@ mod reply;
 mod request;
 
 use std::net::Ipv6Addr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 
 use xdhcp6_proto::{
     MessageType, MessageWriter, OptionCode, OptionMark, Packet, ParseError, RelayChain, StatusCode,
@@ -88,6 +88,9 @@ pub struct Engine {
     table: Arc<LeaseTable>,
     pools: Vec<LinkPools>,
     limits: Limits,
+    /// The engine that replaced this one ([`Engine::reloaded`]): units this one claims or
+    /// frees while its last batches finish are marked in that one's bitmaps too.
+    successor: OnceLock<Weak<Engine>>,
 }
 
 /// Why an engine could not be built from a configuration.
@@ -105,6 +108,15 @@ pub enum EngineError {
     /// The configuration has no server DUID (call `Config::set_server_duid` first).
     #[error("the server has no DUID")]
     NoServerDuid,
+    /// A reload's configuration does not keep a running link at its id (build it with
+    /// `Config::aligned_to`).
+    #[error("link {link:?} is not at its running id {id} (align the configuration first)")]
+    LinkMoved {
+        /// The running link's name.
+        link: String,
+        /// Its id in the running configuration.
+        id: u16,
+    },
 }
 
 impl Engine {
@@ -124,8 +136,58 @@ impl Engine {
             table,
             pools,
             limits,
+            successor: OnceLock::new(),
         };
         engine.recount();
+        Ok(engine)
+    }
+
+    /// An engine serving `config` from this engine's table, to replace this one (a reload).
+    ///
+    /// `config` must keep every running link at its id: build it with
+    /// [`Config::aligned_to`]`(engine.config())`. The pools whose definition did not change are
+    /// taken over with their bitmaps and counters (the same objects, which this engine goes on
+    /// updating until its last batch ends); new and changed pools are counted from the table.
+    /// The limits' state is taken over too (see `limits`). From now on this engine marks the
+    /// units it claims or frees in the new engine's bitmaps as well, so none is missed while
+    /// workers move from one engine to the other.
+    ///
+    /// Leases of a link that went away stay in the table and expire on the timer; leases
+    /// outside a range that shrank or moved are no longer served: a Renew or Rebind gets
+    /// them with lifetimes 0 and a new binding from the new ranges (RFC 9915 §18.3.4,
+    /// §18.3.5).
+    pub fn reloaded(&self, config: Arc<Config>) -> Result<Arc<Engine>, EngineError> {
+        if config.server.duid.is_empty() {
+            return Err(EngineError::NoServerDuid);
+        }
+        for running in &self.config.links {
+            if config.links.get(running.id.index()).map(|link| &link.name) != Some(&running.name) {
+                return Err(EngineError::LinkMoved {
+                    link: running.name.clone(),
+                    id: running.id.0,
+                });
+            }
+        }
+        let mut pools = Vec::with_capacity(config.links.len());
+        for link in &config.links {
+            let mut own = LinkPools::new(&config, link)?;
+            if let Some(running) = self.pools.get(link.id.index()) {
+                own.adopt(running);
+            }
+            pools.push(own);
+        }
+        let limits = self.limits.reloaded(&config);
+        let engine = Arc::new(Self {
+            config,
+            table: Arc::clone(&self.table),
+            pools,
+            limits,
+            successor: OnceLock::new(),
+        });
+        // Hand over before counting: a unit this engine claims or frees from here on is
+        // marked in the new one's bitmaps whether or not the pass below saw it.
+        let _ = self.successor.set(Arc::downgrade(&engine));
+        engine.seed_fresh_pools();
         Ok(engine)
     }
 
@@ -569,10 +631,14 @@ impl Engine {
         Ok(reply_type)
     }
 
-    /// Marks a lease's address or prefix taken or free in its range's bitmap.
+    /// Marks a lease's address or prefix taken or free in its range's bitmap, and in those
+    /// of the engines that replaced this one.
     fn mark(&self, lease: &Lease, taken: bool) {
         if let Some(pools) = self.pools.get(lease.link.index()) {
             pools.mark(lease, taken);
+        }
+        if let Some(next) = self.successor.get().and_then(Weak::upgrade) {
+            next.mark(lease, taken);
         }
     }
 }
