@@ -7,6 +7,7 @@ pub mod events;
 pub mod frame;
 pub mod journal;
 pub mod metrics;
+pub mod reload;
 pub mod runtime;
 pub mod stats;
 pub mod udp;

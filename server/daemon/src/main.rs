@@ -107,6 +107,11 @@ enum Command {
         /// be writable by the user (compaction writes new files there).
         #[arg(long, value_name = "NAME")]
         user: Option<String>,
+        /// The runtime reservations file: reservations added through the control API, in the
+        /// configuration's [[reservation]] syntax, merged with the configuration's at start
+        /// and on every reload (SIGHUP). Default: reservations.toml in the journal's folder.
+        #[arg(long, value_name = "PATH")]
+        reservations: Option<PathBuf>,
     },
     /// Print the live leases of a lease journal (the server may be running).
     ///
@@ -182,6 +187,7 @@ fn main() -> ExitCode {
             cores,
             ebpf_object,
             user,
+            reservations,
         } => runtime::run(RunOptions {
             config,
             datapath,
@@ -194,6 +200,7 @@ fn main() -> ExitCode {
             cores: cores.map(|cores| cores.0).unwrap_or_default(),
             ebpf_object,
             user,
+            reservations,
         }),
         Command::Leases {
             journal,

@@ -73,11 +73,15 @@ pub fn wait(fd: BorrowedFd<'_>, readiness: Readiness, timeout: Duration) -> io::
 static STOP: AtomicBool = AtomicBool::new(false);
 /// Set by SIGUSR1 once [`install_mark_handler`] ran.
 static MARK: AtomicBool = AtomicBool::new(false);
+/// Set by SIGHUP once [`install_hup_handler`] ran.
+static HUP: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_signal(signal: libc::c_int) {
     // Only an atomic store: async-signal-safe.
     if signal == libc::SIGUSR1 {
         MARK.store(true, Ordering::SeqCst);
+    } else if signal == libc::SIGHUP {
+        HUP.store(true, Ordering::SeqCst);
     } else {
         STOP.store(true, Ordering::SeqCst);
     }
@@ -91,6 +95,12 @@ pub fn install_stop_handler() -> io::Result<()> {
 /// Makes SIGUSR1 set the mark flag ([`take_mark`]) instead of ending the process.
 pub fn install_mark_handler() -> io::Result<()> {
     install(&[libc::SIGUSR1])
+}
+
+/// Makes SIGHUP set the hangup flag ([`take_hup`]: reload the configuration) instead of
+/// ending the process.
+pub fn install_hup_handler() -> io::Result<()> {
+    install(&[libc::SIGHUP])
 }
 
 fn install(signals: &[libc::c_int]) -> io::Result<()> {
@@ -124,6 +134,22 @@ pub fn stop_requested() -> bool {
 /// Whether SIGUSR1 arrived since the last call.
 pub fn take_mark() -> bool {
     MARK.swap(false, Ordering::SeqCst)
+}
+
+/// Whether SIGHUP arrived since the last call.
+pub fn take_hup() -> bool {
+    HUP.swap(false, Ordering::SeqCst)
+}
+
+/// Sends SIGHUP to process `pid` (a server reloads its configuration).
+pub fn hang_up(pid: u32) -> io::Result<()> {
+    let pid =
+        libc::pid_t::try_from(pid).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // Safety: kill(2) with a plain pid and signal number touches no memory of ours.
+    if unsafe { libc::kill(pid, libc::SIGHUP) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Moves the calling thread into a new, empty network namespace (`unshare(CLONE_NEWNET)`);
