@@ -322,3 +322,46 @@ fn a_reload_that_moves_a_link_is_refused_by_the_engine() {
     let error = s.engine.reloaded(Arc::new(swapped)).unwrap_err();
     assert!(error.to_string().contains("access-1"), "{error}");
 }
+
+#[test]
+fn a_changed_pool_sees_claims_and_releases_of_the_engine_it_replaces() {
+    // A range small enough for an occupancy bitmap.
+    let small = BASE.replacen(
+        "prefix = \"2001:db8:1::/64\"\n",
+        "prefix = \"2001:db8:1::/64\"\nrange = \"2001:db8:1::/108\"\n",
+        1,
+    );
+    let mut s = Server::new(&small);
+    s.bind_address(&Client::new(1), 1);
+    let free = |s: &Server| {
+        s.engine
+            .pool_usage()
+            .into_iter()
+            .find(|pool| pool.link == "access-1" && pool.kind == IaKind::Na)
+            .and_then(|pool| pool.free)
+            .unwrap()
+    };
+    let old = Arc::clone(&s.engine);
+    // A reservation inside the range changes the pool (its reserved units).
+    let reserved = format!(
+        "{small}\n[[reservation]]\nduid = \"00:03:00:01:02:00:00:00:00:99\"\n\
+         address = \"2001:db8:1::fff\"\n"
+    );
+    s.reload(&reserved);
+    let after_reload = free(&s);
+
+    // A worker still on the old engine binds a client, then releases it.
+    let mut late = Server::new(&small);
+    late.engine = old;
+    late.now = s.now;
+    let client = Client::new(30);
+    let address = late.bind_address(&client, 1);
+    assert_eq!(
+        free(&s),
+        after_reload - 1,
+        "the new bitmap misses {address}"
+    );
+    let release = client.release(&late.duid()).ia_na(1, &[address]);
+    late.send(&release);
+    assert_eq!(free(&s), after_reload);
+}

@@ -655,7 +655,14 @@ impl<S: EventSink> EventSink for Tracking<'_, S> {
             EventKind::Released | EventKind::Expired | EventKind::ProbationEnded => {
                 self.engine.mark(&event.record.lease, false);
             }
-            EventKind::Offered | EventKind::Bound | EventKind::Renewed | EventKind::Declined => {}
+            EventKind::Bound => {
+                // A unit the allocator claimed is marked in this engine's own bitmap; an engine
+                // that replaced this one learns of it here.
+                if let Some(next) = self.engine.successor.get().and_then(Weak::upgrade) {
+                    next.mark(&event.record.lease, true);
+                }
+            }
+            EventKind::Offered | EventKind::Renewed | EventKind::Declined => {}
         }
         if let Some(pools) = self.engine.pools.get(event.record.lease.link.index()) {
             pools.count(&event);
