@@ -63,9 +63,10 @@ pub struct Options {
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// After each xdhcp6d ramp, run the generator at 80 % of the best rate for
-    /// --reload-seconds twice: once as is, once while the configuration is changed (the
-    /// Preference toggles) and xdhcp6d reloaded with SIGHUP every SECS seconds; prints the
-    /// flows lost in each run.
+    /// --reload-seconds four times: without reloads, with, with and without (the order cancels
+    /// a drift of the machine); "with" means the configuration is changed (the Preference
+    /// toggles) and xdhcp6d reloaded with SIGHUP every SECS seconds. Prints the flows lost
+    /// without and with reloads.
     #[arg(long, value_name = "SECS")]
     reload_every: Option<f64>,
     /// Seconds of each run of --reload-every.
@@ -134,7 +135,8 @@ struct ReloadComparison {
     reloads: u64,
 }
 
-/// What the generator counted in one fixed-rate run.
+/// What the generator counted in fixed-rate runs.
+#[derive(Default)]
 struct Run {
     started: u64,
     completed: u64,
@@ -143,6 +145,13 @@ struct Run {
 }
 
 impl Run {
+    fn add(&mut self, other: &Run) {
+        self.started += other.started;
+        self.completed += other.completed;
+        self.timeouts += other.timeouts;
+        self.failed += other.failed;
+    }
+
     fn lost(&self) -> u64 {
         self.started.saturating_sub(self.completed)
     }
@@ -445,9 +454,9 @@ impl<'a> Lab<'a> {
         })
     }
 
-    /// Runs the generator at `rate` for --reload-seconds without reloads, then again while
-    /// the configuration is rewritten (the Preference toggles) and `server` gets SIGHUP every
-    /// `every` seconds.
+    /// Runs the generator at `rate` for --reload-seconds four times, without reloads, with,
+    /// with and without (the configuration rewritten, the Preference toggled, and `server`
+    /// sent SIGHUP every `every` seconds), and sums each kind.
     fn reload_comparison(
         &self,
         target: Target,
@@ -456,9 +465,9 @@ impl<'a> Lab<'a> {
         every: f64,
     ) -> Result<ReloadComparison> {
         println!(
-            "  reloads: {rate:.0} flows/s (80 % of the best) without, then with a reload every {every} s"
+            "  reloads: {rate:.0} flows/s (80 % of the best): runs without, with, with and \
+             without a reload every {every} s (the order cancels a drift of the machine)"
         );
-        let without = self.fixed_run(target, rate, 0xc1, None)?;
         let log = self.work.join(format!("{}.log", target.name));
         let applied = || {
             std::fs::read_to_string(&log)
@@ -466,11 +475,28 @@ impl<'a> Lab<'a> {
                 .unwrap_or(0)
         };
         let before = applied();
-        let with = self.fixed_run(target, rate, 0xc2, Some((server.id(), every)))?;
+        let mut without = Run::default();
+        let mut with = Run::default();
+        for (seed, reload) in [(0xc1, false), (0xc2, true), (0xc3, true), (0xc4, false)] {
+            let run = self.fixed_run(target, rate, seed, reload.then(|| (server.id(), every)))?;
+            println!(
+                "    {}: {} flows started, {} completed, {} lost",
+                if reload {
+                    "with reloads   "
+                } else {
+                    "without reloads"
+                },
+                run.started,
+                run.completed,
+                run.lost()
+            );
+            if reload { &mut with } else { &mut without }.add(&run);
+        }
         let reloads = applied() - before;
         for (name, run) in [("without reloads", &without), ("with reloads", &with)] {
             println!(
-                "    {name}: {} flows started, {} completed, {} lost ({} timeouts, {} failed)",
+                "    {name}, in all: {} flows started, {} completed, {} lost ({} timeouts, {} \
+                 failed)",
                 run.started,
                 run.completed,
                 run.lost(),
@@ -532,7 +558,13 @@ impl<'a> Lab<'a> {
                 };
                 toggle = !toggle;
                 std::fs::write(&config, text.replacen(from, to, 1))?;
-                cmd::run(Command::new("kill").args(["-HUP", &pid.to_string()]))?;
+                let sent = Command::new("kill")
+                    .args(["-HUP", &pid.to_string()])
+                    .status()
+                    .context("running kill")?;
+                if !sent.success() {
+                    bail!("kill -HUP {pid} failed ({sent})");
+                }
             }
         }
         let status = child.wait()?;
