@@ -62,7 +62,7 @@ pub struct Options {
     /// Measure only these targets (ceiling, xdhcp6d-xdp, xdhcp6d-udp, kea), comma-separated.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
-    /// After each xdhcp6d ramp, run the generator at 80 % of the best rate for
+    /// After each xdhcp6d ramp, run the generator at --reload-percent of the best rate for
     /// --reload-seconds four times: without reloads, with, with and without (the order cancels
     /// a drift of the machine); "with" means the configuration is changed (the Preference
     /// toggles) and xdhcp6d reloaded with SIGHUP every SECS seconds. Prints the flows lost
@@ -72,6 +72,9 @@ pub struct Options {
     /// Seconds of each run of --reload-every.
     #[arg(long, value_name = "SECS", default_value_t = 20.0)]
     reload_seconds: f64,
+    /// The rate of the --reload-every runs, percent of the best rate.
+    #[arg(long, value_name = "PERCENT", default_value_t = 80.0)]
+    reload_percent: f64,
 }
 
 /// One server under test.
@@ -121,7 +124,7 @@ struct Measured {
     p50_us: f64,
     p99_us: f64,
     json: PathBuf,
-    /// With --reload-every: the runs at 80 % of the best rate without and with reloads.
+    /// With --reload-every: the runs at a fixed rate without and with reloads.
     reloads: Option<ReloadComparison>,
 }
 
@@ -171,11 +174,10 @@ pub fn run(options: &Options) -> Result<()> {
             options.durability
         );
     }
-    if options
-        .reload_every
-        .is_some_and(|every| !(every > 0.0 && options.reload_seconds > 0.0))
-    {
-        bail!("--reload-every and --reload-seconds must be positive");
+    if options.reload_every.is_some_and(|every| {
+        !(every > 0.0 && options.reload_seconds > 0.0 && options.reload_percent > 0.0)
+    }) {
+        bail!("--reload-every, --reload-seconds and --reload-percent must be positive");
     }
     for name in &options.only {
         if !TARGETS.iter().any(|t| t.name == name) {
@@ -203,7 +205,12 @@ pub fn run(options: &Options) -> Result<()> {
             measured.best_rate,
             target.name.starts_with("xdhcp6d"),
         ) {
-            measured.reloads = Some(lab.reload_comparison(target, &server, best * 0.8, every)?);
+            measured.reloads = Some(lab.reload_comparison(
+                target,
+                &server,
+                best * options.reload_percent / 100.0,
+                every,
+            )?);
         }
         drop(server);
         println!(
@@ -465,7 +472,7 @@ impl<'a> Lab<'a> {
         every: f64,
     ) -> Result<ReloadComparison> {
         println!(
-            "  reloads: {rate:.0} flows/s (80 % of the best): runs without, with, with and \
+            "  reloads: {rate:.0} flows/s: runs without, with, with and \
              without a reload every {every} s (the order cancels a drift of the machine)"
         );
         let log = self.work.join(format!("{}.log", target.name));
@@ -721,7 +728,7 @@ fn table(results: &[Measured], options: &Options) -> String {
     let compared: Vec<&Measured> = results.iter().filter(|m| m.reloads.is_some()).collect();
     if !compared.is_empty() {
         t.push_str(
-            "\nflows lost at 80 % of the best rate, without and with configuration reloads \
+            "\nflows lost at a fixed rate, without and with configuration reloads \
              (SIGHUP)\n\n| target | rate | run | reloads | flows started | completed | lost \
              | timeouts |\n|---|---|---|---|---|---|---|---|\n",
         );
