@@ -30,6 +30,9 @@ fn config(preference: u8, salt: &str) -> String {
 [server]
 duid = "00:01:00:01:2e:00:00:0d:02:00:00:00:00:0d"
 salt = "{salt}"
+# perfdhcp sends every client from one MAC and one address: no per-MAC limits.
+mac-max-bindings = 0
+mac-binding-rate = 0
 
 [[link]]
 name = "direct"
@@ -124,6 +127,8 @@ impl Running {
 
     fn preference(&self, n: u64) -> u8 {
         let advertise = self.advertise(n);
+        let offered = advertise.ia_na[0].live_addrs();
+        assert_eq!(offered.len(), 1, "client {n} was offered {offered:?}");
         advertise
             .option(OptionCode::Preference)
             .and_then(|body| body.first().copied())
@@ -274,7 +279,15 @@ fn reloads_under_load(datapath: Datapath) {
         assert!(sent > 0, "{report}");
         assert_eq!(stats.value(exchange, "drops"), 0, "{exchange}: {report}");
         assert_eq!(stats.value(exchange, "received packets"), sent, "{report}");
+        assert_eq!(stats.value(exchange, "rejected leases"), 0, "{report}");
+        assert_eq!(stats.value(exchange, "non unique addresses"), 0, "{report}");
     }
+    // Every Advertise (each with an address) led to a Request that got its Reply.
+    assert_eq!(
+        stats.value("REQUEST-REPLY", "sent packets"),
+        stats.value("SOLICIT-ADVERTISE", "received packets"),
+        "{report}"
+    );
     if datapath != Datapath::Udp {
         s.lab.assert_steered(datapath, received);
     }
