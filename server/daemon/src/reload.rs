@@ -421,6 +421,14 @@ impl Reloader {
         client: &ReservationClient,
     ) -> Result<ReloadReport, ReloadError> {
         let _busy = lock(&self.busy);
+        if client.duid.is_some() == client.hw_address.is_some() {
+            let error = ReloadError::new(
+                &self.reservations,
+                "duid",
+                "give the client's duid or hw-address, not both",
+            );
+            return self.count(Err(error));
+        }
         let result = self.read_reservations().and_then(|mut runtime| {
             let before = runtime.len();
             runtime.retain(|reservation| !client.matches(reservation));
@@ -969,6 +977,15 @@ address = "2001:db8:1::100"
         assert!(s.reloader.runtime_reservations().unwrap().is_empty());
         let again = s.reloader.remove_reservation(&client).unwrap_err();
         assert_eq!(again.field, "duid");
+        assert!(
+            again.problem.starts_with("no runtime reservation"),
+            "{again}"
+        );
+        let neither = s
+            .reloader
+            .remove_reservation(&ReservationClient::default())
+            .unwrap_err();
+        assert!(neither.problem.contains("duid or hw-address"), "{neither}");
     }
 
     #[test]
