@@ -57,7 +57,8 @@ enum Command {
     ///
     /// Loads the configuration, replays the lease journal, binds [::]:547 (joined to
     /// ff02::1:2 and ff05::1:3 on every interface the links name) and answers clients. On
-    /// SIGTERM/SIGINT it stops the workers, syncs the journal and exits 0. Needs root, or
+    /// SIGHUP it reloads the configuration (docs/reload.md); on SIGTERM/SIGINT it stops the
+    /// workers, syncs the journal and exits 0. Needs root, or
     /// CAP_NET_BIND_SERVICE (UDP) plus CAP_BPF and CAP_NET_ADMIN (XDP), to start; with --user
     /// it then runs unprivileged.
     Run {
