@@ -141,17 +141,6 @@ pub fn take_hup() -> bool {
     HUP.swap(false, Ordering::SeqCst)
 }
 
-/// Sends SIGHUP to process `pid` (a server reloads its configuration).
-pub fn hang_up(pid: u32) -> io::Result<()> {
-    let pid =
-        libc::pid_t::try_from(pid).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // Safety: kill(2) with a plain pid and signal number touches no memory of ours.
-    if unsafe { libc::kill(pid, libc::SIGHUP) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
 /// Moves the calling thread into a new, empty network namespace (`unshare(CLONE_NEWNET)`);
 /// threads and processes it starts afterwards inherit it. Needs `CAP_SYS_ADMIN`.
 pub fn unshare_network() -> io::Result<()> {
