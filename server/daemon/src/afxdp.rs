@@ -41,6 +41,7 @@
 //! Copy mode (`XDP_COPY`) works on every driver, veth included; [`BindMode::Auto`] tries
 //! zero-copy first.
 use std::{
+    cell::Cell,
     collections::VecDeque,
     fmt,
     net::SocketAddrV6,
@@ -68,6 +69,7 @@ use xdhcp6_engine::{
 use crate::{
     events::{Barrier, Events, refused_by_journal},
     frame::{self, FrameMeta, Local, ReplySource},
+    reload::EngineSource,
     stats::WorkerStats,
     xdp::Steering,
 };
@@ -204,9 +206,20 @@ impl XskWorker {
     /// `respond(request, meta, reply, events)` answers one request into the reply payload
     /// buffer, handing the lease events it causes to `events`, and returns what to send
     /// (`None`: nothing); `events` is also the durability barrier the replies wait on.
-    pub fn run<E, R>(
+    pub fn run<E, R>(&mut self, respond: R, events: &mut E, stop: &AtomicBool, stats: &WorkerStats)
+    where
+        E: Events,
+        R: FnMut(&[u8], &FrameMeta, &mut [u8], &mut E) -> Option<ReplyPlan>,
+    {
+        self.run_with(respond, &mut || {}, events, stop, stats);
+    }
+
+    /// [`Self::run`], calling `on_batch` before each batch is handled (where a reloadable
+    /// responder takes the engine for the batch).
+    pub fn run_with<E, R>(
         &mut self,
         mut respond: R,
+        on_batch: &mut dyn FnMut(),
         events: &mut E,
         stop: &AtomicBool,
         stats: &WorkerStats,
@@ -221,7 +234,7 @@ impl XskWorker {
                 self.read_statistics(stats);
                 next_statistics = Instant::now() + STATISTICS_INTERVAL;
             }
-            if self.poll(&mut respond, events, stats) == 0 {
+            if self.poll_with(&mut respond, on_batch, events, stats) == 0 {
                 if self.oldest_mark().is_some() {
                     // Nothing arrived: wait for the journal instead of spinning.
                     self.wait_for_oldest(events, stats);
@@ -260,6 +273,21 @@ impl XskWorker {
         E: Events,
         R: FnMut(&[u8], &FrameMeta, &mut [u8], &mut E) -> Option<ReplyPlan>,
     {
+        self.poll_with(respond, &mut || {}, events, stats)
+    }
+
+    /// [`Self::poll`], calling `on_batch` before a batch that arrived is handled.
+    pub fn poll_with<E, R>(
+        &mut self,
+        respond: &mut R,
+        on_batch: &mut dyn FnMut(),
+        events: &mut E,
+        stats: &WorkerStats,
+    ) -> usize
+    where
+        E: Events,
+        R: FnMut(&[u8], &FrameMeta, &mut [u8], &mut E) -> Option<ReplyPlan>,
+    {
         let batch = self.queue.config().batch;
         self.queue.reclaim();
         self.queue.refill(batch as usize);
@@ -276,6 +304,7 @@ impl XskWorker {
             self.queue.kick_rx();
             return 0;
         }
+        on_batch();
         let before = self.held.len();
         let kernel_before = self.kernel.as_ref().map_or(0, |kernel| kernel.held.len());
         for i in 0..received {
@@ -586,7 +615,17 @@ where
     E: Events,
     R: FnMut(&[u8], &FrameMeta, &mut [u8], &mut E) -> Option<ReplyPlan>,
 {
-    run_queue_with(socket, interface, core, None, respond, events, stop, stats)
+    run_queue_with(
+        socket,
+        interface,
+        core,
+        None,
+        respond,
+        &mut || {},
+        events,
+        stop,
+        stats,
+    )
 }
 
 /// [`run_queue`], sending replies larger than the MTU through `kernel` when given.
@@ -597,6 +636,7 @@ fn run_queue_with<E, R>(
     core: Option<usize>,
     kernel: Option<Arc<ServerSocket>>,
     respond: R,
+    on_batch: &mut dyn FnMut(),
     events: &mut E,
     stop: &AtomicBool,
     stats: &WorkerStats,
@@ -622,7 +662,7 @@ where
         core,
         "AF_XDP worker running"
     );
-    worker.run(respond, events, stop, stats);
+    worker.run_with(respond, on_batch, events, stop, stats);
     Ok(worker)
 }
 
@@ -636,20 +676,33 @@ where
 /// through it, fragmented by the kernel; without it they are dropped and counted
 /// (`reply_too_large`).
 #[allow(clippy::too_many_arguments)]
-pub fn serve_queue<E: Events>(
+pub fn serve_queue<E: Events, S: EngineSource + ?Sized>(
     socket: XskSocket,
     interface: &InterfaceInfo,
     core: Option<usize>,
     kernel: Option<Arc<ServerSocket>>,
-    engine: &Engine,
+    source: &S,
     now: impl Fn() -> u32,
     events: &mut E,
     stop: &AtomicBool,
     stats: &WorkerStats,
 ) -> Result<XskWorker, XskError> {
     let mut links = LinkCache::default();
-    let relays_here = engine.config().relays_on(&interface.name);
+    let mut engine = source.current();
+    let mut relays_here = engine.config().relays_on(&interface.name);
+    // Set before each batch: the batch's first request takes the engine that answers all of
+    // it (a reload takes effect between batches).
+    let batch_starts = Cell::new(false);
     let respond = |request: &[u8], meta: &FrameMeta, reply: &mut [u8], events: &mut E| {
+        if batch_starts.replace(false) {
+            let next = source.current();
+            if !std::ptr::eq::<Engine>(&*next, &*engine) {
+                links.entries.clear();
+                relays_here = next.config().relays_on(&interface.name);
+            }
+            engine = next;
+        }
+        let engine = &*engine;
         if !engine.admits_relay(relays_here, request, meta.source) {
             stats.count_received(xdhcp6_engine::received_type(request));
             stats.count_drop(DropReason::RelayNotAllowed);
@@ -692,7 +745,15 @@ pub fn serve_queue<E: Events>(
         }
     };
     run_queue_with(
-        socket, interface, core, kernel, respond, events, stop, stats,
+        socket,
+        interface,
+        core,
+        kernel,
+        respond,
+        &mut || batch_starts.set(true),
+        events,
+        stop,
+        stats,
     )
 }
 
@@ -758,12 +819,12 @@ pub struct Workers {
 /// The XDP program must be attached to the interface; the sockets are registered in its
 /// XskMap here. `events(queue)` makes each worker's event sink.
 #[allow(clippy::too_many_arguments)]
-pub fn spawn_workers<S>(
+pub fn spawn_workers<S, G>(
     steering: &mut Steering,
     interface: &InterfaceInfo,
     config: &XskConfig,
     cores: &[usize],
-    engine: Arc<Engine>,
+    engine: Arc<G>,
     now: fn() -> u32,
     mut events: impl FnMut(u32) -> S,
     kernel: Option<Arc<ServerSocket>>,
@@ -771,6 +832,7 @@ pub fn spawn_workers<S>(
 ) -> Result<Workers, XskError>
 where
     S: Events,
+    G: EngineSource + 'static,
 {
     let queues = rx_queue_count(&interface.name);
     let mut sockets = Vec::new();
@@ -802,7 +864,7 @@ where
                     &interface,
                     core,
                     kernel,
-                    &engine,
+                    &*engine,
                     now,
                     &mut sink,
                     &stop,

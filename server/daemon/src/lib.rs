@@ -12,6 +12,7 @@ pub mod journal;
 pub mod kea;
 pub mod logging;
 pub mod metrics;
+pub mod reload;
 pub mod runtime;
 pub mod service;
 pub mod stats;

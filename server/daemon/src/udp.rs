@@ -32,6 +32,7 @@ use xdhcp6_engine::{
 };
 
 use crate::events::{Events, refused_by_journal};
+use crate::reload::EngineSource;
 use crate::stats::WorkerStats;
 
 /// All_DHCP_Relay_Agents_and_Servers (RFC 9915 §7.1), link scope.
@@ -93,8 +94,8 @@ pub struct UdpDatapath {
 impl UdpDatapath {
     /// Starts one worker thread per entry of `events` on the shared `socket`, pinned to
     /// `cores[i]` when given; they run until `stop` is set.
-    pub fn start<E: Events>(
-        engine: Arc<Engine>,
+    pub fn start<E: Events, S: EngineSource + 'static>(
+        engine: Arc<S>,
         socket: Arc<ServerSocket>,
         ports: Ports,
         events: Vec<E>,
@@ -166,6 +167,11 @@ struct Arriving {
 }
 
 impl LinkCache {
+    /// Forgets every interface (another engine, maybe another configuration, answers now).
+    fn clear(&mut self) {
+        self.links.clear();
+    }
+
     fn lookup(&mut self, engine: &Engine, index: u32) -> Arriving {
         if index == 0 {
             // No IPV6_PKTINFO: the interface is unknown, so only an empty relay-interfaces
@@ -190,8 +196,9 @@ impl LinkCache {
     }
 }
 
-struct Worker<E> {
-    engine: Arc<Engine>,
+struct Worker<E, S> {
+    /// Where each batch takes its engine from (a reload swaps it between batches).
+    engine: Arc<S>,
     socket: Arc<ServerSocket>,
     ports: Ports,
     events: E,
@@ -201,7 +208,7 @@ struct Worker<E> {
     core: Option<usize>,
 }
 
-impl<E: Events> Worker<E> {
+impl<E: Events, S: EngineSource> Worker<E, S> {
     fn run(mut self) {
         if let Some(core) = self.core
             && let Err(error) = pin_to_core(core)
@@ -212,6 +219,8 @@ impl<E: Events> Worker<E> {
         let mut replies_batch = MmsgBatch::new(BATCH, REPLY_SIZE);
         let socket = Arc::clone(&self.socket);
         let fd = socket.as_fd();
+        let source = Arc::clone(&self.engine);
+        let mut engine = source.current();
         let mut last_error: Option<io::ErrorKind> = None;
         while !self.stop.load(Ordering::Relaxed) {
             let received = match received_batch.receive(fd, ReceiveMode::WaitForOne) {
@@ -234,7 +243,13 @@ impl<E: Events> Worker<E> {
                     continue;
                 }
             };
-            let replies = self.answer(&received_batch, received, &mut replies_batch);
+            // One engine answers the whole batch: a reload takes effect between batches.
+            let next = source.current();
+            if !std::ptr::eq::<Engine>(&*next, &*engine) {
+                self.links.clear();
+            }
+            engine = next;
+            let replies = self.answer(&engine, &received_batch, received, &mut replies_batch);
             if replies == 0 {
                 continue;
             }
@@ -250,7 +265,13 @@ impl<E: Events> Worker<E> {
     }
 
     /// Runs the engine over `received` datagrams; returns the number of replies queued.
-    fn answer(&mut self, batch: &MmsgBatch, received: usize, out: &mut MmsgBatch) -> usize {
+    fn answer(
+        &mut self,
+        engine: &Engine,
+        batch: &MmsgBatch,
+        received: usize,
+        out: &mut MmsgBatch,
+    ) -> usize {
         let now = unix_now();
         let mut replies = 0;
         for slot in 0..received {
@@ -263,11 +284,8 @@ impl<E: Events> Worker<E> {
                 self.stats.count_bad_frame();
                 continue;
             }
-            let arriving = self.links.lookup(&self.engine, datagram.info.interface);
-            if !self
-                .engine
-                .admits_relay(arriving.relays, payload, *datagram.source.ip())
-            {
+            let arriving = self.links.lookup(engine, datagram.info.interface);
+            if !engine.admits_relay(arriving.relays, payload, *datagram.source.ip()) {
                 self.stats.count_received(received_type(payload));
                 self.stats.count_drop(DropReason::RelayNotAllowed);
                 continue;
@@ -290,9 +308,7 @@ impl<E: Events> Worker<E> {
                 address: Some(*datagram.source.ip()),
                 mac: None,
             };
-            let outcome = self
-                .engine
-                .handle_from(payload, &cx, peer, reply, &mut self.events);
+            let outcome = engine.handle_from(payload, &cx, peer, reply, &mut self.events);
             self.stats.count_received(outcome.received());
             match outcome {
                 Outcome::Reply {

@@ -9,6 +9,7 @@
 //! check it again. Every error names the file, the field (`link[1].pool[0].range`, keys as in
 //! the file, lists indexed from 0) and the problem.
 
+mod align;
 mod duid;
 mod options;
 mod raw;
@@ -292,6 +293,11 @@ pub struct Link {
     pub rsoo_allow: Vec<u16>,
     /// Limits on new bindings on this link (`max-leases`, `binding-rate`, `binding-burst`).
     pub limits: LinkLimits,
+    /// A link of an earlier configuration that the file no longer has, kept at its index by
+    /// [`Config::aligned_to`] so that its leases keep their link: nothing selects it (no
+    /// interfaces, relay prefixes or Interface-Ids) and it has no pools; its leases end on
+    /// the timer. Always false in a configuration read from a file.
+    pub retired: bool,
 }
 
 /// The options a relay may supply on every link: the IANA registry "Options Permitted in the
@@ -614,7 +620,8 @@ impl Config {
         &self.links[id.index()]
     }
 
-    /// The link configured with this name (`[[link]]` `name`, unique in the file).
+    /// The link configured with this name (`[[link]]` `name`, unique in the file), or the
+    /// retired link of that name (see [`Config::aligned_to`]).
     pub fn link_by_name(&self, name: &str) -> Option<LinkId> {
         self.index.links.get(name).copied()
     }

@@ -47,8 +47,8 @@ pub fn ip(text: &str) -> Ipv6Addr {
 
 /// An engine on a virtual clock, with the events it emitted so far.
 pub struct Server {
-    /// The engine under test.
-    pub engine: Engine,
+    /// The engine under test (replaced by [`Server::reload`]).
+    pub engine: Arc<Engine>,
     /// The clock passed to the engine.
     pub now: u32,
     /// The link direct (unrelayed) messages arrive on.
@@ -85,7 +85,7 @@ impl Server {
             Err(error) => panic!("engine does not start: {error}"),
         };
         Self {
-            engine,
+            engine: Arc::new(engine),
             now: T0,
             link: Some(LinkId(0)),
             arrival: Arrival::Multicast,
@@ -93,6 +93,23 @@ impl Server {
             peer: Peer::default(),
             buf: vec![0; REPLY_BUF],
         }
+    }
+
+    /// Reloads the configuration `toml`, as the daemon does: aligned to the running links,
+    /// a new engine over the same table.
+    pub fn reload(&mut self, toml: &str) {
+        let next = match Config::from_toml_str(toml, "reload.toml") {
+            Ok(next) => next,
+            Err(error) => panic!("bad configuration: {error}"),
+        };
+        let aligned = match next.aligned_to(self.engine.config()) {
+            Ok(aligned) => aligned,
+            Err(error) => panic!("cannot align: {error}"),
+        };
+        self.engine = match self.engine.reloaded(Arc::new(aligned)) {
+            Ok(engine) => engine,
+            Err(error) => panic!("reload refused: {error}"),
+        };
     }
 
     /// This server's DUID, for Server Identifier options.

@@ -545,6 +545,7 @@ fn links(
                     &format!("{base}.binding"),
                 )?,
             },
+            retired: false,
         });
     }
 
@@ -1096,7 +1097,12 @@ pub(crate) fn unbuild(config: &Config) -> String {
             decline_limit: Some(server.limits.decline_limit),
         },
         options: RawOptions::default(),
-        link: config.links.iter().map(unbuild_link).collect(),
+        link: config
+            .links
+            .iter()
+            .filter(|link| !link.retired)
+            .map(unbuild_link)
+            .collect(),
         reservation: config
             .reservations
             .iter()

@@ -16,7 +16,7 @@ mod request;
 mod signals;
 
 use std::net::Ipv6Addr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 
 use xdhcp6_proto::{
     MessageType, MessageWriter, OptionCode, OptionMark, Packet, ParseError, RelayChain, StatusCode,
@@ -91,6 +91,9 @@ pub struct Engine {
     pools: Vec<LinkPools>,
     limits: Limits,
     foreign_rebinds: ForeignRebinds,
+    /// The engine that replaced this one ([`Engine::reloaded`]): units this one claims or
+    /// frees while its last batches finish are marked in that one's bitmaps too.
+    successor: OnceLock<Weak<Engine>>,
 }
 
 /// Why an engine could not be built from a configuration.
@@ -108,6 +111,15 @@ pub enum EngineError {
     /// The configuration has no server DUID (call `Config::set_server_duid` first).
     #[error("the server has no DUID")]
     NoServerDuid,
+    /// A reload's configuration does not keep a running link at its id (build it with
+    /// `Config::aligned_to`).
+    #[error("link {link:?} is not at its running id {id} (align the configuration first)")]
+    LinkMoved {
+        /// The running link's name.
+        link: String,
+        /// Its id in the running configuration.
+        id: u16,
+    },
 }
 
 impl Engine {
@@ -129,8 +141,60 @@ impl Engine {
             pools,
             limits,
             foreign_rebinds,
+            successor: OnceLock::new(),
         };
         engine.recount();
+        Ok(engine)
+    }
+
+    /// An engine serving `config` from this engine's table, to replace this one (a reload).
+    ///
+    /// `config` must keep every running link at its id: build it with
+    /// [`Config::aligned_to`]`(engine.config())`. The pools whose definition did not change are
+    /// taken over with their bitmaps and counters (the same objects, which this engine goes on
+    /// updating until its last batch ends); new and changed pools are counted from the table.
+    /// The limits' state is taken over too (see `limits`). From now on this engine marks the
+    /// units it claims or frees in the new engine's bitmaps as well, so none is missed while
+    /// workers move from one engine to the other.
+    ///
+    /// Leases of a link that went away stay in the table and expire on the timer; leases
+    /// outside a range that shrank or moved are no longer served: a Renew or Rebind gets
+    /// them with lifetimes 0 and a new binding from the new ranges (RFC 9915 §18.3.4,
+    /// §18.3.5).
+    pub fn reloaded(&self, config: Arc<Config>) -> Result<Arc<Engine>, EngineError> {
+        if config.server.duid.is_empty() {
+            return Err(EngineError::NoServerDuid);
+        }
+        for running in &self.config.links {
+            if config.links.get(running.id.index()).map(|link| &link.name) != Some(&running.name) {
+                return Err(EngineError::LinkMoved {
+                    link: running.name.clone(),
+                    id: running.id.0,
+                });
+            }
+        }
+        let mut pools = Vec::with_capacity(config.links.len());
+        for link in &config.links {
+            let mut own = LinkPools::new(&config, link)?;
+            if let Some(running) = self.pools.get(link.id.index()) {
+                own.adopt(running);
+            }
+            pools.push(own);
+        }
+        let limits = self.limits.reloaded(&config);
+        let foreign_rebinds = self.foreign_rebinds.reloaded(config.links.len());
+        let engine = Arc::new(Self {
+            config,
+            table: Arc::clone(&self.table),
+            pools,
+            limits,
+            foreign_rebinds,
+            successor: OnceLock::new(),
+        });
+        // Hand over before counting: a unit this engine claims or frees from here on is
+        // marked in the new one's bitmaps whether or not the pass below saw it.
+        let _ = self.successor.set(Arc::downgrade(&engine));
+        engine.seed_fresh_pools();
         Ok(engine)
     }
 
@@ -628,10 +692,14 @@ impl Engine {
         Ok(reply_type)
     }
 
-    /// Marks a lease's address or prefix taken or free in its range's bitmap.
+    /// Marks a lease's address or prefix taken or free in its range's bitmap, and in those
+    /// of the engines that replaced this one.
     fn mark(&self, lease: &Lease, taken: bool) {
         if let Some(pools) = self.pools.get(lease.link.index()) {
             pools.mark(lease, taken);
+        }
+        if let Some(next) = self.successor.get().and_then(Weak::upgrade) {
+            next.mark(lease, taken);
         }
     }
 }
@@ -648,7 +716,14 @@ impl<S: EventSink> EventSink for Tracking<'_, S> {
             EventKind::Released | EventKind::Expired | EventKind::ProbationEnded => {
                 self.engine.mark(&event.record.lease, false);
             }
-            EventKind::Offered | EventKind::Bound | EventKind::Renewed | EventKind::Declined => {}
+            EventKind::Bound => {
+                // A unit the allocator claimed is marked in this engine's own bitmap; an engine
+                // that replaced this one learns of it here.
+                if let Some(next) = self.engine.successor.get().and_then(Weak::upgrade) {
+                    next.mark(&event.record.lease, true);
+                }
+            }
+            EventKind::Offered | EventKind::Renewed | EventKind::Declined => {}
         }
         if let Some(pools) = self.engine.pools.get(event.record.lease.link.index()) {
             pools.count(&event);
