@@ -569,6 +569,30 @@ pub enum ClientKey {
     InterfaceId(Vec<u8>),
 }
 
+impl ClientKey {
+    /// The configuration keys, in the order of precedence.
+    pub const NAMES: [&'static str; 6] = [
+        "duid",
+        "hw-address",
+        "cm-mac",
+        "subscriber-id",
+        "remote-id",
+        "interface-id",
+    ];
+
+    /// The configuration key of this kind (one of [`ClientKey::NAMES`]).
+    pub fn name(&self) -> &'static str {
+        match self {
+            ClientKey::Duid(_) => "duid",
+            ClientKey::LinkLayer { .. } => "hw-address",
+            ClientKey::CmMac(_) => "cm-mac",
+            ClientKey::SubscriberId(_) => "subscriber-id",
+            ClientKey::RemoteId(_) => "remote-id",
+            ClientKey::InterfaceId(_) => "interface-id",
+        }
+    }
+}
+
 /// What a client offers to match a reservation: its DUID and what the relay closest to it
 /// said about it. Empty fields match nothing.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
