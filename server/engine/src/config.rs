@@ -627,7 +627,8 @@ struct Index {
     cm_macs: HashMap<Vec<u8>, usize>,
     subscriber_ids: HashMap<Vec<u8>, usize>,
     remote_ids: HashMap<Vec<u8>, usize>,
-    reserved_interface_ids: HashMap<(LinkId, Vec<u8>), usize>,
+    /// Per Interface-Id, the reservations keyed by it and their links.
+    reserved_interface_ids: HashMap<Vec<u8>, Vec<(LinkId, usize)>>,
     addresses: HashMap<Ipv6Addr, usize>,
     prefixes: HashMap<Prefix, usize>,
 }
@@ -841,11 +842,9 @@ impl Config {
             .or_else(|| applies(index.subscriber_ids.get(keys.subscriber_id?)))
             .or_else(|| applies(index.remote_ids.get(keys.remote_id?)))
             .or_else(|| {
-                let id = keys.interface_id?;
-                if index.reserved_interface_ids.is_empty() {
-                    return None;
-                }
-                applies(index.reserved_interface_ids.get(&(link, id.to_vec())))
+                let on_links = index.reserved_interface_ids.get(keys.interface_id?)?;
+                let (_, i) = on_links.iter().find(|(own, _)| *own == link)?;
+                applies(Some(i))
             })
     }
 

@@ -979,7 +979,8 @@ fn reservations(
                     "needs `link`: Interface-Ids are only unique per relay".into(),
                 ));
             };
-            if let Some(other) = index.reserved_interface_ids.get(&(link, id.clone())) {
+            let on_links = index.reserved_interface_ids.entry(id.clone()).or_default();
+            if let Some((_, other)) = on_links.iter().find(|(own, _)| *own == link) {
                 return Err((
                     format!("{base}.interface-id"),
                     format!(
@@ -989,7 +990,7 @@ fn reservations(
                     ),
                 ));
             }
-            index.reserved_interface_ids.insert((link, id.clone()), i);
+            on_links.push((link, i));
         }
         let options = options::build(&raw.options)
             .map_err(|(field, problem)| (join(&format!("{base}.options"), &field), problem))?;

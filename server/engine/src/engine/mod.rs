@@ -409,7 +409,12 @@ impl Engine {
                 }
                 let sent = match link {
                     Some(link) => {
-                        let keys = relay_keys(&chain);
+                        // Read only when some reservation could use them.
+                        let keys = if self.config.reservations.is_empty() {
+                            RelayKeys::default()
+                        } else {
+                            relay_keys(&chain)
+                        };
                         self.respond(&request, link, keys, origin, cx.now, &mut w, events)?
                     }
                     None => respond_unknown_link(&request, &self.config.server.duid, &mut w)?,
