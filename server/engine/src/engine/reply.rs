@@ -23,7 +23,6 @@ pub(super) fn write_options(
         // client is willing to accept Reconfigure messages, and a server uses this option to
         // tell the client whether or not to accept Reconfigure messages. In the absence of
         // this option, the default behavior is that the client is unwilling to accept
-        // Reconfigure messages, or that the server is not requesting that the client accept
         // Reconfigure messages.
         w.raw(u16::from(OptionCode::ReconfAccept), &[])?;
     }
