@@ -67,6 +67,7 @@ use xdhcp6_engine::{
 };
 
 use crate::{
+    delay::{self, DelayQueue},
     events::{Barrier, Events, refused_by_journal},
     frame::{self, FrameMeta, Local, ReplySource},
     reload::EngineSource,
@@ -104,6 +105,9 @@ pub struct ReplyPlan {
     pub len: usize,
     /// Where it goes, relative to the request.
     pub to: Destination,
+    /// Milliseconds to hold it before it leaves (0: at once): an Advertise of a standby link
+    /// ([`crate::delay`]).
+    pub delay_ms: u16,
 }
 
 /// One queue's datapath: the socket with its frame accounting, and the reply source.
@@ -125,6 +129,11 @@ pub struct XskWorker {
     /// The kernel socket that sends replies larger than the MTU (it fragments them); without
     /// it they are dropped and counted.
     kernel: Option<KernelSend>,
+    /// Reply frames held for `advertise-delay-ms` ([`crate::delay`]), with the mark of their
+    /// batch: they leave when due and durable.
+    delayed: DelayQueue<Held>,
+    /// The delayed reply frames of the batch being handled, queued once its mark is known.
+    staged: Vec<(Instant, Held)>,
 }
 
 /// Replies sent through the kernel socket: the socket, a one-datagram batch, and the replies
@@ -166,6 +175,7 @@ impl XskWorker {
         let batch = queue.config().batch as usize;
         queue.refill(batch);
         let held_max = (queue.config().frames as usize / 4).max(batch);
+        let queue_frames = queue.config().frames as usize;
         let mut addresses = interface.addresses.clone();
         addresses.extend(interface.global);
         let mtu = interface.mtu.unwrap_or(DEFAULT_MTU) as usize;
@@ -181,6 +191,13 @@ impl XskWorker {
             held: VecDeque::with_capacity(held_max),
             held_max,
             kernel: None,
+            // Held frames are UMEM frames: at most an eighth of them, so that the fill ring
+            // never starves.
+            delayed: DelayQueue::new(
+                (queue_frames / 8).min(delay::MAX_DELAYED),
+                delay::MAX_DELAYED_BYTES,
+            ),
+            staged: Vec::new(),
         }
     }
 
@@ -241,21 +258,32 @@ impl XskWorker {
                     continue;
                 }
                 // Transmit completions are reclaimed on the next turn; do not sleep long
-                // while some are outstanding.
+                // while some are outstanding, nor past the next delayed reply.
                 let timeout = if self.queue.in_tx() > 0 {
                     1
                 } else {
                     idle_timeout
                 };
-                self.queue.wait(timeout);
+                let timeout = self.delayed.timeout_ms(Instant::now(), timeout);
+                if timeout > 0 {
+                    self.queue.wait(timeout);
+                }
             }
         }
+
         // The journal syncs what is queued when it closes, after the workers; give it a few
         // seconds, then drop what is still held rather than hang the shutdown.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while let Some(mark) = self.newest_mark() {
             let ok = events.wait(mark) && std::time::Instant::now() < deadline;
             self.release(events, stats, ok);
+            self.queue.reclaim();
+            self.queue.kick_tx();
+        }
+        // The delayed replies leave now rather than never (or are dropped with the rest).
+        while let Some(mark) = self.delayed.peek().map(|held| held.mark) {
+            let ok = events.wait(mark) && std::time::Instant::now() < deadline;
+            self.release_delayed(events, stats, ok, true);
             self.queue.reclaim();
             self.queue.kick_tx();
         }
@@ -311,9 +339,15 @@ impl XskWorker {
             let Some(desc) = self.queue.rx_desc(rx_first.wrapping_add(i)) else {
                 continue;
             };
-            if let Some((addr, len)) = self.handle(desc, respond, events, stats) {
+            if let Some((addr, len, delay_ms)) = self.handle(desc, respond, events, stats) {
                 // The batch's mark is known once all of it is handled.
-                self.held.push_back(Held { addr, len, mark: 0 });
+                let held = Held { addr, len, mark: 0 };
+                if delay_ms > 0 {
+                    self.staged
+                        .push((delay::due(Instant::now(), delay_ms), held));
+                } else {
+                    self.held.push_back(held);
+                }
             }
             self.queue.recycle(desc.addr);
         }
@@ -325,6 +359,17 @@ impl XskWorker {
         if let Some(kernel) = &mut self.kernel {
             for held in kernel.held.range_mut(kernel_before..) {
                 held.mark = mark;
+            }
+        }
+        for (due, mut held) in self.staged.drain(..) {
+            held.mark = mark;
+            let bytes = held.len as usize;
+            match self.delayed.push(due, bytes, held) {
+                Ok(()) => stats.count_advertise_delayed(),
+                Err(held) => {
+                    stats.count_advertise_delay_overflow();
+                    self.queue.recycle(held.addr);
+                }
             }
         }
         self.release(events, stats, true);
@@ -420,6 +465,52 @@ impl XskWorker {
     /// announce a lease a restart could forget.
     fn release<E: Events>(&mut self, events: &E, stats: &WorkerStats, ok: bool) {
         self.release_kernel(events, stats, ok);
+        self.release_held(events, stats, ok);
+        self.release_delayed(events, stats, ok, false);
+    }
+
+    /// Sends the delayed reply frames that are due (with `all`, every one) and durable, as
+    /// far as the TX ring has room; drops (and counts) every one when the journal failed.
+    fn release_delayed<E: Events>(&mut self, events: &E, stats: &WorkerStats, ok: bool, all: bool) {
+        if self.delayed.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let (first, space) = self.queue.tx_space();
+        let mut queued = 0;
+        while queued < space {
+            let next = if all {
+                self.delayed.peek()
+            } else {
+                self.delayed.peek_due(now)
+            };
+            let Some(held) = next.copied() else { break };
+            let barrier = if ok {
+                events.barrier(held.mark)
+            } else {
+                Barrier::Failed
+            };
+            match barrier {
+                Barrier::Ready => {}
+                Barrier::Failed => {
+                    while let Some(held) = self.delayed.pop() {
+                        stats.count_send_failure();
+                        self.queue.recycle(held.addr);
+                    }
+                    break;
+                }
+                _ => break,
+            }
+            self.delayed.pop();
+            self.queue
+                .tx_write(first.wrapping_add(queued), held.addr, held.len);
+            queued += 1;
+        }
+        self.queue.tx_submit(first, queued);
+    }
+
+    /// Sends the held reply frames (see [`XskWorker::release`]).
+    fn release_held<E: Events>(&mut self, events: &E, stats: &WorkerStats, ok: bool) {
         let Some(newest) = self.held.back() else {
             return;
         };
@@ -451,14 +542,15 @@ impl XskWorker {
         self.queue.tx_submit(first, queued);
     }
 
-    /// Handles one received frame; returns the transmit frame (address, length) of its reply.
+    /// Handles one received frame; returns the transmit frame (address, length) of its reply
+    /// and how long to hold it.
     fn handle<E: Events, R>(
         &mut self,
         desc: libc::xdp_desc,
         respond: &mut R,
         events: &mut E,
         stats: &WorkerStats,
-    ) -> Option<(u64, u32)>
+    ) -> Option<(u64, u32, u16)>
     where
         R: FnMut(&[u8], &FrameMeta, &mut [u8], &mut E) -> Option<ReplyPlan>,
     {
@@ -542,7 +634,7 @@ impl XskWorker {
             return None;
         }
         match frame::write_headers(reply, &meta, &self.source, plan.to, plan.len) {
-            Ok(len) => Some((tx_addr, len as u32)),
+            Ok(len) => Some((tx_addr, len as u32, plan.delay_ms)),
             Err(_) => {
                 stats.count_send_failure();
                 self.queue.recycle(tx_addr);
@@ -730,13 +822,14 @@ pub fn serve_queue<E: Events, S: EngineSource + ?Sized>(
                 to,
                 sent,
                 unknown_link,
+                delay_ms,
                 ..
             } => {
                 stats.count_sent(sent);
                 if unknown_link {
                     stats.count_unknown_link_answered();
                 }
-                Some(ReplyPlan { len, to })
+                Some(ReplyPlan { len, to, delay_ms })
             }
             Outcome::Drop { reason, .. } => {
                 stats.count_drop(reason);

@@ -712,6 +712,12 @@ fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
             link.preference,
             link.renew_creates_bindings
         );
+        outln!(
+            "    advertise-delay-ms {} (applied: {} ms), reconfigure-accept {}",
+            link.advertise_delay_ms,
+            link.advertise_delay(),
+            link.reconfigure_accept
+        );
         if !link.options.always_send.is_empty() {
             outln!("    always-send options {:?}", link.options.always_send);
         }
@@ -740,6 +746,24 @@ fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
         }
     }
     outln!("  reservations: {}", config.reservations.len());
+    for key in xdhcp6_engine::config::ClientKey::NAMES {
+        let count = config
+            .reservations
+            .iter()
+            .filter(|reservation| reservation.client.name() == key)
+            .count();
+        if count > 0 {
+            outln!("    by {key}: {count}");
+        }
+    }
+    let with_options = config
+        .reservations
+        .iter()
+        .filter(|reservation| !reservation.options.encoded.is_empty())
+        .count();
+    if with_options > 0 {
+        outln!("    with their own options: {with_options}");
+    }
     Ok(())
 }
 

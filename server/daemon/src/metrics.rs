@@ -376,6 +376,26 @@ fn render_workers(out: &mut Exposition, workers: &[Arc<WorkerStats>]) {
         "xdhcp6_send_failures_total",
         sum(|stats| &stats.send_failures),
     );
+    out.family(
+        "xdhcp6_advertise_delayed_total",
+        "counter",
+        "Advertise messages held for advertise-delay-ms (a link whose Preference is below \
+         255) before they were sent.",
+    );
+    out.value(
+        "xdhcp6_advertise_delayed_total",
+        sum(|stats| &stats.advertise_delayed),
+    );
+    out.family(
+        "xdhcp6_advertise_delay_overflow_total",
+        "counter",
+        "Advertise messages to be delayed that the worker's bounded delayed-reply queue had no \
+         room for, dropped (the client retransmits).",
+    );
+    out.value(
+        "xdhcp6_advertise_delay_overflow_total",
+        sum(|stats| &stats.advertise_delay_overflow),
+    );
 }
 
 /// The message type counted at `index` of the per-type arrays.

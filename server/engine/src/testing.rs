@@ -139,6 +139,18 @@ impl Server {
         }
     }
 
+    /// Hands `msg` to the engine at the current time; the engine's whole answer.
+    pub fn outcome(&mut self, msg: &Msg) -> Outcome {
+        let request = msg.encode();
+        let cx = Context {
+            link: self.link,
+            arrival: self.arrival,
+            now: self.now,
+        };
+        self.engine
+            .handle_from(&request, &cx, self.peer, &mut self.buf, &mut self.events)
+    }
+
     /// Hands `msg` to the engine and expects a reply.
     pub fn send(&mut self, msg: &Msg) -> ReplyView {
         match self.handle(msg) {

@@ -108,6 +108,8 @@ impl Config {
             pd_pools: Vec::new(),
             options: LinkOptions::default(),
             rsoo_allow: Vec::new(),
+            advertise_delay_ms: 0,
+            reconfigure_accept: false,
             limits: LinkLimits {
                 max_leases: 0,
                 rate: RateLimit {

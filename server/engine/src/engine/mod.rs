@@ -28,9 +28,11 @@ pub use self::limits::{Peer, Refusal};
 pub use self::outcome::{Destination, DropReason, Outcome, received_type};
 use self::pools::LinkPools;
 pub use self::pools::PoolUsage;
-use self::request::{Client, ClientRequest, client_link_layer, relay_supplied};
+use self::request::{
+    Client, ClientRequest, RelayKeys, client_link_layer, relay_keys, relay_supplied,
+};
 use self::signals::ForeignRebinds;
-use crate::config::{Config, LinkId, UnknownLink};
+use crate::config::{ClientKeys, Config, LinkId, UnknownLink};
 use crate::table::{
     ClaimAs, EventKind, EventSink, IaKind, Lease, LeaseEvent, LeaseRecord, LeaseState, LeaseTable,
     RestoreReport,
@@ -349,12 +351,14 @@ impl Engine {
                 to,
                 sent,
                 unknown_link,
+                delay_ms,
             }) => Outcome::Reply {
                 len,
                 to,
                 received,
                 sent,
                 unknown_link,
+                delay_ms,
             },
             Err(reason) => {
                 if received.is_relay() {
@@ -408,12 +412,14 @@ impl Engine {
                 discard::check(&request, &self.config.server.duid)?;
                 let mut w = MessageWriter::new(reply);
                 let origin = self.direct_origin(&peer, request.client_id.unwrap_or_default());
-                let sent = self.respond(&request, link, None, origin, cx.now, &mut w, events)?;
+                let keys = RelayKeys::default();
+                let sent = self.respond(&request, link, keys, origin, cx.now, &mut w, events)?;
                 Ok(Answer {
                     len: w.finish()?,
                     to: Destination::Client,
                     sent,
                     unknown_link: false,
+                    delay_ms: self.delay_of(sent, Some(link)),
                 })
             }
             Packet::Relay(relay) => {
@@ -467,7 +473,13 @@ impl Engine {
                 }
                 let sent = match link {
                     Some(link) => {
-                        self.respond(&request, link, link_layer, origin, cx.now, &mut w, events)?
+                        // Read only when some reservation could use them.
+                        let keys = if self.config.reservations.is_empty() {
+                            RelayKeys::default()
+                        } else {
+                            relay_keys(&chain)
+                        };
+                        self.respond(&request, link, keys, origin, cx.now, &mut w, events)?
                     }
                     None => respond_unknown_link(&request, &self.config.server.duid, &mut w)?,
                 };
@@ -479,8 +491,19 @@ impl Engine {
                     to: Destination::Relay { to_source_port },
                     sent,
                     unknown_link: link.is_none(),
+                    delay_ms: self.delay_of(sent, link),
                 })
             }
+        }
+    }
+
+    /// How long the datapath holds a reply of type `sent` to a client on `link`: an
+    /// Advertise waits the link's `advertise-delay-ms` while its Preference is below 255, so
+    /// that clients taking the first Advertise hear the primary's first; a Reply never waits.
+    fn delay_of(&self, sent: MessageType, link: Option<LinkId>) -> u16 {
+        match (sent, link) {
+            (MessageType::Advertise, Some(link)) => self.config.link(link).advertise_delay(),
+            _ => 0,
         }
     }
 
@@ -566,7 +589,7 @@ impl Engine {
         &self,
         request: &ClientRequest<'_>,
         link_id: LinkId,
-        link_layer: Option<(u16, &[u8])>,
+        keys: RelayKeys<'_>,
         origin: Origin,
         now: u32,
         w: &mut MessageWriter<'_>,
@@ -592,15 +615,29 @@ impl Engine {
         if let Some(client_id) = request.client_id {
             w.client_id(client_id)?;
         }
+        let duid = request.client_id.unwrap_or_default();
+        let reservation = self.config.reservation_for(
+            link_id,
+            &ClientKeys {
+                duid,
+                // The relay's RFC 6939 option, else the address inside a DUID-LLT or DUID-LL.
+                link_layer: keys.link_layer.or_else(|| request::duid_link_layer(duid)),
+                cm_mac: keys.cm_mac,
+                subscriber_id: keys.subscriber_id,
+                remote_id: keys.remote_id,
+                interface_id: keys.interface_id,
+            },
+        );
+        let reserved_options = reservation.map(|reservation| &reservation.options);
         let mut exchange = Exchange {
             engine: self,
             request,
             client: Client {
-                duid: request.client_id.unwrap_or_default(),
+                duid,
                 link: link_id,
-                link_layer,
             },
             link,
+            reservation,
             pools: &self.pools[link_id.index()],
             origin,
             now,
@@ -627,7 +664,7 @@ impl Engine {
                 }
                 beyond_limit(request, exchange.w)?;
                 reply::write_fqdn(request, exchange.w)?;
-                reply::write_options(request, link, exchange.w)?;
+                reply::write_options(request, link, reserved_options, exchange.w)?;
             }
             MessageType::Renew | MessageType::Rebind => {
                 for ia in request.ias() {
@@ -635,7 +672,7 @@ impl Engine {
                 }
                 beyond_limit(request, exchange.w)?;
                 reply::write_fqdn(request, exchange.w)?;
-                reply::write_options(request, link, exchange.w)?;
+                reply::write_options(request, link, reserved_options, exchange.w)?;
             }
             MessageType::Release | MessageType::Decline => {
                 for ia in request.ias() {
@@ -685,7 +722,7 @@ impl Engine {
                 }
             }
             MessageType::InformationRequest => {
-                reply::write_options(request, link, exchange.w)?;
+                reply::write_options(request, link, reserved_options, exchange.w)?;
             }
             _ => return Err(DropReason::NotForServer),
         }
@@ -804,4 +841,5 @@ struct Answer {
     to: Destination,
     sent: MessageType,
     unknown_link: bool,
+    delay_ms: u16,
 }
