@@ -62,6 +62,19 @@ pub struct Options {
     /// Measure only these targets (ceiling, xdhcp6d-xdp, xdhcp6d-udp, kea), comma-separated.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// After each xdhcp6d ramp, run the generator at --reload-percent of the best rate for
+    /// --reload-seconds four times: without reloads, with, with and without (the order cancels
+    /// a drift of the machine); "with" means the configuration is changed (the Preference
+    /// toggles) and xdhcp6d reloaded with SIGHUP every SECS seconds. Prints the flows lost
+    /// without and with reloads.
+    #[arg(long, value_name = "SECS")]
+    reload_every: Option<f64>,
+    /// Seconds of each run of --reload-every.
+    #[arg(long, value_name = "SECS", default_value_t = 20.0)]
+    reload_seconds: f64,
+    /// The rate of the --reload-every runs, percent of the best rate.
+    #[arg(long, value_name = "PERCENT", default_value_t = 80.0)]
+    reload_percent: f64,
 }
 
 /// One server under test.
@@ -111,6 +124,40 @@ struct Measured {
     p50_us: f64,
     p99_us: f64,
     json: PathBuf,
+    /// With --reload-every: the runs at a fixed rate without and with reloads.
+    reloads: Option<ReloadComparison>,
+}
+
+/// Two runs at one rate, without and with reloads.
+struct ReloadComparison {
+    rate: f64,
+    every: f64,
+    without: Run,
+    with: Run,
+    /// Reloads the server logged as applied during the second run.
+    reloads: u64,
+}
+
+/// What the generator counted in fixed-rate runs.
+#[derive(Default)]
+struct Run {
+    started: u64,
+    completed: u64,
+    timeouts: u64,
+    failed: u64,
+}
+
+impl Run {
+    fn add(&mut self, other: &Run) {
+        self.started += other.started;
+        self.completed += other.completed;
+        self.timeouts += other.timeouts;
+        self.failed += other.failed;
+    }
+
+    fn lost(&self) -> u64 {
+        self.started.saturating_sub(self.completed)
+    }
 }
 
 pub fn run(options: &Options) -> Result<()> {
@@ -126,6 +173,11 @@ pub fn run(options: &Options) -> Result<()> {
             "--durability {:?}: expected always or batch",
             options.durability
         );
+    }
+    if options.reload_every.is_some_and(|every| {
+        !(every > 0.0 && options.reload_seconds > 0.0 && options.reload_percent > 0.0)
+    }) {
+        bail!("--reload-every, --reload-seconds and --reload-percent must be positive");
     }
     for name in &options.only {
         if !TARGETS.iter().any(|t| t.name == name) {
@@ -147,7 +199,19 @@ pub fn run(options: &Options) -> Result<()> {
         println!("\n== {}: {}", target.name, target.what);
         let server = lab.start_server(target)?;
         lab.wait_answering(target)?;
-        let measured = lab.ramp(target)?;
+        let mut measured = lab.ramp(target)?;
+        if let (Some(every), Some(best), true) = (
+            options.reload_every,
+            measured.best_rate,
+            target.name.starts_with("xdhcp6d"),
+        ) {
+            measured.reloads = Some(lab.reload_comparison(
+                target,
+                &server,
+                best * options.reload_percent / 100.0,
+                every,
+            )?);
+        }
         drop(server);
         println!(
             "  {}: best {} flows/s",
@@ -395,6 +459,137 @@ impl<'a> Lab<'a> {
             p50_us: best.map_or(0.0, |s| num(s, "p50_us")),
             p99_us: best.map_or(0.0, |s| num(s, "p99_us")),
             json,
+            reloads: None,
+        })
+    }
+
+    /// Runs the generator at `rate` for --reload-seconds four times, without reloads, with,
+    /// with and without (the configuration rewritten, the Preference toggled, and `server`
+    /// sent SIGHUP every `every` seconds), and sums each kind.
+    fn reload_comparison(
+        &self,
+        target: Target,
+        server: &Process,
+        rate: f64,
+        every: f64,
+    ) -> Result<ReloadComparison> {
+        println!(
+            "  reloads: {rate:.0} flows/s: runs without, with, with and \
+             without a reload every {every} s (the order cancels a drift of the machine)"
+        );
+        let log = self.work.join(format!("{}.log", target.name));
+        let applied = || {
+            std::fs::read_to_string(&log)
+                .map(|text| text.matches("configuration reloaded").count() as u64)
+                .unwrap_or(0)
+        };
+        let before = applied();
+        let mut without = Run::default();
+        let mut with = Run::default();
+        for (seed, reload) in [(0xc1, false), (0xc2, true), (0xc3, true), (0xc4, false)] {
+            let run = self.fixed_run(target, rate, seed, reload.then(|| (server.id(), every)))?;
+            println!(
+                "    {}: {} flows started, {} completed, {} lost",
+                if reload {
+                    "with reloads   "
+                } else {
+                    "without reloads"
+                },
+                run.started,
+                run.completed,
+                run.lost()
+            );
+            if reload { &mut with } else { &mut without }.add(&run);
+        }
+        let reloads = applied() - before;
+        for (name, run) in [("without reloads", &without), ("with reloads", &with)] {
+            println!(
+                "    {name}, in all: {} flows started, {} completed, {} lost ({} timeouts, {} \
+                 failed)",
+                run.started,
+                run.completed,
+                run.lost(),
+                run.timeouts,
+                run.failed
+            );
+        }
+        println!("    reloads applied: {reloads}");
+        Ok(ReloadComparison {
+            rate,
+            every,
+            without,
+            with,
+            reloads,
+        })
+    }
+
+    /// One generator run at `rate` for --reload-seconds; with `reload` (pid, seconds), the
+    /// xdhcp6d configuration is changed and the process sent SIGHUP that often meanwhile.
+    fn fixed_run(
+        &self,
+        target: Target,
+        rate: f64,
+        seed: u8,
+        reload: Option<(u32, f64)>,
+    ) -> Result<Run> {
+        let json = self
+            .work
+            .join(format!("{}-reload-{seed:x}.json", target.name));
+        let _ = std::fs::remove_file(&json);
+        let mut command = self.generator(target, self.options.clients, seed);
+        command
+            .args(["--rate", &format!("{rate:.0}")])
+            .args(["--duration", &self.options.reload_seconds.to_string()])
+            .arg("--json")
+            .arg(&json)
+            .stdout(Stdio::null());
+        let line = cmd::display(&command);
+        eprintln!("$ {line}");
+        let mut child = command
+            .spawn()
+            .with_context(|| format!("cannot start `{line}`"))?;
+        if let Some((pid, every)) = reload {
+            let config = self.work.join("xdhcp6d.toml");
+            let mut toggle = false;
+            let period = Duration::from_secs_f64(every);
+            let mut next = Instant::now() + period;
+            while child.try_wait()?.is_none() {
+                if Instant::now() < next {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
+                next += period;
+                let text = std::fs::read_to_string(&config)?;
+                let (from, to) = if toggle {
+                    ("preference = 254", "preference = 255")
+                } else {
+                    ("preference = 255", "preference = 254")
+                };
+                toggle = !toggle;
+                std::fs::write(&config, text.replacen(from, to, 1))?;
+                let sent = Command::new("kill")
+                    .args(["-HUP", &pid.to_string()])
+                    .status()
+                    .context("running kill")?;
+                if !sent.success() {
+                    bail!("kill -HUP {pid} failed ({sent})");
+                }
+            }
+        }
+        let status = child.wait()?;
+        if !(status.success() || status.code() == Some(1)) {
+            bail!("`{line}` failed ({status})");
+        }
+        let text = std::fs::read_to_string(&json)
+            .with_context(|| format!("reading {}", json.display()))?;
+        let summary: Value =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", json.display()))?;
+        let count = |key: &str| summary[key].as_u64().unwrap_or(0);
+        Ok(Run {
+            started: count("flows_started"),
+            completed: count("flows_completed"),
+            timeouts: count("timeouts"),
+            failed: count("flows_failed"),
         })
     }
 }
@@ -532,6 +727,35 @@ fn table(results: &[Measured], options: &Options) -> String {
             },
         ));
     }
+    let compared: Vec<&Measured> = results.iter().filter(|m| m.reloads.is_some()).collect();
+    if !compared.is_empty() {
+        t.push_str(
+            "\nflows lost at a fixed rate, without and with configuration reloads \
+             (SIGHUP)\n\n| target | rate | run | reloads | flows started | completed | lost \
+             | timeouts |\n|---|---|---|---|---|---|---|---|\n",
+        );
+        for m in compared {
+            let Some(r) = &m.reloads else { continue };
+            for (run, data, reloads) in [
+                ("without reloads", &r.without, "0".to_owned()),
+                (
+                    "with reloads",
+                    &r.with,
+                    format!("{} (every {} s)", r.reloads, r.every),
+                ),
+            ] {
+                t.push_str(&format!(
+                    "| {} | {:.0}/s | {run} | {reloads} | {} | {} | {} | {} |\n",
+                    m.target.name,
+                    r.rate,
+                    data.started,
+                    data.completed,
+                    data.lost(),
+                    data.timeouts
+                ));
+            }
+        }
+    }
     t
 }
 
@@ -554,7 +778,24 @@ fn summary_json(results: &[Measured], options: &Options) -> Value {
             "p50_us_at_best": m.p50_us,
             "p99_us_at_best": m.p99_us,
             "summary": m.json.display().to_string(),
+            "reloads": m.reloads.as_ref().map(|r| json!({
+                "rate": r.rate,
+                "every_seconds": r.every,
+                "reloads_applied": r.reloads,
+                "without": run_json(&r.without),
+                "with": run_json(&r.with),
+            })),
         })).collect::<Vec<_>>(),
+    })
+}
+
+fn run_json(run: &Run) -> Value {
+    json!({
+        "flows_started": run.started,
+        "flows_completed": run.completed,
+        "flows_lost": run.lost(),
+        "timeouts": run.timeouts,
+        "flows_failed": run.failed,
     })
 }
 

@@ -36,10 +36,35 @@ pub struct Options {
 
 /// The Debian package's name.
 pub const PACKAGE: &str = "xdhcp6";
+
+/// The operator's pages shipped under /usr/share/doc/xdhcp6.
+const OPERATOR_DOCS: [&str; 6] = [
+    "packaging.md",
+    "api.md",
+    "reload.md",
+    "migration.md",
+    "observability.md",
+    "deployment.md",
+];
+
+/// The Grafana dashboard and the Prometheus alert rules: (in the repository, in the package).
+const DASHBOARDS: [(&str, &str); 2] = [
+    (
+        "dist/grafana/xdhcp6.json",
+        "usr/share/xdhcp6/grafana/xdhcp6.json",
+    ),
+    (
+        "dist/prometheus/xdhcp6-alerts.yml",
+        "usr/share/xdhcp6/prometheus/xdhcp6-alerts.yml",
+    ),
+];
 /// The service user and group the maintainer scripts create.
 const USER: &str = "xdhcp6";
 /// The installed configuration (a conffile).
 const CONFIG: &str = "/etc/xdhcp6/xdhcp6.toml";
+/// The runtime folder (`RuntimeDirectory=xdhcp6`): the control socket.
+const RUNTIME: &str = "/run/xdhcp6";
+
 /// The state folder (`StateDirectory=xdhcp6`).
 const STATE: &str = "/var/lib/xdhcp6";
 /// Where the units go (systemd's folder for packaged units).
@@ -126,11 +151,12 @@ pub fn build_deb(profile: &str, ebpf_object: &Path) -> Result<PathBuf> {
         0o644,
     )?;
     let doc = tree.join("usr/share/doc").join(PACKAGE);
-    install(
-        &root.join("docs/packaging.md"),
-        &doc.join("packaging.md"),
-        0o644,
-    )?;
+    for page in OPERATOR_DOCS {
+        install(&root.join("docs").join(page), &doc.join(page), 0o644)?;
+    }
+    for (source, target) in DASHBOARDS {
+        install(&root.join(source), &tree.join(target), 0o644)?;
+    }
     for entry in fs::read_dir(root.join("examples")).context("reading examples/")? {
         let path = entry?.path();
         if path
@@ -392,7 +418,11 @@ pub fn check(deb: &Path) -> Result<()> {
         // Leave the machine as it was, so that the next run starts clean; the error says
         // what failed.
         eprintln!("package: the test failed; purging {PACKAGE}");
-        let _ = xdhcp6_lab::cmd::capture(Command::new("dpkg").args(["--purge", PACKAGE]));
+        if let Err(error) =
+            xdhcp6_lab::cmd::capture(Command::new("dpkg").args(["--purge", PACKAGE]))
+        {
+            eprintln!("package: dpkg --purge {PACKAGE} failed too: {error:#}");
+        }
     }
     result?;
     // The system user stays on purge (Debian's practice: files it owns may remain elsewhere).
@@ -539,6 +569,8 @@ fn check_files(installed: &Installed) -> Result<()> {
         "/usr/share/man/man8/xdhcp6d-check-config.8.gz".to_owned(),
     ];
     expected.extend(UNITS.map(|(unit, _)| format!("/{UNIT_DIR}/{unit}")));
+    expected.extend(OPERATOR_DOCS.map(|page| format!("/usr/share/doc/xdhcp6/{page}")));
+    expected.extend(DASHBOARDS.map(|(_, target)| format!("/{target}")));
     expected.extend(COMPLETIONS.map(|(_, _, target)| format!("/{target}")));
     for path in &expected {
         ensure!(listed.contains(path.as_str()), "dpkg -L lacks {path}");
@@ -819,7 +851,20 @@ fn run_as_unit(unit: &str) -> Result<()> {
             &format!("interfaces = [\"{server_if}\"]"),
         ),
     )?;
+    // RuntimeDirectory=xdhcp6 (the control socket's folder): systemd makes it for the
+    // unit's user on start and removes it on stop.
+    cmd::run(Command::new("install").args([
+        "-d",
+        "-m",
+        "0750",
+        "-o",
+        &settings.user,
+        "-g",
+        &settings.user,
+        RUNTIME,
+    ]))?;
     let result = serve_and_solicit(&settings, &server, &client, client_if, unit);
+    let _ = fs::remove_dir_all(RUNTIME);
     fs::write(CONFIG, original)?;
     result
 }

@@ -41,6 +41,7 @@
 //! Copy mode (`XDP_COPY`) works on every driver, veth included; [`BindMode::Auto`] tries
 //! zero-copy first.
 use std::{
+    cell::Cell,
     collections::VecDeque,
     fmt,
     net::SocketAddrV6,
@@ -66,8 +67,10 @@ use xdhcp6_engine::{
 };
 
 use crate::{
+    delay::{self, DelayQueue},
     events::{Barrier, Events, refused_by_journal},
     frame::{self, FrameMeta, Local, ReplySource},
+    reload::EngineSource,
     stats::WorkerStats,
     xdp::Steering,
 };
@@ -102,6 +105,9 @@ pub struct ReplyPlan {
     pub len: usize,
     /// Where it goes, relative to the request.
     pub to: Destination,
+    /// Milliseconds to hold it before it leaves (0: at once): an Advertise of a standby link
+    /// ([`crate::delay`]).
+    pub delay_ms: u16,
 }
 
 /// One queue's datapath: the socket with its frame accounting, and the reply source.
@@ -123,6 +129,11 @@ pub struct XskWorker {
     /// The kernel socket that sends replies larger than the MTU (it fragments them); without
     /// it they are dropped and counted.
     kernel: Option<KernelSend>,
+    /// Reply frames held for `advertise-delay-ms` ([`crate::delay`]), with the mark of their
+    /// batch: they leave when due and durable.
+    delayed: DelayQueue<Held>,
+    /// The delayed reply frames of the batch being handled, queued once its mark is known.
+    staged: Vec<(Instant, Held)>,
 }
 
 /// Replies sent through the kernel socket: the socket, a one-datagram batch, and the replies
@@ -164,6 +175,7 @@ impl XskWorker {
         let batch = queue.config().batch as usize;
         queue.refill(batch);
         let held_max = (queue.config().frames as usize / 4).max(batch);
+        let queue_frames = queue.config().frames as usize;
         let mut addresses = interface.addresses.clone();
         addresses.extend(interface.global);
         let mtu = interface.mtu.unwrap_or(DEFAULT_MTU) as usize;
@@ -179,6 +191,13 @@ impl XskWorker {
             held: VecDeque::with_capacity(held_max),
             held_max,
             kernel: None,
+            // Held frames are UMEM frames: at most an eighth of them, so that the fill ring
+            // never starves.
+            delayed: DelayQueue::new(
+                (queue_frames / 8).min(delay::MAX_DELAYED),
+                delay::MAX_DELAYED_BYTES,
+            ),
+            staged: Vec::new(),
         }
     }
 
@@ -204,9 +223,20 @@ impl XskWorker {
     /// `respond(request, meta, reply, events)` answers one request into the reply payload
     /// buffer, handing the lease events it causes to `events`, and returns what to send
     /// (`None`: nothing); `events` is also the durability barrier the replies wait on.
-    pub fn run<E, R>(
+    pub fn run<E, R>(&mut self, respond: R, events: &mut E, stop: &AtomicBool, stats: &WorkerStats)
+    where
+        E: Events,
+        R: FnMut(&[u8], &FrameMeta, &mut [u8], &mut E) -> Option<ReplyPlan>,
+    {
+        self.run_with(respond, &mut || {}, events, stop, stats);
+    }
+
+    /// [`Self::run`], calling `on_batch` before each batch is handled (where a reloadable
+    /// responder takes the engine for the batch).
+    pub fn run_with<E, R>(
         &mut self,
         mut respond: R,
+        on_batch: &mut dyn FnMut(),
         events: &mut E,
         stop: &AtomicBool,
         stats: &WorkerStats,
@@ -221,28 +251,39 @@ impl XskWorker {
                 self.read_statistics(stats);
                 next_statistics = Instant::now() + STATISTICS_INTERVAL;
             }
-            if self.poll(&mut respond, events, stats) == 0 {
+            if self.poll_with(&mut respond, on_batch, events, stats) == 0 {
                 if self.oldest_mark().is_some() {
                     // Nothing arrived: wait for the journal instead of spinning.
                     self.wait_for_oldest(events, stats);
                     continue;
                 }
                 // Transmit completions are reclaimed on the next turn; do not sleep long
-                // while some are outstanding.
+                // while some are outstanding, nor past the next delayed reply.
                 let timeout = if self.queue.in_tx() > 0 {
                     1
                 } else {
                     idle_timeout
                 };
-                self.queue.wait(timeout);
+                let timeout = self.delayed.timeout_ms(Instant::now(), timeout);
+                if timeout > 0 {
+                    self.queue.wait(timeout);
+                }
             }
         }
+
         // The journal syncs what is queued when it closes, after the workers; give it a few
         // seconds, then drop what is still held rather than hang the shutdown.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while let Some(mark) = self.newest_mark() {
             let ok = events.wait(mark) && std::time::Instant::now() < deadline;
             self.release(events, stats, ok);
+            self.queue.reclaim();
+            self.queue.kick_tx();
+        }
+        // The delayed replies leave now rather than never (or are dropped with the rest).
+        while let Some(mark) = self.delayed.peek().map(|held| held.mark) {
+            let ok = events.wait(mark) && std::time::Instant::now() < deadline;
+            self.release_delayed(events, stats, ok, true);
             self.queue.reclaim();
             self.queue.kick_tx();
         }
@@ -256,6 +297,21 @@ impl XskWorker {
     /// the batch, while later batches are handled: with `--durability always` one journal sync
     /// then covers every batch that arrived during the previous one.
     pub fn poll<E, R>(&mut self, respond: &mut R, events: &mut E, stats: &WorkerStats) -> usize
+    where
+        E: Events,
+        R: FnMut(&[u8], &FrameMeta, &mut [u8], &mut E) -> Option<ReplyPlan>,
+    {
+        self.poll_with(respond, &mut || {}, events, stats)
+    }
+
+    /// [`Self::poll`], calling `on_batch` before a batch that arrived is handled.
+    pub fn poll_with<E, R>(
+        &mut self,
+        respond: &mut R,
+        on_batch: &mut dyn FnMut(),
+        events: &mut E,
+        stats: &WorkerStats,
+    ) -> usize
     where
         E: Events,
         R: FnMut(&[u8], &FrameMeta, &mut [u8], &mut E) -> Option<ReplyPlan>,
@@ -276,15 +332,22 @@ impl XskWorker {
             self.queue.kick_rx();
             return 0;
         }
+        on_batch();
         let before = self.held.len();
         let kernel_before = self.kernel.as_ref().map_or(0, |kernel| kernel.held.len());
         for i in 0..received {
             let Some(desc) = self.queue.rx_desc(rx_first.wrapping_add(i)) else {
                 continue;
             };
-            if let Some((addr, len)) = self.handle(desc, respond, events, stats) {
+            if let Some((addr, len, delay_ms)) = self.handle(desc, respond, events, stats) {
                 // The batch's mark is known once all of it is handled.
-                self.held.push_back(Held { addr, len, mark: 0 });
+                let held = Held { addr, len, mark: 0 };
+                if delay_ms > 0 {
+                    self.staged
+                        .push((delay::due(Instant::now(), delay_ms), held));
+                } else {
+                    self.held.push_back(held);
+                }
             }
             self.queue.recycle(desc.addr);
         }
@@ -296,6 +359,17 @@ impl XskWorker {
         if let Some(kernel) = &mut self.kernel {
             for held in kernel.held.range_mut(kernel_before..) {
                 held.mark = mark;
+            }
+        }
+        for (due, mut held) in self.staged.drain(..) {
+            held.mark = mark;
+            let bytes = held.len as usize;
+            match self.delayed.push(due, bytes, held) {
+                Ok(()) => stats.count_advertise_delayed(),
+                Err(held) => {
+                    stats.count_advertise_delay_overflow();
+                    self.queue.recycle(held.addr);
+                }
             }
         }
         self.release(events, stats, true);
@@ -391,6 +465,52 @@ impl XskWorker {
     /// announce a lease a restart could forget.
     fn release<E: Events>(&mut self, events: &E, stats: &WorkerStats, ok: bool) {
         self.release_kernel(events, stats, ok);
+        self.release_held(events, stats, ok);
+        self.release_delayed(events, stats, ok, false);
+    }
+
+    /// Sends the delayed reply frames that are due (with `all`, every one) and durable, as
+    /// far as the TX ring has room; drops (and counts) every one when the journal failed.
+    fn release_delayed<E: Events>(&mut self, events: &E, stats: &WorkerStats, ok: bool, all: bool) {
+        if self.delayed.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let (first, space) = self.queue.tx_space();
+        let mut queued = 0;
+        while queued < space {
+            let next = if all {
+                self.delayed.peek()
+            } else {
+                self.delayed.peek_due(now)
+            };
+            let Some(held) = next.copied() else { break };
+            let barrier = if ok {
+                events.barrier(held.mark)
+            } else {
+                Barrier::Failed
+            };
+            match barrier {
+                Barrier::Ready => {}
+                Barrier::Failed => {
+                    while let Some(held) = self.delayed.pop() {
+                        stats.count_send_failure();
+                        self.queue.recycle(held.addr);
+                    }
+                    break;
+                }
+                _ => break,
+            }
+            self.delayed.pop();
+            self.queue
+                .tx_write(first.wrapping_add(queued), held.addr, held.len);
+            queued += 1;
+        }
+        self.queue.tx_submit(first, queued);
+    }
+
+    /// Sends the held reply frames (see [`XskWorker::release`]).
+    fn release_held<E: Events>(&mut self, events: &E, stats: &WorkerStats, ok: bool) {
         let Some(newest) = self.held.back() else {
             return;
         };
@@ -422,14 +542,15 @@ impl XskWorker {
         self.queue.tx_submit(first, queued);
     }
 
-    /// Handles one received frame; returns the transmit frame (address, length) of its reply.
+    /// Handles one received frame; returns the transmit frame (address, length) of its reply
+    /// and how long to hold it.
     fn handle<E: Events, R>(
         &mut self,
         desc: libc::xdp_desc,
         respond: &mut R,
         events: &mut E,
         stats: &WorkerStats,
-    ) -> Option<(u64, u32)>
+    ) -> Option<(u64, u32, u16)>
     where
         R: FnMut(&[u8], &FrameMeta, &mut [u8], &mut E) -> Option<ReplyPlan>,
     {
@@ -513,7 +634,7 @@ impl XskWorker {
             return None;
         }
         match frame::write_headers(reply, &meta, &self.source, plan.to, plan.len) {
-            Ok(len) => Some((tx_addr, len as u32)),
+            Ok(len) => Some((tx_addr, len as u32, plan.delay_ms)),
             Err(_) => {
                 stats.count_send_failure();
                 self.queue.recycle(tx_addr);
@@ -586,7 +707,17 @@ where
     E: Events,
     R: FnMut(&[u8], &FrameMeta, &mut [u8], &mut E) -> Option<ReplyPlan>,
 {
-    run_queue_with(socket, interface, core, None, respond, events, stop, stats)
+    run_queue_with(
+        socket,
+        interface,
+        core,
+        None,
+        respond,
+        &mut || {},
+        events,
+        stop,
+        stats,
+    )
 }
 
 /// [`run_queue`], sending replies larger than the MTU through `kernel` when given.
@@ -597,6 +728,7 @@ fn run_queue_with<E, R>(
     core: Option<usize>,
     kernel: Option<Arc<ServerSocket>>,
     respond: R,
+    on_batch: &mut dyn FnMut(),
     events: &mut E,
     stop: &AtomicBool,
     stats: &WorkerStats,
@@ -622,7 +754,7 @@ where
         core,
         "AF_XDP worker running"
     );
-    worker.run(respond, events, stop, stats);
+    worker.run_with(respond, on_batch, events, stop, stats);
     Ok(worker)
 }
 
@@ -636,20 +768,33 @@ where
 /// through it, fragmented by the kernel; without it they are dropped and counted
 /// (`reply_too_large`).
 #[allow(clippy::too_many_arguments)]
-pub fn serve_queue<E: Events>(
+pub fn serve_queue<E: Events, S: EngineSource + ?Sized>(
     socket: XskSocket,
     interface: &InterfaceInfo,
     core: Option<usize>,
     kernel: Option<Arc<ServerSocket>>,
-    engine: &Engine,
+    source: &S,
     now: impl Fn() -> u32,
     events: &mut E,
     stop: &AtomicBool,
     stats: &WorkerStats,
 ) -> Result<XskWorker, XskError> {
     let mut links = LinkCache::default();
-    let relays_here = engine.config().relays_on(&interface.name);
+    let mut engine = source.current();
+    let mut relays_here = engine.config().relays_on(&interface.name);
+    // Set before each batch: the batch's first request takes the engine that answers all of
+    // it (a reload takes effect between batches).
+    let batch_starts = Cell::new(false);
     let respond = |request: &[u8], meta: &FrameMeta, reply: &mut [u8], events: &mut E| {
+        if batch_starts.replace(false) {
+            let next = source.current();
+            if !std::ptr::eq::<Engine>(&*next, &*engine) {
+                links.entries.clear();
+                relays_here = next.config().relays_on(&interface.name);
+            }
+            engine = next;
+        }
+        let engine = &*engine;
         if !engine.admits_relay(relays_here, request, meta.source) {
             stats.count_received(xdhcp6_engine::received_type(request));
             stats.count_drop(DropReason::RelayNotAllowed);
@@ -677,13 +822,14 @@ pub fn serve_queue<E: Events>(
                 to,
                 sent,
                 unknown_link,
+                delay_ms,
                 ..
             } => {
                 stats.count_sent(sent);
                 if unknown_link {
                     stats.count_unknown_link_answered();
                 }
-                Some(ReplyPlan { len, to })
+                Some(ReplyPlan { len, to, delay_ms })
             }
             Outcome::Drop { reason, .. } => {
                 stats.count_drop(reason);
@@ -692,7 +838,15 @@ pub fn serve_queue<E: Events>(
         }
     };
     run_queue_with(
-        socket, interface, core, kernel, respond, events, stop, stats,
+        socket,
+        interface,
+        core,
+        kernel,
+        respond,
+        &mut || batch_starts.set(true),
+        events,
+        stop,
+        stats,
     )
 }
 
@@ -758,12 +912,12 @@ pub struct Workers {
 /// The XDP program must be attached to the interface; the sockets are registered in its
 /// XskMap here. `events(queue)` makes each worker's event sink.
 #[allow(clippy::too_many_arguments)]
-pub fn spawn_workers<S>(
+pub fn spawn_workers<S, G>(
     steering: &mut Steering,
     interface: &InterfaceInfo,
     config: &XskConfig,
     cores: &[usize],
-    engine: Arc<Engine>,
+    engine: Arc<G>,
     now: fn() -> u32,
     mut events: impl FnMut(u32) -> S,
     kernel: Option<Arc<ServerSocket>>,
@@ -771,6 +925,7 @@ pub fn spawn_workers<S>(
 ) -> Result<Workers, XskError>
 where
     S: Events,
+    G: EngineSource + 'static,
 {
     let queues = rx_queue_count(&interface.name);
     let mut sockets = Vec::new();
@@ -802,7 +957,7 @@ where
                     &interface,
                     core,
                     kernel,
-                    &engine,
+                    &*engine,
                     now,
                     &mut sink,
                     &stop,

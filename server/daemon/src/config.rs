@@ -18,7 +18,14 @@ pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path)
         .map_err(|error| ConfigError::new(&file, "", format!("cannot read: {error}")))?;
-    let mut config = Config::from_toml_str(&text, &file)?;
+    from_text(path, &text)
+}
+
+/// [`load`] for the text of the file at `path`, already read (with whatever the caller added
+/// to it, such as the runtime reservations).
+pub fn from_text(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    let file = path.display().to_string();
+    let mut config = Config::from_toml_str(text, &file)?;
     // A relative `duid-file` lives next to the configuration, not in the working directory.
     if let (Some(duid_file), Some(folder)) = (&mut config.server.duid_file, path.parent())
         && duid_file.is_relative()

@@ -63,11 +63,12 @@ enum Command {
     ///
     /// Loads the configuration, replays the lease journal, binds [::]:547 (joined to
     /// ff02::1:2 and ff05::1:3 on every interface the links name) and answers clients. On
-    /// SIGTERM/SIGINT it stops the workers, syncs the journal and exits 0. Needs root, or
-    /// CAP_NET_BIND_SERVICE (UDP) plus CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN, CAP_NET_RAW and
-    /// CAP_IPC_LOCK (XDP), to start; with --user it then runs unprivileged. Under systemd
-    /// (NOTIFY_SOCKET set) it reports READY=1 once it answers, pings the watchdog
-    /// (WATCHDOG_USEC) while every worker runs, and STOPPING=1 on the way out.
+    /// SIGHUP it reloads the configuration (docs/reload.md); on SIGTERM/SIGINT it stops the
+    /// workers, syncs the journal and exits 0. Needs root, or CAP_NET_BIND_SERVICE (UDP) plus
+    /// CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN, CAP_NET_RAW and CAP_IPC_LOCK (XDP), to start; with
+    /// --user it then runs unprivileged. Under systemd (NOTIFY_SOCKET set) it reports READY=1
+    /// once it answers, pings the watchdog (WATCHDOG_USEC) while every worker runs, and
+    /// STOPPING=1 on the way out.
     Run {
         /// The TOML configuration file (see `check-config`).
         #[arg(short, long, value_name = "FILE")]
@@ -127,6 +128,11 @@ enum Command {
         /// Bearer TOKEN"); never given on the command line.
         #[arg(long, value_name = "FILE", requires = "control_tcp")]
         control_token_file: Option<PathBuf>,
+        /// The runtime reservations file: reservations added through the control API, in the
+        /// configuration's [[reservation]] syntax, merged with the configuration's at start
+        /// and on every reload (SIGHUP). Default: reservations.toml in the journal's folder.
+        #[arg(long, value_name = "PATH")]
+        reservations: Option<PathBuf>,
     },
     /// Ask a running server through its control API (leases, pools, reservations, reload).
     ///
@@ -239,6 +245,7 @@ fn main() -> ExitCode {
             control,
             control_tcp,
             control_token_file,
+            reservations,
         } => runtime::run(RunOptions {
             config,
             datapath,
@@ -256,6 +263,7 @@ fn main() -> ExitCode {
                 tcp: control_tcp,
                 token_file: control_token_file,
             },
+            reservations,
         }),
         Command::Ctl(args) => xdhcp6d::ctl::run(&args),
         Command::Leases {
@@ -704,6 +712,12 @@ fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
             link.preference,
             link.renew_creates_bindings
         );
+        outln!(
+            "    advertise-delay-ms {} (applied: {} ms), reconfigure-accept {}",
+            link.advertise_delay_ms,
+            link.advertise_delay(),
+            link.reconfigure_accept
+        );
         if !link.options.always_send.is_empty() {
             outln!("    always-send options {:?}", link.options.always_send);
         }
@@ -732,6 +746,24 @@ fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
         }
     }
     outln!("  reservations: {}", config.reservations.len());
+    for key in xdhcp6_engine::config::ClientKey::NAMES {
+        let count = config
+            .reservations
+            .iter()
+            .filter(|reservation| reservation.client.name() == key)
+            .count();
+        if count > 0 {
+            outln!("    by {key}: {count}");
+        }
+    }
+    let with_options = config
+        .reservations
+        .iter()
+        .filter(|reservation| !reservation.options.encoded.is_empty())
+        .count();
+    if with_options > 0 {
+        outln!("    with their own options: {with_options}");
+    }
     outln!(
         "  leasequery requestors: {}",
         leasequery_requestors(&config)

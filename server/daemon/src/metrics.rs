@@ -26,6 +26,7 @@ use xdhcp6_engine::table::IaKind;
 use xdhcp6_engine::{DropReason, Engine};
 
 use crate::frame::FrameError;
+use crate::reload::ReloadCounts;
 use crate::stats::{MESSAGE_TYPES, WorkerStats, XSK_COUNTER_NAMES};
 
 /// The content type of the text exposition format.
@@ -80,6 +81,8 @@ pub struct Sources {
     pub journal_health: Option<Probe<JournalHealth>>,
     /// The XDP program's counters summed over CPUs; `None` while no program is attached.
     pub xdp: Option<Probe<Option<Counters>>>,
+    /// Configuration reloads and the generation served.
+    pub reloads: Option<Probe<ReloadCounts>>,
 }
 
 /// The lease journal's state, for the `xdhcp6_journal_*` families.
@@ -132,6 +135,12 @@ impl Sources {
         self.xdp = Some(counters);
         self
     }
+
+    /// The same sources, reporting the reload counts that `counts` returns.
+    pub fn with_reloads(mut self, counts: Probe<ReloadCounts>) -> Self {
+        self.reloads = Some(counts);
+        self
+    }
 }
 
 impl fmt::Debug for Sources {
@@ -142,6 +151,7 @@ impl fmt::Debug for Sources {
             .field("journal_lag", &self.journal_lag.is_some())
             .field("journal_health", &self.journal_health.is_some())
             .field("xdp", &self.xdp.is_some())
+            .field("reloads", &self.reloads.is_some())
             .finish()
     }
 }
@@ -181,7 +191,35 @@ pub fn render(sources: &Sources) -> String {
     if let Some(xdp) = &sources.xdp {
         render_xdp(&mut out, xdp());
     }
+    if let Some(reloads) = &sources.reloads {
+        render_reloads(&mut out, reloads());
+    }
     out.text
+}
+
+fn render_reloads(out: &mut Exposition, counts: ReloadCounts) {
+    out.family(
+        "xdhcp6_config_reloads_total",
+        "counter",
+        "Configuration reloads (SIGHUP, the control API, runtime reservation changes), by \
+         result; a failed one left the running configuration serving.",
+    );
+    out.sample(
+        "xdhcp6_config_reloads_total",
+        &[("result", "ok")],
+        counts.ok,
+    );
+    out.sample(
+        "xdhcp6_config_reloads_total",
+        &[("result", "failed")],
+        counts.failed,
+    );
+    out.family(
+        "xdhcp6_config_generation",
+        "gauge",
+        "The configuration generation served: 1 at start, one more per successful reload.",
+    );
+    out.value("xdhcp6_config_generation", counts.generation);
 }
 
 fn render_journal(out: &mut Exposition, health: JournalHealth) {
@@ -337,6 +375,26 @@ fn render_workers(out: &mut Exposition, workers: &[Arc<WorkerStats>]) {
     out.value(
         "xdhcp6_send_failures_total",
         sum(|stats| &stats.send_failures),
+    );
+    out.family(
+        "xdhcp6_advertise_delayed_total",
+        "counter",
+        "Advertise messages held for advertise-delay-ms (a link whose Preference is below \
+         255) before they were sent.",
+    );
+    out.value(
+        "xdhcp6_advertise_delayed_total",
+        sum(|stats| &stats.advertise_delayed),
+    );
+    out.family(
+        "xdhcp6_advertise_delay_overflow_total",
+        "counter",
+        "Advertise messages to be delayed that the worker's bounded delayed-reply queue had no \
+         room for, dropped (the client retransmits).",
+    );
+    out.value(
+        "xdhcp6_advertise_delay_overflow_total",
+        sum(|stats| &stats.advertise_delay_overflow),
     );
 }
 

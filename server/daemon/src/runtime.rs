@@ -29,6 +29,7 @@ use crate::journal::{
     Durability, Journal, JournalErrors, JournalOptions, JournalSink, LinkNames, Snapshot,
 };
 use crate::metrics::{self, JournalHealth, MetricsHandle, Sources};
+use crate::reload::{Live, ReloadError, ReloadReport, Reloader};
 use crate::service::Notifier;
 use crate::stats::WorkerStats;
 use crate::udp::{self, Ports, ServerSocket, UdpDatapath};
@@ -90,6 +91,9 @@ pub struct RunOptions {
     pub user: Option<String>,
     /// Where the control API listens (`--control`, `--control-tcp`).
     pub control: ControlOptions,
+    /// The runtime reservations file (`--reservations`); `None`: `reservations.toml` in the
+    /// journal's folder.
+    pub reservations: Option<PathBuf>,
 }
 
 impl RunOptions {
@@ -108,19 +112,30 @@ impl RunOptions {
             ebpf_object: None,
             user: None,
             control: ControlOptions::default(),
+            reservations: None,
         }
+    }
+
+    /// The runtime reservations file: `--reservations`, else next to the journal.
+    pub fn reservations_path(&self) -> PathBuf {
+        self.reservations
+            .clone()
+            .unwrap_or_else(|| crate::reload::default_reservations(&self.journal))
     }
 }
 
 /// Runs the server until SIGTERM or SIGINT.
 pub fn run(options: RunOptions) -> anyhow::Result<()> {
     os::install_stop_handler().context("installing the SIGINT and SIGTERM handlers")?;
+    os::install_hup_handler().context("installing the SIGHUP handler")?;
     serve(options, os::stop_flag())
 }
 
 /// Runs the server until `stop` is set (by a signal handler, or a test).
 pub fn serve(options: RunOptions, stop: &AtomicBool) -> anyhow::Result<()> {
-    let config = crate::config::load(&options.config)?;
+    let reservations = options.reservations_path();
+    let runtime_reservations = crate::reload::read_reservations(&reservations)?;
+    let config = crate::reload::load(&options.config, &reservations, &runtime_reservations)?;
     let config = Arc::new(config);
     log_config(&options, &config);
 
@@ -157,6 +172,15 @@ pub fn serve(options: RunOptions, stop: &AtomicBool) -> anyhow::Result<()> {
     let journal = Arc::new(journal);
     let replayed = replay.records.len();
     let restored = engine.restore(replay.records);
+    // Workers, timer and metrics take the engine from here; a reload replaces it.
+    let live = Arc::new(Live::new(engine));
+    let reloader = Arc::new(Reloader::new(
+        options.config.clone(),
+        reservations,
+        options.datapath,
+        Arc::clone(&live),
+        Some(Arc::clone(&journal)),
+    ));
     tracing::info!(
         journal = %options.journal.display(),
         durability = %options.durability,
@@ -193,7 +217,7 @@ pub fn serve(options: RunOptions, stop: &AtomicBool) -> anyhow::Result<()> {
     let events = (0..udp_workers).map(|_| journal.sink()).collect();
     running.udp = Some(
         UdpDatapath::start(
-            Arc::clone(&engine),
+            Arc::clone(&live),
             Arc::clone(&socket),
             Ports::default(),
             events,
@@ -205,7 +229,7 @@ pub fn serve(options: RunOptions, stop: &AtomicBool) -> anyhow::Result<()> {
     );
     running.stats.extend(udp_stats);
     if options.datapath == Datapath::Xdp {
-        start_xdp(&options, &config, &engine, &journal, &socket, &mut running)?;
+        start_xdp(&options, &config, &live, &journal, &socket, &mut running)?;
     }
     tracing::info!(
         datapath = %options.datapath,
@@ -218,7 +242,7 @@ pub fn serve(options: RunOptions, stop: &AtomicBool) -> anyhow::Result<()> {
 
     running.timer = Some(
         start_timer(
-            Arc::clone(&engine),
+            Arc::clone(&live),
             journal.sink(),
             Arc::clone(&running.steering),
             Arc::clone(&running.stop),
@@ -228,14 +252,14 @@ pub fn serve(options: RunOptions, stop: &AtomicBool) -> anyhow::Result<()> {
     if let Some(address) = options.metrics {
         let skipped = (replay.damaged_records, replay.skipped_bytes);
         running.metrics = Some(start_metrics(
-            address, &engine, &journal, skipped, &running,
+            address, &reloader, &journal, skipped, &running,
         )?);
     }
 
     if options.control.is_on() {
         running.control = Some(start_control(
             &options,
-            &engine,
+            &reloader,
             &journal,
             udp_workers,
             &running,
@@ -246,7 +270,11 @@ pub fn serve(options: RunOptions, stop: &AtomicBool) -> anyhow::Result<()> {
         become_user(name, &options.journal)?;
     }
 
-    tracing::info!("serving");
+    tracing::info!(
+        runtime_reservations = runtime_reservations.len(),
+        reservations = %reloader.reservations_path().display(),
+        "serving"
+    );
     let mut notifier = Notifier::from_env();
     notifier.ready(&serving_status(&options, &running, table.len()));
     let mut status_at = Instant::now();
@@ -258,12 +286,18 @@ pub fn serve(options: RunOptions, stop: &AtomicBool) -> anyhow::Result<()> {
             notifier.status(&serving_status(&options, &running, table.len()));
         }
         thread::sleep(Duration::from_millis(100));
+        if os::take_hup() {
+            notifier.reloading("reloading the configuration (SIGHUP)");
+            log_reload(&reloader.reload(), "SIGHUP");
+            notifier.ready(&serving_status(&options, &running, table.len()));
+        }
     }
     tracing::info!("stopping");
     notifier.stopping("stopping: syncing the lease journal");
 
     let stats = std::mem::take(&mut running.stats);
     drop(running);
+    drop(reloader);
     let leases = table.len();
     match Arc::try_unwrap(journal) {
         Ok(journal) => journal.shutdown(),
@@ -403,7 +437,7 @@ impl Drop for Running {
 fn start_xdp(
     options: &RunOptions,
     config: &Config,
-    engine: &Arc<Engine>,
+    engine: &Arc<Live>,
     journal: &Arc<Journal>,
     socket: &Arc<ServerSocket>,
     running: &mut Running,
@@ -571,7 +605,7 @@ fn snapshot(table: &LeaseTable) -> Vec<LeaseRecord> {
 
 fn start_metrics(
     address: SocketAddr,
-    engine: &Arc<Engine>,
+    reloader: &Arc<Reloader>,
     journal: &Arc<Journal>,
     (damaged_records, skipped_bytes): (u64, u64),
     running: &Running,
@@ -579,8 +613,16 @@ fn start_metrics(
     // Weak references, so that the journal can be shut down while the endpoint still runs.
     let lag = Arc::downgrade(journal);
     let health = Arc::downgrade(journal);
+    let live = Arc::clone(reloader.live());
+    let reloads = Arc::downgrade(reloader);
     let mut sources = Sources::new(running.stats.clone())
-        .with_engine(Arc::clone(engine))
+        .with_engine_probe(Arc::new(move || live.load()))
+        .with_reloads(Arc::new(move || {
+            reloads
+                .upgrade()
+                .map(|reloader| reloader.counts())
+                .unwrap_or_default()
+        }))
         .with_journal_lag(Arc::new(move || {
             lag.upgrade().map(|journal| journal.lag()).unwrap_or(0)
         }))
@@ -616,20 +658,21 @@ fn start_metrics(
 /// health), the workers' counters and the XDP programs.
 fn start_control(
     options: &RunOptions,
-    engine: &Arc<Engine>,
+    reloader: &Arc<Reloader>,
     journal: &Arc<Journal>,
     udp_workers: usize,
     running: &Running,
 ) -> anyhow::Result<ControlHandle> {
-    // A reload swaps the engine: the API asks this getter on every request.
-    let current = Arc::clone(engine);
+    // A reload swaps the engine: the API asks this getter on every request. `running` stops
+    // the control API before the reloader and the journal go.
+    let live = Arc::clone(reloader.live());
     let sink = Arc::downgrade(journal);
     let state = Arc::downgrade(journal);
     let journal_path = options.journal.display().to_string();
     let durability = options.durability.to_string();
     let steering = Arc::clone(&running.steering);
     let sources = control::Sources {
-        engine: Arc::new(move || Arc::clone(&current)),
+        engine: Arc::new(move || live.load()),
         events: Arc::new(move || match sink.upgrade() {
             Some(journal) => Box::new(journal.sink()),
             // The journal is closing: the server is stopping and its answers with it.
@@ -664,7 +707,7 @@ fn start_control(
         datapath: options.datapath.to_string(),
         config_file: options.config.clone(),
         clock: os::unix_now,
-        hooks: Arc::new(control::Unwired),
+        hooks: Arc::clone(reloader) as Arc<dyn control::ControlHooks>,
     };
     control::spawn(&options.control, sources).context("starting the control API")
 }
@@ -678,7 +721,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// Calls `handle_timeout` once a second until `stop`; its events go to the journal. Also
 /// forwards what the XDP programs logged (aya-log) to the daemon's log.
 fn start_timer(
-    engine: Arc<Engine>,
+    live: Arc<Live>,
     mut events: JournalSink,
     steering: Arc<Mutex<Vec<Steering>>>,
     stop: Arc<AtomicBool>,
@@ -693,7 +736,7 @@ fn start_timer(
                     thread::sleep((next - now).min(Duration::from_millis(100)));
                     continue;
                 }
-                engine.handle_timeout(os::unix_now(), &mut events);
+                live.load().handle_timeout(os::unix_now(), &mut events);
                 for program in lock(&steering).iter_mut() {
                     program.flush_log();
                 }
@@ -704,6 +747,31 @@ fn start_timer(
                 }
             }
         })
+}
+
+/// Logs the outcome of a reload asked for by `cause`.
+pub fn log_reload(result: &Result<ReloadReport, ReloadError>, cause: &str) {
+    match result {
+        Ok(report) => tracing::info!(
+            cause,
+            generation = report.generation,
+            links_added = ?report.links_added,
+            links_retired = ?report.links_retired,
+            links_changed = ?report.links_changed,
+            pools_changed = ?report.pools_changed,
+            reservations = report.reservations,
+            runtime_reservations = report.runtime_reservations,
+            "configuration reloaded"
+        ),
+        Err(error) => tracing::error!(
+            cause,
+            file = %error.file,
+            field = %error.field,
+            problem = %error.problem,
+            restart_required = ?error.restart_required,
+            "configuration reload refused; the running configuration keeps serving"
+        ),
+    }
 }
 
 fn log_config(options: &RunOptions, config: &Config) {

@@ -51,6 +51,11 @@ pub struct WorkerStats {
     pub xsk: [AtomicU64; XSK_COUNTER_NAMES.len()],
     /// Replies that could not be sent (socket or ring full).
     pub send_failures: AtomicU64,
+    /// Advertise messages held for `advertise-delay-ms` before they were sent.
+    pub advertise_delayed: AtomicU64,
+    /// Advertise messages to be held that did not fit the worker's delayed-reply queue, and
+    /// were dropped.
+    pub advertise_delay_overflow: AtomicU64,
 }
 
 impl WorkerStats {
@@ -122,6 +127,18 @@ impl WorkerStats {
     #[inline]
     pub fn count_send_failure(&self) {
         bump(&self.send_failures);
+    }
+
+    /// Counts an Advertise held in the delayed-reply queue.
+    #[inline]
+    pub fn count_advertise_delayed(&self) {
+        bump(&self.advertise_delayed);
+    }
+
+    /// Counts an Advertise dropped because the delayed-reply queue was full.
+    #[inline]
+    pub fn count_advertise_delay_overflow(&self) {
+        bump(&self.advertise_delay_overflow);
     }
 }
 

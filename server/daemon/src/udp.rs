@@ -20,18 +20,20 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use xdhcp6_datapath::interface_name;
 use xdhcp6_datapath::mmsg::{MmsgBatch, PacketInfo, ReceiveMode};
-use xdhcp6_datapath::os::{pin_to_core, unix_now};
+use xdhcp6_datapath::os::{Readiness, pin_to_core, unix_now, wait};
 use xdhcp6_engine::config::LinkId;
 use xdhcp6_engine::proto::MessageType;
 use xdhcp6_engine::{
     Arrival, Context, Destination, DropReason, Engine, Outcome, Peer, received_type,
 };
 
+use crate::delay::{self, DelayQueue};
 use crate::events::{Events, refused_by_journal};
+use crate::reload::EngineSource;
 use crate::stats::WorkerStats;
 
 /// All_DHCP_Relay_Agents_and_Servers (RFC 9915 §7.1), link scope.
@@ -93,8 +95,8 @@ pub struct UdpDatapath {
 impl UdpDatapath {
     /// Starts one worker thread per entry of `events` on the shared `socket`, pinned to
     /// `cores[i]` when given; they run until `stop` is set.
-    pub fn start<E: Events>(
-        engine: Arc<Engine>,
+    pub fn start<E: Events, S: EngineSource + 'static>(
+        engine: Arc<S>,
         socket: Arc<ServerSocket>,
         ports: Ports,
         events: Vec<E>,
@@ -113,6 +115,8 @@ impl UdpDatapath {
                 stop: Arc::clone(&stop),
                 links: LinkCache::default(),
                 core: cores.get(index).copied(),
+                delayed: DelayQueue::default(),
+                staged: Vec::new(),
             };
             let spawned = thread::Builder::new()
                 .name(format!("udp-worker-{index}"))
@@ -166,6 +170,11 @@ struct Arriving {
 }
 
 impl LinkCache {
+    /// Forgets every interface (another engine, maybe another configuration, answers now).
+    fn clear(&mut self) {
+        self.links.clear();
+    }
+
     fn lookup(&mut self, engine: &Engine, index: u32) -> Arriving {
         if index == 0 {
             // No IPV6_PKTINFO: the interface is unknown, so only an empty relay-interfaces
@@ -190,8 +199,9 @@ impl LinkCache {
     }
 }
 
-struct Worker<E> {
-    engine: Arc<Engine>,
+struct Worker<E, S> {
+    /// Where each batch takes its engine from (a reload swaps it between batches).
+    engine: Arc<S>,
     socket: Arc<ServerSocket>,
     ports: Ports,
     events: E,
@@ -199,9 +209,21 @@ struct Worker<E> {
     stop: Arc<AtomicBool>,
     links: LinkCache,
     core: Option<usize>,
+    /// Advertise messages held for `advertise-delay-ms` ([`crate::delay`]).
+    delayed: DelayQueue<DelayedDatagram>,
+    /// The delayed replies of the batch being answered, queued once its events settle.
+    staged: Vec<(Instant, DelayedDatagram)>,
 }
 
-impl<E: Events> Worker<E> {
+/// A reply held in the delayed-reply queue: its bytes and where it goes.
+#[derive(Debug)]
+struct DelayedDatagram {
+    payload: Vec<u8>,
+    to: SocketAddrV6,
+    from: PacketInfo,
+}
+
+impl<E: Events, S: EngineSource> Worker<E, S> {
     fn run(mut self) {
         if let Some(core) = self.core
             && let Err(error) = pin_to_core(core)
@@ -210,11 +232,28 @@ impl<E: Events> Worker<E> {
         }
         let mut received_batch = MmsgBatch::new(BATCH, RECV_SIZE);
         let mut replies_batch = MmsgBatch::new(BATCH, REPLY_SIZE);
+        let mut delayed_batch = MmsgBatch::new(BATCH, REPLY_SIZE);
         let socket = Arc::clone(&self.socket);
         let fd = socket.as_fd();
+        let source = Arc::clone(&self.engine);
+        let mut engine = source.current();
         let mut last_error: Option<io::ErrorKind> = None;
         while !self.stop.load(Ordering::Relaxed) {
-            let received = match received_batch.receive(fd, ReceiveMode::WaitForOne) {
+            self.send_due(&mut delayed_batch, fd, false);
+            // With replies held, wait no longer than until the next one is due; the shared
+            // socket's own timeout bounds the wait otherwise.
+            let mode = if self.delayed.is_empty() {
+                ReceiveMode::WaitForOne
+            } else {
+                let timeout = self
+                    .delayed
+                    .timeout_ms(Instant::now(), RECEIVE_TIMEOUT.as_millis() as i32);
+                if !readable(fd, timeout) {
+                    continue;
+                }
+                ReceiveMode::DontWait
+            };
+            let received = match received_batch.receive(fd, mode) {
                 Ok(received) => received,
                 Err(error)
                     if matches!(
@@ -234,23 +273,75 @@ impl<E: Events> Worker<E> {
                     continue;
                 }
             };
-            let replies = self.answer(&received_batch, received, &mut replies_batch);
-            if replies == 0 {
+            // One engine answers the whole batch: a reload takes effect between batches.
+            let next = source.current();
+            if !std::ptr::eq::<Engine>(&*next, &*engine) {
+                self.links.clear();
+            }
+            engine = next;
+            let replies = self.answer(&engine, &received_batch, received, &mut replies_batch);
+            if replies == 0 && self.staged.is_empty() {
                 continue;
             }
             if self.events.settle() {
                 send(&mut replies_batch, fd, replies, &self.stats);
+                self.hold_staged();
             } else {
                 // The journal failed: a reply would promise a lease that a restart forgets.
-                for _ in 0..replies {
+                for _ in 0..replies + self.staged.len() {
                     self.stats.count_send_failure();
                 }
+                self.staged.clear();
+            }
+        }
+        // Stopping: what is held leaves now rather than never.
+        self.send_due(&mut delayed_batch, fd, true);
+    }
+
+    /// Moves the settled batch's delayed replies into the queue; those it has no room for
+    /// are dropped and counted.
+    fn hold_staged(&mut self) {
+        for (due, datagram) in self.staged.drain(..) {
+            let bytes = datagram.payload.len();
+            match self.delayed.push(due, bytes, datagram) {
+                Ok(()) => self.stats.count_advertise_delayed(),
+                Err(_) => self.stats.count_advertise_delay_overflow(),
             }
         }
     }
 
+    /// Sends the held replies that are due (with `all`, every one), a batch at a time.
+    fn send_due(&mut self, batch: &mut MmsgBatch, fd: BorrowedFd<'_>, all: bool) {
+        loop {
+            let now = Instant::now();
+            let mut count = 0;
+            while count < BATCH {
+                let next = if all {
+                    self.delayed.pop()
+                } else {
+                    self.delayed.pop_due(now)
+                };
+                let Some(datagram) = next else { break };
+                let len = datagram.payload.len().min(REPLY_SIZE);
+                batch.slot_mut(count)[..len].copy_from_slice(&datagram.payload[..len]);
+                batch.prepare(count, len, datagram.to, Some(datagram.from));
+                count += 1;
+            }
+            if count == 0 {
+                return;
+            }
+            send(batch, fd, count, &self.stats);
+        }
+    }
+
     /// Runs the engine over `received` datagrams; returns the number of replies queued.
-    fn answer(&mut self, batch: &MmsgBatch, received: usize, out: &mut MmsgBatch) -> usize {
+    fn answer(
+        &mut self,
+        engine: &Engine,
+        batch: &MmsgBatch,
+        received: usize,
+        out: &mut MmsgBatch,
+    ) -> usize {
         let now = unix_now();
         let mut replies = 0;
         for slot in 0..received {
@@ -263,11 +354,8 @@ impl<E: Events> Worker<E> {
                 self.stats.count_bad_frame();
                 continue;
             }
-            let arriving = self.links.lookup(&self.engine, datagram.info.interface);
-            if !self
-                .engine
-                .admits_relay(arriving.relays, payload, *datagram.source.ip())
-            {
+            let arriving = self.links.lookup(engine, datagram.info.interface);
+            if !engine.admits_relay(arriving.relays, payload, *datagram.source.ip()) {
                 self.stats.count_received(received_type(payload));
                 self.stats.count_drop(DropReason::RelayNotAllowed);
                 continue;
@@ -290,15 +378,14 @@ impl<E: Events> Worker<E> {
                 address: Some(*datagram.source.ip()),
                 mac: None,
             };
-            let outcome = self
-                .engine
-                .handle_from(payload, &cx, peer, reply, &mut self.events);
+            let outcome = engine.handle_from(payload, &cx, peer, reply, &mut self.events);
             self.stats.count_received(outcome.received());
             match outcome {
                 Outcome::Reply {
                     len,
                     to,
                     unknown_link,
+                    delay_ms,
                     ..
                 } => {
                     if unknown_link {
@@ -329,6 +416,19 @@ impl<E: Events> Worker<E> {
                         local: source,
                         interface: datagram.info.interface,
                     };
+                    if delay_ms > 0 {
+                        // An Advertise of a standby link: held, never waited for here.
+                        let payload = out.slot_mut(replies).get(..len).unwrap_or_default();
+                        self.staged.push((
+                            delay::due(Instant::now(), delay_ms),
+                            DelayedDatagram {
+                                payload: payload.to_vec(),
+                                to,
+                                from,
+                            },
+                        ));
+                        continue;
+                    }
                     out.prepare(replies, len, to, Some(from));
                     replies += 1;
                 }
@@ -337,6 +437,13 @@ impl<E: Events> Worker<E> {
         }
         replies
     }
+}
+
+/// Whether `fd` has a datagram to read within `timeout_ms` (an interrupted or failed wait
+/// reads as not yet).
+fn readable(fd: BorrowedFd<'_>, timeout_ms: i32) -> bool {
+    let timeout = Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0));
+    wait(fd, Readiness::Readable, timeout).unwrap_or(false)
 }
 
 /// Sends the first `count` prepared replies, retrying after partial sends; failures are

@@ -808,6 +808,7 @@ fn echo(request: &[u8], reply: &mut [u8], stats: &WorkerStats) -> Option<ReplyPl
     reply[0] = 2;
     stats.count_sent(MessageType::Advertise);
     Some(ReplyPlan {
+        delay_ms: 0,
         len: request.len(),
         to: Destination::Client,
     })

@@ -1,8 +1,9 @@
 //! The control API of a running server, in a network namespace: leases taken by real
 //! exchanges are looked up each way, listed a page at a time and released with `xdhcp6d ctl`
 //! and with raw HTTP on the unix socket; the release reaches the journal and the client's
-//! Renew; the TCP listener serves only the bearer token's holder; bad input gets 400 naming
-//! the field.
+//! Renew; runtime reservations are added, served, kept in their file and removed; reload
+//! refuses an invalid file naming it and applies a valid one; the TCP listener serves only the
+//! bearer token's holder; bad input gets 400 naming the field.
 
 mod common;
 
@@ -141,6 +142,15 @@ fn take_prefix(net: &xdhcp6_lab::harness::Lab, n: u64) -> (Ipv6Addr, u8) {
     )
     .expect("a Reply");
     reply.ia_pd(2).prefix()
+}
+
+/// Colon-separated hex, as DUIDs are written in reservations.
+fn colon_hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 fn unhex(text: &str) -> Vec<u8> {
@@ -461,6 +471,98 @@ fn control_scenario(datapath: Datapath) {
     assert!(output.status.success(), "{output:?}");
     let pools: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(pools["pools"][1]["bound"], 0);
+
+    // Runtime reservations: added through ctl, kept in reservations.toml beside the journal,
+    // served at once (the add reloads), listed, and removed again.
+    let reserved_client = 200;
+    let reserved: Ipv6Addr = "2001:db8:1::99".parse().unwrap();
+    let reserved_duid = colon_hex(&Client::new(reserved_client).duid);
+    let added = ctl_json(
+        &socket,
+        &[
+            "reservations",
+            "add",
+            "--duid",
+            &reserved_duid,
+            "--address",
+            &reserved.to_string(),
+            "--link",
+            "access-1",
+        ],
+    );
+    assert_eq!(added["added"]["address"], reserved.to_string(), "{added}");
+    assert_eq!(added["reloaded"]["generation"], 2, "{added}");
+    let file = std::fs::read_to_string(net.path("reservations.toml")).unwrap();
+    assert!(file.contains(&reserved_duid), "{file}");
+    let listed = ctl_json(&socket, &["reservations", "list"]);
+    assert_eq!(listed["reservations"][0]["duid"], reserved_duid, "{listed}");
+    match exchange(&net, CLIENT_IF, reserved_client) {
+        common::Exchange::Bound(address) => assert_eq!(address, reserved),
+        other => panic!("reserved client: {other:?}\n{}", net.log("daemon")),
+    }
+    // The same client reserved twice is refused, naming the field; nothing changes.
+    let (ok, _, stderr) = ctl(
+        &socket,
+        &[
+            "reservations",
+            "add",
+            "--duid",
+            &reserved_duid,
+            "--address",
+            "2001:db8:1::98",
+        ],
+    );
+    assert!(!ok, "a second reservation for one client is refused");
+    assert!(
+        stderr.contains("duid") && stderr.contains("HTTP 422"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(net.path("reservations.toml")).unwrap(),
+        file,
+        "a refused change leaves the file as it was"
+    );
+
+    // Reload through the API: an invalid file is refused naming file and field, and the
+    // running configuration keeps serving; the valid file is applied.
+    let good = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        good.replace(
+            "prefix = \"2001:db8:1::/64\"",
+            "prefix = \"2001:db8:1::/129\"",
+        ),
+    )
+    .unwrap();
+    let (ok, _, stderr) = ctl(&socket, &["reload"]);
+    assert!(!ok, "an invalid configuration is refused");
+    assert!(
+        stderr.contains(&config_arg)
+            && stderr.contains("link[0].pool[0].prefix")
+            && stderr.contains("HTTP 422"),
+        "{stderr}"
+    );
+    let (status, body) = raw_unix(&socket, "POST", "/v1/reload");
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["field"], "link[0].pool[0].prefix", "{body}");
+    assert!(
+        matches!(exchange(&net, CLIENT_IF, 300), common::Exchange::Bound(_)),
+        "the running configuration still serves"
+    );
+    std::fs::write(&config, &good).unwrap();
+    let reloaded = ctl_json(&socket, &["reload"]);
+    assert_eq!(reloaded["reloaded"]["generation"], 3, "{reloaded}");
+    let removed = ctl_json(
+        &socket,
+        &["reservations", "remove", "--duid", &reserved_duid],
+    );
+    assert_eq!(removed["reloaded"]["runtime_reservations"], 0, "{removed}");
+    let listed = ctl_json(&socket, &["reservations", "list"]);
+    assert_eq!(
+        listed["reservations"].as_array().map(Vec::len),
+        Some(0),
+        "{listed}"
+    );
 
     // A second server (its own namespace and journal) on the same socket is refused, naming
     // it; the first keeps serving.

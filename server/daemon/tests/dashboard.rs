@@ -148,7 +148,11 @@ fn rendered() -> String {
             healthy: true,
             ..JournalHealth::default()
         }))
-        .with_xdp(Arc::new(|| Some(Counters::default())));
+        .with_xdp(Arc::new(|| Some(Counters::default())))
+        .with_reloads(Arc::new(|| xdhcp6d::reload::ReloadCounts {
+            generation: 1,
+            ..Default::default()
+        }));
     metrics::render(&sources)
 }
 

@@ -73,11 +73,15 @@ pub fn wait(fd: BorrowedFd<'_>, readiness: Readiness, timeout: Duration) -> io::
 static STOP: AtomicBool = AtomicBool::new(false);
 /// Set by SIGUSR1 once [`install_mark_handler`] ran.
 static MARK: AtomicBool = AtomicBool::new(false);
+/// Set by SIGHUP once [`install_hup_handler`] ran.
+static HUP: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_signal(signal: libc::c_int) {
     // Only an atomic store: async-signal-safe.
     if signal == libc::SIGUSR1 {
         MARK.store(true, Ordering::SeqCst);
+    } else if signal == libc::SIGHUP {
+        HUP.store(true, Ordering::SeqCst);
     } else {
         STOP.store(true, Ordering::SeqCst);
     }
@@ -91,6 +95,12 @@ pub fn install_stop_handler() -> io::Result<()> {
 /// Makes SIGUSR1 set the mark flag ([`take_mark`]) instead of ending the process.
 pub fn install_mark_handler() -> io::Result<()> {
     install(&[libc::SIGUSR1])
+}
+
+/// Makes SIGHUP set the hangup flag ([`take_hup`]: reload the configuration) instead of
+/// ending the process.
+pub fn install_hup_handler() -> io::Result<()> {
+    install(&[libc::SIGHUP])
 }
 
 fn install(signals: &[libc::c_int]) -> io::Result<()> {
@@ -124,6 +134,11 @@ pub fn stop_requested() -> bool {
 /// Whether SIGUSR1 arrived since the last call.
 pub fn take_mark() -> bool {
     MARK.swap(false, Ordering::SeqCst)
+}
+
+/// Whether SIGHUP arrived since the last call.
+pub fn take_hup() -> bool {
+    HUP.swap(false, Ordering::SeqCst)
 }
 
 /// Moves the calling thread into a new, empty network namespace (`unshare(CLONE_NEWNET)`);

@@ -392,6 +392,21 @@ impl Range {
         self
     }
 
+    /// Whether `other` hands out the same units the same way: same pool prefix, range, unit
+    /// length, hash salt, probes and never-handed-out units (its occupancy aside). A reload
+    /// keeps the running range, with its bitmap, in place of an equal new one.
+    pub fn same_units(&self, other: &Range) -> bool {
+        self.prefix == other.prefix
+            && self.range == other.range
+            && self.unit_len == other.unit_len
+            && self.pool == other.pool
+            && self.max_probes == other.max_probes
+            && self.skip_reserved_iids == other.skip_reserved_iids
+            && self.reserved == other.reserved
+            && self.bitmap.as_ref().map(Occupancy::units)
+                == other.bitmap.as_ref().map(Occupancy::units)
+    }
+
     /// The pool prefix.
     pub fn prefix(&self) -> Prefix {
         self.prefix

@@ -10,6 +10,7 @@
 //! check it again. Every error names the file, the field (`link[1].pool[0].range`, keys as in
 //! the file, lists indexed from 0) and the problem.
 
+mod align;
 mod duid;
 mod leasequery;
 mod options;
@@ -95,7 +96,19 @@ pub struct ServerSettings {
     /// Limits on new bindings and Declines (`max-leases`, `relay-*`, `mac-*`,
     /// `decline-limit`).
     pub limits: ServerLimits,
+    /// Milliseconds an Advertise waits before it leaves when the link's Preference is below
+    /// 255 (`advertise-delay-ms`, 0..=1000, default 0: at once). The default of every link's
+    /// own `advertise-delay-ms`; see [`Link::advertise_delay_ms`].
+    pub advertise_delay_ms: u16,
+    /// Whether Advertise and Reply carry a Reconfigure Accept option (`reconfigure-accept`,
+    /// default false). The default of every link's own `reconfigure-accept`; see
+    /// [`Link::reconfigure_accept`].
+    pub reconfigure_accept: bool,
 }
+
+/// The longest `advertise-delay-ms`: a client waits about a second (SOL_TIMEOUT) for
+/// Advertise messages before it takes the best one it has (RFC 9915 §18.2.1).
+pub const MAX_ADVERTISE_DELAY_MS: u16 = 1000;
 
 /// Server-wide limits on new bindings (`[server]`). A binding the client already holds is
 /// always renewed: limits only refuse new ones. A cap that is reached answers the IA
@@ -292,6 +305,16 @@ pub struct Link {
     pub timers: Timers,
     /// Whether a Solicit with Rapid Commit gets a Reply at once (`rapid-commit`).
     pub rapid_commit: bool,
+    /// Milliseconds an Advertise on this link waits before it leaves (`advertise-delay-ms`,
+    /// 0..=1000, default `[server]`'s), applied only while `preference` is below 255: a
+    /// standby of an RFC 6853 pair lets the primary's Advertise reach clients that take the
+    /// first one and ignore Preference. Replies are never delayed. See
+    /// [`Link::advertise_delay`].
+    pub advertise_delay_ms: u16,
+    /// Whether Advertise and Reply messages to clients on this link carry a Reconfigure
+    /// Accept option, telling them to accept Reconfigure messages from this server
+    /// (`reconfigure-accept`, default `[server]`'s; RFC 9915 §21.20).
+    pub reconfigure_accept: bool,
     /// Whether Renew and Rebind give an IA without a binding a new one
     /// (`renew-creates-bindings`, default: `[server]`'s).
     pub renew_creates_bindings: bool,
@@ -306,6 +329,11 @@ pub struct Link {
     pub rsoo_allow: Vec<u16>,
     /// Limits on new bindings on this link (`max-leases`, `binding-rate`, `binding-burst`).
     pub limits: LinkLimits,
+    /// A link of an earlier configuration that the file no longer has, kept at its index by
+    /// [`Config::aligned_to`] so that its leases keep their link: nothing selects it (no
+    /// interfaces, relay prefixes or Interface-Ids) and it has no pools; its leases end on
+    /// the timer. Always false in a configuration read from a file.
+    pub retired: bool,
 }
 
 /// The options a relay may supply on every link: the IANA registry "Options Permitted in the
@@ -314,6 +342,16 @@ pub struct Link {
 pub const RSOO_DEFAULT: [u16; 1] = [65];
 
 impl Link {
+    /// How long an Advertise on this link is held before it leaves, in milliseconds: the
+    /// configured delay when the link's Preference is below 255, else 0.
+    pub fn advertise_delay(&self) -> u16 {
+        if self.preference < 255 {
+            self.advertise_delay_ms
+        } else {
+            0
+        }
+    }
+
     /// Whether a relay may supply option `code` for clients on this link (RFC 6422).
     pub fn rsoo_allows(&self, code: u16) -> bool {
         RSOO_DEFAULT.contains(&code) || self.rsoo_allow.contains(&code)
@@ -502,8 +540,13 @@ pub struct Reservation {
     pub address: Option<Ipv6Addr>,
     /// The prefix it gets in IA_PD (`prefix`).
     pub prefix: Option<Prefix>,
-    /// The only link where it applies (`link`); `None` means any link.
+    /// The only link where it applies (`link`); `None` means any link. Required with an
+    /// Interface-Id key.
     pub link: Option<LinkId>,
+    /// Options for this client (`[reservation.options]`, the keys of `[options]`): an option
+    /// configured here replaces the link's option of the same code; the link's others are
+    /// sent as usual. Empty when none is set.
+    pub options: LinkOptions,
 }
 
 impl Reservation {
@@ -513,19 +556,80 @@ impl Reservation {
     }
 }
 
-/// How a reservation recognises its client.
+/// How a reservation recognises its client: one key a reservation.
+///
+/// When several reservations match one client, the first in this order wins (and applies to
+/// the client's link): `duid`, `hw-address`, `cm-mac`, `subscriber-id`, `remote-id`,
+/// `interface-id`: from the key that names the client itself to the one that names the port
+/// it is behind. See [`Config::reservation_for`].
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ClientKey {
     /// The Client Identifier DUID (`duid`).
     Duid(Vec<u8>),
-    /// The RFC 6939 Client Link-Layer Address a relay adds (`hw-address`, `hw-type`).
+    /// The RFC 6939 Client Link-Layer Address a relay adds, or the link-layer address inside
+    /// a DUID-LLT or DUID-LL (`hw-address`, `hw-type`).
     LinkLayer {
         /// The IANA hardware type (1 = Ethernet).
         hw_type: u16,
         /// The link-layer address.
         address: Vec<u8>,
     },
+    /// The cable modem MAC address a DOCSIS CMTS adds to the Relay-forward of the modem and
+    /// of every device behind it, in its CableLabs Vendor-specific Information option
+    /// (enterprise 4491), sub-option 1026 CL_OPTION_CMTS_CM_MAC (`cm-mac`).
+    CmMac(Vec<u8>),
+    /// The RFC 4580 Subscriber-ID option body a relay adds (`subscriber-id`).
+    SubscriberId(Vec<u8>),
+    /// The RFC 4649 Remote-ID option body a relay adds: enterprise number, then the remote-id
+    /// (`remote-id`).
+    RemoteId(Vec<u8>),
+    /// The Interface-Id option of the relay closest to the client, on the reservation's link
+    /// (`interface-id` with `link`).
+    InterfaceId(Vec<u8>),
+}
+
+impl ClientKey {
+    /// The configuration keys, in the order of precedence.
+    pub const NAMES: [&'static str; 6] = [
+        "duid",
+        "hw-address",
+        "cm-mac",
+        "subscriber-id",
+        "remote-id",
+        "interface-id",
+    ];
+
+    /// The configuration key of this kind (one of [`ClientKey::NAMES`]).
+    pub fn name(&self) -> &'static str {
+        match self {
+            ClientKey::Duid(_) => "duid",
+            ClientKey::LinkLayer { .. } => "hw-address",
+            ClientKey::CmMac(_) => "cm-mac",
+            ClientKey::SubscriberId(_) => "subscriber-id",
+            ClientKey::RemoteId(_) => "remote-id",
+            ClientKey::InterfaceId(_) => "interface-id",
+        }
+    }
+}
+
+/// What a client offers to match a reservation: its DUID and what the relay closest to it
+/// said about it. Empty fields match nothing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClientKeys<'a> {
+    /// The Client Identifier DUID.
+    pub duid: &'a [u8],
+    /// The link-layer address: the RFC 6939 option of the relay, else the one inside a
+    /// DUID-LLT or DUID-LL.
+    pub link_layer: Option<(u16, &'a [u8])>,
+    /// The cable modem MAC (CableLabs sub-option 1026 in the relay's vendor option).
+    pub cm_mac: Option<&'a [u8]>,
+    /// The Subscriber-ID option body (38).
+    pub subscriber_id: Option<&'a [u8]>,
+    /// The Remote-ID option body (37).
+    pub remote_id: Option<&'a [u8]>,
+    /// The Interface-Id option body (18).
+    pub interface_id: Option<&'a [u8]>,
 }
 
 /// Lookups built once at validation.
@@ -540,6 +644,11 @@ struct Index {
     interface_ids: HashMap<Vec<u8>, Vec<LinkId>>,
     duids: HashMap<Vec<u8>, usize>,
     link_layer: HashMap<u16, HashMap<Vec<u8>, usize>>,
+    cm_macs: HashMap<Vec<u8>, usize>,
+    subscriber_ids: HashMap<Vec<u8>, usize>,
+    remote_ids: HashMap<Vec<u8>, usize>,
+    /// Per Interface-Id, the reservations keyed by it and their links.
+    reserved_interface_ids: HashMap<Vec<u8>, Vec<(LinkId, usize)>>,
     addresses: HashMap<Ipv6Addr, usize>,
     prefixes: HashMap<Prefix, usize>,
 }
@@ -628,7 +737,8 @@ impl Config {
         &self.links[id.index()]
     }
 
-    /// The link configured with this name (`[[link]]` `name`, unique in the file).
+    /// The link configured with this name (`[[link]]` `name`, unique in the file), or the
+    /// retired link of that name (see [`Config::aligned_to`]).
     pub fn link_by_name(&self, name: &str) -> Option<LinkId> {
         self.index.links.get(name).copied()
     }
@@ -738,6 +848,34 @@ impl Config {
     pub fn reservation_for_link_layer(&self, hw_type: u16, address: &[u8]) -> Option<&Reservation> {
         let index = *self.index.link_layer.get(&hw_type)?.get(address)?;
         self.reservations.get(index)
+    }
+
+    /// The reservation of a client on `link`, by the first key that selects one applying to
+    /// that link, in the order `duid`, `hw-address`, `cm-mac`, `subscriber-id`, `remote-id`,
+    /// `interface-id` (on `link`).
+    pub fn reservation_for(&self, link: LinkId, keys: &ClientKeys<'_>) -> Option<&Reservation> {
+        if self.reservations.is_empty() {
+            // The common case, without hashing anything.
+            return None;
+        }
+        let index = &self.index;
+        let applies = |i: Option<&usize>| {
+            i.and_then(|i| self.reservations.get(*i))
+                .filter(|reservation| reservation.applies_to(link))
+        };
+        applies(index.duids.get(keys.duid))
+            .or_else(|| {
+                let (hw_type, address) = keys.link_layer?;
+                applies(index.link_layer.get(&hw_type)?.get(address))
+            })
+            .or_else(|| applies(index.cm_macs.get(keys.cm_mac?)))
+            .or_else(|| applies(index.subscriber_ids.get(keys.subscriber_id?)))
+            .or_else(|| applies(index.remote_ids.get(keys.remote_id?)))
+            .or_else(|| {
+                let on_links = index.reserved_interface_ids.get(keys.interface_id?)?;
+                let (_, i) = on_links.iter().find(|(own, _)| *own == link)?;
+                applies(Some(i))
+            })
     }
 
     /// The reservation holding this address, so the allocator can skip it.

@@ -49,8 +49,8 @@ pub fn ip(text: &str) -> Ipv6Addr {
 
 /// An engine on a virtual clock, with the events it emitted so far.
 pub struct Server {
-    /// The engine under test.
-    pub engine: Engine,
+    /// The engine under test (replaced by [`Server::reload`]).
+    pub engine: Arc<Engine>,
     /// The clock passed to the engine.
     pub now: u32,
     /// The link direct (unrelayed) messages arrive on.
@@ -87,7 +87,7 @@ impl Server {
             Err(error) => panic!("engine does not start: {error}"),
         };
         Self {
-            engine,
+            engine: Arc::new(engine),
             now: T0,
             link: Some(LinkId(0)),
             arrival: Arrival::Multicast,
@@ -95,6 +95,23 @@ impl Server {
             peer: Peer::default(),
             buf: vec![0; REPLY_BUF],
         }
+    }
+
+    /// Reloads the configuration `toml`, as the daemon does: aligned to the running links,
+    /// a new engine over the same table.
+    pub fn reload(&mut self, toml: &str) {
+        let next = match Config::from_toml_str(toml, "reload.toml") {
+            Ok(next) => next,
+            Err(error) => panic!("bad configuration: {error}"),
+        };
+        let aligned = match next.aligned_to(self.engine.config()) {
+            Ok(aligned) => aligned,
+            Err(error) => panic!("cannot align: {error}"),
+        };
+        self.engine = match self.engine.reloaded(Arc::new(aligned)) {
+            Ok(engine) => engine,
+            Err(error) => panic!("reload refused: {error}"),
+        };
     }
 
     /// This server's DUID, for Server Identifier options.
@@ -122,6 +139,18 @@ impl Server {
             Outcome::Reply { len, to, .. } => Ok(ReplyView::parse(&self.buf[..len], to)),
             Outcome::Drop { reason, .. } => Err(reason),
         }
+    }
+
+    /// Hands `msg` to the engine at the current time; the engine's whole answer.
+    pub fn outcome(&mut self, msg: &Msg) -> Outcome {
+        let request = msg.encode();
+        let cx = Context {
+            link: self.link,
+            arrival: self.arrival,
+            now: self.now,
+        };
+        self.engine
+            .handle_from(&request, &cx, self.peer, &mut self.buf, &mut self.events)
     }
 
     /// Hands `msg` to the engine and expects a reply.

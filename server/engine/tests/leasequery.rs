@@ -464,10 +464,12 @@ fn a_unicast_leasequery_is_answered_while_a_unicast_solicit_is_dropped_4_3_5() {
         received,
         sent,
         unknown_link,
+        delay_ms,
     } = outcome
     else {
         panic!("a unicast Leasequery was dropped: {outcome:?}");
     };
+    assert_eq!(delay_ms, 0, "a LEASEQUERY-REPLY is never held");
     // Back to the requestor's own address and port.
     assert_eq!(to, Destination::Requestor);
     assert_eq!(received, MessageType::Leasequery);

@@ -17,6 +17,7 @@ mod leases;
 mod listen;
 pub mod model;
 pub mod params;
+mod reloader;
 
 use std::io;
 use std::net::SocketAddr;

@@ -106,7 +106,7 @@ fn fixture(clients: u64) -> Fixture {
         .map(|client| server.bind_address(client, 1))
         .collect();
     let prefix = server.bind_prefix(&clients[0], 2);
-    let engine = Arc::new(server.engine);
+    let engine = server.engine;
     Fixture {
         engine,
         addresses,

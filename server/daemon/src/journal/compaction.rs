@@ -89,11 +89,12 @@ impl JournalWriter {
             .name("xdhcp6-compact".into())
             .spawn(move || {
                 let records = snapshot();
-                let result = write_snapshot(&compact_path, &shared.links, &records, &unplaced, at)
-                    .map_err(|error| match error {
-                        JournalError::Io { source, .. } => source,
-                        other => io::Error::other(other.to_string()),
-                    });
+                let result =
+                    write_snapshot(&compact_path, &shared.links.load(), &records, &unplaced, at)
+                        .map_err(|error| match error {
+                            JournalError::Io { source, .. } => source,
+                            other => io::Error::other(other.to_string()),
+                        });
                 lock(&shared.pending).compacted = Some(result);
                 shared.wake_writer.notify_one();
             });

@@ -46,6 +46,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use xdhcp6_engine::config::{Config, LinkId};
 use xdhcp6_engine::table::{EventKind, EventSink, LeaseEvent, LeaseRecord};
 
@@ -447,7 +448,7 @@ impl Journal {
         }
         let shared = Arc::new(Shared {
             durability,
-            links,
+            links: ArcSwap::from_pointee(links),
             pending: Mutex::new(Pending::default()),
             wake_writer: Condvar::new(),
             issued_seq: AtomicU64::new(0),
@@ -518,6 +519,12 @@ impl Journal {
     /// succeed): the server then makes and extends no binding.
     pub fn has_failed(&self) -> bool {
         self.shared.has_failed()
+    }
+
+    /// Names links as `links` from now on: a reloaded configuration keeps every running
+    /// link at its id and appends new ones, so records already queued keep their names.
+    pub fn set_links(&self, links: LinkNames) {
+        self.shared.links.store(Arc::new(links));
     }
 
     /// Whether the journal writes (the `xdhcp6_journal_healthy` gauge).
@@ -616,7 +623,8 @@ impl EventSink for JournalSink {
             return;
         }
         self.scratch.clear();
-        let link = self.shared.links.link(event.record.lease.link);
+        let names = self.shared.links.load();
+        let link = names.link(event.record.lease.link);
         format::encode(
             &mut self.scratch,
             event.kind,
@@ -673,8 +681,8 @@ impl Events for JournalSink {
 /// State shared by the journal, its sinks and its writer.
 struct Shared {
     durability: Durability,
-    /// How records name links.
-    links: LinkNames,
+    /// How records name links; replaced on a configuration reload ([`Journal::set_links`]).
+    links: ArcSwap<LinkNames>,
     pending: Mutex<Pending>,
     /// Signalled when the queue goes from empty to not, on close, and when a compaction ends.
     wake_writer: Condvar,

@@ -48,6 +48,12 @@ pub(crate) struct RawServer {
     /// Preference option value 0..=255 (default 0; 255 = take me at once).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub preference: Option<u8>,
+    /// Milliseconds an Advertise waits when the Preference is below 255, 0..=1000 (default 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub advertise_delay_ms: Option<u16>,
+    /// Send Reconfigure Accept (option 20) in Advertise and Reply (default false).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reconfigure_accept: Option<bool>,
     /// Allocation salt (default empty): equal salts and ranges give equal addresses.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub salt: Option<String>,
@@ -149,6 +155,12 @@ pub(crate) struct RawLink {
     /// Preference option value on this link (default: `[server]`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub preference: Option<u8>,
+    /// Milliseconds an Advertise waits when `preference` < 255 (default: `[server]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub advertise_delay_ms: Option<u16>,
+    /// Send Reconfigure Accept (option 20) in Advertise and Reply (default: `[server]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reconfigure_accept: Option<bool>,
     /// Honour Rapid Commit (default false).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rapid_commit: Option<bool>,
@@ -386,6 +398,29 @@ pub(crate) struct RawReservation {
     /// Name of the only link where the reservation applies.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub link: Option<String>,
+    /// The RFC 4649 Remote-ID option body as hex, enterprise number first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote_id: Option<String>,
+    /// The RFC 4580 Subscriber-ID: `"text"` or `{ hex = "..." }`.
+    #[serde(
+        default,
+        deserialize_with = "string_or_table_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub subscriber_id: Option<RawInterfaceId>,
+    /// The Interface-Id of the relay's interface (with `link`): `"text"` or `{ hex = "..." }`.
+    #[serde(
+        default,
+        deserialize_with = "string_or_table_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub interface_id: Option<RawInterfaceId>,
+    /// The cable modem MAC a CMTS relays (CableLabs vendor sub-option 1026) as hex.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cm_mac: Option<String>,
+    /// Options for this client, replacing the link's of the same code.
+    #[serde(default, skip_serializing_if = "RawOptions::is_empty")]
+    pub options: RawOptions,
 }
 
 /// A duration in seconds: an integer, or a string such as `"30m"`, `"1h"`, `"2d"`, `"infinite"`.
@@ -474,6 +509,17 @@ impl From<String> for RawInterfaceId {
             hex: None,
         }
     }
+}
+
+/// Deserializes one value that is a string or a table.
+pub(crate) fn string_or_table_option<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + From<String>,
+{
+    deserializer
+        .deserialize_any(StringOrTable(PhantomData))
+        .map(Some)
 }
 
 /// Deserializes a list whose items are strings or tables.

@@ -14,8 +14,9 @@ use super::raw::{
 use super::text::{parse_hex, to_colon_hex, to_hex};
 use super::{
     ClientKey, Config, ConfigError, Index, InterfaceSelector, Link, LinkId, LinkLimits,
-    LinkOptions, NaPool, NtpServer, PdExclude, PdPool, RateLimit, Reservation, ServerDuid,
-    ServerLimits, ServerSettings, SourceLimits, Timers, leasequery, options,
+    LinkOptions, MAX_ADVERTISE_DELAY_MS, NaPool, NtpServer, PdExclude, PdPool, RateLimit,
+    Reservation, ServerDuid, ServerLimits, ServerSettings, SourceLimits, Timers, leasequery,
+    options,
 };
 use crate::prefix::Prefix;
 
@@ -210,7 +211,23 @@ fn server(raw: &RawServer) -> Result<ServerSettings, Problem> {
         relay_interfaces,
         relay_sources,
         limits: server_limits(raw)?,
+        advertise_delay_ms: advertise_delay(raw.advertise_delay_ms, "server")?.unwrap_or(0),
+        reconfigure_accept: raw.reconfigure_accept.unwrap_or(false),
     })
+}
+
+/// An `advertise-delay-ms` of `base`, checked against [`MAX_ADVERTISE_DELAY_MS`].
+fn advertise_delay(value: Option<u16>, base: &str) -> Result<Option<u16>, Problem> {
+    match value {
+        Some(ms) if ms > MAX_ADVERTISE_DELAY_MS => Err((
+            format!("{base}.advertise-delay-ms"),
+            format!(
+                "{ms} is more than {MAX_ADVERTISE_DELAY_MS} ms: clients take the best Advertise \
+                 they have after about a second"
+            ),
+        )),
+        other => Ok(other),
+    }
 }
 
 /// The largest burst of a rate limit (the bucket counts in 1/1024 of a token in 32 bits).
@@ -528,6 +545,13 @@ fn links(
             preference: raw_link.preference.unwrap_or(preference),
             timers,
             rapid_commit: raw_link.rapid_commit.unwrap_or(false),
+            advertise_delay_ms: advertise_delay(raw_link.advertise_delay_ms, &base)?
+                .or(raw.server.advertise_delay_ms)
+                .unwrap_or(0),
+            reconfigure_accept: raw_link
+                .reconfigure_accept
+                .or(raw.server.reconfigure_accept)
+                .unwrap_or(false),
             renew_creates_bindings: raw_link
                 .renew_creates_bindings
                 .or(raw.server.renew_creates_bindings)
@@ -547,6 +571,7 @@ fn links(
                     &format!("{base}.binding"),
                 )?,
             },
+            retired: false,
         });
     }
 
@@ -927,54 +952,7 @@ fn reservations(
     let mut reservations = Vec::with_capacity(raw.len());
     for (i, raw) in raw.iter().enumerate() {
         let base = format!("reservation[{i}]");
-        let client = match (&raw.duid, &raw.hw_address) {
-            (Some(_), Some(_)) => {
-                return Err((
-                    format!("{base}.hw-address"),
-                    "give duid or hw-address, not both".into(),
-                ));
-            }
-            (None, None) => {
-                return Err((base, "give the client's duid or hw-address".into()));
-            }
-            (Some(hex), None) => {
-                if raw.hw_type.is_some() {
-                    return Err((
-                        format!("{base}.hw-type"),
-                        "only goes with hw-address".into(),
-                    ));
-                }
-                let duid = parse_hex(hex)
-                    .and_then(ServerDuid::from_bytes)
-                    .map_err(|e| (format!("{base}.duid"), e))?
-                    .into_bytes();
-                if let Some(other) = index.duids.get(&duid) {
-                    return Err((
-                        format!("{base}.duid"),
-                        format!("this DUID is already reserved by reservation[{other}]"),
-                    ));
-                }
-                index.duids.insert(duid.clone(), i);
-                ClientKey::Duid(duid)
-            }
-            (None, Some(hex)) => {
-                let address = parse_hex(hex).map_err(|e| (format!("{base}.hw-address"), e))?;
-                if address.is_empty() {
-                    return Err((format!("{base}.hw-address"), "is empty".into()));
-                }
-                // RFC 6939 carries the IANA hardware type; 1 is Ethernet.
-                let hw_type = raw.hw_type.unwrap_or(1);
-                let by_type = index.link_layer.entry(hw_type).or_default();
-                if let Some(other) = by_type.get(&address) {
-                    return Err((
-                        format!("{base}.hw-address"),
-                        format!("this address is already reserved by reservation[{other}]"),
-                    ));
-                }
-                by_type.insert(address.clone(), i);
-                ClientKey::LinkLayer { hw_type, address }
-            }
-        };
+        let client = reservation_key(raw, &base, i, index)?;
         let link = match &raw.link {
             None => None,
             Some(name) => Some(
@@ -998,8 +976,33 @@ fn reservations(
             Some(id) => format!("link[{}] \"{}\"", id.0, links[id.index()].name),
             None => "any link".to_owned(),
         };
-        if raw.address.is_none() && raw.prefix.is_none() {
-            return Err((base, "give an address, a prefix, or both".into()));
+        if let ClientKey::InterfaceId(id) = &client {
+            let Some(link) = link else {
+                return Err((
+                    format!("{base}.interface-id"),
+                    "needs `link`: Interface-Ids are only unique per relay".into(),
+                ));
+            };
+            let on_links = index.reserved_interface_ids.entry(id.clone()).or_default();
+            if let Some((_, other)) = on_links.iter().find(|(own, _)| *own == link) {
+                return Err((
+                    format!("{base}.interface-id"),
+                    format!(
+                        "this Interface-Id on link \"{}\" is already reserved by \
+                         reservation[{other}]",
+                        links[link.index()].name
+                    ),
+                ));
+            }
+            on_links.push((link, i));
+        }
+        let options = options::build(&raw.options)
+            .map_err(|(field, problem)| (join(&format!("{base}.options"), &field), problem))?;
+        if raw.address.is_none() && raw.prefix.is_none() && options.encoded.is_empty() {
+            return Err((
+                base,
+                "give an address, a prefix, or both (or options)".into(),
+            ));
         }
         let address = match &raw.address {
             None => None,
@@ -1059,9 +1062,121 @@ fn reservations(
             address,
             prefix,
             link,
+            options,
         });
     }
     Ok(reservations)
+}
+
+/// The one key of `reservation[i]`, checked and entered in the index (the Interface-Id, which
+/// is unique per link, once the link is known).
+fn reservation_key(
+    raw: &RawReservation,
+    base: &str,
+    i: usize,
+    index: &mut Index,
+) -> Result<ClientKey, Problem> {
+    let given: Vec<&str> = [
+        ("duid", raw.duid.is_some()),
+        ("hw-address", raw.hw_address.is_some()),
+        ("cm-mac", raw.cm_mac.is_some()),
+        ("subscriber-id", raw.subscriber_id.is_some()),
+        ("remote-id", raw.remote_id.is_some()),
+        ("interface-id", raw.interface_id.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(key, set)| set.then_some(key))
+    .collect();
+    match given.as_slice() {
+        [] => {
+            return Err((
+                base.to_owned(),
+                "give the client's duid or hw-address (or one of cm-mac, subscriber-id, \
+                 remote-id, interface-id)"
+                    .into(),
+            ));
+        }
+        [_] => {}
+        [first, second, ..] => {
+            return Err((
+                format!("{base}.{second}"),
+                format!("give one client key a reservation, not both {first} and {second}"),
+            ));
+        }
+    }
+    if raw.hw_type.is_some() && raw.hw_address.is_none() {
+        return Err((
+            format!("{base}.hw-type"),
+            "only goes with hw-address".into(),
+        ));
+    }
+    let taken = |other: &usize, what: &str| {
+        format!("this {what} is already reserved by reservation[{other}]")
+    };
+    let bytes = |hex: &str, key: &str| -> Result<Vec<u8>, Problem> {
+        let field = format!("{base}.{key}");
+        let bytes = parse_hex(hex).map_err(|e| (field.clone(), e))?;
+        if bytes.is_empty() {
+            return Err((field, "is empty".into()));
+        }
+        Ok(bytes)
+    };
+    let insert = |map: &mut HashMap<Vec<u8>, usize>, key: Vec<u8>, name: &str, what: &str| {
+        if let Some(other) = map.get(&key) {
+            return Err((format!("{base}.{name}"), taken(other, what)));
+        }
+        map.insert(key.clone(), i);
+        Ok(key)
+    };
+    if let Some(hex) = &raw.duid {
+        let duid = parse_hex(hex)
+            .and_then(ServerDuid::from_bytes)
+            .map_err(|e| (format!("{base}.duid"), e))?
+            .into_bytes();
+        return insert(&mut index.duids, duid, "duid", "DUID").map(ClientKey::Duid);
+    }
+    if let Some(hex) = &raw.hw_address {
+        let address = bytes(hex, "hw-address")?;
+        // RFC 6939 carries the IANA hardware type; 1 is Ethernet.
+        let hw_type = raw.hw_type.unwrap_or(1);
+        let by_type = index.link_layer.entry(hw_type).or_default();
+        let address = insert(by_type, address, "hw-address", "address")?;
+        return Ok(ClientKey::LinkLayer { hw_type, address });
+    }
+    if let Some(hex) = &raw.cm_mac {
+        let mac = bytes(hex, "cm-mac")?;
+        return insert(&mut index.cm_macs, mac, "cm-mac", "cable modem MAC").map(ClientKey::CmMac);
+    }
+    if let Some(id) = &raw.subscriber_id {
+        let field = format!("{base}.subscriber-id");
+        let id = interface_id(id, &field)?;
+        return insert(
+            &mut index.subscriber_ids,
+            id,
+            "subscriber-id",
+            "Subscriber-ID",
+        )
+        .map(ClientKey::SubscriberId);
+    }
+    if let Some(hex) = &raw.remote_id {
+        let id = bytes(hex, "remote-id")?;
+        // RFC 4649 §3: a 4-byte enterprise number, then the remote-id itself.
+        if id.len() < 5 {
+            return Err((
+                format!("{base}.remote-id"),
+                "is the whole option body: a 4-byte enterprise number, then at least one byte \
+                 of remote-id"
+                    .into(),
+            ));
+        }
+        return insert(&mut index.remote_ids, id, "remote-id", "Remote-ID")
+            .map(ClientKey::RemoteId);
+    }
+    let id = raw.interface_id.as_ref().map_or_else(
+        || Ok(Vec::new()),
+        |id| interface_id(id, &format!("{base}.interface-id")),
+    )?;
+    Ok(ClientKey::InterfaceId(id))
 }
 
 /// The model back to raw structs; `from_toml_str` of the result gives an equal `Config`.
@@ -1076,6 +1191,8 @@ pub(crate) fn unbuild(config: &Config) -> String {
                 .filter(|_| server.duid.is_empty())
                 .map(|path| path.display().to_string()),
             preference: Some(server.preference),
+            advertise_delay_ms: Some(server.advertise_delay_ms),
+            reconfigure_accept: Some(server.reconfigure_accept),
             salt: Some(server.salt.clone()),
             rebind_foreign: Some(server.rebind_foreign),
             renew_creates_bindings: Some(server.renew_creates_bindings),
@@ -1098,25 +1215,35 @@ pub(crate) fn unbuild(config: &Config) -> String {
             decline_limit: Some(server.limits.decline_limit),
         },
         options: RawOptions::default(),
-        link: config.links.iter().map(unbuild_link).collect(),
+        link: config
+            .links
+            .iter()
+            .filter(|link| !link.retired)
+            .map(unbuild_link)
+            .collect(),
         reservation: config
             .reservations
             .iter()
             .map(|r| {
-                let (duid, hw_address, hw_type) = match &r.client {
-                    ClientKey::Duid(duid) => (Some(to_colon_hex(duid)), None, None),
-                    ClientKey::LinkLayer { hw_type, address } => {
-                        (None, Some(to_colon_hex(address)), Some(*hw_type))
-                    }
-                };
-                RawReservation {
-                    duid,
-                    hw_address,
-                    hw_type,
+                let mut raw = RawReservation {
                     address: r.address.map(|a| a.to_string()),
                     prefix: r.prefix.map(|p| p.to_string()),
                     link: r.link.map(|id| config.link(id).name.clone()),
+                    options: unbuild_options(&r.options),
+                    ..RawReservation::default()
+                };
+                match &r.client {
+                    ClientKey::Duid(duid) => raw.duid = Some(to_colon_hex(duid)),
+                    ClientKey::LinkLayer { hw_type, address } => {
+                        raw.hw_address = Some(to_colon_hex(address));
+                        raw.hw_type = Some(*hw_type);
+                    }
+                    ClientKey::CmMac(mac) => raw.cm_mac = Some(to_colon_hex(mac)),
+                    ClientKey::SubscriberId(id) => raw.subscriber_id = Some(unbuild_bytes(id)),
+                    ClientKey::RemoteId(id) => raw.remote_id = Some(to_hex(id)),
+                    ClientKey::InterfaceId(id) => raw.interface_id = Some(unbuild_bytes(id)),
                 }
+                raw
             })
             .collect(),
         leasequery: leasequery::unbuild(&config.leasequery),
@@ -1146,24 +1273,15 @@ fn unbuild_link(link: &Link) -> RawLink {
         interface_ids: link
             .interface_ids
             .iter()
-            .map(|id| match std::str::from_utf8(id) {
-                Ok(text) if text.bytes().all(|b| b.is_ascii_graphic() || b == b' ') => {
-                    RawInterfaceId {
-                        text: Some(text.to_owned()),
-                        hex: None,
-                    }
-                }
-                _ => RawInterfaceId {
-                    text: None,
-                    hex: Some(to_hex(id)),
-                },
-            })
+            .map(|id| unbuild_bytes(id))
             .collect(),
         t1: Some(Seconds(link.timers.t1)),
         t2: Some(Seconds(link.timers.t2)),
         preferred_lifetime: Some(Seconds(link.timers.preferred)),
         valid_lifetime: Some(Seconds(link.timers.valid)),
         preference: Some(link.preference),
+        advertise_delay_ms: Some(link.advertise_delay_ms),
+        reconfigure_accept: Some(link.reconfigure_accept),
         rapid_commit: Some(link.rapid_commit),
         renew_creates_bindings: Some(link.renew_creates_bindings),
         pool: link
@@ -1194,6 +1312,20 @@ fn unbuild_link(link: &Link) -> RawLink {
         max_leases: Some(link.limits.max_leases),
         binding_rate: Some(link.limits.rate.per_second),
         binding_burst: Some(link.limits.rate.burst),
+    }
+}
+
+/// An Interface-Id or Subscriber-ID as text when it is printable, else as hex.
+fn unbuild_bytes(id: &[u8]) -> RawInterfaceId {
+    match std::str::from_utf8(id) {
+        Ok(text) if text.bytes().all(|b| b.is_ascii_graphic() || b == b' ') => RawInterfaceId {
+            text: Some(text.to_owned()),
+            hex: None,
+        },
+        _ => RawInterfaceId {
+            text: None,
+            hex: Some(to_hex(id)),
+        },
     }
 }
 

@@ -8,10 +8,10 @@ use xdhcp6_proto::{MessageType, MessageWriter, OptionCode, StatusCode};
 
 use super::limits::Origin;
 use super::pools::LinkPools;
-use super::request::{Client, ClientRequest, Hint, Ia, duid_link_layer};
+use super::request::{Client, ClientRequest, Hint, Ia};
 use super::{DropReason, Engine};
 use crate::alloc::AllocKey;
-use crate::config::{Link, RebindForeign};
+use crate::config::{Link, RebindForeign, Reservation};
 use crate::prefix::Prefix;
 use crate::table::{ClaimAs, EventSink, IaKey, IaKind, Lease, LeaseState, Lifetimes};
 
@@ -24,6 +24,8 @@ pub(super) struct Exchange<'x, 'r, 'b, S> {
     pub(super) request: &'x ClientRequest<'r>,
     pub(super) client: Client<'r>,
     pub(super) link: &'x Link,
+    /// The client's reservation on this link, if any ([`crate::config::Config::reservation_for`]).
+    pub(super) reservation: Option<&'x Reservation>,
     pub(super) pools: &'x LinkPools,
     /// The relay and MAC budgets new bindings of this request are charged to.
     pub(super) origin: Origin,
@@ -492,25 +494,9 @@ impl<'x, 'r, S: EventSink> Exchange<'x, 'r, '_, S> {
             .ia_key(self.client.duid, ia.iaid(), ia.kind(), self.client.link)
     }
 
-    /// The reserved address (as a /128) or prefix of the client on its link, by DUID or by
-    /// link-layer address (RFC 6939).
+    /// The reserved address (as a /128) or prefix of the client on its link.
     fn reservation(&self, kind: IaKind) -> Option<Prefix> {
-        let config = &self.engine.config;
-        if config.reservations.is_empty() {
-            // The common case, without hashing the DUID.
-            return None;
-        }
-        let client = &self.client;
-        let by_duid = config.reservation_for_duid(client.duid);
-        let by_link_layer = || {
-            let (hw_type, address) = client.link_layer.or_else(|| duid_link_layer(client.duid))?;
-            config.reservation_for_link_layer(hw_type, address)
-        };
-        let reservation = by_duid
-            .filter(|reservation| reservation.applies_to(client.link))
-            .or_else(|| {
-                by_link_layer().filter(|reservation| reservation.applies_to(client.link))
-            })?;
+        let reservation = self.reservation?;
         match kind {
             IaKind::Na => reservation
                 .address

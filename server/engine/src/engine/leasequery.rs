@@ -90,6 +90,12 @@ impl LeasequeryCounters {
         }
     }
 
+    /// Counters that start from these, for the engine that replaces this one on a reload, so
+    /// that Prometheus sees no reset.
+    pub(super) fn reloaded(&self) -> Self {
+        Self(self.get().map(AtomicU64::new))
+    }
+
     pub(super) fn get(&self) -> [u64; LeasequeryResult::ALL.len()] {
         std::array::from_fn(|index| self.0[index].load(Ordering::Relaxed))
     }

@@ -15,6 +15,7 @@
 
 use std::hash::{BuildHasher, Hash, RandomState};
 use std::net::Ipv6Addr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use hashbrown::HashMap;
@@ -212,20 +213,45 @@ impl SlowBucket {
 }
 
 /// The limit state of one engine; shared by all workers.
+///
+/// A reloaded engine takes over the state of the engine it replaces ([`Limits::reloaded`]):
+/// the server-wide, relay, MAC and Decline state whole, each link's count and bucket by link
+/// id (a reload keeps every link name at its id), so a reload neither refills a bucket nor
+/// forgets whom a binding was counted against.
 pub(super) struct Limits {
+    shared: Arc<SharedLimits>,
+    /// By link id.
+    links: Box<[Arc<LinkCounters>]>,
+    /// Whether a relay or MAC cap is set, so that the side index is kept at all.
+    tracks_origins: bool,
+}
+
+/// The limit state that does not depend on the links.
+pub(super) struct SharedLimits {
     key: RandomState,
     bound: AtomicU64,
-    link_bound: Box<[AtomicU64]>,
-    link_buckets: Box<[Bucket]>,
     relay_buckets: Box<[Bucket]>,
     relay_bound: Box<[AtomicU32]>,
     mac_buckets: Box<[Bucket]>,
     mac_bound: Box<[AtomicU32]>,
     declines: Box<[SlowBucket]>,
     origins: Box<[OriginShard]>,
-    /// Whether a relay or MAC cap is set, so that the side index is kept at all.
-    tracks_origins: bool,
     refused: [AtomicU64; Refusal::ALL.len()],
+}
+
+/// One link's bound leases and binding bucket.
+#[derive(Default)]
+struct LinkCounters {
+    bound: AtomicU64,
+    bucket: Bucket,
+}
+
+impl std::ops::Deref for Limits {
+    type Target = SharedLimits;
+
+    fn deref(&self) -> &SharedLimits {
+        &self.shared
+    }
 }
 
 impl std::fmt::Debug for Limits {
@@ -243,19 +269,33 @@ fn array<T: Default>(len: usize) -> Box<[T]> {
 impl Limits {
     pub(super) fn new(config: &Config) -> Self {
         Self {
-            key: RandomState::new(),
-            bound: AtomicU64::new(0),
-            link_bound: array(config.links.len()),
-            link_buckets: array(config.links.len()),
-            relay_buckets: array(SLOTS),
-            relay_bound: array(SLOTS),
-            mac_buckets: array(SLOTS),
-            mac_bound: array(SLOTS),
-            declines: array(SLOTS),
-            origins: array(ORIGIN_SHARDS),
-            tracks_origins: config.server.limits.relay.max_bindings != 0
-                || config.server.limits.mac.max_bindings != 0,
-            refused: Default::default(),
+            shared: Arc::new(SharedLimits {
+                key: RandomState::new(),
+                bound: AtomicU64::new(0),
+                relay_buckets: array(SLOTS),
+                relay_bound: array(SLOTS),
+                mac_buckets: array(SLOTS),
+                mac_bound: array(SLOTS),
+                declines: array(SLOTS),
+                origins: array(ORIGIN_SHARDS),
+                refused: Default::default(),
+            }),
+            links: (0..config.links.len()).map(|_| Arc::default()).collect(),
+            tracks_origins: tracks_origins(config),
+        }
+    }
+
+    /// The limits of an engine for `config` that replaces this one's: the same state, and
+    /// fresh counters for links `config` adds (links keep their ids across a reload, and a
+    /// new id has no leases). A relay or MAC cap turned on counts the bindings made from then
+    /// on, as after a restart.
+    pub(super) fn reloaded(&self, config: &Config) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+            links: (0..config.links.len())
+                .map(|index| self.links.get(index).cloned().unwrap_or_default())
+                .collect(),
+            tracks_origins: tracks_origins(config),
         }
     }
 
@@ -282,9 +322,9 @@ impl Limits {
         match link {
             None => self.bound.load(Ordering::Relaxed),
             Some(link) => self
-                .link_bound
+                .links
                 .get(link.index())
-                .map_or(0, |count| count.load(Ordering::Relaxed)),
+                .map_or(0, |link| link.bound.load(Ordering::Relaxed)),
         }
     }
 
@@ -341,7 +381,7 @@ impl Limits {
                 Refusal::RelayRate,
             ),
             (
-                self.link_buckets.get(link.index()),
+                self.links.get(link.index()).map(|link| &link.bucket),
                 link_rate,
                 Refusal::LinkRate,
             ),
@@ -430,8 +470,8 @@ impl Limits {
         let ended = match event.kind {
             EventKind::Bound => {
                 self.bound.fetch_add(1, Ordering::Relaxed);
-                if let Some(count) = self.link_bound.get(lease.link.index()) {
-                    count.fetch_add(1, Ordering::Relaxed);
+                if let Some(link) = self.links.get(lease.link.index()) {
+                    link.bound.fetch_add(1, Ordering::Relaxed);
                 }
                 return;
             }
@@ -449,7 +489,7 @@ impl Limits {
     /// reload, a journal replay): they count for the server and their link, not for any relay
     /// or MAC, which the table does not know.
     pub(super) fn recount(&self, table: &LeaseTable) {
-        let mut links = vec![0u64; self.link_bound.len()];
+        let mut links = vec![0u64; self.links.len()];
         let mut bound = 0;
         for shard in 0..table.shard_count() {
             table.iter_shard(shard, |record| {
@@ -462,8 +502,8 @@ impl Limits {
             });
         }
         self.bound.store(bound, Ordering::Relaxed);
-        for (count, value) in self.link_bound.iter().zip(links) {
-            count.store(value, Ordering::Relaxed);
+        for (link, value) in self.links.iter().zip(links) {
+            link.bound.store(value, Ordering::Relaxed);
         }
     }
 
@@ -474,8 +514,8 @@ impl Limits {
             });
         };
         decrement(&self.bound);
-        if let Some(count) = self.link_bound.get(lease.link.index()) {
-            decrement(count);
+        if let Some(link) = self.links.get(lease.link.index()) {
+            decrement(&link.bound);
         }
         if !self.tracks_origins {
             return;
@@ -486,6 +526,11 @@ impl Limits {
             self.uncount(origin);
         }
     }
+}
+
+/// Whether `config` sets a relay or MAC cap, for which the side index is kept.
+fn tracks_origins(config: &Config) -> bool {
+    config.server.limits.relay.max_bindings != 0 || config.server.limits.mac.max_bindings != 0
 }
 
 /// The side index key of a lease: its address, as two words (no 16-byte alignment).

@@ -17,7 +17,7 @@ mod request;
 mod signals;
 
 use std::net::Ipv6Addr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 
 use xdhcp6_proto::{
     MessageType, MessageWriter, OptionCode, OptionMark, Packet, ParseError, RelayChain,
@@ -32,9 +32,11 @@ pub use self::limits::{Peer, Refusal};
 pub use self::outcome::{Destination, DropReason, Outcome, received_type};
 use self::pools::LinkPools;
 pub use self::pools::PoolUsage;
-use self::request::{Client, ClientRequest, client_link_layer, relay_supplied};
+use self::request::{
+    Client, ClientRequest, RelayKeys, client_link_layer, relay_keys, relay_supplied,
+};
 use self::signals::ForeignRebinds;
-use crate::config::{Config, LinkId, UnknownLink};
+use crate::config::{ClientKeys, Config, LinkId, UnknownLink};
 use crate::table::{
     ClaimAs, EventKind, EventSink, IaKind, Lease, LeaseEvent, LeaseRecord, LeaseState, LeaseTable,
     RestoreReport,
@@ -96,6 +98,9 @@ pub struct Engine {
     limits: Limits,
     foreign_rebinds: ForeignRebinds,
     leasequery: LeasequeryCounters,
+    /// The engine that replaced this one ([`Engine::reloaded`]): units this one claims or
+    /// frees while its last batches finish are marked in that one's bitmaps too.
+    successor: OnceLock<Weak<Engine>>,
 }
 
 /// Why an engine could not be built from a configuration.
@@ -113,6 +118,15 @@ pub enum EngineError {
     /// The configuration has no server DUID (call `Config::set_server_duid` first).
     #[error("the server has no DUID")]
     NoServerDuid,
+    /// A reload's configuration does not keep a running link at its id (build it with
+    /// `Config::aligned_to`).
+    #[error("link {link:?} is not at its running id {id} (align the configuration first)")]
+    LinkMoved {
+        /// The running link's name.
+        link: String,
+        /// Its id in the running configuration.
+        id: u16,
+    },
 }
 
 impl Engine {
@@ -135,8 +149,62 @@ impl Engine {
             limits,
             foreign_rebinds,
             leasequery: LeasequeryCounters::default(),
+            successor: OnceLock::new(),
         };
         engine.recount();
+        Ok(engine)
+    }
+
+    /// An engine serving `config` from this engine's table, to replace this one (a reload).
+    ///
+    /// `config` must keep every running link at its id: build it with
+    /// [`Config::aligned_to`]`(engine.config())`. The pools whose definition did not change are
+    /// taken over with their bitmaps and counters (the same objects, which this engine goes on
+    /// updating until its last batch ends); new and changed pools are counted from the table.
+    /// The limits' state is taken over too (see `limits`). From now on this engine marks the
+    /// units it claims or frees in the new engine's bitmaps as well, so none is missed while
+    /// workers move from one engine to the other.
+    ///
+    /// Leases of a link that went away stay in the table and expire on the timer; leases
+    /// outside a range that shrank or moved are no longer served: a Renew or Rebind gets
+    /// them with lifetimes 0 and a new binding from the new ranges (RFC 9915 §18.3.4,
+    /// §18.3.5).
+    pub fn reloaded(&self, config: Arc<Config>) -> Result<Arc<Engine>, EngineError> {
+        if config.server.duid.is_empty() {
+            return Err(EngineError::NoServerDuid);
+        }
+        for running in &self.config.links {
+            if config.links.get(running.id.index()).map(|link| &link.name) != Some(&running.name) {
+                return Err(EngineError::LinkMoved {
+                    link: running.name.clone(),
+                    id: running.id.0,
+                });
+            }
+        }
+        let mut pools = Vec::with_capacity(config.links.len());
+        for link in &config.links {
+            let mut own = LinkPools::new(&config, link)?;
+            if let Some(running) = self.pools.get(link.id.index()) {
+                own.adopt(running);
+            }
+            pools.push(own);
+        }
+        let limits = self.limits.reloaded(&config);
+        let foreign_rebinds = self.foreign_rebinds.reloaded(config.links.len());
+        let leasequery = self.leasequery.reloaded();
+        let engine = Arc::new(Self {
+            config,
+            table: Arc::clone(&self.table),
+            pools,
+            limits,
+            foreign_rebinds,
+            leasequery,
+            successor: OnceLock::new(),
+        });
+        // Hand over before counting: a unit this engine claims or frees from here on is
+        // marked in the new one's bitmaps whether or not the pass below saw it.
+        let _ = self.successor.set(Arc::downgrade(&engine));
+        engine.seed_fresh_pools();
         Ok(engine)
     }
 
@@ -296,12 +364,14 @@ impl Engine {
                 to,
                 sent,
                 unknown_link,
+                delay_ms,
             }) => Outcome::Reply {
                 len,
                 to,
                 received,
                 sent,
                 unknown_link,
+                delay_ms,
             },
             Err(reason) => {
                 if received.is_relay() {
@@ -352,6 +422,7 @@ impl Engine {
                     to: Destination::Requestor,
                     sent,
                     unknown_link: false,
+                    delay_ms: 0,
                 })
             }
             Packet::Client(message) => {
@@ -370,12 +441,14 @@ impl Engine {
                 discard::check(&request, &self.config.server.duid)?;
                 let mut w = MessageWriter::new(reply);
                 let origin = self.direct_origin(&peer, request.client_id.unwrap_or_default());
-                let sent = self.respond(&request, link, None, origin, cx.now, &mut w, events)?;
+                let keys = RelayKeys::default();
+                let sent = self.respond(&request, link, keys, origin, cx.now, &mut w, events)?;
                 Ok(Answer {
                     len: w.finish()?,
                     to: Destination::Client,
                     sent,
                     unknown_link: false,
+                    delay_ms: self.delay_of(sent, Some(link)),
                 })
             }
             Packet::Relay(relay) => {
@@ -414,7 +487,13 @@ impl Engine {
                 open_relay_replies(&chain, &mut w, &mut marks)?;
                 let sent = match link {
                     Some(link) => {
-                        self.respond(&request, link, link_layer, origin, cx.now, &mut w, events)?
+                        // Read only when some reservation could use them.
+                        let keys = if self.config.reservations.is_empty() {
+                            RelayKeys::default()
+                        } else {
+                            relay_keys(&chain)
+                        };
+                        self.respond(&request, link, keys, origin, cx.now, &mut w, events)?
                     }
                     None => respond_unknown_link(&request, &self.config.server.duid, &mut w)?,
                 };
@@ -426,6 +505,7 @@ impl Engine {
                     to: Destination::Relay { to_source_port },
                     sent,
                     unknown_link: link.is_none(),
+                    delay_ms: self.delay_of(sent, link),
                 })
             }
         }
@@ -458,7 +538,18 @@ impl Engine {
             to: Destination::Relay { to_source_port },
             sent,
             unknown_link: false,
+            delay_ms: 0,
         })
+    }
+
+    /// How long the datapath holds a reply of type `sent` to a client on `link`: an
+    /// Advertise waits the link's `advertise-delay-ms` while its Preference is below 255, so
+    /// that clients taking the first Advertise hear the primary's first; a Reply never waits.
+    fn delay_of(&self, sent: MessageType, link: Option<LinkId>) -> u16 {
+        match (sent, link) {
+            (MessageType::Advertise, Some(link)) => self.config.link(link).advertise_delay(),
+            _ => 0,
+        }
     }
 
     /// The link of a relayed client: the innermost relay's Interface-Id or link-address, then
@@ -543,7 +634,7 @@ impl Engine {
         &self,
         request: &ClientRequest<'_>,
         link_id: LinkId,
-        link_layer: Option<(u16, &[u8])>,
+        keys: RelayKeys<'_>,
         origin: Origin,
         now: u32,
         w: &mut MessageWriter<'_>,
@@ -569,15 +660,29 @@ impl Engine {
         if let Some(client_id) = request.client_id {
             w.client_id(client_id)?;
         }
+        let duid = request.client_id.unwrap_or_default();
+        let reservation = self.config.reservation_for(
+            link_id,
+            &ClientKeys {
+                duid,
+                // The relay's RFC 6939 option, else the address inside a DUID-LLT or DUID-LL.
+                link_layer: keys.link_layer.or_else(|| request::duid_link_layer(duid)),
+                cm_mac: keys.cm_mac,
+                subscriber_id: keys.subscriber_id,
+                remote_id: keys.remote_id,
+                interface_id: keys.interface_id,
+            },
+        );
+        let reserved_options = reservation.map(|reservation| &reservation.options);
         let mut exchange = Exchange {
             engine: self,
             request,
             client: Client {
-                duid: request.client_id.unwrap_or_default(),
+                duid,
                 link: link_id,
-                link_layer,
             },
             link,
+            reservation,
             pools: &self.pools[link_id.index()],
             origin,
             now,
@@ -604,7 +709,7 @@ impl Engine {
                 }
                 beyond_limit(request, exchange.w)?;
                 reply::write_fqdn(request, exchange.w)?;
-                reply::write_options(request, link, exchange.w)?;
+                reply::write_options(request, link, reserved_options, exchange.w)?;
             }
             MessageType::Renew | MessageType::Rebind => {
                 for ia in request.ias() {
@@ -612,7 +717,7 @@ impl Engine {
                 }
                 beyond_limit(request, exchange.w)?;
                 reply::write_fqdn(request, exchange.w)?;
-                reply::write_options(request, link, exchange.w)?;
+                reply::write_options(request, link, reserved_options, exchange.w)?;
             }
             MessageType::Release | MessageType::Decline => {
                 for ia in request.ias() {
@@ -662,17 +767,21 @@ impl Engine {
                 }
             }
             MessageType::InformationRequest => {
-                reply::write_options(request, link, exchange.w)?;
+                reply::write_options(request, link, reserved_options, exchange.w)?;
             }
             _ => return Err(DropReason::NotForServer),
         }
         Ok(reply_type)
     }
 
-    /// Marks a lease's address or prefix taken or free in its range's bitmap.
+    /// Marks a lease's address or prefix taken or free in its range's bitmap, and in those
+    /// of the engines that replaced this one.
     fn mark(&self, lease: &Lease, taken: bool) {
         if let Some(pools) = self.pools.get(lease.link.index()) {
             pools.mark(lease, taken);
+        }
+        if let Some(next) = self.successor.get().and_then(Weak::upgrade) {
+            next.mark(lease, taken);
         }
     }
 }
@@ -689,7 +798,14 @@ impl<S: EventSink> EventSink for Tracking<'_, S> {
             EventKind::Released | EventKind::Expired | EventKind::ProbationEnded => {
                 self.engine.mark(&event.record.lease, false);
             }
-            EventKind::Offered | EventKind::Bound | EventKind::Renewed | EventKind::Declined => {}
+            EventKind::Bound => {
+                // A unit the allocator claimed is marked in this engine's own bitmap; an engine
+                // that replaced this one learns of it here.
+                if let Some(next) = self.engine.successor.get().and_then(Weak::upgrade) {
+                    next.mark(&event.record.lease, true);
+                }
+            }
+            EventKind::Offered | EventKind::Renewed | EventKind::Declined => {}
         }
         if let Some(pools) = self.engine.pools.get(event.record.lease.link.index()) {
             pools.count(&event);
@@ -799,4 +915,5 @@ struct Answer {
     to: Destination,
     sent: MessageType,
     unknown_link: bool,
+    delay_ms: u16,
 }

@@ -21,6 +21,10 @@ pub enum Outcome {
         /// The client is on a link no `[[link]]` selects: its IAs are answered NoAddrsAvail or
         /// NoPrefixAvail (`unknown-link = "no-addrs-avail"`).
         unknown_link: bool,
+        /// Milliseconds the datapath holds the reply before it sends it: the link's
+        /// `advertise-delay-ms` for an Advertise of a link whose Preference is below 255,
+        /// else 0 (send at once). Replies are never held.
+        delay_ms: u16,
     },
     /// Send nothing; the reason is counted.
     Drop {

@@ -1,7 +1,8 @@
 //! The allocation state of each link: one [`Range`] per configured pool, addresses and
 //! delegated prefixes alike, kept in step with the lease table.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::{Engine, EngineError};
 use crate::alloc::{AllocError, Range, link_anycast};
@@ -16,13 +17,31 @@ pub(super) struct Pool {
     pub(super) exclude: Option<PdExclude>,
     /// Bound leases in the range, kept by every lease event (for metrics, in O(1)).
     bound: AtomicU64,
+    /// Built for this engine and not yet counted from the table (a reload counts these).
+    fresh: AtomicBool,
+}
+
+impl Pool {
+    fn new(range: Range, exclude: Option<PdExclude>) -> Arc<Self> {
+        Arc::new(Pool {
+            range,
+            exclude,
+            bound: AtomicU64::new(0),
+            fresh: AtomicBool::new(true),
+        })
+    }
+
+    /// Whether `other` is the same pool: same units, same RFC 6603 exclusion.
+    fn same_as(&self, other: &Pool) -> bool {
+        self.exclude == other.exclude && self.range.same_units(&other.range)
+    }
 }
 
 /// The allocation state of one link: its pools, in configuration order.
 #[derive(Debug)]
 pub(super) struct LinkPools {
-    na: Vec<Pool>,
-    pd: Vec<Pool>,
+    na: Vec<Arc<Pool>>,
+    pd: Vec<Arc<Pool>>,
     /// The delegated lengths of the PD pools, each once, shortest first.
     pd_lengths: Vec<u8>,
     /// PD pool prefixes inside the link's on-link space (`inside-on-link`): no address there
@@ -55,11 +74,7 @@ impl LinkPools {
             let range = Range::addresses(pool.prefix, pool.range, index as u32)
                 .map_err(problem)?
                 .with_reserved(reserved_addresses.iter().copied());
-            na.push(Pool {
-                range,
-                exclude: None,
-                bound: AtomicU64::new(0),
-            });
+            na.push(Pool::new(range, None));
         }
         let mut pd = Vec::with_capacity(link.pd_pools.len());
         let mut delegated_on_link = Vec::new();
@@ -79,11 +94,7 @@ impl LinkPools {
                     range = range.with_reserved(link_anycast(na.prefix));
                 }
             }
-            pd.push(Pool {
-                range,
-                exclude: pool.exclude,
-                bound: AtomicU64::new(0),
-            });
+            pd.push(Pool::new(range, pool.exclude));
         }
         let mut pd_lengths: Vec<u8> = link.pd_pools.iter().map(|p| p.delegated_len).collect();
         pd_lengths.sort_unstable();
@@ -96,8 +107,24 @@ impl LinkPools {
         })
     }
 
+    /// Takes over `running`'s pool (the same [`Arc`], bitmap and counters) in place of each
+    /// pool of this link that is the same as one of `running`'s, so that a reload misses no
+    /// lease claimed meanwhile. Returns whether a pool is left that is new or changed.
+    pub(super) fn adopt(&mut self, running: &LinkPools) -> bool {
+        let mut fresh = false;
+        for (own, old) in [(&mut self.na, &running.na), (&mut self.pd, &running.pd)] {
+            for pool in own.iter_mut() {
+                match old.iter().find(|old| old.same_as(pool)) {
+                    Some(old) => *pool = Arc::clone(old),
+                    None => fresh = true,
+                }
+            }
+        }
+        fresh
+    }
+
     /// The pools of one IA kind.
-    pub(super) fn of(&self, kind: IaKind) -> &[Pool] {
+    pub(super) fn of(&self, kind: IaKind) -> &[Arc<Pool>] {
         match kind {
             IaKind::Na => &self.na,
             IaKind::Pd => &self.pd,
@@ -118,10 +145,11 @@ impl LinkPools {
             (IaKind::Pd, Some(hint)) => Some(lengths_by_hint(&self.pd_lengths, hint)),
             _ => None,
         };
-        let in_order = lengths.is_none().then(|| pools.iter());
+        let in_order = lengths.is_none().then(|| pools.iter().map(|pool| &**pool));
         let hinted = lengths.into_iter().flatten().flat_map(move |len| {
             pools
                 .iter()
+                .map(|pool| &**pool)
                 .filter(move |pool| pool.range.unit_len() == len)
         });
         in_order.into_iter().flatten().chain(hinted)
@@ -137,6 +165,7 @@ impl LinkPools {
         }
         self.of(kind)
             .iter()
+            .map(|pool| &**pool)
             .find(|pool| pool.range.prefix().contains(bits.into()))
     }
 
@@ -207,12 +236,13 @@ impl LinkPools {
     fn owner(&self, lease: &Lease) -> Option<&Pool> {
         self.of(lease.kind)
             .iter()
+            .map(|pool| &**pool)
             .find(|pool| pool.range.contains(lease.addr))
     }
 
     /// The pools of both kinds, addresses first.
     fn all(&self) -> impl Iterator<Item = &Pool> {
-        self.na.iter().chain(&self.pd)
+        self.na.iter().chain(&self.pd).map(|pool| &**pool)
     }
 }
 
@@ -275,6 +305,7 @@ impl Engine {
     pub(super) fn recount(&self) {
         for pool in self.pools.iter().flat_map(LinkPools::all) {
             pool.bound.store(0, Ordering::Relaxed);
+            pool.fresh.store(false, Ordering::Relaxed);
         }
         for shard in 0..self.table.shard_count() {
             self.table.iter_shard(shard, |record| {
@@ -292,6 +323,32 @@ impl Engine {
             });
         }
         self.limits.recount(&self.table);
+    }
+
+    /// Marks the units the table holds and counts the bound leases in the pools built for
+    /// this engine (a reload's new or changed pools): one pass over the table, which the
+    /// running engine goes on changing; the pools taken over from it keep their own state.
+    pub(super) fn seed_fresh_pools(&self) {
+        for shard in 0..self.table.shard_count() {
+            self.table.iter_shard(shard, |record| {
+                let lease = &record.lease;
+                let Some(pool) = self
+                    .pools
+                    .get(lease.link.index())
+                    .and_then(|pools| pools.owner(lease))
+                    .filter(|pool| pool.fresh.load(Ordering::Relaxed))
+                else {
+                    return;
+                };
+                pool.range.occupy(lease.addr);
+                if lease.state == LeaseState::Bound {
+                    pool.bound.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+        for pool in self.pools.iter().flat_map(LinkPools::all) {
+            pool.fresh.store(false, Ordering::Relaxed);
+        }
     }
 }
 

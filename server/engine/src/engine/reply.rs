@@ -5,18 +5,44 @@ use xdhcp6_proto::{MessageType, MessageWriter, OptionCode, RawOptions};
 
 use super::DropReason;
 use super::request::ClientRequest;
-use crate::config::{EncodedOption, Link, VendorOption};
+use crate::config::{EncodedOption, Link, LinkOptions, VendorOption};
 
-/// The configured options the client asked for in its ORO (RFC 9915 §18.3, §21.7) or in the
-/// option request of its own vendor option, those configured `always-send`, then the options
-/// its relays supplied (RFC 6422).
+/// The Reconfigure Accept option when the link is configured with it, then the configured
+/// options the client asked for in its ORO (RFC 9915 §18.3, §21.7) or in the option request
+/// of its own vendor option, those configured `always-send` (the client's reservation's
+/// first, then the link's of other codes), then the options its relays supplied (RFC 6422).
 pub(super) fn write_options(
     request: &ClientRequest<'_>,
     link: &Link,
+    reserved: Option<&LinkOptions>,
     w: &mut MessageWriter<'_>,
 ) -> Result<(), DropReason> {
-    let options = &link.options;
-    for option in &options.encoded {
+    if link.reconfigure_accept {
+        // RFC 9915 §21.20, in substance:
+        // A client uses the Reconfigure Accept option to announce to the server whether the
+        // client is willing to accept Reconfigure messages, and a server uses this option to
+        // tell the client whether or not to accept Reconfigure messages. In the absence of
+        // this option, the default behavior is that the client is unwilling to accept
+        // Reconfigure messages.
+        w.raw(u16::from(OptionCode::ReconfAccept), &[])?;
+    }
+    let reserved = reserved.filter(|options| !options.encoded.is_empty());
+    if let Some(options) = reserved {
+        write_set(request, options, |_| true, w)?;
+    }
+    let not_reserved = |code: u16| reserved.is_none_or(|r| r.encoded_with_code(code).is_empty());
+    write_set(request, &link.options, not_reserved, w)?;
+    write_relay_supplied(request, link, reserved, w)
+}
+
+/// The options of one set (a link's or a reservation's) with a code `wanted` selects.
+fn write_set(
+    request: &ClientRequest<'_>,
+    options: &LinkOptions,
+    wanted: impl Fn(u16) -> bool,
+    w: &mut MessageWriter<'_>,
+) -> Result<(), DropReason> {
+    for option in options.encoded.iter().filter(|option| wanted(option.code)) {
         let code = OptionCode::from(option.code);
         // RFC 9915 §21.23, in substance:
         // The information refresh time option ... MUST only be used in Reply messages
@@ -27,7 +53,7 @@ pub(super) fn write_options(
             continue;
         }
         if code == OptionCode::VendorOpts {
-            write_vendor(request, link, option, w)?;
+            write_vendor(request, options, option, w)?;
             continue;
         }
         // RFC 9915 §21.7, in substance:
@@ -39,7 +65,7 @@ pub(super) fn write_options(
             w.raw(option.code, &option.body)?;
         }
     }
-    write_relay_supplied(request, link, w)
+    Ok(())
 }
 
 /// One configured vendor option: whole when always sent or when the ORO asks for option 17;
@@ -47,7 +73,7 @@ pub(super) fn write_options(
 /// enterprise with an option request (CableLabs CL_OPTION_ORO); otherwise not at all.
 fn write_vendor(
     request: &ClientRequest<'_>,
-    link: &Link,
+    options: &LinkOptions,
     option: &EncodedOption,
     w: &mut MessageWriter<'_>,
 ) -> Result<(), DropReason> {
@@ -56,7 +82,7 @@ fn write_vendor(
         .first_chunk::<4>()
         .map(|enterprise| u32::from_be_bytes(*enterprise))
         .and_then(|enterprise| {
-            link.options
+            options
                 .vendor
                 .iter()
                 .find(|vendor| vendor.enterprise == enterprise)
@@ -101,6 +127,7 @@ fn write_vendor_subset(
 fn write_relay_supplied(
     request: &ClientRequest<'_>,
     link: &Link,
+    reserved: Option<&LinkOptions>,
     w: &mut MessageWriter<'_>,
 ) -> Result<(), DropReason> {
     // Every option of every RSOO in order, the relay closest to the client first; the framing
@@ -117,7 +144,10 @@ fn write_relay_supplied(
         // already has one or more candidates.
         // Only options permitted in the RSOO are used: the IANA registry's, and those the
         // link allows (`rsoo-allow`).
-        if !link.rsoo_allows(option.code) || !link.options.encoded_with_code(option.code).is_empty()
+        let configured = |options: &LinkOptions| !options.encoded_with_code(option.code).is_empty();
+        if !link.rsoo_allows(option.code)
+            || configured(&link.options)
+            || reserved.is_some_and(configured)
         {
             continue;
         }

@@ -11,11 +11,71 @@ use super::{DropReason, HOP_COUNT_LIMIT, MAX_IAS};
 use crate::config::LinkId;
 use crate::table::IaKind;
 
-/// Who is asking: DUID, link, and the link-layer address a relay reported.
+/// Who is asking: DUID and link.
 pub(super) struct Client<'a> {
     pub(super) duid: &'a [u8],
     pub(super) link: LinkId,
+}
+
+/// What the relay closest to the client said about it: the keys a reservation may select a
+/// client by besides its DUID. Empty for a direct client.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct RelayKeys<'a> {
+    /// The Client Link-Layer Address option (RFC 6939): hardware type and address.
     pub(super) link_layer: Option<(u16, &'a [u8])>,
+    /// The Interface-Id option (RFC 9915 §21.18).
+    pub(super) interface_id: Option<&'a [u8]>,
+    /// The Remote-ID option body (RFC 4649): enterprise number, then remote-id.
+    pub(super) remote_id: Option<&'a [u8]>,
+    /// The Subscriber-ID option body (RFC 4580).
+    pub(super) subscriber_id: Option<&'a [u8]>,
+    /// The cable modem MAC address of a CMTS's CableLabs vendor option (sub-option 1026).
+    pub(super) cm_mac: Option<&'a [u8]>,
+}
+
+/// The CableLabs enterprise number (IANA), whose vendor option a CMTS adds to Relay-forward
+/// messages (CL-SP-CANN-DHCP-Reg).
+const CABLELABS: u32 = 4491;
+
+/// CL_OPTION_CMTS_CM_MAC: the sub-option of the CableLabs vendor option in which a CMTS
+/// relays the MAC address of the cable modem the client is (or is behind).
+const CL_CMTS_CM_MAC: u16 = 1026;
+
+/// The keys the innermost relay gives ([`RelayKeys`]); malformed options give nothing (they
+/// select no reservation, and the datagram is otherwise judged as before).
+pub(super) fn relay_keys<'a>(chain: &RelayChain<'a>) -> RelayKeys<'a> {
+    let mut keys = RelayKeys::default();
+    for option in chain.innermost().options().raw().map_while(Result::ok) {
+        let data = option.data;
+        match option.code {
+            18 => keys.interface_id = keys.interface_id.or(Some(data)),
+            37 if data.len() > 4 => keys.remote_id = keys.remote_id.or(Some(data)),
+            38 if !data.is_empty() => keys.subscriber_id = keys.subscriber_id.or(Some(data)),
+            79 => {
+                if let (Some(hw_type), Some(address)) = (data.first_chunk::<2>(), data.get(2..))
+                    && !address.is_empty()
+                    && keys.link_layer.is_none()
+                {
+                    keys.link_layer = Some((u16::from_be_bytes(*hw_type), address));
+                }
+            }
+            17 if keys.cm_mac.is_none() => keys.cm_mac = cablelabs_cm_mac(data),
+            _ => {}
+        }
+    }
+    keys
+}
+
+/// The CM MAC address (sub-option 1026) of a CableLabs vendor option body.
+fn cablelabs_cm_mac(body: &[u8]) -> Option<&[u8]> {
+    let (enterprise, subs) = body.split_first_chunk::<4>()?;
+    if u32::from_be_bytes(*enterprise) != CABLELABS {
+        return None;
+    }
+    RawOptions::new(subs)
+        .map_while(Result::ok)
+        .find(|sub| sub.code == CL_CMTS_CM_MAC && !sub.data.is_empty())
+        .map(|sub| sub.data)
 }
 
 /// A fixed-capacity list, so reading a request never allocates.

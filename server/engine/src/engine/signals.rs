@@ -26,6 +26,19 @@ impl ForeignRebinds {
         }
     }
 
+    /// Counters for `links` links that start from this engine's counts, for the engine that
+    /// replaces it on a reload: a link keeps its id across reloads, so its counter goes on
+    /// and Prometheus sees no reset.
+    pub(super) fn reloaded(&self, links: usize) -> Self {
+        let next = Self::new(links);
+        for (index, counts) in next.counts.iter().enumerate() {
+            for kind in [IaKind::Na, IaKind::Pd] {
+                counts[kind_index(kind)].store(self.get(index, kind), Ordering::Relaxed);
+            }
+        }
+        next
+    }
+
     /// Counts one unit of `kind` on `link`.
     pub(super) fn count(&self, link: LinkId, kind: IaKind) {
         if let Some(counts) = self.counts.get(link.index()) {
