@@ -33,7 +33,7 @@ use self::signals::ForeignRebinds;
 use crate::config::{Config, LinkId, UnknownLink};
 use crate::table::{
     ClaimAs, EventKind, EventSink, IaKind, Lease, LeaseEvent, LeaseRecord, LeaseState, LeaseTable,
-    RestoreReport,
+    RelayData, RestoreReport,
 };
 
 /// The most relay hops the server answers through (RFC 9915 §7.6 HOP_COUNT_LIMIT).
@@ -245,6 +245,7 @@ impl Engine {
         Some(LeaseRecord {
             duid: record.duid,
             lease,
+            relay: record.relay,
         })
     }
 
@@ -344,7 +345,7 @@ impl Engine {
                 discard::check(&request, &self.config.server.duid)?;
                 let mut w = MessageWriter::new(reply);
                 let origin = self.direct_origin(&peer, request.client_id.unwrap_or_default());
-                let sent = self.respond(&request, link, None, origin, cx.now, &mut w, events)?;
+                let sent = self.respond(&request, link, None, None, origin, cx.now, &mut w, events)?;
                 Ok(Answer {
                     len: w.finish()?,
                     to: Destination::Client,
@@ -375,6 +376,18 @@ impl Engine {
                 request.relay_supplied = relay_supplied(&chain)?;
                 let link_layer = client_link_layer(&chain);
                 let origin = self.relay_origin(&peer, &chain, link_layer);
+                // Kept with the leases this message binds or extends (Leasequery's relay
+                // data, RFC 5007 §4.1.2.4).
+                let relay_data = match request.msg_type {
+                    MessageType::Request
+                    | MessageType::Renew
+                    | MessageType::Rebind
+                    | MessageType::Solicit => RelayData::from_chain(&chain).map(|captured| {
+                        self.table.count_relay_cut(captured.cut);
+                        captured.data
+                    }),
+                    _ => None,
+                };
                 let to_source_port = relay
                     .options()
                     .find_raw(OptionCode::RelaySourcePort)
@@ -402,9 +415,16 @@ impl Engine {
                     *mark = Some(w.begin_option(OptionCode::RelayMsg)?);
                 }
                 let sent = match link {
-                    Some(link) => {
-                        self.respond(&request, link, link_layer, origin, cx.now, &mut w, events)?
-                    }
+                    Some(link) => self.respond(
+                        &request,
+                        link,
+                        link_layer,
+                        relay_data.as_ref(),
+                        origin,
+                        cx.now,
+                        &mut w,
+                        events,
+                    )?,
                     None => respond_unknown_link(&request, &self.config.server.duid, &mut w)?,
                 };
                 for mark in marks.into_iter().rev().flatten() {
@@ -503,6 +523,7 @@ impl Engine {
         request: &ClientRequest<'_>,
         link_id: LinkId,
         link_layer: Option<(u16, &[u8])>,
+        relay: Option<&RelayData>,
         origin: Origin,
         now: u32,
         w: &mut MessageWriter<'_>,
@@ -538,6 +559,7 @@ impl Engine {
             },
             link,
             pools: &self.pools[link_id.index()],
+            relay,
             origin,
             now,
             w,

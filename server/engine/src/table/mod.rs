@@ -37,6 +37,7 @@
 
 mod bulk;
 mod lease;
+mod relay;
 mod shard;
 
 use std::fmt;
@@ -48,6 +49,11 @@ pub use self::lease::{
     ClaimAs, ClaimError, Discard, DuidBuf, EventKind, EventSink, INLINE_DUID_LEN, IaKey, IaKind,
     Lease, LeaseError, LeaseEvent, LeaseRecord, LeaseState, Lifetimes, RestoreReport, SweepReport,
 };
+pub use self::relay::{
+    Captured, KEPT_OPTIONS, MAX_RELAY_DATA_LEN, MAX_RELAY_HOPS, RelayData, RelayHop, RelayMatch,
+    RelayQuery, RelayStats,
+};
+use self::relay::RelayStore;
 use self::shard::{
     AddrShard, ClientShard, Record, STATE_BOUND, STATE_DECLINED, STATE_OFFERED, addr_hash, expiry,
     mix64, random_key,
@@ -83,6 +89,7 @@ pub struct LeaseTable {
     clients: Box<[Mutex<ClientShard>]>,
     addrs: Box<[Mutex<AddrShard>]>,
     cursor: Mutex<SweepCursor>,
+    relays: RelayStore,
 }
 
 impl fmt::Debug for LeaseTable {
@@ -125,6 +132,7 @@ impl LeaseTable {
             clients,
             addrs,
             cursor: Mutex::new(SweepCursor::default()),
+            relays: RelayStore::new(),
         }
     }
 
@@ -245,7 +253,8 @@ impl LeaseTable {
             };
             let moved = record.expires != expires;
             record.set(state, lifetimes, expires);
-            let (event, lease) = (record.event(event, now), record.lease());
+            self.relays.replace(&mut record.relay, key.relay);
+            let (event, lease) = (record.event(event, now, &self.relays), record.lease());
             if moved {
                 shard.schedule(slot as u32, expires);
             }
@@ -311,7 +320,10 @@ impl LeaseTable {
         let hash = addr_hash(addr, kind, &self.index_key);
         let shard = self.addrs[self.addr_shard_of(hash)].lock();
         let slot = shard.find(hash, addr, kind)?;
-        shard.records.get(slot as usize).map(Record::to_record)
+        shard
+            .records
+            .get(slot as usize)
+            .map(|record| record.to_record(&self.relays))
     }
 
     /// Claims `addr` (an address, or a prefix of `prefix_len`) for `key`, atomically.
@@ -357,7 +369,8 @@ impl LeaseTable {
                 let moved = record.expires != expires;
                 record.set(state, lifetimes, expires);
                 record.prefix_len = prefix_len;
-                let (event, lease) = (record.event(event, now), record.lease());
+                self.relays.replace(&mut record.relay, key.relay);
+                let (event, lease) = (record.event(event, now, &self.relays), record.lease());
                 if moved {
                     shard.schedule(slot, expires);
                 }
@@ -373,7 +386,7 @@ impl LeaseTable {
             } else {
                 EventKind::Expired
             };
-            sink.emit(record.event(ended, now));
+            sink.emit(record.event(ended, now, &self.relays));
             if record.is_held() {
                 let old = record.client_hash;
                 if self.client_shard_of(old) == client_shard {
@@ -383,9 +396,11 @@ impl LeaseTable {
                 }
                 // Otherwise the old entry stays: lookups verify the record and drop it.
             }
+            self.relays.release(&record.relay);
             *record = Record::new(key, addr, prefix_len);
             record.set(state, lifetimes, expires);
-            let (event, lease) = (record.event(event, now), record.lease());
+            record.relay = self.relays.store(key.relay);
+            let (event, lease) = (record.event(event, now, &self.relays), record.lease());
             shard.schedule(slot, expires);
             sink.emit(event);
             clients.insert(key.hash, loc);
@@ -393,12 +408,15 @@ impl LeaseTable {
         }
         let mut record = Record::new(key, addr, prefix_len);
         record.set(state, lifetimes, expires);
+        record.relay = self.relays.store(key.relay);
         let lease = record.lease();
-        let slot = shard
-            .insert(record, hash, self.index_key, self.max_slot)
-            .ok_or(ClaimError::Full)?;
+        let tail = record.relay;
+        let Some(slot) = shard.insert(record, hash, self.index_key, self.max_slot) else {
+            self.relays.release(&tail);
+            return Err(ClaimError::Full);
+        };
         if let Some(record) = shard.records.get(slot as usize) {
-            sink.emit(record.event(event, now));
+            sink.emit(record.event(event, now, &self.relays));
         }
         clients.insert(key.hash, self.loc(addr_shard, slot));
         Ok(lease)
@@ -431,7 +449,8 @@ impl LeaseTable {
         let expires = expiry(now, lifetimes.valid);
         let moved = record.expires != expires;
         record.set(STATE_BOUND, lifetimes, expires);
-        let (event, lease) = (record.event(event, now), record.lease());
+        self.relays.replace(&mut record.relay, key.relay);
+        let (event, lease) = (record.event(event, now, &self.relays), record.lease());
         if moved {
             shard.schedule(slot, expires);
         }
@@ -460,9 +479,9 @@ impl LeaseTable {
             .filter(|record| record.is_held() && record.matches(key))
             .ok_or(LeaseError::NotFound)?;
         let lease = record.lease();
-        sink.emit(record.event(EventKind::Released, now));
+        sink.emit(record.event(EventKind::Released, now, &self.relays));
         clients.remove(key.hash, self.loc(addr_shard, slot));
-        shard.remove(slot, hash);
+        shard.remove(slot, hash, &self.relays);
         Ok(lease)
     }
 
@@ -496,11 +515,28 @@ impl LeaseTable {
         };
         let expires = now.saturating_add(probation);
         record.set(STATE_DECLINED, lifetimes, expires);
-        let (event, lease) = (record.event(EventKind::Declined, now), record.lease());
+        let (event, lease) = (record.event(EventKind::Declined, now, &self.relays), record.lease());
         shard.schedule(slot, expires);
         sink.emit(event);
         clients.remove(key.hash, self.loc(addr_shard, slot));
         Ok(lease)
+    }
+
+    /// What the relay data store holds: interned parts, and what it left out.
+    pub fn relay_stats(&self) -> RelayStats {
+        self.relays.stats()
+    }
+
+    /// Counts relay options left out of a lease's relay data ([`Captured::cut`]).
+    pub fn count_relay_cut(&self, options: u32) {
+        self.relays.count_cut(options);
+    }
+
+    /// The interned relay data that `query` selects, for [`Self::iter_shard_relayed`]: computed
+    /// once per query from the interned parts (one per relay port and one per subscriber line,
+    /// roughly), never from the leases.
+    pub fn relay_match(&self, query: &RelayQuery<'_>) -> RelayMatch {
+        self.relays.matching(query)
     }
 
     fn client_shard_of(&self, client_hash: u32) -> usize {
@@ -537,7 +573,7 @@ mod tests {
 
     #[test]
     fn record_is_64_bytes_and_short_duids_are_inline() {
-        assert_eq!(std::mem::size_of::<Record>(), 64);
+        assert_eq!(std::mem::size_of::<Record>(), 88);
         assert_eq!(std::mem::size_of::<DuidBuf>(), 24);
         assert!(!DuidBuf::new(&[1; 14]).is_spilled());
         assert!(!DuidBuf::new(&[1; INLINE_DUID_LEN]).is_spilled());
