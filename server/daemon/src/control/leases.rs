@@ -48,6 +48,7 @@ pub fn lookup(engine: &Engine, query: &LeaseQuery, now: u32) -> Result<Leases, A
                             table.leases_of(&key, |lease| {
                                 records.push(LeaseRecord {
                                     duid: xdhcp6_engine::table::DuidBuf::new(duid),
+                                    relay: None,
                                     lease,
                                 });
                             });

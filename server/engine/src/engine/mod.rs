@@ -345,7 +345,8 @@ impl Engine {
                 discard::check(&request, &self.config.server.duid)?;
                 let mut w = MessageWriter::new(reply);
                 let origin = self.direct_origin(&peer, request.client_id.unwrap_or_default());
-                let sent = self.respond(&request, link, None, None, origin, cx.now, &mut w, events)?;
+                let sent =
+                    self.respond(&request, link, None, None, origin, cx.now, &mut w, events)?;
                 Ok(Answer {
                     len: w.finish()?,
                     to: Destination::Client,

@@ -49,11 +49,11 @@ pub use self::lease::{
     ClaimAs, ClaimError, Discard, DuidBuf, EventKind, EventSink, INLINE_DUID_LEN, IaKey, IaKind,
     Lease, LeaseError, LeaseEvent, LeaseRecord, LeaseState, Lifetimes, RestoreReport, SweepReport,
 };
+use self::relay::RelayStore;
 pub use self::relay::{
     Captured, KEPT_OPTIONS, MAX_RELAY_DATA_LEN, MAX_RELAY_HOPS, RelayData, RelayHop, RelayMatch,
     RelayQuery, RelayStats,
 };
-use self::relay::RelayStore;
 use self::shard::{
     AddrShard, ClientShard, Record, STATE_BOUND, STATE_DECLINED, STATE_OFFERED, addr_hash, expiry,
     mix64, random_key,
@@ -515,7 +515,10 @@ impl LeaseTable {
         };
         let expires = now.saturating_add(probation);
         record.set(STATE_DECLINED, lifetimes, expires);
-        let (event, lease) = (record.event(EventKind::Declined, now, &self.relays), record.lease());
+        let (event, lease) = (
+            record.event(EventKind::Declined, now, &self.relays),
+            record.lease(),
+        );
         shard.schedule(slot, expires);
         sink.emit(event);
         clients.remove(key.hash, self.loc(addr_shard, slot));

@@ -238,7 +238,10 @@ impl RelayData {
 
     /// The length of [`Self::write_relay_message`]'s output.
     pub fn relay_message_len(&self) -> usize {
-        self.hops().map(|hop| 34 + hop.options.len() + 4).sum::<usize>() - 4
+        self.hops()
+            .map(|hop| 34 + hop.options.len() + 4)
+            .sum::<usize>()
+            - 4
     }
 
     /// Appends the Relay-forward message as received, without the client's message, for the
@@ -328,7 +331,8 @@ fn options(mut bytes: &[u8]) -> impl Iterator<Item = Option<(u16, &[u8])>> {
         let parsed = bytes.split_first_chunk::<4>().and_then(|(head, rest)| {
             let code = u16::from_be_bytes([head[0], head[1]]);
             let len = usize::from(u16::from_be_bytes([head[2], head[3]]));
-            rest.split_at_checked(len).map(|(body, rest)| (code, body, rest))
+            rest.split_at_checked(len)
+                .map(|(body, rest)| (code, body, rest))
         });
         match parsed {
             Some((code, body, rest)) => {
@@ -489,7 +493,10 @@ impl Interner {
         }
         let bytes = std::mem::replace(&mut entry.bytes, DuidBuf::empty());
         let hash = self.state.hash_one(bytes.as_bytes());
-        if let Ok(found) = shard.index.find_entry(hash, |&other| other as usize == slot) {
+        if let Ok(found) = shard
+            .index
+            .find_entry(hash, |&other| other as usize == slot)
+        {
             found.remove();
         }
         shard.free.push(slot as u32);
