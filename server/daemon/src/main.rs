@@ -150,7 +150,7 @@ enum Command {
         #[arg(long)]
         all: bool,
         /// The configuration, for the link names of a version-1 journal (which records link
-        /// numbers); a version-2 journal names its links itself.
+        /// numbers); a journal of version 2 or later names its links itself.
         #[arg(short, long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
@@ -420,7 +420,7 @@ fn leases(journal: &Path, json: bool, all: bool, config: Option<&Path>) -> anyho
     }
     let now = os::unix_now();
     // Leases on a configured link first, in its order; then those the journal names a link
-    // the configuration lacks (all of a version-2 journal's, without --config).
+    // the configuration lacks (all of a named journal's, without --config).
     let placed = replay.records.into_iter().map(|record| (None, record));
     let unplaced = replay.unplaced.into_iter().map(|lease| {
         let label = match lease.link {

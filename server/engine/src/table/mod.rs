@@ -5,7 +5,7 @@
 //! Two arrays of N (a power of two) shards, each shard behind its own `parking_lot::Mutex`:
 //!
 //! - **address shards**, chosen by a hash of (address or prefix, IA kind), are authoritative:
-//!   each holds a slab of compact 64-byte records (`Vec<Record>` plus a free list), an index
+//!   each holds a slab of compact 88-byte records (`Vec<Record>` plus a free list), an index
 //!   `HashTable<u32>` from address to slab slot, so an address holds at most one lease, and an
 //!   expiry index (a min-heap of expiry and slot) that [`LeaseTable::handle_timeout`] pops;
 //! - **client shards**, chosen by the client key hash, hold `HashTable<u64>` entries
@@ -13,9 +13,15 @@
 //!   several leases (one entry each); entries are verified against the record on every lookup,
 //!   so a stale one is harmless and is dropped when met.
 //!
-//! At 10 million IA_NA leases this is 64 bytes of record plus about 5 + 9 bytes of index per
+//! At 10 million IA_NA leases this is 88 bytes of record plus about 5 + 9 bytes of index per
 //! bucket at a load factor between 7/16 and 7/8, and 8 bytes of expiry index (16 at most,
-//! with stale entries): roughly 90 to 115 bytes per lease.
+//! with stale entries): roughly 115 to 140 bytes per lease.
+//!
+//! A record keeps the per-client part of its lease's relay data inline (24 bytes: a handle,
+//! a link-local peer's interface identifier, an Ethernet link-layer address); the rest is
+//! interned in two reference-counted stores shared by the whole table, one entry per relay
+//! port and one per subscriber line (`table/relay.rs`; `cargo bench --bench
+//! lease_memory -- COUNT relay` measures it).
 //!
 //! Both indexes hash under a key drawn at random for each table, never the configured salt:
 //! clients choose the addresses they Rebind and Decline, and their DUIDs, and may know the

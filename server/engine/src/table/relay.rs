@@ -409,7 +409,7 @@ struct Interner {
 
 #[derive(Default)]
 struct InternShard {
-    entries: Vec<Entry>,
+    entries: Slab,
     free: Vec<u32>,
     index: HashTable<u32>,
     live: usize,
@@ -420,6 +420,57 @@ struct InternShard {
 struct Entry {
     bytes: DuidBuf,
     refs: u32,
+}
+
+/// Entries per chunk of a [`Slab`] (32 KiB).
+const CHUNK: usize = 1024;
+
+/// Entries in fixed chunks: growing never copies nor leaves the old array behind, so the
+/// memory held stays in proportion to the entries (a `Vec` doubling would leave freed arrays
+/// of up to half its size in the allocator).
+#[derive(Default)]
+struct Slab {
+    chunks: Vec<Box<[Entry]>>,
+    len: usize,
+}
+
+impl Slab {
+    fn get(&self, slot: usize) -> Option<&Entry> {
+        self.chunks.get(slot / CHUNK)?.get(slot % CHUNK)
+    }
+
+    fn get_mut(&mut self, slot: usize) -> Option<&mut Entry> {
+        self.chunks.get_mut(slot / CHUNK)?.get_mut(slot % CHUNK)
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn push(&mut self, entry: Entry) {
+        if self.len == self.chunks.len() * CHUNK {
+            self.chunks.push(
+                (0..CHUNK)
+                    .map(|_| Entry {
+                        bytes: DuidBuf::empty(),
+                        refs: 0,
+                    })
+                    .collect(),
+            );
+        }
+        let slot = self.len;
+        if let Some(free) = self.get_mut(slot) {
+            *free = entry;
+            self.len += 1;
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Entry> {
+        self.chunks
+            .iter()
+            .flat_map(|chunk| chunk.iter())
+            .take(self.len)
+    }
 }
 
 impl Interner {
