@@ -725,54 +725,17 @@ impl RelayStore {
         *tail = new;
     }
 
-    /// The relay data of a record.
+    /// The relay data of a record. Holds a subscriber shard's lock, then a path shard's (the
+    /// one place where interner locks nest, always in this order).
     pub(super) fn load(&self, tail: &RelayTail) -> Option<RelayData> {
         let handle = tail.handle.checked_sub(1)?;
-        let subscriber = self.subscribers.with(handle, <[u8]>::to_vec)?;
-        let (path_handle, rest) = subscriber.split_first_chunk::<4>()?;
-        let path = self
-            .paths
-            .with(u32::from_le_bytes(*path_handle), <[u8]>::to_vec)?;
-        let (&peer_kind, rest) = rest.split_first()?;
-        let (peer, sub_options) = match peer_kind {
-            PEER_LINK_LOCAL => {
-                let mut peer = [0; 16];
-                peer[..2].copy_from_slice(&[0xfe, 0x80]);
-                peer[8..].copy_from_slice(&tail.iid);
-                (peer, rest)
-            }
-            _ => {
-                let (peer, rest) = rest.split_first_chunk::<16>()?;
-                (*peer, rest)
-            }
-        };
-        // The path ends with the innermost hop: hop-count, link-address, options length and
-        // the path-class options.
-        let (&count, mut outer) = path.split_first()?;
-        let mut out = Vec::with_capacity(path.len() + subscriber.len() + 32);
-        out.push(count);
-        for _ in 1..count {
-            let (hop, after) = split_hop(outer)?;
-            out.extend_from_slice(hop.header);
-            out.extend_from_slice(hop.options);
-            outer = after;
-        }
-        let (head, path_options) = outer.split_first_chunk::<{ 1 + 16 + 2 }>()?;
-        let inline = if tail.has_link_layer {
-            4 + tail.link_layer.len()
-        } else {
-            0
-        };
-        let len = path_options.len() + sub_options.len() + inline;
-        out.extend_from_slice(&head[..17]);
-        out.extend_from_slice(&peer);
-        out.extend_from_slice(&(len as u16).to_be_bytes());
-        out.extend_from_slice(path_options);
-        out.extend_from_slice(sub_options);
-        if tail.has_link_layer {
-            push_option(&mut out, CLIENT_LINK_LAYER, &tail.link_layer);
-        }
-        Some(RelayData(out.into()))
+        self.subscribers
+            .with(handle, |subscriber| {
+                let (path, rest) = subscriber.split_first_chunk::<4>()?;
+                self.paths
+                    .with(u32::from_le_bytes(*path), |path| join(path, rest, tail))?
+            })
+            .flatten()
     }
 
     pub(super) fn count_cut(&self, options: u32) {
@@ -824,6 +787,51 @@ impl RelayStore {
         });
         RelayMatch { handles }
     }
+}
+
+/// The relay data of a record from its path, its subscriber part (after the path handle) and
+/// its tail.
+fn join(path: &[u8], subscriber: &[u8], tail: &RelayTail) -> Option<RelayData> {
+    let (&peer_kind, rest) = subscriber.split_first()?;
+    let (peer, sub_options) = match peer_kind {
+        PEER_LINK_LOCAL => {
+            let mut peer = [0; 16];
+            peer[..2].copy_from_slice(&[0xfe, 0x80]);
+            peer[8..].copy_from_slice(&tail.iid);
+            (peer, rest)
+        }
+        _ => {
+            let (peer, rest) = rest.split_first_chunk::<16>()?;
+            (*peer, rest)
+        }
+    };
+    // The path ends with the innermost hop: hop-count, link-address, options length and the
+    // path-class options.
+    let (&count, mut outer) = path.split_first()?;
+    let inline = if tail.has_link_layer {
+        4 + tail.link_layer.len()
+    } else {
+        0
+    };
+    let mut out = Vec::with_capacity(path.len() + subscriber.len() + 16 + inline);
+    out.push(count);
+    for _ in 1..count {
+        let (hop, after) = split_hop(outer)?;
+        out.extend_from_slice(hop.header);
+        out.extend_from_slice(hop.options);
+        outer = after;
+    }
+    let (head, path_options) = outer.split_first_chunk::<{ 1 + 16 + 2 }>()?;
+    let len = path_options.len() + sub_options.len() + inline;
+    out.extend_from_slice(&head[..17]);
+    out.extend_from_slice(&peer);
+    out.extend_from_slice(&(len as u16).to_be_bytes());
+    out.extend_from_slice(path_options);
+    out.extend_from_slice(sub_options);
+    if tail.has_link_layer {
+        push_option(&mut out, CLIENT_LINK_LAYER, &tail.link_layer);
+    }
+    Some(RelayData(out.into()))
 }
 
 /// Whether a path (see [`RelayStore::split_and_intern`]) matches `query`.
