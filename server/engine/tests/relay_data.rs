@@ -159,6 +159,13 @@ fn a_renew_through_another_relay_replaces_the_relay_data() {
         relay.innermost().unwrap().link_address(),
         ip("2001:db8:ffff:2::1")
     );
+    // Looked up by the client's key, the lease carries the new relay data too.
+    let table = s.engine.table();
+    let key = table.ia_key(&moved.duid, 1, IaKind::Na, s.engine.config().links[0].id);
+    let mut by_client = Vec::new();
+    table.records_of(&key, |record| by_client.push(record));
+    assert_eq!(by_client.len(), 1);
+    assert_eq!(by_client[0].relay.as_ref(), Some(&relay));
     // The old relay's parts had no other lease: freed.
     let now = stats(&s);
     assert_eq!((now.paths, now.subscribers), (1, 1));

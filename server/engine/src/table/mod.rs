@@ -321,7 +321,26 @@ impl LeaseTable {
         }
     }
 
-    /// The lease (any state) on `addr` of `kind`, with its DUID.
+    /// Every offered or bound lease of `key` as a whole record (DUID and relay data), passed
+    /// to `each`: Leasequery by client identifier.
+    pub fn records_of(&self, key: &IaKey<'_>, mut each: impl FnMut(LeaseRecord)) {
+        let clients = self.clients[self.client_shard_of(key.hash)].lock();
+        for &entry in clients.index.iter_hash(mix64(u64::from(key.hash))) {
+            if (entry >> 32) as u32 != key.hash {
+                continue;
+            }
+            let (shard, slot) = self.split_loc(entry as u32);
+            let shard = self.addrs[shard].lock();
+            if let Some(record) = shard.records.get(slot)
+                && record.is_held()
+                && record.matches(key)
+            {
+                each(record.to_record(&self.relays));
+            }
+        }
+    }
+
+    /// The lease (any state) on `addr` of `kind`, with its DUID and relay data.
     pub fn lease_at(&self, addr: u128, kind: IaKind) -> Option<LeaseRecord> {
         let hash = addr_hash(addr, kind, &self.index_key);
         let shard = self.addrs[self.addr_shard_of(hash)].lock();
