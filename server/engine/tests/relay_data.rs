@@ -367,3 +367,24 @@ fn bulk_selections_by_relay_id_remote_id_and_link_address() {
             .is_empty()
     );
 }
+
+#[test]
+fn a_solicit_keeps_relay_data_only_when_rapid_commit_binds() {
+    let mut s = Server::new(CONFIG);
+    let client = Client::new(500).via(cmts("2001:db8:ffff:1::1", CMTS_DUID, 1, 50));
+    s.send(&client.solicit().ia_na(1, &[]));
+    assert!(s.events.is_empty());
+    assert_eq!(stats(&s), RelayStats::default());
+
+    let rapid = CONFIG.replace(
+        "name = \"cable-1\"",
+        "name = \"cable-1\"\nrapid-commit = true",
+    );
+    let mut s = Server::new(&rapid);
+    let reply = s.send(&client.solicit().ia_na(1, &[]).rapid_commit());
+    let addr = reply.ia_na(1).address();
+    let relay = bound_record(&s, addr)
+        .relay
+        .expect("relay data of a rapid commit");
+    assert_eq!(relay.relay_id(), Some(CMTS_DUID));
+}

@@ -379,16 +379,21 @@ impl Engine {
                 let origin = self.relay_origin(&peer, &chain, link_layer);
                 // Kept with the leases this message binds or extends (Leasequery's relay
                 // data, RFC 5007 §4.1.2.4).
-                let relay_data = match request.msg_type {
-                    MessageType::Request
-                    | MessageType::Renew
-                    | MessageType::Rebind
-                    | MessageType::Solicit => RelayData::from_chain(&chain).map(|captured| {
-                        self.table.count_relay_cut(captured.cut);
-                        captured.data
-                    }),
-                    _ => None,
+                // An Advertise binds nothing: a Solicit's relay data matters only with Rapid
+                // Commit, and a flood of Solicits costs no copy of it.
+                let binds = match request.msg_type {
+                    MessageType::Request | MessageType::Renew | MessageType::Rebind => true,
+                    MessageType::Solicit => request.rapid_commit,
+                    _ => false,
                 };
+                let relay_data =
+                    binds
+                        .then(|| RelayData::from_chain(&chain))
+                        .flatten()
+                        .map(|captured| {
+                            self.table.count_relay_cut(captured.cut);
+                            captured.data
+                        });
                 let to_source_port = relay
                     .options()
                     .find_raw(OptionCode::RelaySourcePort)

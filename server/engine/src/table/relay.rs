@@ -205,8 +205,14 @@ impl RelayData {
 
     /// The first option `code` of the relays, from the one closest to the client outwards.
     pub fn option(&self, code: u16) -> Option<&[u8]> {
-        let hops: Vec<_> = self.hops().collect();
-        hops.into_iter().rev().find_map(|hop| hop.option(code))
+        let mut hops = [None; MAX_RELAY_HOPS];
+        for (hop, slot) in self.hops().zip(hops.iter_mut()) {
+            *slot = Some(hop);
+        }
+        hops.into_iter()
+            .rev()
+            .flatten()
+            .find_map(|hop| hop.option(code))
     }
 
     /// The Relay-ID option's DUID (RFC 5460 §5.4.1), the closest relay's first.
