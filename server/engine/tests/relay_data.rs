@@ -361,6 +361,9 @@ fn bulk_selections_by_relay_id_remote_id_and_link_address() {
         2
     );
     assert!(select(RelayQuery::RemoteId(&remote_id(9))).is_empty());
+    assert!(by_remote.iter().all(|record| {
+        RelayQuery::RemoteId(&remote_id(1)).matches(record.relay.as_ref().unwrap())
+    }));
     assert!(
         table
             .relay_match(&RelayQuery::RelayId(b"nobody"))
@@ -387,4 +390,42 @@ fn a_solicit_keeps_relay_data_only_when_rapid_commit_binds() {
         .relay
         .expect("relay data of a rapid commit");
     assert_eq!(relay.relay_id(), Some(CMTS_DUID));
+}
+
+#[test]
+fn a_selection_computed_before_its_entries_were_reused_selects_only_matching_leases() {
+    let mut s = Server::new(CONFIG);
+    let mut gone = Vec::new();
+    for n in 0..64u8 {
+        let client =
+            Client::new(600 + u64::from(n)).via(cmts("2001:db8:ffff:1::1", CMTS_DUID, n, n));
+        gone.push((client.clone(), s.bind_address(&client, 1)));
+    }
+    let stale = s
+        .engine
+        .table()
+        .relay_match(&RelayQuery::RelayId(CMTS_DUID));
+    // Every one of them leaves; other modems of another relay take the freed entries.
+    for (client, addr) in &gone {
+        s.send(&client.release(&s.duid()).ia_na(1, &[*addr]));
+    }
+    assert_eq!(stats(&s).subscribers, 0);
+    for n in 0..64u8 {
+        let client = Client::new(700 + u64::from(n)).via(cmts(
+            "2001:db8:ffff:2::1",
+            OTHER_CMTS_DUID,
+            100 + n,
+            n,
+        ));
+        s.bind_address(&client, 1);
+    }
+    let table = s.engine.table();
+    let mut found = 0;
+    for shard in 0..table.shard_count() {
+        table.iter_shard_relayed(shard, &stale, |_| found += 1);
+    }
+    assert_eq!(
+        found, 0,
+        "no lease of the other relay is taken for the first one's"
+    );
 }

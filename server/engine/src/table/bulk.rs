@@ -158,9 +158,17 @@ impl LeaseTable {
             return;
         };
         let shard = shard.lock();
+        let query = selected.query();
         for record in shard.records.iter() {
             if !record.is_free() && selected.contains(&record.relay) {
-                each(&record.to_record(&self.relays));
+                let record = record.to_record(&self.relays);
+                if record
+                    .relay
+                    .as_ref()
+                    .is_some_and(|data| query.matches(data))
+                {
+                    each(&record);
+                }
             }
         }
     }

@@ -791,7 +791,10 @@ impl RelayStore {
                 handles.insert(handle + 1);
             }
         });
-        RelayMatch { handles }
+        RelayMatch {
+            handles,
+            query: OwnedQuery::of(query),
+        }
     }
 }
 
@@ -885,19 +888,72 @@ pub enum RelayQuery<'a> {
     LinkAddress(Ipv6Addr),
 }
 
+impl RelayQuery<'_> {
+    /// Whether `data` matches.
+    pub fn matches(&self, data: &RelayData) -> bool {
+        match *self {
+            RelayQuery::RelayId(id) => data.hops().any(|hop| {
+                hop.options()
+                    .any(|(code, body)| code == RELAY_ID && body == id)
+            }),
+            RelayQuery::RemoteId(id) => data.hops().any(|hop| {
+                hop.options()
+                    .any(|(code, body)| code == REMOTE_ID && body == id)
+            }),
+            RelayQuery::LinkAddress(address) => {
+                data.hops().any(|hop| hop.link_address() == address)
+            }
+        }
+    }
+}
+
+/// A [`RelayQuery`] that owns its bytes.
+#[derive(Clone, Debug)]
+enum OwnedQuery {
+    RelayId(Vec<u8>),
+    RemoteId(Vec<u8>),
+    LinkAddress(Ipv6Addr),
+}
+
+impl OwnedQuery {
+    fn of(query: &RelayQuery<'_>) -> Self {
+        match *query {
+            RelayQuery::RelayId(id) => Self::RelayId(id.to_vec()),
+            RelayQuery::RemoteId(id) => Self::RemoteId(id.to_vec()),
+            RelayQuery::LinkAddress(address) => Self::LinkAddress(address),
+        }
+    }
+
+    fn as_query(&self) -> RelayQuery<'_> {
+        match self {
+            Self::RelayId(id) => RelayQuery::RelayId(id),
+            Self::RemoteId(id) => RelayQuery::RemoteId(id),
+            Self::LinkAddress(address) => RelayQuery::LinkAddress(*address),
+        }
+    }
+}
+
 /// The interned relay data that a [`RelayQuery`] selects, computed once
-/// ([`super::LeaseTable::relay_match`]) and then tested per record by a set lookup.
+/// ([`super::LeaseTable::relay_match`]) and then tested per record by a set lookup; a selected
+/// record's relay data is checked against the query again (an entry freed and reused since
+/// for other data is not taken for a match).
 ///
 /// Leases bound after it was computed with relay data that was new by then are not selected.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct RelayMatch {
     handles: HashSet<u32>,
+    query: OwnedQuery,
 }
 
 impl RelayMatch {
-    /// Whether nothing in the table matches.
+    /// Whether nothing in the table matched when it was computed.
     pub fn is_empty(&self) -> bool {
         self.handles.is_empty()
+    }
+
+    /// The query it answers.
+    pub fn query(&self) -> RelayQuery<'_> {
+        self.query.as_query()
     }
 
     pub(super) fn contains(&self, tail: &RelayTail) -> bool {
