@@ -156,7 +156,7 @@ enum Command {
         #[arg(long)]
         all: bool,
         /// The configuration, for the link names of a version-1 journal (which records link
-        /// numbers); a version-2 journal names its links itself.
+        /// numbers); a journal of version 2 or later names its links itself.
         #[arg(short, long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
@@ -428,7 +428,7 @@ fn leases(journal: &Path, json: bool, all: bool, config: Option<&Path>) -> anyho
     }
     let now = os::unix_now();
     // Leases on a configured link first, in its order; then those the journal names a link
-    // the configuration lacks (all of a version-2 journal's, without --config).
+    // the configuration lacks (all of a named journal's, without --config).
     let placed = replay.records.into_iter().map(|record| (None, record));
     let unplaced = replay.unplaced.into_iter().map(|lease| {
         let label = match lease.link {
@@ -1147,6 +1147,7 @@ mod tests {
     fn lease_rows_are_aligned() {
         use xdhcp6_engine::table::{DuidBuf, Lease, Lifetimes};
         let record = LeaseRecord {
+            relay: None,
             duid: DuidBuf::new(&[0, 3, 0, 1, 2, 0, 0, 0, 0, 1]),
             lease: Lease {
                 addr: u128::from("2001:db8:100::".parse::<std::net::Ipv6Addr>().unwrap()),

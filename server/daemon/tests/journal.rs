@@ -57,6 +57,7 @@ fn no_snapshot() -> Snapshot {
 
 fn lease(duid: &[u8], iaid: u32, addr: u128) -> LeaseRecord {
     LeaseRecord {
+        relay: None,
         duid: DuidBuf::new(duid),
         lease: Lease {
             addr,

@@ -78,6 +78,7 @@ fn main() {
         let mut duid = [0, 1, 0, 1, 0x2e, 0, 0, 0, 0, 0, 0, 0, 0, 0];
         duid[6..].copy_from_slice(&n.to_be_bytes());
         LeaseRecord {
+            relay: None,
             duid: DuidBuf::new(&duid),
             lease: Lease {
                 addr: 0x2001_0db8_0001_0000_0000_0000_0000_0000 + u128::from(n) + 0x1_0000,

@@ -45,12 +45,7 @@ pub fn lookup(engine: &Engine, query: &LeaseQuery, now: u32) -> Result<Leases, A
                     for link in &config.links {
                         for kind in [IaKind::Na, IaKind::Pd] {
                             let key = table.ia_key(duid, *iaid, kind, link.id);
-                            table.leases_of(&key, |lease| {
-                                records.push(LeaseRecord {
-                                    duid: xdhcp6_engine::table::DuidBuf::new(duid),
-                                    lease,
-                                });
-                            });
+                            table.records_of(&key, |record| records.push(record));
                         }
                     }
                     records.retain(live);

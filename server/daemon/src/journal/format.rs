@@ -6,6 +6,8 @@
 //! ```text
 //! header : magic "XD6JRNL\0" (8) | version u32 | reserved u32 (0)
 //! record : len u32 | crc u32 (CRC-32/IEEE of the len bytes then the payload) | payload (len)
+//! payload, version 3:
+//!          the version-2 payload | relay data len u16 | relay data (0: none)
 //! payload, version 2:
 //!          event u8 | at u32 | ia kind u8 | state u8 | prefix_len u8 | iaid u32 | addr u128
 //!          | preferred u32 | valid u32 | expires u32 | duid len u16 | duid bytes
@@ -21,17 +23,27 @@
 //! configuration; such records decode to [`Link::Position`], and version 2 writes a position
 //! only for a lease whose link has no name (one replayed from a version-1 journal whose
 //! position was not in the configuration).
+//!
+//! Version 3 adds the lease's relay data ([`RelayData::as_bytes`], at most
+//! [`MAX_RELAY_DATA_LEN`] bytes, validated on decoding); version-2 records decode without it.
 
 use std::borrow::Cow;
 
 use xdhcp6_engine::config::LinkId;
-use xdhcp6_engine::table::{DuidBuf, EventKind, IaKind, Lease, LeaseRecord, LeaseState, Lifetimes};
+use xdhcp6_engine::table::{
+    DuidBuf, EventKind, IaKind, Lease, LeaseRecord, LeaseState, Lifetimes, MAX_RELAY_DATA_LEN,
+    RelayData,
+};
 
 /// The first eight bytes of every journal file.
 pub const MAGIC: [u8; 8] = *b"XD6JRNL\0";
 
 /// The format version this build writes.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
+
+/// The previous format version, without relay data: still read (and rewritten as [`VERSION`]
+/// on open).
+pub const VERSION_2: u32 = 2;
 
 /// The oldest format version this build still reads (and rewrites as [`VERSION`] on open).
 pub const VERSION_1: u32 = 1;
@@ -123,40 +135,73 @@ pub fn parse_header(bytes: &[u8; HEADER_LEN as usize]) -> Header {
 /// reads (a file created but never fully written), or is all zeros.
 pub fn is_header_start(bytes: &[u8]) -> bool {
     bytes.iter().all(|&byte| byte == 0)
-        || [VERSION_1, VERSION]
+        || [VERSION_1, VERSION_2, VERSION]
             .iter()
             .any(|&version| header(version).starts_with(bytes))
 }
 
 /// Whether this build reads files of `version`.
 pub fn is_readable(version: u32) -> bool {
-    version == VERSION || version == VERSION_1
+    version == VERSION || version == VERSION_2 || version == VERSION_1
 }
 
 /// The shortest and the longest payload of a valid record of `version`: the longest holds a
 /// DUID of [`MAX_DUID_LEN`] and a link name of [`MAX_LINK_NAME_LEN`], so that a damaged
 /// length field is seen as damage rather than as a record running past the end of the file.
 pub fn payload_bounds(version: u32) -> (usize, usize) {
-    if version == VERSION_1 {
-        (LEASE_LEN + 2, LEASE_LEN + 2 + MAX_DUID_LEN)
-    } else {
-        (
+    match version {
+        VERSION_1 => (LEASE_LEN + 2, LEASE_LEN + 2 + MAX_DUID_LEN),
+        VERSION_2 => (
             LEASE_LEN + 3,
             LEASE_LEN + 3 + MAX_DUID_LEN + MAX_LINK_NAME_LEN,
-        )
+        ),
+        _ => (
+            LEASE_LEN + 3 + 2,
+            LEASE_LEN + 3 + MAX_DUID_LEN + MAX_LINK_NAME_LEN + 2 + MAX_RELAY_DATA_LEN,
+        ),
     }
 }
 
 /// The longest framed record of any version this build reads.
-pub const MAX_RECORD_LEN: usize = FRAME_LEN + LEASE_LEN + 3 + MAX_DUID_LEN + MAX_LINK_NAME_LEN;
+pub const MAX_RECORD_LEN: usize =
+    FRAME_LEN + LEASE_LEN + 3 + MAX_DUID_LEN + MAX_LINK_NAME_LEN + 2 + MAX_RELAY_DATA_LEN;
 
-/// Appends the framed version-2 record of one event to `out`. The lease's own `link` field is
+/// Appends the framed version-3 record of one event to `out`. The lease's own `link` field is
 /// not written: `link` is. A DUID longer than [`MAX_DUID_LEN`] or a link name longer than
 /// [`MAX_LINK_NAME_LEN`] is cut (neither occurs: the engine takes no longer DUID, and the
 /// journal refuses a configuration with a longer name).
 pub fn encode(out: &mut Vec<u8>, kind: EventKind, at: u32, link: &Link<'_>, record: &LeaseRecord) {
     let start = out.len();
     out.extend_from_slice(&[0; FRAME_LEN]);
+    encode_v2_payload(out, kind, at, link, record);
+    let relay = record.relay.as_ref().map_or(&[][..], RelayData::as_bytes);
+    out.extend_from_slice(&(relay.len() as u16).to_le_bytes());
+    out.extend_from_slice(relay);
+    frame(out, start);
+}
+
+/// Appends the framed version-2 record of one event to `out`, without its relay data (tests
+/// make version-2 files).
+pub fn encode_v2(
+    out: &mut Vec<u8>,
+    kind: EventKind,
+    at: u32,
+    link: &Link<'_>,
+    record: &LeaseRecord,
+) {
+    let start = out.len();
+    out.extend_from_slice(&[0; FRAME_LEN]);
+    encode_v2_payload(out, kind, at, link, record);
+    frame(out, start);
+}
+
+fn encode_v2_payload(
+    out: &mut Vec<u8>,
+    kind: EventKind,
+    at: u32,
+    link: &Link<'_>,
+    record: &LeaseRecord,
+) {
     encode_lease(out, kind, at, record);
     match link {
         Link::Position(position) => {
@@ -170,7 +215,6 @@ pub fn encode(out: &mut Vec<u8>, kind: EventKind, at: u32, link: &Link<'_>, reco
             out.extend_from_slice(name);
         }
     }
-    frame(out, start);
 }
 
 /// Appends the framed version-1 record of one event to `out` (tests make version-1 files).
@@ -191,7 +235,11 @@ pub fn encoded_len(link: &Link<'_>, record: &LeaseRecord) -> u64 {
         Link::Position(_) => 3,
         Link::Name(name) => 3 + cut(name.as_bytes(), MAX_LINK_NAME_LEN).len(),
     };
-    (FRAME_LEN + LEASE_LEN + cut(record.duid.as_bytes(), MAX_DUID_LEN).len() + link) as u64
+    let relay = 2 + record
+        .relay
+        .as_ref()
+        .map_or(0, |relay| relay.as_bytes().len());
+    (FRAME_LEN + LEASE_LEN + cut(record.duid.as_bytes(), MAX_DUID_LEN).len() + link + relay) as u64
 }
 
 /// The checksum of a record of payload `payload`.
@@ -304,6 +352,16 @@ pub fn decode(version: u32, payload: &[u8]) -> Option<Entry<'_>> {
             _ => return None,
         },
     };
+    let relay = if version >= VERSION {
+        let len = usize::from(u16::from_le_bytes(reader.array()?));
+        match len {
+            0 => None,
+            len if len > MAX_RELAY_DATA_LEN => return None,
+            len => Some(RelayData::from_bytes(reader.take(len)?)?),
+        }
+    } else {
+        None
+    };
     if !reader.0.is_empty() || prefix_len > 128 {
         return None;
     }
@@ -322,6 +380,7 @@ pub fn decode(version: u32, payload: &[u8]) -> Option<Entry<'_>> {
             lifetimes: Lifetimes { preferred, valid },
             expires,
         },
+        relay,
     };
     Some(Entry {
         kind,
@@ -435,6 +494,7 @@ mod tests {
                 },
                 expires: 1234,
             },
+            relay: None,
         }
     }
 
@@ -499,6 +559,79 @@ mod tests {
         let (entry, _) = decode_record(VERSION, &out).unwrap();
         assert_eq!(entry.link, Link::Position(9));
         assert_eq!(entry.record, original);
+    }
+
+    /// One cable relay's data: Interface-Id and Relay-ID, then Remote-ID, then the Client
+    /// Link-Layer Address (the canonical order).
+    fn relay_data() -> RelayData {
+        let option = |code: u16, body: &[u8]| {
+            let mut out = code.to_be_bytes().to_vec();
+            out.extend_from_slice(&(body.len() as u16).to_be_bytes());
+            out.extend_from_slice(body);
+            out
+        };
+        let mut options = option(18, b"cable-1/0");
+        options.extend(option(53, &[0, 3, 0, 1, 10, 11, 12, 13, 14, 15]));
+        options.extend(option(37, &[0, 0, 0x11, 0x8b, 1, 2, 3, 4, 5, 6]));
+        options.extend(option(79, &[0, 1, 1, 2, 3, 4, 5, 6]));
+        let mut bytes = vec![1, 0];
+        bytes.extend_from_slice(
+            &"2001:db8:1::1"
+                .parse::<std::net::Ipv6Addr>()
+                .unwrap()
+                .octets(),
+        );
+        bytes.extend_from_slice(&"fe80::1".parse::<std::net::Ipv6Addr>().unwrap().octets());
+        bytes.extend_from_slice(&(options.len() as u16).to_be_bytes());
+        bytes.extend_from_slice(&options);
+        RelayData::from_bytes(&bytes).expect("canonical relay data")
+    }
+
+    #[test]
+    fn version_3_records_carry_relay_data() {
+        let mut original = record(b"relayed client", 9);
+        original.relay = Some(relay_data());
+        let link = Link::Name("cable".into());
+        let mut out = Vec::new();
+        encode(&mut out, EventKind::Bound, 5, &link, &original);
+        assert_eq!(out.len() as u64, encoded_len(&link, &original));
+        let (entry, used) = decode_record(VERSION, &out).unwrap();
+        assert_eq!(used, out.len());
+        assert_eq!(entry.record, original);
+        assert_eq!(
+            entry.record.relay.as_ref().and_then(RelayData::remote_id),
+            Some(&[0, 0, 0x11, 0x8b, 1, 2, 3, 4, 5, 6][..])
+        );
+        // Relay data that is not in canonical form is damage: the Remote-ID moved in front
+        // of the Interface-Id.
+        let bytes = original.relay.as_ref().unwrap().as_bytes();
+        let start = out.len() - bytes.len();
+        let mut swapped = out[FRAME_LEN..].to_vec();
+        let opts = start - FRAME_LEN + 1 + 1 + 32 + 2;
+        let (interface_id, rest) = swapped[opts..].split_at(13);
+        let (relay_id, rest) = rest.split_at(14);
+        let (remote_id, rest) = rest.split_at(14);
+        let moved = [remote_id, interface_id, relay_id, rest].concat();
+        swapped.truncate(opts);
+        swapped.extend_from_slice(&moved);
+        assert_eq!(decode(VERSION, &swapped), None);
+    }
+
+    #[test]
+    fn version_2_records_still_decode_without_relay_data() {
+        let mut original = record(b"old client", 11);
+        let link = Link::Name("access-1".into());
+        let mut out = Vec::new();
+        original.relay = Some(relay_data());
+        encode_v2(&mut out, EventKind::Renewed, 7, &link, &original);
+        let (entry, used) = decode_record(VERSION_2, &out).unwrap();
+        assert_eq!(used, out.len());
+        original.relay = None;
+        assert_eq!(entry.record, original);
+        assert_eq!(entry.link, link);
+        // A version-2 record is not one of version 3 (its relay length is missing).
+        assert!(decode_record(VERSION, &out).is_err());
+        assert!(is_readable(VERSION_2) && is_header_start(&header(VERSION_2)[..12]));
     }
 
     #[test]

@@ -26,7 +26,8 @@
 //! On open, a file with damaged records is kept as `<path>.corrupt` and replaced by a fresh one
 //! holding every good record's lease (or, with [`JournalErrors::Strict`], the open fails and
 //! changes nothing); a torn last record is copied to `<path>.torn` before it is cut off; a
-//! version-1 file is kept as `<path>.v1` and rewritten as version 2. `<path>.lock` is locked
+//! file of an older version (1: links by position, 2: without relay data) is kept as
+//! `<path>.v1` or `<path>.v2` and rewritten as version 3. `<path>.lock` is locked
 //! while the journal is open and names the process that has it: a second server on the same
 //! journal is refused.
 
@@ -186,7 +187,7 @@ pub enum JournalError {
     },
     /// The file was written by a format version this build does not read.
     #[error(
-        "{path}: journal format version {version} is not supported (this build reads 1 and {VERSION})"
+        "{path}: journal format version {version} is not supported (this build reads 1 to {VERSION})"
     )]
     Version {
         /// The file.
@@ -419,7 +420,7 @@ impl Journal {
                         path = %path.display(),
                         kept_as = %aside.display(),
                         version,
-                        "rewriting the lease journal in format version {VERSION}, with link names"
+                        "rewriting the lease journal in format version {VERSION}"
                     );
                 }
                 // Missing, torn inside its header, corrupt or of an older version: start a

@@ -19,11 +19,11 @@
 //!
 //! # Links
 //!
-//! A version-2 record names its link; the name is looked up in the configuration that is
+//! A version-2 or version-3 record names its link; the name is looked up in the configuration that is
 //! loaded ([`LinkNames`]). A version-1 record has only the link's position in the
 //! configuration it was written with, and is read against the configuration that is loaded:
 //! a version-1 journal must be replayed once with the configuration it was written with, after
-//! which [`super::Journal::open`] has rewritten it as version 2 with names. A record whose link
+//! which [`super::Journal::open`] has rewritten it as the current version with names. A record whose link
 //! is not in the configuration (a name that is gone, a version-1 position past the last link,
 //! or a position kept in a version-2 file) is [`Unplaced`]: it is not served, but it is kept,
 //! reported, and written again by every compaction, so that putting the link back restores

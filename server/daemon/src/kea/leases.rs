@@ -295,6 +295,7 @@ pub(crate) fn journal(
             expires.saturating_sub(lease.valid)
         };
         let record = LeaseRecord {
+            relay: None,
             duid: DuidBuf::new(&lease.duid),
             lease: Lease {
                 addr: u128::from(lease.address),

@@ -30,7 +30,7 @@ pub struct Imported {
     pub toml: String,
     /// The validated configuration.
     pub config: Config,
-    /// The journal (format version 2) holding the active leases, when a lease file was given.
+    /// The journal (format version 3) holding the active leases, when a lease file was given.
     pub journal: Option<Vec<u8>>,
     /// Everything that was not carried over, and how many leases were.
     pub report: Report,

@@ -13,7 +13,7 @@ use super::{DropReason, Engine};
 use crate::alloc::AllocKey;
 use crate::config::{Link, RebindForeign, Reservation};
 use crate::prefix::Prefix;
-use crate::table::{ClaimAs, EventSink, IaKey, IaKind, Lease, LeaseState, Lifetimes};
+use crate::table::{ClaimAs, EventSink, IaKey, IaKind, Lease, LeaseState, Lifetimes, RelayData};
 
 mod offer;
 
@@ -27,6 +27,8 @@ pub(super) struct Exchange<'x, 'r, 'b, S> {
     /// The client's reservation on this link, if any ([`crate::config::Config::reservation_for`]).
     pub(super) reservation: Option<&'x Reservation>,
     pub(super) pools: &'x LinkPools,
+    /// The relay data the leases bound or extended keep (`None` for a direct client).
+    pub(super) relay: Option<&'x RelayData>,
     /// The relay and MAC budgets new bindings of this request are charged to.
     pub(super) origin: Origin,
     pub(super) now: u32,
@@ -79,7 +81,7 @@ impl<'x, 'r, S: EventSink> Exchange<'x, 'r, '_, S> {
     fn claim(
         &mut self,
         ia: &Ia<'r>,
-        key: &IaKey<'r>,
+        key: &IaKey<'x>,
         how: ClaimAs,
     ) -> Result<Option<Lease>, DropReason> {
         if let ClaimAs::Offered { hold } = how {
@@ -110,7 +112,7 @@ impl<'x, 'r, S: EventSink> Exchange<'x, 'r, '_, S> {
     fn claim_limited(
         &mut self,
         ia: &Ia<'r>,
-        key: &IaKey<'r>,
+        key: &IaKey<'x>,
         how: ClaimAs,
         new: bool,
     ) -> Result<Option<Lease>, DropReason> {
@@ -170,7 +172,7 @@ impl<'x, 'r, S: EventSink> Exchange<'x, 'r, '_, S> {
     }
 
     /// Whether the client holds a binding (not a mere offer) of this IA.
-    fn holds_binding(&self, key: &IaKey<'r>) -> bool {
+    fn holds_binding(&self, key: &IaKey<'x>) -> bool {
         let mut bound = false;
         self.engine
             .table
@@ -211,7 +213,7 @@ impl<'x, 'r, S: EventSink> Exchange<'x, 'r, '_, S> {
     }
 
     /// The very prefix the client hinted, when it is a free unit of this server's slice.
-    fn claim_hinted(&mut self, key: &IaKey<'r>, hint: Hint, how: ClaimAs) -> Option<Lease> {
+    fn claim_hinted(&mut self, key: &IaKey<'x>, hint: Hint, how: ClaimAs) -> Option<Lease> {
         let (Some(bits), Some(len)) = (hint.prefix, hint.len) else {
             return None;
         };
@@ -488,10 +490,11 @@ impl<'x, 'r, S: EventSink> Exchange<'x, 'r, '_, S> {
         }
     }
 
-    fn key(&self, ia: &Ia<'r>) -> IaKey<'r> {
+    fn key(&self, ia: &Ia<'r>) -> IaKey<'x> {
         self.engine
             .table
             .ia_key(self.client.duid, ia.iaid(), ia.kind(), self.client.link)
+            .with_relay(self.relay)
     }
 
     /// The reserved address (as a /128) or prefix of the client on its link.

@@ -39,7 +39,7 @@ use self::signals::ForeignRebinds;
 use crate::config::{ClientKeys, Config, LinkId, UnknownLink};
 use crate::table::{
     ClaimAs, EventKind, EventSink, IaKind, Lease, LeaseEvent, LeaseRecord, LeaseState, LeaseTable,
-    RestoreReport,
+    RelayData, RestoreReport,
 };
 
 /// The most relay hops the server answers through (RFC 9915 §7.6 HOP_COUNT_LIMIT).
@@ -324,6 +324,7 @@ impl Engine {
         Some(LeaseRecord {
             duid: record.duid,
             lease,
+            relay: record.relay,
         })
     }
 
@@ -442,7 +443,8 @@ impl Engine {
                 let mut w = MessageWriter::new(reply);
                 let origin = self.direct_origin(&peer, request.client_id.unwrap_or_default());
                 let keys = RelayKeys::default();
-                let sent = self.respond(&request, link, keys, origin, cx.now, &mut w, events)?;
+                let sent =
+                    self.respond(&request, link, keys, None, origin, cx.now, &mut w, events)?;
                 Ok(Answer {
                     len: w.finish()?,
                     to: Destination::Client,
@@ -477,6 +479,23 @@ impl Engine {
                 request.relay_supplied = relay_supplied(&chain)?;
                 let link_layer = client_link_layer(&chain);
                 let origin = self.relay_origin(&peer, &chain, link_layer);
+                // Kept with the leases this message binds or extends (Leasequery's relay
+                // data, RFC 5007 §4.1.2.4).
+                // An Advertise binds nothing: a Solicit's relay data matters only with Rapid
+                // Commit, and a flood of Solicits costs no copy of it.
+                let binds = match request.msg_type {
+                    MessageType::Request | MessageType::Renew | MessageType::Rebind => true,
+                    MessageType::Solicit => request.rapid_commit,
+                    _ => false,
+                };
+                let relay_data =
+                    binds
+                        .then(|| RelayData::from_chain(&chain))
+                        .flatten()
+                        .map(|captured| {
+                            self.table.count_relay_cut(captured.cut);
+                            captured.data
+                        });
                 let to_source_port = relay
                     .options()
                     .find_raw(OptionCode::RelaySourcePort)
@@ -493,7 +512,16 @@ impl Engine {
                         } else {
                             relay_keys(&chain)
                         };
-                        self.respond(&request, link, keys, origin, cx.now, &mut w, events)?
+                        self.respond(
+                            &request,
+                            link,
+                            keys,
+                            relay_data.as_ref(),
+                            origin,
+                            cx.now,
+                            &mut w,
+                            events,
+                        )?
                     }
                     None => respond_unknown_link(&request, &self.config.server.duid, &mut w)?,
                 };
@@ -635,6 +663,7 @@ impl Engine {
         request: &ClientRequest<'_>,
         link_id: LinkId,
         keys: RelayKeys<'_>,
+        relay: Option<&RelayData>,
         origin: Origin,
         now: u32,
         w: &mut MessageWriter<'_>,
@@ -684,6 +713,7 @@ impl Engine {
             link,
             reservation,
             pools: &self.pools[link_id.index()],
+            relay,
             origin,
             now,
             w,

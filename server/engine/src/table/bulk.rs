@@ -2,6 +2,7 @@
 
 use super::LeaseTable;
 use super::lease::{EventKind, EventSink, LeaseRecord, LeaseState, RestoreReport, SweepReport};
+use super::relay::RelayMatch;
 use super::shard::{Record, STATE_BOUND, STATE_DECLINED, STATE_OFFERED, addr_hash};
 
 /// Leases expired under one lock of an address shard before it is let go for a moment.
@@ -51,7 +52,7 @@ impl LeaseTable {
                 } else {
                     EventKind::Expired
                 };
-                sink.emit(record.event(ended, now));
+                sink.emit(record.event(ended, now, &self.relays));
                 let loc = self.loc(addr_shard, slot);
                 if record.is_held() {
                     let old = record.client_hash;
@@ -61,7 +62,7 @@ impl LeaseTable {
                     }
                 }
                 let hash = addr_hash(record.addr(), record.kind(), &self.index_key);
-                shard.remove(slot, hash);
+                shard.remove(slot, hash, &self.relays);
                 report.removed += 1;
             }
             drop(guard);
@@ -93,6 +94,7 @@ impl LeaseTable {
                         Some(record) if record.matches(&key) => {
                             record.set(state, lease.lifetimes, lease.expires);
                             record.prefix_len = lease.prefix_len;
+                            self.relays.replace(&mut record.relay, item.relay.as_ref());
                             if state == STATE_DECLINED {
                                 clients.remove(key.hash, loc);
                             }
@@ -105,7 +107,13 @@ impl LeaseTable {
                 None => {
                     let mut record = Record::new(&key, lease.addr, lease.prefix_len);
                     record.set(state, lease.lifetimes, lease.expires);
-                    shard.insert(record, hash, self.index_key, self.max_slot)
+                    record.relay = self.relays.store(item.relay.as_ref());
+                    let tail = record.relay;
+                    let slot = shard.insert(record, hash, self.index_key, self.max_slot);
+                    if slot.is_none() {
+                        self.relays.release(&tail);
+                    }
+                    slot
                 }
             };
             match slot {
@@ -129,7 +137,39 @@ impl LeaseTable {
         };
         let shard = shard.lock();
         for record in shard.records.iter().filter(|record| !record.is_free()) {
-            each(&record.to_record());
+            each(&record.to_record(&self.relays));
+        }
+    }
+
+    /// Passes every lease of address shard `shard` (any state) whose relay data `selected`
+    /// selects to `each`, for Bulk Leasequery by Relay-ID, Remote-ID or link-address: a walk
+    /// of the shard's records comparing one handle each, holding that shard's lock meanwhile;
+    /// only the selected leases' relay data is read.
+    pub fn iter_shard_relayed(
+        &self,
+        shard: usize,
+        selected: &RelayMatch,
+        mut each: impl FnMut(&LeaseRecord),
+    ) {
+        if selected.is_empty() {
+            return;
+        }
+        let Some(shard) = self.addrs.get(shard) else {
+            return;
+        };
+        let shard = shard.lock();
+        let query = selected.query();
+        for record in shard.records.iter() {
+            if !record.is_free() && selected.contains(&record.relay) {
+                let record = record.to_record(&self.relays);
+                if record
+                    .relay
+                    .as_ref()
+                    .is_some_and(|data| query.matches(data))
+                {
+                    each(&record);
+                }
+            }
         }
     }
 }

@@ -5,6 +5,7 @@ use std::fmt;
 use std::net::Ipv6Addr;
 
 use super::INFINITE;
+use super::relay::RelayData;
 use super::shard::{kind_bits, mix64};
 use crate::alloc::SaltKey;
 use crate::config::LinkId;
@@ -144,13 +145,27 @@ impl Lease {
     }
 }
 
-/// A whole lease, DUID included: events, dumps, journal replay.
+/// A whole lease, DUID and relay data included: events, dumps, journal replay.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct LeaseRecord {
     /// The client's DUID.
     pub duid: DuidBuf,
     /// Everything else.
     pub lease: Lease,
+    /// What the relay agents said when the lease was last bound or extended (`None` for a
+    /// client that is not relayed).
+    pub relay: Option<RelayData>,
+}
+
+impl LeaseRecord {
+    /// A record without relay data.
+    pub fn new(duid: DuidBuf, lease: Lease) -> Self {
+        Self {
+            duid,
+            lease,
+            relay: None,
+        }
+    }
 }
 
 /// What happened to a lease.
@@ -255,7 +270,8 @@ pub struct RestoreReport {
     pub conflicts: usize,
 }
 
-/// A client's identity association: (DUID, IAID, kind, link) with its hash computed once.
+/// A client's identity association: (DUID, IAID, kind, link) with its hash computed once,
+/// and the relay data a claim or renewal through it stores ([`IaKey::with_relay`]).
 #[derive(Clone, Copy, Debug)]
 pub struct IaKey<'a> {
     pub(super) duid: &'a [u8],
@@ -263,6 +279,7 @@ pub struct IaKey<'a> {
     pub(super) kind: IaKind,
     pub(super) link: LinkId,
     pub(super) hash: u32,
+    pub(super) relay: Option<&'a RelayData>,
 }
 
 impl<'a> IaKey<'a> {
@@ -287,7 +304,20 @@ impl<'a> IaKey<'a> {
             kind,
             link,
             hash: mix64(folded) as u32,
+            relay: None,
         }
+    }
+
+    /// The same key, carrying the relay data of the request: a claim, binding or renewal
+    /// through it stores `relay` with the lease (`None`: the lease keeps none). Lookups ignore
+    /// it.
+    pub fn with_relay(self, relay: Option<&'a RelayData>) -> Self {
+        Self { relay, ..self }
+    }
+
+    /// The relay data a claim or renewal through this key stores.
+    pub fn relay(&self) -> Option<&'a RelayData> {
+        self.relay
     }
 
     /// The DUID bytes.

@@ -5,7 +5,7 @@
 //! Two arrays of N (a power of two) shards, each shard behind its own `parking_lot::Mutex`:
 //!
 //! - **address shards**, chosen by a hash of (address or prefix, IA kind), are authoritative:
-//!   each holds a slab of compact 64-byte records (`Vec<Record>` plus a free list), an index
+//!   each holds a slab of compact 88-byte records (`Vec<Record>` plus a free list), an index
 //!   `HashTable<u32>` from address to slab slot, so an address holds at most one lease, and an
 //!   expiry index (a min-heap of expiry and slot) that [`LeaseTable::handle_timeout`] pops;
 //! - **client shards**, chosen by the client key hash, hold `HashTable<u64>` entries
@@ -13,9 +13,15 @@
 //!   several leases (one entry each); entries are verified against the record on every lookup,
 //!   so a stale one is harmless and is dropped when met.
 //!
-//! At 10 million IA_NA leases this is 64 bytes of record plus about 5 + 9 bytes of index per
+//! At 10 million IA_NA leases this is 88 bytes of record plus about 5 + 9 bytes of index per
 //! bucket at a load factor between 7/16 and 7/8, and 8 bytes of expiry index (16 at most,
-//! with stale entries): roughly 90 to 115 bytes per lease.
+//! with stale entries): roughly 115 to 140 bytes per lease.
+//!
+//! A record keeps the per-client part of its lease's relay data inline (24 bytes: a handle,
+//! a link-local peer's interface identifier, an Ethernet link-layer address); the rest is
+//! interned in two reference-counted stores shared by the whole table, one entry per relay
+//! port and one per subscriber line (`table/relay.rs`; `cargo bench --bench
+//! lease_memory -- COUNT relay` measures it).
 //!
 //! Both indexes hash under a key drawn at random for each table, never the configured salt:
 //! clients choose the addresses they Rebind and Decline, and their DUIDs, and may know the
@@ -37,6 +43,7 @@
 
 mod bulk;
 mod lease;
+mod relay;
 mod shard;
 
 use std::fmt;
@@ -47,6 +54,11 @@ use parking_lot::Mutex;
 pub use self::lease::{
     ClaimAs, ClaimError, Discard, DuidBuf, EventKind, EventSink, INLINE_DUID_LEN, IaKey, IaKind,
     Lease, LeaseError, LeaseEvent, LeaseRecord, LeaseState, Lifetimes, RestoreReport, SweepReport,
+};
+use self::relay::RelayStore;
+pub use self::relay::{
+    Captured, KEPT_OPTIONS, MAX_RELAY_DATA_LEN, MAX_RELAY_HOPS, RelayData, RelayHop, RelayMatch,
+    RelayQuery, RelayStats,
 };
 use self::shard::{
     AddrShard, ClientShard, Record, STATE_BOUND, STATE_DECLINED, STATE_OFFERED, addr_hash, expiry,
@@ -83,6 +95,7 @@ pub struct LeaseTable {
     clients: Box<[Mutex<ClientShard>]>,
     addrs: Box<[Mutex<AddrShard>]>,
     cursor: Mutex<SweepCursor>,
+    relays: RelayStore,
 }
 
 impl fmt::Debug for LeaseTable {
@@ -125,6 +138,7 @@ impl LeaseTable {
             clients,
             addrs,
             cursor: Mutex::new(SweepCursor::default()),
+            relays: RelayStore::new(),
         }
     }
 
@@ -245,7 +259,8 @@ impl LeaseTable {
             };
             let moved = record.expires != expires;
             record.set(state, lifetimes, expires);
-            let (event, lease) = (record.event(event, now), record.lease());
+            self.relays.replace(&mut record.relay, key.relay);
+            let (event, lease) = (record.event(event, now, &self.relays), record.lease());
             if moved {
                 shard.schedule(slot as u32, expires);
             }
@@ -306,12 +321,34 @@ impl LeaseTable {
         }
     }
 
-    /// The lease (any state) on `addr` of `kind`, with its DUID.
+    /// Every offered or bound lease of `key` as a whole record (DUID and relay data), passed
+    /// to `each`: Leasequery by client identifier.
+    pub fn records_of(&self, key: &IaKey<'_>, mut each: impl FnMut(LeaseRecord)) {
+        let clients = self.clients[self.client_shard_of(key.hash)].lock();
+        for &entry in clients.index.iter_hash(mix64(u64::from(key.hash))) {
+            if (entry >> 32) as u32 != key.hash {
+                continue;
+            }
+            let (shard, slot) = self.split_loc(entry as u32);
+            let shard = self.addrs[shard].lock();
+            if let Some(record) = shard.records.get(slot)
+                && record.is_held()
+                && record.matches(key)
+            {
+                each(record.to_record(&self.relays));
+            }
+        }
+    }
+
+    /// The lease (any state) on `addr` of `kind`, with its DUID and relay data.
     pub fn lease_at(&self, addr: u128, kind: IaKind) -> Option<LeaseRecord> {
         let hash = addr_hash(addr, kind, &self.index_key);
         let shard = self.addrs[self.addr_shard_of(hash)].lock();
         let slot = shard.find(hash, addr, kind)?;
-        shard.records.get(slot as usize).map(Record::to_record)
+        shard
+            .records
+            .get(slot as usize)
+            .map(|record| record.to_record(&self.relays))
     }
 
     /// Claims `addr` (an address, or a prefix of `prefix_len`) for `key`, atomically.
@@ -357,7 +394,8 @@ impl LeaseTable {
                 let moved = record.expires != expires;
                 record.set(state, lifetimes, expires);
                 record.prefix_len = prefix_len;
-                let (event, lease) = (record.event(event, now), record.lease());
+                self.relays.replace(&mut record.relay, key.relay);
+                let (event, lease) = (record.event(event, now, &self.relays), record.lease());
                 if moved {
                     shard.schedule(slot, expires);
                 }
@@ -373,7 +411,7 @@ impl LeaseTable {
             } else {
                 EventKind::Expired
             };
-            sink.emit(record.event(ended, now));
+            sink.emit(record.event(ended, now, &self.relays));
             if record.is_held() {
                 let old = record.client_hash;
                 if self.client_shard_of(old) == client_shard {
@@ -383,9 +421,11 @@ impl LeaseTable {
                 }
                 // Otherwise the old entry stays: lookups verify the record and drop it.
             }
+            self.relays.release(&record.relay);
             *record = Record::new(key, addr, prefix_len);
             record.set(state, lifetimes, expires);
-            let (event, lease) = (record.event(event, now), record.lease());
+            record.relay = self.relays.store(key.relay);
+            let (event, lease) = (record.event(event, now, &self.relays), record.lease());
             shard.schedule(slot, expires);
             sink.emit(event);
             clients.insert(key.hash, loc);
@@ -393,12 +433,15 @@ impl LeaseTable {
         }
         let mut record = Record::new(key, addr, prefix_len);
         record.set(state, lifetimes, expires);
+        record.relay = self.relays.store(key.relay);
         let lease = record.lease();
-        let slot = shard
-            .insert(record, hash, self.index_key, self.max_slot)
-            .ok_or(ClaimError::Full)?;
+        let tail = record.relay;
+        let Some(slot) = shard.insert(record, hash, self.index_key, self.max_slot) else {
+            self.relays.release(&tail);
+            return Err(ClaimError::Full);
+        };
         if let Some(record) = shard.records.get(slot as usize) {
-            sink.emit(record.event(event, now));
+            sink.emit(record.event(event, now, &self.relays));
         }
         clients.insert(key.hash, self.loc(addr_shard, slot));
         Ok(lease)
@@ -431,7 +474,8 @@ impl LeaseTable {
         let expires = expiry(now, lifetimes.valid);
         let moved = record.expires != expires;
         record.set(STATE_BOUND, lifetimes, expires);
-        let (event, lease) = (record.event(event, now), record.lease());
+        self.relays.replace(&mut record.relay, key.relay);
+        let (event, lease) = (record.event(event, now, &self.relays), record.lease());
         if moved {
             shard.schedule(slot, expires);
         }
@@ -460,9 +504,9 @@ impl LeaseTable {
             .filter(|record| record.is_held() && record.matches(key))
             .ok_or(LeaseError::NotFound)?;
         let lease = record.lease();
-        sink.emit(record.event(EventKind::Released, now));
+        sink.emit(record.event(EventKind::Released, now, &self.relays));
         clients.remove(key.hash, self.loc(addr_shard, slot));
-        shard.remove(slot, hash);
+        shard.remove(slot, hash, &self.relays);
         Ok(lease)
     }
 
@@ -496,11 +540,31 @@ impl LeaseTable {
         };
         let expires = now.saturating_add(probation);
         record.set(STATE_DECLINED, lifetimes, expires);
-        let (event, lease) = (record.event(EventKind::Declined, now), record.lease());
+        let (event, lease) = (
+            record.event(EventKind::Declined, now, &self.relays),
+            record.lease(),
+        );
         shard.schedule(slot, expires);
         sink.emit(event);
         clients.remove(key.hash, self.loc(addr_shard, slot));
         Ok(lease)
+    }
+
+    /// What the relay data store holds: interned parts, and what it left out.
+    pub fn relay_stats(&self) -> RelayStats {
+        self.relays.stats()
+    }
+
+    /// Counts relay options left out of a lease's relay data ([`Captured::cut`]).
+    pub fn count_relay_cut(&self, options: u32) {
+        self.relays.count_cut(options);
+    }
+
+    /// The interned relay data that `query` selects, for [`Self::iter_shard_relayed`]: computed
+    /// once per query from the interned parts (one per relay port and one per subscriber line,
+    /// roughly), never from the leases.
+    pub fn relay_match(&self, query: &RelayQuery<'_>) -> RelayMatch {
+        self.relays.matching(query)
     }
 
     fn client_shard_of(&self, client_hash: u32) -> usize {
@@ -537,7 +601,7 @@ mod tests {
 
     #[test]
     fn record_is_64_bytes_and_short_duids_are_inline() {
-        assert_eq!(std::mem::size_of::<Record>(), 64);
+        assert_eq!(std::mem::size_of::<Record>(), 88);
         assert_eq!(std::mem::size_of::<DuidBuf>(), 24);
         assert!(!DuidBuf::new(&[1; 14]).is_spilled());
         assert!(!DuidBuf::new(&[1; INLINE_DUID_LEN]).is_spilled());

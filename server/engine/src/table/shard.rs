@@ -11,6 +11,7 @@ use super::INFINITE;
 use super::lease::{
     DuidBuf, EventKind, IaKey, IaKind, Lease, LeaseEvent, LeaseRecord, LeaseState, Lifetimes,
 };
+use super::relay::{RelayStore, RelayTail};
 use crate::alloc::SaltKey;
 use crate::config::LinkId;
 
@@ -21,7 +22,7 @@ pub(super) const STATE_DECLINED: u8 = 3;
 pub(super) const STATE_MASK: u8 = 0b11;
 pub(super) const KIND_PD: u8 = 0b1000_0000;
 
-/// One slab slot: 64 bytes. The address is two `u64` so that the record is not 16-aligned.
+/// One slab slot: 88 bytes. The address is two `u64` so that the record is not 16-aligned.
 pub(super) struct Record {
     pub(super) duid: DuidBuf,
     pub(super) addr_lo: u64,
@@ -35,6 +36,9 @@ pub(super) struct Record {
     /// IA kind (top bit) and state (low two bits).
     pub(super) flags: u8,
     pub(super) prefix_len: u8,
+    /// The per-client part of the relay data, and the handle of the rest
+    /// ([`super::relay`]); released by whoever frees or overwrites the record.
+    pub(super) relay: RelayTail,
 }
 
 impl Record {
@@ -51,6 +55,7 @@ impl Record {
             link: 0,
             flags: STATE_FREE,
             prefix_len: 0,
+            relay: RelayTail::default(),
         }
     }
 
@@ -71,6 +76,7 @@ impl Record {
             link: key.link.0,
             flags: kind | STATE_FREE,
             prefix_len,
+            relay: RelayTail::default(),
         }
     }
 
@@ -142,18 +148,19 @@ impl Record {
         }
     }
 
-    pub(super) fn to_record(&self) -> LeaseRecord {
+    pub(super) fn to_record(&self, relays: &RelayStore) -> LeaseRecord {
         LeaseRecord {
             duid: self.duid.clone(),
             lease: self.lease(),
+            relay: relays.load(&self.relay),
         }
     }
 
-    pub(super) fn event(&self, kind: EventKind, at: u32) -> LeaseEvent {
+    pub(super) fn event(&self, kind: EventKind, at: u32, relays: &RelayStore) -> LeaseEvent {
         LeaseEvent {
             kind,
             at,
-            record: self.to_record(),
+            record: self.to_record(relays),
         }
     }
 }
@@ -268,11 +275,13 @@ impl AddrShard {
         Some(slot)
     }
 
-    pub(super) fn remove(&mut self, slot: u32, hash: u64) {
+    /// Frees `slot`, dropping its relay data's references.
+    pub(super) fn remove(&mut self, slot: u32, hash: u64, relays: &RelayStore) {
         if let Ok(entry) = self.index.find_entry(hash, |&other| other == slot) {
             entry.remove();
         }
         if let Some(record) = self.records.get_mut(slot as usize) {
+            relays.release(&record.relay);
             *record = Record::free();
             self.free.push(slot);
             self.live -= 1;

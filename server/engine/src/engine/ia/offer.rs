@@ -19,7 +19,7 @@ impl<'r, S: EventSink> Exchange<'_, 'r, '_, S> {
     /// The server MAY assign different addresses or delegated prefixes to an IA than
     /// those that were advertised.
     /// (So an Advertise need not reserve what it shows.)
-    pub(super) fn propose(&mut self, ia: &Ia<'r>, key: &IaKey<'r>, hold: u32) -> Option<Lease> {
+    pub(super) fn propose(&mut self, ia: &Ia<'r>, key: &IaKey<'_>, hold: u32) -> Option<Lease> {
         let reservation = self.reservation(key.kind());
         let served = self.served(reservation);
         let (table, now) = (&self.engine.table, self.now);

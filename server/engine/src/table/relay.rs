@@ -1,0 +1,962 @@
+//! Relay data kept with each binding: what the relay agents of a relayed client said about it
+//! (RFC 5007 §4.1.2.4 LQ Relay Data, and the Relay-ID, link-address and Remote-ID queries of
+//! RFC 5460), and the store that keeps it in the table at a few bytes per lease.
+//!
+//! # What is kept
+//!
+//! For each relay hop (outermost first, as received): the hop-count, link-address and
+//! peer-address of its Relay-forward header, and those of its options that identify the
+//! relay or the subscriber ([`KEPT_OPTIONS`]: Interface-Id, Remote-ID, Subscriber-ID, Client
+//! Link-Layer Address, Relay-ID and the Vendor-specific Information option). The Relay Message
+//! option (the client's message) and every other option are left out. At most
+//! [`MAX_RELAY_DATA_LEN`] bytes are kept: options past that are left out and counted
+//! ([`RelayData::from_chain`] reports how many).
+//!
+//! # Canonical encoding ([`RelayData::as_bytes`], journal)
+//!
+//! ```text
+//! hops u8 (1..=8) | per hop, outermost first:
+//!     hop-count u8 | link-address (16) | peer-address (16) | options length u16 (big endian)
+//!     | options, each code u16 | length u16 | body (big endian, as on the wire)
+//! ```
+//!
+//! The innermost hop's options are in a canonical order: Interface-Id and Relay-ID first, then
+//! the others, then the first Client Link-Layer Address of an Ethernet-sized (6-octet)
+//! address; each group in the order received. The Relay-forward message of RFC 5007 is
+//! rebuilt from it by [`RelayData::write_relay_message`].
+//!
+//! # How the table keeps it
+//!
+//! Most of it is the same for many clients: a CMTS or BNG puts the same link-address,
+//! peer-address, Interface-Id and Relay-ID on every client it relays, and a cable modem the
+//! same Remote-ID on every device behind it. The table keeps it in three parts:
+//!
+//! - a **path** (interned, reference counted): every hop but the innermost one, and the
+//!   innermost one's hop-count, link-address, Interface-Id and Relay-ID: one per relay port;
+//! - a **subscriber** part (interned, reference counted, holding a reference to its path):
+//!   the innermost hop's other options (Remote-ID, Subscriber-ID, vendor options), and its
+//!   peer-address unless that is a link-local address: one per subscriber line or modem;
+//! - **per client**, inline in the lease record (21 bytes): the subscriber part's handle, the
+//!   interface identifier of a link-local innermost peer-address (a client sends from its
+//!   link-local address, RFC 9915 §13.1) and an Ethernet Client Link-Layer Address.
+//!
+//! Interned parts of at most 22 bytes live in their entry; longer ones on the heap. A lease
+//! released, expired or given other relay data drops its reference; an entry without
+//! references is freed at once.
+
+use std::hash::{BuildHasher, RandomState};
+use std::net::Ipv6Addr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use hashbrown::{HashSet, HashTable};
+use parking_lot::Mutex;
+use xdhcp6_proto::{OptionCode, RelayChain};
+
+use super::lease::DuidBuf;
+
+/// The most bytes of relay data kept for one lease (the canonical encoding).
+pub const MAX_RELAY_DATA_LEN: usize = 512;
+
+/// The most relay hops kept (RFC 9915 §7.6 HOP_COUNT_LIMIT).
+pub const MAX_RELAY_HOPS: usize = 8;
+
+/// The relay options kept: Interface-Id (18), Remote-ID (37), Subscriber-ID (38), Client
+/// Link-Layer Address (79), Relay-ID (53) and Vendor-specific Information (17).
+pub const KEPT_OPTIONS: [u16; 6] = [18, 37, 38, 79, 53, 17];
+
+const INTERFACE_ID: u16 = 18;
+const REMOTE_ID: u16 = 37;
+const SUBSCRIBER_ID: u16 = 38;
+const CLIENT_LINK_LAYER: u16 = 79;
+const RELAY_ID: u16 = 53;
+
+/// Bytes of a hop's header in the canonical encoding.
+const HOP_HEADER_LEN: usize = 1 + 16 + 16 + 2;
+
+/// The relay data of one binding: the relay chain it was last bound or extended through,
+/// without the client's message. Cheap to clone (shared bytes).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct RelayData(Arc<[u8]>);
+
+/// One relay hop of [`RelayData`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RelayHop<'a> {
+    header: &'a [u8; HOP_HEADER_LEN],
+    options: &'a [u8],
+}
+
+/// What [`RelayData::from_chain`] kept of a relay chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Captured {
+    /// The relay data.
+    pub data: RelayData,
+    /// Kept options left out because the data would have grown past [`MAX_RELAY_DATA_LEN`].
+    pub cut: u32,
+}
+
+impl RelayData {
+    /// The relay data of a relayed message: its hops and their [`KEPT_OPTIONS`], at most
+    /// [`MAX_RELAY_DATA_LEN`] bytes of them. `None` for a chain too deep, or whose options
+    /// are malformed (the engine drops such messages before).
+    pub fn from_chain(chain: &RelayChain<'_>) -> Option<Captured> {
+        let hops: Vec<_> = chain.hops().collect();
+        if hops.is_empty() || hops.len() > MAX_RELAY_HOPS {
+            return None;
+        }
+        let mut out = Vec::with_capacity(128);
+        out.push(hops.len() as u8);
+        let mut budget = MAX_RELAY_DATA_LEN - 1 - hops.len() * HOP_HEADER_LEN;
+        let mut cut = 0;
+        for (index, hop) in hops.iter().enumerate() {
+            let mut kept: Vec<(u16, &[u8])> = Vec::new();
+            for raw in hop.options().raw() {
+                let raw = raw.ok()?;
+                if !KEPT_OPTIONS.contains(&raw.code) {
+                    continue;
+                }
+                if raw.data.len() > usize::from(u16::MAX) || 4 + raw.data.len() > budget {
+                    cut += 1;
+                    continue;
+                }
+                budget -= 4 + raw.data.len();
+                kept.push((raw.code, raw.data));
+            }
+            if index + 1 == hops.len() {
+                canonical_order(&mut kept);
+            }
+            out.push(hop.hop_count());
+            out.extend_from_slice(&hop.link_address().octets());
+            out.extend_from_slice(&hop.peer_address().octets());
+            let len: usize = kept.iter().map(|(_, body)| 4 + body.len()).sum();
+            out.extend_from_slice(&(len as u16).to_be_bytes());
+            for (code, body) in kept {
+                push_option(&mut out, code, body);
+            }
+        }
+        let data = RelayData::from_bytes(&out)?;
+        Some(Captured { data, cut })
+    }
+
+    /// Relay data from its canonical encoding ([`Self::as_bytes`]); `None` unless `bytes` is
+    /// one: at most [`MAX_RELAY_DATA_LEN`] bytes, 1 to [`MAX_RELAY_HOPS`] hops, well-framed
+    /// options, the innermost hop's in canonical order.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() > MAX_RELAY_DATA_LEN {
+            return None;
+        }
+        let (&count, mut rest) = bytes.split_first()?;
+        if count == 0 || usize::from(count) > MAX_RELAY_HOPS {
+            return None;
+        }
+        let mut innermost = None;
+        for _ in 0..count {
+            let (hop, after) = split_hop(rest)?;
+            options(hop.options).try_for_each(|option| option.map(|_| ()))?;
+            innermost = Some(hop);
+            rest = after;
+        }
+        let innermost = innermost?;
+        if !rest.is_empty() {
+            return None;
+        }
+        let mut kept: Vec<(u16, &[u8])> = options(innermost.options).map_while(|o| o).collect();
+        let received = kept.clone();
+        canonical_order(&mut kept);
+        (kept == received).then(|| Self(bytes.into()))
+    }
+
+    /// The canonical encoding (see the module documentation): what the journal keeps.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The relay hops, outermost (the relay the server heard from) first.
+    pub fn hops(&self) -> impl Iterator<Item = RelayHop<'_>> + '_ {
+        let mut rest = self.0.get(1..).unwrap_or_default();
+        std::iter::from_fn(move || {
+            let (hop, after) = split_hop(rest)?;
+            rest = after;
+            Some(hop)
+        })
+    }
+
+    /// The number of relay hops.
+    pub fn hop_len(&self) -> usize {
+        usize::from(self.0.first().copied().unwrap_or(0))
+    }
+
+    /// The relay closest to the client.
+    pub fn innermost(&self) -> Option<RelayHop<'_>> {
+        self.hops().last()
+    }
+
+    /// The outermost relay, the one the server heard from.
+    pub fn outermost(&self) -> Option<RelayHop<'_>> {
+        self.hops().next()
+    }
+
+    /// The peer-address of the outermost Relay-forward: for the peer-address field of the LQ
+    /// Relay Data option (RFC 5007 §4.1.2.4), the address the server received it from when
+    /// the relay sent from its own address.
+    pub fn peer_address(&self) -> Option<Ipv6Addr> {
+        self.outermost().map(|hop| hop.peer_address())
+    }
+
+    /// The first option `code` of the relays, from the one closest to the client outwards.
+    pub fn option(&self, code: u16) -> Option<&[u8]> {
+        let mut hops = [None; MAX_RELAY_HOPS];
+        for (hop, slot) in self.hops().zip(hops.iter_mut()) {
+            *slot = Some(hop);
+        }
+        hops.into_iter()
+            .rev()
+            .flatten()
+            .find_map(|hop| hop.option(code))
+    }
+
+    /// The Relay-ID option's DUID (RFC 5460 §5.4.1), the closest relay's first.
+    pub fn relay_id(&self) -> Option<&[u8]> {
+        self.option(RELAY_ID)
+    }
+
+    /// The Remote-ID option's body: enterprise number (4 octets) then the remote-id (RFC 4649).
+    pub fn remote_id(&self) -> Option<&[u8]> {
+        self.option(REMOTE_ID)
+    }
+
+    /// The Subscriber-ID option's body (RFC 4580).
+    pub fn subscriber_id(&self) -> Option<&[u8]> {
+        self.option(SUBSCRIBER_ID)
+    }
+
+    /// The Interface-Id option's body (RFC 9915 §21.18), the closest relay's first.
+    pub fn interface_id(&self) -> Option<&[u8]> {
+        self.option(INTERFACE_ID)
+    }
+
+    /// The Client Link-Layer Address (RFC 6939): hardware type and address.
+    pub fn client_link_layer(&self) -> Option<(u16, &[u8])> {
+        let body = self.innermost()?.option(CLIENT_LINK_LAYER)?;
+        let (hw_type, addr) = body.split_first_chunk::<2>()?;
+        Some((u16::from_be_bytes(*hw_type), addr))
+    }
+
+    /// The length of [`Self::write_relay_message`]'s output.
+    pub fn relay_message_len(&self) -> usize {
+        self.hops()
+            .map(|hop| 34 + hop.options.len() + 4)
+            .sum::<usize>()
+            - 4
+    }
+
+    /// Appends the Relay-forward message as received, without the client's message, for the
+    /// DHCP-relay-message field of an LQ Relay Data option (RFC 5007 §4.1.2.4): each hop's
+    /// Relay-forward header and kept options, the outer hops' Relay Message options holding
+    /// the next hop, the innermost one without a Relay Message option.
+    pub fn write_relay_message(&self, out: &mut Vec<u8>) {
+        let hops: Vec<_> = self.hops().collect();
+        let mut inner = 0;
+        let mut lens = vec![0; hops.len()];
+        for (hop, len) in hops.iter().zip(lens.iter_mut()).rev() {
+            *len = inner;
+            inner += 34 + hop.options.len() + if inner == 0 { 0 } else { 4 };
+        }
+        for (index, hop) in hops.iter().enumerate() {
+            out.push(12); // RELAY-FORW
+            out.push(hop.hop_count());
+            out.extend_from_slice(&hop.link_address().octets());
+            out.extend_from_slice(&hop.peer_address().octets());
+            out.extend_from_slice(hop.options);
+            if index + 1 < hops.len() {
+                out.extend_from_slice(&u16::from(OptionCode::RelayMsg).to_be_bytes());
+                out.extend_from_slice(&(lens[index] as u16).to_be_bytes());
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for RelayData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.hops()).finish()
+    }
+}
+
+impl<'a> RelayHop<'a> {
+    /// The hop-count of its Relay-forward.
+    pub fn hop_count(&self) -> u8 {
+        self.header[0]
+    }
+
+    /// The link-address.
+    pub fn link_address(&self) -> Ipv6Addr {
+        let mut octets = [0; 16];
+        octets.copy_from_slice(&self.header[1..17]);
+        Ipv6Addr::from(octets)
+    }
+
+    /// The peer-address.
+    pub fn peer_address(&self) -> Ipv6Addr {
+        let mut octets = [0; 16];
+        octets.copy_from_slice(&self.header[17..33]);
+        Ipv6Addr::from(octets)
+    }
+
+    /// The kept options, as (code, body).
+    pub fn options(&self) -> impl Iterator<Item = (u16, &'a [u8])> + 'a {
+        options(self.options).map_while(|option| option)
+    }
+
+    /// The options' encoding (code, length, body each), as on the wire.
+    pub fn options_bytes(&self) -> &'a [u8] {
+        self.options
+    }
+
+    /// The first option `code` of this hop.
+    pub fn option(&self, code: u16) -> Option<&'a [u8]> {
+        self.options()
+            .find(|&(other, _)| other == code)
+            .map(|(_, body)| body)
+    }
+}
+
+/// Splits one hop off the canonical encoding.
+fn split_hop(bytes: &[u8]) -> Option<(RelayHop<'_>, &[u8])> {
+    let (header, rest) = bytes.split_first_chunk::<HOP_HEADER_LEN>()?;
+    let len = usize::from(u16::from_be_bytes([header[33], header[34]]));
+    let (options, rest) = rest.split_at_checked(len)?;
+    Some((RelayHop { header, options }, rest))
+}
+
+/// The options of `bytes`: `Some(None)` (then nothing) at a framing error.
+fn options(mut bytes: &[u8]) -> impl Iterator<Item = Option<(u16, &[u8])>> {
+    std::iter::from_fn(move || {
+        if bytes.is_empty() {
+            return None;
+        }
+        let parsed = bytes.split_first_chunk::<4>().and_then(|(head, rest)| {
+            let code = u16::from_be_bytes([head[0], head[1]]);
+            let len = usize::from(u16::from_be_bytes([head[2], head[3]]));
+            rest.split_at_checked(len)
+                .map(|(body, rest)| (code, body, rest))
+        });
+        match parsed {
+            Some((code, body, rest)) => {
+                bytes = rest;
+                Some(Some((code, body)))
+            }
+            None => {
+                bytes = &[];
+                Some(None)
+            }
+        }
+    })
+}
+
+fn push_option(out: &mut Vec<u8>, code: u16, body: &[u8]) {
+    out.extend_from_slice(&code.to_be_bytes());
+    out.extend_from_slice(&(body.len() as u16).to_be_bytes());
+    out.extend_from_slice(body);
+}
+
+/// Where an option of the innermost hop is kept: 0 with the path, 1 with the subscriber, 2
+/// inline (the first Ethernet-sized Client Link-Layer Address).
+fn classes(options: &[(u16, &[u8])]) -> Vec<u8> {
+    let mut inline_seen = false;
+    options
+        .iter()
+        .map(|&(code, body)| match code {
+            INTERFACE_ID | RELAY_ID => 0,
+            CLIENT_LINK_LAYER if body.len() == 8 && !inline_seen => {
+                inline_seen = true;
+                2
+            }
+            _ => 1,
+        })
+        .collect()
+}
+
+/// Puts the innermost hop's options in canonical order (stable within each class).
+fn canonical_order(options: &mut Vec<(u16, &[u8])>) {
+    let classes = classes(options);
+    let mut tagged: Vec<_> = classes.into_iter().zip(options.drain(..)).collect();
+    tagged.sort_by_key(|(class, _)| *class);
+    options.extend(tagged.into_iter().map(|(_, option)| option));
+}
+
+/// The per-client part of a lease's relay data, inline in its record (21 bytes used).
+#[derive(Clone, Copy, Default)]
+pub(super) struct RelayTail {
+    /// The subscriber part's handle plus one; 0: no relay data.
+    handle: u32,
+    /// The interface identifier of the link-local innermost peer-address.
+    iid: [u8; 8],
+    /// An Ethernet Client Link-Layer Address: hardware type then address.
+    link_layer: [u8; 8],
+    /// Whether `link_layer` holds one.
+    has_link_layer: bool,
+}
+
+impl RelayTail {
+    pub(super) fn is_none(&self) -> bool {
+        self.handle == 0
+    }
+}
+
+/// The shards of each interner (a power of two).
+const INTERN_SHARDS: usize = 64;
+const INTERN_SHARD_BITS: u32 = INTERN_SHARDS.trailing_zeros();
+
+/// Interned byte strings with reference counts, sharded by hash.
+struct Interner {
+    shards: Box<[Mutex<InternShard>]>,
+    state: RandomState,
+}
+
+#[derive(Default)]
+struct InternShard {
+    entries: Slab,
+    free: Vec<u32>,
+    index: HashTable<u32>,
+    live: usize,
+    heap_bytes: usize,
+}
+
+/// 32 bytes: parts of at most 22 bytes (a Remote-ID, or a short path) live inline.
+struct Entry {
+    bytes: DuidBuf,
+    refs: u32,
+}
+
+/// Entries per chunk of a [`Slab`] (32 KiB).
+const CHUNK: usize = 1024;
+
+/// Entries in fixed chunks: growing never copies nor leaves the old array behind, so the
+/// memory held stays in proportion to the entries (a `Vec` doubling would leave freed arrays
+/// of up to half its size in the allocator).
+#[derive(Default)]
+struct Slab {
+    chunks: Vec<Box<[Entry]>>,
+    len: usize,
+}
+
+impl Slab {
+    fn get(&self, slot: usize) -> Option<&Entry> {
+        self.chunks.get(slot / CHUNK)?.get(slot % CHUNK)
+    }
+
+    fn get_mut(&mut self, slot: usize) -> Option<&mut Entry> {
+        self.chunks.get_mut(slot / CHUNK)?.get_mut(slot % CHUNK)
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn push(&mut self, entry: Entry) {
+        if self.len == self.chunks.len() * CHUNK {
+            self.chunks.push(
+                (0..CHUNK)
+                    .map(|_| Entry {
+                        bytes: DuidBuf::empty(),
+                        refs: 0,
+                    })
+                    .collect(),
+            );
+        }
+        let slot = self.len;
+        if let Some(free) = self.get_mut(slot) {
+            *free = entry;
+            self.len += 1;
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Entry> {
+        self.chunks
+            .iter()
+            .flat_map(|chunk| chunk.iter())
+            .take(self.len)
+    }
+}
+
+impl Interner {
+    fn new() -> Self {
+        Self {
+            shards: (0..INTERN_SHARDS).map(|_| Mutex::default()).collect(),
+            state: RandomState::new(),
+        }
+    }
+
+    /// Takes a reference to `bytes`' entry, made if needed (then `true`); `None` if the shard
+    /// is full.
+    fn intern(&self, bytes: &[u8]) -> Option<(u32, bool)> {
+        let hash = self.state.hash_one(bytes);
+        let shard_index = hash as usize & (INTERN_SHARDS - 1);
+        let mut shard = self.shards[shard_index].lock();
+        let shard = &mut *shard;
+        let entries = &shard.entries;
+        let found = shard.index.find(hash, |&slot| {
+            entries
+                .get(slot as usize)
+                .is_some_and(|entry| entry.bytes.as_bytes() == bytes)
+        });
+        if let Some(&slot) = found {
+            if let Some(entry) = shard.entries.get_mut(slot as usize) {
+                entry.refs += 1;
+            }
+            return Some((slot << INTERN_SHARD_BITS | shard_index as u32, false));
+        }
+        let entry = Entry {
+            bytes: DuidBuf::new(bytes),
+            refs: 1,
+        };
+        let slot = match shard.free.pop() {
+            Some(slot) => {
+                *shard.entries.get_mut(slot as usize)? = entry;
+                slot
+            }
+            None => {
+                let slot = u32::try_from(shard.entries.len())
+                    .ok()
+                    .filter(|&slot| slot < u32::MAX >> (INTERN_SHARD_BITS + 1))?;
+                shard.entries.push(entry);
+                slot
+            }
+        };
+        if bytes.len() > super::INLINE_DUID_LEN {
+            shard.heap_bytes += bytes.len();
+        }
+        shard.live += 1;
+        let (entries, state) = (&shard.entries, &self.state);
+        shard.index.insert_unique(hash, slot, |&slot| {
+            entries
+                .get(slot as usize)
+                .map_or(0, |entry| state.hash_one(entry.bytes.as_bytes()))
+        });
+        Some((slot << INTERN_SHARD_BITS | shard_index as u32, true))
+    }
+
+    /// Drops a reference; returns the bytes of an entry that it freed.
+    fn release(&self, handle: u32) -> Option<DuidBuf> {
+        let (shard, slot) = split_handle(handle);
+        let mut shard = self.shards.get(shard)?.lock();
+        let entry = shard.entries.get_mut(slot)?;
+        if entry.refs == 0 {
+            return None;
+        }
+        entry.refs -= 1;
+        if entry.refs > 0 {
+            return None;
+        }
+        let bytes = std::mem::replace(&mut entry.bytes, DuidBuf::empty());
+        let hash = self.state.hash_one(bytes.as_bytes());
+        if let Ok(found) = shard
+            .index
+            .find_entry(hash, |&other| other as usize == slot)
+        {
+            found.remove();
+        }
+        shard.free.push(slot as u32);
+        shard.live -= 1;
+        if bytes.is_spilled() {
+            shard.heap_bytes -= bytes.as_bytes().len();
+        }
+        Some(bytes)
+    }
+
+    /// Calls `f` with the bytes of `handle`'s entry.
+    fn with<T>(&self, handle: u32, f: impl FnOnce(&[u8]) -> T) -> Option<T> {
+        let (shard, slot) = split_handle(handle);
+        let shard = self.shards.get(shard)?.lock();
+        let entry = shard.entries.get(slot).filter(|entry| entry.refs > 0)?;
+        Some(f(entry.bytes.as_bytes()))
+    }
+
+    /// Calls `f` with every live entry's handle and bytes, one shard locked at a time.
+    fn each(&self, mut f: impl FnMut(u32, &[u8])) {
+        for (index, shard) in self.shards.iter().enumerate() {
+            let shard = shard.lock();
+            for (slot, entry) in shard.entries.iter().enumerate() {
+                if entry.refs > 0 {
+                    f(
+                        (slot as u32) << INTERN_SHARD_BITS | index as u32,
+                        entry.bytes.as_bytes(),
+                    );
+                }
+            }
+        }
+    }
+
+    fn stats(&self) -> (usize, usize) {
+        self.shards.iter().fold((0, 0), |(live, heap), shard| {
+            let shard = shard.lock();
+            (live + shard.live, heap + shard.heap_bytes)
+        })
+    }
+}
+
+fn split_handle(handle: u32) -> (usize, usize) {
+    (
+        handle as usize & (INTERN_SHARDS - 1),
+        (handle >> INTERN_SHARD_BITS) as usize,
+    )
+}
+
+/// What the relay data store holds ([`super::LeaseTable::relay_stats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RelayStats {
+    /// Interned paths (one per relay port, roughly).
+    pub paths: usize,
+    /// Interned subscriber parts (one per subscriber line or modem, roughly).
+    pub subscribers: usize,
+    /// Bytes of interned parts too long to live in their entry.
+    pub heap_bytes: usize,
+    /// Relay options left out because a lease's relay data would have grown past
+    /// [`MAX_RELAY_DATA_LEN`] (as reported to [`super::LeaseTable::count_relay_cut`]).
+    pub options_cut: u64,
+    /// Leases whose relay data could not be stored (an interner full).
+    pub not_stored: u64,
+}
+
+/// The relay data of the table's leases: two interners and the counters.
+pub(super) struct RelayStore {
+    paths: Interner,
+    subscribers: Interner,
+    options_cut: AtomicU64,
+    not_stored: AtomicU64,
+}
+
+/// Where the subscriber part says the innermost peer-address is.
+const PEER_LINK_LOCAL: u8 = 0;
+const PEER_FULL: u8 = 1;
+
+impl RelayStore {
+    pub(super) fn new() -> Self {
+        Self {
+            paths: Interner::new(),
+            subscribers: Interner::new(),
+            options_cut: AtomicU64::new(0),
+            not_stored: AtomicU64::new(0),
+        }
+    }
+
+    /// Interns `data` and returns the tail a record keeps (references taken).
+    pub(super) fn store(&self, data: Option<&RelayData>) -> RelayTail {
+        let Some(data) = data else {
+            return RelayTail::default();
+        };
+        match self.split_and_intern(data) {
+            Some(tail) => tail,
+            None => {
+                self.not_stored.fetch_add(1, Ordering::Relaxed);
+                RelayTail::default()
+            }
+        }
+    }
+
+    fn split_and_intern(&self, data: &RelayData) -> Option<RelayTail> {
+        let hops: Vec<_> = data.hops().collect();
+        let (innermost, outer) = hops.split_last()?;
+        let mut path = Vec::with_capacity(64);
+        path.push(hops.len() as u8);
+        for hop in outer {
+            path.extend_from_slice(hop.header);
+            path.extend_from_slice(hop.options);
+        }
+        let options: Vec<_> = innermost.options().collect();
+        let classes = classes(&options);
+        path.push(innermost.hop_count());
+        path.extend_from_slice(&innermost.header[1..17]);
+        let path_len: usize = options
+            .iter()
+            .zip(&classes)
+            .filter(|(_, class)| **class == 0)
+            .map(|((_, body), _)| 4 + body.len())
+            .sum();
+        path.extend_from_slice(&(path_len as u16).to_be_bytes());
+        let mut tail = RelayTail::default();
+        let mut subscriber = Vec::with_capacity(32);
+        subscriber.extend_from_slice(&[0; 4]);
+        let peer = innermost.peer_address().octets();
+        if peer[..8] == [0xfe, 0x80, 0, 0, 0, 0, 0, 0] {
+            subscriber.push(PEER_LINK_LOCAL);
+            tail.iid.copy_from_slice(&peer[8..]);
+        } else {
+            subscriber.push(PEER_FULL);
+            subscriber.extend_from_slice(&peer);
+        }
+        for (&(code, body), class) in options.iter().zip(classes) {
+            match class {
+                0 => push_option(&mut path, code, body),
+                1 => push_option(&mut subscriber, code, body),
+                _ => {
+                    tail.link_layer.copy_from_slice(body);
+                    tail.has_link_layer = true;
+                }
+            }
+        }
+        let (path, _) = self.paths.intern(&path)?;
+        subscriber[..4].copy_from_slice(&path.to_le_bytes());
+        let Some((handle, created)) = self.subscribers.intern(&subscriber) else {
+            self.paths.release(path);
+            return None;
+        };
+        // A subscriber part holds one reference to its path, taken when it was made.
+        if !created {
+            self.paths.release(path);
+        }
+        tail.handle = handle + 1;
+        Some(tail)
+    }
+
+    /// Drops the references of `tail`.
+    pub(super) fn release(&self, tail: &RelayTail) {
+        let Some(handle) = tail.handle.checked_sub(1) else {
+            return;
+        };
+        if let Some(freed) = self.subscribers.release(handle)
+            && let Some(path) = freed.as_bytes().first_chunk::<4>()
+        {
+            self.paths.release(u32::from_le_bytes(*path));
+        }
+    }
+
+    /// Replaces the relay data of a record: interns the new one, then drops the old one.
+    pub(super) fn replace(&self, tail: &mut RelayTail, data: Option<&RelayData>) {
+        if data.is_none() && tail.is_none() {
+            return;
+        }
+        let new = self.store(data);
+        self.release(tail);
+        *tail = new;
+    }
+
+    /// The relay data of a record. Holds a subscriber shard's lock, then a path shard's (the
+    /// one place where interner locks nest, always in this order).
+    pub(super) fn load(&self, tail: &RelayTail) -> Option<RelayData> {
+        let handle = tail.handle.checked_sub(1)?;
+        self.subscribers
+            .with(handle, |subscriber| {
+                let (path, rest) = subscriber.split_first_chunk::<4>()?;
+                self.paths
+                    .with(u32::from_le_bytes(*path), |path| join(path, rest, tail))?
+            })
+            .flatten()
+    }
+
+    pub(super) fn count_cut(&self, options: u32) {
+        if options > 0 {
+            self.options_cut
+                .fetch_add(u64::from(options), Ordering::Relaxed);
+        }
+    }
+
+    pub(super) fn stats(&self) -> RelayStats {
+        let (paths, path_heap) = self.paths.stats();
+        let (subscribers, sub_heap) = self.subscribers.stats();
+        RelayStats {
+            paths,
+            subscribers,
+            heap_bytes: path_heap + sub_heap,
+            options_cut: self.options_cut.load(Ordering::Relaxed),
+            not_stored: self.not_stored.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The subscriber handles (plus one, as records keep them) whose relay data matches.
+    pub(super) fn matching(&self, query: &RelayQuery<'_>) -> RelayMatch {
+        let mut paths = HashSet::new();
+        self.paths.each(|handle, bytes| {
+            if path_matches(bytes, query) {
+                paths.insert(handle);
+            }
+        });
+        let mut handles = HashSet::new();
+        self.subscribers.each(|handle, bytes| {
+            let Some((path, rest)) = bytes.split_first_chunk::<4>() else {
+                return;
+            };
+            let sub_options = match rest.split_first() {
+                Some((&PEER_LINK_LOCAL, rest)) => rest,
+                Some((_, rest)) => rest.get(16..).unwrap_or_default(),
+                None => return,
+            };
+            let own = match query {
+                RelayQuery::RemoteId(id) => options(sub_options)
+                    .map_while(|option| option)
+                    .any(|(code, body)| code == REMOTE_ID && body == *id),
+                RelayQuery::RelayId(_) | RelayQuery::LinkAddress(_) => false,
+            };
+            if own || paths.contains(&u32::from_le_bytes(*path)) {
+                handles.insert(handle + 1);
+            }
+        });
+        RelayMatch {
+            handles,
+            query: OwnedQuery::of(query),
+        }
+    }
+}
+
+/// The relay data of a record from its path, its subscriber part (after the path handle) and
+/// its tail.
+fn join(path: &[u8], subscriber: &[u8], tail: &RelayTail) -> Option<RelayData> {
+    let (&peer_kind, rest) = subscriber.split_first()?;
+    let (peer, sub_options) = match peer_kind {
+        PEER_LINK_LOCAL => {
+            let mut peer = [0; 16];
+            peer[..2].copy_from_slice(&[0xfe, 0x80]);
+            peer[8..].copy_from_slice(&tail.iid);
+            (peer, rest)
+        }
+        _ => {
+            let (peer, rest) = rest.split_first_chunk::<16>()?;
+            (*peer, rest)
+        }
+    };
+    // The path ends with the innermost hop: hop-count, link-address, options length and the
+    // path-class options.
+    let (&count, mut outer) = path.split_first()?;
+    let inline = if tail.has_link_layer {
+        4 + tail.link_layer.len()
+    } else {
+        0
+    };
+    let mut out = Vec::with_capacity(path.len() + subscriber.len() + 16 + inline);
+    out.push(count);
+    for _ in 1..count {
+        let (hop, after) = split_hop(outer)?;
+        out.extend_from_slice(hop.header);
+        out.extend_from_slice(hop.options);
+        outer = after;
+    }
+    let (head, path_options) = outer.split_first_chunk::<{ 1 + 16 + 2 }>()?;
+    let len = path_options.len() + sub_options.len() + inline;
+    out.extend_from_slice(&head[..17]);
+    out.extend_from_slice(&peer);
+    out.extend_from_slice(&(len as u16).to_be_bytes());
+    out.extend_from_slice(path_options);
+    out.extend_from_slice(sub_options);
+    if tail.has_link_layer {
+        push_option(&mut out, CLIENT_LINK_LAYER, &tail.link_layer);
+    }
+    Some(RelayData(out.into()))
+}
+
+/// Whether a path (see [`RelayStore::split_and_intern`]) matches `query`.
+fn path_matches(path: &[u8], query: &RelayQuery<'_>) -> bool {
+    let Some((&count, mut rest)) = path.split_first() else {
+        return false;
+    };
+    let mut hops: Vec<(Ipv6Addr, &[u8])> = Vec::new();
+    for _ in 1..count {
+        let Some((hop, after)) = split_hop(rest) else {
+            return false;
+        };
+        hops.push((hop.link_address(), hop.options));
+        rest = after;
+    }
+    let Some((head, path_options)) = rest.split_first_chunk::<{ 1 + 16 + 2 }>() else {
+        return false;
+    };
+    let mut link = [0; 16];
+    link.copy_from_slice(&head[1..17]);
+    hops.push((Ipv6Addr::from(link), path_options));
+    hops.iter().any(|&(link, opts)| {
+        let has = |wanted: u16, value: &[u8]| {
+            options(opts)
+                .map_while(|option| option)
+                .any(|(code, body)| code == wanted && body == value)
+        };
+        match query {
+            RelayQuery::RelayId(id) => has(RELAY_ID, id),
+            RelayQuery::RemoteId(id) => has(REMOTE_ID, id),
+            RelayQuery::LinkAddress(address) => link == *address,
+        }
+    })
+}
+
+/// A Bulk Leasequery selection by relay data (RFC 5460 §5.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RelayQuery<'a> {
+    /// Leases whose relay data has this Relay-ID (the DUID, the option's body) at any hop.
+    RelayId(&'a [u8]),
+    /// Leases whose relay data has this Remote-ID (the option's body: enterprise number then
+    /// the remote-id) at any hop.
+    RemoteId(&'a [u8]),
+    /// Leases relayed with this link-address at any hop.
+    LinkAddress(Ipv6Addr),
+}
+
+impl RelayQuery<'_> {
+    /// Whether `data` matches.
+    pub fn matches(&self, data: &RelayData) -> bool {
+        match *self {
+            RelayQuery::RelayId(id) => data.hops().any(|hop| {
+                hop.options()
+                    .any(|(code, body)| code == RELAY_ID && body == id)
+            }),
+            RelayQuery::RemoteId(id) => data.hops().any(|hop| {
+                hop.options()
+                    .any(|(code, body)| code == REMOTE_ID && body == id)
+            }),
+            RelayQuery::LinkAddress(address) => {
+                data.hops().any(|hop| hop.link_address() == address)
+            }
+        }
+    }
+}
+
+/// A [`RelayQuery`] that owns its bytes.
+#[derive(Clone, Debug)]
+enum OwnedQuery {
+    RelayId(Vec<u8>),
+    RemoteId(Vec<u8>),
+    LinkAddress(Ipv6Addr),
+}
+
+impl OwnedQuery {
+    fn of(query: &RelayQuery<'_>) -> Self {
+        match *query {
+            RelayQuery::RelayId(id) => Self::RelayId(id.to_vec()),
+            RelayQuery::RemoteId(id) => Self::RemoteId(id.to_vec()),
+            RelayQuery::LinkAddress(address) => Self::LinkAddress(address),
+        }
+    }
+
+    fn as_query(&self) -> RelayQuery<'_> {
+        match self {
+            Self::RelayId(id) => RelayQuery::RelayId(id),
+            Self::RemoteId(id) => RelayQuery::RemoteId(id),
+            Self::LinkAddress(address) => RelayQuery::LinkAddress(*address),
+        }
+    }
+}
+
+/// The interned relay data that a [`RelayQuery`] selects, computed once
+/// ([`super::LeaseTable::relay_match`]) and then tested per record by a set lookup; a selected
+/// record's relay data is checked against the query again (an entry freed and reused since
+/// for other data is not taken for a match).
+///
+/// Leases bound after it was computed with relay data that was new by then are not selected.
+#[derive(Clone, Debug)]
+pub struct RelayMatch {
+    handles: HashSet<u32>,
+    query: OwnedQuery,
+}
+
+impl RelayMatch {
+    /// Whether nothing in the table matched when it was computed.
+    pub fn is_empty(&self) -> bool {
+        self.handles.is_empty()
+    }
+
+    /// The query it answers.
+    pub fn query(&self) -> RelayQuery<'_> {
+        self.query.as_query()
+    }
+
+    pub(super) fn contains(&self, tail: &RelayTail) -> bool {
+        !tail.is_none() && self.handles.contains(&tail.handle)
+    }
+}
