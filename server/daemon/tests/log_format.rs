@@ -99,6 +99,7 @@ fn a_running_server_logs_json_lines() {
     std::fs::write(&config_path, config).unwrap();
     let config_arg = config_path.display().to_string();
     let journal = net.path("leases.journal").display().to_string();
+    let control = net.path("control.sock").display().to_string();
     // The flag is global: after the subcommand as well as before it.
     net.spawn(
         "srv",
@@ -114,6 +115,8 @@ fn a_running_server_logs_json_lines() {
             "udp",
             "--journal",
             &journal,
+            "--control",
+            &control,
         ],
     );
     net.wait_for_log("daemon", "\"message\":\"serving\"", Duration::from_secs(20));

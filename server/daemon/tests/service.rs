@@ -58,6 +58,7 @@ fn notifies_ready_once_serving_pings_the_watchdog_and_says_stopping() {
     let text = fixtures::render(fixtures::ACCESS, &[("SERVER_IF", SERVER_IF)]).unwrap();
     fs::write(&config, text).unwrap();
     let journal = net.path("leases.journal");
+    let control_arg = net.path("control.sock").display().to_string();
     let notify_path = net.path("notify.sock");
     let socket = UnixDatagram::bind(&notify_path).unwrap();
     socket
@@ -87,6 +88,8 @@ fn notifies_ready_once_serving_pings_the_watchdog_and_says_stopping() {
             "udp",
             "--metrics",
             "off",
+            "--control",
+            &control_arg,
         ],
     );
 
@@ -152,6 +155,7 @@ fn runs_the_same_without_a_service_manager() {
     let text = fixtures::render(fixtures::ACCESS, &[("SERVER_IF", SERVER_IF)]).unwrap();
     fs::write(&config, text).unwrap();
     let journal = net.path("leases.journal");
+    let control_arg = net.path("control.sock").display().to_string();
     let (config_arg, journal_arg) = (config.display().to_string(), journal.display().to_string());
     net.spawn(
         "srv",
@@ -169,6 +173,8 @@ fn runs_the_same_without_a_service_manager() {
             &journal_arg,
             "--metrics",
             "off",
+            "--control",
+            &control_arg,
         ],
     );
     net.wait_for_log("daemon", "serving", Duration::from_secs(20));
