@@ -120,6 +120,18 @@ pub struct ReservationArgs {
     /// Its hardware type (default 1, Ethernet).
     #[arg(long, value_name = "N", requires = "hw_address")]
     pub hw_type: Option<u16>,
+    /// Or the cable modem MAC a CMTS relays.
+    #[arg(long, value_name = "MAC")]
+    pub cm_mac: Option<String>,
+    /// Or the Subscriber-ID a relay adds (text; `{"hex": ...}` through the API).
+    #[arg(long, value_name = "TEXT")]
+    pub subscriber_id: Option<String>,
+    /// Or the Remote-ID a relay adds (hex, enterprise number first).
+    #[arg(long, value_name = "HEX")]
+    pub remote_id: Option<String>,
+    /// Or the Interface-Id of the relay closest to the client (text), with --link.
+    #[arg(long, value_name = "TEXT", requires = "link")]
+    pub interface_id: Option<String>,
     /// The address reserved.
     #[arg(long, value_name = "ADDRESS")]
     pub address: Option<String>,
@@ -143,6 +155,10 @@ impl ReservationArgs {
         put("duid", self.duid.clone().map(Into::into));
         put("hw-address", self.hw_address.clone().map(Into::into));
         put("hw-type", self.hw_type.map(Into::into));
+        put("cm-mac", self.cm_mac.clone().map(Into::into));
+        put("subscriber-id", self.subscriber_id.clone().map(Into::into));
+        put("remote-id", self.remote_id.clone().map(Into::into));
+        put("interface-id", self.interface_id.clone().map(Into::into));
         put("address", self.address.clone().map(Into::into));
         put("prefix", self.prefix.clone().map(Into::into));
         put("link", self.link.clone().map(Into::into));

@@ -131,19 +131,32 @@ impl EngineSource for Live {
 // Runtime reservations.
 
 /// A reservation added at runtime: the keys of a `[[reservation]]` entry of the configuration
-/// file (kebab-case in TOML and JSON alike).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+/// file (kebab-case in TOML and JSON alike), with exactly one client key.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RuntimeReservation {
-    /// The client's DUID, colon-separated hex (or `hw-address`).
+    /// The client's DUID, colon-separated hex.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duid: Option<String>,
-    /// The RFC 6939 client link-layer address, colon-separated hex (instead of `duid`).
+    /// The RFC 6939 client link-layer address, colon-separated hex.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hw_address: Option<String>,
     /// Its hardware type (default 1, Ethernet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hw_type: Option<u16>,
+    /// The cable modem MAC a CMTS relays in its CableLabs vendor option.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cm_mac: Option<String>,
+    /// The Subscriber-ID (RFC 4580) a relay adds: text, or `{ hex = "..." }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscriber_id: Option<toml::Value>,
+    /// The Remote-ID (RFC 4649) a relay adds: hex of the option body, enterprise number first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_id: Option<String>,
+    /// The Interface-Id of the relay closest to the client (with `link`): text, or
+    /// `{ hex = "..." }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface_id: Option<toml::Value>,
     /// The IA_NA address, inside a pool prefix.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
@@ -153,11 +166,16 @@ pub struct RuntimeReservation {
     /// The only link where it applies (by name); any link when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<String>,
+    /// Options of this client only: the keys of `[options]` (`[reservation.options]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub options: Option<toml::Table>,
 }
 
 /// Which client a runtime reservation is for: the key [`Reloader::remove_reservation`]
-/// looks it up by (`duid`, or `hw-address` with `hw-type`, default 1).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+/// looks it up by. Exactly one of `duid`, `hw-address` (with `hw-type`, default 1),
+/// `cm-mac`, `subscriber-id`, `remote-id` or `interface-id` (with the `link` it was
+/// reserved on).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ReservationClient {
     /// The client's DUID, hex (colons optional).
@@ -169,27 +187,117 @@ pub struct ReservationClient {
     /// Its hardware type (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hw_type: Option<u16>,
+    /// The cable modem MAC, hex (colons optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cm_mac: Option<String>,
+    /// The Subscriber-ID: text, or `{ hex = "..." }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscriber_id: Option<toml::Value>,
+    /// The Remote-ID, hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_id: Option<String>,
+    /// The Interface-Id: text, or `{ hex = "..." }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface_id: Option<toml::Value>,
+    /// The link of an Interface-Id reservation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
 }
 
 impl ReservationClient {
+    /// How many client keys this names (a removal needs exactly one).
+    pub fn keys(&self) -> usize {
+        [
+            self.duid.is_some(),
+            self.hw_address.is_some(),
+            self.cm_mac.is_some(),
+            self.subscriber_id.is_some(),
+            self.remote_id.is_some(),
+            self.interface_id.is_some(),
+        ]
+        .into_iter()
+        .filter(|named| *named)
+        .count()
+    }
+
     /// Whether `reservation` is for this client (hex compared as bytes, colons and case
     /// aside).
     pub fn matches(&self, reservation: &RuntimeReservation) -> bool {
-        match (&self.duid, &self.hw_address) {
-            (Some(duid), None) => reservation
-                .duid
-                .as_deref()
-                .is_some_and(|own| same_hex(own, duid)),
-            (None, Some(address)) => {
-                reservation
-                    .hw_address
-                    .as_deref()
-                    .is_some_and(|own| same_hex(own, address))
-                    && reservation.hw_type.unwrap_or(1) == self.hw_type.unwrap_or(1)
-            }
+        if self.keys() != 1 {
+            return false;
+        }
+        let hex = |mine: &Option<String>, theirs: &Option<String>| match (mine, theirs) {
+            (Some(mine), Some(theirs)) => same_hex(mine, theirs),
             _ => false,
+        };
+        if self.duid.is_some() {
+            hex(&self.duid, &reservation.duid)
+        } else if self.hw_address.is_some() {
+            hex(&self.hw_address, &reservation.hw_address)
+                && reservation.hw_type.unwrap_or(1) == self.hw_type.unwrap_or(1)
+        } else if self.cm_mac.is_some() {
+            hex(&self.cm_mac, &reservation.cm_mac)
+        } else if self.remote_id.is_some() {
+            hex(&self.remote_id, &reservation.remote_id)
+        } else if let Some(id) = &self.subscriber_id {
+            reservation
+                .subscriber_id
+                .as_ref()
+                .is_some_and(|own| same_id(own, id))
+        } else if let Some(id) = &self.interface_id {
+            reservation
+                .interface_id
+                .as_ref()
+                .is_some_and(|own| same_id(own, id))
+                && reservation.link == self.link
+        } else {
+            false
         }
     }
+}
+
+/// The client key a removal names, for its errors.
+fn client_key_name(client: &ReservationClient) -> &'static str {
+    if client.duid.is_some() {
+        "duid"
+    } else if client.hw_address.is_some() {
+        "hw-address"
+    } else if client.cm_mac.is_some() {
+        "cm-mac"
+    } else if client.subscriber_id.is_some() {
+        "subscriber-id"
+    } else if client.remote_id.is_some() {
+        "remote-id"
+    } else {
+        "interface-id"
+    }
+}
+
+/// Whether two identifiers written as text or `{ hex = "..." }` are the same bytes.
+fn same_id(a: &toml::Value, b: &toml::Value) -> bool {
+    fn bytes(value: &toml::Value) -> Option<Vec<u8>> {
+        match value {
+            toml::Value::String(text) => Some(text.as_bytes().to_vec()),
+            toml::Value::Table(table) => {
+                let digits: String = table
+                    .get("hex")?
+                    .as_str()?
+                    .chars()
+                    .filter(|c| *c != ':' && !c.is_whitespace())
+                    .collect();
+                (0..digits.len())
+                    .step_by(2)
+                    .map(|at| {
+                        digits
+                            .get(at..at + 2)
+                            .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+                    })
+                    .collect()
+            }
+            _ => None,
+        }
+    }
+    matches!((bytes(a), bytes(b)), (Some(a), Some(b)) if a == b)
 }
 
 /// The runtime reservations file: `[[reservation]]` entries only.
@@ -421,11 +529,12 @@ impl Reloader {
         client: &ReservationClient,
     ) -> Result<ReloadReport, ReloadError> {
         let _busy = lock(&self.busy);
-        if client.duid.is_some() == client.hw_address.is_some() {
+        if client.keys() != 1 {
             let error = ReloadError::new(
                 &self.reservations,
                 "duid",
-                "give the client's duid or hw-address, not both",
+                "name the client by exactly one of duid, hw-address, cm-mac, subscriber-id, \
+                 remote-id or interface-id (with its link)",
             );
             return self.count(Err(error));
         }
@@ -433,11 +542,7 @@ impl Reloader {
             let before = runtime.len();
             runtime.retain(|reservation| !client.matches(reservation));
             if runtime.len() == before {
-                let field = if client.duid.is_some() {
-                    "duid"
-                } else {
-                    "hw-address"
-                };
+                let field = client_key_name(client);
                 return Err(ReloadError::new(
                     &self.reservations,
                     field,
@@ -985,7 +1090,89 @@ address = "2001:db8:1::100"
             .reloader
             .remove_reservation(&ReservationClient::default())
             .unwrap_err();
-        assert!(neither.problem.contains("duid or hw-address"), "{neither}");
+        assert!(
+            neither.problem.contains("exactly one of duid, hw-address"),
+            "{neither}"
+        );
+    }
+
+    #[test]
+    fn runtime_reservations_take_the_subscriber_keys_and_their_own_options() {
+        let s = setup("subscriber");
+        let by_modem: RuntimeReservation = serde_json::from_value(serde_json::json!({
+            "cm-mac": "00:11:22:aa:bb:cc",
+            "address": "2001:db8:1::300",
+            "options": {"dns-servers": ["2001:db8:53::1"]},
+        }))
+        .unwrap();
+        let by_port: RuntimeReservation = serde_json::from_value(serde_json::json!({
+            "interface-id": {"hex": "00ff01"},
+            "link": "cmts-2",
+            "address": "2001:db8:2::301",
+        }))
+        .unwrap();
+        s.reloader.add_reservation(by_modem.clone()).unwrap();
+        let added = s.reloader.add_reservation(by_port.clone()).unwrap();
+        assert_eq!(added.runtime_reservations, 2);
+        let served = s.reloader.live().load();
+        let keys: Vec<&str> = served
+            .config()
+            .reservations
+            .iter()
+            .map(|reservation| reservation.client.name())
+            .collect();
+        assert!(
+            keys.contains(&"cm-mac") && keys.contains(&"interface-id"),
+            "{keys:?}"
+        );
+        let modem = served
+            .config()
+            .reservations
+            .iter()
+            .find(|reservation| reservation.client.name() == "cm-mac")
+            .unwrap();
+        assert!(
+            !modem.options.encoded.is_empty(),
+            "the reservation's own options"
+        );
+        // The file reads back as written, and a restart (a fresh load) serves them again.
+        assert_eq!(
+            s.reloader.runtime_reservations().unwrap(),
+            [by_modem, by_port]
+        );
+        // Removed by their keys: the Interface-Id with the link it was reserved on.
+        let wrong_link = ReservationClient {
+            interface_id: Some(toml::Value::String("\u{0}\u{ff}\u{1}".into())),
+            link: Some("cmts-1".into()),
+            ..ReservationClient::default()
+        };
+        assert!(s.reloader.remove_reservation(&wrong_link).is_err());
+        let port = ReservationClient {
+            interface_id: Some(toml::Value::Table(toml::Table::from_iter([(
+                "hex".to_owned(),
+                toml::Value::String("00:ff:01".into()),
+            )]))),
+            link: Some("cmts-2".into()),
+            ..ReservationClient::default()
+        };
+        assert_eq!(
+            s.reloader
+                .remove_reservation(&port)
+                .unwrap()
+                .runtime_reservations,
+            1
+        );
+        let modem = ReservationClient {
+            cm_mac: Some("001122AABBCC".into()),
+            ..ReservationClient::default()
+        };
+        assert_eq!(
+            s.reloader
+                .remove_reservation(&modem)
+                .unwrap()
+                .runtime_reservations,
+            0
+        );
     }
 
     #[test]

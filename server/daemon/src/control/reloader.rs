@@ -44,7 +44,7 @@ impl ControlHooks for Reloader {
 
 /// The client keys of a removal. Query pairs arrive as strings, so `hw-type` is read from
 /// either form; `link` names where the reservation applies, not which client it is for, and
-/// is left out of the match.
+/// is left out of the match, except for an Interface-Id (unique per link).
 fn client_fields(reservation: Value) -> Result<Value, ApiError> {
     let Value::Object(fields) = reservation else {
         return Err(ApiError::invalid(
@@ -52,10 +52,11 @@ fn client_fields(reservation: Value) -> Result<Value, ApiError> {
             "expected an object with duid, or hw-address (and hw-type)",
         ));
     };
+    let by_interface_id = fields.contains_key("interface-id");
     let mut client = Map::new();
     for (key, value) in fields {
         match (key.as_str(), value) {
-            ("link", _) => {}
+            ("link", _) if !by_interface_id => {}
             ("hw-type", Value::String(text)) => {
                 let hw_type: u16 = text.parse().map_err(|_| {
                     ApiError::invalid(
@@ -146,6 +147,23 @@ mod tests {
         });
         assert_eq!(restart.status, StatusCode::CONFLICT);
         assert!(restart.error.contains("server.salt changed"));
+    }
+
+    #[test]
+    fn removal_by_interface_id_keeps_its_link() {
+        let value = client_fields(json!({"interface-id": "cm-port-7", "link": "cmts-1"})).unwrap();
+        let client: ReservationClient = serde_json::from_value(value).unwrap();
+        assert_eq!(client.link.as_deref(), Some("cmts-1"));
+        let reserved: RuntimeReservation = serde_json::from_value(
+            json!({"interface-id": "cm-port-7", "link": "cmts-1", "address": "2001:db8::7"}),
+        )
+        .unwrap();
+        assert!(client.matches(&reserved));
+        let elsewhere: RuntimeReservation = serde_json::from_value(
+            json!({"interface-id": "cm-port-7", "link": "cmts-2", "address": "2001:db8::7"}),
+        )
+        .unwrap();
+        assert!(!client.matches(&elsewhere));
     }
 
     #[test]
