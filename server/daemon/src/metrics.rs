@@ -411,6 +411,46 @@ fn render_engine(out: &mut Exposition, engine: &Engine) {
     );
     out.value("xdhcp6_leases", engine.table().len());
 
+    // One short lock per interner shard: the cost of a scrape does not grow with the leases.
+    let relay = engine.table().relay_stats();
+    out.family(
+        "xdhcp6_relay_data_entries",
+        "gauge",
+        "Interned relay data kept with relayed leases (Leasequery's LQ Relay Data, Bulk \
+         Leasequery's selections), by part: path (the relay hops up to the client's relay, \
+         about one per relay port) and subscriber (the client's relay options, about one per \
+         modem or subscriber line).",
+    );
+    out.sample(
+        "xdhcp6_relay_data_entries",
+        &[("part", "path")],
+        relay.paths,
+    );
+    out.sample(
+        "xdhcp6_relay_data_entries",
+        &[("part", "subscriber")],
+        relay.subscribers,
+    );
+    out.family(
+        "xdhcp6_relay_data_heap_bytes",
+        "gauge",
+        "Bytes of interned relay data too long to live inside their entry.",
+    );
+    out.value("xdhcp6_relay_data_heap_bytes", relay.heap_bytes);
+    out.family(
+        "xdhcp6_relay_data_options_cut_total",
+        "counter",
+        "Relay options left out of a lease's relay data because it would have grown past \
+         512 bytes.",
+    );
+    out.value("xdhcp6_relay_data_options_cut_total", relay.options_cut);
+    out.family(
+        "xdhcp6_relay_data_not_stored_total",
+        "counter",
+        "Relayed leases whose relay data could not be stored (an interner full).",
+    );
+    out.value("xdhcp6_relay_data_not_stored_total", relay.not_stored);
+
     let pools = engine.pool_usage();
     out.family(
         "xdhcp6_pool_size",
