@@ -144,15 +144,6 @@ fn take_prefix(net: &xdhcp6_lab::harness::Lab, n: u64) -> (Ipv6Addr, u8) {
     reply.ia_pd(2).prefix()
 }
 
-/// Colon-separated hex, as DUIDs are written in reservations.
-fn colon_hex(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
 fn unhex(text: &str) -> Vec<u8> {
     text.split(':')
         .map(|pair| u8::from_str_radix(pair, 16).unwrap())
@@ -476,7 +467,7 @@ fn control_scenario(datapath: Datapath) {
     // served at once (the add reloads), listed, and removed again.
     let reserved_client = 200;
     let reserved: Ipv6Addr = "2001:db8:1::99".parse().unwrap();
-    let reserved_duid = colon_hex(&Client::new(reserved_client).duid);
+    let reserved_duid = xdhcp6d::runtime::hex(&Client::new(reserved_client).duid);
     let added = ctl_json(
         &socket,
         &[
