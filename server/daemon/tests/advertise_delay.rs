@@ -173,8 +173,16 @@ fn with_delay_the_primary_comes_first(tag: &str, datapath: Datapath) {
         "with the standby's delay the primary should come first for at least 95% of the \
          clients (primary {a}, standby {b})"
     );
-    // The standby answered every Solicit, held.
-    let metrics = lab.assert_server_steered("b", datapath, CLIENTS);
+    // The standby answered every Solicit, held. The clients stop listening at the primary's
+    // Advertise, so the standby may still be reading the last Solicits: give it a moment.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut metrics = lab.assert_server_steered("b", datapath, CLIENTS);
+    while metric_sum(&metrics, "xdhcp6_advertise_delayed_total") < CLIENTS
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(50));
+        metrics = lab.server_metrics("b");
+    }
     let delayed = metric_sum(&metrics, "xdhcp6_advertise_delayed_total");
     assert_eq!(delayed, CLIENTS, "{metrics}");
     assert_eq!(
