@@ -79,26 +79,14 @@ pub struct SaltKey {
 }
 
 impl SaltKey {
-    /// The keyed hash of (DUID, IAID) that places a client in the lease table: the bytes
-    /// `len(DUID)` (u32), DUID, IAID (u32), big-endian. Not persisted; only this process uses it.
-    pub(crate) fn hash_client(&self, duid: &[u8], iaid: u32) -> u128 {
+    /// The keyed 64-bit hash of a DUID alone, which places all of one client's IAs in the
+    /// lease table's client index (the top bits of [`crate::table::IaKey`]'s hash), so a
+    /// lookup by DUID alone (Leasequery by client identifier, the control API) visits one
+    /// client shard. Not persisted; only this process uses it.
+    pub(crate) fn hash_duid(&self, duid: &[u8]) -> u64 {
         let mut hasher = SipHasher13::new_with_keys(self.k0, self.k1);
-        let len = (duid.len() as u32).to_be_bytes();
-        let mut buffer = [0u8; 4 + 32 + 4];
-        let total = 4 + duid.len() + 4;
-        if let Some(bytes) = buffer.get_mut(..total) {
-            let (prefix, rest) = bytes.split_at_mut(4);
-            prefix.copy_from_slice(&len);
-            let (id, rest) = rest.split_at_mut(duid.len());
-            id.copy_from_slice(duid);
-            rest.copy_from_slice(&iaid.to_be_bytes());
-            hasher.write(bytes);
-        } else {
-            hasher.write(&len);
-            hasher.write(duid);
-            hasher.write(&iaid.to_be_bytes());
-        }
-        hasher.finish128().as_u128()
+        hasher.write(duid);
+        hasher.finish()
     }
 
     /// The keyed 64-bit hash of an address or prefix and a tag: the lease table's address

@@ -348,22 +348,19 @@ impl Engine {
 
     /// Every bound lease of the client `duid`, on `link` or any.
     ///
-    /// The table is indexed by IA (DUID, IAID, kind, link) and by address, not by DUID alone:
-    /// this walks it shard by shard, one shard lock at a time.
+    /// The client index places every IA of one DUID in one client shard: this walks that
+    /// shard only ([`crate::table::LeaseTable::client_leases`]).
     fn by_client_id(&self, duid: &[u8], link: Option<LinkId>, now: u32) -> Option<Found> {
         let mut leases = Vec::new();
-        for shard in 0..self.table.shard_count() {
-            self.table.iter_shard(shard, |record| {
-                if record.duid.as_bytes() == duid
-                    && record.lease.state == LeaseState::Bound
-                    && !record.lease.is_expired(now)
-                    && link.is_none_or(|link| record.lease.link == link)
-                    && leases.len() < MAX_REPORTED_LEASES
-                {
-                    leases.push(record.lease);
-                }
-            });
-        }
+        self.table.client_leases(duid, |record| {
+            if record.lease.state == LeaseState::Bound
+                && !record.lease.is_expired(now)
+                && link.is_none_or(|link| record.lease.link == link)
+                && leases.len() < MAX_REPORTED_LEASES
+            {
+                leases.push(record.lease);
+            }
+        });
         if leases.is_empty() {
             return None;
         }

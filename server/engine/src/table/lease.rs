@@ -272,6 +272,15 @@ pub struct RestoreReport {
 
 /// A client's identity association: (DUID, IAID, kind, link) with its hash computed once,
 /// and the relay data a claim or renewal through it stores ([`IaKey::with_relay`]).
+/// The bits of [`IaKey`]'s hash that hash the DUID alone (the client shard is chosen from
+/// them, the most significant first).
+pub(super) const DUID_HASH_MASK: u32 = 0xffff_0000;
+
+/// The DUID part of an [`IaKey`] hash, from the keyed DUID hash.
+pub(super) fn duid_hash_bits(duid_bits: u64) -> u32 {
+    (duid_bits >> 32) as u32 & DUID_HASH_MASK
+}
+
 #[derive(Clone, Copy, Debug)]
 pub struct IaKey<'a> {
     pub(super) duid: &'a [u8],
@@ -287,7 +296,9 @@ impl<'a> IaKey<'a> {
     /// [`super::LeaseTable::ia_key`]).
     ///
     /// The hash covers (DUID, IAID, kind) only: it places the client in the table, in this
-    /// process, and the link is compared on the record. The address a client gets is hashed
+    /// process, and the link is compared on the record. Its top 16 bits hash the DUID alone
+    /// ([`DUID_HASH_MASK`]), so every IA of one client sits in one client shard and a lookup by
+    /// DUID ([`super::LeaseTable::client_leases`]) visits that shard only. The address a client gets is hashed
     /// apart, by the link's name ([`crate::alloc::AllocKey`]).
     pub(crate) fn new(
         salt: &SaltKey,
@@ -296,14 +307,14 @@ impl<'a> IaKey<'a> {
         kind: IaKind,
         link: LinkId,
     ) -> Self {
-        let bits = salt.hash_client(duid, iaid);
-        let folded = (bits as u64) ^ ((bits >> 64) as u64).rotate_left(17) ^ kind_bits(kind);
+        let duid_bits = salt.hash_duid(duid);
+        let ia = mix64(duid_bits.rotate_left(29) ^ u64::from(iaid) ^ kind_bits(kind));
         Self {
             duid,
             iaid,
             kind,
             link,
-            hash: mix64(folded) as u32,
+            hash: duid_hash_bits(duid_bits) | (ia as u32 & !DUID_HASH_MASK),
             relay: None,
         }
     }
