@@ -488,14 +488,13 @@ impl Engine {
                     MessageType::Solicit => request.rapid_commit,
                     _ => false,
                 };
-                let relay_data =
-                    binds
-                        .then(|| RelayData::from_chain(&chain))
-                        .flatten()
-                        .map(|captured| {
-                            self.table.count_relay_cut(captured.cut);
-                            captured.data
-                        });
+                let relay_data = binds
+                    .then(|| RelayData::from_chain(&chain, peer.address))
+                    .flatten()
+                    .map(|captured| {
+                        self.table.count_relay_cut(captured.cut);
+                        captured.data
+                    });
                 let to_source_port = relay
                     .options()
                     .find_raw(OptionCode::RelaySourcePort)
