@@ -1148,6 +1148,7 @@ mod tests {
         use xdhcp6_engine::table::{DuidBuf, Lease, Lifetimes};
         let record = LeaseRecord {
             relay: None,
+            reconfigure: false,
             duid: DuidBuf::new(&[0, 3, 0, 1, 2, 0, 0, 0, 0, 1]),
             lease: Lease {
                 addr: u128::from("2001:db8:100::".parse::<std::net::Ipv6Addr>().unwrap()),

@@ -260,6 +260,7 @@ impl LeaseTable {
             let moved = record.expires != expires;
             record.set(state, lifetimes, expires);
             self.relays.replace(&mut record.relay, key.relay);
+            record.set_reconfigure(key.reconfigure);
             let (event, lease) = (record.event(event, now, &self.relays), record.lease());
             if moved {
                 shard.schedule(slot as u32, expires);
@@ -395,6 +396,7 @@ impl LeaseTable {
                 record.set(state, lifetimes, expires);
                 record.prefix_len = prefix_len;
                 self.relays.replace(&mut record.relay, key.relay);
+                record.set_reconfigure(key.reconfigure);
                 let (event, lease) = (record.event(event, now, &self.relays), record.lease());
                 if moved {
                     shard.schedule(slot, expires);
@@ -425,6 +427,7 @@ impl LeaseTable {
             *record = Record::new(key, addr, prefix_len);
             record.set(state, lifetimes, expires);
             record.relay = self.relays.store(key.relay);
+            record.set_reconfigure(key.reconfigure);
             let (event, lease) = (record.event(event, now, &self.relays), record.lease());
             shard.schedule(slot, expires);
             sink.emit(event);
@@ -434,6 +437,7 @@ impl LeaseTable {
         let mut record = Record::new(key, addr, prefix_len);
         record.set(state, lifetimes, expires);
         record.relay = self.relays.store(key.relay);
+        record.set_reconfigure(key.reconfigure);
         let lease = record.lease();
         let tail = record.relay;
         let Some(slot) = shard.insert(record, hash, self.index_key, self.max_slot) else {
@@ -475,6 +479,7 @@ impl LeaseTable {
         let moved = record.expires != expires;
         record.set(STATE_BOUND, lifetimes, expires);
         self.relays.replace(&mut record.relay, key.relay);
+        record.set_reconfigure(key.reconfigure);
         let (event, lease) = (record.event(event, now, &self.relays), record.lease());
         if moved {
             shard.schedule(slot, expires);
