@@ -9,7 +9,8 @@ use xdhcp6_engine::proto::{MessageType, OptionCode};
 use xdhcp6_engine::table::IaKind;
 use xdhcp6_engine::testing::{Client, Relay, ReplyView, Server, ip};
 use xdhcp6_engine::{
-    Destination, Engine, ReconfigureError, ReconfigureKeys, ReconfigureType, SECRET_LEN, verify_reconfigure,
+    Destination, Engine, ReconfigureError, ReconfigureKeys, ReconfigureType, SECRET_LEN,
+    verify_reconfigure,
 };
 
 const CONFIG: &str = r#"
@@ -68,7 +69,7 @@ fn bind(s: &mut Server, client: &Client, accept: bool) -> ReplyView {
     reply
 }
 
-fn option<'a>(reply: &'a ReplyView, code: u16) -> Option<&'a [u8]> {
+fn option(reply: &ReplyView, code: u16) -> Option<&[u8]> {
     reply
         .options
         .iter()
@@ -252,7 +253,10 @@ fn a_reconfigure_to_a_relayed_client_goes_back_through_its_relays_18_3_11_19_3()
     assert_eq!(view.relays[1].hop_count, 0);
     assert_eq!(view.relays[1].link, ip("2001:db8:ffff:1::1"));
     assert_eq!(view.relays[1].peer, ip("fe80::8"));
-    assert_eq!(view.relays[1].interface_id.as_deref(), Some(&b"cable-1/0/3"[..]));
+    assert_eq!(
+        view.relays[1].interface_id.as_deref(),
+        Some(&b"cable-1/0/3"[..])
+    );
     assert_eq!(view.msg_type, MessageType::Reconfigure);
     assert!(verify_reconfigure(&message, &keys.key(&client.duid)).is_some());
 

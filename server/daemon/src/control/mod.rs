@@ -120,6 +120,13 @@ pub trait ControlHooks: Send + Sync + 'static {
         let _ = reservation;
         Err(unwired("reservations"))
     }
+
+    /// `POST /v1/reconfigure`: sends a Reconfigure to the client that `request` names (its
+    /// `duid`, and `msg`: `renew`, `rebind` or `information-request`); returns where it went.
+    fn reconfigure(&self, request: Value) -> Result<Value, ApiError> {
+        let _ = request;
+        Err(unwired("reconfigure"))
+    }
 }
 
 /// Hooks that answer 501: no reload, no runtime reservations.

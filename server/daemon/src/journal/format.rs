@@ -278,10 +278,11 @@ pub fn encoded_len(link: &Link<'_>, record: &LeaseRecord) -> u64 {
         Link::Position(_) => 3,
         Link::Name(name) => 3 + cut(name.as_bytes(), MAX_LINK_NAME_LEN).len(),
     };
-    let relay = 2 + record
-        .relay
-        .as_ref()
-        .map_or(0, |relay| relay.as_bytes().len())
+    let relay = 2
+        + record
+            .relay
+            .as_ref()
+            .map_or(0, |relay| relay.as_bytes().len())
         + 1;
     (FRAME_LEN + LEASE_LEN + cut(record.duid.as_bytes(), MAX_DUID_LEN).len() + link + relay) as u64
 }
@@ -678,7 +679,12 @@ mod tests {
         let relay = relay_data();
         // The relay agent's source in front of the hops (first byte 0x80 | hops).
         let mut bytes = vec![relay.as_bytes()[0] | 0x80];
-        bytes.extend_from_slice(&"2001:db8:ff::7".parse::<std::net::Ipv6Addr>().unwrap().octets());
+        bytes.extend_from_slice(
+            &"2001:db8:ff::7"
+                .parse::<std::net::Ipv6Addr>()
+                .unwrap()
+                .octets(),
+        );
         bytes.extend_from_slice(&relay.as_bytes()[1..]);
         original.relay = Some(RelayData::from_bytes(&bytes).expect("relay data with a source"));
         original.reconfigure = true;

@@ -35,8 +35,8 @@ use self::pools::LinkPools;
 pub use self::pools::PoolUsage;
 pub use self::reconfigure::{
     AGENT_PORT, ALGORITHM_HMAC_MD5, AUTH_BODY_LEN, CLIENT_PORT, INFO_HMAC_MD5, INFO_KEY,
-    RDM_MONOTONIC, RECONFIGURE_KEY_PROTOCOL, ReconfigureError, ReconfigureKeys, ReconfigureSent,
-    ReconfigureType, SECRET_LEN, hmac_md5, verify_reconfigure,
+    RDM_MONOTONIC, RECONFIGURE_KEY_PROTOCOL, ReconfigureError, ReconfigureKeys, ReconfigureResult,
+    ReconfigureSent, ReconfigureType, SECRET_LEN, hmac_md5, verify_reconfigure,
 };
 use self::request::{
     Client, ClientRequest, RelayKeys, client_link_layer, relay_keys, relay_supplied,

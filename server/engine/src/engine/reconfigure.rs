@@ -61,6 +61,49 @@ pub const SECRET_LEN: usize = 32;
 pub struct ReconfigureKeys {
     secret: [u8; SECRET_LEN],
     counter: AtomicU64,
+    results: [AtomicU64; ReconfigureResult::ALL.len()],
+}
+
+/// What became of a Reconfigure the operator asked for, for the counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ReconfigureResult {
+    /// Built and handed to the socket.
+    Sent,
+    /// Built, but the socket refused it (no route, ...).
+    SendFailed,
+    /// The client has no bound lease.
+    NoBinding,
+    /// The client did not accept Reconfigure ([`ReconfigureError::NotAccepted`]).
+    NotAccepted,
+    /// A direct client without an address.
+    NoAddress,
+    /// Relay data without the relay agent's source address.
+    RelaySourceUnknown,
+}
+
+impl ReconfigureResult {
+    /// Every result, for metrics.
+    pub const ALL: [ReconfigureResult; 6] = [
+        ReconfigureResult::Sent,
+        ReconfigureResult::SendFailed,
+        ReconfigureResult::NoBinding,
+        ReconfigureResult::NotAccepted,
+        ReconfigureResult::NoAddress,
+        ReconfigureResult::RelaySourceUnknown,
+    ];
+
+    /// A short name for metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReconfigureResult::Sent => "sent",
+            ReconfigureResult::SendFailed => "send_failed",
+            ReconfigureResult::NoBinding => "no_binding",
+            ReconfigureResult::NotAccepted => "not_accepted",
+            ReconfigureResult::NoAddress => "no_address",
+            ReconfigureResult::RelaySourceUnknown => "relay_source_unknown",
+        }
+    }
 }
 
 impl fmt::Debug for ReconfigureKeys {
@@ -78,7 +121,24 @@ impl ReconfigureKeys {
         Self {
             secret,
             counter: AtomicU64::new(floor),
+            results: Default::default(),
         }
+    }
+
+    /// Counts one Reconfigure's fate ([`Engine::reconfigure`] counts those it refuses; the
+    /// sender counts [`ReconfigureResult::Sent`] and [`ReconfigureResult::SendFailed`]).
+    pub fn count(&self, result: ReconfigureResult) {
+        if let Some(index) = ReconfigureResult::ALL.iter().position(|own| *own == result) {
+            self.results[index].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The counts, by result.
+    pub fn results(&self) -> impl Iterator<Item = (ReconfigureResult, u64)> + '_ {
+        ReconfigureResult::ALL
+            .iter()
+            .zip(&self.results)
+            .map(|(result, count)| (*result, count.load(Ordering::Relaxed)))
     }
 
     /// The reconfigure key of the client `duid`: HMAC-SHA256(secret, DUID), its first 16
@@ -318,7 +378,8 @@ impl Engine {
     /// its reconfigure key, and says where it goes. The client's binding is the bound lease of
     /// its last transaction (any link); its relay data says whether it goes through relays.
     ///
-    /// It walks the table shard by shard (the table has no index by DUID alone).
+    /// It walks the table shard by shard (the table has no index by DUID alone). Refusals are
+    /// counted ([`ReconfigureKeys::results`]).
     pub fn reconfigure(
         &self,
         duid: &[u8],
@@ -326,7 +387,43 @@ impl Engine {
         now: u32,
         buf: &mut [u8],
     ) -> Result<ReconfigureSent, ReconfigureError> {
-        let keys = self.reconfigure.as_ref().ok_or(ReconfigureError::Disabled)?;
+        let keys = self
+            .reconfigure
+            .as_ref()
+            .ok_or(ReconfigureError::Disabled)?;
+        let built = self.build_reconfigure(keys, duid, msg, now, buf);
+        let refused = match built {
+            Err(ReconfigureError::NoBinding) => Some(ReconfigureResult::NoBinding),
+            Err(ReconfigureError::NotAccepted) => Some(ReconfigureResult::NotAccepted),
+            Err(ReconfigureError::NoAddress) => Some(ReconfigureResult::NoAddress),
+            Err(ReconfigureError::RelaySourceUnknown) => {
+                Some(ReconfigureResult::RelaySourceUnknown)
+            }
+            Err(_) => Some(ReconfigureResult::SendFailed),
+            Ok(_) => None,
+        };
+        if let Some(result) = refused {
+            keys.count(result);
+        }
+        built
+    }
+
+    /// The Reconfigures asked for, by result (all 0 without a secret).
+    pub fn reconfigure_results(&self) -> Vec<(ReconfigureResult, u64)> {
+        match &self.reconfigure {
+            Some(keys) => keys.results().collect(),
+            None => ReconfigureResult::ALL.iter().map(|r| (*r, 0)).collect(),
+        }
+    }
+
+    fn build_reconfigure(
+        &self,
+        keys: &ReconfigureKeys,
+        duid: &[u8],
+        msg: ReconfigureType,
+        now: u32,
+        buf: &mut [u8],
+    ) -> Result<ReconfigureSent, ReconfigureError> {
         let mut latest: Option<LeaseRecord> = None;
         let mut address: Option<Ipv6Addr> = None;
         for shard in 0..self.table.shard_count() {
@@ -346,7 +443,10 @@ impl Engine {
                         .expires
                         .saturating_sub(record.lease.lifetimes.valid)
                 };
-                if latest.as_ref().is_none_or(|other| last(record) > last(other)) {
+                if latest
+                    .as_ref()
+                    .is_none_or(|other| last(record) > last(other))
+                {
                     latest = Some(record.clone());
                 }
             });
@@ -448,7 +548,10 @@ mod tests {
         let other = ReconfigureKeys::new([8; SECRET_LEN], 0);
         assert_eq!(keys.key(b"\x00\x03client-1"), keys.key(b"\x00\x03client-1"));
         assert_ne!(keys.key(b"\x00\x03client-1"), keys.key(b"\x00\x03client-2"));
-        assert_ne!(keys.key(b"\x00\x03client-1"), other.key(b"\x00\x03client-1"));
+        assert_ne!(
+            keys.key(b"\x00\x03client-1"),
+            other.key(b"\x00\x03client-1")
+        );
     }
 
     #[test]
