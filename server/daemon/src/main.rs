@@ -561,6 +561,8 @@ struct LeaseRow {
     /// Unix seconds; `None` for never.
     expires: Option<u32>,
     expires_at: String,
+    relay: Option<xdhcp6d::control::relay::RelayView>,
+    reconfigure: bool,
 }
 
 impl LeaseRow {
@@ -594,6 +596,11 @@ impl LeaseRow {
                 Some(at) => utc(at),
                 None => "never".to_owned(),
             },
+            relay: record
+                .relay
+                .as_ref()
+                .map(xdhcp6d::control::relay::RelayView::of),
+            reconfigure: record.reconfigure,
         }
     }
 }

@@ -17,6 +17,7 @@ mod leases;
 mod listen;
 pub mod model;
 pub mod params;
+pub mod relay;
 mod reloader;
 
 use std::io;
