@@ -153,18 +153,29 @@ impl ReconfigureKeys {
         key
     }
 
-    /// The next replay detection value: greater than every one handed out before, and at
-    /// least the time in seconds shifted left by 32 bits, so that it keeps increasing across
-    /// restarts even where the caller's persisted floor is lost.
+    /// The next replay detection value, for a Reconfigure: greater than every one handed out
+    /// before (Replies included), and above the time in seconds shifted left by 32 bits, so
+    /// that it keeps increasing across restarts even where the caller's persisted floor is
+    /// lost.
     pub fn next_replay(&self, now: u32) -> u64 {
         let seeded = u64::from(now) << 32;
+        let next = |last: u64| last.max(seeded).saturating_add(1);
         let previous = self
             .counter
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
-                Some(last.saturating_add(1).max(seeded))
+                Some(next(last))
             })
             .unwrap_or_else(|last| last);
-        previous.saturating_add(1).max(seeded)
+        next(previous)
+    }
+
+    /// The replay detection value of a Reply that carries a key: the last one handed out, or
+    /// the time shifted left by 32 bits if greater. Never above the next Reconfigure's, and
+    /// read without a write, so that the workers share no written cache line for it.
+    pub fn current_replay(&self, now: u32) -> u64 {
+        self.counter
+            .load(Ordering::Relaxed)
+            .max(u64::from(now) << 32)
     }
 
     /// The last replay detection value handed out (to persist).
@@ -367,7 +378,7 @@ impl Engine {
         body[0] = RECONFIGURE_KEY_PROTOCOL;
         body[1] = ALGORITHM_HMAC_MD5;
         body[2] = RDM_MONOTONIC;
-        body[3..11].copy_from_slice(&keys.next_replay(now).to_be_bytes());
+        body[3..11].copy_from_slice(&keys.current_replay(now).to_be_bytes());
         body[11] = INFO_KEY;
         body[12..].copy_from_slice(&keys.key(duid));
         w.option(OptionCode::Auth, &body)?;
@@ -557,8 +568,12 @@ mod tests {
     #[test]
     fn replay_values_only_grow() {
         let keys = ReconfigureKeys::new([0; SECRET_LEN], 0);
+        assert_eq!(keys.current_replay(1000), 1000 << 32);
         let first = keys.next_replay(1000);
-        assert_eq!(first, 1000 << 32);
+        assert_eq!(first, (1000 << 32) + 1);
+        // A Reply's value is never above the last Reconfigure's, nor below the clock's.
+        assert_eq!(keys.current_replay(1000), first);
+        assert_eq!(keys.current_replay(2000), 2000 << 32);
         assert_eq!(keys.next_replay(1000), first + 1);
         // The clock going back does not take the counter back.
         assert_eq!(keys.next_replay(10), first + 2);
