@@ -45,7 +45,11 @@ fn config() -> String {
         &[("SERVER_IF", SERVER_IF), ("SALT", "reconfigure")],
     )
     .unwrap()
-    .replacen("[server]\n", "[server]\nreconfigure-accept = true\n", 1)
+    .replacen(
+        "[server]\n",
+        &format!("[server]\nreconfigure-accept = true\nrelay-interfaces = [\"{SERVER_UP_IF}\"]\n"),
+        1,
+    )
 }
 
 fn option(view: &ReplyView, code: u16) -> Option<Vec<u8>> {
@@ -220,6 +224,18 @@ fn reconfigured_and_renewed(
 #[test]
 #[ignore = "needs root, network namespaces and ISC dhcrelay; run by cargo xtask test"]
 fn reconfigure_reaches_direct_and_relayed_clients_over_udp() {
+    scenario(Datapath::Udp);
+}
+
+#[test]
+#[ignore = "needs root, network namespaces, ISC dhcrelay and the eBPF object; run by cargo xtask test"]
+fn reconfigure_reaches_direct_and_relayed_clients_over_xdp() {
+    scenario(Datapath::XdpSkb);
+}
+
+/// The relay's Relay-forwards arrive on the server's uplink (`relay-interfaces`), where the
+/// AF_XDP datapath reads them too: the relay agent's source comes from the frame there.
+fn scenario(datapath: Datapath) {
     let mut net = common::lab("reconfigure", &["srv", "rly", "cli"]);
     net.veth(("srv", SERVER_UP_IF), ("rly", RELAY_UP_IF));
     net.veth(("rly", RELAY_DOWN_IF), ("cli", RELAYED_IF));
@@ -230,7 +246,7 @@ fn reconfigure_reaches_direct_and_relayed_clients_over_udp() {
     net.address("srv", SERVER_IF, &format!("{SERVER_ADDRESS}/64"));
     let journal = net.path("leases.journal");
     let options = DaemonOptions {
-        datapath: Datapath::Udp,
+        datapath,
         journal: &journal,
         durability: "always",
         log: "daemon",
@@ -289,6 +305,21 @@ fn reconfigure_reaches_direct_and_relayed_clients_over_udp() {
     assert_eq!(reply.ia_na[0].live_addrs(), vec![relayed.address]);
     // Both keys are the clients' own.
     assert_ne!(direct.key, relayed.key);
+    // The control API shows the relayed lease's relay data and its Reconfigure mark.
+    let output = Command::new(DAEMON)
+        .args(["ctl", "--json", "--socket"])
+        .arg(&control)
+        .args(["leases", "--address", &relayed.address.to_string()])
+        .output()
+        .expect("xdhcp6d ctl runs");
+    let found: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let lease = &found["leases"][0];
+    assert_eq!(lease["reconfigure"], true, "{found}");
+    assert_eq!(lease["relay"]["source"], RELAY_UP_ADDRESS, "{found}");
+    assert_eq!(
+        lease["relay"]["hops"][0]["link_address"], RELAY_DOWN_ADDRESS,
+        "{found}"
+    );
 
     // A client without Reconfigure Accept gets no key, and is refused by name.
     let plain = bind(&net, DIRECT_IF, 3, false);
@@ -298,7 +329,9 @@ fn reconfigure_reaches_direct_and_relayed_clients_over_udp() {
     assert!(stderr.contains("Reconfigure Accept"), "{stderr}");
     assert!(stderr.contains("HTTP 409"), "{stderr}");
 
-    let metrics = net.metrics();
+    // Solicit, Request and Renew of the direct and the relayed client at least, through
+    // AF_XDP with the XDP datapath.
+    let metrics = net.assert_steered(datapath, 6);
     assert!(
         metric_sum(&metrics, "xdhcp6_reconfigure_sent_total{result=\"sent\"}") >= 2,
         "{metrics}"
