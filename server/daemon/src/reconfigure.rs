@@ -216,7 +216,8 @@ impl Reconfigurer {
             "Reconfigure sent"
         );
         if msg != ReconfigureType::InformationRequest {
-            self.retransmit(socket, duid.clone(), msg, now);
+            let baseline = last_transaction(&engine, &duid);
+            self.retransmit(socket, duid.clone(), msg, baseline);
         }
         Ok(json!({
             "reconfigure": {
@@ -231,9 +232,17 @@ impl Reconfigurer {
         }))
     }
 
-    /// Sends the Reconfigure again, REC_TIMEOUT doubling, until the client's binding is
-    /// extended after `first`, REC_MAX_RC transmissions, or the server stops.
-    fn retransmit(&self, socket: Arc<UdpSocket>, duid: Vec<u8>, msg: ReconfigureType, first: u32) {
+    /// Sends the Reconfigure again, REC_TIMEOUT doubling, until the client's last transaction
+    /// is later than `baseline` (the one before the Reconfigure was sent; the table keeps
+    /// seconds, so a Renew in the same second as the binding it extends goes unseen and costs
+    /// one needless retransmission), REC_MAX_RC transmissions, or the server stops.
+    fn retransmit(
+        &self,
+        socket: Arc<UdpSocket>,
+        duid: Vec<u8>,
+        msg: ReconfigureType,
+        baseline: u32,
+    ) {
         if self.retransmitting.fetch_add(1, Ordering::Relaxed) >= MAX_RETRANSMITTING {
             self.retransmitting.fetch_sub(1, Ordering::Relaxed);
             return;
@@ -254,7 +263,7 @@ impl Reconfigurer {
                     // the Renew or Rebind asked for as satisfying the Reconfigure; without
                     // one in REC_TIMEOUT, it retransmits, doubling REC_TIMEOUT, until
                     // REC_MAX_RC unsuccessful attempts.
-                    if answered_since(&engine, &duid, first) {
+                    if last_transaction(&engine, &duid) > baseline {
                         break;
                     }
                     let now = os::unix_now();
@@ -302,25 +311,24 @@ fn build(
     Ok((buf, sent))
 }
 
-/// Whether the client `duid` extended a binding at or after `since` (its Renew or Rebind).
-fn answered_since(engine: &Engine, duid: &[u8], since: u32) -> bool {
+/// The time of the client `duid`'s last transaction that bound or extended a lease (a
+/// binding's expiry less its valid lifetime), 0 when it has none.
+fn last_transaction(engine: &Engine, duid: &[u8]) -> u32 {
     let table = engine.table();
-    let mut answered = false;
+    let mut last = 0;
     for shard in 0..table.shard_count() {
         table.iter_shard(shard, |record| {
-            answered |= record.duid.as_bytes() == duid
-                && record.lease.state == LeaseState::Bound
-                && record
-                    .lease
-                    .expires
-                    .saturating_sub(record.lease.lifetimes.valid)
-                    >= since;
+            if record.duid.as_bytes() == duid && record.lease.state == LeaseState::Bound {
+                last = last.max(
+                    record
+                        .lease
+                        .expires
+                        .saturating_sub(record.lease.lifetimes.valid),
+                );
+            }
         });
-        if answered {
-            break;
-        }
     }
-    answered
+    last
 }
 
 /// The `duid` and `msg` of a request body.

@@ -169,13 +169,15 @@ fn ctl_reconfigure(socket: &Path, duid: &[u8]) -> (bool, String, String) {
 }
 
 /// On `interface`, client `n` listens on port 546, has the server send it a Reconfigure,
-/// checks it with `key`, renews `bound`'s address and returns the Renew's Reply.
+/// checks it with `key` (and, with `late`, lets it be retransmitted once first), renews
+/// `bound`'s address and returns the Renew's Reply.
 fn reconfigured_and_renewed(
     net: &Lab,
     interface: &str,
     n: u64,
     bound: &Bound,
     control: PathBuf,
+    late: bool,
 ) -> (String, ReplyView) {
     let interface = interface.to_owned();
     let (address, server, key) = (bound.address, bound.server.clone(), bound.key.unwrap());
@@ -207,6 +209,16 @@ fn reconfigured_and_renewed(
             let mut wrong = key;
             wrong[0] ^= 1;
             assert_eq!(verify_reconfigure(message, &wrong), None);
+            if late {
+                // No Renew yet: the server sends it again (RFC 9915 §18.3.11, REC_TIMEOUT),
+                // as a new message with a greater replay detection value.
+                let first = verify_reconfigure(message, &key).unwrap();
+                let (len, _) = socket
+                    .recv_from(&mut buf)
+                    .expect("a retransmitted Reconfigure");
+                let again = verify_reconfigure(&buf[..len], &key).expect("a valid HMAC");
+                assert!(again > first, "replay value {again} after {first}");
+            }
             // The Renew it asks for.
             client.xid = 0x00ab_cd00 | n as u32;
             let renew = client
@@ -281,7 +293,8 @@ fn scenario(datapath: Datapath) {
             "nodad",
         ],
     );
-    let (said, reply) = reconfigured_and_renewed(&net, DIRECT_IF, 1, &direct, control.clone());
+    let (said, reply) =
+        reconfigured_and_renewed(&net, DIRECT_IF, 1, &direct, control.clone(), true);
     assert!(said.contains("directly"), "{said}");
     assert!(
         said.contains(&format!("[{}]:546", direct.address)),
@@ -296,7 +309,8 @@ fn scenario(datapath: Datapath) {
         "no reconfigure key\n{}",
         net.daemon_log()
     );
-    let (said, reply) = reconfigured_and_renewed(&net, RELAYED_IF, 2, &relayed, control.clone());
+    let (said, reply) =
+        reconfigured_and_renewed(&net, RELAYED_IF, 2, &relayed, control.clone(), false);
     assert!(said.contains("through its relays"), "{said}");
     assert!(
         said.contains(&format!("[{RELAY_UP_ADDRESS}]:547")),
@@ -333,7 +347,7 @@ fn scenario(datapath: Datapath) {
     // AF_XDP with the XDP datapath.
     let metrics = net.assert_steered(datapath, 6);
     assert!(
-        metric_sum(&metrics, "xdhcp6_reconfigure_sent_total{result=\"sent\"}") >= 2,
+        metric_sum(&metrics, "xdhcp6_reconfigure_sent_total{result=\"sent\"}") >= 3,
         "{metrics}"
     );
     assert_eq!(
