@@ -3,7 +3,7 @@
 //! current-version record re-encodes to its own bytes.
 //!
 //! The first input byte picks the format version the rest is read as (odd: version 1; even:
-//! version 2 when its bit 1 is clear, else the current one). The rest is read three times: as one bare payload (no frame, so that the
+//! by its bits 1 and 2, 0: version 2, 2: version 3, else the current one). The rest is read three times: as one bare payload (no frame, so that the
 //! fuzzer need not match checksums to reach the field decoder), as a run of framed records, as
 //! after a file's header, and as a whole file replayed (damaged records skipped, the replay
 //! resynchronising on the next good one), whose counts must add up.
@@ -13,16 +13,17 @@
 use libfuzzer_sys::fuzz_target;
 use std::path::Path;
 
-use xdhcp6d::journal::format::{self, Entry, FRAME_LEN, VERSION, VERSION_1, VERSION_2};
+use xdhcp6d::journal::format::{self, Entry, FRAME_LEN, VERSION, VERSION_1, VERSION_2, VERSION_3};
 use xdhcp6d::journal::{LinkNames, replay_bytes};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, mut rest)) = data.split_first() else {
         return;
     };
-    let version = match selector & 3 {
-        1 | 3 => VERSION_1,
+    let version = match selector & 7 {
+        1 | 3 | 5 | 7 => VERSION_1,
         0 => VERSION_2,
+        2 => VERSION_3,
         _ => VERSION,
     };
     let _ = format::is_header_start(&rest[..rest.len().min(format::HEADER_LEN as usize - 1)]);

@@ -95,6 +95,18 @@ pub enum CtlCommand {
     Config,
     /// Read the configuration file again and apply it.
     Reload,
+    /// Send a Reconfigure (RFC 9915) to a bound client that accepts them, through the relays
+    /// of its last message or to its address; it then renews, rebinds or asks for
+    /// information.
+    Reconfigure {
+        /// The client's DUID (hex, colons optional).
+        #[arg(long, value_name = "DUID")]
+        duid: String,
+        /// The message the client is to send.
+        #[arg(long, value_name = "MSG", default_value = "renew",
+              value_parser = ["renew", "rebind", "information-request"])]
+        msg: String,
+    },
 }
 
 /// `xdhcp6d ctl reservations ...`.
@@ -388,6 +400,23 @@ pub fn run(args: &CtlArgs) -> anyhow::Result<()> {
             writeln!(out, "# {}", config.file)?;
             out.write_all(config.toml.as_bytes())?;
         }
+        CtlCommand::Reconfigure { .. } => {
+            let value: serde_json::Value = answer.parse()?;
+            let sent = &value["reconfigure"];
+            writeln!(
+                out,
+                "Reconfigure ({}) sent to {} {} (client {}, link {})",
+                sent["msg"].as_str().unwrap_or_default(),
+                sent["to"].as_str().unwrap_or_default(),
+                if sent["via"] == "relay" {
+                    "through its relays"
+                } else {
+                    "directly"
+                },
+                sent["duid"].as_str().unwrap_or_default(),
+                sent["link"].as_str().unwrap_or_default(),
+            )?;
+        }
         CtlCommand::Reservations { .. } | CtlCommand::Reload => {
             let value: serde_json::Value = answer.parse()?;
             writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
@@ -456,6 +485,11 @@ pub fn plan(command: &CtlCommand) -> (Method, String, Option<serde_json::Value>)
         CtlCommand::Server => (Method::GET, "/v1/server".to_owned(), None),
         CtlCommand::Config => (Method::GET, "/v1/config".to_owned(), None),
         CtlCommand::Reload => (Method::POST, "/v1/reload".to_owned(), None),
+        CtlCommand::Reconfigure { duid, msg } => (
+            Method::POST,
+            "/v1/reconfigure".to_owned(),
+            Some(serde_json::json!({ "duid": duid, "msg": msg })),
+        ),
     }
 }
 

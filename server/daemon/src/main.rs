@@ -561,6 +561,8 @@ struct LeaseRow {
     /// Unix seconds; `None` for never.
     expires: Option<u32>,
     expires_at: String,
+    relay: Option<xdhcp6d::control::relay::RelayView>,
+    reconfigure: bool,
 }
 
 impl LeaseRow {
@@ -594,6 +596,11 @@ impl LeaseRow {
                 Some(at) => utc(at),
                 None => "never".to_owned(),
             },
+            relay: record
+                .relay
+                .as_ref()
+                .map(xdhcp6d::control::relay::RelayView::of),
+            reconfigure: record.reconfigure,
         }
     }
 }
@@ -1148,6 +1155,7 @@ mod tests {
         use xdhcp6_engine::table::{DuidBuf, Lease, Lifetimes};
         let record = LeaseRecord {
             relay: None,
+            reconfigure: false,
             duid: DuidBuf::new(&[0, 3, 0, 1, 2, 0, 0, 0, 0, 1]),
             lease: Lease {
                 addr: u128::from("2001:db8:100::".parse::<std::net::Ipv6Addr>().unwrap()),

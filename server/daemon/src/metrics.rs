@@ -519,6 +519,22 @@ fn render_engine(out: &mut Exposition, engine: &Engine) {
         );
     }
     out.family(
+        "xdhcp6_reconfigure_sent_total",
+        "counter",
+        "Reconfigure messages asked for through the control API (RFC 9915 §18.3.11), by \
+         result: sent (each transmission, retransmissions included), send_failed (the socket \
+         refused it), and the refusals no_binding, not_accepted (the client did not send \
+         Reconfigure Accept), no_address (a direct client without an address), \
+         relay_source_unknown (relay data from an older journal).",
+    );
+    for (result, count) in engine.reconfigure_results() {
+        out.sample(
+            "xdhcp6_reconfigure_sent_total",
+            &[("result", result.as_str())],
+            count,
+        );
+    }
+    out.family(
         "xdhcp6_rebind_foreign_total",
         "counter",
         "Addresses and prefixes of another server's slice (in a pool prefix of the link, \

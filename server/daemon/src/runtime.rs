@@ -143,9 +143,11 @@ pub fn serve(options: RunOptions, stop: &AtomicBool) -> anyhow::Result<()> {
         config.server.expected_leases as usize,
         SaltKey::from_salt(&config.server.salt),
     ));
+    let reconfigure_keys = crate::reconfigure::load_keys(&options.journal)?;
     let engine = Arc::new(
         Engine::new(Arc::clone(&config), Arc::clone(&table))
-            .with_context(|| format!("{}: the pools cannot be served", options.config.display()))?,
+            .with_context(|| format!("{}: the pools cannot be served", options.config.display()))?
+            .with_reconfigure(reconfigure_keys),
     );
 
     if let Some(folder) = options.journal.parent()
@@ -707,7 +709,10 @@ fn start_control(
         datapath: options.datapath.to_string(),
         config_file: options.config.clone(),
         clock: os::unix_now,
-        hooks: Arc::clone(reloader) as Arc<dyn control::ControlHooks>,
+        hooks: Arc::new(crate::reconfigure::Hooks {
+            reloader: Arc::clone(reloader),
+            reconfigurer: crate::reconfigure::Reconfigurer::new(reloader.live(), &options.journal),
+        }) as Arc<dyn control::ControlHooks>,
     };
     control::spawn(&options.control, sources).context("starting the control API")
 }

@@ -58,6 +58,7 @@ fn no_snapshot() -> Snapshot {
 fn lease(duid: &[u8], iaid: u32, addr: u128) -> LeaseRecord {
     LeaseRecord {
         relay: None,
+        reconfigure: false,
         duid: DuidBuf::new(duid),
         lease: Lease {
             addr,

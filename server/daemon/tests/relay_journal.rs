@@ -1,6 +1,6 @@
-//! Relay data through the journal: a relayed lease's relay data survives a restart and a
-//! compaction (format version 3), and a version-2 journal (no relay data) still replays and is
-//! rewritten as version 3.
+//! Relay data through the journal: a relayed lease's relay data (with the relay agent's
+//! source address) survives a restart and a compaction, and version-2 (no relay data) and
+//! version-3 (no flags) journals still replay and are rewritten as the current version.
 
 use std::fs;
 use std::net::Ipv6Addr;
@@ -129,6 +129,7 @@ fn relay_data_survives_a_restart_and_a_compaction() {
     .unwrap();
     let mut sink = journal.sink();
     let mut server = Server::with_table(Arc::clone(&config), Arc::clone(&table));
+    server.peer.address = Some(ip("2001:db8:ffff:aa::1"));
     let mut addrs = Vec::new();
     for n in 0..16 {
         addrs.push(server.bind_address(&relayed(n), 1));
@@ -181,6 +182,7 @@ fn relay_data_survives_a_restart_and_a_compaction() {
         Some((1, &[2, 0, 0, 0, 0, 5][..]))
     );
     assert_eq!(relay.innermost().unwrap().peer_address(), ip("fe80::5"));
+    assert_eq!(relay.source(), Some(ip("2001:db8:ffff:aa::1")));
 }
 
 /// Writes a version-2 journal of `records` (what the previous release wrote) at `path`.
@@ -199,7 +201,49 @@ fn write_version_2(path: &Path, records: &[LeaseRecord]) {
 }
 
 #[test]
-fn a_version_2_journal_replays_and_is_rewritten_as_version_3() {
+fn a_version_3_journal_replays_with_its_relay_data_and_is_rewritten() {
+    let dir = scratch("v3");
+    let path = dir.0.join("leases.journal");
+    let config = config();
+    let table = new_table(&config);
+    let mut server = Server::with_table(Arc::clone(&config), Arc::clone(&table));
+    for n in 0..6 {
+        server.bind_address(&relayed(n), 1);
+    }
+    let records = live(&table);
+    assert!(records.iter().all(|record| record.relay.is_some()));
+    let mut bytes = format::header(format::VERSION_3).to_vec();
+    for (at, record) in records.iter().enumerate() {
+        format::encode_v3(
+            &mut bytes,
+            EventKind::Bound,
+            at as u32,
+            &Link::Name("cable-1".into()),
+            record,
+        );
+    }
+    fs::write(&path, bytes).unwrap();
+
+    let (journal, replay) = Journal::open(
+        &path,
+        Durability::Always,
+        LinkNames::of(&config),
+        Arc::new(Vec::new),
+    )
+    .unwrap();
+    assert_eq!(replay.version, Some(format::VERSION_3));
+    assert_eq!(sorted(replay.records), records);
+    journal.shutdown();
+    assert!(dir.0.join("leases.journal.v3").exists());
+    let bytes = fs::read(&path).unwrap();
+    assert_eq!(bytes[..16], format::header(format::VERSION));
+    let again = read_journal(&path, &LinkNames::of(&config)).unwrap();
+    assert_eq!(again.version, Some(format::VERSION));
+    assert_eq!(sorted(again.records), records);
+}
+
+#[test]
+fn a_version_2_journal_replays_and_is_rewritten_as_the_current_version() {
     let dir = scratch("v2");
     let path = dir.0.join("leases.journal");
     let config = config();
@@ -225,7 +269,8 @@ fn a_version_2_journal_replays_and_is_rewritten_as_version_3() {
     assert_eq!(replay.version, Some(format::VERSION_2));
     assert_eq!(sorted(replay.records), records);
     journal.shutdown();
-    // The old file is kept aside; the journal is version 3 and replays the same leases.
+    // The old file is kept aside; the journal is of the current version and replays the
+    // same leases.
     assert!(dir.0.join("leases.journal.v2").exists());
     let bytes = fs::read(&path).unwrap();
     assert_eq!(bytes[..16], format::header(format::VERSION));

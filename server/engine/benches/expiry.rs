@@ -79,6 +79,7 @@ fn main() {
         duid[6..].copy_from_slice(&n.to_be_bytes());
         LeaseRecord {
             relay: None,
+            reconfigure: false,
             duid: DuidBuf::new(&duid),
             lease: Lease {
                 addr: 0x2001_0db8_0001_0000_0000_0000_0000_0000 + u128::from(n) + 0x1_0000,

@@ -46,7 +46,11 @@ fn relay_data(client: u64) -> RelayData {
     link_layer.extend_from_slice(&(client as u32).to_be_bytes());
     option(&mut options, 79, &link_layer);
     let mut bytes = Vec::with_capacity(128);
-    bytes.extend_from_slice(&[1, 0]);
+    // One hop, with the relay agent's source address (its uplink address) in front.
+    bytes.push(1 | 0x80);
+    let source = 0x2001_0db8_fffe_0000_0000_0000_0000_0001u128 | u128::from(relay) << 16;
+    bytes.extend_from_slice(&source.to_be_bytes());
+    bytes.push(0);
     let link = 0x2001_0db8_ffff_0000_0000_0000_0000_0001u128 | u128::from(relay) << 80;
     bytes.extend_from_slice(&link.to_be_bytes());
     // A link-local peer-address with a stable-privacy interface identifier (RFC 7217).

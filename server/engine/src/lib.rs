@@ -64,6 +64,7 @@ pub mod testing;
 
 pub use engine::{
     Arrival, Context, Destination, DropReason, Engine, EngineError, LeasequeryResult, Outcome,
-    Peer, PoolUsage, Refusal, received_type,
+    Peer, PoolUsage, ReconfigureError, ReconfigureKeys, ReconfigureResult, ReconfigureSent,
+    ReconfigureType, Refusal, SECRET_LEN, received_type, verify_reconfigure,
 };
 pub use xdhcp6_proto as proto;

@@ -111,6 +111,7 @@ fn leases_expire_within_a_second_of_their_end() {
     let mut s = Server::with_table(Arc::clone(&config), Arc::clone(&table));
     let records = (0..LEASES).map(|n| LeaseRecord {
         relay: None,
+        reconfigure: false,
         duid: DuidBuf::new(&random_duid(u64::from(n))),
         lease: Lease {
             addr: 0x2001_0db8_0001_0000_0000_0000_0001_0000 + u128::from(n),

@@ -97,8 +97,8 @@ fn query_by_address_returns_the_client_data_of_its_holder_4_1_2_2() {
     assert_eq!(data.addresses, vec![(address, PREFERRED, VALID)]);
     assert!(data.prefixes.is_empty());
     assert_eq!(data.clt_time, Some(0));
-    // Client-ID, IAADDR and CLT Time at least (RFC 5007 §4.1.2.2). LQ Relay Data is not
-    // written yet: the table keeps no relay data.
+    // Client-ID, IAADDR and CLT Time at least (RFC 5007 §4.1.2.2); no LQ Relay Data for a
+    // client that talked to the server directly (§4.1.2.4).
     assert_eq!(
         data.codes,
         vec![
@@ -520,6 +520,133 @@ fn a_relayed_leasequery_is_answered_through_the_relay_4_3_2() {
         )
         .expect("a reply");
     assert_eq!(reply.status_code(), StatusCode::NotAllowed);
+}
+
+// ---- LQ Relay Data (RFC 5007 §4.1.2.4) ----
+
+/// Reads one Relay-forward header and its options off `message`: (hop-count, link-address,
+/// peer-address, options as (code, body)).
+fn relay_forward(message: &[u8]) -> (u8, Ipv6Addr, Ipv6Addr, Vec<(u16, Vec<u8>)>) {
+    assert_eq!(message[0], u8::from(MessageType::RelayForw));
+    let address = |at: usize| Ipv6Addr::from(<[u8; 16]>::try_from(&message[at..at + 16]).unwrap());
+    let mut options = Vec::new();
+    let mut rest = &message[34..];
+    while !rest.is_empty() {
+        let code = u16::from_be_bytes([rest[0], rest[1]]);
+        let len = usize::from(u16::from_be_bytes([rest[2], rest[3]]));
+        options.push((code, rest[4..4 + len].to_vec()));
+        rest = &rest[4 + len..];
+    }
+    (message[1], address(2), address(18), options)
+}
+
+#[test]
+fn relay_data_holds_the_relay_agents_source_and_its_relay_forward_4_1_2_4() {
+    let mut server = Server::new(CONFIG);
+    let relay = Relay::new(ip("2001:db8:ffff:2::1"))
+        .peer(ip("fe80::2:1"))
+        .interface_id(b"bng-1/1/7")
+        .option(37, &[0, 0, 0x0d, 0xe9, b'l', b'i', b'n', b'e', b'7']);
+    let client = Client::new(200).via(relay);
+    // The relay agent sends from its own upstream address, which is none of the fields.
+    server.peer.address = Some(ip("2001:db8:ffff:aa::7"));
+    let address = server.bind_address(&client, 1);
+    server.peer.address = None;
+    let reply = ask(&mut server, &by_address(&requestor(), address, any_link()));
+    let data = reply.client_data.expect("Client Data");
+    let (peer, message) = data.relay_data.expect("LQ Relay Data");
+    // peer-address: the relay agent from which the server received the relayed message.
+    assert_eq!(peer, ip("2001:db8:ffff:aa::7"));
+    let (hop_count, link, client_peer, options) = relay_forward(&message);
+    assert_eq!(hop_count, 0);
+    assert_eq!(link, ip("2001:db8:ffff:2::1"));
+    assert_eq!(client_peer, ip("fe80::2:1"));
+    // The relay's options, without the client's message (no OPTION_RELAY_MSG).
+    assert_eq!(
+        options,
+        vec![
+            (18, b"bng-1/1/7".to_vec()),
+            (37, vec![0, 0, 0x0d, 0xe9, b'l', b'i', b'n', b'e', b'7'])
+        ]
+    );
+    assert_eq!(data.codes.last(), Some(&u16::from(OptionCode::LqRelayData)));
+    // Asked by client identifier: the same.
+    let reply = ask(
+        &mut server,
+        &by_client_id(&requestor(), &client.duid, any_link()),
+    );
+    let (again, _) = reply
+        .client_data
+        .unwrap()
+        .relay_data
+        .expect("LQ Relay Data");
+    assert_eq!(again, ip("2001:db8:ffff:aa::7"));
+}
+
+#[test]
+fn relay_data_of_two_hops_nests_the_inner_relay_forward_4_1_2_4() {
+    let mut server = Server::new(CONFIG);
+    let client = Client::new(201)
+        .via(Relay::new(ip("2001:db8:ffff:2::1")).peer(ip("fe80::2:2")))
+        .via(
+            Relay::new(ip("2001:db8:ffff:2::100"))
+                .peer(ip("2001:db8:ffff:2::1"))
+                .hop_count(1)
+                .interface_id(b"agg-3"),
+        );
+    server.peer.address = Some(ip("2001:db8:ffff:2::100"));
+    let address = server.bind_address(&client, 1);
+    let reply = ask(&mut server, &by_address(&requestor(), address, any_link()));
+    let (peer, message) = reply
+        .client_data
+        .unwrap()
+        .relay_data
+        .expect("LQ Relay Data");
+    assert_eq!(peer, ip("2001:db8:ffff:2::100"));
+    let (hop_count, link, inner_peer, options) = relay_forward(&message);
+    assert_eq!(
+        (hop_count, link, inner_peer),
+        (1, ip("2001:db8:ffff:2::100"), ip("2001:db8:ffff:2::1"))
+    );
+    assert_eq!(options[0], (18, b"agg-3".to_vec()));
+    // The outer Relay-forward's Relay Message option holds the inner one, which has none.
+    let (code, inner) = &options[1];
+    assert_eq!(*code, u16::from(OptionCode::RelayMsg));
+    let (hop_count, link, client_peer, inner_options) = relay_forward(inner);
+    assert_eq!(
+        (hop_count, link, client_peer),
+        (0, ip("2001:db8:ffff:2::1"), ip("fe80::2:2"))
+    );
+    assert!(inner_options.is_empty());
+}
+
+#[test]
+fn relay_data_follows_the_last_transaction_and_needs_its_source_4_1_2_4() {
+    let mut server = Server::new(CONFIG);
+    let client = Client::new(202).via(Relay::new(ip("2001:db8:ffff:2::1")));
+    // Relay data stored without the datagram's source (as replayed from an older journal)
+    // is not returned: the server did not retain the relay agent's address.
+    let address = server.bind_address(&client, 1);
+    let reply = ask(&mut server, &by_address(&requestor(), address, any_link()));
+    assert_eq!(reply.client_data.unwrap().relay_data, None);
+    // The client renews through another relay agent: its relay data is replaced.
+    let moved = Client::new(202).via(Relay::new(ip("2001:db8:ffff:2::2")).peer(ip("fe80::9")));
+    server.advance(60);
+    server.peer.address = Some(ip("2001:db8:ffff:2::2"));
+    let renew = moved.renew(&server.duid()).ia_na(1, &[address]);
+    server.send(&renew);
+    let reply = ask(&mut server, &by_address(&requestor(), address, any_link()));
+    let (peer, message) = reply
+        .client_data
+        .unwrap()
+        .relay_data
+        .expect("LQ Relay Data");
+    assert_eq!(peer, ip("2001:db8:ffff:2::2"));
+    let (_, link, client_peer, _) = relay_forward(&message);
+    assert_eq!(
+        (link, client_peer),
+        (ip("2001:db8:ffff:2::2"), ip("fe80::9"))
+    );
 }
 
 #[test]

@@ -429,3 +429,49 @@ fn a_selection_computed_before_its_entries_were_reused_selects_only_matching_lea
         "no lease of the other relay is taken for the first one's"
     );
 }
+
+#[test]
+fn the_datagrams_source_is_kept_with_the_path_and_older_bytes_still_read() {
+    let mut s = Server::new(CONFIG);
+    s.peer.address = Some(ip("2001:db8:ffff:99::1"));
+    let first = s.bind_address(
+        &Client::new(30).via(cmts("2001:db8:ffff:1::1", CMTS_DUID, 7, 30)),
+        1,
+    );
+    let second = s.bind_address(
+        &Client::new(31).via(cmts("2001:db8:ffff:1::1", CMTS_DUID, 7, 31)),
+        1,
+    );
+    let relay = bound_record(&s, first).relay.unwrap();
+    assert_eq!(relay.source(), Some(ip("2001:db8:ffff:99::1")));
+    // The source is not a hop: the hops read as without it.
+    assert_eq!(relay.hop_len(), 1);
+    assert_eq!(relay.peer_address(), Some(ip("fe80::1e")));
+    assert_eq!(relay.relay_id(), Some(CMTS_DUID));
+    assert_eq!(RelayData::from_bytes(relay.as_bytes()), Some(relay.clone()));
+    assert_eq!(
+        bound_record(&s, second).relay.unwrap().source(),
+        Some(ip("2001:db8:ffff:99::1"))
+    );
+    // One relay port, one modem: one path and one subscriber part for both clients.
+    assert_eq!((stats(&s).paths, stats(&s).subscribers), (1, 1));
+    // The encoding without a source (format version 3 journals) reads as before.
+    let bytes = relay.as_bytes();
+    let mut older = vec![bytes[0] & 0x7f];
+    older.extend_from_slice(&bytes[17..]);
+    let older = RelayData::from_bytes(&older).expect("relay data without a source");
+    assert_eq!(older.source(), None);
+    assert_eq!(
+        older.hops().collect::<Vec<_>>(),
+        relay.hops().collect::<Vec<_>>()
+    );
+    // A relay seen from another source address is another path.
+    s.peer.address = Some(ip("2001:db8:ffff:99::2"));
+    s.bind_address(
+        &Client::new(32).via(cmts("2001:db8:ffff:1::1", CMTS_DUID, 7, 32)),
+        1,
+    );
+    assert_eq!(stats(&s).paths, 2);
+    // A source flag without its 16 bytes is no encoding.
+    assert_eq!(RelayData::from_bytes(&bytes[..10]), None);
+}

@@ -124,6 +124,7 @@ pub(super) fn router(state: Arc<State>, token: Option<Arc<[u8]>>) -> Router {
         .route("/v1/server", get(get_server))
         .route("/v1/config", get(get_config))
         .route("/v1/reload", post(reload))
+        .route("/v1/reconfigure", post(reconfigure))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state);
@@ -242,6 +243,20 @@ async fn add_reservation(Extract(state): Extract<Arc<State>>, body: Body) -> Ans
     }
     let answer = state
         .blocking(move |state| state.sources.hooks.add_reservation(reservation))
+        .await?;
+    Ok(Json(answer))
+}
+
+async fn reconfigure(Extract(state): Extract<Arc<State>>, body: Body) -> Answer<Value> {
+    let request = json_body(body).await?;
+    if !request.is_object() {
+        return Err(ApiError::invalid(
+            "body",
+            "expected a JSON object with duid and msg (renew, rebind or information-request)",
+        ));
+    }
+    let answer = state
+        .blocking(move |state| state.sources.hooks.reconfigure(request))
         .await?;
     Ok(Json(answer))
 }

@@ -17,6 +17,7 @@ mod leases;
 mod listen;
 pub mod model;
 pub mod params;
+pub mod relay;
 mod reloader;
 
 use std::io;
@@ -119,6 +120,13 @@ pub trait ControlHooks: Send + Sync + 'static {
     fn remove_reservation(&self, reservation: Value) -> Result<Value, ApiError> {
         let _ = reservation;
         Err(unwired("reservations"))
+    }
+
+    /// `POST /v1/reconfigure`: sends a Reconfigure to the client that `request` names (its
+    /// `duid`, and `msg`: `renew`, `rebind` or `information-request`); returns where it went.
+    fn reconfigure(&self, request: Value) -> Result<Value, ApiError> {
+        let _ = request;
+        Err(unwired("reconfigure"))
     }
 }
 

@@ -4,6 +4,8 @@ use serde::{Deserialize, Serialize};
 use xdhcp6_engine::config::Config;
 use xdhcp6_engine::table::{INFINITE, IaKind, LeaseRecord, LeaseState};
 
+pub use super::relay::RelayView;
+
 /// Every error: what is wrong, and the request field it is about (`null` for none).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
@@ -36,6 +38,14 @@ pub struct LeaseView {
     pub expires: Option<u32>,
     /// The same instant as `YYYY-MM-DDTHH:MM:SSZ`, or `never`.
     pub expires_at: String,
+    /// The relay data of the client's last Request, Renew or Rebind through relay agents;
+    /// `null` for a client that talks to the server directly.
+    #[serde(default)]
+    pub relay: Option<RelayView>,
+    /// Whether the client accepts Reconfigure messages (it sent Reconfigure Accept and got
+    /// its reconfigure key).
+    #[serde(default)]
+    pub reconfigure: bool,
 }
 
 impl LeaseView {
@@ -65,6 +75,8 @@ impl LeaseView {
             valid: finite(lease.lifetimes.valid),
             expires: finite(lease.expires),
             expires_at: finite(lease.expires).map_or_else(|| "never".to_owned(), utc),
+            relay: record.relay.as_ref().map(RelayView::of),
+            reconfigure: record.reconfigure,
         }
     }
 }

@@ -540,3 +540,75 @@ fn an_idle_connection_gives_its_slot_to_the_next() {
     assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
     let _ = std::fs::remove_dir_all(&folder);
 }
+
+#[test]
+fn a_relayed_lease_shows_its_relay_data_and_reconfigure_is_501_without_hooks() {
+    let config = testing::config(CONFIG);
+    let table = Arc::new(LeaseTable::with_capacity(
+        1024,
+        SaltKey::from_salt(&config.server.salt),
+    ));
+    let mut server = Server::with_table(config, table);
+    let cmts = testing::Relay::new("2001:db8:1::1".parse().unwrap())
+        .peer("fe80::2:7".parse().unwrap())
+        .interface_id(b"cable-1/0/0")
+        .link_layer(1, &[2, 0, 0, 0, 0x10, 7])
+        .option(53, &[0, 3, 0, 1, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f])
+        .option(37, &[0, 0, 0x11, 0x8b, 0, 0x11, 0x22, 0x33, 0x44, 0x55])
+        .option(38, b"line-7");
+    let client = Client::new(70).via(cmts);
+    server.peer.address = Some("2001:db8:ffff::2".parse().unwrap());
+    let address = server.bind_address(&client, 1);
+    let direct = server.bind_address(&Client::new(71), 1);
+    let fixture = Fixture {
+        engine: server.engine,
+        addresses: vec![address, direct],
+        prefix: (Ipv6Addr::UNSPECIFIED, 0),
+        clients: vec![client],
+    };
+    let events = Recorded::default();
+    let folder = scratch("relay-data");
+    let socket = folder.join("control.sock");
+    let options = ControlOptions {
+        socket: Some(socket.clone()),
+        ..ControlOptions::off()
+    };
+    let handle = spawn(&options, sources(&fixture, &events)).unwrap();
+    let target = Target::Unix(socket);
+    let answer = get(&target, &format!("/v1/leases?address={address}"));
+    let leases: Value = serde_json::from_slice(&answer.body).unwrap();
+    let relay = &leases["leases"][0]["relay"];
+    assert_eq!(relay["source"], "2001:db8:ffff::2");
+    assert_eq!(relay["hops"][0]["hop_count"], 0);
+    assert_eq!(relay["hops"][0]["link_address"], "2001:db8:1::1");
+    assert_eq!(relay["hops"][0]["peer_address"], "fe80::2:7");
+    assert_eq!(relay["relay_id"], "00:03:00:01:0a:0b:0c:0d:0e:0f");
+    assert_eq!(relay["remote_id"]["enterprise"], 4491);
+    assert_eq!(relay["remote_id"]["id"], "00:11:22:33:44:55");
+    assert_eq!(relay["subscriber_id"], model::hex(b"line-7"));
+    assert_eq!(relay["interface_id"], model::hex(b"cable-1/0/0"));
+    assert_eq!(relay["client_link_layer"]["hw_type"], 1);
+    assert_eq!(relay["client_link_layer"]["address"], "02:00:00:00:10:07");
+    assert_eq!(leases["leases"][0]["reconfigure"], false);
+    // The typed view ctl reads parses it too.
+    let typed: Leases = answer.parse().unwrap();
+    let view = typed.leases[0].relay.as_ref().unwrap();
+    assert_eq!(view.hops[0].options.len(), 5);
+    // A direct client has none.
+    let answer = get(&target, &format!("/v1/leases?address={direct}"));
+    let leases: Value = serde_json::from_slice(&answer.body).unwrap();
+    assert_eq!(leases["leases"][0]["relay"], Value::Null);
+    // Without a server's hooks, Reconfigure is not available.
+    let answer = ctl::request(
+        &target,
+        Method::POST,
+        "/v1/reconfigure",
+        Some(json!({"duid": "00:03:00:01:02:00:00:00:00:01"})),
+    )
+    .unwrap();
+    assert_eq!(answer.status, 501);
+    let error = error_of(&answer);
+    assert!(error.error.contains("reconfigure"), "{}", error.error);
+    drop(handle);
+    let _ = std::fs::remove_dir_all(&folder);
+}

@@ -6,6 +6,8 @@
 //! ```text
 //! header : magic "XD6JRNL\0" (8) | version u32 | reserved u32 (0)
 //! record : len u32 | crc u32 (CRC-32/IEEE of the len bytes then the payload) | payload (len)
+//! payload, version 4:
+//!          the version-3 payload | flags u8 (bit 0: the client accepts Reconfigure)
 //! payload, version 3:
 //!          the version-2 payload | relay data len u16 | relay data (0: none)
 //! payload, version 2:
@@ -26,6 +28,11 @@
 //!
 //! Version 3 adds the lease's relay data ([`RelayData::as_bytes`], at most
 //! [`MAX_RELAY_DATA_LEN`] bytes, validated on decoding); version-2 records decode without it.
+//! Its relay data may hold the relay agent's datagram source ([`RelayData::source`]), which
+//! version-3 files, written before it was kept, never do.
+//!
+//! Version 4 adds a flags byte: whether the client accepts Reconfigure messages
+//! ([`LeaseRecord::reconfigure`]); version-3 records decode with none set.
 
 use std::borrow::Cow;
 
@@ -39,7 +46,11 @@ use xdhcp6_engine::table::{
 pub const MAGIC: [u8; 8] = *b"XD6JRNL\0";
 
 /// The format version this build writes.
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
+
+/// The previous format version, with relay data but without flags: still read (and
+/// rewritten as [`VERSION`] on open).
+pub const VERSION_3: u32 = 3;
 
 /// The previous format version, without relay data: still read (and rewritten as [`VERSION`]
 /// on open).
@@ -135,14 +146,14 @@ pub fn parse_header(bytes: &[u8; HEADER_LEN as usize]) -> Header {
 /// reads (a file created but never fully written), or is all zeros.
 pub fn is_header_start(bytes: &[u8]) -> bool {
     bytes.iter().all(|&byte| byte == 0)
-        || [VERSION_1, VERSION_2, VERSION]
+        || [VERSION_1, VERSION_2, VERSION_3, VERSION]
             .iter()
             .any(|&version| header(version).starts_with(bytes))
 }
 
 /// Whether this build reads files of `version`.
 pub fn is_readable(version: u32) -> bool {
-    version == VERSION || version == VERSION_2 || version == VERSION_1
+    version == VERSION || version == VERSION_3 || version == VERSION_2 || version == VERSION_1
 }
 
 /// The shortest and the longest payload of a valid record of `version`: the longest holds a
@@ -155,18 +166,25 @@ pub fn payload_bounds(version: u32) -> (usize, usize) {
             LEASE_LEN + 3,
             LEASE_LEN + 3 + MAX_DUID_LEN + MAX_LINK_NAME_LEN,
         ),
-        _ => (
+        VERSION_3 => (
             LEASE_LEN + 3 + 2,
             LEASE_LEN + 3 + MAX_DUID_LEN + MAX_LINK_NAME_LEN + 2 + MAX_RELAY_DATA_LEN,
+        ),
+        _ => (
+            LEASE_LEN + 3 + 2 + 1,
+            LEASE_LEN + 3 + MAX_DUID_LEN + MAX_LINK_NAME_LEN + 2 + MAX_RELAY_DATA_LEN + 1,
         ),
     }
 }
 
 /// The longest framed record of any version this build reads.
 pub const MAX_RECORD_LEN: usize =
-    FRAME_LEN + LEASE_LEN + 3 + MAX_DUID_LEN + MAX_LINK_NAME_LEN + 2 + MAX_RELAY_DATA_LEN;
+    FRAME_LEN + LEASE_LEN + 3 + MAX_DUID_LEN + MAX_LINK_NAME_LEN + 2 + MAX_RELAY_DATA_LEN + 1;
 
-/// Appends the framed version-3 record of one event to `out`. The lease's own `link` field is
+/// Flag of a version-4 record: the client accepts Reconfigure messages.
+const FLAG_RECONFIGURE: u8 = 1;
+
+/// Appends the framed version-4 record of one event to `out`. The lease's own `link` field is
 /// not written: `link` is. A DUID longer than [`MAX_DUID_LEN`] or a link name longer than
 /// [`MAX_LINK_NAME_LEN`] is cut (neither occurs: the engine takes no longer DUID, and the
 /// journal refuses a configuration with a longer name).
@@ -174,10 +192,35 @@ pub fn encode(out: &mut Vec<u8>, kind: EventKind, at: u32, link: &Link<'_>, reco
     let start = out.len();
     out.extend_from_slice(&[0; FRAME_LEN]);
     encode_v2_payload(out, kind, at, link, record);
+    push_relay(out, record);
+    out.push(if record.reconfigure {
+        FLAG_RECONFIGURE
+    } else {
+        0
+    });
+    frame(out, start);
+}
+
+/// Appends the framed version-3 record of one event to `out`, without its flags (tests make
+/// version-3 files).
+pub fn encode_v3(
+    out: &mut Vec<u8>,
+    kind: EventKind,
+    at: u32,
+    link: &Link<'_>,
+    record: &LeaseRecord,
+) {
+    let start = out.len();
+    out.extend_from_slice(&[0; FRAME_LEN]);
+    encode_v2_payload(out, kind, at, link, record);
+    push_relay(out, record);
+    frame(out, start);
+}
+
+fn push_relay(out: &mut Vec<u8>, record: &LeaseRecord) {
     let relay = record.relay.as_ref().map_or(&[][..], RelayData::as_bytes);
     out.extend_from_slice(&(relay.len() as u16).to_le_bytes());
     out.extend_from_slice(relay);
-    frame(out, start);
 }
 
 /// Appends the framed version-2 record of one event to `out`, without its relay data (tests
@@ -235,10 +278,12 @@ pub fn encoded_len(link: &Link<'_>, record: &LeaseRecord) -> u64 {
         Link::Position(_) => 3,
         Link::Name(name) => 3 + cut(name.as_bytes(), MAX_LINK_NAME_LEN).len(),
     };
-    let relay = 2 + record
-        .relay
-        .as_ref()
-        .map_or(0, |relay| relay.as_bytes().len());
+    let relay = 2
+        + record
+            .relay
+            .as_ref()
+            .map_or(0, |relay| relay.as_bytes().len())
+        + 1;
     (FRAME_LEN + LEASE_LEN + cut(record.duid.as_bytes(), MAX_DUID_LEN).len() + link + relay) as u64
 }
 
@@ -352,7 +397,7 @@ pub fn decode(version: u32, payload: &[u8]) -> Option<Entry<'_>> {
             _ => return None,
         },
     };
-    let relay = if version >= VERSION {
+    let relay = if version >= VERSION_3 {
         let len = usize::from(u16::from_le_bytes(reader.array()?));
         match len {
             0 => None,
@@ -361,6 +406,15 @@ pub fn decode(version: u32, payload: &[u8]) -> Option<Entry<'_>> {
         }
     } else {
         None
+    };
+    let reconfigure = if version >= VERSION {
+        match reader.u8()? {
+            0 => false,
+            FLAG_RECONFIGURE => true,
+            _ => return None,
+        }
+    } else {
+        false
     };
     if !reader.0.is_empty() || prefix_len > 128 {
         return None;
@@ -381,6 +435,7 @@ pub fn decode(version: u32, payload: &[u8]) -> Option<Entry<'_>> {
             expires,
         },
         relay,
+        reconfigure,
     };
     Some(Entry {
         kind,
@@ -495,6 +550,7 @@ mod tests {
                 expires: 1234,
             },
             relay: None,
+            reconfigure: false,
         }
     }
 
@@ -605,7 +661,7 @@ mod tests {
         // Relay data that is not in canonical form is damage: the Remote-ID moved in front
         // of the Interface-Id.
         let bytes = original.relay.as_ref().unwrap().as_bytes();
-        let start = out.len() - bytes.len();
+        let start = out.len() - 1 - bytes.len();
         let mut swapped = out[FRAME_LEN..].to_vec();
         let opts = start - FRAME_LEN + 1 + 1 + 32 + 2;
         let (interface_id, rest) = swapped[opts..].split_at(13);
@@ -615,6 +671,49 @@ mod tests {
         swapped.truncate(opts);
         swapped.extend_from_slice(&moved);
         assert_eq!(decode(VERSION, &swapped), None);
+    }
+
+    #[test]
+    fn version_4_records_carry_the_reconfigure_flag_and_the_relays_source() {
+        let mut original = record(b"cable router", 12);
+        let relay = relay_data();
+        // The relay agent's source in front of the hops (first byte 0x80 | hops).
+        let mut bytes = vec![relay.as_bytes()[0] | 0x80];
+        bytes.extend_from_slice(
+            &"2001:db8:ff::7"
+                .parse::<std::net::Ipv6Addr>()
+                .unwrap()
+                .octets(),
+        );
+        bytes.extend_from_slice(&relay.as_bytes()[1..]);
+        original.relay = Some(RelayData::from_bytes(&bytes).expect("relay data with a source"));
+        original.reconfigure = true;
+        let link = Link::Name("cable".into());
+        let mut out = Vec::new();
+        encode(&mut out, EventKind::Renewed, 5, &link, &original);
+        assert_eq!(out.len() as u64, encoded_len(&link, &original));
+        let (entry, used) = decode_record(VERSION, &out).unwrap();
+        assert_eq!(used, out.len());
+        assert_eq!(entry.record, original);
+        assert_eq!(
+            entry.record.relay.unwrap().source(),
+            Some("2001:db8:ff::7".parse().unwrap())
+        );
+        // Unknown flags are damage.
+        let mut flags = out[FRAME_LEN..].to_vec();
+        *flags.last_mut().unwrap() = 2;
+        assert_eq!(decode(VERSION, &flags), None);
+        // A version-3 record (no flags byte) reads with no flag set; it is not one of
+        // version 4, nor is a version-4 record one of version 3.
+        let mut v3 = Vec::new();
+        encode_v3(&mut v3, EventKind::Renewed, 5, &link, &original);
+        let (entry, used) = decode_record(VERSION_3, &v3).unwrap();
+        assert_eq!(used, v3.len());
+        assert!(!entry.record.reconfigure);
+        assert_eq!(entry.record.relay, original.relay);
+        assert!(decode_record(VERSION, &v3).is_err());
+        assert!(decode_record(VERSION_3, &out).is_err());
+        assert!(is_readable(VERSION_3) && is_header_start(&header(VERSION_3)[..12]));
     }
 
     #[test]

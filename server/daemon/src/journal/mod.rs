@@ -26,8 +26,9 @@
 //! On open, a file with damaged records is kept as `<path>.corrupt` and replaced by a fresh one
 //! holding every good record's lease (or, with [`JournalErrors::Strict`], the open fails and
 //! changes nothing); a torn last record is copied to `<path>.torn` before it is cut off; a
-//! file of an older version (1: links by position, 2: without relay data) is kept as
-//! `<path>.v1` or `<path>.v2` and rewritten as version 3. `<path>.lock` is locked
+//! file of an older version (1: links by position, 2: without relay data, 3: without the
+//! Reconfigure flag) is kept as `<path>.v1`, `<path>.v2` or `<path>.v3` and rewritten as
+//! version 4. `<path>.lock` is locked
 //! while the journal is open and names the process that has it: a second server on the same
 //! journal is refused.
 

@@ -19,7 +19,7 @@
 //!
 //! # Links
 //!
-//! A version-2 or version-3 record names its link; the name is looked up in the configuration that is
+//! A record of version 2 or later names its link; the name is looked up in the configuration that is
 //! loaded ([`LinkNames`]). A version-1 record has only the link's position in the
 //! configuration it was written with, and is read against the configuration that is loaded:
 //! a version-1 journal must be replayed once with the configuration it was written with, after

@@ -296,6 +296,7 @@ pub(crate) fn journal(
         };
         let record = LeaseRecord {
             relay: None,
+            reconfigure: false,
             duid: DuidBuf::new(&lease.duid),
             lease: Lease {
                 addr: u128::from(lease.address),

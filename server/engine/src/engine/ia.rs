@@ -29,6 +29,9 @@ pub(super) struct Exchange<'x, 'r, 'b, S> {
     pub(super) pools: &'x LinkPools,
     /// The relay data the leases bound or extended keep (`None` for a direct client).
     pub(super) relay: Option<&'x RelayData>,
+    /// Whether the client gets its reconfigure key and its leases are marked as accepting
+    /// Reconfigure ([`Engine::gives_reconfigure_key`]).
+    pub(super) reconfigure: bool,
     /// The relay and MAC budgets new bindings of this request are charged to.
     pub(super) origin: Origin,
     pub(super) now: u32,
@@ -495,6 +498,7 @@ impl<'x, 'r, S: EventSink> Exchange<'x, 'r, '_, S> {
             .table
             .ia_key(self.client.duid, ia.iaid(), ia.kind(), self.client.link)
             .with_relay(self.relay)
+            .with_reconfigure(self.reconfigure)
     }
 
     /// The reserved address (as a /128) or prefix of the client on its link.

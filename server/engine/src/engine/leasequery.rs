@@ -405,19 +405,42 @@ impl Engine {
         Ok(())
     }
 
-    /// RFC 5007 §4.1.2.4, in substance:
-    /// The Relay Data option is used only in a LEASEQUERY-REPLY message and provides the
-    /// relay agent information used when the client last communicated with the server:
-    /// the peer-address of the relay closest to the client and the Relay-forward message
-    /// as it was received.
+    /// Writes OPTION_LQ_RELAY_DATA (47) from the relay data stored with the binding of the
+    /// client's last transaction among `found`'s leases (the relay data of each lease is that
+    /// of the last message that bound or extended it).
     ///
-    /// LQ RELAY DATA (47) IS WRITTEN HERE, from the relay data stored with the binding. The
-    /// lease table keeps no relay data yet, so the option is left out for now.
-    fn write_relay_data(
-        &self,
-        _found: &Found,
-        _w: &mut MessageWriter<'_>,
-    ) -> Result<(), DropReason> {
+    /// RFC 5007 §4.1.2.4, in substance:
+    /// The Relay Data option provides the relay agent information used when the client last
+    /// communicated with the server. peer-address: the address of the relay agent from which
+    /// the relayed message was received by the server. DHCP-relay-message: the last complete
+    /// relayed message, excluding the client's DHCP message OPTION_RELAY_MSG, received by the
+    /// server. The option MUST NOT be returned if the server does not have such information,
+    /// either because the client communicated directly (without relay agent) with the server
+    /// or if the server did not retain such information.
+    ///
+    /// The peer-address is the datagram's source address stored with the relay data; relay
+    /// data stored without it (replayed from a journal of an older format, until the client's
+    /// next Renew or Rebind) is not returned.
+    fn write_relay_data(&self, found: &Found, w: &mut MessageWriter<'_>) -> Result<(), DropReason> {
+        let last = found
+            .leases
+            .iter()
+            .max_by_key(|lease| lease.expires.saturating_sub(lease.lifetimes.valid));
+        let Some(last) = last else {
+            return Ok(());
+        };
+        let relay = self
+            .table
+            .lease_at(last.addr, last.kind)
+            .filter(|record| record.duid.as_bytes() == found.duid.as_slice())
+            .and_then(|record| record.relay);
+        let Some((relay, source)) = relay.and_then(|relay| relay.source().map(|at| (relay, at)))
+        else {
+            return Ok(());
+        };
+        let mut message = Vec::with_capacity(relay.relay_message_len());
+        relay.write_relay_message(&mut message);
+        w.lq_relay_data(source, &message)?;
         Ok(())
     }
 

@@ -12,6 +12,7 @@ mod leasequery;
 mod limits;
 mod outcome;
 mod pools;
+mod reconfigure;
 mod reply;
 mod request;
 mod signals;
@@ -32,6 +33,11 @@ pub use self::limits::{Peer, Refusal};
 pub use self::outcome::{Destination, DropReason, Outcome, received_type};
 use self::pools::LinkPools;
 pub use self::pools::PoolUsage;
+pub use self::reconfigure::{
+    AGENT_PORT, ALGORITHM_HMAC_MD5, AUTH_BODY_LEN, CLIENT_PORT, INFO_HMAC_MD5, INFO_KEY,
+    RDM_MONOTONIC, RECONFIGURE_KEY_PROTOCOL, ReconfigureError, ReconfigureKeys, ReconfigureResult,
+    ReconfigureSent, ReconfigureType, SECRET_LEN, hmac_md5, verify_reconfigure,
+};
 use self::request::{
     Client, ClientRequest, RelayKeys, client_link_layer, relay_keys, relay_supplied,
 };
@@ -98,6 +104,8 @@ pub struct Engine {
     limits: Limits,
     foreign_rebinds: ForeignRebinds,
     leasequery: LeasequeryCounters,
+    /// The reconfigure key secret and replay counter ([`Engine::with_reconfigure`]).
+    reconfigure: Option<Arc<ReconfigureKeys>>,
     /// The engine that replaced this one ([`Engine::reloaded`]): units this one claims or
     /// frees while its last batches finish are marked in that one's bitmaps too.
     successor: OnceLock<Weak<Engine>>,
@@ -149,6 +157,7 @@ impl Engine {
             limits,
             foreign_rebinds,
             leasequery: LeasequeryCounters::default(),
+            reconfigure: None,
             successor: OnceLock::new(),
         };
         engine.recount();
@@ -199,6 +208,7 @@ impl Engine {
             limits,
             foreign_rebinds,
             leasequery,
+            reconfigure: self.reconfigure.clone(),
             successor: OnceLock::new(),
         });
         // Hand over before counting: a unit this engine claims or frees from here on is
@@ -325,6 +335,7 @@ impl Engine {
             duid: record.duid,
             lease,
             relay: record.relay,
+            reconfigure: record.reconfigure,
         })
     }
 
@@ -488,14 +499,13 @@ impl Engine {
                     MessageType::Solicit => request.rapid_commit,
                     _ => false,
                 };
-                let relay_data =
-                    binds
-                        .then(|| RelayData::from_chain(&chain))
-                        .flatten()
-                        .map(|captured| {
-                            self.table.count_relay_cut(captured.cut);
-                            captured.data
-                        });
+                let relay_data = binds
+                    .then(|| RelayData::from_chain(&chain, peer.address))
+                    .flatten()
+                    .map(|captured| {
+                        self.table.count_relay_cut(captured.cut);
+                        captured.data
+                    });
                 let to_source_port = relay
                     .options()
                     .find_raw(OptionCode::RelaySourcePort)
@@ -714,6 +724,7 @@ impl Engine {
             reservation,
             pools: &self.pools[link_id.index()],
             relay,
+            reconfigure: self.gives_reconfigure_key(request.reconfigure_accept, link_id),
             origin,
             now,
             w,
@@ -800,6 +811,17 @@ impl Engine {
                 reply::write_options(request, link, reserved_options, exchange.w)?;
             }
             _ => return Err(DropReason::NotForServer),
+        }
+        let gives_key = matches!(
+            request.msg_type,
+            MessageType::Solicit
+                | MessageType::Request
+                | MessageType::Renew
+                | MessageType::Rebind
+                | MessageType::InformationRequest
+        );
+        if reply_type == MessageType::Reply && gives_key && exchange.reconfigure {
+            self.write_reconfigure_key(duid, now, exchange.w)?;
         }
         Ok(reply_type)
     }

@@ -119,6 +119,8 @@ pub(super) struct ClientRequest<'a> {
     pub(super) has_ia: bool,
     pub(super) oro: Option<Oro<'a>>,
     pub(super) rapid_commit: bool,
+    /// The client sent Reconfigure Accept (RFC 9915 §21.20).
+    pub(super) reconfigure_accept: bool,
     pub(super) fqdn: Option<(u8, &'a [u8])>,
     /// The vendor option requests of the client's own Vendor-specific Information options.
     pub(super) vendor_oros: List<VendorOro<'a>, MAX_VENDOR_OROS>,
@@ -165,8 +167,8 @@ impl VendorOro<'_> {
 
 impl<'a> ClientRequest<'a> {
     /// Client ID, Server ID, IA_NA, IA_TA, ORO, Rapid Commit, Vendor-specific Information,
-    /// IA_PD, Client FQDN.
-    const ACTED_ON: [u16; 9] = [1, 2, 3, 4, 6, 14, 17, 25, 39];
+    /// Reconfigure Accept, IA_PD, Client FQDN.
+    const ACTED_ON: [u16; 10] = [1, 2, 3, 4, 6, 14, 17, 20, 25, 39];
 
     pub(super) fn read(message: Message<'a>) -> Result<Self, DropReason> {
         let mut request = ClientRequest {
@@ -179,6 +181,7 @@ impl<'a> ClientRequest<'a> {
             has_ia: false,
             oro: None,
             rapid_commit: false,
+            reconfigure_accept: false,
             fqdn: None,
             vendor_oros: List::new(),
             relay_supplied: List::new(),
@@ -226,6 +229,7 @@ impl<'a> ClientRequest<'a> {
                 DhcpOption::IaTa(_) => request.has_ia = true,
                 DhcpOption::Oro(oro) => request.oro = Some(oro),
                 DhcpOption::RapidCommit => request.rapid_commit = true,
+                DhcpOption::ReconfAccept => request.reconfigure_accept = true,
                 DhcpOption::ClientFqdn { flags, name } => {
                     request.fqdn = Some((flags, name.as_bytes()));
                 }

@@ -95,6 +95,7 @@ impl LeaseTable {
                             record.set(state, lease.lifetimes, lease.expires);
                             record.prefix_len = lease.prefix_len;
                             self.relays.replace(&mut record.relay, item.relay.as_ref());
+                            record.set_reconfigure(item.reconfigure);
                             if state == STATE_DECLINED {
                                 clients.remove(key.hash, loc);
                             }
@@ -108,6 +109,7 @@ impl LeaseTable {
                     let mut record = Record::new(&key, lease.addr, lease.prefix_len);
                     record.set(state, lease.lifetimes, lease.expires);
                     record.relay = self.relays.store(item.relay.as_ref());
+                    record.set_reconfigure(item.reconfigure);
                     let tail = record.relay;
                     let slot = shard.insert(record, hash, self.index_key, self.max_slot);
                     if slot.is_none() {

@@ -155,6 +155,10 @@ pub struct LeaseRecord {
     /// What the relay agents said when the lease was last bound or extended (`None` for a
     /// client that is not relayed).
     pub relay: Option<RelayData>,
+    /// Whether the client sent Reconfigure Accept in the message that last bound or extended
+    /// the lease, and was given its reconfigure key (RFC 9915 §20.4): the server may send it
+    /// Reconfigure messages.
+    pub reconfigure: bool,
 }
 
 impl LeaseRecord {
@@ -164,6 +168,7 @@ impl LeaseRecord {
             duid,
             lease,
             relay: None,
+            reconfigure: false,
         }
     }
 }
@@ -289,6 +294,7 @@ pub struct IaKey<'a> {
     pub(super) link: LinkId,
     pub(super) hash: u32,
     pub(super) relay: Option<&'a RelayData>,
+    pub(super) reconfigure: bool,
 }
 
 impl<'a> IaKey<'a> {
@@ -316,6 +322,17 @@ impl<'a> IaKey<'a> {
             link,
             hash: duid_hash_bits(duid_bits) | (ia as u32 & !DUID_HASH_MASK),
             relay: None,
+            reconfigure: false,
+        }
+    }
+
+    /// The same key, marking the leases a claim, binding or renewal through it makes or
+    /// extends as those of a client that accepts Reconfigure messages
+    /// ([`LeaseRecord::reconfigure`]). Lookups ignore it.
+    pub fn with_reconfigure(self, reconfigure: bool) -> Self {
+        Self {
+            reconfigure,
+            ..self
         }
     }
 

@@ -263,6 +263,7 @@ impl LeaseTable {
             let moved = record.expires != expires;
             record.set(state, lifetimes, expires);
             self.relays.replace(&mut record.relay, key.relay);
+            record.set_reconfigure(key.reconfigure);
             let (event, lease) = (record.event(event, now, &self.relays), record.lease());
             if moved {
                 shard.schedule(slot as u32, expires);
@@ -433,6 +434,7 @@ impl LeaseTable {
                 record.set(state, lifetimes, expires);
                 record.prefix_len = prefix_len;
                 self.relays.replace(&mut record.relay, key.relay);
+                record.set_reconfigure(key.reconfigure);
                 let (event, lease) = (record.event(event, now, &self.relays), record.lease());
                 if moved {
                     shard.schedule(slot, expires);
@@ -463,6 +465,7 @@ impl LeaseTable {
             *record = Record::new(key, addr, prefix_len);
             record.set(state, lifetimes, expires);
             record.relay = self.relays.store(key.relay);
+            record.set_reconfigure(key.reconfigure);
             let (event, lease) = (record.event(event, now, &self.relays), record.lease());
             shard.schedule(slot, expires);
             sink.emit(event);
@@ -472,6 +475,7 @@ impl LeaseTable {
         let mut record = Record::new(key, addr, prefix_len);
         record.set(state, lifetimes, expires);
         record.relay = self.relays.store(key.relay);
+        record.set_reconfigure(key.reconfigure);
         let lease = record.lease();
         let tail = record.relay;
         let Some(slot) = shard.insert(record, hash, self.index_key, self.max_slot) else {
@@ -513,6 +517,7 @@ impl LeaseTable {
         let moved = record.expires != expires;
         record.set(STATE_BOUND, lifetimes, expires);
         self.relays.replace(&mut record.relay, key.relay);
+        record.set_reconfigure(key.reconfigure);
         let (event, lease) = (record.event(event, now, &self.relays), record.lease());
         if moved {
             shard.schedule(slot, expires);

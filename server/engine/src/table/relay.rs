@@ -15,10 +15,15 @@
 //! # Canonical encoding ([`RelayData::as_bytes`], journal)
 //!
 //! ```text
-//! hops u8 (1..=8) | per hop, outermost first:
+//! hops u8 (1..=8; plus 0x80 when a source follows) | [source (16)] | per hop, outermost first:
 //!     hop-count u8 | link-address (16) | peer-address (16) | options length u16 (big endian)
 //!     | options, each code u16 | length u16 | body (big endian, as on the wire)
 //! ```
+//!
+//! The source is the IPv6 source address of the datagram that carried the outermost
+//! Relay-forward: the relay agent the server heard from (RFC 5007 §4.1.2.4's peer-address of
+//! the LQ Relay Data option, and where a Reconfigure is sent through the relays). Relay data
+//! stored before it was kept has none (a first byte without 0x80).
 //!
 //! The innermost hop's options are in a canonical order: Interface-Id and Relay-ID first, then
 //! the others, then the first Client Link-Layer Address of an Ethernet-sized (6-octet)
@@ -31,8 +36,9 @@
 //! peer-address, Interface-Id and Relay-ID on every client it relays, and a cable modem the
 //! same Remote-ID on every device behind it. The table keeps it in three parts:
 //!
-//! - a **path** (interned, reference counted): every hop but the innermost one, and the
-//!   innermost one's hop-count, link-address, Interface-Id and Relay-ID: one per relay port;
+//! - a **path** (interned, reference counted): the datagram's source, every hop but the
+//!   innermost one, and the innermost one's hop-count, link-address, Interface-Id and
+//!   Relay-ID: one per relay port;
 //! - a **subscriber** part (interned, reference counted, holding a reference to its path):
 //!   the innermost hop's other options (Remote-ID, Subscriber-ID, vendor options), and its
 //!   peer-address unless that is a link-local address: one per subscriber line or modem;
@@ -74,6 +80,20 @@ const RELAY_ID: u16 = 53;
 /// Bytes of a hop's header in the canonical encoding.
 const HOP_HEADER_LEN: usize = 1 + 16 + 16 + 2;
 
+/// The bit of the first byte that says the datagram's source address follows it.
+const SOURCE_FLAG: u8 = 0x80;
+
+/// Splits the first byte (hop count and [`SOURCE_FLAG`]) and the source off an encoding (the
+/// canonical one, or an interned path, which starts the same way).
+fn split_head(bytes: &[u8]) -> Option<(u8, Option<Ipv6Addr>, &[u8])> {
+    let (&first, rest) = bytes.split_first()?;
+    if first & SOURCE_FLAG == 0 {
+        return Some((first, None, rest));
+    }
+    let (source, rest) = rest.split_first_chunk::<16>()?;
+    Some((first & !SOURCE_FLAG, Some(Ipv6Addr::from(*source)), rest))
+}
+
 /// The relay data of one binding: the relay chain it was last bound or extended through,
 /// without the client's message. Cheap to clone (shared bytes).
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -96,17 +116,25 @@ pub struct Captured {
 }
 
 impl RelayData {
-    /// The relay data of a relayed message: its hops and their [`KEPT_OPTIONS`], at most
-    /// [`MAX_RELAY_DATA_LEN`] bytes of them. `None` for a chain too deep, or whose options
-    /// are malformed (the engine drops such messages before).
-    pub fn from_chain(chain: &RelayChain<'_>) -> Option<Captured> {
+    /// The relay data of a relayed message received from `source` (the datagram's IPv6
+    /// source address, when the datapath knows it): its hops and their [`KEPT_OPTIONS`], at
+    /// most [`MAX_RELAY_DATA_LEN`] bytes of them. `None` for a chain too deep, or whose
+    /// options are malformed (the engine drops such messages before).
+    pub fn from_chain(chain: &RelayChain<'_>, source: Option<Ipv6Addr>) -> Option<Captured> {
         let hops: Vec<_> = chain.hops().collect();
         if hops.is_empty() || hops.len() > MAX_RELAY_HOPS {
             return None;
         }
         let mut out = Vec::with_capacity(128);
-        out.push(hops.len() as u8);
-        let mut budget = MAX_RELAY_DATA_LEN - 1 - hops.len() * HOP_HEADER_LEN;
+        match source {
+            Some(source) => {
+                out.push(hops.len() as u8 | SOURCE_FLAG);
+                out.extend_from_slice(&source.octets());
+            }
+            None => out.push(hops.len() as u8),
+        }
+        // The options' budget is the same with or without a source.
+        let mut budget = MAX_RELAY_DATA_LEN - 1 - 16 - hops.len() * HOP_HEADER_LEN;
         let mut cut = 0;
         for (index, hop) in hops.iter().enumerate() {
             let mut kept: Vec<(u16, &[u8])> = Vec::new();
@@ -139,13 +167,13 @@ impl RelayData {
     }
 
     /// Relay data from its canonical encoding ([`Self::as_bytes`]); `None` unless `bytes` is
-    /// one: at most [`MAX_RELAY_DATA_LEN`] bytes, 1 to [`MAX_RELAY_HOPS`] hops, well-framed
-    /// options, the innermost hop's in canonical order.
+    /// one: at most [`MAX_RELAY_DATA_LEN`] bytes, 1 to [`MAX_RELAY_HOPS`] hops, an optional
+    /// source, well-framed options, the innermost hop's in canonical order.
     pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
         if bytes.len() > MAX_RELAY_DATA_LEN {
             return None;
         }
-        let (&count, mut rest) = bytes.split_first()?;
+        let (count, _, mut rest) = split_head(bytes)?;
         if count == 0 || usize::from(count) > MAX_RELAY_HOPS {
             return None;
         }
@@ -173,7 +201,7 @@ impl RelayData {
 
     /// The relay hops, outermost (the relay the server heard from) first.
     pub fn hops(&self) -> impl Iterator<Item = RelayHop<'_>> + '_ {
-        let mut rest = self.0.get(1..).unwrap_or_default();
+        let mut rest = split_head(&self.0).map_or(&[][..], |(_, _, rest)| rest);
         std::iter::from_fn(move || {
             let (hop, after) = split_hop(rest)?;
             rest = after;
@@ -183,7 +211,14 @@ impl RelayData {
 
     /// The number of relay hops.
     pub fn hop_len(&self) -> usize {
-        usize::from(self.0.first().copied().unwrap_or(0))
+        usize::from(self.0.first().copied().unwrap_or(0) & !SOURCE_FLAG)
+    }
+
+    /// The IPv6 source address of the datagram that carried the outermost Relay-forward: the
+    /// relay agent the server received the client's message from (RFC 5007 §4.1.2.4's
+    /// peer-address). `None` for relay data stored without it (an older journal).
+    pub fn source(&self) -> Option<Ipv6Addr> {
+        split_head(&self.0).and_then(|(_, source, _)| source)
     }
 
     /// The relay closest to the client.
@@ -196,9 +231,8 @@ impl RelayData {
         self.hops().next()
     }
 
-    /// The peer-address of the outermost Relay-forward: for the peer-address field of the LQ
-    /// Relay Data option (RFC 5007 §4.1.2.4), the address the server received it from when
-    /// the relay sent from its own address.
+    /// The peer-address field of the outermost Relay-forward (the address of the client or
+    /// relay that the outermost relay heard from; the relay's own address is [`Self::source`]).
     pub fn peer_address(&self) -> Option<Ipv6Addr> {
         self.outermost().map(|hop| hop.peer_address())
     }
@@ -658,7 +692,13 @@ impl RelayStore {
         let hops: Vec<_> = data.hops().collect();
         let (innermost, outer) = hops.split_last()?;
         let mut path = Vec::with_capacity(64);
-        path.push(hops.len() as u8);
+        match data.source() {
+            Some(source) => {
+                path.push(hops.len() as u8 | SOURCE_FLAG);
+                path.extend_from_slice(&source.octets());
+            }
+            None => path.push(hops.len() as u8),
+        }
         for hop in outer {
             path.extend_from_slice(hop.header);
             path.extend_from_slice(hop.options);
@@ -816,14 +856,20 @@ fn join(path: &[u8], subscriber: &[u8], tail: &RelayTail) -> Option<RelayData> {
     };
     // The path ends with the innermost hop: hop-count, link-address, options length and the
     // path-class options.
-    let (&count, mut outer) = path.split_first()?;
+    let (count, source, mut outer) = split_head(path)?;
     let inline = if tail.has_link_layer {
         4 + tail.link_layer.len()
     } else {
         0
     };
     let mut out = Vec::with_capacity(path.len() + subscriber.len() + 16 + inline);
-    out.push(count);
+    match source {
+        Some(source) => {
+            out.push(count | SOURCE_FLAG);
+            out.extend_from_slice(&source.octets());
+        }
+        None => out.push(count),
+    }
     for _ in 1..count {
         let (hop, after) = split_hop(outer)?;
         out.extend_from_slice(hop.header);
@@ -845,7 +891,7 @@ fn join(path: &[u8], subscriber: &[u8], tail: &RelayTail) -> Option<RelayData> {
 
 /// Whether a path (see [`RelayStore::split_and_intern`]) matches `query`.
 fn path_matches(path: &[u8], query: &RelayQuery<'_>) -> bool {
-    let Some((&count, mut rest)) = path.split_first() else {
+    let Some((count, _, mut rest)) = split_head(path) else {
         return false;
     };
     let mut hops: Vec<(Ipv6Addr, &[u8])> = Vec::new();

@@ -21,6 +21,9 @@ pub(super) const STATE_BOUND: u8 = 2;
 pub(super) const STATE_DECLINED: u8 = 3;
 pub(super) const STATE_MASK: u8 = 0b11;
 pub(super) const KIND_PD: u8 = 0b1000_0000;
+/// The client sent Reconfigure Accept in the message that last bound or extended the lease
+/// (and was given its reconfigure key).
+pub(super) const RECONFIGURE: u8 = 0b0100_0000;
 
 /// One slab slot: 88 bytes. The address is two `u64` so that the record is not 16-aligned.
 pub(super) struct Record {
@@ -33,7 +36,7 @@ pub(super) struct Record {
     pub(super) preferred: u32,
     pub(super) valid: u32,
     pub(super) link: u16,
-    /// IA kind (top bit) and state (low two bits).
+    /// IA kind (top bit), [`RECONFIGURE`] and state (low two bits).
     pub(super) flags: u8,
     pub(super) prefix_len: u8,
     /// The per-client part of the relay data, and the handle of the rest
@@ -78,6 +81,11 @@ impl Record {
             prefix_len,
             relay: RelayTail::default(),
         }
+    }
+
+    /// Sets whether the client accepts Reconfigure messages ([`RECONFIGURE`]).
+    pub(super) fn set_reconfigure(&mut self, on: bool) {
+        self.flags = (self.flags & !RECONFIGURE) | if on { RECONFIGURE } else { 0 };
     }
 
     pub(super) fn addr(&self) -> u128 {
@@ -153,6 +161,7 @@ impl Record {
             duid: self.duid.clone(),
             lease: self.lease(),
             relay: relays.load(&self.relay),
+            reconfigure: self.flags & RECONFIGURE != 0,
         }
     }
 
