@@ -6,6 +6,7 @@
 //! Client mistakes are never errors: they become a reply with a status code, or
 //! [`Outcome::Drop`] with a reason that the datapath counts.
 
+mod bulk_leasequery;
 mod discard;
 mod ia;
 mod leasequery;
@@ -26,6 +27,7 @@ use xdhcp6_proto::{
 
 use self::ia::Exchange;
 use self::leasequery::LeasequeryCounters;
+pub use self::bulk_leasequery::{BulkAnswer, BulkResult, MAX_BULK_MESSAGE};
 pub use self::leasequery::{LeasequeryResult, MAX_REPORTED_LEASES};
 use self::limits::{Limits, Origin};
 pub use self::limits::{Peer, Refusal};
