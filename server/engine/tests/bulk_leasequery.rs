@@ -451,3 +451,60 @@ fn results_are_reported_for_the_counters() {
         (BulkResult::UnknownQueryType, 0)
     );
 }
+
+#[test]
+fn bulk_keys_have_defaults_and_errors_name_the_field() {
+    use xdhcp6_engine::config::{BulkLeasequerySettings, Config};
+    let config = xdhcp6_engine::testing::config(CONFIG);
+    assert_eq!(config.leasequery.bulk, BulkLeasequerySettings::default());
+    assert!(config.leasequery.bulk.listen.is_empty());
+    assert_eq!(config.leasequery.bulk.max_connections, 10);
+    assert_eq!(config.leasequery.bulk.idle_timeout, 300);
+    assert_eq!(config.leasequery.bulk.max_queries, 1000);
+    let with = |keys: &str| {
+        CONFIG.replace(
+            "requestors = [\"2001:db8:ffff::/48\"]",
+            &format!("requestors = [\"2001:db8:ffff::/48\"]\n{keys}"),
+        )
+    };
+    let set = with(
+        "bulk-listen = [\"[::]:547\", \"[2001:db8::1]:5470\"]\nbulk-max-connections = 4\n\
+         bulk-idle-timeout = \"2m\"\nbulk-max-queries = 7",
+    );
+    let config = Config::from_toml_str(&set, "server.toml").unwrap();
+    let bulk = &config.leasequery.bulk;
+    assert_eq!(
+        bulk.listen,
+        vec![
+            "[::]:547".parse().unwrap(),
+            "[2001:db8::1]:5470".parse().unwrap()
+        ]
+    );
+    assert_eq!(
+        (bulk.max_connections, bulk.idle_timeout, bulk.max_queries),
+        (4, 120, 7)
+    );
+    for (keys, expected) in [
+        (
+            "bulk-listen = [\"[::]:547\", \"nowhere\"]",
+            "server.toml: leasequery.bulk-listen[1]: \"nowhere\" is not an address and port",
+        ),
+        (
+            "bulk-listen = [\"[::]:547\", \"[::]:547\"]",
+            "server.toml: leasequery.bulk-listen[1]: [::]:547 is listed twice",
+        ),
+        (
+            "bulk-max-connections = 0",
+            "server.toml: leasequery.bulk-max-connections: must be at least 1",
+        ),
+        (
+            "bulk-idle-timeout = 0",
+            "server.toml: leasequery.bulk-idle-timeout: must be at least 1",
+        ),
+    ] {
+        let error = Config::from_toml_str(&with(keys), "server.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with(expected), "{error}");
+    }
+}
