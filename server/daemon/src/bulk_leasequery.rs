@@ -330,8 +330,14 @@ mod tests {
     #[test]
     fn ipv4_peers_are_mapped() {
         let peer: SocketAddr = "192.0.2.1:40000".parse().unwrap();
-        assert_eq!(requestor_of(peer), "::ffff:192.0.2.1".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(
+            requestor_of(peer),
+            "::ffff:192.0.2.1".parse::<Ipv6Addr>().unwrap()
+        );
         let peer: SocketAddr = "[2001:db8::5]:40000".parse().unwrap();
-        assert_eq!(requestor_of(peer), "2001:db8::5".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(
+            requestor_of(peer),
+            "2001:db8::5".parse::<Ipv6Addr>().unwrap()
+        );
     }
 }

@@ -224,10 +224,7 @@ fn render_bulk_leasequery(out: &mut Exposition, stats: &crate::bulk_leasequery::
         "counter",
         "Bulk Leasequery TCP connections accepted.",
     );
-    out.value(
-        "xdhcp6_bulk_leasequery_connections_total",
-        stats.accepted(),
-    );
+    out.value("xdhcp6_bulk_leasequery_connections_total", stats.accepted());
     out.family(
         "xdhcp6_bulk_leasequery_queries_total",
         "counter",

@@ -137,7 +137,11 @@ fn ask(server: &mut Server, query: &xdhcp6_engine::testing::Msg) -> BulkReplies 
 fn streamed(server: &Server, replies: &BulkReplies, xid: u32) -> BTreeSet<(Vec<u8>, Ipv6Addr)> {
     let types = replies.types();
     assert_eq!(types[0], MessageType::LeasequeryReply, "{types:?}");
-    assert_eq!(types.last(), Some(&MessageType::LeasequeryDone), "{types:?}");
+    assert_eq!(
+        types.last(),
+        Some(&MessageType::LeasequeryDone),
+        "{types:?}"
+    );
     assert!(
         types[1..types.len() - 1]
             .iter()
@@ -182,29 +186,50 @@ fn set(items: &[&[(Vec<u8>, Ipv6Addr)]]) -> BTreeSet<(Vec<u8>, Ipv6Addr)> {
 #[test]
 fn query_by_relay_id_streams_every_binding_of_the_relay_5_3() {
     let (mut server, bound) = populated();
-    let replies = ask(&mut server, &by_relay_id(&requestor(), CMTS_DUID, Ipv6Addr::UNSPECIFIED));
+    let replies = ask(
+        &mut server,
+        &by_relay_id(&requestor(), CMTS_DUID, Ipv6Addr::UNSPECIFIED),
+    );
     let got = streamed(&server, &replies, requestor().xid);
     assert_eq!(got, set(&[&bound.cable, &bound.cable_prefixes]));
     // The REPLY, one DATA per further binding (5 addresses and a prefix), the DONE.
     assert_eq!(replies.messages.len(), 1 + 5 + 1);
-    let replies = ask(&mut server, &by_relay_id(&requestor(), BNG_DUID, Ipv6Addr::UNSPECIFIED));
-    assert_eq!(streamed(&server, &replies, requestor().xid), set(&[&bound.bng]));
+    let replies = ask(
+        &mut server,
+        &by_relay_id(&requestor(), BNG_DUID, Ipv6Addr::UNSPECIFIED),
+    );
+    assert_eq!(
+        streamed(&server, &replies, requestor().xid),
+        set(&[&bound.bng])
+    );
 }
 
 #[test]
 fn query_by_relay_id_on_a_link_keeps_that_link_5_3() {
     let (mut server, bound) = populated();
     // The CMTS's clients are all on `cable`: asking on `bng` finds none.
-    let on_bng = ask(&mut server, &by_relay_id(&requestor(), CMTS_DUID, ip(BNG_LINK)));
+    let on_bng = ask(
+        &mut server,
+        &by_relay_id(&requestor(), CMTS_DUID, ip(BNG_LINK)),
+    );
     assert!(streamed(&server, &on_bng, requestor().xid).is_empty());
-    assert_eq!(on_bng.types(), vec![MessageType::LeasequeryReply, MessageType::LeasequeryDone]);
-    let on_cable = ask(&mut server, &by_relay_id(&requestor(), CMTS_DUID, ip(CMTS_LINK)));
+    assert_eq!(
+        on_bng.types(),
+        vec![MessageType::LeasequeryReply, MessageType::LeasequeryDone]
+    );
+    let on_cable = ask(
+        &mut server,
+        &by_relay_id(&requestor(), CMTS_DUID, ip(CMTS_LINK)),
+    );
     assert_eq!(
         streamed(&server, &on_cable, requestor().xid),
         set(&[&bound.cable, &bound.cable_prefixes])
     );
     // A link-address no link holds: NotConfigured.
-    let unknown = ask(&mut server, &by_relay_id(&requestor(), CMTS_DUID, ip("2001:db8:eeee::1")));
+    let unknown = ask(
+        &mut server,
+        &by_relay_id(&requestor(), CMTS_DUID, ip("2001:db8:eeee::1")),
+    );
     assert_eq!(unknown.types(), vec![MessageType::LeasequeryReply]);
     assert_eq!(unknown.reply().status_code(), StatusCode::NotConfigured);
 }
@@ -213,17 +238,26 @@ fn query_by_relay_id_on_a_link_keeps_that_link_5_3() {
 fn query_by_link_address_streams_the_clients_of_that_relay_link_5_3() {
     let (mut server, bound) = populated();
     let replies = ask(&mut server, &by_link_address(&requestor(), ip(BNG_LINK)));
-    assert_eq!(streamed(&server, &replies, requestor().xid), set(&[&bound.bng]));
+    assert_eq!(
+        streamed(&server, &replies, requestor().xid),
+        set(&[&bound.bng])
+    );
     let replies = ask(&mut server, &by_link_address(&requestor(), ip(CMTS_LINK)));
     assert_eq!(
         streamed(&server, &replies, requestor().xid),
         set(&[&bound.cable, &bound.cable_prefixes])
     );
     // A relay link nobody came through: nothing, and a complete answer.
-    let replies = ask(&mut server, &by_link_address(&requestor(), ip("2001:db8:ffff:1::99")));
+    let replies = ask(
+        &mut server,
+        &by_link_address(&requestor(), ip("2001:db8:ffff:1::99")),
+    );
     assert!(streamed(&server, &replies, requestor().xid).is_empty());
     // 0::0 names no link.
-    let replies = ask(&mut server, &by_link_address(&requestor(), Ipv6Addr::UNSPECIFIED));
+    let replies = ask(
+        &mut server,
+        &by_link_address(&requestor(), Ipv6Addr::UNSPECIFIED),
+    );
     assert_eq!(replies.types(), vec![MessageType::LeasequeryReply]);
     assert_eq!(replies.reply().status_code(), StatusCode::MalformedQuery);
 }
@@ -282,7 +316,10 @@ fn rfc_5007_queries_are_answered_over_tcp_then_done_5_3() {
         &mut server,
         &by_client_id(&requestor(), &duid_cable, Ipv6Addr::UNSPECIFIED),
     );
-    assert_eq!(replies.types(), vec![MessageType::LeasequeryReply, MessageType::LeasequeryDone]);
+    assert_eq!(
+        replies.types(),
+        vec![MessageType::LeasequeryReply, MessageType::LeasequeryDone]
+    );
     let data = replies.reply().client_data.clone().expect("Client Data");
     assert_eq!(data.client_id, Some(duid_cable));
     assert_eq!(data.addresses[0].0, address_cable);
@@ -292,7 +329,10 @@ fn rfc_5007_queries_are_answered_over_tcp_then_done_5_3() {
         &mut server,
         &by_address(&requestor(), ip("2001:db8:1::dead"), Ipv6Addr::UNSPECIFIED),
     );
-    assert_eq!(replies.types(), vec![MessageType::LeasequeryReply, MessageType::LeasequeryDone]);
+    assert_eq!(
+        replies.types(),
+        vec![MessageType::LeasequeryReply, MessageType::LeasequeryDone]
+    );
     assert!(replies.reply().client_data.is_none());
     assert_ne!(duid, Vec::<u8>::new());
 }
@@ -317,10 +357,7 @@ fn a_requestor_not_listed_gets_not_allowed_and_nothing_else_7_1() {
 #[test]
 fn unknown_and_malformed_queries_get_their_status_5_5() {
     let (mut server, _) = populated();
-    let unknown = leasequery(
-        &requestor(),
-        &query_option(9, Ipv6Addr::UNSPECIFIED, &[]),
-    );
+    let unknown = leasequery(&requestor(), &query_option(9, Ipv6Addr::UNSPECIFIED, &[]));
     let replies = ask(&mut server, &unknown);
     assert_eq!(replies.types(), vec![MessageType::LeasequeryReply]);
     assert_eq!(replies.reply().status_code(), StatusCode::UnknownQueryType);
@@ -363,14 +400,20 @@ fn released_and_expired_bindings_are_not_streamed_5_3() {
     let (mut server, bound) = populated();
     let client = bng_client(11, b"line-11");
     server.send(&client.release(&server.duid()).ia_na(1, &[bound.bng[0].1]));
-    let replies = ask(&mut server, &by_relay_id(&requestor(), BNG_DUID, Ipv6Addr::UNSPECIFIED));
+    let replies = ask(
+        &mut server,
+        &by_relay_id(&requestor(), BNG_DUID, Ipv6Addr::UNSPECIFIED),
+    );
     assert_eq!(
         streamed(&server, &replies, requestor().xid),
         set(&[&bound.bng[1..]])
     );
     // Past every valid lifetime: nothing, before the timer even ran.
     server.advance(7201);
-    let replies = ask(&mut server, &by_relay_id(&requestor(), BNG_DUID, Ipv6Addr::UNSPECIFIED));
+    let replies = ask(
+        &mut server,
+        &by_relay_id(&requestor(), BNG_DUID, Ipv6Addr::UNSPECIFIED),
+    );
     assert!(streamed(&server, &replies, requestor().xid).is_empty());
 }
 
@@ -405,7 +448,10 @@ fn a_terminated_query_ends_with_query_terminated_5_5() {
     assert_eq!(answer.result(), BulkResult::Terminated);
     assert_eq!(answer.streamed(), 1);
     let replies = BulkReplies::parse(&out);
-    assert_eq!(replies.types(), vec![MessageType::LeasequeryReply, MessageType::LeasequeryDone]);
+    assert_eq!(
+        replies.types(),
+        vec![MessageType::LeasequeryReply, MessageType::LeasequeryDone]
+    );
     assert_eq!(
         replies.messages[1].status_code(),
         StatusCode::QueryTerminated
@@ -435,19 +481,31 @@ fn results_are_reported_for_the_counters() {
     };
     let here = "2001:db8:ffff:9::5";
     assert_eq!(
-        result(by_relay_id(&requestor(), CMTS_DUID, Ipv6Addr::UNSPECIFIED), here),
+        result(
+            by_relay_id(&requestor(), CMTS_DUID, Ipv6Addr::UNSPECIFIED),
+            here
+        ),
         (BulkResult::Found, 6)
     );
     assert_eq!(
-        result(by_relay_id(&requestor(), b"\x00\x03nobody", Ipv6Addr::UNSPECIFIED), here),
+        result(
+            by_relay_id(&requestor(), b"\x00\x03nobody", Ipv6Addr::UNSPECIFIED),
+            here
+        ),
         (BulkResult::NoBinding, 0)
     );
     assert_eq!(
-        result(by_link_address(&requestor(), ip(CMTS_LINK)), "2001:db8:eeee::5"),
+        result(
+            by_link_address(&requestor(), ip(CMTS_LINK)),
+            "2001:db8:eeee::5"
+        ),
         (BulkResult::NotAllowed, 0)
     );
     assert_eq!(
-        result(leasequery(&requestor(), &query_option(9, Ipv6Addr::UNSPECIFIED, &[])), here),
+        result(
+            leasequery(&requestor(), &query_option(9, Ipv6Addr::UNSPECIFIED, &[])),
+            here
+        ),
         (BulkResult::UnknownQueryType, 0)
     );
 }

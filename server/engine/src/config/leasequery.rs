@@ -86,7 +86,11 @@ pub(crate) fn build(raw: &RawLeasequery) -> Result<LeasequerySettings, (String, 
             raw.bulk_idle_timeout.map(|seconds| seconds.0),
             defaults.idle_timeout,
         )?,
-        max_queries: positive("bulk-max-queries", raw.bulk_max_queries, defaults.max_queries)?,
+        max_queries: positive(
+            "bulk-max-queries",
+            raw.bulk_max_queries,
+            defaults.max_queries,
+        )?,
     };
     Ok(LeasequerySettings { requestors, bulk })
 }

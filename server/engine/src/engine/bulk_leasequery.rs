@@ -147,9 +147,7 @@ impl Engine {
         now: u32,
     ) -> Result<BulkAnswer, DropReason> {
         let message = match Packet::parse(request) {
-            Ok(Packet::Client(message)) if message.msg_type() == MessageType::Leasequery => {
-                message
-            }
+            Ok(Packet::Client(message)) if message.msg_type() == MessageType::Leasequery => message,
             Ok(_) => return Err(DropReason::Unsupported),
             Err(_) => return Err(DropReason::Malformed),
         };
@@ -276,7 +274,13 @@ impl BulkAnswer {
     /// until it holds at least `limit` bytes or the answer is complete; returns whether it is
     /// complete. `engine` is the one serving now (a reload may have replaced the one that
     /// read the query; the lease table is the same).
-    pub fn write_more(&mut self, engine: &Engine, now: u32, out: &mut Vec<u8>, limit: usize) -> bool {
+    pub fn write_more(
+        &mut self,
+        engine: &Engine,
+        now: u32,
+        out: &mut Vec<u8>,
+        limit: usize,
+    ) -> bool {
         if !self.pending.is_empty() {
             out.append(&mut self.pending);
         }
@@ -457,7 +461,12 @@ impl BulkAnswer {
     }
 
     /// Writes one binding: in the REPLY if it is the first, in a LEASEQUERY-DATA otherwise.
-    fn write_binding(&mut self, engine: &Engine, now: u32, out: &mut Vec<u8>) -> Result<(), DropReason> {
+    fn write_binding(
+        &mut self,
+        engine: &Engine,
+        now: u32,
+        out: &mut Vec<u8>,
+    ) -> Result<(), DropReason> {
         let (xid, duid, found) = (self.xid, &self.requestor_duid, &self.found);
         if self.replied {
             // RFC 5460 §5.2, §7.2, in substance: the bindings after the first are sent in

@@ -25,9 +25,9 @@ use xdhcp6_proto::{
     RelayMessage, StatusCode,
 };
 
+pub use self::bulk_leasequery::{BulkAnswer, BulkResult, MAX_BULK_MESSAGE};
 use self::ia::Exchange;
 use self::leasequery::LeasequeryCounters;
-pub use self::bulk_leasequery::{BulkAnswer, BulkResult, MAX_BULK_MESSAGE};
 pub use self::leasequery::{LeasequeryResult, MAX_REPORTED_LEASES};
 use self::limits::{Limits, Origin};
 pub use self::limits::{Peer, Refusal};

@@ -86,7 +86,10 @@ impl BulkReplies {
 
     /// The message types in order.
     pub fn types(&self) -> Vec<MessageType> {
-        self.messages.iter().map(|message| message.msg_type).collect()
+        self.messages
+            .iter()
+            .map(|message| message.msg_type)
+            .collect()
     }
 }
 
