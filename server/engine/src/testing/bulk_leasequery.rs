@@ -132,7 +132,7 @@ impl Server {
 /// The Relay-ID (a DUID-LL) of the relay that [`one_relay_engine`] binds every client through.
 pub const BENCH_RELAY_ID: &[u8] = &[0, 3, 0, 1, 0x02, 0x00, 0x5e, 0x00, 0x53, 0x01];
 
-/// The requestor address [`one_relay_engine`]'s configuration lists.
+/// A requestor address [`one_relay_engine`]'s configuration lists (with `::1`).
 pub const BENCH_REQUESTOR: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xffff, 9, 0, 0, 0, 5);
 
 /// An engine whose table holds `count` bound IA_NA leases, all relayed by one relay (a CMTS
@@ -152,7 +152,7 @@ salt = "bulk-bench"
 expected-leases = {count}
 
 [leasequery]
-requestors = ["{BENCH_REQUESTOR}/128"]
+requestors = ["{BENCH_REQUESTOR}/128", "::1/128"]
 
 [[link]]
 name = "cable"
