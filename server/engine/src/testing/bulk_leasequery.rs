@@ -187,7 +187,7 @@ prefix = "2001:db8:1::/64"
     };
     let records = (0..count).map(|client| {
         let mut duid = vec![0, 1, 0, 1, 0x2e, 0, 0, 0];
-        duid.extend_from_slice(&(client as u64 | 0x0200 << 48).to_be_bytes()[2..]);
+        duid.extend_from_slice(&client.to_be_bytes()[2..]);
         LeaseRecord {
             duid: DuidBuf::new(&duid),
             lease: Lease {
