@@ -325,7 +325,216 @@ async fn serve(
 
 #[cfg(test)]
 mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+
+    use xdhcp6_engine::proto::{MessageType, StatusCode};
+    use xdhcp6_engine::testing::bulk_leasequery::{BulkReplies, by_relay_id};
+    use xdhcp6_engine::testing::{Client, Relay, Server, T0, ip};
+
     use super::*;
+
+    const RELAY_ID: &[u8] = &[0, 3, 0, 1, 0xc0, 0, 0, 0, 0, 1];
+
+    /// A server with three clients bound through one relay, whose configuration has
+    /// `extra` under `[leasequery]`.
+    fn server(extra: &str) -> Server {
+        let mut server = Server::new(&format!(
+            r#"
+[server]
+duid = "00:01:00:01:2e:00:00:09:02:00:00:00:00:07"
+salt = "bulk-listener"
+
+[leasequery]
+requestors = ["::1/128"]
+{extra}
+
+[[link]]
+name = "cable"
+relay-prefixes = ["2001:db8:ffff:1::/64"]
+
+[[link.pool]]
+prefix = "2001:db8:1::/64"
+"#
+        ));
+        for n in 1..=3 {
+            let client =
+                Client::new(n).via(Relay::new(ip("2001:db8:ffff:1::1")).option(53, RELAY_ID));
+            server.bind_address(&client, 1);
+        }
+        server
+    }
+
+    fn now() -> u32 {
+        T0 + 1
+    }
+
+    fn listen(server: &Server, max_connections: usize) -> (BulkHandle, Arc<BulkStats>) {
+        let engine = Arc::clone(&server.engine);
+        let stats = Arc::new(BulkStats::default());
+        let handle = spawn(
+            &["[::1]:0".parse().unwrap()],
+            max_connections,
+            Arc::new(move || Arc::clone(&engine)),
+            Arc::clone(&stats),
+            now,
+        )
+        .unwrap();
+        (handle, stats)
+    }
+
+    fn connect(handle: &BulkHandle) -> TcpStream {
+        let stream = TcpStream::connect(handle.local_addrs()[0]).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        stream
+    }
+
+    fn send(stream: &mut TcpStream, message: &[u8]) {
+        let mut frame = (message.len() as u16).to_be_bytes().to_vec();
+        frame.extend_from_slice(message);
+        stream.write_all(&frame).unwrap();
+    }
+
+    fn query(xid: u32) -> Vec<u8> {
+        let mut requestor = Client::new(9000);
+        requestor.xid = xid;
+        by_relay_id(&requestor, RELAY_ID, Ipv6Addr::UNSPECIFIED).encode()
+    }
+
+    /// Reads frames up to a DONE or a REPLY with a status.
+    fn answer(stream: &mut TcpStream) -> BulkReplies {
+        let mut bytes = Vec::new();
+        loop {
+            let mut length = [0u8; 2];
+            stream.read_exact(&mut length).unwrap();
+            let mut message = vec![0; usize::from(u16::from_be_bytes(length))];
+            stream.read_exact(&mut message).unwrap();
+            bytes.extend_from_slice(&length);
+            bytes.extend_from_slice(&message);
+            let replies = BulkReplies::parse(&bytes);
+            let last = replies.messages.last().unwrap();
+            if last.msg_type == MessageType::LeasequeryDone
+                || last.status_code() != StatusCode::Success
+            {
+                return replies;
+            }
+        }
+    }
+
+    fn closed(stream: &mut TcpStream) -> bool {
+        let mut rest = Vec::new();
+        matches!(stream.read_to_end(&mut rest), Ok(0))
+    }
+
+    #[test]
+    fn queries_on_one_connection_are_answered_in_order_up_to_the_limit() {
+        let server = server("bulk-max-queries = 2");
+        let (handle, stats) = listen(&server, 4);
+        let mut stream = connect(&handle);
+        // Both queries written before either answer is read.
+        send(&mut stream, &query(1));
+        send(&mut stream, &query(2));
+        for xid in [1, 2] {
+            let replies = answer(&mut stream);
+            assert_eq!(replies.client_data().len(), 3);
+            assert!(replies.messages.iter().all(|m| m.xid == xid));
+        }
+        // The third is past bulk-max-queries: QueryTerminated, and the connection closes.
+        send(&mut stream, &query(3));
+        let replies = answer(&mut stream);
+        assert_eq!(replies.types(), vec![MessageType::LeasequeryReply]);
+        assert_eq!(replies.reply().status_code(), StatusCode::QueryTerminated);
+        assert!(closed(&mut stream));
+        assert_eq!(stats.leases_streamed(), 6);
+        let count = |wanted: BulkResult| {
+            stats
+                .queries()
+                .find(|(result, _)| *result == wanted)
+                .map_or(0, |(_, count)| count)
+        };
+        assert_eq!(count(BulkResult::Found), 2);
+        assert_eq!(count(BulkResult::Terminated), 1);
+        assert_eq!(stats.accepted(), 1);
+    }
+
+    #[test]
+    fn a_message_that_gets_no_answer_closes_the_connection() {
+        let server = server("");
+        let (handle, stats) = listen(&server, 4);
+        let mut stream = connect(&handle);
+        send(&mut stream, &Client::new(5).solicit().encode());
+        assert!(closed(&mut stream));
+        assert_eq!(stats.dropped(), 1);
+    }
+
+    #[test]
+    fn connections_past_the_limit_wait_for_a_free_slot() {
+        let server = server("");
+        let (handle, _stats) = listen(&server, 1);
+        let mut first = connect(&handle);
+        send(&mut first, &query(1));
+        assert_eq!(answer(&mut first).client_data().len(), 3);
+        // The second waits in the backlog while the first holds the only slot.
+        let mut second = connect(&handle);
+        send(&mut second, &query(2));
+        second
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let mut byte = [0u8; 1];
+        assert!(second.read(&mut byte).is_err(), "answered past the limit");
+        drop(first);
+        second
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        assert_eq!(answer(&mut second).client_data().len(), 3);
+    }
+
+    #[test]
+    fn a_reader_that_stops_reading_loses_its_connection() {
+        // About 13 MB of answer: more than the socket buffers hold (a receive buffer grows
+        // only as its reader takes data; this one takes none).
+        let engine = xdhcp6_engine::testing::bulk_leasequery::one_relay_engine_with(
+            200_000,
+            "bulk-idle-timeout = 1",
+        );
+        let stats = Arc::new(BulkStats::default());
+        let probe = Arc::clone(&engine);
+        let handle = spawn(
+            &["[::1]:0".parse().unwrap()],
+            4,
+            Arc::new(move || Arc::clone(&probe)),
+            Arc::clone(&stats),
+            now,
+        )
+        .unwrap();
+        let mut stream = connect(&handle);
+        send(
+            &mut stream,
+            &xdhcp6_engine::testing::bulk_leasequery::bench_query(7),
+        );
+        // Nothing is read until the server has given up (1 s without progress), then the
+        // rest of what it wrote arrives, and the end of the stream.
+        std::thread::sleep(Duration::from_secs(3));
+        let mut received = Vec::new();
+        let _ = stream.read_to_end(&mut received);
+        assert!(received.len() < 200_000 * 64, "{} bytes", received.len());
+        let terminated = stats
+            .queries()
+            .find(|(result, _)| *result == BulkResult::Terminated)
+            .map_or(0, |(_, count)| count);
+        assert_eq!(terminated, 1);
+        assert!(stats.leases_streamed() < 200_000);
+    }
+
+    #[test]
+    fn an_idle_connection_is_closed() {
+        let server = server("bulk-idle-timeout = 1");
+        let (handle, _stats) = listen(&server, 4);
+        let mut stream = connect(&handle);
+        assert!(closed(&mut stream));
+    }
 
     #[test]
     fn ipv4_peers_are_mapped() {

@@ -141,6 +141,11 @@ pub const BENCH_REQUESTOR: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xffff, 9, 0,
 /// distinct 14-byte DUID-LLTs; the leases were bound at [`super::T0`] for 3600/7200 s. For
 /// the Bulk Leasequery benchmarks.
 pub fn one_relay_engine(count: u64) -> std::sync::Arc<crate::Engine> {
+    one_relay_engine_with(count, "")
+}
+
+/// [`one_relay_engine`] with `extra` lines in its `[leasequery]` table (the `bulk-*` keys).
+pub fn one_relay_engine_with(count: u64, extra: &str) -> std::sync::Arc<crate::Engine> {
     use crate::config::LinkId;
     use crate::table::{DuidBuf, IaKind, Lease, LeaseRecord, LeaseState, Lifetimes, RelayData};
 
@@ -153,6 +158,7 @@ expected-leases = {count}
 
 [leasequery]
 requestors = ["{BENCH_REQUESTOR}/128", "::1/128"]
+{extra}
 
 [[link]]
 name = "cable"
