@@ -400,7 +400,8 @@ impl BulkAnswer {
                 })?;
                 self.result = BulkResult::of(result);
                 self.replied = true;
-                if self.result == BulkResult::Found {
+                // One Client Data; an LQ Client Link option names links, not a binding.
+                if result == LeasequeryResult::Found {
                     self.streamed = 1;
                 }
                 // RFC 5460 §7.2, in substance: a query that fails ends with its REPLY and its
