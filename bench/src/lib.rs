@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod afxdp;
+pub mod bulk_leasequery;
 pub mod frame;
 pub mod generator;
 pub mod hold;

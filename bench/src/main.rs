@@ -56,8 +56,11 @@ struct Cli {
     #[arg(long, value_name = "PATH")]
     ebpf_object: Option<PathBuf>,
     /// sarr, rapid, renew, rebind, release, info, pd, na+pd, mix, hold (clients that keep
-    /// their leases over time: Renew at T1, Rebind at T2, Solicit when they expire), or echo
-    /// (against xdhcp6-reflect: each flow's Solicit and Request must come back unchanged).
+    /// their leases over time: Renew at T1, Rebind at T2, Solicit when they expire), echo
+    /// (against xdhcp6-reflect: each flow's Solicit and Request must come back unchanged), or
+    /// bulk-leasequery (bind every client through --relays at --rate, then ask the server over
+    /// TCP for each relay's bindings by link-address and some clients' by Remote-ID, report
+    /// leases streamed per second and check every answer against what was bound).
     #[arg(long, default_value = "sarr")]
     scenario: String,
     /// Weights for `--scenario mix`.
@@ -125,6 +128,12 @@ struct Cli {
     /// hold: the largest retransmission timeout, milliseconds (the first is 1 s).
     #[arg(long, default_value_t = 8000, value_parser = clap::value_parser!(u32).range(1000..))]
     max_rt_ms: u32,
+    /// bulk-leasequery: the server's Bulk Leasequery TCP port (`[leasequery] bulk-listen`).
+    #[arg(long, default_value_t = 547)]
+    bulk_port: u16,
+    /// bulk-leasequery: clients asked about by Remote-ID after the link-address queries.
+    #[arg(long, default_value_t = 100)]
+    bulk_remote_ids: u32,
     /// No progress line.
     #[arg(long, short = 'q')]
     quiet: bool,
@@ -145,6 +154,9 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<u64> {
     if cli.scenario == "hold" {
         return hold(&cli);
+    }
+    if cli.scenario == "bulk-leasequery" {
+        return bulk_leasequery(&cli);
     }
     let scenario = match cli.scenario.as_str() {
         "mix" => Flows::mix(&cli.mix).map_err(anyhow::Error::msg)?,
@@ -381,6 +393,66 @@ fn hold(cli: &Cli) -> anyhow::Result<u64> {
     let title = format!("xdhcp6-bench hold ({} clients)", cli.clients);
     report(cli, &summary.table(), &summary, || summary.svg(&title))?;
     Ok(summary.total_failures)
+}
+
+/// `--scenario bulk-leasequery`: every client bound once through `--relays` (Solicit,
+/// Request), then Bulk Leasequery over TCP to `--server` port `--bulk-port`.
+fn bulk_leasequery(cli: &Cli) -> anyhow::Result<u64> {
+    let Some(server) = cli.server else {
+        bail!("--scenario bulk-leasequery needs --server (the TCP queries go there)");
+    };
+    if cli.relays == 0 {
+        bail!("--scenario bulk-leasequery needs --relays: queries select by relay data");
+    }
+    if !(cli.rate.is_finite() && cli.rate > 0.0) {
+        bail!("--rate must be a positive number");
+    }
+    let settings = Settings {
+        scenario: Flows::One(Flow::Sarr),
+        ias: cli.ia.parse().map_err(anyhow::Error::msg)?,
+        population: population(cli)?,
+        timeout_ns: cli.timeout_ms.saturating_mul(1_000_000),
+        expect_range: cli.expect_range,
+        expect_pd_range: cli.expect_pd_range,
+    };
+    let population = settings.population.clone();
+    let (mut transport, _) = open_transport(cli, &population)?;
+    let mut generator = Generator::new(settings);
+    let mut clock = SystemClock::default();
+    // One flow per client: the whole population binds once.
+    let duration = Duration::from_secs_f64(f64::from(cli.clients) / cli.rate);
+    let quiet = cli.quiet;
+    let phase = run_phase(
+        &mut generator,
+        transport.as_mut(),
+        &mut clock,
+        cli.rate,
+        duration,
+        &mut |s: &Sample| {
+            if !quiet {
+                eprintln!("{}", s.progress_line());
+            }
+        },
+    )?;
+    if !quiet {
+        eprintln!(
+            "bound {} of {} clients in {:.1} s",
+            generator.bound_clients(),
+            cli.clients,
+            phase.duration_s
+        );
+    }
+    let address = std::net::SocketAddr::new(server.into(), cli.bulk_port);
+    let summary = xdhcp6_bench::bulk_leasequery::run(
+        address,
+        &population,
+        &|client| generator.binding(client),
+        cli.bulk_remote_ids,
+        Duration::from_millis(cli.timeout_ms.max(1000) * 10),
+    )
+    .with_context(|| format!("Bulk Leasequery to {address}"))?;
+    report(cli, &summary.table(), &summary, String::new)?;
+    Ok(summary.checked.failures)
 }
 
 /// Prints the table (on stderr when the JSON goes to stdout) and writes `--json` and `--plot`.

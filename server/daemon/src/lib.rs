@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod afxdp;
+pub mod bulk_leasequery;
 pub mod config;
 pub mod control;
 pub mod ctl;

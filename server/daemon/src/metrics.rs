@@ -83,6 +83,8 @@ pub struct Sources {
     pub xdp: Option<Probe<Option<Counters>>>,
     /// Configuration reloads and the generation served.
     pub reloads: Option<Probe<ReloadCounts>>,
+    /// The Bulk Leasequery listener's counters.
+    pub bulk_leasequery: Option<Arc<crate::bulk_leasequery::BulkStats>>,
 }
 
 /// The lease journal's state, for the `xdhcp6_journal_*` families.
@@ -141,6 +143,12 @@ impl Sources {
         self.reloads = Some(counts);
         self
     }
+
+    /// The same sources, reporting the Bulk Leasequery counters `stats`.
+    pub fn with_bulk_leasequery(mut self, stats: Arc<crate::bulk_leasequery::BulkStats>) -> Self {
+        self.bulk_leasequery = Some(stats);
+        self
+    }
 }
 
 impl fmt::Debug for Sources {
@@ -152,6 +160,7 @@ impl fmt::Debug for Sources {
             .field("journal_health", &self.journal_health.is_some())
             .field("xdp", &self.xdp.is_some())
             .field("reloads", &self.reloads.is_some())
+            .field("bulk_leasequery", &self.bulk_leasequery.is_some())
             .finish()
     }
 }
@@ -194,7 +203,59 @@ pub fn render(sources: &Sources) -> String {
     if let Some(reloads) = &sources.reloads {
         render_reloads(&mut out, reloads());
     }
+    if let Some(stats) = &sources.bulk_leasequery {
+        render_bulk_leasequery(&mut out, stats);
+    }
     out.text
+}
+
+fn render_bulk_leasequery(out: &mut Exposition, stats: &crate::bulk_leasequery::BulkStats) {
+    out.family(
+        "xdhcp6_bulk_leasequery_connections",
+        "gauge",
+        "Bulk Leasequery (RFC 5460) TCP connections open now.",
+    );
+    out.value(
+        "xdhcp6_bulk_leasequery_connections",
+        stats.open_connections(),
+    );
+    out.family(
+        "xdhcp6_bulk_leasequery_connections_total",
+        "counter",
+        "Bulk Leasequery TCP connections accepted.",
+    );
+    out.value("xdhcp6_bulk_leasequery_connections_total", stats.accepted());
+    out.family(
+        "xdhcp6_bulk_leasequery_queries_total",
+        "counter",
+        "Bulk Leasequery queries answered, by result: found (bindings streamed), no_binding, \
+         the refusals not_allowed, not_configured, unknown_query_type, malformed_query, and \
+         terminated (QueryTerminated: a stalled reader, the per-connection query limit, a \
+         stop).",
+    );
+    for (result, count) in stats.queries() {
+        out.sample(
+            "xdhcp6_bulk_leasequery_queries_total",
+            &[("result", result.as_str())],
+            count,
+        );
+    }
+    out.family(
+        "xdhcp6_bulk_leasequery_dropped_total",
+        "counter",
+        "Bulk Leasequery messages that got no answer (not a LEASEQUERY, no Client Identifier, \
+         another server's Server Identifier); their connection was closed.",
+    );
+    out.value("xdhcp6_bulk_leasequery_dropped_total", stats.dropped());
+    out.family(
+        "xdhcp6_bulk_leasequery_leases_streamed_total",
+        "counter",
+        "Bindings sent by Bulk Leasequery, one per Client Data.",
+    );
+    out.value(
+        "xdhcp6_bulk_leasequery_leases_streamed_total",
+        stats.leases_streamed(),
+    );
 }
 
 fn render_reloads(out: &mut Exposition, counts: ReloadCounts) {

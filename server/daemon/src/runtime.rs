@@ -24,6 +24,7 @@ use xdhcp6_engine::config::Config;
 use xdhcp6_engine::table::{LeaseRecord, LeaseTable};
 
 use crate::afxdp::{self, InterfaceInfo, XskConfig, XskError, XskWorker};
+use crate::bulk_leasequery::{self, BulkHandle, BulkStats};
 use crate::control::{self, ControlHandle, ControlOptions};
 use crate::journal::{
     Durability, Journal, JournalErrors, JournalOptions, JournalSink, LinkNames, Snapshot,
@@ -268,6 +269,9 @@ pub fn serve(options: RunOptions, stop: &AtomicBool) -> anyhow::Result<()> {
         )?);
     }
 
+    // Bound before the privileges go: port 547 is a privileged port.
+    running.bulk_leasequery = start_bulk_leasequery(&config, &reloader, &running)?;
+
     if let Some(name) = &options.user {
         become_user(name, &options.journal)?;
     }
@@ -372,6 +376,8 @@ struct Running {
     timer: Option<JoinHandle<()>>,
     metrics: Option<MetricsHandle>,
     control: Option<ControlHandle>,
+    bulk_leasequery: Option<BulkHandle>,
+    bulk_stats: Arc<BulkStats>,
 }
 
 impl Running {
@@ -385,6 +391,8 @@ impl Running {
             timer: None,
             metrics: None,
             control: None,
+            bulk_leasequery: None,
+            bulk_stats: Arc::default(),
         }
     }
 }
@@ -403,6 +411,7 @@ impl Drop for Running {
     fn drop(&mut self) {
         // No forced release may start once the workers stop.
         self.control.take();
+        self.bulk_leasequery.take();
         self.stop.store(true, Ordering::Relaxed);
         if let Some(udp) = self.udp.take() {
             udp.join();
@@ -637,6 +646,7 @@ fn start_metrics(
                 skipped_bytes,
             }
         }));
+    sources = sources.with_bulk_leasequery(Arc::clone(&running.bulk_stats));
     if !lock(&running.steering).is_empty() {
         let steering = Arc::clone(&running.steering);
         sources = sources.with_xdp(Arc::new(move || {
@@ -715,6 +725,28 @@ fn start_control(
         }) as Arc<dyn control::ControlHooks>,
     };
     control::spawn(&options.control, sources).context("starting the control API")
+}
+
+/// Starts the Bulk Leasequery listener when `[leasequery] bulk-listen` names addresses.
+fn start_bulk_leasequery(
+    config: &Config,
+    reloader: &Arc<Reloader>,
+    running: &Running,
+) -> anyhow::Result<Option<BulkHandle>> {
+    let bulk = &config.leasequery.bulk;
+    if bulk.listen.is_empty() {
+        return Ok(None);
+    }
+    let live = Arc::clone(reloader.live());
+    bulk_leasequery::spawn(
+        &bulk.listen,
+        bulk.max_connections,
+        Arc::new(move || live.load()),
+        Arc::clone(&running.bulk_stats),
+        os::unix_now,
+    )
+    .map(Some)
+    .context("starting the Bulk Leasequery listener ([leasequery] bulk-listen)")
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

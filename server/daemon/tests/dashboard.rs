@@ -152,7 +152,8 @@ fn rendered() -> String {
         .with_reloads(Arc::new(|| xdhcp6d::reload::ReloadCounts {
             generation: 1,
             ..Default::default()
-        }));
+        }))
+        .with_bulk_leasequery(Arc::default());
     metrics::render(&sources)
 }
 

@@ -50,6 +50,35 @@ pub struct LeasequerySettings {
     /// Leasequery from another address is answered with the NotAllowed status; a relayed one
     /// is judged by the innermost relay's peer-address, the requestor's own address.
     pub requestors: Vec<Prefix>,
+    /// Bulk Leasequery over TCP (RFC 5460): where it listens and its limits.
+    pub bulk: BulkLeasequerySettings,
+}
+
+/// `[leasequery] bulk-*`: the Bulk Leasequery listener (RFC 5460) and its limits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BulkLeasequerySettings {
+    /// TCP addresses to listen on (`bulk-listen`, default empty: no listener).
+    pub listen: Vec<std::net::SocketAddr>,
+    /// Connections served at once (`bulk-max-connections`, default 10, RFC 5460's
+    /// BULK_LQ_MAX_CONNS); more wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// Seconds a connection may wait for the requestor, to send a query or to read the
+    /// answer, before it is closed (`bulk-idle-timeout`, default 300, BULK_LQ_DATA_TIMEOUT).
+    pub idle_timeout: u32,
+    /// Queries answered on one connection (`bulk-max-queries`, default 1,000); the next
+    /// gets QueryTerminated and the connection is closed.
+    pub max_queries: u32,
+}
+
+impl Default for BulkLeasequerySettings {
+    fn default() -> Self {
+        Self {
+            listen: Vec::new(),
+            max_connections: 10,
+            idle_timeout: 300,
+            max_queries: 1000,
+        }
+    }
 }
 
 /// Server-wide settings (`[server]`).

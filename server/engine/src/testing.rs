@@ -5,6 +5,7 @@
 //! [`Server`] drives an [`Engine`] on a virtual clock and collects its lease events, and
 //! [`ReplyView`] is a reply taken apart into plain values that tests compare against.
 
+pub mod bulk_leasequery;
 pub mod leasequery;
 
 use std::net::Ipv6Addr;

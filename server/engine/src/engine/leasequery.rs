@@ -28,7 +28,7 @@ use crate::table::{INFINITE, IaKind, Lease, LeaseRecord, LeaseState};
 pub const MAX_REPORTED_LEASES: usize = 64;
 
 /// The longest DUID a query may name (RFC 9915 §11.1: 128 octets plus the type).
-const MAX_DUID_LEN: usize = 130;
+pub(super) const MAX_DUID_LEN: usize = 130;
 
 /// How a Leasequery was answered, for the counters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -102,16 +102,16 @@ impl LeasequeryCounters {
 }
 
 /// What the server needs of a LEASEQUERY, read in one pass over its options.
-struct Query<'a> {
-    xid: u32,
-    client_id: Option<&'a [u8]>,
-    server_id: Option<&'a [u8]>,
+pub(super) struct Query<'a> {
+    pub(super) xid: u32,
+    pub(super) client_id: Option<&'a [u8]>,
+    pub(super) server_id: Option<&'a [u8]>,
     /// The OPTION_LQ_QUERY body; `Err` when there are two.
-    query: Option<Result<&'a [u8], ()>>,
+    pub(super) query: Option<Result<&'a [u8], ()>>,
 }
 
 impl<'a> Query<'a> {
-    fn read(message: Message<'a>) -> Result<Self, DropReason> {
+    pub(super) fn read(message: Message<'a>) -> Result<Self, DropReason> {
         let mut query = Query {
             xid: message.transaction_id(),
             client_id: None,
@@ -142,9 +142,9 @@ impl<'a> Query<'a> {
 }
 
 /// The leases found for a query, all of one client.
-struct Found {
-    duid: Vec<u8>,
-    leases: Vec<Lease>,
+pub(super) struct Found {
+    pub(super) duid: Vec<u8>,
+    pub(super) leases: Vec<Lease>,
 }
 
 impl Engine {
@@ -182,7 +182,7 @@ impl Engine {
     }
 
     /// Writes the body of the reply: a status, the Client Data, or the client's links.
-    fn leasequery_result(
+    pub(super) fn leasequery_result(
         &self,
         query: &Query<'_>,
         requestor: Option<Ipv6Addr>,
@@ -375,7 +375,7 @@ impl Engine {
     }
 
     /// Writes OPTION_CLIENT_DATA for `found`.
-    fn write_client_data(
+    pub(super) fn write_client_data(
         &self,
         found: &Found,
         now: u32,
