@@ -13,6 +13,7 @@ pub mod journal;
 pub mod kea;
 pub mod logging;
 pub mod metrics;
+pub mod query;
 pub mod reload;
 pub mod runtime;
 pub mod service;
