@@ -158,14 +158,14 @@ pub struct QueryArgs {
     pub prefix: Option<Prefix>,
     /// What the client with this DUID holds (hex bytes, with or without colons).
     #[arg(long, value_name = "HEX", value_parser = parse_duid)]
-    pub duid: Option<Vec<u8>>,
+    pub duid: Option<Duid>,
     /// The client's IAID, with --duid: shown with the query (Client Data carries no IAIDs).
     #[arg(long, value_name = "N", requires = "duid")]
     pub iaid: Option<u32>,
     /// Every binding relayed by the relay agent with this Relay-ID (its DUID, hex; RFC 5460,
     /// over TCP).
     #[arg(long, value_name = "HEX", value_parser = parse_duid)]
-    pub relay_id: Option<Vec<u8>>,
+    pub relay_id: Option<Duid>,
     /// Every binding with this Remote-ID (RFC 4649), ENTERPRISE:HEX, e.g. 4491:00:11:22:33:44:55
     /// (RFC 5460, over TCP).
     #[arg(long, value_name = "ENTERPRISE:HEX", value_parser = parse_remote_id)]
@@ -194,7 +194,7 @@ pub struct QueryArgs {
     /// The requestor's DUID, hex (its Client Identifier; default: a DUID-LL made from the
     /// process id and the time).
     #[arg(long, value_name = "HEX", value_parser = parse_duid)]
-    pub client_id: Option<Vec<u8>>,
+    pub client_id: Option<Duid>,
     /// text or json.
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = Format::Text)]
     pub format: Format,
@@ -208,11 +208,11 @@ pub fn main(args: &QueryArgs) -> anyhow::Result<ExitCode> {
         Target::Prefix(prefix)
     } else if let Some(duid) = &args.duid {
         Target::ClientId {
-            duid: duid.clone(),
+            duid: duid.0.clone(),
             iaid: args.iaid,
         }
     } else if let Some(relay_id) = &args.relay_id {
-        Target::RelayId(relay_id.clone())
+        Target::RelayId(relay_id.0.clone())
     } else if let Some((enterprise, id)) = &args.remote_id {
         Target::RemoteId {
             enterprise: *enterprise,
@@ -246,11 +246,15 @@ pub fn main(args: &QueryArgs) -> anyhow::Result<ExitCode> {
         link: args.link,
         transport,
         timeout: Duration::from_millis(args.timeout),
-        requestor: args.client_id.clone().unwrap_or_else(|| {
-            let mut duid = vec![0, 3, 0, 1, 0x02];
-            duid.extend_from_slice(&seed.to_be_bytes()[3..8]);
-            duid
-        }),
+        requestor: args
+            .client_id
+            .as_ref()
+            .map(|duid| duid.0.clone())
+            .unwrap_or_else(|| {
+                let mut duid = vec![0, 3, 0, 1, 0x02];
+                duid.extend_from_slice(&seed.to_be_bytes()[3..8]);
+                duid
+            }),
         source: args.source,
         xid: (seed as u32) & 0x00ff_ffff,
     };
@@ -305,8 +309,12 @@ fn parse_server(text: &str) -> Result<Server, String> {
     })
 }
 
+/// A DUID given on the command line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Duid(pub Vec<u8>);
+
 /// Hex bytes with or without `:` or `-`: a DUID of 1 to 130 bytes.
-fn parse_duid(text: &str) -> Result<Vec<u8>, String> {
+fn parse_duid(text: &str) -> Result<Duid, String> {
     let bytes = parse_hex(text)?;
     if bytes.is_empty() || bytes.len() > MAX_DUID {
         return Err(format!(
@@ -314,7 +322,7 @@ fn parse_duid(text: &str) -> Result<Vec<u8>, String> {
             bytes.len()
         ));
     }
-    Ok(bytes)
+    Ok(Duid(bytes))
 }
 
 /// `ENTERPRISE:HEX`.
@@ -345,7 +353,7 @@ fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
             })
             .collect()
     } else {
-        if text.len() % 2 != 0 || !text.is_ascii() {
+        if !text.len().is_multiple_of(2) || !text.is_ascii() {
             return Err(bad());
         }
         (0..text.len())

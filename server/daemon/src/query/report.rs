@@ -140,7 +140,7 @@ impl Verdict {
                     format!("refused: {name} ({message})")
                 }
             }
-            Verdict::Timeout => "no answer (timeout)".to_owned(),
+            Verdict::Timeout => "timeout".to_owned(),
             Verdict::Unreachable(why) => format!("unreachable: {why}"),
             _ => String::new(),
         }
@@ -296,7 +296,7 @@ impl Report {
                     );
                 }
                 other => {
-                    let _ = writeln!(out, "{}", other.reason().to_uppercase_first());
+                    let _ = writeln!(out, "NOT ANSWERING: {}", other.reason());
                 }
             }
         }
@@ -326,7 +326,7 @@ impl Report {
                 let down = self.silent_owners().contains(&name);
                 format!(
                     "{} would be held by {name} ({}){}",
-                    claim.unit,
+                    unit(claim),
                     where_from(claim),
                     if down { ", which is NOT ANSWERING" } else { "" }
                 )
@@ -340,7 +340,7 @@ impl Report {
                 let down = self.silent_owners();
                 format!(
                     "{} is in the same range {} of every one of {} (identical model): any of them may hold it{}",
-                    first.unit,
+                    unit(first),
                     first.range,
                     names.join(", "),
                     if down.is_empty() {
@@ -366,11 +366,19 @@ impl Report {
         }
         let owners = self.silent_owners();
         if holders.is_empty() && !owners.is_empty() {
-            let _ = write!(
-                line,
-                "; the server that would hold it ({}) is the one not answering",
-                owners.join(", ")
-            );
+            if matches!(self.ownership, Ownership::Shared(_)) {
+                let _ = write!(
+                    line,
+                    "; of the servers that may hold it, {} did not answer",
+                    owners.join(", ")
+                );
+            } else {
+                let _ = write!(
+                    line,
+                    "; the server that would hold it ({}) is the one not answering",
+                    owners.join(", ")
+                );
+            }
         }
         line
     }
@@ -458,16 +466,12 @@ impl Report {
     }
 }
 
-trait UppercaseFirst {
-    fn to_uppercase_first(&self) -> String;
-}
-
-impl UppercaseFirst for String {
-    fn to_uppercase_first(&self) -> String {
-        let mut chars = self.chars();
-        chars.next().map_or_else(String::new, |first| {
-            first.to_uppercase().chain(chars).collect()
-        })
+/// The unit in words: an address without its /128.
+fn unit(claim: &Claim) -> String {
+    if claim.kind == "na" && claim.unit.len() == 128 {
+        claim.unit.addr().to_string()
+    } else {
+        claim.unit.to_string()
     }
 }
 
@@ -475,10 +479,14 @@ fn where_from(claim: &Claim) -> String {
     if claim.reserved {
         format!("reserved there{}", link_suffix(&claim.link))
     } else {
-        format!(
-            "its slice {} of pool {}, link {}",
-            claim.range, claim.pool, claim.link
-        )
+        if claim.range == claim.pool {
+            format!("its pool {}, link {}", claim.pool, claim.link)
+        } else {
+            format!(
+                "its slice {} of pool {}, link {}",
+                claim.range, claim.pool, claim.link
+            )
+        }
     }
 }
 

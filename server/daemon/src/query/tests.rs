@@ -247,6 +247,10 @@ fn udp_answers_merge_into_holder_silent_and_refused() {
         "2001:db8:1::10"
     );
     assert_eq!(json["servers"][4]["reason"], "unreachable: refused");
+    assert!(
+        text.contains("NOT ANSWERING: unreachable: refused"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -267,7 +271,7 @@ fn not_found_with_the_owner_down_names_the_owner() {
     assert!(matches!(&report.ownership, Ownership::Owner(claim) if claim.server == 0));
     let text = report.text();
     assert!(
-        text.contains("would be held by a (its slice 2001:db8:1::/65 of pool 2001:db8:1::/64, link access), which is NOT ANSWERING"),
+        text.contains("2001:db8:1::10 would be held by a (its slice 2001:db8:1::/65 of pool 2001:db8:1::/64, link access), which is NOT ANSWERING"),
         "{text}"
     );
     assert!(
@@ -284,7 +288,7 @@ fn not_found_with_the_owner_down_names_the_owner() {
     .unwrap();
     assert!(matches!(&report.ownership, Ownership::Owner(claim) if claim.server == 1));
     assert!(
-        !report.text().contains("NOT ANSWERING"),
+        !report.text().contains("which is NOT ANSWERING"),
         "{}",
         report.text()
     );
@@ -505,7 +509,93 @@ fn command_line_values() {
     assert_eq!(parse_remote_id("4491:0a0b").unwrap(), (4491, vec![10, 11]));
     assert_eq!(parse_remote_id("9:0a:0b").unwrap(), (9, vec![10, 11]));
     assert!(parse_remote_id("x:0a").is_err());
-    assert_eq!(parse_duid("00-03-00-01").unwrap(), vec![0, 3, 0, 1]);
+    assert_eq!(parse_duid("00-03-00-01").unwrap(), Duid(vec![0, 3, 0, 1]));
     assert!(parse_duid("0").is_err());
     assert!(parse_duid("").is_err());
+}
+
+#[derive(clap::Parser)]
+struct Cli {
+    #[command(flatten)]
+    args: QueryArgs,
+}
+
+fn parse_args(args: &[&str]) -> Result<QueryArgs, clap::Error> {
+    use clap::Parser as _;
+    Cli::try_parse_from(std::iter::once("query").chain(args.iter().copied())).map(|cli| cli.args)
+}
+
+#[test]
+fn every_flag_parses() {
+    use clap::CommandFactory as _;
+    Cli::command().debug_assert();
+    let args = parse_args(&[
+        "--servers",
+        "a=2001:db8::a,2001:db8::b",
+        "--duid",
+        "00:03:00:01:02:00:00:00:00:01",
+        "--iaid",
+        "7",
+        "--link",
+        "2001:db8:1::1",
+        "--transport",
+        "tcp",
+        "--timeout",
+        "500",
+        "--configs",
+        "a.toml,b.toml",
+        "--source",
+        "2001:db8::99",
+        "--client-id",
+        "000300010200",
+        "--format",
+        "json",
+    ])
+    .unwrap();
+    assert_eq!(args.servers.len(), 2);
+    assert_eq!(args.duid, Some(Duid(vec![0, 3, 0, 1, 2, 0, 0, 0, 0, 1])));
+    assert_eq!(args.iaid, Some(7));
+    assert_eq!(args.configs.len(), 2);
+    let args = parse_args(&[
+        "--servers",
+        "::1",
+        "--relay-id",
+        "00:01",
+        "--remote-id",
+        "9:ff",
+    ]);
+    assert!(args.is_err(), "two targets");
+    let args = parse_args(&["--servers", "::1", "--remote-id", "9:ff"]).unwrap();
+    assert_eq!(args.remote_id, Some((9, vec![0xff])));
+    assert!(parse_args(&["--servers", "::1"]).is_err(), "no target");
+    assert!(parse_args(&["--address", "::1"]).is_err(), "no servers");
+}
+
+#[test]
+fn relay_and_remote_id_go_over_tcp_and_refuse_udp() {
+    let args = parse_args(&[
+        "--servers",
+        "::1",
+        "--relay-id",
+        "00:01",
+        "--transport",
+        "udp",
+    ])
+    .unwrap();
+    let error = main(&args).unwrap_err().to_string();
+    assert!(error.contains("--transport tcp"), "{error}");
+    let args = parse_args(&[
+        "--servers",
+        "::1,::2",
+        "--address",
+        "::5",
+        "--configs",
+        "a.toml",
+    ])
+    .unwrap();
+    let error = main(&args).unwrap_err().to_string();
+    assert!(
+        error.contains("--configs names 1 files for 2 servers"),
+        "{error}"
+    );
 }
