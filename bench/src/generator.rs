@@ -358,6 +358,13 @@ impl Generator {
             .count()
     }
 
+    /// The address and delegated prefix client `client` holds now.
+    pub fn lease_of(&self, client: u32) -> (Option<Ipv6Addr>, Option<(Ipv6Addr, u8)>) {
+        self.clients
+            .get(client as usize)
+            .map_or((None, None), |c| (c.address, c.prefix))
+    }
+
     /// Distinct server DUIDs seen.
     pub fn servers(&self) -> &[Vec<u8>] {
         &self.servers

@@ -12,6 +12,7 @@ pub mod afxdp;
 pub mod frame;
 pub mod generator;
 pub mod hold;
+pub mod leasequery;
 pub mod message;
 pub mod pacing;
 pub mod population;
