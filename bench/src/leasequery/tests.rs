@@ -148,10 +148,13 @@ fn queries_alternate_and_right_answers_complete() {
     assert_eq!(stats.latency.count(), 2);
 }
 
+/// A change to a right answer.
+type Edit = Box<dyn Fn(&mut Answer)>;
+
 #[test]
 fn every_wrong_answer_is_counted_by_kind() {
     let population = population();
-    let cases: Vec<(Mismatch, Box<dyn Fn(&mut Answer)>)> = vec![
+    let cases: Vec<(Mismatch, Edit)> = vec![
         (
             Mismatch::WrongType,
             Box::new(|a| a.msg_type = MessageType::Reply),
