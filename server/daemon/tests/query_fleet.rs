@@ -483,6 +483,37 @@ fn fleet(model: Model, count: usize) {
         "{}",
         context!(&report)
     );
+    // The layout's first choice for the client's IAs is what its server handed it (nothing
+    // else was bound there around it); in the identical model every server agrees.
+    let choices = |iaid: &str, kind: &str| -> Vec<(String, String)> {
+        let (report, _) = net.ask(&["--duid", &duid, "--iaid", iaid]);
+        report["first_choices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|choice| choice["kind"] == kind)
+            .map(|choice| {
+                (
+                    choice["server"].as_str().unwrap().to_owned(),
+                    choice["unit"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let na = choices("1", "na");
+    let pd = choices("2", "pd");
+    assert_eq!(na.len(), count, "{na:?}");
+    let own = |list: &[(String, String)]| {
+        list.iter()
+            .find(|(server, _)| server == last)
+            .map(|(_, unit)| unit.clone())
+            .unwrap()
+    };
+    assert_eq!(own(&na), format!("{last_address}/128"), "{na:?}");
+    assert_eq!(own(&pd), *last_prefix, "{pd:?}");
+    if model == Model::Identical {
+        assert!(na.iter().all(|(_, unit)| *unit == na[0].1), "{na:?}");
+    }
     let (report, status) = net.ask(&["--prefix", b_prefix]);
     assert_eq!(status, 0, "{}", context!(&report));
     assert_eq!(names(&report["holders"]), ["b"], "{}", context!(&report));

@@ -6,7 +6,8 @@
 
 use std::net::Ipv6Addr;
 
-use xdhcp6_engine::config::Config;
+use xdhcp6_engine::alloc::{AllocKey, Range, SaltKey, link_anycast};
+use xdhcp6_engine::config::{Config, Link};
 use xdhcp6_engine::prefix::Prefix;
 
 /// The servers' configurations, in the order of `--servers`.
@@ -55,6 +56,20 @@ pub enum Ownership {
     Shared(Vec<Claim>),
 }
 
+/// The unit a server hands a client first: the first hashed candidate of its slice that is
+/// not reserved, as the engine proposes it from a slice where nothing else is bound.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Choice {
+    /// The server (its index in `--servers`).
+    pub server: usize,
+    /// The link of its configuration.
+    pub link: String,
+    /// Address (`na`) or delegated prefix (`pd`).
+    pub kind: &'static str,
+    /// The address (as a /128) or delegated prefix.
+    pub unit: Prefix,
+}
+
 impl Layout {
     /// The layout of these configurations, one per server in `--servers` order.
     pub fn new(servers: Vec<Config>) -> Self {
@@ -74,6 +89,30 @@ impl Layout {
     /// The configuration of server `index`.
     pub fn config(&self, index: usize) -> Option<&Config> {
         self.servers.get(index)
+    }
+
+    /// What each server would hand the client `duid` first for the IA `iaid` (IA_NA and
+    /// IA_PD of that IAID) on each of its links: the allocation hash of its salt, link name
+    /// and slice (docs/architecture.md, "Split-prefix hashing"). A server whose slice is
+    /// empty around it gives exactly this; a client that holds nothing gets it unless
+    /// another client took it first. Servers of the identical model agree on it.
+    pub fn first_choices(&self, duid: &[u8], iaid: u32) -> Vec<Choice> {
+        let mut choices = Vec::new();
+        for (server, config) in self.servers.iter().enumerate() {
+            let salt = SaltKey::from_salt(&config.server.salt);
+            for link in config.links.iter().filter(|link| !link.retired) {
+                let key = AllocKey::new(&salt, duid, iaid, &link.name);
+                for (kind, unit) in link_choices(config, link, &key) {
+                    choices.push(Choice {
+                        server,
+                        link: link.name.clone(),
+                        kind,
+                        unit,
+                    });
+                }
+            }
+        }
+        choices
     }
 
     /// Who would own `target`: an address as a /128, or a prefix.
@@ -102,6 +141,51 @@ impl Layout {
             _ => Ownership::Shared(claims),
         }
     }
+}
+
+/// The first unit of each pool of `link` for `key`, as the engine's pools build their ranges
+/// (reservations of the link and the on-link anycast addresses kept out).
+fn link_choices(config: &Config, link: &Link, key: &AllocKey) -> Vec<(&'static str, Prefix)> {
+    let reserved = || {
+        config
+            .reservations
+            .iter()
+            .filter(|reservation| reservation.applies_to(link.id))
+    };
+    let addresses: Vec<u128> = reserved()
+        .filter_map(|reservation| reservation.address.map(u128::from))
+        .collect();
+    let prefixes: Vec<u128> = reserved()
+        .filter_map(|reservation| reservation.prefix.map(|prefix| prefix.bits()))
+        .collect();
+    let mut choices = Vec::new();
+    // Only the first pool the engine tries: later ones serve when it is full.
+    if let Some(pool) = link.na_pools.first()
+        && let Ok(range) = Range::addresses(pool.prefix, pool.range, 0)
+    {
+        let range = range.with_reserved(addresses.iter().copied());
+        if let Some(unit) = range.propose(key, |_| true) {
+            choices.push(("na", Prefix::containing(unit.into(), 128)));
+        }
+    }
+    if let Some(pool) = link.pd_pools.first()
+        && let Ok(range) = Range::prefixes(pool.prefix, pool.range, pool.delegated_len, 0)
+    {
+        let mut range = range.with_reserved(prefixes.iter().copied());
+        if pool.inside_on_link {
+            for na in link
+                .na_pools
+                .iter()
+                .filter(|na| na.prefix.covers(&pool.prefix))
+            {
+                range = range.with_reserved(link_anycast(na.prefix));
+            }
+        }
+        if let Some(unit) = range.propose(key, |_| true) {
+            choices.push(("pd", Prefix::containing(unit.into(), pool.delegated_len)));
+        }
+    }
+    choices
 }
 
 /// The claims of one server on `target`; pushes every pool prefix holding it to `pools`.
@@ -313,6 +397,44 @@ mod tests {
                 assert_eq!(servers, [0, 1, 2]);
             }
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn identical_servers_agree_on_a_clients_first_choice_and_split_ones_do_not() {
+        let duid = [0, 3, 0, 1, 2, 0, 0, 0, 0, 1];
+        let whole = "[[link.pool]]\nprefix = \"2001:db8:1::/64\"\n[[link.pd-pool]]\nprefix = \"2001:db8:100::/48\"\ndelegated-length = 56\n";
+        let identical = Layout::new(vec![config(A, whole), config(B, whole), config(C, whole)]);
+        let choices = identical.first_choices(&duid, 1);
+        assert_eq!(choices.len(), 6, "{choices:?}");
+        let na: Vec<Prefix> = choices
+            .iter()
+            .filter(|c| c.kind == "na")
+            .map(|c| c.unit)
+            .collect();
+        assert!(na.iter().all(|unit| *unit == na[0]), "{na:?}");
+        assert_eq!(na[0].len(), 128);
+        let pd: Vec<Prefix> = choices
+            .iter()
+            .filter(|c| c.kind == "pd")
+            .map(|c| c.unit)
+            .collect();
+        assert!(
+            pd.iter().all(|unit| *unit == pd[0] && unit.len() == 56),
+            "{pd:?}"
+        );
+        // Another IAID hashes elsewhere.
+        assert_ne!(identical.first_choices(&duid, 2)[0].unit, na[0]);
+        // A split pair: each server's choice lies in its own half.
+        let split = Layout::new(vec![config(A, &split("1/2")), config(B, &split("2/2"))]);
+        let choices = split.first_choices(&duid, 1);
+        for choice in &choices {
+            let owner = owner(split.ownership(choice.unit));
+            assert_eq!(
+                (owner.0, owner.1),
+                (choice.server, choice.kind),
+                "{choice:?}"
+            );
         }
     }
 

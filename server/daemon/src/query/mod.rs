@@ -22,7 +22,7 @@ use clap::{Args, ValueEnum};
 use xdhcp6_engine::config::Config;
 use xdhcp6_engine::prefix::Prefix;
 
-pub use self::layout::{Layout, Ownership};
+pub use self::layout::{Choice, Layout, Ownership};
 pub use self::report::{
     EXIT_FOUND, EXIT_INCOMPLETE, EXIT_NOT_FOUND, Report, ServerResult, Verdict,
 };
@@ -110,6 +110,13 @@ pub fn run(servers: &[Server], query: &Query, layout: &Layout) -> anyhow::Result
             .target
             .prefix()
             .map_or(Ownership::Unknown, |target| layout.ownership(target)),
+        choices: match &query.target {
+            Target::ClientId {
+                duid,
+                iaid: Some(iaid),
+            } => layout.first_choices(duid, *iaid),
+            _ => Vec::new(),
+        },
     })
 }
 
@@ -159,7 +166,9 @@ pub struct QueryArgs {
     /// What the client with this DUID holds (hex bytes, with or without colons).
     #[arg(long, value_name = "HEX", value_parser = parse_duid)]
     pub duid: Option<Duid>,
-    /// The client's IAID, with --duid: shown with the query (Client Data carries no IAIDs).
+    /// The client's IAID, with --duid and --configs: the report adds what each server would
+    /// hand that IA (IA_NA and IA_PD) first, by its allocation hash (Client Data carries no
+    /// IAIDs, so the answers are not filtered by it).
     #[arg(long, value_name = "N", requires = "duid")]
     pub iaid: Option<u32>,
     /// Every binding relayed by the relay agent with this Relay-ID (its DUID, hex; RFC 5460,

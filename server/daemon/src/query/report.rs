@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use serde_json::{Value, json};
 use xdhcp6_engine::proto::{MessageType, StatusCode};
 
-use super::layout::{Claim, Ownership};
+use super::layout::{Choice, Claim, Ownership};
 use super::transport::Exchange;
 use super::wire::{Binding, RelayData, Target};
 use crate::runtime::hex;
@@ -181,6 +181,8 @@ pub struct Report {
     pub servers: Vec<ServerResult>,
     /// Who would own the address or prefix by the layout.
     pub ownership: Ownership,
+    /// For a query by client with an IAID: what each server would hand that IA first.
+    pub choices: Vec<Choice>,
 }
 
 impl Report {
@@ -302,6 +304,28 @@ impl Report {
         }
         if let Some(line) = self.layout_line() {
             let _ = writeln!(out, "layout: {line}");
+        }
+        if let (
+            Target::ClientId {
+                iaid: Some(iaid), ..
+            },
+            false,
+        ) = (&self.target, self.choices.is_empty())
+        {
+            let _ = writeln!(
+                out,
+                "layout: first choice of each server for IAID {iaid} (from its slice's hash, if free):"
+            );
+            for choice in &self.choices {
+                let _ = writeln!(
+                    out,
+                    "  {:<12} {} {}  link {}",
+                    self.name_of(choice.server),
+                    choice.kind,
+                    choice.unit,
+                    choice.link
+                );
+            }
         }
         let _ = writeln!(out, "result: {}", self.summary());
         out
@@ -461,6 +485,12 @@ impl Report {
             "not_answering": self.silent().map(|server| server.name.clone()).collect::<Vec<_>>(),
             "servers": servers,
             "layout": layout,
+            "first_choices": self.choices.iter().map(|choice| json!({
+                "server": self.name_of(choice.server),
+                "link": choice.link,
+                "kind": choice.kind,
+                "unit": choice.unit.to_string(),
+            })).collect::<Vec<_>>(),
             "exit_code": self.exit_code(),
         })
     }

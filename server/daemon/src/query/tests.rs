@@ -81,13 +81,21 @@ fn udp_server(drop: usize, respond: impl Fn(u32) -> Vec<u8> + Send + 'static) ->
     address
 }
 
-/// A port where nothing listens (UDP and TCP refuse).
-fn closed_port() -> SocketAddr {
-    let socket = TcpListener::bind("[::1]:0").unwrap();
-    let address = socket.local_addr().unwrap();
-    drop(socket);
-    // The same port number over UDP is free too, unless something raced us to it.
-    address
+/// A port of [::1] that refuses UDP and TCP for as long as the guard lives: a TCP socket bound
+/// without listening (a connection is reset) and a UDP socket connected elsewhere (the kernel
+/// delivers it nothing else, so a datagram gets a port unreachable). Held, the port cannot be
+/// taken by a fake server of a test running alongside.
+fn closed_port() -> (SocketAddr, (tokio::net::TcpSocket, UdpSocket)) {
+    loop {
+        let tcp = tokio::net::TcpSocket::new_v6().unwrap();
+        tcp.bind("[::1]:0".parse().unwrap()).unwrap();
+        let address = tcp.local_addr().unwrap();
+        let Ok(udp) = UdpSocket::bind(address) else {
+            continue;
+        };
+        udp.connect("[::1]:9").unwrap();
+        return (address, (tcp, udp));
+    }
 }
 
 /// A TCP server on [::1] that takes one framed query, checks its type, and writes `messages`
@@ -182,12 +190,13 @@ fn udp_answers_merge_into_holder_silent_and_refused() {
         )
     });
     let silent = udp_server(usize::MAX, |_| Vec::new());
+    let closed = closed_port();
     let servers = [
         server("a", holder),
         server("b", empty),
         server("c", refusing),
         server("d", silent),
-        server("e", closed_port()),
+        server("e", closed.0),
     ];
     let report = run(
         &servers,
@@ -258,7 +267,8 @@ fn not_found_with_the_owner_down_names_the_owner() {
     let empty = udp_server(0, |xid| {
         answer(MessageType::LeasequeryReply, xid, 2, None, None)
     });
-    let servers = [server("a", closed_port()), server("b", empty)];
+    let closed = closed_port();
+    let servers = [server("a", closed.0), server("b", empty)];
     let layout = split_layout();
     // In a's half: a would own it, and a does not answer.
     let report = run(
@@ -377,11 +387,12 @@ fn tcp_bulk_answer_is_read_to_its_done() {
         enterprise: 4491,
         id: vec![1, 2, 3],
     };
+    let closed = closed_port();
     let servers = [
         server("a", bulk),
         server("b", refusing),
         server("c", empty),
-        server("d", closed_port()),
+        server("d", closed.0),
     ];
     let report = run(
         &servers,
