@@ -19,7 +19,8 @@
 //! ```
 //!
 //! Needs root and network namespaces; `cargo xtask test` runs it with `--include-ignored
-//! --test-threads=1`.
+//! --test-threads=1`. The last test needs neither: the command's exit status against fake
+//! servers on loopback.
 
 mod common;
 
@@ -542,4 +543,81 @@ fn query_unique_fleet_of_two_and_three_with_one_killed() {
 fn query_identical_fleet_of_two_and_three_with_one_killed() {
     fleet(Model::Identical, 2);
     fleet(Model::Identical, 3);
+}
+
+/// A fake server on [::1]: answers every LEASEQUERY with `binding` (an address of client 1)
+/// or with no Client Data.
+fn fake_server(binding: Option<Ipv6Addr>) -> String {
+    use xdhcp6_engine::proto::{MessageWriter, OptionCode, Packet};
+    let socket = UdpSocket::bind("[::1]:0").unwrap();
+    let address = socket.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1500];
+        while let Ok((len, peer)) = socket.recv_from(&mut buf) {
+            let Ok(Packet::Client(query)) = Packet::parse(&buf[..len]) else {
+                continue;
+            };
+            let mut reply = [0u8; 1500];
+            let mut w = MessageWriter::client(
+                &mut reply,
+                MessageType::LeasequeryReply,
+                query.transaction_id(),
+            )
+            .unwrap();
+            w.server_id(&[0, 3, 0, 1, 2, 0, 0, 0, 0, 0x0a]).unwrap();
+            w.client_id(&[0, 3, 0, 1, 2, 0, 0, 0, 0x4c, 0x51]).unwrap();
+            if let Some(address) = binding {
+                let data = w.begin_option(OptionCode::ClientData).unwrap();
+                w.client_id(&Client::new(1).duid).unwrap();
+                w.ia_address(address, 60, 120).unwrap();
+                w.end_option(data).unwrap();
+            }
+            let len = w.finish().unwrap();
+            let _ = socket.send_to(&reply[..len], peer);
+        }
+    });
+    address.to_string()
+}
+
+#[test]
+fn query_exit_status_says_found_not_found_or_incomplete() {
+    let held: Ipv6Addr = "2001:db8:1::10".parse().unwrap();
+    let holder = fake_server(Some(held));
+    let empty = fake_server(None);
+    // A port that refuses: its socket is connected elsewhere, so the kernel delivers it
+    // nothing else and answers port unreachable; held, nobody else can take the port.
+    let dead = UdpSocket::bind("[::1]:0").unwrap();
+    dead.connect("[::1]:9").unwrap();
+    let dead_address = dead.local_addr().unwrap().to_string();
+    let run = |servers: &str, extra: &[&str]| {
+        let mut args = vec!["query", "--servers", servers, "--timeout", "400"];
+        args.extend_from_slice(extra);
+        let output = std::process::Command::new(DAEMON)
+            .args(&args)
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let both = format!("a={holder},b={empty}");
+    let (status, out, _) = run(&both, &["--address", "2001:db8:1::10"]);
+    assert_eq!(status, Some(0), "{out}");
+    assert!(out.contains("result: held by a"), "{out}");
+    let (status, out, _) = run(&format!("b={empty}"), &["--address", "2001:db8:1::10"]);
+    assert_eq!(status, Some(3), "{out}");
+    let (status, out, _) = run(
+        &format!("b={empty},d={dead_address}"),
+        &["--address", "2001:db8:1::10", "--format", "json"],
+    );
+    assert_eq!(status, Some(4), "{out}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["not_answering"], serde_json::json!(["d"]));
+    // Command-line mistakes (clap) and errors.
+    assert_eq!(run(&both, &[]).0, Some(2));
+    let (status, _, err) = run(&both, &["--relay-id", "00:01", "--transport", "udp"]);
+    assert_eq!(status, Some(1), "{err}");
+    assert!(err.contains("--transport tcp"), "{err}");
 }
