@@ -426,10 +426,13 @@ fn leasequery(cli: &Cli) -> anyhow::Result<u64> {
     let bound = lq::bound_by(&generator, &population);
     if !cli.quiet {
         eprintln!(
-            "bound {} of {} clients in {:.1} s ({} failures)",
+            "bound {} of {} clients in {:.1} s ({} flows, {} lost, {} skipped, {} failures)",
             bound.len(),
             cli.clients,
             bind_time.as_secs_f64(),
+            bind.stats.flows_started,
+            bind.stats.timeouts,
+            bind.stats.skipped,
             bind.stats.total_failures()
         );
     }
