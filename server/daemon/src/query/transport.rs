@@ -16,6 +16,10 @@ use super::wire::{self, Answer};
 /// without randomisation), within the per-server timeout.
 const FIRST_RETRANSMISSION: Duration = Duration::from_secs(1);
 
+/// The most messages one TCP answer is read to: a server streaming without end cannot make
+/// the requestor grow without bound (the answer is then marked cut short).
+pub const MAX_TCP_MESSAGES: usize = 1_000_000;
+
 /// How one server's exchange ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Exchange {
@@ -188,6 +192,9 @@ pub async fn tcp(
         answers.push(answer);
         if ends {
             break true;
+        }
+        if answers.len() >= MAX_TCP_MESSAGES {
+            break false;
         }
     };
     Exchange::Answered { answers, complete }
