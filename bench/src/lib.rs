@@ -13,6 +13,7 @@ pub mod bulk_leasequery;
 pub mod frame;
 pub mod generator;
 pub mod hold;
+pub mod leasequery;
 pub mod message;
 pub mod pacing;
 pub mod population;

@@ -14,6 +14,7 @@ use xdhcp6_bench::afxdp::{AfXdpOptions, AfXdpTransport, locate_object};
 use xdhcp6_bench::frame::{Mac, parse_mac};
 use xdhcp6_bench::generator::{Flow, Flows, Generator, Settings};
 use xdhcp6_bench::hold::{Hold, HoldSample, HoldSettings, ServerInfo};
+use xdhcp6_bench::leasequery::{self as lq, Leasequery, LeasequerySettings, LeasequerySummary};
 use xdhcp6_bench::message::IaSet;
 use xdhcp6_bench::population::{MAX_CLIENTS, Population, Prefix};
 use xdhcp6_bench::report::{PlotPoint, RunInfo, Summary, svg};
@@ -60,9 +61,14 @@ struct Cli {
     /// (against xdhcp6-reflect: each flow's Solicit and Request must come back unchanged), or
     /// bulk-leasequery (bind every client through --relays at --rate, then ask the server over
     /// TCP for each relay's bindings by link-address and some clients' by Remote-ID, report
-    /// leases streamed per second and check every answer against what was bound).
+    /// leases streamed per second and check every answer against what was bound), or
+    /// leasequery (every client binds once with SARR, then Leasequery at --rate for
+    /// --duration, each answer checked against the binding).
     #[arg(long, default_value = "sarr")]
     scenario: String,
+    /// leasequery: address (QUERY_BY_ADDRESS), client-id (QUERY_BY_CLIENTID) or both in turn.
+    #[arg(long, default_value = "both")]
+    query_by: String,
     /// Weights for `--scenario mix`.
     #[arg(long, default_value = "sarr=60,renew=20,rebind=5,release=5,info=10")]
     mix: String,
@@ -157,6 +163,9 @@ fn run(cli: Cli) -> anyhow::Result<u64> {
     }
     if cli.scenario == "bulk-leasequery" {
         return bulk_leasequery(&cli);
+    }
+    if cli.scenario == "leasequery" {
+        return leasequery(&cli);
     }
     let scenario = match cli.scenario.as_str() {
         "mix" => Flows::mix(&cli.mix).map_err(anyhow::Error::msg)?,
@@ -453,6 +462,103 @@ fn bulk_leasequery(cli: &Cli) -> anyhow::Result<u64> {
     .with_context(|| format!("Bulk Leasequery to {address}"))?;
     report(cli, &summary.table(), &summary, String::new)?;
     Ok(summary.checked.failures)
+}
+
+/// `--scenario leasequery`: every client binds once with SARR at `--rate`, then a requestor
+/// (DUID-LL from `--seed`) asks about the bound clients at `--rate` for `--duration`.
+fn leasequery(cli: &Cli) -> anyhow::Result<u64> {
+    let by: lq::QueryBy = cli.query_by.parse().map_err(anyhow::Error::msg)?;
+    let valid = |x: f64| x.is_finite() && x > 0.0;
+    if !valid(cli.rate) || !valid(cli.duration) {
+        bail!("--rate and --duration must be positive numbers");
+    }
+    let population = population(cli)?;
+    let timeout_ns = cli.timeout_ms.saturating_mul(1_000_000);
+    let settings = Settings {
+        scenario: Flows::One(Flow::Sarr),
+        ias: cli.ia.parse().map_err(anyhow::Error::msg)?,
+        population: population.clone(),
+        timeout_ns,
+        expect_range: cli.expect_range,
+        expect_pd_range: cli.expect_pd_range,
+    };
+    let (mut transport, server) = open_transport(cli, &population)?;
+    let transport = transport.as_mut();
+    let mut clock = SystemClock::default();
+    let mut generator = Generator::new(settings);
+    let bind_time = Duration::from_secs_f64(f64::from(cli.clients) / cli.rate);
+    let bind = run_phase(
+        &mut generator,
+        transport,
+        &mut clock,
+        cli.rate,
+        bind_time,
+        &mut |_| {},
+    )?;
+    let bound = lq::bound_by(&generator, &population);
+    if !cli.quiet {
+        eprintln!(
+            "bound {} of {} clients in {:.1} s ({} flows, {} lost, {} skipped, {} failures)",
+            bound.len(),
+            cli.clients,
+            bind_time.as_secs_f64(),
+            bind.stats.flows_started,
+            bind.stats.timeouts,
+            bind.stats.skipped,
+            bind.stats.total_failures()
+        );
+    }
+    let bound_clients = bound.len() as u64;
+    let mut requestor = Leasequery::new(LeasequerySettings {
+        population,
+        bound,
+        requestor: vec![0, 3, 0, 1, 0x02, 0x4c, 0x51, 0, 0, cli.seed],
+        timeout_ns,
+        by,
+    });
+    let quiet = cli.quiet;
+    let mut progress = |s: &Sample| {
+        if !quiet {
+            eprintln!("{}", s.progress_line());
+        }
+    };
+    let duration = Duration::from_secs_f64(cli.duration);
+    let phase = lq::run_queries(
+        &mut requestor,
+        transport,
+        &mut clock,
+        cli.rate,
+        duration,
+        &mut progress,
+    )?;
+    let info = RunInfo {
+        scenario: format!("leasequery (by {})", cli.query_by),
+        clients: cli.clients,
+        relays: cli.relays,
+        timeout_ms: cli.timeout_ms,
+        server,
+        transport: cli.transport.clone(),
+    };
+    let (queries_by_address, queries_by_client_id) = requestor.sent_by();
+    let summary = LeasequerySummary {
+        summary: Summary::new(
+            info,
+            cli.rate,
+            phase.duration_s,
+            &phase.stats,
+            transport.send_drops(),
+            phase.samples.clone(),
+        )
+        .with_bad_frames(transport.bad_frames()),
+        bound_clients,
+        queries_by_address,
+        queries_by_client_id,
+        mismatches: requestor.mismatches(),
+    };
+    let points: Vec<PlotPoint> = phase.samples.iter().map(PlotPoint::from).collect();
+    let title = format!("xdhcp6-bench leasequery ({} clients)", cli.clients);
+    report(cli, &summary.table(), &summary, || svg(&title, &points))?;
+    Ok(summary.summary.total_failures + bind.stats.total_failures())
 }
 
 /// Prints the table (on stderr when the JSON goes to stdout) and writes `--json` and `--plot`.

@@ -61,7 +61,8 @@ pub struct Sample {
 }
 
 impl Sample {
-    fn of(window: &Stats, seconds: f64, t_s: f64, in_flight: u64) -> Self {
+    /// The sample of a window's counts over `seconds`, ending `t_s` into the run.
+    pub fn of(window: &Stats, seconds: f64, t_s: f64, in_flight: u64) -> Self {
         let per_s = |n: u64| {
             if seconds > 0.0 {
                 n as f64 / seconds

@@ -15,6 +15,7 @@ pub mod kea;
 pub mod logging;
 pub mod metrics;
 pub mod reconfigure;
+pub mod query;
 pub mod reload;
 pub mod runtime;
 pub mod service;

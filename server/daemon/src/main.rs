@@ -140,6 +140,16 @@ enum Command {
     /// --token-file); prints tables, or the server's JSON with --json. An error answer is
     /// printed and the exit status is non-zero. See docs/api.md.
     Ctl(CtlArgs),
+    /// Ask every server of an RFC 6853 set who holds an address, a prefix or a client's
+    /// bindings (Leasequery, RFC 5007; Bulk Leasequery over TCP, RFC 5460).
+    ///
+    /// Sends one query to each server at once, merges the answers and prints which server
+    /// holds the binding (addresses, prefixes, lifetimes, time since the client's last
+    /// transaction, relay data), which servers did not answer and why, and, with --configs,
+    /// which server would own the address or prefix. Exit status: 0 found, 3 every server
+    /// answered and none holds it, 4 none holds it and a server did not answer or refused,
+    /// 1 an error, 2 a command-line mistake. See docs/leasequery.md.
+    Query(xdhcp6d::query::QueryArgs),
     /// Print the live leases of a lease journal (the server may be running).
     ///
     /// Reads the journal without changing it. Columns: client DUID (hex), IAID, kind (na:
@@ -266,6 +276,10 @@ fn main() -> ExitCode {
             reservations,
         }),
         Command::Ctl(args) => xdhcp6d::ctl::run(&args),
+        Command::Query(args) => match xdhcp6d::query::main(&args) {
+            Ok(status) => return status,
+            Err(error) => Err(error),
+        },
         Command::Leases {
             journal,
             json,
