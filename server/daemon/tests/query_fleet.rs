@@ -94,7 +94,9 @@ fn server(name: &str, file: &str, edit: impl Fn(&str) -> Option<String>) -> Serv
         })
         .collect::<Vec<_>>()
         .join("\n");
-    text.push_str("\n\n[leasequery]\nrequestors = [\"2001:db8:f::/64\"]\n");
+    text.push_str(
+        "\n\n[leasequery]\nrequestors = [\"2001:db8:f::/64\"]\nbulk-listen = [\"[::]:547\"]\n",
+    );
     let config = Config::from_toml_str(&text, file).unwrap_or_else(|error| panic!("{error}"));
     Server {
         name: name.to_owned(),
@@ -404,6 +406,49 @@ fn fleet(model: Model, count: usize) {
     assert!(
         reason.starts_with("unreachable") || reason.contains("timeout"),
         "{reason}: {}",
+        context!(&report)
+    );
+
+    // The same over TCP (Bulk Leasequery): b streams the binding, a refuses the connection.
+    let (report, status) = net.ask(&["--transport", "tcp", "--address", &b_address.to_string()]);
+    assert_eq!(status, 0, "{}", context!(&report));
+    assert_eq!(names(&report["holders"]), ["b"], "{}", context!(&report));
+    assert_eq!(
+        names(&report["not_answering"]),
+        ["a"],
+        "{}",
+        context!(&report)
+    );
+    let tcp = &report["servers"][1];
+    assert_eq!(tcp["complete"], true, "{}", context!(&report));
+    assert_eq!(
+        tcp["bindings"][0]["addresses"][0]["address"],
+        b_address.to_string(),
+        "{}",
+        context!(&report)
+    );
+    // By client over TCP: b's client holds its address and its prefix there.
+    let b_duid = xdhcp6d::runtime::hex(&Client::new(2).duid);
+    let (report, status) = net.ask(&["--transport", "tcp", "--duid", &b_duid]);
+    assert_eq!(status, 0, "{}", context!(&report));
+    assert_eq!(names(&report["holders"]), ["b"], "{}", context!(&report));
+    let binding = &report["servers"][1]["bindings"][0];
+    assert_eq!(
+        binding["client_id"],
+        b_duid.as_str(),
+        "{}",
+        context!(&report)
+    );
+    assert_eq!(
+        binding["addresses"][0]["address"],
+        b_address.to_string(),
+        "{}",
+        context!(&report)
+    );
+    assert_eq!(
+        binding["prefixes"][0]["prefix"],
+        b_prefix.as_str(),
+        "{}",
         context!(&report)
     );
 

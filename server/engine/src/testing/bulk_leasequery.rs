@@ -210,6 +210,7 @@ prefix = "2001:db8:1::/64"
                 expires: super::T0 + 7200,
             },
             relay: relay_data(client),
+            reconfigure: false,
         }
     });
     let engine = match crate::Engine::new(
