@@ -59,6 +59,9 @@ fn requestor_address() -> Ipv6Addr {
     ip("2001:db8:ffff:9::5")
 }
 
+/// The address the CMTS sends its Relay-forward messages from.
+const CMTS_SOURCE: &str = "2001:db8:ffff:aa::1";
+
 /// A Remote-ID option body: enterprise number 4491 (CableLabs), then `id`.
 fn remote_id(id: &[u8]) -> Vec<u8> {
     let mut body = 4491u32.to_be_bytes().to_vec();
@@ -102,6 +105,8 @@ fn populated() -> (Server, Bound) {
         bng: Vec::new(),
         direct: Vec::new(),
     };
+    // The CMTS sends from its own upstream address (LQ Relay Data's peer-address).
+    server.peer.address = Some(ip(CMTS_SOURCE));
     for n in 1..=5u64 {
         let modem: &[u8] = if n <= 3 { b"modem-a" } else { b"modem-b" };
         let client = cable_client(n, modem);
@@ -112,6 +117,7 @@ fn populated() -> (Server, Bound) {
             bound.cable_prefixes.push((client.duid.clone(), prefix));
         }
     }
+    server.peer.address = None;
     for n in 11..=13u64 {
         let client = bng_client(n, format!("line-{n}").as_bytes());
         let address = server.bind_address(&client, 1);
@@ -194,6 +200,17 @@ fn query_by_relay_id_streams_every_binding_of_the_relay_5_3() {
     assert_eq!(got, set(&[&bound.cable, &bound.cable_prefixes]));
     // The REPLY, one DATA per further binding (5 addresses and a prefix), the DONE.
     assert_eq!(replies.messages.len(), 1 + 5 + 1);
+    // Each binding carries LQ Relay Data (RFC 5007 §4.1.2.4): the Relay-forward the CMTS sent,
+    // with its Relay-ID, from the relay agent's datagram source.
+    for data in replies.client_data() {
+        let (peer, relayed) = data.relay_data.as_ref().expect("LQ Relay Data");
+        assert_eq!(*peer, ip(CMTS_SOURCE), "{data:?}");
+        assert_eq!(relayed[0], 12, "a Relay-forward: {data:?}");
+        assert!(
+            relayed.windows(CMTS_DUID.len()).any(|w| w == CMTS_DUID),
+            "{data:?}"
+        );
+    }
     let replies = ask(
         &mut server,
         &by_relay_id(&requestor(), BNG_DUID, Ipv6Addr::UNSPECIFIED),

@@ -51,8 +51,10 @@ pub fn lookup(engine: &Engine, query: &LeaseQuery, now: u32) -> Result<Leases, A
                     records.retain(live);
                 }
                 None => {
-                    records = matching(engine, MAX_LIMIT, |record| {
-                        live(record) && record.duid.as_bytes() == duid.as_slice()
+                    table.client_leases(duid, |record| {
+                        if live(record) && records.len() < MAX_LIMIT {
+                            records.push(record.clone());
+                        }
                     });
                 }
             }

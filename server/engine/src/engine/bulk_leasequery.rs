@@ -174,6 +174,7 @@ impl Engine {
             found: Found {
                 duid: Vec::new(),
                 leases: Vec::with_capacity(1),
+                relay: None,
             },
         };
         answer.start(self, &query, requestor, now)?;
@@ -292,6 +293,7 @@ impl BulkAnswer {
                 self.found.duid.extend_from_slice(record.duid.as_bytes());
                 self.found.leases.clear();
                 self.found.leases.push(record.lease);
+                self.found.relay.clone_from(&record.relay);
                 if self.write_binding(engine, now, out).is_ok() {
                     self.streamed += 1;
                     self.result = BulkResult::Found;

@@ -21,7 +21,7 @@ use xdhcp6_proto::{
 use super::{DropReason, Engine};
 use crate::config::LinkId;
 use crate::prefix::Prefix;
-use crate::table::{INFINITE, IaKind, Lease, LeaseRecord, LeaseState};
+use crate::table::{INFINITE, IaKind, Lease, LeaseRecord, LeaseState, RelayData};
 
 /// The most leases one reply reports; a client holding more gets the first ones found (a
 /// reply must fit one datagram anyway).
@@ -145,6 +145,9 @@ impl<'a> Query<'a> {
 pub(super) struct Found {
     pub(super) duid: Vec<u8>,
     pub(super) leases: Vec<Lease>,
+    /// The relay data of the most recent of `leases`, when the caller read it with them (a
+    /// Bulk Leasequery walk); `None`: LQ Relay Data looks it up in the table.
+    pub(super) relay: Option<RelayData>,
 }
 
 impl Engine {
@@ -343,6 +346,7 @@ impl Engine {
         Some(Found {
             duid: record.duid.as_bytes().to_vec(),
             leases,
+            relay: None,
         })
     }
 
@@ -371,6 +375,7 @@ impl Engine {
         Some(Found {
             duid: duid.to_vec(),
             leases,
+            relay: None,
         })
     }
 
@@ -429,11 +434,14 @@ impl Engine {
         let Some(last) = last else {
             return Ok(());
         };
-        let relay = self
-            .table
-            .lease_at(last.addr, last.kind)
-            .filter(|record| record.duid.as_bytes() == found.duid.as_slice())
-            .and_then(|record| record.relay);
+        let relay = match &found.relay {
+            Some(relay) => Some(relay.clone()),
+            None => self
+                .table
+                .lease_at(last.addr, last.kind)
+                .filter(|record| record.duid.as_bytes() == found.duid.as_slice())
+                .and_then(|record| record.relay),
+        };
         let Some((relay, source)) = relay.and_then(|relay| relay.source().map(|at| (relay, at)))
         else {
             return Ok(());

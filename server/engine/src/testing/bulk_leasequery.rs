@@ -183,7 +183,10 @@ prefix = "2001:db8:1::/64"
         let mut link_layer = vec![0, 1, 0x02, 0x30];
         link_layer.extend_from_slice(&(client as u32).to_be_bytes());
         option(&mut options, 79, &link_layer);
-        let mut bytes = vec![1, 0];
+        // One hop, with the relay agent's datagram source (LQ Relay Data's peer-address).
+        let mut bytes = vec![0x81];
+        bytes.extend_from_slice(&Ipv6Addr::new(0x2001, 0xdb8, 0xffff, 9, 0, 0, 0, 1).octets());
+        bytes.push(0);
         bytes.extend_from_slice(&Ipv6Addr::new(0x2001, 0xdb8, 0xffff, 1, 0, 0, 0, 1).octets());
         let iid = client.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
         bytes.extend_from_slice(&(0xfe80u128 << 112 | u128::from(iid)).to_be_bytes());
