@@ -5,6 +5,7 @@ pub mod afxdp;
 pub mod config;
 pub mod control;
 pub mod ctl;
+pub mod ddns;
 pub mod delay;
 pub mod events;
 pub mod frame;

@@ -196,9 +196,17 @@ pub fn serve(options: RunOptions, stop: &AtomicBool) -> anyhow::Result<()> {
         "lease journal replayed"
     );
 
+    // DNS updates: started before the workers, so that no name is missed; stopped after
+    // them (what is not done stays in `<journal>.ddns` for the next start).
+    let ddns = crate::ddns::Ddns::start(&config, &options.config, &options.journal)?;
+    if let Some(ddns) = &ddns {
+        journal.set_ddns(ddns.feed());
+    }
+
     // Everything started from here on is stopped and joined when `running` drops, on the
     // error paths as on the way out.
     let mut running = Running::new();
+    running.ddns = ddns.as_ref().map(crate::ddns::Ddns::probe);
 
     // The kernel socket runs with either datapath: it holds the group memberships (the NIC's
     // multicast filter, MLD), and with XDP it is the slow path for what the program passes.
@@ -297,6 +305,7 @@ pub fn serve(options: RunOptions, stop: &AtomicBool) -> anyhow::Result<()> {
 
     let stats = std::mem::take(&mut running.stats);
     drop(running);
+    drop(ddns);
     drop(reloader);
     let leases = table.len();
     match Arc::try_unwrap(journal) {
@@ -370,6 +379,8 @@ struct Running {
     timer: Option<JoinHandle<()>>,
     metrics: Option<MetricsHandle>,
     control: Option<ControlHandle>,
+    /// The DNS updater's counters, when a link has `[link.ddns]`.
+    ddns: Option<metrics::Probe<crate::ddns::DdnsCounts>>,
 }
 
 impl Running {
@@ -383,6 +394,7 @@ impl Running {
             timer: None,
             metrics: None,
             control: None,
+            ddns: None,
         }
     }
 }
@@ -616,6 +628,7 @@ fn start_metrics(
     let live = Arc::clone(reloader.live());
     let reloads = Arc::downgrade(reloader);
     let mut sources = Sources::new(running.stats.clone())
+        .with_ddns(running.ddns.clone())
         .with_engine_probe(Arc::new(move || live.load()))
         .with_reloads(Arc::new(move || {
             reloads

@@ -152,7 +152,8 @@ fn rendered() -> String {
         .with_reloads(Arc::new(|| xdhcp6d::reload::ReloadCounts {
             generation: 1,
             ..Default::default()
-        }));
+        }))
+        .with_ddns(Some(Arc::new(xdhcp6d::ddns::DdnsCounts::default)));
     metrics::render(&sources)
 }
 
