@@ -248,7 +248,8 @@ impl Network {
 }
 
 /// Writes a TSIG key with `tsig-keygen`, a named.conf with the two zones updatable with that
-/// key only, and starts `named` in the foreground.
+/// key only, and only the types xdhcp6 writes (docs/ddns.md), and starts `named` in the
+/// foreground.
 fn start_named(lab: &mut Lab, key_file: &Path) {
     let keygen = common::run("tsig-keygen", &["-a", "hmac-sha256", KEY_NAME]);
     assert!(keygen.status.success(), "tsig-keygen failed");
@@ -278,9 +279,9 @@ fn start_named(lab: &mut Lab, key_file: &Path) {
          }};\n\
          controls {{ }};\n\
          zone \"{FORWARD_ZONE}\" {{ type primary; file \"{d}/forward.zone\";\n\
-           update-policy {{ grant {KEY_NAME} zonesub ANY; }}; }};\n\
+           update-policy {{ grant {KEY_NAME} zonesub AAAA DHCID; }}; }};\n\
          zone \"{REVERSE_ZONE}\" {{ type primary; file \"{d}/reverse.zone\";\n\
-           update-policy {{ grant {KEY_NAME} zonesub ANY; }}; }};\n",
+           update-policy {{ grant {KEY_NAME} zonesub PTR; }}; }};\n",
         key = key_file.display()
     );
     let conf_path = dir.join("named.conf");
