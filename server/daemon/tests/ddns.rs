@@ -64,8 +64,8 @@ struct Server {
 }
 
 impl Server {
-    fn new(name: &'static str, key_file: &Path) -> Self {
-        let file = format!("split-{name}.toml");
+    fn new(model: Model, name: &'static str, key_file: &Path) -> Self {
+        let file = format!("{}-{name}.toml", model.examples());
         let path = examples().join(&file);
         let original = std::fs::read_to_string(&path)
             .unwrap_or_else(|error| panic!("reading {}: {error}", path.display()));
@@ -102,17 +102,44 @@ impl Server {
 struct Network {
     lab: Lab,
     servers: Vec<Server>,
+    datapath: Datapath,
+}
+
+/// The RFC 6853 model of the servers, by the examples' files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Model {
+    /// split-a.toml, split-b.toml: the survivor gives the client a new address.
+    Split,
+    /// identical-a.toml, identical-b.toml: the survivor extends the same address.
+    Identical,
+}
+
+impl Model {
+    fn examples(self) -> &'static str {
+        match self {
+            Model::Split => "split",
+            Model::Identical => "identical",
+        }
+    }
 }
 
 impl Network {
-    fn new(tag: &str) -> Self {
+    /// The lab with BIND configured; `named_running`: started too, else
+    /// [`Network::start_named`] starts it later.
+    fn new(
+        tag: &str,
+        model: Model,
+        datapath: Datapath,
+        names: &[&'static str],
+        named_running: bool,
+    ) -> Self {
         common::require_tools(&["dhclient", "named", "dig", "tsig-keygen", "bridge"]);
-        let mut lab = common::lab(tag, &["sw", "cli", "cl2", "dns", "sa", "sb"]);
+        let lab = common::lab(tag, &["sw", "cli", "cl2", "dns", "sa", "sb"]);
         lab.bridge("sw", BRIDGE);
         let key_file = lab.path("ddns.key");
-        let servers: Vec<Server> = ["a", "b"]
-            .into_iter()
-            .map(|name| Server::new(name, &key_file))
+        let servers: Vec<Server> = names
+            .iter()
+            .map(|name| Server::new(model, name, &key_file))
             .collect();
         for (i, server) in servers.iter().enumerate() {
             let port = format!("p{}", server.name);
@@ -131,18 +158,62 @@ impl Network {
         lab.veth(("dns", DNS_IF), ("sw", "pdns"));
         lab.attach("sw", "pdns", BRIDGE);
         lab.address("dns", DNS_IF, &format!("{DNS_ADDRESS}/64"));
-        start_named(&mut lab, &key_file);
-        for server in &servers {
-            let journal = lab.path(&format!("{}.journal", server.name));
-            let options = DaemonOptions {
-                datapath: Datapath::Udp,
-                journal: &journal,
-                durability: "always",
-                log: server.name,
-            };
-            lab.start_server(server.name, &server.role(), &server.text, &options);
+        write_named_config(&lab, &key_file);
+        let mut net = Self {
+            lab,
+            servers,
+            datapath,
+        };
+        if named_running {
+            net.start_named();
         }
-        Self { lab, servers }
+        for server in ["a", "b"] {
+            if net.servers.iter().any(|s| s.name == server) {
+                net.start_server(server);
+            }
+        }
+        net
+    }
+
+    fn start_server(&mut self, name: &str) {
+        let server = self.servers.iter().find(|s| s.name == name).unwrap();
+        let journal = self.lab.path(&format!("{}.journal", server.name));
+        let options = DaemonOptions {
+            datapath: self.datapath,
+            journal: &journal,
+            durability: "always",
+            log: server.name,
+        };
+        self.lab
+            .start_server(server.name, &server.role(), &server.text, &options);
+    }
+
+    /// Starts `named` in the foreground and waits until it answers.
+    fn start_named(&mut self) {
+        let conf = self
+            .lab
+            .path("named")
+            .join("named.conf")
+            .display()
+            .to_string();
+        self.lab
+            .spawn("dns", "named", &["named", "-g", "-c", &conf]);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let server = format!("@{DNS_ADDRESS}");
+        loop {
+            let output = self
+                .lab
+                .exec("dns", &["dig", &server, "+short", "SOA", FORWARD_ZONE]);
+            if output.status.success() && !output.stdout.is_empty() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "named does not answer:\n{}",
+                self.lab.log("named")
+            );
+            thread::sleep(Duration::from_millis(200));
+        }
     }
 
     fn server(&self, name: &str) -> &Server {
@@ -176,6 +247,19 @@ impl Network {
             .collect();
         lines.sort();
         lines
+    }
+
+    /// `dig` that may fail (BIND not running): `None` then.
+    fn dig_quiet(&self, kind: &str, name: &str) -> Option<String> {
+        let server = format!("@{DNS_ADDRESS}");
+        let output = self.lab.exec(
+            "dns",
+            &[
+                "dig", &server, "+short", "+norec", "+tries=1", "+time=1", kind, name,
+            ],
+        );
+        let text = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+        (output.status.success() && !text.is_empty()).then_some(text)
     }
 
     /// Waits until `kind NAME` reads `expected` in BIND.
@@ -247,10 +331,9 @@ impl Network {
     }
 }
 
-/// Writes a TSIG key with `tsig-keygen`, a named.conf with the two zones updatable with that
-/// key only, and only the types xdhcp6 writes (docs/ddns.md), and starts `named` in the
-/// foreground.
-fn start_named(lab: &mut Lab, key_file: &Path) {
+/// Writes a TSIG key with `tsig-keygen` and a named.conf with the two zones updatable with
+/// that key only, and only the types xdhcp6 writes (docs/ddns.md).
+fn write_named_config(lab: &Lab, key_file: &Path) {
     let keygen = common::run("tsig-keygen", &["-a", "hmac-sha256", KEY_NAME]);
     assert!(keygen.status.success(), "tsig-keygen failed");
     std::fs::write(key_file, &keygen.stdout).unwrap();
@@ -284,24 +367,7 @@ fn start_named(lab: &mut Lab, key_file: &Path) {
            update-policy {{ grant {KEY_NAME} zonesub PTR; }}; }};\n",
         key = key_file.display()
     );
-    let conf_path = dir.join("named.conf");
-    std::fs::write(&conf_path, conf).unwrap();
-    let conf_arg = conf_path.display().to_string();
-    lab.spawn("dns", "named", &["named", "-g", "-c", &conf_arg]);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let server = format!("@{DNS_ADDRESS}");
-    loop {
-        let output = lab.exec("dns", &["dig", &server, "+short", "SOA", FORWARD_ZONE]);
-        if output.status.success() && !output.stdout.is_empty() {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "named does not answer:\n{}",
-            lab.log("named")
-        );
-        thread::sleep(Duration::from_millis(200));
-    }
+    std::fs::write(dir.join("named.conf"), conf).unwrap();
 }
 
 /// A dhclient.conf that sends `pc1.example.net` in a Client FQDN with S set.
@@ -322,7 +388,31 @@ fn reverse(address: Ipv6Addr) -> String {
 #[test]
 #[ignore = "needs root, network namespaces, ISC dhclient and BIND 9; run by cargo xtask test"]
 fn split_failover_leaves_one_aaaa_over_udp() {
-    let mut net = Network::new("ddns-split");
+    failover("ddns-split-udp", Model::Split, Datapath::Udp);
+}
+
+#[test]
+#[ignore = "needs root, network namespaces, ISC dhclient, BIND 9 and the XDP object; run by cargo xtask test"]
+fn split_failover_leaves_one_aaaa_over_xdp() {
+    failover("ddns-split-xdp", Model::Split, Datapath::XdpNative);
+}
+
+#[test]
+#[ignore = "needs root, network namespaces, ISC dhclient and BIND 9; run by cargo xtask test"]
+fn identical_failover_keeps_the_records_over_udp() {
+    failover("ddns-ident-udp", Model::Identical, Datapath::Udp);
+}
+
+#[test]
+#[ignore = "needs root, network namespaces, ISC dhclient, BIND 9 and the XDP object; run by cargo xtask test"]
+fn identical_failover_keeps_the_records_over_xdp() {
+    failover("ddns-ident-xdp", Model::Identical, Datapath::XdpNative);
+}
+
+/// Binds a named client to A, kills A, lets the client Rebind to B and reads BIND; then a
+/// second client claims the name, and the first releases.
+fn failover(tag: &str, model: Model, datapath: Datapath) {
+    let mut net = Network::new(tag, model, datapath, &["a", "b"], true);
     let conf = client_conf(&net.lab, "client");
     net.lab
         .start_dhclient("cli", CLIENT_IF, "client", &["-N", "-cf", &conf]);
@@ -348,6 +438,9 @@ fn split_failover_leaves_one_aaaa_over_udp() {
         "b",
         Duration::from_secs(45),
     );
+    if model == Model::Identical {
+        assert_eq!(second, first, "the identical model keeps the address");
+    }
     net.wait_dns(
         "AAAA",
         NAME,
@@ -360,7 +453,9 @@ fn split_failover_leaves_one_aaaa_over_udp() {
         std::slice::from_ref(&fqdn),
         "B's PTR",
     );
-    net.wait_dns("PTR", &reverse(first), &[], "A's PTR deleted by B");
+    if model == Model::Split {
+        net.wait_dns("PTR", &reverse(first), &[], "A's PTR deleted by B");
+    }
     assert_eq!(
         net.dig("DHCID", NAME),
         dhcid,
@@ -416,4 +511,45 @@ fn split_failover_leaves_one_aaaa_over_udp() {
         0,
         "{metrics}"
     );
+}
+
+#[test]
+#[ignore = "needs root, network namespaces, ISC dhclient and BIND 9; run by cargo xtask test"]
+fn pending_updates_survive_a_restart_over_udp() {
+    // BIND is not running yet: the update fails and is retried, pending in a.journal.ddns.
+    let mut net = Network::new("ddns-restart", Model::Split, Datapath::Udp, &["a"], false);
+    let conf = client_conf(&net.lab, "client");
+    net.lab
+        .start_dhclient("cli", CLIENT_IF, "client", &["-N", "-cf", &conf]);
+    let address = net.wait_for_address("client", &["BOUND6"], 0.0, "a", Duration::from_secs(15));
+    net.wait_metric("a", "xdhcp6_ddns_updates_sent_total", 1);
+    // The client goes quiet (no Release, no Renew), the server dies in the middle of its
+    // retries.
+    let _ = net.lab.stop("client", "-TERM");
+    net.lab.kill_server("a");
+    let pending = std::fs::read_to_string(net.lab.path("a.journal.ddns")).unwrap();
+    assert!(
+        pending.contains("\"job\"") && pending.contains(NAME),
+        "the update is journaled: {pending}"
+    );
+    assert!(
+        net.dig_quiet("AAAA", NAME).is_none(),
+        "BIND is not running yet"
+    );
+
+    net.start_named();
+    net.start_server("a");
+    net.wait_dns(
+        "AAAA",
+        NAME,
+        &[address.to_string()],
+        "the pending update, resumed after the restart",
+    );
+    net.wait_dns(
+        "PTR",
+        &reverse(address),
+        &[format!("{NAME}.")],
+        "the pending PTR, resumed after the restart",
+    );
+    net.wait_metric("a", "xdhcp6_ddns_succeeded_total", 1);
 }

@@ -125,9 +125,6 @@ impl DdnsFeed {
     /// A lease event: a bound address that was released, declined or expired loses its
     /// records.
     pub fn lease_event(&self, link: Option<&str>, event: &LeaseEvent) {
-        let Some(link) = link.filter(|link| self.links.contains_key(*link)) else {
-            return;
-        };
         let lease = &event.record.lease;
         let gone = match event.kind {
             EventKind::Released | EventKind::Declined => true,
@@ -137,6 +134,9 @@ impl DdnsFeed {
         if !gone || lease.kind != IaKind::Na {
             return;
         }
+        let Some(link) = link.filter(|link| self.links.contains_key(*link)) else {
+            return;
+        };
         self.offer(Intake::Gone {
             link: link.to_owned(),
             address: lease.ip(),
@@ -436,6 +436,17 @@ impl Updater {
                 }
             }
         };
+        // A full queue drops the update before it costs a write or changes what the
+        // updater believes the records are.
+        let full = self
+            .links
+            .get(&job.link)
+            .and_then(|link| senders.get(link.queue))
+            .is_none_or(|sender| sender.capacity() == 0);
+        if full {
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         let job = Job {
             id: self.state.next_id,
             ..job

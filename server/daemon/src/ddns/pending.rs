@@ -129,7 +129,7 @@ impl State {
 #[derive(Debug)]
 pub struct PendingFile {
     path: PathBuf,
-    file: File,
+    file: std::io::BufWriter<File>,
     dirty: bool,
 }
 
@@ -186,7 +186,7 @@ impl PendingFile {
         if let Some(folder) = path.parent().filter(|f| !f.as_os_str().is_empty()) {
             File::open(folder)?.sync_all()?;
         }
-        let file = OpenOptions::new().append(true).open(path)?;
+        let file = std::io::BufWriter::new(OpenOptions::new().append(true).open(path)?);
         Ok((
             Self {
                 path: path.to_owned(),
@@ -209,10 +209,11 @@ impl PendingFile {
         write_line(&mut self.file, &Line::Done(id))
     }
 
-    /// Syncs what was appended since the last sync.
+    /// Writes out and syncs what was appended since the last sync.
     pub fn sync(&mut self) -> std::io::Result<()> {
         if std::mem::take(&mut self.dirty) {
-            self.file.sync_data()?;
+            self.file.flush()?;
+            self.file.get_ref().sync_data()?;
         }
         Ok(())
     }
@@ -277,8 +278,8 @@ mod tests {
             file.done(0).unwrap();
             file.sync().unwrap();
             // A line torn by a crash.
-            use std::io::Write as _;
             file.file.write_all(b"{\"job\":{\"id\":7").unwrap();
+            file.file.flush().unwrap();
         }
         let (_, state) = PendingFile::open(&path).unwrap();
         assert_eq!(state.unreadable, 1);
