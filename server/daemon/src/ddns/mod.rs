@@ -47,6 +47,10 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How long an answer from the DNS server is waited for.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(2);
+/// A Reply that changes nothing sends no update, unless the records were last written this
+/// long ago: then they are written again, so that records removed meanwhile (by another
+/// server of the set whose copy of the lease expired, or by hand) come back.
+const REFRESH_SECONDS: u64 = 3600;
 
 /// The updater's counters, for the `xdhcp6_ddns_*` metrics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -385,6 +389,7 @@ impl Updater {
         let job = match item {
             Intake::Bind { link, binding } => {
                 let duid = crate::runtime::hex(binding.duid.as_bytes());
+                let now = unix_seconds();
                 let unchanged = binding.stale.iter().all(|a| {
                     self.state
                         .owners
@@ -393,6 +398,7 @@ impl Updater {
                 }) && binding.addresses.iter().all(|a| {
                     self.state.owners.get(a).is_some_and(|owner| {
                         owner.duid == duid
+                            && now.saturating_sub(owner.at) < REFRESH_SECONDS
                             && owner.name == binding.name
                             && owner.forward == binding.forward
                             && owner.reverse == binding.reverse
@@ -412,6 +418,7 @@ impl Updater {
                         addresses: binding.addresses,
                         stale: binding.stale,
                     },
+                    at: now,
                 }
             }
             Intake::Gone {
@@ -433,6 +440,7 @@ impl Updater {
                     forward: owner.forward,
                     reverse: owner.reverse,
                     kind: JobKind::Remove { address },
+                    at: unix_seconds(),
                 }
             }
         };
@@ -639,9 +647,7 @@ async fn exchange(
     signer: Option<&TSigner>,
     counters: &Counters,
 ) -> Result<ResponseCode, String> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now = unix_seconds();
     let mut verifier = match signer {
         Some(signer) => message
             .finalize(signer, now)
@@ -686,6 +692,12 @@ async fn exchange(
             None => Ok(parsed.metadata.response_code),
         };
     }
+}
+
+fn unix_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// The bytes of [`crate::runtime::hex`]'s colon-separated hex.

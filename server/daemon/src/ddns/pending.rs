@@ -49,6 +49,9 @@ pub struct Job {
     pub reverse: bool,
     /// What to do.
     pub kind: JobKind,
+    /// When it was queued, seconds since the epoch.
+    #[serde(default)]
+    pub at: u64,
 }
 
 /// The name an address was given.
@@ -66,6 +69,9 @@ pub struct Owner {
     pub forward: bool,
     /// Whether the server wrote the PTR.
     pub reverse: bool,
+    /// When the update that wrote it was queued, seconds since the epoch.
+    #[serde(default)]
+    pub at: u64,
 }
 
 /// One line of the file.
@@ -114,6 +120,7 @@ impl State {
                             duid: job.duid.clone(),
                             forward: job.forward,
                             reverse: job.reverse,
+                            at: job.at,
                         },
                     );
                 }
@@ -243,6 +250,7 @@ mod tests {
             forward: true,
             reverse: true,
             kind,
+            at: 1_800_000_000,
         }
     }
 
