@@ -37,6 +37,8 @@ use self::update::Forward;
 
 /// Updates the feed may hold before the updater takes them; more are dropped and counted.
 const INTAKE_CAPACITY: usize = 16_384;
+/// How often the updater takes what the feed holds.
+const INTAKE_TICK: Duration = Duration::from_millis(10);
 /// Updates one DNS server queue holds; more are dropped and counted.
 const QUEUE_CAPACITY: usize = 4_096;
 /// Tries of one update before it is given up (counted as failed).
@@ -144,7 +146,7 @@ impl DdnsFeed {
         self.offer(Intake::Gone {
             link: link.to_owned(),
             address: lease.ip(),
-            duid: crate::runtime::hex(event.record.duid.as_bytes()),
+            duid: duid_hex(event.record.duid.as_bytes()),
         });
     }
 
@@ -354,27 +356,35 @@ impl Updater {
         for job in std::mem::take(&mut self.state.pending) {
             self.dispatch(&senders, job);
         }
+        // The intake is polled on a tick rather than awaited: a worker's `try_send` then
+        // wakes no thread, and the updater takes what arrived in batches, instead of being
+        // woken (and taking a core from the workers) once per reply.
+        let mut tick = tokio::time::interval(INTAKE_TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 biased;
                 _ = stop.notified() => break,
-                Some(id) = done_rx.recv() => {
-                    self.write(|file| file.done(id));
-                    while let Ok(id) = done_rx.try_recv() {
-                        self.write(|file| file.done(id));
-                    }
-                }
-                item = intake.recv() => {
-                    let Some(item) = item else { break };
-                    self.take(&senders, item);
-                    let mut more = 0;
-                    while more < 1024 && let Ok(item) = intake.try_recv() {
-                        self.take(&senders, item);
-                        more += 1;
+                _ = tick.tick() => {}
+            }
+            while let Ok(id) = done_rx.try_recv() {
+                self.write(|file| file.done(id));
+            }
+            let mut closed = false;
+            for _ in 0..INTAKE_CAPACITY {
+                match intake.try_recv() {
+                    Ok(item) => self.take(&senders, item),
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => {
+                        closed = true;
+                        break;
                     }
                 }
             }
             self.write(PendingFile::sync);
+            if closed {
+                break;
+            }
         }
     }
 
@@ -388,7 +398,7 @@ impl Updater {
     fn take(&mut self, senders: &[mpsc::Sender<Job>], item: Intake) {
         let job = match item {
             Intake::Bind { link, binding } => {
-                let duid = crate::runtime::hex(binding.duid.as_bytes());
+                let duid = duid_hex(binding.duid.as_bytes());
                 let now = unix_seconds();
                 let unchanged = binding.stale.iter().all(|a| {
                     self.state
@@ -700,7 +710,21 @@ fn unix_seconds() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// The bytes of [`crate::runtime::hex`]'s colon-separated hex.
+/// A DUID as colon-separated hex, as the configuration writes DUIDs (`00:03:00:01:…`).
+fn duid_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(bytes.len() * 3);
+    for (index, byte) in bytes.iter().enumerate() {
+        if index > 0 {
+            text.push(':');
+        }
+        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+    text
+}
+
+/// The bytes of [`duid_hex`]'s colon-separated hex.
 fn decode_hex(text: &str) -> Vec<u8> {
     text.split(':')
         .filter_map(|pair| u8::from_str_radix(pair, 16).ok())
@@ -714,6 +738,7 @@ mod tests {
     #[test]
     fn hex_round_trips() {
         let duid = [0u8, 3, 0, 1, 0xaa, 0xbb];
-        assert_eq!(decode_hex(&crate::runtime::hex(&duid)), duid);
+        assert_eq!(duid_hex(&duid), crate::runtime::hex(&duid));
+        assert_eq!(decode_hex(&duid_hex(&duid)), duid);
     }
 }
