@@ -515,7 +515,7 @@ fn failover(tag: &str, model: Model, datapath: Datapath) {
 
 #[test]
 #[ignore = "needs root, network namespaces, ISC dhclient and BIND 9; run by cargo xtask test"]
-fn pending_updates_survive_a_restart_over_udp() {
+fn pending_updates_survive_a_restart_and_an_expiry_removes_them_over_udp() {
     // BIND is not running yet: the update fails and is retried, pending in a.journal.ddns.
     let mut net = Network::new("ddns-restart", Model::Split, Datapath::Udp, &["a"], false);
     let conf = client_conf(&net.lab, "client");
@@ -552,4 +552,24 @@ fn pending_updates_survive_a_restart_over_udp() {
         "the pending PTR, resumed after the restart",
     );
     net.wait_metric("a", "xdhcp6_ddns_succeeded_total", 1);
+
+    // The client said nothing since: its lease expires on the restarted server's timer (the
+    // example's valid lifetime is 30 s), and the name it had is known from the file.
+    let valid = net.server("a").config.links[0].timers.valid;
+    let deadline = Instant::now() + Duration::from_secs(u64::from(valid) + 10);
+    loop {
+        let aaaa = net.dig("AAAA", NAME);
+        let ptr = net.dig("PTR", &reverse(address));
+        let dhcid = net.dig("DHCID", NAME);
+        if aaaa.is_empty() && ptr.is_empty() && dhcid.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the expired lease keeps its records (AAAA {aaaa:?}, PTR {ptr:?}, DHCID \
+             {dhcid:?}):\n{}",
+            net.report()
+        );
+        thread::sleep(Duration::from_millis(500));
+    }
 }
