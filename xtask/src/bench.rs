@@ -75,6 +75,12 @@ pub struct Options {
     /// The rate of the --reload-every runs, percent of the best rate.
     #[arg(long, value_name = "PERCENT", default_value_t = 80.0)]
     reload_percent: f64,
+    /// Also measure xdhcp6d with DNS updates on (`[link.ddns]`, a name generated for every
+    /// client) while its DNS server is stopped (nothing listens at [::1]:53 in the server's
+    /// namespace): the targets xdhcp6d-xdp-ddns and xdhcp6d-udp-ddns, and their rate as a
+    /// percentage of the same datapath without DNS updates.
+    #[arg(long)]
+    ddns: bool,
 }
 
 /// One server under test.
@@ -88,7 +94,7 @@ struct Target {
     start: u32,
 }
 
-const TARGETS: [Target; 4] = [
+const TARGETS: [Target; 6] = [
     Target {
         name: "ceiling",
         what: "xdhcp6-reflect: AF_XDP bounce, no DHCP (2 round trips per flow)",
@@ -104,6 +110,18 @@ const TARGETS: [Target; 4] = [
     Target {
         name: "xdhcp6d-udp",
         what: "xdhcp6d --datapath udp",
+        scenario: "sarr",
+        start: 10_000,
+    },
+    Target {
+        name: "xdhcp6d-xdp-ddns",
+        what: "xdhcp6d --datapath xdp, DNS updates on, DNS server stopped",
+        scenario: "sarr",
+        start: 10_000,
+    },
+    Target {
+        name: "xdhcp6d-udp-ddns",
+        what: "xdhcp6d --datapath udp, DNS updates on, DNS server stopped",
         scenario: "sarr",
         start: 10_000,
     },
@@ -181,7 +199,10 @@ pub fn run(options: &Options) -> Result<()> {
     }
     for name in &options.only {
         if !TARGETS.iter().any(|t| t.name == name) {
-            bail!("--only {name:?}: expected ceiling, xdhcp6d-xdp, xdhcp6d-udp or kea");
+            bail!(
+                "--only {name:?}: expected ceiling, xdhcp6d-xdp, xdhcp6d-udp, \
+                 xdhcp6d-xdp-ddns, xdhcp6d-udp-ddns or kea"
+            );
         }
     }
     build::all()?;
@@ -193,7 +214,12 @@ pub fn run(options: &Options) -> Result<()> {
 
     let mut results = Vec::new();
     for target in TARGETS {
-        if !options.only.is_empty() && !options.only.iter().any(|n| n == target.name) {
+        let chosen = if options.only.is_empty() {
+            !target.name.ends_with("-ddns") || options.ddns
+        } else {
+            options.only.iter().any(|n| n == target.name)
+        };
+        if !chosen {
             continue;
         }
         println!("\n== {}: {}", target.name, target.what);
@@ -300,14 +326,17 @@ impl<'a> Lab<'a> {
                     "native",
                 ]);
             }
-            "xdhcp6d-xdp" | "xdhcp6d-udp" => {
-                let config = self.work.join("xdhcp6d.toml");
-                let text = fixtures::render(fixtures::BENCH, &[("SERVER_IF", SERVER_IF)])?;
+            "xdhcp6d-xdp" | "xdhcp6d-udp" | "xdhcp6d-xdp-ddns" | "xdhcp6d-udp-ddns" => {
+                let config = self.work.join(format!("{}.toml", target.name));
+                let mut text = fixtures::render(fixtures::BENCH, &[("SERVER_IF", SERVER_IF)])?;
+                if target.name.ends_with("-ddns") {
+                    text.push_str(DDNS_STOPPED);
+                }
                 println!("  limits: {}", limits_of(&text));
                 std::fs::write(&config, text)?;
                 let journal = self.work.join(format!("{}.journal", target.name));
                 let _ = std::fs::remove_file(&journal);
-                let datapath = if target.name == "xdhcp6d-xdp" {
+                let datapath = if target.name.starts_with("xdhcp6d-xdp") {
                     "xdp"
                 } else {
                     "udp"
@@ -595,6 +624,16 @@ impl<'a> Lab<'a> {
 }
 
 /// The limit keys of an xdhcp6d configuration, as written (`[[link]]` keys prefixed `link.`).
+/// The `[link.ddns]` of the -ddns targets: every client gets a generated name, and the DNS
+/// server is one that is stopped (nothing listens at [::1]:53 in the server's namespace, so
+/// every update is refused at once by the kernel and retried with backoff).
+const DDNS_STOPPED: &str = "
+[link.ddns]
+forward-zone = \"example.net\"
+reverse-zone = \"1.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa\"
+servers = [\"::1\"]
+";
+
 fn limits_of(config: &str) -> String {
     const KEYS: [&str; 10] = [
         "max-leases",
@@ -726,6 +765,17 @@ fn table(results: &[Measured], options: &Options) -> String {
                 "-".to_owned()
             },
         ));
+    }
+    for datapath in ["xdp", "udp"] {
+        let plain = rate_of(&format!("xdhcp6d-{datapath}"));
+        let with = rate_of(&format!("xdhcp6d-{datapath}-ddns"));
+        if with.is_some() {
+            t.push_str(&format!(
+                "\nxdhcp6d-{datapath} with DNS updates on and its DNS server stopped: {} of \
+                 the rate without DNS updates\n",
+                percent(with, plain)
+            ));
+        }
     }
     let compared: Vec<&Measured> = results.iter().filter(|m| m.reloads.is_some()).collect();
     if !compared.is_empty() {

@@ -20,6 +20,9 @@ const APT_PACKAGES: &[(&str, &str)] = &[
     ("tshark", "tshark"),
     ("tcpdump", "tcpdump"),
     ("ethtool", "ethtool"),
+    // The DNS update tests: BIND 9 with its tools (dig, tsig-keygen).
+    ("bind9", "named"),
+    ("bind9-dnsutils", "dig"),
     // `cargo xtask package` and its test.
     ("dpkg-dev", "dpkg-shlibdeps"),
     ("systemd", "systemd-analyze"),

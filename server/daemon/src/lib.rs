@@ -6,6 +6,7 @@ pub mod bulk_leasequery;
 pub mod config;
 pub mod control;
 pub mod ctl;
+pub mod ddns;
 pub mod delay;
 pub mod events;
 pub mod frame;

@@ -85,6 +85,8 @@ pub struct Sources {
     pub reloads: Option<Probe<ReloadCounts>>,
     /// The Bulk Leasequery listener's counters.
     pub bulk_leasequery: Option<Arc<crate::bulk_leasequery::BulkStats>>,
+    /// The DNS updater's counters (a link has `[link.ddns]`).
+    pub ddns: Option<Probe<crate::ddns::DdnsCounts>>,
 }
 
 /// The lease journal's state, for the `xdhcp6_journal_*` families.
@@ -123,6 +125,12 @@ impl Sources {
     /// The same sources, reporting the journal lag that `lag` returns.
     pub fn with_journal_lag(mut self, lag: Probe<u64>) -> Self {
         self.journal_lag = Some(lag);
+        self
+    }
+
+    /// The same sources, reporting the DNS updater's counters when there is an updater.
+    pub fn with_ddns(mut self, ddns: Option<Probe<crate::ddns::DdnsCounts>>) -> Self {
+        self.ddns = ddns;
         self
     }
 
@@ -199,6 +207,9 @@ pub fn render(sources: &Sources) -> String {
     }
     if let Some(xdp) = &sources.xdp {
         render_xdp(&mut out, xdp());
+    }
+    if let Some(ddns) = &sources.ddns {
+        render_ddns(&mut out, ddns());
     }
     if let Some(reloads) = &sources.reloads {
         render_reloads(&mut out, reloads());
@@ -281,6 +292,54 @@ fn render_reloads(out: &mut Exposition, counts: ReloadCounts) {
         "The configuration generation served: 1 at start, one more per successful reload.",
     );
     out.value("xdhcp6_config_generation", counts.generation);
+}
+
+fn render_ddns(out: &mut Exposition, counts: crate::ddns::DdnsCounts) {
+    let families: [(&str, &str, &str, u64); 6] = [
+        (
+            "xdhcp6_ddns_updates_sent_total",
+            "counter",
+            "DNS UPDATE messages sent to the DNS servers (every try of every update).",
+            counts.updates_sent,
+        ),
+        (
+            "xdhcp6_ddns_succeeded_total",
+            "counter",
+            "DNS updates (a client's AAAA, DHCID and PTR records written or removed) that \
+             succeeded.",
+            counts.succeeded,
+        ),
+        (
+            "xdhcp6_ddns_failed_total",
+            "counter",
+            "DNS updates given up after every try (no answer, refused, a bad signature).",
+            counts.failed,
+        ),
+        (
+            "xdhcp6_ddns_conflicts_total",
+            "counter",
+            "DNS updates refused by the RFC 4703 rules: the name holds another client's DHCID \
+             and was left alone.",
+            counts.conflicts,
+        ),
+        (
+            "xdhcp6_ddns_queue_depth",
+            "gauge",
+            "DNS updates queued for the DNS servers and not done.",
+            counts.queue_depth,
+        ),
+        (
+            "xdhcp6_ddns_dropped_total",
+            "counter",
+            "DNS updates dropped because the updater's queue was full (DHCP replies never wait \
+             for DNS).",
+            counts.dropped,
+        ),
+    ];
+    for (name, kind, help, value) in families {
+        out.family(name, kind, help);
+        out.value(name, value);
+    }
 }
 
 fn render_journal(out: &mut Exposition, health: JournalHealth) {

@@ -199,9 +199,17 @@ pub fn serve(options: RunOptions, stop: &AtomicBool) -> anyhow::Result<()> {
         "lease journal replayed"
     );
 
+    // DNS updates: started before the workers, so that no name is missed; stopped after
+    // them (what is not done stays in `<journal>.ddns` for the next start).
+    let ddns = crate::ddns::Ddns::start(&config, &options.config, &options.journal)?;
+    if let Some(ddns) = &ddns {
+        journal.set_ddns(ddns.feed());
+    }
+
     // Everything started from here on is stopped and joined when `running` drops, on the
     // error paths as on the way out.
     let mut running = Running::new();
+    running.ddns = ddns.as_ref().map(crate::ddns::Ddns::probe);
 
     // The kernel socket runs with either datapath: it holds the group memberships (the NIC's
     // multicast filter, MLD), and with XDP it is the slow path for what the program passes.
@@ -303,6 +311,7 @@ pub fn serve(options: RunOptions, stop: &AtomicBool) -> anyhow::Result<()> {
 
     let stats = std::mem::take(&mut running.stats);
     drop(running);
+    drop(ddns);
     drop(reloader);
     let leases = table.len();
     match Arc::try_unwrap(journal) {
@@ -378,6 +387,8 @@ struct Running {
     control: Option<ControlHandle>,
     bulk_leasequery: Option<BulkHandle>,
     bulk_stats: Arc<BulkStats>,
+    /// The DNS updater's counters, when a link has `[link.ddns]`.
+    ddns: Option<metrics::Probe<crate::ddns::DdnsCounts>>,
 }
 
 impl Running {
@@ -393,6 +404,7 @@ impl Running {
             control: None,
             bulk_leasequery: None,
             bulk_stats: Arc::default(),
+            ddns: None,
         }
     }
 }
@@ -627,6 +639,7 @@ fn start_metrics(
     let live = Arc::clone(reloader.live());
     let reloads = Arc::downgrade(reloader);
     let mut sources = Sources::new(running.stats.clone())
+        .with_ddns(running.ddns.clone())
         .with_engine_probe(Arc::new(move || live.load()))
         .with_reloads(Arc::new(move || {
             reloads

@@ -153,7 +153,8 @@ fn rendered() -> String {
             generation: 1,
             ..Default::default()
         }))
-        .with_bulk_leasequery(Arc::default());
+        .with_bulk_leasequery(Arc::default())
+        .with_ddns(Some(Arc::new(xdhcp6d::ddns::DdnsCounts::default)));
     metrics::render(&sources)
 }
 

@@ -11,6 +11,7 @@
 //! the file, lists indexed from 0) and the problem.
 
 mod align;
+mod ddns;
 mod duid;
 mod leasequery;
 mod options;
@@ -25,6 +26,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use self::ddns::{
+    DEFAULT_DDNS_TTL, DEFAULT_GENERATED_PREFIX, DNS_PORT, DdnsSettings, GeneratedName, reverse_name,
+};
 pub use self::duid::{ServerDuid, duid_llt};
 use crate::prefix::Prefix;
 
@@ -358,6 +362,9 @@ pub struct Link {
     pub rsoo_allow: Vec<u16>,
     /// Limits on new bindings on this link (`max-leases`, `binding-rate`, `binding-burst`).
     pub limits: LinkLimits,
+    /// DNS updates of this link's clients and the Client FQDN policy (`[link.ddns]`; absent:
+    /// no updates, and a Client FQDN option is answered with N set).
+    pub ddns: Option<Box<DdnsSettings>>,
     /// A link of an earlier configuration that the file no longer has, kept at its index by
     /// [`Config::aligned_to`] so that its leases keep their link: nothing selects it (no
     /// interfaces, relay prefixes or Interface-Ids) and it has no pools; its leases end on

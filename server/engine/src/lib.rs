@@ -57,6 +57,7 @@
 pub mod alloc;
 pub mod config;
 pub mod engine;
+pub mod fqdn;
 pub mod prefix;
 pub mod table;
 #[cfg(feature = "testing")]

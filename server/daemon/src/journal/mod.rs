@@ -460,6 +460,7 @@ impl Journal {
             failed: AtomicBool::new(false),
             write_failures: AtomicU64::new(0),
             compactions: AtomicU64::new(0),
+            ddns: std::sync::OnceLock::new(),
         });
         let writer = JournalWriter::new(
             Arc::clone(&shared),
@@ -527,6 +528,12 @@ impl Journal {
     /// link at its id and appends new ones, so records already queued keep their names.
     pub fn set_links(&self, links: LinkNames) {
         self.shared.links.store(Arc::new(links));
+    }
+
+    /// Hands names and the ends of leases to the DNS updater from now on (once; a second
+    /// feed is ignored).
+    pub fn set_ddns(&self, feed: crate::ddns::DdnsFeed) {
+        let _ = self.shared.ddns.set(feed);
     }
 
     /// Whether the journal writes (the `xdhcp6_journal_healthy` gauge).
@@ -626,6 +633,9 @@ impl EventSink for JournalSink {
         }
         self.scratch.clear();
         let names = self.shared.links.load();
+        if let Some(feed) = self.shared.ddns.get() {
+            feed.lease_event(names.name(event.record.lease.link), &event);
+        }
         let link = names.link(event.record.lease.link);
         format::encode(
             &mut self.scratch,
@@ -647,6 +657,15 @@ impl EventSink for JournalSink {
         drop(pending);
         if was_empty {
             self.shared.wake_writer.notify_one();
+        }
+    }
+
+    fn name(&mut self, binding: xdhcp6_engine::fqdn::NameBinding) {
+        if let Some(feed) = self.shared.ddns.get() {
+            let names = self.shared.links.load();
+            if let Some(link) = names.name(binding.link) {
+                feed.bind(link, binding);
+            }
         }
     }
 }
@@ -698,6 +717,8 @@ struct Shared {
     /// Times the journal went from writing to failing.
     write_failures: AtomicU64,
     compactions: AtomicU64,
+    /// Where names and the ends of leases go for DNS updates ([`Journal::set_ddns`]).
+    ddns: std::sync::OnceLock<crate::ddns::DdnsFeed>,
 }
 
 impl Shared {

@@ -118,6 +118,7 @@ impl Config {
                     burst: 0,
                 },
             },
+            ddns: None,
             retired: true,
         }
     }

@@ -10,6 +10,7 @@ use std::marker::PhantomData;
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::ddns::RawDdns;
 use super::leasequery::RawLeasequery;
 use super::text::parse_duration;
 use super::{RebindForeign, UnknownLink};
@@ -189,6 +190,9 @@ pub(crate) struct RawLink {
     /// Burst of new bindings on this link (default 100000).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub binding_burst: Option<u32>,
+    /// `[link.ddns]`: DNS updates of this link's clients (default: none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ddns: Option<RawDdns>,
 }
 
 /// An interface selector: `"eth1"`, `{ name = "eth1", vlan = 100 }` or, double-tagged (QinQ),

@@ -15,7 +15,7 @@ use super::text::{parse_hex, to_colon_hex, to_hex};
 use super::{
     ClientKey, Config, ConfigError, Index, InterfaceSelector, Link, LinkId, LinkLimits,
     LinkOptions, MAX_ADVERTISE_DELAY_MS, NaPool, NtpServer, PdExclude, PdPool, RateLimit,
-    Reservation, ServerDuid, ServerLimits, ServerSettings, SourceLimits, Timers, leasequery,
+    Reservation, ServerDuid, ServerLimits, ServerSettings, SourceLimits, Timers, ddns, leasequery,
     options,
 };
 use crate::prefix::Prefix;
@@ -536,6 +536,10 @@ fn links(
         let rsoo_allow = options::rsoo_allow(&raw_link.rsoo_allow)
             .map_err(|(field, problem)| (join(&base, &field), problem))?;
 
+        let ddns = match &raw_link.ddns {
+            Some(raw_ddns) => Some(Box::new(ddns::build(raw_ddns, &base)?)),
+            None => None,
+        };
         links.push(Link {
             id,
             name: name.to_owned(),
@@ -571,6 +575,7 @@ fn links(
                     &format!("{base}.binding"),
                 )?,
             },
+            ddns,
             retired: false,
         });
     }
@@ -1312,6 +1317,7 @@ fn unbuild_link(link: &Link) -> RawLink {
         max_leases: Some(link.limits.max_leases),
         binding_rate: Some(link.limits.rate.per_second),
         binding_burst: Some(link.limits.rate.burst),
+        ddns: link.ddns.as_deref().map(ddns::unbuild),
     }
 }
 

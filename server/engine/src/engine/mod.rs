@@ -715,6 +715,17 @@ impl Engine {
             },
         );
         let reserved_options = reservation.map(|reservation| &reservation.options);
+        // Links with DNS updates note the addresses this reply binds, for the updater.
+        let binds = reply_type == MessageType::Reply
+            && matches!(
+                request.msg_type,
+                MessageType::Solicit
+                    | MessageType::Request
+                    | MessageType::Renew
+                    | MessageType::Rebind
+            );
+        let mut events = crate::fqdn::Collect::new(events, binds && link.ddns.is_some());
+        let events = &mut events;
         let mut exchange = Exchange {
             engine: self,
             request,
@@ -751,7 +762,14 @@ impl Engine {
                     exchange.assign(ia, how)?;
                 }
                 beyond_limit(request, exchange.w)?;
-                reply::write_fqdn(request, exchange.w)?;
+                reply::answer_fqdn(
+                    request,
+                    link,
+                    exchange.client.duid,
+                    now,
+                    exchange.w,
+                    exchange.events,
+                )?;
                 reply::write_options(request, link, reserved_options, exchange.w)?;
             }
             MessageType::Renew | MessageType::Rebind => {
@@ -759,7 +777,14 @@ impl Engine {
                     exchange.extend(ia)?;
                 }
                 beyond_limit(request, exchange.w)?;
-                reply::write_fqdn(request, exchange.w)?;
+                reply::answer_fqdn(
+                    request,
+                    link,
+                    exchange.client.duid,
+                    now,
+                    exchange.w,
+                    exchange.events,
+                )?;
                 reply::write_options(request, link, reserved_options, exchange.w)?;
             }
             MessageType::Release | MessageType::Decline => {
@@ -866,6 +891,10 @@ impl<S: EventSink> EventSink for Tracking<'_, S> {
         }
         self.engine.limits.on_event(&event);
         self.inner.emit(event);
+    }
+
+    fn name(&mut self, binding: crate::fqdn::NameBinding) {
+        self.inner.name(binding);
     }
 }
 

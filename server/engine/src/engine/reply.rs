@@ -1,11 +1,15 @@
 //! Options of the reply that do not belong to an IA: the configured options the client asked
 //! for or that are always sent, the options relays supplied, and the Client FQDN answer.
 
+use std::net::Ipv6Addr;
+
 use xdhcp6_proto::{MessageType, MessageWriter, OptionCode, RawOptions};
 
 use super::DropReason;
 use super::request::ClientRequest;
 use crate::config::{EncodedOption, Link, LinkOptions, VendorOption};
+use crate::fqdn::{self, Collect, NameBinding};
+use crate::table::{DuidBuf, EventSink, IaKind};
 
 /// The Reconfigure Accept option when the link is configured with it, then the configured
 /// options the client asked for in its ORO (RFC 9915 §18.3, §21.7) or in the option request
@@ -178,4 +182,87 @@ pub(super) fn write_fqdn(
     w.put_bytes(&[flags])?;
     w.put_bytes(name)?;
     Ok(w.end_option(mark)?)
+}
+
+/// The Client FQDN answer and the client's [`NameBinding`] on a link with `[link.ddns]`
+/// (links without it: [`write_fqdn`]). The name is the client's, sanitised and qualified, or
+/// one the server generates; the flags say who updates what (RFC 4704 §5, §6.1). A Reply that
+/// binds or extends addresses hands the updater the name, those addresses, and the ones the
+/// client listed that it did not keep.
+pub(super) fn answer_fqdn<S: EventSink>(
+    request: &ClientRequest<'_>,
+    link: &Link,
+    duid: &[u8],
+    now: u32,
+    w: &mut MessageWriter<'_>,
+    events: &mut Collect<'_, S>,
+) -> Result<(), DropReason> {
+    let Some(policy) = link.ddns.as_deref() else {
+        return write_fqdn(request, w);
+    };
+    let first = events.addresses.first().copied();
+    let (decision, name) = match request.fqdn {
+        Some((flags, wire)) => {
+            let name =
+                fqdn::sanitise(wire, policy).or_else(|| fqdn::generated(policy, duid, first));
+            (fqdn::decide(flags, policy), name)
+        }
+        None => (
+            // RFC 4704 §6.1, in substance: a client that sends no Client FQDN option does not
+            // update DNS; the server may update both records for it, by its own policy.
+            fqdn::Decision {
+                reply_flags: fqdn::FLAG_S,
+                forward: true,
+                reverse: true,
+            },
+            fqdn::generated(policy, duid, first),
+        ),
+    };
+    if let Some((client_flags, _)) = request.fqdn {
+        // RFC 4704 §6.2, in substance: the server includes the Client FQDN option in its
+        // Advertise and Reply when the client included it, with the name the server will use.
+        match &name {
+            Some(name) => {
+                let dotted = name.strip_suffix('.').unwrap_or(name);
+                w.client_fqdn(decision.reply_flags, dotted, true)?;
+            }
+            None => {
+                // No usable name: nothing is updated.
+                let flags = if client_flags & fqdn::FLAG_S != 0 {
+                    fqdn::FLAG_N | fqdn::FLAG_O
+                } else {
+                    fqdn::FLAG_N
+                };
+                w.client_fqdn(flags, "", false)?;
+            }
+        }
+    }
+    let Some(name) = name else {
+        return Ok(());
+    };
+    if !events.active || !(decision.forward || decision.reverse) {
+        return Ok(());
+    }
+    let stale: Vec<Ipv6Addr> = request
+        .ias()
+        .filter(|ia| ia.kind() == IaKind::Na)
+        .flat_map(|ia| ia.listed())
+        .map(|(address, _)| address)
+        .filter(|address| !events.addresses.contains(address))
+        .collect();
+    if events.addresses.is_empty() && stale.is_empty() {
+        return Ok(());
+    }
+    let binding = NameBinding {
+        link: link.id,
+        duid: DuidBuf::new(duid),
+        name,
+        forward: decision.forward,
+        reverse: decision.reverse,
+        addresses: std::mem::take(&mut events.addresses),
+        stale,
+        at: now,
+    };
+    events.inner.name(binding);
+    Ok(())
 }

@@ -208,6 +208,12 @@ pub struct LeaseEvent {
 pub trait EventSink {
     /// Takes one event.
     fn emit(&mut self, event: LeaseEvent);
+
+    /// Takes a client's name and addresses for DNS updates (links with `[link.ddns]`); by
+    /// default dropped.
+    fn name(&mut self, binding: crate::fqdn::NameBinding) {
+        let _ = binding;
+    }
 }
 
 impl EventSink for Vec<LeaseEvent> {
