@@ -5,7 +5,7 @@
 //! Two arrays of N (a power of two) shards, each shard behind its own `parking_lot::Mutex`:
 //!
 //! - **address shards**, chosen by a hash of (address or prefix, IA kind), are authoritative:
-//!   each holds a slab of compact 88-byte records (`Vec<Record>` plus a free list), an index
+//!   each holds a slab of compact 80-byte records (`Vec<Record>` plus a free list), an index
 //!   `HashTable<u32>` from address to slab slot, so an address holds at most one lease, and an
 //!   expiry index (a min-heap of expiry and slot) that [`LeaseTable::handle_timeout`] pops;
 //! - **client shards**, chosen by the client key hash, hold `HashTable<u64>` entries
@@ -16,11 +16,11 @@
 //!   ([`LeaseTable::client_leases`]: Leasequery by client identifier, the control API) walks
 //!   that shard, not the table.
 //!
-//! At 10 million IA_NA leases this is 88 bytes of record plus about 5 + 9 bytes of index per
+//! At 10 million IA_NA leases this is 80 bytes of record plus about 5 + 9 bytes of index per
 //! bucket at a load factor between 7/16 and 7/8, and 8 bytes of expiry index (16 at most,
-//! with stale entries): roughly 115 to 140 bytes per lease.
+//! with stale entries): roughly 107 to 132 bytes per lease.
 //!
-//! A record keeps the per-client part of its lease's relay data inline (24 bytes: a handle,
+//! A record keeps the per-client part of its lease's relay data inline (20 bytes: a handle,
 //! a link-local peer's interface identifier, an Ethernet link-layer address); the rest is
 //! interned in two reference-counted stores shared by the whole table, one entry per relay
 //! port and one per subscriber line (`table/relay.rs`; `cargo bench --bench
@@ -187,13 +187,13 @@ impl LeaseTable {
                 let (shard, slot) = self.split_loc(entry as u32);
                 let shard = self.addrs[shard].lock();
                 match shard.records.get(slot) {
-                    Some(record) if record.is_held() && record.client_hash == key.hash => {
-                        if !record.matches(key) {
-                            // Another client whose hash collides: its entry, keep looking.
-                            return false;
-                        }
+                    Some(record) if record.is_held() && record.matches(key) => {
                         lease = Some(record.lease());
                         found = Some(true);
+                    }
+                    Some(record) if record.is_held() && self.client_hash_of(record) == key.hash => {
+                        // Another client whose hash collides: its entry, keep looking.
+                        return false;
                     }
                     _ => found = Some(false),
                 }
@@ -315,11 +315,11 @@ impl LeaseTable {
             for loc in locs {
                 let (shard, slot) = self.split_loc(loc);
                 let shard = self.addrs[shard].lock();
-                if let Some(record) = shard.records.get(slot).filter(|record| {
-                    !record.is_free()
-                        && record.client_hash & lease::DUID_HASH_MASK == bits
-                        && record.duid.as_bytes() == duid
-                }) {
+                if let Some(record) = shard
+                    .records
+                    .get(slot)
+                    .filter(|record| !record.is_free() && record.duid.as_bytes() == duid)
+                {
                     found.push(record.to_record(&self.relays));
                 }
             }
@@ -453,7 +453,7 @@ impl LeaseTable {
             };
             sink.emit(record.event(ended, now, &self.relays));
             if record.is_held() {
-                let old = record.client_hash;
+                let old = self.client_hash_of(record);
                 if self.client_shard_of(old) == client_shard {
                     clients.remove(old, loc);
                 } else if let Some(mut other) = self.clients[self.client_shard_of(old)].try_lock() {
@@ -610,6 +610,19 @@ impl LeaseTable {
         self.relays.matching(query)
     }
 
+    /// The client index hash of the IA a record belongs to (as [`Self::ia_key`] computes it:
+    /// records do not keep it).
+    fn client_hash_of(&self, record: &Record) -> u32 {
+        IaKey::new(
+            &self.index_key,
+            record.duid.as_bytes(),
+            record.iaid,
+            record.kind(),
+            LinkId(record.link),
+        )
+        .hash
+    }
+
     fn client_shard_of(&self, client_hash: u32) -> usize {
         client_hash.checked_shr(32 - self.shard_bits).unwrap_or(0) as usize
     }
@@ -643,8 +656,8 @@ mod tests {
     };
 
     #[test]
-    fn record_is_64_bytes_and_short_duids_are_inline() {
-        assert_eq!(std::mem::size_of::<Record>(), 88);
+    fn record_is_80_bytes_and_short_duids_are_inline() {
+        assert_eq!(std::mem::size_of::<Record>(), 80);
         assert_eq!(std::mem::size_of::<DuidBuf>(), 24);
         assert!(!DuidBuf::new(&[1; 14]).is_spilled());
         assert!(!DuidBuf::new(&[1; INLINE_DUID_LEN]).is_spilled());
@@ -767,9 +780,21 @@ mod tests {
     #[test]
     fn colliding_client_hashes_are_told_apart_and_kept() {
         let table = LeaseTable::with_shards(4, 1, salt());
-        let one = table.ia_key(b"client one", 1, IaKind::Na, LinkId(0));
-        let mut two = table.ia_key(b"client two", 1, IaKind::Na, LinkId(0));
-        two.hash = one.hash;
+        // Two DUIDs whose 32-bit client hashes collide under this table's key (the birthday
+        // bound: some 80,000 tries).
+        let mut seen = std::collections::HashMap::new();
+        let (one, two) = (0u32..)
+            .find_map(|n| {
+                let hash = table
+                    .ia_key(format!("client {n}").as_bytes(), 1, IaKind::Na, LinkId(0))
+                    .hash;
+                seen.insert(hash, n).map(|earlier| (earlier, n))
+            })
+            .unwrap();
+        let (one, two) = (format!("client {one}"), format!("client {two}"));
+        let one = table.ia_key(one.as_bytes(), 1, IaKind::Na, LinkId(0));
+        let two = table.ia_key(two.as_bytes(), 1, IaKind::Na, LinkId(0));
+        assert_eq!(one.hash, two.hash);
         table
             .claim(&one, 1, 128, ClaimAs::Bound, LIFE, 0, &mut Discard)
             .unwrap();

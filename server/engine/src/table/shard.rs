@@ -25,13 +25,15 @@ pub(super) const KIND_PD: u8 = 0b1000_0000;
 /// (and was given its reconfigure key).
 pub(super) const RECONFIGURE: u8 = 0b0100_0000;
 
-/// One slab slot: 88 bytes. The address is two `u64` so that the record is not 16-aligned.
+/// One slab slot: 80 bytes. The address is two `u64` so that the record is not 16-aligned.
+/// The client's index hash is not kept: the client index entries carry it, and the rare paths
+/// that start from a record (a sweep, reclaiming another client's address) compute it again
+/// from the DUID, IAID and kind ([`super::LeaseTable::client_hash_of`]).
 pub(super) struct Record {
     pub(super) duid: DuidBuf,
     pub(super) addr_lo: u64,
     pub(super) addr_hi: u64,
     pub(super) iaid: u32,
-    pub(super) client_hash: u32,
     pub(super) expires: u32,
     pub(super) preferred: u32,
     pub(super) valid: u32,
@@ -51,7 +53,6 @@ impl Record {
             addr_lo: 0,
             addr_hi: 0,
             iaid: 0,
-            client_hash: 0,
             expires: 0,
             preferred: 0,
             valid: 0,
@@ -72,7 +73,6 @@ impl Record {
             addr_lo: addr as u64,
             addr_hi: (addr >> 64) as u64,
             iaid: key.iaid,
-            client_hash: key.hash,
             expires: 0,
             preferred: 0,
             valid: 0,
@@ -133,8 +133,7 @@ impl Record {
     }
 
     pub(super) fn matches(&self, key: &IaKey<'_>) -> bool {
-        self.client_hash == key.hash
-            && self.iaid == key.iaid
+        self.iaid == key.iaid
             && self.link == key.link.0
             && self.kind() == key.kind
             && self.duid.as_bytes() == key.duid
