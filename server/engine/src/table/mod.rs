@@ -264,7 +264,10 @@ impl LeaseTable {
             record.set(state, lifetimes, expires);
             self.relays.replace(&mut record.relay, key.relay);
             record.set_reconfigure(key.reconfigure);
-            let (event, lease) = (record.event(event, now, &self.relays), record.lease());
+            let (event, lease) = (
+                record.event(event, now, &self.relays, sink.wants_records()),
+                record.lease(),
+            );
             if moved {
                 shard.schedule(slot as u32, expires);
             }
@@ -435,7 +438,10 @@ impl LeaseTable {
                 record.prefix_len = prefix_len;
                 self.relays.replace(&mut record.relay, key.relay);
                 record.set_reconfigure(key.reconfigure);
-                let (event, lease) = (record.event(event, now, &self.relays), record.lease());
+                let (event, lease) = (
+                    record.event(event, now, &self.relays, sink.wants_records()),
+                    record.lease(),
+                );
                 if moved {
                     shard.schedule(slot, expires);
                 }
@@ -451,7 +457,7 @@ impl LeaseTable {
             } else {
                 EventKind::Expired
             };
-            sink.emit(record.event(ended, now, &self.relays));
+            sink.emit(record.event(ended, now, &self.relays, sink.wants_records()));
             if record.is_held() {
                 let old = self.client_hash_of(record);
                 if self.client_shard_of(old) == client_shard {
@@ -466,7 +472,10 @@ impl LeaseTable {
             record.set(state, lifetimes, expires);
             record.relay = self.relays.store(key.relay);
             record.set_reconfigure(key.reconfigure);
-            let (event, lease) = (record.event(event, now, &self.relays), record.lease());
+            let (event, lease) = (
+                record.event(event, now, &self.relays, sink.wants_records()),
+                record.lease(),
+            );
             shard.schedule(slot, expires);
             sink.emit(event);
             clients.insert(key.hash, loc);
@@ -483,7 +492,7 @@ impl LeaseTable {
             return Err(ClaimError::Full);
         };
         if let Some(record) = shard.records.get(slot as usize) {
-            sink.emit(record.event(event, now, &self.relays));
+            sink.emit(record.event(event, now, &self.relays, sink.wants_records()));
         }
         clients.insert(key.hash, self.loc(addr_shard, slot));
         Ok(lease)
@@ -518,7 +527,10 @@ impl LeaseTable {
         record.set(STATE_BOUND, lifetimes, expires);
         self.relays.replace(&mut record.relay, key.relay);
         record.set_reconfigure(key.reconfigure);
-        let (event, lease) = (record.event(event, now, &self.relays), record.lease());
+        let (event, lease) = (
+            record.event(event, now, &self.relays, sink.wants_records()),
+            record.lease(),
+        );
         if moved {
             shard.schedule(slot, expires);
         }
@@ -547,7 +559,7 @@ impl LeaseTable {
             .filter(|record| record.is_held() && record.matches(key))
             .ok_or(LeaseError::NotFound)?;
         let lease = record.lease();
-        sink.emit(record.event(EventKind::Released, now, &self.relays));
+        sink.emit(record.event(EventKind::Released, now, &self.relays, sink.wants_records()));
         clients.remove(key.hash, self.loc(addr_shard, slot));
         shard.remove(slot, hash, &self.relays);
         Ok(lease)
@@ -584,7 +596,7 @@ impl LeaseTable {
         let expires = now.saturating_add(probation);
         record.set(STATE_DECLINED, lifetimes, expires);
         let (event, lease) = (
-            record.event(EventKind::Declined, now, &self.relays),
+            record.event(EventKind::Declined, now, &self.relays, sink.wants_records()),
             record.lease(),
         );
         shard.schedule(slot, expires);
@@ -848,6 +860,36 @@ mod tests {
         table.handle_timeout(99_999 + LIFE.valid, usize::MAX, &mut events);
         assert_eq!(events.len(), 1);
         assert!(table.is_empty());
+    }
+
+    #[test]
+    fn a_sink_that_reads_no_records_gets_the_lease_alone() {
+        struct LeasesOnly(Vec<LeaseEvent>);
+        impl EventSink for LeasesOnly {
+            fn emit(&mut self, event: LeaseEvent) {
+                self.0.push(event);
+            }
+            fn wants_records(&self) -> bool {
+                false
+            }
+        }
+        let table = LeaseTable::with_shards(4, 1, salt());
+        let key = table.ia_key(b"counted", 3, IaKind::Na, LinkId(0));
+        let (mut whole, mut bare) = (Vec::new(), LeasesOnly(Vec::new()));
+        let lease = table
+            .claim(&key, 7, 128, ClaimAs::Bound, LIFE, 0, &mut whole)
+            .unwrap();
+        table.renew(&key, 7, LIFE, 5, &mut bare).unwrap();
+        assert_eq!(whole[0].record.duid.as_bytes(), b"counted");
+        let [renewed] = &bare.0[..] else {
+            panic!("one event: {:?}", bare.0)
+        };
+        assert_eq!(renewed.kind, EventKind::Renewed);
+        assert_eq!(renewed.at, 5);
+        assert_eq!(renewed.record.lease.addr, lease.addr);
+        assert_eq!(renewed.record.lease.expires, 5 + LIFE.valid);
+        assert!(renewed.record.duid.as_bytes().is_empty());
+        assert_eq!(renewed.record.relay, None);
     }
 
     #[test]

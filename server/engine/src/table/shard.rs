@@ -164,12 +164,26 @@ impl Record {
         }
     }
 
-    pub(super) fn event(&self, kind: EventKind, at: u32, relays: &RelayStore) -> LeaseEvent {
-        LeaseEvent {
-            kind,
-            at,
-            record: self.to_record(relays),
-        }
+    /// The event of a change to this record: with its DUID and relay data when `whole`, with
+    /// the lease alone otherwise ([`super::EventSink::wants_records`]).
+    pub(super) fn event(
+        &self,
+        kind: EventKind,
+        at: u32,
+        relays: &RelayStore,
+        whole: bool,
+    ) -> LeaseEvent {
+        let record = if whole {
+            self.to_record(relays)
+        } else {
+            LeaseRecord {
+                duid: DuidBuf::empty(),
+                lease: self.lease(),
+                relay: None,
+                reconfigure: self.flags & RECONFIGURE != 0,
+            }
+        };
+        LeaseEvent { kind, at, record }
     }
 }
 
