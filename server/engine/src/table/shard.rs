@@ -8,6 +8,7 @@ use std::hash::{BuildHasher, Hasher, RandomState};
 use hashbrown::HashTable;
 
 use super::INFINITE;
+use super::client_index::ClientIndex;
 use super::lease::{
     DuidBuf, EventKind, IaKey, IaKind, Lease, LeaseEvent, LeaseRecord, LeaseState, Lifetimes,
 };
@@ -313,25 +314,16 @@ impl AddrShard {
 
 /// A client shard: entries `(client hash << 32) | location`.
 pub(super) struct ClientShard {
-    pub(super) index: HashTable<u64>,
+    pub(super) index: ClientIndex,
 }
 
 impl ClientShard {
     pub(super) fn insert(&mut self, client_hash: u32, loc: u32) {
-        let entry = client_entry(client_hash, loc);
-        let hash = mix64(u64::from(client_hash));
-        if self.index.find(hash, |&other| other == entry).is_none() {
-            self.index
-                .insert_unique(hash, entry, |&entry| mix64(entry >> 32));
-        }
+        self.index.insert(client_entry(client_hash, loc));
     }
 
     pub(super) fn remove(&mut self, client_hash: u32, loc: u32) {
-        let entry = client_entry(client_hash, loc);
-        let hash = mix64(u64::from(client_hash));
-        while let Ok(found) = self.index.find_entry(hash, |&other| other == entry) {
-            found.remove();
-        }
+        self.index.remove(client_entry(client_hash, loc));
     }
 }
 
