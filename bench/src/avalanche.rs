@@ -66,14 +66,14 @@ pub fn rand_factor(draw: u64) -> f64 {
 
 impl Timers {
     /// The first RT: IRT + RAND*IRT. For a Solicit RAND is taken strictly above 0 (its
-    /// absolute value, 0 made 0.0001), so the first RT is strictly greater than IRT.
+    /// absolute value, and at least 1 ms), so the first RT is strictly greater than IRT.
     pub fn first(&self, rand: f64, solicit: bool) -> u32 {
-        let rand = if solicit {
-            rand.abs().max(0.0001)
+        if solicit {
+            // At least a millisecond above IRT.
+            self.irt + ((f64::from(self.irt) * rand.abs()).round() as u32).max(1)
         } else {
-            rand
-        };
-        (f64::from(self.irt) * (1.0 + rand)).round() as u32
+            (f64::from(self.irt) * (1.0 + rand)).round() as u32
+        }
     }
 
     /// The RT after `rt`: 2*RTprev + RAND*RTprev, and MRT + RAND*MRT once that passes MRT.
@@ -460,7 +460,7 @@ impl Avalanche {
                 self.wheel[index] = slot;
             }
             self.cursor += 1;
-            if self.cursor % (HORIZON / 2) == 0 {
+            if self.cursor.is_multiple_of(HORIZON / 2) {
                 self.pull_far();
             }
         }
@@ -705,6 +705,9 @@ impl Scenario for Avalanche {
     }
 }
 
+/// A series of the messages plot: its name, colour and counter.
+type Kind = (&'static str, &'static str, fn(&AvalancheCounts) -> u64);
+
 /// What an avalanche measured (`--json`).
 #[derive(Clone, Debug, Serialize)]
 pub struct AvalancheSummary {
@@ -828,7 +831,7 @@ impl AvalancheSummary {
             .collect();
         left.line(&mut s, &bound, "#1f77b4", "bound", false);
         left.legend(&mut s, &[("bound", "#1f77b4")]);
-        let kinds: [(&str, &str, fn(&AvalancheCounts) -> u64); 4] = [
+        let kinds: [Kind; 4] = [
             ("solicit", "#1f77b4", |c| c.solicit),
             ("solicit retransmissions", "#9467bd", |c| {
                 c.solicit_retransmissions
