@@ -91,6 +91,11 @@ fn run(
 }
 
 #[test]
+fn client_state_is_compact() {
+    assert_eq!(std::mem::size_of::<Client>(), 40);
+}
+
+#[test]
 fn rfc_timers_pinned() {
     assert_eq!(rand_factor(0), -0.1);
     assert_eq!(rand_factor(1000), 0.0);
