@@ -89,6 +89,11 @@ impl Server {
              60\n",
             key_file.display()
         ));
+        if model == Model::Identical {
+            // The peers hand out the same addresses: an expiry after a downtime leaves the
+            // records to the peer that serves the client.
+            text.push_str("identical-peers = true\n");
+        }
         let config = Config::from_toml_str(&text, &file).unwrap_or_else(|error| panic!("{error}"));
         Self { name, text, config }
     }
@@ -699,6 +704,84 @@ fn split_failover_by_solicit_leaves_one_aaaa_and_a_decline_removes_over_udp() {
         0,
         "{metrics}"
     );
+}
+
+#[test]
+#[ignore = "needs root, network namespaces, ISC dhclient and BIND 9; run by cargo xtask test"]
+fn identical_server_back_from_downtime_leaves_the_peers_records_over_udp() {
+    let mut net = Network::new(
+        "ddns-ident-back",
+        Model::Identical,
+        Datapath::Udp,
+        &["a", "b"],
+        true,
+    );
+    let conf = client_conf(&net.lab, "client");
+    net.lab
+        .start_dhclient("cli", CLIENT_IF, "client", &["-N", "-cf", &conf]);
+    let address = net.wait_for_address("client", &["BOUND6"], 0.0, "a", Duration::from_secs(15));
+    let bound = unix_now();
+    let fqdn = format!("{NAME}.");
+    net.wait_dns("AAAA", NAME, &[address.to_string()], "after the bind to A");
+    net.wait_dns(
+        "PTR",
+        &reverse(address),
+        std::slice::from_ref(&fqdn),
+        "A's PTR",
+    );
+    let dhcid = net.dig("DHCID", NAME);
+    assert_eq!(dhcid.len(), 1, "one DHCID at {NAME}: {dhcid:?}");
+
+    // A dies; at T2 the client Rebinds and B extends the same address.
+    net.lab.kill_server("a");
+    let killed = unix_now();
+    let rebound = net.wait_for_address(
+        "client",
+        &["REBIND6", "BOUND6", "RENEW6"],
+        killed,
+        "b",
+        Duration::from_secs(45),
+    );
+    assert_eq!(rebound, address, "the identical model keeps the address");
+    net.wait_metric("b", "xdhcp6_ddns_succeeded_total", 1);
+
+    // A comes back after the client's rebinding time; the client renews with B, so A's copy
+    // of the lease expires on A's timer (valid lifetime 30 s after the bind).
+    let t2 = net.server("a").config.links[0].timers.t2;
+    while unix_now() < bound + f64::from(t2) + 1.0 {
+        thread::sleep(Duration::from_millis(100));
+    }
+    net.start_server("a");
+    let valid = net.server("a").config.links[0].timers.valid;
+    let deadline = Instant::now() + Duration::from_secs(u64::from(valid) + 15);
+    while !net
+        .lab
+        .server_log("a")
+        .contains("expired lease left in place")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "A's copy of the lease did not expire:\n{}",
+            net.report()
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        metric_sum(
+            &net.lab.server_metrics("a"),
+            "xdhcp6_ddns_updates_sent_total"
+        ),
+        0,
+        "A sent no update after its start:\n{}",
+        net.report()
+    );
+    assert_eq!(
+        net.dig("AAAA", NAME),
+        [address.to_string()],
+        "the AAAA stays"
+    );
+    assert_eq!(net.dig("PTR", &reverse(address)), [fqdn], "the PTR stays");
+    assert_eq!(net.dig("DHCID", NAME), dhcid, "the DHCID stays");
 }
 
 #[test]
