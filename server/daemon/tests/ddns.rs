@@ -644,7 +644,7 @@ fn split_failover_by_solicit_leaves_one_aaaa_and_a_decline_removes_over_udp() {
     );
     let log = net.lab.log("client-again");
     assert!(
-        log.contains("Solicit") && !log.contains("Rebind"),
+        log.contains("XMT: Solicit") && !log.contains("PRC: Rebinding"),
         "the client started over with a Solicit:\n{log}"
     );
     net.wait_dns(
