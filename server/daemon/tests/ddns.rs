@@ -761,7 +761,14 @@ fn identical_server_back_from_downtime_leaves_the_peers_records_over_udp() {
     {
         assert!(
             Instant::now() < deadline,
-            "A's copy of the lease did not expire:\n{}",
+            "A's copy of the lease did not expire leaving the records in place: AAAA {:?}, \
+             PTR {:?}, updates A sent since its start: {}\n{}",
+            net.dig("AAAA", NAME),
+            net.dig("PTR", &reverse(address)),
+            metric_sum(
+                &net.lab.server_metrics("a"),
+                "xdhcp6_ddns_updates_sent_total"
+            ),
             net.report()
         );
         thread::sleep(Duration::from_millis(200));
