@@ -261,6 +261,7 @@ mod tests {
             generated_prefix: "dhcp".into(),
             override_client_update: false,
             override_no_update: false,
+            identical_peers: false,
         }
     }
 
