@@ -148,7 +148,7 @@ impl DdnsFeed {
         self.offer(Intake::Gone {
             link: link.to_owned(),
             address: lease.ip(),
-            duid: duid_hex(event.record.duid.as_bytes()),
+            duid: crate::runtime::hex(event.record.duid.as_bytes()),
             expired: (event.kind == EventKind::Expired)
                 .then_some((lease.expires, lease.lifetimes.valid)),
         });
@@ -408,7 +408,7 @@ impl Updater {
     fn take(&mut self, senders: &[mpsc::Sender<Job>], item: Intake) {
         let job = match item {
             Intake::Bind { link, binding } => {
-                let duid = duid_hex(binding.duid.as_bytes());
+                let duid = crate::runtime::hex(binding.duid.as_bytes());
                 let now = unix_seconds();
                 let unchanged = binding.stale.iter().all(|a| {
                     self.state
@@ -748,21 +748,7 @@ fn unix_seconds() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// A DUID as colon-separated hex, as the configuration writes DUIDs (`00:03:00:01:…`).
-fn duid_hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut text = String::with_capacity(bytes.len() * 3);
-    for (index, byte) in bytes.iter().enumerate() {
-        if index > 0 {
-            text.push(':');
-        }
-        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
-    }
-    text
-}
-
-/// The bytes of [`duid_hex`]'s colon-separated hex.
+/// The bytes of [`crate::runtime::hex`]'s colon-separated hex, as the pending file keeps DUIDs.
 fn decode_hex(text: &str) -> Vec<u8> {
     text.split(':')
         .filter_map(|pair| u8::from_str_radix(pair, 16).ok())
@@ -978,7 +964,7 @@ mod tests {
     #[test]
     fn hex_round_trips() {
         let duid = [0u8, 3, 0, 1, 0xaa, 0xbb];
-        assert_eq!(duid_hex(&duid), crate::runtime::hex(&duid));
-        assert_eq!(decode_hex(&duid_hex(&duid)), duid);
+        assert_eq!(crate::runtime::hex(&duid), "00:03:00:01:aa:bb");
+        assert_eq!(decode_hex(&crate::runtime::hex(&duid)), duid);
     }
 }
