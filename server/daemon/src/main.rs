@@ -803,11 +803,7 @@ fn leasequery_requestors(config: &Config) -> String {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    xdhcp6_engine::hex::colon(bytes)
 }
 
 fn xdp_watch(

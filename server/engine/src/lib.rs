@@ -58,6 +58,7 @@ pub mod alloc;
 pub mod config;
 pub mod engine;
 pub mod fqdn;
+pub mod hex;
 pub mod prefix;
 pub mod table;
 #[cfg(feature = "testing")]
