@@ -3,6 +3,11 @@
 //! of an existing lease. Request bytes are built outside the timed region; every iteration
 //! is a distinct client (DUID from a counter) or a distinct lease.
 //!
+//! The `batch` variants answer the same messages through `Engine::handle_batch`, `BATCH` at a
+//! time as a datapath's receive batch would bring them (all the Solicits of `BATCH` new
+//! clients, then their Requests); their throughput counts messages' exchanges or Renews, not
+//! batches.
+//!
 //! Limits: the link's and the MAC addresses' new-binding rates are off (`binding-rate = 0`,
 //! `mac-binding-rate = 0`) and `max-leases` is above what the runs bind, so that the clock,
 //! which stands still, does not turn the exchange into rate-limited drops; the per-MAC cap is
@@ -20,7 +25,34 @@ use xdhcp6_engine::alloc::SaltKey;
 use xdhcp6_engine::config::{Config, LinkId};
 use xdhcp6_engine::proto::{MessageType, MessageWriter, OptionCode};
 use xdhcp6_engine::table::{Discard, IaKind, LeaseTable};
-use xdhcp6_engine::{Arrival, Context, Engine, Outcome};
+use xdhcp6_engine::{Arrival, BatchItem, Context, Engine, Outcome, Peer};
+
+/// Messages per `handle_batch` call in the batch variants (an AF_XDP receive batch).
+const BATCH: usize = 64;
+
+/// Answers `messages` (each `len` bytes) through `handle_batch`; returns the replies' total
+/// length, so that nothing is optimised away.
+fn batch(
+    engine: &Engine,
+    messages: &[u8],
+    len: usize,
+    cx: &Context,
+    replies: &mut [[u8; 1024]],
+) -> usize {
+    let mut items: Vec<BatchItem<'_>> = messages
+        .chunks_exact(len)
+        .zip(replies.iter_mut())
+        .map(|(request, reply)| BatchItem::new(request, *cx, Peer::default(), reply))
+        .collect();
+    engine.handle_batch(&mut items, &mut Discard);
+    items
+        .iter()
+        .map(|item| match item.outcome {
+            Outcome::Reply { len, .. } => len,
+            Outcome::Drop { .. } => 0,
+        })
+        .sum()
+}
 
 /// Leases in the table before anything is timed.
 const FILLED: u64 = 1_000_000;
@@ -248,6 +280,36 @@ fn engine_benches(c: &mut Criterion) {
         );
     });
 
+    // The same, `BATCH` new clients at a time: their Solicits in one batch, then their
+    // Requests (every message of one length: the client numbers take the same bytes).
+    group.throughput(Throughput::Elements(BATCH as u64));
+    let mut replies = vec![[0; 1024]; BATCH];
+    next_client += 1 << 32;
+    group.bench_function("new_client_exchange_batch/1M_leases", |b| {
+        b.iter_batched_ref(
+            || {
+                let mut solicits = Vec::new();
+                let mut requests = Vec::new();
+                let mut len = (0, 0);
+                for _ in 0..BATCH {
+                    next_client += 1;
+                    let exchange = Exchange::new(next_client, &server);
+                    solicits.extend_from_slice(&exchange.solicit[..exchange.solicit_len]);
+                    requests.extend_from_slice(&exchange.request[..exchange.request_len]);
+                    len = (exchange.solicit_len, exchange.request_len);
+                }
+                (solicits, requests, len)
+            },
+            |(solicits, requests, (solicit_len, request_len))| {
+                let advertised = batch(&engine, solicits, *solicit_len, &cx, &mut replies);
+                let bound = batch(&engine, requests, *request_len, &cx, &mut replies);
+                black_box((advertised, bound))
+            },
+            BatchSize::SmallInput,
+        );
+    });
+    group.throughput(Throughput::Elements(1));
+
     // Renew of an existing lease, cycling through all of them.
     let cx = Context {
         link: Some(LinkId(0)),
@@ -269,6 +331,22 @@ fn engine_benches(c: &mut Criterion) {
             black_box(engine.handle(renew, &cx, &mut reply, &mut Discard))
         });
     });
+
+    // The same Renews, `BATCH` at a time.
+    group.throughput(Throughput::Elements(BATCH as u64));
+    let mut at = 0;
+    let step = BATCH * renew_len;
+    group.bench_function("renew_batch/1M_leases", |b| {
+        b.iter(|| {
+            if at + step > renews.len() {
+                at = 0;
+            }
+            let batch_of = &renews[at..at + step];
+            at += step;
+            black_box(batch(&engine, batch_of, renew_len, &cx, &mut replies))
+        });
+    });
+    group.throughput(Throughput::Elements(1));
 
     // The same Renew over the first 1,000 leases only: table and messages stay in cache, so
     // this is the CPU cost of a Renew without the memory misses of the 1M-lease run.

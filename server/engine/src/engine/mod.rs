@@ -6,6 +6,7 @@
 //! Client mistakes are never errors: they become a reply with a status code, or
 //! [`Outcome::Drop`] with a reason that the datapath counts.
 
+mod batch;
 mod bulk_leasequery;
 mod discard;
 mod ia;
@@ -26,6 +27,7 @@ use xdhcp6_proto::{
     RelayMessage, StatusCode,
 };
 
+pub use self::batch::{BatchItem, LOOKAHEAD, Lookahead};
 pub use self::bulk_leasequery::{BulkAnswer, BulkResult, MAX_BULK_MESSAGE};
 use self::ia::Exchange;
 use self::leasequery::LeasequeryCounters;

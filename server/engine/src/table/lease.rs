@@ -371,6 +371,12 @@ impl<'a> IaKey<'a> {
         self.duid
     }
 
+    /// The client index hash (under the table's random key), for
+    /// [`super::LeaseTable::prefetch_client_index`].
+    pub fn hash(&self) -> u32 {
+        self.hash
+    }
+
     /// The IAID.
     pub fn iaid(&self) -> u32 {
         self.iaid
