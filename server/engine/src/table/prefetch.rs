@@ -71,10 +71,13 @@ pub(crate) fn prefetch(at: *const u8) {
 
 impl LeaseTable {
     /// Prefetches the client index slots where the entries of `client_hash` (an
-    /// [`super::IaKey`]'s hash) start, without taking any lock: the first step of a lookup
+    /// [`super::IaKey`]'s hash) start, and the shard's lock, without taking any lock: the first step of a lookup
     /// that a batch overlaps with the others' ([`Self::prefetch_client_records`] next).
     pub fn prefetch_client_index(&self, client_hash: u32) {
-        let window = &self.client_windows[self.client_shard_of(client_hash)];
+        let shard = self.client_shard_of(client_hash);
+        // The shard's lock, taken next.
+        prefetch((&raw const self.clients[shard]).cast());
+        let window = &self.client_windows[shard];
         let mask = window.len.load(Ordering::Relaxed).wrapping_sub(1);
         window.prefetch(home(client_hash, mask), size_of::<u64>());
     }
@@ -90,6 +93,8 @@ impl LeaseTable {
             let (shard, slot) = self.split_loc(entry as u32);
             if let Some(window) = self.record_windows.get(shard) {
                 window.prefetch(slot, size_of::<Record>());
+                // The record's shard lock, taken when the request is answered.
+                prefetch((&raw const self.addrs[shard]).cast());
             }
         }
     }
