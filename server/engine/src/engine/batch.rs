@@ -16,7 +16,7 @@ use crate::table::{EventSink, IaKind};
 
 /// The requests whose memory is fetched at once: enough to cover a miss with the others'
 /// work, few enough that the lines fetched first are still cached when their turn comes.
-pub const LOOKAHEAD: usize = 16;
+pub const LOOKAHEAD: usize = 8;
 
 /// One message of a batch for [`Engine::handle_batch`].
 #[derive(Debug)]
