@@ -5,13 +5,14 @@
 //! those waits one after the other too. [`Engine::handle_batch`] takes the batch in groups of
 //! [`LOOKAHEAD`]: it reads each request's client and first IA and prefetches its index slots
 //! (no lock), then reads the slots (now in cache) and prefetches the records (no lock on the
-//! records), then answers each request with [`Engine::handle_from`], in order. The first two
-//! steps change nothing, so the outcomes, replies and events are those of calling
-//! `handle_from` on each request in turn.
+//! records), then answers each request as [`Engine::handle_from`] does, in order, reusing the
+//! client hash of the first step. The first two steps change nothing, so the outcomes,
+//! replies and events are those of calling `handle_from` on each request in turn.
 
 use xdhcp6_proto::{Message, MessageType, OptionCode, Packet, RawOptions};
 
 use super::{Context, Engine, Outcome, Peer};
+use crate::config::LinkId;
 use crate::table::{EventSink, IaKind};
 
 /// The requests whose memory is fetched at once: enough to cover a miss with the others'
@@ -54,6 +55,32 @@ impl<'a> BatchItem<'a> {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Lookahead {
     client_hash: Option<u32>,
+    /// Which IA the hash is of: where the DUID lies in the request (compared, never read),
+    /// its length, the IAID, kind and link.
+    duid_at: usize,
+    duid_len: usize,
+    iaid: u32,
+    kind: Option<IaKind>,
+    link: u16,
+}
+
+impl Lookahead {
+    /// The client hash of this IA, when it is the one looked ahead at: the same DUID bytes
+    /// of the same request, IAID, kind and link.
+    pub(super) fn hash_of(
+        &self,
+        duid: &[u8],
+        iaid: u32,
+        kind: IaKind,
+        link: LinkId,
+    ) -> Option<u32> {
+        let same = self.duid_at == duid.as_ptr() as usize
+            && self.duid_len == duid.len()
+            && self.iaid == iaid
+            && self.kind == Some(kind)
+            && self.link == link.0;
+        self.client_hash.filter(|_| same)
+    }
 }
 
 impl Engine {
@@ -69,9 +96,9 @@ impl Engine {
             for ahead in &ahead[..group.len()] {
                 self.prefetch_records(ahead);
             }
-            for item in group.iter_mut() {
+            for (item, ahead) in group.iter_mut().zip(&ahead) {
                 item.outcome =
-                    self.handle_from(item.request, &item.cx, item.peer, item.reply, events);
+                    self.handle_ahead(item.request, &item.cx, item.peer, item.reply, events, ahead);
             }
         }
     }
@@ -90,12 +117,19 @@ impl Engine {
             }),
             None => None,
         };
-        let client_hash = client.map(|(duid, iaid, kind, link)| {
-            let hash = self.table.ia_key(duid, iaid, kind, link).hash();
-            self.table.prefetch_client_index(hash);
-            hash
-        });
-        Lookahead { client_hash }
+        let Some((duid, iaid, kind, link)) = client else {
+            return Lookahead::default();
+        };
+        let hash = self.table.ia_key(duid, iaid, kind, link).hash();
+        self.table.prefetch_client_index(hash);
+        Lookahead {
+            client_hash: Some(hash),
+            duid_at: duid.as_ptr() as usize,
+            duid_len: duid.len(),
+            iaid,
+            kind: Some(kind),
+            link: link.0,
+        }
     }
 
     /// The second step of [`Self::handle_batch`], after [`Self::lookahead`] of the whole
@@ -109,10 +143,7 @@ impl Engine {
 
     /// The client and first IA of a Relay-forward's client message, and the link it would be
     /// served on.
-    fn relayed_client<'r>(
-        &self,
-        request: &'r [u8],
-    ) -> Option<(&'r [u8], u32, IaKind, crate::config::LinkId)> {
+    fn relayed_client<'r>(&self, request: &'r [u8]) -> Option<(&'r [u8], u32, IaKind, LinkId)> {
         let Ok(Packet::Relay(relay)) = Packet::parse(request) else {
             return None;
         };

@@ -167,6 +167,19 @@ impl LeaseTable {
         IaKey::new(&self.index_key, duid, iaid, kind, link)
     }
 
+    /// [`Self::ia_key`] with its `hash` computed before (by [`Self::ia_key`] of the same
+    /// DUID, IAID, kind and link).
+    pub(crate) fn ia_key_hashed<'a>(
+        &self,
+        duid: &'a [u8],
+        iaid: u32,
+        kind: IaKind,
+        link: LinkId,
+        hash: u32,
+    ) -> IaKey<'a> {
+        IaKey::hashed(duid, iaid, kind, link, hash)
+    }
+
     /// The configured salt's key, for the allocation hash ([`crate::alloc::AllocKey`]); the
     /// table's own indexes are keyed apart, at random.
     pub fn salt(&self) -> &SaltKey {
