@@ -107,6 +107,11 @@ impl Engine {
     /// reads which client and IA `request` is about and prefetches the client index slots
     /// that hold it, taking no lock and changing nothing. A message the table has nothing
     /// for (or one that cannot be read) gives an empty [`Lookahead`].
+    ///
+    /// Such a datapath calls this for each request of a group, then
+    /// [`Self::prefetch_records`] for each, then [`Self::handle_from`] for each, in order.
+    /// Only `handle_batch` also reuses the hash: it alone knows that the request's bytes did
+    /// not change in between.
     pub fn lookahead(&self, request: &[u8], cx: &Context) -> Lookahead {
         let client = match request.first().map(|&first| MessageType::from(first)) {
             Some(MessageType::RelayForw) => self.relayed_client(request),
