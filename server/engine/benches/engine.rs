@@ -8,6 +8,12 @@
 //! clients, then their Requests); their throughput counts messages' exchanges or Renews, not
 //! batches.
 //!
+//! After the criterion functions, the bench alternates one-message and batch slices of the
+//! same work (50,000 Renews, 5,000 new clients) fifteen times and prints the ratio of their
+//! rates, median and range: on a shared machine whose load changes from one minute to the
+//! next, pairs taken a fraction of a second apart compare better than functions run minutes
+//! apart.
+//!
 //! Limits: the link's and the MAC addresses' new-binding rates are off (`binding-rate = 0`,
 //! `mac-binding-rate = 0`) and `max-leases` is above what the runs bind, so that the clock,
 //! which stands still, does not turn the exchange into rate-limited drops; the per-MAC cap is
@@ -363,10 +369,109 @@ fn engine_benches(c: &mut Criterion) {
         });
     });
     group.finish();
+    interleaved(
+        &engine,
+        &server,
+        &renews,
+        renew_len,
+        next_client + (1 << 40),
+    );
     eprintln!(
         "table holds {} leases after the benchmarks",
         engine.table().len()
     );
+}
+
+/// One message at a time and `handle_batch`, in alternating slices of a fraction of a
+/// second, so that both see the same load of a shared machine: prints each slice pair's rate
+/// ratio (batch over one at a time), its median and range.
+fn interleaved(engine: &Engine, server: &[u8], renews: &[u8], renew_len: usize, first: u64) {
+    const PAIRS: usize = 15;
+    const RENEWS: usize = 50_000;
+    const CLIENTS: usize = 5_000;
+    let cx = Context {
+        link: Some(LinkId(0)),
+        arrival: Arrival::Multicast,
+        now: T0 + 3600,
+    };
+    let mut reply = [0; 1024];
+    let mut replies = vec![[0; 1024]; BATCH];
+    let report = |what: &str, mut pairs: Vec<(f64, f64)>| {
+        let mut ratios: Vec<f64> = pairs.iter().map(|(one, many)| many / one).collect();
+        ratios.sort_by(f64::total_cmp);
+        pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let one = pairs[PAIRS / 2].0;
+        pairs.sort_by(|a, b| a.1.total_cmp(&b.1));
+        let many = pairs[PAIRS / 2].1;
+        eprintln!(
+            "interleaved {what}: one at a time median {:.0}/s, handle_batch median {:.0}/s; \
+             ratio median {:.2} (range {:.2}-{:.2}, {PAIRS} pairs)",
+            one,
+            many,
+            ratios[PAIRS / 2],
+            ratios[0],
+            ratios[PAIRS - 1]
+        );
+    };
+    // Renews: as many for both, in turn.
+    let mut pairs = Vec::new();
+    let slice = RENEWS * renew_len;
+    for pair in 0..PAIRS {
+        // Each side renews leases of its own, which neither renewed recently.
+        let at = |n: usize| (n * slice) % (renews.len() - slice);
+        let (one, many) = (at(2 * pair), at(2 * pair + 1));
+        let (messages, others) = (&renews[one..one + slice], &renews[many..many + slice]);
+        let started = Instant::now();
+        for renew in messages.chunks_exact(renew_len) {
+            black_box(engine.handle(renew, &cx, &mut reply, &mut Discard));
+        }
+        let one = RENEWS as f64 / started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        for group in others.chunks(BATCH * renew_len) {
+            black_box(batch(engine, group, renew_len, &cx, &mut replies));
+        }
+        let many = RENEWS as f64 / started.elapsed().as_secs_f64();
+        pairs.push((one, many));
+    }
+    report("Renew, 1M leases", pairs);
+    // New clients' exchanges, distinct clients for each slice.
+    let mut pairs = Vec::new();
+    let mut client = first;
+    let mut slice = || {
+        let (mut solicits, mut requests, mut len) = (Vec::new(), Vec::new(), (0, 0));
+        for _ in 0..CLIENTS {
+            client += 1;
+            let exchange = Exchange::new(client, server);
+            solicits.extend_from_slice(&exchange.solicit[..exchange.solicit_len]);
+            requests.extend_from_slice(&exchange.request[..exchange.request_len]);
+            len = (exchange.solicit_len, exchange.request_len);
+        }
+        (solicits, requests, len)
+    };
+    for _ in 0..PAIRS {
+        let (solicits, requests, (solicit_len, request_len)) = slice();
+        let started = Instant::now();
+        for (solicit, request) in solicits
+            .chunks_exact(solicit_len)
+            .zip(requests.chunks_exact(request_len))
+        {
+            black_box(engine.handle(solicit, &cx, &mut reply, &mut Discard));
+            black_box(engine.handle(request, &cx, &mut reply, &mut Discard));
+        }
+        let one = CLIENTS as f64 / started.elapsed().as_secs_f64();
+        let (solicits, requests, (solicit_len, request_len)) = slice();
+        let started = Instant::now();
+        for (solicit, request) in solicits
+            .chunks(BATCH * solicit_len)
+            .zip(requests.chunks(BATCH * request_len))
+        {
+            black_box(batch(engine, solicit, solicit_len, &cx, &mut replies));
+            black_box(batch(engine, request, request_len, &cx, &mut replies));
+        }
+        let many = CLIENTS as f64 / started.elapsed().as_secs_f64();
+        pairs.push((one, many));
+    }
+    report("new-client exchange, 1M leases", pairs);
 }
 
 criterion_group! {
