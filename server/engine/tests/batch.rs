@@ -232,3 +232,35 @@ fn one_client_repeated_in_a_batch_sees_its_own_changes() {
         ]
     );
 }
+
+/// Cut and corrupted messages (every prefix of a relayed Request, and each with one byte
+/// changed) are answered or dropped by a batch as one by one, and reading them ahead does
+/// not panic.
+#[test]
+fn broken_messages_in_a_batch_are_dropped_as_one_by_one() {
+    let server = testing::config(CONFIG).server.duid.clone();
+    let whole = Client::new(7)
+        .via(Relay::new(testing::ip("2001:db8:ffff:1::1")))
+        .request(&server)
+        .ia_na(1, &[])
+        .ia_pd(2, &[])
+        .encode();
+    let mut messages: Vec<Vec<u8>> = (0..=whole.len()).map(|len| whole[..len].to_vec()).collect();
+    for at in 0..whole.len() {
+        let mut changed = whole.clone();
+        changed[at] ^= 0x5a;
+        messages.push(changed);
+    }
+    let [one, many] = both(&[(testing::T0, messages)]);
+    assert_eq!(one, many);
+    let answered = many
+        .0
+        .iter()
+        .filter(|(outcome, _)| matches!(outcome, Outcome::Reply { .. }))
+        .count();
+    let dropped = many.0.len() - answered;
+    assert!(
+        answered > 0 && dropped > 0,
+        "{answered} answered, {dropped} dropped"
+    );
+}
