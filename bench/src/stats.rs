@@ -95,6 +95,16 @@ impl Histogram {
         self.max
     }
 
+    /// Adds `other`'s samples (another thread's histogram of the same run).
+    pub fn merge(&mut self, other: &Histogram) {
+        for (a, b) in self.counts.iter_mut().zip(other.counts.iter()) {
+            *a += b;
+        }
+        self.total += other.total;
+        self.sum += other.sum;
+        self.max = self.max.max(other.max);
+    }
+
     /// The samples in `self` that are not in `earlier` (an earlier copy of the same histogram).
     pub fn since(&self, earlier: &Histogram) -> Histogram {
         let mut out = Histogram::default();
@@ -256,6 +266,25 @@ impl Stats {
         } else {
             100.0 * self.timeouts as f64 / ended as f64
         }
+    }
+
+    /// Adds `other`'s counts (another generator thread's statistics of the same run).
+    pub fn merge(&mut self, other: &Stats) {
+        for (a, b) in self.sent.iter_mut().zip(other.sent) {
+            *a += b;
+        }
+        for (a, b) in self.failures.iter_mut().zip(other.failures) {
+            *a += b;
+        }
+        self.received += other.received;
+        self.flows_started += other.flows_started;
+        self.flows_completed += other.flows_completed;
+        self.flows_failed += other.flows_failed;
+        self.timeouts += other.timeouts;
+        self.late += other.late;
+        self.extra += other.extra;
+        self.skipped += other.skipped;
+        self.latency.merge(&other.latency);
     }
 
     /// What happened after `earlier`, an earlier copy of these statistics.
