@@ -420,7 +420,13 @@ impl Driver {
             Driver::One { transport, .. } => transport.diagnostics().into_iter().collect(),
             Driver::Lanes(lanes) => lanes
                 .iter()
-                .filter_map(|l| l.transport.diagnostics())
+                .filter_map(|l| {
+                    let sent = l.generator.stats().total_sent();
+                    let received = l.generator.stats().received;
+                    l.transport.diagnostics().map(|line| {
+                        format!("{line}; sent {sent} received {received} by its thread")
+                    })
+                })
                 .collect(),
         }
     }
