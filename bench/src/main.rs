@@ -18,9 +18,9 @@ use xdhcp6_bench::generator::{Flow, Flows, Generator, Settings};
 use xdhcp6_bench::hold::{Hold, HoldSample, HoldSettings, ServerInfo};
 use xdhcp6_bench::leasequery::{self as lq, Leasequery, LeasequerySettings, LeasequerySummary};
 use xdhcp6_bench::message::IaSet;
+use xdhcp6_bench::multiqueue::{self, Lane, MAX_QUEUES};
 use xdhcp6_bench::population::{MAX_CLIENTS, Population, Prefix};
 use xdhcp6_bench::report::{PlotPoint, RunInfo, StepDetail, Summary, svg};
-use xdhcp6_bench::multiqueue::{self, Lane, MAX_QUEUES};
 use xdhcp6_bench::runner::{
     Control, Phase, Ramp, RampResult, Sample, SystemClock, run_hold, run_phase, run_ramp,
 };
@@ -441,20 +441,18 @@ fn open_lanes(cli: &Cli, settings: Settings) -> anyhow::Result<(Driver, String)>
     let Some(interface) = cli.interface.clone() else {
         bail!("--transport afxdp needs --interface");
     };
-    let object = locate_object(cli.ebpf_object.as_deref()).context(
-        "--transport afxdp needs the eBPF object: build it with `cargo xtask build`",
-    )?;
+    let object = locate_object(cli.ebpf_object.as_deref())
+        .context("--transport afxdp needs the eBPF object: build it with `cargo xtask build`")?;
     let options = afxdp_options(cli, interface.clone());
     let population = settings.population.clone();
-    let transports =
-        AfXdpTransport::open_queues(&object, &options, population.clone(), cli.queues)
-            .with_context(|| {
-                format!(
-                    "opening AF_XDP on {interface} queues {}..={}",
-                    cli.queue,
-                    cli.queue + cli.queues - 1
-                )
-            })?;
+    let transports = AfXdpTransport::open_queues(&object, &options, population.clone(), cli.queues)
+        .with_context(|| {
+            format!(
+                "opening AF_XDP on {interface} queues {}..={}",
+                cli.queue,
+                cli.queue + cli.queues - 1
+            )
+        })?;
     let parts = multiqueue::partition(&population, cli.relay_source, cli.queues);
     if !cli.quiet {
         let (xdp, socket) = transports[0].modes();

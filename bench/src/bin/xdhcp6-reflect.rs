@@ -9,9 +9,9 @@ use anyhow::Context as _;
 use clap::Parser;
 use xdhcp6_bench::afxdp::{bind_queues, locate_object};
 use xdhcp6_bench::reflect::{ReflectStats, run};
-use xdhcp6_datapath::{InterfaceInfo, XskQueue};
 use xdhcp6_datapath::os;
 use xdhcp6_datapath::steer::AttachMode;
+use xdhcp6_datapath::{InterfaceInfo, XskQueue};
 
 /// Reflects DHCPv6 frames (IPv6 UDP to port 547) received on one or more queues of an interface
 /// back to their senders: MACs, addresses and ports swapped, sent on the queue they came in on.
