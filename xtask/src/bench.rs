@@ -562,11 +562,18 @@ impl<'a> Lab<'a> {
         if self.options.transport == "afxdp" {
             command
                 .args(["--transport", "afxdp", "--xdp-mode", "native"])
-                .args(["--server-mac", &self.server_mac])
+                .args(["--server-mac", &self.server_mac]);
+            // Servers that answer from the request's frame (the reflector, xdhcp6d over
+            // AF_XDP) reach relays at any address; with several queues each relay then sends
+            // from its own link-address, so that RSS tells the relays apart.
+            let own_addresses = self.options.queues > 1
+                && matches!(target.name, "ceiling" | "xdhcp6d-xdp" | "xdhcp6d-xdp-ddns");
+            if !own_addresses {
                 // The relays send from the client interface's own address, which its kernel
                 // answers neighbour discovery for: servers that reply through the kernel
                 // (xdhcp6d over UDP, Kea) reach them like a real relay agent.
-                .args(["--relay-source", CLIENT_ADDRESS]);
+                command.args(["--relay-source", CLIENT_ADDRESS]);
+            }
             if self.options.queues > 1 {
                 command.args(["--queues", &self.options.queues.to_string()]);
             }
