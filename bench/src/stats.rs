@@ -416,4 +416,34 @@ mod tests {
         assert_eq!(s.total_failures(), 1);
         assert_eq!(s.loss_percent(), 25.0);
     }
+
+    #[test]
+    fn merged_threads_count_like_one() {
+        // Two threads' statistics, added up, equal one thread's that saw everything.
+        let (mut a, mut b, mut one) = (Stats::default(), Stats::default(), Stats::default());
+        for (i, value) in [100u64, 200, 300, 40_000, 5_000_000]
+            .into_iter()
+            .enumerate()
+        {
+            let part = if i % 2 == 0 { &mut a } else { &mut b };
+            for s in [part, &mut one] {
+                s.latency.record(value);
+                s.flows_started += 1;
+                s.sent[i % 6] += 1;
+                s.received += 2;
+            }
+        }
+        b.fail(Failure::EchoMismatch);
+        one.fail(Failure::EchoMismatch);
+        b.timeouts = 1;
+        one.timeouts = 1;
+        let mut merged = a.clone();
+        merged.merge(&b);
+        assert_eq!(merged, one);
+        assert_eq!(
+            merged.latency.percentile(99.0),
+            one.latency.percentile(99.0)
+        );
+        assert_eq!(merged.latency.max(), 5_000_000);
+    }
 }
