@@ -450,7 +450,7 @@ fn open_lanes(cli: &Cli, settings: Settings) -> anyhow::Result<(Driver, String)>
             format!(
                 "opening AF_XDP on {interface} queues {}..={}",
                 cli.queue,
-                cli.queue + cli.queues - 1
+                cli.queue.saturating_add(cli.queues - 1)
             )
         })?;
     let parts = multiqueue::partition(&population, cli.relay_source, cli.queues);

@@ -64,7 +64,7 @@ fn reflect(cli: Cli) -> anyhow::Result<()> {
         "xdhcp6-reflect: {} queues {}..={}, XDP {mode}, AF_XDP {}; SIGINT or SIGTERM stops",
         interface.name,
         cli.queue,
-        cli.queue + cli.queues - 1,
+        cli.queue.saturating_add(cli.queues - 1),
         queues[0].socket().mode()
     );
     // One thread per queue; each returns its socket and counters when stopped.
