@@ -102,16 +102,10 @@ pub(super) fn run(lab: &Lab<'_>, many: u32) -> Result<()> {
             let all: Vec<f64> = values.iter().map(|v| v.0).collect();
             match (rounds::spread(&kept), rounds::spread(&all)) {
                 (Some(median), Some(range)) => {
-                    let show = |x: f64| {
-                        if percent {
-                            format!("{:.0} %", 100.0 * x)
-                        } else {
-                            format!("{x:.0}/s")
-                        }
-                    };
+                    let (scale, unit) = if percent { (100.0, " %") } else { (1.0, "/s") };
                     (
-                        show(median.median),
-                        format!("{}-{}", show(range.min), show(range.max)),
+                        format!("{:.0}{unit}", scale * median.median),
+                        format!("{:.0}-{:.0}{unit}", scale * range.min, scale * range.max),
                         json!({ "median": median.median, "min": range.min, "max": range.max,
                                 "rounds": values.len() }),
                     )
