@@ -1065,14 +1065,15 @@ where
 {
     let queues = rx_queue_count(&interface.name);
     let group = if spread.applies(queues) {
-        let group = handoff::Group::new(queues as usize, handoff::INBOX_SLOTS).map_err(|source| {
-            XskError::Os {
-                what: "making the hand-off wakeups",
-                interface: interface.name.clone(),
-                queue: 0,
-                source,
-            }
-        })?;
+        let group =
+            handoff::Group::new(queues as usize, handoff::INBOX_SLOTS).map_err(|source| {
+                XskError::Os {
+                    what: "making the hand-off wakeups",
+                    interface: interface.name.clone(),
+                    queue: 0,
+                    source,
+                }
+            })?;
         Some(group)
     } else {
         None

@@ -103,16 +103,21 @@ pub fn owner(frame: &[u8], workers: usize, key: u64) -> Option<usize> {
     Some(reduce(hash(identity, key), workers))
 }
 
-/// A multiply-xorshift hash of `bytes` (16 or 32 of them) under `key`.
+/// A multiply-xorshift hash of `bytes` (16 or 32 of them) under `key`, finished with
+/// MurmurHash3's 64-bit mix so that every input bit reaches the high bits [`reduce`] reads.
 fn hash(bytes: &[u8], key: u64) -> u64 {
     let mut h = key ^ 0x243f_6a88_85a3_08d3;
     for chunk in bytes.chunks(8) {
         let mut word = [0u8; 8];
         word[..chunk.len()].copy_from_slice(chunk);
         h = (h ^ u64::from_le_bytes(word)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        h ^= h >> 32;
+        h ^= h >> 29;
     }
-    h.wrapping_mul(0xff51_afd7_ed55_8ccd) ^ (h >> 29)
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
 }
 
 /// `h` mapped onto `0..n` (the high bits, Lemire's reduction).
@@ -314,8 +319,8 @@ impl Handoff {
 mod tests {
     use std::{collections::BTreeSet, net::Ipv6Addr, sync::atomic::Ordering, thread};
 
-    use xdhcp6_common::frames::FrameBuilder;
     use xdhcp6_common::IPPROTO_UDP;
+    use xdhcp6_common::frames::FrameBuilder;
 
     use super::*;
 
@@ -323,9 +328,11 @@ mod tests {
 
     /// A direct client's Solicit frame from `source`, with `tags`.
     fn direct(source: Ipv6Addr, tags: &[u16]) -> Vec<u8> {
-        let frame = FrameBuilder::with_tags(tags)
-            .ipv6(IPPROTO_UDP)
-            .udp(546, 547, &[1, 0, 0, 1, 0, 8, 0, 2, 0, 0]);
+        let frame = FrameBuilder::with_tags(tags).ipv6(IPPROTO_UDP).udp(
+            546,
+            547,
+            &[1, 0, 0, 1, 0, 8, 0, 2, 0, 0],
+        );
         let mut frame = frame.bytes().to_vec();
         let l3 = 14 + 4 * tags.len();
         frame[l3 + 8..l3 + 24].copy_from_slice(&source.octets());
@@ -369,7 +376,10 @@ mod tests {
                 let direct_first = owner(&direct(client(n), &[]), workers, KEY);
                 assert_eq!(direct_first, owner(&direct(client(n), &[]), workers, KEY));
                 // VLAN tags move the headers, not the identity.
-                assert_eq!(direct_first, owner(&direct(client(n), &[0x8100]), workers, KEY));
+                assert_eq!(
+                    direct_first,
+                    owner(&direct(client(n), &[0x8100]), workers, KEY)
+                );
             }
         }
     }
