@@ -35,6 +35,11 @@
 //! emits the lease events into (the journal's [`crate::journal::JournalSink`]): the event path
 //! is engine → journal, with no handler in between.
 //!
+//! With [`Spread::Auto`] and several queues, the workers of an interface spread requests by
+//! client ([`crate::handoff`]): a received frame another worker owns is copied into that
+//! worker's inbox instead of being handled, and each turn a worker handles up to a batch from
+//! its own inbox, copied into a free frame, exactly as if its RX ring had brought it.
+//!
 //! The socket, its rings and the frame accounting are `xdhcp6_datapath` ([`XskQueue`]),
 //! shared with the load generator and re-exported here; this module is the server's loop.
 //!

@@ -23,9 +23,8 @@ impl Wakeup {
             return Err(io::Error::last_os_error());
         }
         // Safety: `fd` was just returned by eventfd and is owned by no one else.
-        Ok(Self {
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
-        })
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(Self { fd })
     }
 
     /// Makes the descriptor readable, waking a thread in [`wait_either`] on it.
