@@ -428,8 +428,9 @@ impl XskWorker {
         };
         handoff.notify();
         let mut handled = 0;
-        while handled < batch as usize {
-            // The request's frame, then the packet: what does not fit now waits in the inbox.
+        // Each takes a frame for the request and one for its reply: what finds no free frames
+        // now waits in the inbox.
+        while handled < batch as usize && self.queue.free_frames() >= 2 {
             let Some(addr) = self.queue.alloc() else {
                 break;
             };
