@@ -22,6 +22,7 @@ use xdhcp6_engine::{
 };
 use xdhcp6d::control::{ControlOptions, DEFAULT_SOCKET};
 use xdhcp6d::ctl::CtlArgs;
+use xdhcp6d::handoff::Spread;
 use xdhcp6d::journal::{Durability, JournalErrors, Link, LinkNames, read_journal};
 use xdhcp6d::logging::{self, LogFormat};
 use xdhcp6d::runtime::{self, DEFAULT_JOURNAL, Datapath, RunOptions};
@@ -107,6 +108,11 @@ enum Command {
         /// Cores to pin the workers to, in worker order, e.g. "2,3" or "2-5" (default: unpinned).
         #[arg(long, value_name = "LIST", value_parser = parse_cores)]
         cores: Option<CoreList>,
+        /// With --datapath xdp: auto spreads the requests of an interface with several RX
+        /// queues over its workers by client (a relay's traffic arrives on one queue), off
+        /// leaves each queue's requests to its own worker.
+        #[arg(long, value_enum, value_name = "MODE", default_value_t = Spread::Auto)]
+        spread: Spread,
         /// The compiled XDP object for --datapath xdp (default: $XDHCP6_EBPF_OBJECT, else the
         /// embedded copy).
         #[arg(long, value_name = "PATH")]
@@ -250,6 +256,7 @@ fn main() -> ExitCode {
             metrics,
             workers,
             cores,
+            spread,
             ebpf_object,
             user,
             control,
@@ -266,6 +273,7 @@ fn main() -> ExitCode {
             metrics: metrics.0,
             workers: usize::from(workers),
             cores: cores.map(|cores| cores.0).unwrap_or_default(),
+            spread,
             ebpf_object,
             user,
             control: ControlOptions {

@@ -26,6 +26,7 @@ use xdhcp6_engine::table::{LeaseRecord, LeaseTable};
 use crate::afxdp::{self, InterfaceInfo, XskConfig, XskError, XskWorker};
 use crate::bulk_leasequery::{self, BulkHandle, BulkStats};
 use crate::control::{self, ControlHandle, ControlOptions};
+use crate::handoff::Spread;
 use crate::journal::{
     Durability, Journal, JournalErrors, JournalOptions, JournalSink, LinkNames, Snapshot,
 };
@@ -84,6 +85,8 @@ pub struct RunOptions {
     pub workers: usize,
     /// Cores to pin the workers to, in worker order (empty: not pinned).
     pub cores: Vec<usize>,
+    /// Whether the AF_XDP workers of an interface spread requests over each other.
+    pub spread: Spread,
     /// The compiled XDP object (`Datapath::Xdp`; default: `$XDHCP6_EBPF_OBJECT`, else the
     /// embedded copy).
     pub ebpf_object: Option<PathBuf>,
@@ -110,6 +113,7 @@ impl RunOptions {
             metrics: Some(DEFAULT_METRICS),
             workers: 1,
             cores: Vec::new(),
+            spread: Spread::Auto,
             ebpf_object: None,
             user: None,
             control: ControlOptions::default(),
@@ -495,7 +499,7 @@ fn start_xdp(
             unreachable!("pushed just above");
         };
         let info = InterfaceInfo::query(name, None).with_context(|| format!("interface {name}"))?;
-        let workers = afxdp::spawn_workers(
+        let workers = afxdp::spawn_workers_with(
             steering,
             &info,
             &XskConfig::default(),
@@ -504,6 +508,7 @@ fn start_xdp(
             os::unix_now,
             |_queue| journal.sink(),
             Some(Arc::clone(socket)),
+            options.spread,
             Arc::clone(&running.stop),
         )
         .with_context(|| format!("starting the AF_XDP workers on {name}"))?;
@@ -511,6 +516,7 @@ fn start_xdp(
             interface = name,
             mode = %mode,
             queues = workers.threads.len(),
+            spread = options.spread.applies(workers.threads.len() as u32),
             "XDP program attached, AF_XDP workers started"
         );
         running.xdp_workers.extend(workers.threads);
