@@ -69,6 +69,7 @@ pub use xdhcp6_datapath::{
 };
 use xdhcp6_engine::{
     Arrival, Context, Destination, DropReason, Engine, Outcome, Peer, config::LinkId,
+    engine::Lookahead,
 };
 
 use crate::{
@@ -115,6 +116,51 @@ pub struct ReplyPlan {
     /// ([`crate::delay`]).
     pub delay_ms: u16,
 }
+
+/// What answers a worker's requests: any `FnMut(request, meta, reply, events) ->
+/// Option<ReplyPlan>` closure, or a responder that also looks ahead at a batch.
+pub trait Respond<E> {
+    /// Answers one request into the reply payload buffer; `None` sends nothing.
+    fn respond(
+        &mut self,
+        request: &[u8],
+        meta: &FrameMeta,
+        reply: &mut [u8],
+        events: &mut E,
+    ) -> Option<ReplyPlan>;
+
+    /// Whether [`Self::look_ahead`] does anything (the worker then reads each group of a
+    /// batch twice).
+    fn looks_ahead(&self) -> bool {
+        false
+    }
+
+    /// Sees one of the next requests of a batch (at most [`LOOK_AHEAD`] of them, then
+    /// [`Self::look_ahead_end`]) before any of them is answered, so that their lookups start
+    /// together: a hint, with no effect on the answers.
+    fn look_ahead(&mut self, _request: &[u8], _meta: &FrameMeta) {}
+
+    /// The group of [`Self::look_ahead`] is complete: the requests are answered next.
+    fn look_ahead_end(&mut self) {}
+}
+
+impl<E, F> Respond<E> for F
+where
+    F: FnMut(&[u8], &FrameMeta, &mut [u8], &mut E) -> Option<ReplyPlan>,
+{
+    fn respond(
+        &mut self,
+        request: &[u8],
+        meta: &FrameMeta,
+        reply: &mut [u8],
+        events: &mut E,
+    ) -> Option<ReplyPlan> {
+        self(request, meta, reply, events)
+    }
+}
+
+/// Requests a responder sees ahead of answering them: the engine's group size.
+pub const LOOK_AHEAD: usize = xdhcp6_engine::engine::LOOKAHEAD;
 
 /// One queue's datapath: the socket with its frame accounting, and the reply source.
 pub struct XskWorker {
@@ -242,7 +288,7 @@ impl XskWorker {
     pub fn run<E, R>(&mut self, respond: R, events: &mut E, stop: &AtomicBool, stats: &WorkerStats)
     where
         E: Events,
-        R: FnMut(&[u8], &FrameMeta, &mut [u8], &mut E) -> Option<ReplyPlan>,
+        R: Respond<E>,
     {
         self.run_with(respond, &mut || {}, events, stop, stats);
     }
@@ -258,7 +304,7 @@ impl XskWorker {
         stats: &WorkerStats,
     ) where
         E: Events,
-        R: FnMut(&[u8], &FrameMeta, &mut [u8], &mut E) -> Option<ReplyPlan>,
+        R: Respond<E>,
     {
         let idle_timeout = i32::from(self.queue.config().idle_timeout_ms);
         let mut next_statistics = Instant::now();
@@ -318,7 +364,7 @@ impl XskWorker {
     pub fn poll<E, R>(&mut self, respond: &mut R, events: &mut E, stats: &WorkerStats) -> usize
     where
         E: Events,
-        R: FnMut(&[u8], &FrameMeta, &mut [u8], &mut E) -> Option<ReplyPlan>,
+        R: Respond<E>,
     {
         self.poll_with(respond, &mut || {}, events, stats)
     }
@@ -333,7 +379,7 @@ impl XskWorker {
     ) -> usize
     where
         E: Events,
-        R: FnMut(&[u8], &FrameMeta, &mut [u8], &mut E) -> Option<ReplyPlan>,
+        R: Respond<E>,
     {
         let batch = self.queue.config().batch;
         self.queue.reclaim();
@@ -355,7 +401,11 @@ impl XskWorker {
         on_batch();
         let before = self.held.len();
         let kernel_before = self.kernel.as_ref().map_or(0, |kernel| kernel.held.len());
+        let looks_ahead = respond.looks_ahead();
         for i in 0..received {
+            if looks_ahead && i % LOOK_AHEAD as u32 == 0 {
+                self.look_ahead(rx_first.wrapping_add(i), received - i, respond);
+            }
             let Some(desc) = self.queue.rx_desc(rx_first.wrapping_add(i)) else {
                 continue;
             };
@@ -396,6 +446,24 @@ impl XskWorker {
         received as usize + handed
     }
 
+    /// Shows `respond` the next [`LOOK_AHEAD`] (at most `left`) received requests from
+    /// `first` on, before it answers them. Checksums are not verified here: only
+    /// [`Self::handle`] decides what is answered.
+    fn look_ahead<E, R: Respond<E>>(&mut self, first: u32, left: u32, respond: &mut R) {
+        for i in 0..left.min(LOOK_AHEAD as u32) {
+            let Some(desc) = self.queue.rx_desc(first.wrapping_add(i)) else {
+                continue;
+            };
+            let request = self.queue.frame(desc.addr, desc.len as usize);
+            if let Ok(meta) = frame::parse(request, false)
+                && let Some(payload) = request.get(meta.payload())
+            {
+                respond.look_ahead(payload, &meta);
+            }
+        }
+        respond.look_ahead_end();
+    }
+
     /// Holds a reply from [`Self::handle`] until its batch's mark (and its delay) allow it.
     fn keep(&mut self, reply: Option<(u64, u32, u16)>) {
         if let Some((addr, len, delay_ms)) = reply {
@@ -421,7 +489,7 @@ impl XskWorker {
         stats: &WorkerStats,
     ) -> usize
     where
-        R: FnMut(&[u8], &FrameMeta, &mut [u8], &mut E) -> Option<ReplyPlan>,
+        R: Respond<E>,
     {
         let Some(handoff) = &mut self.handoff else {
             return 0;
@@ -633,7 +701,7 @@ impl XskWorker {
         stats: &WorkerStats,
     ) -> Option<(u64, u32, u16)>
     where
-        R: FnMut(&[u8], &FrameMeta, &mut [u8], &mut E) -> Option<ReplyPlan>,
+        R: Respond<E>,
     {
         // The reply's frame is taken first (and given back when unused): the request is read
         // in place while it is written.
@@ -696,7 +764,7 @@ impl XskWorker {
         };
         let Some(plan) = reply
             .get_mut(meta.header_len..end)
-            .and_then(|buf| respond(payload, &meta, buf, events))
+            .and_then(|buf| respond.respond(payload, &meta, buf, events))
         else {
             self.queue.recycle(tx_addr);
             return None;
@@ -786,7 +854,7 @@ pub fn run_queue<E, R>(
 ) -> Result<XskWorker, XskError>
 where
     E: Events,
-    R: FnMut(&[u8], &FrameMeta, &mut [u8], &mut E) -> Option<ReplyPlan>,
+    R: Respond<E>,
 {
     run_queue_with(
         socket,
@@ -819,7 +887,7 @@ fn run_queue_with<E, R>(
 ) -> Result<XskWorker, XskError>
 where
     E: Events,
-    R: FnMut(&[u8], &FrameMeta, &mut [u8], &mut E) -> Option<ReplyPlan>,
+    R: Respond<E>,
 {
     if let Some(core) = core {
         pin_to_core(core).map_err(|source| XskError::Pin {
@@ -943,6 +1011,17 @@ fn serve_queue_with<E: Events, S: EngineSource + ?Sized>(
             }
         }
     };
+    let respond = LookingAhead {
+        respond,
+        ahead: EngineAhead {
+            source,
+            interface: &interface.name,
+            links: LinkCache::default(),
+            engine: std::ptr::null(),
+            group: [Lookahead::default(); LOOK_AHEAD],
+            len: 0,
+        },
+    };
     run_queue_with(
         socket,
         interface,
@@ -962,6 +1041,85 @@ fn serve_queue_with<E: Events, S: EngineSource + ?Sized>(
 #[derive(Default)]
 struct LinkCache {
     entries: Vec<(VlanStack, Option<LinkId>)>,
+}
+
+/// A responder closure with the engine's look-ahead ([`Engine::lookahead`],
+/// [`Engine::prefetch_records`]): a group of requests has its client index slots, then its
+/// lease records, fetched into the cache before the first of them is answered, so that their
+/// misses overlap.
+struct LookingAhead<F, A> {
+    respond: F,
+    ahead: A,
+}
+
+impl<E, F, S> Respond<E> for LookingAhead<F, EngineAhead<'_, S>>
+where
+    F: FnMut(&[u8], &FrameMeta, &mut [u8], &mut E) -> Option<ReplyPlan>,
+    S: EngineSource + ?Sized,
+{
+    fn respond(
+        &mut self,
+        request: &[u8],
+        meta: &FrameMeta,
+        reply: &mut [u8],
+        events: &mut E,
+    ) -> Option<ReplyPlan> {
+        (self.respond)(request, meta, reply, events)
+    }
+
+    fn looks_ahead(&self) -> bool {
+        true
+    }
+
+    fn look_ahead(&mut self, request: &[u8], meta: &FrameMeta) {
+        self.ahead.see(request, meta);
+    }
+
+    fn look_ahead_end(&mut self) {
+        self.ahead.fetch();
+    }
+}
+
+/// What [`LookingAhead`] knows of the group it looks ahead at.
+struct EngineAhead<'a, S: ?Sized> {
+    source: &'a S,
+    interface: &'a str,
+    /// Its own link cache, emptied when the engine changes.
+    links: LinkCache,
+    /// The engine the cache is of (compared, never read).
+    engine: *const Engine,
+    group: [Lookahead; LOOK_AHEAD],
+    len: usize,
+}
+
+impl<S: EngineSource + ?Sized> EngineAhead<'_, S> {
+    fn see(&mut self, request: &[u8], meta: &FrameMeta) {
+        if self.len == LOOK_AHEAD {
+            return;
+        }
+        let engine = self.source.current();
+        if !std::ptr::eq(&*engine, self.engine) {
+            self.links.entries.clear();
+            self.engine = &*engine;
+        }
+        let cx = Context {
+            link: self
+                .links
+                .lookup(&engine, self.interface, VlanStack::of(meta)),
+            arrival: Arrival::of(meta.destination),
+            now: 0,
+        };
+        self.group[self.len] = engine.lookahead(request, &cx);
+        self.len += 1;
+    }
+
+    fn fetch(&mut self) {
+        let engine = self.source.current();
+        for ahead in &self.group[..self.len] {
+            engine.prefetch_records(ahead);
+        }
+        self.len = 0;
+    }
 }
 
 /// A frame's VLAN ids, outermost first: `ids[..len]`.
