@@ -4,10 +4,12 @@
 //!
 //! The event path is engine → journal. Workers hand a [`JournalSink`] to `Engine::handle`;
 //! the table calls [`EventSink::emit`] with a shard lock held, so the sink only encodes the
-//! event ([`format`]; Offered events are skipped: an offer hold is not worth a disk write) and
-//! appends the bytes to one shared queue under a short mutex, taking the next sequence number.
-//! The writer thread (`writer`) takes everything queued at once, writes it with one `write`,
-//! calls `fdatasync` once (group commit) and publishes the newest durable sequence number.
+//! event ([`format`]; Offered events are skipped: an offer hold is not worth a disk write),
+//! takes the next sequence number (one atomic add) and pushes the record onto its own bounded
+//! queue (`lanes`); no lock is shared by the sinks. The writer thread (`writer`) takes what
+//! every queue holds, merges it in sequence order, writes it with one `write`, calls
+//! `fdatasync` once (group commit) and publishes the newest durable sequence number. A sink
+//! whose queue is full waits for the writer (counted: [`Journal::lane_waits`]).
 //!
 //! The sink is also the worker's durability barrier ([`Events`]): with [`Durability::Always`]
 //! a worker's replies leave only once the sink says the events they announce are synced
@@ -19,6 +21,7 @@
 //! - [`format`]: the bytes of the header and of a record, encoded and decoded without IO.
 //! - `replay`: reading a file back into live leases ([`Replay`]), torn and corrupt ends, link
 //!   names.
+//! - `lanes`: the sinks' queues, the writer's merge, and why it keeps each key's order.
 //! - `writer`: the writer thread and its group commit.
 //! - `compaction`: rewriting the file as a snapshot of the live leases, and why that
 //!   replays to the same state.
@@ -34,6 +37,7 @@
 
 mod compaction;
 pub mod format;
+mod lanes;
 mod replay;
 mod writer;
 
@@ -53,6 +57,8 @@ use xdhcp6_engine::config::{Config, LinkId};
 use xdhcp6_engine::table::{EventKind, EventSink, LeaseEvent, LeaseRecord};
 
 pub use self::format::{HEADER_LEN, Link, MAGIC, VERSION};
+use self::lanes::{Control, Entry, LaneStats, Merge};
+pub use self::lanes::{LANE_CAPACITY, LaneWaits};
 pub use self::replay::{Replay, Unplaced, read_journal, replay_bytes};
 use self::writer::JournalWriter;
 use crate::events::{Barrier, Events};
@@ -448,11 +454,14 @@ impl Journal {
                  not served"
             );
         }
+        let (control, control_rx) = crossbeam_channel::unbounded();
         let shared = Arc::new(Shared {
             durability,
             links: ArcSwap::from_pointee(links),
-            pending: Mutex::new(Pending::default()),
-            wake_writer: Condvar::new(),
+            control,
+            closing: AtomicBool::new(false),
+            compacted: Mutex::new(None),
+            lane_stats: LaneStats::default(),
             issued_seq: AtomicU64::new(0),
             durable_seq: AtomicU64::new(0),
             durable_lock: Mutex::new(()),
@@ -470,6 +479,7 @@ impl Journal {
             snapshot,
             options,
             replay.unplaced.clone(),
+            Merge::new(control_rx),
         );
         let writer = thread::Builder::new()
             .name("xdhcp6-journal".into())
@@ -484,13 +494,29 @@ impl Journal {
         Ok((journal, replay))
     }
 
-    /// A sink for one worker's events, and its durability barrier.
+    /// A sink for one worker's events, with a queue of its own ([`LANE_CAPACITY`] records),
+    /// and its durability barrier.
     pub fn sink(&self) -> JournalSink {
+        self.sink_with_capacity(LANE_CAPACITY)
+    }
+
+    /// [`Journal::sink`] with a queue of `capacity` records.
+    pub fn sink_with_capacity(&self, capacity: usize) -> JournalSink {
+        let (lane, queue) = lanes::lane(capacity);
+        // The writer takes the new lane when it next looks: records pushed before then wait
+        // in it like any others.
+        let _ = self.shared.control.send(Control::Lane(queue));
         JournalSink {
             shared: Arc::clone(&self.shared),
+            lane,
             scratch: Vec::with_capacity(128),
             last_seq: 0,
         }
+    }
+
+    /// How often sinks found their queue full and waited for the writer, and for how long.
+    pub fn lane_waits(&self) -> LaneWaits {
+        self.shared.lane_stats.snapshot()
     }
 
     /// Blocks until every event up to `seq` is synced ([`Durability::Always`]); returns at
@@ -573,8 +599,8 @@ impl Journal {
         let Some(writer) = self.writer.take() else {
             return;
         };
-        lock(&self.shared.pending).closing = true;
-        self.shared.wake_writer.notify_one();
+        self.shared.closing.store(true, Ordering::Release);
+        let _ = self.shared.control.send(Control::Wake);
         if writer.join().is_err() {
             tracing::error!(path = %self.path.display(), "lease journal writer panicked");
         }
@@ -605,6 +631,7 @@ fn unplaced_links(unplaced: &[Unplaced]) -> Vec<String> {
 /// queues events, and the [`Events`] barrier its replies wait on.
 pub struct JournalSink {
     shared: Arc<Shared>,
+    lane: crossbeam_channel::Sender<Entry>,
     scratch: Vec<u8>,
     last_seq: u64,
 }
@@ -644,20 +671,15 @@ impl EventSink for JournalSink {
             &link,
             &event.record,
         );
-        let mut pending = lock(&self.shared.pending);
-        if pending.closing {
+        if self.shared.closing.load(Ordering::Acquire) {
             return;
         }
-        let was_empty = pending.bytes.is_empty();
-        pending.bytes.extend_from_slice(&self.scratch);
-        pending.seq += 1;
-        pending.last_at = pending.last_at.max(event.at);
-        self.last_seq = pending.seq;
-        self.shared.issued_seq.store(pending.seq, Ordering::Release);
-        drop(pending);
-        if was_empty {
-            self.shared.wake_writer.notify_one();
-        }
+        // Taken under the shard lock the table holds, so per key the numbers follow the
+        // table's order; the writer writes in number order (`lanes`).
+        let seq = self.shared.issued_seq.fetch_add(1, Ordering::AcqRel) + 1;
+        let entry = Entry::new(seq, event.at, &self.scratch);
+        lanes::push(&self.lane, entry, &self.shared.lane_stats);
+        self.last_seq = seq;
     }
 
     fn name(&mut self, binding: xdhcp6_engine::fqdn::NameBinding) {
@@ -704,10 +726,16 @@ struct Shared {
     durability: Durability,
     /// How records name links; replaced on a configuration reload ([`Journal::set_links`]).
     links: ArcSwap<LinkNames>,
-    pending: Mutex<Pending>,
-    /// Signalled when the queue goes from empty to not, on close, and when a compaction ends.
-    wake_writer: Condvar,
-    /// The newest sequence number handed out (mirrors `Pending::seq` for lock-free reads).
+    /// New lanes and wake-ups (closing, a compaction finished) for the writer.
+    control: crossbeam_channel::Sender<Control>,
+    /// Set once by [`Journal::shutdown`]: sinks queue nothing more.
+    closing: AtomicBool,
+    /// A finished compaction, handed over by its thread.
+    compacted: Mutex<Option<io::Result<(File, u64)>>>,
+    /// Sinks that waited for the writer because their lane was full.
+    lane_stats: LaneStats,
+    /// The newest sequence number handed out: each sink takes the next one with an atomic
+    /// add under the table's shard lock.
     issued_seq: AtomicU64,
     durable_seq: AtomicU64,
     durable_lock: Mutex<()>,
@@ -777,20 +805,6 @@ impl Shared {
     fn recover(&self) {
         self.failed.store(false, Ordering::Release);
     }
-}
-
-/// The queue between the sinks and the writer.
-#[derive(Default)]
-struct Pending {
-    /// Encoded records, in sequence order.
-    bytes: Vec<u8>,
-    /// The sequence number of the last record in `bytes` (or the last one taken).
-    seq: u64,
-    /// The latest event time seen, for the records a snapshot writes.
-    last_at: u32,
-    closing: bool,
-    /// A finished compaction, handed over by its thread.
-    compacted: Option<io::Result<(File, u64)>>,
 }
 
 /// Keeps a copy of the journal as `<path>.<suffix>` (or `.<suffix>.N`, keeping older ones).

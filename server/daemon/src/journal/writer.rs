@@ -1,15 +1,17 @@
-//! The writer thread: drains the sinks' queue, writes it with one `write`, syncs it with one
-//! `fdatasync` (group commit), publishes the newest durable sequence number and starts and
+//! The writer thread: drains the sinks' lanes, merges them in sequence order (`lanes`), writes
+//! the records with one `write`, syncs them with one `fdatasync` (group commit), publishes the newest durable sequence number and starts and
 //! finishes compactions (`compaction`). A failed write or sync (a full disk, an I/O error) is
 //! retried with a growing pause until it succeeds; meanwhile the journal says it has failed.
 
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::PathBuf;
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::compaction::Compaction;
+use super::lanes::Merge;
 use super::{Durability, JournalOptions, Shared, Snapshot, Unplaced, lock};
 
 /// The writer thread's state.
@@ -28,20 +30,16 @@ pub(super) struct JournalWriter {
     pub(super) compaction: Option<Compaction>,
     /// Leases on links the configuration lacks: every snapshot writes them again.
     pub(super) unplaced: Arc<[Unplaced]>,
-    spare: Vec<u8>,
-}
-
-/// What the writer took from the queue in one go.
-struct Taken {
+    /// The sinks' lanes, merged in sequence order.
+    pub(super) merge: Merge,
+    /// The buffer of the next group commit, kept between rounds.
     bytes: Vec<u8>,
-    seq: u64,
-    last_at: u32,
-    closing: bool,
-    compacted: Option<io::Result<(File, u64)>>,
 }
 
 impl JournalWriter {
-    /// A writer appending to `file` (`len` bytes long, of which `base` were its snapshot).
+    /// A writer appending to `file` (`len` bytes long, of which `base` were its snapshot),
+    /// taking records from the sinks' lanes through `merge`.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         shared: Arc<Shared>,
         path: PathBuf,
@@ -50,6 +48,7 @@ impl JournalWriter {
         snapshot: Snapshot,
         options: JournalOptions,
         unplaced: Vec<Unplaced>,
+        merge: Merge,
     ) -> Self {
         Self {
             shared,
@@ -63,7 +62,8 @@ impl JournalWriter {
             retry_at: 0,
             compaction: None,
             unplaced: unplaced.into(),
-            spare: Vec::new(),
+            merge,
+            bytes: Vec::new(),
         }
     }
 
@@ -71,65 +71,57 @@ impl JournalWriter {
     pub(super) fn run(mut self) {
         let mut last_sync = Instant::now();
         loop {
-            let taken = self.take(last_sync);
-            if !taken.bytes.is_empty() {
-                self.write(&taken.bytes, taken.seq);
-                last_sync = Instant::now();
-            }
-            if let Some(done) = taken.compacted {
-                self.finish_compaction(done);
-            } else if taken.closing {
+            // Closing is read before the lanes are, so that everything queued before it was
+            // set is taken below.
+            let closing = self.shared.closing.load(Ordering::Acquire);
+            self.merge.collect();
+            let compacted = lock(&self.shared.compacted).take();
+            if closing {
+                // Let a running snapshot finish first (the lanes are drained meanwhile), then
+                // write everything.
                 self.abandon_compaction();
-            } else if self.compaction.is_none() && self.should_compact() {
-                self.start_compaction(taken.last_at);
-            }
-            let mut bytes = taken.bytes;
-            bytes.clear();
-            self.spare = bytes;
-            if taken.closing {
+                self.merge.collect();
+                let mut bytes = std::mem::take(&mut self.bytes);
+                bytes.clear();
+                let durable = self.shared.durable_seq.load(Ordering::Acquire);
+                let seq = self.merge.take_all(&mut bytes).unwrap_or(durable);
+                if !bytes.is_empty() {
+                    self.write(&bytes, seq);
+                }
                 return;
             }
-        }
-    }
-
-    /// Waits for work, then takes the whole queue.
-    fn take(&mut self, last_sync: Instant) -> Taken {
-        let shared = Arc::clone(&self.shared);
-        let mut pending = lock(&shared.pending);
-        loop {
-            if pending.closing || pending.compacted.is_some() {
-                break;
-            }
-            if !pending.bytes.is_empty() {
-                match shared.durability {
-                    Durability::Always => break,
-                    Durability::Batch { interval } => {
-                        let elapsed = last_sync.elapsed();
-                        if elapsed >= interval {
-                            break;
-                        }
-                        pending = shared
-                            .wake_writer
-                            .wait_timeout(pending, interval - elapsed)
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .0;
-                        continue;
-                    }
+            let due = match self.shared.durability {
+                Durability::Always => true,
+                Durability::Batch { interval } => last_sync.elapsed() >= interval,
+            };
+            let mut wrote = false;
+            if due && self.merge.ready() {
+                let mut bytes = std::mem::take(&mut self.bytes);
+                bytes.clear();
+                if let Some(seq) = self.merge.take(&mut bytes) {
+                    self.write(&bytes, seq);
+                    last_sync = Instant::now();
+                    wrote = true;
                 }
+                self.bytes = bytes;
             }
-            pending = shared
-                .wake_writer
-                .wait(pending)
-                .unwrap_or_else(PoisonError::into_inner);
-        }
-        let mut bytes = std::mem::take(&mut self.spare);
-        std::mem::swap(&mut bytes, &mut pending.bytes);
-        Taken {
-            bytes,
-            seq: pending.seq,
-            last_at: pending.last_at,
-            closing: pending.closing,
-            compacted: pending.compacted.take(),
+            let finished = compacted.is_some();
+            if let Some(done) = compacted {
+                self.finish_compaction(done);
+            } else if self.compaction.is_none() && self.should_compact() {
+                self.start_compaction(self.merge.last_at());
+            }
+            if wrote || finished {
+                // Look again at once: records queued during the write are the next group.
+                continue;
+            }
+            let timeout = match self.shared.durability {
+                Durability::Batch { interval } if self.merge.ready() => {
+                    Some(interval.saturating_sub(last_sync.elapsed()))
+                }
+                _ => None,
+            };
+            self.merge.wait(timeout);
         }
     }
 
@@ -150,7 +142,7 @@ impl JournalWriter {
                 self.len += bytes.len() as u64;
                 self.shared.publish(seq);
             }
-            Err(error) => self.recover(bytes, &error),
+            Err(error) => self.recover(bytes, seq, &error),
         }
     }
 
@@ -163,7 +155,7 @@ impl JournalWriter {
     /// never reached the disk; everything past the last good sync is written again from
     /// memory, so that what the journal then calls durable was written and synced in one
     /// successful go.
-    fn recover(&mut self, bytes: &[u8], error: &io::Error) {
+    fn recover(&mut self, bytes: &[u8], seq: u64, error: &io::Error) {
         self.shared.fail();
         tracing::error!(
             path = %self.path.display(),
@@ -173,24 +165,29 @@ impl JournalWriter {
         // A compaction's tail now misses what failed; the next one starts afresh.
         self.abandon_compaction();
         let mut unsynced = bytes.to_vec();
+        let mut seq = seq;
         let mut pause = RETRY_FIRST;
         let mut tries: u64 = 1;
         loop {
-            let (seq, closing) = {
-                let mut pending = lock(&self.shared.pending);
-                if !pending.closing {
-                    pending = self
-                        .shared
-                        .wake_writer
-                        .wait_timeout_while(pending, pause, |pending| !pending.closing)
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0;
+            // Wait out the pause, taking what the sinks queue meanwhile so that none of them
+            // waits on a full lane for the whole pause.
+            let deadline = Instant::now() + pause;
+            let closing = loop {
+                let closing = self.shared.closing.load(Ordering::Acquire);
+                self.merge.collect();
+                let left = deadline.saturating_duration_since(Instant::now());
+                if closing || left.is_zero() {
+                    break closing;
                 }
-                unsynced.extend_from_slice(&pending.bytes);
-                pending.bytes.clear();
-                pending.compacted = None;
-                (pending.seq, pending.closing)
+                self.merge.wait(Some(left));
             };
+            let taken = match closing {
+                true => self.merge.take_all(&mut unsynced),
+                false => self.merge.take(&mut unsynced),
+            };
+            seq = taken.unwrap_or(seq);
+            // The compaction was abandoned: what it handed over is stale.
+            drop(lock(&self.shared.compacted).take());
             tries += 1;
             let result = self
                 .file
