@@ -146,7 +146,15 @@ fn step_once(
     life: Lifetimes,
 ) {
     match pick % 8 {
-        0 => drop(table.claim(key, addr, 128, ClaimAs::Offered { hold: 5 }, life, now, sink)),
+        0 => drop(table.claim(
+            key,
+            addr,
+            128,
+            ClaimAs::Offered { hold: 5 },
+            life,
+            now,
+            sink,
+        )),
         1..=3 => drop(table.claim(key, addr, 128, ClaimAs::Bound, life, now, sink)),
         4 => drop(table.renew(key, addr, life, now, sink)),
         5 => drop(table.release(key, addr, now, sink)),
@@ -190,7 +198,9 @@ fn batch_durability_keeps_each_keys_order_too() {
 #[test]
 fn lanes_of_one_record_wait_for_the_writer_and_lose_nothing() {
     // Lanes of one or two records fill at every event the writer has not taken yet.
-    let (dir, table, journal) = hammer(Durability::Always, 4, 1500, |worker| 1 + worker as usize % 2);
+    let (dir, table, journal) = hammer(Durability::Always, 4, 1500, |worker| {
+        1 + worker as usize % 2
+    });
     let events = journal.durable_seq();
     let waits = journal.lane_waits();
     journal.shutdown();

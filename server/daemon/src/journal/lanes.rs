@@ -164,11 +164,7 @@ impl Merge {
     pub(super) fn collect(&mut self) {
         while let Ok(control) = self.control.try_recv() {
             if let Control::Lane(queue) = control {
-                self.lanes.push(Lane {
-                    queue,
-                    staged: VecDeque::new(),
-                    closed: false,
-                });
+                self.add(queue);
             }
         }
         for lane in &mut self.lanes {
@@ -255,6 +251,28 @@ impl Merge {
                 select.ready();
             }
         }
+    }
+
+    /// Waits for a control message (a new lane, closing, a finished compaction) or until
+    /// `timeout` passes, without waking for records: a sink pushing onto a lane the writer
+    /// does not wait on pays no wake-up.
+    pub(super) fn wait_control(&mut self, timeout: Duration) {
+        if let Ok(Control::Lane(queue)) = self.control.recv_timeout(timeout) {
+            self.add(queue);
+        }
+    }
+
+    /// Whether records were taken from the lanes and not written yet.
+    pub(super) fn has_staged(&self) -> bool {
+        self.lanes.iter().any(|lane| !lane.staged.is_empty())
+    }
+
+    fn add(&mut self, queue: Receiver<Entry>) {
+        self.lanes.push(Lane {
+            queue,
+            staged: VecDeque::new(),
+            closed: false,
+        });
     }
 
     /// The latest event time among the records written.

@@ -115,13 +115,16 @@ impl JournalWriter {
                 // Look again at once: records queued during the write are the next group.
                 continue;
             }
-            let timeout = match self.shared.durability {
-                Durability::Batch { interval } if self.merge.ready() => {
-                    Some(interval.saturating_sub(last_sync.elapsed()))
+            match self.shared.durability {
+                // Records wait for the interval: look at the lanes every millisecond or so
+                // (so that they do not fill), without having every push wake the writer.
+                Durability::Batch { interval } if !due && self.merge.has_staged() => {
+                    let left = interval.saturating_sub(last_sync.elapsed());
+                    self.merge.wait_control(left.min(BATCH_POLL));
                 }
-                _ => None,
-            };
-            self.merge.wait(timeout);
+                // Nothing to write, or a gap: wait for the next record.
+                _ => self.merge.wait(None),
+            }
         }
     }
 
@@ -229,6 +232,9 @@ impl JournalWriter {
         }
     }
 }
+
+/// How often the writer takes from the lanes while records wait for a batch interval.
+const BATCH_POLL: Duration = Duration::from_millis(1);
 
 /// The first pause before a failed write is tried again.
 const RETRY_FIRST: Duration = Duration::from_millis(50);
