@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Select, Sender, TryRecvError, TrySendError};
 
 /// The records one lane holds before its sink waits for the writer.
-pub const LANE_CAPACITY: usize = 2048;
+pub const LANE_CAPACITY: usize = 8192;
 
 /// Records up to this many bytes travel inline, without an allocation.
 const INLINE_LEN: usize = 200;
