@@ -9,7 +9,9 @@
 #![forbid(unsafe_code)]
 
 pub mod afxdp;
+pub mod avalanche;
 pub mod bulk_leasequery;
+pub mod cpu;
 pub mod frame;
 pub mod generator;
 pub mod hold;

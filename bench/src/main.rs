@@ -11,13 +11,15 @@ use anyhow::{Context as _, bail};
 use clap::Parser;
 
 use xdhcp6_bench::afxdp::{AfXdpOptions, AfXdpTransport, locate_object};
+use xdhcp6_bench::avalanche::{Avalanche, AvalancheSample, AvalancheSettings, run_avalanche};
+use xdhcp6_bench::cpu;
 use xdhcp6_bench::frame::{Mac, parse_mac};
 use xdhcp6_bench::generator::{Flow, Flows, Generator, Settings};
 use xdhcp6_bench::hold::{Hold, HoldSample, HoldSettings, ServerInfo};
 use xdhcp6_bench::leasequery::{self as lq, Leasequery, LeasequerySettings, LeasequerySummary};
 use xdhcp6_bench::message::IaSet;
 use xdhcp6_bench::population::{MAX_CLIENTS, Population, Prefix};
-use xdhcp6_bench::report::{PlotPoint, RunInfo, Summary, svg};
+use xdhcp6_bench::report::{PlotPoint, RunInfo, StepDetail, Summary, svg};
 use xdhcp6_bench::runner::{Control, Ramp, Sample, SystemClock, run_hold, run_phase, run_ramp};
 use xdhcp6_bench::transport::{Transport, UdpTransport};
 use xdhcp6_datapath::steer::AttachMode;
@@ -63,7 +65,9 @@ struct Cli {
     /// TCP for each relay's bindings by link-address and some clients' by Remote-ID, report
     /// leases streamed per second and check every answer against what was bound), or
     /// leasequery (every client binds once with SARR, then Leasequery at --rate for
-    /// --duration, each answer checked against the binding).
+    /// --duration, each answer checked against the binding), or avalanche (every client
+    /// starts at once and binds with the RFC 9915 retransmission timers; ends when all are
+    /// bound or after --duration seconds).
     #[arg(long, default_value = "sarr")]
     scenario: String,
     /// leasequery: address (QUERY_BY_ADDRESS), client-id (QUERY_BY_CLIENTID) or both in turn.
@@ -81,7 +85,7 @@ struct Cli {
     /// Flows started per second (open loop).
     #[arg(long, default_value_t = 1000.0)]
     rate: f64,
-    /// Seconds of sending (per step with --ramp).
+    /// Seconds of sending (per step with --ramp; the longest run for hold and avalanche).
     #[arg(long, default_value_t = 10.0)]
     duration: f64,
     /// Emulated relays (0: clients on the link); relay r sends Relay-forward messages with
@@ -140,6 +144,10 @@ struct Cli {
     /// bulk-leasequery: clients asked about by Remote-ID after the link-address queries.
     #[arg(long, default_value_t = 100)]
     bulk_remote_ids: u32,
+    /// avalanche: the generator's own cap on messages sent per second (0: none); messages
+    /// the cap holds back leave later and the report counts them.
+    #[arg(long, default_value_t = 0.0)]
+    max_send_rate: f64,
     /// No progress line.
     #[arg(long, short = 'q')]
     quiet: bool,
@@ -166,6 +174,9 @@ fn run(cli: Cli) -> anyhow::Result<u64> {
     }
     if cli.scenario == "leasequery" {
         return leasequery(&cli);
+    }
+    if cli.scenario == "avalanche" {
+        return avalanche(&cli);
     }
     let scenario = match cli.scenario.as_str() {
         "mix" => Flows::mix(&cli.mix).map_err(anyhow::Error::msg)?,
@@ -214,7 +225,18 @@ fn run(cli: Cli) -> anyhow::Result<u64> {
             step_duration: duration,
             refine: cli.refine,
         };
+        // What the machine's CPUs did during each step, so a comparison can set aside the
+        // steps taken while something else ran.
+        let mut details = Vec::new();
+        let mut cpu_before = cpu::snapshot();
         let mut step_done = |phase: &xdhcp6_bench::runner::Phase, passed: bool| {
+            let cpu_after = cpu::snapshot();
+            details.push(StepDetail {
+                rate: phase.rate,
+                passed,
+                cpu: cpu::shares(&cpu_before, &cpu_after),
+            });
+            cpu_before = cpu_after;
             if !quiet {
                 let s = phase.summary();
                 eprintln!(
@@ -259,6 +281,7 @@ fn run(cli: Cli) -> anyhow::Result<u64> {
             samples,
         )
         .with_ramp(&result, cli.loss)
+        .with_step_details(details)
         .with_bad_frames(transport.bad_frames());
         (summary, points)
     } else {
@@ -400,6 +423,65 @@ fn hold(cli: &Cli) -> anyhow::Result<u64> {
         eprintln!("{line}");
     }
     let title = format!("xdhcp6-bench hold ({} clients)", cli.clients);
+    report(cli, &summary.table(), &summary, || summary.svg(&title))?;
+    Ok(summary.total_failures)
+}
+
+/// `--scenario avalanche`: every client starts at once and binds with the RFC 9915 timers;
+/// the run ends when all are bound or after --duration seconds; SIGINT/SIGTERM end it early
+/// with the report.
+fn avalanche(cli: &Cli) -> anyhow::Result<u64> {
+    if !(cli.duration.is_finite() && cli.duration > 0.0) {
+        bail!("--duration must be a positive number of seconds");
+    }
+    if !(cli.max_send_rate.is_finite() && cli.max_send_rate >= 0.0) {
+        bail!("--max-send-rate must be a number of messages per second, 0 for no cap");
+    }
+    let mut settings = AvalancheSettings::new(population(cli)?);
+    settings.expect_range = cli.expect_range;
+    settings.max_rate = cli.max_send_rate;
+    settings.seed = u64::from(cli.seed);
+    settings.limit_ns = (cli.duration * 1e9) as u64;
+    let (mut transport, _) = open_transport(cli, &settings.population)?;
+    xdhcp6_bench::signal::install().context("installing the signal handlers")?;
+    let mut scenario = Avalanche::new(settings);
+    let mut clock = SystemClock::default();
+    let quiet = cli.quiet;
+    let mut progress = |s: &AvalancheSample| {
+        if !quiet {
+            let c = &s.counts;
+            eprintln!(
+                "[{:>5.0}s] bound {} | sent/s solicit {} ({} again) request {} ({} again) | \
+                 received/s advertise {} reply {}",
+                s.t_s,
+                s.bound_total,
+                c.solicit,
+                c.solicit_retransmissions,
+                c.request,
+                c.request_retransmissions,
+                c.advertise,
+                c.reply
+            );
+        }
+    };
+    let mut control = |_: u64| {
+        if xdhcp6_bench::signal::stop_requested() {
+            Control::Stop
+        } else {
+            Control::Continue
+        }
+    };
+    let summary = run_avalanche(
+        &mut scenario,
+        transport.as_mut(),
+        &mut clock,
+        &mut progress,
+        &mut control,
+    )?;
+    if !quiet && let Some(line) = transport.diagnostics() {
+        eprintln!("{line}");
+    }
+    let title = format!("xdhcp6-bench avalanche ({} clients)", cli.clients);
     report(cli, &summary.table(), &summary, || summary.svg(&title))?;
     Ok(summary.total_failures)
 }

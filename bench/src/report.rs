@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::cpu::CpuShare;
 use crate::message::Exchange;
 use crate::runner::{Phase, RampResult, Sample};
 use crate::stats::{Failure, LatencySummary, Stats};
@@ -35,6 +36,21 @@ pub struct RampReport {
     pub best_rate: Option<f64>,
     /// One point per step.
     pub steps: Vec<Sample>,
+    /// Per step, in the same order: the rate asked, whether it passed and what each CPU of
+    /// the machine did meanwhile (from `/proc/stat`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub step_details: Vec<StepDetail>,
+}
+
+/// A ramp step's target rate, its verdict and the machine's CPUs while it ran.
+#[derive(Clone, Debug, Serialize)]
+pub struct StepDetail {
+    /// The rate the step was asked to offer, flows per second.
+    pub rate: f64,
+    /// Its loss and failures stayed within the threshold.
+    pub passed: bool,
+    /// Each CPU's busy and steal shares from the step's start to its end (drain included).
+    pub cpu: Vec<CpuShare>,
 }
 
 /// Named counters that serialize as a JSON object in their own order.
@@ -153,7 +169,16 @@ impl Summary {
             loss_threshold_percent,
             best_rate: ramp.best_rate,
             steps: ramp.steps.iter().map(Phase::summary).collect(),
+            step_details: Vec::new(),
         });
+        self
+    }
+
+    /// Adds each ramp step's rate, verdict and CPU shares (after [`Summary::with_ramp`]).
+    pub fn with_step_details(mut self, details: Vec<StepDetail>) -> Self {
+        if let Some(ramp) = &mut self.ramp {
+            ramp.step_details = details;
+        }
         self
     }
 

@@ -1,5 +1,6 @@
 //! `xdhcp6-compare`: one plot of several ramps, from the JSON summaries `xdhcp6-bench --ramp
-//! --json` wrote (`cargo xtask bench` draws its side-by-side plot with it).
+//! --json` wrote (`cargo xtask bench` draws its side-by-side plot with it), or of several
+//! avalanches (`--scenario avalanche --json`): clients bound against time.
 
 use std::fs;
 use std::path::PathBuf;
@@ -8,6 +9,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use clap::Parser;
 use serde_json::Value;
+use xdhcp6_bench::avalanche;
 use xdhcp6_bench::report::{PlotPoint, compare_svg};
 
 /// Draws throughput and latency against offered load for several ramps in one SVG.
@@ -20,7 +22,8 @@ struct Cli {
     /// Where to write the SVG.
     #[arg(long, short = 'o', value_name = "PATH")]
     output: PathBuf,
-    /// The series, in order: NAME=SUMMARY.json, the summary of `xdhcp6-bench --ramp --json`.
+    /// The series, in order: NAME=SUMMARY.json, the summary of `xdhcp6-bench --ramp --json`
+    /// (or, all of them, of `--scenario avalanche --json`).
     #[arg(value_name = "NAME=PATH", required = true)]
     series: Vec<String>,
 }
@@ -36,7 +39,7 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> anyhow::Result<()> {
-    let mut series = Vec::new();
+    let mut summaries = Vec::new();
     for item in &cli.series {
         let Some((name, path)) = item.split_once('=') else {
             bail!("{item:?}: expected NAME=PATH");
@@ -44,10 +47,38 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         let text = fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
         let summary: Value =
             serde_json::from_str(&text).with_context(|| format!("parsing {path}"))?;
-        series.push((name.to_owned(), ramp_points(&summary)));
+        summaries.push((name.to_owned(), summary));
     }
-    fs::write(&cli.output, compare_svg(&cli.title, &series))
-        .with_context(|| format!("writing {}", cli.output.display()))
+    // Avalanche summaries (a timeline of clients bound) give clients bound against time.
+    let svg = if summaries
+        .iter()
+        .all(|(_, s)| s["timeline"][0]["bound_total"].is_u64())
+    {
+        let series: Vec<(String, Vec<(f64, f64)>)> = summaries
+            .iter()
+            .map(|(name, s)| (name.clone(), bound_points(s)))
+            .collect();
+        avalanche::compare_svg(&cli.title, &series)
+    } else {
+        let series: Vec<(String, Vec<PlotPoint>)> = summaries
+            .iter()
+            .map(|(name, s)| (name.clone(), ramp_points(s)))
+            .collect();
+        compare_svg(&cli.title, &series)
+    };
+    fs::write(&cli.output, svg).with_context(|| format!("writing {}", cli.output.display()))
+}
+
+/// An avalanche's clients bound at each second, starting from none at 0.
+fn bound_points(summary: &Value) -> Vec<(f64, f64)> {
+    let mut points = vec![(0.0, 0.0)];
+    for sample in summary["timeline"].as_array().into_iter().flatten() {
+        points.push((
+            sample["t_s"].as_f64().unwrap_or(0.0),
+            sample["bound_total"].as_f64().unwrap_or(0.0),
+        ));
+    }
+    points
 }
 
 /// The steps of a summary's ramp (none when it ran no ramp).

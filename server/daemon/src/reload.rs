@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 use xdhcp6_engine::Engine;
-use xdhcp6_engine::config::{Config, ConfigError, Link};
+use xdhcp6_engine::config::{Config, ConfigError, DdnsSettings, Link};
 
 use crate::journal::{Journal, LinkNames};
 use crate::runtime::Datapath;
@@ -641,6 +641,14 @@ impl Reloader {
                 ));
             }
         }
+        for (index, link) in next.links.iter().enumerate() {
+            let old = current
+                .links
+                .iter()
+                .find(|old| old.name == link.name)
+                .and_then(|old| old.ddns.as_deref());
+            changes.extend(ddns_changes(index, link, old));
+        }
         if self.datapath == Datapath::Xdp {
             let added: Vec<&String> = new
                 .relay_interfaces
@@ -660,6 +668,53 @@ impl Reloader {
             }
         }
         changes
+    }
+}
+
+/// What of `link`'s `[link.ddns]` (at `link[index]` of the new file) differs from the running
+/// `old` in the part the DNS updater reads at start: whether the link has DNS updates, its
+/// zones, servers, key file, TTL and `identical-peers`. The rest (the Client FQDN policy and
+/// names) is the engine's and reloads.
+fn ddns_changes(index: usize, link: &Link, old: Option<&DdnsSettings>) -> Vec<String> {
+    const WHY: &str = "the DNS updater reads [link.ddns] at start";
+    let field = |name: &str| {
+        format!(
+            "link[{index}] \"{}\" ddns.{name} changed ({WHY})",
+            link.name
+        )
+    };
+    match (old, link.ddns.as_deref()) {
+        (None, None) => Vec::new(),
+        (None, Some(_)) => vec![format!(
+            "link[{index}] \"{}\" ddns added ({WHY})",
+            link.name
+        )],
+        (Some(_), None) => vec![format!(
+            "link[{index}] \"{}\" ddns removed ({WHY})",
+            link.name
+        )],
+        (Some(old), Some(new)) => {
+            let mut changes = Vec::new();
+            if old.forward_zone != new.forward_zone {
+                changes.push(field("forward-zone"));
+            }
+            if old.reverse_zone != new.reverse_zone {
+                changes.push(field("reverse-zone"));
+            }
+            if old.servers != new.servers {
+                changes.push(field("servers"));
+            }
+            if old.tsig_key_file != new.tsig_key_file {
+                changes.push(field("tsig-key-file"));
+            }
+            if old.ttl != new.ttl {
+                changes.push(field("ttl"));
+            }
+            if old.identical_peers != new.identical_peers {
+                changes.push(field("identical-peers"));
+            }
+            changes
+        }
     }
 }
 
@@ -1026,6 +1081,86 @@ address = "2001:db8:1::100"
         let error = s.reloader.reload().unwrap_err();
         assert_eq!(error.restart_required.len(), 1, "{error}");
         assert!(error.restart_required[0].contains("eth9 added"));
+    }
+
+    #[test]
+    fn dns_update_changes_the_updater_reads_at_start_are_refused() {
+        const DDNS: &str = "\n[link.ddns]\nforward-zone = \"example.net\"\nreverse-zone = \
+                            \"ip6.arpa\"\nservers = [\"2001:db8::53\"]\n";
+        let with_ddns = CONFIG.replace(
+            "prefix = \"2001:db8:1::/64\"\n",
+            &format!("prefix = \"2001:db8:1::/64\"\n{DDNS}"),
+        );
+        let folder =
+            std::env::temp_dir().join(format!("xdhcp6d-reload-ddns-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&folder);
+        fs::create_dir_all(&folder).unwrap();
+        let config = folder.join("xdhcp6.toml");
+        fs::write(&config, &with_ddns).unwrap();
+        let reservations = folder.join(RESERVATIONS_FILE);
+        let loaded = load(&config, &reservations, &[]).unwrap();
+        assert!(loaded.links[0].ddns.is_some());
+        let table = Arc::new(LeaseTable::with_capacity(
+            1024,
+            SaltKey::from_salt(&loaded.server.salt),
+        ));
+        let engine = Arc::new(Engine::new(Arc::new(loaded), table).unwrap());
+        let reloader = Reloader::new(
+            config.clone(),
+            reservations,
+            Datapath::Udp,
+            Arc::new(Live::new(engine)),
+            None,
+        );
+
+        // The engine's part reloads.
+        let policy = with_ddns.replace(
+            "servers = [\"2001:db8::53\"]\n",
+            "servers = [\"2001:db8::53\"]\noverride-client-update = true\n",
+        );
+        fs::write(&config, &policy).unwrap();
+        reloader.reload().unwrap();
+
+        // The updater's part does not.
+        let moved = policy.replace("2001:db8::53", "2001:db8::54").replace(
+            "forward-zone = \"example.net\"",
+            "forward-zone = \"example.org\"",
+        );
+        fs::write(&config, moved).unwrap();
+        let error = reloader.reload().unwrap_err();
+        assert_eq!(error.problem, "restart required");
+        assert_eq!(
+            error.restart_required,
+            [
+                "link[0] \"cmts-1\" ddns.forward-zone changed (the DNS updater reads [link.ddns] \
+                 at start)",
+                "link[0] \"cmts-1\" ddns.servers changed (the DNS updater reads [link.ddns] at \
+                 start)"
+            ],
+            "{error}"
+        );
+        // Gaining or losing [link.ddns] too.
+        fs::write(
+            &config,
+            policy.replace(
+                "prefix = \"2001:db8:2::/64\"\n",
+                &format!("prefix = \"2001:db8:2::/64\"\n{DDNS}"),
+            ),
+        )
+        .unwrap();
+        let error = reloader.reload().unwrap_err();
+        assert_eq!(
+            error.restart_required,
+            ["link[1] \"cmts-2\" ddns added (the DNS updater reads [link.ddns] at start)"]
+        );
+        fs::write(&config, CONFIG).unwrap();
+        let error = reloader.reload().unwrap_err();
+        assert_eq!(
+            error.restart_required,
+            ["link[0] \"cmts-1\" ddns removed (the DNS updater reads [link.ddns] at start)"]
+        );
+        assert_eq!(reloader.live().generation(), 2);
+        let _ = fs::remove_dir_all(&folder);
     }
 
     #[test]

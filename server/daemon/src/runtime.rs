@@ -879,12 +879,14 @@ fn totals(stats: &[Arc<WorkerStats>]) -> (u64, u64) {
 
 /// Colon-separated hex, as DUIDs are written in the configuration.
 pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut text = String::with_capacity(bytes.len() * 3);
     for (index, byte) in bytes.iter().enumerate() {
         if index > 0 {
             text.push(':');
         }
-        text.push_str(&format!("{byte:02x}"));
+        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
     }
     text
 }

@@ -860,7 +860,13 @@ fn every_metric_the_dashboard_and_the_rules_use_is_exported_by_a_running_server(
 
     let mut net = common::lab("dashboard", &["srv", "cli"]);
     net.veth(("srv", SERVER_IF), ("cli", CLIENT_IF));
-    let config = fixtures::render(fixtures::ACCESS, &[("SERVER_IF", SERVER_IF)]).unwrap();
+    let mut config = fixtures::render(fixtures::ACCESS, &[("SERVER_IF", SERVER_IF)]).unwrap();
+    // DNS updates on, so that the `xdhcp6_ddns_*` families are exported: to a DNS server
+    // that does not exist, whose updates fail and are retried, which changes no reply.
+    config.push_str(
+        "\n[link.ddns]\nforward-zone = \"example.net\"\nreverse-zone = \"ip6.arpa\"\n\
+         servers = [\"2001:db8:53::53\"]\n",
+    );
 
     // The UDP datapath: everything but the XDP program's families.
     let journal = net.path("udp.journal");

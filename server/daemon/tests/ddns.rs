@@ -21,13 +21,16 @@
 
 mod common;
 
-use std::net::Ipv6Addr;
+use std::net::{Ipv6Addr, SocketAddrV6, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::{DaemonOptions, Datapath, Lab, ScriptEvent, metric_sum};
+use xdhcp6_engine::Destination;
 use xdhcp6_engine::config::{Config, reverse_name};
+use xdhcp6_engine::proto::MessageType;
+use xdhcp6_engine::testing::{Client, Msg, ReplyView};
 
 const SERVER_IF: &str = "xd6s";
 const CLIENT_IF: &str = "xd6c";
@@ -86,6 +89,11 @@ impl Server {
              60\n",
             key_file.display()
         ));
+        if model == Model::Identical {
+            // The peers hand out the same addresses: an expiry after a downtime leaves the
+            // records to the peer that serves the client.
+            text.push_str("identical-peers = true\n");
+        }
         let config = Config::from_toml_str(&text, &file).unwrap_or_else(|error| panic!("{error}"));
         Self { name, text, config }
     }
@@ -385,6 +393,77 @@ fn reverse(address: Ipv6Addr) -> String {
     reverse_name(address)
 }
 
+/// A Client FQDN option (39) body: the S flag and `name` (dotted, absolute) in wire format.
+fn fqdn_option(name: &str) -> Vec<u8> {
+    let mut body = vec![0b001];
+    for label in name.trim_end_matches('.').split('.') {
+        body.push(label.len() as u8);
+        body.extend_from_slice(label.as_bytes());
+    }
+    body.push(0);
+    body
+}
+
+/// Sends `msg` from port 546 of `CLIENT_IF` in a role's namespace to All_DHCP_Relay_Agents_and_
+/// Servers until an answer of type `expect` with its transaction id comes (ten tries).
+fn raw_ask(lab: &Lab, role: &str, msg: &Msg, expect: MessageType) -> ReplyView {
+    let bytes = msg.encode();
+    let xid = msg.xid;
+    let reply = lab
+        .netns(role)
+        .run(move || {
+            let index = xdhcp6_datapath::interface_index(CLIENT_IF).unwrap();
+            let socket = UdpSocket::bind("[::]:546").unwrap();
+            socket
+                .set_read_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
+            let servers = SocketAddrV6::new("ff02::1:2".parse().unwrap(), 547, 0, index);
+            let mut buf = [0u8; 1500];
+            for _ in 0..10 {
+                socket.send_to(&bytes, servers).unwrap();
+                let deadline = Instant::now() + Duration::from_secs(1);
+                while Instant::now() < deadline {
+                    let Ok((len, _)) = socket.recv_from(&mut buf) else {
+                        continue;
+                    };
+                    let reply = ReplyView::parse(&buf[..len], Destination::Client);
+                    if reply.msg_type == expect && reply.xid == xid {
+                        return Some(reply);
+                    }
+                }
+            }
+            None
+        })
+        .unwrap();
+    reply.unwrap_or_else(|| panic!("no {expect:?} to the raw client's {:?}", msg.msg_type))
+}
+
+/// The raw client `n` in a role's namespace solicits and requests one address under `name`
+/// (Client FQDN with S set); returns the address and the server's DUID.
+fn raw_bind(lab: &Lab, role: &str, client: &Client, name: &str) -> (Ipv6Addr, Vec<u8>) {
+    let option = fqdn_option(name);
+    let advertise = raw_ask(
+        lab,
+        role,
+        &client.solicit().ia_na(1, &[]).option(39, &option),
+        MessageType::Advertise,
+    );
+    let server = advertise.server_id.clone().expect("a Server Identifier");
+    let offered = advertise.ia_na[0].live_addrs();
+    let reply = raw_ask(
+        lab,
+        role,
+        &client
+            .request(&server)
+            .ia_na(1, &offered)
+            .option(39, &option),
+        MessageType::Reply,
+    );
+    let bound = reply.ia_na[0].live_addrs();
+    assert_eq!(bound.len(), 1, "one address bound: {:?}", reply.ia_na);
+    (bound[0], server)
+}
+
 #[test]
 #[ignore = "needs root, network namespaces, ISC dhclient and BIND 9; run by cargo xtask test"]
 fn split_failover_leaves_one_aaaa_over_udp() {
@@ -511,6 +590,205 @@ fn failover(tag: &str, model: Model, datapath: Datapath) {
         0,
         "{metrics}"
     );
+}
+
+#[test]
+#[ignore = "needs root, network namespaces, ISC dhclient and BIND 9; run by cargo xtask test"]
+fn split_failover_by_solicit_leaves_one_aaaa_and_a_decline_removes_over_udp() {
+    let mut net = Network::new(
+        "ddns-solicit",
+        Model::Split,
+        Datapath::Udp,
+        &["a", "b"],
+        true,
+    );
+    let conf = client_conf(&net.lab, "client");
+    net.lab
+        .start_dhclient("cli", CLIENT_IF, "client", &["-N", "-cf", &conf]);
+    let first = net.wait_for_address("client", &["BOUND6"], 0.0, "a", Duration::from_secs(15));
+    let fqdn = format!("{NAME}.");
+    net.wait_dns("AAAA", NAME, &[first.to_string()], "after the bind to A");
+    net.wait_dns(
+        "PTR",
+        &reverse(first),
+        std::slice::from_ref(&fqdn),
+        "A's PTR",
+    );
+    let dhcid = net.dig("DHCID", NAME);
+    assert_eq!(dhcid.len(), 1, "one DHCID at {NAME}: {dhcid:?}");
+
+    // A dies, and the client starts over: stopped without a Release (SIGTERM), started again
+    // with a lease file that holds only its DUID, so it Solicits instead of Rebinding.
+    net.lab.kill_server("a");
+    let _ = net.lab.stop("client", "-TERM");
+    let leases = std::fs::read_to_string(net.lab.path("client.leases")).unwrap();
+    let duid: Vec<&str> = leases
+        .lines()
+        .filter(|line| line.trim_start().starts_with("default-duid"))
+        .collect();
+    assert_eq!(duid.len(), 1, "the DUID in the lease file:\n{leases}");
+    std::fs::write(
+        net.lab.path("client-again.leases"),
+        format!("{}\n", duid[0]),
+    )
+    .unwrap();
+    let restarted = unix_now();
+    net.lab
+        .start_dhclient("cli", CLIENT_IF, "client-again", &["-N", "-cf", &conf]);
+    let second = net.wait_for_address(
+        "client-again",
+        &["BOUND6"],
+        restarted,
+        "b",
+        Duration::from_secs(20),
+    );
+    let log = net.lab.log("client-again");
+    assert!(
+        log.contains("XMT: Solicit") && !log.contains("PRC: Rebinding"),
+        "the client started over with a Solicit:\n{log}"
+    );
+    net.wait_dns(
+        "AAAA",
+        NAME,
+        &[second.to_string()],
+        "after the Solicit to B: exactly one AAAA, B's",
+    );
+    net.wait_dns(
+        "PTR",
+        &reverse(second),
+        std::slice::from_ref(&fqdn),
+        "B's PTR",
+    );
+    assert_eq!(
+        net.dig("DHCID", NAME),
+        dhcid,
+        "the DHCID is the client's, unchanged:\n{}",
+        net.report()
+    );
+
+    // A client of its own binds another name at B with a Client FQDN, then Declines the
+    // address: B removes the AAAA, the DHCID and the PTR.
+    let declining = "pc2.example.net";
+    let raw = Client::new(0x2002);
+    let (address, server) = raw_bind(&net.lab, "cl2", &raw, declining);
+    assert!(net.server("b").owns(address), "{address} is B's");
+    net.wait_dns(
+        "AAAA",
+        declining,
+        &[address.to_string()],
+        "the raw client's AAAA",
+    );
+    net.wait_dns(
+        "PTR",
+        &reverse(address),
+        &[format!("{declining}.")],
+        "the raw client's PTR",
+    );
+    assert_eq!(net.dig("DHCID", declining).len(), 1, "its DHCID");
+    let reply = raw_ask(
+        &net.lab,
+        "cl2",
+        &raw.decline(&server).ia_na(1, &[address]),
+        MessageType::Reply,
+    );
+    assert_eq!(reply.msg_type, MessageType::Reply);
+    net.wait_dns("AAAA", declining, &[], "after the Decline: no AAAA");
+    net.wait_dns("DHCID", declining, &[], "after the Decline: no DHCID");
+    net.wait_dns("PTR", &reverse(address), &[], "after the Decline: no PTR");
+    // The first client's records are untouched.
+    assert_eq!(net.dig("AAAA", NAME), [second.to_string()]);
+    assert_eq!(net.dig("DHCID", NAME), dhcid);
+    let metrics = net.lab.server_metrics("b");
+    assert_eq!(
+        metric_sum(&metrics, "xdhcp6_ddns_failed_total"),
+        0,
+        "{metrics}"
+    );
+}
+
+#[test]
+#[ignore = "needs root, network namespaces, ISC dhclient and BIND 9; run by cargo xtask test"]
+fn identical_server_back_from_downtime_leaves_the_peers_records_over_udp() {
+    let mut net = Network::new(
+        "ddns-ident-back",
+        Model::Identical,
+        Datapath::Udp,
+        &["a", "b"],
+        true,
+    );
+    let conf = client_conf(&net.lab, "client");
+    net.lab
+        .start_dhclient("cli", CLIENT_IF, "client", &["-N", "-cf", &conf]);
+    let address = net.wait_for_address("client", &["BOUND6"], 0.0, "a", Duration::from_secs(15));
+    let bound = unix_now();
+    let fqdn = format!("{NAME}.");
+    net.wait_dns("AAAA", NAME, &[address.to_string()], "after the bind to A");
+    net.wait_dns(
+        "PTR",
+        &reverse(address),
+        std::slice::from_ref(&fqdn),
+        "A's PTR",
+    );
+    let dhcid = net.dig("DHCID", NAME);
+    assert_eq!(dhcid.len(), 1, "one DHCID at {NAME}: {dhcid:?}");
+
+    // A dies; at T2 the client Rebinds and B extends the same address.
+    net.lab.kill_server("a");
+    let killed = unix_now();
+    let rebound = net.wait_for_address(
+        "client",
+        &["REBIND6", "BOUND6", "RENEW6"],
+        killed,
+        "b",
+        Duration::from_secs(45),
+    );
+    assert_eq!(rebound, address, "the identical model keeps the address");
+    net.wait_metric("b", "xdhcp6_ddns_succeeded_total", 1);
+
+    // A comes back after the client's rebinding time; the client renews with B, so A's copy
+    // of the lease expires on A's timer (valid lifetime 30 s after the bind).
+    let t2 = net.server("a").config.links[0].timers.t2;
+    while unix_now() < bound + f64::from(t2) + 1.0 {
+        thread::sleep(Duration::from_millis(100));
+    }
+    net.start_server("a");
+    let valid = net.server("a").config.links[0].timers.valid;
+    let deadline = Instant::now() + Duration::from_secs(u64::from(valid) + 15);
+    while !net
+        .lab
+        .server_log("a")
+        .contains("expired lease left in place")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "A's copy of the lease did not expire leaving the records in place: AAAA {:?}, \
+             PTR {:?}, updates A sent since its start: {}\n{}",
+            net.dig("AAAA", NAME),
+            net.dig("PTR", &reverse(address)),
+            metric_sum(
+                &net.lab.server_metrics("a"),
+                "xdhcp6_ddns_updates_sent_total"
+            ),
+            net.report()
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        metric_sum(
+            &net.lab.server_metrics("a"),
+            "xdhcp6_ddns_updates_sent_total"
+        ),
+        0,
+        "A sent no update after its start:\n{}",
+        net.report()
+    );
+    assert_eq!(
+        net.dig("AAAA", NAME),
+        [address.to_string()],
+        "the AAAA stays"
+    );
+    assert_eq!(net.dig("PTR", &reverse(address)), [fqdn], "the PTR stays");
+    assert_eq!(net.dig("DHCID", NAME), dhcid, "the DHCID stays");
 }
 
 #[test]

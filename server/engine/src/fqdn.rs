@@ -235,6 +235,11 @@ impl<S: EventSink> EventSink for Collect<'_, S> {
         self.inner.emit(event);
     }
 
+    /// What this sink reads of an event is its kind and lease: the inner sink decides.
+    fn wants_records(&self) -> bool {
+        self.inner.wants_records()
+    }
+
     fn name(&mut self, binding: NameBinding) {
         self.inner.name(binding);
     }
@@ -256,6 +261,7 @@ mod tests {
             generated_prefix: "dhcp".into(),
             override_client_update: false,
             override_no_update: false,
+            identical_peers: false,
         }
     }
 

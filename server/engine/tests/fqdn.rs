@@ -9,7 +9,7 @@ use xdhcp6_engine::alloc::SaltKey;
 use xdhcp6_engine::config::LinkId;
 use xdhcp6_engine::fqdn::{FLAG_N, FLAG_O, FLAG_S, NameBinding};
 use xdhcp6_engine::proto::MessageType;
-use xdhcp6_engine::table::{EventSink, LeaseEvent, LeaseTable};
+use xdhcp6_engine::table::{EventKind, EventSink, IaKind, LeaseEvent, LeaseTable};
 use xdhcp6_engine::testing::{Client, Msg, ReplyView, config, ip};
 use xdhcp6_engine::{Arrival, Context, Engine, Outcome, Peer};
 
@@ -276,4 +276,34 @@ fn links_without_ddns_answer_with_n() {
     ));
     assert_eq!(reply_fqdn(&reply), Some((FLAG_N | FLAG_O, "a".to_owned())));
     assert!(rig.sink.names.is_empty());
+}
+
+#[test]
+fn a_decline_hands_the_sink_the_end_of_the_named_address() {
+    // The daemon's DNS updater removes a name's records on the Declined event of an address
+    // it wrote a name for: the event carries the address and the client's DUID.
+    let mut rig = Rig::new(WITH_DDNS);
+    let client = Client::new(11);
+    let server = rig.duid();
+    let reply = rig.send(&with_option(
+        client.request(&server).ia_na(1, &[]),
+        fqdn(FLAG_S, &["pc2"], false),
+    ));
+    let address = reply.ia_na[0].addrs[0].addr;
+    assert_eq!(rig.sink.names.pop().unwrap().addresses, [address]);
+    rig.sink.events.clear();
+
+    let reply = rig.send(&client.decline(&server).ia_na(1, &[address]));
+    assert_eq!(reply.msg_type, MessageType::Reply);
+    assert!(rig.sink.names.is_empty(), "a Decline names nothing");
+    let declined: Vec<&LeaseEvent> = rig
+        .sink
+        .events
+        .iter()
+        .filter(|event| event.kind == EventKind::Declined)
+        .collect();
+    assert_eq!(declined.len(), 1, "{:?}", rig.sink.events);
+    assert_eq!(declined[0].record.lease.ip(), address);
+    assert_eq!(declined[0].record.lease.kind, IaKind::Na);
+    assert_eq!(declined[0].record.duid.as_bytes(), client.duid.as_slice());
 }

@@ -105,6 +105,8 @@ enum Intake {
         link: String,
         address: Ipv6Addr,
         duid: String,
+        /// For an expiry: when the lease ended and its valid lifetime (engine clock).
+        expired: Option<(u32, u32)>,
     },
 }
 
@@ -146,7 +148,9 @@ impl DdnsFeed {
         self.offer(Intake::Gone {
             link: link.to_owned(),
             address: lease.ip(),
-            duid: duid_hex(event.record.duid.as_bytes()),
+            duid: crate::runtime::hex(event.record.duid.as_bytes()),
+            expired: (event.kind == EventKind::Expired)
+                .then_some((lease.expires, lease.lifetimes.valid)),
         });
     }
 
@@ -164,6 +168,8 @@ struct LinkUpdates {
     reverse_zone: Name,
     signer: Option<TSigner>,
     queue: usize,
+    /// The link's T2: when a client rebinds with any server.
+    t2: u32,
 }
 
 /// The running updater.
@@ -244,6 +250,7 @@ impl Ddns {
                     reverse_zone,
                     signer,
                     queue,
+                    t2: link.timers.t2,
                 },
             );
         }
@@ -269,6 +276,7 @@ impl Ddns {
             counters: Arc::clone(&counters),
             file,
             state,
+            started: unix_seconds(),
         };
         let thread = {
             let stop = Arc::clone(&stop);
@@ -336,6 +344,8 @@ struct Updater {
     counters: Arc<Counters>,
     file: PendingFile,
     state: State,
+    /// When this server started, seconds since the epoch.
+    started: u64,
 }
 
 impl Updater {
@@ -398,7 +408,7 @@ impl Updater {
     fn take(&mut self, senders: &[mpsc::Sender<Job>], item: Intake) {
         let job = match item {
             Intake::Bind { link, binding } => {
-                let duid = duid_hex(binding.duid.as_bytes());
+                let duid = crate::runtime::hex(binding.duid.as_bytes());
                 let now = unix_seconds();
                 let unchanged = binding.stale.iter().all(|a| {
                     self.state
@@ -435,11 +445,29 @@ impl Updater {
                 link,
                 address,
                 duid,
+                expired,
             } => {
                 let Some(owner) = self.state.owners.get(&address) else {
                     return;
                 };
                 if owner.duid != duid || owner.link != link {
+                    return;
+                }
+                let left_to_peers = self.links.get(&link).is_some_and(|updates| {
+                    updates.settings.identical_peers
+                        && expired.is_some_and(|(expires, valid)| {
+                            rebound_before_start(expires, valid, updates.t2, self.started)
+                        })
+                });
+                if left_to_peers {
+                    tracing::info!(
+                        %address,
+                        name = %owner.name,
+                        "DNS records of an expired lease left in place: the client's rebinding \
+                         time came before this server started, and an identical peer may \
+                         serve the address"
+                    );
+                    self.state.owners.remove(&address);
                     return;
                 }
                 Job {
@@ -704,27 +732,23 @@ async fn exchange(
     }
 }
 
+/// Whether a lease that ended at `expires` (valid lifetime `valid`, the link's T2 `t2`, engine
+/// clock) had its rebinding time before `started`: this server was not running when the
+/// client, unanswered at T1, Rebound with every server of the set, so a peer may have extended
+/// it. In the identical model that peer serves the very address and name this server wrote:
+/// the expiry of this server's copy says nothing about the client.
+fn rebound_before_start(expires: u32, valid: u32, t2: u32, started: u64) -> bool {
+    let extended = u64::from(expires.saturating_sub(valid));
+    extended + u64::from(t2) < started
+}
+
 fn unix_seconds() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
 
-/// A DUID as colon-separated hex, as the configuration writes DUIDs (`00:03:00:01:…`).
-fn duid_hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut text = String::with_capacity(bytes.len() * 3);
-    for (index, byte) in bytes.iter().enumerate() {
-        if index > 0 {
-            text.push(':');
-        }
-        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
-    }
-    text
-}
-
-/// The bytes of [`duid_hex`]'s colon-separated hex.
+/// The bytes of [`crate::runtime::hex`]'s colon-separated hex, as the pending file keeps DUIDs.
 fn decode_hex(text: &str) -> Vec<u8> {
     text.split(':')
         .filter_map(|pair| u8::from_str_radix(pair, 16).ok())
@@ -733,12 +757,214 @@ fn decode_hex(text: &str) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    use xdhcp6_engine::config::{GeneratedName, LinkId};
+    use xdhcp6_engine::table::{DuidBuf, Lease, LeaseRecord, Lifetimes};
+
     use super::*;
+
+    const DUID: [u8; 6] = [0, 3, 0, 1, 0xaa, 0xbb];
+
+    /// An updater for one link `lan` (T2 16 s) over a pending file in a scratch folder, its
+    /// feed, the feed's intake and the link's queue.
+    struct Rig {
+        updater: Updater,
+        feed: DdnsFeed,
+        intake: mpsc::Receiver<Intake>,
+        senders: Vec<mpsc::Sender<Job>>,
+        queue: mpsc::Receiver<Job>,
+        folder: PathBuf,
+    }
+
+    impl Rig {
+        fn new(tag: &str, identical_peers: bool, started: u64) -> Self {
+            let folder =
+                std::env::temp_dir().join(format!("xdhcp6-ddns-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&folder);
+            std::fs::create_dir_all(&folder).unwrap();
+            let (file, state) = PendingFile::open(&folder.join("leases.journal.ddns")).unwrap();
+            let settings = DdnsSettings {
+                forward_zone: "example.net.".into(),
+                reverse_zone: "ip6.arpa.".into(),
+                servers: vec!["[2001:db8::53]:53".parse().unwrap()],
+                tsig_key_file: None,
+                ttl: 60,
+                qualifying_suffix: "example.net.".into(),
+                generated_name: GeneratedName::Address,
+                generated_prefix: "dhcp".into(),
+                override_client_update: false,
+                override_no_update: false,
+                identical_peers,
+            };
+            let link = LinkUpdates {
+                forward_zone: Name::from_ascii("example.net.").unwrap(),
+                reverse_zone: Name::from_ascii("ip6.arpa.").unwrap(),
+                settings,
+                signer: None,
+                queue: 0,
+                t2: 16,
+            };
+            let counters = Arc::new(Counters::default());
+            let (intake_tx, intake) = mpsc::channel(16);
+            let (sender, queue) = mpsc::channel(16);
+            Self {
+                updater: Updater {
+                    links: Arc::new(HashMap::from([("lan".to_owned(), link)])),
+                    queues: vec![vec!["[2001:db8::53]:53".parse().unwrap()]],
+                    counters: Arc::clone(&counters),
+                    file,
+                    state,
+                    started,
+                },
+                feed: DdnsFeed {
+                    links: Arc::new(HashMap::from([("lan".to_owned(), 0)])),
+                    intake: intake_tx,
+                    counters,
+                },
+                intake,
+                senders: vec![sender],
+                queue,
+                folder,
+            }
+        }
+
+        /// Hands the updater what the feed took; returns the jobs it queued.
+        fn step(&mut self) -> Vec<Job> {
+            while let Ok(item) = self.intake.try_recv() {
+                self.updater.take(&self.senders, item);
+            }
+            let mut jobs = Vec::new();
+            while let Ok(job) = self.queue.try_recv() {
+                jobs.push(job);
+            }
+            jobs
+        }
+
+        fn bind(&mut self, address: Ipv6Addr) -> Vec<Job> {
+            self.feed.bind(
+                "lan",
+                NameBinding {
+                    link: LinkId(0),
+                    duid: DuidBuf::new(&DUID),
+                    name: "pc.example.net.".into(),
+                    forward: true,
+                    reverse: true,
+                    addresses: vec![address],
+                    stale: vec![],
+                    at: 0,
+                },
+            );
+            self.step()
+        }
+
+        fn event(&mut self, kind: EventKind, state: LeaseState, address: Ipv6Addr, expires: u32) {
+            let event = LeaseEvent {
+                kind,
+                at: expires,
+                record: LeaseRecord {
+                    duid: DuidBuf::new(&DUID),
+                    lease: Lease {
+                        addr: u128::from(address),
+                        prefix_len: 128,
+                        kind: IaKind::Na,
+                        iaid: 1,
+                        link: LinkId(0),
+                        state,
+                        lifetimes: Lifetimes {
+                            preferred: 20,
+                            valid: 30,
+                        },
+                        expires,
+                    },
+                    relay: None,
+                    reconfigure: false,
+                },
+            };
+            self.feed.lease_event(Some("lan"), &event);
+        }
+    }
+
+    impl Drop for Rig {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.folder);
+        }
+    }
+
+    #[test]
+    fn a_decline_removes_the_records_of_the_address() {
+        let mut rig = Rig::new("decline", false, 1_800_000_000);
+        let address: Ipv6Addr = "2001:db8::1".parse().unwrap();
+        let jobs = rig.bind(address);
+        assert_eq!(jobs.len(), 1);
+        assert!(matches!(jobs[0].kind, JobKind::Bind { .. }));
+        rig.event(
+            EventKind::Declined,
+            LeaseState::Declined,
+            address,
+            1_800_000_600,
+        );
+        let jobs = rig.step();
+        assert_eq!(jobs.len(), 1, "{jobs:?}");
+        assert_eq!(jobs[0].kind, JobKind::Remove { address });
+        assert_eq!(jobs[0].name, "pc.example.net.");
+        assert!(jobs[0].forward && jobs[0].reverse);
+        // The declined address's probation ends later: nothing more to remove.
+        rig.event(
+            EventKind::Expired,
+            LeaseState::Declined,
+            address,
+            1_800_000_600,
+        );
+        assert!(rig.step().is_empty());
+    }
+
+    #[test]
+    fn an_expiry_removes_the_records_unless_an_identical_peer_may_serve_them() {
+        let started = 1_800_000_000;
+        let address: Ipv6Addr = "2001:db8::1".parse().unwrap();
+        // Bound 20 s before the start (T2 16 s, valid 30 s): the client rebound while this
+        // server was not running.
+        let expires = started as u32 + 10;
+        for identical_peers in [false, true] {
+            let mut rig = Rig::new("expiry", identical_peers, started);
+            rig.bind(address);
+            rig.event(EventKind::Expired, LeaseState::Bound, address, expires);
+            let jobs = rig.step();
+            if identical_peers {
+                assert!(jobs.is_empty(), "left to the peer: {jobs:?}");
+            } else {
+                assert_eq!(jobs.len(), 1);
+                assert_eq!(jobs[0].kind, JobKind::Remove { address });
+            }
+        }
+        // Bound 10 s before the start: the server ran at the client's T2, so a client that
+        // did not come back is gone, whatever the model.
+        let mut rig = Rig::new("expiry-late", true, started);
+        rig.bind(address);
+        rig.event(
+            EventKind::Expired,
+            LeaseState::Bound,
+            address,
+            started as u32 + 20,
+        );
+        let jobs = rig.step();
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].kind, JobKind::Remove { address });
+    }
+
+    #[test]
+    fn rebinding_before_the_start() {
+        // Extended at 1000 (expires 1030, valid 30), T2 16: rebinding at 1016.
+        assert!(rebound_before_start(1030, 30, 16, 1017));
+        assert!(!rebound_before_start(1030, 30, 16, 1016));
+        assert!(!rebound_before_start(1030, 30, 16, 900));
+        // Expired while the server was down.
+        assert!(rebound_before_start(1030, 30, 16, 5000));
+    }
 
     #[test]
     fn hex_round_trips() {
         let duid = [0u8, 3, 0, 1, 0xaa, 0xbb];
-        assert_eq!(duid_hex(&duid), crate::runtime::hex(&duid));
-        assert_eq!(decode_hex(&duid_hex(&duid)), duid);
+        assert_eq!(crate::runtime::hex(&duid), "00:03:00:01:aa:bb");
+        assert_eq!(decode_hex(&crate::runtime::hex(&duid)), duid);
     }
 }

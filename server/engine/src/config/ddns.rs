@@ -46,6 +46,11 @@ pub struct DdnsSettings {
     /// Whether the server updates DNS even when the client asks nobody to (N = 1), answering
     /// with O set (`override-no-update`, default false; RFC 4704 §6.1).
     pub override_no_update: bool,
+    /// Whether the other servers of the RFC 6853 set hand out the same addresses as this one
+    /// (the identical model; `identical-peers`, default false): then the expiry of a lease
+    /// whose rebinding time came before this server started removes no records, since the
+    /// client could only Rebind with a peer, which extends the same address (docs/ddns.md).
+    pub identical_peers: bool,
 }
 
 /// How a name is made for a client that sends no Client FQDN option.
@@ -95,6 +100,10 @@ pub(crate) struct RawDdns {
     /// Update DNS when the client asks nobody to (default false).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub override_no_update: Option<bool>,
+    /// The other servers hand out the same addresses (RFC 6853 identical model; default
+    /// false).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identical_peers: Option<bool>,
 }
 
 /// Validates `[link.ddns]`; `base` is the link's field (`link[0]`); an error names its field.
@@ -173,6 +182,7 @@ pub(crate) fn build(raw: &RawDdns, base: &str) -> Result<DdnsSettings, (String, 
         generated_prefix: generated_prefix.to_ascii_lowercase(),
         override_client_update: raw.override_client_update.unwrap_or(false),
         override_no_update: raw.override_no_update.unwrap_or(false),
+        identical_peers: raw.identical_peers.unwrap_or(false),
     })
 }
 
@@ -192,6 +202,7 @@ pub(crate) fn unbuild(settings: &DdnsSettings) -> RawDdns {
         generated_prefix: Some(settings.generated_prefix.clone()),
         override_client_update: Some(settings.override_client_update),
         override_no_update: Some(settings.override_no_update),
+        identical_peers: Some(settings.identical_peers),
     }
 }
 
@@ -279,6 +290,7 @@ mod tests {
         assert_eq!(settings.ttl, DEFAULT_DDNS_TTL);
         assert_eq!(settings.generated_name, GeneratedName::Address);
         assert!(!settings.override_client_update && !settings.override_no_update);
+        assert!(!settings.identical_peers);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use xdhcp6_proto::{MessageType, MessageWriter, OptionCode, StatusCode};
 use super::limits::Origin;
 use super::pools::LinkPools;
 use super::request::{Client, ClientRequest, Hint, Ia};
-use super::{DropReason, Engine};
+use super::{DropReason, Engine, Sender};
 use crate::alloc::AllocKey;
 use crate::config::{Link, RebindForeign, Reservation};
 use crate::prefix::Prefix;
@@ -32,8 +32,11 @@ pub(super) struct Exchange<'x, 'r, 'b, S> {
     /// Whether the client gets its reconfigure key and its leases are marked as accepting
     /// Reconfigure ([`Engine::gives_reconfigure_key`]).
     pub(super) reconfigure: bool,
-    /// The relay and MAC budgets new bindings of this request are charged to.
-    pub(super) origin: Origin,
+    /// Who sent the request, for [`Self::origin`].
+    pub(super) sender: Sender<'x>,
+    /// The relay and MAC budgets new bindings of this request are charged to, once a new
+    /// binding needs them ([`Self::origin`]).
+    pub(super) origin: Option<Origin>,
     pub(super) now: u32,
     pub(super) w: &'x mut MessageWriter<'b>,
     pub(super) events: &'x mut S,
@@ -104,9 +107,8 @@ impl<'x, 'r, S: EventSink> Exchange<'x, 'r, '_, S> {
         let lease = self.claim_limited(ia, key, how, new)?;
         if let Some(lease) = lease.as_ref().filter(|_| new) {
             let engine = self.engine;
-            engine
-                .limits
-                .record_origin(&engine.config, lease, &self.origin);
+            let origin = *self.origin();
+            engine.limits.record_origin(&engine.config, lease, &origin);
         }
         Ok(lease)
     }
@@ -193,21 +195,21 @@ impl<'x, 'r, S: EventSink> Exchange<'x, 'r, '_, S> {
     /// (RFC 9915 §15), so a burst of legitimate clients is slowed down, never turned away.
     fn admit(&mut self, peek: bool) -> Result<bool, DropReason> {
         let (engine, link, now) = (self.engine, self.client.link, self.now);
+        let origin = *self.origin();
         if engine
             .limits
-            .check_caps(&engine.config, link, &self.origin)
+            .check_caps(&engine.config, link, &origin)
             .is_err()
         {
             return Ok(false);
         }
-        let admitted = match self.origin.admitted {
+        let admitted = match origin.admitted {
             Some(admitted) => admitted,
             None => {
-                let admitted =
-                    engine
-                        .limits
-                        .check_rate(&engine.config, link, &self.origin, now, peek);
-                self.origin.admitted = Some(admitted);
+                let admitted = engine
+                    .limits
+                    .check_rate(&engine.config, link, &origin, now, peek);
+                self.origin().admitted = Some(admitted);
                 admitted
             }
         };
@@ -301,9 +303,8 @@ impl<'x, 'r, S: EventSink> Exchange<'x, 'r, '_, S> {
                 Some(lease)
             });
             if let Some(lease) = &kept {
-                engine
-                    .limits
-                    .record_origin(&engine.config, lease, &self.origin);
+                let origin = *self.origin();
+                engine.limits.record_origin(&engine.config, lease, &origin);
             }
         }
         if kept.is_none() && create {
@@ -491,6 +492,12 @@ impl<'x, 'r, S: EventSink> Exchange<'x, 'r, '_, S> {
             foreign: self.engine.config.server.rebind_foreign == RebindForeign::Extend,
             reservation,
         }
+    }
+
+    /// The relay and MAC slots of the request's sender, hashed at the first call.
+    fn origin(&mut self) -> &mut Origin {
+        let (engine, sender) = (self.engine, self.sender);
+        self.origin.get_or_insert_with(|| engine.origin_of(&sender))
     }
 
     fn key(&self, ia: &Ia<'r>) -> IaKey<'x> {

@@ -454,10 +454,13 @@ impl Engine {
                 let request = ClientRequest::read(message)?;
                 discard::check(&request, &self.config.server.duid)?;
                 let mut w = MessageWriter::new(reply);
-                let origin = self.direct_origin(&peer, request.client_id.unwrap_or_default());
+                let sender = Sender::Direct {
+                    peer,
+                    duid: request.client_id.unwrap_or_default(),
+                };
                 let keys = RelayKeys::default();
                 let sent =
-                    self.respond(&request, link, keys, None, origin, cx.now, &mut w, events)?;
+                    self.respond(&request, link, keys, None, sender, cx.now, &mut w, events)?;
                 Ok(Answer {
                     len: w.finish()?,
                     to: Destination::Client,
@@ -491,7 +494,11 @@ impl Engine {
                 discard::check(&request, &self.config.server.duid)?;
                 request.relay_supplied = relay_supplied(&chain)?;
                 let link_layer = client_link_layer(&chain);
-                let origin = self.relay_origin(&peer, &chain, link_layer);
+                let sender = Sender::Relayed {
+                    peer,
+                    chain: &chain,
+                    link_layer,
+                };
                 // Kept with the leases this message binds or extends (Leasequery's relay
                 // data, RFC 5007 §4.1.2.4).
                 // An Advertise binds nothing: a Solicit's relay data matters only with Rapid
@@ -529,7 +536,7 @@ impl Engine {
                             link,
                             keys,
                             relay_data.as_ref(),
-                            origin,
+                            sender,
                             cx.now,
                             &mut w,
                             events,
@@ -605,6 +612,18 @@ impl Engine {
         })
     }
 
+    /// The limit slots of a request's sender: hashed only when a new binding needs them.
+    fn origin_of(&self, sender: &Sender<'_>) -> Origin {
+        match *sender {
+            Sender::Direct { peer, duid } => self.direct_origin(&peer, duid),
+            Sender::Relayed {
+                peer,
+                chain,
+                link_layer,
+            } => self.relay_origin(&peer, chain, link_layer),
+        }
+    }
+
     /// The limit slots of a direct client: its MAC address, else its source address, else the
     /// link-layer address in its DUID.
     fn direct_origin(&self, peer: &Peer, duid: &[u8]) -> Origin {
@@ -676,7 +695,7 @@ impl Engine {
         link_id: LinkId,
         keys: RelayKeys<'_>,
         relay: Option<&RelayData>,
-        origin: Origin,
+        sender: Sender<'_>,
         now: u32,
         w: &mut MessageWriter<'_>,
         events: &mut impl EventSink,
@@ -738,7 +757,8 @@ impl Engine {
             pools: &self.pools[link_id.index()],
             relay,
             reconfigure: self.gives_reconfigure_key(request.reconfigure_accept, link_id),
-            origin,
+            sender,
+            origin: None,
             now,
             w,
             events,
@@ -865,6 +885,21 @@ impl Engine {
     }
 }
 
+/// Who sent a request, for the limit slots its new bindings are charged to
+/// ([`Engine::origin_of`]).
+#[derive(Clone, Copy)]
+pub(super) enum Sender<'a> {
+    /// A client on the link: its DUID (for the link-layer address inside it) and what the
+    /// datapath saw.
+    Direct { peer: Peer, duid: &'a [u8] },
+    /// A relayed client: the relay chain and the client's RFC 6939 link-layer address.
+    Relayed {
+        peer: Peer,
+        chain: &'a RelayChain<'a>,
+        link_layer: Option<(u16, &'a [u8])>,
+    },
+}
+
 /// Keeps the allocators' bitmaps in step with the table, then passes events on.
 struct Tracking<'e, S> {
     engine: &'e Engine,
@@ -891,6 +926,11 @@ impl<S: EventSink> EventSink for Tracking<'_, S> {
         }
         self.engine.limits.on_event(&event);
         self.inner.emit(event);
+    }
+
+    /// What this sink reads of an event is its kind and lease: the inner sink decides.
+    fn wants_records(&self) -> bool {
+        self.inner.wants_records()
     }
 
     fn name(&mut self, binding: crate::fqdn::NameBinding) {

@@ -52,10 +52,10 @@ impl LeaseTable {
                 } else {
                     EventKind::Expired
                 };
-                sink.emit(record.event(ended, now, &self.relays));
+                sink.emit(record.event(ended, now, &self.relays, sink.wants_records()));
                 let loc = self.loc(addr_shard, slot);
                 if record.is_held() {
-                    let old = record.client_hash;
+                    let old = self.client_hash_of(record);
                     // Never block on a client shard while holding an address shard.
                     if let Some(mut clients) = self.clients[self.client_shard_of(old)].try_lock() {
                         clients.remove(old, loc);

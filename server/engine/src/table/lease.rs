@@ -209,6 +209,14 @@ pub trait EventSink {
     /// Takes one event.
     fn emit(&mut self, event: LeaseEvent);
 
+    /// Whether this sink reads the DUID and the relay data of the events' records (by
+    /// default it does). A sink that answers `false` ([`Discard`]) is passed events whose
+    /// record holds the lease, its kind, time and Reconfigure flag only, with an empty DUID
+    /// and no relay data: the table copies no DUID and rebuilds no relay data for it.
+    fn wants_records(&self) -> bool {
+        true
+    }
+
     /// Takes a client's name and addresses for DNS updates (links with `[link.ddns]`); by
     /// default dropped.
     fn name(&mut self, binding: crate::fqdn::NameBinding) {
@@ -228,6 +236,10 @@ pub struct Discard;
 
 impl EventSink for Discard {
     fn emit(&mut self, _event: LeaseEvent) {}
+
+    fn wants_records(&self) -> bool {
+        false
+    }
 }
 
 /// The state a claim puts a lease in.

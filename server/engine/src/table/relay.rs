@@ -418,22 +418,33 @@ fn canonical_order(options: &mut Vec<(u16, &[u8])>) {
     options.extend(tagged.into_iter().map(|(_, option)| option));
 }
 
-/// The per-client part of a lease's relay data, inline in its record (21 bytes used).
+/// The per-client part of a lease's relay data, inline in its record (20 bytes).
 #[derive(Clone, Copy, Default)]
 pub(super) struct RelayTail {
-    /// The subscriber part's handle plus one; 0: no relay data.
+    /// The subscriber part's handle plus one (0: no relay data) in the low 31 bits, and
+    /// [`HAS_LINK_LAYER`]: interner handles stay below 2^31.
     handle: u32,
     /// The interface identifier of the link-local innermost peer-address.
     iid: [u8; 8],
     /// An Ethernet Client Link-Layer Address: hardware type then address.
     link_layer: [u8; 8],
-    /// Whether `link_layer` holds one.
-    has_link_layer: bool,
 }
+
+/// The bit of [`RelayTail::handle`] that says `link_layer` holds an address.
+const HAS_LINK_LAYER: u32 = 1 << 31;
 
 impl RelayTail {
     pub(super) fn is_none(&self) -> bool {
-        self.handle == 0
+        self.handle() == 0
+    }
+
+    /// The subscriber part's handle plus one; 0: no relay data.
+    fn handle(&self) -> u32 {
+        self.handle & !HAS_LINK_LAYER
+    }
+
+    fn has_link_layer(&self) -> bool {
+        self.handle & HAS_LINK_LAYER != 0
     }
 }
 
@@ -731,7 +742,7 @@ impl RelayStore {
                 1 => push_option(&mut subscriber, code, body),
                 _ => {
                     tail.link_layer.copy_from_slice(body);
-                    tail.has_link_layer = true;
+                    tail.handle |= HAS_LINK_LAYER;
                 }
             }
         }
@@ -745,13 +756,14 @@ impl RelayStore {
         if !created {
             self.paths.release(path);
         }
-        tail.handle = handle + 1;
+        // Interner handles are below 2^31 (slots below 2^25 per shard, 64 shards).
+        tail.handle |= (handle + 1) & !HAS_LINK_LAYER;
         Some(tail)
     }
 
     /// Drops the references of `tail`.
     pub(super) fn release(&self, tail: &RelayTail) {
-        let Some(handle) = tail.handle.checked_sub(1) else {
+        let Some(handle) = tail.handle().checked_sub(1) else {
             return;
         };
         if let Some(freed) = self.subscribers.release(handle)
@@ -774,7 +786,7 @@ impl RelayStore {
     /// The relay data of a record. Holds a subscriber shard's lock, then a path shard's (the
     /// one place where interner locks nest, always in this order).
     pub(super) fn load(&self, tail: &RelayTail) -> Option<RelayData> {
-        let handle = tail.handle.checked_sub(1)?;
+        let handle = tail.handle().checked_sub(1)?;
         self.subscribers
             .with(handle, |subscriber| {
                 let (path, rest) = subscriber.split_first_chunk::<4>()?;
@@ -857,7 +869,7 @@ fn join(path: &[u8], subscriber: &[u8], tail: &RelayTail) -> Option<RelayData> {
     // The path ends with the innermost hop: hop-count, link-address, options length and the
     // path-class options.
     let (count, source, mut outer) = split_head(path)?;
-    let inline = if tail.has_link_layer {
+    let inline = if tail.has_link_layer() {
         4 + tail.link_layer.len()
     } else {
         0
@@ -883,7 +895,7 @@ fn join(path: &[u8], subscriber: &[u8], tail: &RelayTail) -> Option<RelayData> {
     out.extend_from_slice(&(len as u16).to_be_bytes());
     out.extend_from_slice(path_options);
     out.extend_from_slice(sub_options);
-    if tail.has_link_layer {
+    if tail.has_link_layer() {
         push_option(&mut out, CLIENT_LINK_LAYER, &tail.link_layer);
     }
     Some(RelayData(out.into()))
@@ -1003,6 +1015,6 @@ impl RelayMatch {
     }
 
     pub(super) fn contains(&self, tail: &RelayTail) -> bool {
-        !tail.is_none() && self.handles.contains(&tail.handle)
+        !tail.is_none() && self.handles.contains(&tail.handle())
     }
 }

@@ -8,6 +8,7 @@ use std::hash::{BuildHasher, Hasher, RandomState};
 use hashbrown::HashTable;
 
 use super::INFINITE;
+use super::client_index::ClientIndex;
 use super::lease::{
     DuidBuf, EventKind, IaKey, IaKind, Lease, LeaseEvent, LeaseRecord, LeaseState, Lifetimes,
 };
@@ -25,13 +26,15 @@ pub(super) const KIND_PD: u8 = 0b1000_0000;
 /// (and was given its reconfigure key).
 pub(super) const RECONFIGURE: u8 = 0b0100_0000;
 
-/// One slab slot: 88 bytes. The address is two `u64` so that the record is not 16-aligned.
+/// One slab slot: 80 bytes. The address is two `u64` so that the record is not 16-aligned.
+/// The client's index hash is not kept: the client index entries carry it, and the rare paths
+/// that start from a record (a sweep, reclaiming another client's address) compute it again
+/// from the DUID, IAID and kind ([`super::LeaseTable::client_hash_of`]).
 pub(super) struct Record {
     pub(super) duid: DuidBuf,
     pub(super) addr_lo: u64,
     pub(super) addr_hi: u64,
     pub(super) iaid: u32,
-    pub(super) client_hash: u32,
     pub(super) expires: u32,
     pub(super) preferred: u32,
     pub(super) valid: u32,
@@ -51,7 +54,6 @@ impl Record {
             addr_lo: 0,
             addr_hi: 0,
             iaid: 0,
-            client_hash: 0,
             expires: 0,
             preferred: 0,
             valid: 0,
@@ -72,7 +74,6 @@ impl Record {
             addr_lo: addr as u64,
             addr_hi: (addr >> 64) as u64,
             iaid: key.iaid,
-            client_hash: key.hash,
             expires: 0,
             preferred: 0,
             valid: 0,
@@ -133,8 +134,7 @@ impl Record {
     }
 
     pub(super) fn matches(&self, key: &IaKey<'_>) -> bool {
-        self.client_hash == key.hash
-            && self.iaid == key.iaid
+        self.iaid == key.iaid
             && self.link == key.link.0
             && self.kind() == key.kind
             && self.duid.as_bytes() == key.duid
@@ -165,12 +165,26 @@ impl Record {
         }
     }
 
-    pub(super) fn event(&self, kind: EventKind, at: u32, relays: &RelayStore) -> LeaseEvent {
-        LeaseEvent {
-            kind,
-            at,
-            record: self.to_record(relays),
-        }
+    /// The event of a change to this record: with its DUID and relay data when `whole`, with
+    /// the lease alone otherwise ([`super::EventSink::wants_records`]).
+    pub(super) fn event(
+        &self,
+        kind: EventKind,
+        at: u32,
+        relays: &RelayStore,
+        whole: bool,
+    ) -> LeaseEvent {
+        let record = if whole {
+            self.to_record(relays)
+        } else {
+            LeaseRecord {
+                duid: DuidBuf::empty(),
+                lease: self.lease(),
+                relay: None,
+                reconfigure: self.flags & RECONFIGURE != 0,
+            }
+        };
+        LeaseEvent { kind, at, record }
     }
 }
 
@@ -300,25 +314,16 @@ impl AddrShard {
 
 /// A client shard: entries `(client hash << 32) | location`.
 pub(super) struct ClientShard {
-    pub(super) index: HashTable<u64>,
+    pub(super) index: ClientIndex,
 }
 
 impl ClientShard {
     pub(super) fn insert(&mut self, client_hash: u32, loc: u32) {
-        let entry = client_entry(client_hash, loc);
-        let hash = mix64(u64::from(client_hash));
-        if self.index.find(hash, |&other| other == entry).is_none() {
-            self.index
-                .insert_unique(hash, entry, |&entry| mix64(entry >> 32));
-        }
+        self.index.insert(client_entry(client_hash, loc));
     }
 
     pub(super) fn remove(&mut self, client_hash: u32, loc: u32) {
-        let entry = client_entry(client_hash, loc);
-        let hash = mix64(u64::from(client_hash));
-        while let Ok(found) = self.index.find_entry(hash, |&other| other == entry) {
-            found.remove();
-        }
+        self.index.remove(client_entry(client_hash, loc));
     }
 }
 
