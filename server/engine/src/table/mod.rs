@@ -50,18 +50,21 @@
 mod bulk;
 mod client_index;
 mod lease;
+mod locks;
 mod relay;
 mod shard;
 
 use std::fmt;
 
-use parking_lot::Mutex;
+use self::locks::Mutex;
 
 use self::client_index::ClientIndex;
 pub use self::lease::{
     ClaimAs, ClaimError, Discard, DuidBuf, EventKind, EventSink, INLINE_DUID_LEN, IaKey, IaKind,
     Lease, LeaseError, LeaseEvent, LeaseRecord, LeaseState, Lifetimes, RestoreReport, SweepReport,
 };
+#[cfg(feature = "lock-stats")]
+pub use self::locks::{LockWaits, lock_waits};
 use self::relay::RelayStore;
 pub use self::relay::{
     Captured, KEPT_OPTIONS, MAX_RELAY_DATA_LEN, MAX_RELAY_HOPS, RelayData, RelayHop, RelayMatch,
