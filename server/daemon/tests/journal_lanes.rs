@@ -196,8 +196,9 @@ fn batch_durability_keeps_each_keys_order_too() {
 }
 
 #[test]
-fn lanes_of_one_record_wait_for_the_writer_and_lose_nothing() {
-    // Lanes of one or two records fill at every event the writer has not taken yet.
+fn the_smallest_lanes_wait_for_the_writer_and_lose_nothing() {
+    // Lanes of the smallest size (two of the largest records) fill after a few dozen
+    // events the writer has not taken yet.
     let (dir, table, journal) = hammer(Durability::Always, 4, 1500, |worker| {
         1 + worker as usize % 2
     });

@@ -21,7 +21,6 @@ use std::time::Duration;
 use xdhcp6_engine::table::{EventKind, LeaseRecord, LeaseState};
 
 use super::format::{self, HEADER_LEN, VERSION};
-use super::lanes::Control;
 use super::writer::JournalWriter;
 use super::{JournalError, LinkNames, Unplaced, lock};
 
@@ -100,7 +99,7 @@ impl JournalWriter {
                             other => io::Error::other(other.to_string()),
                         });
                 *lock(&shared.compacted) = Some(result);
-                let _ = shared.control.send(Control::Wake);
+                shared.wake();
             });
         match spawned {
             Ok(thread) => {
@@ -164,12 +163,12 @@ impl JournalWriter {
     /// Shutting down: let a running snapshot finish, then drop its file.
     ///
     /// The snapshot takes the table's shard locks, and a sink waiting on a full lane holds
-    /// one: the lanes are drained while it runs.
+    /// one: the lanes are taken from while it runs (into the next write).
     pub(super) fn abandon_compaction(&mut self) {
         if let Some(compaction) = self.compaction.take() {
             while !compaction.thread.is_finished() {
-                self.merge.collect();
-                self.merge.wait(Some(Duration::from_millis(1)));
+                self.take_pending();
+                std::thread::park_timeout(Duration::from_millis(1));
             }
             let _ = compaction.thread.join();
             drop(lock(&self.shared.compacted).take());

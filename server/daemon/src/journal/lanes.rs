@@ -1,82 +1,98 @@
-//! The queues between the sinks and the writer: one bounded queue (a lane) per sink, merged by
+//! The queues between the sinks and the writer: one ring of bytes (a lane) per sink, merged by
 //! the writer in sequence order.
 //!
 //! # Design
 //!
-//! A sink encodes its event, takes the next sequence number from one `AtomicU64`
-//! (`Shared::issued_seq`) and pushes the record onto its own lane, a bounded crossbeam
-//! channel (an array queue with parking); no lock is shared by the sinks. The table emits
-//! an event with the lock of the event's address shard held, so the number is taken under
-//! that lock, and every event of one key (DUID, IAID, kind, link, address) lives in one
-//! address shard: per key, sequence order is table order. The writer ([`Merge`]) moves what
-//! every lane holds into a staging area (each lane is already in ascending order, its one
-//! producer taking numbers one after the other) and writes records strictly in sequence
-//! order, stopping at the first number it has not received yet (a sink between taking its
-//! number and pushing): the file's order is the sequence order, a total order that agrees
-//! with every shard's, and the durable mark stays one number, as the workers' barriers
-//! expect. A per-shard sequence would avoid the one shared counter but would need the
-//! engine to hand the shard and its number with every event and the workers' barriers to
-//! track a number per lane; one atomic add per event does not block anyone.
+//! A sink encodes its event behind a 16-byte lane header, takes the next sequence number from
+//! one `AtomicU64` (`Shared::issued_seq`), writes it into the header and copies header and
+//! record into its own lane, a single-producer single-consumer ring of bytes (`rtrb`): one
+//! copy and one release store, no lock and no wake-up per record. The ring is what the
+//! writer reads, so a record is visible to it as soon as it is pushed: a worker never holds
+//! records back, between batches or when it stops. The table emits an event with the lock of
+//! the event's address shard held, so the number is taken under that lock, and every event of
+//! one key (DUID, IAID, kind, link, address) lives in one address shard: per key, sequence
+//! order is table order.
+//!
+//! The writer ([`Merge`]) reads every lane where it stands and copies records strictly in
+//! sequence order into its group-commit buffer, stopping at the first number it has not found
+//! (a sink between taking its number and pushing); each lane is already in ascending order,
+//! its one producer taking numbers one after the other, so the merge looks only at each lane's
+//! first record and copies runs from one lane while they follow each other. Records behind a
+//! gap stay in their ring. The file's order is the sequence order, a total order that agrees
+//! with every shard's, and the durable mark stays one number, as the workers' barriers expect.
+//! A per-shard sequence would avoid the one shared counter but would need the engine to hand
+//! the shard and its number with every event and the workers' barriers to track a number per
+//! lane; one atomic add per event does not block anyone.
+//!
+//! A gap never holds the writer for long: every number below the smallest one still unpushed
+//! is in some ring, so the writer always empties the ring of the sink holding that number.
 //!
 //! A full lane (the writer is behind: a long `fdatasync`, a failing disk) makes its sink wait
-//! for the writer: the push blocks until the writer has taken from that lane, and the wait is
-//! counted ([`LaneStats`]); no record is ever dropped, except once the writer has stopped
-//! (shutdown). The writer takes from every lane whenever it wakes, even while a gap keeps it
-//! from writing, so a wait lasts at most one write and sync.
+//! for the writer, which it wakes: no record is ever dropped, except once the writer has
+//! stopped (shutdown). The wait is counted ([`LaneStats`]). The writer takes from every lane
+//! whenever it wakes, also between syncs with `--durability batch`, so a wait lasts at most one
+//! write and sync.
+//!
+//! The writer sleeps only when every number handed out is written; it says so in
+//! `Shared::writer_idle`, and the first record pushed after that wakes it (a sequentially
+//! consistent store and load on each side, so that either the writer sees the new number or
+//! the sink sees the flag). While it is awake, pushes wake nobody, except that a sink finding
+//! its lane half full (it looks every [`FILL_CHECK`] numbers) wakes a writer waiting for its
+//! next batch interval, so that it takes from the lanes before they fill.
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Select, Sender, TryRecvError, TrySendError};
+use crossbeam_channel::Receiver;
+use rtrb::{Consumer, Producer, RingBuffer};
 
-/// The records one lane holds before its sink waits for the writer.
-pub const LANE_CAPACITY: usize = 8192;
+use super::format::MAX_RECORD_LEN;
 
-/// Records up to this many bytes travel inline, without an allocation.
-const INLINE_LEN: usize = 200;
+/// The records one lane holds (at an average record's size) before its sink waits for the
+/// writer: 4 MiB, about 10 ms of one busy worker's records, so that a worker does not wait
+/// for the writer's `fdatasync` of the records before.
+pub const LANE_CAPACITY: usize = 32_768;
 
-/// One encoded record and its sequence number.
-pub(super) struct Entry {
-    seq: u64,
-    at: u32,
-    bytes: Bytes,
+/// The bytes a lane reserves per record of its capacity: an address lease with a DUID of 14
+/// bytes and relay data takes about 100.
+const BYTES_PER_RECORD: usize = 128;
+
+/// A lane header: sequence number (8 bytes), event time (4), record length (4), little-endian.
+pub(super) const LANE_HEADER: usize = 16;
+
+/// The sink's end of a lane.
+pub(super) type LaneSender = Producer<u8>;
+
+/// The writer's end of a lane.
+type LaneReceiver = Consumer<u8>;
+
+/// Every how many sequence numbers a sink looks how full its lane is.
+pub(super) const FILL_CHECK: u64 = 256;
+
+/// Whether `lane` is at least half full.
+pub(super) fn half_full(lane: &LaneSender) -> bool {
+    lane.slots() <= lane.buffer().capacity() / 2
 }
 
-enum Bytes {
-    Inline { len: u8, buf: [u8; INLINE_LEN] },
-    Heap(Box<[u8]>),
+/// A new lane for about `records` records, never too small for the largest record.
+pub(super) fn lane(records: usize) -> (LaneSender, LaneReceiver) {
+    let bytes = records
+        .saturating_mul(BYTES_PER_RECORD)
+        .max(2 * (LANE_HEADER + MAX_RECORD_LEN));
+    RingBuffer::new(bytes)
 }
 
-impl Entry {
-    /// Record `bytes` (an event at `at`) with sequence number `seq`.
-    pub(super) fn new(seq: u64, at: u32, bytes: &[u8]) -> Self {
-        let bytes = match u8::try_from(bytes.len()) {
-            Ok(len) if bytes.len() <= INLINE_LEN => {
-                let mut buf = [0; INLINE_LEN];
-                buf[..bytes.len()].copy_from_slice(bytes);
-                Bytes::Inline { len, buf }
-            }
-            _ => Bytes::Heap(bytes.into()),
-        };
-        Self { seq, at, bytes }
-    }
-
-    fn bytes(&self) -> &[u8] {
-        match &self.bytes {
-            Bytes::Inline { len, buf } => &buf[..usize::from(*len)],
-            Bytes::Heap(bytes) => bytes,
-        }
-    }
+/// Fills the lane header at the start of `entry` (whose record follows it).
+pub(super) fn set_header(entry: &mut [u8], seq: u64, at: u32) {
+    let len = u32::try_from(entry.len() - LANE_HEADER).unwrap_or(u32::MAX);
+    entry[..8].copy_from_slice(&seq.to_le_bytes());
+    entry[8..12].copy_from_slice(&at.to_le_bytes());
+    entry[12..16].copy_from_slice(&len.to_le_bytes());
 }
 
-/// What the writer hears besides records.
-pub(super) enum Control {
-    /// A new sink's lane.
-    Lane(Receiver<Entry>),
-    /// Look again: closing, or a compaction finished.
-    Wake,
-}
+/// What the writer hears besides records: a new sink's lane.
+pub(super) type Control = LaneReceiver;
 
 /// How often sinks found their lane full and waited for the writer.
 #[derive(Default)]
@@ -103,42 +119,133 @@ impl LaneStats {
     }
 }
 
-/// A new lane: the sink's end and the writer's.
-pub(super) fn lane(capacity: usize) -> (Sender<Entry>, Receiver<Entry>) {
-    crossbeam_channel::bounded(capacity.max(1))
+/// Pushes `entry` (a lane header and its record) onto `lane`, waiting for the writer while the
+/// lane is full (counted in `stats`; `wake` wakes the writer). False when the writer has
+/// stopped (the journal is closed) and the lane is full: the record is lost, as any record
+/// emitted after the shutdown.
+pub(super) fn push(
+    lane: &mut LaneSender,
+    entry: &[u8],
+    stats: &LaneStats,
+    wake: impl Fn(),
+) -> bool {
+    if lane.push_entire_slice(entry).is_ok() {
+        return true;
+    }
+    if entry.len() > lane.buffer().capacity() {
+        // Never: a lane holds two of the largest records.
+        return false;
+    }
+    // Counted before the wait, so that a wait in progress shows.
+    stats.waits.fetch_add(1, Ordering::Relaxed);
+    let started = Instant::now();
+    let mut rounds: u32 = 0;
+    let pushed = loop {
+        if lane.is_abandoned() {
+            break false;
+        }
+        wake();
+        match rounds {
+            0..16 => thread::yield_now(),
+            _ => thread::sleep(Duration::from_micros(50)),
+        }
+        rounds = rounds.saturating_add(1);
+        if lane.push_entire_slice(entry).is_ok() {
+            break true;
+        }
+    };
+    let waited = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    stats.wait_ns.fetch_add(waited, Ordering::Relaxed);
+    pushed
 }
 
-/// Pushes `entry` onto `lane`, waiting for the writer while the lane is full (counted in
-/// `stats`). False when the writer has stopped (the journal is closed): the record is lost,
-/// as any record emitted after the shutdown.
-pub(super) fn push(lane: &Sender<Entry>, entry: Entry, stats: &LaneStats) -> bool {
-    match lane.try_send(entry) {
-        Ok(()) => true,
-        Err(TrySendError::Full(entry)) => {
-            // Counted before the wait, so that a wait in progress shows.
-            stats.waits.fetch_add(1, Ordering::Relaxed);
-            let started = Instant::now();
-            let sent = lane.send(entry).is_ok();
-            let waited = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-            stats.wait_ns.fetch_add(waited, Ordering::Relaxed);
-            sent
-        }
-        Err(TrySendError::Disconnected(_)) => false,
+/// A lane header read back.
+#[derive(Clone, Copy)]
+struct Head {
+    seq: u64,
+    at: u32,
+    len: usize,
+}
+
+/// Copies `dst.len()` bytes from offset `at` of the ring slices `(a, b)` into `dst`.
+fn copy_out((a, b): (&[u8], &[u8]), at: usize, dst: &mut [u8]) {
+    let len = dst.len();
+    if at >= a.len() {
+        dst.copy_from_slice(&b[at - a.len()..][..len]);
+    } else if at + len <= a.len() {
+        dst.copy_from_slice(&a[at..][..len]);
+    } else {
+        let first = a.len() - at;
+        dst[..first].copy_from_slice(&a[at..]);
+        dst[first..].copy_from_slice(&b[..len - first]);
     }
 }
 
-/// One lane as the writer sees it.
-struct Lane {
-    queue: Receiver<Entry>,
-    staged: VecDeque<Entry>,
-    /// The sink is gone: once `staged` is empty, the lane goes too.
-    closed: bool,
+/// Appends `len` bytes from offset `at` of the ring slices `(a, b)` to `out`.
+fn extend_out(out: &mut Vec<u8>, (a, b): (&[u8], &[u8]), at: usize, len: usize) {
+    if at >= a.len() {
+        out.extend_from_slice(&b[at - a.len()..][..len]);
+    } else if at + len <= a.len() {
+        out.extend_from_slice(&a[at..][..len]);
+    } else {
+        let first = a.len() - at;
+        out.extend_from_slice(&a[at..]);
+        out.extend_from_slice(&b[..len - first]);
+    }
 }
 
-/// The writer's side: every lane, the records taken from them and not yet written, and the
-/// next sequence number to write.
+/// The header at offset `at` of the readable slices `(a, b)`, if a record starts there.
+fn head_at(slices: (&[u8], &[u8]), at: usize) -> Option<Head> {
+    if at + LANE_HEADER > slices.0.len() + slices.1.len() {
+        return None;
+    }
+    let mut header = [0; LANE_HEADER];
+    copy_out(slices, at, &mut header);
+    let [
+        s0,
+        s1,
+        s2,
+        s3,
+        s4,
+        s5,
+        s6,
+        s7,
+        a0,
+        a1,
+        a2,
+        a3,
+        l0,
+        l1,
+        l2,
+        l3,
+    ] = header;
+    Some(Head {
+        seq: u64::from_le_bytes([s0, s1, s2, s3, s4, s5, s6, s7]),
+        at: u32::from_le_bytes([a0, a1, a2, a3]),
+        len: u32::from_le_bytes([l0, l1, l2, l3]) as usize,
+    })
+}
+
+/// One lane during a merge: what it held when the merge started, and how far it was read.
+struct Cursor<'a> {
+    chunk: rtrb::chunks::ReadChunk<'a, u8>,
+    offset: usize,
+    head: Option<Head>,
+}
+
+impl Cursor<'_> {
+    /// Appends the current record to `out` and moves to the next.
+    fn copy(&mut self, out: &mut Vec<u8>, head: Head) {
+        let slices = self.chunk.as_slices();
+        extend_out(out, slices, self.offset + LANE_HEADER, head.len);
+        self.offset += LANE_HEADER + head.len;
+        self.head = head_at(slices, self.offset);
+    }
+}
+
+/// The writer's side: every lane and the next sequence number to write.
 pub(super) struct Merge {
-    lanes: Vec<Lane>,
+    lanes: Vec<LaneReceiver>,
     control: Receiver<Control>,
     next: u64,
     /// The lane the last record written came from (tried first: runs are common).
@@ -158,153 +265,127 @@ impl Merge {
         }
     }
 
-    /// Takes the new lanes and everything queued (at most one lane's capacity from each, so
-    /// a busy sink cannot keep the writer here), and drops the lanes of sinks that are gone
-    /// once they are drained.
+    /// Takes the new sinks' lanes.
     pub(super) fn collect(&mut self) {
-        while let Ok(control) = self.control.try_recv() {
-            if let Control::Lane(queue) = control {
-                self.add(queue);
-            }
-        }
-        for lane in &mut self.lanes {
-            for _ in 0..lane.queue.capacity().unwrap_or(LANE_CAPACITY) {
-                match lane.queue.try_recv() {
-                    Ok(entry) => lane.staged.push_back(entry),
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => {
-                        lane.closed = true;
-                        break;
-                    }
-                }
-            }
-        }
-        let before = self.lanes.len();
-        self.lanes
-            .retain(|lane| !(lane.closed && lane.staged.is_empty()));
-        if self.lanes.len() != before {
-            self.hint = 0;
+        while let Ok(lane) = self.control.try_recv() {
+            self.lanes.push(lane);
         }
     }
 
-    /// Whether the next record to write has been taken.
-    pub(super) fn ready(&self) -> bool {
-        self.lanes.iter().any(|lane| {
-            lane.staged
-                .front()
-                .is_some_and(|entry| entry.seq == self.next)
-        })
-    }
-
-    /// Appends to `out` the staged records that follow the last one written without a gap,
-    /// in sequence order; the sequence number of the last, or `None` if there was none.
+    /// Appends to `out` the records that follow the last one taken without a gap, in sequence
+    /// order; the sequence number of the last, or `None` if there was none. Lanes of sinks
+    /// that are gone leave once they are empty.
     pub(super) fn take(&mut self, out: &mut Vec<u8>) -> Option<u64> {
+        self.collect();
+        let Self {
+            lanes,
+            next,
+            hint,
+            last_at,
+            ..
+        } = self;
         let mut last = None;
-        while let Some(index) = self.find(self.next) {
-            let Some(entry) = self.lanes[index].staged.pop_front() else {
-                break;
-            };
-            out.extend_from_slice(entry.bytes());
-            self.last_at = self.last_at.max(entry.at);
-            last = Some(entry.seq);
-            self.next = entry.seq + 1;
-            self.hint = index;
+        {
+            let mut cursors: Vec<Cursor<'_>> = lanes
+                .iter_mut()
+                .map(|lane| {
+                    let slots = lane.slots();
+                    let chunk = lane
+                        .read_chunk(slots)
+                        .unwrap_or_else(|_| unreachable!("{slots} slots are readable"));
+                    let head = head_at(chunk.as_slices(), 0);
+                    Cursor {
+                        chunk,
+                        offset: 0,
+                        head,
+                    }
+                })
+                .collect();
+            loop {
+                let found = match cursors.get(*hint).and_then(|cursor| cursor.head) {
+                    Some(head) if head.seq == *next => Some(*hint),
+                    _ => cursors
+                        .iter()
+                        .position(|cursor| cursor.head.is_some_and(|head| head.seq == *next)),
+                };
+                let Some(index) = found else {
+                    break;
+                };
+                let cursor = &mut cursors[index];
+                while let Some(head) = cursor.head.filter(|head| head.seq == *next) {
+                    cursor.copy(out, head);
+                    *last_at = (*last_at).max(head.at);
+                    last = Some(head.seq);
+                    *next = head.seq + 1;
+                }
+                *hint = index;
+            }
+            for cursor in cursors {
+                cursor.chunk.commit(cursor.offset);
+            }
+        }
+        // Abandoned first: a sink may push once more before it goes.
+        let before = lanes.len();
+        lanes.retain(|lane| !(lane.is_abandoned() && lane.is_empty()));
+        if lanes.len() != before {
+            *hint = 0;
         }
         last
     }
 
-    /// Appends every staged record to `out` in sequence order, over any gap (closing: a
-    /// number taken but never pushed will not come); the sequence number of the last record
+    /// Appends every record the lanes hold to `out` in sequence order, over any gap (closing:
+    /// a number taken but never pushed will not come); the sequence number of the last record
     /// that followed the earlier ones without a gap.
     pub(super) fn take_all(&mut self, out: &mut Vec<u8>) -> Option<u64> {
         let mut last = self.take(out);
-        let mut rest: Vec<Entry> = self
-            .lanes
-            .iter_mut()
-            .flat_map(|lane| lane.staged.drain(..))
-            .collect();
-        rest.sort_unstable_by_key(|entry| entry.seq);
-        for entry in rest {
-            out.extend_from_slice(entry.bytes());
-            self.last_at = self.last_at.max(entry.at);
-            if last.is_none() && entry.seq == self.next {
-                last = Some(entry.seq);
+        let mut rest: Vec<(Head, Vec<u8>)> = Vec::new();
+        for lane in &mut self.lanes {
+            let slots = lane.slots();
+            let Ok(chunk) = lane.read_chunk(slots) else {
+                continue;
+            };
+            let slices = chunk.as_slices();
+            let mut offset = 0;
+            while let Some(head) = head_at(slices, offset) {
+                let mut bytes = Vec::with_capacity(head.len);
+                extend_out(&mut bytes, slices, offset + LANE_HEADER, head.len);
+                rest.push((head, bytes));
+                offset += LANE_HEADER + head.len;
             }
-            self.next = self.next.max(entry.seq + 1);
+            chunk.commit_all();
+        }
+        rest.sort_unstable_by_key(|(head, _)| head.seq);
+        for (head, bytes) in rest {
+            out.extend_from_slice(&bytes);
+            self.last_at = self.last_at.max(head.at);
+            if last.is_none() && head.seq == self.next {
+                last = Some(head.seq);
+            }
+            self.next = self.next.max(head.seq + 1);
         }
         last
     }
 
-    /// Waits until a lane or the control queue has something (or is closed), or `timeout`
-    /// passes; `None` waits without a limit.
-    pub(super) fn wait(&mut self, timeout: Option<Duration>) {
-        let mut select = Select::new();
-        for lane in self.lanes.iter().filter(|lane| !lane.closed) {
-            select.recv(&lane.queue);
-        }
-        select.recv(&self.control);
-        match timeout {
-            Some(timeout) => {
-                let _ = select.ready_timeout(timeout);
-            }
-            None => {
-                select.ready();
-            }
-        }
+    /// The sequence number of the last record taken (0 if none).
+    pub(super) fn taken(&self) -> u64 {
+        self.next - 1
     }
 
-    /// Waits for a control message (a new lane, closing, a finished compaction) or until
-    /// `timeout` passes, without waking for records: a sink pushing onto a lane the writer
-    /// does not wait on pays no wake-up.
-    pub(super) fn wait_control(&mut self, timeout: Duration) {
-        if let Ok(Control::Lane(queue)) = self.control.recv_timeout(timeout) {
-            self.add(queue);
-        }
-    }
-
-    /// Whether records were taken from the lanes and not written yet.
-    pub(super) fn has_staged(&self) -> bool {
-        self.lanes.iter().any(|lane| !lane.staged.is_empty())
-    }
-
-    fn add(&mut self, queue: Receiver<Entry>) {
-        self.lanes.push(Lane {
-            queue,
-            staged: VecDeque::new(),
-            closed: false,
-        });
-    }
-
-    /// The latest event time among the records written.
+    /// The latest event time among the records taken.
     pub(super) fn last_at(&self) -> u32 {
         self.last_at
     }
 
-    /// Records taken from the lanes and not written yet.
+    /// Lanes the merge reads.
     #[cfg(test)]
-    fn staged(&self) -> usize {
-        self.lanes.iter().map(|lane| lane.staged.len()).sum()
-    }
-
-    fn find(&self, seq: u64) -> Option<usize> {
-        let at_hint = self
-            .lanes
-            .get(self.hint)
-            .and_then(|lane| lane.staged.front())
-            .is_some_and(|entry| entry.seq == seq);
-        if at_hint {
-            return Some(self.hint);
-        }
-        self.lanes
-            .iter()
-            .position(|lane| lane.staged.front().is_some_and(|entry| entry.seq == seq))
+    fn lanes(&self) -> usize {
+        self.lanes.len()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
-    use std::thread;
 
     use super::*;
 
@@ -312,54 +393,79 @@ mod tests {
         format!("<{seq}>").into_bytes()
     }
 
+    fn entry(seq: u64, at: u32) -> Vec<u8> {
+        let mut entry = vec![0; LANE_HEADER];
+        entry.extend_from_slice(&record(seq));
+        set_header(&mut entry, seq, at);
+        entry
+    }
+
     fn written(seqs: impl IntoIterator<Item = u64>) -> Vec<u8> {
         seqs.into_iter().flat_map(record).collect()
     }
 
+    fn merge() -> (crossbeam_channel::Sender<Control>, Merge) {
+        let (control_tx, control) = crossbeam_channel::unbounded();
+        (control_tx, Merge::new(control))
+    }
+
+    fn small_lane(bytes: usize) -> (LaneSender, LaneReceiver) {
+        RingBuffer::new(bytes)
+    }
+
     #[test]
-    fn records_travel_inline_or_boxed_unchanged() {
-        let small = vec![7; INLINE_LEN];
-        let large = vec![9; INLINE_LEN + 1];
-        assert!(matches!(
-            Entry::new(1, 0, &small).bytes,
-            Bytes::Inline { .. }
-        ));
-        assert!(matches!(Entry::new(1, 0, &large).bytes, Bytes::Heap(_)));
-        assert_eq!(Entry::new(1, 0, &small).bytes(), &small[..]);
-        assert_eq!(Entry::new(1, 0, &large).bytes(), &large[..]);
-        assert_eq!(Entry::new(1, 0, &[]).bytes(), &[] as &[u8]);
+    fn lanes_hold_the_largest_record_twice() {
+        let (tx, _rx) = lane(1);
+        assert!(tx.buffer().capacity() >= 2 * (LANE_HEADER + MAX_RECORD_LEN));
+        let (tx, _rx) = lane(LANE_CAPACITY);
+        assert_eq!(tx.buffer().capacity(), LANE_CAPACITY * BYTES_PER_RECORD);
+    }
+
+    #[test]
+    fn records_wrapping_around_the_ring_come_out_unchanged() {
+        let (control_tx, mut merge) = merge();
+        // 7 bytes of record and 16 of header per entry: the ring wraps inside headers and
+        // records alike.
+        let (mut tx, rx) = small_lane(50);
+        control_tx.send(rx).unwrap();
+        let stats = LaneStats::default();
+        let mut out = Vec::new();
+        for seq in 1..=40u64 {
+            let entry = entry(seq + 100, seq as u32);
+            assert!(push(&mut tx, &entry, &stats, || ()));
+            if seq == 1 {
+                merge.next = 101;
+            }
+            assert_eq!(merge.take(&mut out), Some(seq + 100));
+        }
+        assert_eq!(out, written(101..=140));
+        assert_eq!(merge.last_at(), 40);
     }
 
     #[test]
     fn lanes_merge_in_sequence_order_and_stop_at_a_gap() {
-        let (control_tx, control) = crossbeam_channel::unbounded();
-        let mut merge = Merge::new(control);
-        let (a, a_rx) = lane(16);
-        let (b, b_rx) = lane(16);
-        control_tx.send(Control::Lane(a_rx)).unwrap();
-        control_tx.send(Control::Lane(b_rx)).unwrap();
+        let (control_tx, mut merge) = merge();
+        let (mut a, a_rx) = lane(16);
+        let (mut b, b_rx) = lane(16);
+        control_tx.send(a_rx).unwrap();
+        control_tx.send(b_rx).unwrap();
         let stats = LaneStats::default();
         // Lane a took 1, 2, 5, 6; lane b took 3 and 7; 4 is taken but not pushed yet.
         for seq in [1, 2, 5, 6] {
-            assert!(push(&a, Entry::new(seq, seq as u32, &record(seq)), &stats));
+            assert!(push(&mut a, &entry(seq, seq as u32), &stats, || ()));
         }
         for seq in [3, 7] {
-            assert!(push(&b, Entry::new(seq, 0, &record(seq)), &stats));
+            assert!(push(&mut b, &entry(seq, 0), &stats, || ()));
         }
-        merge.collect();
-        assert!(merge.ready());
         let mut out = Vec::new();
         assert_eq!(merge.take(&mut out), Some(3));
         assert_eq!(out, written([1, 2, 3]));
-        assert!(!merge.ready(), "4 has not arrived");
-        assert_eq!(merge.take(&mut out), None);
-        assert_eq!(merge.staged(), 3);
-        // 4 arrives on lane b, after 7 in b's queue would be out of order: a producer takes
-        // its numbers in order, so it comes from a third lane here.
-        let (c, c_rx) = lane(16);
-        control_tx.send(Control::Lane(c_rx)).unwrap();
-        assert!(push(&c, Entry::new(4, 0, &record(4)), &stats));
-        merge.collect();
+        assert_eq!(merge.take(&mut out), None, "4 has not arrived");
+        assert_eq!(merge.taken(), 3);
+        // 4 comes from a third lane (a producer takes its numbers in order).
+        let (mut c, c_rx) = lane(16);
+        control_tx.send(c_rx).unwrap();
+        assert!(push(&mut c, &entry(4, 0), &stats, || ()));
         out.clear();
         assert_eq!(merge.take(&mut out), Some(7));
         assert_eq!(out, written([4, 5, 6, 7]));
@@ -369,57 +475,54 @@ mod tests {
 
     #[test]
     fn a_closed_lane_is_drained_before_it_goes() {
-        let (control_tx, control) = crossbeam_channel::unbounded();
-        let mut merge = Merge::new(control);
-        let (a, a_rx) = lane(4);
-        control_tx.send(Control::Lane(a_rx)).unwrap();
+        let (control_tx, mut merge) = merge();
+        let (mut a, a_rx) = lane(4);
+        control_tx.send(a_rx).unwrap();
         let stats = LaneStats::default();
-        assert!(push(&a, Entry::new(2, 0, &record(2)), &stats));
+        assert!(push(&mut a, &entry(2, 0), &stats, || ()));
         drop(a);
-        merge.collect();
-        assert_eq!(merge.lanes.len(), 1, "kept while it holds a record");
-        let (b, b_rx) = lane(4);
-        control_tx.send(Control::Lane(b_rx)).unwrap();
-        assert!(push(&b, Entry::new(1, 0, &record(1)), &stats));
-        merge.collect();
         let mut out = Vec::new();
+        assert_eq!(merge.take(&mut out), None);
+        assert_eq!(merge.lanes(), 1, "kept while it holds a record");
+        let (mut b, b_rx) = lane(4);
+        control_tx.send(b_rx).unwrap();
+        assert!(push(&mut b, &entry(1, 0), &stats, || ()));
         assert_eq!(merge.take(&mut out), Some(2));
         assert_eq!(out, written([1, 2]));
-        merge.collect();
-        assert_eq!(merge.lanes.len(), 1, "the drained, closed lane is gone");
-        drop(control_tx);
+        assert_eq!(merge.lanes(), 1, "the drained, closed lane is gone");
     }
 
     #[test]
     fn closing_writes_over_a_gap() {
-        let (control_tx, control) = crossbeam_channel::unbounded();
-        let mut merge = Merge::new(control);
-        let (a, a_rx) = lane(4);
-        control_tx.send(Control::Lane(a_rx)).unwrap();
+        let (control_tx, mut merge) = merge();
+        let (mut a, a_rx) = lane(4);
+        let (mut b, b_rx) = lane(4);
+        control_tx.send(a_rx).unwrap();
+        control_tx.send(b_rx).unwrap();
         let stats = LaneStats::default();
-        for seq in [1, 3, 4] {
-            assert!(push(&a, Entry::new(seq, 0, &record(seq)), &stats));
+        for seq in [1, 4, 6] {
+            assert!(push(&mut a, &entry(seq, 0), &stats, || ()));
         }
-        merge.collect();
+        assert!(push(&mut b, &entry(3, 0), &stats, || ()));
         let mut out = Vec::new();
         assert_eq!(merge.take_all(&mut out), Some(1));
-        assert_eq!(out, written([1, 3, 4]));
+        assert_eq!(out, written([1, 3, 4, 6]));
     }
 
     #[test]
     fn a_full_lane_waits_for_the_writer_and_loses_nothing() {
-        const CAPACITY: usize = 4;
         const RECORDS: u64 = 64;
-        let (control_tx, control) = crossbeam_channel::unbounded();
-        let mut merge = Merge::new(control);
-        let (tx, rx) = lane(CAPACITY);
-        control_tx.send(Control::Lane(rx)).unwrap();
+        let (control_tx, mut merge) = merge();
+        // Room for two entries.
+        let (mut tx, rx) = small_lane(2 * (LANE_HEADER + 4));
+        control_tx.send(rx).unwrap();
         let stats = Arc::new(LaneStats::default());
         let producer = {
             let stats = Arc::clone(&stats);
             thread::spawn(move || {
                 for seq in 1..=RECORDS {
-                    assert!(push(&tx, Entry::new(seq, 0, &record(seq)), &stats));
+                    let entry = entry(seq, 0);
+                    assert!(push(&mut tx, &entry, &stats, || ()));
                 }
             })
         };
@@ -428,12 +531,9 @@ mod tests {
             thread::yield_now();
         }
         let mut out = Vec::new();
-        let mut last = None;
-        while last != Some(RECORDS) {
-            merge.collect();
-            match merge.take(&mut out) {
-                Some(seq) => last = Some(seq),
-                None => merge.wait(Some(Duration::from_millis(100))),
+        while merge.taken() != RECORDS {
+            if merge.take(&mut out).is_none() {
+                thread::yield_now();
             }
         }
         producer.join().unwrap();
@@ -447,11 +547,15 @@ mod tests {
     }
 
     #[test]
-    fn a_push_after_the_writer_stopped_fails_instead_of_waiting() {
-        let (tx, rx) = lane(1);
+    fn a_push_onto_a_full_lane_after_the_writer_stopped_fails_instead_of_waiting() {
+        let (mut tx, rx) = small_lane(LANE_HEADER + 1);
         let stats = LaneStats::default();
-        assert!(push(&tx, Entry::new(1, 0, b"x"), &stats));
+        let mut first = vec![0; LANE_HEADER + 1];
+        set_header(&mut first, 1, 0);
+        assert!(push(&mut tx, &first, &stats, || ()));
         drop(rx);
-        assert!(!push(&tx, Entry::new(2, 0, b"y"), &stats));
+        let mut second = vec![0; LANE_HEADER + 1];
+        set_header(&mut second, 2, 0);
+        assert!(!push(&mut tx, &second, &stats, || ()));
     }
 }

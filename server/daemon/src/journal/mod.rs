@@ -5,11 +5,12 @@
 //! The event path is engine → journal. Workers hand a [`JournalSink`] to `Engine::handle`;
 //! the table calls [`EventSink::emit`] with a shard lock held, so the sink only encodes the
 //! event ([`format`]; Offered events are skipped: an offer hold is not worth a disk write),
-//! takes the next sequence number (one atomic add) and pushes the record onto its own bounded
-//! queue (`lanes`); no lock is shared by the sinks. The writer thread (`writer`) takes what
-//! every queue holds, merges it in sequence order, writes it with one `write`, calls
-//! `fdatasync` once (group commit) and publishes the newest durable sequence number. A sink
-//! whose queue is full waits for the writer (counted: [`Journal::lane_waits`]).
+//! takes the next sequence number (one atomic add) and copies the record into its own ring of
+//! bytes (`lanes`); no lock is shared by the sinks and no record waits in a sink. The writer
+//! thread (`writer`) takes what every ring holds, merges it in sequence order, writes it with
+//! one `write`, calls `fdatasync` once (group commit) and publishes the newest durable
+//! sequence number. A sink whose ring is full waits for the writer (counted:
+//! [`Journal::lane_waits`]).
 //!
 //! The sink is also the worker's durability barrier ([`Events`]): with [`Durability::Always`]
 //! a worker's replies leave only once the sink says the events they announce are synced
@@ -48,8 +49,8 @@ use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::thread::{self, JoinHandle};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::thread::{self, JoinHandle, Thread};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -57,7 +58,7 @@ use xdhcp6_engine::config::{Config, LinkId};
 use xdhcp6_engine::table::{EventKind, EventSink, LeaseEvent, LeaseRecord};
 
 pub use self::format::{HEADER_LEN, Link, MAGIC, VERSION};
-use self::lanes::{Control, Entry, LaneStats, Merge};
+use self::lanes::{Control, LANE_HEADER, LaneSender, LaneStats, Merge};
 pub use self::lanes::{LANE_CAPACITY, LaneWaits};
 pub use self::replay::{Replay, Unplaced, read_journal, replay_bytes};
 use self::writer::JournalWriter;
@@ -458,6 +459,7 @@ impl Journal {
         let shared = Arc::new(Shared {
             durability,
             links: ArcSwap::from_pointee(links),
+            links_version: AtomicU64::new(0),
             control,
             closing: AtomicBool::new(false),
             compacted: Mutex::new(None),
@@ -470,6 +472,8 @@ impl Journal {
             write_failures: AtomicU64::new(0),
             compactions: AtomicU64::new(0),
             ddns: std::sync::OnceLock::new(),
+            writer_thread: OnceLock::new(),
+            writer_idle: AtomicBool::new(false),
         });
         let writer = JournalWriter::new(
             Arc::clone(&shared),
@@ -494,22 +498,28 @@ impl Journal {
         Ok((journal, replay))
     }
 
-    /// A sink for one worker's events, with a queue of its own ([`LANE_CAPACITY`] records),
-    /// and its durability barrier.
+    /// A sink for one worker's events, with a ring of its own (about [`LANE_CAPACITY`]
+    /// records), and its durability barrier.
     pub fn sink(&self) -> JournalSink {
         self.sink_with_capacity(LANE_CAPACITY)
     }
 
-    /// [`Journal::sink`] with a queue of `capacity` records.
+    /// [`Journal::sink`] with a ring of about `capacity` records (never too small for the
+    /// largest record).
     pub fn sink_with_capacity(&self, capacity: usize) -> JournalSink {
         let (lane, queue) = lanes::lane(capacity);
         // The writer takes the new lane when it next looks: records pushed before then wait
         // in it like any others.
-        let _ = self.shared.control.send(Control::Lane(queue));
+        let _ = self.shared.control.send(queue);
+        self.shared.wake();
+        // The number first: names stored after it make the sink load them again.
+        let links_version = self.shared.links_version.load(Ordering::Acquire);
         JournalSink {
             shared: Arc::clone(&self.shared),
             lane,
-            scratch: Vec::with_capacity(128),
+            scratch: Vec::with_capacity(256),
+            links: self.shared.links.load_full(),
+            links_version,
             last_seq: 0,
         }
     }
@@ -554,6 +564,8 @@ impl Journal {
     /// link at its id and appends new ones, so records already queued keep their names.
     pub fn set_links(&self, links: LinkNames) {
         self.shared.links.store(Arc::new(links));
+        // After the store: a sink that sees the new number loads the new names.
+        self.shared.links_version.fetch_add(1, Ordering::Release);
     }
 
     /// Hands names and the ends of leases to the DNS updater from now on (once; a second
@@ -600,7 +612,7 @@ impl Journal {
             return;
         };
         self.shared.closing.store(true, Ordering::Release);
-        let _ = self.shared.control.send(Control::Wake);
+        self.shared.wake();
         if writer.join().is_err() {
             tracing::error!(path = %self.path.display(), "lease journal writer panicked");
         }
@@ -631,8 +643,12 @@ fn unplaced_links(unplaced: &[Unplaced]) -> Vec<String> {
 /// queues events, and the [`Events`] barrier its replies wait on.
 pub struct JournalSink {
     shared: Arc<Shared>,
-    lane: crossbeam_channel::Sender<Entry>,
+    lane: LaneSender,
+    /// A lane header followed by the record being encoded.
     scratch: Vec<u8>,
+    /// The link names as of `links_version` (`Shared::links`, loaded only when it changes).
+    links: Arc<LinkNames>,
+    links_version: u64,
     last_seq: u64,
 }
 
@@ -658,12 +674,18 @@ impl EventSink for JournalSink {
         if event.kind == EventKind::Offered {
             return;
         }
-        self.scratch.clear();
-        let names = self.shared.links.load();
+        let version = self.shared.links_version.load(Ordering::Acquire);
+        if version != self.links_version {
+            self.links = self.shared.links.load_full();
+            self.links_version = version;
+        }
+        let names = &*self.links;
         if let Some(feed) = self.shared.ddns.get() {
             feed.lease_event(names.name(event.record.lease.link), &event);
         }
         let link = names.link(event.record.lease.link);
+        self.scratch.clear();
+        self.scratch.resize(LANE_HEADER, 0);
         format::encode(
             &mut self.scratch,
             event.kind,
@@ -676,10 +698,21 @@ impl EventSink for JournalSink {
         }
         // Taken under the shard lock the table holds, so per key the numbers follow the
         // table's order; the writer writes in number order (`lanes`).
-        let seq = self.shared.issued_seq.fetch_add(1, Ordering::AcqRel) + 1;
-        let entry = Entry::new(seq, event.at, &self.scratch);
-        lanes::push(&self.lane, entry, &self.shared.lane_stats);
+        // Sequentially consistent, with the load of `writer_idle` below: see `lanes`.
+        let seq = self.shared.issued_seq.fetch_add(1, Ordering::SeqCst) + 1;
+        lanes::set_header(&mut self.scratch, seq, event.at);
+        let shared = &*self.shared;
+        lanes::push(&mut self.lane, &self.scratch, &shared.lane_stats, || {
+            shared.wake();
+        });
         self.last_seq = seq;
+        if shared.writer_idle.load(Ordering::SeqCst) {
+            shared.wake();
+        } else if seq % lanes::FILL_CHECK == 0 && lanes::half_full(&self.lane) {
+            // Between two syncs the writer takes from the lanes only every so often: have it
+            // do so before this one fills.
+            shared.wake();
+        }
     }
 
     fn name(&mut self, binding: xdhcp6_engine::fqdn::NameBinding) {
@@ -726,7 +759,9 @@ struct Shared {
     durability: Durability,
     /// How records name links; replaced on a configuration reload ([`Journal::set_links`]).
     links: ArcSwap<LinkNames>,
-    /// New lanes and wake-ups (closing, a compaction finished) for the writer.
+    /// Bumped after every change of `links`, so that sinks reload them only then.
+    links_version: AtomicU64,
+    /// New sinks' lanes for the writer.
     control: crossbeam_channel::Sender<Control>,
     /// Set once by [`Journal::shutdown`]: sinks queue nothing more.
     closing: AtomicBool,
@@ -747,9 +782,21 @@ struct Shared {
     compactions: AtomicU64,
     /// Where names and the ends of leases go for DNS updates ([`Journal::set_ddns`]).
     ddns: std::sync::OnceLock<crate::ddns::DdnsFeed>,
+    /// The writer thread, to wake it (set by the thread itself when it starts).
+    writer_thread: OnceLock<Thread>,
+    /// The writer sleeps until woken: every number handed out was written (see `lanes`).
+    writer_idle: AtomicBool,
 }
 
 impl Shared {
+    /// Wakes the writer (a new lane, a full lane, closing, a finished compaction, a record
+    /// while it sleeps).
+    fn wake(&self) {
+        if let Some(writer) = self.writer_thread.get() {
+            writer.unpark();
+        }
+    }
+
     fn wait_durable(&self, seq: u64) -> Result<(), JournalError> {
         if matches!(self.durability, Durability::Batch { .. }) {
             // Batch replies do not wait for the sync, but none leaves past a failed one.

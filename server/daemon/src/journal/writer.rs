@@ -1,6 +1,6 @@
-//! The writer thread: drains the sinks' lanes, merges them in sequence order (`lanes`), writes
-//! the records with one `write`, syncs them with one `fdatasync` (group commit), publishes the newest durable sequence number and starts and
-//! finishes compactions (`compaction`). A failed write or sync (a full disk, an I/O error) is
+//! The writer thread: takes from the sinks' lanes in sequence order (`lanes`), writes the
+//! records with one `write`, syncs them with one `fdatasync` (group commit), publishes the
+//! newest durable sequence number and starts and finishes compactions (`compaction`). A failed write or sync (a full disk, an I/O error) is
 //! retried with a growing pause until it succeeds; meanwhile the journal says it has failed.
 
 use std::fs::File;
@@ -8,6 +8,7 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::thread;
 use std::time::{Duration, Instant};
 
 use super::compaction::Compaction;
@@ -32,8 +33,10 @@ pub(super) struct JournalWriter {
     pub(super) unplaced: Arc<[Unplaced]>,
     /// The sinks' lanes, merged in sequence order.
     pub(super) merge: Merge,
-    /// The buffer of the next group commit, kept between rounds.
+    /// The records taken from the lanes and not written yet: the next group commit.
     bytes: Vec<u8>,
+    /// The sequence number of the last record in `bytes`.
+    pending_seq: u64,
 }
 
 impl JournalWriter {
@@ -64,27 +67,53 @@ impl JournalWriter {
             unplaced: unplaced.into(),
             merge,
             bytes: Vec::new(),
+            pending_seq: 0,
         }
+    }
+
+    /// Takes what follows the records taken so far from the lanes into the next write.
+    pub(super) fn take_pending(&mut self) -> Option<u64> {
+        let taken = self.merge.take(&mut self.bytes);
+        if let Some(seq) = taken {
+            self.pending_seq = seq;
+        }
+        taken
+    }
+
+    /// Closing: takes every record the lanes hold into the next write, over any gap.
+    fn take_all_pending(&mut self) -> Option<u64> {
+        let taken = self.merge.take_all(&mut self.bytes);
+        if let Some(seq) = taken {
+            self.pending_seq = seq;
+        }
+        taken
     }
 
     /// The thread's loop, until the journal closes.
     pub(super) fn run(mut self) {
+        let _ = self.shared.writer_thread.set(thread::current());
         let mut last_sync = Instant::now();
+        let mut gap_rounds: u32 = 0;
         loop {
-            // Closing is read before the lanes are, so that everything queued before it was
+            // Closing is read before the lanes are, so that everything pushed before it was
             // set is taken below.
             let closing = self.shared.closing.load(Ordering::Acquire);
-            self.merge.collect();
+            if self.take_pending().is_some() {
+                gap_rounds = 0;
+            }
             let compacted = lock(&self.shared.compacted).take();
             if closing {
-                // Let a running snapshot finish first (the lanes are drained meanwhile), then
-                // write everything.
+                // Let a running snapshot finish first (the lanes are taken from meanwhile),
+                // then write everything.
                 self.abandon_compaction();
-                self.merge.collect();
-                let mut bytes = std::mem::take(&mut self.bytes);
-                bytes.clear();
                 let durable = self.shared.durable_seq.load(Ordering::Acquire);
-                let seq = self.merge.take_all(&mut bytes).unwrap_or(durable);
+                let before = if self.bytes.is_empty() {
+                    durable
+                } else {
+                    self.pending_seq
+                };
+                let seq = self.take_all_pending().unwrap_or(before);
+                let bytes = std::mem::take(&mut self.bytes);
                 if !bytes.is_empty() {
                     self.write(&bytes, seq);
                 }
@@ -95,36 +124,54 @@ impl JournalWriter {
                 Durability::Batch { interval } => last_sync.elapsed() >= interval,
             };
             let mut wrote = false;
-            if due && self.merge.ready() {
+            if due && !self.bytes.is_empty() {
                 let mut bytes = std::mem::take(&mut self.bytes);
+                self.write(&bytes, self.pending_seq);
                 bytes.clear();
-                if let Some(seq) = self.merge.take(&mut bytes) {
-                    self.write(&bytes, seq);
-                    last_sync = Instant::now();
-                    wrote = true;
-                }
                 self.bytes = bytes;
+                last_sync = Instant::now();
+                wrote = true;
             }
             let finished = compacted.is_some();
             if let Some(done) = compacted {
                 self.finish_compaction(done);
-            } else if self.compaction.is_none() && self.should_compact() {
+            } else if self.compaction.is_none() && self.bytes.is_empty() && self.should_compact() {
                 self.start_compaction(self.merge.last_at());
             }
             if wrote || finished {
-                // Look again at once: records queued during the write are the next group.
+                // Look again at once: records pushed during the write are the next group.
                 continue;
             }
-            match self.shared.durability {
-                // Records wait for the interval: look at the lanes every millisecond or so
-                // (so that they do not fill), without having every push wake the writer.
-                Durability::Batch { interval } if !due && self.merge.has_staged() => {
-                    let left = interval.saturating_sub(last_sync.elapsed());
-                    self.merge.wait_control(left.min(BATCH_POLL));
+            let left = match self.shared.durability {
+                Durability::Always => Duration::ZERO,
+                Durability::Batch { interval } => interval.saturating_sub(last_sync.elapsed()),
+            };
+            if self.shared.issued_seq.load(Ordering::SeqCst) > self.merge.taken() {
+                if !due {
+                    // Between syncs: take from the lanes every so often so that they do not
+                    // fill (a full one wakes the writer at once).
+                    thread::park_timeout(left.min(BATCH_POLL));
+                } else if gap_rounds < GAP_YIELDS {
+                    // A sink between taking its number and pushing: it is about to push.
+                    gap_rounds += 1;
+                    thread::yield_now();
+                } else {
+                    thread::park_timeout(GAP_POLL);
                 }
-                // Nothing to write, or a gap: wait for the next record.
-                _ => self.merge.wait(None),
+                continue;
             }
+            if !self.bytes.is_empty() {
+                // Everything is taken and waits for the interval.
+                thread::park_timeout(left);
+                continue;
+            }
+            // Every number handed out is written: sleep until a sink pushes (`lanes`), a new
+            // lane comes, the journal closes or a compaction finishes.
+            self.shared.writer_idle.store(true, Ordering::SeqCst);
+            if self.shared.issued_seq.load(Ordering::SeqCst) == self.merge.taken() {
+                thread::park_timeout(IDLE_POLL);
+            }
+            self.shared.writer_idle.store(false, Ordering::SeqCst);
         }
     }
 
@@ -172,23 +219,25 @@ impl JournalWriter {
         let mut pause = RETRY_FIRST;
         let mut tries: u64 = 1;
         loop {
-            // Wait out the pause, taking what the sinks queue meanwhile so that none of them
+            // Wait out the pause, taking what the sinks push meanwhile so that none of them
             // waits on a full lane for the whole pause.
             let deadline = Instant::now() + pause;
             let closing = loop {
                 let closing = self.shared.closing.load(Ordering::Acquire);
-                self.merge.collect();
+                self.take_pending();
                 let left = deadline.saturating_duration_since(Instant::now());
                 if closing || left.is_zero() {
                     break closing;
                 }
-                self.merge.wait(Some(left));
+                thread::park_timeout(left.min(BATCH_POLL));
             };
-            let taken = match closing {
-                true => self.merge.take_all(&mut unsynced),
-                false => self.merge.take(&mut unsynced),
-            };
-            seq = taken.unwrap_or(seq);
+            if closing {
+                self.take_all_pending();
+            }
+            if !self.bytes.is_empty() {
+                unsynced.append(&mut self.bytes);
+                seq = seq.max(self.pending_seq);
+            }
             // The compaction was abandoned: what it handed over is stale.
             drop(lock(&self.shared.compacted).take());
             tries += 1;
@@ -235,6 +284,16 @@ impl JournalWriter {
 
 /// How often the writer takes from the lanes while records wait for a batch interval.
 const BATCH_POLL: Duration = Duration::from_millis(1);
+
+/// How often the writer yields to a sink between its number and its push before it sleeps.
+const GAP_YIELDS: u32 = 64;
+
+/// How long the writer sleeps waiting for a number a sink has taken but not pushed yet.
+const GAP_POLL: Duration = Duration::from_micros(20);
+
+/// The longest the writer sleeps with nothing to write: a safety net, as every record pushed
+/// while it sleeps wakes it.
+const IDLE_POLL: Duration = Duration::from_secs(1);
 
 /// The first pause before a failed write is tried again.
 const RETRY_FIRST: Duration = Duration::from_millis(50);
