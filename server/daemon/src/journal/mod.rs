@@ -708,7 +708,7 @@ impl EventSink for JournalSink {
         self.last_seq = seq;
         if shared.writer_idle.load(Ordering::SeqCst) {
             shared.wake();
-        } else if seq % lanes::FILL_CHECK == 0 && lanes::half_full(&self.lane) {
+        } else if seq.is_multiple_of(lanes::FILL_CHECK) && lanes::half_full(&self.lane) {
             // Between two syncs the writer takes from the lanes only every so often: have it
             // do so before this one fills.
             shared.wake();

@@ -148,9 +148,9 @@ impl JournalWriter {
             };
             if self.shared.issued_seq.load(Ordering::SeqCst) > self.merge.taken() {
                 if !due {
-                    // Between syncs: take from the lanes every so often so that they do not
-                    // fill (a full one wakes the writer at once).
-                    thread::park_timeout(left.min(BATCH_POLL));
+                    // Between syncs: a sink whose lane is half full wakes the writer to take
+                    // from the lanes; otherwise it sleeps until the interval ends.
+                    thread::park_timeout(left);
                 } else if gap_rounds < GAP_YIELDS {
                     // A sink between taking its number and pushing: it is about to push.
                     gap_rounds += 1;
@@ -282,7 +282,7 @@ impl JournalWriter {
     }
 }
 
-/// How often the writer takes from the lanes while records wait for a batch interval.
+/// How often the writer takes from the lanes while it waits to retry a failed write.
 const BATCH_POLL: Duration = Duration::from_millis(1);
 
 /// How often the writer yields to a sink between its number and its push before it sleeps.
