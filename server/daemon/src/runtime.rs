@@ -705,7 +705,8 @@ fn start_control(
     let sources = control::Sources {
         engine: Arc::new(move || live.load()),
         events: Arc::new(move || match sink.upgrade() {
-            Some(journal) => Box::new(journal.sink()),
+            // A request emits a few events: a short lane, not a worker's.
+            Some(journal) => Box::new(journal.sink_with_capacity(16)),
             // The journal is closing: the server is stopping and its answers with it.
             None => Box::new(xdhcp6_engine::table::Discard),
         }),

@@ -16,6 +16,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread::{self, JoinHandle};
+use std::time::Duration;
 
 use xdhcp6_engine::table::{EventKind, LeaseRecord, LeaseState};
 
@@ -30,17 +31,19 @@ use super::{JournalError, LinkNames, Unplaced, lock};
 /// Every event carries the whole lease and applies to exactly one key (DUID, IAID, kind, link,
 /// address): an upsert sets the key's lease to the event's, a removal deletes it, so the state
 /// of a key after replay is decided by the last event for that key alone. The table emits all
-/// events of one address under that address's shard lock and queues them before releasing it,
-/// so per key, queue order is table order.
+/// events of one address under that address's shard lock, and the sink takes the event's
+/// sequence number before releasing it; the writer writes in sequence order (`lanes`), so per
+/// key, file order is table order.
 ///
-/// The writer starts the snapshot only after it has written everything it dequeued so far;
-/// call the first event it dequeues afterwards `p`. The snapshot reads each shard at some
-/// moment after `p` was queued (or later than `p`'s slot in the queue). Every event from `p` on
-/// is written to the old file and copied into the tail, and the tail follows the snapshot in
-/// the new file. For a key with an event at or after `p`, the last such event is in the tail
-/// and decides the key after replaying the new file, as it does in the old one. For a key with
-/// no event from `p` on, its state never changed after `p`, so the snapshot holds exactly its
-/// state (or nothing, if it was removed), which is what the old file replays to. Events of the
+/// The writer starts the snapshot between two writes; call `p` the first sequence number it
+/// has not written then. Every event numbered below `p` was emitted (and applied to the table)
+/// before the snapshot starts, and every event from `p` on is written afterwards, to the old
+/// file and copied into the tail, and the tail follows the snapshot in the new file. For a key
+/// with an event at or after `p`, the last such event is in the tail and decides the key after
+/// replaying the new file, as it does in the old one. For a key with no event from `p` on, its
+/// state has not changed since its last event, applied before the snapshot started, so the
+/// snapshot holds exactly its state (or nothing, if it was removed), which is what the old
+/// file replays to. Events of the
 /// tail that the snapshot already reflects are applied twice in effect, which is harmless as
 /// upserts and removals are idempotent. Unplaced leases get no events (no link of the
 /// configuration is theirs), so writing them again keeps them as they were.
@@ -95,8 +98,8 @@ impl JournalWriter {
                             JournalError::Io { source, .. } => source,
                             other => io::Error::other(other.to_string()),
                         });
-                lock(&shared.pending).compacted = Some(result);
-                shared.wake_writer.notify_one();
+                *lock(&shared.compacted) = Some(result);
+                shared.wake();
             });
         match spawned {
             Ok(thread) => {
@@ -158,10 +161,17 @@ impl JournalWriter {
     }
 
     /// Shutting down: let a running snapshot finish, then drop its file.
+    ///
+    /// The snapshot takes the table's shard locks, and a sink waiting on a full lane holds
+    /// one: the lanes are taken from while it runs (into the next write).
     pub(super) fn abandon_compaction(&mut self) {
         if let Some(compaction) = self.compaction.take() {
+            while !compaction.thread.is_finished() {
+                self.take_pending();
+                std::thread::park_timeout(Duration::from_millis(1));
+            }
             let _ = compaction.thread.join();
-            lock(&self.shared.pending).compacted = None;
+            drop(lock(&self.shared.compacted).take());
             let _ = fs::remove_file(&self.compact_path);
         }
     }

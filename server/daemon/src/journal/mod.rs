@@ -4,10 +4,13 @@
 //!
 //! The event path is engine → journal. Workers hand a [`JournalSink`] to `Engine::handle`;
 //! the table calls [`EventSink::emit`] with a shard lock held, so the sink only encodes the
-//! event ([`format`]; Offered events are skipped: an offer hold is not worth a disk write) and
-//! appends the bytes to one shared queue under a short mutex, taking the next sequence number.
-//! The writer thread (`writer`) takes everything queued at once, writes it with one `write`,
-//! calls `fdatasync` once (group commit) and publishes the newest durable sequence number.
+//! event ([`format`]; Offered events are skipped: an offer hold is not worth a disk write),
+//! takes the next sequence number (one atomic add) and copies the record into its own ring of
+//! bytes (`lanes`); no lock is shared by the sinks and no record waits in a sink. The writer
+//! thread (`writer`) takes what every ring holds, merges it in sequence order, writes it with
+//! one `write`, calls `fdatasync` once (group commit) and publishes the newest durable
+//! sequence number. A sink whose ring is full waits for the writer (counted:
+//! [`Journal::lane_waits`]).
 //!
 //! The sink is also the worker's durability barrier ([`Events`]): with [`Durability::Always`]
 //! a worker's replies leave only once the sink says the events they announce are synced
@@ -19,6 +22,7 @@
 //! - [`format`]: the bytes of the header and of a record, encoded and decoded without IO.
 //! - `replay`: reading a file back into live leases ([`Replay`]), torn and corrupt ends, link
 //!   names.
+//! - `lanes`: the sinks' queues, the writer's merge, and why it keeps each key's order.
 //! - `writer`: the writer thread and its group commit.
 //! - `compaction`: rewriting the file as a snapshot of the live leases, and why that
 //!   replays to the same state.
@@ -34,6 +38,7 @@
 
 mod compaction;
 pub mod format;
+mod lanes;
 mod replay;
 mod writer;
 
@@ -44,8 +49,8 @@ use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::thread::{self, JoinHandle};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::thread::{self, JoinHandle, Thread};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -53,6 +58,8 @@ use xdhcp6_engine::config::{Config, LinkId};
 use xdhcp6_engine::table::{EventKind, EventSink, LeaseEvent, LeaseRecord};
 
 pub use self::format::{HEADER_LEN, Link, MAGIC, VERSION};
+use self::lanes::{Control, LANE_HEADER, LaneSender, LaneStats, Merge};
+pub use self::lanes::{LANE_CAPACITY, LaneWaits};
 pub use self::replay::{Replay, Unplaced, read_journal, replay_bytes};
 use self::writer::JournalWriter;
 use crate::events::{Barrier, Events};
@@ -448,11 +455,15 @@ impl Journal {
                  not served"
             );
         }
+        let (control, control_rx) = crossbeam_channel::unbounded();
         let shared = Arc::new(Shared {
             durability,
             links: ArcSwap::from_pointee(links),
-            pending: Mutex::new(Pending::default()),
-            wake_writer: Condvar::new(),
+            links_version: AtomicU64::new(0),
+            control,
+            closing: AtomicBool::new(false),
+            compacted: Mutex::new(None),
+            lane_stats: LaneStats::default(),
             issued_seq: AtomicU64::new(0),
             durable_seq: AtomicU64::new(0),
             durable_lock: Mutex::new(()),
@@ -461,6 +472,8 @@ impl Journal {
             write_failures: AtomicU64::new(0),
             compactions: AtomicU64::new(0),
             ddns: std::sync::OnceLock::new(),
+            writer_thread: OnceLock::new(),
+            writer_idle: AtomicBool::new(false),
         });
         let writer = JournalWriter::new(
             Arc::clone(&shared),
@@ -470,6 +483,7 @@ impl Journal {
             snapshot,
             options,
             replay.unplaced.clone(),
+            Merge::new(control_rx),
         );
         let writer = thread::Builder::new()
             .name("xdhcp6-journal".into())
@@ -484,13 +498,35 @@ impl Journal {
         Ok((journal, replay))
     }
 
-    /// A sink for one worker's events, and its durability barrier.
+    /// A sink for one worker's events, with a ring of its own (about [`LANE_CAPACITY`]
+    /// records), and its durability barrier.
     pub fn sink(&self) -> JournalSink {
+        self.sink_with_capacity(LANE_CAPACITY)
+    }
+
+    /// [`Journal::sink`] with a ring of about `capacity` records (never too small for the
+    /// largest record).
+    pub fn sink_with_capacity(&self, capacity: usize) -> JournalSink {
+        let (lane, queue) = lanes::lane(capacity);
+        // The writer takes the new lane when it next looks: records pushed before then wait
+        // in it like any others.
+        let _ = self.shared.control.send(queue);
+        self.shared.wake();
+        // The number first: names stored after it make the sink load them again.
+        let links_version = self.shared.links_version.load(Ordering::Acquire);
         JournalSink {
             shared: Arc::clone(&self.shared),
-            scratch: Vec::with_capacity(128),
+            lane,
+            scratch: Vec::with_capacity(256),
+            links: self.shared.links.load_full(),
+            links_version,
             last_seq: 0,
         }
+    }
+
+    /// How often sinks found their queue full and waited for the writer, and for how long.
+    pub fn lane_waits(&self) -> LaneWaits {
+        self.shared.lane_stats.snapshot()
     }
 
     /// Blocks until every event up to `seq` is synced ([`Durability::Always`]); returns at
@@ -528,6 +564,8 @@ impl Journal {
     /// link at its id and appends new ones, so records already queued keep their names.
     pub fn set_links(&self, links: LinkNames) {
         self.shared.links.store(Arc::new(links));
+        // After the store: a sink that sees the new number loads the new names.
+        self.shared.links_version.fetch_add(1, Ordering::Release);
     }
 
     /// Hands names and the ends of leases to the DNS updater from now on (once; a second
@@ -573,8 +611,8 @@ impl Journal {
         let Some(writer) = self.writer.take() else {
             return;
         };
-        lock(&self.shared.pending).closing = true;
-        self.shared.wake_writer.notify_one();
+        self.shared.closing.store(true, Ordering::Release);
+        self.shared.wake();
         if writer.join().is_err() {
             tracing::error!(path = %self.path.display(), "lease journal writer panicked");
         }
@@ -605,7 +643,12 @@ fn unplaced_links(unplaced: &[Unplaced]) -> Vec<String> {
 /// queues events, and the [`Events`] barrier its replies wait on.
 pub struct JournalSink {
     shared: Arc<Shared>,
+    lane: LaneSender,
+    /// A lane header followed by the record being encoded.
     scratch: Vec<u8>,
+    /// The link names as of `links_version` (`Shared::links`, loaded only when it changes).
+    links: Arc<LinkNames>,
+    links_version: u64,
     last_seq: u64,
 }
 
@@ -631,12 +674,18 @@ impl EventSink for JournalSink {
         if event.kind == EventKind::Offered {
             return;
         }
-        self.scratch.clear();
-        let names = self.shared.links.load();
+        let version = self.shared.links_version.load(Ordering::Acquire);
+        if version != self.links_version {
+            self.links = self.shared.links.load_full();
+            self.links_version = version;
+        }
+        let names = &*self.links;
         if let Some(feed) = self.shared.ddns.get() {
             feed.lease_event(names.name(event.record.lease.link), &event);
         }
         let link = names.link(event.record.lease.link);
+        self.scratch.clear();
+        self.scratch.resize(LANE_HEADER, 0);
         format::encode(
             &mut self.scratch,
             event.kind,
@@ -644,19 +693,25 @@ impl EventSink for JournalSink {
             &link,
             &event.record,
         );
-        let mut pending = lock(&self.shared.pending);
-        if pending.closing {
+        if self.shared.closing.load(Ordering::Acquire) {
             return;
         }
-        let was_empty = pending.bytes.is_empty();
-        pending.bytes.extend_from_slice(&self.scratch);
-        pending.seq += 1;
-        pending.last_at = pending.last_at.max(event.at);
-        self.last_seq = pending.seq;
-        self.shared.issued_seq.store(pending.seq, Ordering::Release);
-        drop(pending);
-        if was_empty {
-            self.shared.wake_writer.notify_one();
+        // Taken under the shard lock the table holds, so per key the numbers follow the
+        // table's order; the writer writes in number order (`lanes`).
+        // Sequentially consistent, with the load of `writer_idle` below: see `lanes`.
+        let seq = self.shared.issued_seq.fetch_add(1, Ordering::SeqCst) + 1;
+        lanes::set_header(&mut self.scratch, seq, event.at);
+        let shared = &*self.shared;
+        lanes::push(&mut self.lane, &self.scratch, &shared.lane_stats, || {
+            shared.wake();
+        });
+        self.last_seq = seq;
+        if shared.writer_idle.load(Ordering::SeqCst) {
+            shared.wake();
+        } else if seq.is_multiple_of(lanes::FILL_CHECK) && lanes::half_full(&self.lane) {
+            // Between two syncs the writer takes from the lanes only every so often: have it
+            // do so before this one fills.
+            shared.wake();
         }
     }
 
@@ -704,10 +759,18 @@ struct Shared {
     durability: Durability,
     /// How records name links; replaced on a configuration reload ([`Journal::set_links`]).
     links: ArcSwap<LinkNames>,
-    pending: Mutex<Pending>,
-    /// Signalled when the queue goes from empty to not, on close, and when a compaction ends.
-    wake_writer: Condvar,
-    /// The newest sequence number handed out (mirrors `Pending::seq` for lock-free reads).
+    /// Bumped after every change of `links`, so that sinks reload them only then.
+    links_version: AtomicU64,
+    /// New sinks' lanes for the writer.
+    control: crossbeam_channel::Sender<Control>,
+    /// Set once by [`Journal::shutdown`]: sinks queue nothing more.
+    closing: AtomicBool,
+    /// A finished compaction, handed over by its thread.
+    compacted: Mutex<Option<io::Result<(File, u64)>>>,
+    /// Sinks that waited for the writer because their lane was full.
+    lane_stats: LaneStats,
+    /// The newest sequence number handed out: each sink takes the next one with an atomic
+    /// add under the table's shard lock.
     issued_seq: AtomicU64,
     durable_seq: AtomicU64,
     durable_lock: Mutex<()>,
@@ -719,9 +782,21 @@ struct Shared {
     compactions: AtomicU64,
     /// Where names and the ends of leases go for DNS updates ([`Journal::set_ddns`]).
     ddns: std::sync::OnceLock<crate::ddns::DdnsFeed>,
+    /// The writer thread, to wake it (set by the thread itself when it starts).
+    writer_thread: OnceLock<Thread>,
+    /// The writer sleeps until woken: every number handed out was written (see `lanes`).
+    writer_idle: AtomicBool,
 }
 
 impl Shared {
+    /// Wakes the writer (a new lane, a full lane, closing, a finished compaction, a record
+    /// while it sleeps).
+    fn wake(&self) {
+        if let Some(writer) = self.writer_thread.get() {
+            writer.unpark();
+        }
+    }
+
     fn wait_durable(&self, seq: u64) -> Result<(), JournalError> {
         if matches!(self.durability, Durability::Batch { .. }) {
             // Batch replies do not wait for the sync, but none leaves past a failed one.
@@ -777,20 +852,6 @@ impl Shared {
     fn recover(&self) {
         self.failed.store(false, Ordering::Release);
     }
-}
-
-/// The queue between the sinks and the writer.
-#[derive(Default)]
-struct Pending {
-    /// Encoded records, in sequence order.
-    bytes: Vec<u8>,
-    /// The sequence number of the last record in `bytes` (or the last one taken).
-    seq: u64,
-    /// The latest event time seen, for the records a snapshot writes.
-    last_at: u32,
-    closing: bool,
-    /// A finished compaction, handed over by its thread.
-    compacted: Option<io::Result<(File, u64)>>,
 }
 
 /// Keeps a copy of the journal as `<path>.<suffix>` (or `.<suffix>.N`, keeping older ones).

@@ -1,15 +1,18 @@
-//! The writer thread: drains the sinks' queue, writes it with one `write`, syncs it with one
-//! `fdatasync` (group commit), publishes the newest durable sequence number and starts and
-//! finishes compactions (`compaction`). A failed write or sync (a full disk, an I/O error) is
+//! The writer thread: takes from the sinks' lanes in sequence order (`lanes`), writes the
+//! records with one `write`, syncs them with one `fdatasync` (group commit), publishes the
+//! newest durable sequence number and starts and finishes compactions (`compaction`). A failed write or sync (a full disk, an I/O error) is
 //! retried with a growing pause until it succeeds; meanwhile the journal says it has failed.
 
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::PathBuf;
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::thread;
 use std::time::{Duration, Instant};
 
 use super::compaction::Compaction;
+use super::lanes::Merge;
 use super::{Durability, JournalOptions, Shared, Snapshot, Unplaced, lock};
 
 /// The writer thread's state.
@@ -28,20 +31,18 @@ pub(super) struct JournalWriter {
     pub(super) compaction: Option<Compaction>,
     /// Leases on links the configuration lacks: every snapshot writes them again.
     pub(super) unplaced: Arc<[Unplaced]>,
-    spare: Vec<u8>,
-}
-
-/// What the writer took from the queue in one go.
-struct Taken {
+    /// The sinks' lanes, merged in sequence order.
+    pub(super) merge: Merge,
+    /// The records taken from the lanes and not written yet: the next group commit.
     bytes: Vec<u8>,
-    seq: u64,
-    last_at: u32,
-    closing: bool,
-    compacted: Option<io::Result<(File, u64)>>,
+    /// The sequence number of the last record in `bytes`.
+    pending_seq: u64,
 }
 
 impl JournalWriter {
-    /// A writer appending to `file` (`len` bytes long, of which `base` were its snapshot).
+    /// A writer appending to `file` (`len` bytes long, of which `base` were its snapshot),
+    /// taking records from the sinks' lanes through `merge`.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         shared: Arc<Shared>,
         path: PathBuf,
@@ -50,6 +51,7 @@ impl JournalWriter {
         snapshot: Snapshot,
         options: JournalOptions,
         unplaced: Vec<Unplaced>,
+        merge: Merge,
     ) -> Self {
         Self {
             shared,
@@ -63,73 +65,113 @@ impl JournalWriter {
             retry_at: 0,
             compaction: None,
             unplaced: unplaced.into(),
-            spare: Vec::new(),
+            merge,
+            bytes: Vec::new(),
+            pending_seq: 0,
         }
+    }
+
+    /// Takes what follows the records taken so far from the lanes into the next write.
+    pub(super) fn take_pending(&mut self) -> Option<u64> {
+        let taken = self.merge.take(&mut self.bytes);
+        if let Some(seq) = taken {
+            self.pending_seq = seq;
+        }
+        taken
+    }
+
+    /// Closing: takes every record the lanes hold into the next write, over any gap.
+    fn take_all_pending(&mut self) -> Option<u64> {
+        let taken = self.merge.take_all(&mut self.bytes);
+        if let Some(seq) = taken {
+            self.pending_seq = seq;
+        }
+        taken
     }
 
     /// The thread's loop, until the journal closes.
     pub(super) fn run(mut self) {
+        let _ = self.shared.writer_thread.set(thread::current());
         let mut last_sync = Instant::now();
+        let mut gap_rounds: u32 = 0;
         loop {
-            let taken = self.take(last_sync);
-            if !taken.bytes.is_empty() {
-                self.write(&taken.bytes, taken.seq);
-                last_sync = Instant::now();
+            // Closing is read before the lanes are, so that everything pushed before it was
+            // set is taken below.
+            let closing = self.shared.closing.load(Ordering::Acquire);
+            if self.take_pending().is_some() {
+                gap_rounds = 0;
             }
-            if let Some(done) = taken.compacted {
-                self.finish_compaction(done);
-            } else if taken.closing {
+            let compacted = lock(&self.shared.compacted).take();
+            if closing {
+                // Let a running snapshot finish first (the lanes are taken from meanwhile),
+                // then write everything.
                 self.abandon_compaction();
-            } else if self.compaction.is_none() && self.should_compact() {
-                self.start_compaction(taken.last_at);
-            }
-            let mut bytes = taken.bytes;
-            bytes.clear();
-            self.spare = bytes;
-            if taken.closing {
+                let durable = self.shared.durable_seq.load(Ordering::Acquire);
+                let before = if self.bytes.is_empty() {
+                    durable
+                } else {
+                    self.pending_seq
+                };
+                let seq = self.take_all_pending().unwrap_or(before);
+                let bytes = std::mem::take(&mut self.bytes);
+                if !bytes.is_empty() {
+                    self.write(&bytes, seq);
+                }
                 return;
             }
-        }
-    }
-
-    /// Waits for work, then takes the whole queue.
-    fn take(&mut self, last_sync: Instant) -> Taken {
-        let shared = Arc::clone(&self.shared);
-        let mut pending = lock(&shared.pending);
-        loop {
-            if pending.closing || pending.compacted.is_some() {
-                break;
+            let due = match self.shared.durability {
+                Durability::Always => true,
+                Durability::Batch { interval } => last_sync.elapsed() >= interval,
+            };
+            let mut wrote = false;
+            if due && !self.bytes.is_empty() {
+                let mut bytes = std::mem::take(&mut self.bytes);
+                self.write(&bytes, self.pending_seq);
+                bytes.clear();
+                self.bytes = bytes;
+                last_sync = Instant::now();
+                wrote = true;
             }
-            if !pending.bytes.is_empty() {
-                match shared.durability {
-                    Durability::Always => break,
-                    Durability::Batch { interval } => {
-                        let elapsed = last_sync.elapsed();
-                        if elapsed >= interval {
-                            break;
-                        }
-                        pending = shared
-                            .wake_writer
-                            .wait_timeout(pending, interval - elapsed)
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .0;
-                        continue;
-                    }
+            let finished = compacted.is_some();
+            if let Some(done) = compacted {
+                self.finish_compaction(done);
+            } else if self.compaction.is_none() && self.bytes.is_empty() && self.should_compact() {
+                self.start_compaction(self.merge.last_at());
+            }
+            if wrote || finished {
+                // Look again at once: records pushed during the write are the next group.
+                continue;
+            }
+            let left = match self.shared.durability {
+                Durability::Always => Duration::ZERO,
+                Durability::Batch { interval } => interval.saturating_sub(last_sync.elapsed()),
+            };
+            if self.shared.issued_seq.load(Ordering::SeqCst) > self.merge.taken() {
+                if !due {
+                    // Between syncs: a sink whose lane is half full wakes the writer to take
+                    // from the lanes; otherwise it sleeps until the interval ends.
+                    thread::park_timeout(left);
+                } else if gap_rounds < GAP_YIELDS {
+                    // A sink between taking its number and pushing: it is about to push.
+                    gap_rounds += 1;
+                    thread::yield_now();
+                } else {
+                    thread::park_timeout(GAP_POLL);
                 }
+                continue;
             }
-            pending = shared
-                .wake_writer
-                .wait(pending)
-                .unwrap_or_else(PoisonError::into_inner);
-        }
-        let mut bytes = std::mem::take(&mut self.spare);
-        std::mem::swap(&mut bytes, &mut pending.bytes);
-        Taken {
-            bytes,
-            seq: pending.seq,
-            last_at: pending.last_at,
-            closing: pending.closing,
-            compacted: pending.compacted.take(),
+            if !self.bytes.is_empty() {
+                // Everything is taken and waits for the interval.
+                thread::park_timeout(left);
+                continue;
+            }
+            // Every number handed out is written: sleep until a sink pushes (`lanes`), a new
+            // lane comes, the journal closes or a compaction finishes.
+            self.shared.writer_idle.store(true, Ordering::SeqCst);
+            if self.shared.issued_seq.load(Ordering::SeqCst) == self.merge.taken() {
+                thread::park_timeout(IDLE_POLL);
+            }
+            self.shared.writer_idle.store(false, Ordering::SeqCst);
         }
     }
 
@@ -150,7 +192,7 @@ impl JournalWriter {
                 self.len += bytes.len() as u64;
                 self.shared.publish(seq);
             }
-            Err(error) => self.recover(bytes, &error),
+            Err(error) => self.recover(bytes, seq, &error),
         }
     }
 
@@ -163,7 +205,7 @@ impl JournalWriter {
     /// never reached the disk; everything past the last good sync is written again from
     /// memory, so that what the journal then calls durable was written and synced in one
     /// successful go.
-    fn recover(&mut self, bytes: &[u8], error: &io::Error) {
+    fn recover(&mut self, bytes: &[u8], seq: u64, error: &io::Error) {
         self.shared.fail();
         tracing::error!(
             path = %self.path.display(),
@@ -173,24 +215,31 @@ impl JournalWriter {
         // A compaction's tail now misses what failed; the next one starts afresh.
         self.abandon_compaction();
         let mut unsynced = bytes.to_vec();
+        let mut seq = seq;
         let mut pause = RETRY_FIRST;
         let mut tries: u64 = 1;
         loop {
-            let (seq, closing) = {
-                let mut pending = lock(&self.shared.pending);
-                if !pending.closing {
-                    pending = self
-                        .shared
-                        .wake_writer
-                        .wait_timeout_while(pending, pause, |pending| !pending.closing)
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0;
+            // Wait out the pause, taking what the sinks push meanwhile so that none of them
+            // waits on a full lane for the whole pause.
+            let deadline = Instant::now() + pause;
+            let closing = loop {
+                let closing = self.shared.closing.load(Ordering::Acquire);
+                self.take_pending();
+                let left = deadline.saturating_duration_since(Instant::now());
+                if closing || left.is_zero() {
+                    break closing;
                 }
-                unsynced.extend_from_slice(&pending.bytes);
-                pending.bytes.clear();
-                pending.compacted = None;
-                (pending.seq, pending.closing)
+                thread::park_timeout(left.min(BATCH_POLL));
             };
+            if closing {
+                self.take_all_pending();
+            }
+            if !self.bytes.is_empty() {
+                unsynced.append(&mut self.bytes);
+                seq = seq.max(self.pending_seq);
+            }
+            // The compaction was abandoned: what it handed over is stale.
+            drop(lock(&self.shared.compacted).take());
             tries += 1;
             let result = self
                 .file
@@ -232,6 +281,19 @@ impl JournalWriter {
         }
     }
 }
+
+/// How often the writer takes from the lanes while it waits to retry a failed write.
+const BATCH_POLL: Duration = Duration::from_millis(1);
+
+/// How often the writer yields to a sink between its number and its push before it sleeps.
+const GAP_YIELDS: u32 = 64;
+
+/// How long the writer sleeps waiting for a number a sink has taken but not pushed yet.
+const GAP_POLL: Duration = Duration::from_micros(20);
+
+/// The longest the writer sleeps with nothing to write: a safety net, as every record pushed
+/// while it sleeps wakes it.
+const IDLE_POLL: Duration = Duration::from_secs(1);
 
 /// The first pause before a failed write is tried again.
 const RETRY_FIRST: Duration = Duration::from_millis(50);

@@ -50,6 +50,7 @@
 mod bulk;
 mod client_index;
 mod lease;
+mod locks;
 mod prefetch;
 mod relay;
 mod shard;
@@ -57,12 +58,14 @@ mod shard;
 use std::fmt;
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use self::locks::Mutex;
 
 pub use self::lease::{
     ClaimAs, ClaimError, Discard, DuidBuf, EventKind, EventSink, INLINE_DUID_LEN, IaKey, IaKind,
     Lease, LeaseError, LeaseEvent, LeaseRecord, LeaseState, Lifetimes, RestoreReport, SweepReport,
 };
+#[cfg(feature = "lock-stats")]
+pub use self::locks::{LockWaits, lock_waits};
 use self::prefetch::Window;
 use self::relay::RelayStore;
 pub use self::relay::{
