@@ -66,6 +66,11 @@ pub struct Options {
     /// Core of the generator.
     #[arg(long, default_value_t = 0)]
     generator_core: usize,
+    /// Core of xdhcp6d's journal writer (`--journal-cores`; default: the generator's core).
+    /// The server process may also run there, but its workers stay on --server-core; the
+    /// server's core as well puts the writer back on the workers' core.
+    #[arg(long)]
+    journal_core: Option<usize>,
     /// xdhcp6d's journal durability: always (a reply leaves once its lease is on disk, the
     /// appliance's default) or batch (synced every few milliseconds).
     #[arg(long, default_value = "always")]
@@ -441,18 +446,30 @@ impl<'a> Lab<'a> {
                 } else {
                     "udp"
                 };
+                // The writer's write and fdatasync off the worker's core: the process may
+                // use both cores, its workers only the server's.
+                let journal_core = self
+                    .options
+                    .journal_core
+                    .unwrap_or(self.options.generator_core)
+                    .to_string();
+                let mut command = self.server.command("taskset");
                 command
+                    .current_dir(&self.work)
+                    .args(["-c", &[core.as_str(), &journal_core].join(",")])
                     .arg(self.release.join("xdhcp6d"))
                     .arg("run")
                     .arg("--config")
                     .arg(&config)
                     .args(["--datapath", datapath, "--xdp-mode", "native"])
                     .args(["--metrics", "off", "--cores", &core])
+                    .args(["--journal-cores", &journal_core])
                     .args(["--durability", &self.options.durability])
                     .arg("--journal")
                     .arg(&journal)
                     .arg("--control")
                     .arg(self.work.join(format!("{}.control.sock", target.name)));
+                return process::start(command, &log, target.name);
             }
             "kea" => {
                 let config = self.work.join("kea-dhcp6.json");

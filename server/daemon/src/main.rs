@@ -107,6 +107,12 @@ enum Command {
         /// Cores to pin the workers to, in worker order, e.g. "2,3" or "2-5" (default: unpinned).
         #[arg(long, value_name = "LIST", value_parser = parse_cores)]
         cores: Option<CoreList>,
+        /// Cores for the lease journal's writer thread (its write and fdatasync for every
+        /// group commit, and the compactions it starts), e.g. "0" (default: every core the
+        /// process may use except those of --cores, so that it does not take the workers'
+        /// time; with no other core, or without --cores, it is not pinned).
+        #[arg(long, value_name = "LIST", value_parser = parse_cores)]
+        journal_cores: Option<CoreList>,
         /// The compiled XDP object for --datapath xdp (default: $XDHCP6_EBPF_OBJECT, else the
         /// embedded copy).
         #[arg(long, value_name = "PATH")]
@@ -250,6 +256,7 @@ fn main() -> ExitCode {
             metrics,
             workers,
             cores,
+            journal_cores,
             ebpf_object,
             user,
             control,
@@ -266,6 +273,7 @@ fn main() -> ExitCode {
             metrics: metrics.0,
             workers: usize::from(workers),
             cores: cores.map(|cores| cores.0).unwrap_or_default(),
+            journal_cores: journal_cores.map(|cores| cores.0).unwrap_or_default(),
             ebpf_object,
             user,
             control: ControlOptions {
@@ -977,6 +985,8 @@ mod tests {
             "3",
             "--cores",
             "1,4-5",
+            "--journal-cores",
+            "0",
         ])
         .unwrap();
         let Command::Run {
@@ -988,6 +998,7 @@ mod tests {
             metrics,
             workers,
             cores,
+            journal_cores,
             ..
         } = cli.command
         else {
@@ -1001,6 +1012,7 @@ mod tests {
         assert_eq!(metrics, MetricsAddress(None));
         assert_eq!(workers, 3);
         assert_eq!(cores, Some(CoreList(vec![1, 4, 5])));
+        assert_eq!(journal_cores, Some(CoreList(vec![0])));
     }
 
     #[test]
