@@ -503,7 +503,10 @@ fn start_xdp(
         let workers = afxdp::spawn_workers(
             steering,
             &info,
-            &XskConfig::default(),
+            &XskConfig {
+                frames: afxdp::SERVER_FRAMES,
+                ..XskConfig::default()
+            },
             &options.cores,
             Arc::clone(engine),
             os::unix_now,
