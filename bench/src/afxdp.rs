@@ -31,6 +31,7 @@ use xdhcp6_datapath::{
 use xdhcp6_proto::{CLIENT_PORT, SERVER_PORT};
 
 use crate::frame::{self, HeaderTemplate, Mac, Side};
+use crate::multiqueue::Fanout;
 use crate::population::Population;
 use crate::scenario::Outbox;
 use crate::transport::{ALL_DHCP_RELAY_AGENTS_AND_SERVERS, Transport};
@@ -98,6 +99,38 @@ pub fn bind_queue(
     Ok((steering, queue, used))
 }
 
+/// [`bind_queue`] for `count` queues from `first` on: the program loaded and attached once,
+/// a socket with its own UMEM bound to each queue and registered, in queue order.
+pub fn bind_queues(
+    object: &EbpfObject,
+    program: &'static str,
+    interface: &InterfaceInfo,
+    first: u32,
+    count: u32,
+    mode: AttachMode,
+) -> io::Result<(Steering, Vec<XskQueue>, AttachMode)> {
+    let (mut steering, queue, used) = bind_queue(object, program, interface, first, mode)?;
+    let mut queues = vec![queue];
+    for id in first + 1..first.saturating_add(count) {
+        let socket = XskSocket::bind(interface, id, &socket_config()).map_err(|error| {
+            io::Error::other(format!(
+                "binding the AF_XDP socket to queue {id}: {}",
+                error_chain(&error)
+            ))
+        })?;
+        register(&mut steering, &socket).map_err(|error| {
+            io::Error::other(format!(
+                "registering the socket of queue {id}: {}",
+                error_chain(&error)
+            ))
+        })?;
+        let mut bound = XskQueue::new(socket);
+        bound.refill(tx_reserve(&bound));
+        queues.push(bound);
+    }
+    Ok((steering, queues, used))
+}
+
 /// Free frames held back from the fill ring for transmitting: one TX ring's worth.
 fn tx_reserve(queue: &XskQueue) -> usize {
     queue.config().ring_size as usize
@@ -129,7 +162,8 @@ pub struct AfXdpOptions {
 pub struct AfXdpTransport {
     // Field order is drop order: the socket is closed before the program is detached.
     queue: XskQueue,
-    steering: Steering,
+    /// The program, held by the first queue's transport of a multi-queue set.
+    steering: Option<Steering>,
     population: Population,
     template: HeaderTemplate,
     destination: Ipv6Addr,
@@ -139,6 +173,8 @@ pub struct AfXdpTransport {
     relay_source: Option<(Mac, Ipv6Addr)>,
     send_drops: u64,
     bad_frames: u64,
+    /// With several queues: where replies to another queue's clients go.
+    fanout: Option<Fanout>,
 }
 
 impl AfXdpTransport {
@@ -148,6 +184,20 @@ impl AfXdpTransport {
         options: &AfXdpOptions,
         population: Population,
     ) -> io::Result<Self> {
+        let mut all = Self::open_queues(object, options, population, 1)?;
+        Ok(all.remove(0))
+    }
+
+    /// Attaches the client program to `options.interface` once and binds `queues` sockets,
+    /// each with its own UMEM, to the queues from `options.queue` on: one transport per queue,
+    /// for one thread each. With more than one, each transport hands the replies that arrive
+    /// for another queue's clients to that queue's transport (see [`crate::multiqueue`]).
+    pub fn open_queues(
+        object: &EbpfObject,
+        options: &AfXdpOptions,
+        population: Population,
+        queues: u32,
+    ) -> io::Result<Vec<Self>> {
         let interface = InterfaceInfo::query(&options.interface, None)
             .map_err(|error| io::Error::other(error_chain(&error)))?;
         let destination = options.server.unwrap_or(ALL_DHCP_RELAY_AGENTS_AND_SERVERS);
@@ -167,24 +217,48 @@ impl AfXdpTransport {
             CLIENT_PORT
         };
         let template = HeaderTemplate::new(mac, destination, source_port, SERVER_PORT);
-        let (steering, queue, mode) = bind_queue(
+        let (steering, sockets, mode) = bind_queues(
             object,
             xdhcp6_common::CLIENT_PROGRAM,
             &interface,
             options.queue,
+            queues.max(1),
             options.mode,
         )?;
-        Ok(AfXdpTransport {
-            queue,
-            steering,
-            population,
-            template,
-            destination,
-            mode,
-            relay_source: options.relay_source.map(|address| (interface.mac, address)),
-            send_drops: 0,
-            bad_frames: 0,
-        })
+        let mut steering = Some(steering);
+        let mut fanouts = if queues > 1 {
+            Fanout::connected(queues).into_iter().map(Some).collect()
+        } else {
+            vec![None]
+        };
+        Ok(sockets
+            .into_iter()
+            .zip(fanouts.drain(..))
+            .map(|(queue, fanout)| AfXdpTransport {
+                queue,
+                steering: steering.take(),
+                population: population.clone(),
+                template: template.clone(),
+                destination,
+                mode,
+                relay_source: options.relay_source.map(|address| (interface.mac, address)),
+                send_drops: 0,
+                bad_frames: 0,
+                fanout,
+            })
+            .collect())
+    }
+
+    /// The queue the socket is bound to.
+    pub fn queue_id(&self) -> u32 {
+        self.queue.socket().queue()
+    }
+
+    /// Replies handed to another queue's transport, and taken from others.
+    pub fn handed_over(&self) -> (u64, u64) {
+        self.fanout
+            .as_ref()
+            .map_or((0, 0), |f| (f.handed_over, f.taken_over))
     }
 
     /// Where requests go.
@@ -200,6 +274,8 @@ impl AfXdpTransport {
     /// The client program's counters.
     pub fn program_counters(&self) -> io::Result<xdhcp6_common::Counters> {
         self.steering
+            .as_ref()
+            .ok_or_else(|| io::Error::other("the program is held by the first queue's transport"))?
             .counters()
             .map_err(|error| io::Error::other(error_chain(&error)))
     }
@@ -293,6 +369,9 @@ impl Transport for AfXdpTransport {
         self.queue.kick_tx();
         let keep = tx_reserve(&self.queue);
         let mut received = 0;
+        if let Some(fanout) = self.fanout.as_mut() {
+            received += fanout.take(sink);
+        }
         let mut waited = false;
         // A bounded number of batches keeps the sender on schedule under a flood of replies.
         while received < 16 * BATCH as usize {
@@ -316,7 +395,17 @@ impl Transport for AfXdpTransport {
                 };
                 let bytes = self.queue.frame(desc.addr, desc.len as usize);
                 match frame::parse(bytes, Side::Client) {
-                    Ok(parsed) => sink(parsed.payload(bytes)),
+                    Ok(parsed) => match self.fanout.as_mut() {
+                        Some(fanout) => {
+                            let (address, port) = reply_destination(bytes, &parsed);
+                            if fanout.owns(address, port) {
+                                sink(parsed.payload(bytes));
+                            } else {
+                                fanout.hand_over(address, port, parsed.payload(bytes));
+                            }
+                        }
+                        None => sink(parsed.payload(bytes)),
+                    },
                     Err(_) => self.bad_frames += 1,
                 }
                 self.queue.recycle(desc.addr);
@@ -337,7 +426,7 @@ impl Transport for AfXdpTransport {
     }
 
     fn diagnostics(&self) -> Option<String> {
-        let mut line = String::from("afxdp:");
+        let mut line = format!("afxdp queue {}:", self.queue_id());
         if let Ok(s) = self.socket_statistics() {
             line += &format!(
                 " socket rx dropped {} rx ring full {} fill ring empty {} tx invalid {}",
@@ -350,6 +439,24 @@ impl Transport for AfXdpTransport {
                 c.steered, c.no_socket, c.passed
             );
         }
+        if let Some(f) = &self.fanout {
+            line += &format!(
+                "; replies handed to other queues {} taken from them {}",
+                f.handed_over, f.taken_over
+            );
+        }
         Some(line)
     }
+}
+
+/// The destination address and port of a parsed reply: the requester's side of the flow.
+fn reply_destination(frame: &[u8], parsed: &frame::Received) -> (Ipv6Addr, u16) {
+    let address = frame
+        .get(parsed.l3 + 24..parsed.l3 + 40)
+        .and_then(|b| <[u8; 16]>::try_from(b).ok())
+        .map_or(Ipv6Addr::UNSPECIFIED, Ipv6Addr::from);
+    let port = frame
+        .get(parsed.l4 + 2..parsed.l4 + 4)
+        .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
+    (address, port)
 }

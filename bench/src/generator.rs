@@ -279,6 +279,8 @@ pub struct Generator {
     pacer: Pacer,
     end_ns: u64,
     cursor: u32,
+    /// The clients this generator starts flows for (see [`Generator::restrict`]); `None`: all.
+    members: Option<Vec<u32>>,
     flows: u64,
     in_flight: u64,
     stats: Stats,
@@ -303,6 +305,7 @@ impl Generator {
             pacer: Pacer::new(0.0, 0),
             end_ns: 0,
             cursor: 0,
+            members: None,
             flows: 0,
             in_flight: 0,
             stats: Stats::default(),
@@ -411,11 +414,22 @@ impl Generator {
         }
     }
 
+    /// Starts flows only for `clients` (indexes into the population): one generator thread's
+    /// share when several drive one population. Flows due while the list is empty are skipped.
+    pub fn restrict(&mut self, clients: Vec<u32>) {
+        self.members = Some(clients);
+        self.cursor = 0;
+    }
+
     fn idle_client(&mut self) -> Option<u32> {
-        let n = self.settings.population.len();
+        let n = match &self.members {
+            Some(members) => members.len() as u32,
+            None => self.settings.population.len(),
+        };
         for _ in 0..n.min(64) {
-            let c = self.cursor;
+            let i = self.cursor;
             self.cursor = (self.cursor + 1) % n;
+            let c = self.members.as_ref().map_or(i, |m| m[i as usize]);
             if !self.clients[c as usize].busy {
                 return Some(c);
             }

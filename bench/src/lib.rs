@@ -17,6 +17,7 @@ pub mod generator;
 pub mod hold;
 pub mod leasequery;
 pub mod message;
+pub mod multiqueue;
 pub mod pacing;
 pub mod population;
 pub mod reflect;

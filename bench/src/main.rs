@@ -18,9 +18,13 @@ use xdhcp6_bench::generator::{Flow, Flows, Generator, Settings};
 use xdhcp6_bench::hold::{Hold, HoldSample, HoldSettings, ServerInfo};
 use xdhcp6_bench::leasequery::{self as lq, Leasequery, LeasequerySettings, LeasequerySummary};
 use xdhcp6_bench::message::IaSet;
+use xdhcp6_bench::multiqueue::{self, Lane, MAX_QUEUES};
 use xdhcp6_bench::population::{MAX_CLIENTS, Population, Prefix};
 use xdhcp6_bench::report::{PlotPoint, RunInfo, StepDetail, Summary, svg};
-use xdhcp6_bench::runner::{Control, Ramp, Sample, SystemClock, run_hold, run_phase, run_ramp};
+use xdhcp6_bench::runner::{
+    Control, Phase, Ramp, RampResult, Sample, SystemClock, run_hold, run_phase, run_ramp,
+};
+use xdhcp6_bench::stats::Stats;
 use xdhcp6_bench::transport::{Transport, UdpTransport};
 use xdhcp6_datapath::steer::AttachMode;
 
@@ -51,9 +55,17 @@ struct Cli {
     /// answers neighbour discovery for it) instead of from its link-address and own MAC.
     #[arg(long, value_name = "ADDR")]
     relay_source: Option<Ipv6Addr>,
-    /// The receive queue of --interface to bind for --transport afxdp.
+    /// The receive queue of --interface to bind for --transport afxdp (the first one, with
+    /// --queues).
     #[arg(long, default_value_t = 0)]
     queue: u32,
+    /// --transport afxdp: drive this many queues (--queue, --queue + 1, ...) with as many
+    /// threads, each with its own socket and UMEM. Each client's requests leave on the queue
+    /// a NIC's receive-side scaling would put its flow on (the Toeplitz hash of its source
+    /// address and port; a relay's, for relayed clients), and each thread runs the clients of
+    /// its queue at their share of --rate. The flow scenarios only (sarr ... echo).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_QUEUES)))]
+    queues: u32,
     /// The eBPF object for --transport afxdp (default: $XDHCP6_EBPF_OBJECT, else the copy
     /// embedded at build time).
     #[arg(long, value_name = "PATH")]
@@ -166,6 +178,18 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<u64> {
+    if cli.queues > 1
+        && matches!(
+            cli.scenario.as_str(),
+            "hold" | "bulk-leasequery" | "leasequery" | "avalanche"
+        )
+    {
+        bail!(
+            "--queues {} is for the flow scenarios (sarr ... mix, echo), not --scenario {}",
+            cli.queues,
+            cli.scenario
+        );
+    }
     if cli.scenario == "hold" {
         return hold(&cli);
     }
@@ -196,8 +220,19 @@ fn run(cli: Cli) -> anyhow::Result<u64> {
         expect_range: cli.expect_range,
         expect_pd_range: cli.expect_pd_range,
     };
-    let (mut transport, server) = open_transport(&cli, &settings.population)?;
-    let transport = transport.as_mut();
+    let (mut driver, server) = if cli.queues > 1 {
+        open_lanes(&cli, settings)?
+    } else {
+        let (transport, server) = open_transport(&cli, &settings.population)?;
+        (
+            Driver::One {
+                generator: Box::new(Generator::new(settings)),
+                transport,
+                clock: SystemClock::default(),
+            },
+            server,
+        )
+    };
     let info = RunInfo {
         scenario: scenario.describe(),
         clients: cli.clients,
@@ -206,8 +241,6 @@ fn run(cli: Cli) -> anyhow::Result<u64> {
         server,
         transport: cli.transport.clone(),
     };
-    let mut generator = Generator::new(settings);
-    let mut clock = SystemClock::default();
     let quiet = cli.quiet;
     let mut progress = |s: &Sample| {
         if !quiet {
@@ -250,16 +283,9 @@ fn run(cli: Cli) -> anyhow::Result<u64> {
                 );
             }
         };
-        let result = run_ramp(
-            &mut generator,
-            transport,
-            &mut clock,
-            &ramp,
-            &mut progress,
-            &mut step_done,
-        )?;
+        let result = driver.ramp(&ramp, &mut progress, &mut step_done)?;
         // The generator counted every step, from a fresh start.
-        let total = generator.stats().clone();
+        let total = driver.stats();
         let last_rate = result.steps.last().map_or(start, |p| p.rate);
         let seconds = duration.as_secs_f64() * result.steps.len() as f64;
         let samples: Vec<Sample> = result
@@ -277,36 +303,31 @@ fn run(cli: Cli) -> anyhow::Result<u64> {
             last_rate,
             seconds,
             &total,
-            transport.send_drops(),
+            driver.send_drops(),
             samples,
         )
         .with_ramp(&result, cli.loss)
         .with_step_details(details)
-        .with_bad_frames(transport.bad_frames());
+        .with_bad_frames(driver.bad_frames());
         (summary, points)
     } else {
-        let phase = run_phase(
-            &mut generator,
-            transport,
-            &mut clock,
-            cli.rate,
-            duration,
-            &mut progress,
-        )?;
+        let phase = driver.phase(cli.rate, duration, &mut progress)?;
         let points: Vec<PlotPoint> = phase.samples.iter().map(PlotPoint::from).collect();
         let summary = Summary::new(
             info,
             cli.rate,
             phase.duration_s,
             &phase.stats,
-            transport.send_drops(),
+            driver.send_drops(),
             phase.samples.clone(),
         )
-        .with_bad_frames(transport.bad_frames());
+        .with_bad_frames(driver.bad_frames());
         (summary, points)
     };
-    if !quiet && let Some(line) = transport.diagnostics() {
-        eprintln!("{line}");
+    if !quiet {
+        for line in driver.diagnostics() {
+            eprintln!("{line}");
+        }
     }
     let title = format!(
         "xdhcp6-bench {} ({} clients)",
@@ -314,6 +335,164 @@ fn run(cli: Cli) -> anyhow::Result<u64> {
     );
     report(&cli, &summary.table(), &summary, || svg(&title, &points))?;
     Ok(summary.total_failures)
+}
+
+/// The flow scenarios' generator and transport: one of each, or one of each per queue.
+enum Driver {
+    One {
+        generator: Box<Generator>,
+        transport: Box<dyn Transport>,
+        clock: SystemClock,
+    },
+    Lanes(Vec<Lane>),
+}
+
+impl Driver {
+    fn ramp(
+        &mut self,
+        ramp: &Ramp,
+        progress: &mut dyn FnMut(&Sample),
+        step_done: &mut dyn FnMut(&Phase, bool),
+    ) -> std::io::Result<RampResult> {
+        match self {
+            Driver::One {
+                generator,
+                transport,
+                clock,
+            } => run_ramp(
+                generator,
+                transport.as_mut(),
+                clock,
+                ramp,
+                progress,
+                step_done,
+            ),
+            Driver::Lanes(lanes) => multiqueue::run_ramp(lanes, ramp, progress, step_done),
+        }
+    }
+
+    fn phase(
+        &mut self,
+        rate: f64,
+        duration: Duration,
+        progress: &mut dyn FnMut(&Sample),
+    ) -> std::io::Result<Phase> {
+        match self {
+            Driver::One {
+                generator,
+                transport,
+                clock,
+            } => run_phase(
+                generator,
+                transport.as_mut(),
+                clock,
+                rate,
+                duration,
+                progress,
+            ),
+            Driver::Lanes(lanes) => multiqueue::run_phase(lanes, rate, duration, progress),
+        }
+    }
+
+    fn stats(&self) -> Stats {
+        match self {
+            Driver::One { generator, .. } => generator.stats().clone(),
+            Driver::Lanes(lanes) => multiqueue::total_stats(lanes),
+        }
+    }
+
+    fn send_drops(&self) -> u64 {
+        match self {
+            Driver::One { transport, .. } => transport.send_drops(),
+            Driver::Lanes(lanes) => lanes.iter().map(|l| l.transport.send_drops()).sum(),
+        }
+    }
+
+    fn bad_frames(&self) -> u64 {
+        match self {
+            Driver::One { transport, .. } => transport.bad_frames(),
+            Driver::Lanes(lanes) => lanes.iter().map(|l| l.transport.bad_frames()).sum(),
+        }
+    }
+
+    fn diagnostics(&self) -> Vec<String> {
+        match self {
+            Driver::One { transport, .. } => transport.diagnostics().into_iter().collect(),
+            Driver::Lanes(lanes) => lanes
+                .iter()
+                .filter_map(|l| {
+                    let sent = l.generator.stats().total_sent();
+                    let received = l.generator.stats().received;
+                    l.transport.diagnostics().map(|line| {
+                        format!("{line}; sent {sent} received {received} by its thread")
+                    })
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `--queues N`: N AF_XDP sockets on one attached program, a generator per queue over the
+/// clients RSS puts there.
+fn open_lanes(cli: &Cli, settings: Settings) -> anyhow::Result<(Driver, String)> {
+    if cli.transport != "afxdp" {
+        bail!("--queues {} needs --transport afxdp", cli.queues);
+    }
+    let Some(interface) = cli.interface.clone() else {
+        bail!("--transport afxdp needs --interface");
+    };
+    let object = locate_object(cli.ebpf_object.as_deref())
+        .context("--transport afxdp needs the eBPF object: build it with `cargo xtask build`")?;
+    let options = afxdp_options(cli, interface.clone());
+    let population = settings.population.clone();
+    let transports = AfXdpTransport::open_queues(&object, &options, population.clone(), cli.queues)
+        .with_context(|| {
+            format!(
+                "opening AF_XDP on {interface} queues {}..={}",
+                cli.queue,
+                cli.queue.saturating_add(cli.queues - 1)
+            )
+        })?;
+    let parts = multiqueue::partition(&population, cli.relay_source, cli.queues);
+    if !cli.quiet {
+        let (xdp, socket) = transports[0].modes();
+        let shares: Vec<String> = parts
+            .iter()
+            .zip(&transports)
+            .map(|(clients, t)| format!("queue {}: {} clients", t.queue_id(), clients.len()))
+            .collect();
+        eprintln!(
+            "AF_XDP on {interface}, {} queues: XDP {xdp}, socket {socket}; {}",
+            cli.queues,
+            shares.join(", ")
+        );
+    }
+    let server = format!("[{}]:547 via {interface}", transports[0].destination());
+    let lanes = transports
+        .into_iter()
+        .zip(parts)
+        .map(|(transport, clients)| {
+            Lane::new(
+                Generator::new(settings.clone()),
+                transport,
+                clients,
+                population.len(),
+            )
+        })
+        .collect();
+    Ok((Driver::Lanes(lanes), server))
+}
+
+fn afxdp_options(cli: &Cli, interface: String) -> AfXdpOptions {
+    AfXdpOptions {
+        interface,
+        queue: cli.queue,
+        mode: cli.xdp_mode,
+        server: cli.server,
+        server_mac: cli.server_mac,
+        relayed: cli.relays > 0,
+        relay_source: cli.relay_source,
+    }
 }
 
 /// The emulated clients: `--clients`, behind `--relays` relays whose link-addresses come
@@ -353,15 +532,7 @@ fn open_transport(
             let object = locate_object(cli.ebpf_object.as_deref()).context(
                 "--transport afxdp needs the eBPF object: build it with `cargo xtask build`",
             )?;
-            let options = AfXdpOptions {
-                interface: interface.clone(),
-                queue: cli.queue,
-                mode: cli.xdp_mode,
-                server: cli.server,
-                server_mac: cli.server_mac,
-                relayed: cli.relays > 0,
-                relay_source: cli.relay_source,
-            };
+            let options = afxdp_options(cli, interface.clone());
             let transport = AfXdpTransport::open(&object, &options, population.clone())
                 .with_context(|| format!("opening AF_XDP on {interface} queue {}", cli.queue))?;
             let (xdp, socket) = transport.modes();

@@ -297,18 +297,29 @@ pub fn run_ramp(
     progress: &mut dyn FnMut(&Sample),
     step_done: &mut dyn FnMut(&Phase, bool),
 ) -> io::Result<RampResult> {
-    let mut steps = Vec::new();
-    let mut best_rate = None;
-    let mut failed_at = None;
-    let mut step = |rate: f64, steps: &mut Vec<Phase>| -> io::Result<bool> {
-        let phase = run_phase(
+    ramp_with(ramp, step_done, &mut |rate| {
+        run_phase(
             generator,
             transport,
             clock,
             rate,
             ramp.step_duration,
             progress,
-        )?;
+        )
+    })
+}
+
+/// The ramp search of [`run_ramp`] with any way of running a step at a rate: `phase(rate)`.
+pub fn ramp_with(
+    ramp: &Ramp,
+    step_done: &mut dyn FnMut(&Phase, bool),
+    phase: &mut dyn FnMut(f64) -> io::Result<Phase>,
+) -> io::Result<RampResult> {
+    let mut steps = Vec::new();
+    let mut best_rate = None;
+    let mut failed_at = None;
+    let mut step = |rate: f64, steps: &mut Vec<Phase>| -> io::Result<bool> {
+        let phase = phase(rate)?;
         let passed = ramp.passes(&phase);
         step_done(&phase, passed);
         steps.push(phase);

@@ -95,6 +95,16 @@ impl Histogram {
         self.max
     }
 
+    /// Adds `other`'s samples (another thread's histogram of the same run).
+    pub fn merge(&mut self, other: &Histogram) {
+        for (a, b) in self.counts.iter_mut().zip(other.counts.iter()) {
+            *a += b;
+        }
+        self.total += other.total;
+        self.sum += other.sum;
+        self.max = self.max.max(other.max);
+    }
+
     /// The samples in `self` that are not in `earlier` (an earlier copy of the same histogram).
     pub fn since(&self, earlier: &Histogram) -> Histogram {
         let mut out = Histogram::default();
@@ -258,6 +268,25 @@ impl Stats {
         }
     }
 
+    /// Adds `other`'s counts (another generator thread's statistics of the same run).
+    pub fn merge(&mut self, other: &Stats) {
+        for (a, b) in self.sent.iter_mut().zip(other.sent) {
+            *a += b;
+        }
+        for (a, b) in self.failures.iter_mut().zip(other.failures) {
+            *a += b;
+        }
+        self.received += other.received;
+        self.flows_started += other.flows_started;
+        self.flows_completed += other.flows_completed;
+        self.flows_failed += other.flows_failed;
+        self.timeouts += other.timeouts;
+        self.late += other.late;
+        self.extra += other.extra;
+        self.skipped += other.skipped;
+        self.latency.merge(&other.latency);
+    }
+
     /// What happened after `earlier`, an earlier copy of these statistics.
     pub fn since(&self, earlier: &Stats) -> Stats {
         let mut out = Stats::default();
@@ -386,5 +415,35 @@ mod tests {
         assert_eq!(w.total_failures(), 0);
         assert_eq!(s.total_failures(), 1);
         assert_eq!(s.loss_percent(), 25.0);
+    }
+
+    #[test]
+    fn merged_threads_count_like_one() {
+        // Two threads' statistics, added up, equal one thread's that saw everything.
+        let (mut a, mut b, mut one) = (Stats::default(), Stats::default(), Stats::default());
+        for (i, value) in [100u64, 200, 300, 40_000, 5_000_000]
+            .into_iter()
+            .enumerate()
+        {
+            let part = if i % 2 == 0 { &mut a } else { &mut b };
+            for s in [part, &mut one] {
+                s.latency.record(value);
+                s.flows_started += 1;
+                s.sent[i % 6] += 1;
+                s.received += 2;
+            }
+        }
+        b.fail(Failure::EchoMismatch);
+        one.fail(Failure::EchoMismatch);
+        b.timeouts = 1;
+        one.timeouts = 1;
+        let mut merged = a.clone();
+        merged.merge(&b);
+        assert_eq!(merged, one);
+        assert_eq!(
+            merged.latency.percentile(99.0),
+            one.latency.percentile(99.0)
+        );
+        assert_eq!(merged.latency.max(), 5_000_000);
     }
 }

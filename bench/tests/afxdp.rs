@@ -33,12 +33,22 @@ struct Link {
 
 impl Link {
     fn new() -> Self {
+        Self::with_queues(1)
+    }
+
+    /// The link with `queues` receive and transmit queues on both ends.
+    fn with_queues(queues: u32) -> Self {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let id = format!("{}-{n}", std::process::id());
         let client = Netns::create(&format!("xbench-cli-{id}")).expect("client namespace");
         let server = Netns::create(&format!("xbench-srv-{id}")).expect("server namespace");
-        netns::veth_pair(&client, CLIENT_IF, &server, SERVER_IF).expect("veth pair");
+        if queues == 1 {
+            netns::veth_pair(&client, CLIENT_IF, &server, SERVER_IF).expect("veth pair");
+        } else {
+            netns::veth_pair_with_queues(&client, CLIENT_IF, &server, SERVER_IF, queues)
+                .expect("veth pair");
+        }
         for (namespace, interface, address) in [
             (&client, CLIENT_IF, "2001:db8::1/64"), // CLIENT_GLOBAL
             (&server, SERVER_IF, "2001:db8::547/64"),
@@ -286,6 +296,100 @@ fn echo_through_the_reflector_returns_every_request() {
         )),
         "{output}"
     );
+}
+
+/// The reflector's count of frames received on `queue`, from its report at exit.
+fn reflected_on(output: &str, queue: u32) -> u64 {
+    let prefix = format!("queue {queue}: received ");
+    let line = output
+        .lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no line for queue {queue}: {output}"));
+    line.split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count for queue {queue}: {output}"))
+}
+
+#[test]
+#[ignore = "needs root and the eBPF object; run by cargo xtask test"]
+fn two_queues_of_the_generator_reach_two_queues_of_the_reflector() {
+    let link = Link::with_queues(2);
+    let start_reflector = || {
+        let mut reflect = Background::start(
+            {
+                let mut command = link.server.command(reflector());
+                command.env(OBJECT_ENV, object()).args([
+                    "--interface",
+                    SERVER_IF,
+                    "--xdp-mode",
+                    "native",
+                    "--queues",
+                    "2",
+                ]);
+                command
+            },
+            "xdhcp6-reflect",
+        );
+        thread::sleep(Duration::from_millis(500));
+        reflect.assert_running();
+        reflect
+    };
+    let echo = |extra: &[&str]| {
+        let mut args = vec![
+            "--queues",
+            "2",
+            "--xdp-mode",
+            "native",
+            "--scenario",
+            "echo",
+            "--clients",
+            "1000",
+            "--rate",
+            "1000",
+            "--duration",
+            "1",
+        ];
+        args.extend_from_slice(extra);
+        let summary = generate(&link, &args);
+        let flows = assert_clean(&summary, 1000);
+        let requests = sent(&summary, "solicit") + sent(&summary, "request");
+        assert_eq!(requests, 2 * flows, "{summary}");
+        assert_eq!(count(&summary, "received"), requests, "{summary}");
+        requests
+    };
+
+    // Direct clients: each sends from its own address, so RSS spreads them over both queues
+    // and every request sent on the generator's queue i arrives on the reflector's queue i.
+    let reflect = start_reflector();
+    let requests = echo(&[]);
+    let output = reflect.stop();
+    let (q0, q1) = (reflected_on(&output, 0), reflected_on(&output, 1));
+    assert!(q0 > 0 && q1 > 0, "both queues carry traffic: {output}");
+    assert_eq!(q0 + q1, requests, "{output}");
+    assert!(
+        output.contains(&format!(
+            "all queues: received {requests}  reflected {requests}  bad frames 0"
+        )),
+        "{output}"
+    );
+
+    // One relay: one source address and port, so all of it on one queue, as on a NIC.
+    let mac = link.server_mac();
+    let reflect = start_reflector();
+    let relayed = echo(&[
+        "--relays",
+        "1",
+        "--relay-link",
+        "2001:db8:1::/64",
+        "--server",
+        SERVER_GLOBAL,
+        "--server-mac",
+        &mac,
+    ]);
+    let output = reflect.stop();
+    let (q0, q1) = (reflected_on(&output, 0), reflected_on(&output, 1));
+    assert_eq!((q0.min(q1), q0.max(q1)), (0, relayed), "{output}");
 }
 
 /// Starts `xdhcp6d --datapath DATAPATH` on the server end with the `bench-afxdp` fixture, its files in `work`,

@@ -18,6 +18,7 @@
 
 mod avalanche;
 mod rounds;
+mod skew;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -66,11 +67,34 @@ pub struct Options {
     /// Core of the generator.
     #[arg(long, default_value_t = 0)]
     generator_core: usize,
-    /// Core of xdhcp6d's journal writer (`--journal-cores`; default: the generator's core).
-    /// The server process may also run there, but its workers stay on --server-core; the
-    /// server's core as well puts the writer back on the workers' core.
+    /// Core of xdhcp6d's journal writer (`--journal-cores`; default with one queue: the
+    /// generator's core, with several: not pinned). The server process may also run there,
+    /// but its workers stay on the server's cores; the server's core puts the writer back on
+    /// the workers' core.
     #[arg(long)]
     journal_core: Option<usize>,
+    /// Receive and transmit queues on each end of the veth pair. The generator drives them
+    /// with a thread each (`xdhcp6-bench --queues`, flows spread by an RSS hash of their
+    /// source), the reflector reflects on each (`--queues`) and xdhcp6d runs a worker per
+    /// queue. With more than one, the server and the generator share the cores of
+    /// --server-cores and --generator-cores.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    queues: u32,
+    /// Cores of the server under test, comma-separated (xdhcp6d pins its workers to them in
+    /// turn). Default: --server-core; with --queues N, cores 0 to N-1 (wrapped over the CPUs).
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    server_cores: Vec<usize>,
+    /// Cores of the generator, comma-separated (its threads may run on any of them).
+    /// Default: --generator-core; with --queues N, the default of --server-cores.
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    generator_cores: Vec<usize>,
+    /// Instead of one ramp per target and round: two, one with all clients behind 1 relay
+    /// (one source address and port: one queue, as a cable modem termination system on a
+    /// NIC with RSS) and one behind RELAYS relays (spread over the queues), in alternating
+    /// order, and a table of the two rates side by side (`relay-skew.md`, `relay-skew.json`).
+    /// Targets: --only, else ceiling and xdhcp6d-xdp.
+    #[arg(long, value_name = "RELAYS", value_parser = clap::value_parser!(u32).range(2..))]
+    relay_skew: Option<u32>,
     /// xdhcp6d's journal durability: always (a reply leaves once its lease is on disk, the
     /// appliance's default) or batch (synced every few milliseconds).
     #[arg(long, default_value = "always")]
@@ -120,6 +144,51 @@ pub struct Options {
     /// The generator's own cap on messages per second during an avalanche (0: none).
     #[arg(long, value_name = "RATE", default_value_t = 0.0)]
     avalanche_max_rate: f64,
+}
+
+impl Options {
+    /// The server's cores (see --server-cores).
+    fn server_cores(&self) -> Vec<usize> {
+        if !self.server_cores.is_empty() {
+            return self.server_cores.clone();
+        }
+        if self.queues == 1 {
+            return vec![self.server_core];
+        }
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        (0..self.queues as usize).map(|i| i % cpus).collect()
+    }
+
+    /// The generator's cores (see --generator-cores).
+    fn generator_cores(&self) -> Vec<usize> {
+        if !self.generator_cores.is_empty() {
+            self.generator_cores.clone()
+        } else if self.queues == 1 {
+            vec![self.generator_core]
+        } else {
+            self.server_cores()
+        }
+    }
+
+    /// The cores under test, each once: the generator's and the server's.
+    fn measured_cores(&self) -> Vec<usize> {
+        let mut cores = self.generator_cores();
+        for core in self.server_cores() {
+            if !cores.contains(&core) {
+                cores.push(core);
+            }
+        }
+        cores
+    }
+}
+
+/// Cores as taskset and xdhcp6d --cores take them: `0,1`.
+fn core_list(cores: &[usize]) -> String {
+    cores
+        .iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// One server under test.
@@ -271,6 +340,9 @@ pub fn run(options: &Options) -> Result<()> {
     if let Some(clients) = options.avalanche {
         return avalanche::run(&lab, clients);
     }
+    if let Some(relays) = options.relay_skew {
+        return skew::run(&lab, relays);
+    }
 
     let targets: Vec<Target> = TARGETS
         .into_iter()
@@ -391,6 +463,8 @@ struct Lab<'a> {
     work: PathBuf,
     options: &'a Options,
     server_mac: String,
+    /// The generator's --relays (--relays, except while a relay-skew run changes it).
+    relays: std::cell::Cell<u32>,
 }
 
 impl<'a> Lab<'a> {
@@ -400,7 +474,12 @@ impl<'a> Lab<'a> {
         let client = Netns::create("xdhcp6-bench-cli")?;
         // veth keeps its offloads: the server's AF_XDP datapath takes the unfinished
         // checksums of kernel sockets (CHECKSUM_PARTIAL), and so does the generator.
-        netns::veth_pair(&server, SERVER_IF, &client, CLIENT_IF)?;
+        if options.queues > 1 {
+            println!("   with {} queues on each end", options.queues);
+            netns::veth_pair_with_queues(&server, SERVER_IF, &client, CLIENT_IF, options.queues)?;
+        } else {
+            netns::veth_pair(&server, SERVER_IF, &client, CLIENT_IF)?;
+        }
         server.add_address(SERVER_IF, &format!("{SERVER_ADDRESS}/64"))?;
         client.add_address(CLIENT_IF, &format!("{CLIENT_ADDRESS}/64"))?;
         server.wait_for_addresses(SERVER_IF)?;
@@ -413,12 +492,13 @@ impl<'a> Lab<'a> {
             work: work.to_owned(),
             options,
             server_mac,
+            relays: std::cell::Cell::new(options.relays),
         })
     }
 
     /// Starts the target's server pinned to the server core.
     fn start_server(&self, target: Target) -> Result<Process> {
-        let core = self.options.server_core.to_string();
+        let core = core_list(&self.options.server_cores());
         let log = self.work.join(format!("{}.log", target.name));
         let mut command = self.server.command("taskset");
         command.current_dir(&self.work).args(["-c", &core]);
@@ -429,6 +509,8 @@ impl<'a> Lab<'a> {
                     SERVER_IF,
                     "--xdp-mode",
                     "native",
+                    "--queues",
+                    &self.options.queues.to_string(),
                 ]);
             }
             "xdhcp6d-xdp" | "xdhcp6d-udp" | "xdhcp6d-xdp-ddns" | "xdhcp6d-udp-ddns" => {
@@ -447,23 +529,34 @@ impl<'a> Lab<'a> {
                     "udp"
                 };
                 // The writer's write and fdatasync off the worker's core: the process may
-                // use both cores, its workers only the server's.
+                // use the writer's core too, its workers only the server's. With several
+                // queues the cores are shared anyway and the writer is left alone.
                 let journal_core = self
                     .options
                     .journal_core
-                    .unwrap_or(self.options.generator_core)
-                    .to_string();
+                    .or_else(|| (self.options.queues == 1).then_some(self.options.generator_core));
                 let mut command = self.server.command("taskset");
+                let allowed = match journal_core {
+                    Some(journal_core) => format!("{core},{journal_core}"),
+                    None => core.clone(),
+                };
                 command
                     .current_dir(&self.work)
-                    .args(["-c", &[core.as_str(), &journal_core].join(",")])
+                    .args(["-c", &allowed])
                     .arg(self.release.join("xdhcp6d"))
                     .arg("run")
                     .arg("--config")
                     .arg(&config)
                     .args(["--datapath", datapath, "--xdp-mode", "native"])
                     .args(["--metrics", "off", "--cores", &core])
-                    .args(["--journal-cores", &journal_core])
+                    .args(
+                        journal_core
+                            .map(|journal_core| {
+                                ["--journal-cores".to_owned(), journal_core.to_string()]
+                            })
+                            .into_iter()
+                            .flatten(),
+                    )
                     .args(["--durability", &self.options.durability])
                     .arg("--journal")
                     .arg(&journal)
@@ -492,22 +585,32 @@ impl<'a> Lab<'a> {
         let mut command = self.client.command("taskset");
         command
             .current_dir(&self.work)
-            .args(["-c", &self.options.generator_core.to_string()])
+            .args(["-c", &core_list(&self.options.generator_cores())])
             .arg(self.release.join("xdhcp6-bench"))
             .args(["--interface", CLIENT_IF, "--server", SERVER_ADDRESS]);
         if self.options.transport == "afxdp" {
             command
                 .args(["--transport", "afxdp", "--xdp-mode", "native"])
-                .args(["--server-mac", &self.server_mac])
+                .args(["--server-mac", &self.server_mac]);
+            // Servers that answer from the request's frame (the reflector, xdhcp6d over
+            // AF_XDP) reach relays at any address; with several queues each relay then sends
+            // from its own link-address, so that RSS tells the relays apart.
+            let own_addresses = self.options.queues > 1
+                && matches!(target.name, "ceiling" | "xdhcp6d-xdp" | "xdhcp6d-xdp-ddns");
+            if !own_addresses {
                 // The relays send from the client interface's own address, which its kernel
                 // answers neighbour discovery for: servers that reply through the kernel
                 // (xdhcp6d over UDP, Kea) reach them like a real relay agent.
-                .args(["--relay-source", CLIENT_ADDRESS]);
+                command.args(["--relay-source", CLIENT_ADDRESS]);
+            }
+            if self.options.queues > 1 {
+                command.args(["--queues", &self.options.queues.to_string()]);
+            }
         }
         command
             .args(["--scenario", target.scenario])
             .args(["--clients", &clients.to_string()])
-            .args(["--relays", &self.options.relays.to_string()])
+            .args(["--relays", &self.relays.get().to_string()])
             .args(["--expect-range", POOL])
             .args(["--seed", &seed.to_string()])
             .arg("-q");
@@ -549,7 +652,14 @@ impl<'a> Lab<'a> {
     /// Ramps the generator up against the target and reads back its summary, with the
     /// machine's load during each step.
     fn ramp(&self, target: Target, round: u32) -> Result<Measured> {
-        let json = self.work.join(format!("{}-r{round}.json", target.name));
+        let tag = if self.relays.get() == self.options.relays {
+            String::new()
+        } else {
+            format!("-{}relays", self.relays.get())
+        };
+        let json = self
+            .work
+            .join(format!("{}{tag}-r{round}.json", target.name));
         let start = target.start.to_string();
         let mut command = self.generator(target, self.options.clients, 0xbe);
         command
@@ -561,7 +671,7 @@ impl<'a> Lab<'a> {
             .arg("--json")
             .arg(&json)
             .arg("--plot")
-            .arg(self.work.join(format!("{}-r{round}.svg", target.name)))
+            .arg(self.work.join(format!("{}{tag}-r{round}.svg", target.name)))
             .stdout(Stdio::null());
         // The generator exits 1 when a reply failed validation: that is a finding for the
         // table, not a reason to stop the other measurements.
@@ -607,7 +717,7 @@ impl<'a> Lab<'a> {
             steal_percent: self.options.steal_limit,
             foreign_percent: self.options.foreign_limit,
         };
-        let measured_cores = [self.options.generator_core, self.options.server_core];
+        let measured_cores = self.options.measured_cores();
         let steps: Vec<StepRecord> = steps
             .iter()
             .enumerate()
@@ -908,7 +1018,8 @@ fn table(results: &[Measured], options: &Options) -> String {
     let rate = |m: &Measured| Some((m.best_rate.unwrap_or(0.0), m.disturbed));
     let mut t = format!(
         "sarr flows/s (Solicit, Advertise, Request, Reply) with loss <= {} %, {} emulated clients \
-         behind {} relays, generator over {} on core {}, server on core {}, {} s per step, \
+         behind {} relays, {} queue(s), generator over {} on core(s) {}, server on core(s) {}, \
+         {} s per step, \
          xdhcp6d journal durability {}; {} rounds (every target once per round, in this \
          order); medians over the rounds not disturbed (a failing step with steal over {} % \
          on the cores under test or the other CPUs over {} % busy; * where every round was), \
@@ -916,9 +1027,10 @@ fn table(results: &[Measured], options: &Options) -> String {
         options.loss,
         options.clients,
         options.relays,
+        options.queues,
         options.transport,
-        options.generator_core,
-        options.server_core,
+        core_list(&options.generator_cores()),
+        core_list(&options.server_cores()),
         options.step_seconds,
         options.durability,
         options.rounds,
@@ -1102,6 +1214,9 @@ fn summary_json(results: &[Measured], options: &Options) -> Value {
         "durability": options.durability,
         "generator_core": options.generator_core,
         "server_core": options.server_core,
+        "queues": options.queues,
+        "generator_cores": options.generator_cores(),
+        "server_cores": options.server_cores(),
         "rounds": options.rounds,
         "steal_limit_percent": options.steal_limit,
         "foreign_limit_percent": options.foreign_limit,

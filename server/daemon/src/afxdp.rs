@@ -37,6 +37,11 @@
 //! into (the journal's [`crate::journal::JournalSink`]): the event path is engine → journal,
 //! with no handler in between.
 //!
+//! With [`Spread::Auto`] and several queues, the workers of an interface spread requests by
+//! client ([`crate::handoff`]): a received frame another worker owns is copied into that
+//! worker's inbox instead of being handled, and each turn a worker handles up to a batch from
+//! its own inbox, copied into a free frame, exactly as if its RX ring had brought it.
+//!
 //! The socket, its rings and the frame accounting are `xdhcp6_datapath` ([`XskQueue`]),
 //! shared with the load generator and re-exported here; this module is the server's loop.
 //!
@@ -72,6 +77,7 @@ use crate::{
     delay::{self, DelayQueue},
     events::{Barrier, Events, refused_by_journal},
     frame::{self, FrameMeta, Local, ReplySource},
+    handoff::{self, Handoff, Spread},
     reload::EngineSource,
     stats::WorkerStats,
     xdp::Steering,
@@ -136,6 +142,8 @@ pub struct XskWorker {
     delayed: DelayQueue<Held>,
     /// The delayed reply frames of the batch being handled, queued once its mark is known.
     staged: Vec<(Instant, Held)>,
+    /// The interface's other workers, when requests are spread over them ([`crate::handoff`]).
+    handoff: Option<Handoff>,
 }
 
 /// Replies sent through the kernel socket: the socket, a one-datagram batch, and the replies
@@ -198,7 +206,15 @@ impl XskWorker {
             // never starves.
             delayed: DelayQueue::new(delayed_max, delay::MAX_DELAYED_BYTES),
             staged: Vec::new(),
+            handoff: None,
         }
+    }
+
+    /// Spreads requests over the interface's workers: frames owned by another worker go to
+    /// it, and what they hand to this one is answered here ([`crate::handoff`]).
+    pub fn with_handoff(mut self, handoff: Handoff) -> Self {
+        self.handoff = Some(handoff);
+        self
     }
 
     /// Sends replies larger than the interface MTU through `socket` (the kernel's UDP socket
@@ -266,7 +282,10 @@ impl XskWorker {
                 };
                 let timeout = self.delayed.timeout_ms(Instant::now(), timeout);
                 if timeout > 0 {
-                    self.queue.wait(timeout);
+                    match &self.handoff {
+                        Some(handoff) => handoff.sleep(self.queue.socket().as_fd(), timeout),
+                        None => self.queue.wait(timeout),
+                    }
                 }
             }
         }
@@ -328,7 +347,8 @@ impl XskWorker {
         }
 
         let (rx_first, received) = self.queue.rx_peek(batch);
-        if received == 0 {
+        let inbound = self.handoff.as_ref().is_some_and(Handoff::has_inbound);
+        if received == 0 && !inbound {
             self.queue.kick_rx();
             return 0;
         }
@@ -339,19 +359,18 @@ impl XskWorker {
             let Some(desc) = self.queue.rx_desc(rx_first.wrapping_add(i)) else {
                 continue;
             };
-            if let Some((addr, len, delay_ms)) = self.handle(desc, respond, events, stats) {
-                // The batch's mark is known once all of it is handled.
-                let held = Held { addr, len, mark: 0 };
-                if delay_ms > 0 {
-                    self.staged
-                        .push((delay::due(Instant::now(), delay_ms), held));
-                } else {
-                    self.held.push_back(held);
-                }
+            if let Some(handoff) = &mut self.handoff
+                && handoff.hand_off(self.queue.frame(desc.addr, desc.len as usize), stats)
+            {
+                self.queue.recycle(desc.addr);
+                continue;
             }
+            let reply = self.handle(desc, respond, events, stats);
+            self.keep(reply);
             self.queue.recycle(desc.addr);
         }
         self.queue.rx_release(rx_first, received);
+        let handed = self.handle_handed(batch, respond, events, stats);
         let mark = events.mark();
         for held in self.held.range_mut(before..) {
             held.mark = mark;
@@ -374,7 +393,69 @@ impl XskWorker {
         }
         self.release(events, stats, true);
         self.queue.kick_rx();
-        received as usize
+        received as usize + handed
+    }
+
+    /// Holds a reply from [`Self::handle`] until its batch's mark (and its delay) allow it.
+    fn keep(&mut self, reply: Option<(u64, u32, u16)>) {
+        if let Some((addr, len, delay_ms)) = reply {
+            // The batch's mark is known once all of it is handled.
+            let held = Held { addr, len, mark: 0 };
+            if delay_ms > 0 {
+                self.staged
+                    .push((delay::due(Instant::now(), delay_ms), held));
+            } else {
+                self.held.push_back(held);
+            }
+        }
+    }
+
+    /// Wakes the workers this batch handed requests to, then handles up to `batch` requests
+    /// handed to this one, each copied into a free frame and answered like a received one;
+    /// returns how many.
+    fn handle_handed<E: Events, R>(
+        &mut self,
+        batch: u32,
+        respond: &mut R,
+        events: &mut E,
+        stats: &WorkerStats,
+    ) -> usize
+    where
+        R: FnMut(&[u8], &FrameMeta, &mut [u8], &mut E) -> Option<ReplyPlan>,
+    {
+        let Some(handoff) = &mut self.handoff else {
+            return 0;
+        };
+        handoff.notify();
+        let mut handled = 0;
+        // Each takes a frame for the request and one for its reply: what finds no free frames
+        // now waits in the inbox.
+        while handled < batch as usize && self.queue.free_frames() >= 2 {
+            let Some(addr) = self.queue.alloc() else {
+                break;
+            };
+            let Some(handoff) = &self.handoff else { break };
+            let Some(packet) = handoff.take() else {
+                self.queue.recycle(addr);
+                break;
+            };
+            let frame = packet.frame();
+            let buffer = self.queue.frame_mut(addr);
+            let len = frame.len().min(buffer.len());
+            buffer[..len].copy_from_slice(&frame[..len]);
+            handoff.recycle(packet);
+            stats.count_handoff_in();
+            let desc = libc::xdp_desc {
+                addr,
+                len: len as u32,
+                options: 0,
+            };
+            let reply = self.handle(desc, respond, events, stats);
+            self.keep(reply);
+            self.queue.recycle(addr);
+            handled += 1;
+        }
+        handled
     }
 
     /// Copies the socket's kernel counters (`XDP_STATISTICS`) into `stats`.
@@ -712,6 +793,7 @@ where
         interface,
         core,
         None,
+        None,
         respond,
         &mut || {},
         events,
@@ -720,13 +802,15 @@ where
     )
 }
 
-/// [`run_queue`], sending replies larger than the MTU through `kernel` when given.
+/// [`run_queue`], sending replies larger than the MTU through `kernel` when given, and
+/// spreading requests over the interface's workers with `handoff`.
 #[allow(clippy::too_many_arguments)]
 fn run_queue_with<E, R>(
     socket: XskSocket,
     interface: &InterfaceInfo,
     core: Option<usize>,
     kernel: Option<Arc<ServerSocket>>,
+    handoff: Option<Handoff>,
     respond: R,
     on_batch: &mut dyn FnMut(),
     events: &mut E,
@@ -747,6 +831,9 @@ where
     let mut worker = XskWorker::new(socket, interface);
     if let Some(kernel) = kernel {
         worker = worker.with_kernel_socket(kernel);
+    }
+    if let Some(handoff) = handoff {
+        worker = worker.with_handoff(handoff);
     }
     debug!(
         interface = interface.name,
@@ -773,6 +860,25 @@ pub fn serve_queue<E: Events, S: EngineSource + ?Sized>(
     interface: &InterfaceInfo,
     core: Option<usize>,
     kernel: Option<Arc<ServerSocket>>,
+    source: &S,
+    now: impl Fn() -> u32,
+    events: &mut E,
+    stop: &AtomicBool,
+    stats: &WorkerStats,
+) -> Result<XskWorker, XskError> {
+    serve_queue_with(
+        socket, interface, core, kernel, None, source, now, events, stop, stats,
+    )
+}
+
+/// [`serve_queue`], spreading requests over the interface's workers with `handoff`.
+#[allow(clippy::too_many_arguments)]
+fn serve_queue_with<E: Events, S: EngineSource + ?Sized>(
+    socket: XskSocket,
+    interface: &InterfaceInfo,
+    core: Option<usize>,
+    kernel: Option<Arc<ServerSocket>>,
+    handoff: Option<Handoff>,
     source: &S,
     now: impl Fn() -> u32,
     events: &mut E,
@@ -842,6 +948,7 @@ pub fn serve_queue<E: Events, S: EngineSource + ?Sized>(
         interface,
         core,
         kernel,
+        handoff,
         respond,
         &mut || batch_starts.set(true),
         events,
@@ -925,7 +1032,8 @@ pub struct Workers {
 /// `cores` (round robin; unpinned when empty), all serving `engine` until `stop` is set.
 ///
 /// The XDP program must be attached to the interface; the sockets are registered in its
-/// XskMap here. `events(queue)` makes each worker's event sink.
+/// XskMap here. `events(queue)` makes each worker's event sink. Requests are spread over the
+/// workers ([`Spread::Auto`]).
 #[allow(clippy::too_many_arguments)]
 pub fn spawn_workers<S, G>(
     steering: &mut Steering,
@@ -934,7 +1042,7 @@ pub fn spawn_workers<S, G>(
     cores: &[usize],
     engine: Arc<G>,
     now: fn() -> u32,
-    mut events: impl FnMut(u32) -> S,
+    events: impl FnMut(u32) -> S,
     kernel: Option<Arc<ServerSocket>>,
     stop: Arc<AtomicBool>,
 ) -> Result<Workers, XskError>
@@ -942,7 +1050,55 @@ where
     S: Events,
     G: EngineSource + 'static,
 {
+    spawn_workers_with(
+        steering,
+        interface,
+        config,
+        cores,
+        engine,
+        now,
+        events,
+        kernel,
+        Spread::Auto,
+        stop,
+    )
+}
+
+/// [`spawn_workers`], spreading requests over the workers as `spread` says
+/// ([`crate::handoff`]: with more than one queue and [`Spread::Auto`], each request is
+/// answered by the worker its client hashes to, whichever queue it arrived on).
+#[allow(clippy::too_many_arguments)]
+pub fn spawn_workers_with<S, G>(
+    steering: &mut Steering,
+    interface: &InterfaceInfo,
+    config: &XskConfig,
+    cores: &[usize],
+    engine: Arc<G>,
+    now: fn() -> u32,
+    mut events: impl FnMut(u32) -> S,
+    kernel: Option<Arc<ServerSocket>>,
+    spread: Spread,
+    stop: Arc<AtomicBool>,
+) -> Result<Workers, XskError>
+where
+    S: Events,
+    G: EngineSource + 'static,
+{
     let queues = rx_queue_count(&interface.name);
+    let group = if spread.applies(queues) {
+        let group =
+            handoff::Group::new(queues as usize, handoff::INBOX_SLOTS).map_err(|source| {
+                XskError::Os {
+                    what: "making the hand-off wakeups",
+                    interface: interface.name.clone(),
+                    queue: 0,
+                    source,
+                }
+            })?;
+        Some(group)
+    } else {
+        None
+    };
     let mut sockets = Vec::new();
     for queue in 0..queues {
         let socket = XskSocket::bind(interface, queue, config)?;
@@ -964,14 +1120,16 @@ where
         let stop = Arc::clone(&stop);
         let thread_stats = Arc::clone(&stats);
         let kernel = kernel.clone();
+        let handoff = group.as_ref().map(|group| group.member(i));
         let thread = thread::Builder::new()
             .name(format!("xsk-{name}-{queue}"))
             .spawn(move || {
-                serve_queue(
+                serve_queue_with(
                     socket,
                     &interface,
                     core,
                     kernel,
+                    handoff,
                     &*engine,
                     now,
                     &mut sink,

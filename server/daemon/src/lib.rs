@@ -11,6 +11,7 @@ pub mod delay;
 pub mod events;
 pub mod frame;
 pub mod generate;
+pub mod handoff;
 pub mod journal;
 pub mod kea;
 pub mod logging;

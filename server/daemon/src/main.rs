@@ -22,6 +22,7 @@ use xdhcp6_engine::{
 };
 use xdhcp6d::control::{ControlOptions, DEFAULT_SOCKET};
 use xdhcp6d::ctl::CtlArgs;
+use xdhcp6d::handoff::Spread;
 use xdhcp6d::journal::{Durability, JournalErrors, Link, LinkNames, read_journal};
 use xdhcp6d::logging::{self, LogFormat};
 use xdhcp6d::runtime::{self, DEFAULT_JOURNAL, Datapath, RunOptions};
@@ -113,6 +114,11 @@ enum Command {
         /// time; with no other core, or without --cores, it is not pinned).
         #[arg(long, value_name = "LIST", value_parser = parse_cores)]
         journal_cores: Option<CoreList>,
+        /// With --datapath xdp: auto spreads the requests of an interface with several RX
+        /// queues over its workers by client (a relay's traffic arrives on one queue), off
+        /// leaves each queue's requests to its own worker.
+        #[arg(long, value_enum, value_name = "MODE", default_value_t = Spread::Auto)]
+        spread: Spread,
         /// The compiled XDP object for --datapath xdp (default: $XDHCP6_EBPF_OBJECT, else the
         /// embedded copy).
         #[arg(long, value_name = "PATH")]
@@ -257,6 +263,7 @@ fn main() -> ExitCode {
             workers,
             cores,
             journal_cores,
+            spread,
             ebpf_object,
             user,
             control,
@@ -274,6 +281,7 @@ fn main() -> ExitCode {
             workers: usize::from(workers),
             cores: cores.map(|cores| cores.0).unwrap_or_default(),
             journal_cores: journal_cores.map(|cores| cores.0).unwrap_or_default(),
+            spread,
             ebpf_object,
             user,
             control: ControlOptions {
@@ -811,11 +819,7 @@ fn leasequery_requestors(config: &Config) -> String {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    xdhcp6_engine::hex::colon(bytes)
 }
 
 fn xdp_watch(

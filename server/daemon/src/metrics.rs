@@ -516,6 +516,33 @@ fn render_workers(out: &mut Exposition, workers: &[Arc<WorkerStats>]) {
         "xdhcp6_advertise_delay_overflow_total",
         sum(|stats| &stats.advertise_delay_overflow),
     );
+    out.family(
+        "xdhcp6_handoff_total",
+        "counter",
+        "AF_XDP requests handed from the worker that received them to the worker that owns \
+         their client (--spread auto), by direction: out (handed by the receiver), in (taken \
+         by the owner).",
+    );
+    out.sample(
+        "xdhcp6_handoff_total",
+        &[("direction", "out")],
+        sum(|stats| &stats.handoff_out),
+    );
+    out.sample(
+        "xdhcp6_handoff_total",
+        &[("direction", "in")],
+        sum(|stats| &stats.handoff_in),
+    );
+    out.family(
+        "xdhcp6_handoff_dropped_total",
+        "counter",
+        "AF_XDP requests to hand to another worker that found its bounded inbox full, and \
+         were dropped (the client retransmits).",
+    );
+    out.value(
+        "xdhcp6_handoff_dropped_total",
+        sum(|stats| &stats.handoff_full),
+    );
 }
 
 /// The message type counted at `index` of the per-type arrays.

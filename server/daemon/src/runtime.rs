@@ -26,6 +26,7 @@ use xdhcp6_engine::table::{LeaseRecord, LeaseTable};
 use crate::afxdp::{self, InterfaceInfo, XskConfig, XskError, XskWorker};
 use crate::bulk_leasequery::{self, BulkHandle, BulkStats};
 use crate::control::{self, ControlHandle, ControlOptions};
+use crate::handoff::Spread;
 use crate::journal::{
     Durability, Journal, JournalErrors, JournalOptions, JournalSink, LinkNames, Snapshot,
 };
@@ -87,6 +88,8 @@ pub struct RunOptions {
     /// Cores for the journal writer (empty: every allowed core but the workers'; see
     /// [`crate::placement`]).
     pub journal_cores: Vec<usize>,
+    /// Whether the AF_XDP workers of an interface spread requests over each other.
+    pub spread: Spread,
     /// The compiled XDP object (`Datapath::Xdp`; default: `$XDHCP6_EBPF_OBJECT`, else the
     /// embedded copy).
     pub ebpf_object: Option<PathBuf>,
@@ -114,6 +117,7 @@ impl RunOptions {
             workers: 1,
             cores: Vec::new(),
             journal_cores: Vec::new(),
+            spread: Spread::Auto,
             ebpf_object: None,
             user: None,
             control: ControlOptions::default(),
@@ -500,7 +504,7 @@ fn start_xdp(
             unreachable!("pushed just above");
         };
         let info = InterfaceInfo::query(name, None).with_context(|| format!("interface {name}"))?;
-        let workers = afxdp::spawn_workers(
+        let workers = afxdp::spawn_workers_with(
             steering,
             &info,
             &XskConfig {
@@ -512,6 +516,7 @@ fn start_xdp(
             os::unix_now,
             |_queue| journal.sink(),
             Some(Arc::clone(socket)),
+            options.spread,
             Arc::clone(&running.stop),
         )
         .with_context(|| format!("starting the AF_XDP workers on {name}"))?;
@@ -519,6 +524,7 @@ fn start_xdp(
             interface = name,
             mode = %mode,
             queues = workers.threads.len(),
+            spread = options.spread.applies(workers.threads.len() as u32),
             "XDP program attached, AF_XDP workers started"
         );
         running.xdp_workers.extend(workers.threads);
@@ -907,16 +913,7 @@ fn totals(stats: &[Arc<WorkerStats>]) -> (u64, u64) {
 
 /// Colon-separated hex, as DUIDs are written in the configuration.
 pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut text = String::with_capacity(bytes.len() * 3);
-    for (index, byte) in bytes.iter().enumerate() {
-        if index > 0 {
-            text.push(':');
-        }
-        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
-    }
-    text
+    xdhcp6_engine::hex::colon(bytes)
 }
 
 #[cfg(test)]

@@ -56,6 +56,13 @@ pub struct WorkerStats {
     /// Advertise messages to be held that did not fit the worker's delayed-reply queue, and
     /// were dropped.
     pub advertise_delay_overflow: AtomicU64,
+    /// Requests this AF_XDP worker received and handed to the worker that owns their client
+    /// ([`crate::handoff`]).
+    pub handoff_out: AtomicU64,
+    /// Requests another worker handed to this one, taken from its inbox and handled.
+    pub handoff_in: AtomicU64,
+    /// Requests to hand off that found the owner's inbox full, and were dropped.
+    pub handoff_full: AtomicU64,
 }
 
 impl WorkerStats {
@@ -139,6 +146,26 @@ impl WorkerStats {
     #[inline]
     pub fn count_advertise_delay_overflow(&self) {
         bump(&self.advertise_delay_overflow);
+    }
+}
+
+impl WorkerStats {
+    /// Counts a request handed to the worker that owns it.
+    #[inline]
+    pub fn count_handoff_out(&self) {
+        bump(&self.handoff_out);
+    }
+
+    /// Counts a request handed to this worker and taken from its inbox.
+    #[inline]
+    pub fn count_handoff_in(&self) {
+        bump(&self.handoff_in);
+    }
+
+    /// Counts a request dropped because its owner's inbox was full.
+    #[inline]
+    pub fn count_handoff_full(&self) {
+        bump(&self.handoff_full);
     }
 }
 

@@ -37,6 +37,7 @@ use xdhcp6d::{
     afxdp::{self, BindMode, InterfaceInfo, ReplyPlan, XskConfig, XskSocket, XskWorker},
     events::{Barrier, Events},
     frame::{FrameError, FrameMeta},
+    handoff::Spread,
     stats::WorkerStats,
     xdp::AttachMode,
 };
@@ -211,7 +212,8 @@ fn spawned_workers_serve_every_queue_with_the_engine() {
             .unwrap();
         let interface = InterfaceInfo::query(VethPair::SERVER, None).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
-        let workers = afxdp::spawn_workers(
+        // Each queue's requests answered by its own worker.
+        let workers = afxdp::spawn_workers_with(
             &mut steering,
             &interface,
             &copy_config(),
@@ -220,6 +222,7 @@ fn spawned_workers_serve_every_queue_with_the_engine() {
             || 1_750_000_000,
             |_queue| Vec::<LeaseEvent>::new(),
             None,
+            Spread::Off,
             Arc::clone(&stop),
         )
         .unwrap();
@@ -245,6 +248,77 @@ fn spawned_workers_serve_every_queue_with_the_engine() {
         }
         assert_eq!(per_queue.iter().sum::<u64>(), 64, "{per_queue:?}");
         assert!(per_queue.iter().all(|sent| *sent > 0), "{per_queue:?}");
+    });
+}
+
+#[test]
+#[ignore = "needs root and the eBPF object; run by cargo xtask test"]
+fn spawned_workers_spread_one_queues_clients_over_every_worker() {
+    let pair = VethPair::with_queues(2);
+    pair.run_in_namespace(|| {
+        let mut steering = load();
+        steering
+            .attach(VethPair::SERVER, AttachMode::Native)
+            .unwrap();
+        let interface = InterfaceInfo::query(VethPair::SERVER, None).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        // The default: spread by client.
+        let workers = afxdp::spawn_workers(
+            &mut steering,
+            &interface,
+            &copy_config(),
+            &[0],
+            Arc::new(engine()),
+            || 1_750_000_000,
+            |_queue| Vec::<LeaseEvent>::new(),
+            None,
+            Arc::clone(&stop),
+        )
+        .unwrap();
+        assert_eq!(workers.threads.len(), 2);
+        let client = PacketSocket::new(VethPair::CLIENT).unwrap();
+        // One relay agent (one address and port pair: one flow, one receive queue) for 64
+        // clients, each behind its own peer-address.
+        for i in 0..64u16 {
+            let mut relayed =
+                relay_forward(&client_solicit(0x0020_0000 + u32::from(i), i as u8), 547);
+            let peer = Ipv6Addr::new(0xfe80, 0, 0, 0, 0x0200, 0x5eff, 0xfe00, i + 1);
+            relayed[18..34].copy_from_slice(&peer.octets());
+            let request = relayed_frame(&relayed, 547);
+            client.send(&request).unwrap();
+            let reply = client.receive_reply().expect("no Relay-reply");
+            let view = ReplyView::parse(&reply).expect("a reply frame");
+            // Addressed from the request, whichever worker answered it.
+            assert_eq!(view.payload[0], 13, "Relay-reply");
+            assert_eq!(&view.payload[18..34], &peer.octets(), "peer-address");
+            assert_eq!(view.destination, RELAY_ADDRESS);
+            assert_eq!(view.source, VethPair::SERVER_GLOBAL);
+            assert!(view.checksum_ok);
+            assert_eq!(view.destination_mac, SOURCE_MAC);
+            assert_eq!(view.source_mac, interface.mac);
+        }
+        stop.store(true, Ordering::Relaxed);
+        let mut sent = Vec::new();
+        let mut handed = Vec::new();
+        for (thread, stats) in workers.threads.into_iter().zip(&workers.stats) {
+            let worker = thread.join().unwrap().unwrap();
+            // Every frame back where it belongs, the copies of handed requests included.
+            assert!(worker.audit().is_complete(), "{:?}", worker.audit());
+            sent.push(stats.sent[2].load(Ordering::Relaxed));
+            handed.push((
+                stats.handoff_out.load(Ordering::Relaxed),
+                stats.handoff_in.load(Ordering::Relaxed),
+                stats.handoff_full.load(Ordering::Relaxed),
+            ));
+        }
+        assert_eq!(sent.iter().sum::<u64>(), 64, "{sent:?}");
+        assert!(sent.iter().all(|sent| *sent > 0), "{sent:?} {handed:?}");
+        // One worker received them all and handed the other's clients over.
+        let out: u64 = handed.iter().map(|h| h.0).sum();
+        let taken: u64 = handed.iter().map(|h| h.1).sum();
+        assert!(out > 0 && out == taken, "{handed:?}");
+        assert!(handed.iter().any(|h| h.0 == 0), "{handed:?}");
+        assert!(handed.iter().all(|h| h.2 == 0), "{handed:?}");
     });
 }
 

@@ -8,6 +8,7 @@
 //! - [`steer`]: loading and attaching the XDP program (aya), its XskMap and its counters.
 //! - [`mmsg`] and [`udp`]: batched UDP with `recvmmsg` / `sendmmsg`, the server socket.
 //! - [`os`]: pinning threads, waiting on descriptors, signals, the wall clock, error chains.
+//! - [`wake`]: an `eventfd` that wakes a thread sleeping in `poll(2)` on its socket.
 //!
 //! Each `unsafe` block says why it is sound in a `// Safety:` comment; the APIs exported here
 //! are safe.
@@ -21,6 +22,7 @@ pub mod socket;
 pub mod steer;
 pub mod udp;
 mod umem;
+pub mod wake;
 
 pub use iface::{InterfaceInfo, interface_index, interface_name, rx_queue_count};
 pub use queue::{FrameAudit, XskQueue};

@@ -3,6 +3,17 @@
 //! of an existing lease. Request bytes are built outside the timed region; every iteration
 //! is a distinct client (DUID from a counter) or a distinct lease.
 //!
+//! The `batch` variants answer the same messages through `Engine::handle_batch`, `BATCH` at a
+//! time as a datapath's receive batch would bring them (all the Solicits of `BATCH` new
+//! clients, then their Requests); their throughput counts messages' exchanges or Renews, not
+//! batches.
+//!
+//! After the criterion functions, the bench alternates one-message and batch slices of the
+//! same work (50,000 Renews, 5,000 new clients) fifteen times and prints the ratio of their
+//! rates, median and range: on a shared machine whose load changes from one minute to the
+//! next, pairs taken a fraction of a second apart compare better than functions run minutes
+//! apart.
+//!
 //! Limits: the link's and the MAC addresses' new-binding rates are off (`binding-rate = 0`,
 //! `mac-binding-rate = 0`) and `max-leases` is above what the runs bind, so that the clock,
 //! which stands still, does not turn the exchange into rate-limited drops; the per-MAC cap is
@@ -20,7 +31,34 @@ use xdhcp6_engine::alloc::SaltKey;
 use xdhcp6_engine::config::{Config, LinkId};
 use xdhcp6_engine::proto::{MessageType, MessageWriter, OptionCode};
 use xdhcp6_engine::table::{Discard, IaKind, LeaseTable};
-use xdhcp6_engine::{Arrival, Context, Engine, Outcome};
+use xdhcp6_engine::{Arrival, BatchItem, Context, Engine, Outcome, Peer};
+
+/// Messages per `handle_batch` call in the batch variants (an AF_XDP receive batch).
+const BATCH: usize = 64;
+
+/// Answers `messages` (each `len` bytes) through `handle_batch`; returns the replies' total
+/// length, so that nothing is optimised away.
+fn batch(
+    engine: &Engine,
+    messages: &[u8],
+    len: usize,
+    cx: &Context,
+    replies: &mut [[u8; 1024]],
+) -> usize {
+    let mut items: Vec<BatchItem<'_>> = messages
+        .chunks_exact(len)
+        .zip(replies.iter_mut())
+        .map(|(request, reply)| BatchItem::new(request, *cx, Peer::default(), reply))
+        .collect();
+    engine.handle_batch(&mut items, &mut Discard);
+    items
+        .iter()
+        .map(|item| match item.outcome {
+            Outcome::Reply { len, .. } => len,
+            Outcome::Drop { .. } => 0,
+        })
+        .sum()
+}
 
 /// Leases in the table before anything is timed.
 const FILLED: u64 = 1_000_000;
@@ -248,6 +286,36 @@ fn engine_benches(c: &mut Criterion) {
         );
     });
 
+    // The same, `BATCH` new clients at a time: their Solicits in one batch, then their
+    // Requests (every message of one length: the client numbers take the same bytes).
+    group.throughput(Throughput::Elements(BATCH as u64));
+    let mut replies = vec![[0; 1024]; BATCH];
+    next_client += 1 << 32;
+    group.bench_function("new_client_exchange_batch/1M_leases", |b| {
+        b.iter_batched_ref(
+            || {
+                let mut solicits = Vec::new();
+                let mut requests = Vec::new();
+                let mut len = (0, 0);
+                for _ in 0..BATCH {
+                    next_client += 1;
+                    let exchange = Exchange::new(next_client, &server);
+                    solicits.extend_from_slice(&exchange.solicit[..exchange.solicit_len]);
+                    requests.extend_from_slice(&exchange.request[..exchange.request_len]);
+                    len = (exchange.solicit_len, exchange.request_len);
+                }
+                (solicits, requests, len)
+            },
+            |(solicits, requests, (solicit_len, request_len))| {
+                let advertised = batch(&engine, solicits, *solicit_len, &cx, &mut replies);
+                let bound = batch(&engine, requests, *request_len, &cx, &mut replies);
+                black_box((advertised, bound))
+            },
+            BatchSize::SmallInput,
+        );
+    });
+    group.throughput(Throughput::Elements(1));
+
     // Renew of an existing lease, cycling through all of them.
     let cx = Context {
         link: Some(LinkId(0)),
@@ -270,6 +338,22 @@ fn engine_benches(c: &mut Criterion) {
         });
     });
 
+    // The same Renews, `BATCH` at a time.
+    group.throughput(Throughput::Elements(BATCH as u64));
+    let mut at = 0;
+    let step = BATCH * renew_len;
+    group.bench_function("renew_batch/1M_leases", |b| {
+        b.iter(|| {
+            if at + step > renews.len() {
+                at = 0;
+            }
+            let batch_of = &renews[at..at + step];
+            at += step;
+            black_box(batch(&engine, batch_of, renew_len, &cx, &mut replies))
+        });
+    });
+    group.throughput(Throughput::Elements(1));
+
     // The same Renew over the first 1,000 leases only: table and messages stay in cache, so
     // this is the CPU cost of a Renew without the memory misses of the 1M-lease run.
     let hot = &renews[..1000 * renew_len];
@@ -285,10 +369,109 @@ fn engine_benches(c: &mut Criterion) {
         });
     });
     group.finish();
+    interleaved(
+        &engine,
+        &server,
+        &renews,
+        renew_len,
+        next_client + (1 << 40),
+    );
     eprintln!(
         "table holds {} leases after the benchmarks",
         engine.table().len()
     );
+}
+
+/// One message at a time and `handle_batch`, in alternating slices of a fraction of a
+/// second, so that both see the same load of a shared machine: prints each slice pair's rate
+/// ratio (batch over one at a time), its median and range.
+fn interleaved(engine: &Engine, server: &[u8], renews: &[u8], renew_len: usize, first: u64) {
+    const PAIRS: usize = 15;
+    const RENEWS: usize = 50_000;
+    const CLIENTS: usize = 5_000;
+    let cx = Context {
+        link: Some(LinkId(0)),
+        arrival: Arrival::Multicast,
+        now: T0 + 3600,
+    };
+    let mut reply = [0; 1024];
+    let mut replies = vec![[0; 1024]; BATCH];
+    let report = |what: &str, mut pairs: Vec<(f64, f64)>| {
+        let mut ratios: Vec<f64> = pairs.iter().map(|(one, many)| many / one).collect();
+        ratios.sort_by(f64::total_cmp);
+        pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let one = pairs[PAIRS / 2].0;
+        pairs.sort_by(|a, b| a.1.total_cmp(&b.1));
+        let many = pairs[PAIRS / 2].1;
+        eprintln!(
+            "interleaved {what}: one at a time median {:.0}/s, handle_batch median {:.0}/s; \
+             ratio median {:.2} (range {:.2}-{:.2}, {PAIRS} pairs)",
+            one,
+            many,
+            ratios[PAIRS / 2],
+            ratios[0],
+            ratios[PAIRS - 1]
+        );
+    };
+    // Renews: as many for both, in turn.
+    let mut pairs = Vec::new();
+    let slice = RENEWS * renew_len;
+    for pair in 0..PAIRS {
+        // Each side renews leases of its own, which neither renewed recently.
+        let at = |n: usize| (n * slice) % (renews.len() - slice);
+        let (one, many) = (at(2 * pair), at(2 * pair + 1));
+        let (messages, others) = (&renews[one..one + slice], &renews[many..many + slice]);
+        let started = Instant::now();
+        for renew in messages.chunks_exact(renew_len) {
+            black_box(engine.handle(renew, &cx, &mut reply, &mut Discard));
+        }
+        let one = RENEWS as f64 / started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        for group in others.chunks(BATCH * renew_len) {
+            black_box(batch(engine, group, renew_len, &cx, &mut replies));
+        }
+        let many = RENEWS as f64 / started.elapsed().as_secs_f64();
+        pairs.push((one, many));
+    }
+    report("Renew, 1M leases", pairs);
+    // New clients' exchanges, distinct clients for each slice.
+    let mut pairs = Vec::new();
+    let mut client = first;
+    let mut slice = || {
+        let (mut solicits, mut requests, mut len) = (Vec::new(), Vec::new(), (0, 0));
+        for _ in 0..CLIENTS {
+            client += 1;
+            let exchange = Exchange::new(client, server);
+            solicits.extend_from_slice(&exchange.solicit[..exchange.solicit_len]);
+            requests.extend_from_slice(&exchange.request[..exchange.request_len]);
+            len = (exchange.solicit_len, exchange.request_len);
+        }
+        (solicits, requests, len)
+    };
+    for _ in 0..PAIRS {
+        let (solicits, requests, (solicit_len, request_len)) = slice();
+        let started = Instant::now();
+        for (solicit, request) in solicits
+            .chunks_exact(solicit_len)
+            .zip(requests.chunks_exact(request_len))
+        {
+            black_box(engine.handle(solicit, &cx, &mut reply, &mut Discard));
+            black_box(engine.handle(request, &cx, &mut reply, &mut Discard));
+        }
+        let one = CLIENTS as f64 / started.elapsed().as_secs_f64();
+        let (solicits, requests, (solicit_len, request_len)) = slice();
+        let started = Instant::now();
+        for (solicit, request) in solicits
+            .chunks(BATCH * solicit_len)
+            .zip(requests.chunks(BATCH * request_len))
+        {
+            black_box(batch(engine, solicit, solicit_len, &cx, &mut replies));
+            black_box(batch(engine, request, request_len, &cx, &mut replies));
+        }
+        let many = CLIENTS as f64 / started.elapsed().as_secs_f64();
+        pairs.push((one, many));
+    }
+    report("new-client exchange, 1M leases", pairs);
 }
 
 criterion_group! {

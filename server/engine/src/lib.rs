@@ -58,14 +58,15 @@ pub mod alloc;
 pub mod config;
 pub mod engine;
 pub mod fqdn;
+pub mod hex;
 pub mod prefix;
 pub mod table;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use engine::{
-    Arrival, Context, Destination, DropReason, Engine, EngineError, LeasequeryResult, Outcome,
-    Peer, PoolUsage, ReconfigureError, ReconfigureKeys, ReconfigureResult, ReconfigureSent,
-    ReconfigureType, Refusal, SECRET_LEN, received_type, verify_reconfigure,
+    Arrival, BatchItem, Context, Destination, DropReason, Engine, EngineError, LeasequeryResult,
+    Lookahead, Outcome, Peer, PoolUsage, ReconfigureError, ReconfigureKeys, ReconfigureResult,
+    ReconfigureSent, ReconfigureType, Refusal, SECRET_LEN, received_type, verify_reconfigure,
 };
 pub use xdhcp6_proto as proto;

@@ -335,6 +335,9 @@ async fn get_server(Extract(state): Extract<Arc<State>>) -> Answer<ServerView> {
             dropped: sum(&stats.dropped),
             bad_frames: stats.bad_frames.load(Ordering::Relaxed),
             send_failures: stats.send_failures.load(Ordering::Relaxed),
+            handed_out: stats.handoff_out.load(Ordering::Relaxed),
+            handed_in: stats.handoff_in.load(Ordering::Relaxed),
+            handoff_dropped: stats.handoff_full.load(Ordering::Relaxed),
         });
     }
     Ok(Json(ServerView {

@@ -151,6 +151,15 @@ pub struct WorkerView {
     pub bad_frames: u64,
     /// Replies that could not be sent.
     pub send_failures: u64,
+    /// AF_XDP requests this worker received and handed to the worker that owns their client.
+    #[serde(default)]
+    pub handed_out: u64,
+    /// AF_XDP requests other workers handed to this one.
+    #[serde(default)]
+    pub handed_in: u64,
+    /// AF_XDP requests this worker could not hand off: the owner's inbox was full.
+    #[serde(default)]
+    pub handoff_dropped: u64,
 }
 
 /// The lease journal's state.

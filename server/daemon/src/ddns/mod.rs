@@ -750,9 +750,7 @@ fn unix_seconds() -> u64 {
 
 /// The bytes of [`crate::runtime::hex`]'s colon-separated hex, as the pending file keeps DUIDs.
 fn decode_hex(text: &str) -> Vec<u8> {
-    text.split(':')
-        .filter_map(|pair| u8::from_str_radix(pair, 16).ok())
-        .collect()
+    xdhcp6_engine::hex::parse(text).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -1285,11 +1285,7 @@ fn reservations_of(
 }
 
 fn colon_hex(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    xdhcp6_engine::hex::colon(bytes)
 }
 
 /// `parent` with `child`'s options over it, key by key (`custom` code by code).

@@ -172,17 +172,15 @@ pub fn read_leases(text: &str, file: &str) -> Result<Vec<CsvLease>, KeaError> {
 
 /// Kea's hex: colon-separated octets, or none at all.
 pub(crate) fn parse_hex(text: &str) -> Option<Vec<u8>> {
-    let digits: String = text.trim().chars().filter(|c| *c != ':').collect();
-    if digits.is_empty()
-        || !digits.len().is_multiple_of(2)
-        || digits.len() > 2 * (MAX_DUID_LEN + 16)
-    {
+    // Longer than any identifier Kea writes: refused before anything is allocated.
+    if text.len() > 3 * (MAX_DUID_LEN + 16) {
         return None;
     }
-    (0..digits.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(digits.get(i..i + 2)?, 16).ok())
-        .collect()
+    let digits: String = text.trim().chars().filter(|c| *c != ':').collect();
+    if digits.is_empty() || digits.len() > 2 * (MAX_DUID_LEN + 16) {
+        return None;
+    }
+    xdhcp6_engine::hex::parse(&digits).ok()
 }
 
 /// The journal of the active leases: the last line of each address or prefix, if it holds a
@@ -381,9 +379,5 @@ fn mask(len: u8) -> u128 {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    xdhcp6_engine::hex::colon(bytes)
 }

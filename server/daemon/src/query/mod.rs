@@ -350,26 +350,9 @@ fn parse_remote_id(text: &str) -> Result<(u32, Vec<u8>), String> {
 }
 
 fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
-    let bad = || format!("{text:?} is not hexadecimal bytes like 00:03:00:01:02:00:00:00:00:01");
-    let text = text.trim();
-    if text.contains([':', '-']) {
-        text.split([':', '-'])
-            .map(|pair| {
-                if pair.is_empty() || pair.len() > 2 {
-                    return Err(bad());
-                }
-                u8::from_str_radix(pair, 16).map_err(|_| bad())
-            })
-            .collect()
-    } else {
-        if !text.len().is_multiple_of(2) || !text.is_ascii() {
-            return Err(bad());
-        }
-        (0..text.len())
-            .step_by(2)
-            .map(|at| u8::from_str_radix(&text[at..at + 2], 16).map_err(|_| bad()))
-            .collect()
-    }
+    xdhcp6_engine::hex::parse(text).map_err(|_| {
+        format!("{text:?} is not hexadecimal bytes like 00:03:00:01:02:00:00:00:00:01")
+    })
 }
 
 #[cfg(test)]

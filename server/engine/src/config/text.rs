@@ -1,57 +1,6 @@
 //! Small text formats of the configuration: hex strings, durations, DNS names.
 
-use std::fmt::Write as _;
-
-/// Bytes from hex, either plain (`000100010a0b`) or colon-separated octets (`00:01:00:01`).
-pub(crate) fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
-    let text = text.trim();
-    let digits: String = if text.contains(':') {
-        let mut digits = String::with_capacity(text.len());
-        for group in text.split(':') {
-            if group.len() != 2 {
-                return Err(format!(
-                    "`{text}` is not hex: with colons, write two hex digits per octet (00:1a:...)"
-                ));
-            }
-            digits.push_str(group);
-        }
-        digits
-    } else {
-        text.to_owned()
-    };
-    if !digits.len().is_multiple_of(2) {
-        return Err(format!("`{text}` is not hex: odd number of hex digits"));
-    }
-    digits
-        .as_bytes()
-        .chunks(2)
-        .map(|pair| {
-            let pair = std::str::from_utf8(pair).map_err(|_| format!("`{text}` is not hex"))?;
-            u8::from_str_radix(pair, 16).map_err(|_| format!("`{text}` is not hex"))
-        })
-        .collect()
-}
-
-/// Colon-separated lowercase hex, the form `parse_hex` reads back.
-pub(crate) fn to_colon_hex(bytes: &[u8]) -> String {
-    let mut text = String::with_capacity(bytes.len() * 3);
-    for (i, byte) in bytes.iter().enumerate() {
-        if i > 0 {
-            text.push(':');
-        }
-        let _ = write!(text, "{byte:02x}");
-    }
-    text
-}
-
-/// Plain lowercase hex without separators.
-pub(crate) fn to_hex(bytes: &[u8]) -> String {
-    let mut text = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        let _ = write!(text, "{byte:02x}");
-    }
-    text
-}
+pub(crate) use crate::hex::{colon as to_colon_hex, parse as parse_hex, plain as to_hex};
 
 /// Seconds from `"90"`, `"30s"`, `"30m"`, `"1h"`, `"2d"`, `"1w"`, `"1h30m"` or `"infinite"`.
 ///
@@ -157,7 +106,11 @@ mod tests {
     fn hex_with_and_without_colons() {
         assert_eq!(parse_hex("00:01:0a:FF").unwrap(), [0, 1, 10, 255]);
         assert_eq!(parse_hex("00010aff").unwrap(), [0, 1, 10, 255]);
-        assert!(parse_hex("0:1").is_err());
+        assert_eq!(
+            parse_hex("0:1").unwrap(),
+            [0, 1],
+            "one digit per octet, as MACs are often written"
+        );
         assert!(parse_hex("abc").is_err());
         assert!(parse_hex("zz").is_err());
         assert_eq!(to_colon_hex(&[0, 1, 0xab]), "00:01:ab");

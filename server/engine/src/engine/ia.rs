@@ -9,7 +9,7 @@ use xdhcp6_proto::{MessageType, MessageWriter, OptionCode, StatusCode};
 use super::limits::Origin;
 use super::pools::LinkPools;
 use super::request::{Client, ClientRequest, Hint, Ia};
-use super::{DropReason, Engine, Sender};
+use super::{DropReason, Engine, Lookahead, Sender};
 use crate::alloc::AllocKey;
 use crate::config::{Link, RebindForeign, Reservation};
 use crate::prefix::Prefix;
@@ -40,6 +40,8 @@ pub(super) struct Exchange<'x, 'r, 'b, S> {
     pub(super) now: u32,
     pub(super) w: &'x mut MessageWriter<'b>,
     pub(super) events: &'x mut S,
+    /// What [`Engine::lookahead`] read of the request: the client hash of its first IA.
+    pub(super) ahead: &'x Lookahead,
 }
 
 impl<'x, 'r, S: EventSink> Exchange<'x, 'r, '_, S> {
@@ -501,11 +503,14 @@ impl<'x, 'r, S: EventSink> Exchange<'x, 'r, '_, S> {
     }
 
     fn key(&self, ia: &Ia<'r>) -> IaKey<'x> {
-        self.engine
-            .table
-            .ia_key(self.client.duid, ia.iaid(), ia.kind(), self.client.link)
-            .with_relay(self.relay)
-            .with_reconfigure(self.reconfigure)
+        let (duid, iaid, kind, link) = (self.client.duid, ia.iaid(), ia.kind(), self.client.link);
+        let table = &self.engine.table;
+        match self.ahead.hash_of(duid, iaid, kind, link) {
+            Some(hash) => table.ia_key_hashed(duid, iaid, kind, link, hash),
+            None => table.ia_key(duid, iaid, kind, link),
+        }
+        .with_relay(self.relay)
+        .with_reconfigure(self.reconfigure)
     }
 
     /// The reserved address (as a /128) or prefix of the client on its link.

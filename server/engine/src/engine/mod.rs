@@ -6,6 +6,7 @@
 //! Client mistakes are never errors: they become a reply with a status code, or
 //! [`Outcome::Drop`] with a reason that the datapath counts.
 
+mod batch;
 mod bulk_leasequery;
 mod discard;
 mod ia;
@@ -26,6 +27,7 @@ use xdhcp6_proto::{
     RelayMessage, StatusCode,
 };
 
+pub use self::batch::{BatchItem, LOOKAHEAD, Lookahead};
 pub use self::bulk_leasequery::{BulkAnswer, BulkResult, MAX_BULK_MESSAGE};
 use self::ia::Exchange;
 use self::leasequery::LeasequeryCounters;
@@ -367,12 +369,26 @@ impl Engine {
         reply: &mut [u8],
         events: &mut impl EventSink,
     ) -> Outcome {
+        self.handle_ahead(request, cx, peer, reply, events, &Lookahead::default())
+    }
+
+    /// [`Self::handle_from`], with what [`Self::lookahead`] read of the same request: its
+    /// client hash is used instead of hashing the DUID again.
+    fn handle_ahead(
+        &self,
+        request: &[u8],
+        cx: &Context,
+        peer: Peer,
+        reply: &mut [u8],
+        events: &mut impl EventSink,
+        ahead: &Lookahead,
+    ) -> Outcome {
         let mut sink = Tracking {
             engine: self,
             inner: events,
         };
         let mut received = MessageType::Unknown(0);
-        match self.answer(request, cx, peer, reply, &mut sink, &mut received) {
+        match self.answer(request, cx, peer, reply, &mut sink, &mut received, ahead) {
             Ok(Answer {
                 len,
                 to,
@@ -400,6 +416,7 @@ impl Engine {
 
     /// Answers into `reply`; sets `received` to the type of the message as soon as it is known
     /// (the outermost type until the relay chain is read).
+    #[allow(clippy::too_many_arguments)]
     fn answer(
         &self,
         request: &[u8],
@@ -408,6 +425,7 @@ impl Engine {
         reply: &mut [u8],
         events: &mut impl EventSink,
         received: &mut MessageType,
+        ahead: &Lookahead,
     ) -> Result<Answer, DropReason> {
         // RFC 9915 §16, in substance:
         // Servers MUST discard any received messages of types they do not expect.
@@ -459,8 +477,9 @@ impl Engine {
                     duid: request.client_id.unwrap_or_default(),
                 };
                 let keys = RelayKeys::default();
-                let sent =
-                    self.respond(&request, link, keys, None, sender, cx.now, &mut w, events)?;
+                let sent = self.respond(
+                    &request, link, keys, None, sender, cx.now, &mut w, events, ahead,
+                )?;
                 Ok(Answer {
                     len: w.finish()?,
                     to: Destination::Client,
@@ -540,6 +559,7 @@ impl Engine {
                             cx.now,
                             &mut w,
                             events,
+                            ahead,
                         )?
                     }
                     None => respond_unknown_link(&request, &self.config.server.duid, &mut w)?,
@@ -699,6 +719,7 @@ impl Engine {
         now: u32,
         w: &mut MessageWriter<'_>,
         events: &mut impl EventSink,
+        ahead: &Lookahead,
     ) -> Result<MessageType, DropReason> {
         let link = self.config.link(link_id);
         let (reply_type, how) = match request.msg_type {
@@ -762,6 +783,7 @@ impl Engine {
             now,
             w,
             events,
+            ahead,
         };
 
         match request.msg_type {

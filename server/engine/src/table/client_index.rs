@@ -102,6 +102,11 @@ impl ClientIndex {
         true
     }
 
+    /// Where the slots are and how many there are, for [`super::prefetch::Window`].
+    pub(super) fn slots(&self) -> (*const u64, usize) {
+        (self.slots.as_ptr(), self.slots.len())
+    }
+
     fn mask(&self) -> usize {
         self.slots.len() - 1
     }
@@ -137,7 +142,7 @@ impl ClientIndex {
 }
 
 /// The slot where the entries of `client_hash` start looking.
-fn home(client_hash: u32, mask: usize) -> usize {
+pub(super) fn home(client_hash: u32, mask: usize) -> usize {
     mix64(u64::from(client_hash)) as usize & mask
 }
 

@@ -344,6 +344,19 @@ impl<'a> IaKey<'a> {
         }
     }
 
+    /// A key whose `hash` was computed by [`Self::new`] for the same DUID, IAID and kind.
+    pub(crate) fn hashed(duid: &'a [u8], iaid: u32, kind: IaKind, link: LinkId, hash: u32) -> Self {
+        Self {
+            duid,
+            iaid,
+            kind,
+            link,
+            hash,
+            relay: None,
+            reconfigure: false,
+        }
+    }
+
     /// The same key, marking the leases a claim, binding or renewal through it makes or
     /// extends as those of a client that accepts Reconfigure messages
     /// ([`LeaseRecord::reconfigure`]). Lookups ignore it.
@@ -369,6 +382,12 @@ impl<'a> IaKey<'a> {
     /// The DUID bytes.
     pub fn duid(&self) -> &'a [u8] {
         self.duid
+    }
+
+    /// The client index hash (under the table's random key), for
+    /// [`super::LeaseTable::prefetch_client_index`].
+    pub fn hash(&self) -> u32 {
+        self.hash
     }
 
     /// The IAID.

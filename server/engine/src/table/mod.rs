@@ -50,18 +50,20 @@
 mod bulk;
 mod client_index;
 mod lease;
+mod prefetch;
 mod relay;
 mod shard;
 
 use std::fmt;
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use self::client_index::ClientIndex;
 pub use self::lease::{
     ClaimAs, ClaimError, Discard, DuidBuf, EventKind, EventSink, INLINE_DUID_LEN, IaKey, IaKind,
     Lease, LeaseError, LeaseEvent, LeaseRecord, LeaseState, Lifetimes, RestoreReport, SweepReport,
 };
+use self::prefetch::Window;
 use self::relay::RelayStore;
 pub use self::relay::{
     Captured, KEPT_OPTIONS, MAX_RELAY_DATA_LEN, MAX_RELAY_HOPS, RelayData, RelayHop, RelayMatch,
@@ -103,6 +105,10 @@ pub struct LeaseTable {
     addrs: Box<[Mutex<AddrShard>]>,
     cursor: Mutex<SweepCursor>,
     relays: RelayStore,
+    /// Each client shard's index slots and each address shard's records, for prefetching
+    /// without the locks (`table/prefetch.rs`).
+    client_windows: Box<[Arc<Window>]>,
+    record_windows: Box<[Arc<Window>]>,
 }
 
 impl fmt::Debug for LeaseTable {
@@ -127,15 +133,19 @@ impl LeaseTable {
         let shards = shards.next_power_of_two().clamp(1, MAX_SHARDS);
         let shard_bits = shards.trailing_zeros();
         let per_shard = expected_leases.div_ceil(shards);
-        let clients = (0..shards)
-            .map(|_| {
-                Mutex::new(ClientShard {
-                    index: ClientIndex::with_capacity(per_shard),
-                })
-            })
+        let clients: Box<[Mutex<ClientShard>]> = (0..shards)
+            .map(|_| Mutex::new(ClientShard::new(per_shard)))
             .collect();
-        let addrs = (0..shards)
+        let addrs: Box<[Mutex<AddrShard>]> = (0..shards)
             .map(|_| Mutex::new(AddrShard::with_capacity(per_shard)))
+            .collect();
+        let client_windows = clients
+            .iter()
+            .map(|shard| Arc::clone(&shard.lock().window))
+            .collect();
+        let record_windows = addrs
+            .iter()
+            .map(|shard| Arc::clone(&shard.lock().window))
             .collect();
         Self {
             salt,
@@ -147,12 +157,27 @@ impl LeaseTable {
             addrs,
             cursor: Mutex::new(SweepCursor::default()),
             relays: RelayStore::new(),
+            client_windows,
+            record_windows,
         }
     }
 
     /// The key of a client's IA, hashed under this table's random index key.
     pub fn ia_key<'a>(&self, duid: &'a [u8], iaid: u32, kind: IaKind, link: LinkId) -> IaKey<'a> {
         IaKey::new(&self.index_key, duid, iaid, kind, link)
+    }
+
+    /// [`Self::ia_key`] with its `hash` computed before (by [`Self::ia_key`] of the same
+    /// DUID, IAID, kind and link).
+    pub(crate) fn ia_key_hashed<'a>(
+        &self,
+        duid: &'a [u8],
+        iaid: u32,
+        kind: IaKind,
+        link: LinkId,
+        hash: u32,
+    ) -> IaKey<'a> {
+        IaKey::hashed(duid, iaid, kind, link, hash)
     }
 
     /// The configured salt's key, for the allocation hash ([`crate::alloc::AllocKey`]); the

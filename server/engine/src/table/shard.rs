@@ -4,6 +4,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::hash::{BuildHasher, Hasher, RandomState};
+use std::sync::Arc;
 
 use hashbrown::HashTable;
 
@@ -12,6 +13,7 @@ use super::client_index::ClientIndex;
 use super::lease::{
     DuidBuf, EventKind, IaKey, IaKind, Lease, LeaseEvent, LeaseRecord, LeaseState, Lifetimes,
 };
+use super::prefetch::Window;
 use super::relay::{RelayStore, RelayTail};
 use crate::alloc::SaltKey;
 use crate::config::LinkId;
@@ -199,6 +201,8 @@ pub(super) struct AddrShard {
     /// and skipped when it comes up; [`Self::schedule`] rebuilds the heap from the records
     /// when stale entries outnumber the live ones.
     pub(super) expiry: BinaryHeap<Reverse<u64>>,
+    /// Where the records are, for prefetching without the lock.
+    pub(super) window: Arc<Window>,
 }
 
 impl AddrShard {
@@ -209,6 +213,7 @@ impl AddrShard {
             index: HashTable::with_capacity(capacity),
             live: 0,
             expiry: BinaryHeap::new(),
+            window: Arc::new(Window::new()),
         }
     }
 
@@ -282,6 +287,9 @@ impl AddrShard {
                     .ok()
                     .filter(|slot| *slot <= max_slot)?;
                 self.records.push(record);
+                // The records may have moved to a larger array.
+                self.window
+                    .publish(self.records.as_ptr(), self.records.len());
                 slot
             }
         };
@@ -315,11 +323,26 @@ impl AddrShard {
 /// A client shard: entries `(client hash << 32) | location`.
 pub(super) struct ClientShard {
     pub(super) index: ClientIndex,
+    /// Where the index's slots are, for prefetching without the lock.
+    pub(super) window: Arc<Window>,
 }
 
 impl ClientShard {
+    pub(super) fn new(capacity: usize) -> Self {
+        let shard = Self {
+            index: ClientIndex::with_capacity(capacity),
+            window: Arc::new(Window::new()),
+        };
+        let (base, len) = shard.index.slots();
+        shard.window.publish(base, len);
+        shard
+    }
+
     pub(super) fn insert(&mut self, client_hash: u32, loc: u32) {
         self.index.insert(client_entry(client_hash, loc));
+        // The index may have grown into a new array.
+        let (base, len) = self.index.slots();
+        self.window.publish(base, len);
     }
 
     pub(super) fn remove(&mut self, client_hash: u32, loc: u32) {
