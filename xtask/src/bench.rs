@@ -67,6 +67,12 @@ pub struct Options {
     /// Core of the generator.
     #[arg(long, default_value_t = 0)]
     generator_core: usize,
+    /// Core of xdhcp6d's journal writer (`--journal-cores`; default with one queue: the
+    /// generator's core, with several: not pinned). The server process may also run there,
+    /// but its workers stay on the server's cores; the server's core puts the writer back on
+    /// the workers' core.
+    #[arg(long)]
+    journal_core: Option<usize>,
     /// Receive and transmit queues on each end of the veth pair. The generator drives them
     /// with a thread each (`xdhcp6-bench --queues`, flows spread by an RSS hash of their
     /// source), the reflector reflects on each (`--queues`) and xdhcp6d runs a worker per
@@ -522,18 +528,41 @@ impl<'a> Lab<'a> {
                 } else {
                     "udp"
                 };
+                // The writer's write and fdatasync off the worker's core: the process may
+                // use the writer's core too, its workers only the server's. With several
+                // queues the cores are shared anyway and the writer is left alone.
+                let journal_core = self
+                    .options
+                    .journal_core
+                    .or_else(|| (self.options.queues == 1).then_some(self.options.generator_core));
+                let mut command = self.server.command("taskset");
+                let allowed = match journal_core {
+                    Some(journal_core) => format!("{core},{journal_core}"),
+                    None => core.clone(),
+                };
                 command
+                    .current_dir(&self.work)
+                    .args(["-c", &allowed])
                     .arg(self.release.join("xdhcp6d"))
                     .arg("run")
                     .arg("--config")
                     .arg(&config)
                     .args(["--datapath", datapath, "--xdp-mode", "native"])
                     .args(["--metrics", "off", "--cores", &core])
+                    .args(
+                        journal_core
+                            .map(|journal_core| {
+                                ["--journal-cores".to_owned(), journal_core.to_string()]
+                            })
+                            .into_iter()
+                            .flatten(),
+                    )
                     .args(["--durability", &self.options.durability])
                     .arg("--journal")
                     .arg(&journal)
                     .arg("--control")
                     .arg(self.work.join(format!("{}.control.sock", target.name)));
+                return process::start(command, &log, target.name);
             }
             "kea" => {
                 let config = self.work.join("kea-dhcp6.json");

@@ -31,9 +31,11 @@
 //! holds the batch's reply frames, and goes on with the next batch; each turn sends the held
 //! replies whose mark is durable ([`Events::barrier`]). One sync then covers every batch that
 //! arrived while the previous one ran. The worker blocks on the journal only when nothing
-//! arrives or when a quarter of the UMEM is held. The marks come from the same sink the engine
-//! emits the lease events into (the journal's [`crate::journal::JournalSink`]): the event path
-//! is engine → journal, with no handler in between.
+//! arrives or when the replies held use every frame the fill ring does not need
+//! ([`held_limit`]; with the server's UMEM, [`SERVER_FRAMES`], that is a sync of about 100 ms
+//! at 120,000 replies/s). The marks come from the same sink the engine emits the lease events
+//! into (the journal's [`crate::journal::JournalSink`]): the event path is engine → journal,
+//! with no handler in between.
 //!
 //! With [`Spread::Auto`] and several queues, the workers of an interface spread requests by
 //! client ([`crate::handoff`]): a received frame another worker owns is copied into that
@@ -228,8 +230,9 @@ impl XskWorker {
         let mut queue = XskQueue::new(socket);
         let batch = queue.config().batch as usize;
         queue.refill(batch);
-        let held_max = (queue.config().frames as usize / 4).max(batch);
         let queue_frames = queue.config().frames as usize;
+        let delayed_max = (queue_frames / 8).min(delay::MAX_DELAYED);
+        let held_max = held_limit(queue.config(), delayed_max);
         let mut addresses = interface.addresses.clone();
         addresses.extend(interface.global);
         let mtu = interface.mtu.unwrap_or(DEFAULT_MTU) as usize;
@@ -247,10 +250,7 @@ impl XskWorker {
             kernel: None,
             // Held frames are UMEM frames: at most an eighth of them, so that the fill ring
             // never starves.
-            delayed: DelayQueue::new(
-                (queue_frames / 8).min(delay::MAX_DELAYED),
-                delay::MAX_DELAYED_BYTES,
-            ),
+            delayed: DelayQueue::new(delayed_max, delay::MAX_DELAYED_BYTES),
             staged: Vec::new(),
             handoff: None,
         }
@@ -1162,6 +1162,21 @@ impl LinkCache {
     }
 }
 
+/// UMEM frames of a server queue: 32 MiB of 2 KiB frames, so that the replies held for the
+/// journal ([`held_limit`]) cover a sync of about 100 ms at 120,000 replies/s.
+pub const SERVER_FRAMES: u32 = 16_384;
+
+/// The most reply frames a worker holds for the journal before it waits for a sync instead
+/// of receiving: every frame the fill ring, the delayed replies (`delayed_max`) and two
+/// batches (the next batch's requests and its replies) cannot need. Past it, receiving more
+/// would take the frames the kernel needs for the fill ring.
+pub fn held_limit(config: &XskConfig, delayed_max: usize) -> usize {
+    let batch = config.batch as usize;
+    (config.frames as usize)
+        .saturating_sub(config.ring_size as usize + delayed_max + 2 * batch)
+        .max(batch)
+}
+
 /// The worker threads of one interface, from [`spawn_workers`].
 #[derive(Debug)]
 pub struct Workers {
@@ -1305,6 +1320,25 @@ mod tests {
     use std::net::Ipv6Addr;
 
     use super::*;
+
+    #[test]
+    fn held_replies_use_what_the_fill_ring_cannot() {
+        let server = XskConfig {
+            frames: SERVER_FRAMES,
+            ..XskConfig::default()
+        };
+        // 16384 frames: 2048 for the fill ring, 2048 delayed, two batches of 64.
+        assert_eq!(held_limit(&server, 2048), 12_160);
+        // The default 4096: more than the quarter it used to be.
+        assert_eq!(held_limit(&XskConfig::default(), 512), 1408);
+        // Never less than a batch, even when the rings want every frame.
+        let small = XskConfig {
+            frames: 128,
+            ring_size: 128,
+            ..XskConfig::default()
+        };
+        assert_eq!(held_limit(&small, 16), 64);
+    }
 
     #[test]
     fn replies_come_from_the_interface_addresses() {

@@ -16,6 +16,7 @@ pub mod journal;
 pub mod kea;
 pub mod logging;
 pub mod metrics;
+pub mod placement;
 pub mod query;
 pub mod reconfigure;
 pub mod reload;

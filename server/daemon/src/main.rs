@@ -108,6 +108,12 @@ enum Command {
         /// Cores to pin the workers to, in worker order, e.g. "2,3" or "2-5" (default: unpinned).
         #[arg(long, value_name = "LIST", value_parser = parse_cores)]
         cores: Option<CoreList>,
+        /// Cores for the lease journal's writer thread (its write and fdatasync for every
+        /// group commit, and the compactions it starts), e.g. "0" (default: every core the
+        /// process may use except those of --cores, so that it does not take the workers'
+        /// time; with no other core, or without --cores, it is not pinned).
+        #[arg(long, value_name = "LIST", value_parser = parse_cores)]
+        journal_cores: Option<CoreList>,
         /// With --datapath xdp: auto spreads the requests of an interface with several RX
         /// queues over its workers by client (a relay's traffic arrives on one queue), off
         /// leaves each queue's requests to its own worker.
@@ -256,6 +262,7 @@ fn main() -> ExitCode {
             metrics,
             workers,
             cores,
+            journal_cores,
             spread,
             ebpf_object,
             user,
@@ -273,6 +280,7 @@ fn main() -> ExitCode {
             metrics: metrics.0,
             workers: usize::from(workers),
             cores: cores.map(|cores| cores.0).unwrap_or_default(),
+            journal_cores: journal_cores.map(|cores| cores.0).unwrap_or_default(),
             spread,
             ebpf_object,
             user,
@@ -981,6 +989,8 @@ mod tests {
             "3",
             "--cores",
             "1,4-5",
+            "--journal-cores",
+            "0",
         ])
         .unwrap();
         let Command::Run {
@@ -992,6 +1002,7 @@ mod tests {
             metrics,
             workers,
             cores,
+            journal_cores,
             ..
         } = cli.command
         else {
@@ -1005,6 +1016,7 @@ mod tests {
         assert_eq!(metrics, MetricsAddress(None));
         assert_eq!(workers, 3);
         assert_eq!(cores, Some(CoreList(vec![1, 4, 5])));
+        assert_eq!(journal_cores, Some(CoreList(vec![0])));
     }
 
     #[test]

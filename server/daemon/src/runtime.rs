@@ -85,6 +85,9 @@ pub struct RunOptions {
     pub workers: usize,
     /// Cores to pin the workers to, in worker order (empty: not pinned).
     pub cores: Vec<usize>,
+    /// Cores for the journal writer (empty: every allowed core but the workers'; see
+    /// [`crate::placement`]).
+    pub journal_cores: Vec<usize>,
     /// Whether the AF_XDP workers of an interface spread requests over each other.
     pub spread: Spread,
     /// The compiled XDP object (`Datapath::Xdp`; default: `$XDHCP6_EBPF_OBJECT`, else the
@@ -113,6 +116,7 @@ impl RunOptions {
             metrics: Some(DEFAULT_METRICS),
             workers: 1,
             cores: Vec::new(),
+            journal_cores: Vec::new(),
             spread: Spread::Auto,
             ebpf_object: None,
             user: None,
@@ -177,6 +181,7 @@ pub fn serve(options: RunOptions, stop: &AtomicBool) -> anyhow::Result<()> {
     )
     .with_context(|| format!("opening the lease journal {}", options.journal.display()))?;
     let journal = Arc::new(journal);
+    place_journal_writer(&journal, &options)?;
     let replayed = replay.records.len();
     let restored = engine.restore(replay.records);
     // Workers, timer and metrics take the engine from here; a reload replaces it.
@@ -502,7 +507,10 @@ fn start_xdp(
         let workers = afxdp::spawn_workers_with(
             steering,
             &info,
-            &XskConfig::default(),
+            &XskConfig {
+                frames: afxdp::SERVER_FRAMES,
+                ..XskConfig::default()
+            },
             &options.cores,
             Arc::clone(engine),
             os::unix_now,
@@ -767,6 +775,27 @@ fn start_bulk_leasequery(
     )
     .map(Some)
     .context("starting the Bulk Leasequery listener ([leasequery] bulk-listen)")
+}
+
+/// Keeps the journal writer (its write and `fdatasync` for every group commit) off the
+/// workers' cores: on `--journal-cores`, else on the other cores the process may use.
+fn place_journal_writer(journal: &Journal, options: &RunOptions) -> anyhow::Result<()> {
+    let allowed = crate::placement::allowed_cores().context("reading the process's cores")?;
+    let cores = crate::placement::writer_cores(&options.journal_cores, &options.cores, &allowed);
+    if cores.is_empty() {
+        if !options.cores.is_empty() {
+            tracing::info!(
+                cores = ?options.cores,
+                "the journal writer shares the workers' cores: the process may use no other"
+            );
+        }
+        return Ok(());
+    }
+    journal
+        .pin_writer(&cores)
+        .with_context(|| format!("--journal-cores: pinning the journal writer to {cores:?}"))?;
+    tracing::info!(cores = ?cores, "journal writer placed");
+    Ok(())
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

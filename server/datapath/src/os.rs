@@ -32,6 +32,52 @@ pub fn pin_to_core(core: usize) -> io::Result<()> {
     Ok(())
 }
 
+/// The cores the calling thread may run on (at start, those of the process).
+pub fn allowed_cores() -> io::Result<Vec<usize>> {
+    // Safety: all-zero is an empty CPU set; sched_getaffinity(0, ...) writes at most a set of
+    // the stated size for the calling thread, and CPU_ISSET reads inside it.
+    unsafe {
+        let mut set: libc::cpu_set_t = zeroed();
+        if libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok((0..8 * size_of::<libc::cpu_set_t>())
+            .filter(|&core| libc::CPU_ISSET(core, &set))
+            .collect())
+    }
+}
+
+/// Restricts `thread` to `cores` (not empty).
+pub fn pin_thread<T>(thread: &std::thread::JoinHandle<T>, cores: &[usize]) -> io::Result<()> {
+    use std::os::unix::thread::JoinHandleExt;
+    let limit = 8 * size_of::<libc::cpu_set_t>();
+    if let Some(core) = cores.iter().find(|&&core| core >= limit) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("core {core} is out of range"),
+        ));
+    }
+    if cores.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "no cores given",
+        ));
+    }
+    // Safety: all-zero is an empty CPU set; CPU_SET stays inside it (checked above), and the
+    // handle's pthread_t names a thread that has not been joined (the caller holds its handle).
+    let rc = unsafe {
+        let mut set: libc::cpu_set_t = zeroed();
+        for &core in cores {
+            libc::CPU_SET(core, &mut set);
+        }
+        libc::pthread_setaffinity_np(thread.as_pthread_t(), size_of::<libc::cpu_set_t>(), &set)
+    };
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc));
+    }
+    Ok(())
+}
+
 /// What to wait for on a descriptor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Readiness {

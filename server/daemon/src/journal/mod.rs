@@ -498,6 +498,15 @@ impl Journal {
         Ok((journal, replay))
     }
 
+    /// Restricts the writer thread (and the compactions it starts from now on) to `cores`
+    /// (see [`crate::placement`]).
+    pub fn pin_writer(&self, cores: &[usize]) -> io::Result<()> {
+        match &self.writer {
+            Some(writer) => crate::placement::pin_thread(writer, cores),
+            None => Ok(()),
+        }
+    }
+
     /// A sink for one worker's events, with a ring of its own (about [`LANE_CAPACITY`]
     /// records), and its durability barrier.
     pub fn sink(&self) -> JournalSink {
