@@ -5,6 +5,18 @@
 //! to it, syncs, renames it over the journal, syncs the directory and appends to the new file
 //! from then on. Why that replays to the same state, see [`Compaction`].
 //!
+//! When it pays: the writer counts the records in the file and estimates the live set from
+//! the records it writes ([`Tally`]: a `Bound` adds a lease, a `Released`, `Expired` or
+//! `ProbationEnded` of a journaled lease removes one, starting from the replay's or the last
+//! snapshot's leases), and compacts only once the file holds `ratio` times as many records as
+//! the snapshot would ([`worth_compacting`]). A file of new leases only is never compacted,
+//! however long: its snapshot would be as large as the file.
+//!
+//! What the compaction costs the writer: the snapshot closure takes one table shard lock at a
+//! time, the snapshot is written and synced in 4 MiB steps by its own thread (so that no large
+//! write-back queues the group commits' `fdatasync` behind it), and the writer waits only for
+//! the hand-over: the tail written, one sync, the rename and the directory sync.
+//!
 //! Leases on links the configuration lacks ([`Unplaced`]) are not in the table, so every
 //! snapshot writes them again from the replay, until they expire.
 //!
@@ -159,6 +171,14 @@ impl JournalWriter {
             );
             self.unplaced = kept.into();
         }
+        tracing::info!(
+            path = %self.path.display(),
+            len = self.len,
+            records = self.records,
+            live = self.live,
+            last_snapshot_len = self.base,
+            "compacting the lease journal"
+        );
         let snapshot = Arc::clone(&self.snapshot);
         let shared = Arc::clone(&self.shared);
         let unplaced = Arc::clone(&self.unplaced);
