@@ -726,8 +726,13 @@ fn compaction_keeps_the_live_set_and_later_events() {
                 live.remove(&key);
                 emit(&mut sink, EventKind::Released, at, &record);
             } else {
-                live.insert(key, record.clone());
-                emit(&mut sink, EventKind::Bound, at, &record);
+                // As the table does: a lease already bound is renewed, not bound again.
+                let kind = if live.insert(key, record.clone()).is_some() {
+                    EventKind::Renewed
+                } else {
+                    EventKind::Bound
+                };
+                emit(&mut sink, kind, at, &record);
             }
         }
         journal.wait_durable(sink.last_seq()).unwrap();
@@ -766,6 +771,82 @@ fn compaction_keeps_the_live_set_and_later_events() {
         "{} events after {compactions} compactions",
         replay.events
     );
+}
+
+#[test]
+fn a_journal_of_new_leases_is_not_compacted_until_it_holds_garbage() {
+    let dir = scratch("worth");
+    let path = dir.join("leases.journal");
+    let model: Model = Arc::default();
+    let snapshots = Arc::new(AtomicU32::new(0));
+    let snapshot: Snapshot = {
+        let (model, snapshots) = (Arc::clone(&model), Arc::clone(&snapshots));
+        Arc::new(move || {
+            snapshots.fetch_add(1, Ordering::SeqCst);
+            model.lock().unwrap().values().cloned().collect()
+        })
+    };
+    let options = JournalOptions {
+        min_bytes: 8 << 10,
+        ratio: 2,
+        ..JournalOptions::default()
+    };
+    let bind_all = |journal: &Journal, from: u32, count: u32, kind: EventKind| {
+        let mut sink = journal.sink();
+        for client in from..from + count {
+            let duid = format!("worth-{client}").into_bytes();
+            let mut record = lease(&duid, client, u128::from(client) + 5000);
+            record.lease.expires = client + 1;
+            let mut live = model.lock().unwrap();
+            live.insert((duid, client, record.lease.addr), record.clone());
+            emit(&mut sink, kind, client + 1, &record);
+        }
+        journal.wait_durable(sink.last_seq()).unwrap();
+    };
+    // Every lease new: the file passes `min_bytes` three times over, and every record in it
+    // is live, so a snapshot would be as large as the file.
+    let (journal, _) = Journal::open_with(
+        &path,
+        Durability::Always,
+        links(),
+        Arc::clone(&snapshot),
+        options,
+    )
+    .unwrap();
+    bind_all(&journal, 0, 200, EventKind::Bound);
+    let grown = fs::metadata(&path).unwrap().len();
+    bind_all(&journal, 200, 200, EventKind::Bound);
+    let len = fs::metadata(&path).unwrap().len();
+    assert!(len >= 3 * options.min_bytes, "{len} bytes");
+    assert!(grown >= options.min_bytes, "{grown} bytes");
+    // Shutting down waits for a compaction that started; none may have.
+    journal.shutdown();
+    assert_eq!(snapshots.load(Ordering::SeqCst), 0);
+    assert_eq!(fs::metadata(&path).unwrap().len(), len);
+
+    // Reopened (the live set now comes from the replay), the same leases renewed: once half
+    // the file is garbage, it is compacted.
+    let (journal, replay) =
+        Journal::open_with(&path, Durability::Always, links(), snapshot, options).unwrap();
+    assert_eq!(replay.records.len(), 400);
+    let mut rounds = 0;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while journal.compactions() == 0 {
+        assert!(Instant::now() < deadline, "no compaction happened");
+        if rounds < 2 {
+            bind_all(&journal, 0, 400, EventKind::Renewed);
+            rounds += 1;
+        } else {
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+    assert!(snapshots.load(Ordering::SeqCst) >= 1);
+    journal.shutdown();
+    let replay = read_journal(&path, &links()).unwrap();
+    assert!(!replay.corrupt);
+    let expected: Vec<_> = model.lock().unwrap().values().cloned().collect();
+    assert_eq!(sorted(replay.records), sorted(expected));
+    assert!(replay.events < 3 * 400, "{} events", replay.events);
 }
 
 #[test]

@@ -5,6 +5,18 @@
 //! to it, syncs, renames it over the journal, syncs the directory and appends to the new file
 //! from then on. Why that replays to the same state, see [`Compaction`].
 //!
+//! When it pays: the writer counts the records in the file and estimates the live set from
+//! the records it writes ([`Tally`]: a `Bound` adds a lease, a `Released`, `Expired` or
+//! `ProbationEnded` of a journaled lease removes one, starting from the replay's or the last
+//! snapshot's leases), and compacts only once the file holds `ratio` times as many records as
+//! the snapshot would ([`worth_compacting`]). A file of new leases only is never compacted,
+//! however long: its snapshot would be as large as the file.
+//!
+//! What the compaction costs the writer: the snapshot closure takes one table shard lock at a
+//! time, the snapshot is written and synced in 4 MiB steps by its own thread (so that no large
+//! write-back queues the group commits' `fdatasync` behind it), and the writer waits only for
+//! the hand-over: the tail written, one sync, the rename and the directory sync.
+//!
 //! Leases on links the configuration lacks ([`Unplaced`]) are not in the table, so every
 //! snapshot writes them again from the replay, until they expire.
 //!
@@ -22,7 +34,7 @@ use xdhcp6_engine::table::{EventKind, LeaseRecord, LeaseState};
 
 use super::format::{self, HEADER_LEN, VERSION};
 use super::writer::JournalWriter;
-use super::{JournalError, LinkNames, Unplaced, lock};
+use super::{JournalError, JournalOptions, LinkNames, Unplaced, lock};
 
 /// A compaction in flight.
 ///
@@ -53,15 +65,90 @@ use super::{JournalError, LinkNames, Unplaced, lock};
 /// `<path>.compact` is removed on open.
 pub(super) struct Compaction {
     pub(super) tail: Vec<u8>,
+    /// What the tail's records do to the live set.
+    pub(super) tail_tally: Tally,
     thread: JoinHandle<()>,
+}
+
+/// What a run of records does to the journal: how many there are, how many of them add a
+/// lease to the live set (`Bound`) and how many remove one (`Released`, `Expired`,
+/// `ProbationEnded` of a bound or declined lease).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub(super) struct Tally {
+    pub(super) records: u64,
+    pub(super) added: u64,
+    pub(super) removed: u64,
+}
+
+impl Tally {
+    /// Counts the framed records in `bytes` (whole records, as the writer writes them),
+    /// reading only each record's length, event and state bytes.
+    pub(super) fn of(bytes: &[u8]) -> Self {
+        let mut tally = Self::default();
+        let mut at = 0;
+        while let Some(frame) = bytes.get(at..at + 8) {
+            let len = u32::from_le_bytes([frame[0], frame[1], frame[2], frame[3]]) as usize;
+            // Payload: event u8 | at u32 | ia kind u8 | state u8 | ...
+            let event = bytes.get(at + 8).copied();
+            let state = bytes.get(at + 14).copied();
+            tally.records += 1;
+            match (event, state) {
+                (Some(EVENT_BOUND), _) => tally.added += 1,
+                (Some(EVENT_RELEASED | EVENT_EXPIRED | EVENT_PROBATION_ENDED), Some(state))
+                    if state != STATE_OFFERED =>
+                {
+                    tally.removed += 1;
+                }
+                _ => {}
+            }
+            at += 8 + len;
+        }
+        tally
+    }
+
+    pub(super) fn add(&mut self, other: Self) {
+        self.records += other.records;
+        self.added += other.added;
+        self.removed += other.removed;
+    }
+}
+
+// The event and state codes of `format` (version 2 on) that change the live set.
+const EVENT_BOUND: u8 = 1;
+const EVENT_RELEASED: u8 = 3;
+const EVENT_EXPIRED: u8 = 5;
+const EVENT_PROBATION_ENDED: u8 = 6;
+const STATE_OFFERED: u8 = 0;
+
+/// Whether a journal of `len` bytes holding `records` records, of which an estimated `live`
+/// leases are live, is worth compacting: it is at least `min_bytes` long and at least `ratio`
+/// times as many records as the snapshot would write (so the snapshot drops at least
+/// `1 - 1/ratio` of the file). A file of new leases only, however long, is never compacted:
+/// its snapshot would be as large as the file.
+pub(super) fn worth_compacting(
+    len: u64,
+    records: u64,
+    live: u64,
+    options: &JournalOptions,
+) -> bool {
+    len >= options.min_bytes && records >= live.saturating_mul(options.ratio.max(1))
 }
 
 impl JournalWriter {
     pub(super) fn should_compact(&self) -> bool {
         !self.shared.failed.load(Ordering::Acquire)
-            && self.len >= self.options.min_bytes
-            && self.len >= self.base.saturating_mul(self.options.ratio)
             && self.len >= self.retry_at
+            && worth_compacting(self.len, self.records, self.live, &self.options)
+    }
+
+    /// Counts records just written to the file into the live-set estimate.
+    pub(super) fn count_written(&mut self, bytes: &[u8]) {
+        let tally = Tally::of(bytes);
+        self.records += tally.records;
+        self.live = (self.live + tally.added).saturating_sub(tally.removed);
+        if let Some(compaction) = &mut self.compaction {
+            compaction.tail_tally.add(tally);
+        }
     }
 
     pub(super) fn start_compaction(&mut self, at: u32) {
@@ -84,6 +171,14 @@ impl JournalWriter {
             );
             self.unplaced = kept.into();
         }
+        tracing::info!(
+            path = %self.path.display(),
+            len = self.len,
+            records = self.records,
+            live = self.live,
+            last_snapshot_len = self.base,
+            "compacting the lease journal"
+        );
         let snapshot = Arc::clone(&self.snapshot);
         let shared = Arc::clone(&self.shared);
         let unplaced = Arc::clone(&self.unplaced);
@@ -105,6 +200,7 @@ impl JournalWriter {
             Ok(thread) => {
                 self.compaction = Some(Compaction {
                     tail: Vec::new(),
+                    tail_tally: Tally::default(),
                     thread,
                 });
             }
@@ -112,14 +208,14 @@ impl JournalWriter {
         }
     }
 
-    pub(super) fn finish_compaction(&mut self, done: io::Result<(File, u64)>) {
+    pub(super) fn finish_compaction(&mut self, done: io::Result<(File, u64, u64)>) {
         let Some(compaction) = self.compaction.take() else {
             return;
         };
         if compaction.thread.join().is_err() {
             tracing::error!("lease journal compaction thread panicked");
         }
-        let switched = done.and_then(|(mut file, snapshot_len)| {
+        let switched = done.and_then(|(mut file, snapshot_len, snapshot_records)| {
             if self.shared.failed.load(Ordering::Acquire) {
                 return Err(io::Error::other("journal writer failed"));
             }
@@ -127,19 +223,28 @@ impl JournalWriter {
             file.sync_data()?;
             fs::rename(&self.compact_path, &self.path)?;
             sync_dir(&self.path)?;
-            Ok((file, snapshot_len))
+            Ok((file, snapshot_len, snapshot_records))
         });
         match switched {
-            Ok((file, snapshot_len)) => {
+            Ok((file, snapshot_len, snapshot_records)) => {
                 let old_len = self.len;
+                let old_records = self.records;
+                let tail = compaction.tail_tally;
                 self.file = file;
                 self.len = snapshot_len + compaction.tail.len() as u64;
                 self.base = snapshot_len;
+                self.records = snapshot_records + tail.records;
+                // The snapshot is the live set when it started; the tail's events follow it
+                // (a tail event the snapshot already holds counts twice, an overestimate that
+                // only delays the next compaction a little).
+                self.live = (snapshot_records + tail.added).saturating_sub(tail.removed);
                 self.shared.compactions.fetch_add(1, Ordering::AcqRel);
                 tracing::info!(
                     path = %self.path.display(),
                     old_len,
+                    old_records,
                     new_len = self.len,
+                    new_records = self.records,
                     "compacted the lease journal"
                 );
             }
@@ -205,23 +310,30 @@ pub(super) fn snapshot_len(
 }
 
 /// Writes a journal holding `records` (on `links`) and `unplaced` as upserts to `path`,
-/// synced; returns it open for appending, with its length.
+/// synced; returns it open for appending, with its length and its number of records.
+///
+/// The file is written in pieces of [`SNAPSHOT_CHUNK`] and synced after every
+/// [`SNAPSHOT_SYNC_EVERY`] bytes, so that the disk never holds more than that much of it
+/// unsynced: the group commits' `fdatasync` on the same disk then never queues behind the
+/// whole snapshot's write-back, and the last sync is a small one.
 pub(super) fn write_snapshot(
     path: &Path,
     links: &LinkNames,
     records: &[LeaseRecord],
     unplaced: &[Unplaced],
     at: u32,
-) -> Result<(File, u64), JournalError> {
+) -> Result<(File, u64, u64), JournalError> {
     let mut file = OpenOptions::new()
         .create(true)
         .truncate(true)
         .write(true)
         .open(path)
         .map_err(JournalError::io(path))?;
-    let mut out = Vec::with_capacity(1 << 20);
+    let mut out = Vec::with_capacity(SNAPSHOT_CHUNK + 4096);
     out.extend_from_slice(&format::header(VERSION));
     let mut len = 0;
+    let mut unsynced = 0;
+    let mut written = 0;
     let placed = records
         .iter()
         .map(|record| (links.link(record.lease.link), record));
@@ -233,18 +345,30 @@ pub(super) fn write_snapshot(
             continue;
         };
         format::encode(&mut out, kind, at, &link, record);
-        if out.len() >= 1 << 20 {
+        written += 1;
+        if out.len() >= SNAPSHOT_CHUNK {
             file.write_all(&out).map_err(JournalError::io(path))?;
             len += out.len() as u64;
+            unsynced += out.len();
             out.clear();
+            if unsynced >= SNAPSHOT_SYNC_EVERY {
+                file.sync_data().map_err(JournalError::io(path))?;
+                unsynced = 0;
+            }
         }
     }
     file.write_all(&out)
         .and_then(|()| file.sync_all())
         .map_err(JournalError::io(path))?;
     len += out.len() as u64;
-    Ok((file, len))
+    Ok((file, len, written))
 }
+
+/// How much of a snapshot is encoded before it is written.
+const SNAPSHOT_CHUNK: usize = 1 << 20;
+
+/// How much of a snapshot is written between two syncs of it.
+const SNAPSHOT_SYNC_EVERY: usize = 4 << 20;
 
 /// Renames `from` over `to` and syncs the directory.
 pub(super) fn install(from: &Path, to: &Path) -> Result<(), JournalError> {
@@ -258,4 +382,115 @@ fn sync_dir(path: &Path) -> io::Result<()> {
         _ => Path::new("."),
     };
     File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use xdhcp6_engine::config::LinkId;
+    use xdhcp6_engine::table::{DuidBuf, IaKind, Lease, Lifetimes};
+
+    use super::format::Link;
+    use super::*;
+
+    fn record(n: u32, state: LeaseState) -> LeaseRecord {
+        LeaseRecord {
+            relay: None,
+            reconfigure: false,
+            duid: DuidBuf::new(&n.to_be_bytes()),
+            lease: Lease {
+                addr: u128::from(n),
+                prefix_len: 128,
+                kind: IaKind::Na,
+                iaid: n,
+                link: LinkId(0),
+                state,
+                lifetimes: Lifetimes {
+                    preferred: 10,
+                    valid: 20,
+                },
+                expires: 100,
+            },
+        }
+    }
+
+    /// `count` records of `kind`, as the writer writes them.
+    fn records(kind: EventKind, state: LeaseState, count: u32) -> Vec<u8> {
+        let link = Link::Name("lan".into());
+        let mut out = Vec::new();
+        for n in 0..count {
+            format::encode(&mut out, kind, 1, &link, &record(n, state));
+        }
+        out
+    }
+
+    #[test]
+    fn tally_counts_records_and_the_live_set_changes() {
+        let mut bytes = records(EventKind::Bound, LeaseState::Bound, 5);
+        bytes.extend(records(EventKind::Renewed, LeaseState::Bound, 4));
+        bytes.extend(records(EventKind::Declined, LeaseState::Declined, 1));
+        bytes.extend(records(EventKind::Released, LeaseState::Bound, 2));
+        bytes.extend(records(EventKind::Expired, LeaseState::Bound, 1));
+        bytes.extend(records(EventKind::ProbationEnded, LeaseState::Declined, 1));
+        // An offer hold running out removes nothing the journal holds.
+        bytes.extend(records(EventKind::Expired, LeaseState::Offered, 3));
+        assert_eq!(
+            Tally::of(&bytes),
+            Tally {
+                records: 17,
+                added: 5,
+                removed: 4,
+            }
+        );
+        assert_eq!(Tally::of(&[]), Tally::default());
+    }
+
+    #[test]
+    fn only_a_journal_holding_garbage_is_worth_compacting() {
+        let options = JournalOptions {
+            min_bytes: 64 << 20,
+            ratio: 2,
+            ..JournalOptions::default()
+        };
+        let over = 100 << 20;
+        // Every record live (new leases only): the snapshot would be the file again.
+        assert!(!worth_compacting(over, 1_000_000, 1_000_000, &options));
+        // Half the records superseded or removed.
+        assert!(worth_compacting(over, 1_000_000, 500_000, &options));
+        assert!(!worth_compacting(over, 1_000_000, 500_001, &options));
+        // Nothing live at all.
+        assert!(worth_compacting(over, 1_000_000, 0, &options));
+        // Under `min_bytes`, however much garbage.
+        assert!(!worth_compacting(
+            options.min_bytes - 1,
+            1_000_000,
+            1,
+            &options
+        ));
+        // The default ratio waits until three quarters are garbage.
+        let default = JournalOptions {
+            min_bytes: 64 << 20,
+            ..JournalOptions::default()
+        };
+        assert!(!worth_compacting(over, 1_000_000, 500_000, &default));
+        assert!(worth_compacting(over, 1_000_000, 250_000, &default));
+    }
+
+    #[test]
+    fn a_snapshot_reports_the_records_it_wrote() {
+        let dir = std::env::temp_dir().join(format!("xdhcp6-snapshot-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("leases.compact");
+        let links = LinkNames::new(["lan".to_owned()]);
+        let mut live: Vec<_> = (0..80_000).map(|n| record(n, LeaseState::Bound)).collect();
+        live.push(record(90_000, LeaseState::Offered));
+        let (_, len, written) = write_snapshot(&path, &links, &live, &[], 7).unwrap();
+        assert_eq!(written, 80_000);
+        assert_eq!(len, fs::metadata(&path).unwrap().len());
+        assert_eq!(len, snapshot_len(&links, &live, &[]));
+        let bytes = fs::read(&path).unwrap();
+        let tally = Tally::of(&bytes[HEADER_LEN as usize..]);
+        assert_eq!(tally.records, 80_000);
+        assert_eq!(tally.added, 80_000);
+        fs::remove_dir_all(&dir).unwrap();
+    }
 }

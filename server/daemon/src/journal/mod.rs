@@ -154,13 +154,17 @@ impl fmt::Display for JournalErrors {
 }
 
 /// How the journal is kept: when the writer compacts it (once the file is at least
-/// `min_bytes` long and at least `ratio` times the size of the last snapshot), and what a
-/// damaged file does on open.
+/// `min_bytes` long and holds at least `ratio` times as many records as there are live
+/// leases, so that the snapshot would drop at least `1 - 1/ratio` of it), and what a damaged
+/// file does on open.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct JournalOptions {
     /// The smallest file worth compacting.
     pub min_bytes: u64,
-    /// How many times the last snapshot's size the file may grow to.
+    /// How many times the live set (counted in records: the leases a snapshot would write)
+    /// the file may hold before it is compacted. The live set is estimated by the writer:
+    /// the last snapshot's (or the replay's) leases, plus every `Bound` record written since,
+    /// less every removal.
     pub ratio: u64,
     /// What a damaged record found on open does.
     pub errors: JournalErrors,
@@ -384,7 +388,7 @@ impl Journal {
                 offset: replay.corrupt_offset.unwrap_or(0),
             });
         }
-        let (file, len, base, replay) = match scanned {
+        let (file, len, base, (records, live), replay) = match scanned {
             Some(replay) if replay.version == Some(VERSION) && !replay.corrupt => {
                 let file = OpenOptions::new()
                     .append(true)
@@ -405,7 +409,14 @@ impl Journal {
                         .map_err(JournalError::io(path))?;
                 }
                 let base = compaction::snapshot_len(&links, &replay.records, &replay.unplaced);
-                (file, replay.valid_bytes, base, replay)
+                let live = (replay.records.len() + replay.unplaced.len()) as u64;
+                (
+                    file,
+                    replay.valid_bytes,
+                    base,
+                    (replay.events, live),
+                    replay,
+                )
             }
             scanned => {
                 let replay = scanned.unwrap_or_default();
@@ -435,7 +446,7 @@ impl Journal {
                 // fresh file holding what was replayed, written aside and renamed so that a
                 // crash leaves either file.
                 let at = 0;
-                let (file, len) = compaction::write_snapshot(
+                let (file, len, written) = compaction::write_snapshot(
                     &compact_path,
                     &links,
                     &replay.records,
@@ -443,7 +454,7 @@ impl Journal {
                     at,
                 )?;
                 compaction::install(&compact_path, path)?;
-                (file, len, len, replay)
+                (file, len, len, (written, written), replay)
             }
         };
         if !replay.unplaced.is_empty() {
@@ -480,6 +491,7 @@ impl Journal {
             path.to_owned(),
             compact_path,
             (file, len, base),
+            (records, live),
             snapshot,
             options,
             replay.unplaced.clone(),
@@ -775,7 +787,7 @@ struct Shared {
     /// Set once by [`Journal::shutdown`]: sinks queue nothing more.
     closing: AtomicBool,
     /// A finished compaction, handed over by its thread.
-    compacted: Mutex<Option<io::Result<(File, u64)>>>,
+    compacted: Mutex<Option<io::Result<(File, u64, u64)>>>,
     /// Sinks that waited for the writer because their lane was full.
     lane_stats: LaneStats,
     /// The newest sequence number handed out: each sink takes the next one with an atomic

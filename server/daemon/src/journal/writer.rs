@@ -26,6 +26,10 @@ pub(super) struct JournalWriter {
     pub(super) options: JournalOptions,
     /// Bytes of the last snapshot (or of the live set at open).
     pub(super) base: u64,
+    /// Records in the file.
+    pub(super) records: u64,
+    /// The estimated number of live leases: the records a snapshot would write.
+    pub(super) live: u64,
     /// After a failed compaction, no new one before the file reaches this length.
     pub(super) retry_at: u64,
     pub(super) compaction: Option<Compaction>,
@@ -48,6 +52,7 @@ impl JournalWriter {
         path: PathBuf,
         compact_path: PathBuf,
         (file, len, base): (File, u64, u64),
+        (records, live): (u64, u64),
         snapshot: Snapshot,
         options: JournalOptions,
         unplaced: Vec<Unplaced>,
@@ -62,6 +67,8 @@ impl JournalWriter {
             snapshot,
             options,
             base,
+            records,
+            live,
             retry_at: 0,
             compaction: None,
             unplaced: unplaced.into(),
@@ -190,6 +197,7 @@ impl JournalWriter {
         match result {
             Ok(()) => {
                 self.len += bytes.len() as u64;
+                self.count_written(bytes);
                 self.shared.publish(seq);
             }
             Err(error) => self.recover(bytes, seq, &error),
@@ -249,6 +257,7 @@ impl JournalWriter {
             match result {
                 Ok(()) => {
                     self.len += unsynced.len() as u64;
+                    self.count_written(&unsynced);
                     self.shared.publish(seq);
                     self.shared.recover();
                     tracing::warn!(
