@@ -1,9 +1,12 @@
 //! Lease journal: format, replay, torn and corrupt files, durability modes, compaction and
 //! concurrent writers.
 
+mod common;
+
+use common::Scratch;
 use std::collections::HashMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::thread;
@@ -20,28 +23,8 @@ use xdhcp6d::journal::{
     Replay, Snapshot, read_journal,
 };
 
-/// A fresh, empty directory for one test, removed when the test ends.
-struct Scratch(PathBuf);
-
-impl std::ops::Deref for Scratch {
-    type Target = Path;
-
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
 fn scratch(name: &str) -> Scratch {
-    let dir = std::env::temp_dir().join(format!("xdhcp6-journal-{}-{name}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    Scratch(dir)
+    common::scratch_dir("journal", name)
 }
 
 /// A name for every link id, so that every lease of these tests is on a configured link.

@@ -3,8 +3,10 @@
 //! key's order), tiny lanes that fill make their sinks wait and lose nothing, and a durable
 //! mark covers what every lane queued before it.
 
-use std::fs;
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::Scratch;
+use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
@@ -18,28 +20,8 @@ use xdhcp6_engine::table::{
 };
 use xdhcp6d::journal::{Durability, Journal, JournalSink, LinkNames, Snapshot, read_journal};
 
-/// A fresh, empty directory for one test, removed when the test ends.
-struct Scratch(PathBuf);
-
-impl std::ops::Deref for Scratch {
-    type Target = Path;
-
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
 fn scratch(name: &str) -> Scratch {
-    let dir = std::env::temp_dir().join(format!("xdhcp6-lanes-{}-{name}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    Scratch(dir)
+    common::scratch_dir("lanes", name)
 }
 
 fn links() -> LinkNames {

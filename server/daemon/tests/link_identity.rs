@@ -2,6 +2,9 @@
 //! stay on their links when the configuration's links are reordered, and a version-1 journal
 //! (links by position) still replays onto the links it was written for.
 
+mod common;
+
+use common::Scratch;
 use std::fs;
 use std::net::Ipv6Addr;
 use std::path::{Path, PathBuf};
@@ -60,20 +63,8 @@ delegated-length = 56
     }
 }
 
-/// A fresh, empty directory for one test, removed when the test ends.
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
 fn scratch(name: &str) -> Scratch {
-    let dir = std::env::temp_dir().join(format!("xdhcp6-links-{}-{name}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    Scratch(dir)
+    common::scratch_dir("links", name)
 }
 
 fn no_snapshot() -> Snapshot {

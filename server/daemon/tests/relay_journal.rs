@@ -2,9 +2,12 @@
 //! source address) survives a restart and a compaction, and version-2 (no relay data) and
 //! version-3 (no flags) journals still replay and are rewritten as the current version.
 
+mod common;
+
+use common::Scratch;
 use std::fs;
 use std::net::Ipv6Addr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -38,23 +41,8 @@ prefix = "2001:db8:1::/64"
 
 const CMTS_DUID: &[u8] = &[0, 3, 0, 1, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f];
 
-/// A fresh, empty directory for one test, removed when the test ends.
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
 fn scratch(name: &str) -> Scratch {
-    let dir = std::env::temp_dir().join(format!(
-        "xdhcp6-relay-journal-{}-{name}",
-        std::process::id()
-    ));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    Scratch(dir)
+    common::scratch_dir("relay-journal", name)
 }
 
 fn config() -> Arc<Config> {

@@ -3,7 +3,7 @@
 #![allow(dead_code, unused_imports)] // Each test binary uses its own part of the harness.
 
 use std::net::{Ipv6Addr, SocketAddrV6, UdpSocket};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use xdhcp6_engine::Destination;
@@ -87,4 +87,29 @@ pub fn exchange(net: &Lab, client_if: &str, n: u64) -> Exchange {
             }
         })
         .unwrap()
+}
+
+/// A fresh, empty directory for one test, removed when the test ends.
+pub struct Scratch(pub PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `xdhcp6-<suite>-<pid>-<name>` in the temporary directory, emptied.
+pub fn scratch_dir(suite: &str, name: &str) -> Scratch {
+    let dir = std::env::temp_dir().join(format!("xdhcp6-{suite}-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    Scratch(dir)
 }
