@@ -1047,12 +1047,12 @@ struct LinkCache {
 /// [`Engine::prefetch_records`]): a group of requests has its client index slots, then its
 /// lease records, fetched into the cache before the first of them is answered, so that their
 /// misses overlap.
-struct LookingAhead<F, A> {
+struct LookingAhead<'a, F, S: ?Sized> {
     respond: F,
-    ahead: A,
+    ahead: EngineAhead<'a, S>,
 }
 
-impl<E, F, S> Respond<E> for LookingAhead<F, EngineAhead<'_, S>>
+impl<E, F, S> Respond<E> for LookingAhead<'_, F, S>
 where
     F: FnMut(&[u8], &FrameMeta, &mut [u8], &mut E) -> Option<ReplyPlan>,
     S: EngineSource + ?Sized,
