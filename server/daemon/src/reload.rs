@@ -339,6 +339,11 @@ pub struct ReloadReport {
     pub reservations: usize,
     /// Of those, runtime reservations.
     pub runtime_reservations: usize,
+    /// Leases of the journal held over for links the configuration lacked, loaded into the
+    /// table because this reload adds their link.
+    pub leases_loaded: usize,
+    /// Of those, leases not loaded: another client holds the address, or the table is full.
+    pub lease_conflicts: usize,
 }
 
 /// Why a reload (or a runtime reservation change) was refused; the running configuration
@@ -605,6 +610,15 @@ impl Reloader {
         // already queued keep theirs.
         if let Some(journal) = &self.journal {
             journal.set_links(names);
+            // Leases of the journal whose link was missing: loaded before the swap, so that
+            // the first batch answered with the new links finds them. No worker can touch
+            // them meanwhile: the running engine has no link they are on.
+            let held = journal.take_placed();
+            if !held.is_empty() {
+                let restored = engine.restore(held);
+                report.leases_loaded = restored.loaded;
+                report.lease_conflicts = restored.conflicts;
+            }
         }
         report.generation = self.live.replace(engine);
         Ok(report)

@@ -176,6 +176,7 @@ pub fn serve(options: RunOptions, stop: &AtomicBool) -> anyhow::Result<()> {
         snapshot,
         JournalOptions {
             errors: options.journal_errors,
+            held_limit: usize::try_from(config.server.expected_leases).unwrap_or(usize::MAX),
             ..JournalOptions::default()
         },
     )
@@ -847,6 +848,8 @@ pub fn log_reload(result: &Result<ReloadReport, ReloadError>, cause: &str) {
             pools_changed = ?report.pools_changed,
             reservations = report.reservations,
             runtime_reservations = report.runtime_reservations,
+            leases_loaded = report.leases_loaded,
+            lease_conflicts = report.lease_conflicts,
             "configuration reloaded"
         ),
         Err(error) => tracing::error!(

@@ -17,8 +17,12 @@
 //! write-back queues the group commits' `fdatasync` behind it), and the writer waits only for
 //! the hand-over: the tail written, one sync, the rename and the directory sync.
 //!
-//! Leases on links the configuration lacks ([`Unplaced`]) are not in the table, so every
-//! snapshot writes them again from the replay, until they expire.
+//! Leases on links the configuration lacks ([`Unplaced`], held over in `held`) are not in the
+//! table, so every snapshot writes them again from the replay, until they expire or a reload
+//! adds their link and loads them into the table. A snapshot started before such a reload
+//! may write a lease twice, from the table and from the held-over copy it started with: both
+//! are the lease as it was loaded or newer, and every event on it since is in the tail, so
+//! replay ends at the same state.
 //!
 //! [`JournalOptions`]: super::JournalOptions
 
@@ -152,25 +156,19 @@ impl JournalWriter {
     }
 
     pub(super) fn start_compaction(&mut self, at: u32) {
-        if self
-            .unplaced
-            .iter()
-            .any(|lease| lease.record.lease.is_expired(at))
-        {
-            let kept: Vec<Unplaced> = self
-                .unplaced
-                .iter()
-                .filter(|lease| !lease.record.lease.is_expired(at))
-                .cloned()
-                .collect();
-            tracing::info!(
-                path = %self.path.display(),
-                expired = self.unplaced.len() - kept.len(),
-                kept = kept.len(),
-                "dropped expired leases of links the configuration does not have"
-            );
-            self.unplaced = kept.into();
-        }
+        let unplaced = {
+            let mut held = lock(&self.shared.held);
+            let expired = held.drop_expired(at);
+            if expired > 0 {
+                tracing::info!(
+                    path = %self.path.display(),
+                    expired,
+                    kept = held.len(),
+                    "dropped expired leases of links the configuration does not have"
+                );
+            }
+            held.leases()
+        };
         tracing::info!(
             path = %self.path.display(),
             len = self.len,
@@ -181,7 +179,6 @@ impl JournalWriter {
         );
         let snapshot = Arc::clone(&self.snapshot);
         let shared = Arc::clone(&self.shared);
-        let unplaced = Arc::clone(&self.unplaced);
         let compact_path = self.compact_path.clone();
         let spawned = thread::Builder::new()
             .name("xdhcp6-compact".into())

@@ -26,6 +26,8 @@
 //! - `writer`: the writer thread and its group commit.
 //! - `compaction`: rewriting the file as a snapshot of the live leases, and why that
 //!   replays to the same state.
+//! - `held`: the leases of links the configuration lacks, held over (bounded) until a reload
+//!   adds their link ([`Journal::take_placed`]).
 //!
 //! On open, a file with damaged records is kept as `<path>.corrupt` and replaced by a fresh one
 //! holding every good record's lease (or, with [`JournalErrors::Strict`], the open fails and
@@ -38,6 +40,7 @@
 
 mod compaction;
 pub mod format;
+mod held;
 mod lanes;
 mod replay;
 mod writer;
@@ -168,6 +171,10 @@ pub struct JournalOptions {
     pub ratio: u64,
     /// What a damaged record found on open does.
     pub errors: JournalErrors,
+    /// The most leases of links the configuration lacks that are held over (kept for a reload
+    /// that adds their link, and written again by every compaction); past it, those that end
+    /// first are dropped at open. The daemon passes `server.expected-leases`.
+    pub held_limit: usize,
 }
 
 impl Default for JournalOptions {
@@ -176,6 +183,7 @@ impl Default for JournalOptions {
             min_bytes: 64 << 20,
             ratio: 4,
             errors: JournalErrors::Skip,
+            held_limit: usize::MAX,
         }
     }
 }
@@ -463,7 +471,18 @@ impl Journal {
                 leases = replay.unplaced.len(),
                 links = ?unplaced_links(&replay.unplaced),
                 "leases on links the configuration does not have are kept in the journal but \
-                 not served"
+                 not served until a reload adds their link"
+            );
+        }
+        let (held, dropped) = held::Held::bounded(replay.unplaced.clone(), options.held_limit);
+        if dropped > 0 {
+            tracing::warn!(
+                path = %path.display(),
+                dropped,
+                kept = held.len(),
+                limit = options.held_limit,
+                "more leases on links the configuration does not have than the table is sized \
+                 for: those that end first are dropped from the journal at its next compaction"
             );
         }
         let (control, control_rx) = crossbeam_channel::unbounded();
@@ -485,6 +504,7 @@ impl Journal {
             ddns: std::sync::OnceLock::new(),
             writer_thread: OnceLock::new(),
             writer_idle: AtomicBool::new(false),
+            held: Mutex::new(held),
         });
         let writer = JournalWriter::new(
             Arc::clone(&shared),
@@ -494,7 +514,6 @@ impl Journal {
             (records, live),
             snapshot,
             options,
-            replay.unplaced.clone(),
             Merge::new(control_rx),
         );
         let writer = thread::Builder::new()
@@ -587,6 +606,20 @@ impl Journal {
         self.shared.links.store(Arc::new(links));
         // After the store: a sink that sees the new number loads the new names.
         self.shared.links_version.fetch_add(1, Ordering::Release);
+    }
+
+    /// Takes out the held-over leases (of links the configuration lacked) whose link the
+    /// names given to [`Journal::set_links`] now have, with their link ids, for the table:
+    /// a reload that adds a link loads them, so that their clients keep their leases. Every
+    /// compaction from now on writes them from the table.
+    pub fn take_placed(&self) -> Vec<LeaseRecord> {
+        let links = self.shared.links.load();
+        lock(&self.shared.held).take_placed(&links)
+    }
+
+    /// How many leases of links the configuration lacks are held over.
+    pub fn held_leases(&self) -> usize {
+        lock(&self.shared.held).len()
     }
 
     /// Hands names and the ends of leases to the DNS updater from now on (once; a second
@@ -807,6 +840,9 @@ struct Shared {
     writer_thread: OnceLock<Thread>,
     /// The writer sleeps until woken: every number handed out was written (see `lanes`).
     writer_idle: AtomicBool,
+    /// Leases on links the configuration lacks: every snapshot writes them again, a reload
+    /// that adds their link takes them out ([`Journal::take_placed`]).
+    held: Mutex<held::Held>,
 }
 
 impl Shared {

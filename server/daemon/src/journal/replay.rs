@@ -383,7 +383,7 @@ impl<R: Read + Seek> Window<R> {
 
 impl LinkNames {
     /// The configured link a record of a file of `version` is on, if it is configured.
-    fn place(&self, version: u32, link: &Link<'_>) -> Option<LinkId> {
+    pub(super) fn place(&self, version: u32, link: &Link<'_>) -> Option<LinkId> {
         match link {
             Link::Name(name) => self.id(name),
             // A version-1 position means the configuration that is loaded (see the module

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use super::compaction::Compaction;
 use super::lanes::Merge;
-use super::{Durability, JournalOptions, Shared, Snapshot, Unplaced, lock};
+use super::{Durability, JournalOptions, Shared, Snapshot, lock};
 
 /// The writer thread's state.
 pub(super) struct JournalWriter {
@@ -33,8 +33,6 @@ pub(super) struct JournalWriter {
     /// After a failed compaction, no new one before the file reaches this length.
     pub(super) retry_at: u64,
     pub(super) compaction: Option<Compaction>,
-    /// Leases on links the configuration lacks: every snapshot writes them again.
-    pub(super) unplaced: Arc<[Unplaced]>,
     /// The sinks' lanes, merged in sequence order.
     pub(super) merge: Merge,
     /// The records taken from the lanes and not written yet: the next group commit.
@@ -55,7 +53,6 @@ impl JournalWriter {
         (records, live): (u64, u64),
         snapshot: Snapshot,
         options: JournalOptions,
-        unplaced: Vec<Unplaced>,
         merge: Merge,
     ) -> Self {
         Self {
@@ -71,7 +68,6 @@ impl JournalWriter {
             live,
             retry_at: 0,
             compaction: None,
-            unplaced: unplaced.into(),
             merge,
             bytes: Vec::new(),
             pending_seq: 0,
