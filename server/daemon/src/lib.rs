@@ -3,6 +3,7 @@
 
 pub mod afxdp;
 pub mod bulk_leasequery;
+pub mod check;
 pub mod config;
 pub mod control;
 pub mod ctl;

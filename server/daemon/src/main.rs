@@ -191,6 +191,15 @@ enum Command {
         /// The TOML configuration file.
         #[arg(value_name = "FILE")]
         file: PathBuf,
+        /// The journal `run` is given: its folder holds the default runtime reservations
+        /// file.
+        #[arg(long, value_name = "PATH", default_value = DEFAULT_JOURNAL)]
+        journal: PathBuf,
+        /// The runtime reservations file `run` is given (`run --reservations`), merged with
+        /// the configuration's reservations as at start. Default: reservations.toml in the
+        /// journal's folder; a missing file holds none.
+        #[arg(long, value_name = "PATH")]
+        reservations: Option<PathBuf>,
     },
     /// Import a Kea DHCPv6 server: its configuration, its leases and its server DUID.
     ///
@@ -302,7 +311,14 @@ fn main() -> ExitCode {
             all,
             config,
         } => leases(&journal, json, all, config.as_deref()),
-        Command::CheckConfig { file } => check_config(&file),
+        Command::CheckConfig {
+            file,
+            journal,
+            reservations,
+        } => check_config(
+            &file,
+            &reservations.unwrap_or_else(|| xdhcp6d::reload::default_reservations(&journal)),
+        ),
         Command::ImportKea {
             config,
             leases,
@@ -704,10 +720,11 @@ fn utc(seconds: u32) -> String {
     )
 }
 
-fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(file)
-        .with_context(|| format!("{}: cannot read", file.display()))?;
-    let mut config = Config::from_toml_str(&text, &file.display().to_string())?;
+fn check_config(file: &std::path::Path, reservations: &std::path::Path) -> anyhow::Result<()> {
+    // As start-up reads them: the runtime reservations merged into the file's.
+    let runtime = xdhcp6d::reload::read_reservations(reservations)?;
+    let mut config = xdhcp6d::reload::check(file, reservations, &runtime)?;
+    xdhcp6d::check::bulk_listeners(file, &config)?;
     let duid = if config.server.duid.is_empty() {
         match &config.server.duid_file {
             Some(path) if path.exists() => format!("read from {} at start", path.display()),
@@ -802,9 +819,28 @@ fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
         outln!("    with their own options: {with_options}");
     }
     outln!(
+        "  runtime reservations: {} ({})",
+        runtime.len(),
+        reservations.display()
+    );
+    outln!(
         "  leasequery requestors: {}",
         leasequery_requestors(&config)
     );
+    let bulk = &config.leasequery.bulk;
+    if bulk.listen.is_empty() {
+        outln!("  bulk leasequery: off (no bulk-listen)");
+    } else {
+        let listen: Vec<String> = bulk.listen.iter().map(ToString::to_string).collect();
+        outln!(
+            "  bulk leasequery: listen {}, {} connections, idle timeout {} s, {} queries per \
+             connection",
+            listen.join(", "),
+            bulk.max_connections,
+            bulk.idle_timeout,
+            bulk.max_queries
+        );
+    }
     Ok(())
 }
 
@@ -937,6 +973,7 @@ mod tests {
     #[test]
     fn check_config_accepts_the_examples_and_names_the_bad_field() {
         let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+        let no_reservations = examples.join("no-such-reservations.toml");
         for name in [
             "split-a",
             "split-b",
@@ -949,7 +986,7 @@ mod tests {
             "reference",
             "package/xdhcp6",
         ] {
-            check_config(&examples.join(format!("{name}.toml"))).unwrap();
+            check_config(&examples.join(format!("{name}.toml")), &no_reservations).unwrap();
         }
         let bad = std::env::temp_dir().join(format!("xdhcp6d-bad-{}.toml", std::process::id()));
         std::fs::write(
@@ -959,7 +996,7 @@ mod tests {
              range = \"2001:db9::/65\"\n",
         )
         .unwrap();
-        let error = format!("{:#}", check_config(&bad).unwrap_err());
+        let error = format!("{:#}", check_config(&bad, &no_reservations).unwrap_err());
         std::fs::remove_file(&bad).unwrap();
         assert!(error.contains("link[0].pool[0].range"), "{error}");
         assert!(

@@ -811,10 +811,31 @@ pub fn load(
     reservations: &Path,
     runtime: &[RuntimeReservation],
 ) -> Result<Config, ReloadError> {
+    load_with(config, reservations, runtime, crate::config::from_text)
+}
+
+/// [`load`] without the server DUID's resolution, which may write a `duid-file`: what
+/// `xdhcp6d check-config` validates.
+pub fn check(
+    config: &Path,
+    reservations: &Path,
+    runtime: &[RuntimeReservation],
+) -> Result<Config, ReloadError> {
+    load_with(config, reservations, runtime, |path, text| {
+        Config::from_toml_str(text, &path.display().to_string())
+    })
+}
+
+fn load_with(
+    config: &Path,
+    reservations: &Path,
+    runtime: &[RuntimeReservation],
+    parse: impl Fn(&Path, &str) -> Result<Config, ConfigError>,
+) -> Result<Config, ReloadError> {
     let text = fs::read_to_string(config)
         .map_err(|error| ReloadError::new(config, "", format!("cannot read: {error}")))?;
     if runtime.is_empty() {
-        return Ok(crate::config::from_text(config, &text)?);
+        return Ok(parse(config, &text)?);
     }
     // How many reservations the file has, to tell its errors from the runtime ones.
     let own = match text.parse::<toml::Table>() {
@@ -823,14 +844,14 @@ pub fn load(
             .and_then(toml::Value::as_array)
             .map_or(0, Vec::len),
         // The loader below reports the syntax error.
-        Err(_) => return Ok(crate::config::from_text(config, &text)?),
+        Err(_) => return Ok(parse(config, &text)?),
     };
     let extra = toml::to_string(&ReservationsFile {
         reservation: runtime.to_vec(),
     })
     .map_err(|error| ReloadError::new(reservations, "", error.to_string()))?;
     let merged = format!("{text}\n{extra}");
-    crate::config::from_text(config, &merged).map_err(|error| {
+    parse(config, &merged).map_err(|error| {
         let mut error = ReloadError::from(error);
         relocate(&mut error, own, config, reservations);
         error
