@@ -94,6 +94,15 @@ impl BulkHandle {
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.local_addrs
     }
+
+    /// Restricts the listener's thread to `cores` (none: left where it is; see
+    /// [`crate::placement::place`]). Returns whether it was pinned.
+    pub fn place(&self, cores: &[usize]) -> io::Result<bool> {
+        match &self.thread {
+            Some(thread) => crate::placement::place(thread, cores),
+            None => Ok(false),
+        }
+    }
 }
 
 impl Drop for BulkHandle {

@@ -114,6 +114,12 @@ enum Command {
         /// time; with no other core, or without --cores, it is not pinned).
         #[arg(long, value_name = "LIST", value_parser = parse_cores)]
         journal_cores: Option<CoreList>,
+        /// Cores for the threads off the packet path: the DNS updater, the Bulk Leasequery
+        /// listener and the Reconfigure retransmissions, e.g. "0" (default: every core the
+        /// process may use except those of --cores; with no other core, or without --cores,
+        /// they are not pinned).
+        #[arg(long, value_name = "LIST", value_parser = parse_cores)]
+        service_cores: Option<CoreList>,
         /// With --datapath xdp: auto spreads the requests of an interface with several RX
         /// queues over its workers by client (a relay's traffic arrives on one queue), off
         /// leaves each queue's requests to its own worker.
@@ -272,6 +278,7 @@ fn main() -> ExitCode {
             workers,
             cores,
             journal_cores,
+            service_cores,
             spread,
             ebpf_object,
             user,
@@ -290,6 +297,7 @@ fn main() -> ExitCode {
             workers: usize::from(workers),
             cores: cores.map(|cores| cores.0).unwrap_or_default(),
             journal_cores: journal_cores.map(|cores| cores.0).unwrap_or_default(),
+            service_cores: service_cores.map(|cores| cores.0).unwrap_or_default(),
             spread,
             ebpf_object,
             user,
@@ -1028,6 +1036,8 @@ mod tests {
             "1,4-5",
             "--journal-cores",
             "0",
+            "--service-cores",
+            "0,2",
         ])
         .unwrap();
         let Command::Run {
@@ -1040,6 +1050,7 @@ mod tests {
             workers,
             cores,
             journal_cores,
+            service_cores,
             ..
         } = cli.command
         else {
@@ -1054,6 +1065,7 @@ mod tests {
         assert_eq!(workers, 3);
         assert_eq!(cores, Some(CoreList(vec![1, 4, 5])));
         assert_eq!(journal_cores, Some(CoreList(vec![0])));
+        assert_eq!(service_cores, Some(CoreList(vec![0, 2])));
     }
 
     #[test]

@@ -9,6 +9,11 @@
 //! writer stays where it is and shares them.
 //!
 //! The compactions the writer starts run on a thread it spawns, which inherits its cores.
+//!
+//! The other threads that may wake at any time are kept off the workers' cores by the same
+//! rule, on their own list (`--service-cores`): the DNS updater (`xdhcp6-ddns`), the Bulk
+//! Leasequery listener (`xdhcp6-bulk-lq`), whose answers walk the whole table, and the
+//! Reconfigure retransmissions (`xdhcp6-reconf`) ([`place`]).
 
 /// The cores for the journal writer: `explicit` when given, else `allowed` (the cores the
 /// process may use) without `workers` (the datapath workers' cores). Empty: leave the writer
@@ -25,6 +30,21 @@ pub fn writer_cores(explicit: &[usize], workers: &[usize], allowed: &[usize]) ->
         .copied()
         .filter(|core| !workers.contains(core))
         .collect()
+}
+
+/// The cores for the threads off the packet path (DNS updates, Bulk Leasequery, Reconfigure
+/// retransmissions): the rule of [`writer_cores`], with `--service-cores` as `explicit`.
+pub fn service_cores(explicit: &[usize], workers: &[usize], allowed: &[usize]) -> Vec<usize> {
+    writer_cores(explicit, workers, allowed)
+}
+
+/// Restricts `thread` to `cores`; leaves it where it is when `cores` is empty (see
+/// [`writer_cores`]). Returns whether it was pinned.
+pub fn place<T>(thread: &std::thread::JoinHandle<T>, cores: &[usize]) -> std::io::Result<bool> {
+    if cores.is_empty() {
+        return Ok(false);
+    }
+    pin_thread(thread, cores).map(|()| true)
 }
 
 pub use xdhcp6_datapath::os::{allowed_cores, pin_thread};
@@ -67,6 +87,68 @@ mod tests {
         pin_thread(&thread, &[first]).unwrap();
         tx.send(()).unwrap();
         assert_eq!(thread.join().unwrap(), vec![first]);
+    }
+
+    #[test]
+    fn service_threads_leave_the_workers_cores_or_take_the_named_ones() {
+        assert_eq!(service_cores(&[], &[1], &[0, 1]), vec![0]);
+        assert_eq!(service_cores(&[], &[2, 3], &[0, 1, 2, 3, 4]), vec![0, 1, 4]);
+        assert_eq!(service_cores(&[4], &[2, 3], &[0, 1, 2, 3, 4]), vec![4]);
+        assert!(service_cores(&[], &[], &[0, 1]).is_empty());
+        assert!(service_cores(&[], &[0, 1], &[0, 1]).is_empty());
+    }
+
+    #[test]
+    fn no_cores_leave_a_thread_where_it_is() {
+        let before = allowed_cores().unwrap();
+        let thread = std::thread::spawn(|| allowed_cores().unwrap());
+        assert!(!place(&thread, &[]).unwrap());
+        assert_eq!(thread.join().unwrap(), before);
+    }
+
+    /// The cores of each thread of this process called `name`, from /proc.
+    fn cores_of_threads_named(name: &str) -> Vec<String> {
+        let mut found = Vec::new();
+        for task in std::fs::read_dir("/proc/self/task").unwrap() {
+            let task = task.unwrap().path();
+            let Ok(comm) = std::fs::read_to_string(task.join("comm")) else {
+                continue;
+            };
+            if comm.trim_end() != name {
+                continue;
+            }
+            let status = std::fs::read_to_string(task.join("status")).unwrap_or_default();
+            if let Some(list) = status
+                .lines()
+                .find_map(|line| line.strip_prefix("Cpus_allowed_list:"))
+            {
+                found.push(list.trim().to_owned());
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn the_bulk_leasequery_thread_is_placed_on_the_service_cores() {
+        use std::sync::Arc;
+
+        let allowed = allowed_cores().unwrap();
+        let last = *allowed.last().unwrap();
+        let listen = ["[::1]:0".parse().unwrap()];
+        let handle = crate::bulk_leasequery::spawn(
+            &listen,
+            1,
+            Arc::new(|| panic!("no query is sent")),
+            Arc::new(crate::bulk_leasequery::BulkStats::default()),
+            || 0,
+        )
+        .unwrap();
+        assert!(handle.place(&[last]).unwrap());
+        // Other tests may run a listener of their own, unpinned: one thread of the name has
+        // exactly the core given.
+        let cores = cores_of_threads_named("xdhcp6-bulk-lq");
+        assert!(cores.contains(&last.to_string()), "{cores:?}");
+        drop(handle);
     }
 
     #[test]

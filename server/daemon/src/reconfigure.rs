@@ -141,6 +141,9 @@ pub struct Reconfigurer {
     counter: PathBuf,
     socket: Mutex<Option<Arc<UdpSocket>>>,
     retransmitting: Arc<AtomicUsize>,
+    /// Where the retransmission threads run (empty: where they start; see
+    /// [`crate::placement`]).
+    cores: Vec<usize>,
 }
 
 impl Reconfigurer {
@@ -151,7 +154,14 @@ impl Reconfigurer {
             counter: folder_of(journal).join(COUNTER_FILE),
             socket: Mutex::new(None),
             retransmitting: Arc::new(AtomicUsize::new(0)),
+            cores: Vec::new(),
         }
+    }
+
+    /// Runs the retransmission threads on `cores` (`--service-cores`).
+    pub fn with_cores(mut self, cores: Vec<usize>) -> Self {
+        self.cores = cores;
+        self
     }
 
     fn socket(&self) -> std::io::Result<Arc<UdpSocket>> {
@@ -283,8 +293,16 @@ impl Reconfigurer {
                 }
                 retransmitting.fetch_sub(1, Ordering::Relaxed);
             });
-        if spawned.is_err() {
-            self.retransmitting.fetch_sub(1, Ordering::Relaxed);
+        match spawned {
+            // Its first step is a sleep of REC_TIMEOUT: pinned before it sends anything.
+            Ok(thread) => {
+                if let Err(error) = crate::placement::place(&thread, &self.cores) {
+                    tracing::warn!(%error, cores = ?self.cores, "a Reconfigure thread stays unplaced");
+                }
+            }
+            Err(_) => {
+                self.retransmitting.fetch_sub(1, Ordering::Relaxed);
+            }
         }
     }
 }

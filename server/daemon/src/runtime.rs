@@ -88,6 +88,9 @@ pub struct RunOptions {
     /// Cores for the journal writer (empty: every allowed core but the workers'; see
     /// [`crate::placement`]).
     pub journal_cores: Vec<usize>,
+    /// Cores for the DNS updater, Bulk Leasequery and Reconfigure threads (empty: every
+    /// allowed core but the workers'; see [`crate::placement`]).
+    pub service_cores: Vec<usize>,
     /// Whether the AF_XDP workers of an interface spread requests over each other.
     pub spread: Spread,
     /// The compiled XDP object (`Datapath::Xdp`; default: `$XDHCP6_EBPF_OBJECT`, else the
@@ -117,6 +120,7 @@ impl RunOptions {
             workers: 1,
             cores: Vec::new(),
             journal_cores: Vec::new(),
+            service_cores: Vec::new(),
             spread: Spread::Auto,
             ebpf_object: None,
             user: None,
@@ -211,9 +215,15 @@ pub fn serve(options: RunOptions, stop: &AtomicBool) -> anyhow::Result<()> {
 
     // DNS updates: started before the workers, so that no name is missed; stopped after
     // them (what is not done stays in `<journal>.ddns` for the next start).
+    let service_cores = service_cores(&options)?;
     let ddns = crate::ddns::Ddns::start(&config, &options.config, &options.journal)?;
     if let Some(ddns) = &ddns {
         journal.set_ddns(ddns.feed());
+        if ddns.place(&service_cores).with_context(|| {
+            format!("--service-cores: pinning the DNS updater to {service_cores:?}")
+        })? {
+            tracing::info!(cores = ?service_cores, "DNS updater placed");
+        }
     }
 
     // Everything started from here on is stopped and joined when `running` drops, on the
@@ -284,11 +294,19 @@ pub fn serve(options: RunOptions, stop: &AtomicBool) -> anyhow::Result<()> {
             &journal,
             udp_workers,
             &running,
+            &service_cores,
         )?);
     }
 
     // Bound before the privileges go: port 547 is a privileged port.
     running.bulk_leasequery = start_bulk_leasequery(&config, &reloader, &running)?;
+    if let Some(bulk) = &running.bulk_leasequery
+        && bulk.place(&service_cores).with_context(|| {
+            format!("--service-cores: pinning the Bulk Leasequery listener to {service_cores:?}")
+        })?
+    {
+        tracing::info!(cores = ?service_cores, "Bulk Leasequery listener placed");
+    }
 
     if let Some(name) = &options.user {
         become_user(name, &options.journal)?;
@@ -702,6 +720,7 @@ fn start_control(
     journal: &Arc<Journal>,
     udp_workers: usize,
     running: &Running,
+    service_cores: &[usize],
 ) -> anyhow::Result<ControlHandle> {
     // A reload swaps the engine: the API asks this getter on every request. `running` stops
     // the control API before the reloader and the journal go.
@@ -750,7 +769,8 @@ fn start_control(
         clock: os::unix_now,
         hooks: Arc::new(crate::reconfigure::Hooks {
             reloader: Arc::clone(reloader),
-            reconfigurer: crate::reconfigure::Reconfigurer::new(reloader.live(), &options.journal),
+            reconfigurer: crate::reconfigure::Reconfigurer::new(reloader.live(), &options.journal)
+                .with_cores(service_cores.to_vec()),
         }) as Arc<dyn control::ControlHooks>,
     };
     control::spawn(&options.control, sources).context("starting the control API")
@@ -776,6 +796,17 @@ fn start_bulk_leasequery(
     )
     .map(Some)
     .context("starting the Bulk Leasequery listener ([leasequery] bulk-listen)")
+}
+
+/// The cores of the threads off the packet path (`--service-cores`, else the other cores the
+/// process may use; empty: leave them where they start).
+fn service_cores(options: &RunOptions) -> anyhow::Result<Vec<usize>> {
+    let allowed = crate::placement::allowed_cores().context("reading the process's cores")?;
+    Ok(crate::placement::service_cores(
+        &options.service_cores,
+        &options.cores,
+        &allowed,
+    ))
 }
 
 /// Keeps the journal writer (its write and `fdatasync` for every group commit) off the

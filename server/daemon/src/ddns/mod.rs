@@ -181,6 +181,17 @@ pub struct Ddns {
     path: PathBuf,
 }
 
+impl Ddns {
+    /// Restricts the updater's thread to `cores` (none: left where it is; see
+    /// [`crate::placement::place`]). Returns whether it was pinned.
+    pub fn place(&self, cores: &[usize]) -> std::io::Result<bool> {
+        match &self.thread {
+            Some(thread) => crate::placement::place(thread, cores),
+            None => Ok(false),
+        }
+    }
+}
+
 impl std::fmt::Debug for Ddns {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ddns").field("path", &self.path).finish()
