@@ -352,6 +352,17 @@ impl XskWorker {
             self.queue.reclaim();
             self.queue.kick_tx();
         }
+        // Requests other workers handed to this one and it did not take: dropped, counted.
+        if let Some(handoff) = &self.handoff {
+            let left = handoff.close(stats);
+            if left > 0 {
+                tracing::info!(
+                    worker = handoff.me(),
+                    left,
+                    "handed-off requests left unanswered at stop"
+                );
+            }
+        }
     }
 
     /// One turn: reclaims completions, refills (keeping one batch free for replies), sends the

@@ -17,7 +17,9 @@
 //! frame the XDP program steers), all allocated when the group is made and recycled through
 //! a free list, so nothing is allocated per packet. When an owner's buffers are all in use the
 //! request is dropped and counted (`handoff_full`; the client retransmits), as a full receive
-//! ring would. A worker sleeping in `poll(2)` on its socket polls its inbox's
+//! ring would. A worker that stops closes its inbox ([`Handoff::close`]): what is left in it,
+//! and what is handed to it afterwards, is dropped and counted (`handoff_stopped`), never
+//! lost without a trace. A worker sleeping in `poll(2)` on its socket polls its inbox's
 //! [`Wakeup`] too; a sender writes it once per batch, and only when the owner said it sleeps.
 //!
 //! The owner of a Relay-forward is chosen by the outermost relay header's link-address and
@@ -151,6 +153,8 @@ struct Inbox {
     free: ArrayQueue<Box<Packet>>,
     /// Set by the owner before it sleeps in `poll(2)`, cleared when it wakes.
     sleeping: AtomicBool,
+    /// Set once by the owner when it stops ([`Handoff::close`]).
+    closed: AtomicBool,
     wakeup: Wakeup,
 }
 
@@ -192,6 +196,7 @@ impl Group {
                 queue: ArrayQueue::new(slots),
                 free,
                 sleeping: AtomicBool::new(false),
+                closed: AtomicBool::new(false),
                 wakeup: Wakeup::new()?,
             });
         }
@@ -247,6 +252,10 @@ impl Handoff {
             return false;
         }
         let inbox = &self.group.inboxes[owner];
+        if inbox.closed.load(Ordering::Acquire) {
+            stats.count_handoff_stopped();
+            return true;
+        }
         let Some(mut packet) = inbox.free.pop() else {
             stats.count_handoff_full();
             return true;
@@ -257,6 +266,16 @@ impl Handoff {
             Ok(()) => {
                 stats.count_handoff_out();
                 self.to_wake[owner] = true;
+                // Pairs with the fence in `close`: either the owner's drain sees this packet,
+                // or this sees the inbox closed and takes one out (its own or another's:
+                // each packet is counted by whoever pops it).
+                fence(Ordering::SeqCst);
+                if inbox.closed.load(Ordering::Relaxed)
+                    && let Some(packet) = inbox.queue.pop()
+                {
+                    let _ = inbox.free.push(packet);
+                    stats.count_handoff_stopped();
+                }
             }
             // Never: the queue holds as many as there are buffers. Keep the buffer anyway.
             Err(packet) => {
@@ -296,6 +315,22 @@ impl Handoff {
     pub fn recycle(&self, packet: Box<Packet>) {
         // Never full: every buffer came from this inbox.
         let _ = self.inbox().free.push(packet);
+    }
+
+    /// Closes this worker's inbox when it stops: the requests left in it are dropped and
+    /// counted (`handoff_stopped`), and so is whatever is handed to it from now on (by the
+    /// sender). Returns how many were left.
+    pub fn close(&self, stats: &WorkerStats) -> usize {
+        let inbox = self.inbox();
+        inbox.closed.store(true, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        let mut left = 0;
+        while let Some(packet) = inbox.queue.pop() {
+            let _ = inbox.free.push(packet);
+            stats.count_handoff_stopped();
+            left += 1;
+        }
+        left
     }
 
     /// Sleeps until `socket` is readable, something is handed to this worker, or
@@ -527,6 +562,70 @@ mod tests {
         receiver.sleep(idle.as_fd(), 3_600_000);
         sender.join().unwrap();
         assert!(receiver.take().is_some());
+    }
+
+    #[test]
+    fn a_stopped_worker_counts_what_was_left_and_what_comes_after() {
+        let group = Group::with_key(2, 8, KEY).unwrap();
+        let (stats0, stats1) = (WorkerStats::default(), WorkerStats::default());
+        let mut sender = group.member(0);
+        let receiver = group.member(1);
+        for i in 0..3 {
+            assert!(sender.hand_off(&client_of(1, 2, i), &stats0));
+        }
+        assert_eq!(receiver.close(&stats1), 3);
+        assert_eq!(stats1.handoff_stopped.load(Ordering::Relaxed), 3);
+        assert!(!receiver.has_inbound());
+        // Handed after the owner stopped: dropped by the sender, counted, not queued.
+        assert!(sender.hand_off(&client_of(1, 2, 3), &stats0));
+        assert_eq!(stats0.handoff_stopped.load(Ordering::Relaxed), 1);
+        assert_eq!(stats0.handoff_out.load(Ordering::Relaxed), 3);
+        assert!(!receiver.has_inbound());
+        // Every buffer is free again.
+        assert_eq!(group.inboxes[1].free.len(), 8);
+    }
+
+    #[test]
+    fn a_worker_stopping_while_others_hand_to_it_loses_nothing_uncounted() {
+        let frames: Arc<Vec<Vec<u8>>> = Arc::new((0..20).map(|i| client_of(1, 3, i)).collect());
+        for _ in 0..50 {
+            let group = Group::with_key(3, 64, KEY).unwrap();
+            let senders: Vec<_> = [0, 2]
+                .into_iter()
+                .map(|me| {
+                    let group = Arc::clone(&group);
+                    let frames = Arc::clone(&frames);
+                    thread::spawn(move || {
+                        let stats = WorkerStats::default();
+                        let mut sender = group.member(me);
+                        for i in 0..200 {
+                            sender.hand_off(&frames[i % frames.len()], &stats);
+                        }
+                        stats
+                    })
+                })
+                .collect();
+            let receiver = group.member(1);
+            let stats1 = WorkerStats::default();
+            let mut taken = 0u64;
+            for _ in 0..50 {
+                if let Some(packet) = receiver.take() {
+                    receiver.recycle(packet);
+                    taken += 1;
+                }
+            }
+            receiver.close(&stats1);
+            let mut sent = 0;
+            let mut dropped = stats1.handoff_stopped.load(Ordering::Relaxed);
+            for sender in senders {
+                let stats = sender.join().unwrap();
+                sent += 200;
+                dropped += stats.handoff_stopped.load(Ordering::Relaxed)
+                    + stats.handoff_full.load(Ordering::Relaxed);
+            }
+            assert!(!receiver.has_inbound());
+            assert_eq!(taken + dropped, sent, "taken {taken}, dropped {dropped}");
+        }
     }
 
     #[test]

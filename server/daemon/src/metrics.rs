@@ -536,12 +536,12 @@ fn render_workers(out: &mut Exposition, workers: &[Arc<WorkerStats>]) {
     out.family(
         "xdhcp6_handoff_dropped_total",
         "counter",
-        "AF_XDP requests to hand to another worker that found its bounded inbox full, and \
-         were dropped (the client retransmits).",
+        "AF_XDP requests to hand to another worker that found its bounded inbox full, or \
+         that the worker stopped before taking, and were dropped (the client retransmits).",
     );
     out.value(
         "xdhcp6_handoff_dropped_total",
-        sum(|stats| &stats.handoff_full),
+        sum(|stats| &stats.handoff_full) + sum(|stats| &stats.handoff_stopped),
     );
 }
 
@@ -1229,6 +1229,16 @@ mod tests {
         assert!(text.contains("xdhcp6_xsk_kernel_total{counter=\"rx_ring_full\"} 5\n"));
         assert!(text.contains("xdhcp6_xsk_kernel_total{counter=\"tx_invalid_descs\"} 3\n"));
         assert!(text.contains("xdhcp6_xsk_kernel_total{counter=\"rx_fill_ring_empty_descs\"} 2\n"));
+    }
+
+    #[test]
+    fn handoff_drops_count_full_inboxes_and_stopped_workers() {
+        let (sources, workers) = sources_with(2);
+        workers[0].count_handoff_full();
+        workers[1].count_handoff_stopped();
+        workers[1].count_handoff_stopped();
+        let text = render(&sources);
+        assert!(text.contains("xdhcp6_handoff_dropped_total 3\n"), "{text}");
     }
 
     #[test]

@@ -63,6 +63,9 @@ pub struct WorkerStats {
     pub handoff_in: AtomicU64,
     /// Requests to hand off that found the owner's inbox full, and were dropped.
     pub handoff_full: AtomicU64,
+    /// Requests handed to a worker that stopped before taking them (left in its inbox, or
+    /// handed after it stopped), dropped.
+    pub handoff_stopped: AtomicU64,
 }
 
 impl WorkerStats {
@@ -166,6 +169,12 @@ impl WorkerStats {
     #[inline]
     pub fn count_handoff_full(&self) {
         bump(&self.handoff_full);
+    }
+
+    /// Counts a request dropped because its owner stopped before taking it.
+    #[inline]
+    pub fn count_handoff_stopped(&self) {
+        bump(&self.handoff_stopped);
     }
 }
 

@@ -337,7 +337,8 @@ async fn get_server(Extract(state): Extract<Arc<State>>) -> Answer<ServerView> {
             send_failures: stats.send_failures.load(Ordering::Relaxed),
             handed_out: stats.handoff_out.load(Ordering::Relaxed),
             handed_in: stats.handoff_in.load(Ordering::Relaxed),
-            handoff_dropped: stats.handoff_full.load(Ordering::Relaxed),
+            handoff_dropped: stats.handoff_full.load(Ordering::Relaxed)
+                + stats.handoff_stopped.load(Ordering::Relaxed),
         });
     }
     Ok(Json(ServerView {
