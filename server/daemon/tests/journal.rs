@@ -19,8 +19,8 @@ use xdhcp6_engine::table::{
     LeaseState, LeaseTable, Lifetimes,
 };
 use xdhcp6d::journal::{
-    Durability, HEADER_LEN, Journal, JournalError, JournalErrors, JournalOptions, LinkNames,
-    Replay, Snapshot, read_journal,
+    COMPACTION_IO_PRIORITY, Durability, HEADER_LEN, Journal, JournalError, JournalErrors,
+    JournalOptions, LinkNames, Replay, Snapshot, read_journal,
 };
 
 fn scratch(name: &str) -> Scratch {
@@ -740,6 +740,11 @@ fn compaction_keeps_the_live_set_and_later_events() {
         .remove(&(b"compact-1".to_vec(), 1, 1001));
     journal.wait_durable(sink.last_seq()).unwrap();
     let compactions = journal.compactions();
+    // The snapshot thread ran at the low I/O priority, as the kernel read it back.
+    assert_eq!(
+        journal.compaction_io_priority(),
+        Some(COMPACTION_IO_PRIORITY)
+    );
     journal.shutdown();
 
     assert!(!dir.join("leases.journal.compact").exists());

@@ -8,12 +8,14 @@
 //! - [`steer`]: loading and attaching the XDP program (aya), its XskMap and its counters.
 //! - [`mmsg`] and [`udp`]: batched UDP with `recvmmsg` / `sendmmsg`, the server socket.
 //! - [`os`]: pinning threads, waiting on descriptors, signals, the wall clock, error chains.
+//! - [`ioprio`]: a thread's I/O scheduling class (`ioprio_set`, `ioprio_get`).
 //! - [`wake`]: an `eventfd` that wakes a thread sleeping in `poll(2)` on its socket.
 //!
 //! Each `unsafe` block says why it is sound in a `// Safety:` comment; the APIs exported here
 //! are safe.
 
 pub mod iface;
+pub mod ioprio;
 pub mod mmsg;
 pub mod os;
 pub mod queue;

@@ -15,7 +15,9 @@
 //! What the compaction costs the writer: the snapshot closure takes one table shard lock at a
 //! time, the snapshot is written and synced in 4 MiB steps by its own thread (so that no large
 //! write-back queues the group commits' `fdatasync` behind it), and the writer waits only for
-//! the hand-over: the tail written, one sync, the rename and the directory sync.
+//! the hand-over: the tail written, one sync, the rename and the directory sync. The snapshot
+//! thread runs at the lowest best-effort I/O priority ([`COMPACTION_IO_PRIORITY`]), so that
+//! a scheduler that orders by class serves the group commits' `fdatasync` first.
 //!
 //! Leases on links the configuration lacks ([`Unplaced`], held over in `held`) are not in the
 //! table, so every snapshot writes them again from the replay, until they expire or a reload
@@ -34,6 +36,7 @@ use std::sync::atomic::Ordering;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
+use xdhcp6_datapath::ioprio::{IoPriority, set_thread_io_priority, thread_io_priority};
 use xdhcp6_engine::table::{EventKind, LeaseRecord, LeaseState};
 
 use super::format::{self, HEADER_LEN, VERSION};
@@ -138,6 +141,26 @@ pub(super) fn worth_compacting(
     len >= options.min_bytes && records >= live.saturating_mul(options.ratio.max(1))
 }
 
+/// The snapshot's I/O class: the lowest level of best effort. Its writes and syncs then queue
+/// behind the group commits' `fdatasync` wherever the device's scheduler orders by class.
+/// Not the idle class: under a steady load of commits that would starve the snapshot, and the
+/// writer keeps a copy of every record written until the snapshot is done.
+pub const COMPACTION_IO_PRIORITY: IoPriority = IoPriority::BestEffort(7);
+
+/// Puts the calling compaction thread at [`COMPACTION_IO_PRIORITY`] and records what the
+/// kernel reads back (a failure is logged: the snapshot is written all the same).
+fn lower_io_priority(shared: &super::Shared) {
+    let read_back =
+        set_thread_io_priority(COMPACTION_IO_PRIORITY).and_then(|()| thread_io_priority());
+    match read_back {
+        Ok(priority) => *lock(&shared.compaction_io_priority) = Some(priority),
+        Err(error) => tracing::warn!(
+            %error,
+            "the compaction runs at the writer's I/O priority: it could not be lowered"
+        ),
+    }
+}
+
 impl JournalWriter {
     pub(super) fn should_compact(&self) -> bool {
         !self.shared.failed.load(Ordering::Acquire)
@@ -183,6 +206,7 @@ impl JournalWriter {
         let spawned = thread::Builder::new()
             .name("xdhcp6-compact".into())
             .spawn(move || {
+                lower_io_priority(&shared);
                 let records = snapshot();
                 let result =
                     write_snapshot(&compact_path, &shared.links.load(), &records, &unplaced, at)

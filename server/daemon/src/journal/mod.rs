@@ -60,6 +60,7 @@ use arc_swap::ArcSwap;
 use xdhcp6_engine::config::{Config, LinkId};
 use xdhcp6_engine::table::{EventKind, EventSink, LeaseEvent, LeaseRecord};
 
+pub use self::compaction::COMPACTION_IO_PRIORITY;
 pub use self::format::{HEADER_LEN, Link, MAGIC, VERSION};
 use self::lanes::{Control, LANE_HEADER, LaneSender, LaneStats, Merge};
 pub use self::lanes::{LANE_CAPACITY, LaneWaits};
@@ -505,6 +506,7 @@ impl Journal {
             writer_thread: OnceLock::new(),
             writer_idle: AtomicBool::new(false),
             held: Mutex::new(held),
+            compaction_io_priority: Mutex::new(None),
         });
         let writer = JournalWriter::new(
             Arc::clone(&shared),
@@ -649,6 +651,13 @@ impl Journal {
     /// Compactions completed since open.
     pub fn compactions(&self) -> u64 {
         self.shared.compactions.load(Ordering::Acquire)
+    }
+
+    /// The I/O priority the last compaction's thread runs at, as the kernel read it back
+    /// ([`COMPACTION_IO_PRIORITY`] once one has started); `None` before the first, or when it
+    /// could not be set.
+    pub fn compaction_io_priority(&self) -> Option<xdhcp6_datapath::ioprio::IoPriority> {
+        *lock(&self.shared.compaction_io_priority)
     }
 
     /// The journal file.
@@ -840,6 +849,8 @@ struct Shared {
     writer_thread: OnceLock<Thread>,
     /// The writer sleeps until woken: every number handed out was written (see `lanes`).
     writer_idle: AtomicBool,
+    /// The I/O priority the last compaction thread read back after lowering its own.
+    compaction_io_priority: Mutex<Option<xdhcp6_datapath::ioprio::IoPriority>>,
     /// Leases on links the configuration lacks: every snapshot writes them again, a reload
     /// that adds their link takes them out ([`Journal::take_placed`]).
     held: Mutex<held::Held>,
