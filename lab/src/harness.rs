@@ -150,6 +150,12 @@ impl VethPair {
             Self::CLIENT,
             queues,
         ));
+        // The kernel gives each end a link-local address of its own once the carrier is up;
+        // when the link-watch event comes late (a loaded machine) that address is made after
+        // ours, listed first, and still tentative (DAD): taken as the replies' source, the
+        // kernel would refuse to send from it. The server end keeps fe80::547 alone.
+        must(netns.ip(&["link", "set", "dev", Self::SERVER, "addrgenmode", "none"]));
+        must(netns.ip(&["-6", "addr", "flush", "dev", Self::SERVER, "scope", "link"]));
         must(netns.add_address(Self::SERVER, "fe80::547/64"));
         must(netns.add_address(Self::SERVER, "2001:db8::547/64"));
         Self { netns }

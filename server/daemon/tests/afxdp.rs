@@ -518,6 +518,22 @@ fn reply_larger_than_the_mtu_is_counted_not_sent_over_afxdp() {
 #[ignore = "needs root and the eBPF object; run by cargo xtask test"]
 fn reply_larger_than_the_mtu_leaves_through_the_kernel_socket() {
     let pair = VethPair::new();
+    // The server end's only link-local address is the one replies leave from, whenever the
+    // kernel's own would have been made.
+    let addresses = pair
+        .netns()
+        .ip(&[
+            "-6",
+            "addr",
+            "show",
+            "dev",
+            VethPair::SERVER,
+            "scope",
+            "link",
+        ])
+        .unwrap();
+    assert_eq!(addresses.matches("inet6 ").count(), 1, "{addresses}");
+    assert!(addresses.contains("fe80::547/64"), "{addresses}");
     pair.netns()
         .add_address(VethPair::CLIENT, "fe80::546/64")
         .unwrap();
@@ -534,11 +550,19 @@ fn reply_larger_than_the_mtu_leaves_through_the_kernel_socket() {
             .unwrap();
         let scope = if_index(VethPair::CLIENT).unwrap();
         let group = std::net::SocketAddrV6::new("ff02::1:2".parse().unwrap(), 547, 0, scope);
-        client
-            .send_to(&client_solicit(0x00ab_000a, 30), group)
-            .unwrap();
+        // The worker fills its fill ring once its thread runs: a Solicit that arrives before
+        // that finds no frame and is lost, so the client retransmits, as clients do.
+        let solicit = client_solicit(0x00ab_000a, 30);
         let mut reply = [0u8; 4096];
-        let (len, from) = client.recv_from(&mut reply).expect("no Advertise");
+        let mut sent = 0;
+        let (len, from) = loop {
+            client.send_to(&solicit, group).unwrap();
+            sent += 1;
+            match client.recv_from(&mut reply) {
+                Ok(received) => break received,
+                Err(error) => assert!(sent < 5, "no Advertise to {sent} Solicits: {error}"),
+            }
+        };
         assert_eq!(reply[0], 2, "Advertise");
         assert!(len > 1500, "{len} bytes: the reply fits the MTU after all");
         assert_eq!(from.port(), 547);
@@ -546,7 +570,11 @@ fn reply_larger_than_the_mtu_leaves_through_the_kernel_socket() {
         stop.store(true, Ordering::Relaxed);
         let worker = worker.join().unwrap().unwrap();
         assert!(worker.audit().is_complete(), "{:?}", worker.audit());
-        assert_eq!(stats.replies_through_kernel.load(Ordering::Relaxed), 1);
+        let through_kernel = stats.replies_through_kernel.load(Ordering::Relaxed);
+        assert!(
+            (1..=sent).contains(&through_kernel),
+            "{through_kernel} replies through the kernel for {sent} Solicits"
+        );
         assert_eq!(stats.send_failures.load(Ordering::Relaxed), 0);
     });
 }
