@@ -48,7 +48,7 @@
 //! [`INFINITE`] never passes.
 
 mod bulk;
-mod client_index;
+mod index;
 mod lease;
 mod locks;
 mod prefetch;
@@ -108,10 +108,11 @@ pub struct LeaseTable {
     addrs: Box<[Mutex<AddrShard>]>,
     cursor: Mutex<SweepCursor>,
     relays: RelayStore,
-    /// Each client shard's index slots and each address shard's records, for prefetching
-    /// without the locks (`table/prefetch.rs`).
+    /// Each client shard's index slots, each address shard's records and index slots, for
+    /// prefetching without the locks (`table/prefetch.rs`).
     client_windows: Box<[Arc<Window>]>,
     record_windows: Box<[Arc<Window>]>,
+    addr_index_windows: Box<[Arc<Window>]>,
 }
 
 impl fmt::Debug for LeaseTable {
@@ -150,6 +151,10 @@ impl LeaseTable {
             .iter()
             .map(|shard| Arc::clone(&shard.lock().window))
             .collect();
+        let addr_index_windows = addrs
+            .iter()
+            .map(|shard| Arc::clone(&shard.lock().index_window))
+            .collect();
         Self {
             salt,
             index_key: random_key(),
@@ -162,6 +167,7 @@ impl LeaseTable {
             relays: RelayStore::new(),
             client_windows,
             record_windows,
+            addr_index_windows,
         }
     }
 
@@ -496,7 +502,7 @@ impl LeaseTable {
         record.set_reconfigure(key.reconfigure);
         let lease = record.lease();
         let tail = record.relay;
-        let Some(slot) = shard.insert(record, hash, self.index_key, self.max_slot) else {
+        let Some(slot) = shard.insert(record, hash, self.max_slot) else {
             self.relays.release(&tail);
             return Err(ClaimError::Full);
         };
@@ -649,7 +655,7 @@ impl LeaseTable {
     }
 
     fn addr_shard_of(&self, hash: u64) -> usize {
-        // Middle bits: hashbrown uses the low bits for the bucket and the top 7 for its tags.
+        // Middle bits: the shard's index keys on the low 32 (`shard::index_hash`).
         (hash >> 40) as usize & (self.addrs.len() - 1)
     }
 

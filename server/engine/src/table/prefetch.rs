@@ -1,17 +1,17 @@
 //! Read-only prefetching of the memory a client lookup will touch, for batches of requests
 //! whose cache misses should overlap instead of following one another.
 //!
-//! Each shard publishes where its array lives (the client index's slots, the address shard's
-//! records) in a [`Window`] kept outside its mutex, updated under the lock whenever the array
+//! Each shard publishes where its arrays live (the client index's slots, the address shard's
+//! records and index slots) in a [`Window`] kept outside its mutex, updated under the lock whenever the array
 //! moves. A prefetch reads the window without the lock: at worst it names memory that was just
 //! freed or the wrong slot, and a prefetch instruction never faults nor changes what any
 //! thread reads, so a stale window costs a useless memory access and nothing else.
 
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
-use super::LeaseTable;
-use super::client_index::home;
-use super::shard::Record;
+use super::index::home;
+use super::shard::{Record, addr_hash, index_hash};
+use super::{IaKind, LeaseTable};
 
 /// Where a shard's array is and how many elements it has, for prefetching only.
 pub(super) struct Window {
@@ -97,5 +97,17 @@ impl LeaseTable {
                 prefetch((&raw const self.addrs[shard]).cast());
             }
         }
+    }
+
+    /// Prefetches the address index slots where `addr` of `kind` would be found, and its
+    /// shard's lock, without taking any lock: for a new client, whose first hashed candidate
+    /// is known before its request is answered.
+    pub(crate) fn prefetch_addr_index(&self, addr: u128, kind: IaKind) {
+        let hash = addr_hash(addr, kind, &self.index_key);
+        let shard = self.addr_shard_of(hash);
+        prefetch((&raw const self.addrs[shard]).cast());
+        let window = &self.addr_index_windows[shard];
+        let mask = window.len.load(Ordering::Relaxed).wrapping_sub(1);
+        window.prefetch(home(index_hash(hash), mask), size_of::<u64>());
     }
 }

@@ -1,7 +1,9 @@
-//! The index of a client shard: `(client hash << 32) | location` entries in one open-addressed
-//! array with linear probing.
+//! The index of a shard: `(key hash << 32) | location` entries in one open-addressed array
+//! with linear probing. A client shard's index maps the 32-bit client hash to record
+//! locations, an address shard's maps 32 bits of the address hash to slab slots; both verify
+//! the record an entry names, so entries of colliding hashes are merely skipped.
 //!
-//! A lookup reads the entries themselves from the client hash's home slot on, so that it costs
+//! A lookup reads the entries themselves from the key hash's home slot on, so that it costs
 //! one cache line (eight entries) in the common case: a general hash table keeps control bytes
 //! apart from its entries, and a hit there costs a miss for each before the record's. It grows
 //! (doubling) past a load of 3/4: 8 bytes per slot, from 11 bytes per entry; deletion shifts
@@ -15,12 +17,12 @@ const EMPTY: u64 = u64::MAX;
 /// The fewest slots an index has.
 const MIN_SLOTS: usize = 8;
 
-pub(super) struct ClientIndex {
+pub(super) struct HashIndex {
     slots: Box<[u64]>,
     len: usize,
 }
 
-impl ClientIndex {
+impl HashIndex {
     /// An index that holds `capacity` entries without growing.
     pub(super) fn with_capacity(capacity: usize) -> Self {
         let slots = capacity
@@ -45,10 +47,10 @@ impl ClientIndex {
         self.slots.iter().copied().filter(|&entry| entry != EMPTY)
     }
 
-    /// The entries of `client_hash`: those whose top 32 bits are it.
-    pub(super) fn entries_of(&self, client_hash: u32) -> impl Iterator<Item = u64> + '_ {
+    /// The entries of `key_hash`: those whose top 32 bits are it.
+    pub(super) fn entries_of(&self, key_hash: u32) -> impl Iterator<Item = u64> + '_ {
         let mask = self.mask();
-        let mut at = home(client_hash, mask);
+        let mut at = home(key_hash, mask);
         std::iter::from_fn(move || {
             loop {
                 let entry = *self.slots.get(at)?;
@@ -56,7 +58,7 @@ impl ClientIndex {
                     return None;
                 }
                 at = (at + 1) & mask;
-                if (entry >> 32) as u32 == client_hash {
+                if (entry >> 32) as u32 == key_hash {
                     return Some(entry);
                 }
             }
@@ -141,9 +143,9 @@ impl ClientIndex {
     }
 }
 
-/// The slot where the entries of `client_hash` start looking.
-pub(super) fn home(client_hash: u32, mask: usize) -> usize {
-    mix64(u64::from(client_hash)) as usize & mask
+/// The slot where the entries of `key_hash` start looking.
+pub(super) fn home(key_hash: u32, mask: usize) -> usize {
+    mix64(u64::from(key_hash)) as usize & mask
 }
 
 #[cfg(test)]
@@ -156,7 +158,7 @@ mod tests {
 
     #[test]
     fn entries_are_found_by_hash_and_removed_without_losing_others() {
-        let mut index = ClientIndex::with_capacity(4);
+        let mut index = HashIndex::with_capacity(4);
         let mut model = std::collections::BTreeSet::new();
         // Few distinct hashes, so that runs collide, wrap and grow.
         let mut state = 0x1234_5678_u64;
@@ -190,7 +192,7 @@ mod tests {
 
     #[test]
     fn an_entry_is_kept_once_and_the_load_stays_bounded() {
-        let mut index = ClientIndex::with_capacity(0);
+        let mut index = HashIndex::with_capacity(0);
         for loc in 0..1000 {
             index.insert(entry(7, loc));
             index.insert(entry(7, loc));
