@@ -10,6 +10,7 @@
 //! the entries after the hole back, so there are no tombstones.
 
 use super::shard::mix64;
+use super::slots::Slots;
 
 /// The value of an empty slot: no entry has it (the table keeps the all-ones location free).
 const EMPTY: u64 = u64::MAX;
@@ -18,22 +19,39 @@ const EMPTY: u64 = u64::MAX;
 const MIN_SLOTS: usize = 8;
 
 pub(super) struct HashIndex {
-    slots: Box<[u64]>,
+    slots: Slots,
     len: usize,
 }
 
 impl HashIndex {
     /// An index that holds `capacity` entries without growing.
+    #[cfg(test)]
     pub(super) fn with_capacity(capacity: usize) -> Self {
-        let slots = capacity
+        Self::in_slots(Slots::filled(Self::slots_for(capacity), EMPTY))
+    }
+
+    /// `parts` empty indexes that each hold `capacity` entries without growing, cut from one
+    /// allocation ([`Slots::split_filled`]).
+    pub(super) fn split(parts: usize, capacity: usize) -> Vec<Self> {
+        Slots::split_filled(parts, Self::slots_for(capacity), EMPTY)
+            .into_iter()
+            .map(Self::in_slots)
+            .collect()
+    }
+
+    /// The slots an index of `capacity` entries starts with: a power of two, at a load of at
+    /// most 3/4.
+    fn slots_for(capacity: usize) -> usize {
+        capacity
             .saturating_mul(4)
             .div_ceil(3)
             .max(MIN_SLOTS)
-            .next_power_of_two();
-        Self {
-            slots: vec![EMPTY; slots].into_boxed_slice(),
-            len: 0,
-        }
+            .next_power_of_two()
+    }
+
+    fn in_slots(slots: Slots) -> Self {
+        debug_assert!(slots.len().is_power_of_two() && slots.iter().all(|&e| e == EMPTY));
+        Self { slots, len: 0 }
     }
 
     /// The number of entries.
@@ -135,7 +153,7 @@ impl HashIndex {
     }
 
     fn grow(&mut self) {
-        let grown = vec![EMPTY; self.slots.len() * 2].into_boxed_slice();
+        let grown = Slots::filled(self.slots.len() * 2, EMPTY);
         let old = std::mem::replace(&mut self.slots, grown);
         for entry in old.iter().copied().filter(|&entry| entry != EMPTY) {
             self.place(entry);

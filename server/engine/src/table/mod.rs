@@ -54,10 +54,12 @@ mod locks;
 mod prefetch;
 mod relay;
 mod shard;
+mod slots;
 
 use std::fmt;
 use std::sync::Arc;
 
+use self::index::HashIndex;
 use self::locks::Mutex;
 
 pub use self::lease::{
@@ -137,11 +139,14 @@ impl LeaseTable {
         let shards = shards.next_power_of_two().clamp(1, MAX_SHARDS);
         let shard_bits = shards.trailing_zeros();
         let per_shard = expected_leases.div_ceil(shards);
-        let clients: Box<[Mutex<ClientShard>]> = (0..shards)
-            .map(|_| Mutex::new(ClientShard::new(per_shard)))
+        // Each kind's indexes in one allocation, for huge pages (`table/slots.rs`).
+        let clients: Box<[Mutex<ClientShard>]> = HashIndex::split(shards, per_shard)
+            .into_iter()
+            .map(|index| Mutex::new(ClientShard::new(index)))
             .collect();
-        let addrs: Box<[Mutex<AddrShard>]> = (0..shards)
-            .map(|_| Mutex::new(AddrShard::with_capacity(per_shard)))
+        let addrs: Box<[Mutex<AddrShard>]> = HashIndex::split(shards, per_shard)
+            .into_iter()
+            .map(|index| Mutex::new(AddrShard::with_capacity(per_shard, index)))
             .collect();
         let client_windows = clients
             .iter()

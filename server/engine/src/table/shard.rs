@@ -208,11 +208,13 @@ pub(super) struct AddrShard {
 }
 
 impl AddrShard {
-    pub(super) fn with_capacity(capacity: usize) -> Self {
+    /// A shard that holds `capacity` records without growing, indexed by `index` (empty, of
+    /// that capacity).
+    pub(super) fn with_capacity(capacity: usize, index: HashIndex) -> Self {
         let shard = Self {
             records: Vec::with_capacity(capacity),
             free: Vec::new(),
-            index: HashIndex::with_capacity(capacity),
+            index,
             live: 0,
             expiry: BinaryHeap::new(),
             window: Arc::new(Window::new()),
@@ -325,9 +327,10 @@ pub(super) struct ClientShard {
 }
 
 impl ClientShard {
-    pub(super) fn new(capacity: usize) -> Self {
+    /// A shard indexed by `index` (empty).
+    pub(super) fn new(index: HashIndex) -> Self {
         let shard = Self {
-            index: HashIndex::with_capacity(capacity),
+            index,
             window: Arc::new(Window::new()),
         };
         let (base, len) = shard.index.slots();
