@@ -1031,6 +1031,9 @@ fn respond_unknown_link(
 /// Release and Decline: NoBinding (nothing was released or declined in them); other messages:
 /// NoAddrsAvail or NoPrefixAvail.
 fn beyond_limit(request: &ClientRequest<'_>, w: &mut MessageWriter<'_>) -> Result<(), DropReason> {
+    if request.beyond_limit.is_none() {
+        return Ok(());
+    }
     for ia in request.ias_beyond_limit() {
         let mark = ia.begin(w, 0, 0)?;
         if matches!(

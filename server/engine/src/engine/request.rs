@@ -170,6 +170,26 @@ impl<'a> ClientRequest<'a> {
     /// Reconfigure Accept, IA_PD, Client FQDN.
     const ACTED_ON: [u16; 10] = [1, 2, 3, 4, 6, 14, 17, 20, 25, 39];
 
+    /// [`Self::ACTED_ON`] as a bit set of codes below 64: one test per option.
+    const ACTED_ON_BITS: u64 = {
+        let mut bits = 0u64;
+        let mut at = 0;
+        while at < Self::ACTED_ON.len() {
+            bits |= 1 << Self::ACTED_ON[at];
+            at += 1;
+        }
+        bits
+    };
+
+    /// Whether the server acts on options of `code` ([`Self::ACTED_ON`]).
+    fn acts_on(code: u16) -> bool {
+        1u64.checked_shl(u32::from(code))
+            .is_some_and(|bit| Self::ACTED_ON_BITS & bit != 0)
+    }
+
+    // Inlined into its two callers, so that the request is built where it is kept rather
+    // than copied out of the result.
+    #[inline(always)]
     pub(super) fn read(message: Message<'a>) -> Result<Self, DropReason> {
         let mut request = ClientRequest {
             msg_type: message.msg_type(),
@@ -191,7 +211,7 @@ impl<'a> ClientRequest<'a> {
         // of every option is checked.
         for raw in message.options().raw() {
             let raw = raw.map_err(|_| DropReason::Malformed)?;
-            if !ClientRequest::ACTED_ON.contains(&raw.code) {
+            if !ClientRequest::acts_on(raw.code) {
                 continue;
             }
             // A vendor option is read only for the enterprises whose option request the server
@@ -450,5 +470,21 @@ pub(super) fn duid_link_layer(duid: &[u8]) -> Option<(u16, &[u8])> {
         1 => Some((hw_type, duid.get(8..)?)),
         3 => Some((hw_type, duid.get(4..)?)),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bit_set_of_codes_acted_on_is_the_list() {
+        for code in 0..=u16::MAX {
+            assert_eq!(
+                ClientRequest::acts_on(code),
+                ClientRequest::ACTED_ON.contains(&code),
+                "option code {code}"
+            );
+        }
     }
 }
