@@ -13,7 +13,7 @@
 //! the outcomes, replies and events are those of calling `handle_from` on each request in
 //! turn.
 
-use xdhcp6_proto::{Message, MessageType, OptionCode, Packet, RawOptions};
+use xdhcp6_proto::{Message, MessageType, Packet, RawOptions};
 
 use super::{Context, Engine, Outcome, Peer};
 use crate::alloc::AllocKey;
@@ -226,15 +226,20 @@ fn direct_client(first: u8, options: &[u8]) -> Option<(&[u8], u32, IaKind)> {
     }
     let mut duid = None;
     let mut ia = None;
+    // The codes compared as numbers (RFC 9915 §21.2, §21.4, §21.21): `OptionCode::from` is a
+    // match over every known code. A test checks them against `OptionCode`.
+    const CLIENT_ID: u16 = 1;
+    const IA_NA: u16 = 3;
+    const IA_PD: u16 = 25;
     for option in RawOptions::new(options) {
         let option = option.ok()?;
-        let kind = match OptionCode::from(option.code) {
-            OptionCode::ClientId => {
+        let kind = match option.code {
+            CLIENT_ID => {
                 duid = Some(option.data);
                 None
             }
-            OptionCode::IaNa => Some(IaKind::Na),
-            OptionCode::IaPd => Some(IaKind::Pd),
+            IA_NA => Some(IaKind::Na),
+            IA_PD => Some(IaKind::Pd),
             _ => None,
         };
         if let (Some(kind), None) = (kind, ia) {
@@ -246,4 +251,49 @@ fn direct_client(first: u8, options: &[u8]) -> Option<(&[u8], u32, IaKind)> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use xdhcp6_proto::OptionCode;
+
+    use super::*;
+
+    #[test]
+    fn the_codes_looked_ahead_at_are_those_of_the_options() {
+        let option = |code: OptionCode, data: &[u8]| {
+            let mut bytes = u16::from(code).to_be_bytes().to_vec();
+            bytes.extend_from_slice(&(data.len() as u16).to_be_bytes());
+            bytes.extend_from_slice(data);
+            bytes
+        };
+        let mut options = option(OptionCode::ElapsedTime, &[0, 0]);
+        options.extend(option(
+            OptionCode::IaPd,
+            &[0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0],
+        ));
+        options.extend(option(
+            OptionCode::IaNa,
+            &[0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0],
+        ));
+        options.extend(option(OptionCode::ClientId, b"client"));
+        let renew = u8::from(MessageType::Renew);
+        assert_eq!(
+            direct_client(renew, &options),
+            Some((&b"client"[..], 9, IaKind::Pd))
+        );
+        let na_first = [
+            option(OptionCode::ClientId, b"other"),
+            option(OptionCode::IaNa, &[0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0]),
+        ]
+        .concat();
+        assert_eq!(
+            direct_client(renew, &na_first),
+            Some((&b"other"[..], 7, IaKind::Na))
+        );
+        assert_eq!(
+            direct_client(u8::from(MessageType::Confirm), &na_first),
+            None
+        );
+    }
 }

@@ -187,11 +187,12 @@ impl<'a> ClientRequest<'a> {
             .is_some_and(|bit| Self::ACTED_ON_BITS & bit != 0)
     }
 
-    // Inlined into its two callers, so that the request is built where it is kept rather
-    // than copied out of the result.
-    #[inline(always)]
-    pub(super) fn read(message: Message<'a>) -> Result<Self, DropReason> {
-        let mut request = ClientRequest {
+    /// The request of `message` with none of its options read yet ([`Self::read`] next).
+    ///
+    /// Two steps rather than one returning `Result<Self, _>`: the request is large (its IA
+    /// lists), and a result would be copied twice on its way to the caller's variable.
+    pub(super) fn new(message: Message<'a>) -> Self {
+        ClientRequest {
             msg_type: message.msg_type(),
             xid: message.transaction_id(),
             client_id: None,
@@ -206,7 +207,12 @@ impl<'a> ClientRequest<'a> {
             vendor_oros: List::new(),
             relay_supplied: List::new(),
             beyond_limit: None,
-        };
+        }
+    }
+
+    /// Reads the options of `message` (the one [`Self::new`] was given) into this request.
+    pub(super) fn read(&mut self, message: Message<'a>) -> Result<(), DropReason> {
+        let request = self;
         // Only the options the server acts on are typed (and must be well-formed); the framing
         // of every option is checked.
         for raw in message.options().raw() {
@@ -278,7 +284,7 @@ impl<'a> ClientRequest<'a> {
                 _ => {}
             }
         }
-        Ok(request)
+        Ok(())
     }
 
     /// The IA_NA options (one per IAID) then the IA_PD options, in the order answered.
