@@ -61,6 +61,8 @@ impl<'a> BatchItem<'a> {
 pub struct Lookahead {
     client_hash: Option<u32>,
     alloc_key: Option<AllocKey>,
+    /// The first candidate of `alloc_key` and its address index hash.
+    candidate: Option<(u128, u64)>,
     /// Which IA the hash is of: where the DUID lies in the request (compared, never read),
     /// its length, the IAID, kind and link.
     duid_at: usize,
@@ -94,6 +96,19 @@ impl Lookahead {
         link: LinkId,
     ) -> Option<AllocKey> {
         self.alloc_key
+            .filter(|_| self.is_of(duid, iaid, kind, link))
+    }
+
+    /// The first candidate of this IA and its address index hash, when it is the one looked
+    /// ahead at.
+    pub(super) fn candidate_of(
+        &self,
+        duid: &[u8],
+        iaid: u32,
+        kind: IaKind,
+        link: LinkId,
+    ) -> Option<(u128, u64)> {
+        self.candidate
             .filter(|_| self.is_of(duid, iaid, kind, link))
     }
 
@@ -150,12 +165,13 @@ impl Engine {
         };
         let hash = self.table.ia_key(duid, iaid, kind, link).hash();
         self.table.prefetch_client_index(hash);
-        let alloc_key = matches!(msg_type, MessageType::Solicit | MessageType::Request)
+        let allocation = matches!(msg_type, MessageType::Solicit | MessageType::Request)
             .then(|| self.prefetch_candidate(duid, iaid, kind, link))
             .flatten();
         Lookahead {
             client_hash: Some(hash),
-            alloc_key,
+            alloc_key: allocation.map(|(key, _)| key),
+            candidate: allocation.map(|(_, candidate)| candidate),
             duid_at: duid.as_ptr() as usize,
             duid_len: duid.len(),
             iaid,
@@ -173,23 +189,24 @@ impl Engine {
         }
     }
 
-    /// The allocation key of a client's IA, after prefetching the address index slots of its
-    /// first candidate in the link's first pool of its kind: where a new client's Advertise
-    /// looks and its Request claims, unless the candidate is taken, reserved, or the IA hints
-    /// another pool. The hash is the one allocation computes ([`AllocKey::new`]).
+    /// The allocation key of a client's IA (carrying its first probe), its first candidate
+    /// in the link's first pool of its kind and that address's index hash, after prefetching
+    /// the address index slots there: where a new client's Advertise looks and its Request
+    /// claims, unless the candidate is taken, reserved, or the IA hints another pool. The
+    /// hashes are those allocation computes ([`AllocKey::new`], [`AllocKey::probe`]).
     fn prefetch_candidate(
         &self,
         duid: &[u8],
         iaid: u32,
         kind: IaKind,
         link: LinkId,
-    ) -> Option<AllocKey> {
+    ) -> Option<(AllocKey, (u128, u64))> {
         let pool = self.pools.get(link.index())?.by_hint(kind, None).next()?;
         let name = &self.config.links.get(link.index())?.name;
         let key = AllocKey::new(self.table.salt(), duid, iaid, name);
-        self.table
-            .prefetch_addr_index(pool.range.candidate(&key, 0), kind);
-        Some(key)
+        let (key, candidate) = pool.range.first_candidate(key);
+        let hash = self.table.prefetch_addr_index(candidate, kind);
+        Some((key, (candidate, hash)))
     }
 
     /// The type of a Relay-forward's client message, its client and first IA, and the link it

@@ -515,7 +515,9 @@ impl<'x, 'r, S: EventSink> Exchange<'x, 'r, '_, S> {
         let (duid, iaid, kind, link) = (self.client.duid, ia.iaid(), ia.kind(), self.client.link);
         let table = &self.engine.table;
         match self.ahead.hash_of(duid, iaid, kind, link) {
-            Some(hash) => table.ia_key_hashed(duid, iaid, kind, link, hash),
+            Some(hash) => table
+                .ia_key_hashed(duid, iaid, kind, link, hash)
+                .with_addr_hash(self.ahead.candidate_of(duid, iaid, kind, link)),
             None => table.ia_key(duid, iaid, kind, link),
         }
         .with_relay(self.relay)

@@ -361,7 +361,7 @@ impl LeaseTable {
     /// Whether [`Self::claim`] would give `addr` to `key` at `now`: nobody holds it, the
     /// client does, or its lease or probation has run out. Changes nothing.
     pub fn is_free_for(&self, key: &IaKey<'_>, addr: u128, now: u32) -> bool {
-        let hash = addr_hash(addr, key.kind, &self.index_key);
+        let hash = self.addr_hash_for(key, addr);
         let shard = self.addrs[self.addr_shard_of(hash)].lock();
         let Some(slot) = shard.find(hash, addr, key.kind) else {
             return true;
@@ -432,7 +432,7 @@ impl LeaseTable {
     ) -> Result<Lease, ClaimError> {
         let client_shard = self.client_shard_of(key.hash);
         let mut clients = self.clients[client_shard].lock();
-        let hash = addr_hash(addr, key.kind, &self.index_key);
+        let hash = self.addr_hash_for(key, addr);
         let addr_shard = self.addr_shard_of(hash);
         let mut guard = self.addrs[addr_shard].lock();
         let shard = &mut *guard;
@@ -653,6 +653,15 @@ impl LeaseTable {
             LinkId(record.link),
         )
         .hash
+    }
+
+    /// The address index hash of `addr` of the key's kind: the one the key carries, when it
+    /// is of this address ([`IaKey::with_addr_hash`]).
+    fn addr_hash_for(&self, key: &IaKey<'_>, addr: u128) -> u64 {
+        match key.addr_hash {
+            Some((ahead, hash)) if ahead == addr => hash,
+            _ => addr_hash(addr, key.kind, &self.index_key),
+        }
     }
 
     fn client_shard_of(&self, client_hash: u32) -> usize {

@@ -101,13 +101,15 @@ impl LeaseTable {
 
     /// Prefetches the address index slots where `addr` of `kind` would be found, and its
     /// shard's lock, without taking any lock: for a new client, whose first hashed candidate
-    /// is known before its request is answered.
-    pub(crate) fn prefetch_addr_index(&self, addr: u128, kind: IaKind) {
+    /// is known before its request is answered. Returns the address's index hash, for
+    /// [`super::IaKey::with_addr_hash`].
+    pub(crate) fn prefetch_addr_index(&self, addr: u128, kind: IaKind) -> u64 {
         let hash = addr_hash(addr, kind, &self.index_key);
         let shard = self.addr_shard_of(hash);
         prefetch((&raw const self.addrs[shard]).cast());
         let window = &self.addr_index_windows[shard];
         let mask = window.len.load(Ordering::Relaxed).wrapping_sub(1);
         window.prefetch(home(index_hash(hash), mask), size_of::<u64>());
+        hash
     }
 }
