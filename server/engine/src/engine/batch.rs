@@ -166,7 +166,10 @@ impl Engine {
         let hash = self.table.ia_key(duid, iaid, kind, link).hash();
         self.table.prefetch_client_index(hash);
         let allocation = matches!(msg_type, MessageType::Solicit | MessageType::Request)
-            .then(|| self.prefetch_candidate(duid, iaid, kind, link))
+            .then(|| {
+                let claims = msg_type == MessageType::Request;
+                self.prefetch_candidate(duid, iaid, kind, link, claims)
+            })
             .flatten();
         Lookahead {
             client_hash: Some(hash),
@@ -191,21 +194,23 @@ impl Engine {
 
     /// The allocation key of a client's IA (carrying its first probe), its first candidate
     /// in the link's first pool of its kind and that address's index hash, after prefetching
-    /// the address index slots there: where a new client's Advertise looks and its Request
-    /// claims, unless the candidate is taken, reserved, or the IA hints another pool. The
-    /// hashes are those allocation computes ([`AllocKey::new`], [`AllocKey::probe`]).
+    /// the address index slots there (and, when the request `claims` it, where its record
+    /// would go): where a new client's Advertise looks and its Request claims, unless the
+    /// candidate is taken, reserved, or the IA hints another pool. The hashes are those
+    /// allocation computes ([`AllocKey::new`], [`AllocKey::probe`]).
     fn prefetch_candidate(
         &self,
         duid: &[u8],
         iaid: u32,
         kind: IaKind,
         link: LinkId,
+        claims: bool,
     ) -> Option<(AllocKey, (u128, u64))> {
         let pool = self.pools.get(link.index())?.by_hint(kind, None).next()?;
         let name = &self.config.links.get(link.index())?.name;
         let key = AllocKey::new(self.table.salt(), duid, iaid, name);
         let (key, candidate) = pool.range.first_candidate(key);
-        let hash = self.table.prefetch_addr_index(candidate, kind);
+        let hash = self.table.prefetch_addr_index(candidate, kind, claims);
         Some((key, (candidate, hash)))
     }
 

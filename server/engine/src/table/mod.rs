@@ -6,22 +6,28 @@
 //!
 //! - **address shards**, chosen by a hash of (address or prefix, IA kind), are authoritative:
 //!   each holds a slab of compact 80-byte records (`Vec<Record>` plus a free list), an index
-//!   `HashTable<u32>` from address to slab slot, so an address holds at most one lease, and an
-//!   expiry index (a min-heap of expiry and slot) that [`LeaseTable::handle_timeout`] pops;
+//!   from address to slab slot (`u64` entries: 32 bits of the address hash, the slot), so an
+//!   address holds at most one lease, and an expiry index (a min-heap of expiry and slot) that
+//!   [`LeaseTable::handle_timeout`] pops;
 //! - **client shards**, chosen by the client key hash, hold `u64` entries (32-bit client hash,
-//!   32-bit location of the record in an address shard) in an open-addressed array probed
-//!   linearly (`table/client_index.rs`), so that a lookup reads one cache line of entries
-//!   before the record (no separate control bytes to miss on first). A client may hold
+//!   32-bit location of the record in an address shard).
+//!
+//! Both indexes are open-addressed arrays probed linearly from the hash (`table/index.rs`), so
+//! that a lookup reads one cache line of entries before the record (no separate control bytes
+//! to miss on first), and a batch can prefetch that line from the hash alone
+//! (`table/prefetch.rs`). Each kind's shard indexes start in one allocation that the kernel
+//! may back with huge pages (`table/slots.rs`). A client may hold
 //!   several leases (one entry each); entries are verified against the record on every lookup,
 //!   so a stale one is harmless and is dropped when met. The hash's top 16 bits hash the DUID
 //!   alone, so all of a client's IAs share one client shard and a lookup by DUID alone
 //!   ([`LeaseTable::client_leases`]: Leasequery by client identifier, the control API) walks
 //!   that shard, not the table.
 //!
-//! At 10 million IA_NA leases this is 80 bytes of record, about 5 bytes of address index per
-//! bucket at a load factor between 7/16 and 7/8, 8 bytes of client index per slot at a load
-//! factor up to 3/4, and 8 bytes of expiry index (16 at most, with stale entries): roughly
-//! 104 to 129 bytes per lease.
+//! At 10 million IA_NA leases this is 80 bytes of record, 8 bytes of address index and 8 of
+//! client index per slot at a load factor up to 3/4 (13.4 bytes each per lease in a table
+//! sized for them: 19,532 leases in 32,768 slots a shard), and 8 bytes of expiry index (16 at
+//! most, with stale entries): roughly 115 to 123 bytes per lease, 126.6 measured with the
+//! relay data (`cargo bench --bench lease_memory -- 10000000 relay`).
 //!
 //! A record keeps the per-client part of its lease's relay data inline (20 bytes: a handle,
 //! a link-local peer's interface identifier, an Ethernet link-layer address); the rest is

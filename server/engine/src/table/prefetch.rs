@@ -39,6 +39,21 @@ impl Window {
         }
     }
 
+    /// Prefetches the element of `size` bytes just past the last one: where an array with
+    /// room to spare appends next. Past its allocation the prefetch is merely useless.
+    fn prefetch_end(&self, size: usize) {
+        let base = self.base.load(Ordering::Relaxed);
+        if base.is_null() {
+            return;
+        }
+        let start = base.wrapping_add(self.len.load(Ordering::Relaxed) * size);
+        prefetch(start);
+        let last = start.wrapping_add(size - 1);
+        if (last as usize) / 64 != (start as usize) / 64 {
+            prefetch(last);
+        }
+    }
+
     /// Prefetches the `size` bytes of element `index` of elements of `size` bytes.
     fn prefetch(&self, index: usize, size: usize) {
         let base = self.base.load(Ordering::Relaxed);
@@ -101,15 +116,19 @@ impl LeaseTable {
 
     /// Prefetches the address index slots where `addr` of `kind` would be found, and its
     /// shard's lock, without taking any lock: for a new client, whose first hashed candidate
-    /// is known before its request is answered. Returns the address's index hash, for
-    /// [`super::IaKey::with_addr_hash`].
-    pub(crate) fn prefetch_addr_index(&self, addr: u128, kind: IaKind) -> u64 {
+    /// is known before its request is answered. With `claims` (a Request), also where the
+    /// shard's next record goes when no freed slot is reused. Returns the address's index
+    /// hash, for [`super::IaKey::with_addr_hash`].
+    pub(crate) fn prefetch_addr_index(&self, addr: u128, kind: IaKind, claims: bool) -> u64 {
         let hash = addr_hash(addr, kind, &self.index_key);
         let shard = self.addr_shard_of(hash);
         prefetch((&raw const self.addrs[shard]).cast());
         let window = &self.addr_index_windows[shard];
         let mask = window.len.load(Ordering::Relaxed).wrapping_sub(1);
         window.prefetch(home(index_hash(hash), mask), size_of::<u64>());
+        if claims && let Some(records) = self.record_windows.get(shard) {
+            records.prefetch_end(size_of::<Record>());
+        }
         hash
     }
 }

@@ -59,6 +59,9 @@ impl Slots {
     }
 
     /// `parts` arrays of `each` slots, each slot set to `value`, cut from one allocation.
+    ///
+    /// Panics, as `Vec::with_capacity` does, when the size overflows `isize`: the capacity
+    /// comes from the configuration's expected leases, which the table has already bounded.
     pub(super) fn split_filled(parts: usize, each: usize, value: u64) -> Vec<Self> {
         let len = parts.checked_mul(each).expect("the index fits in memory");
         let bytes = len
