@@ -7,7 +7,8 @@
 //! marked `MADV_HUGEPAGE` (what transparent huge pages in `madvise` mode need): 2 MiB pages
 //! cover a 10-million-lease index with a few hundred TLB entries. Every slot is written when
 //! the array is made (the empty marker), so huge pages cost no memory that 4 KiB pages would
-//! not. An index that outgrows its part moves to an allocation of its own, made the same way.
+//! not. An index that outgrows its part moves to an allocation of its own, made the same way;
+//! the part it leaves stays allocated until the other shards' parts are dropped with the table.
 
 use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
 use std::ops::{Deref, DerefMut};
