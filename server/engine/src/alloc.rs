@@ -84,7 +84,8 @@ impl SaltKey {
     /// lookup by DUID alone (Leasequery by client identifier, the control API) visits one
     /// client shard. Not persisted; only this process uses it.
     pub(crate) fn hash_duid(&self, duid: &[u8]) -> u64 {
-        let mut hasher = SipHasher13::new_with_keys(self.k0, self.k1);
+        // The 64-bit SipHash: the 128-bit one's longer finalisation buys nothing here.
+        let mut hasher = siphasher::sip::SipHasher13::new_with_keys(self.k0, self.k1);
         hasher.write(duid);
         hasher.finish()
     }
@@ -113,8 +114,29 @@ impl SaltKey {
 }
 
 /// The keyed hash of a client's (DUID, IAID, link name): the seed of all its candidates.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub struct AllocKey(u128);
+///
+/// It may carry the hash of its first probe in one pool, computed ahead
+/// ([`Self::with_first_probe`]); keys compare and hash by their bits alone.
+#[derive(Clone, Copy, Debug)]
+pub struct AllocKey {
+    bits: u128,
+    /// `(pool, Self::probe(pool, 0))`, when computed ahead.
+    first: Option<(u32, u128)>,
+}
+
+impl PartialEq for AllocKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.bits == other.bits
+    }
+}
+
+impl Eq for AllocKey {}
+
+impl std::hash::Hash for AllocKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.bits.hash(state);
+    }
+}
 
 impl AllocKey {
     /// Hashes (DUID, IAID, link name) under the salt key: the bytes `len(DUID)` (u32), DUID,
@@ -151,17 +173,37 @@ impl AllocKey {
             hasher.write(&name_len);
             hasher.write(name);
         }
-        Self(hasher.finish128().as_u128())
+        Self {
+            bits: hasher.finish128().as_u128(),
+            first: None,
+        }
     }
 
     /// The raw 128 hash bits.
     pub fn bits(&self) -> u128 {
-        self.0
+        self.bits
+    }
+
+    /// The same key, carrying the hash of its first probe in `pool`, which [`Self::probe`]
+    /// then returns without hashing again: for a request whose first candidate was looked at
+    /// ahead of its answer.
+    pub fn with_first_probe(self, pool: u32) -> Self {
+        Self {
+            first: Some((pool, self.hash_probe(pool, 0))),
+            ..self
+        }
     }
 
     /// The hash for probe number `probe` in the pool with salt/index `pool`.
     pub fn probe(&self, pool: u32, probe: u32) -> u128 {
-        let mut hasher = SipHasher13::new_with_keys(self.0 as u64, (self.0 >> 64) as u64);
+        match self.first {
+            Some((first_pool, hash)) if probe == 0 && first_pool == pool => hash,
+            _ => self.hash_probe(pool, probe),
+        }
+    }
+
+    fn hash_probe(&self, pool: u32, probe: u32) -> u128 {
+        let mut hasher = SipHasher13::new_with_keys(self.bits as u64, (self.bits >> 64) as u64);
         hasher.write(&pool.to_be_bytes());
         hasher.write(&probe.to_be_bytes());
         hasher.finish128().as_u128()
@@ -415,6 +457,13 @@ impl Range {
         self.bitmap.is_some()
     }
 
+    /// `key` carrying the hash of its first probe in this range
+    /// ([`AllocKey::with_first_probe`]), and its first candidate.
+    pub fn first_candidate(&self, key: AllocKey) -> (AllocKey, u128) {
+        let key = key.with_first_probe(self.pool);
+        (key, self.candidate(&key, 0))
+    }
+
     /// The first address of hashed candidate `probe` for `key`: always inside the range.
     pub fn candidate(&self, key: &AllocKey, probe: u32) -> u128 {
         self.unit_at(key.probe(self.pool, probe))
@@ -653,6 +702,18 @@ mod tests {
             range.candidate(&key("a", 1), 0),
             other_pool.candidate(&key("a", 1), 0)
         );
+    }
+
+    #[test]
+    fn a_first_probe_computed_ahead_is_the_probe_itself() {
+        let plain = key("xdhcp6", 42);
+        let range = Range::addresses(prefix("2001:db8::/64"), prefix("2001:db8::/64"), 3).unwrap();
+        let (ahead, first) = range.first_candidate(plain);
+        assert_eq!(ahead, plain);
+        assert_eq!(first, range.candidate(&plain, 0));
+        for (pool, probe) in [(3, 0), (3, 1), (2, 0), (4, 0), (3, 23)] {
+            assert_eq!(ahead.probe(pool, probe), plain.probe(pool, probe));
+        }
     }
 
     #[test]

@@ -1,17 +1,22 @@
 //! Answering a receive batch in steps, so that the cache misses of its requests overlap.
 //!
 //! A request against a large table waits on memory twice: for the client index slots of its
-//! IA, then for the lease record they point at. Handled one after the other, a batch pays
-//! those waits one after the other too. [`Engine::handle_batch`] takes the batch in groups of
-//! [`LOOKAHEAD`]: it reads each request's client and first IA and prefetches its index slots
-//! (no lock), then reads the slots (now in cache) and prefetches the records (no lock on the
+//! IA, then for the lease record they point at; a new client's waits for the address index
+//! slots of its hashed candidate instead of a record. Handled one after the other, a batch
+//! pays those waits one after the other too. [`Engine::handle_batch`] takes the batch in
+//! groups of [`LOOKAHEAD`]: it reads each request's client and first IA and prefetches its
+//! index slots (no lock), and for a Solicit or Request also computes the IA's allocation key
+//! and prefetches the address index slots of its first candidate in the first pool; then it
+//! reads the client index slots (now in cache) and prefetches the records (no lock on the
 //! records), then answers each request as [`Engine::handle_from`] does, in order, reusing the
-//! client hash of the first step. The first two steps change nothing, so the outcomes,
-//! replies and events are those of calling `handle_from` on each request in turn.
+//! client hash and allocation key of the first step. The first two steps change nothing, so
+//! the outcomes, replies and events are those of calling `handle_from` on each request in
+//! turn.
 
-use xdhcp6_proto::{Message, MessageType, OptionCode, Packet, RawOptions};
+use xdhcp6_proto::{Message, MessageType, Packet, RawOptions};
 
 use super::{Context, Engine, Outcome, Peer};
+use crate::alloc::AllocKey;
 use crate::config::LinkId;
 use crate::table::{EventSink, IaKind};
 
@@ -51,10 +56,13 @@ impl<'a> BatchItem<'a> {
 }
 
 /// What [`Engine::lookahead`] learnt of a request: the client index hash of its first IA,
-/// when it has one the table could hold.
+/// when it has one the table could hold, and for a Solicit or Request its allocation key.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Lookahead {
     client_hash: Option<u32>,
+    alloc_key: Option<AllocKey>,
+    /// The first candidate of `alloc_key` and its address index hash.
+    candidate: Option<(u128, u64)>,
     /// Which IA the hash is of: where the DUID lies in the request (compared, never read),
     /// its length, the IAID, kind and link.
     duid_at: usize,
@@ -74,12 +82,42 @@ impl Lookahead {
         kind: IaKind,
         link: LinkId,
     ) -> Option<u32> {
-        let same = self.duid_at == duid.as_ptr() as usize
+        self.client_hash
+            .filter(|_| self.is_of(duid, iaid, kind, link))
+    }
+
+    /// The allocation key of this IA ([`AllocKey::new`] on its link's name), when it is the
+    /// one looked ahead at.
+    pub(super) fn alloc_key_of(
+        &self,
+        duid: &[u8],
+        iaid: u32,
+        kind: IaKind,
+        link: LinkId,
+    ) -> Option<AllocKey> {
+        self.alloc_key
+            .filter(|_| self.is_of(duid, iaid, kind, link))
+    }
+
+    /// The first candidate of this IA and its address index hash, when it is the one looked
+    /// ahead at.
+    pub(super) fn candidate_of(
+        &self,
+        duid: &[u8],
+        iaid: u32,
+        kind: IaKind,
+        link: LinkId,
+    ) -> Option<(u128, u64)> {
+        self.candidate
+            .filter(|_| self.is_of(duid, iaid, kind, link))
+    }
+
+    fn is_of(&self, duid: &[u8], iaid: u32, kind: IaKind, link: LinkId) -> bool {
+        self.duid_at == duid.as_ptr() as usize
             && self.duid_len == duid.len()
             && self.iaid == iaid
             && self.kind == Some(kind)
-            && self.link == link.0;
-        self.client_hash.filter(|_| same)
+            && self.link == link.0
     }
 }
 
@@ -115,20 +153,28 @@ impl Engine {
     pub fn lookahead(&self, request: &[u8], cx: &Context) -> Lookahead {
         let client = match request.first().map(|&first| MessageType::from(first)) {
             Some(MessageType::RelayForw) => self.relayed_client(request),
-            Some(_) => cx.link.and_then(|link| {
+            Some(msg_type) => cx.link.and_then(|link| {
                 let message = request.get(4..)?;
                 direct_client(request[0], message)
-                    .map(|(duid, iaid, kind)| (duid, iaid, kind, link))
+                    .map(|(duid, iaid, kind)| (msg_type, duid, iaid, kind, link))
             }),
             None => None,
         };
-        let Some((duid, iaid, kind, link)) = client else {
+        let Some((msg_type, duid, iaid, kind, link)) = client else {
             return Lookahead::default();
         };
         let hash = self.table.ia_key(duid, iaid, kind, link).hash();
         self.table.prefetch_client_index(hash);
+        let allocation = matches!(msg_type, MessageType::Solicit | MessageType::Request)
+            .then(|| {
+                let claims = msg_type == MessageType::Request;
+                self.prefetch_candidate(duid, iaid, kind, link, claims)
+            })
+            .flatten();
         Lookahead {
             client_hash: Some(hash),
+            alloc_key: allocation.map(|(key, _)| key),
+            candidate: allocation.map(|(_, candidate)| candidate),
             duid_at: duid.as_ptr() as usize,
             duid_len: duid.len(),
             iaid,
@@ -146,18 +192,43 @@ impl Engine {
         }
     }
 
-    /// The client and first IA of a Relay-forward's client message, and the link it would be
-    /// served on.
-    fn relayed_client<'r>(&self, request: &'r [u8]) -> Option<(&'r [u8], u32, IaKind, LinkId)> {
+    /// The allocation key of a client's IA (carrying its first probe), its first candidate
+    /// in the link's first pool of its kind and that address's index hash, after prefetching
+    /// the address index slots there (and, when the request `claims` it, where its record
+    /// would go): where a new client's Advertise looks and its Request claims, unless the
+    /// candidate is taken, reserved, or the IA hints another pool. The hashes are those
+    /// allocation computes ([`AllocKey::new`], [`AllocKey::probe`]).
+    fn prefetch_candidate(
+        &self,
+        duid: &[u8],
+        iaid: u32,
+        kind: IaKind,
+        link: LinkId,
+        claims: bool,
+    ) -> Option<(AllocKey, (u128, u64))> {
+        let pool = self.pools.get(link.index())?.by_hint(kind, None).next()?;
+        let name = &self.config.links.get(link.index())?.name;
+        let key = AllocKey::new(self.table.salt(), duid, iaid, name);
+        let (key, candidate) = pool.range.first_candidate(key);
+        let hash = self.table.prefetch_addr_index(candidate, kind, claims);
+        Some((key, (candidate, hash)))
+    }
+
+    /// The type of a Relay-forward's client message, its client and first IA, and the link it
+    /// would be served on.
+    fn relayed_client<'r>(
+        &self,
+        request: &'r [u8],
+    ) -> Option<(MessageType, &'r [u8], u32, IaKind, LinkId)> {
         let Ok(Packet::Relay(relay)) = Packet::parse(request) else {
             return None;
         };
         let chain = relay.chain().ok()?;
         let link = self.relay_link(&chain)?;
         let message: Message<'r> = chain.message();
-        let (duid, iaid, kind) =
-            direct_client(u8::from(message.msg_type()), message.options().as_bytes())?;
-        Some((duid, iaid, kind, link))
+        let msg_type = message.msg_type();
+        let (duid, iaid, kind) = direct_client(u8::from(msg_type), message.options().as_bytes())?;
+        Some((msg_type, duid, iaid, kind, link))
     }
 }
 
@@ -177,15 +248,20 @@ fn direct_client(first: u8, options: &[u8]) -> Option<(&[u8], u32, IaKind)> {
     }
     let mut duid = None;
     let mut ia = None;
+    // The codes compared as numbers (RFC 9915 §21.2, §21.4, §21.21): `OptionCode::from` is a
+    // match over every known code. A test checks them against `OptionCode`.
+    const CLIENT_ID: u16 = 1;
+    const IA_NA: u16 = 3;
+    const IA_PD: u16 = 25;
     for option in RawOptions::new(options) {
         let option = option.ok()?;
-        let kind = match OptionCode::from(option.code) {
-            OptionCode::ClientId => {
+        let kind = match option.code {
+            CLIENT_ID => {
                 duid = Some(option.data);
                 None
             }
-            OptionCode::IaNa => Some(IaKind::Na),
-            OptionCode::IaPd => Some(IaKind::Pd),
+            IA_NA => Some(IaKind::Na),
+            IA_PD => Some(IaKind::Pd),
             _ => None,
         };
         if let (Some(kind), None) = (kind, ia) {
@@ -197,4 +273,49 @@ fn direct_client(first: u8, options: &[u8]) -> Option<(&[u8], u32, IaKind)> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use xdhcp6_proto::OptionCode;
+
+    use super::*;
+
+    #[test]
+    fn the_codes_looked_ahead_at_are_those_of_the_options() {
+        let option = |code: OptionCode, data: &[u8]| {
+            let mut bytes = u16::from(code).to_be_bytes().to_vec();
+            bytes.extend_from_slice(&(data.len() as u16).to_be_bytes());
+            bytes.extend_from_slice(data);
+            bytes
+        };
+        let mut options = option(OptionCode::ElapsedTime, &[0, 0]);
+        options.extend(option(
+            OptionCode::IaPd,
+            &[0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0],
+        ));
+        options.extend(option(
+            OptionCode::IaNa,
+            &[0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0],
+        ));
+        options.extend(option(OptionCode::ClientId, b"client"));
+        let renew = u8::from(MessageType::Renew);
+        assert_eq!(
+            direct_client(renew, &options),
+            Some((&b"client"[..], 9, IaKind::Pd))
+        );
+        let na_first = [
+            option(OptionCode::ClientId, b"other"),
+            option(OptionCode::IaNa, &[0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0]),
+        ]
+        .concat();
+        assert_eq!(
+            direct_client(renew, &na_first),
+            Some((&b"other"[..], 7, IaKind::Na))
+        );
+        assert_eq!(
+            direct_client(u8::from(MessageType::Confirm), &na_first),
+            None
+        );
+    }
 }

@@ -164,7 +164,7 @@ impl<'x, 'r, S: EventSink> Exchange<'x, 'r, '_, S> {
         // A new address or prefix: hashed by the link's name, so that the link's place in the
         // file does not matter; the hint only orders the pools, so every server of the
         // identical model still computes the same one.
-        let alloc_key = AllocKey::new(table.salt(), key.duid(), key.iaid(), &self.link.name);
+        let alloc_key = self.alloc_key(key);
         Ok(pools.by_hint(key.kind(), hint.len).find_map(|pool| {
             let len = pool.range.unit_len();
             pool.range
@@ -502,11 +502,22 @@ impl<'x, 'r, S: EventSink> Exchange<'x, 'r, '_, S> {
         self.origin.get_or_insert_with(|| engine.origin_of(&sender))
     }
 
+    /// The allocation key of the IA of `key`: hashed by the link's name, so that the link's
+    /// place in the file does not matter ([`AllocKey::new`]), or taken from the look-ahead.
+    fn alloc_key(&self, key: &IaKey<'_>) -> AllocKey {
+        let (duid, iaid, kind, link) = (key.duid(), key.iaid(), key.kind(), key.link());
+        self.ahead
+            .alloc_key_of(duid, iaid, kind, link)
+            .unwrap_or_else(|| AllocKey::new(self.engine.table.salt(), duid, iaid, &self.link.name))
+    }
+
     fn key(&self, ia: &Ia<'r>) -> IaKey<'x> {
         let (duid, iaid, kind, link) = (self.client.duid, ia.iaid(), ia.kind(), self.client.link);
         let table = &self.engine.table;
         match self.ahead.hash_of(duid, iaid, kind, link) {
-            Some(hash) => table.ia_key_hashed(duid, iaid, kind, link, hash),
+            Some(hash) => table
+                .ia_key_hashed(duid, iaid, kind, link, hash)
+                .with_addr_hash(self.ahead.candidate_of(duid, iaid, kind, link)),
             None => table.ia_key(duid, iaid, kind, link),
         }
         .with_relay(self.relay)

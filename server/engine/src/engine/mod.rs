@@ -469,7 +469,8 @@ impl Engine {
                     return Err(DropReason::Unicast);
                 }
                 let link = cx.link.ok_or(DropReason::UnknownLink)?;
-                let request = ClientRequest::read(message)?;
+                let mut request = ClientRequest::new(message);
+                request.read(message)?;
                 discard::check(&request, &self.config.server.duid)?;
                 let mut w = MessageWriter::new(reply);
                 let sender = Sender::Direct {
@@ -509,7 +510,8 @@ impl Engine {
                     None if self.answers_unknown_link(message.msg_type()) => None,
                     None => return Err(DropReason::UnknownLink),
                 };
-                let mut request = ClientRequest::read(message)?;
+                let mut request = ClientRequest::new(message);
+                request.read(message)?;
                 discard::check(&request, &self.config.server.duid)?;
                 request.relay_supplied = relay_supplied(&chain)?;
                 let link_layer = client_link_layer(&chain);
@@ -1031,6 +1033,9 @@ fn respond_unknown_link(
 /// Release and Decline: NoBinding (nothing was released or declined in them); other messages:
 /// NoAddrsAvail or NoPrefixAvail.
 fn beyond_limit(request: &ClientRequest<'_>, w: &mut MessageWriter<'_>) -> Result<(), DropReason> {
+    if request.beyond_limit.is_none() {
+        return Ok(());
+    }
     for ia in request.ias_beyond_limit() {
         let mark = ia.begin(w, 0, 0)?;
         if matches!(

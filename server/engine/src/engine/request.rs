@@ -170,8 +170,29 @@ impl<'a> ClientRequest<'a> {
     /// Reconfigure Accept, IA_PD, Client FQDN.
     const ACTED_ON: [u16; 10] = [1, 2, 3, 4, 6, 14, 17, 20, 25, 39];
 
-    pub(super) fn read(message: Message<'a>) -> Result<Self, DropReason> {
-        let mut request = ClientRequest {
+    /// [`Self::ACTED_ON`] as a bit set of codes below 64: one test per option.
+    const ACTED_ON_BITS: u64 = {
+        let mut bits = 0u64;
+        let mut at = 0;
+        while at < Self::ACTED_ON.len() {
+            bits |= 1 << Self::ACTED_ON[at];
+            at += 1;
+        }
+        bits
+    };
+
+    /// Whether the server acts on options of `code` ([`Self::ACTED_ON`]).
+    fn acts_on(code: u16) -> bool {
+        1u64.checked_shl(u32::from(code))
+            .is_some_and(|bit| Self::ACTED_ON_BITS & bit != 0)
+    }
+
+    /// The request of `message` with none of its options read yet ([`Self::read`] next).
+    ///
+    /// Two steps rather than one returning `Result<Self, _>`: the request is large (its IA
+    /// lists), and a result would be copied twice on its way to the caller's variable.
+    pub(super) fn new(message: Message<'a>) -> Self {
+        ClientRequest {
             msg_type: message.msg_type(),
             xid: message.transaction_id(),
             client_id: None,
@@ -186,12 +207,17 @@ impl<'a> ClientRequest<'a> {
             vendor_oros: List::new(),
             relay_supplied: List::new(),
             beyond_limit: None,
-        };
+        }
+    }
+
+    /// Reads the options of `message` (the one [`Self::new`] was given) into this request.
+    pub(super) fn read(&mut self, message: Message<'a>) -> Result<(), DropReason> {
+        let request = self;
         // Only the options the server acts on are typed (and must be well-formed); the framing
         // of every option is checked.
         for raw in message.options().raw() {
             let raw = raw.map_err(|_| DropReason::Malformed)?;
-            if !ClientRequest::ACTED_ON.contains(&raw.code) {
+            if !ClientRequest::acts_on(raw.code) {
                 continue;
             }
             // A vendor option is read only for the enterprises whose option request the server
@@ -258,7 +284,7 @@ impl<'a> ClientRequest<'a> {
                 _ => {}
             }
         }
-        Ok(request)
+        Ok(())
     }
 
     /// The IA_NA options (one per IAID) then the IA_PD options, in the order answered.
@@ -450,5 +476,21 @@ pub(super) fn duid_link_layer(duid: &[u8]) -> Option<(u16, &[u8])> {
         1 => Some((hw_type, duid.get(8..)?)),
         3 => Some((hw_type, duid.get(4..)?)),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bit_set_of_codes_acted_on_is_the_list() {
+        for code in 0..=u16::MAX {
+            assert_eq!(
+                ClientRequest::acts_on(code),
+                ClientRequest::ACTED_ON.contains(&code),
+                "option code {code}"
+            );
+        }
     }
 }

@@ -111,7 +111,7 @@ impl LeaseTable {
                     record.relay = self.relays.store(item.relay.as_ref());
                     record.set_reconfigure(item.reconfigure);
                     let tail = record.relay;
-                    let slot = shard.insert(record, hash, self.index_key, self.max_slot);
+                    let slot = shard.insert(record, hash, self.max_slot);
                     if slot.is_none() {
                         self.relays.release(&tail);
                     }

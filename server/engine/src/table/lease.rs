@@ -313,6 +313,9 @@ pub struct IaKey<'a> {
     pub(super) hash: u32,
     pub(super) relay: Option<&'a RelayData>,
     pub(super) reconfigure: bool,
+    /// An address and its address index hash, computed ahead
+    /// ([`super::LeaseTable::prefetch_addr_index`]).
+    pub(super) addr_hash: Option<(u128, u64)>,
 }
 
 impl<'a> IaKey<'a> {
@@ -341,6 +344,7 @@ impl<'a> IaKey<'a> {
             hash: duid_hash_bits(duid_bits) | (ia as u32 & !DUID_HASH_MASK),
             relay: None,
             reconfigure: false,
+            addr_hash: None,
         }
     }
 
@@ -354,6 +358,7 @@ impl<'a> IaKey<'a> {
             hash,
             relay: None,
             reconfigure: false,
+            addr_hash: None,
         }
     }
 
@@ -372,6 +377,13 @@ impl<'a> IaKey<'a> {
     /// it.
     pub fn with_relay(self, relay: Option<&'a RelayData>) -> Self {
         Self { relay, ..self }
+    }
+
+    /// The same key, carrying the address index hash of an address of its kind, as
+    /// [`super::LeaseTable::prefetch_addr_index`] returned it: a claim of that address or a
+    /// look at it through this key does not hash it again.
+    pub(crate) fn with_addr_hash(self, addr_hash: Option<(u128, u64)>) -> Self {
+        Self { addr_hash, ..self }
     }
 
     /// The relay data a claim or renewal through this key stores.

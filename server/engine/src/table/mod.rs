@@ -6,22 +6,28 @@
 //!
 //! - **address shards**, chosen by a hash of (address or prefix, IA kind), are authoritative:
 //!   each holds a slab of compact 80-byte records (`Vec<Record>` plus a free list), an index
-//!   `HashTable<u32>` from address to slab slot, so an address holds at most one lease, and an
-//!   expiry index (a min-heap of expiry and slot) that [`LeaseTable::handle_timeout`] pops;
+//!   from address to slab slot (`u64` entries: 32 bits of the address hash, the slot), so an
+//!   address holds at most one lease, and an expiry index (a min-heap of expiry and slot) that
+//!   [`LeaseTable::handle_timeout`] pops;
 //! - **client shards**, chosen by the client key hash, hold `u64` entries (32-bit client hash,
-//!   32-bit location of the record in an address shard) in an open-addressed array probed
-//!   linearly (`table/client_index.rs`), so that a lookup reads one cache line of entries
-//!   before the record (no separate control bytes to miss on first). A client may hold
+//!   32-bit location of the record in an address shard).
+//!
+//! Both indexes are open-addressed arrays probed linearly from the hash (`table/index.rs`), so
+//! that a lookup reads one cache line of entries before the record (no separate control bytes
+//! to miss on first), and a batch can prefetch that line from the hash alone
+//! (`table/prefetch.rs`). Each kind's shard indexes start in one allocation that the kernel
+//! may back with huge pages (`table/slots.rs`). A client may hold
 //!   several leases (one entry each); entries are verified against the record on every lookup,
 //!   so a stale one is harmless and is dropped when met. The hash's top 16 bits hash the DUID
 //!   alone, so all of a client's IAs share one client shard and a lookup by DUID alone
 //!   ([`LeaseTable::client_leases`]: Leasequery by client identifier, the control API) walks
 //!   that shard, not the table.
 //!
-//! At 10 million IA_NA leases this is 80 bytes of record, about 5 bytes of address index per
-//! bucket at a load factor between 7/16 and 7/8, 8 bytes of client index per slot at a load
-//! factor up to 3/4, and 8 bytes of expiry index (16 at most, with stale entries): roughly
-//! 104 to 129 bytes per lease.
+//! At 10 million IA_NA leases this is 80 bytes of record, 8 bytes of address index and 8 of
+//! client index per slot at a load factor up to 3/4 (13.4 bytes each per lease in a table
+//! sized for them: 19,532 leases in 32,768 slots a shard), and 8 bytes of expiry index (16 at
+//! most, with stale entries): roughly 115 to 123 bytes per lease, 126.6 measured with the
+//! relay data (`cargo bench --bench lease_memory -- 10000000 relay`).
 //!
 //! A record keeps the per-client part of its lease's relay data inline (20 bytes: a handle,
 //! a link-local peer's interface identifier, an Ethernet link-layer address); the rest is
@@ -48,16 +54,18 @@
 //! [`INFINITE`] never passes.
 
 mod bulk;
-mod client_index;
+mod index;
 mod lease;
 mod locks;
 mod prefetch;
 mod relay;
 mod shard;
+mod slots;
 
 use std::fmt;
 use std::sync::Arc;
 
+use self::index::HashIndex;
 use self::locks::Mutex;
 
 pub use self::lease::{
@@ -108,10 +116,11 @@ pub struct LeaseTable {
     addrs: Box<[Mutex<AddrShard>]>,
     cursor: Mutex<SweepCursor>,
     relays: RelayStore,
-    /// Each client shard's index slots and each address shard's records, for prefetching
-    /// without the locks (`table/prefetch.rs`).
+    /// Each client shard's index slots, each address shard's records and index slots, for
+    /// prefetching without the locks (`table/prefetch.rs`).
     client_windows: Box<[Arc<Window>]>,
     record_windows: Box<[Arc<Window>]>,
+    addr_index_windows: Box<[Arc<Window>]>,
 }
 
 impl fmt::Debug for LeaseTable {
@@ -136,11 +145,14 @@ impl LeaseTable {
         let shards = shards.next_power_of_two().clamp(1, MAX_SHARDS);
         let shard_bits = shards.trailing_zeros();
         let per_shard = expected_leases.div_ceil(shards);
-        let clients: Box<[Mutex<ClientShard>]> = (0..shards)
-            .map(|_| Mutex::new(ClientShard::new(per_shard)))
+        // Each kind's indexes in one allocation, for huge pages (`table/slots.rs`).
+        let clients: Box<[Mutex<ClientShard>]> = HashIndex::split(shards, per_shard)
+            .into_iter()
+            .map(|index| Mutex::new(ClientShard::new(index)))
             .collect();
-        let addrs: Box<[Mutex<AddrShard>]> = (0..shards)
-            .map(|_| Mutex::new(AddrShard::with_capacity(per_shard)))
+        let addrs: Box<[Mutex<AddrShard>]> = HashIndex::split(shards, per_shard)
+            .into_iter()
+            .map(|index| Mutex::new(AddrShard::with_capacity(per_shard, index)))
             .collect();
         let client_windows = clients
             .iter()
@@ -149,6 +161,10 @@ impl LeaseTable {
         let record_windows = addrs
             .iter()
             .map(|shard| Arc::clone(&shard.lock().window))
+            .collect();
+        let addr_index_windows = addrs
+            .iter()
+            .map(|shard| Arc::clone(&shard.lock().index_window))
             .collect();
         Self {
             salt,
@@ -162,6 +178,7 @@ impl LeaseTable {
             relays: RelayStore::new(),
             client_windows,
             record_windows,
+            addr_index_windows,
         }
     }
 
@@ -350,7 +367,7 @@ impl LeaseTable {
     /// Whether [`Self::claim`] would give `addr` to `key` at `now`: nobody holds it, the
     /// client does, or its lease or probation has run out. Changes nothing.
     pub fn is_free_for(&self, key: &IaKey<'_>, addr: u128, now: u32) -> bool {
-        let hash = addr_hash(addr, key.kind, &self.index_key);
+        let hash = self.addr_hash_for(key, addr);
         let shard = self.addrs[self.addr_shard_of(hash)].lock();
         let Some(slot) = shard.find(hash, addr, key.kind) else {
             return true;
@@ -421,7 +438,7 @@ impl LeaseTable {
     ) -> Result<Lease, ClaimError> {
         let client_shard = self.client_shard_of(key.hash);
         let mut clients = self.clients[client_shard].lock();
-        let hash = addr_hash(addr, key.kind, &self.index_key);
+        let hash = self.addr_hash_for(key, addr);
         let addr_shard = self.addr_shard_of(hash);
         let mut guard = self.addrs[addr_shard].lock();
         let shard = &mut *guard;
@@ -496,7 +513,7 @@ impl LeaseTable {
         record.set_reconfigure(key.reconfigure);
         let lease = record.lease();
         let tail = record.relay;
-        let Some(slot) = shard.insert(record, hash, self.index_key, self.max_slot) else {
+        let Some(slot) = shard.insert(record, hash, self.max_slot) else {
             self.relays.release(&tail);
             return Err(ClaimError::Full);
         };
@@ -644,12 +661,21 @@ impl LeaseTable {
         .hash
     }
 
+    /// The address index hash of `addr` of the key's kind: the one the key carries, when it
+    /// is of this address ([`IaKey::with_addr_hash`]).
+    fn addr_hash_for(&self, key: &IaKey<'_>, addr: u128) -> u64 {
+        match key.addr_hash {
+            Some((ahead, hash)) if ahead == addr => hash,
+            _ => addr_hash(addr, key.kind, &self.index_key),
+        }
+    }
+
     fn client_shard_of(&self, client_hash: u32) -> usize {
         client_hash.checked_shr(32 - self.shard_bits).unwrap_or(0) as usize
     }
 
     fn addr_shard_of(&self, hash: u64) -> usize {
-        // Middle bits: hashbrown uses the low bits for the bucket and the top 7 for its tags.
+        // Middle bits: the shard's index keys on the low 32 (`shard::index_hash`).
         (hash >> 40) as usize & (self.addrs.len() - 1)
     }
 

@@ -1,17 +1,17 @@
 //! Read-only prefetching of the memory a client lookup will touch, for batches of requests
 //! whose cache misses should overlap instead of following one another.
 //!
-//! Each shard publishes where its array lives (the client index's slots, the address shard's
-//! records) in a [`Window`] kept outside its mutex, updated under the lock whenever the array
+//! Each shard publishes where its arrays live (the client index's slots, the address shard's
+//! records and index slots) in a [`Window`] kept outside its mutex, updated under the lock whenever the array
 //! moves. A prefetch reads the window without the lock: at worst it names memory that was just
 //! freed or the wrong slot, and a prefetch instruction never faults nor changes what any
 //! thread reads, so a stale window costs a useless memory access and nothing else.
 
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
-use super::LeaseTable;
-use super::client_index::home;
-use super::shard::Record;
+use super::index::home;
+use super::shard::{Record, addr_hash, index_hash};
+use super::{IaKind, LeaseTable};
 
 /// Where a shard's array is and how many elements it has, for prefetching only.
 pub(super) struct Window {
@@ -36,6 +36,21 @@ impl Window {
         }
         if self.len.load(Ordering::Relaxed) != len {
             self.len.store(len, Ordering::Relaxed);
+        }
+    }
+
+    /// Prefetches the element of `size` bytes just past the last one: where an array with
+    /// room to spare appends next. Past its allocation the prefetch is merely useless.
+    fn prefetch_end(&self, size: usize) {
+        let base = self.base.load(Ordering::Relaxed);
+        if base.is_null() {
+            return;
+        }
+        let start = base.wrapping_add(self.len.load(Ordering::Relaxed) * size);
+        prefetch(start);
+        let last = start.wrapping_add(size - 1);
+        if (last as usize) / 64 != (start as usize) / 64 {
+            prefetch(last);
         }
     }
 
@@ -97,5 +112,23 @@ impl LeaseTable {
                 prefetch((&raw const self.addrs[shard]).cast());
             }
         }
+    }
+
+    /// Prefetches the address index slots where `addr` of `kind` would be found, and its
+    /// shard's lock, without taking any lock: for a new client, whose first hashed candidate
+    /// is known before its request is answered. With `claims` (a Request), also where the
+    /// shard's next record goes when no freed slot is reused. Returns the address's index
+    /// hash, for [`super::IaKey::with_addr_hash`].
+    pub(crate) fn prefetch_addr_index(&self, addr: u128, kind: IaKind, claims: bool) -> u64 {
+        let hash = addr_hash(addr, kind, &self.index_key);
+        let shard = self.addr_shard_of(hash);
+        prefetch((&raw const self.addrs[shard]).cast());
+        let window = &self.addr_index_windows[shard];
+        let mask = window.len.load(Ordering::Relaxed).wrapping_sub(1);
+        window.prefetch(home(index_hash(hash), mask), size_of::<u64>());
+        if claims && let Some(records) = self.record_windows.get(shard) {
+            records.prefetch_end(size_of::<Record>());
+        }
+        hash
     }
 }

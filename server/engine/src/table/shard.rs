@@ -1,4 +1,4 @@
-//! The two kinds of shard: address shards (a slab of 64-byte records and the index from
+//! The two kinds of shard: address shards (a slab of 80-byte records and the index from
 //! address to slot) and client shards (the index from client to record locations).
 
 use std::cmp::Reverse;
@@ -6,10 +6,8 @@ use std::collections::BinaryHeap;
 use std::hash::{BuildHasher, Hasher, RandomState};
 use std::sync::Arc;
 
-use hashbrown::HashTable;
-
 use super::INFINITE;
-use super::client_index::ClientIndex;
+use super::index::HashIndex;
 use super::lease::{
     DuidBuf, EventKind, IaKey, IaKind, Lease, LeaseEvent, LeaseRecord, LeaseState, Lifetimes,
 };
@@ -194,7 +192,9 @@ impl Record {
 pub(super) struct AddrShard {
     pub(super) records: Vec<Record>,
     pub(super) free: Vec<u32>,
-    pub(super) index: HashTable<u32>,
+    /// Entries `(index hash << 32) | slot`, the index hash being the address hash's low 32
+    /// bits ([`index_hash`]).
+    pub(super) index: HashIndex,
     pub(super) live: usize,
     /// A min-heap of `expires << 32 | slot`, one entry per change of a record's expiry (never
     /// for [`INFINITE`]). An entry whose record is free or has another expiry by now is stale
@@ -203,18 +203,26 @@ pub(super) struct AddrShard {
     pub(super) expiry: BinaryHeap<Reverse<u64>>,
     /// Where the records are, for prefetching without the lock.
     pub(super) window: Arc<Window>,
+    /// Where the index's slots are, for prefetching without the lock.
+    pub(super) index_window: Arc<Window>,
 }
 
 impl AddrShard {
-    pub(super) fn with_capacity(capacity: usize) -> Self {
-        Self {
+    /// A shard that holds `capacity` records without growing, indexed by `index` (empty, of
+    /// that capacity).
+    pub(super) fn with_capacity(capacity: usize, index: HashIndex) -> Self {
+        let shard = Self {
             records: Vec::with_capacity(capacity),
             free: Vec::new(),
-            index: HashTable::with_capacity(capacity),
+            index,
             live: 0,
             expiry: BinaryHeap::new(),
             window: Arc::new(Window::new()),
-        }
+            index_window: Arc::new(Window::new()),
+        };
+        let (base, len) = shard.index.slots();
+        shard.index_window.publish(base, len);
+        shard
     }
 
     /// Puts the record in `slot`, whose expiry was just set to `expires`, into the expiry
@@ -261,22 +269,17 @@ impl AddrShard {
     pub(super) fn find(&self, hash: u64, addr: u128, kind: IaKind) -> Option<u32> {
         let records = &self.records;
         self.index
-            .find(hash, |&slot| {
+            .entries_of(index_hash(hash))
+            .map(|entry| entry as u32)
+            .find(|&slot| {
                 records
                     .get(slot as usize)
                     .is_some_and(|record| record.addr() == addr && record.kind() == kind)
             })
-            .copied()
     }
 
     /// Stores `record` in a free slot and indexes it; `None` if no slot location is left.
-    pub(super) fn insert(
-        &mut self,
-        record: Record,
-        hash: u64,
-        key: SaltKey,
-        max_slot: u32,
-    ) -> Option<u32> {
+    pub(super) fn insert(&mut self, record: Record, hash: u64, max_slot: u32) -> Option<u32> {
         let slot = match self.free.pop() {
             Some(slot) => {
                 *self.records.get_mut(slot as usize)? = record;
@@ -293,12 +296,10 @@ impl AddrShard {
                 slot
             }
         };
-        let records = &self.records;
-        self.index.insert_unique(hash, slot, |&slot| {
-            records
-                .get(slot as usize)
-                .map_or(0, |record| addr_hash(record.addr(), record.kind(), &key))
-        });
+        self.index.insert(index_entry(hash, slot));
+        // The index may have grown into a new array.
+        let (base, len) = self.index.slots();
+        self.index_window.publish(base, len);
         self.live += 1;
         if let Some(expires) = self.records.get(slot as usize).map(|record| record.expires) {
             self.schedule(slot, expires);
@@ -308,9 +309,7 @@ impl AddrShard {
 
     /// Frees `slot`, dropping its relay data's references.
     pub(super) fn remove(&mut self, slot: u32, hash: u64, relays: &RelayStore) {
-        if let Ok(entry) = self.index.find_entry(hash, |&other| other == slot) {
-            entry.remove();
-        }
+        self.index.remove(index_entry(hash, slot));
         if let Some(record) = self.records.get_mut(slot as usize) {
             relays.release(&record.relay);
             *record = Record::free();
@@ -322,15 +321,16 @@ impl AddrShard {
 
 /// A client shard: entries `(client hash << 32) | location`.
 pub(super) struct ClientShard {
-    pub(super) index: ClientIndex,
+    pub(super) index: HashIndex,
     /// Where the index's slots are, for prefetching without the lock.
     pub(super) window: Arc<Window>,
 }
 
 impl ClientShard {
-    pub(super) fn new(capacity: usize) -> Self {
+    /// A shard indexed by `index` (empty).
+    pub(super) fn new(index: HashIndex) -> Self {
         let shard = Self {
-            index: ClientIndex::with_capacity(capacity),
+            index,
             window: Arc::new(Window::new()),
         };
         let (base, len) = shard.index.slots();
@@ -355,6 +355,16 @@ const COMPACT_SLACK: usize = 1024;
 
 fn expiry_entry(expires: u32, slot: u32) -> u64 {
     u64::from(expires) << 32 | u64::from(slot)
+}
+
+/// The 32 bits of an address hash that its shard's index keys on: the low ones, apart from
+/// the middle bits that chose the shard ([`super::LeaseTable`]'s `addr_shard_of`).
+pub(super) fn index_hash(addr_hash: u64) -> u32 {
+    addr_hash as u32
+}
+
+fn index_entry(addr_hash: u64, slot: u32) -> u64 {
+    u64::from(index_hash(addr_hash)) << 32 | u64::from(slot)
 }
 
 pub(super) fn client_entry(client_hash: u32, loc: u32) -> u64 {

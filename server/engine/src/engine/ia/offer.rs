@@ -7,7 +7,6 @@
 //! the next free one.
 
 use super::{Exchange, lifetimes_of};
-use crate::alloc::AllocKey;
 use crate::engine::request::Ia;
 use crate::table::{EventSink, IaKey, Lease, LeaseState};
 
@@ -53,7 +52,7 @@ impl<'r, S: EventSink> Exchange<'_, 'r, '_, S> {
                 return Some(offer(bits, len));
             }
         }
-        let alloc_key = AllocKey::new(table.salt(), key.duid(), key.iaid(), &self.link.name);
+        let alloc_key = self.alloc_key(key);
         self.pools.by_hint(key.kind(), hint.len).find_map(|pool| {
             let len = pool.range.unit_len();
             pool.range

@@ -1,13 +1,16 @@
-//! The index of a client shard: `(client hash << 32) | location` entries in one open-addressed
-//! array with linear probing.
+//! The index of a shard: `(key hash << 32) | location` entries in one open-addressed array
+//! with linear probing. A client shard's index maps the 32-bit client hash to record
+//! locations, an address shard's maps 32 bits of the address hash to slab slots; both verify
+//! the record an entry names, so entries of colliding hashes are merely skipped.
 //!
-//! A lookup reads the entries themselves from the client hash's home slot on, so that it costs
+//! A lookup reads the entries themselves from the key hash's home slot on, so that it costs
 //! one cache line (eight entries) in the common case: a general hash table keeps control bytes
 //! apart from its entries, and a hit there costs a miss for each before the record's. It grows
 //! (doubling) past a load of 3/4: 8 bytes per slot, from 11 bytes per entry; deletion shifts
 //! the entries after the hole back, so there are no tombstones.
 
 use super::shard::mix64;
+use super::slots::Slots;
 
 /// The value of an empty slot: no entry has it (the table keeps the all-ones location free).
 const EMPTY: u64 = u64::MAX;
@@ -15,23 +18,40 @@ const EMPTY: u64 = u64::MAX;
 /// The fewest slots an index has.
 const MIN_SLOTS: usize = 8;
 
-pub(super) struct ClientIndex {
-    slots: Box<[u64]>,
+pub(super) struct HashIndex {
+    slots: Slots,
     len: usize,
 }
 
-impl ClientIndex {
+impl HashIndex {
     /// An index that holds `capacity` entries without growing.
+    #[cfg(test)]
     pub(super) fn with_capacity(capacity: usize) -> Self {
-        let slots = capacity
+        Self::in_slots(Slots::filled(Self::slots_for(capacity), EMPTY))
+    }
+
+    /// `parts` empty indexes that each hold `capacity` entries without growing, cut from one
+    /// allocation ([`Slots::split_filled`]).
+    pub(super) fn split(parts: usize, capacity: usize) -> Vec<Self> {
+        Slots::split_filled(parts, Self::slots_for(capacity), EMPTY)
+            .into_iter()
+            .map(Self::in_slots)
+            .collect()
+    }
+
+    /// The slots an index of `capacity` entries starts with: a power of two, at a load of at
+    /// most 3/4.
+    fn slots_for(capacity: usize) -> usize {
+        capacity
             .saturating_mul(4)
             .div_ceil(3)
             .max(MIN_SLOTS)
-            .next_power_of_two();
-        Self {
-            slots: vec![EMPTY; slots].into_boxed_slice(),
-            len: 0,
-        }
+            .next_power_of_two()
+    }
+
+    fn in_slots(slots: Slots) -> Self {
+        debug_assert!(slots.len().is_power_of_two() && slots.iter().all(|&e| e == EMPTY));
+        Self { slots, len: 0 }
     }
 
     /// The number of entries.
@@ -45,10 +65,10 @@ impl ClientIndex {
         self.slots.iter().copied().filter(|&entry| entry != EMPTY)
     }
 
-    /// The entries of `client_hash`: those whose top 32 bits are it.
-    pub(super) fn entries_of(&self, client_hash: u32) -> impl Iterator<Item = u64> + '_ {
+    /// The entries of `key_hash`: those whose top 32 bits are it.
+    pub(super) fn entries_of(&self, key_hash: u32) -> impl Iterator<Item = u64> + '_ {
         let mask = self.mask();
-        let mut at = home(client_hash, mask);
+        let mut at = home(key_hash, mask);
         std::iter::from_fn(move || {
             loop {
                 let entry = *self.slots.get(at)?;
@@ -56,7 +76,7 @@ impl ClientIndex {
                     return None;
                 }
                 at = (at + 1) & mask;
-                if (entry >> 32) as u32 == client_hash {
+                if (entry >> 32) as u32 == key_hash {
                     return Some(entry);
                 }
             }
@@ -133,7 +153,7 @@ impl ClientIndex {
     }
 
     fn grow(&mut self) {
-        let grown = vec![EMPTY; self.slots.len() * 2].into_boxed_slice();
+        let grown = Slots::filled(self.slots.len() * 2, EMPTY);
         let old = std::mem::replace(&mut self.slots, grown);
         for entry in old.iter().copied().filter(|&entry| entry != EMPTY) {
             self.place(entry);
@@ -141,9 +161,9 @@ impl ClientIndex {
     }
 }
 
-/// The slot where the entries of `client_hash` start looking.
-pub(super) fn home(client_hash: u32, mask: usize) -> usize {
-    mix64(u64::from(client_hash)) as usize & mask
+/// The slot where the entries of `key_hash` start looking.
+pub(super) fn home(key_hash: u32, mask: usize) -> usize {
+    mix64(u64::from(key_hash)) as usize & mask
 }
 
 #[cfg(test)]
@@ -156,7 +176,7 @@ mod tests {
 
     #[test]
     fn entries_are_found_by_hash_and_removed_without_losing_others() {
-        let mut index = ClientIndex::with_capacity(4);
+        let mut index = HashIndex::with_capacity(4);
         let mut model = std::collections::BTreeSet::new();
         // Few distinct hashes, so that runs collide, wrap and grow.
         let mut state = 0x1234_5678_u64;
@@ -190,7 +210,7 @@ mod tests {
 
     #[test]
     fn an_entry_is_kept_once_and_the_load_stays_bounded() {
-        let mut index = ClientIndex::with_capacity(0);
+        let mut index = HashIndex::with_capacity(0);
         for loc in 0..1000 {
             index.insert(entry(7, loc));
             index.insert(entry(7, loc));
