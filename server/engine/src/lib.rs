@@ -54,6 +54,9 @@
 //! [`table::EventKind`]), are not: a datapath must handle every outcome, and a journal must
 //! encode every lease state, so a new variant should fail to compile there.
 
+// Only the two table modules that lay out memory may use `unsafe` (docs/architecture.md).
+#![deny(unsafe_code)]
+
 pub mod alloc;
 pub mod config;
 pub mod engine;

@@ -57,9 +57,11 @@ mod bulk;
 mod index;
 mod lease;
 mod locks;
+#[allow(unsafe_code)]
 mod prefetch;
 mod relay;
 mod shard;
+#[allow(unsafe_code)]
 mod slots;
 
 use std::fmt;
