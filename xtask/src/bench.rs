@@ -138,7 +138,8 @@ pub struct Options {
     /// on their cores more than this, percent of those cores' time: the time tasks ran there
     /// (user, nice, system in /proc/stat) less the server's and the generator's CPU time
     /// (/proc/PID/stat, all threads). This sees a compiler on the server's own core, which
-    /// --foreign-limit cannot.
+    /// --foreign-limit cannot. A lower bound on kernels without CONFIG_IRQ_TIME_ACCOUNTING,
+    /// where the processes' time includes softirqs the cores' task time leaves out.
     #[arg(long, value_name = "PERCENT", default_value_t = 10.0)]
     foreign_core_limit: f64,
     /// Instead of the ramps: an avalanche of this many clients (all start at once with the

@@ -133,11 +133,13 @@ pub fn step_load(
 /// The time other processes ran on the cores under test, percent of those cores' time: the
 /// time tasks ran on them (`task_ticks`: user, nice and system in `/proc/stat`) less the CPU
 /// time of the generator and the server (`process_ticks`: their utime and stime in
-/// `/proc/PID/stat`, every thread), over the ticks that passed on them. Both sides leave
-/// interrupts and softirqs out (the packets' own kernel work), and the generator and the
-/// server run only on those cores, so what is left is other processes' (a compiler, a
-/// kernel worker thread). Clamped at 0: the two counts are sampled a moment apart. None
-/// without task ticks for a core under test.
+/// `/proc/PID/stat`, every thread), over the ticks that passed on them. The generator and
+/// the server run only on those cores, so what is left is other processes' (a compiler, a
+/// kernel worker thread). Interrupts and softirqs (the packets' own kernel work) are left
+/// out of the cores' side; on a kernel without `CONFIG_IRQ_TIME_ACCOUNTING` the softirqs
+/// that run in a process's context are in its stime, so the share is a lower bound there.
+/// Clamped at 0 for that reason and because the two counts are sampled a moment apart.
+/// None without task ticks for a core under test.
 pub fn foreign_core(cpu: &Value, process_ticks: u64, measured: &[usize]) -> Option<f64> {
     let mut task = 0;
     let mut ticks = 0;
