@@ -113,6 +113,12 @@ struct Cli {
     /// Raise the rate step by step to find the highest one with loss under --loss.
     #[arg(long)]
     ramp: bool,
+    /// With --ramp: a process (the server under test) whose CPU time is recorded for each
+    /// step next to the generator's own (`ramp.step_details[].process_ticks`, from
+    /// /proc/PID/stat, all its threads), so that a comparison can tell the time other
+    /// processes took on the cores under test. Repeatable.
+    #[arg(long, value_name = "PID")]
+    watch_pid: Vec<u32>,
     /// Acceptable loss for --ramp, percent (timeouts and failed validations).
     #[arg(long, default_value_t = 1.0)]
     loss: f64,
@@ -260,16 +266,24 @@ fn run(cli: Cli) -> anyhow::Result<u64> {
         };
         // What the machine's CPUs did during each step, so a comparison can set aside the
         // steps taken while something else ran.
+        // And what the generator and the watched processes took of it, so that it can tell
+        // their time on the cores under test from other processes'.
         let mut details = Vec::new();
+        let mut watched = vec![std::process::id()];
+        watched.extend(&cli.watch_pid);
         let mut cpu_before = cpu::snapshot();
+        let mut processes_before = cpu::process_snapshot(&watched);
         let mut step_done = |phase: &xdhcp6_bench::runner::Phase, passed: bool| {
             let cpu_after = cpu::snapshot();
+            let processes_after = cpu::process_snapshot(&watched);
             details.push(StepDetail {
                 rate: phase.rate,
                 passed,
                 cpu: cpu::shares(&cpu_before, &cpu_after),
+                process_ticks: cpu::process_ticks(&processes_before, &processes_after),
             });
             cpu_before = cpu_after;
+            processes_before = processes_after;
             if !quiet {
                 let s = phase.summary();
                 eprintln!(

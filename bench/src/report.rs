@@ -51,6 +51,9 @@ pub struct StepDetail {
     pub passed: bool,
     /// Each CPU's busy and steal shares from the step's start to its end (drain included).
     pub cpu: Vec<CpuShare>,
+    /// The CPU time the generator and the processes of `--watch-pid` took meanwhile
+    /// (`/proc/PID/stat` utime + stime, all their threads), clock ticks as in `cpu`.
+    pub process_ticks: u64,
 }
 
 /// Named counters that serialize as a JSON object in their own order.

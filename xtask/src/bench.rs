@@ -12,9 +12,10 @@
 //! change of the host's load within the run touches every target alike; the table gives each
 //! target's median and range over the rounds, and its share of the same round's ceiling.
 //! The generator reads each CPU's busy and steal time from `/proc/stat` around every ramp
-//! step; a step with steal on the cores under test or load on the other CPUs over the
-//! thresholds is marked, and a round whose failing step was marked is left out of the
-//! medians (`rounds`). `--avalanche N` runs the avalanche scenario instead (`avalanche`).
+//! step, and its own and the server's CPU time from `/proc/PID/stat`; a step with steal on
+//! the cores under test, load on the other CPUs, or other processes' time on the cores under
+//! test over the thresholds is marked, and a round whose failing step was marked is left out
+//! of the medians (`rounds`). `--avalanche N` runs the avalanche scenario instead (`avalanche`).
 
 mod avalanche;
 mod rounds;
@@ -133,6 +134,14 @@ pub struct Options {
     /// server's) were busy more than this on average, percent.
     #[arg(long, value_name = "PERCENT", default_value_t = 20.0)]
     foreign_limit: f64,
+    /// A ramp step is disturbed when processes other than the server and the generator ran
+    /// on their cores more than this, percent of those cores' time: the time tasks ran there
+    /// (user, nice, system in /proc/stat) less the server's and the generator's CPU time
+    /// (/proc/PID/stat, all threads). This sees a compiler on the server's own core, which
+    /// --foreign-limit cannot. A lower bound on kernels without CONFIG_IRQ_TIME_ACCOUNTING,
+    /// where the processes' time includes softirqs the cores' task time leaves out.
+    #[arg(long, value_name = "PERCENT", default_value_t = 10.0)]
+    foreign_core_limit: f64,
     /// Instead of the ramps: an avalanche of this many clients (all start at once with the
     /// RFC 9915 retransmission timers) against xdhcp6d over AF_XDP, over UDP and Kea in
     /// turn, reporting the time until all are bound, side by side.
@@ -328,8 +337,11 @@ pub fn run(options: &Options) -> Result<()> {
             );
         }
     }
-    if !(options.steal_limit >= 0.0 && options.foreign_limit >= 0.0) {
-        bail!("--steal-limit and --foreign-limit must not be negative");
+    if !(options.steal_limit >= 0.0
+        && options.foreign_limit >= 0.0
+        && options.foreign_core_limit >= 0.0)
+    {
+        bail!("--steal-limit, --foreign-limit and --foreign-core-limit must not be negative");
     }
     build::all()?;
     let release = build::target_dir().join("release");
@@ -384,7 +396,8 @@ pub fn run(options: &Options) -> Result<()> {
                     .best_rate
                     .map_or("none".to_owned(), |r| format!("{r:.0}")),
                 if measured.disturbed {
-                    " (disturbed: a failing step ran with steal or foreign load over the limits)"
+                    " (disturbed: a failing step ran with steal, foreign load or other processes \
+                     on the cores under test over the limits)"
                 } else {
                     ""
                 }
@@ -465,6 +478,8 @@ struct Lab<'a> {
     server_mac: String,
     /// The generator's --relays (--relays, except while a relay-skew run changes it).
     relays: std::cell::Cell<u32>,
+    /// The running server's process id, whose CPU time the generator records per step.
+    server_pid: std::cell::Cell<Option<u32>>,
 }
 
 impl<'a> Lab<'a> {
@@ -493,6 +508,7 @@ impl<'a> Lab<'a> {
             options,
             server_mac,
             relays: std::cell::Cell::new(options.relays),
+            server_pid: std::cell::Cell::new(None),
         })
     }
 
@@ -562,7 +578,9 @@ impl<'a> Lab<'a> {
                     .arg(&journal)
                     .arg("--control")
                     .arg(self.work.join(format!("{}.control.sock", target.name)));
-                return process::start(command, &log, target.name);
+                let server = process::start(command, &log, target.name)?;
+                self.server_pid.set(Some(server.id()));
+                return Ok(server);
             }
             "kea" => {
                 let config = self.work.join("kea-dhcp6.json");
@@ -577,7 +595,10 @@ impl<'a> Lab<'a> {
             }
             other => bail!("unknown target {other}"),
         }
-        process::start(command, &log, target.name)
+        // `ip netns exec` and taskset exec in place: the child's id is the server's.
+        let server = process::start(command, &log, target.name)?;
+        self.server_pid.set(Some(server.id()));
+        Ok(server)
     }
 
     /// The generator's command line, without the rate settings.
@@ -614,6 +635,9 @@ impl<'a> Lab<'a> {
             .args(["--expect-range", POOL])
             .args(["--seed", &seed.to_string()])
             .arg("-q");
+        if let Some(pid) = self.server_pid.get() {
+            command.args(["--watch-pid", &pid.to_string()]);
+        }
         command
     }
 
@@ -716,6 +740,7 @@ impl<'a> Lab<'a> {
         let thresholds = rounds::Thresholds {
             steal_percent: self.options.steal_limit,
             foreign_percent: self.options.foreign_limit,
+            foreign_core_percent: self.options.foreign_core_limit,
         };
         let measured_cores = self.options.measured_cores();
         let steps: Vec<StepRecord> = steps
@@ -728,7 +753,12 @@ impl<'a> Lab<'a> {
                     offered: num(step, "offered"),
                     throughput: num(step, "throughput"),
                     passed: detail["passed"].as_bool().unwrap_or(true),
-                    load: rounds::step_load(&detail["cpu"], &measured_cores, thresholds),
+                    load: rounds::step_load(
+                        &detail["cpu"],
+                        detail["process_ticks"].as_u64(),
+                        &measured_cores,
+                        thresholds,
+                    ),
                 }
             })
             .collect();
@@ -1022,8 +1052,8 @@ fn table(results: &[Measured], options: &Options) -> String {
          {} s per step, \
          xdhcp6d journal durability {}; {} rounds (every target once per round, in this \
          order); medians over the rounds not disturbed (a failing step with steal over {} % \
-         on the cores under test or the other CPUs over {} % busy; * where every round was), \
-         ranges over all\n\n",
+         on the cores under test, the other CPUs over {} % busy, or other processes over {} % \
+         of the cores under test; * where every round was), ranges over all\n\n",
         options.loss,
         options.clients,
         options.relays,
@@ -1036,6 +1066,7 @@ fn table(results: &[Measured], options: &Options) -> String {
         options.rounds,
         options.steal_limit,
         options.foreign_limit,
+        options.foreign_core_limit,
     );
     t.push_str(
         "| target | what | highest rate (median) | range | of ceiling (median) | range | vs Kea \
@@ -1110,9 +1141,10 @@ fn table(results: &[Measured], options: &Options) -> String {
             ));
         }
     }
-    // Round by round: the best rate, the share of the round's ceiling, the highest steal and
-    // foreign load of the steps; D marks a disturbed measurement.
-    t.push_str("\nround by round: best rate (share of the round's ceiling) [highest steal / other CPUs' load of its steps], D: disturbed\n\n| round |");
+    // Round by round: the best rate, the share of the round's ceiling, the highest steal,
+    // foreign load and other processes' time on the cores under test of the steps; D marks
+    // a disturbed measurement.
+    t.push_str("\nround by round: best rate (share of the round's ceiling) [highest steal / other CPUs' load / other processes on the cores under test, of its steps], D: disturbed\n\n| round |");
     for name in &names {
         t.push_str(&format!(" {name} |"));
     }
@@ -1142,16 +1174,23 @@ fn table(results: &[Measured], options: &Options) -> String {
                 .iter()
                 .filter_map(|s| s.load.foreign_percent)
                 .fold(None, |a: Option<f64>, f| Some(a.map_or(f, |a| a.max(f))));
+            let foreign_core = m
+                .steps
+                .iter()
+                .filter_map(|s| s.load.foreign_core_percent)
+                .fold(None, |a: Option<f64>, f| Some(a.map_or(f, |a| a.max(f))));
             t.push_str(&format!(
-                " {}{share} [{steal:.1} % / {}]{} |",
+                " {}{share} [{steal:.1} % / {} / {}]{} |",
                 m.best_rate
                     .map_or("none".to_owned(), |r| format!("{r:.0}/s")),
                 foreign.map_or("-".to_owned(), |f| format!("{f:.0} %")),
+                foreign_core.map_or("-".to_owned(), |f| format!("{f:.1} %")),
                 if m.disturbed { " D" } else { "" }
             ));
         }
         t.push('\n');
     }
+    t.push_str(&steps_table(results));
     let compared: Vec<&Measured> = results.iter().filter(|m| m.reloads.is_some()).collect();
     if !compared.is_empty() {
         t.push_str(
@@ -1179,6 +1218,36 @@ fn table(results: &[Measured], options: &Options) -> String {
                     data.timeouts
                 ));
             }
+        }
+    }
+    t
+}
+
+/// Every ramp step of every round: its rate, verdict and the machine meanwhile, with the
+/// time other processes took on the cores under test.
+fn steps_table(results: &[Measured]) -> String {
+    let mut t = String::from(
+        "\nstep by step: steal (highest of the cores under test), the other CPUs' mean load, \
+         and the time other processes than the server and the generator ran on the cores \
+         under test (/proc/stat task time less /proc/PID/stat), D: disturbed\n\n\
+         | target | round | rate | completed | passed | steal | other CPUs | other processes \
+         on the cores under test | |\n|---|---|---|---|---|---|---|---|---|\n",
+    );
+    let percent = |p: Option<f64>| p.map_or("-".to_owned(), |p| format!("{p:.1} %"));
+    for m in results {
+        for s in &m.steps {
+            t.push_str(&format!(
+                "| {} | {} | {:.0}/s | {:.0}/s | {} | {:.1} % | {} | {} | {} |\n",
+                m.target.name,
+                m.round,
+                s.rate,
+                s.throughput,
+                if s.passed { "yes" } else { "no" },
+                s.load.steal_percent,
+                percent(s.load.foreign_percent),
+                percent(s.load.foreign_core_percent),
+                if s.load.disturbed { "D" } else { "" },
+            ));
         }
     }
     t
@@ -1220,6 +1289,7 @@ fn summary_json(results: &[Measured], options: &Options) -> Value {
         "rounds": options.rounds,
         "steal_limit_percent": options.steal_limit,
         "foreign_limit_percent": options.foreign_limit,
+        "foreign_core_limit_percent": options.foreign_core_limit,
         "medians": "over the rounds not disturbed (all of them, median_of_disturbed true, \
                     when every one was); min and max over all",
         "targets": names.iter().map(|name| {
@@ -1254,6 +1324,7 @@ fn summary_json(results: &[Measured], options: &Options) -> Value {
                 "passed": s.passed,
                 "steal_percent": s.load.steal_percent,
                 "foreign_percent": s.load.foreign_percent,
+                "foreign_core_percent": s.load.foreign_core_percent,
                 "disturbed": s.load.disturbed,
             })).collect::<Vec<_>>(),
             "reloads": m.reloads.as_ref().map(|r| json!({
@@ -1331,6 +1402,7 @@ mod tests {
                 load: rounds::StepLoad {
                     steal_percent: if disturbed { 12.0 } else { 0.5 },
                     foreign_percent: None,
+                    foreign_core_percent: Some(if disturbed { 30.0 } else { 2.0 }),
                     disturbed,
                 },
             }],
@@ -1361,7 +1433,12 @@ mod tests {
         );
         assert!(t.contains("| ceiling |"), "{t}");
         assert!(t.contains("| 7000/s | 2000-8000/s |"), "{t}");
-        assert!(t.contains("12000/s (15 %) [12.0 % / -] D"), "{t}");
+        assert!(t.contains("12000/s (15 %) [12.0 % / - / 30.0 %] D"), "{t}");
+        // Each step with the time other processes took on the cores under test.
+        assert!(
+            t.contains("| xdhcp6d-xdp | 2 | 12000/s | 12000/s | yes | 12.0 % | - | 30.0 % | D |"),
+            "{t}"
+        );
         // The plot takes each target's round closest to its median.
         let plotted: Vec<(&str, u32)> = median_rounds(&results)
             .iter()

@@ -6,12 +6,14 @@
 //!   ([`rx_queue_count`]), binds an [`XskSocket`] per queue, puts each into the XDP program's
 //!   XskMap ([`register`]) and starts one thread per queue running [`serve_queue`], pinned to the
 //!   next core of the list. The program must already be attached ([`Steering::attach`]).
-//! - [`serve_queue`]: one queue's loop with the engine: each request goes through
-//!   [`Engine::handle`] with the link of the receiving interface and VLAN, and each
-//!   [`Outcome::Reply`] is framed ([`crate::frame`]) and sent. Returns when `stop` is set.
+//! - [`serve_queue`]: one queue's loop with the engine: each group of up to [`GROUP`]
+//!   requests goes through [`Engine::handle_batch`] with the link of the receiving interface
+//!   and VLAN, and each [`Outcome::Reply`] is framed ([`crate::frame`]) and sent. Returns
+//!   when `stop` is set.
 //! - [`run_queue`]: the same loop with any responder
-//!   (`FnMut(request payload, &FrameMeta, reply payload buffer, &mut events) ->
-//!   Option<ReplyPlan>`) and any [`Events`] sink, for tests and other servers.
+//!   ([`Respond`]: a group at a time, or any `FnMut(request payload, &FrameMeta, reply
+//!   payload buffer, &mut events) -> Option<ReplyPlan>` one request at a time) and any
+//!   [`Events`] sink, for tests and other servers.
 //!
 //! # The loop
 //!
@@ -19,9 +21,13 @@
 //! way to the RX ring), the RX ring, the TX ring (or the kernel, on its way to the completion
 //! ring), or the completion ring. Each turn of [`XskWorker::poll`] moves completed transmit
 //! frames back to the free list, tops the fill ring up from it (keeping one batch free for
-//! replies), then takes up to one batch from the RX ring. A request's frame goes back to the free
-//! list as soon as it is handled; its reply is written by the engine straight into another free
-//! frame, at the same header offset, so nothing is copied. Transmit descriptors of a batch are
+//! replies), then takes up to one batch from the RX ring. Each received frame is checked (framing,
+//! checksum, addressed to us, journal writable), gets a free frame for its reply, and joins a
+//! group; each group of [`GROUP`] is answered at once, the engine reading each request once
+//! and fetching the memory of the whole group together ([`Engine::handle_batch`]). The
+//! replies are written by the engine straight into their frames, at the request's header
+//! offset, so nothing is copied; the requests' frames go back to the free list once their
+//! group is answered. Transmit descriptors of a batch are
 //! published together and the kernel is woken with one `sendto` only when the TX ring asks
 //! (`XDP_USE_NEED_WAKEUP`); an idle worker sleeps in `poll(2)`, which is also the fill ring's
 //! wakeup. [`XskWorker::audit`] checks the frame accounting.
@@ -71,7 +77,7 @@ pub use xdhcp6_datapath::{
 };
 use xdhcp6_engine::{
     Arrival, Context, Destination, DropReason, Engine, Outcome, Peer, config::LinkId,
-    engine::Lookahead,
+    engine::BatchItem,
 };
 
 use crate::{
@@ -119,50 +125,42 @@ pub struct ReplyPlan {
     pub delay_ms: u16,
 }
 
+/// One received request of a group, as a responder sees it.
+#[derive(Debug)]
+pub struct Request<'a> {
+    /// The DHCPv6 message.
+    pub payload: &'a [u8],
+    /// Its framing.
+    pub meta: FrameMeta,
+    /// Where the reply payload goes.
+    pub reply: &'a mut [u8],
+    /// What to send, set by the responder: `None` sends nothing.
+    pub plan: Option<ReplyPlan>,
+}
+
 /// What answers a worker's requests: any `FnMut(request, meta, reply, events) ->
-/// Option<ReplyPlan>` closure, or a responder that also looks ahead at a batch.
+/// Option<ReplyPlan>` closure (one request at a time), or a responder that answers a group
+/// at once ([`serve_queue`]'s, through [`Engine::handle_batch`]).
 pub trait Respond<E> {
-    /// Answers one request into the reply payload buffer; `None` sends nothing.
-    fn respond(
-        &mut self,
-        request: &[u8],
-        meta: &FrameMeta,
-        reply: &mut [u8],
-        events: &mut E,
-    ) -> Option<ReplyPlan>;
-
-    /// Whether [`Self::look_ahead`] does anything (the worker then reads each group of a
-    /// batch twice).
-    fn looks_ahead(&self) -> bool {
-        false
-    }
-
-    /// Sees one of the next requests of a batch (at most [`LOOK_AHEAD`] of them, then
-    /// [`Self::look_ahead_end`]) before any of them is answered, so that their lookups start
-    /// together: a hint, with no effect on the answers.
-    fn look_ahead(&mut self, _request: &[u8], _meta: &FrameMeta) {}
-
-    /// The group of [`Self::look_ahead`] is complete: the requests are answered next.
-    fn look_ahead_end(&mut self) {}
+    /// Answers each request of `group` (at most [`GROUP`], in the order received) into its
+    /// reply buffer and sets its plan, as answering them one after the other would.
+    fn respond(&mut self, group: &mut [Request<'_>], events: &mut E);
 }
 
 impl<E, F> Respond<E> for F
 where
     F: FnMut(&[u8], &FrameMeta, &mut [u8], &mut E) -> Option<ReplyPlan>,
 {
-    fn respond(
-        &mut self,
-        request: &[u8],
-        meta: &FrameMeta,
-        reply: &mut [u8],
-        events: &mut E,
-    ) -> Option<ReplyPlan> {
-        self(request, meta, reply, events)
+    fn respond(&mut self, group: &mut [Request<'_>], events: &mut E) {
+        for request in group {
+            request.plan = self(request.payload, &request.meta, request.reply, events);
+        }
     }
 }
 
-/// Requests a responder sees ahead of answering them: the engine's group size.
-pub const LOOK_AHEAD: usize = xdhcp6_engine::engine::LOOKAHEAD;
+/// Requests a worker hands its responder at once: the engine's group, whose memory is
+/// fetched together ([`Engine::handle_batch`]).
+pub const GROUP: usize = xdhcp6_engine::engine::LOOKAHEAD;
 
 /// One queue's datapath: the socket with its frame accounting, and the reply source.
 pub struct XskWorker {
@@ -190,6 +188,17 @@ pub struct XskWorker {
     staged: Vec<(Instant, Held)>,
     /// The interface's other workers, when requests are spread over them ([`crate::handoff`]).
     handoff: Option<Handoff>,
+    /// The requests admitted and waiting to be answered together, at most [`GROUP`].
+    group: Vec<Admitted>,
+}
+
+/// A request admitted to a group: its frame, the frame its reply is written into, and its
+/// framing.
+#[derive(Clone, Copy)]
+struct Admitted {
+    desc: libc::xdp_desc,
+    tx_addr: u64,
+    meta: FrameMeta,
 }
 
 /// Replies sent through the kernel socket: the socket, a one-datagram batch, and the replies
@@ -253,6 +262,7 @@ impl XskWorker {
             delayed: DelayQueue::new(delayed_max, delay::MAX_DELAYED_BYTES),
             staged: Vec::new(),
             handoff: None,
+            group: Vec::with_capacity(GROUP),
         }
     }
 
@@ -412,11 +422,7 @@ impl XskWorker {
         on_batch();
         let before = self.held.len();
         let kernel_before = self.kernel.as_ref().map_or(0, |kernel| kernel.held.len());
-        let looks_ahead = respond.looks_ahead();
         for i in 0..received {
-            if looks_ahead && i % LOOK_AHEAD as u32 == 0 {
-                self.look_ahead(rx_first.wrapping_add(i), received - i, respond);
-            }
             let Some(desc) = self.queue.rx_desc(rx_first.wrapping_add(i)) else {
                 continue;
             };
@@ -426,10 +432,12 @@ impl XskWorker {
                 self.queue.recycle(desc.addr);
                 continue;
             }
-            let reply = self.handle(desc, respond, events, stats);
-            self.keep(reply);
-            self.queue.recycle(desc.addr);
+            self.admit(desc, events, stats);
+            if self.group.len() == GROUP {
+                self.answer_group(respond, events, stats);
+            }
         }
+        self.answer_group(respond, events, stats);
         self.queue.rx_release(rx_first, received);
         let handed = self.handle_handed(batch, respond, events, stats);
         let mark = events.mark();
@@ -457,25 +465,7 @@ impl XskWorker {
         received as usize + handed
     }
 
-    /// Shows `respond` the next [`LOOK_AHEAD`] (at most `left`) received requests from
-    /// `first` on, before it answers them. Checksums are not verified here: only
-    /// [`Self::handle`] decides what is answered.
-    fn look_ahead<E, R: Respond<E>>(&mut self, first: u32, left: u32, respond: &mut R) {
-        for i in 0..left.min(LOOK_AHEAD as u32) {
-            let Some(desc) = self.queue.rx_desc(first.wrapping_add(i)) else {
-                continue;
-            };
-            let request = self.queue.frame(desc.addr, desc.len as usize);
-            if let Ok(meta) = frame::parse(request, false)
-                && let Some(payload) = request.get(meta.payload())
-            {
-                respond.look_ahead(payload, &meta);
-            }
-        }
-        respond.look_ahead_end();
-    }
-
-    /// Holds a reply from [`Self::handle`] until its batch's mark (and its delay) allow it.
+    /// Holds a reply from [`Self::finish`] until its batch's mark (and its delay) allow it.
     fn keep(&mut self, reply: Option<(u64, u32, u16)>) {
         if let Some((addr, len, delay_ms)) = reply {
             // The batch's mark is known once all of it is handled.
@@ -507,8 +497,8 @@ impl XskWorker {
         };
         handoff.notify();
         let mut handled = 0;
-        // Each takes a frame for the request and one for its reply: what finds no free frames
-        // now waits in the inbox.
+        // Each takes a frame for the request and one for its reply (taken when it is
+        // admitted): what finds no free frames now waits in the inbox.
         while handled < batch as usize && self.queue.free_frames() >= 2 {
             let Some(addr) = self.queue.alloc() else {
                 break;
@@ -529,11 +519,13 @@ impl XskWorker {
                 len: len as u32,
                 options: 0,
             };
-            let reply = self.handle(desc, respond, events, stats);
-            self.keep(reply);
-            self.queue.recycle(addr);
+            self.admit(desc, events, stats);
+            if self.group.len() == GROUP {
+                self.answer_group(respond, events, stats);
+            }
             handled += 1;
         }
+        self.answer_group(respond, events, stats);
         handled
     }
 
@@ -702,18 +694,11 @@ impl XskWorker {
         self.queue.tx_submit(first, queued);
     }
 
-    /// Handles one received frame; returns the transmit frame (address, length) of its reply
-    /// and how long to hold it.
-    fn handle<E: Events, R>(
-        &mut self,
-        desc: libc::xdp_desc,
-        respond: &mut R,
-        events: &mut E,
-        stats: &WorkerStats,
-    ) -> Option<(u64, u32, u16)>
-    where
-        R: Respond<E>,
-    {
+    /// Admits one received frame (or one handed to this worker) to the group answered next,
+    /// with a free frame taken for its reply; a frame that is not ours, cannot be read, or
+    /// asks for a binding the journal cannot record goes back to the free list at once and is
+    /// counted.
+    fn admit<E: Events>(&mut self, desc: libc::xdp_desc, events: &E, stats: &WorkerStats) {
         // The reply's frame is taken first (and given back when unused): the request is read
         // in place while it is written.
         let tx_addr = self.queue.alloc();
@@ -723,81 +708,155 @@ impl XskWorker {
             self.local.admits(&meta)?;
             Ok(meta)
         });
-        let meta = match meta {
+        let refused = match meta {
             Ok(meta) => {
                 if meta.partial_checksum {
                     stats.count_partial_checksum();
                 }
-                meta
+                let payload = request.get(meta.payload()).unwrap_or_default();
+                if let Some(kind) = refused_by_journal(events, payload) {
+                    // The journal cannot be written: make and extend no binding (see
+                    // `events`).
+                    stats.count_received(kind);
+                    stats.count_drop(DropReason::JournalUnavailable);
+                    true
+                } else if tx_addr.is_none() {
+                    // Every free frame is out: drop the request before the engine sees it, so
+                    // that it has no effect; the client retransmits.
+                    stats.count_received(xdhcp6_engine::received_type(payload));
+                    stats.count_send_failure();
+                    true
+                } else {
+                    false
+                }
             }
             Err(error) => {
                 stats.count_frame_error(error);
+                true
+            }
+        };
+        match (meta, tx_addr) {
+            (Ok(meta), Some(tx_addr)) if !refused => {
+                self.group.push(Admitted {
+                    desc,
+                    tx_addr,
+                    meta,
+                });
+            }
+            _ => {
                 if let Some(tx_addr) = tx_addr {
                     self.queue.recycle(tx_addr);
                 }
-                return None;
+                self.queue.recycle(desc.addr);
             }
-        };
-        let payload = &request[meta.payload()];
-        if let Some(kind) = refused_by_journal(events, payload) {
-            // The journal cannot be written: make and extend no binding (see `events`).
-            stats.count_received(kind);
-            stats.count_drop(DropReason::JournalUnavailable);
-            if let Some(tx_addr) = tx_addr {
-                self.queue.recycle(tx_addr);
-            }
-            return None;
         }
-        let Some(tx_addr) = tx_addr else {
-            // Every free frame is out: drop the request before the engine sees it, so that
-            // it has no effect; the client retransmits.
-            stats.count_received(xdhcp6_engine::received_type(payload));
-            stats.count_send_failure();
-            return None;
+    }
+
+    /// Answers the admitted group at once (the responder writes each reply straight into its
+    /// frame), then frames and holds each reply ([`Self::finish`]) and frees the requests'
+    /// frames.
+    fn answer_group<E, R: Respond<E>>(
+        &mut self,
+        respond: &mut R,
+        events: &mut E,
+        stats: &WorkerStats,
+    ) {
+        let Some(first) = self.group.first() else {
+            return;
         };
-        // `tx_addr` came from the free list just now, so it is not the request's frame.
-        let Some((request, reply)) = self.queue.frame_pair(desc.addr, desc.len as usize, tx_addr)
-        else {
-            stats.count_send_failure();
-            self.queue.recycle(tx_addr);
-            return None;
-        };
-        let payload = &request[meta.payload()];
+        let placeholder = first.meta;
+        let len = self.group.len().min(GROUP);
+        let mut pairs = [(0, 0, 0); GROUP];
+        for (pair, admitted) in pairs.iter_mut().zip(&self.group) {
+            *pair = (
+                admitted.desc.addr,
+                admitted.desc.len as usize,
+                admitted.tx_addr,
+            );
+        }
+        let mut plans = [None; GROUP];
         // Without a kernel socket the engine writes no more than the link carries: a reply
-        // past the MTU is dropped by the engine and counted (reply_too_large), never handed to
-        // a TX ring that would drop it without a word. With one, the engine has the whole
+        // past the MTU is dropped by the engine and counted (reply_too_large), never handed
+        // to a TX ring that would drop it without a word. With one, the engine has the whole
         // frame and a reply past the MTU leaves through the kernel, which fragments it.
-        let max_frame = self.max_frame + meta.vlan_tags() * VLAN_TAG_LEN;
-        let end = if self.kernel.is_some() {
-            reply.len()
-        } else {
-            max_frame.min(reply.len())
-        };
-        let Some(plan) = reply
-            .get_mut(meta.header_len..end)
-            .and_then(|buf| respond.respond(payload, &meta, buf, events))
-        else {
-            self.queue.recycle(tx_addr);
+        let whole = self.kernel.is_some();
+        let max_frame = self.max_frame;
+        // The replies' frames came from the free list, so none is a request's frame.
+        match self.queue.frame_pairs(&pairs[..len]) {
+            Some(frames) => {
+                let mut requests: [Request<'_>; GROUP] = std::array::from_fn(|_| Request {
+                    payload: &[],
+                    meta: placeholder,
+                    reply: Default::default(),
+                    plan: None,
+                });
+                for ((request, (read, write)), admitted) in
+                    requests.iter_mut().zip(frames).zip(&self.group)
+                {
+                    let meta = admitted.meta;
+                    let end = if whole {
+                        write.len()
+                    } else {
+                        (max_frame + meta.vlan_tags() * VLAN_TAG_LEN).min(write.len())
+                    };
+                    request.payload = read.get(meta.payload()).unwrap_or_default();
+                    request.meta = meta;
+                    request.reply = write.get_mut(meta.header_len..end).unwrap_or_default();
+                }
+                respond.respond(&mut requests[..len], events);
+                for (plan, request) in plans.iter_mut().zip(&requests[..len]) {
+                    *plan = request.plan;
+                }
+            }
+            None => {
+                for _ in 0..len {
+                    stats.count_send_failure();
+                }
+            }
+        }
+        for (i, plan) in plans.into_iter().enumerate().take(len) {
+            let admitted = self.group[i];
+            let reply = self.finish(&admitted, plan, stats);
+            self.keep(reply);
+            self.queue.recycle(admitted.desc.addr);
+        }
+        self.group.clear();
+    }
+
+    /// Frames the reply `plan` of an answered request in its frame; returns the transmit
+    /// frame (address, length) and how long to hold it, or hands a reply past the MTU to the
+    /// kernel socket.
+    fn finish(
+        &mut self,
+        admitted: &Admitted,
+        plan: Option<ReplyPlan>,
+        stats: &WorkerStats,
+    ) -> Option<(u64, u32, u16)> {
+        let Some(plan) = plan else {
+            self.queue.recycle(admitted.tx_addr);
             return None;
         };
+        let meta = &admitted.meta;
+        let max_frame = self.max_frame + meta.vlan_tags() * VLAN_TAG_LEN;
+        let reply = self.queue.frame_mut(admitted.tx_addr);
         if meta.header_len + plan.len > max_frame {
             hold_for_kernel(
                 &mut self.kernel,
                 &self.source,
                 self.interface_index,
                 reply,
-                &meta,
+                meta,
                 plan,
                 stats,
             );
-            self.queue.recycle(tx_addr);
+            self.queue.recycle(admitted.tx_addr);
             return None;
         }
-        match frame::write_headers(reply, &meta, &self.source, plan.to, plan.len) {
-            Ok(len) => Some((tx_addr, len as u32, plan.delay_ms)),
+        match frame::write_headers(reply, meta, &self.source, plan.to, plan.len) {
+            Ok(len) => Some((admitted.tx_addr, len as u32, plan.delay_ms)),
             Err(_) => {
                 stats.count_send_failure();
-                self.queue.recycle(tx_addr);
+                self.queue.recycle(admitted.tx_addr);
                 None
             }
         }
@@ -925,7 +984,8 @@ where
 }
 
 /// Runs one queue's loop with the engine until `stop` is set: [`run_queue`] answering with
-/// [`Engine::handle`], whose lease events go to `events` (the journal), and counting drops.
+/// [`Engine::handle_batch`] a group at a time, whose lease events go to `events` (the
+/// journal), and counting drops.
 ///
 /// The link is the one configured for `interface` and the VLAN stack of each request, outer
 /// and inner tag ([`Engine::link_for_vlans`]); `now` is the engine clock (Unix seconds).
@@ -964,74 +1024,20 @@ fn serve_queue_with<E: Events, S: EngineSource + ?Sized>(
     stop: &AtomicBool,
     stats: &WorkerStats,
 ) -> Result<XskWorker, XskError> {
-    let mut links = LinkCache::default();
-    let mut engine = source.current();
-    let mut relays_here = engine.config().relays_on(&interface.name);
-    // Set before each batch: the batch's first request takes the engine that answers all of
+    // Set before each batch: the batch's first group takes the engine that answers all of
     // it (a reload takes effect between batches).
     let batch_starts = Cell::new(false);
-    let respond = |request: &[u8], meta: &FrameMeta, reply: &mut [u8], events: &mut E| {
-        if batch_starts.replace(false) {
-            let next = source.current();
-            if !std::ptr::eq::<Engine>(&*next, &*engine) {
-                links.entries.clear();
-                relays_here = next.config().relays_on(&interface.name);
-            }
-            engine = next;
-        }
-        let engine = &*engine;
-        if !engine.admits_relay(relays_here, request, meta.source) {
-            stats.count_received(xdhcp6_engine::received_type(request));
-            stats.count_drop(DropReason::RelayNotAllowed);
-            return None;
-        }
-        let link = links.lookup(engine, &interface.name, VlanStack::of(meta));
-        // RFC 9915 §14, in substance: DHCP servers SHOULD NOT check to see whether the Layer 2
-        // address used was multicast or not, as long as the Layer 3 address was correct.
-        let cx = Context {
-            link,
-            arrival: Arrival::of(meta.destination),
-            now: now(),
-        };
-        // The responder counts what the engine read and wrote; the worker parses no DHCPv6.
-        // The sender, for the per-relay and per-client limits.
-        let peer = Peer {
-            address: Some(meta.source),
-            mac: Some(meta.source_mac),
-        };
-        let outcome = engine.handle_from(request, &cx, peer, reply, events);
-        stats.count_received(outcome.received());
-        match outcome {
-            Outcome::Reply {
-                len,
-                to,
-                sent,
-                unknown_link,
-                delay_ms,
-                ..
-            } => {
-                stats.count_sent(sent);
-                if unknown_link {
-                    stats.count_unknown_link_answered();
-                }
-                Some(ReplyPlan { len, to, delay_ms })
-            }
-            Outcome::Drop { reason, .. } => {
-                stats.count_drop(reason);
-                None
-            }
-        }
-    };
-    let respond = LookingAhead {
-        respond,
-        ahead: EngineAhead {
-            source,
-            interface: &interface.name,
-            links: LinkCache::default(),
-            engine: std::ptr::null(),
-            group: [Lookahead::default(); LOOK_AHEAD],
-            len: 0,
-        },
+    let engine = source.current();
+    let relays_here = engine.config().relays_on(&interface.name);
+    let respond = EngineResponder {
+        source,
+        engine,
+        interface: &interface.name,
+        relays_here,
+        links: LinkCache::default(),
+        now,
+        stats,
+        batch_starts: &batch_starts,
     };
     run_queue_with(
         socket,
@@ -1054,82 +1060,121 @@ struct LinkCache {
     entries: Vec<(VlanStack, Option<LinkId>)>,
 }
 
-/// A responder closure with the engine's look-ahead ([`Engine::lookahead`],
-/// [`Engine::prefetch_records`]): a group of requests has its client index slots, then its
-/// lease records, fetched into the cache before the first of them is answered, so that their
-/// misses overlap.
-struct LookingAhead<'a, F, S: ?Sized> {
-    respond: F,
-    ahead: EngineAhead<'a, S>,
-}
-
-impl<E, F, S> Respond<E> for LookingAhead<'_, F, S>
-where
-    F: FnMut(&[u8], &FrameMeta, &mut [u8], &mut E) -> Option<ReplyPlan>,
-    S: EngineSource + ?Sized,
-{
-    fn respond(
-        &mut self,
-        request: &[u8],
-        meta: &FrameMeta,
-        reply: &mut [u8],
-        events: &mut E,
-    ) -> Option<ReplyPlan> {
-        (self.respond)(request, meta, reply, events)
-    }
-
-    fn looks_ahead(&self) -> bool {
-        true
-    }
-
-    fn look_ahead(&mut self, request: &[u8], meta: &FrameMeta) {
-        self.ahead.see(request, meta);
-    }
-
-    fn look_ahead_end(&mut self) {
-        self.ahead.fetch();
-    }
-}
-
-/// What [`LookingAhead`] knows of the group it looks ahead at.
-struct EngineAhead<'a, S: ?Sized> {
+/// [`serve_queue`]'s responder: answers each group through [`Engine::handle_batch`], so
+/// that the client index slots and lease records of its requests are fetched together and
+/// each request is read once; refuses relayed messages the interface does not take, and
+/// counts what the engine read, sent and dropped.
+struct EngineResponder<'a, S: EngineSource + ?Sized + 'a, N> {
     source: &'a S,
+    /// The engine of the current batch.
+    engine: S::Current<'a>,
     interface: &'a str,
-    /// Its own link cache, emptied when the engine changes.
+    /// Whether relayed messages are taken on this interface, for `engine`.
+    relays_here: bool,
+    /// Links per VLAN stack, for `engine`.
     links: LinkCache,
-    /// The engine the cache is of (compared, never read).
-    engine: *const Engine,
-    group: [Lookahead; LOOK_AHEAD],
-    len: usize,
+    /// The engine clock (Unix seconds).
+    now: N,
+    stats: &'a WorkerStats,
+    /// Set by the worker before each batch.
+    batch_starts: &'a Cell<bool>,
 }
 
-impl<S: EngineSource + ?Sized> EngineAhead<'_, S> {
-    fn see(&mut self, request: &[u8], meta: &FrameMeta) {
-        if self.len == LOOK_AHEAD {
+impl<'a, E, S, N> Respond<E> for EngineResponder<'a, S, N>
+where
+    E: Events,
+    S: EngineSource + ?Sized + 'a,
+    N: Fn() -> u32,
+{
+    fn respond(&mut self, group: &mut [Request<'_>], events: &mut E) {
+        if self.batch_starts.replace(false) {
+            let next = self.source.current();
+            if !std::ptr::eq::<Engine>(&*next, &*self.engine) {
+                self.links.entries.clear();
+                self.relays_here = next.config().relays_on(self.interface);
+            }
+            self.engine = next;
+        }
+        let Some(first) = group.first() else {
             return;
-        }
-        let engine = self.source.current();
-        if !std::ptr::eq(&*engine, self.engine) {
-            self.links.entries.clear();
-            self.engine = &*engine;
-        }
-        let cx = Context {
-            link: self
-                .links
-                .lookup(&engine, self.interface, VlanStack::of(meta)),
-            arrival: Arrival::of(meta.destination),
-            now: 0,
         };
-        self.group[self.len] = engine.lookahead(request, &cx);
-        self.len += 1;
-    }
-
-    fn fetch(&mut self) {
-        let engine = self.source.current();
-        for ahead in &self.group[..self.len] {
-            engine.prefetch_records(ahead);
+        let engine = &*self.engine;
+        let now = (self.now)();
+        let unused = Context {
+            link: None,
+            arrival: Arrival::of(first.meta.destination),
+            now,
+        };
+        for chunk in group.chunks_mut(GROUP) {
+            let mut items: [BatchItem<'_>; GROUP] = std::array::from_fn(|_| {
+                BatchItem::new(&[], unused, Peer::default(), Default::default())
+            });
+            // Which request of the chunk each item is.
+            let mut of = [0; GROUP];
+            let mut len = 0;
+            for (i, request) in chunk.iter_mut().enumerate() {
+                request.plan = None;
+                let meta = &request.meta;
+                if !engine.admits_relay(self.relays_here, request.payload, meta.source) {
+                    self.stats
+                        .count_received(xdhcp6_engine::received_type(request.payload));
+                    self.stats.count_drop(DropReason::RelayNotAllowed);
+                    continue;
+                }
+                let link = self
+                    .links
+                    .lookup(engine, self.interface, VlanStack::of(meta));
+                // RFC 9915 §14, in substance: DHCP servers SHOULD NOT check to see whether
+                // the Layer 2 address used was multicast or not, as long as the Layer 3
+                // address was correct.
+                let cx = Context {
+                    link,
+                    arrival: Arrival::of(meta.destination),
+                    now,
+                };
+                // The sender, for the per-relay and per-client limits.
+                let peer = Peer {
+                    address: Some(meta.source),
+                    mac: Some(meta.source_mac),
+                };
+                let reply = std::mem::take(&mut request.reply);
+                items[len] = BatchItem::new(request.payload, cx, peer, reply);
+                of[len] = i;
+                len += 1;
+            }
+            engine.handle_batch(&mut items[..len], events);
+            // The responder counts what the engine read and wrote; the worker parses no
+            // DHCPv6.
+            for (item, &i) in items[..len].iter_mut().zip(&of) {
+                chunk[i].reply = std::mem::take(&mut item.reply);
+                chunk[i].plan = plan(item.outcome, self.stats);
+            }
         }
-        self.len = 0;
+    }
+}
+
+/// What to send for the engine's `outcome`, counted.
+fn plan(outcome: Outcome, stats: &WorkerStats) -> Option<ReplyPlan> {
+    stats.count_received(outcome.received());
+    match outcome {
+        Outcome::Reply {
+            len,
+            to,
+            sent,
+            unknown_link,
+            delay_ms,
+            ..
+        } => {
+            stats.count_sent(sent);
+            if unknown_link {
+                stats.count_unknown_link_answered();
+            }
+            Some(ReplyPlan { len, to, delay_ms })
+        }
+        Outcome::Drop { reason, .. } => {
+            stats.count_drop(reason);
+            None
+        }
     }
 }
 
@@ -1330,6 +1375,9 @@ where
 mod tests {
     use std::net::Ipv6Addr;
 
+    use xdhcp6_common::{IPPROTO_UDP, frames::FrameBuilder};
+    use xdhcp6_engine::{table::LeaseEvent, testing};
+
     use super::*;
 
     #[test]
@@ -1349,6 +1397,177 @@ mod tests {
             ..XskConfig::default()
         };
         assert_eq!(held_limit(&small, 16), 64);
+    }
+
+    /// Clients that compete for a small range and repeat within a group; relayed messages
+    /// through a relay prefix.
+    const GROUP_CONFIG: &str = r#"
+[server]
+duid = "00:01:00:01:2e:00:00:09:02:00:00:00:00:01"
+salt = "group"
+expected-leases = 256
+RELAYS
+
+[[link]]
+name = "access-1"
+interfaces = ["eth0"]
+relay-prefixes = ["2001:db8:ffff:1::/64"]
+
+[[link.pool]]
+prefix = "2001:db8:1::/64"
+range = "2001:db8:1::/124"
+
+[[link.pd-pool]]
+prefix = "2001:db8:100::/48"
+range = "2001:db8:100::/60"
+delegated-length = 64
+"#;
+
+    /// A script of messages from few clients (so that they repeat within a group), of every
+    /// kind that looks up leases, some relayed.
+    fn group_script(server: &[u8]) -> Vec<Vec<u8>> {
+        use xdhcp6_engine::testing::{Client, Relay, ip};
+        let mut state = 0x2545_f491_u64;
+        (0..72)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1);
+                let pick = state >> 33;
+                let mut client = Client::new(pick % 6);
+                let relayed = (pick >> 3).is_multiple_of(3);
+                if relayed {
+                    client = client.via(Relay::new(ip("2001:db8:ffff:1::1")));
+                }
+                let msg = match (pick >> 5) % 7 {
+                    0 | 1 => client.solicit(),
+                    2 => client.request(server),
+                    3 => client.renew(server),
+                    4 => client.rebind(),
+                    5 => client.release(server),
+                    _ => client.confirm(),
+                };
+                let msg = msg.ia_na(1 + ((pick >> 8) % 2) as u32, &[]);
+                if !relayed && (pick >> 9).is_multiple_of(2) {
+                    msg.ia_pd(1, &[]).encode()
+                } else {
+                    msg.encode()
+                }
+            })
+            .collect()
+    }
+
+    /// What a responder gave: each plan and reply, the lease events, the worker's counters,
+    /// and how many relayed messages it refused.
+    #[derive(Debug, PartialEq)]
+    struct Answered {
+        answers: Vec<(Option<ReplyPlan>, Vec<u8>)>,
+        events: Vec<LeaseEvent>,
+        counters: String,
+        relay_refused: u64,
+    }
+
+    /// What a fresh engine's responder gave for `script` handed to it `group` requests at a
+    /// time: each plan and reply, the lease events, and the worker's counters.
+    fn answer_in_groups(relays: &str, group: usize) -> Answered {
+        let server = testing::Server::new(&GROUP_CONFIG.replace("RELAYS", relays));
+        let engine: &Engine = &server.engine;
+        let script = group_script(&server.duid());
+        let frames: Vec<_> = script
+            .iter()
+            .map(|payload| {
+                FrameBuilder::with_tags(&[])
+                    .ipv6(IPPROTO_UDP)
+                    .udp(546, 547, payload)
+            })
+            .collect();
+        let metas: Vec<FrameMeta> = frames
+            .iter()
+            .map(|frame| frame::parse(frame.bytes(), true).expect("a test frame parses"))
+            .collect();
+        let stats = WorkerStats::default();
+        let starts = Cell::new(true);
+        let mut responder = EngineResponder {
+            source: engine,
+            engine: engine.current(),
+            interface: "eth0",
+            relays_here: engine.config().relays_on("eth0"),
+            links: LinkCache::default(),
+            now: || testing::T0,
+            stats: &stats,
+            batch_starts: &starts,
+        };
+        let mut events = Vec::new();
+        let mut replies = vec![vec![0; 1500]; frames.len()];
+        let mut plans = Vec::new();
+        for ((frames, metas), replies) in frames
+            .chunks(group)
+            .zip(metas.chunks(group))
+            .zip(replies.chunks_mut(group))
+        {
+            let mut requests: Vec<Request<'_>> = frames
+                .iter()
+                .zip(metas)
+                .zip(replies.iter_mut())
+                .map(|((frame, meta), reply)| Request {
+                    payload: &frame.bytes()[meta.payload()],
+                    meta: *meta,
+                    reply,
+                    plan: None,
+                })
+                .collect();
+            starts.set(true);
+            responder.respond(&mut requests, &mut events);
+            plans.extend(requests.iter().map(|request| request.plan));
+        }
+        let answers = plans
+            .into_iter()
+            .zip(replies)
+            .map(|(plan, reply)| (plan, reply[..plan.map_or(0, |plan| plan.len)].to_vec()))
+            .collect();
+        let relay_refused = DropReason::ALL
+            .iter()
+            .position(|&reason| reason == DropReason::RelayNotAllowed)
+            .map_or(0, |i| stats.dropped[i].load(Ordering::Relaxed));
+        Answered {
+            answers,
+            events,
+            counters: format!("{stats:?}"),
+            relay_refused,
+        }
+    }
+
+    #[test]
+    fn a_group_is_answered_as_its_requests_one_at_a_time() {
+        // Relayed messages taken, then refused on this interface (so that the engine's
+        // batch skips some requests of a group).
+        for relays in ["", r#"relay-interfaces = ["eth9"]"#] {
+            let single = answer_in_groups(relays, 1);
+            let sent = single
+                .answers
+                .iter()
+                .filter(|(plan, _)| plan.is_some())
+                .count();
+            assert!(
+                sent > 20,
+                "{relays:?}: only {sent} replies: the script tests too little"
+            );
+            assert!(!single.events.is_empty(), "{relays:?}: no lease events");
+            assert_eq!(
+                single.relay_refused > 0,
+                !relays.is_empty(),
+                "{relays:?}: {} relayed messages refused",
+                single.relay_refused
+            );
+            for group in [2, 3, GROUP] {
+                let grouped = answer_in_groups(relays, group);
+                assert!(
+                    grouped.answers == single.answers,
+                    "{relays:?}: groups of {group} answer differently"
+                );
+                assert_eq!(grouped, single, "{relays:?}: groups of {group}");
+            }
+        }
     }
 
     #[test]

@@ -289,6 +289,23 @@ impl XskQueue {
         self.socket.umem.frame_pair(read, read_len, write)
     }
 
+    /// [`Self::frame_pair`] for a group at once: for each `(read, read_len, write)` of
+    /// `pairs`, in order, the received frame and the whole frame its reply is written into;
+    /// `None` when a frame to write lies in the frame of any read or of another write, or the
+    /// kernel holds any of them.
+    pub fn frame_pairs<'a>(
+        &'a mut self,
+        pairs: &'a [(u64, usize, u64)],
+    ) -> Option<impl Iterator<Item = (&'a [u8], &'a mut [u8])> + 'a> {
+        if pairs
+            .iter()
+            .any(|&(read, _, write)| self.is_lent(read) || self.is_lent(write))
+        {
+            return None;
+        }
+        self.socket.umem.frame_pairs(pairs)
+    }
+
     fn frame_index(&self, addr: u64) -> usize {
         (self.socket.umem.frame_base(addr) / u64::from(self.socket.config.frame_size)) as usize
     }

@@ -69,7 +69,7 @@ pub mod testing;
 
 pub use engine::{
     Arrival, BatchItem, Context, Destination, DropReason, Engine, EngineError, LeasequeryResult,
-    Lookahead, Outcome, Peer, PoolUsage, ReconfigureError, ReconfigureKeys, ReconfigureResult,
+    Outcome, Peer, PoolUsage, ReconfigureError, ReconfigureKeys, ReconfigureResult,
     ReconfigureSent, ReconfigureType, Refusal, SECRET_LEN, received_type, verify_reconfigure,
 };
 pub use xdhcp6_proto as proto;

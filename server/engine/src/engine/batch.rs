@@ -58,7 +58,7 @@ impl<'a> BatchItem<'a> {
 /// What [`Engine::lookahead`] learnt of a request: the client index hash of its first IA,
 /// when it has one the table could hold, and for a Solicit or Request its allocation key.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Lookahead {
+pub(crate) struct Lookahead {
     client_hash: Option<u32>,
     alloc_key: Option<AllocKey>,
     /// The first candidate of `alloc_key` and its address index hash.
@@ -141,16 +141,11 @@ impl Engine {
         }
     }
 
-    /// The first step of [`Self::handle_batch`], for datapaths that keep their own batch:
-    /// reads which client and IA `request` is about and prefetches the client index slots
-    /// that hold it, taking no lock and changing nothing. A message the table has nothing
-    /// for (or one that cannot be read) gives an empty [`Lookahead`].
-    ///
-    /// Such a datapath calls this for each request of a group, then
-    /// [`Self::prefetch_records`] for each, then [`Self::handle_from`] for each, in order.
-    /// Only `handle_batch` also reuses the hash: it alone knows that the request's bytes did
-    /// not change in between.
-    pub fn lookahead(&self, request: &[u8], cx: &Context) -> Lookahead {
+    /// The first step of [`Self::handle_batch`]: reads which client and IA `request` is
+    /// about and prefetches the client index slots that hold it, taking no lock and changing
+    /// nothing. A message the table has nothing for (or one that cannot be read) gives an
+    /// empty [`Lookahead`].
+    fn lookahead(&self, request: &[u8], cx: &Context) -> Lookahead {
         let client = match request.first().map(|&first| MessageType::from(first)) {
             Some(MessageType::RelayForw) => self.relayed_client(request),
             Some(msg_type) => cx.link.and_then(|link| {
@@ -186,7 +181,7 @@ impl Engine {
     /// The second step of [`Self::handle_batch`], after [`Self::lookahead`] of the whole
     /// group: prefetches the lease records the client index lists for the request (the
     /// index read under its shard's lock when that lock is free; nothing when it is not).
-    pub fn prefetch_records(&self, ahead: &Lookahead) {
+    fn prefetch_records(&self, ahead: &Lookahead) {
         if let Some(hash) = ahead.client_hash {
             self.table.prefetch_client_records(hash);
         }

@@ -27,7 +27,8 @@ use xdhcp6_proto::{
     RelayMessage, StatusCode,
 };
 
-pub use self::batch::{BatchItem, LOOKAHEAD, Lookahead};
+pub(crate) use self::batch::Lookahead;
+pub use self::batch::{BatchItem, LOOKAHEAD};
 pub use self::bulk_leasequery::{BulkAnswer, BulkResult, MAX_BULK_MESSAGE};
 use self::ia::Exchange;
 use self::leasequery::LeasequeryCounters;
