@@ -8,15 +8,14 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{Ipv6Addr, SocketAddrV6, UdpSocket};
+use std::net::Ipv6Addr;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{DAEMON, Datapath, exchange, fixtures, journal_leases};
 use serde_json::Value;
-use xdhcp6_engine::Destination;
 use xdhcp6_engine::proto::{MessageType, StatusCode};
 use xdhcp6_engine::testing::{Client, ReplyView};
 
@@ -96,31 +95,7 @@ fn ask(
     build: impl FnOnce(&Client) -> Vec<u8> + Send,
     expect: MessageType,
 ) -> Option<ReplyView> {
-    net.netns("cli")
-        .run(move || {
-            let index = xdhcp6_datapath::interface_index(CLIENT_IF).unwrap();
-            let socket = UdpSocket::bind("[::]:546").unwrap();
-            socket
-                .set_read_timeout(Some(Duration::from_millis(700)))
-                .unwrap();
-            let servers = SocketAddrV6::new("ff02::1:2".parse().unwrap(), 547, 0, index);
-            let mut client = Client::new(n);
-            client.xid = (n as u32 + 0x1000) & 0x00ff_ffff;
-            socket.send_to(&build(&client), servers).unwrap();
-            let mut buf = [0u8; 1500];
-            let deadline = Instant::now() + Duration::from_secs(2);
-            while Instant::now() < deadline {
-                let Ok((len, _)) = socket.recv_from(&mut buf) else {
-                    break;
-                };
-                let reply = ReplyView::parse(&buf[..len], Destination::Client);
-                if reply.msg_type == expect && reply.xid == client.xid {
-                    return Some(reply);
-                }
-            }
-            None
-        })
-        .unwrap()
+    common::ask(net, CLIENT_IF, n, n as u32 + 0x1000, build, expect)
 }
 
 /// Client `n` takes a delegated prefix (Solicit, Request with IA_PD 2).

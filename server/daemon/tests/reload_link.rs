@@ -12,7 +12,6 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{DaemonOptions, Datapath, Exchange, exchange};
-use xdhcp6_engine::Destination;
 use xdhcp6_engine::proto::{MessageType, QueryType, StatusCode};
 use xdhcp6_engine::testing::leasequery::{LeasequeryReply, encode, query_option};
 use xdhcp6_engine::testing::{Client, ReplyView};
@@ -85,31 +84,15 @@ fn who_holds(net: &common::Lab, xid: u32, address: Ipv6Addr) -> LeasequeryReply 
 
 /// Client `n` renews `address` (IAID 1) and returns the Reply.
 fn renew(net: &common::Lab, n: u64, address: Ipv6Addr) -> ReplyView {
-    net.netns("cli")
-        .run(move || {
-            let index = xdhcp6_datapath::interface_index(CLIENT_IF).unwrap();
-            let socket = UdpSocket::bind("[::]:546").unwrap();
-            socket
-                .set_read_timeout(Some(Duration::from_millis(700)))
-                .unwrap();
-            let servers = SocketAddrV6::new("ff02::1:2".parse().unwrap(), 547, 0, index);
-            let mut client = Client::new(n);
-            client.xid = 0x00ab_cd00 | n as u32;
-            let message = client.renew(SERVER_DUID).ia_na(1, &[address]).encode();
-            for _ in 0..3 {
-                socket.send_to(&message, servers).unwrap();
-                let mut buf = [0u8; 1500];
-                while let Ok((len, _)) = socket.recv_from(&mut buf) {
-                    let reply = ReplyView::parse(&buf[..len], Destination::Client);
-                    if reply.msg_type == MessageType::Reply && reply.xid == client.xid {
-                        return Some(reply);
-                    }
-                }
-            }
-            None
-        })
-        .unwrap()
-        .unwrap_or_else(|| panic!("no Reply to the Renew\n{}", net.daemon_log()))
+    common::ask(
+        net,
+        CLIENT_IF,
+        n,
+        0x00ab_cd00 | n as u32,
+        |client| client.renew(SERVER_DUID).ia_na(1, &[address]).encode(),
+        MessageType::Reply,
+    )
+    .unwrap_or_else(|| panic!("no Reply to the Renew\n{}", net.daemon_log()))
 }
 
 #[test]

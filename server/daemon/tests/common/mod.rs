@@ -89,6 +89,48 @@ pub fn exchange(net: &Lab, client_if: &str, n: u64) -> Exchange {
         .unwrap()
 }
 
+/// Client `n` sends `build`'s message from the `cli` namespace on `client_if` to the servers,
+/// with transaction id `xid`, and waits for a reply of `expect` to that id: three tries, 700 ms
+/// each (the same message again, as a client retransmits).
+pub fn ask(
+    net: &Lab,
+    client_if: &str,
+    n: u64,
+    xid: u32,
+    build: impl FnOnce(&Client) -> Vec<u8> + Send,
+    expect: MessageType,
+) -> Option<ReplyView> {
+    let client_if = client_if.to_owned();
+    net.netns("cli")
+        .run(move || {
+            let index = xdhcp6_datapath::interface_index(&client_if).unwrap();
+            let socket = UdpSocket::bind("[::]:546").unwrap();
+            socket
+                .set_read_timeout(Some(Duration::from_millis(700)))
+                .unwrap();
+            let servers = SocketAddrV6::new("ff02::1:2".parse().unwrap(), 547, 0, index);
+            let mut client = Client::new(n);
+            client.xid = xid & 0x00ff_ffff;
+            let message = build(&client);
+            for _ in 0..3 {
+                socket.send_to(&message, servers).unwrap();
+                let mut buf = [0u8; 1500];
+                let deadline = Instant::now() + Duration::from_millis(700);
+                while Instant::now() < deadline {
+                    let Ok((len, _)) = socket.recv_from(&mut buf) else {
+                        break;
+                    };
+                    let reply = ReplyView::parse(&buf[..len], Destination::Client);
+                    if reply.msg_type == expect && reply.xid == client.xid {
+                        return Some(reply);
+                    }
+                }
+            }
+            None
+        })
+        .unwrap()
+}
+
 /// A fresh, empty directory for one test, removed when the test ends.
 pub struct Scratch(pub PathBuf);
 
