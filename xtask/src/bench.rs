@@ -17,6 +17,7 @@
 //! medians (`rounds`). `--avalanche N` runs the avalanche scenario instead (`avalanche`).
 
 mod avalanche;
+mod latency;
 mod rounds;
 mod skew;
 
@@ -144,6 +145,16 @@ pub struct Options {
     /// The generator's own cap on messages per second during an avalanche (0: none).
     #[arg(long, value_name = "RATE", default_value_t = 0.0)]
     avalanche_max_rate: f64,
+    /// Instead of the ramps: latency at this one offered rate (flows/s), per round the
+    /// ceiling and xdhcp6d over AF_XDP with `--durability batch` and with `always`, each for
+    /// --step-seconds; a table of p50/p99 with median and range over the
+    /// rounds (`latency.md`, `latency.json`).
+    #[arg(long, value_name = "RATE")]
+    latency: Option<f64>,
+    /// With --latency: also run this xdhcp6d binary (an earlier build) with `--durability
+    /// always` in every round, as "baseline", so that before and after share one run.
+    #[arg(long, value_name = "PATH", requires = "latency")]
+    latency_baseline: Option<PathBuf>,
 }
 
 impl Options {
@@ -343,6 +354,9 @@ pub fn run(options: &Options) -> Result<()> {
     if let Some(relays) = options.relay_skew {
         return skew::run(&lab, relays);
     }
+    if let Some(rate) = options.latency {
+        return latency::run(&lab, rate);
+    }
 
     let targets: Vec<Target> = TARGETS
         .into_iter()
@@ -465,6 +479,11 @@ struct Lab<'a> {
     server_mac: String,
     /// The generator's --relays (--relays, except while a relay-skew run changes it).
     relays: std::cell::Cell<u32>,
+    /// xdhcp6d's --durability (--durability, except while a latency run changes it).
+    durability: std::cell::Cell<Option<&'static str>>,
+    /// The xdhcp6d binary to start (the release build's, except while a latency run
+    /// measures a baseline).
+    xdhcp6d: std::cell::Cell<Option<&'a Path>>,
 }
 
 impl<'a> Lab<'a> {
@@ -493,6 +512,8 @@ impl<'a> Lab<'a> {
             options,
             server_mac,
             relays: std::cell::Cell::new(options.relays),
+            durability: std::cell::Cell::new(None),
+            xdhcp6d: std::cell::Cell::new(None),
         })
     }
 
@@ -543,7 +564,11 @@ impl<'a> Lab<'a> {
                 command
                     .current_dir(&self.work)
                     .args(["-c", &allowed])
-                    .arg(self.release.join("xdhcp6d"))
+                    .arg(
+                        self.xdhcp6d
+                            .get()
+                            .map_or_else(|| self.release.join("xdhcp6d"), Path::to_path_buf),
+                    )
                     .arg("run")
                     .arg("--config")
                     .arg(&config)
@@ -557,7 +582,10 @@ impl<'a> Lab<'a> {
                             .into_iter()
                             .flatten(),
                     )
-                    .args(["--durability", &self.options.durability])
+                    .args([
+                        "--durability",
+                        self.durability.get().unwrap_or(&self.options.durability),
+                    ])
                     .arg("--journal")
                     .arg(&journal)
                     .arg("--control")
