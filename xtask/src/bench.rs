@@ -154,7 +154,7 @@ pub struct Options {
     /// With --latency: also run this xdhcp6d binary (an earlier build) with `--durability
     /// always` in every round, as "baseline", so that before and after share one run.
     #[arg(long, value_name = "PATH", requires = "latency")]
-    latency_baseline: Option<PathBuf>,
+    latency_baseline: Option<Box<Path>>,
 }
 
 impl Options {

@@ -51,7 +51,7 @@ struct Point {
 
 pub(super) fn run(lab: &Lab<'_>, rate: f64) -> Result<()> {
     let options = lab.options;
-    if !(rate > 0.0) {
+    if !rate.is_finite() || rate <= 0.0 {
         bail!("--latency {rate}: expected a positive rate (flows/s)");
     }
     let mut points: Vec<Point> = Vec::new();
