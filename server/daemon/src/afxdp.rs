@@ -315,8 +315,14 @@ impl XskWorker {
             }
             if self.poll_with(&mut respond, on_batch, events, stats) == 0 {
                 if self.oldest_mark().is_some() {
-                    // Nothing arrived: wait for the journal instead of spinning.
-                    self.wait_for_oldest(events, stats);
+                    // Nothing arrived: sleep until the journal syncs or a request comes.
+                    let timeout = if self.queue.in_tx() > 0 {
+                        1
+                    } else {
+                        idle_timeout
+                    };
+                    let timeout = self.delayed.timeout_ms(Instant::now(), timeout);
+                    self.sleep_for_journal(events, stats, timeout);
                     continue;
                 }
                 // Transmit completions are reclaimed on the next turn; do not sleep long
@@ -548,6 +554,35 @@ impl XskWorker {
                 xsk.rx_fill_ring_empty_descs,
                 xsk.tx_ring_empty_descs,
             ]);
+        }
+    }
+
+    /// With replies held and nothing received: sleeps until the oldest held reply's mark is
+    /// durable, a request arrives (on the socket or handed over) or `timeout_ms` passes, so
+    /// that requests arriving during a sync are handled while it runs and ride the next one
+    /// ([`Events::sleep_until`]). Where the sink cannot sleep so, blocks on the journal.
+    fn sleep_for_journal<E: Events>(
+        &mut self,
+        events: &mut E,
+        stats: &WorkerStats,
+        timeout_ms: i32,
+    ) {
+        let Some(mark) = self.oldest_mark() else {
+            return;
+        };
+        let socket = self.queue.socket().as_fd();
+        let slept = match &self.handoff {
+            Some(handoff) => {
+                let mut slept = true;
+                handoff.sleep_beside(|inbox| {
+                    slept = events.sleep_until(mark, &[socket, inbox], timeout_ms);
+                });
+                slept
+            }
+            None => events.sleep_until(mark, &[socket], timeout_ms),
+        };
+        if !slept {
+            self.wait_for_oldest(events, stats);
         }
     }
 
