@@ -30,12 +30,14 @@
 //! The worker does not wait for each batch: it takes the journal's mark after handling a batch,
 //! holds the batch's reply frames, and goes on with the next batch; each turn sends the held
 //! replies whose mark is durable ([`Events::barrier`]). One sync then covers every batch that
-//! arrived while the previous one ran. The worker blocks on the journal only when nothing
-//! arrives or when the replies held use every frame the fill ring does not need
-//! ([`held_limit`]; with the server's UMEM, [`SERVER_FRAMES`], that is a sync of about 100 ms
-//! at 120,000 replies/s). The marks come from the same sink the engine emits the lease events
-//! into (the journal's [`crate::journal::JournalSink`]): the event path is engine → journal,
-//! with no handler in between.
+//! arrived while the previous one ran. With nothing received it sleeps in `poll(2)` on its
+//! socket and the journal's wakeup ([`Events::sleep_until`]), so that requests arriving during
+//! a sync are handled while it runs and the held replies leave as soon as it ends. The worker
+//! blocks on the journal only when the replies held use every frame the fill ring does not
+//! need ([`held_limit`]; with the server's UMEM, [`SERVER_FRAMES`], that is a sync of about
+//! 100 ms at 120,000 replies/s). The marks come from the same sink the engine emits the lease
+//! events into (the journal's [`crate::journal::JournalSink`]): the event path is engine →
+//! journal, with no handler in between.
 //!
 //! With [`Spread::Auto`] and several queues, the workers of an interface spread requests by
 //! client ([`crate::handoff`]): a received frame another worker owns is copied into that
