@@ -18,6 +18,7 @@
 //! of the medians (`rounds`). `--avalanche N` runs the avalanche scenario instead (`avalanche`).
 
 mod avalanche;
+mod latency;
 mod rounds;
 mod skew;
 
@@ -153,6 +154,16 @@ pub struct Options {
     /// The generator's own cap on messages per second during an avalanche (0: none).
     #[arg(long, value_name = "RATE", default_value_t = 0.0)]
     avalanche_max_rate: f64,
+    /// Instead of the ramps: latency at this one offered rate (flows/s), per round the
+    /// ceiling and xdhcp6d over AF_XDP with `--durability batch` and with `always`, each for
+    /// --step-seconds; a table of p50/p99 with median and range over the
+    /// rounds (`latency.md`, `latency.json`).
+    #[arg(long, value_name = "RATE")]
+    latency: Option<f64>,
+    /// With --latency: also run this xdhcp6d binary (an earlier build) with `--durability
+    /// always` in every round, as "baseline", so that before and after share one run.
+    #[arg(long, value_name = "PATH", requires = "latency")]
+    latency_baseline: Option<Box<Path>>,
 }
 
 impl Options {
@@ -355,6 +366,9 @@ pub fn run(options: &Options) -> Result<()> {
     if let Some(relays) = options.relay_skew {
         return skew::run(&lab, relays);
     }
+    if let Some(rate) = options.latency {
+        return latency::run(&lab, rate);
+    }
 
     let targets: Vec<Target> = TARGETS
         .into_iter()
@@ -480,6 +494,11 @@ struct Lab<'a> {
     relays: std::cell::Cell<u32>,
     /// The running server's process id, whose CPU time the generator records per step.
     server_pid: std::cell::Cell<Option<u32>>,
+    /// xdhcp6d's --durability (--durability, except while a latency run changes it).
+    durability: std::cell::Cell<Option<&'static str>>,
+    /// The xdhcp6d binary to start (the release build's, except while a latency run
+    /// measures a baseline).
+    xdhcp6d: std::cell::Cell<Option<&'a Path>>,
 }
 
 impl<'a> Lab<'a> {
@@ -509,6 +528,8 @@ impl<'a> Lab<'a> {
             server_mac,
             relays: std::cell::Cell::new(options.relays),
             server_pid: std::cell::Cell::new(None),
+            durability: std::cell::Cell::new(None),
+            xdhcp6d: std::cell::Cell::new(None),
         })
     }
 
@@ -559,7 +580,11 @@ impl<'a> Lab<'a> {
                 command
                     .current_dir(&self.work)
                     .args(["-c", &allowed])
-                    .arg(self.release.join("xdhcp6d"))
+                    .arg(
+                        self.xdhcp6d
+                            .get()
+                            .map_or_else(|| self.release.join("xdhcp6d"), Path::to_path_buf),
+                    )
                     .arg("run")
                     .arg("--config")
                     .arg(&config)
@@ -573,7 +598,10 @@ impl<'a> Lab<'a> {
                             .into_iter()
                             .flatten(),
                     )
-                    .args(["--durability", &self.options.durability])
+                    .args([
+                        "--durability",
+                        self.durability.get().unwrap_or(&self.options.durability),
+                    ])
                     .arg("--journal")
                     .arg(&journal)
                     .arg("--control")

@@ -53,7 +53,7 @@ enum Task {
     /// generator: the link's ceiling (an AF_XDP bounce program), xdhcp6d over AF_XDP, xdhcp6d
     /// over UDP and Kea; prints one side-by-side table and writes JSON and an SVG plot under
     /// target/xtask-bench/.
-    Bench(bench::Options),
+    Bench(Box<bench::Options>),
     /// Build, then run the RFC 6853 split-prefix pair (examples/split-a.toml and -b) on the
     /// UDP datapath with 100,000 emulated clients that keep their leases, SIGKILL the
     /// Preference-255 server once every client has renewed, and compare how many clients

@@ -36,12 +36,14 @@
 //! The worker does not wait for each batch: it takes the journal's mark after handling a batch,
 //! holds the batch's reply frames, and goes on with the next batch; each turn sends the held
 //! replies whose mark is durable ([`Events::barrier`]). One sync then covers every batch that
-//! arrived while the previous one ran. The worker blocks on the journal only when nothing
-//! arrives or when the replies held use every frame the fill ring does not need
-//! ([`held_limit`]; with the server's UMEM, [`SERVER_FRAMES`], that is a sync of about 100 ms
-//! at 120,000 replies/s). The marks come from the same sink the engine emits the lease events
-//! into (the journal's [`crate::journal::JournalSink`]): the event path is engine → journal,
-//! with no handler in between.
+//! arrived while the previous one ran. With nothing received it sleeps in `poll(2)` on its
+//! socket and the journal's wakeup ([`Events::sleep_until`]), so that requests arriving during
+//! a sync are handled while it runs and the held replies leave as soon as it ends. The worker
+//! blocks on the journal only when the replies held use every frame the fill ring does not
+//! need ([`held_limit`]; with the server's UMEM, [`SERVER_FRAMES`], that is a sync of about
+//! 100 ms at 120,000 replies/s). The marks come from the same sink the engine emits the lease
+//! events into (the journal's [`crate::journal::JournalSink`]): the event path is engine →
+//! journal, with no handler in between.
 //!
 //! With [`Spread::Auto`] and several queues, the workers of an interface spread requests by
 //! client ([`crate::handoff`]): a received frame another worker owns is copied into that
@@ -325,8 +327,14 @@ impl XskWorker {
             }
             if self.poll_with(&mut respond, on_batch, events, stats) == 0 {
                 if self.oldest_mark().is_some() {
-                    // Nothing arrived: wait for the journal instead of spinning.
-                    self.wait_for_oldest(events, stats);
+                    // Nothing arrived: sleep until the journal syncs or a request comes.
+                    let timeout = if self.queue.in_tx() > 0 {
+                        1
+                    } else {
+                        idle_timeout
+                    };
+                    let timeout = self.delayed.timeout_ms(Instant::now(), timeout);
+                    self.sleep_for_journal(events, stats, timeout);
                     continue;
                 }
                 // Transmit completions are reclaimed on the next turn; do not sleep long
@@ -540,6 +548,35 @@ impl XskWorker {
                 xsk.rx_fill_ring_empty_descs,
                 xsk.tx_ring_empty_descs,
             ]);
+        }
+    }
+
+    /// With replies held and nothing received: sleeps until the oldest held reply's mark is
+    /// durable, a request arrives (on the socket or handed over) or `timeout_ms` passes, so
+    /// that requests arriving during a sync are handled while it runs and ride the next one
+    /// ([`Events::sleep_until`]). Where the sink cannot sleep so, blocks on the journal.
+    fn sleep_for_journal<E: Events>(
+        &mut self,
+        events: &mut E,
+        stats: &WorkerStats,
+        timeout_ms: i32,
+    ) {
+        let Some(mark) = self.oldest_mark() else {
+            return;
+        };
+        let socket = self.queue.socket().as_fd();
+        let slept = match &self.handoff {
+            Some(handoff) => {
+                let mut slept = true;
+                handoff.sleep_beside(|inbox| {
+                    slept = events.sleep_until(mark, &[socket, inbox], timeout_ms);
+                });
+                slept
+            }
+            None => events.sleep_until(mark, &[socket], timeout_ms),
+        };
+        if !slept {
+            self.wait_for_oldest(events, stats);
         }
     }
 

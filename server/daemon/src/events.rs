@@ -9,6 +9,8 @@
 //! goes on with the next batches and sends each batch's replies once
 //! [`Events::barrier`] says its mark is durable, so that one sync covers many batches.
 
+use std::os::fd::BorrowedFd;
+
 use xdhcp6_engine::proto::MessageType;
 use xdhcp6_engine::table::EventSink;
 
@@ -34,6 +36,16 @@ pub trait Events: EventSink + Send + 'static {
     fn wait(&mut self, mark: u64) -> bool {
         let _ = mark;
         true
+    }
+
+    /// Sleeps until the events up to `mark` are durable or cannot be made so, until one of
+    /// `beside` (the worker's socket, its hand-off inbox) is readable, or until `timeout_ms`
+    /// passes, so that a worker holding replies goes on taking requests while the journal
+    /// syncs. Returns false when the sink cannot sleep beside descriptors: the caller then
+    /// blocks in [`Events::wait`].
+    fn sleep_until(&mut self, mark: u64, beside: &[BorrowedFd<'_>], timeout_ms: i32) -> bool {
+        let _ = (mark, beside, timeout_ms);
+        false
     }
 
     /// Whether new events can be made durable at the moment. While they cannot (the journal's

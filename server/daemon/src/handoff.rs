@@ -345,6 +345,19 @@ impl Handoff {
         inbox.sleeping.store(false, Ordering::Relaxed);
     }
 
+    /// Runs `sleep` with the descriptor that becomes readable when something is handed to
+    /// this worker, marked as sleeping meanwhile; does not run it when something waits already.
+    pub fn sleep_beside(&self, sleep: impl FnOnce(BorrowedFd<'_>)) {
+        let inbox = self.inbox();
+        inbox.sleeping.store(true, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        if inbox.queue.is_empty() {
+            sleep(inbox.wakeup.as_fd());
+            inbox.wakeup.clear();
+        }
+        inbox.sleeping.store(false, Ordering::Relaxed);
+    }
+
     fn inbox(&self) -> &Inbox {
         &self.group.inboxes[self.me]
     }

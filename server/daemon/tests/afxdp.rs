@@ -10,7 +10,7 @@ use std::{
     io,
     mem::{size_of, zeroed},
     net::Ipv6Addr,
-    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+    os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd},
     ptr,
     sync::{
         Arc,
@@ -46,6 +46,7 @@ use xdhcp6d::{
 mod veth;
 
 use veth::{VethPair, if_index, load, send_frame};
+use xdhcp6_datapath::wake::{Wakeup, wait_any};
 use xdhcp6_lab::fixtures;
 
 /// Solicit, transaction 0x123456, with an Elapsed Time option.
@@ -659,6 +660,95 @@ fn replies_wait_for_the_durability_barrier_and_are_dropped_when_it_fails() {
 
 #[test]
 #[ignore = "needs root and the eBPF object; run by cargo xtask test"]
+fn a_worker_holding_replies_takes_requests_during_the_sync_and_wakes_when_it_ends() {
+    let pair = VethPair::new();
+    pair.run_in_namespace(|| {
+        let mut steering = load();
+        steering
+            .attach(VethPair::SERVER, AttachMode::Native)
+            .unwrap();
+        let interface = InterfaceInfo::query(VethPair::SERVER, None).unwrap();
+        // An idle timeout longer than the client waits for a reply: a held reply that leaves
+        // in time was released by the journal's wakeup, not by the worker's timeout.
+        let config = XskConfig {
+            idle_timeout_ms: 5_000,
+            ..copy_config()
+        };
+        let socket = XskSocket::bind(&interface, 0, &config).unwrap();
+        afxdp::register(&mut steering, &socket).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let journal = Arc::new(FakeJournal::default());
+        let wakeup = Arc::new(Wakeup::new().unwrap());
+        let stats = Arc::new(WorkerStats::default());
+        let worker = {
+            let (interface, stop, stats) =
+                (interface.clone(), Arc::clone(&stop), Arc::clone(&stats));
+            let mut events = Waking(Barriered(Arc::clone(&journal)), Arc::clone(&wakeup));
+            let issue = Arc::clone(&journal);
+            let counts = Arc::clone(&stats);
+            let respond = move |request: &[u8], _: &FrameMeta, reply: &mut [u8], _: &mut Waking| {
+                issue.issued.fetch_add(1, Ordering::Relaxed);
+                echo(request, reply, &counts)
+            };
+            thread::spawn(move || {
+                afxdp::run_queue(
+                    socket,
+                    &interface,
+                    Some(0),
+                    respond,
+                    &mut events,
+                    &stop,
+                    &stats,
+                )
+            })
+        };
+        let client = PacketSocket::new(VethPair::CLIENT).unwrap();
+
+        // The first request's reply waits for mark 1; meanwhile (the sync still running) the
+        // worker takes the second, which a worker blocked on the journal would not.
+        let requests: Vec<Frame> = (1..=2).map(|i| solicit(&[], i)).collect();
+        for (i, request) in requests.iter().enumerate() {
+            client.send(request.bytes()).unwrap();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while journal.issued.load(Ordering::Relaxed) < i as u64 + 1 {
+                assert!(
+                    Instant::now() < deadline,
+                    "the worker did not take request {i} while a reply was held"
+                );
+                thread::sleep(Duration::from_millis(5));
+            }
+        }
+        assert!(
+            client.receive_reply().is_none(),
+            "a reply left before its barrier"
+        );
+        // Mark 1 is durable: the wakeup sends the first reply, and only it.
+        journal.durable.store(1, Ordering::SeqCst);
+        wakeup.notify();
+        let reply = client
+            .receive_reply()
+            .expect("the wakeup did not release the reply");
+        check_reply(&reply, &requests[0], &interface);
+        assert!(
+            client.receive_reply().is_none(),
+            "the second left before its barrier"
+        );
+        journal.durable.store(2, Ordering::SeqCst);
+        wakeup.notify();
+        let reply = client
+            .receive_reply()
+            .expect("the wakeup did not release the reply");
+        check_reply(&reply, &requests[1], &interface);
+
+        stop.store(true, Ordering::Relaxed);
+        let worker = worker.join().unwrap().unwrap();
+        assert!(worker.audit().is_complete(), "{:?}", worker.audit());
+        assert_eq!(stats.send_failures.load(Ordering::Relaxed), 0);
+    });
+}
+
+#[test]
+#[ignore = "needs root and the eBPF object; run by cargo xtask test"]
 fn while_the_journal_cannot_write_no_solicit_reaches_the_engine_over_af_xdp() {
     let pair = VethPair::new();
     pair.run_in_namespace(|| {
@@ -868,6 +958,49 @@ impl Events for Barriered {
 
     fn persisting(&self) -> bool {
         !self.0.stalled.load(Ordering::Relaxed)
+    }
+}
+
+/// [`Barriered`] whose worker sleeps beside its socket until the test makes a mark durable and
+/// notifies the wakeup, as the journal's writer does; its `wait` blocks like a real journal's.
+struct Waking(Barriered, Arc<Wakeup>);
+
+impl EventSink for Waking {
+    fn emit(&mut self, _: LeaseEvent) {}
+}
+
+impl Events for Waking {
+    fn settle(&mut self) -> bool {
+        let mark = self.mark();
+        self.wait(mark)
+    }
+
+    fn mark(&self) -> u64 {
+        self.0.mark()
+    }
+
+    fn barrier(&self, mark: u64) -> Barrier {
+        self.0.barrier(mark)
+    }
+
+    fn wait(&mut self, mark: u64) -> bool {
+        loop {
+            match self.barrier(mark) {
+                Barrier::Ready => return true,
+                Barrier::Failed => return false,
+                Barrier::Pending => thread::sleep(Duration::from_millis(1)),
+            }
+        }
+    }
+
+    fn sleep_until(&mut self, mark: u64, beside: &[BorrowedFd<'_>], timeout_ms: i32) -> bool {
+        if self.barrier(mark) == Barrier::Pending {
+            let mut fds = vec![self.1.as_fd()];
+            fds.extend_from_slice(beside);
+            wait_any(&fds, timeout_ms);
+        }
+        self.1.clear();
+        true
     }
 }
 

@@ -81,6 +81,27 @@ pub fn wait_either(first: BorrowedFd<'_>, second: BorrowedFd<'_>, timeout_ms: i3
     ready > 0 && polls[1].revents & libc::POLLIN != 0
 }
 
+/// Sleeps in `poll(2)` until one of `fds` (at most [`WAIT_ANY_MAX`]) is readable or
+/// `timeout_ms` passes; returns whether one is (false on timeout, error or signal). Extra
+/// descriptors past the limit are not watched.
+pub fn wait_any(fds: &[BorrowedFd<'_>], timeout_ms: i32) -> bool {
+    let mut polls = [libc::pollfd {
+        fd: -1,
+        events: libc::POLLIN,
+        revents: 0,
+    }; WAIT_ANY_MAX];
+    let count = fds.len().min(WAIT_ANY_MAX);
+    for (poll, fd) in polls.iter_mut().zip(fds) {
+        poll.fd = fd.as_raw_fd();
+    }
+    // Safety: `count` valid pollfds for the duration of the call.
+    let ready = unsafe { libc::poll(polls.as_mut_ptr(), count as libc::nfds_t, timeout_ms) };
+    ready > 0
+}
+
+/// The most descriptors [`wait_any`] watches.
+pub const WAIT_ANY_MAX: usize = 4;
+
 #[cfg(test)]
 mod tests {
     use std::{sync::Arc, thread, time::Duration, time::Instant};
@@ -106,5 +127,19 @@ mod tests {
         assert!(!wait_either(idle.as_fd(), wakeup.as_fd(), 0));
         // Clearing what is not readable does nothing.
         wakeup.clear();
+    }
+
+    #[test]
+    fn any_of_three_wakes_a_waiter() {
+        let fds: Vec<Wakeup> = (0..3).map(|_| Wakeup::new().unwrap()).collect();
+        let borrowed: Vec<BorrowedFd<'_>> = fds.iter().map(AsFd::as_fd).collect();
+        assert!(!wait_any(&borrowed, 10));
+        fds[2].notify();
+        assert!(wait_any(&borrowed, 10_000));
+        fds[2].clear();
+        fds[0].notify();
+        assert!(wait_any(&borrowed, 10_000));
+        fds[0].clear();
+        assert!(!wait_any(&borrowed, 0));
     }
 }

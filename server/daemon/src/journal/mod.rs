@@ -43,12 +43,14 @@ pub mod format;
 mod held;
 mod lanes;
 mod replay;
+mod wakeup;
 mod writer;
 
 use std::collections::HashMap;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
+use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -65,6 +67,7 @@ pub use self::format::{HEADER_LEN, Link, MAGIC, VERSION};
 use self::lanes::{Control, LANE_HEADER, LaneSender, LaneStats, Merge};
 pub use self::lanes::{LANE_CAPACITY, LaneWaits};
 pub use self::replay::{Replay, Unplaced, read_journal, replay_bytes};
+use self::wakeup::{DurableWaiter, Waiters};
 use self::writer::JournalWriter;
 use crate::events::{Barrier, Events};
 
@@ -507,6 +510,7 @@ impl Journal {
             writer_idle: AtomicBool::new(false),
             held: Mutex::new(held),
             compaction_io_priority: Mutex::new(None),
+            waiters: Waiters::default(),
         });
         let writer = JournalWriter::new(
             Arc::clone(&shared),
@@ -563,6 +567,7 @@ impl Journal {
             links: self.shared.links.load_full(),
             links_version,
             last_seq: 0,
+            waiter: None,
         }
     }
 
@@ -713,6 +718,9 @@ pub struct JournalSink {
     links: Arc<LinkNames>,
     links_version: u64,
     last_seq: u64,
+    /// Wakes the worker sleeping beside its socket when a mark becomes durable
+    /// ([`Events::sleep_until`]; made on first use).
+    waiter: Option<Arc<DurableWaiter>>,
 }
 
 impl fmt::Debug for JournalSink {
@@ -812,6 +820,26 @@ impl Events for JournalSink {
         self.shared.wait_durable(mark).is_ok()
     }
 
+    fn sleep_until(&mut self, mark: u64, beside: &[BorrowedFd<'_>], timeout_ms: i32) -> bool {
+        if self.waiter.is_none() {
+            match self.shared.waiters.register() {
+                Ok(waiter) => self.waiter = Some(waiter),
+                Err(error) => {
+                    tracing::warn!(%error, "no eventfd for the journal's wakeup; workers block on it instead");
+                    return false;
+                }
+            }
+        }
+        let Some(waiter) = &self.waiter else {
+            return false;
+        };
+        let shared = &*self.shared;
+        waiter.sleep(beside, timeout_ms, || {
+            shared.is_durable(mark) || shared.has_failed()
+        });
+        true
+    }
+
     fn persisting(&self) -> bool {
         !self.shared.has_failed()
     }
@@ -854,6 +882,8 @@ struct Shared {
     /// Leases on links the configuration lacks: every snapshot writes them again, a reload
     /// that adds their link takes them out ([`Journal::take_placed`]).
     held: Mutex<held::Held>,
+    /// Workers sleeping beside their sockets until a mark is durable.
+    waiters: Waiters,
 }
 
 impl Shared {
@@ -908,6 +938,7 @@ impl Shared {
         // Taking the lock orders this with a waiter between its check and its wait.
         drop(lock(&self.durable_lock));
         self.durable_changed.notify_all();
+        self.waiters.wake();
     }
 
     fn fail(&self) {
@@ -915,6 +946,7 @@ impl Shared {
         self.write_failures.fetch_add(1, Ordering::AcqRel);
         drop(lock(&self.durable_lock));
         self.durable_changed.notify_all();
+        self.waiters.wake();
     }
 
     fn recover(&self) {
