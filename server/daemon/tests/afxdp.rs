@@ -589,46 +589,21 @@ fn replies_wait_for_the_durability_barrier_and_are_dropped_when_it_fails() {
         let stop = Arc::new(AtomicBool::new(false));
         let journal = Arc::new(FakeJournal::default());
         let stats = Arc::new(WorkerStats::default());
-        let worker = {
-            let (interface, stop, stats) =
-                (interface.clone(), Arc::clone(&stop), Arc::clone(&stats));
-            let mut events = Barriered(Arc::clone(&journal));
-            // Each handled request issues the next mark.
-            let issue = Arc::clone(&journal);
-            let counts = Arc::clone(&stats);
-            let respond =
-                move |request: &[u8], _: &FrameMeta, reply: &mut [u8], _: &mut Barriered| {
-                    issue.issued.fetch_add(1, Ordering::Relaxed);
-                    echo(request, reply, &counts)
-                };
-            thread::spawn(move || {
-                afxdp::run_queue(
-                    socket,
-                    &interface,
-                    Some(0),
-                    respond,
-                    &mut events,
-                    &stop,
-                    &stats,
-                )
-            })
-        };
+        // Each handled request issues the next mark.
+        let worker = spawn_counting_echo(
+            socket,
+            &interface,
+            Barriered(Arc::clone(&journal)),
+            &journal,
+            &stop,
+            &stats,
+        );
         let client = PacketSocket::new(VethPair::CLIENT).unwrap();
 
         // Handled one at a time (so each is a batch of its own, marks 1, 2 and 3) but not
         // durable: nothing leaves.
         let requests: Vec<Frame> = (1..=3).map(|i| solicit(&[], i)).collect();
-        for (i, request) in requests.iter().enumerate() {
-            client.send(request.bytes()).unwrap();
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while journal.issued.load(Ordering::Relaxed) < i as u64 + 1 {
-                assert!(
-                    Instant::now() < deadline,
-                    "the worker did not handle request {i}"
-                );
-                thread::sleep(Duration::from_millis(5));
-            }
-        }
+        send_one_by_one(&client, &journal, &requests);
         assert!(
             client.receive_reply().is_none(),
             "a reply left before its barrier"
@@ -680,44 +655,20 @@ fn a_worker_holding_replies_takes_requests_during_the_sync_and_wakes_when_it_end
         let journal = Arc::new(FakeJournal::default());
         let wakeup = Arc::new(Wakeup::new().unwrap());
         let stats = Arc::new(WorkerStats::default());
-        let worker = {
-            let (interface, stop, stats) =
-                (interface.clone(), Arc::clone(&stop), Arc::clone(&stats));
-            let mut events = Waking(Barriered(Arc::clone(&journal)), Arc::clone(&wakeup));
-            let issue = Arc::clone(&journal);
-            let counts = Arc::clone(&stats);
-            let respond = move |request: &[u8], _: &FrameMeta, reply: &mut [u8], _: &mut Waking| {
-                issue.issued.fetch_add(1, Ordering::Relaxed);
-                echo(request, reply, &counts)
-            };
-            thread::spawn(move || {
-                afxdp::run_queue(
-                    socket,
-                    &interface,
-                    Some(0),
-                    respond,
-                    &mut events,
-                    &stop,
-                    &stats,
-                )
-            })
-        };
+        let worker = spawn_counting_echo(
+            socket,
+            &interface,
+            Waking(Barriered(Arc::clone(&journal)), Arc::clone(&wakeup)),
+            &journal,
+            &stop,
+            &stats,
+        );
         let client = PacketSocket::new(VethPair::CLIENT).unwrap();
 
         // The first request's reply waits for mark 1; meanwhile (the sync still running) the
         // worker takes the second, which a worker blocked on the journal would not.
         let requests: Vec<Frame> = (1..=2).map(|i| solicit(&[], i)).collect();
-        for (i, request) in requests.iter().enumerate() {
-            client.send(request.bytes()).unwrap();
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while journal.issued.load(Ordering::Relaxed) < i as u64 + 1 {
-                assert!(
-                    Instant::now() < deadline,
-                    "the worker did not take request {i} while a reply was held"
-                );
-                thread::sleep(Duration::from_millis(5));
-            }
-        }
+        send_one_by_one(&client, &journal, &requests);
         assert!(
             client.receive_reply().is_none(),
             "a reply left before its barrier"
@@ -758,29 +709,14 @@ fn while_the_journal_cannot_write_no_solicit_reaches_the_engine_over_af_xdp() {
         journal.durable.store(u64::MAX, Ordering::Relaxed);
         journal.stalled.store(true, Ordering::Relaxed);
         let stats = Arc::new(WorkerStats::default());
-        let worker = {
-            let (interface, stop, stats) =
-                (interface.clone(), Arc::clone(&stop), Arc::clone(&stats));
-            let mut events = Barriered(Arc::clone(&journal));
-            let handled = Arc::clone(&journal);
-            let counts = Arc::clone(&stats);
-            let respond =
-                move |request: &[u8], _: &FrameMeta, reply: &mut [u8], _: &mut Barriered| {
-                    handled.issued.fetch_add(1, Ordering::Relaxed);
-                    echo(request, reply, &counts)
-                };
-            thread::spawn(move || {
-                afxdp::run_queue(
-                    socket,
-                    &interface,
-                    Some(0),
-                    respond,
-                    &mut events,
-                    &stop,
-                    &stats,
-                )
-            })
-        };
+        let worker = spawn_counting_echo(
+            socket,
+            &interface,
+            Barriered(Arc::clone(&journal)),
+            &journal,
+            &stop,
+            &stats,
+        );
         let client = PacketSocket::new(VethPair::CLIENT).unwrap();
         let dropped = || {
             let index = xdhcp6_engine::DropReason::ALL
@@ -1033,6 +969,52 @@ fn spawn_echo(socket: XskSocket, interface: &InterfaceInfo, stop: &Arc<AtomicBoo
         )
     });
     (thread, stats)
+}
+
+/// Runs a worker on queue 0 of `socket` whose responder answers with [`echo`] and counts each
+/// request it handles in `journal.issued`; `events` is its sink and durability barrier.
+fn spawn_counting_echo<E: Events>(
+    socket: XskSocket,
+    interface: &InterfaceInfo,
+    mut events: E,
+    journal: &Arc<FakeJournal>,
+    stop: &Arc<AtomicBool>,
+    stats: &Arc<WorkerStats>,
+) -> thread::JoinHandle<Result<XskWorker, afxdp::XskError>> {
+    let (interface, stop, stats) = (interface.clone(), Arc::clone(stop), Arc::clone(stats));
+    let issue = Arc::clone(journal);
+    let counts = Arc::clone(&stats);
+    let respond = move |request: &[u8], _: &FrameMeta, reply: &mut [u8], _: &mut E| {
+        issue.issued.fetch_add(1, Ordering::Relaxed);
+        echo(request, reply, &counts)
+    };
+    thread::spawn(move || {
+        afxdp::run_queue(
+            socket,
+            &interface,
+            Some(0),
+            respond,
+            &mut events,
+            &stop,
+            &stats,
+        )
+    })
+}
+
+/// Sends `requests` one at a time, each once the worker of [`spawn_counting_echo`] has handled
+/// the one before, so that each is a batch of its own (and takes a mark of its own).
+fn send_one_by_one(client: &PacketSocket, journal: &FakeJournal, requests: &[Frame]) {
+    for (i, request) in requests.iter().enumerate() {
+        client.send(request.bytes()).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while journal.issued.load(Ordering::Relaxed) < i as u64 + 1 {
+            assert!(
+                Instant::now() < deadline,
+                "the worker did not handle request {i}"
+            );
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
 }
 
 /// Answers `request` with itself as an Advertise, counting both as the engine's handler does.
