@@ -9,10 +9,10 @@
 
 mod common;
 
-use std::net::{Ipv6Addr, SocketAddrV6, UdpSocket};
+use std::net::{Ipv6Addr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{DAEMON, DaemonOptions, Datapath, Lab, fixtures, metric_sum};
 use xdhcp6_engine::proto::MessageType;
@@ -76,22 +76,15 @@ fn ask(
     bytes: &[u8],
     expect: MessageType,
 ) -> Option<ReplyView> {
-    let servers = SocketAddrV6::new("ff02::1:2".parse().unwrap(), 547, 0, index);
-    for _ in 0..3 {
-        socket.send_to(bytes, servers).unwrap();
-        let mut buf = [0u8; 1500];
-        let deadline = Instant::now() + Duration::from_millis(1500);
-        while Instant::now() < deadline {
-            let Ok((len, _)) = socket.recv_from(&mut buf) else {
-                break;
-            };
-            let reply = ReplyView::parse(&buf[..len], Destination::Client);
-            if reply.msg_type == expect && reply.xid == client.xid {
-                return Some(reply);
-            }
-        }
-    }
-    None
+    common::ask_on(
+        socket,
+        index,
+        client.xid,
+        bytes,
+        expect,
+        3,
+        Duration::from_millis(1500),
+    )
 }
 
 /// What a client learnt from its binding.

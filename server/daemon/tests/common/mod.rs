@@ -46,26 +46,11 @@ pub fn exchange(net: &Lab, client_if: &str, n: u64) -> Exchange {
         .run(move || {
             let index = xdhcp6_datapath::interface_index(&client_if).unwrap();
             let socket = UdpSocket::bind("[::]:546").unwrap();
-            socket
-                .set_read_timeout(Some(Duration::from_millis(700)))
-                .unwrap();
-            let servers = SocketAddrV6::new("ff02::1:2".parse().unwrap(), 547, 0, index);
+            socket.set_read_timeout(Some(ONE_WAIT)).unwrap();
             let mut client = Client::new(n);
             client.xid = n as u32 & 0x00ff_ffff;
-            let ask = |bytes: Vec<u8>, expect: MessageType| -> Option<ReplyView> {
-                socket.send_to(&bytes, servers).unwrap();
-                let mut buf = [0u8; 1500];
-                let deadline = Instant::now() + Duration::from_millis(700);
-                while Instant::now() < deadline {
-                    let Ok((len, _)) = socket.recv_from(&mut buf) else {
-                        break;
-                    };
-                    let reply = ReplyView::parse(&buf[..len], Destination::Client);
-                    if reply.msg_type == expect && reply.xid == client.xid {
-                        return Some(reply);
-                    }
-                }
-                None
+            let ask = |bytes: Vec<u8>, expect: MessageType| {
+                ask_on(&socket, index, client.xid, &bytes, expect, 1, ONE_WAIT)
             };
             let Some(advertise) = ask(
                 client.solicit().ia_na(1, &[]).encode(),
@@ -89,9 +74,43 @@ pub fn exchange(net: &Lab, client_if: &str, n: u64) -> Exchange {
         .unwrap()
 }
 
+/// How long a client waits for a reply to one transmission.
+const ONE_WAIT: Duration = Duration::from_millis(700);
+
+/// Sends `bytes` to All_DHCP_Relay_Agents_and_Servers through `socket` on the interface of
+/// `index`, up to `tries` times (the same message again, as a client retransmits), and after
+/// each waits up to `wait` for a reply of `expect` with transaction id `xid`. `socket`'s read
+/// timeout bounds each receive.
+pub fn ask_on(
+    socket: &UdpSocket,
+    index: u32,
+    xid: u32,
+    bytes: &[u8],
+    expect: MessageType,
+    tries: u32,
+    wait: Duration,
+) -> Option<ReplyView> {
+    let servers = SocketAddrV6::new("ff02::1:2".parse().unwrap(), 547, 0, index);
+    for _ in 0..tries {
+        socket.send_to(bytes, servers).unwrap();
+        let mut buf = [0u8; 1500];
+        let deadline = Instant::now() + wait;
+        while Instant::now() < deadline {
+            let Ok((len, _)) = socket.recv_from(&mut buf) else {
+                break;
+            };
+            let reply = ReplyView::parse(&buf[..len], Destination::Client);
+            if reply.msg_type == expect && reply.xid == xid {
+                return Some(reply);
+            }
+        }
+    }
+    None
+}
+
 /// Client `n` sends `build`'s message from the `cli` namespace on `client_if` to the servers,
 /// with transaction id `xid`, and waits for a reply of `expect` to that id: three tries, 700 ms
-/// each (the same message again, as a client retransmits).
+/// each.
 pub fn ask(
     net: &Lab,
     client_if: &str,
@@ -105,28 +124,18 @@ pub fn ask(
         .run(move || {
             let index = xdhcp6_datapath::interface_index(&client_if).unwrap();
             let socket = UdpSocket::bind("[::]:546").unwrap();
-            socket
-                .set_read_timeout(Some(Duration::from_millis(700)))
-                .unwrap();
-            let servers = SocketAddrV6::new("ff02::1:2".parse().unwrap(), 547, 0, index);
+            socket.set_read_timeout(Some(ONE_WAIT)).unwrap();
             let mut client = Client::new(n);
             client.xid = xid & 0x00ff_ffff;
-            let message = build(&client);
-            for _ in 0..3 {
-                socket.send_to(&message, servers).unwrap();
-                let mut buf = [0u8; 1500];
-                let deadline = Instant::now() + Duration::from_millis(700);
-                while Instant::now() < deadline {
-                    let Ok((len, _)) = socket.recv_from(&mut buf) else {
-                        break;
-                    };
-                    let reply = ReplyView::parse(&buf[..len], Destination::Client);
-                    if reply.msg_type == expect && reply.xid == client.xid {
-                        return Some(reply);
-                    }
-                }
-            }
-            None
+            ask_on(
+                &socket,
+                index,
+                client.xid,
+                &build(&client),
+                expect,
+                3,
+                ONE_WAIT,
+            )
         })
         .unwrap()
 }
