@@ -326,17 +326,6 @@ impl XskWorker {
                 next_statistics = Instant::now() + STATISTICS_INTERVAL;
             }
             if self.poll_with(&mut respond, on_batch, events, stats) == 0 {
-                if self.oldest_mark().is_some() {
-                    // Nothing arrived: sleep until the journal syncs or a request comes.
-                    let timeout = if self.queue.in_tx() > 0 {
-                        1
-                    } else {
-                        idle_timeout
-                    };
-                    let timeout = self.delayed.timeout_ms(Instant::now(), timeout);
-                    self.sleep_for_journal(events, stats, timeout);
-                    continue;
-                }
                 // Transmit completions are reclaimed on the next turn; do not sleep long
                 // while some are outstanding, nor past the next delayed reply.
                 let timeout = if self.queue.in_tx() > 0 {
@@ -345,7 +334,10 @@ impl XskWorker {
                     idle_timeout
                 };
                 let timeout = self.delayed.timeout_ms(Instant::now(), timeout);
-                if timeout > 0 {
+                if self.oldest_mark().is_some() {
+                    // Nothing arrived: sleep until the journal syncs or a request comes.
+                    self.sleep_for_journal(events, stats, timeout);
+                } else if timeout > 0 {
                     match &self.handoff {
                         Some(handoff) => handoff.sleep(self.queue.socket().as_fd(), timeout),
                         None => self.queue.wait(timeout),
