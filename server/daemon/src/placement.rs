@@ -145,8 +145,16 @@ mod tests {
         .unwrap();
         assert!(handle.place(&[last]).unwrap());
         // Other tests may run a listener of their own, unpinned: one thread of the name has
-        // exactly the core given.
-        let cores = cores_of_threads_named("xdhcp6-bulk-lq");
+        // exactly the core given. The new thread names itself once it runs, which may be after
+        // `place` returns, so the name is awaited.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let cores = loop {
+            let cores = cores_of_threads_named("xdhcp6-bulk-lq");
+            if cores.contains(&last.to_string()) || std::time::Instant::now() > deadline {
+                break cores;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
         assert!(cores.contains(&last.to_string()), "{cores:?}");
         drop(handle);
     }
