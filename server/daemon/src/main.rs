@@ -114,10 +114,11 @@ enum Command {
         /// time; with no other core, or without --cores, it is not pinned).
         #[arg(long, value_name = "LIST", value_parser = parse_cores)]
         journal_cores: Option<CoreList>,
-        /// Cores for the threads off the packet path: the DNS updater, the Bulk Leasequery
-        /// listener and the Reconfigure retransmissions, e.g. "0" (default: every core the
-        /// process may use except those of --cores; with no other core, or without --cores,
-        /// they are not pinned).
+        /// Cores for the threads off the packet path: the main thread, the timer, metrics and
+        /// control threads, the DNS updater, the Bulk Leasequery listener, the Reconfigure
+        /// retransmissions and, with --datapath xdp, the UDP slow path, e.g. "0" (default:
+        /// every core the process may use except those of --cores; with no other core, or
+        /// without --cores, they are not pinned).
         #[arg(long, value_name = "LIST", value_parser = parse_cores)]
         service_cores: Option<CoreList>,
         /// With --datapath xdp: auto spreads the requests of an interface with several RX

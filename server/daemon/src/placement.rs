@@ -13,7 +13,9 @@
 //! The other threads that may wake at any time are kept off the workers' cores by the same
 //! rule, on their own list (`--service-cores`): the DNS updater (`xdhcp6-ddns`), the Bulk
 //! Leasequery listener (`xdhcp6-bulk-lq`), whose answers walk the whole table, and the
-//! Reconfigure retransmissions (`xdhcp6-reconf`) ([`place`]).
+//! Reconfigure retransmissions (`xdhcp6-reconf`) ([`place`]). The main thread is placed there
+//! first, so the threads it starts without a place of their own (the timer, metrics, control
+//! and, with XDP, the UDP slow path) inherit the service cores.
 
 /// The cores for the journal writer: `explicit` when given, else `allowed` (the cores the
 /// process may use) without `workers` (the datapath workers' cores). Empty: leave the writer
@@ -47,7 +49,7 @@ pub fn place<T>(thread: &std::thread::JoinHandle<T>, cores: &[usize]) -> std::io
     pin_thread(thread, cores).map(|()| true)
 }
 
-pub use xdhcp6_datapath::os::{allowed_cores, pin_thread};
+pub use xdhcp6_datapath::os::{allowed_cores, pin_current_thread, pin_thread};
 
 #[cfg(test)]
 mod tests {
@@ -96,6 +98,22 @@ mod tests {
         assert_eq!(service_cores(&[4], &[2, 3], &[0, 1, 2, 3, 4]), vec![4]);
         assert!(service_cores(&[], &[], &[0, 1]).is_empty());
         assert!(service_cores(&[], &[0, 1], &[0, 1]).is_empty());
+    }
+
+    #[test]
+    fn a_pinned_thread_passes_its_cores_to_the_threads_it_starts() {
+        let allowed = allowed_cores().unwrap();
+        let last = *allowed.last().unwrap();
+        let (own, child) = std::thread::spawn(move || {
+            pin_current_thread(&[last]).unwrap();
+            let child = std::thread::spawn(|| allowed_cores().unwrap());
+            (allowed_cores().unwrap(), child.join().unwrap())
+        })
+        .join()
+        .unwrap();
+        assert_eq!(own, vec![last]);
+        assert_eq!(child, vec![last]);
+        assert!(pin_current_thread(&[]).is_err());
     }
 
     #[test]

@@ -146,6 +146,16 @@ pub fn run(options: RunOptions) -> anyhow::Result<()> {
 
 /// Runs the server until `stop` is set (by a signal handler, or a test).
 pub fn serve(options: RunOptions, stop: &AtomicBool) -> anyhow::Result<()> {
+    // The main thread, and every thread started from here that is not placed on its own (the
+    // timer, metrics, control and, with XDP, the UDP slow path), run on the service cores:
+    // they inherit the main thread's. The workers and the journal writer are placed apart.
+    let service_cores = service_cores(&options)?;
+    if !service_cores.is_empty() {
+        crate::placement::pin_current_thread(&service_cores).with_context(|| {
+            format!("--service-cores: pinning the main thread to {service_cores:?}")
+        })?;
+        tracing::info!(cores = ?service_cores, "main thread placed");
+    }
     let reservations = options.reservations_path();
     let runtime_reservations = crate::reload::read_reservations(&reservations)?;
     let config = crate::reload::load(&options.config, &reservations, &runtime_reservations)?;
@@ -215,7 +225,6 @@ pub fn serve(options: RunOptions, stop: &AtomicBool) -> anyhow::Result<()> {
 
     // DNS updates: started before the workers, so that no name is missed; stopped after
     // them (what is not done stays in `<journal>.ddns` for the next start).
-    let service_cores = service_cores(&options)?;
     let ddns = crate::ddns::Ddns::start(&config, &options.config, &options.journal)?;
     if let Some(ddns) = &ddns {
         journal.set_ddns(ddns.feed());

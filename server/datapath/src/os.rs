@@ -13,23 +13,44 @@ use std::{
 
 /// Pins the calling thread to `core`.
 pub fn pin_to_core(core: usize) -> io::Result<()> {
-    if core >= 8 * size_of::<libc::cpu_set_t>() {
+    pin_current_thread(&[core])
+}
+
+/// Restricts the calling thread to `cores` (not empty). Threads it starts afterwards inherit
+/// them.
+pub fn pin_current_thread(cores: &[usize]) -> io::Result<()> {
+    let set = cpu_set(cores)?;
+    // Safety: sched_setaffinity(0, ...) reads a set of the stated size for the calling thread.
+    let rc = unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The CPU set of `cores`: refused when empty or when a core is beyond what a set holds.
+fn cpu_set(cores: &[usize]) -> io::Result<libc::cpu_set_t> {
+    let limit = 8 * size_of::<libc::cpu_set_t>();
+    if let Some(core) = cores.iter().find(|&&core| core >= limit) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!("core {core} is out of range"),
         ));
     }
-    // Safety: all-zero is an empty CPU set; CPU_SET stays inside it (checked above), and
-    // sched_setaffinity(0, ...) reads a set of the stated size for the calling thread.
-    let rc = unsafe {
-        let mut set: libc::cpu_set_t = zeroed();
-        libc::CPU_SET(core, &mut set);
-        libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set)
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
+    if cores.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "no cores given",
+        ));
     }
-    Ok(())
+    // Safety: all-zero is an empty CPU set; CPU_SET stays inside it (checked above).
+    unsafe {
+        let mut set: libc::cpu_set_t = zeroed();
+        for &core in cores {
+            libc::CPU_SET(core, &mut set);
+        }
+        Ok(set)
+    }
 }
 
 /// The cores the calling thread may run on (at start, those of the process).
@@ -50,26 +71,10 @@ pub fn allowed_cores() -> io::Result<Vec<usize>> {
 /// Restricts `thread` to `cores` (not empty).
 pub fn pin_thread<T>(thread: &std::thread::JoinHandle<T>, cores: &[usize]) -> io::Result<()> {
     use std::os::unix::thread::JoinHandleExt;
-    let limit = 8 * size_of::<libc::cpu_set_t>();
-    if let Some(core) = cores.iter().find(|&&core| core >= limit) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("core {core} is out of range"),
-        ));
-    }
-    if cores.is_empty() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "no cores given",
-        ));
-    }
-    // Safety: all-zero is an empty CPU set; CPU_SET stays inside it (checked above), and the
-    // handle's pthread_t names a thread that has not been joined (the caller holds its handle).
+    let set = cpu_set(cores)?;
+    // Safety: the handle's pthread_t names a thread that has not been joined (the caller holds
+    // its handle), and the set is of the stated size.
     let rc = unsafe {
-        let mut set: libc::cpu_set_t = zeroed();
-        for &core in cores {
-            libc::CPU_SET(core, &mut set);
-        }
         libc::pthread_setaffinity_np(thread.as_pthread_t(), size_of::<libc::cpu_set_t>(), &set)
     };
     if rc != 0 {
