@@ -105,7 +105,8 @@ enum Command {
         /// UDP datapath worker threads, all on the one server socket.
         #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
         workers: u16,
-        /// Cores to pin the workers to, in worker order, e.g. "2,3" or "2-5" (default: unpinned).
+        /// Cores to pin the workers to, in worker order, e.g. "2,3" or "2-5" (default:
+        /// unpinned). UDP workers beyond the list run with the threads of --service-cores.
         #[arg(long, value_name = "LIST", value_parser = parse_cores)]
         cores: Option<CoreList>,
         /// Cores for the lease journal's writer thread (its write and fdatasync for every
