@@ -370,7 +370,14 @@ impl Engine {
         reply: &mut [u8],
         events: &mut impl EventSink,
     ) -> Outcome {
-        self.handle_ahead(request, cx, peer, reply, events, &Lookahead::default())
+        // A new client's Solicit or Request looks up its IA in the client index and its first
+        // candidate in the address index: prefetching both first overlaps the two misses (a
+        // Renew's record waits on its client index entry, so it gains nothing).
+        let ahead = match request.first().map(|&first| MessageType::from(first)) {
+            Some(MessageType::Solicit | MessageType::Request) => self.lookahead(request, cx),
+            _ => Lookahead::default(),
+        };
+        self.handle_ahead(request, cx, peer, reply, events, &ahead)
     }
 
     /// [`Self::handle_from`], with what [`Self::lookahead`] read of the same request: its
