@@ -965,6 +965,12 @@ impl<S: EventSink> EventSink for Tracking<'_, S> {
         self.inner.wants_records()
     }
 
+    /// The kinds that move a bitmap or a count above, and those the inner sink takes: an
+    /// offer or a renewal changes neither.
+    fn wants(&self, kind: EventKind) -> bool {
+        !matches!(kind, EventKind::Offered | EventKind::Renewed) || self.inner.wants(kind)
+    }
+
     fn name(&mut self, binding: crate::fqdn::NameBinding) {
         self.inner.name(binding);
     }
