@@ -240,6 +240,12 @@ impl<S: EventSink> EventSink for Collect<'_, S> {
         self.inner.wants_records()
     }
 
+    /// Bindings and renewals while it notes addresses, and what the inner sink takes.
+    fn wants(&self, kind: EventKind) -> bool {
+        (self.active && matches!(kind, EventKind::Bound | EventKind::Renewed))
+            || self.inner.wants(kind)
+    }
+
     fn name(&mut self, binding: NameBinding) {
         self.inner.name(binding);
     }

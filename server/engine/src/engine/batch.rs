@@ -141,11 +141,11 @@ impl Engine {
         }
     }
 
-    /// The first step of [`Self::handle_batch`]: reads which client and IA `request` is
-    /// about and prefetches the client index slots that hold it, taking no lock and changing
-    /// nothing. A message the table has nothing for (or one that cannot be read) gives an
+    /// The first step of [`Self::handle_batch`] (and of [`Self::handle_from`] for a Solicit or
+    /// Request): reads which client and IA `request` is about and prefetches the client index
+    /// slots that hold it, taking no lock and changing nothing. A message the table has nothing for (or one that cannot be read) gives an
     /// empty [`Lookahead`].
-    fn lookahead(&self, request: &[u8], cx: &Context) -> Lookahead {
+    pub(super) fn lookahead(&self, request: &[u8], cx: &Context) -> Lookahead {
         let client = match request.first().map(|&first| MessageType::from(first)) {
             Some(MessageType::RelayForw) => self.relayed_client(request),
             Some(msg_type) => cx.link.and_then(|link| {

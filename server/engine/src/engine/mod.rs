@@ -370,7 +370,14 @@ impl Engine {
         reply: &mut [u8],
         events: &mut impl EventSink,
     ) -> Outcome {
-        self.handle_ahead(request, cx, peer, reply, events, &Lookahead::default())
+        // A new client's Solicit or Request looks up its IA in the client index and its first
+        // candidate in the address index: prefetching both first overlaps the two misses (a
+        // Renew's record waits on its client index entry, so it gains nothing).
+        let ahead = match request.first().map(|&first| MessageType::from(first)) {
+            Some(MessageType::Solicit | MessageType::Request) => self.lookahead(request, cx),
+            _ => Lookahead::default(),
+        };
+        self.handle_ahead(request, cx, peer, reply, events, &ahead)
     }
 
     /// [`Self::handle_from`], with what [`Self::lookahead`] read of the same request: its
@@ -956,6 +963,12 @@ impl<S: EventSink> EventSink for Tracking<'_, S> {
     /// What this sink reads of an event is its kind and lease: the inner sink decides.
     fn wants_records(&self) -> bool {
         self.inner.wants_records()
+    }
+
+    /// The kinds that move a bitmap or a count above, and those the inner sink takes: an
+    /// offer or a renewal changes neither.
+    fn wants(&self, kind: EventKind) -> bool {
+        !matches!(kind, EventKind::Offered | EventKind::Renewed) || self.inner.wants(kind)
     }
 
     fn name(&mut self, binding: crate::fqdn::NameBinding) {

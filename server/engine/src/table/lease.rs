@@ -217,6 +217,14 @@ pub trait EventSink {
         true
     }
 
+    /// Whether this sink takes events of `kind` at all (by default it does). The table builds
+    /// and emits no event of a kind its sink turns down: a Renew answered for a sink that
+    /// discards everything ([`Discard`]) costs no event.
+    fn wants(&self, kind: EventKind) -> bool {
+        let _ = kind;
+        true
+    }
+
     /// Takes a client's name and addresses for DNS updates (links with `[link.ddns]`); by
     /// default dropped.
     fn name(&mut self, binding: crate::fqdn::NameBinding) {
@@ -238,6 +246,10 @@ impl EventSink for Discard {
     fn emit(&mut self, _event: LeaseEvent) {}
 
     fn wants_records(&self) -> bool {
+        false
+    }
+
+    fn wants(&self, _kind: EventKind) -> bool {
         false
     }
 }

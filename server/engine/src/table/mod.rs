@@ -302,14 +302,16 @@ impl LeaseTable {
             record.set(state, lifetimes, expires);
             self.relays.replace(&mut record.relay, key.relay);
             record.set_reconfigure(key.reconfigure);
-            let (event, lease) = (
-                record.event(event, now, &self.relays, sink.wants_records()),
-                record.lease(),
-            );
+            let event = sink
+                .wants(event)
+                .then(|| record.event(event, now, &self.relays, sink.wants_records()));
+            let lease = record.lease();
             if moved {
                 shard.schedule(slot as u32, expires);
             }
-            sink.emit(event);
+            if let Some(event) = event {
+                sink.emit(event);
+            }
             return Some(lease);
         }
         None
@@ -466,14 +468,16 @@ impl LeaseTable {
                 record.prefix_len = prefix_len;
                 self.relays.replace(&mut record.relay, key.relay);
                 record.set_reconfigure(key.reconfigure);
-                let (event, lease) = (
-                    record.event(event, now, &self.relays, sink.wants_records()),
-                    record.lease(),
-                );
+                let event = sink
+                    .wants(event)
+                    .then(|| record.event(event, now, &self.relays, sink.wants_records()));
+                let lease = record.lease();
                 if moved {
                     shard.schedule(slot, expires);
                 }
-                sink.emit(event);
+                if let Some(event) = event {
+                    sink.emit(event);
+                }
                 clients.insert(key.hash, loc);
                 return Ok(lease);
             }
@@ -927,6 +931,40 @@ mod tests {
         assert_eq!(renewed.record.lease.expires, 5 + LIFE.valid);
         assert!(renewed.record.duid.as_bytes().is_empty());
         assert_eq!(renewed.record.relay, None);
+    }
+
+    #[test]
+    fn a_sink_that_turns_renewals_down_gets_none_and_the_lease_is_renewed() {
+        struct NoRenewals(Vec<LeaseEvent>);
+        impl EventSink for NoRenewals {
+            fn emit(&mut self, event: LeaseEvent) {
+                self.0.push(event);
+            }
+            fn wants(&self, kind: EventKind) -> bool {
+                kind != EventKind::Renewed
+            }
+        }
+        let table = LeaseTable::with_shards(4, 1, salt());
+        let key = table.ia_key(b"renewing", 3, IaKind::Na, LinkId(0));
+        let mut sink = NoRenewals(Vec::new());
+        table
+            .claim(&key, 7, 128, ClaimAs::Bound, LIFE, 0, &mut sink)
+            .unwrap();
+        let renewed = table
+            .claim_current(&key, ClaimAs::Bound, LIFE, 5, |_| true, &mut sink)
+            .unwrap();
+        assert_eq!(renewed.expires, 5 + LIFE.valid);
+        let again = table
+            .claim(&key, 7, 128, ClaimAs::Bound, LIFE, 9, &mut sink)
+            .unwrap();
+        assert_eq!(again.expires, 9 + LIFE.valid);
+        assert_eq!(table.find_client(&key).unwrap().expires, 9 + LIFE.valid);
+        let kinds: Vec<EventKind> = sink.0.iter().map(|event| event.kind).collect();
+        assert_eq!(kinds, [EventKind::Bound]);
+        // The renewal's expiry is scheduled all the same.
+        let report = table.handle_timeout(5 + LIFE.valid, 100, &mut sink);
+        assert_eq!(report.removed, 0);
+        assert!(table.find_client(&key).is_some());
     }
 
     #[test]
