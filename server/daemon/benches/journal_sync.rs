@@ -46,9 +46,7 @@ fn main() {
         .collect();
     let appends: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(2_000);
     let rounds: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(6);
-    let base = args
-        .get(2)
-        .map_or_else(std::env::temp_dir, PathBuf::from);
+    let base = args.get(2).map_or_else(std::env::temp_dir, PathBuf::from);
     let dir = base.join(format!("xdhcp6-journal-sync-{}", std::process::id()));
     fs::create_dir_all(&dir).expect("a scratch folder");
     println!(
@@ -56,10 +54,15 @@ fn main() {
          taking turns, in {}",
         dir.display()
     );
-    let mut results: Vec<Samples> = ["raw growing", "raw preallocated", "journal growing", "journal preallocated"]
-        .into_iter()
-        .map(Samples::new)
-        .collect();
+    let mut results: Vec<Samples> = [
+        "raw growing",
+        "raw preallocated",
+        "journal growing",
+        "journal preallocated",
+    ]
+    .into_iter()
+    .map(Samples::new)
+    .collect();
     for round in 0..rounds {
         // Alternate which file goes first, too.
         let order: [usize; 2] = if round % 2 == 0 { [0, 1] } else { [1, 0] };

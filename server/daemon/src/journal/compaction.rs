@@ -230,9 +230,9 @@ impl JournalWriter {
                     prealloc,
                 )
                 .map_err(|error| match error {
-                            JournalError::Io { source, .. } => source,
-                            other => io::Error::other(other.to_string()),
-                        });
+                    JournalError::Io { source, .. } => source,
+                    other => io::Error::other(other.to_string()),
+                });
                 *lock(&shared.compacted) = Some(result);
                 shared.wake();
             });
@@ -260,9 +260,7 @@ impl JournalWriter {
                 return Err(io::Error::other("journal writer failed"));
             }
             // Into the snapshot's zero tail, where there is one: a data-only sync.
-            snapshot
-                .file
-                .write_all_at(&compaction.tail, snapshot.len)?;
+            snapshot.file.write_all_at(&compaction.tail, snapshot.len)?;
             snapshot.file.sync_data()?;
             fs::rename(&self.compact_path, &self.path)?;
             sync_dir(&self.path)?;

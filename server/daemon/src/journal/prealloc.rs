@@ -121,10 +121,8 @@ mod tests {
 
     impl Scratch {
         fn new(name: &str) -> Self {
-            let dir = std::env::temp_dir().join(format!(
-                "xdhcp6-prealloc-{name}-{}",
-                std::process::id()
-            ));
+            let dir =
+                std::env::temp_dir().join(format!("xdhcp6-prealloc-{name}-{}", std::process::id()));
             let _ = fs::remove_dir_all(&dir);
             fs::create_dir_all(&dir).unwrap();
             Self(dir)
@@ -226,7 +224,10 @@ mod tests {
         // The file is longer than its records by the zeros, written before they were used.
         assert_eq!(size(&path), HEADER_LEN + PREALLOC);
         let bytes = fs::read(&path).unwrap();
-        assert_eq!(bytes[..end as usize], fs::read(dir.0.join("starts.journal")).unwrap());
+        assert_eq!(
+            bytes[..end as usize],
+            fs::read(dir.0.join("starts.journal")).unwrap()
+        );
         assert!(bytes[end as usize..].iter().all(|&byte| byte == 0));
         let seen = read_journal(&path, &links()).unwrap();
         assert_eq!(
@@ -316,7 +317,12 @@ mod tests {
         fs::write(&path, &bytes).unwrap();
         let seen = read_journal(&path, &links()).unwrap();
         assert_eq!(
-            (seen.events, seen.damaged_records, seen.skipped_bytes, seen.torn_bytes),
+            (
+                seen.events,
+                seen.damaged_records,
+                seen.skipped_bytes,
+                seen.torn_bytes
+            ),
             (7, 1, len as u64, 0)
         );
         assert_eq!(seen.corrupt_offset, Some(at as u64));
@@ -340,7 +346,12 @@ mod tests {
         fs::write(&path, &bytes).unwrap();
         let seen = read_journal(&path, &links()).unwrap();
         assert_eq!(
-            (seen.events, seen.damaged_records, seen.skipped_bytes, seen.torn_bytes),
+            (
+                seen.events,
+                seen.damaged_records,
+                seen.skipped_bytes,
+                seen.torn_bytes
+            ),
             (8, 1, 300, 0)
         );
     }
@@ -380,7 +391,10 @@ mod tests {
             options(PREALLOC),
         )
         .unwrap();
-        assert_eq!((replay.events, replay.torn_bytes, replay.corrupt), (4, 0, false));
+        assert_eq!(
+            (replay.events, replay.torn_bytes, replay.corrupt),
+            (4, 0, false)
+        );
         assert_eq!(size(&path), old.len() as u64 + PREALLOC);
         journal.shutdown();
         write(&path, PREALLOC, 4..6);
@@ -434,8 +448,14 @@ mod tests {
         // A snapshot may hold a lease whose Bound is in the tail too: counted twice.
         assert!(seen.events >= u64::from(count));
         assert_eq!((seen.torn_bytes, seen.corrupt), (0, false));
-        assert_eq!(sorted(seen.records), (0..count).map(lease).collect::<Vec<_>>());
-        assert!(size(&path) > seen.valid_bytes, "a zero tail after the records");
+        assert_eq!(
+            sorted(seen.records),
+            (0..count).map(lease).collect::<Vec<_>>()
+        );
+        assert!(
+            size(&path) > seen.valid_bytes,
+            "a zero tail after the records"
+        );
         assert!(!dir.0.join("leases.journal.compact").exists());
     }
 
