@@ -10,7 +10,11 @@
 //!   into a file of [`PREALLOC`] zeros, written and synced before the round.
 //! - `journal`: the journal itself with `--durability always`: one sink emits one Bound event
 //!   and settles (waits until the writer has written and synced it), with
-//!   `JournalOptions::prealloc_bytes` 0 (the file grows) against the default.
+//!   `JournalOptions::prealloc_bytes` 0 (the file grows) against the daemon's default (64
+//!   MiB), and with [`ROTATING`]: a tail so short that the writer rotates every thousand or
+//!   so appends (a compaction writes the next file and its zeros while the writer goes on,
+//!   then the hand-over: the tail, a sync, the rename and the folder's sync), far more often
+//!   than the default's once per some 600,000 records, to show what a rotation costs.
 //!
 //! Prints, per level and file, the appends measured and their p50, p99 and p99.9 latency over
 //! every round, and the median of the rounds' p99.
@@ -23,7 +27,7 @@ use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use xdhcp6_engine::config::LinkId;
@@ -31,10 +35,15 @@ use xdhcp6_engine::table::{
     DuidBuf, EventKind, EventSink, IaKind, Lease, LeaseEvent, LeaseRecord, LeaseState, Lifetimes,
 };
 use xdhcp6d::events::Events;
-use xdhcp6d::journal::{Durability, Journal, JournalOptions, LinkNames};
+use xdhcp6d::journal::{
+    DEFAULT_PREALLOC_BYTES, Durability, Journal, JournalOptions, LinkNames, Snapshot,
+};
 
 /// The zeros the raw preallocated file starts a round with.
 const PREALLOC: u64 = 64 << 20;
+
+/// The journal's zero tail in the rotating runs: a rotation every 800 or so appends.
+const ROTATING: u64 = 128 << 10;
 
 /// Bytes of one raw append: about one record.
 const RECORD: usize = 128;
@@ -59,6 +68,7 @@ fn main() {
         "raw preallocated",
         "journal growing",
         "journal preallocated",
+        "journal rotating",
     ]
     .into_iter()
     .map(Samples::new)
@@ -70,8 +80,10 @@ fn main() {
             let took = raw(&dir, which == 1, appends);
             results[which].round(took);
         }
-        for &which in &order {
-            let took = journal(&dir, which == 1, appends);
+        let journals: [usize; 3] = if round % 2 == 0 { [0, 1, 2] } else { [2, 1, 0] };
+        for &which in &journals {
+            let prealloc = [0, DEFAULT_PREALLOC_BYTES, ROTATING][which];
+            let took = journal(&dir, prealloc, appends);
             results[2 + which].round(took);
         }
     }
@@ -119,23 +131,26 @@ fn raw(dir: &Path, preallocated: bool, appends: usize) -> Vec<Duration> {
     took
 }
 
-/// One round through the journal; the latency of each event's emit and settle.
-fn journal(dir: &Path, preallocated: bool, appends: usize) -> Vec<Duration> {
+/// One round through the journal with a zero tail of `prealloc`; the latency of each event's
+/// emit and settle.
+fn journal(dir: &Path, prealloc: u64, appends: usize) -> Vec<Duration> {
     let path = dir.join("leases.journal");
     let _ = fs::remove_file(&path);
     let options = JournalOptions {
-        prealloc_bytes: if preallocated {
-            JournalOptions::default().prealloc_bytes
-        } else {
-            0
-        },
+        prealloc_bytes: prealloc,
         ..JournalOptions::default()
+    };
+    // The live set, for the rotations' snapshots.
+    let live: Arc<Mutex<Vec<LeaseRecord>>> = Arc::default();
+    let snapshot: Snapshot = {
+        let live = Arc::clone(&live);
+        Arc::new(move || live.lock().unwrap_or_else(PoisonError::into_inner).clone())
     };
     let (journal, _) = Journal::open_with(
         &path,
         Durability::Always,
         LinkNames::new(["lan"]),
-        Arc::new(Vec::new),
+        snapshot,
         options,
     )
     .expect("the journal");
@@ -143,6 +158,9 @@ fn journal(dir: &Path, preallocated: bool, appends: usize) -> Vec<Duration> {
     let mut took = Vec::with_capacity(appends);
     for n in 0..appends {
         let record = record(n as u32);
+        live.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(record.clone());
         let start = Instant::now();
         sink.emit(LeaseEvent {
             kind: EventKind::Bound,
@@ -153,6 +171,9 @@ fn journal(dir: &Path, preallocated: bool, appends: usize) -> Vec<Duration> {
         took.push(start.elapsed());
     }
     drop(sink);
+    if prealloc == ROTATING {
+        eprintln!("journal rotating: {} rotations", journal.compactions());
+    }
     journal.shutdown();
     for entry in fs::read_dir(dir).expect("the scratch folder") {
         let _ = fs::remove_file(entry.expect("an entry").path());
