@@ -15,8 +15,9 @@
 //! the records it writes ([`Tally`]: a `Bound` adds a lease, a `Released`, `Expired` or
 //! `ProbationEnded` of a journaled lease removes one, starting from the replay's or the last
 //! snapshot's leases), and compacts only once the file holds `ratio` times as many records as
-//! the snapshot would ([`worth_compacting`]). A file of new leases only is never compacted,
-//! however long: its snapshot would be as large as the file.
+//! the snapshot would ([`worth_compacting`]). By this rule a file of new leases only is never
+//! compacted, however long: its snapshot would be as large as the file (only a rotation,
+//! above, rewrites it).
 //!
 //! What the compaction costs the writer: the snapshot closure takes one table shard lock at a
 //! time, the snapshot is written and synced in 4 MiB steps by its own thread (so that no large
