@@ -14,7 +14,8 @@
 //!   MiB), and with [`ROTATING`]: a tail so short that the writer rotates every thousand or
 //!   so appends (a compaction writes the next file and its zeros while the writer goes on,
 //!   then the hand-over: the tail, a sync, the rename and the folder's sync), far more often
-//!   than the default's once per some 600,000 records, to show what a rotation costs.
+//!   than the default's once per 32 MiB of records or more (some 300,000), to show what a
+//!   rotation costs.
 //!
 //! Prints, per level and file, the appends measured and their p50, p99 and p99.9 latency over
 //! every round, and the median of the rounds' p99.

@@ -92,8 +92,8 @@ enum Command {
         /// Mebibytes of zeros kept written and synced after the journal's last record, so that
         /// each sync overwrites blocks the file has and commits no file-system metadata (the
         /// journal file is that much longer than its records); when half is used, a
-        /// compaction writes the next file with its own zeros while the server goes on. 0: the
-        /// file grows with every write.
+        /// compaction writes the next file with its own zeros (as many as its snapshot has
+        /// bytes, if more) while the server goes on. 0: the file grows with every write.
         #[arg(long, value_name = "MIB", default_value_t = xdhcp6d::journal::DEFAULT_PREALLOC_BYTES >> 20)]
         journal_prealloc: u64,
         /// always (default): a reply leaves only once its lease is synced to disk (group commit

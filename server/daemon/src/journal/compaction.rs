@@ -372,8 +372,8 @@ pub(super) fn snapshot_len(
 }
 
 /// Writes a journal holding `records` (on `links`) and `unplaced` as upserts to `path`,
-/// followed by `prealloc` bytes of zeros (`prealloc`; best effort: none where they do not
-/// fit), synced; returns it open for writing, with where its records end, their number and
+/// followed by a zero tail of `prealloc` bytes, or as long as the records if that is more
+/// (`prealloc`; best effort: none where they do not fit), synced; returns it open for writing, with where its records end, their number and
 /// the file's size.
 ///
 /// The file is written in pieces of [`SNAPSHOT_CHUNK`] and synced after every
@@ -426,7 +426,13 @@ pub(super) fn write_snapshot(
         .and_then(|()| file.sync_all())
         .map_err(JournalError::io(path))?;
     len += out.len() as u64;
-    let size = prealloc::extend(&file, path, len, len, prealloc);
+    let size = prealloc::extend(
+        &file,
+        path,
+        len,
+        len,
+        prealloc::snapshot_tail(prealloc, len),
+    );
     Ok(Snapshotted {
         file,
         len,

@@ -190,7 +190,8 @@ pub struct JournalOptions {
     /// The zeros kept written after the records (`prealloc`): the file is that much longer
     /// than its records, so that the writer overwrites blocks it already has and its
     /// `fdatasync` commits no metadata; when less than half is left, a compaction writes the
-    /// next file (with a tail of its own) while the writer goes on. 0 (the default here; the
+    /// next file (with a tail of its own, as long as its snapshot if that is more) while the
+    /// writer goes on. 0 (the default here; the
     /// daemon's is [`DEFAULT_PREALLOC_BYTES`]): the file grows with every write.
     pub prealloc_bytes: u64,
 }

@@ -24,7 +24,10 @@
 //! - At open, when the tail left after the last record is under half of
 //!   [`super::JournalOptions::prealloc_bytes`]: the start-up, before any reply.
 //! - By every compaction, after the snapshot's records, in the compaction thread
-//!   (`compaction`): the writer takes the new file, with its tail, at the hand-over.
+//!   (`compaction`): the writer takes the new file, with its tail, at the hand-over. That
+//!   tail is as long as the snapshot when it is longer than `prealloc_bytes`
+//!   ([`snapshot_tail`]), so that a large table is not rewritten every `prealloc_bytes / 2`
+//!   of records.
 //! - When the writer's tail falls under half of `prealloc_bytes`, it starts a compaction even
 //!   if the file holds little garbage (a rotation): the next file is prepared off the
 //!   writer's path while it writes into the rest of the old file's zeros.
@@ -44,6 +47,16 @@ const ZERO_CHUNK: usize = 1 << 20;
 
 /// How many zero bytes are written between two syncs of the file.
 const ZERO_SYNC_EVERY: u64 = 4 << 20;
+
+/// The zero tail a snapshot of `len` bytes gets: `prealloc`, or as many bytes as the
+/// snapshot if that is more (none with `prealloc` 0). A rotation then comes at most once per
+/// about a snapshot's worth of records, so that rewriting a large table's snapshot costs at
+/// most about one byte written in the background per byte of records (and one of zeros),
+/// however small `prealloc` is; and the file, at most twice its snapshot and `prealloc`, is no
+/// larger than the garbage rule lets it grow anyway.
+pub(super) fn snapshot_tail(prealloc: u64, len: u64) -> u64 {
+    if prealloc == 0 { 0 } else { prealloc.max(len) }
+}
 
 /// Whether the zeros left after `len` bytes of records in a file of `size` bytes are under
 /// half of `prealloc` (never with `prealloc` 0: the file grows with every write).
@@ -466,6 +479,13 @@ mod tests {
         assert!(tail_low(100, 131, 64));
         assert!(!tail_low(100, 132, 64));
         assert!(!tail_low(100, 164, 64));
+    }
+
+    #[test]
+    fn a_snapshot_gets_a_tail_at_least_as_long_as_itself() {
+        assert_eq!(snapshot_tail(0, 1 << 30), 0);
+        assert_eq!(snapshot_tail(64 << 20, 1 << 20), 64 << 20);
+        assert_eq!(snapshot_tail(64 << 20, 1 << 30), 1 << 30);
     }
 
     #[test]
