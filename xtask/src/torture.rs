@@ -252,6 +252,8 @@ impl Lab {
             .args(["--metrics", METRICS])
             .arg("--journal")
             .arg(journal)
+            // The journal's growth is what is reported as written: no zero tail ahead of it.
+            .args(["--journal-prealloc", "0"])
             .arg("--control")
             .arg(self.work.join(format!("xdhcp6d-{datapath}.control.sock")));
         let server = process::start(command, &log, &format!("xdhcp6d-{datapath}"))?;

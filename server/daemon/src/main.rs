@@ -89,6 +89,13 @@ enum Command {
         /// (xdhcp6_journal_damaged_records). strict: refuse to start, changing nothing.
         #[arg(long, value_enum, value_name = "MODE", default_value_t = JournalErrors::Skip)]
         journal_errors: JournalErrors,
+        /// Mebibytes of zeros kept written and synced after the journal's last record, so that
+        /// each sync overwrites blocks the file has and commits no file-system metadata (the
+        /// journal file is that much longer than its records); when half is used, a
+        /// compaction writes the next file with its own zeros (as many as its snapshot has
+        /// bytes, if more) while the server goes on. 0: the file grows with every write.
+        #[arg(long, value_name = "MIB", default_value_t = xdhcp6d::journal::DEFAULT_PREALLOC_BYTES >> 20)]
+        journal_prealloc: u64,
         /// always (default): a reply leaves only once its lease is synced to disk (group commit
         /// keeps the throughput). batch: the journal syncs every --batch-interval; a crash can
         /// lose the leases of that last interval although their Replies left. With either,
@@ -274,6 +281,7 @@ fn main() -> ExitCode {
             xdp_mode,
             journal,
             journal_errors,
+            journal_prealloc,
             durability,
             batch_interval,
             metrics,
@@ -294,6 +302,7 @@ fn main() -> ExitCode {
             xdp_mode,
             journal,
             journal_errors,
+            journal_prealloc: journal_prealloc.saturating_mul(1 << 20),
             durability: durability.with_interval(batch_interval),
             metrics: metrics.0,
             workers: usize::from(workers),

@@ -79,6 +79,8 @@ pub struct RunOptions {
     pub durability: Durability,
     /// Whether damaged journal records are skipped or stop the start.
     pub journal_errors: JournalErrors,
+    /// Bytes of zeros kept written after the journal's records (0: the file grows).
+    pub journal_prealloc: u64,
     /// Where the Prometheus endpoint listens; `None` turns it off.
     pub metrics: Option<SocketAddr>,
     /// Datapath worker threads (UDP; the XDP datapath runs one per RX queue).
@@ -116,6 +118,7 @@ impl RunOptions {
             journal: PathBuf::from(DEFAULT_JOURNAL),
             durability: Durability::Always,
             journal_errors: JournalErrors::Skip,
+            journal_prealloc: crate::journal::DEFAULT_PREALLOC_BYTES,
             metrics: Some(DEFAULT_METRICS),
             workers: 1,
             cores: Vec::new(),
@@ -190,6 +193,7 @@ pub fn serve(options: RunOptions, stop: &AtomicBool) -> anyhow::Result<()> {
         snapshot,
         JournalOptions {
             errors: options.journal_errors,
+            prealloc_bytes: options.journal_prealloc,
             held_limit: usize::try_from(config.server.expected_leases).unwrap_or(usize::MAX),
             ..JournalOptions::default()
         },

@@ -275,7 +275,7 @@ fn torn_last_record_at_every_offset_is_cut_off() {
 }
 
 #[test]
-fn zeros_after_the_last_record_are_torn_not_corrupt() {
+fn zeros_after_the_last_record_end_the_journal_and_a_record_cut_short_by_them_is_torn() {
     let dir = scratch("zeros");
     let path = dir.join("leases.journal");
     let events = [
@@ -285,14 +285,28 @@ fn zeros_after_the_last_record_are_torn_not_corrupt() {
     write_events(&path, &events);
     let mut bytes = fs::read(&path).unwrap();
     let good = bytes.len();
-    // A size-extending write whose data never reached the disk reads back as zeros.
+    // A preallocated file's zero tail (or a size-extending write whose data never reached
+    // the disk, which reads back as zeros): the journal ends at the last record.
     bytes.extend_from_slice(&[0; 100]);
     fs::write(&path, &bytes).unwrap();
     let seen = read_journal(&path, &links()).unwrap();
     assert_eq!(
-        (seen.events, seen.torn_bytes, seen.corrupt),
-        (2, 100, false)
+        (seen.events, seen.torn_bytes, seen.corrupt, seen.valid_bytes),
+        (2, 0, false, good as u64)
     );
+    // Opened, the zeros stay and the next record is written over them.
+    let (journal, replay) =
+        Journal::open(&path, Durability::Always, links(), no_snapshot()).unwrap();
+    assert_eq!((replay.events, replay.torn_bytes), (2, 0));
+    let mut sink = journal.sink();
+    emit(&mut sink, EventKind::Bound, 3, &lease(b"three", 3, 3));
+    journal.wait_durable(sink.last_seq()).unwrap();
+    journal.shutdown();
+    let three = fs::read(&path).unwrap();
+    assert_eq!(three.len(), bytes.len());
+    assert_eq!(three[..good], bytes[..good]);
+    assert_eq!(read_journal(&path, &links()).unwrap().events, 3);
+    fs::write(&path, &bytes).unwrap();
     // Same when the last record's header made it but its payload did not.
     let mut half = fs::read(dir.join("leases.journal")).unwrap();
     half.truncate(good);

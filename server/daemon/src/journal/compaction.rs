@@ -5,12 +5,19 @@
 //! to it, syncs, renames it over the journal, syncs the directory and appends to the new file
 //! from then on. Why that replays to the same state, see [`Compaction`].
 //!
+//! It also rotates the file: when the zero tail after the records (`prealloc`) is less than
+//! half of [`JournalOptions::prealloc_bytes`], the writer starts a compaction whatever the
+//! garbage, and the new file is the snapshot followed by a zero tail of its own, written and
+//! synced by the compaction thread; the writer goes on in the old file's zeros meanwhile, and
+//! writes the tail into the new file's zeros at the hand-over.
+//!
 //! When it pays: the writer counts the records in the file and estimates the live set from
 //! the records it writes ([`Tally`]: a `Bound` adds a lease, a `Released`, `Expired` or
 //! `ProbationEnded` of a journaled lease removes one, starting from the replay's or the last
 //! snapshot's leases), and compacts only once the file holds `ratio` times as many records as
-//! the snapshot would ([`worth_compacting`]). A file of new leases only is never compacted,
-//! however long: its snapshot would be as large as the file.
+//! the snapshot would ([`worth_compacting`]). By this rule a file of new leases only is never
+//! compacted, however long: its snapshot would be as large as the file (only a rotation,
+//! above, rewrites it).
 //!
 //! What the compaction costs the writer: the snapshot closure takes one table shard lock at a
 //! time, the snapshot is written and synced in 4 MiB steps by its own thread (so that no large
@@ -30,6 +37,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -41,7 +49,7 @@ use xdhcp6_engine::table::{EventKind, LeaseRecord, LeaseState};
 
 use super::format::{self, HEADER_LEN, VERSION};
 use super::writer::JournalWriter;
-use super::{JournalError, JournalOptions, LinkNames, Unplaced, lock};
+use super::{JournalError, JournalOptions, LinkNames, Unplaced, lock, prealloc};
 
 /// A compaction in flight.
 ///
@@ -162,10 +170,14 @@ fn lower_io_priority(shared: &super::Shared) {
 }
 
 impl JournalWriter {
+    /// Whether to start a compaction: the file holds enough garbage, or its zero tail runs
+    /// low (a rotation into a new file with a tail of its own, prepared by the compaction
+    /// thread while the writer writes into what is left, see `prealloc`).
     pub(super) fn should_compact(&self) -> bool {
         !self.shared.failed.load(Ordering::Acquire)
             && self.len >= self.retry_at
-            && worth_compacting(self.len, self.records, self.live, &self.options)
+            && (worth_compacting(self.len, self.records, self.live, &self.options)
+                || prealloc::tail_low(self.len, self.size, self.options.prealloc_bytes))
     }
 
     /// Counts records just written to the file into the live-set estimate.
@@ -198,22 +210,30 @@ impl JournalWriter {
             records = self.records,
             live = self.live,
             last_snapshot_len = self.base,
+            zero_tail = self.size.saturating_sub(self.len),
             "compacting the lease journal"
         );
         let snapshot = Arc::clone(&self.snapshot);
         let shared = Arc::clone(&self.shared);
         let compact_path = self.compact_path.clone();
+        let prealloc = self.options.prealloc_bytes;
         let spawned = thread::Builder::new()
             .name("xdhcp6-compact".into())
             .spawn(move || {
                 lower_io_priority(&shared);
                 let records = snapshot();
-                let result =
-                    write_snapshot(&compact_path, &shared.links.load(), &records, &unplaced, at)
-                        .map_err(|error| match error {
-                            JournalError::Io { source, .. } => source,
-                            other => io::Error::other(other.to_string()),
-                        });
+                let result = write_snapshot(
+                    &compact_path,
+                    &shared.links.load(),
+                    &records,
+                    &unplaced,
+                    at,
+                    prealloc,
+                )
+                .map_err(|error| match error {
+                    JournalError::Io { source, .. } => source,
+                    other => io::Error::other(other.to_string()),
+                });
                 *lock(&shared.compacted) = Some(result);
                 shared.wake();
             });
@@ -229,30 +249,42 @@ impl JournalWriter {
         }
     }
 
-    pub(super) fn finish_compaction(&mut self, done: io::Result<(File, u64, u64)>) {
+    pub(super) fn finish_compaction(&mut self, done: io::Result<Snapshotted>) {
         let Some(compaction) = self.compaction.take() else {
             return;
         };
         if compaction.thread.join().is_err() {
             tracing::error!("lease journal compaction thread panicked");
         }
-        let switched = done.and_then(|(mut file, snapshot_len, snapshot_records)| {
+        let switched = done.and_then(|snapshot| {
             if self.shared.failed.load(Ordering::Acquire) {
                 return Err(io::Error::other("journal writer failed"));
             }
-            file.write_all(&compaction.tail)?;
-            file.sync_data()?;
+            // Into the snapshot's zero tail, where there is one: a data-only sync.
+            snapshot.file.write_all_at(&compaction.tail, snapshot.len)?;
+            snapshot.file.sync_data()?;
             fs::rename(&self.compact_path, &self.path)?;
             sync_dir(&self.path)?;
-            Ok((file, snapshot_len, snapshot_records))
+            Ok(snapshot)
         });
         match switched {
-            Ok((file, snapshot_len, snapshot_records)) => {
+            Ok(Snapshotted {
+                file,
+                len: snapshot_len,
+                records: snapshot_records,
+                size,
+            }) => {
                 let old_len = self.len;
                 let old_records = self.records;
                 let tail = compaction.tail_tally;
                 self.file = file;
                 self.len = snapshot_len + compaction.tail.len() as u64;
+                self.size = size.max(self.len);
+                if prealloc::tail_low(self.len, self.size, self.options.prealloc_bytes) {
+                    // No room for the zeros: grow the file, and rotate again only after
+                    // another preallocation's worth of records.
+                    self.retry_at = self.len.saturating_add(self.options.prealloc_bytes);
+                }
                 self.base = snapshot_len;
                 self.records = snapshot_records + tail.records;
                 // The snapshot is the live set when it started; the tail's events follow it
@@ -303,6 +335,15 @@ impl JournalWriter {
     }
 }
 
+/// A snapshot written and synced: the file, open for writing, where its records end (the
+/// writer's next offset), how many it holds, and the file's size (its zero tail included).
+pub(super) struct Snapshotted {
+    pub(super) file: File,
+    pub(super) len: u64,
+    pub(super) records: u64,
+    pub(super) size: u64,
+}
+
 /// The upsert event that re-creates a lease in a snapshot; `None` for an offer (offers are not
 /// journaled, so a snapshot drops them too).
 fn upsert(record: &LeaseRecord) -> Option<EventKind> {
@@ -331,7 +372,9 @@ pub(super) fn snapshot_len(
 }
 
 /// Writes a journal holding `records` (on `links`) and `unplaced` as upserts to `path`,
-/// synced; returns it open for appending, with its length and its number of records.
+/// followed by a zero tail of `prealloc` bytes, or as long as the records if that is more
+/// (`prealloc`; best effort: none where they do not fit), synced; returns it open for writing, with where its records end, their number and
+/// the file's size.
 ///
 /// The file is written in pieces of [`SNAPSHOT_CHUNK`] and synced after every
 /// [`SNAPSHOT_SYNC_EVERY`] bytes, so that the disk never holds more than that much of it
@@ -343,7 +386,8 @@ pub(super) fn write_snapshot(
     records: &[LeaseRecord],
     unplaced: &[Unplaced],
     at: u32,
-) -> Result<(File, u64, u64), JournalError> {
+    prealloc: u64,
+) -> Result<Snapshotted, JournalError> {
     let mut file = OpenOptions::new()
         .create(true)
         .truncate(true)
@@ -382,7 +426,19 @@ pub(super) fn write_snapshot(
         .and_then(|()| file.sync_all())
         .map_err(JournalError::io(path))?;
     len += out.len() as u64;
-    Ok((file, len, written))
+    let size = prealloc::extend(
+        &file,
+        path,
+        len,
+        len,
+        prealloc::snapshot_tail(prealloc, len),
+    );
+    Ok(Snapshotted {
+        file,
+        len,
+        records: written,
+        size,
+    })
 }
 
 /// How much of a snapshot is encoded before it is written.
@@ -504,7 +560,13 @@ mod tests {
         let links = LinkNames::new(["lan".to_owned()]);
         let mut live: Vec<_> = (0..80_000).map(|n| record(n, LeaseState::Bound)).collect();
         live.push(record(90_000, LeaseState::Offered));
-        let (_, len, written) = write_snapshot(&path, &links, &live, &[], 7).unwrap();
+        let Snapshotted {
+            len,
+            records: written,
+            size,
+            ..
+        } = write_snapshot(&path, &links, &live, &[], 7, 0).unwrap();
+        assert_eq!(size, len);
         assert_eq!(written, 80_000);
         assert_eq!(len, fs::metadata(&path).unwrap().len());
         assert_eq!(len, snapshot_len(&links, &live, &[]));

@@ -26,6 +26,9 @@
 //! - `writer`: the writer thread and its group commit.
 //! - `compaction`: rewriting the file as a snapshot of the live leases, and why that
 //!   replays to the same state.
+//! - `prealloc`: the zero tail kept after the records, so that a group commit's
+//!   `fdatasync` commits no file-system metadata, and why it is written rather than
+//!   `fallocate`d.
 //! - `held`: the leases of links the configuration lacks, held over (bounded) until a reload
 //!   adds their link ([`Journal::take_placed`]).
 //!
@@ -42,6 +45,7 @@ mod compaction;
 pub mod format;
 mod held;
 mod lanes;
+mod prealloc;
 mod replay;
 mod wakeup;
 mod writer;
@@ -70,6 +74,10 @@ pub use self::replay::{Replay, Unplaced, read_journal, replay_bytes};
 use self::wakeup::{DurableWaiter, Waiters};
 use self::writer::JournalWriter;
 use crate::events::{Barrier, Events};
+
+/// The zero tail the daemon keeps after the journal's records when none is given
+/// (`--journal-prealloc`): 64 MiB, about 600,000 records.
+pub const DEFAULT_PREALLOC_BYTES: u64 = 64 << 20;
 
 /// The sync interval of `"batch"` when none is given.
 pub const DEFAULT_BATCH_INTERVAL: Duration = Duration::from_millis(10);
@@ -179,6 +187,13 @@ pub struct JournalOptions {
     /// that adds their link, and written again by every compaction); past it, those that end
     /// first are dropped at open. The daemon passes `server.expected-leases`.
     pub held_limit: usize,
+    /// The zeros kept written after the records (`prealloc`): the file is that much longer
+    /// than its records, so that the writer overwrites blocks it already has and its
+    /// `fdatasync` commits no metadata; when less than half is left, a compaction writes the
+    /// next file (with a tail of its own, as long as its snapshot if that is more) while the
+    /// writer goes on. 0 (the default here; the
+    /// daemon's is [`DEFAULT_PREALLOC_BYTES`]): the file grows with every write.
+    pub prealloc_bytes: u64,
 }
 
 impl Default for JournalOptions {
@@ -188,6 +203,7 @@ impl Default for JournalOptions {
             ratio: 4,
             errors: JournalErrors::Skip,
             held_limit: usize::MAX,
+            prealloc_bytes: 0,
         }
     }
 }
@@ -400,15 +416,15 @@ impl Journal {
                 offset: replay.corrupt_offset.unwrap_or(0),
             });
         }
-        let (file, len, base, (records, live), replay) = match scanned {
+        let (file, len, size, base, (records, live), replay) = match scanned {
             Some(replay) if replay.version == Some(VERSION) && !replay.corrupt => {
                 let file = OpenOptions::new()
-                    .append(true)
+                    .write(true)
                     .open(path)
                     .map_err(JournalError::io(path))?;
                 if replay.torn_bytes > 0 {
                     // Never cut bytes off without keeping them.
-                    let kept_as = keep_tail(path, replay.valid_bytes)?;
+                    let kept_as = keep_tail(path, replay.valid_bytes, replay.torn_bytes)?;
                     tracing::warn!(
                         path = %path.display(),
                         offset = replay.valid_bytes,
@@ -422,9 +438,26 @@ impl Journal {
                 }
                 let base = compaction::snapshot_len(&links, &replay.records, &replay.unplaced);
                 let live = (replay.records.len() + replay.unplaced.len()) as u64;
+                // The writer goes on after the last record, not at the end of the file: past
+                // the records there are only zeros (a torn end was cut off above). A file
+                // without enough of them (written with none, or nearly used up) gets them now,
+                // before the first reply.
+                let size = file
+                    .metadata()
+                    .map_err(JournalError::io(path))?
+                    .len()
+                    .max(replay.valid_bytes);
+                let size = prealloc::extend(
+                    &file,
+                    path,
+                    replay.valid_bytes,
+                    size,
+                    options.prealloc_bytes,
+                );
                 (
                     file,
                     replay.valid_bytes,
+                    size,
                     base,
                     (replay.events, live),
                     replay,
@@ -458,15 +491,24 @@ impl Journal {
                 // fresh file holding what was replayed, written aside and renamed so that a
                 // crash leaves either file.
                 let at = 0;
-                let (file, len, written) = compaction::write_snapshot(
+                let snapshot = compaction::write_snapshot(
                     &compact_path,
                     &links,
                     &replay.records,
                     &replay.unplaced,
                     at,
+                    options.prealloc_bytes,
                 )?;
                 compaction::install(&compact_path, path)?;
-                (file, len, len, (written, written), replay)
+                let (len, written) = (snapshot.len, snapshot.records);
+                (
+                    snapshot.file,
+                    len,
+                    snapshot.size,
+                    len,
+                    (written, written),
+                    replay,
+                )
             }
         };
         if !replay.unplaced.is_empty() {
@@ -516,7 +558,7 @@ impl Journal {
             Arc::clone(&shared),
             path.to_owned(),
             compact_path,
-            (file, len, base),
+            (file, len, size, base),
             (records, live),
             snapshot,
             options,
@@ -857,7 +899,7 @@ struct Shared {
     /// Set once by [`Journal::shutdown`]: sinks queue nothing more.
     closing: AtomicBool,
     /// A finished compaction, handed over by its thread.
-    compacted: Mutex<Option<io::Result<(File, u64, u64)>>>,
+    compacted: Mutex<Option<io::Result<compaction::Snapshotted>>>,
     /// Sinks that waited for the writer because their lane was full.
     lane_stats: LaneStats,
     /// The newest sequence number handed out: each sink takes the next one with an atomic
@@ -1008,9 +1050,9 @@ fn lock_journal(path: &Path) -> Result<File, JournalError> {
     Ok(file)
 }
 
-/// Copies the bytes of the journal from `offset` on to `<path>.torn` (or `.torn.N`), synced,
-/// before they are cut off.
-fn keep_tail(path: &Path, offset: u64) -> Result<PathBuf, JournalError> {
+/// Copies `len` bytes of the journal from `offset` on (the torn record, without the zero tail
+/// after it) to `<path>.torn` (or `.torn.N`), synced, before they are cut off.
+fn keep_tail(path: &Path, offset: u64, len: u64) -> Result<PathBuf, JournalError> {
     let mut aside = sibling(path, "torn");
     for n in 1.. {
         if !aside.exists() {
@@ -1022,7 +1064,7 @@ fn keep_tail(path: &Path, offset: u64) -> Result<PathBuf, JournalError> {
     File::open(path)
         .and_then(|mut file| {
             file.seek(io::SeekFrom::Start(offset))?;
-            file.read_to_end(&mut tail)
+            file.take(len).read_to_end(&mut tail)
         })
         .map_err(JournalError::io(path))?;
     File::create(&aside)

@@ -2,10 +2,14 @@
 //! (torn or corrupt).
 //!
 //! Events apply in file order: Bound, Renewed and Declined upsert the lease keyed by
-//! (DUID, IAID, IA kind, link, address); Released, Expired and ProbationEnded remove it. A
-//! record cut short by a crash at the end of the file (or followed only by zeros, as a file
-//! extended by a write that never reached the disk reads back) is torn: it is ignored, and on
-//! open it is copied to `<journal>.torn` and cut off.
+//! (DUID, IAID, IA kind, link, address); Released, Expired and ProbationEnded remove it.
+//! Where only zeros follow the last record, the journal ends there: a preallocated file's
+//! zero tail (`prealloc`) is neither damage nor a torn write, and the writer goes on writing
+//! at that offset. A record cut short by a crash at the end of the file (or followed only by
+//! zeros, as a file extended by a write that never reached the disk, or a record written
+//! only in part into the zero tail, reads back) is torn: it is ignored, and on open its bytes
+//! (up to the last byte that is not zero, or its own length, whichever ends later) are copied
+//! to `<journal>.torn` and cut off.
 //!
 //! A damaged record (its checksum fails, its length is beyond what any valid record takes, or
 //! its payload is not one of the version) does not end the replay: since every record is
@@ -248,6 +252,11 @@ fn scan_from(
             },
             format::RecordError::Invalid => None,
         };
+        // Only zeros from here on: the end of the journal, where a preallocated file's zero
+        // tail starts (`prealloc`), not damage and not a torn write.
+        if is_zero_from(&mut window, pos).map_err(JournalError::io(path))? {
+            break;
+        }
         // Every record is framed and checksummed: look for the next good one.
         let next = resync(&mut window, version, pos + 1).map_err(JournalError::io(path))?;
         if let Some(next) = next {
@@ -259,22 +268,31 @@ fn scan_from(
         }
         // No good record after it: the end of the file. A record cut short by the end of
         // the file, or followed only by zeros (a file extended by a write that never reached
-        // the disk reads back zeros), is a write that did not finish: torn. Anything else is
-        // damage at the end.
+        // the disk reads back zeros, and so does a preallocated file's zero tail), is a write
+        // that did not finish: torn. Anything else is damage at the end.
         let end = window.len().map_err(JournalError::io(path))?;
-        let torn = matches!(error, format::RecordError::Short { .. })
-            || is_zero_from(&mut window, pos).map_err(JournalError::io(path))?
+        let short = matches!(error, format::RecordError::Short { .. });
+        let torn = short
             || match declared_end {
                 Some(declared_end) if declared_end <= end => {
                     is_zero_from(&mut window, declared_end).map_err(JournalError::io(path))?
                 }
                 _ => false,
             };
+        // Where the torn or damaged bytes end: the file's end, less the zeros after the last
+        // byte that is not zero (a zero tail is no part of them), but never inside the
+        // record's own length.
+        let tail_end = if short {
+            end
+        } else {
+            let data_end = data_end(&mut window, pos).map_err(JournalError::io(path))?;
+            declared_end.map_or(data_end, |declared_end| declared_end.min(end).max(data_end))
+        };
         if torn {
-            replay.torn_bytes = end - pos;
+            replay.torn_bytes = tail_end - pos;
         } else {
             replay.damaged_records += 1;
-            replay.skipped_bytes += end - pos;
+            replay.skipped_bytes += tail_end - pos;
             replay.corrupt_offset.get_or_insert(pos);
         }
         break;
@@ -298,6 +316,15 @@ fn resync(
         if bytes.len() < FRAME_LEN + min {
             return Ok(None);
         }
+        if bytes[..2] == [0, 0] {
+            // A record's length (little endian) is at most `MAX_RECORD_LEN`, under 65,536,
+            // and not 0: no record starts with two zero bytes, so a run of zeros (a
+            // preallocated file's tail) is stepped over at once, up to the byte before the
+            // first that is not zero (which may start one).
+            let zeros = bytes.iter().position(|&byte| byte != 0);
+            pos += zeros.unwrap_or(bytes.len()) as u64 - 1;
+            continue;
+        }
         if format::decode_record(version, bytes).is_ok() {
             return Ok(Some(pos));
         }
@@ -315,6 +342,23 @@ fn is_zero_from(window: &mut Window<impl Read + Seek>, from: u64) -> io::Result<
         }
         if bytes.is_empty() {
             return Ok(true);
+        }
+        pos += bytes.len() as u64;
+    }
+}
+
+/// Where the bytes from `from` on end once the zeros after the last byte that is not zero are
+/// left out (`from` itself when they are all zeros).
+fn data_end(window: &mut Window<impl Read + Seek>, from: u64) -> io::Result<u64> {
+    let mut pos = from;
+    let mut end = from;
+    loop {
+        let bytes = window.at(pos, 1 << 16)?;
+        if bytes.is_empty() {
+            return Ok(end);
+        }
+        if let Some(last) = bytes.iter().rposition(|&byte| byte != 0) {
+            end = pos + last as u64 + 1;
         }
         pos += bytes.len() as u64;
     }

@@ -1,10 +1,14 @@
 //! The writer thread: takes from the sinks' lanes in sequence order (`lanes`), writes the
-//! records with one `write`, syncs them with one `fdatasync` (group commit), publishes the
-//! newest durable sequence number and starts and finishes compactions (`compaction`). A failed write or sync (a full disk, an I/O error) is
-//! retried with a growing pause until it succeeds; meanwhile the journal says it has failed.
+//! records with one `write` at the offset where the file's records end (into its zero tail,
+//! `prealloc`, or growing it where there is none), syncs them with one `fdatasync` (group
+//! commit), publishes the newest durable sequence number and starts and finishes compactions
+//! (`compaction`), which also rotate the file when its zero tail runs low. A failed write or
+//! sync (a full disk, an I/O error) is retried with a growing pause until it succeeds;
+//! meanwhile the journal says it has failed.
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io;
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -21,7 +25,10 @@ pub(super) struct JournalWriter {
     pub(super) path: PathBuf,
     pub(super) compact_path: PathBuf,
     pub(super) file: File,
+    /// Where the records end: the next write's offset.
     pub(super) len: u64,
+    /// The file's size: past `len`, zeros written and synced (`prealloc`).
+    pub(super) size: u64,
     pub(super) snapshot: Snapshot,
     pub(super) options: JournalOptions,
     /// Bytes of the last snapshot (or of the live set at open).
@@ -42,14 +49,15 @@ pub(super) struct JournalWriter {
 }
 
 impl JournalWriter {
-    /// A writer appending to `file` (`len` bytes long, of which `base` were its snapshot),
-    /// taking records from the sinks' lanes through `merge`.
+    /// A writer writing to `file` from offset `len` on (`size` bytes long, zeros after `len`;
+    /// `base` of its records were its snapshot), taking records from the sinks' lanes through
+    /// `merge`.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         shared: Arc<Shared>,
         path: PathBuf,
         compact_path: PathBuf,
-        (file, len, base): (File, u64, u64),
+        (file, len, size, base): (File, u64, u64, u64),
         (records, live): (u64, u64),
         snapshot: Snapshot,
         options: JournalOptions,
@@ -61,12 +69,19 @@ impl JournalWriter {
             compact_path,
             file,
             len,
+            size: size.max(len),
             snapshot,
             options,
             base,
             records,
             live,
-            retry_at: 0,
+            // With no room for a zero tail at open, no rotation before another
+            // preallocation's worth of records.
+            retry_at: if super::prealloc::tail_low(len, size, options.prealloc_bytes) {
+                len.saturating_add(options.prealloc_bytes)
+            } else {
+                0
+            },
             compaction: None,
             merge,
             bytes: Vec::new(),
@@ -185,14 +200,16 @@ impl JournalWriter {
         if let Some(compaction) = &mut self.compaction {
             compaction.tail.extend_from_slice(bytes);
         }
-        // One write and one fdatasync for the whole batch: the group commit.
+        // One write and one fdatasync for the whole batch: the group commit. Inside the zero
+        // tail the sync has no size or extent to commit.
         let result = self
             .file
-            .write_all(bytes)
+            .write_all_at(bytes, self.len)
             .and_then(|()| self.file.sync_data());
         match result {
             Ok(()) => {
                 self.len += bytes.len() as u64;
+                self.size = self.size.max(self.len);
                 self.count_written(bytes);
                 self.shared.publish(seq);
             }
@@ -201,14 +218,14 @@ impl JournalWriter {
     }
 
     /// After a failed write or sync of `bytes`: cuts the file back to its
-    /// last synced length and writes everything not yet synced again, with a growing pause
-    /// between tries, until a try succeeds or the journal closes.
+    /// last synced length (or, inside its zero tail, leaves its size) and writes everything
+    /// not yet synced again at that offset, with a growing pause between tries, until a try
+    /// succeeds or the journal closes.
     ///
-    /// The file is cut back rather than synced again because after a failed fsync the kernel
-    /// may have dropped the dirty pages and a second fsync may report success for data that
-    /// never reached the disk; everything past the last good sync is written again from
-    /// memory, so that what the journal then calls durable was written and synced in one
-    /// successful go.
+    /// Everything past the last good sync is written again rather than synced again, because
+    /// after a failed fsync the kernel may have dropped the dirty pages and a second fsync may
+    /// report success for data that never reached the disk; rewritten from memory, what the
+    /// journal then calls durable was written and synced in one successful go.
     fn recover(&mut self, bytes: &[u8], seq: u64, error: &io::Error) {
         self.shared.fail();
         tracing::error!(
@@ -245,14 +262,19 @@ impl JournalWriter {
             // The compaction was abandoned: what it handed over is stale.
             drop(lock(&self.shared.compacted).take());
             tries += 1;
-            let result = self
-                .file
-                .set_len(self.len)
-                .and_then(|()| self.file.write_all(&unsynced))
+            // Past the zero tail, the failed write may have grown the file: cut it back.
+            let cut = if self.size > self.len {
+                Ok(())
+            } else {
+                self.file.set_len(self.len)
+            };
+            let result = cut
+                .and_then(|()| self.file.write_all_at(&unsynced, self.len))
                 .and_then(|()| self.file.sync_data());
             match result {
                 Ok(()) => {
                     self.len += unsynced.len() as u64;
+                    self.size = self.size.max(self.len);
                     self.count_written(&unsynced);
                     self.shared.publish(seq);
                     self.shared.recover();
