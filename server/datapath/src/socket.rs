@@ -352,7 +352,9 @@ impl XskSocket {
         Ok(statistics)
     }
 
-    pub(crate) fn wake_tx(&self) {
+    /// Kicks the kernel's transmit path; returns whether it stopped with more to send
+    /// (EAGAIN: in copy mode, after one batch or with the completion ring full).
+    pub(crate) fn wake_tx(&self) -> bool {
         // Safety: a zero-length sendto only kicks the kernel's transmit path.
         let rc = unsafe {
             libc::sendto(
@@ -374,7 +376,9 @@ impl XskSocket {
             ) {
                 debug!(%error, "AF_XDP transmit wakeup");
             }
+            return error.raw_os_error() == Some(libc::EAGAIN);
         }
+        false
     }
 
     pub(crate) fn wake_rx(&self) {
