@@ -407,9 +407,10 @@ pub fn run(options: &Options) -> Result<()> {
         println!("\n== round {round} of {}", options.rounds);
         for &target in &targets {
             println!("\n== {} (round {round}): {}", target.name, target.what);
-            let binary = (target.name == BASELINE.name)
-                .then(|| options.baseline.as_deref())
-                .flatten();
+            let binary = options
+                .baseline
+                .as_deref()
+                .filter(|_| target.name == BASELINE.name);
             lab.xdhcp6d.set(binary);
             let server = lab.start_server(target)?;
             lab.wait_answering(target)?;
