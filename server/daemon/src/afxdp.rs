@@ -29,11 +29,8 @@
 //! offset, so nothing is copied; the requests' frames go back to the free list once their
 //! group is answered. Transmit descriptors of a batch are
 //! published together and the kernel is woken with one `sendto` only when the TX ring asks
-//! (`XDP_USE_NEED_WAKEUP`); in copy mode a `sendto` sends at most 32 frames and answers EAGAIN
-//! while more wait, and the worker then wakes it again at once ([`XskQueue::drain_tx`]), so
-//! that the replies one sync released leave in the same turn rather than 32 per turn with a
-//! sleep between. An idle worker sleeps in `poll(2)`, which is also the fill ring's wakeup.
-//! Received frames are prefetched a few ahead of the one being checked. [`XskWorker::audit`] checks the frame accounting.
+//! (`XDP_USE_NEED_WAKEUP`); an idle worker sleeps in `poll(2)`, which is also the fill ring's
+//! wakeup. Received frames are prefetched a few ahead of the one being checked. [`XskWorker::audit`] checks the frame accounting.
 //!
 //! With `--durability always` a reply must not leave before the lease it announces is synced.
 //! The worker does not wait for each batch: it takes the journal's mark after handling a batch,
@@ -244,8 +241,6 @@ impl XskWorker {
     /// A worker for `socket`, replying from `interface`'s addresses; every frame starts free.
     pub fn new(socket: XskSocket, interface: &InterfaceInfo) -> Self {
         let mut queue = XskQueue::new(socket);
-        // Replies released by a sync leave together, not a kernel batch per turn.
-        queue.drain_tx(true);
         let batch = queue.config().batch as usize;
         queue.refill(batch);
         let queue_frames = queue.config().frames as usize;

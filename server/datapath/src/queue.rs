@@ -63,14 +63,7 @@ pub struct XskQueue {
     in_fill: u32,
     /// Frames given to the kernel through the TX ring and not yet back on the completion ring.
     in_tx: u32,
-    /// Whether a transmit wakeup that found more to send wakes the kernel again at once
-    /// ([`Self::drain_tx`]).
-    drain_tx: bool,
 }
-
-/// The frames a copy-mode `sendto` sends at most (the kernel's `TX_BATCH_SIZE`) before it
-/// answers EAGAIN with more waiting on the TX ring.
-const KERNEL_TX_BATCH: u32 = 32;
 
 /// Cache lines of a received frame [`XskQueue::prefetch_rx`] asks for: Ethernet, IPv6 and UDP
 /// headers and the start of the DHCPv6 message (a relayed Solicit is about 200 bytes).
@@ -100,18 +93,7 @@ impl XskQueue {
             free,
             in_fill: 0,
             in_tx: 0,
-            drain_tx: false,
         }
-    }
-
-    /// Sends a burst in one turn: a transmit wakeup ([`Self::tx_submit`], [`Self::kick_tx`])
-    /// that leaves frames on the TX ring because the kernel sends one batch per wakeup (copy
-    /// mode: [`KERNEL_TX_BATCH`] frames, then EAGAIN) reclaims the completions and wakes it
-    /// again, until the ring is sent, the kernel is busy for another reason, or the ring's
-    /// worth of batches was asked for. Without it the rest waits for the next turn's wakeup,
-    /// which may be a sleep away. Off by default.
-    pub fn drain_tx(&mut self, drain: bool) {
-        self.drain_tx = drain;
     }
 
     /// The socket.
@@ -234,27 +216,8 @@ impl XskQueue {
         self.socket.tx.submit(first.wrapping_add(count));
         self.in_tx += count;
         if !self.socket.config.need_wakeup || self.socket.tx.needs_wakeup() {
-            self.wake_tx();
+            self.socket.wake_tx();
         }
-    }
-
-    /// Wakes the kernel's transmit path; with [`Self::drain_tx`], again while it says it
-    /// stopped with more to send (EAGAIN) and frames wait, at most a ring's worth of batches.
-    /// Returns the number of wakeups (`sendto` calls).
-    fn wake_tx(&mut self) -> u32 {
-        let mut wakeups = 1;
-        let mut more = self.socket.wake_tx();
-        if !self.drain_tx {
-            return wakeups;
-        }
-        let most = self.socket.config.ring_size / KERNEL_TX_BATCH + 1;
-        while more && wakeups < most && self.socket.tx.has_pending() {
-            // Room in the completion ring for the next batch (the kernel's other EAGAIN).
-            self.reclaim();
-            more = self.socket.wake_tx();
-            wakeups += 1;
-        }
-        wakeups
     }
 
     /// Publishes `count` TX descriptors written from `first` without waking the kernel: a
@@ -269,12 +232,12 @@ impl XskQueue {
 
     /// Kicks the kernel again when descriptors are still waiting on the TX ring (a wakeup that
     /// found it busy).
-    pub fn kick_tx(&mut self) {
+    pub fn kick_tx(&self) {
         if self.in_tx > 0
             && self.socket.tx.has_pending()
             && (!self.socket.config.need_wakeup || self.socket.tx.needs_wakeup())
         {
-            self.wake_tx();
+            self.socket.wake_tx();
         }
     }
 

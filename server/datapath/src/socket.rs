@@ -352,9 +352,7 @@ impl XskSocket {
         Ok(statistics)
     }
 
-    /// Kicks the kernel's transmit path; returns whether it stopped with more to send
-    /// (EAGAIN: in copy mode, after one batch or with the completion ring full).
-    pub(crate) fn wake_tx(&self) -> bool {
+    pub(crate) fn wake_tx(&self) {
         // Safety: a zero-length sendto only kicks the kernel's transmit path.
         let rc = unsafe {
             libc::sendto(
@@ -376,9 +374,7 @@ impl XskSocket {
             ) {
                 debug!(%error, "AF_XDP transmit wakeup");
             }
-            return error.raw_os_error() == Some(libc::EAGAIN);
         }
-        false
     }
 
     pub(crate) fn wake_rx(&self) {
