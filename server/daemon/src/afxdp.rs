@@ -30,7 +30,8 @@
 //! group is answered. Transmit descriptors of a batch are
 //! published together and the kernel is woken with one `sendto` only when the TX ring asks
 //! (`XDP_USE_NEED_WAKEUP`); an idle worker sleeps in `poll(2)`, which is also the fill ring's
-//! wakeup. Received frames are prefetched a few ahead of the one being checked. [`XskWorker::audit`] checks the frame accounting.
+//! wakeup. Received frames are prefetched a few ahead of the one being checked.
+//! [`XskWorker::audit`] checks the frame accounting.
 //!
 //! With `--durability always` a reply must not leave before the lease it announces is synced.
 //! The worker does not wait for each batch: it takes the journal's mark after handling a batch,
