@@ -164,6 +164,12 @@ pub struct Options {
     /// always` in every round, as "baseline", so that before and after share one run.
     #[arg(long, value_name = "PATH", requires = "latency")]
     latency_baseline: Option<Box<Path>>,
+    /// In the ramps: also measure this xdhcp6d binary (an earlier build) over AF_XDP with the
+    /// same --durability in every round, right after xdhcp6d-xdp, as the target "baseline",
+    /// so that before and after share one run; the table adds xdhcp6d-xdp's rate as a share
+    /// of the baseline's, round by round.
+    #[arg(long, value_name = "PATH", conflicts_with = "latency")]
+    baseline: Option<Box<Path>>,
 }
 
 impl Options {
@@ -260,6 +266,14 @@ const TARGETS: [Target; 6] = [
         start: 1_000,
     },
 ];
+
+/// An earlier xdhcp6d build over AF_XDP (`--baseline`), measured next to xdhcp6d-xdp.
+const BASELINE: Target = Target {
+    name: "baseline",
+    what: "xdhcp6d --datapath xdp, the --baseline build",
+    scenario: "sarr",
+    start: 10_000,
+};
 
 /// What one target achieved.
 struct Measured {
@@ -370,7 +384,7 @@ pub fn run(options: &Options) -> Result<()> {
         return latency::run(&lab, rate);
     }
 
-    let targets: Vec<Target> = TARGETS
+    let mut targets: Vec<Target> = TARGETS
         .into_iter()
         .filter(|target| {
             if options.only.is_empty() {
@@ -380,11 +394,24 @@ pub fn run(options: &Options) -> Result<()> {
             }
         })
         .collect();
+    if options.baseline.is_some() {
+        // Right after xdhcp6d-xdp (or last), so that the two share the round's conditions.
+        let at = targets
+            .iter()
+            .position(|t| t.name == "xdhcp6d-xdp")
+            .map_or(targets.len(), |i| i + 1);
+        targets.insert(at, BASELINE);
+    }
     let mut results = Vec::new();
     for round in 1..=options.rounds {
         println!("\n== round {round} of {}", options.rounds);
         for &target in &targets {
             println!("\n== {} (round {round}): {}", target.name, target.what);
+            let binary = options
+                .baseline
+                .as_deref()
+                .filter(|_| target.name == BASELINE.name);
+            lab.xdhcp6d.set(binary);
             let server = lab.start_server(target)?;
             lab.wait_answering(target)?;
             let mut measured = lab.ramp(target, round)?;
@@ -550,7 +577,8 @@ impl<'a> Lab<'a> {
                     &self.options.queues.to_string(),
                 ]);
             }
-            "xdhcp6d-xdp" | "xdhcp6d-udp" | "xdhcp6d-xdp-ddns" | "xdhcp6d-udp-ddns" => {
+            "xdhcp6d-xdp" | "xdhcp6d-udp" | "xdhcp6d-xdp-ddns" | "xdhcp6d-udp-ddns"
+            | "baseline" => {
                 let config = self.work.join(format!("{}.toml", target.name));
                 let mut text = fixtures::render(fixtures::BENCH, &[("SERVER_IF", SERVER_IF)])?;
                 if target.name.ends_with("-ddns") {
@@ -560,11 +588,12 @@ impl<'a> Lab<'a> {
                 std::fs::write(&config, text)?;
                 let journal = self.work.join(format!("{}.journal", target.name));
                 let _ = std::fs::remove_file(&journal);
-                let datapath = if target.name.starts_with("xdhcp6d-xdp") {
-                    "xdp"
-                } else {
-                    "udp"
-                };
+                let datapath =
+                    if target.name.starts_with("xdhcp6d-xdp") || target.name == "baseline" {
+                        "xdp"
+                    } else {
+                        "udp"
+                    };
                 // The writer's write and fdatasync off the worker's core: the process may
                 // use the writer's core too, its workers only the server's. With several
                 // queues the cores are shared anyway and the writer is left alone.
@@ -645,7 +674,10 @@ impl<'a> Lab<'a> {
             // AF_XDP) reach relays at any address; with several queues each relay then sends
             // from its own link-address, so that RSS tells the relays apart.
             let own_addresses = self.options.queues > 1
-                && matches!(target.name, "ceiling" | "xdhcp6d-xdp" | "xdhcp6d-xdp-ddns");
+                && matches!(
+                    target.name,
+                    "ceiling" | "xdhcp6d-xdp" | "xdhcp6d-xdp-ddns" | "baseline"
+                );
             if !own_addresses {
                 // The relays send from the client interface's own address, which its kernel
                 // answers neighbour discovery for: servers that reply through the kernel
@@ -1152,6 +1184,17 @@ fn table(results: &[Measured], options: &Options) -> String {
             latency(|m| m.p99_us),
             rates.len(),
             disturbed,
+        ));
+    }
+    let of_baseline = per_round(results, "xdhcp6d-xdp", |m| ratio_to(results, m, "baseline"));
+    if let Some((med, r, all)) = median_and_range(&of_baseline) {
+        t.push_str(&format!(
+            "\nxdhcp6d-xdp against the baseline build, same round: {:.0} %{} of its rate \
+             (median; {:.0}-{:.0} %)\n",
+            100.0 * med,
+            star(all),
+            100.0 * r.min,
+            100.0 * r.max
         ));
     }
     for datapath in ["xdp", "udp"] {

@@ -65,6 +65,10 @@ pub struct XskQueue {
     in_tx: u32,
 }
 
+/// Cache lines of a received frame [`XskQueue::prefetch_rx`] asks for: Ethernet, IPv6 and UDP
+/// headers and the start of the DHCPv6 message (a relayed Solicit is about 200 bytes).
+const PREFETCH_LINES: usize = 3;
+
 impl fmt::Debug for XskQueue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("XskQueue")
@@ -234,6 +238,22 @@ impl XskQueue {
             && (!self.socket.config.need_wakeup || self.socket.tx.needs_wakeup())
         {
             self.socket.wake_tx();
+        }
+    }
+
+    /// Asks the CPU to bring the first bytes of the received frame at RX `index` (from
+    /// [`Self::rx_peek`]) into its caches, so that reading it later does not stall: the kernel
+    /// copied it, often on another core. A hint only; an index that is not a received,
+    /// unreleased descriptor prefetches nothing.
+    pub fn prefetch_rx(&self, index: u32) {
+        let (consumer, ready) = self.socket.rx.ready();
+        if index.wrapping_sub(consumer) >= ready {
+            return;
+        }
+        let desc = self.socket.rx.read(index);
+        let frame = self.socket.umem.frame(desc.addr, desc.len as usize);
+        for line in frame.chunks(64).take(PREFETCH_LINES) {
+            os::prefetch(line.as_ptr());
         }
     }
 

@@ -85,6 +85,13 @@ pub fn wait_either(first: BorrowedFd<'_>, second: BorrowedFd<'_>, timeout_ms: i3
 /// `timeout_ms` passes; returns whether one is (false on timeout, error or signal). Extra
 /// descriptors past the limit are not watched.
 pub fn wait_any(fds: &[BorrowedFd<'_>], timeout_ms: i32) -> bool {
+    wait_readable(fds, timeout_ms) != 0
+}
+
+/// [`wait_any`], returning which of `fds` are readable: bit `i` for `fds[i]` (0 on timeout,
+/// error or signal), so that a caller resets an `eventfd` ([`Wakeup::clear`]) only when it
+/// was notified.
+pub fn wait_readable(fds: &[BorrowedFd<'_>], timeout_ms: i32) -> u32 {
     let mut polls = [libc::pollfd {
         fd: -1,
         events: libc::POLLIN,
@@ -96,7 +103,14 @@ pub fn wait_any(fds: &[BorrowedFd<'_>], timeout_ms: i32) -> bool {
     }
     // Safety: `count` valid pollfds for the duration of the call.
     let ready = unsafe { libc::poll(polls.as_mut_ptr(), count as libc::nfds_t, timeout_ms) };
-    ready > 0
+    if ready <= 0 {
+        return 0;
+    }
+    polls[..count]
+        .iter()
+        .enumerate()
+        .filter(|(_, poll)| poll.revents & libc::POLLIN != 0)
+        .fold(0, |mask, (i, _)| mask | 1 << i)
 }
 
 /// The most descriptors [`wait_any`] watches.
@@ -141,5 +155,19 @@ mod tests {
         assert!(wait_any(&borrowed, 10_000));
         fds[0].clear();
         assert!(!wait_any(&borrowed, 0));
+    }
+
+    #[test]
+    fn the_readable_ones_are_named() {
+        let fds: Vec<Wakeup> = (0..3).map(|_| Wakeup::new().unwrap()).collect();
+        let borrowed: Vec<BorrowedFd<'_>> = fds.iter().map(AsFd::as_fd).collect();
+        assert_eq!(wait_readable(&borrowed, 0), 0);
+        fds[1].notify();
+        assert_eq!(wait_readable(&borrowed, 10_000), 0b010);
+        fds[2].notify();
+        assert_eq!(wait_readable(&borrowed, 10_000), 0b110);
+        fds[1].clear();
+        fds[2].clear();
+        assert_eq!(wait_readable(&borrowed, 0), 0);
     }
 }

@@ -18,7 +18,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, Ordering, fence};
 use std::sync::{Arc, Mutex, Weak};
 
-use xdhcp6_datapath::wake::{WAIT_ANY_MAX, Wakeup, wait_any};
+use xdhcp6_datapath::wake::{WAIT_ANY_MAX, Wakeup, wait_readable};
 
 use super::lock;
 
@@ -41,14 +41,20 @@ impl DurableWaiter {
     ) {
         self.sleeping.store(true, Ordering::Relaxed);
         fence(Ordering::SeqCst);
+        let mut notified = false;
         if !ready() {
             let mut fds = [self.wakeup.as_fd(); WAIT_ANY_MAX];
             let count = 1 + beside.len().min(WAIT_ANY_MAX - 1);
             fds[1..count].copy_from_slice(&beside[..count - 1]);
-            wait_any(&fds[..count], timeout_ms);
+            notified = wait_readable(&fds[..count], timeout_ms) & 1 != 0;
         }
         self.sleeping.store(false, Ordering::Relaxed);
-        self.wakeup.clear();
+        // Reset only what poll saw written: a read per sleep costs a system call on every
+        // turn that holds replies. A notification that comes after the poll (or while `ready`
+        // held) stays readable and ends the next sleep at once, which then resets it.
+        if notified {
+            self.wakeup.clear();
+        }
     }
 }
 
@@ -119,6 +125,21 @@ mod tests {
         let socket = Wakeup::new().unwrap();
         socket.notify();
         waiter.sleep(&[socket.as_fd()], -1, || false);
+    }
+
+    #[test]
+    fn a_late_notification_ends_the_next_sleep_once() {
+        let waiters = Waiters::default();
+        let waiter = waiters.register().unwrap();
+        // The writer saw the flag and notified, but the mark was durable already: no poll,
+        // and the notification stays.
+        waiter.sleeping.store(true, Ordering::Relaxed);
+        waiters.wake();
+        waiter.sleep(&[], -1, || true);
+        assert!(wait_readable(&[waiter.wakeup.as_fd()], 0) & 1 != 0);
+        // It ends the next sleep at once (no timeout: only it can) and is reset by it.
+        waiter.sleep(&[], -1, || false);
+        assert_eq!(wait_readable(&[waiter.wakeup.as_fd()], 0), 0);
     }
 
     #[test]
