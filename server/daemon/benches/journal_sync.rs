@@ -32,13 +32,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use xdhcp6_engine::config::LinkId;
-use xdhcp6_engine::table::{
-    DuidBuf, EventKind, EventSink, IaKind, Lease, LeaseEvent, LeaseRecord, LeaseState, Lifetimes,
-};
+use xdhcp6_engine::table::{EventKind, EventSink, LeaseEvent, LeaseRecord};
+use xdhcp6_engine::testing::bound_lease;
 use xdhcp6d::events::Events;
-use xdhcp6d::journal::{
-    DEFAULT_PREALLOC_BYTES, Durability, Journal, JournalOptions, LinkNames, Snapshot,
-};
+use xdhcp6d::journal::{Durability, Journal, JournalOptions, LinkNames, Snapshot};
 
 /// The zeros the raw preallocated file starts a round with.
 const PREALLOC: u64 = 64 << 20;
@@ -83,7 +80,7 @@ fn main() {
         }
         let journals: [usize; 3] = if round % 2 == 0 { [0, 1, 2] } else { [2, 1, 0] };
         for &which in &journals {
-            let prealloc = [0, DEFAULT_PREALLOC_BYTES, ROTATING][which];
+            let prealloc = [0, PREALLOC, ROTATING][which];
             let took = journal(&dir, prealloc, appends);
             results[2 + which].round(took);
         }
@@ -183,24 +180,14 @@ fn journal(dir: &Path, prealloc: u64, appends: usize) -> Vec<Duration> {
 }
 
 fn record(n: u32) -> LeaseRecord {
-    LeaseRecord {
-        relay: None,
-        reconfigure: false,
-        duid: DuidBuf::new(&[0, 1, 0, 1, 0, 0, 0, 0, (n >> 8) as u8, n as u8]),
-        lease: Lease {
-            addr: 0x2001_0db8_u128 << 96 | u128::from(n),
-            prefix_len: 128,
-            kind: IaKind::Na,
-            iaid: n,
-            link: LinkId(0),
-            state: LeaseState::Bound,
-            lifetimes: Lifetimes {
-                preferred: 300,
-                valid: 600,
-            },
-            expires: 601,
-        },
-    }
+    let mut record = bound_lease(
+        &[0, 1, 0, 1, 0, 0, 0, 0, (n >> 8) as u8, n as u8],
+        n,
+        0x2001_0db8_u128 << 96 | u128::from(n),
+        LinkId(0),
+    );
+    record.lease.expires = 601;
+    record
 }
 
 /// One level and file's latencies: every sample, and each round's p99.

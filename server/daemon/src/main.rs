@@ -93,7 +93,9 @@ enum Command {
         /// each sync overwrites blocks the file has and commits no file-system metadata (the
         /// journal file is that much longer than its records); when half is used, a
         /// compaction writes the next file with its own zeros (as many as its snapshot has
-        /// bytes, if more) while the server goes on. 0: the file grows with every write.
+        /// bytes, if more) while the server goes on. 0 (default): the file grows with every
+        /// write. A tail takes the sync's metadata commit away but adds a compaction's writes
+        /// every half tail of records, which cost throughput where they share the disk.
         #[arg(long, value_name = "MIB", default_value_t = xdhcp6d::journal::DEFAULT_PREALLOC_BYTES >> 20)]
         journal_prealloc: u64,
         /// always (default): a reply leaves only once its lease is synced to disk (group commit

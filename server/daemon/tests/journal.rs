@@ -15,9 +15,10 @@ use std::time::{Duration, Instant};
 use xdhcp6_engine::alloc::SaltKey;
 use xdhcp6_engine::config::LinkId;
 use xdhcp6_engine::table::{
-    ClaimAs, DuidBuf, EventKind, EventSink, INFINITE, IaKind, Lease, LeaseEvent, LeaseRecord,
-    LeaseState, LeaseTable, Lifetimes,
+    ClaimAs, DuidBuf, EventKind, EventSink, INFINITE, IaKind, LeaseEvent, LeaseRecord, LeaseState,
+    LeaseTable, Lifetimes,
 };
+use xdhcp6_engine::testing::bound_lease;
 use xdhcp6d::journal::{
     COMPACTION_IO_PRIORITY, Durability, HEADER_LEN, Journal, JournalError, JournalErrors,
     JournalOptions, LinkNames, Replay, Snapshot, read_journal,
@@ -39,24 +40,7 @@ fn no_snapshot() -> Snapshot {
 }
 
 fn lease(duid: &[u8], iaid: u32, addr: u128) -> LeaseRecord {
-    LeaseRecord {
-        relay: None,
-        reconfigure: false,
-        duid: DuidBuf::new(duid),
-        lease: Lease {
-            addr,
-            prefix_len: 128,
-            kind: IaKind::Na,
-            iaid,
-            link: LinkId(1),
-            state: LeaseState::Bound,
-            lifetimes: Lifetimes {
-                preferred: 300,
-                valid: 600,
-            },
-            expires: 1600,
-        },
-    }
+    bound_lease(duid, iaid, addr, LinkId(1))
 }
 
 fn emit(sink: &mut impl EventSink, kind: EventKind, at: u32, record: &LeaseRecord) {

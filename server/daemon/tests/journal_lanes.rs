@@ -15,9 +15,10 @@ use std::time::Duration;
 use xdhcp6_engine::alloc::SaltKey;
 use xdhcp6_engine::config::LinkId;
 use xdhcp6_engine::table::{
-    ClaimAs, DuidBuf, EventKind, EventSink, IaKind, Lease, LeaseEvent, LeaseRecord, LeaseState,
-    LeaseTable, Lifetimes,
+    ClaimAs, EventKind, EventSink, IaKind, LeaseEvent, LeaseRecord, LeaseState, LeaseTable,
+    Lifetimes,
 };
+use xdhcp6_engine::testing::bound_lease;
 use xdhcp6d::journal::{Durability, Journal, JournalSink, LinkNames, Snapshot, read_journal};
 
 fn scratch(name: &str) -> Scratch {
@@ -193,22 +194,7 @@ fn the_smallest_lanes_wait_for_the_writer_and_lose_nothing() {
 }
 
 fn record(name: &str, addr: u128) -> LeaseRecord {
-    LeaseRecord::new(
-        DuidBuf::new(name.as_bytes()),
-        Lease {
-            addr,
-            prefix_len: 128,
-            kind: IaKind::Na,
-            iaid: 1,
-            link: LinkId(0),
-            state: LeaseState::Bound,
-            lifetimes: Lifetimes {
-                preferred: 300,
-                valid: 600,
-            },
-            expires: 1600,
-        },
-    )
+    bound_lease(name.as_bytes(), 1, addr, LinkId(0))
 }
 
 #[test]

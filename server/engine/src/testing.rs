@@ -16,7 +16,9 @@ use crate::config::{Config, LinkId};
 use crate::proto::{
     DhcpOption, Message, MessageType, MessageWriter, OptionCode, Packet, StatusCode,
 };
-use crate::table::{EventKind, LeaseEvent, LeaseTable};
+use crate::table::{
+    DuidBuf, EventKind, IaKind, Lease, LeaseEvent, LeaseRecord, LeaseState, LeaseTable, Lifetimes,
+};
 use crate::{Arrival, Context, Destination, DropReason, Engine, Outcome, Peer};
 
 /// The virtual clock's start: any Unix time works, the engine only compares.
@@ -31,6 +33,28 @@ pub fn config(toml: &str) -> Arc<Config> {
         Ok(config) => Arc::new(config),
         Err(error) => panic!("test configuration does not load: {error}"),
     }
+}
+
+/// A bound address lease for tests of what stores and replays leases (the journal, its
+/// compaction): `duid`'s IA_NA `iaid` holds the /128 `addr` on `link`, preferred 300 s,
+/// valid 600 s, expiring at 1600, without relay data.
+pub fn bound_lease(duid: &[u8], iaid: u32, addr: u128, link: LinkId) -> LeaseRecord {
+    LeaseRecord::new(
+        DuidBuf::new(duid),
+        Lease {
+            addr,
+            prefix_len: 128,
+            kind: IaKind::Na,
+            iaid,
+            link,
+            state: LeaseState::Bound,
+            lifetimes: Lifetimes {
+                preferred: 300,
+                valid: 600,
+            },
+            expires: 1600,
+        },
+    )
 }
 
 /// A DUID-LLT (type 1, Ethernet) whose link-layer address is `n`'s low 48 bits.

@@ -76,8 +76,10 @@ use self::writer::JournalWriter;
 use crate::events::{Barrier, Events};
 
 /// The zero tail the daemon keeps after the journal's records when none is given
-/// (`--journal-prealloc`): 64 MiB, about 600,000 records.
-pub const DEFAULT_PREALLOC_BYTES: u64 = 64 << 20;
+/// (`--journal-prealloc`): none, the file grows with every write. A tail's rotations (a
+/// compaction for every half tail of records) cost the server throughput on a disk they
+/// share with its syncs (docs/performance.md, "A journal that syncs data only").
+pub const DEFAULT_PREALLOC_BYTES: u64 = 0;
 
 /// The sync interval of `"batch"` when none is given.
 pub const DEFAULT_BATCH_INTERVAL: Duration = Duration::from_millis(10);
@@ -191,8 +193,8 @@ pub struct JournalOptions {
     /// than its records, so that the writer overwrites blocks it already has and its
     /// `fdatasync` commits no metadata; when less than half is left, a compaction writes the
     /// next file (with a tail of its own, as long as its snapshot if that is more) while the
-    /// writer goes on. 0 (the default here; the
-    /// daemon's is [`DEFAULT_PREALLOC_BYTES`]): the file grows with every write.
+    /// writer goes on. 0 (the default, and the daemon's, [`DEFAULT_PREALLOC_BYTES`]): the
+    /// file grows with every write.
     pub prealloc_bytes: u64,
 }
 

@@ -119,10 +119,8 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use xdhcp6_engine::config::LinkId;
-    use xdhcp6_engine::table::{
-        DuidBuf, EventKind, EventSink, IaKind, Lease, LeaseEvent, LeaseRecord, LeaseState,
-        Lifetimes,
-    };
+    use xdhcp6_engine::table::{EventKind, EventSink, LeaseEvent, LeaseRecord};
+    use xdhcp6_engine::testing::bound_lease;
 
     use super::super::format::HEADER_LEN;
     use super::super::{Durability, Journal, JournalOptions, LinkNames, Snapshot, read_journal};
@@ -163,24 +161,12 @@ mod tests {
     }
 
     fn lease(n: u32) -> LeaseRecord {
-        LeaseRecord {
-            relay: None,
-            reconfigure: false,
-            duid: DuidBuf::new(format!("client-{n:06}").as_bytes()),
-            lease: Lease {
-                addr: 0x2001_0db8_u128 << 96 | u128::from(n),
-                prefix_len: 128,
-                kind: IaKind::Na,
-                iaid: n,
-                link: LinkId(0),
-                state: LeaseState::Bound,
-                lifetimes: Lifetimes {
-                    preferred: 300,
-                    valid: 600,
-                },
-                expires: 1600,
-            },
-        }
+        bound_lease(
+            format!("client-{n:06}").as_bytes(),
+            n,
+            0x2001_0db8_u128 << 96 | u128::from(n),
+            LinkId(0),
+        )
     }
 
     fn sorted(mut records: Vec<LeaseRecord>) -> Vec<LeaseRecord> {
