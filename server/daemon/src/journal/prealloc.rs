@@ -123,7 +123,9 @@ mod tests {
     use xdhcp6_engine::testing::bound_lease;
 
     use super::super::format::HEADER_LEN;
-    use super::super::{Durability, Journal, JournalOptions, LinkNames, Snapshot, read_journal};
+    use super::super::{
+        Durability, Journal, JournalOptions, LinkNames, Replay, Snapshot, read_journal,
+    };
     use super::*;
     use crate::events::Events;
 
@@ -174,16 +176,22 @@ mod tests {
         records
     }
 
-    /// Opens the journal at `path` with `prealloc`, binds `leases` one sync each, closes it.
-    fn write(path: &Path, prealloc: u64, leases: impl IntoIterator<Item = u32>) {
-        let (journal, _) = Journal::open_with(
+    /// Opens the journal at `path` for `--durability always` with a `prealloc` tail, its
+    /// snapshots taken from `snapshot`.
+    fn open(path: &Path, snapshot: Snapshot, prealloc: u64) -> (Journal, Replay) {
+        Journal::open_with(
             path,
             Durability::Always,
             links(),
-            Arc::new(Vec::new),
+            snapshot,
             options(prealloc),
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    /// Opens the journal at `path` with `prealloc`, binds `leases` one sync each, closes it.
+    fn write(path: &Path, prealloc: u64, leases: impl IntoIterator<Item = u32>) {
+        let (journal, _) = open(path, Arc::new(Vec::new), prealloc);
         let mut sink = journal.sink();
         for n in leases {
             sink.emit(LeaseEvent {
@@ -271,14 +279,7 @@ mod tests {
         let mut bytes = clean.clone();
         bytes[last + 20..end].fill(0);
         fs::write(&path, &bytes).unwrap();
-        let (journal, replay) = Journal::open_with(
-            &path,
-            Durability::Always,
-            links(),
-            Arc::new(Vec::new),
-            options(PREALLOC),
-        )
-        .unwrap();
+        let (journal, replay) = open(&path, Arc::new(Vec::new), PREALLOC);
         assert_eq!((replay.events, replay.torn_bytes), (4, (end - last) as u64));
         assert_eq!(
             fs::read(dir.0.join("leases.journal.torn")).unwrap(),
@@ -382,14 +383,7 @@ mod tests {
         // As the previous version wrote it: the file ends with the last record.
         write(&path, 0, 0..4);
         let old = fs::read(&path).unwrap();
-        let (journal, replay) = Journal::open_with(
-            &path,
-            Durability::Always,
-            links(),
-            Arc::new(Vec::new),
-            options(PREALLOC),
-        )
-        .unwrap();
+        let (journal, replay) = open(&path, Arc::new(Vec::new), PREALLOC);
         assert_eq!(
             (replay.events, replay.torn_bytes, replay.corrupt),
             (4, 0, false)
@@ -414,14 +408,7 @@ mod tests {
             Arc::new(move || live.lock().unwrap().clone())
         };
         let prealloc = 32 << 10;
-        let (journal, _) = Journal::open_with(
-            &path,
-            Durability::Always,
-            links(),
-            snapshot,
-            options(prealloc),
-        )
-        .unwrap();
+        let (journal, _) = open(&path, snapshot, prealloc);
         let mut sink = journal.sink();
         let count = 1_500;
         for n in 0..count {
