@@ -41,35 +41,46 @@ pub enum Exchange {
 
 /// Client `n` solicits and requests an address from the `cli` namespace, on `client_if`.
 pub fn exchange(net: &Lab, client_if: &str, n: u64) -> Exchange {
-    let client_if = client_if.to_owned();
+    on_client_socket(net, client_if, |socket, index| {
+        let mut client = Client::new(n);
+        client.xid = n as u32 & 0x00ff_ffff;
+        let ask = |bytes: Vec<u8>, expect: MessageType| {
+            ask_on(socket, index, client.xid, &bytes, expect, 1, ONE_WAIT)
+        };
+        let Some(advertise) = ask(
+            client.solicit().ia_na(1, &[]).encode(),
+            MessageType::Advertise,
+        ) else {
+            return Exchange::NoAdvertise;
+        };
+        let server = advertise.server_id.clone().unwrap();
+        let offered = advertise.ia_na[0].live_addrs();
+        let Some(reply) = ask(
+            client.request(&server).ia_na(1, &offered).encode(),
+            MessageType::Reply,
+        ) else {
+            return Exchange::NoReply;
+        };
+        match reply.ia_na.first().map(|ia| ia.live_addrs()) {
+            Some(addrs) if !addrs.is_empty() => Exchange::Bound(addrs[0]),
+            _ => Exchange::NoReply,
+        }
+    })
+}
+
+/// Runs `body` in the `cli` namespace with a client's socket (port 546, a read timeout of
+/// one wait) and the index of `client_if`.
+fn on_client_socket<T: Send>(
+    net: &Lab,
+    client_if: &str,
+    body: impl FnOnce(&UdpSocket, u32) -> T + Send,
+) -> T {
     net.netns("cli")
-        .run(move || {
-            let index = xdhcp6_datapath::interface_index(&client_if).unwrap();
+        .run(|| {
+            let index = xdhcp6_datapath::interface_index(client_if).unwrap();
             let socket = UdpSocket::bind("[::]:546").unwrap();
             socket.set_read_timeout(Some(ONE_WAIT)).unwrap();
-            let mut client = Client::new(n);
-            client.xid = n as u32 & 0x00ff_ffff;
-            let ask = |bytes: Vec<u8>, expect: MessageType| {
-                ask_on(&socket, index, client.xid, &bytes, expect, 1, ONE_WAIT)
-            };
-            let Some(advertise) = ask(
-                client.solicit().ia_na(1, &[]).encode(),
-                MessageType::Advertise,
-            ) else {
-                return Exchange::NoAdvertise;
-            };
-            let server = advertise.server_id.clone().unwrap();
-            let offered = advertise.ia_na[0].live_addrs();
-            let Some(reply) = ask(
-                client.request(&server).ia_na(1, &offered).encode(),
-                MessageType::Reply,
-            ) else {
-                return Exchange::NoReply;
-            };
-            match reply.ia_na.first().map(|ia| ia.live_addrs()) {
-                Some(addrs) if !addrs.is_empty() => Exchange::Bound(addrs[0]),
-                _ => Exchange::NoReply,
-            }
+            body(&socket, index)
         })
         .unwrap()
 }
@@ -119,25 +130,19 @@ pub fn ask(
     build: impl FnOnce(&Client) -> Vec<u8> + Send,
     expect: MessageType,
 ) -> Option<ReplyView> {
-    let client_if = client_if.to_owned();
-    net.netns("cli")
-        .run(move || {
-            let index = xdhcp6_datapath::interface_index(&client_if).unwrap();
-            let socket = UdpSocket::bind("[::]:546").unwrap();
-            socket.set_read_timeout(Some(ONE_WAIT)).unwrap();
-            let mut client = Client::new(n);
-            client.xid = xid & 0x00ff_ffff;
-            ask_on(
-                &socket,
-                index,
-                client.xid,
-                &build(&client),
-                expect,
-                3,
-                ONE_WAIT,
-            )
-        })
-        .unwrap()
+    on_client_socket(net, client_if, |socket, index| {
+        let mut client = Client::new(n);
+        client.xid = xid & 0x00ff_ffff;
+        ask_on(
+            socket,
+            index,
+            client.xid,
+            &build(&client),
+            expect,
+            3,
+            ONE_WAIT,
+        )
+    })
 }
 
 /// A fresh, empty directory for one test, removed when the test ends.
