@@ -638,19 +638,12 @@ fn replies_wait_for_the_durability_barrier_and_are_dropped_when_it_fails() {
 fn a_worker_holding_replies_takes_requests_during_the_sync_and_wakes_when_it_ends() {
     let pair = VethPair::new();
     pair.run_in_namespace(|| {
-        let mut steering = load();
-        steering
-            .attach(VethPair::SERVER, AttachMode::Native)
-            .unwrap();
-        let interface = InterfaceInfo::query(VethPair::SERVER, None).unwrap();
         // An idle timeout longer than the client waits for a reply: a held reply that leaves
         // in time was released by the journal's wakeup, not by the worker's timeout.
-        let config = XskConfig {
+        let (_steering, interface, socket) = native_copy_socket_with(&XskConfig {
             idle_timeout_ms: 5_000,
             ..copy_config()
-        };
-        let socket = XskSocket::bind(&interface, 0, &config).unwrap();
-        afxdp::register(&mut steering, &socket).unwrap();
+        });
         let stop = Arc::new(AtomicBool::new(false));
         let journal = Arc::new(FakeJournal::default());
         let wakeup = Arc::new(Wakeup::new().unwrap());
@@ -818,12 +811,19 @@ fn replies_and_accounts_every_frame(mode: AttachMode, need_wakeup: bool) {
 /// The program attached natively to the server end and one copy-mode socket on queue 0 in its
 /// XskMap; the steering must outlive the socket's use.
 fn native_copy_socket() -> (xdhcp6d::xdp::Steering, InterfaceInfo, XskSocket) {
+    native_copy_socket_with(&copy_config())
+}
+
+/// [`native_copy_socket`] with the socket bound with `config`.
+fn native_copy_socket_with(
+    config: &XskConfig,
+) -> (xdhcp6d::xdp::Steering, InterfaceInfo, XskSocket) {
     let mut steering = load();
     steering
         .attach(VethPair::SERVER, AttachMode::Native)
         .unwrap();
     let interface = InterfaceInfo::query(VethPair::SERVER, None).unwrap();
-    let socket = XskSocket::bind(&interface, 0, &copy_config()).unwrap();
+    let socket = XskSocket::bind(&interface, 0, config).unwrap();
     afxdp::register(&mut steering, &socket).unwrap();
     (steering, interface, socket)
 }
