@@ -112,6 +112,20 @@ fn every_event_kind_round_trips() {
     assert_eq!(replay, Replay::default());
     let mut sink = journal.sink();
     assert_eq!(sink.last_seq(), 0);
+    assert!(
+        !sink.wants(EventKind::Offered),
+        "the table builds no offer for the journal"
+    );
+    for kind in [
+        EventKind::Bound,
+        EventKind::Renewed,
+        EventKind::Declined,
+        EventKind::Released,
+        EventKind::Expired,
+        EventKind::ProbationEnded,
+    ] {
+        assert!(sink.wants(kind), "{kind:?}");
+    }
     emit(&mut sink, EventKind::Offered, 1, &offered);
     assert_eq!(sink.last_seq(), 0, "offers are not journaled");
     emit(&mut sink, EventKind::Bound, 1, &bound);

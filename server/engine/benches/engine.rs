@@ -30,7 +30,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use xdhcp6_engine::alloc::SaltKey;
 use xdhcp6_engine::config::{Config, LinkId};
 use xdhcp6_engine::proto::{MessageType, MessageWriter, OptionCode};
-use xdhcp6_engine::table::{Discard, IaKind, LeaseTable};
+use xdhcp6_engine::table::{Discard, EventKind, EventSink, IaKind, LeaseEvent, LeaseTable};
 use xdhcp6_engine::{Arrival, BatchItem, Context, Engine, Outcome, Peer};
 
 /// Messages per `handle_batch` call in the batch variants (an AF_XDP receive batch).
@@ -153,6 +153,41 @@ impl Exchange {
             request,
             request_len,
         }
+    }
+}
+
+/// `inner` (a client message of `len` bytes) wrapped in a Relay-forward as an access
+/// router sends it: link-address on the pool's link, the client's link-local address as
+/// peer, an Interface-Id of the port and a Remote-ID of the client's own line (as the load
+/// generator's relays send them). Returns the length.
+fn relayed(inner: &[u8], client: u64, out: &mut [u8]) -> usize {
+    let mut w = MessageWriter::relay(
+        out,
+        MessageType::RelayForw,
+        0,
+        "2001:db8:1::1".parse().expect("an address"),
+        Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, (client >> 16) as u16, client as u16),
+    )
+    .expect("buffer fits");
+    w.interface_id(b"bench0001").expect("buffer fits");
+    let mut line = *b"line\0\0\0\0";
+    line[4..].copy_from_slice(&(client as u32).to_be_bytes());
+    w.remote_id(3561, &line).expect("buffer fits");
+    w.relay_msg(inner).expect("buffer fits");
+    w.finish().expect("balanced")
+}
+
+/// Takes events with their DUID and relay data and turns offers down, as the daemon's
+/// journal does.
+struct Records;
+
+impl EventSink for Records {
+    fn emit(&mut self, event: LeaseEvent) {
+        black_box(event);
+    }
+
+    fn wants(&self, kind: EventKind) -> bool {
+        kind != EventKind::Offered
     }
 }
 
@@ -280,6 +315,56 @@ fn engine_benches(c: &mut Criterion) {
                     &mut reply,
                     &mut Discard,
                 );
+                black_box((advertise, bound))
+            },
+            BatchSize::SmallInput,
+        );
+    });
+
+    // The same through a relay (Interface-Id and a Remote-ID per client), with a sink that
+    // takes the records as the journal does: the relay data's capture, interning and event.
+    {
+        // Check once that the relayed exchange is answered through the relay and binds.
+        let client = u64::MAX >> 17;
+        let exchange = Exchange::new(client, &server);
+        let mut message = [0; 256];
+        for inner in [
+            &exchange.solicit[..exchange.solicit_len],
+            &exchange.request[..exchange.request_len],
+        ] {
+            let len = relayed(inner, client, &mut message);
+            let outcome = engine.handle(&message[..len], &cx, &mut reply, &mut Records);
+            assert!(matches!(outcome, Outcome::Reply { .. }), "{outcome:?}");
+            assert_eq!(reply[0], u8::from(MessageType::RelayRepl));
+        }
+        let id = duid(client);
+        let key = engine.table().ia_key(&id, 1, IaKind::Na, LinkId(0));
+        let lease = engine.table().find_client(&key).expect("bound");
+        assert_eq!(lease.state, xdhcp6_engine::table::LeaseState::Bound);
+    }
+    group.bench_function("new_client_exchange_relayed/1M_leases", |b| {
+        b.iter_batched_ref(
+            || {
+                next_client += 1;
+                let exchange = Exchange::new(next_client, &server);
+                let mut solicit = [0; 256];
+                let mut request = [0; 256];
+                let solicit_len = relayed(
+                    &exchange.solicit[..exchange.solicit_len],
+                    next_client,
+                    &mut solicit,
+                );
+                let request_len = relayed(
+                    &exchange.request[..exchange.request_len],
+                    next_client,
+                    &mut request,
+                );
+                (solicit, solicit_len, request, request_len)
+            },
+            |(solicit, solicit_len, request, request_len)| {
+                let advertise =
+                    engine.handle(&solicit[..*solicit_len], &cx, &mut reply, &mut Records);
+                let bound = engine.handle(&request[..*request_len], &cx, &mut reply, &mut Records);
                 black_box((advertise, bound))
             },
             BatchSize::SmallInput,

@@ -475,3 +475,136 @@ fn the_datagrams_source_is_kept_with_the_path_and_older_bytes_still_read() {
     // A source flag without its 16 bytes is no encoding.
     assert_eq!(RelayData::from_bytes(&bytes[..10]), None);
 }
+
+/// One relay of a generated chain: link-address, peer-address and options (code, body).
+#[derive(Clone, Debug)]
+struct HopSpec {
+    link: Ipv6Addr,
+    peer: Ipv6Addr,
+    options: Vec<(u16, Vec<u8>)>,
+}
+
+/// The canonical encoding of `hops` (outermost first) and the kept options cut, as the module
+/// documentation of `table::relay` describes it, written the plain way: each hop's kept
+/// options chosen in the order received against what is left of the size budget, the
+/// innermost hop's then stably sorted path class first, subscriber class next, the last
+/// Ethernet-sized Client Link-Layer Address last.
+fn reference_encoding(hops: &[HopSpec]) -> Option<(Vec<u8>, u32)> {
+    const KEPT: [u16; 6] = [18, 37, 38, 79, 53, 17];
+    if hops.is_empty() || hops.len() > 8 {
+        return None;
+    }
+    let mut out = vec![hops.len() as u8];
+    let mut budget = MAX_RELAY_DATA_LEN - 1 - 16 - hops.len() * 35;
+    let mut cut = 0;
+    for (index, hop) in hops.iter().enumerate() {
+        let mut kept: Vec<&(u16, Vec<u8>)> = Vec::new();
+        for option in hop.options.iter().filter(|(code, _)| KEPT.contains(code)) {
+            if 4 + option.1.len() > budget {
+                cut += 1;
+            } else {
+                budget -= 4 + option.1.len();
+                kept.push(option);
+            }
+        }
+        if index + 1 == hops.len() {
+            let inline = kept
+                .iter()
+                .rposition(|(code, body)| *code == 79 && body.len() == 8);
+            let mut classed: Vec<(u8, &(u16, Vec<u8>))> = kept
+                .into_iter()
+                .enumerate()
+                .map(|(position, option)| {
+                    let class = match option.0 {
+                        _ if inline == Some(position) => 2,
+                        18 | 53 => 0,
+                        _ => 1,
+                    };
+                    (class, option)
+                })
+                .collect();
+            classed.sort_by_key(|(class, _)| *class);
+            kept = classed.into_iter().map(|(_, option)| option).collect();
+        }
+        out.push((hops.len() - 1 - index) as u8);
+        out.extend_from_slice(&hop.link.octets());
+        out.extend_from_slice(&hop.peer.octets());
+        let len: usize = kept.iter().map(|(_, body)| 4 + body.len()).sum();
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+        for (code, body) in kept {
+            out.extend_from_slice(&code.to_be_bytes());
+            out.extend_from_slice(&(body.len() as u16).to_be_bytes());
+            out.extend_from_slice(body);
+        }
+    }
+    Some((out, cut))
+}
+
+fn hop_spec() -> impl proptest::strategy::Strategy<Value = HopSpec> {
+    use proptest::prelude::*;
+    // Kept options (Client Link-Layer Address often Ethernet-sized), and two that are not.
+    let option = prop_oneof![
+        (
+            prop::sample::select(vec![18u16, 37, 38, 53, 17, 1000, 65000]),
+            prop::collection::vec(any::<u8>(), 0..70)
+        ),
+        (Just(79u16), prop::collection::vec(any::<u8>(), 8..=8)),
+        (Just(79u16), prop::collection::vec(any::<u8>(), 0..12)),
+    ];
+    let peer = prop_oneof![
+        any::<u64>().prop_map(|iid| Ipv6Addr::from(0xfe80u128 << 112 | u128::from(iid))),
+        any::<u128>().prop_map(Ipv6Addr::from),
+    ];
+    (any::<u128>(), peer, prop::collection::vec(option, 0..5)).prop_map(|(link, peer, options)| {
+        HopSpec {
+            link: Ipv6Addr::from(link),
+            peer,
+            options,
+        }
+    })
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(400))]
+
+    /// Any chain of one to nine relays: `from_chain` gives the reference encoding and cut
+    /// (nothing past eight hops), `from_bytes` takes its bytes back, and a lease bound through
+    /// the chain reads back the same relay data from the table's interned parts.
+    #[test]
+    fn relay_data_is_the_reference_encoding_and_survives_the_table(
+        mut hops in proptest::collection::vec(hop_spec(), 1..=9),
+        client in 0u64..1_000_000,
+    ) {
+        // The innermost relay's link-address selects the configured link.
+        if let Some(innermost) = hops.last_mut() {
+            innermost.link = ip("2001:db8:ffff:1::1");
+        }
+        let expected = reference_encoding(&hops);
+        let mut c = Client::new(client);
+        for hop in hops.iter().rev() {
+            let mut relay = Relay::new(hop.link).peer(hop.peer);
+            for (code, body) in &hop.options {
+                relay = relay.option(*code, body);
+            }
+            c = c.via(relay);
+        }
+        let message = c.solicit().encode();
+        let xdhcp6_engine::proto::Packet::Relay(outermost) =
+            xdhcp6_engine::proto::Packet::parse(&message).expect("a relayed message")
+        else {
+            panic!("not a Relay-forward");
+        };
+        let chain = xdhcp6_engine::proto::RelayChain::new(outermost).expect("a relay chain");
+        let captured = RelayData::from_chain(&chain, None);
+        let got = captured.as_ref().map(|c| (c.data.as_bytes().to_vec(), c.cut));
+        proptest::prop_assert_eq!(&got, &expected);
+        let Some(captured) = captured else {
+            return Ok(());
+        };
+        proptest::prop_assert_eq!(RelayData::from_bytes(captured.data.as_bytes()), Some(captured.data.clone()));
+        let mut s = Server::new(CONFIG);
+        let addr = s.bind_address(&c, 1);
+        let stored = bound_record(&s, addr).relay;
+        proptest::prop_assert_eq!(stored, Some(captured.data));
+    }
+}

@@ -783,6 +783,12 @@ impl JournalSink {
 }
 
 impl EventSink for JournalSink {
+    /// Every kind but offers, which `emit` does not write: the table then builds no event for
+    /// a Solicit's offer (with the engine's own sink, which counts none either).
+    fn wants(&self, kind: EventKind) -> bool {
+        kind != EventKind::Offered
+    }
+
     fn emit(&mut self, event: LeaseEvent) {
         // An offer is a hold of seconds: losing it in a crash costs the client one more
         // Solicit, so it is not worth a write.

@@ -52,7 +52,7 @@ impl LeaseTable {
                 } else {
                     EventKind::Expired
                 };
-                sink.emit(record.event(ended, now, &self.relays, sink.wants_records()));
+                sink.emit(record.event(ended, now, &self.relays, sink.wants_records(), None));
                 let loc = self.loc(addr_shard, slot);
                 if record.is_held() {
                     let old = self.client_hash_of(record);

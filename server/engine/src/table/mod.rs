@@ -177,7 +177,7 @@ impl LeaseTable {
             clients,
             addrs,
             cursor: Mutex::new(SweepCursor::default()),
-            relays: RelayStore::new(),
+            relays: RelayStore::with_capacity(expected_leases),
             client_windows,
             record_windows,
             addr_index_windows,
@@ -304,7 +304,7 @@ impl LeaseTable {
             record.set_reconfigure(key.reconfigure);
             let event = sink
                 .wants(event)
-                .then(|| record.event(event, now, &self.relays, sink.wants_records()));
+                .then(|| record.event(event, now, &self.relays, sink.wants_records(), key.relay));
             let lease = record.lease();
             if moved {
                 shard.schedule(slot as u32, expires);
@@ -468,9 +468,9 @@ impl LeaseTable {
                 record.prefix_len = prefix_len;
                 self.relays.replace(&mut record.relay, key.relay);
                 record.set_reconfigure(key.reconfigure);
-                let event = sink
-                    .wants(event)
-                    .then(|| record.event(event, now, &self.relays, sink.wants_records()));
+                let event = sink.wants(event).then(|| {
+                    record.event(event, now, &self.relays, sink.wants_records(), key.relay)
+                });
                 let lease = record.lease();
                 if moved {
                     shard.schedule(slot, expires);
@@ -489,7 +489,7 @@ impl LeaseTable {
             } else {
                 EventKind::Expired
             };
-            sink.emit(record.event(ended, now, &self.relays, sink.wants_records()));
+            sink.emit(record.event(ended, now, &self.relays, sink.wants_records(), None));
             if record.is_held() {
                 let old = self.client_hash_of(record);
                 if self.client_shard_of(old) == client_shard {
@@ -505,7 +505,7 @@ impl LeaseTable {
             record.relay = self.relays.store(key.relay);
             record.set_reconfigure(key.reconfigure);
             let (event, lease) = (
-                record.event(event, now, &self.relays, sink.wants_records()),
+                record.event(event, now, &self.relays, sink.wants_records(), key.relay),
                 record.lease(),
             );
             shard.schedule(slot, expires);
@@ -524,7 +524,7 @@ impl LeaseTable {
             return Err(ClaimError::Full);
         };
         if let Some(record) = shard.records.get(slot as usize) {
-            sink.emit(record.event(event, now, &self.relays, sink.wants_records()));
+            sink.emit(record.event(event, now, &self.relays, sink.wants_records(), key.relay));
         }
         clients.insert(key.hash, self.loc(addr_shard, slot));
         Ok(lease)
@@ -560,7 +560,7 @@ impl LeaseTable {
         self.relays.replace(&mut record.relay, key.relay);
         record.set_reconfigure(key.reconfigure);
         let (event, lease) = (
-            record.event(event, now, &self.relays, sink.wants_records()),
+            record.event(event, now, &self.relays, sink.wants_records(), key.relay),
             record.lease(),
         );
         if moved {
@@ -591,7 +591,13 @@ impl LeaseTable {
             .filter(|record| record.is_held() && record.matches(key))
             .ok_or(LeaseError::NotFound)?;
         let lease = record.lease();
-        sink.emit(record.event(EventKind::Released, now, &self.relays, sink.wants_records()));
+        sink.emit(record.event(
+            EventKind::Released,
+            now,
+            &self.relays,
+            sink.wants_records(),
+            None,
+        ));
         clients.remove(key.hash, self.loc(addr_shard, slot));
         shard.remove(slot, hash, &self.relays);
         Ok(lease)
@@ -628,7 +634,13 @@ impl LeaseTable {
         let expires = now.saturating_add(probation);
         record.set(STATE_DECLINED, lifetimes, expires);
         let (event, lease) = (
-            record.event(EventKind::Declined, now, &self.relays, sink.wants_records()),
+            record.event(
+                EventKind::Declined,
+                now,
+                &self.relays,
+                sink.wants_records(),
+                None,
+            ),
             record.lease(),
         );
         shard.schedule(slot, expires);

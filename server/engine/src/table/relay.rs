@@ -26,8 +26,10 @@
 //! stored before it was kept has none (a first byte without 0x80).
 //!
 //! The innermost hop's options are in a canonical order: Interface-Id and Relay-ID first, then
-//! the others, then the first Client Link-Layer Address of an Ethernet-sized (6-octet)
-//! address; each group in the order received. The Relay-forward message of RFC 5007 is
+//! the others, then the last Client Link-Layer Address of an Ethernet-sized (6-octet)
+//! address; each group in the order received. (The last, so that putting the order in place
+//! a second time changes nothing: a relay sends one such option, but a chain with two is
+//! kept as well.) The Relay-forward message of RFC 5007 is
 //! rebuilt from it by [`RelayData::write_relay_message`].
 //!
 //! # How the table keeps it
@@ -57,7 +59,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use hashbrown::{HashSet, HashTable};
 use parking_lot::Mutex;
-use xdhcp6_proto::{OptionCode, RelayChain};
+use xdhcp6_proto::{OptionCode, RawOptions, RelayChain};
 
 use super::lease::DuidBuf;
 
@@ -121,49 +123,56 @@ impl RelayData {
     /// most [`MAX_RELAY_DATA_LEN`] bytes of them. `None` for a chain too deep, or whose
     /// options are malformed (the engine drops such messages before).
     pub fn from_chain(chain: &RelayChain<'_>, source: Option<Ipv6Addr>) -> Option<Captured> {
-        let hops: Vec<_> = chain.hops().collect();
-        if hops.is_empty() || hops.len() > MAX_RELAY_HOPS {
+        // Built on the stack: the relay data's `Arc` is the one allocation.
+        let mut hops = [None; MAX_RELAY_HOPS];
+        let mut count = 0;
+        for hop in chain.hops() {
+            *hops.get_mut(count)? = Some(hop);
+            count += 1;
+        }
+        if count == 0 {
             return None;
         }
-        let mut out = Vec::with_capacity(128);
+        let mut out = Encoding::new();
         match source {
             Some(source) => {
-                out.push(hops.len() as u8 | SOURCE_FLAG);
-                out.extend_from_slice(&source.octets());
+                out.push(&[count as u8 | SOURCE_FLAG])?;
+                out.push(&source.octets())?;
             }
-            None => out.push(hops.len() as u8),
+            None => out.push(&[count as u8])?,
         }
         // The options' budget is the same with or without a source.
-        let mut budget = MAX_RELAY_DATA_LEN - 1 - 16 - hops.len() * HOP_HEADER_LEN;
+        let mut budget = MAX_RELAY_DATA_LEN - 1 - 16 - count * HOP_HEADER_LEN;
         let mut cut = 0;
-        for (index, hop) in hops.iter().enumerate() {
-            let mut kept: Vec<(u16, &[u8])> = Vec::new();
+        for (index, hop) in hops.iter().flatten().enumerate() {
+            let mut wanted = 0;
             for raw in hop.options().raw() {
-                let raw = raw.ok()?;
-                if !KEPT_OPTIONS.contains(&raw.code) {
-                    continue;
+                if KEPT_OPTIONS.contains(&raw.ok()?.code) {
+                    wanted += 1;
                 }
-                if raw.data.len() > usize::from(u16::MAX) || 4 + raw.data.len() > budget {
-                    cut += 1;
-                    continue;
+            }
+            let start = budget;
+            let kept = || kept_options(hop.options().raw(), start);
+            let (taken, len) =
+                kept().fold((0, 0), |(n, len), (_, body)| (n + 1, len + 4 + body.len()));
+            cut += wanted - taken;
+            budget -= len;
+            out.push(&[hop.hop_count()])?;
+            out.push(&hop.link_address().octets())?;
+            out.push(&hop.peer_address().octets())?;
+            out.push(&(len as u16).to_be_bytes())?;
+            if index + 1 == count {
+                out.push_canonical(kept)?;
+            } else {
+                for (code, body) in kept() {
+                    out.push_option(code, body)?;
                 }
-                budget -= 4 + raw.data.len();
-                kept.push((raw.code, raw.data));
-            }
-            if index + 1 == hops.len() {
-                canonical_order(&mut kept);
-            }
-            out.push(hop.hop_count());
-            out.extend_from_slice(&hop.link_address().octets());
-            out.extend_from_slice(&hop.peer_address().octets());
-            let len: usize = kept.iter().map(|(_, body)| 4 + body.len()).sum();
-            out.extend_from_slice(&(len as u16).to_be_bytes());
-            for (code, body) in kept {
-                push_option(&mut out, code, body);
             }
         }
-        let data = RelayData::from_bytes(&out)?;
-        Some(Captured { data, cut })
+        Some(Captured {
+            data: Self(out.as_bytes().into()),
+            cut,
+        })
     }
 
     /// Relay data from its canonical encoding ([`Self::as_bytes`]); `None` unless `bytes` is
@@ -188,10 +197,11 @@ impl RelayData {
         if !rest.is_empty() {
             return None;
         }
-        let mut kept: Vec<(u16, &[u8])> = options(innermost.options).map_while(|o| o).collect();
-        let received = kept.clone();
-        canonical_order(&mut kept);
-        (kept == received).then(|| Self(bytes.into()))
+        // Well framed, so the options are in canonical order exactly when writing them in
+        // that order gives the same bytes.
+        let mut canonical = Encoding::new();
+        canonical.push_canonical(|| options(innermost.options).map_while(|option| option))?;
+        (canonical.as_bytes() == innermost.options).then(|| Self(bytes.into()))
     }
 
     /// The canonical encoding (see the module documentation): what the journal keeps.
@@ -387,35 +397,105 @@ fn options(mut bytes: &[u8]) -> impl Iterator<Item = Option<(u16, &[u8])>> {
     })
 }
 
-fn push_option(out: &mut Vec<u8>, code: u16, body: &[u8]) {
-    out.extend_from_slice(&code.to_be_bytes());
-    out.extend_from_slice(&(body.len() as u16).to_be_bytes());
-    out.extend_from_slice(body);
+/// The options of `raw` that [`KEPT_OPTIONS`] names and that fit in `budget` bytes, decided
+/// in the order received (each costs its body and 4 bytes of header); stops at a framing
+/// error.
+fn kept_options<'a>(
+    raw: RawOptions<'a>,
+    mut budget: usize,
+) -> impl Iterator<Item = (u16, &'a [u8])> + 'a {
+    raw.map_while(Result::ok).filter_map(move |raw| {
+        let cost = 4 + raw.data.len();
+        if !KEPT_OPTIONS.contains(&raw.code) || raw.data.len() > usize::from(u16::MAX) {
+            return None;
+        }
+        budget = budget.checked_sub(cost)?;
+        Some((raw.code, raw.data))
+    })
 }
 
-/// Where an option of the innermost hop is kept: 0 with the path, 1 with the subscriber, 2
-/// inline (the first Ethernet-sized Client Link-Layer Address).
-fn classes(options: &[(u16, &[u8])]) -> Vec<u8> {
-    let mut inline_seen = false;
+/// The position among the innermost hop's `options` of the one kept inline: the last
+/// Ethernet-sized Client Link-Layer Address. The canonical order puts it last, where it is
+/// still the last one.
+fn inline_position<'a>(options: impl Iterator<Item = (u16, &'a [u8])>) -> Option<usize> {
     options
-        .iter()
-        .map(|&(code, body)| match code {
-            INTERFACE_ID | RELAY_ID => 0,
-            CLIENT_LINK_LAYER if body.len() == 8 && !inline_seen => {
-                inline_seen = true;
-                2
-            }
-            _ => 1,
-        })
-        .collect()
+        .enumerate()
+        .filter(|(_, (code, body))| *code == CLIENT_LINK_LAYER && body.len() == 8)
+        .map(|(position, _)| position)
+        .last()
 }
 
-/// Puts the innermost hop's options in canonical order (stable within each class).
-fn canonical_order(options: &mut Vec<(u16, &[u8])>) {
-    let classes = classes(options);
-    let mut tagged: Vec<_> = classes.into_iter().zip(options.drain(..)).collect();
-    tagged.sort_by_key(|(class, _)| *class);
-    options.extend(tagged.into_iter().map(|(_, option)| option));
+/// Where the option `code` at `position` among the innermost hop's options is kept
+/// ([`CLASS_PATH`], [`CLASS_SUBSCRIBER`] or [`CLASS_INLINE`]), `inline` being
+/// [`inline_position`] of those options.
+fn class(position: usize, code: u16, inline: Option<usize>) -> u8 {
+    if inline == Some(position) {
+        CLASS_INLINE
+    } else if matches!(code, INTERFACE_ID | RELAY_ID) {
+        CLASS_PATH
+    } else {
+        CLASS_SUBSCRIBER
+    }
+}
+
+/// Kept with the path (Interface-Id, Relay-ID).
+const CLASS_PATH: u8 = 0;
+/// Kept with the subscriber part.
+const CLASS_SUBSCRIBER: u8 = 1;
+/// Kept inline in the record: the last Ethernet-sized Client Link-Layer Address.
+const CLASS_INLINE: u8 = 2;
+
+/// Bytes being written on the stack: a canonical encoding ([`MAX_RELAY_DATA_LEN`]), or an
+/// interned part of one (a subscriber part adds a path handle, a peer kind and a peer-address
+/// to the innermost hop's options).
+struct Encoding {
+    bytes: [u8; MAX_RELAY_DATA_LEN + 4 + 1 + 16],
+    len: usize,
+}
+
+impl Encoding {
+    fn new() -> Self {
+        Self {
+            bytes: [0; MAX_RELAY_DATA_LEN + 4 + 1 + 16],
+            len: 0,
+        }
+    }
+
+    /// Appends `data`; `None` (and nothing written) past the buffer's end.
+    fn push(&mut self, data: &[u8]) -> Option<()> {
+        let end = self.len.checked_add(data.len())?;
+        self.bytes.get_mut(self.len..end)?.copy_from_slice(data);
+        self.len = end;
+        Some(())
+    }
+
+    fn push_option(&mut self, code: u16, body: &[u8]) -> Option<()> {
+        self.push(&code.to_be_bytes())?;
+        self.push(&(body.len() as u16).to_be_bytes())?;
+        self.push(body)
+    }
+
+    /// Appends the innermost hop's `options` in canonical order: the path's class, the
+    /// subscriber's, then the inline one, each in the order given. `options` is walked once
+    /// per class.
+    fn push_canonical<'a, I>(&mut self, options: impl Fn() -> I) -> Option<()>
+    where
+        I: Iterator<Item = (u16, &'a [u8])>,
+    {
+        let inline = inline_position(options());
+        for wanted in [CLASS_PATH, CLASS_SUBSCRIBER, CLASS_INLINE] {
+            for (position, (code, body)) in options().enumerate() {
+                if class(position, code, inline) == wanted {
+                    self.push_option(code, body)?;
+                }
+            }
+        }
+        Some(())
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
 }
 
 /// The per-client part of a lease's relay data, inline in its record (20 bytes).
@@ -525,9 +605,21 @@ impl Slab {
 }
 
 impl Interner {
-    fn new() -> Self {
+    /// An interner whose index holds `entries` entries without growing. An index that grows
+    /// rehashes every entry of its shard at once, under the shard's lock, inside the request
+    /// that crossed the threshold; sized at start, its control bytes (one per slot) are all
+    /// it writes before use.
+    fn with_capacity(entries: usize) -> Self {
+        let per_shard = entries.div_ceil(INTERN_SHARDS);
         Self {
-            shards: (0..INTERN_SHARDS).map(|_| Mutex::default()).collect(),
+            shards: (0..INTERN_SHARDS)
+                .map(|_| {
+                    Mutex::new(InternShard {
+                        index: HashTable::with_capacity(per_shard),
+                        ..InternShard::default()
+                    })
+                })
+                .collect(),
             state: RandomState::new(),
         }
     }
@@ -676,10 +768,12 @@ const PEER_LINK_LOCAL: u8 = 0;
 const PEER_FULL: u8 = 1;
 
 impl RelayStore {
-    pub(super) fn new() -> Self {
+    /// A store sized for `subscribers` subscriber parts (the table passes its expected
+    /// leases: one part per lease at most). Paths, one per relay port, start empty.
+    pub(super) fn with_capacity(subscribers: usize) -> Self {
         Self {
-            paths: Interner::new(),
-            subscribers: Interner::new(),
+            paths: Interner::with_capacity(0),
+            subscribers: Interner::with_capacity(subscribers),
             options_cut: AtomicU64::new(0),
             not_stored: AtomicU64::new(0),
         }
@@ -700,55 +794,55 @@ impl RelayStore {
     }
 
     fn split_and_intern(&self, data: &RelayData) -> Option<RelayTail> {
-        let hops: Vec<_> = data.hops().collect();
-        let (innermost, outer) = hops.split_last()?;
-        let mut path = Vec::with_capacity(64);
+        let count = data.hop_len();
+        let innermost = data.innermost()?;
+        let mut path = Encoding::new();
         match data.source() {
             Some(source) => {
-                path.push(hops.len() as u8 | SOURCE_FLAG);
-                path.extend_from_slice(&source.octets());
+                path.push(&[count as u8 | SOURCE_FLAG])?;
+                path.push(&source.octets())?;
             }
-            None => path.push(hops.len() as u8),
+            None => path.push(&[count as u8])?,
         }
-        for hop in outer {
-            path.extend_from_slice(hop.header);
-            path.extend_from_slice(hop.options);
+        for hop in data.hops().take(count - 1) {
+            path.push(hop.header)?;
+            path.push(hop.options)?;
         }
-        let options: Vec<_> = innermost.options().collect();
-        let classes = classes(&options);
-        path.push(innermost.hop_count());
-        path.extend_from_slice(&innermost.header[1..17]);
-        let path_len: usize = options
-            .iter()
-            .zip(&classes)
-            .filter(|(_, class)| **class == 0)
-            .map(|((_, body), _)| 4 + body.len())
+        let inline = inline_position(innermost.options());
+        let path_len: usize = innermost
+            .options()
+            .enumerate()
+            .filter(|&(position, (code, _))| class(position, code, inline) == CLASS_PATH)
+            .map(|(_, (_, body))| 4 + body.len())
             .sum();
-        path.extend_from_slice(&(path_len as u16).to_be_bytes());
+        path.push(&[innermost.hop_count()])?;
+        path.push(&innermost.header[1..17])?;
+        path.push(&(path_len as u16).to_be_bytes())?;
         let mut tail = RelayTail::default();
-        let mut subscriber = Vec::with_capacity(32);
-        subscriber.extend_from_slice(&[0; 4]);
+        let mut subscriber = Encoding::new();
+        subscriber.push(&[0; 4])?;
         let peer = innermost.peer_address().octets();
         if peer[..8] == [0xfe, 0x80, 0, 0, 0, 0, 0, 0] {
-            subscriber.push(PEER_LINK_LOCAL);
+            subscriber.push(&[PEER_LINK_LOCAL])?;
             tail.iid.copy_from_slice(&peer[8..]);
         } else {
-            subscriber.push(PEER_FULL);
-            subscriber.extend_from_slice(&peer);
+            subscriber.push(&[PEER_FULL])?;
+            subscriber.push(&peer)?;
         }
-        for (&(code, body), class) in options.iter().zip(classes) {
-            match class {
-                0 => push_option(&mut path, code, body),
-                1 => push_option(&mut subscriber, code, body),
+        for (position, (code, body)) in innermost.options().enumerate() {
+            match class(position, code, inline) {
+                CLASS_PATH => path.push_option(code, body)?,
+                CLASS_SUBSCRIBER => subscriber.push_option(code, body)?,
                 _ => {
                     tail.link_layer.copy_from_slice(body);
                     tail.handle |= HAS_LINK_LAYER;
                 }
             }
         }
-        let (path, _) = self.paths.intern(&path)?;
+        let (path, _) = self.paths.intern(path.as_bytes())?;
+        let subscriber = &mut subscriber.bytes[..subscriber.len];
         subscriber[..4].copy_from_slice(&path.to_le_bytes());
-        let Some((handle, created)) = self.subscribers.intern(&subscriber) else {
+        let Some((handle, created)) = self.subscribers.intern(subscriber) else {
             self.paths.release(path);
             return None;
         };
@@ -874,31 +968,32 @@ fn join(path: &[u8], subscriber: &[u8], tail: &RelayTail) -> Option<RelayData> {
     } else {
         0
     };
-    let mut out = Vec::with_capacity(path.len() + subscriber.len() + 16 + inline);
+    // On the stack: the relay data's `Arc` is the one allocation.
+    let mut out = Encoding::new();
     match source {
         Some(source) => {
-            out.push(count | SOURCE_FLAG);
-            out.extend_from_slice(&source.octets());
+            out.push(&[count | SOURCE_FLAG])?;
+            out.push(&source.octets())?;
         }
-        None => out.push(count),
+        None => out.push(&[count])?,
     }
     for _ in 1..count {
         let (hop, after) = split_hop(outer)?;
-        out.extend_from_slice(hop.header);
-        out.extend_from_slice(hop.options);
+        out.push(hop.header)?;
+        out.push(hop.options)?;
         outer = after;
     }
     let (head, path_options) = outer.split_first_chunk::<{ 1 + 16 + 2 }>()?;
     let len = path_options.len() + sub_options.len() + inline;
-    out.extend_from_slice(&head[..17]);
-    out.extend_from_slice(&peer);
-    out.extend_from_slice(&(len as u16).to_be_bytes());
-    out.extend_from_slice(path_options);
-    out.extend_from_slice(sub_options);
+    out.push(&head[..17])?;
+    out.push(&peer)?;
+    out.push(&(len as u16).to_be_bytes())?;
+    out.push(path_options)?;
+    out.push(sub_options)?;
     if tail.has_link_layer() {
-        push_option(&mut out, CLIENT_LINK_LAYER, &tail.link_layer);
+        out.push_option(CLIENT_LINK_LAYER, &tail.link_layer)?;
     }
-    Some(RelayData(out.into()))
+    Some(RelayData(out.as_bytes().into()))
 }
 
 /// Whether a path (see [`RelayStore::split_and_intern`]) matches `query`.

@@ -12,7 +12,7 @@ use super::lease::{
     DuidBuf, EventKind, IaKey, IaKind, Lease, LeaseEvent, LeaseRecord, LeaseState, Lifetimes,
 };
 use super::prefetch::Window;
-use super::relay::{RelayStore, RelayTail};
+use super::relay::{RelayData, RelayStore, RelayTail};
 use crate::alloc::SaltKey;
 use crate::config::LinkId;
 
@@ -157,25 +157,39 @@ impl Record {
     }
 
     pub(super) fn to_record(&self, relays: &RelayStore) -> LeaseRecord {
+        self.to_record_given(relays, None)
+    }
+
+    /// [`Self::to_record`], sharing `given` as the relay data when the record was just given
+    /// it ([`RelayStore::store`] of `given`) rather than joining it again from the interned
+    /// parts, which give the same bytes.
+    fn to_record_given(&self, relays: &RelayStore, given: Option<&RelayData>) -> LeaseRecord {
+        let relay = match given {
+            Some(given) if !self.relay.is_none() => Some(given.clone()),
+            _ => relays.load(&self.relay),
+        };
         LeaseRecord {
             duid: self.duid.clone(),
             lease: self.lease(),
-            relay: relays.load(&self.relay),
+            relay,
             reconfigure: self.flags & RECONFIGURE != 0,
         }
     }
 
     /// The event of a change to this record: with its DUID and relay data when `whole`, with
-    /// the lease alone otherwise ([`super::EventSink::wants_records`]).
+    /// the lease alone otherwise ([`super::EventSink::wants_records`]). `given`: the relay
+    /// data the record was just given, if the change stored one
+    /// ([`Self::to_record_given`]).
     pub(super) fn event(
         &self,
         kind: EventKind,
         at: u32,
         relays: &RelayStore,
         whole: bool,
+        given: Option<&RelayData>,
     ) -> LeaseEvent {
         let record = if whole {
-            self.to_record(relays)
+            self.to_record_given(relays, given)
         } else {
             LeaseRecord {
                 duid: DuidBuf::empty(),
@@ -216,7 +230,8 @@ impl AddrShard {
             free: Vec::new(),
             index,
             live: 0,
-            expiry: BinaryHeap::new(),
+            // Reserved, not written: a heap that doubles copies itself inside a request.
+            expiry: BinaryHeap::with_capacity(capacity),
             window: Arc::new(Window::new()),
             index_window: Arc::new(Window::new()),
         };
