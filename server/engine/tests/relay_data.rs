@@ -476,6 +476,33 @@ fn the_datagrams_source_is_kept_with_the_path_and_older_bytes_still_read() {
     assert_eq!(RelayData::from_bytes(&bytes[..10]), None);
 }
 
+#[test]
+fn two_ethernet_link_layer_addresses_are_kept_the_last_one_inline() {
+    let mut s = Server::new(CONFIG);
+    let first = [0, 1, 2, 0, 0, 0, 0, 1];
+    let second = [0, 1, 2, 0, 0, 0, 0, 2];
+    let line = remote_id(5);
+    let relay = Relay::new(ip("2001:db8:ffff:1::1"))
+        .option(79, &first)
+        .option(79, &second)
+        .option(37, &line);
+    let client = Client::new(500).via(relay);
+    let addr = s.bind_address(&client, 1);
+    let stored = bound_record(&s, addr).relay.expect("relay data kept");
+    let options: Vec<(u16, &[u8])> = stored.innermost().expect("a hop").options().collect();
+    // The Remote-ID moves before the last Ethernet-sized address, which the record keeps
+    // inline; putting them in that order again changes nothing.
+    assert_eq!(
+        options,
+        [(79, &first[..]), (37, &line[..]), (79, &second[..])]
+    );
+    assert_eq!(
+        RelayData::from_bytes(stored.as_bytes()),
+        Some(stored.clone())
+    );
+    assert_eq!(stored.client_link_layer(), Some((1, &first[2..])));
+}
+
 /// One relay of a generated chain: link-address, peer-address and options (code, body).
 #[derive(Clone, Debug)]
 struct HopSpec {
