@@ -768,8 +768,9 @@ const PEER_LINK_LOCAL: u8 = 0;
 const PEER_FULL: u8 = 1;
 
 impl RelayStore {
-    /// A store sized for `subscribers` subscriber parts (the table passes its expected
-    /// leases: one part per lease at most). Paths, one per relay port, start empty.
+    /// A store sized for `subscribers` subscriber parts (the table passes its expected leases
+    /// over [`super::LEASES_PER_SUBSCRIBER`]); more are grown into. Paths, one per relay
+    /// port, start empty.
     pub(super) fn with_capacity(subscribers: usize) -> Self {
         Self {
             paths: Interner::with_capacity(0),
