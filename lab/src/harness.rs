@@ -370,6 +370,17 @@ impl Lab {
         self.start_server(SERVER, role, config, options);
     }
 
+    /// [`Self::start_daemon`] with further arguments after the others.
+    pub fn start_daemon_with(
+        &mut self,
+        role: &str,
+        config: &str,
+        options: &DaemonOptions<'_>,
+        extra: &[&str],
+    ) {
+        self.start_server_with(SERVER, role, config, options, extra);
+    }
+
     /// Starts one of several daemons (`name`, its configuration in `NAME.toml`) in a role's
     /// namespace and waits until it serves; `options.log` names its log file, so that a
     /// restart keeps the first log.
@@ -379,6 +390,18 @@ impl Lab {
         role: &str,
         config: &str,
         options: &DaemonOptions<'_>,
+    ) {
+        self.start_server_with(name, role, config, options, &[]);
+    }
+
+    /// [`Self::start_server`] with further arguments after the others.
+    pub fn start_server_with(
+        &mut self,
+        name: &str,
+        role: &str,
+        config: &str,
+        options: &DaemonOptions<'_>,
+        extra: &[&str],
     ) {
         assert!(
             self.daemons
@@ -402,6 +425,7 @@ impl Lab {
             // Each daemon its own control socket: the namespaces share the file system.
             .arg("--control")
             .arg(self.control_socket(name))
+            .args(extra)
             .env("RUST_LOG", "info");
         let process = must(Process::start(command, &log, name));
         self.daemons.push(Daemon {
