@@ -276,11 +276,23 @@ fn run(cli: Cli) -> anyhow::Result<u64> {
         let mut step_done = |phase: &xdhcp6_bench::runner::Phase, passed: bool| {
             let cpu_after = cpu::snapshot();
             let processes_after = cpu::process_snapshot(&watched);
+            // The watched processes without the generator (the first pid).
+            let servers = |snapshot: &[(u32, u64)]| -> Vec<(u32, u64)> {
+                snapshot
+                    .iter()
+                    .copied()
+                    .filter(|(pid, _)| *pid != watched[0])
+                    .collect()
+            };
             details.push(StepDetail {
                 rate: phase.rate,
                 passed,
                 cpu: cpu::shares(&cpu_before, &cpu_after),
                 process_ticks: cpu::process_ticks(&processes_before, &processes_after),
+                server_ticks: cpu::process_ticks(
+                    &servers(&processes_before),
+                    &servers(&processes_after),
+                ),
             });
             cpu_before = cpu_after;
             processes_before = processes_after;

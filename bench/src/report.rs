@@ -54,6 +54,9 @@ pub struct StepDetail {
     /// The CPU time the generator and the processes of `--watch-pid` took meanwhile
     /// (`/proc/PID/stat` utime + stime, all their threads), clock ticks as in `cpu`.
     pub process_ticks: u64,
+    /// The part of it the processes of `--watch-pid` took (the server under test), clock
+    /// ticks: with the step's completed flows, the server's CPU time per flow.
+    pub server_ticks: u64,
 }
 
 /// Named counters that serialize as a JSON object in their own order.
