@@ -134,13 +134,7 @@ impl RelayData {
             return None;
         }
         let mut out = Encoding::new();
-        match source {
-            Some(source) => {
-                out.push(&[count as u8 | SOURCE_FLAG])?;
-                out.push(&source.octets())?;
-            }
-            None => out.push(&[count as u8])?,
-        }
+        out.push_head(count as u8, source)?;
         // The options' budget is the same with or without a source.
         let mut budget = MAX_RELAY_DATA_LEN - 1 - 16 - count * HOP_HEADER_LEN;
         let mut cut = 0;
@@ -469,6 +463,18 @@ impl Encoding {
         Some(())
     }
 
+    /// Appends the first byte (hop count, and [`SOURCE_FLAG`] when a source follows) and the
+    /// source: what [`split_head`] splits off.
+    fn push_head(&mut self, hops: u8, source: Option<Ipv6Addr>) -> Option<()> {
+        match source {
+            Some(source) => {
+                self.push(&[hops | SOURCE_FLAG])?;
+                self.push(&source.octets())
+            }
+            None => self.push(&[hops]),
+        }
+    }
+
     fn push_option(&mut self, code: u16, body: &[u8]) -> Option<()> {
         self.push(&code.to_be_bytes())?;
         self.push(&(body.len() as u16).to_be_bytes())?;
@@ -495,6 +501,10 @@ impl Encoding {
 
     fn as_bytes(&self) -> &[u8] {
         &self.bytes[..self.len]
+    }
+
+    fn as_bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.bytes[..self.len]
     }
 }
 
@@ -798,13 +808,7 @@ impl RelayStore {
         let count = data.hop_len();
         let innermost = data.innermost()?;
         let mut path = Encoding::new();
-        match data.source() {
-            Some(source) => {
-                path.push(&[count as u8 | SOURCE_FLAG])?;
-                path.push(&source.octets())?;
-            }
-            None => path.push(&[count as u8])?,
-        }
+        path.push_head(count as u8, data.source())?;
         for hop in data.hops().take(count - 1) {
             path.push(hop.header)?;
             path.push(hop.options)?;
@@ -841,7 +845,7 @@ impl RelayStore {
             }
         }
         let (path, _) = self.paths.intern(path.as_bytes())?;
-        let subscriber = &mut subscriber.bytes[..subscriber.len];
+        let subscriber = subscriber.as_bytes_mut();
         subscriber[..4].copy_from_slice(&path.to_le_bytes());
         let Some((handle, created)) = self.subscribers.intern(subscriber) else {
             self.paths.release(path);
@@ -971,13 +975,7 @@ fn join(path: &[u8], subscriber: &[u8], tail: &RelayTail) -> Option<RelayData> {
     };
     // On the stack: the relay data's `Arc` is the one allocation.
     let mut out = Encoding::new();
-    match source {
-        Some(source) => {
-            out.push(&[count | SOURCE_FLAG])?;
-            out.push(&source.octets())?;
-        }
-        None => out.push(&[count])?,
-    }
+    out.push_head(count, source)?;
     for _ in 1..count {
         let (hop, after) = split_hop(outer)?;
         out.push(hop.header)?;
