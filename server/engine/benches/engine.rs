@@ -45,12 +45,34 @@ fn batch(
     cx: &Context,
     replies: &mut [[u8; 1024]],
 ) -> usize {
+    batch_with(engine, messages, len, cx, replies, &mut Discard)
+}
+
+/// [`batch`] with the sink that takes records ([`Records`]), as the journal's does.
+fn batch_into(
+    engine: &Engine,
+    messages: &[u8],
+    len: usize,
+    cx: &Context,
+    replies: &mut [[u8; 1024]],
+) -> usize {
+    batch_with(engine, messages, len, cx, replies, &mut Records)
+}
+
+fn batch_with(
+    engine: &Engine,
+    messages: &[u8],
+    len: usize,
+    cx: &Context,
+    replies: &mut [[u8; 1024]],
+    sink: &mut impl EventSink,
+) -> usize {
     let mut items: Vec<BatchItem<'_>> = messages
         .chunks_exact(len)
         .zip(replies.iter_mut())
         .map(|(request, reply)| BatchItem::new(request, *cx, Peer::default(), reply))
         .collect();
-    engine.handle_batch(&mut items, &mut Discard);
+    engine.handle_batch(&mut items, sink);
     items
         .iter()
         .map(|item| match item.outcome {
@@ -394,6 +416,43 @@ fn engine_benches(c: &mut Criterion) {
             |(solicits, requests, (solicit_len, request_len))| {
                 let advertised = batch(&engine, solicits, *solicit_len, &cx, &mut replies);
                 let bound = batch(&engine, requests, *request_len, &cx, &mut replies);
+                black_box((advertised, bound))
+            },
+            BatchSize::SmallInput,
+        );
+    });
+
+    // The relayed exchange, `BATCH` new clients at a time, as the AF_XDP worker answers what
+    // its relays send.
+    group.bench_function("new_client_exchange_relayed_batch/1M_leases", |b| {
+        b.iter_batched_ref(
+            || {
+                let mut solicits = Vec::new();
+                let mut requests = Vec::new();
+                let mut len = (0, 0);
+                let mut message = [0; 256];
+                for _ in 0..BATCH {
+                    next_client += 1;
+                    let exchange = Exchange::new(next_client, &server);
+                    let solicit_len = relayed(
+                        &exchange.solicit[..exchange.solicit_len],
+                        next_client,
+                        &mut message,
+                    );
+                    solicits.extend_from_slice(&message[..solicit_len]);
+                    let request_len = relayed(
+                        &exchange.request[..exchange.request_len],
+                        next_client,
+                        &mut message,
+                    );
+                    requests.extend_from_slice(&message[..request_len]);
+                    len = (solicit_len, request_len);
+                }
+                (solicits, requests, len)
+            },
+            |(solicits, requests, (solicit_len, request_len))| {
+                let advertised = batch_into(&engine, solicits, *solicit_len, &cx, &mut replies);
+                let bound = batch_into(&engine, requests, *request_len, &cx, &mut replies);
                 black_box((advertised, bound))
             },
             BatchSize::SmallInput,

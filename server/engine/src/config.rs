@@ -19,7 +19,6 @@ mod raw;
 mod text;
 mod validate;
 
-use std::collections::HashMap;
 use std::fmt;
 use std::net::Ipv6Addr;
 use std::path::PathBuf;
@@ -668,25 +667,32 @@ pub struct ClientKeys<'a> {
     pub interface_id: Option<&'a [u8]>,
 }
 
-/// Lookups built once at validation.
+/// The maps of [`Index`].
+pub(crate) type FastMap<K, V> = hashbrown::HashMap<K, V>;
+
+/// Lookups built once at validation. Their keys come from the configuration, so they hash
+/// with hashbrown's fast default hasher rather than std's SipHash: a packet chooses only what
+/// is looked up (a relay's link-address and Interface-Id, a client's identifiers), never what
+/// is stored, so it cannot crowd one bucket; and `link_for_relay` runs for every relayed
+/// message.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 struct Index {
-    links: HashMap<String, LinkId>,
-    interfaces: HashMap<String, Vec<(Tags, LinkId)>>,
+    links: FastMap<String, LinkId>,
+    interfaces: FastMap<String, Vec<(Tags, LinkId)>>,
     /// Relay prefixes grouped by length, longest first, for longest-prefix match; the links
     /// that list each prefix.
-    relay_prefixes: Vec<(u8, HashMap<u128, Vec<LinkId>>)>,
+    relay_prefixes: Vec<(u8, FastMap<u128, Vec<LinkId>>)>,
     /// The links that list each Interface-Id.
-    interface_ids: HashMap<Vec<u8>, Vec<LinkId>>,
-    duids: HashMap<Vec<u8>, usize>,
-    link_layer: HashMap<u16, HashMap<Vec<u8>, usize>>,
-    cm_macs: HashMap<Vec<u8>, usize>,
-    subscriber_ids: HashMap<Vec<u8>, usize>,
-    remote_ids: HashMap<Vec<u8>, usize>,
+    interface_ids: FastMap<Vec<u8>, Vec<LinkId>>,
+    duids: FastMap<Vec<u8>, usize>,
+    link_layer: FastMap<u16, FastMap<Vec<u8>, usize>>,
+    cm_macs: FastMap<Vec<u8>, usize>,
+    subscriber_ids: FastMap<Vec<u8>, usize>,
+    remote_ids: FastMap<Vec<u8>, usize>,
     /// Per Interface-Id, the reservations keyed by it and their links.
-    reserved_interface_ids: HashMap<Vec<u8>, Vec<(LinkId, usize)>>,
-    addresses: HashMap<Ipv6Addr, usize>,
-    prefixes: HashMap<Prefix, usize>,
+    reserved_interface_ids: FastMap<Vec<u8>, Vec<(LinkId, usize)>>,
+    addresses: FastMap<Ipv6Addr, usize>,
+    prefixes: FastMap<Prefix, usize>,
 }
 
 /// A configuration problem: which file, which field, what is wrong.

@@ -10,8 +10,9 @@ use xdhcp6_engine::table::LeaseEvent;
 use xdhcp6_engine::testing::{self, Client, Msg, Relay};
 use xdhcp6_engine::{Arrival, BatchItem, Context, Outcome, Peer};
 
-/// A small range, so that clients compete for addresses and some get none; a relay prefix,
-/// so that relayed messages are placed too.
+/// A small range, so that clients compete for addresses and some get none; a relay prefix on
+/// each of two links, so that relayed messages are placed too, and a batch mixes messages
+/// whose relays select different links.
 const CONFIG: &str = r#"
 [server]
 duid = "00:01:00:01:2e:00:00:09:02:00:00:00:00:01"
@@ -36,6 +37,15 @@ range = "2001:db8:1::/124"
 prefix = "2001:db8:100::/48"
 range = "2001:db8:100::/60"
 delegated-length = 64
+
+[[link]]
+name = "access-2"
+interfaces = ["eth2"]
+relay-prefixes = ["2001:db8:ffff:2::/64"]
+
+[[link.pool]]
+prefix = "2001:db8:2::/64"
+range = "2001:db8:2::/124"
 "#;
 
 const REPLY_BUF: usize = 2048;
@@ -48,7 +58,8 @@ struct Step {
     kind: u8,
     iaid: u32,
     pd: bool,
-    relayed: bool,
+    /// Through the relay on link 1 or 2, or direct (on link 1).
+    relay: Option<u8>,
     /// Listed in the IA: an address of the range (or none).
     listed: Option<u8>,
 }
@@ -59,23 +70,23 @@ fn step() -> impl Strategy<Value = Step> {
         0..8u8,
         1..3u32,
         any::<bool>(),
-        any::<bool>(),
+        prop::option::of(1..=2u8),
         prop::option::of(0..16u8),
     )
-        .prop_map(|(client, kind, iaid, pd, relayed, listed)| Step {
+        .prop_map(|(client, kind, iaid, pd, relay, listed)| Step {
             client,
             kind,
             iaid,
             pd,
-            relayed,
+            relay,
             listed,
         })
 }
 
 fn message(step: &Step, server: &[u8]) -> Vec<u8> {
     let mut client = Client::new(step.client);
-    if step.relayed {
-        client = client.via(Relay::new(testing::ip("2001:db8:ffff:1::1")));
+    if let Some(link) = step.relay {
+        client = client.via(Relay::new(testing::ip(&format!("2001:db8:ffff:{link}::1"))));
     }
     let msg: Msg = match step.kind {
         0 => client.solicit(),

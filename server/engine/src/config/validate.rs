@@ -13,7 +13,7 @@ use super::raw::{
 };
 use super::text::{parse_hex, to_colon_hex, to_hex};
 use super::{
-    ClientKey, Config, ConfigError, Index, InterfaceSelector, Link, LinkId, LinkLimits,
+    ClientKey, Config, ConfigError, FastMap, Index, InterfaceSelector, Link, LinkId, LinkLimits,
     LinkOptions, MAX_ADVERTISE_DELAY_MS, NaPool, NtpServer, PdExclude, PdPool, RateLimit,
     Reservation, ServerDuid, ServerLimits, ServerSettings, SourceLimits, Timers, ddns, leasequery,
     options,
@@ -585,7 +585,7 @@ fn links(
     no_overlapping_pools(&pd_prefixes)?;
     no_delegation_of_on_link_space(&na_prefixes, &pd_prefixes, &inside_on_link)?;
 
-    let mut by_len: HashMap<u8, HashMap<u128, Vec<LinkId>>> = HashMap::new();
+    let mut by_len: HashMap<u8, FastMap<u128, Vec<LinkId>>> = HashMap::new();
     for (prefix, seen) in relay {
         by_len
             .entry(prefix.len())
@@ -1126,7 +1126,7 @@ fn reservation_key(
         }
         Ok(bytes)
     };
-    let insert = |map: &mut HashMap<Vec<u8>, usize>, key: Vec<u8>, name: &str, what: &str| {
+    let insert = |map: &mut FastMap<Vec<u8>, usize>, key: Vec<u8>, name: &str, what: &str| {
         if let Some(other) = map.get(&key) {
             return Err((format!("{base}.{name}"), taken(other, what)));
         }

@@ -70,6 +70,9 @@ pub(crate) struct Lookahead {
     iaid: u32,
     kind: Option<IaKind>,
     link: u16,
+    /// For a Relay-forward: where the request lies and the link its relays select
+    /// ([`Engine::relay_link`]), so that answering it does not look the link up again.
+    relayed: Option<(usize, usize, LinkId)>,
 }
 
 impl Lookahead {
@@ -110,6 +113,14 @@ impl Lookahead {
     ) -> Option<(u128, u64)> {
         self.candidate
             .filter(|_| self.is_of(duid, iaid, kind, link))
+    }
+
+    /// The link the relays of `request` select, when this is what was looked ahead at for
+    /// that very Relay-forward (the same bytes at the same place).
+    pub(super) fn relay_link_of(&self, request: &[u8]) -> Option<LinkId> {
+        self.relayed
+            .filter(|&(at, len, _)| at == request.as_ptr() as usize && len == request.len())
+            .map(|(_, _, link)| link)
     }
 
     fn is_of(&self, duid: &[u8], iaid: u32, kind: IaKind, link: LinkId) -> bool {
@@ -175,6 +186,11 @@ impl Engine {
             iaid,
             kind: Some(kind),
             link: link.0,
+            relayed: (request.first() == Some(&u8::from(MessageType::RelayForw))).then_some((
+                request.as_ptr() as usize,
+                request.len(),
+                link,
+            )),
         }
     }
 

@@ -513,7 +513,11 @@ impl Engine {
                 if !discard::is_client_request(message.msg_type()) {
                     return Err(DropReason::NotForServer);
                 }
-                let link = match self.relay_link(&chain) {
+                // Looked up already when the request was looked ahead at.
+                let link = match ahead
+                    .relay_link_of(request)
+                    .or_else(|| self.relay_link(&chain))
+                {
                     Some(link) => Some(link),
                     None if self.answers_unknown_link(message.msg_type()) => None,
                     None => return Err(DropReason::UnknownLink),
