@@ -6,7 +6,9 @@
 //! The `batch` variants answer the same messages through `Engine::handle_batch`, `BATCH` at a
 //! time as a datapath's receive batch would bring them (all the Solicits of `BATCH` new
 //! clients, then their Requests); their throughput counts messages' exchanges or Renews, not
-//! batches.
+//! batches. `new_client_exchange_relayed` and its `_batch` twin send the same exchange through
+//! a relay (an Interface-Id and a Remote-ID per client) to a sink that takes records, as the
+//! AF_XDP worker answers what relays send.
 //!
 //! After the criterion functions, the bench alternates one-message and batch slices of the
 //! same work (50,000 Renews, 5,000 new clients) fifteen times and prints the ratio of their
