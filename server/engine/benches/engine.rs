@@ -8,7 +8,8 @@
 //! clients, then their Requests); their throughput counts messages' exchanges or Renews, not
 //! batches. `new_client_exchange_relayed` and its `_batch` twin send the same exchange through
 //! a relay (an Interface-Id and a Remote-ID per client) to a sink that takes records, as the
-//! AF_XDP worker answers what relays send.
+//! AF_XDP worker answers what relays send; `renew_relayed` and its `_batch` twin renew
+//! 100,000 leases bound through such relays, through the same relays.
 //!
 //! After the criterion functions, the bench alternates one-message and batch slices of the
 //! same work (50,000 Renews, 5,000 new clients) fifteen times and prints the ratio of their
@@ -462,6 +463,11 @@ fn engine_benches(c: &mut Criterion) {
     });
     group.throughput(Throughput::Elements(1));
 
+    // Leases bound through one relay for the relayed Renews below, before the clock moves on
+    // to the Renews' time.
+    let (relayed_renews, relayed_len) =
+        relayed_leases(&engine, &server, next_client + (1 << 36), T0 + 1);
+
     // Renew of an existing lease, cycling through all of them.
     let cx = Context {
         link: Some(LinkId(0)),
@@ -514,6 +520,40 @@ fn engine_benches(c: &mut Criterion) {
             black_box(engine.handle(renew, &cx, &mut reply, &mut Discard))
         });
     });
+
+    // Renews through relays, of leases bound through the same relays (each Renew carries the
+    // relay data its lease holds: the common case), to a sink that takes records.
+    let mut at = 0;
+    group.bench_function("renew_relayed/1M_leases", |b| {
+        b.iter(|| {
+            let renew = &relayed_renews[at..at + relayed_len];
+            at += relayed_len;
+            if at == relayed_renews.len() {
+                at = 0;
+            }
+            black_box(engine.handle(renew, &cx, &mut reply, &mut Records))
+        });
+    });
+    group.throughput(Throughput::Elements(BATCH as u64));
+    let mut at = 0;
+    let step = BATCH * relayed_len;
+    group.bench_function("renew_relayed_batch/1M_leases", |b| {
+        b.iter(|| {
+            if at + step > relayed_renews.len() {
+                at = 0;
+            }
+            let batch_of = &relayed_renews[at..at + step];
+            at += step;
+            black_box(batch_into(
+                &engine,
+                batch_of,
+                relayed_len,
+                &cx,
+                &mut replies,
+            ))
+        });
+    });
+    group.throughput(Throughput::Elements(1));
     group.finish();
     interleaved(
         &engine,
@@ -526,6 +566,55 @@ fn engine_benches(c: &mut Criterion) {
         "table holds {} leases after the benchmarks",
         engine.table().len()
     );
+}
+
+/// Leases bound through relays ([`relayed`]) for `RELAYED_LEASES` new clients from client
+/// number `first` on, and a relayed Renew of each, built the same way; returns the Renews
+/// and their length. The clock starts at `from` and moves a second every 1,000 bindings, the
+/// rate a relay is allowed by default (`relay-binding-rate`).
+fn relayed_leases(engine: &Engine, server: &[u8], first: u64, from: u32) -> (Vec<u8>, usize) {
+    const RELAYED_LEASES: u64 = 100_000;
+    let at = |n: u64| Context {
+        link: Some(LinkId(0)),
+        arrival: Arrival::Multicast,
+        now: from + (n / 1000) as u32,
+    };
+    let mut message = [0; 128];
+    let mut relayed_message = [0; 256];
+    let mut reply = [0; 1024];
+    let mut renews = Vec::new();
+    let mut renew_len = 0;
+    for client in first..first + RELAYED_LEASES {
+        let len = client_message(
+            &mut message,
+            MessageType::Request,
+            client,
+            Some(server),
+            None,
+        );
+        let len = relayed(&message[..len], client, &mut relayed_message);
+        let cx = at(client - first);
+        let outcome = engine.handle(&relayed_message[..len], &cx, &mut reply, &mut Records);
+        assert!(matches!(outcome, Outcome::Reply { .. }), "{outcome:?}");
+        let id = duid(client);
+        let key = engine.table().ia_key(&id, 1, IaKind::Na, LinkId(0));
+        let lease = engine.table().find_client(&key).expect("bound");
+        let len = client_message(
+            &mut message,
+            MessageType::Renew,
+            client,
+            Some(server),
+            Some(lease.ip()),
+        );
+        renew_len = relayed(&message[..len], client, &mut relayed_message);
+        renews.extend_from_slice(&relayed_message[..renew_len]);
+    }
+    // A relayed Renew is answered through the relay and keeps the lease.
+    let cx = at(RELAYED_LEASES);
+    let outcome = engine.handle(&renews[..renew_len], &cx, &mut reply, &mut Records);
+    assert!(matches!(outcome, Outcome::Reply { .. }), "{outcome:?}");
+    assert_eq!(reply[0], u8::from(MessageType::RelayRepl));
+    (renews, renew_len)
 }
 
 /// One message at a time and `handle_batch`, in alternating slices of a fraction of a

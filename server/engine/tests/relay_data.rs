@@ -176,6 +176,74 @@ fn a_renew_through_another_relay_replaces_the_relay_data() {
     assert_eq!(relay.relay_id(), Some(CMTS_DUID));
 }
 
+/// A Renew through the same relays leaves the stored parts as they are; one that differs in
+/// any one part (the path, the subscriber part, the inline peer or link-layer address) stores
+/// the change, and the parts nothing holds any more are freed.
+#[test]
+fn a_renew_keeps_equal_relay_data_and_stores_a_change_in_any_one_part() {
+    let mut s = Server::new(CONFIG);
+    let first = cmts("2001:db8:ffff:1::1", CMTS_DUID, 7, 3);
+    let addr = s.bind_address(&Client::new(3).via(first), 1);
+    let bound = bound_record(&s, addr).relay.unwrap();
+    let before = stats(&s);
+    assert_eq!((before.paths, before.subscribers), (1, 1));
+    // The same relays again: the same relay data, the same parts.
+    s.advance(100);
+    let same = Client::new(3).via(cmts("2001:db8:ffff:1::1", CMTS_DUID, 7, 3));
+    s.send(&same.renew(&s.duid()).ia_na(1, &[addr]));
+    assert_eq!(bound_record(&s, addr).relay.as_ref(), Some(&bound));
+    assert_eq!(stats(&s), before);
+    let changes: [(&str, Relay); 4] = [
+        // Another Relay-ID: the path part.
+        ("path", cmts("2001:db8:ffff:1::1", OTHER_CMTS_DUID, 7, 3)),
+        // Another modem's Remote-ID: the subscriber part.
+        (
+            "subscriber",
+            cmts("2001:db8:ffff:1::1", OTHER_CMTS_DUID, 8, 3),
+        ),
+        // Another link-local peer, same link-layer address: the inline interface identifier.
+        (
+            "peer",
+            cmts("2001:db8:ffff:1::1", OTHER_CMTS_DUID, 8, 3)
+                .peer(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0x99)),
+        ),
+        // Another client link-layer address: the inline one.
+        (
+            "link-layer",
+            cmts("2001:db8:ffff:1::1", OTHER_CMTS_DUID, 8, 3)
+                .peer(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0x99))
+                .link_layer(1, &client_mac(9)),
+        ),
+    ];
+    let mut previous = bound;
+    for (part, relay) in changes {
+        s.advance(100);
+        let client = Client::new(3).via(relay);
+        let reply = s.send(&client.renew(&s.duid()).ia_na(1, &[addr]));
+        assert_eq!(reply.ia_na(1).address(), addr, "{part}");
+        let stored = bound_record(&s, addr).relay.unwrap();
+        assert_ne!(stored, previous, "a change of the {part} is stored");
+        // What the next Renew through the same relays sends is what was stored.
+        let events = s.take_events();
+        assert_eq!(
+            events.last().and_then(|event| event.record.relay.as_ref()),
+            Some(&stored),
+            "{part}"
+        );
+        // One lease: one path and one subscriber part, the old ones freed.
+        let now = stats(&s);
+        assert_eq!((now.paths, now.subscribers), (1, 1), "{part}");
+        previous = stored;
+    }
+    assert_eq!(previous.relay_id(), Some(OTHER_CMTS_DUID));
+    assert_eq!(previous.remote_id(), Some(&remote_id(8)[..]));
+    assert_eq!(previous.client_link_layer(), Some((1, &client_mac(9)[..])));
+    assert_eq!(
+        previous.innermost().unwrap().peer_address(),
+        Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0x99)
+    );
+}
+
 #[test]
 fn a_direct_client_stores_nothing() {
     let mut s = Server::new(CONFIG);

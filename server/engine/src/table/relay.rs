@@ -804,10 +804,17 @@ impl RelayStore {
         }
     }
 
-    fn split_and_intern(&self, data: &RelayData) -> Option<RelayTail> {
+    /// Writes the parts `data` is kept in into `path` and `subscriber` (both empty; the
+    /// subscriber part's first four bytes left for the path's handle) and returns the tail
+    /// that the record keeps inline (its handle holding only [`HAS_LINK_LAYER`]). The parts
+    /// are written in place: an [`Encoding`] is half a kilobyte.
+    fn split(
+        data: &RelayData,
+        path: &mut Encoding,
+        subscriber: &mut Encoding,
+    ) -> Option<RelayTail> {
         let count = data.hop_len();
         let innermost = data.innermost()?;
-        let mut path = Encoding::new();
         path.push_head(count as u8, data.source())?;
         for hop in data.hops().take(count - 1) {
             path.push(hop.header)?;
@@ -824,7 +831,6 @@ impl RelayStore {
         path.push(&innermost.header[1..17])?;
         path.push(&(path_len as u16).to_be_bytes())?;
         let mut tail = RelayTail::default();
-        let mut subscriber = Encoding::new();
         subscriber.push(&[0; 4])?;
         let peer = innermost.peer_address().octets();
         if peer[..8] == [0xfe, 0x80, 0, 0, 0, 0, 0, 0] {
@@ -844,6 +850,12 @@ impl RelayStore {
                 }
             }
         }
+        Some(tail)
+    }
+
+    fn split_and_intern(&self, data: &RelayData) -> Option<RelayTail> {
+        let (mut path, mut subscriber) = (Encoding::new(), Encoding::new());
+        let mut tail = Self::split(data, &mut path, &mut subscriber)?;
         let (path, _) = self.paths.intern(path.as_bytes())?;
         let subscriber = subscriber.as_bytes_mut();
         subscriber[..4].copy_from_slice(&path.to_le_bytes());
@@ -873,13 +885,50 @@ impl RelayStore {
     }
 
     /// Replaces the relay data of a record: interns the new one, then drops the old one.
+    /// Relay data equal to what the record holds (a Renew through the same relays, the common
+    /// case) is left as it is: comparing the parts through their handles costs no hashing
+    /// and takes no reference.
     pub(super) fn replace(&self, tail: &mut RelayTail, data: Option<&RelayData>) {
-        if data.is_none() && tail.is_none() {
-            return;
+        match data {
+            None if tail.is_none() => return,
+            Some(data) if self.holds(tail, data) => return,
+            _ => {}
         }
         let new = self.store(data);
         self.release(tail);
         *tail = new;
+    }
+
+    /// Whether `tail` keeps relay data equal to `data`: the same inline tail, and interned
+    /// parts with the same bytes. The record holding `tail` holds references to its parts,
+    /// so their handles name them while the caller holds the record.
+    fn holds(&self, tail: &RelayTail, data: &RelayData) -> bool {
+        let Some(handle) = tail.handle().checked_sub(1) else {
+            return false;
+        };
+        let (mut path, mut subscriber) = (Encoding::new(), Encoding::new());
+        let Some(inline) = Self::split(data, &mut path, &mut subscriber) else {
+            return false;
+        };
+        if inline.has_link_layer() != tail.has_link_layer()
+            || inline.iid != tail.iid
+            || inline.link_layer != tail.link_layer
+        {
+            return false;
+        }
+        let path_handle = self
+            .subscribers
+            .with(handle, |stored| {
+                let (path_handle, rest) = stored.split_first_chunk::<4>()?;
+                (subscriber.as_bytes().get(4..) == Some(rest))
+                    .then_some(u32::from_le_bytes(*path_handle))
+            })
+            .flatten();
+        path_handle.is_some_and(|path_handle| {
+            self.paths
+                .with(path_handle, |stored| stored == path.as_bytes())
+                .unwrap_or(false)
+        })
     }
 
     /// The relay data of a record. Holds a subscriber shard's lock, then a path shard's (the
