@@ -88,6 +88,34 @@ fn batch_with(
         .sum()
 }
 
+/// Messages taken `step` bytes at a time from a run of them, from the start again when fewer
+/// than `step` are left: each iteration renews other leases.
+struct Cycle<'a> {
+    messages: &'a [u8],
+    step: usize,
+    at: usize,
+}
+
+impl<'a> Cycle<'a> {
+    fn new(messages: &'a [u8], step: usize) -> Self {
+        assert!(step > 0 && step <= messages.len());
+        Self {
+            messages,
+            step,
+            at: 0,
+        }
+    }
+
+    fn next(&mut self) -> &'a [u8] {
+        if self.at + self.step > self.messages.len() {
+            self.at = 0;
+        }
+        let taken = &self.messages[self.at..self.at + self.step];
+        self.at += self.step;
+        taken
+    }
+}
+
 /// Leases in the table before anything is timed.
 const FILLED: u64 = 1_000_000;
 
@@ -482,79 +510,39 @@ fn engine_benches(c: &mut Criterion) {
         let outcome = engine.handle(&renews[..renew_len], &cx, &mut reply, &mut Discard);
         assert!(matches!(outcome, Outcome::Reply { .. }));
     }
-    let mut at = 0;
+    let mut next = Cycle::new(&renews, renew_len);
     group.bench_function("renew/1M_leases", |b| {
-        b.iter(|| {
-            let renew = &renews[at..at + renew_len];
-            at += renew_len;
-            if at == renews.len() {
-                at = 0;
-            }
-            black_box(engine.handle(renew, &cx, &mut reply, &mut Discard))
-        });
+        b.iter(|| black_box(engine.handle(next.next(), &cx, &mut reply, &mut Discard)));
     });
 
     // The same Renews, `BATCH` at a time.
     group.throughput(Throughput::Elements(BATCH as u64));
-    let mut at = 0;
-    let step = BATCH * renew_len;
+    let mut next = Cycle::new(&renews, BATCH * renew_len);
     group.bench_function("renew_batch/1M_leases", |b| {
-        b.iter(|| {
-            if at + step > renews.len() {
-                at = 0;
-            }
-            let batch_of = &renews[at..at + step];
-            at += step;
-            black_box(batch(&engine, batch_of, renew_len, &cx, &mut replies))
-        });
+        b.iter(|| black_box(batch(&engine, next.next(), renew_len, &cx, &mut replies)));
     });
     group.throughput(Throughput::Elements(1));
 
     // The same Renew over the first 1,000 leases only: table and messages stay in cache, so
     // this is the CPU cost of a Renew without the memory misses of the 1M-lease run.
     let hot = &renews[..1000 * renew_len];
-    let mut at = 0;
+    let mut next = Cycle::new(hot, renew_len);
     group.bench_function("renew/1k_hot_leases", |b| {
-        b.iter(|| {
-            let renew = &hot[at..at + renew_len];
-            at += renew_len;
-            if at == hot.len() {
-                at = 0;
-            }
-            black_box(engine.handle(renew, &cx, &mut reply, &mut Discard))
-        });
+        b.iter(|| black_box(engine.handle(next.next(), &cx, &mut reply, &mut Discard)));
     });
 
     // Renews through relays, of leases bound through the same relays (each Renew carries the
     // relay data its lease holds: the common case), to a sink that takes records.
-    let mut at = 0;
+    let mut next = Cycle::new(&relayed_renews, relayed_len);
     group.bench_function("renew_relayed/1M_leases", |b| {
-        b.iter(|| {
-            let renew = &relayed_renews[at..at + relayed_len];
-            at += relayed_len;
-            if at == relayed_renews.len() {
-                at = 0;
-            }
-            black_box(engine.handle(renew, &cx, &mut reply, &mut Records))
-        });
+        b.iter(|| black_box(engine.handle(next.next(), &cx, &mut reply, &mut Records)));
     });
     group.throughput(Throughput::Elements(BATCH as u64));
-    let mut at = 0;
-    let step = BATCH * relayed_len;
+    let mut next = Cycle::new(&relayed_renews, BATCH * relayed_len);
     group.bench_function("renew_relayed_batch/1M_leases", |b| {
         b.iter(|| {
-            if at + step > relayed_renews.len() {
-                at = 0;
-            }
-            let batch_of = &relayed_renews[at..at + step];
-            at += step;
-            black_box(batch_into(
-                &engine,
-                batch_of,
-                relayed_len,
-                &cx,
-                &mut replies,
-            ))
+            let renews = next.next();
+            black_box(batch_into(&engine, renews, relayed_len, &cx, &mut replies))
         });
     });
     group.throughput(Throughput::Elements(1));
