@@ -42,30 +42,9 @@ use xdhcp6_engine::{Arrival, BatchItem, Context, Engine, Outcome, Peer};
 /// Messages per `handle_batch` call in the batch variants (an AF_XDP receive batch).
 const BATCH: usize = 64;
 
-/// Answers `messages` (each `len` bytes) through `handle_batch`; returns the replies' total
-/// length, so that nothing is optimised away.
+/// Answers `messages` (each `len` bytes) through `handle_batch`, events to `sink`; returns the
+/// replies' total length, so that nothing is optimised away.
 fn batch(
-    engine: &Engine,
-    messages: &[u8],
-    len: usize,
-    cx: &Context,
-    replies: &mut [[u8; 1024]],
-) -> usize {
-    batch_with(engine, messages, len, cx, replies, &mut Discard)
-}
-
-/// [`batch`] with the sink that takes records ([`Records`]), as the journal's does.
-fn batch_into(
-    engine: &Engine,
-    messages: &[u8],
-    len: usize,
-    cx: &Context,
-    replies: &mut [[u8; 1024]],
-) -> usize {
-    batch_with(engine, messages, len, cx, replies, &mut Records)
-}
-
-fn batch_with(
     engine: &Engine,
     messages: &[u8],
     len: usize,
@@ -449,8 +428,22 @@ fn engine_benches(c: &mut Criterion) {
                 (solicits, requests, len)
             },
             |(solicits, requests, (solicit_len, request_len))| {
-                let advertised = batch(&engine, solicits, *solicit_len, &cx, &mut replies);
-                let bound = batch(&engine, requests, *request_len, &cx, &mut replies);
+                let advertised = batch(
+                    &engine,
+                    solicits,
+                    *solicit_len,
+                    &cx,
+                    &mut replies,
+                    &mut Discard,
+                );
+                let bound = batch(
+                    &engine,
+                    requests,
+                    *request_len,
+                    &cx,
+                    &mut replies,
+                    &mut Discard,
+                );
                 black_box((advertised, bound))
             },
             BatchSize::SmallInput,
@@ -486,8 +479,22 @@ fn engine_benches(c: &mut Criterion) {
                 (solicits, requests, len)
             },
             |(solicits, requests, (solicit_len, request_len))| {
-                let advertised = batch_into(&engine, solicits, *solicit_len, &cx, &mut replies);
-                let bound = batch_into(&engine, requests, *request_len, &cx, &mut replies);
+                let advertised = batch(
+                    &engine,
+                    solicits,
+                    *solicit_len,
+                    &cx,
+                    &mut replies,
+                    &mut Records,
+                );
+                let bound = batch(
+                    &engine,
+                    requests,
+                    *request_len,
+                    &cx,
+                    &mut replies,
+                    &mut Records,
+                );
                 black_box((advertised, bound))
             },
             BatchSize::SmallInput,
@@ -519,7 +526,16 @@ fn engine_benches(c: &mut Criterion) {
     group.throughput(Throughput::Elements(BATCH as u64));
     let mut next = Cycle::new(&renews, BATCH * renew_len);
     group.bench_function("renew_batch/1M_leases", |b| {
-        b.iter(|| black_box(batch(&engine, next.next(), renew_len, &cx, &mut replies)));
+        b.iter(|| {
+            black_box(batch(
+                &engine,
+                next.next(),
+                renew_len,
+                &cx,
+                &mut replies,
+                &mut Discard,
+            ))
+        });
     });
     group.throughput(Throughput::Elements(1));
 
@@ -542,7 +558,14 @@ fn engine_benches(c: &mut Criterion) {
     group.bench_function("renew_relayed_batch/1M_leases", |b| {
         b.iter(|| {
             let renews = next.next();
-            black_box(batch_into(&engine, renews, relayed_len, &cx, &mut replies))
+            black_box(batch(
+                &engine,
+                renews,
+                relayed_len,
+                &cx,
+                &mut replies,
+                &mut Records,
+            ))
         });
     });
     group.throughput(Throughput::Elements(1));
@@ -657,7 +680,14 @@ fn interleaved(engine: &Engine, server: &[u8], renews: &[u8], renew_len: usize, 
         let one = RENEWS as f64 / started.elapsed().as_secs_f64();
         let started = Instant::now();
         for group in others.chunks(BATCH * renew_len) {
-            black_box(batch(engine, group, renew_len, &cx, &mut replies));
+            black_box(batch(
+                engine,
+                group,
+                renew_len,
+                &cx,
+                &mut replies,
+                &mut Discard,
+            ));
         }
         let many = RENEWS as f64 / started.elapsed().as_secs_f64();
         pairs.push((one, many));
@@ -694,8 +724,22 @@ fn interleaved(engine: &Engine, server: &[u8], renews: &[u8], renew_len: usize, 
             .chunks(BATCH * solicit_len)
             .zip(requests.chunks(BATCH * request_len))
         {
-            black_box(batch(engine, solicit, solicit_len, &cx, &mut replies));
-            black_box(batch(engine, request, request_len, &cx, &mut replies));
+            black_box(batch(
+                engine,
+                solicit,
+                solicit_len,
+                &cx,
+                &mut replies,
+                &mut Discard,
+            ));
+            black_box(batch(
+                engine,
+                request,
+                request_len,
+                &cx,
+                &mut replies,
+                &mut Discard,
+            ));
         }
         let many = CLIENTS as f64 / started.elapsed().as_secs_f64();
         pairs.push((one, many));
