@@ -70,9 +70,9 @@ pub(crate) struct Lookahead {
     iaid: u32,
     kind: Option<IaKind>,
     link: u16,
-    /// For a Relay-forward: where the request lies and the link its relays select
-    /// ([`Engine::relay_link`]), so that answering it does not look the link up again.
-    relayed: Option<(usize, usize, LinkId)>,
+    /// For a Relay-forward: where the request lies, so that answering it takes `link` (the
+    /// link its relays select, [`Engine::relay_link`]) instead of looking it up again.
+    relayed: Option<(usize, usize)>,
 }
 
 impl Lookahead {
@@ -118,9 +118,8 @@ impl Lookahead {
     /// The link the relays of `request` select, when this is what was looked ahead at for
     /// that very Relay-forward (the same bytes at the same place).
     pub(super) fn relay_link_of(&self, request: &[u8]) -> Option<LinkId> {
-        self.relayed
-            .filter(|&(at, len, _)| at == request.as_ptr() as usize && len == request.len())
-            .map(|(_, _, link)| link)
+        (self.relayed == Some((request.as_ptr() as usize, request.len())))
+            .then_some(LinkId(self.link))
     }
 
     fn is_of(&self, duid: &[u8], iaid: u32, kind: IaKind, link: LinkId) -> bool {
@@ -157,14 +156,17 @@ impl Engine {
     /// slots that hold it, taking no lock and changing nothing. A message the table has nothing for (or one that cannot be read) gives an
     /// empty [`Lookahead`].
     pub(super) fn lookahead(&self, request: &[u8], cx: &Context) -> Lookahead {
-        let client = match request.first().map(|&first| MessageType::from(first)) {
-            Some(MessageType::RelayForw) => self.relayed_client(request),
-            Some(msg_type) => cx.link.and_then(|link| {
-                let message = request.get(4..)?;
-                direct_client(request[0], message)
-                    .map(|(duid, iaid, kind)| (msg_type, duid, iaid, kind, link))
-            }),
-            None => None,
+        let (relay_forward, client) = match request.first().map(|&first| MessageType::from(first)) {
+            Some(MessageType::RelayForw) => (true, self.relayed_client(request)),
+            Some(msg_type) => (
+                false,
+                cx.link.and_then(|link| {
+                    let message = request.get(4..)?;
+                    direct_client(request[0], message)
+                        .map(|(duid, iaid, kind)| (msg_type, duid, iaid, kind, link))
+                }),
+            ),
+            None => (false, None),
         };
         let Some((msg_type, duid, iaid, kind, link)) = client else {
             return Lookahead::default();
@@ -186,11 +188,7 @@ impl Engine {
             iaid,
             kind: Some(kind),
             link: link.0,
-            relayed: (request.first() == Some(&u8::from(MessageType::RelayForw))).then_some((
-                request.as_ptr() as usize,
-                request.len(),
-                link,
-            )),
+            relayed: relay_forward.then_some((request.as_ptr() as usize, request.len())),
         }
     }
 
