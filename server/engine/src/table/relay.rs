@@ -795,13 +795,17 @@ impl RelayStore {
         let Some(data) = data else {
             return RelayTail::default();
         };
-        match self.split_and_intern(data) {
-            Some(tail) => tail,
-            None => {
-                self.not_stored.fetch_add(1, Ordering::Relaxed);
-                RelayTail::default()
-            }
-        }
+        let (mut path, mut subscriber) = (Encoding::new(), Encoding::new());
+        let inline = Self::split(data, &mut path, &mut subscriber);
+        self.counted(inline.and_then(|inline| self.intern(&path, &mut subscriber, inline)))
+    }
+
+    /// `tail`, or no relay data, counted in `not_stored`, when it could not be stored.
+    fn counted(&self, tail: Option<RelayTail>) -> RelayTail {
+        tail.unwrap_or_else(|| {
+            self.not_stored.fetch_add(1, Ordering::Relaxed);
+            RelayTail::default()
+        })
     }
 
     /// Writes the parts `data` is kept in into `path` and `subscriber` (both empty; the
@@ -853,9 +857,14 @@ impl RelayStore {
         Some(tail)
     }
 
-    fn split_and_intern(&self, data: &RelayData) -> Option<RelayTail> {
-        let (mut path, mut subscriber) = (Encoding::new(), Encoding::new());
-        let mut tail = Self::split(data, &mut path, &mut subscriber)?;
+    /// Interns the parts [`Self::split`] wrote and returns the record's tail: `tail`, the
+    /// inline part `split` returned, with the subscriber part's handle.
+    fn intern(
+        &self,
+        path: &Encoding,
+        subscriber: &mut Encoding,
+        mut tail: RelayTail,
+    ) -> Option<RelayTail> {
         let (path, _) = self.paths.intern(path.as_bytes())?;
         let subscriber = subscriber.as_bytes_mut();
         subscriber[..4].copy_from_slice(&path.to_le_bytes());
@@ -889,25 +898,34 @@ impl RelayStore {
     /// case) is left as it is: comparing the parts through their handles costs no hashing
     /// and takes no reference.
     pub(super) fn replace(&self, tail: &mut RelayTail, data: Option<&RelayData>) {
-        match data {
+        let new = match data {
             None if tail.is_none() => return,
-            Some(data) if self.holds(tail, data) => return,
-            _ => {}
-        }
-        let new = self.store(data);
+            None => RelayTail::default(),
+            Some(data) => {
+                let (mut path, mut subscriber) = (Encoding::new(), Encoding::new());
+                let inline = Self::split(data, &mut path, &mut subscriber);
+                if inline.is_some_and(|inline| self.holds(tail, &path, &subscriber, &inline)) {
+                    return;
+                }
+                self.counted(inline.and_then(|inline| self.intern(&path, &mut subscriber, inline)))
+            }
+        };
         self.release(tail);
         *tail = new;
     }
 
-    /// Whether `tail` keeps relay data equal to `data`: the same inline tail, and interned
-    /// parts with the same bytes. The record holding `tail` holds references to its parts,
-    /// so their handles name them while the caller holds the record.
-    fn holds(&self, tail: &RelayTail, data: &RelayData) -> bool {
+    /// Whether `tail` keeps the relay data [`Self::split`] wrote as `path`, `subscriber` and
+    /// `inline`: the same inline tail, and interned parts with the same bytes. The record
+    /// holding `tail` holds references to its parts, so their handles name them while the
+    /// caller holds the record.
+    fn holds(
+        &self,
+        tail: &RelayTail,
+        path: &Encoding,
+        subscriber: &Encoding,
+        inline: &RelayTail,
+    ) -> bool {
         let Some(handle) = tail.handle().checked_sub(1) else {
-            return false;
-        };
-        let (mut path, mut subscriber) = (Encoding::new(), Encoding::new());
-        let Some(inline) = Self::split(data, &mut path, &mut subscriber) else {
             return false;
         };
         if inline.has_link_layer() != tail.has_link_layer()
@@ -1044,7 +1062,7 @@ fn join(path: &[u8], subscriber: &[u8], tail: &RelayTail) -> Option<RelayData> {
     Some(RelayData(out.as_bytes().into()))
 }
 
-/// Whether a path (see [`RelayStore::split_and_intern`]) matches `query`.
+/// Whether a path (see [`RelayStore::split`]) matches `query`.
 fn path_matches(path: &[u8], query: &RelayQuery<'_>) -> bool {
     let Some((count, _, mut rest)) = split_head(path) else {
         return false;
