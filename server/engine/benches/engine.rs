@@ -192,6 +192,54 @@ impl Exchange {
     }
 }
 
+/// The Solicits and the Requests of `count` new clients, numbered on from `*next` (which
+/// ends at the last one), each run end to end, and their lengths (every message of a kind has
+/// one length: the client numbers take the same bytes); wrapped in a Relay-forward
+/// ([`relayed`]) when `through_relay`.
+fn new_clients(
+    next: &mut u64,
+    count: usize,
+    server: &[u8],
+    through_relay: bool,
+) -> (Vec<u8>, Vec<u8>, (usize, usize)) {
+    let (mut solicits, mut requests, mut len) = (Vec::new(), Vec::new(), (0, 0));
+    let mut wrapped = [0; 256];
+    for _ in 0..count {
+        *next += 1;
+        let exchange = Exchange::new(*next, server);
+        let mut add = |run: &mut Vec<u8>, message: &[u8]| {
+            let message = if through_relay {
+                let len = relayed(message, *next, &mut wrapped);
+                &wrapped[..len]
+            } else {
+                message
+            };
+            run.extend_from_slice(message);
+            message.len()
+        };
+        len = (
+            add(&mut solicits, &exchange.solicit[..exchange.solicit_len]),
+            add(&mut requests, &exchange.request[..exchange.request_len]),
+        );
+    }
+    (solicits, requests, len)
+}
+
+/// Answers the Solicits of [`new_clients`] in one batch, then their Requests, events to
+/// `sink`; returns the replies' total lengths.
+fn exchanges(
+    engine: &Engine,
+    (solicits, requests, (solicit_len, request_len)): &(Vec<u8>, Vec<u8>, (usize, usize)),
+    cx: &Context,
+    replies: &mut [[u8; 1024]],
+    sink: &mut impl EventSink,
+) -> (usize, usize) {
+    (
+        batch(engine, solicits, *solicit_len, cx, replies, sink),
+        batch(engine, requests, *request_len, cx, replies, sink),
+    )
+}
+
 /// `inner` (a client message of `len` bytes) wrapped in a Relay-forward as an access
 /// router sends it: link-address on the pool's link, the client's link-local address as
 /// peer, an Interface-Id of the port and a Remote-ID of the client's own line (as the load
@@ -414,38 +462,8 @@ fn engine_benches(c: &mut Criterion) {
     next_client += 1 << 32;
     group.bench_function("new_client_exchange_batch/1M_leases", |b| {
         b.iter_batched_ref(
-            || {
-                let mut solicits = Vec::new();
-                let mut requests = Vec::new();
-                let mut len = (0, 0);
-                for _ in 0..BATCH {
-                    next_client += 1;
-                    let exchange = Exchange::new(next_client, &server);
-                    solicits.extend_from_slice(&exchange.solicit[..exchange.solicit_len]);
-                    requests.extend_from_slice(&exchange.request[..exchange.request_len]);
-                    len = (exchange.solicit_len, exchange.request_len);
-                }
-                (solicits, requests, len)
-            },
-            |(solicits, requests, (solicit_len, request_len))| {
-                let advertised = batch(
-                    &engine,
-                    solicits,
-                    *solicit_len,
-                    &cx,
-                    &mut replies,
-                    &mut Discard,
-                );
-                let bound = batch(
-                    &engine,
-                    requests,
-                    *request_len,
-                    &cx,
-                    &mut replies,
-                    &mut Discard,
-                );
-                black_box((advertised, bound))
-            },
+            || new_clients(&mut next_client, BATCH, &server, false),
+            |clients| black_box(exchanges(&engine, clients, &cx, &mut replies, &mut Discard)),
             BatchSize::SmallInput,
         );
     });
@@ -454,49 +472,8 @@ fn engine_benches(c: &mut Criterion) {
     // its relays send.
     group.bench_function("new_client_exchange_relayed_batch/1M_leases", |b| {
         b.iter_batched_ref(
-            || {
-                let mut solicits = Vec::new();
-                let mut requests = Vec::new();
-                let mut len = (0, 0);
-                let mut message = [0; 256];
-                for _ in 0..BATCH {
-                    next_client += 1;
-                    let exchange = Exchange::new(next_client, &server);
-                    let solicit_len = relayed(
-                        &exchange.solicit[..exchange.solicit_len],
-                        next_client,
-                        &mut message,
-                    );
-                    solicits.extend_from_slice(&message[..solicit_len]);
-                    let request_len = relayed(
-                        &exchange.request[..exchange.request_len],
-                        next_client,
-                        &mut message,
-                    );
-                    requests.extend_from_slice(&message[..request_len]);
-                    len = (solicit_len, request_len);
-                }
-                (solicits, requests, len)
-            },
-            |(solicits, requests, (solicit_len, request_len))| {
-                let advertised = batch(
-                    &engine,
-                    solicits,
-                    *solicit_len,
-                    &cx,
-                    &mut replies,
-                    &mut Records,
-                );
-                let bound = batch(
-                    &engine,
-                    requests,
-                    *request_len,
-                    &cx,
-                    &mut replies,
-                    &mut Records,
-                );
-                black_box((advertised, bound))
-            },
+            || new_clients(&mut next_client, BATCH, &server, true),
+            |clients| black_box(exchanges(&engine, clients, &cx, &mut replies, &mut Records)),
             BatchSize::SmallInput,
         );
     });
@@ -696,17 +673,7 @@ fn interleaved(engine: &Engine, server: &[u8], renews: &[u8], renew_len: usize, 
     // New clients' exchanges, distinct clients for each slice.
     let mut pairs = Vec::new();
     let mut client = first;
-    let mut slice = || {
-        let (mut solicits, mut requests, mut len) = (Vec::new(), Vec::new(), (0, 0));
-        for _ in 0..CLIENTS {
-            client += 1;
-            let exchange = Exchange::new(client, server);
-            solicits.extend_from_slice(&exchange.solicit[..exchange.solicit_len]);
-            requests.extend_from_slice(&exchange.request[..exchange.request_len]);
-            len = (exchange.solicit_len, exchange.request_len);
-        }
-        (solicits, requests, len)
-    };
+    let mut slice = || new_clients(&mut client, CLIENTS, server, false);
     for _ in 0..PAIRS {
         let (solicits, requests, (solicit_len, request_len)) = slice();
         let started = Instant::now();
