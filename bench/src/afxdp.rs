@@ -71,6 +71,7 @@ pub fn socket_config() -> XskConfig {
         need_wakeup: true,
         verify_checksum: true,
         idle_timeout_ms: 100,
+        busy_poll_us: 0,
     }
 }
 

@@ -317,8 +317,28 @@ impl Generator {
 
     /// Starts flows at `rate` per second from `now_ns` for `duration_ns` (again, for a ramp).
     pub fn start(&mut self, now_ns: u64, rate: f64, duration_ns: u64) {
+        self.reserve_owners();
         self.pacer = Pacer::new(rate, now_ns);
         self.end_ns = now_ns.saturating_add(duration_ns);
+    }
+
+    /// Sizes the address and prefix owner maps for every client this generator runs, so that
+    /// they never grow while it sends: growing one rehashes every entry, a stall of several
+    /// milliseconds at a few hundred thousand bound clients during which nothing is sent or
+    /// received, which the flows in flight would count as the server's latency.
+    fn reserve_owners(&mut self) {
+        if self.echo {
+            return;
+        }
+        let clients = self.members.as_ref().map_or(self.clients.len(), Vec::len);
+        if self.settings.ias.na {
+            let len = self.address_owner.len();
+            self.address_owner.reserve(clients.saturating_sub(len));
+        }
+        if self.settings.ias.pd {
+            let len = self.prefix_owner.len();
+            self.prefix_owner.reserve(clients.saturating_sub(len));
+        }
     }
 
     /// Stops starting flows; outstanding ones still finish or time out.
@@ -1033,6 +1053,31 @@ mod tests {
                 };
                 assert_eq!(g.bound_clients(), bound, "{flow}");
             }
+        }
+    }
+
+    #[test]
+    fn binding_every_client_never_grows_the_owner_maps() {
+        // Growing a map rehashes it, a stall of milliseconds with hundreds of thousands of
+        // clients: the maps are sized when the schedule starts, for every client.
+        for (ias, pd) in [(IaSet::NA, false), (IaSet::BOTH, true)] {
+            let mut g = Generator::new(Settings {
+                ias,
+                ..settings(100, 0, Flows::One(Flow::Sarr))
+            });
+            g.start(0, 1000.0, 100 * MS);
+            let capacities = (g.address_owner.capacity(), g.prefix_owner.capacity());
+            assert!(capacities.0 >= 100, "{capacities:?}");
+            assert!(capacities.1 >= if pd { 100 } else { 0 }, "{capacities:?}");
+            drive(&mut g, 300, &mut good);
+            assert_eq!(g.bound_clients(), 100);
+            assert_eq!(g.address_owner.len(), 100);
+            assert_eq!(g.prefix_owner.len(), if pd { 100 } else { 0 });
+            assert_eq!(
+                (g.address_owner.capacity(), g.prefix_owner.capacity()),
+                capacities,
+                "a map grew while the clients bound"
+            );
         }
     }
 

@@ -170,6 +170,12 @@ pub struct Options {
     /// of the baseline's, round by round.
     #[arg(long, value_name = "PATH", conflicts_with = "latency")]
     baseline: Option<Box<Path>>,
+    /// xdhcp6d's --busy-poll for its AF_XDP targets: microseconds a worker keeps polling
+    /// after its last request before it sleeps. In the ramps every xdhcp6d target over
+    /// AF_XDP but the baseline runs with it; with --latency each round also runs `batch` and
+    /// `always` with it, beside the runs without, so that the two share one run.
+    #[arg(long, value_name = "US")]
+    busy_poll: Option<u32>,
 }
 
 impl Options {
@@ -526,6 +532,9 @@ struct Lab<'a> {
     /// The xdhcp6d binary to start (the release build's, except while a latency run
     /// measures a baseline).
     xdhcp6d: std::cell::Cell<Option<&'a Path>>,
+    /// xdhcp6d's --busy-poll over AF_XDP (--busy-poll, except while a latency run measures
+    /// without it).
+    busy_poll: std::cell::Cell<Option<u32>>,
 }
 
 impl<'a> Lab<'a> {
@@ -557,6 +566,7 @@ impl<'a> Lab<'a> {
             server_pid: std::cell::Cell::new(None),
             durability: std::cell::Cell::new(None),
             xdhcp6d: std::cell::Cell::new(None),
+            busy_poll: std::cell::Cell::new(options.busy_poll),
         })
     }
 
@@ -631,6 +641,15 @@ impl<'a> Lab<'a> {
                         "--durability",
                         self.durability.get().unwrap_or(&self.options.durability),
                     ])
+                    .args(
+                        self.busy_poll
+                            .get()
+                            // An earlier build may not know the flag.
+                            .filter(|_| datapath == "xdp" && target.name != "baseline")
+                            .map(|us| ["--busy-poll".to_owned(), us.to_string()])
+                            .into_iter()
+                            .flatten(),
+                    )
                     .arg("--journal")
                     .arg(&journal)
                     .arg("--control")

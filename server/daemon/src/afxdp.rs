@@ -322,13 +322,22 @@ impl XskWorker {
         R: Respond<E>,
     {
         let idle_timeout = i32::from(self.queue.config().idle_timeout_ms);
+        let busy_poll = Duration::from_micros(u64::from(self.queue.config().busy_poll_us));
         let mut next_statistics = Instant::now();
+        let mut last_received = Instant::now();
         while !stop.load(Ordering::Relaxed) {
-            if Instant::now() >= next_statistics {
+            let now = Instant::now();
+            if now >= next_statistics {
                 self.read_statistics(stats);
-                next_statistics = Instant::now() + STATISTICS_INTERVAL;
+                next_statistics = now + STATISTICS_INTERVAL;
             }
-            if self.poll_with(&mut respond, on_batch, events, stats) == 0 {
+            if self.poll_with(&mut respond, on_batch, events, stats) > 0 {
+                last_received = now;
+            } else if now.duration_since(last_received) < busy_poll {
+                // Busy polling: look at the rings again rather than sleep, so that the next
+                // request does not wait for this core to wake.
+                std::hint::spin_loop();
+            } else {
                 // Transmit completions are reclaimed on the next turn; do not sleep long
                 // while some are outstanding, nor past the next delayed reply.
                 let timeout = if self.queue.in_tx() > 0 {

@@ -136,6 +136,14 @@ enum Command {
         /// leaves each queue's requests to its own worker.
         #[arg(long, value_enum, value_name = "MODE", default_value_t = Spread::Auto)]
         spread: Spread,
+        /// With --datapath xdp: microseconds an AF_XDP worker keeps polling its rings after
+        /// the last request it received before it sleeps in poll(2). 0 (default): it sleeps
+        /// as soon as it finds nothing. While requests come closer together than this the
+        /// worker never sleeps, so that none waits for its core to wake from idle (a halted
+        /// virtual CPU, a deep C-state); the worker's core is then busy all the time. At most
+        /// 1,000,000 (one second).
+        #[arg(long, value_name = "US", default_value_t = 0, value_parser = clap::value_parser!(u32).range(..=1_000_000))]
+        busy_poll: u32,
         /// The compiled XDP object for --datapath xdp (default: $XDHCP6_EBPF_OBJECT, else the
         /// embedded copy).
         #[arg(long, value_name = "PATH")]
@@ -292,6 +300,7 @@ fn main() -> ExitCode {
             journal_cores,
             service_cores,
             spread,
+            busy_poll,
             ebpf_object,
             user,
             control,
@@ -312,6 +321,7 @@ fn main() -> ExitCode {
             journal_cores: journal_cores.map(|cores| cores.0).unwrap_or_default(),
             service_cores: service_cores.map(|cores| cores.0).unwrap_or_default(),
             spread,
+            busy_poll_us: busy_poll,
             ebpf_object,
             user,
             control: ControlOptions {

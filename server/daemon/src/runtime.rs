@@ -95,6 +95,9 @@ pub struct RunOptions {
     pub service_cores: Vec<usize>,
     /// Whether the AF_XDP workers of an interface spread requests over each other.
     pub spread: Spread,
+    /// Microseconds an AF_XDP worker polls after its last request before it sleeps (0:
+    /// sleeps at once; `XskConfig::busy_poll_us`).
+    pub busy_poll_us: u32,
     /// The compiled XDP object (`Datapath::Xdp`; default: `$XDHCP6_EBPF_OBJECT`, else the
     /// embedded copy).
     pub ebpf_object: Option<PathBuf>,
@@ -125,6 +128,7 @@ impl RunOptions {
             journal_cores: Vec::new(),
             service_cores: Vec::new(),
             spread: Spread::Auto,
+            busy_poll_us: 0,
             ebpf_object: None,
             user: None,
             control: ControlOptions::default(),
@@ -247,6 +251,12 @@ pub fn serve(options: RunOptions, stop: &AtomicBool) -> anyhow::Result<()> {
     // The kernel socket runs with either datapath: it holds the group memberships (the NIC's
     // multicast filter, MLD), and with XDP it is the slow path for what the program passes.
     let socket = Arc::new(open_socket(&config)?);
+    if options.datapath == Datapath::Udp && options.busy_poll_us > 0 {
+        tracing::warn!(
+            busy_poll_us = options.busy_poll_us,
+            "--busy-poll applies to --datapath xdp only; the UDP workers sleep in recvmmsg"
+        );
+    }
     let udp_workers = match options.datapath {
         Datapath::Udp => options.workers.max(1),
         Datapath::Xdp => 1,
@@ -541,6 +551,7 @@ fn start_xdp(
             &info,
             &XskConfig {
                 frames: afxdp::SERVER_FRAMES,
+                busy_poll_us: options.busy_poll_us,
                 ..XskConfig::default()
             },
             &options.cores,
@@ -557,6 +568,7 @@ fn start_xdp(
             mode = %mode,
             queues = workers.threads.len(),
             spread = options.spread.applies(workers.threads.len() as u32),
+            busy_poll_us = options.busy_poll_us,
             "XDP program attached, AF_XDP workers started"
         );
         running.xdp_workers.extend(workers.threads);

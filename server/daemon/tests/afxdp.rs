@@ -693,6 +693,105 @@ fn a_worker_holding_replies_takes_requests_during_the_sync_and_wakes_when_it_end
 
 #[test]
 #[ignore = "needs root and the eBPF object; run by cargo xtask test"]
+fn a_busy_polling_worker_does_not_sleep_between_requests_and_still_stops() {
+    // A worker that sleeps as soon as it finds nothing sleeps in poll(2) about every idle
+    // timeout (20 ms) while nothing comes; one that busy-polls for longer than the pause
+    // between two requests never does, yet answers both and stops when told.
+    let sleeping = voluntary_switches_between_two_requests(0);
+    assert!(
+        sleeping > 0,
+        "the measure cannot tell: a worker without busy polling did not sleep in 300 ms"
+    );
+    assert_eq!(
+        voluntary_switches_between_two_requests(60_000_000),
+        0,
+        "a busy-polling worker slept between two requests"
+    );
+}
+
+/// Starts a worker with `busy_poll_us`, has it answer a request, waits 300 ms, has it
+/// answer another and stops it; returns how often its thread went to sleep (voluntary
+/// context switches) in the pause.
+fn voluntary_switches_between_two_requests(busy_poll_us: u32) -> u64 {
+    const NAME: &str = "xsk-busy-test";
+    let pair = VethPair::new();
+    pair.run_in_namespace(|| {
+        let (_steering, interface, socket) = native_copy_socket_with(&XskConfig {
+            busy_poll_us,
+            ..copy_config()
+        });
+        let stop = Arc::new(AtomicBool::new(false));
+        let journal = Arc::new(FakeJournal::default());
+        journal.durable.store(u64::MAX, Ordering::Relaxed);
+        let stats = Arc::new(WorkerStats::default());
+        let worker = {
+            let (interface, stop, stats) =
+                (interface.clone(), Arc::clone(&stop), Arc::clone(&stats));
+            let mut events = Barriered(Arc::clone(&journal));
+            let counts = Arc::clone(&stats);
+            let respond =
+                move |request: &[u8], _: &FrameMeta, reply: &mut [u8], _: &mut Barriered| {
+                    echo(request, reply, &counts)
+                };
+            thread::Builder::new()
+                .name(NAME.to_owned())
+                .spawn(move || {
+                    afxdp::run_queue(
+                        socket,
+                        &interface,
+                        Some(0),
+                        respond,
+                        &mut events,
+                        &stop,
+                        &stats,
+                    )
+                })
+                .unwrap()
+        };
+        let client = PacketSocket::new(VethPair::CLIENT).unwrap();
+        let first = solicit(&[], 1);
+        client.send(first.bytes()).unwrap();
+        let reply = client
+            .receive_reply()
+            .expect("no answer to the first request");
+        check_reply(&reply, &first, &interface);
+
+        let before = voluntary_switches(NAME);
+        thread::sleep(Duration::from_millis(300));
+        let after = voluntary_switches(NAME);
+
+        let second = solicit(&[], 2);
+        client.send(second.bytes()).unwrap();
+        let reply = client
+            .receive_reply()
+            .expect("no answer to the second request");
+        check_reply(&reply, &second, &interface);
+        stop.store(true, Ordering::Relaxed);
+        let worker = worker.join().unwrap().unwrap();
+        assert!(worker.audit().is_complete(), "{:?}", worker.audit());
+        after - before
+    })
+}
+
+/// The voluntary context switches of this process's thread called `name` (its sleeps).
+fn voluntary_switches(name: &str) -> u64 {
+    for task in std::fs::read_dir("/proc/self/task").unwrap() {
+        let task = task.unwrap().path();
+        if std::fs::read_to_string(task.join("comm")).unwrap().trim() != name {
+            continue;
+        }
+        let status = std::fs::read_to_string(task.join("status")).unwrap();
+        let line = status
+            .lines()
+            .find_map(|line| line.strip_prefix("voluntary_ctxt_switches:"))
+            .expect("no voluntary_ctxt_switches in /proc/self/task/*/status");
+        return line.trim().parse().unwrap();
+    }
+    panic!("no thread called {name}");
+}
+
+#[test]
+#[ignore = "needs root and the eBPF object; run by cargo xtask test"]
 fn while_the_journal_cannot_write_no_solicit_reaches_the_engine_over_af_xdp() {
     let pair = VethPair::new();
     pair.run_in_namespace(|| {

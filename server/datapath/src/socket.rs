@@ -63,6 +63,12 @@ pub struct XskConfig {
     pub verify_checksum: bool,
     /// How long an idle worker sleeps in `poll(2)` before looking at `stop` again.
     pub idle_timeout_ms: u16,
+    /// Microseconds a worker keeps polling its rings after the last turn that received a
+    /// frame before it sleeps in `poll(2)` (0: it sleeps as soon as a turn finds nothing).
+    /// While requests come closer together than this it never sleeps, so none waits for
+    /// its core to wake (an idle virtual CPU halts, a physical one enters a C-state); it
+    /// spends its core doing so.
+    pub busy_poll_us: u32,
 }
 
 impl Default for XskConfig {
@@ -76,6 +82,7 @@ impl Default for XskConfig {
             need_wakeup: true,
             verify_checksum: true,
             idle_timeout_ms: 100,
+            busy_poll_us: 0,
         }
     }
 }

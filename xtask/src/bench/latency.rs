@@ -5,8 +5,9 @@
 //! instead (80 % of xdhcp6d's best, say) and splits what the p99 is made of: the ceiling (the
 //! reflector, no DHCP) is what the generator and the veth pair add; xdhcp6d with
 //! `--durability batch` adds the engine and the journal's writes (replies do not wait for a
-//! sync); `--durability always` adds the wait for the sync. Each round runs them in turn, each against a freshly started server, for
-//! --step-seconds (one ramp step at RATE, so that the generator records the CPU's load).
+//! sync); `--durability always` adds the wait for the sync; with --busy-poll, `batch` and
+//! `always` also run with xdhcp6d's `--busy-poll`. Each round runs them in turn, each against
+//! a freshly started server, for --step-seconds (one ramp step at RATE, so that the generator records the CPU's load).
 //!
 //! At one rate the server's CPU time per flow also compares builds better than their best
 //! rates do on a shared machine: a ramp's best rate moves with the host's load, the work a
@@ -19,27 +20,39 @@ use serde_json::{Value, json};
 use super::{Lab, TARGETS, Target, cmd, core_list, rounds};
 
 /// The runs of a round: a target and xdhcp6d's durability ("baseline": `always` with the
-/// --latency-baseline binary).
-const RUNS: [(&str, &str); 4] = [
+/// --latency-baseline binary; "... busy-poll": that durability with --busy-poll).
+const RUNS: [(&str, &str); 6] = [
     ("ceiling", "-"),
     ("xdhcp6d-xdp", "batch"),
+    ("xdhcp6d-xdp", "batch busy-poll"),
     ("xdhcp6d-xdp", "always"),
+    ("xdhcp6d-xdp", "always busy-poll"),
     ("xdhcp6d-xdp", "baseline"),
 ];
 
-/// The runs of this bench: [`RUNS`], without the baseline when there is none.
+/// The runs of this bench: [`RUNS`], without the baseline when there is none and without
+/// the busy-polling runs without --busy-poll.
 fn runs(lab: &Lab<'_>) -> Vec<(&'static str, &'static str)> {
     RUNS.into_iter()
         .filter(|run| run.1 != "baseline" || lab.options.latency_baseline.is_some())
+        .filter(|run| !run.1.ends_with(BUSY_POLL) || lab.options.busy_poll.is_some())
         .collect()
 }
 
+/// What a run's durability ends with when it runs with --busy-poll.
+const BUSY_POLL: &str = " busy-poll";
+
 /// How a run is named in the table.
-fn label(name: &str, durability: &str) -> String {
+fn label(lab: &Lab<'_>, name: &str, durability: &str) -> String {
     match (name, durability) {
         ("ceiling", _) => name.to_owned(),
         (_, "baseline") => format!("{name} durability always, baseline build"),
-        _ => format!("{name} durability {durability}"),
+        _ => match (durability.strip_suffix(BUSY_POLL), lab.options.busy_poll) {
+            (Some(durability), Some(us)) => {
+                format!("{name} durability {durability} busy-poll {us}us")
+            }
+            _ => format!("{name} durability {durability}"),
+        },
     }
 }
 
@@ -83,11 +96,16 @@ pub(super) fn run(lab: &Lab<'_>, rate: f64) -> Result<()> {
                 .into_iter()
                 .find(|t| t.name == name)
                 .context("a latency target is missing from TARGETS")?;
-            let label = label(name, durability);
+            let label = label(lab, name, durability);
             println!("\n== {label} (round {round}) at {rate:.0} flows/s");
+            lab.busy_poll.set(None);
             if durability == "baseline" {
                 lab.durability.set(Some("always"));
                 lab.xdhcp6d.set(options.latency_baseline.as_deref());
+            } else if let Some(durability) = durability.strip_suffix(BUSY_POLL) {
+                lab.durability.set(Some(durability));
+                lab.xdhcp6d.set(None);
+                lab.busy_poll.set(options.busy_poll);
             } else {
                 lab.durability.set(Some(durability));
                 lab.xdhcp6d.set(None);
@@ -112,6 +130,7 @@ pub(super) fn run(lab: &Lab<'_>, rate: f64) -> Result<()> {
     }
     lab.durability.set(None);
     lab.xdhcp6d.set(None);
+    lab.busy_poll.set(options.busy_poll);
 
     let mut table = format!(
         "latency at {rate:.0} sarr flows/s (echo for the ceiling), {} clients, {} relays, \
@@ -130,7 +149,7 @@ pub(super) fn run(lab: &Lab<'_>, rate: f64) -> Result<()> {
     );
     let mut rows = Vec::new();
     for (name, durability) in runs(lab) {
-        let label = label(name, durability);
+        let label = label(lab, name, durability);
         let of = |f: fn(&Point) -> f64| -> Vec<(f64, bool)> {
             points
                 .iter()
