@@ -704,6 +704,7 @@ impl XskWorker {
                 _ => break,
             }
             self.delayed.pop();
+            self.queue.prefetch_tx(held.addr, held.len);
             self.queue
                 .tx_write(first.wrapping_add(queued), held.addr, held.len);
             queued += 1;
@@ -736,6 +737,8 @@ impl XskWorker {
                 }
                 checked = Some(held.mark);
             }
+            // Held since its batch: the kernel's copy would miss on it.
+            self.queue.prefetch_tx(held.addr, held.len);
             self.queue
                 .tx_write(first.wrapping_add(queued), held.addr, held.len);
             queued += 1;

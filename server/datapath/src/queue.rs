@@ -69,6 +69,10 @@ pub struct XskQueue {
 /// headers and the start of the DHCPv6 message (a relayed Solicit is about 200 bytes).
 const PREFETCH_LINES: usize = 3;
 
+/// Cache lines of a held reply frame [`XskQueue::prefetch_tx`] asks for: 1 KiB, more than a
+/// typical Advertise or Reply.
+const TX_PREFETCH_LINES: usize = 16;
+
 impl fmt::Debug for XskQueue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("XskQueue")
@@ -205,6 +209,18 @@ impl XskQueue {
                 options: 0,
             },
         );
+    }
+
+    /// Asks the CPU to bring the frame at UMEM address `addr`, `len` bytes (at most
+    /// [`TX_PREFETCH_LINES`] cache lines of it), into its caches before its TX descriptor is
+    /// submitted: a reply held for the journal was written a sync or more ago, and in copy mode
+    /// the kernel copies it out on this core, where it would miss line after line. A hint
+    /// only; an address outside the UMEM prefetches nothing.
+    pub fn prefetch_tx(&self, addr: u64, len: u32) {
+        let frame = self.socket.umem.frame(addr, len as usize);
+        for line in frame.chunks(64).take(TX_PREFETCH_LINES) {
+            os::prefetch(line.as_ptr());
+        }
     }
 
     /// Publishes `count` TX descriptors written from `first` and wakes the kernel when it asks
