@@ -713,7 +713,6 @@ fn a_busy_polling_worker_does_not_sleep_between_requests_and_still_stops() {
 /// answer another and stops it; returns how often its thread went to sleep (voluntary
 /// context switches) in the pause.
 fn voluntary_switches_between_two_requests(busy_poll_us: u32) -> u64 {
-    const NAME: &str = "xsk-busy-test";
     let pair = VethPair::new();
     pair.run_in_namespace(|| {
         let (_steering, interface, socket) = native_copy_socket_with(&XskConfig {
@@ -724,30 +723,14 @@ fn voluntary_switches_between_two_requests(busy_poll_us: u32) -> u64 {
         let journal = Arc::new(FakeJournal::default());
         journal.durable.store(u64::MAX, Ordering::Relaxed);
         let stats = Arc::new(WorkerStats::default());
-        let worker = {
-            let (interface, stop, stats) =
-                (interface.clone(), Arc::clone(&stop), Arc::clone(&stats));
-            let mut events = Barriered(Arc::clone(&journal));
-            let counts = Arc::clone(&stats);
-            let respond =
-                move |request: &[u8], _: &FrameMeta, reply: &mut [u8], _: &mut Barriered| {
-                    echo(request, reply, &counts)
-                };
-            thread::Builder::new()
-                .name(NAME.to_owned())
-                .spawn(move || {
-                    afxdp::run_queue(
-                        socket,
-                        &interface,
-                        Some(0),
-                        respond,
-                        &mut events,
-                        &stop,
-                        &stats,
-                    )
-                })
-                .unwrap()
-        };
+        let worker = spawn_counting_echo(
+            socket,
+            &interface,
+            Barriered(Arc::clone(&journal)),
+            &journal,
+            &stop,
+            &stats,
+        );
         let client = PacketSocket::new(VethPair::CLIENT).unwrap();
         let first = solicit(&[], 1);
         client.send(first.bytes()).unwrap();
@@ -756,9 +739,9 @@ fn voluntary_switches_between_two_requests(busy_poll_us: u32) -> u64 {
             .expect("no answer to the first request");
         check_reply(&reply, &first, &interface);
 
-        let before = voluntary_switches(NAME);
+        let before = voluntary_switches(ECHO_WORKER);
         thread::sleep(Duration::from_millis(300));
-        let after = voluntary_switches(NAME);
+        let after = voluntary_switches(ECHO_WORKER);
 
         let second = solicit(&[], 2);
         client.send(second.bytes()).unwrap();
@@ -1087,18 +1070,24 @@ fn spawn_counting_echo<E: Events>(
         issue.issued.fetch_add(1, Ordering::Relaxed);
         echo(request, reply, &counts)
     };
-    thread::spawn(move || {
-        afxdp::run_queue(
-            socket,
-            &interface,
-            Some(0),
-            respond,
-            &mut events,
-            &stop,
-            &stats,
-        )
-    })
+    thread::Builder::new()
+        .name(ECHO_WORKER.to_owned())
+        .spawn(move || {
+            afxdp::run_queue(
+                socket,
+                &interface,
+                Some(0),
+                respond,
+                &mut events,
+                &stop,
+                &stats,
+            )
+        })
+        .unwrap()
 }
+
+/// The name of the thread of [`spawn_counting_echo`]'s worker.
+const ECHO_WORKER: &str = "xsk-echo-test";
 
 /// Sends `requests` one at a time, each once the worker of [`spawn_counting_echo`] has handled
 /// the one before, so that each is a batch of its own (and takes a mark of its own).
