@@ -586,24 +586,17 @@ fn replies_wait_for_the_durability_barrier_and_are_dropped_when_it_fails() {
     let pair = VethPair::new();
     pair.run_in_namespace(|| {
         let (_steering, interface, socket) = native_copy_socket();
-        let stop = Arc::new(AtomicBool::new(false));
-        let journal = Arc::new(FakeJournal::default());
-        let stats = Arc::new(WorkerStats::default());
         // Each handled request issues the next mark.
-        let worker = spawn_counting_echo(
-            socket,
-            &interface,
-            Barriered(Arc::clone(&journal)),
-            &journal,
-            &stop,
-            &stats,
-        );
+        let worker = CountingEcho::start(socket, &interface, FakeJournal::default(), |journal| {
+            Barriered(Arc::clone(journal))
+        });
+        let CountingEcho { journal, stats, .. } = &worker;
         let client = PacketSocket::new(VethPair::CLIENT).unwrap();
 
         // Handled one at a time (so each is a batch of its own, marks 1, 2 and 3) but not
         // durable: nothing leaves.
         let requests: Vec<Frame> = (1..=3).map(|i| solicit(&[], i)).collect();
-        send_one_by_one(&client, &journal, &requests);
+        send_one_by_one(&client, journal, &requests);
         assert!(
             client.receive_reply().is_none(),
             "a reply left before its barrier"
@@ -627,9 +620,7 @@ fn replies_wait_for_the_durability_barrier_and_are_dropped_when_it_fails() {
         );
         assert_eq!(stats.send_failures.load(Ordering::Relaxed), 1);
 
-        stop.store(true, Ordering::Relaxed);
-        let worker = worker.join().unwrap().unwrap();
-        assert!(worker.audit().is_complete(), "{:?}", worker.audit());
+        worker.stop();
     });
 }
 
@@ -644,24 +635,17 @@ fn a_worker_holding_replies_takes_requests_during_the_sync_and_wakes_when_it_end
             idle_timeout_ms: 5_000,
             ..copy_config()
         });
-        let stop = Arc::new(AtomicBool::new(false));
-        let journal = Arc::new(FakeJournal::default());
         let wakeup = Arc::new(Wakeup::new().unwrap());
-        let stats = Arc::new(WorkerStats::default());
-        let worker = spawn_counting_echo(
-            socket,
-            &interface,
-            Waking(Barriered(Arc::clone(&journal)), Arc::clone(&wakeup)),
-            &journal,
-            &stop,
-            &stats,
-        );
+        let worker = CountingEcho::start(socket, &interface, FakeJournal::default(), |journal| {
+            Waking(Barriered(Arc::clone(journal)), Arc::clone(&wakeup))
+        });
+        let journal = &worker.journal;
         let client = PacketSocket::new(VethPair::CLIENT).unwrap();
 
         // The first request's reply waits for mark 1; meanwhile (the sync still running) the
         // worker takes the second, which a worker blocked on the journal would not.
         let requests: Vec<Frame> = (1..=2).map(|i| solicit(&[], i)).collect();
-        send_one_by_one(&client, &journal, &requests);
+        send_one_by_one(&client, journal, &requests);
         assert!(
             client.receive_reply().is_none(),
             "a reply left before its barrier"
@@ -684,9 +668,7 @@ fn a_worker_holding_replies_takes_requests_during_the_sync_and_wakes_when_it_end
             .expect("the wakeup did not release the reply");
         check_reply(&reply, &requests[1], &interface);
 
-        stop.store(true, Ordering::Relaxed);
-        let worker = worker.join().unwrap().unwrap();
-        assert!(worker.audit().is_complete(), "{:?}", worker.audit());
+        let stats = worker.stop();
         assert_eq!(stats.send_failures.load(Ordering::Relaxed), 0);
     });
 }
@@ -719,18 +701,13 @@ fn voluntary_switches_between_two_requests(busy_poll_us: u32) -> u64 {
             busy_poll_us,
             ..copy_config()
         });
-        let stop = Arc::new(AtomicBool::new(false));
-        let journal = Arc::new(FakeJournal::default());
-        journal.durable.store(u64::MAX, Ordering::Relaxed);
-        let stats = Arc::new(WorkerStats::default());
-        let worker = spawn_counting_echo(
-            socket,
-            &interface,
-            Barriered(Arc::clone(&journal)),
-            &journal,
-            &stop,
-            &stats,
-        );
+        let journal = FakeJournal {
+            durable: AtomicU64::new(u64::MAX),
+            ..FakeJournal::default()
+        };
+        let worker = CountingEcho::start(socket, &interface, journal, |journal| {
+            Barriered(Arc::clone(journal))
+        });
         let client = PacketSocket::new(VethPair::CLIENT).unwrap();
         let first = solicit(&[], 1);
         client.send(first.bytes()).unwrap();
@@ -749,9 +726,7 @@ fn voluntary_switches_between_two_requests(busy_poll_us: u32) -> u64 {
             .receive_reply()
             .expect("no answer to the second request");
         check_reply(&reply, &second, &interface);
-        stop.store(true, Ordering::Relaxed);
-        let worker = worker.join().unwrap().unwrap();
-        assert!(worker.audit().is_complete(), "{:?}", worker.audit());
+        worker.stop();
         after - before
     })
 }
@@ -779,19 +754,15 @@ fn while_the_journal_cannot_write_no_solicit_reaches_the_engine_over_af_xdp() {
     let pair = VethPair::new();
     pair.run_in_namespace(|| {
         let (_steering, interface, socket) = native_copy_socket();
-        let stop = Arc::new(AtomicBool::new(false));
-        let journal = Arc::new(FakeJournal::default());
-        journal.durable.store(u64::MAX, Ordering::Relaxed);
-        journal.stalled.store(true, Ordering::Relaxed);
-        let stats = Arc::new(WorkerStats::default());
-        let worker = spawn_counting_echo(
-            socket,
-            &interface,
-            Barriered(Arc::clone(&journal)),
-            &journal,
-            &stop,
-            &stats,
-        );
+        let journal = FakeJournal {
+            durable: AtomicU64::new(u64::MAX),
+            stalled: AtomicBool::new(true),
+            ..FakeJournal::default()
+        };
+        let worker = CountingEcho::start(socket, &interface, journal, |journal| {
+            Barriered(Arc::clone(journal))
+        });
+        let CountingEcho { journal, stats, .. } = &worker;
         let client = PacketSocket::new(VethPair::CLIENT).unwrap();
         let dropped = || {
             let index = xdhcp6_engine::DropReason::ALL
@@ -825,9 +796,7 @@ fn while_the_journal_cannot_write_no_solicit_reaches_the_engine_over_af_xdp() {
         check_reply(&reply, &second, &interface);
         assert_eq!(dropped(), 1);
 
-        stop.store(true, Ordering::Relaxed);
-        let worker = worker.join().unwrap().unwrap();
-        assert!(worker.audit().is_complete(), "{:?}", worker.audit());
+        worker.stop();
     });
 }
 
@@ -1053,43 +1022,71 @@ fn spawn_echo(socket: XskSocket, interface: &InterfaceInfo, stop: &Arc<AtomicBoo
     (thread, stats)
 }
 
-/// Runs a worker on queue 0 of `socket` whose responder answers with [`echo`] and counts each
-/// request it handles in `journal.issued`; `events` is its sink and durability barrier.
-fn spawn_counting_echo<E: Events>(
-    socket: XskSocket,
-    interface: &InterfaceInfo,
-    mut events: E,
-    journal: &Arc<FakeJournal>,
-    stop: &Arc<AtomicBool>,
-    stats: &Arc<WorkerStats>,
-) -> thread::JoinHandle<Result<XskWorker, afxdp::XskError>> {
-    let (interface, stop, stats) = (interface.clone(), Arc::clone(stop), Arc::clone(stats));
-    let issue = Arc::clone(journal);
-    let counts = Arc::clone(&stats);
-    let respond = move |request: &[u8], _: &FrameMeta, reply: &mut [u8], _: &mut E| {
-        issue.issued.fetch_add(1, Ordering::Relaxed);
-        echo(request, reply, &counts)
-    };
-    thread::Builder::new()
-        .name(ECHO_WORKER.to_owned())
-        .spawn(move || {
-            afxdp::run_queue(
-                socket,
-                &interface,
-                Some(0),
-                respond,
-                &mut events,
-                &stop,
-                &stats,
-            )
-        })
-        .unwrap()
+/// A worker on queue 0 of a socket whose responder answers with [`echo`] and counts each
+/// request it handles in `journal.issued`, with its stop flag and counters.
+struct CountingEcho {
+    journal: Arc<FakeJournal>,
+    stats: Arc<WorkerStats>,
+    stop: Arc<AtomicBool>,
+    thread: thread::JoinHandle<Result<XskWorker, afxdp::XskError>>,
 }
 
-/// The name of the thread of [`spawn_counting_echo`]'s worker.
+impl CountingEcho {
+    /// Starts the worker, on a thread called [`ECHO_WORKER`], with `journal` (as the test set
+    /// it up) and, as its sink and durability barrier, the events `events` makes of it.
+    fn start<E: Events>(
+        socket: XskSocket,
+        interface: &InterfaceInfo,
+        journal: FakeJournal,
+        events: impl FnOnce(&Arc<FakeJournal>) -> E,
+    ) -> Self {
+        let journal = Arc::new(journal);
+        let mut events = events(&journal);
+        let stop = Arc::new(AtomicBool::new(false));
+        let stats = Arc::new(WorkerStats::default());
+        let (interface, thread_stop, thread_stats) =
+            (interface.clone(), Arc::clone(&stop), Arc::clone(&stats));
+        let issue = Arc::clone(&journal);
+        let counts = Arc::clone(&stats);
+        let respond = move |request: &[u8], _: &FrameMeta, reply: &mut [u8], _: &mut E| {
+            issue.issued.fetch_add(1, Ordering::Relaxed);
+            echo(request, reply, &counts)
+        };
+        let thread = thread::Builder::new()
+            .name(ECHO_WORKER.to_owned())
+            .spawn(move || {
+                afxdp::run_queue(
+                    socket,
+                    &interface,
+                    Some(0),
+                    respond,
+                    &mut events,
+                    &thread_stop,
+                    &thread_stats,
+                )
+            })
+            .unwrap();
+        Self {
+            journal,
+            stats,
+            stop,
+            thread,
+        }
+    }
+
+    /// Stops the worker, checks that it accounted for every frame and returns its counters.
+    fn stop(self) -> Arc<WorkerStats> {
+        self.stop.store(true, Ordering::Relaxed);
+        let worker = self.thread.join().unwrap().unwrap();
+        assert!(worker.audit().is_complete(), "{:?}", worker.audit());
+        self.stats
+    }
+}
+
+/// The name of the thread of a [`CountingEcho`].
 const ECHO_WORKER: &str = "xsk-echo-test";
 
-/// Sends `requests` one at a time, each once the worker of [`spawn_counting_echo`] has handled
+/// Sends `requests` one at a time, each once the worker of a [`CountingEcho`] has handled
 /// the one before, so that each is a batch of its own (and takes a mark of its own).
 fn send_one_by_one(client: &PacketSocket, journal: &FakeJournal, requests: &[Frame]) {
     for (i, request) in requests.iter().enumerate() {
