@@ -19,40 +19,37 @@ use serde_json::{Value, json};
 
 use super::{Lab, TARGETS, Target, cmd, core_list, rounds};
 
-/// The runs of a round: a target and xdhcp6d's durability ("baseline": `always` with the
-/// --latency-baseline binary; "... busy-poll": that durability with --busy-poll).
-const RUNS: [(&str, &str); 6] = [
-    ("ceiling", "-"),
-    ("xdhcp6d-xdp", "batch"),
-    ("xdhcp6d-xdp", "batch busy-poll"),
-    ("xdhcp6d-xdp", "always"),
-    ("xdhcp6d-xdp", "always busy-poll"),
-    ("xdhcp6d-xdp", "baseline"),
+/// The runs of a round: a target, xdhcp6d's durability ("baseline": `always` with the
+/// --latency-baseline binary) and whether xdhcp6d runs with --busy-poll.
+const RUNS: [(&str, &str, bool); 6] = [
+    ("ceiling", "-", false),
+    ("xdhcp6d-xdp", "batch", false),
+    ("xdhcp6d-xdp", "batch", true),
+    ("xdhcp6d-xdp", "always", false),
+    ("xdhcp6d-xdp", "always", true),
+    ("xdhcp6d-xdp", "baseline", false),
 ];
 
 /// The runs of this bench: [`RUNS`], without the baseline when there is none and without
 /// the busy-polling runs without --busy-poll.
-fn runs(lab: &Lab<'_>) -> Vec<(&'static str, &'static str)> {
+fn runs(lab: &Lab<'_>) -> Vec<(&'static str, &'static str, bool)> {
     RUNS.into_iter()
         .filter(|run| run.1 != "baseline" || lab.options.latency_baseline.is_some())
-        .filter(|run| !run.1.ends_with(BUSY_POLL) || lab.options.busy_poll.is_some())
+        .filter(|run| !run.2 || lab.options.busy_poll.is_some())
         .collect()
 }
 
-/// What a run's durability ends with when it runs with --busy-poll.
-const BUSY_POLL: &str = " busy-poll";
-
 /// How a run is named in the table.
-fn label(lab: &Lab<'_>, name: &str, durability: &str) -> String {
-    match (name, durability) {
-        ("ceiling", _) => name.to_owned(),
-        (_, "baseline") => format!("{name} durability always, baseline build"),
-        _ => match (durability.strip_suffix(BUSY_POLL), lab.options.busy_poll) {
-            (Some(durability), Some(us)) => {
-                format!("{name} durability {durability} busy-poll {us}us")
-            }
-            _ => format!("{name} durability {durability}"),
-        },
+fn label(lab: &Lab<'_>, name: &str, durability: &str, busy_poll: bool) -> String {
+    match (
+        name,
+        durability,
+        lab.options.busy_poll.filter(|_| busy_poll),
+    ) {
+        ("ceiling", _, _) => name.to_owned(),
+        (_, "baseline", _) => format!("{name} durability always, baseline build"),
+        (_, _, Some(us)) => format!("{name} durability {durability} busy-poll {us}us"),
+        _ => format!("{name} durability {durability}"),
     }
 }
 
@@ -91,21 +88,17 @@ pub(super) fn run(lab: &Lab<'_>, rate: f64) -> Result<()> {
     let mut points: Vec<Point> = Vec::new();
     for round in 1..=options.rounds {
         println!("\n== round {round} of {}", options.rounds);
-        for (name, durability) in runs(lab) {
+        for (name, durability, busy_poll) in runs(lab) {
             let target = TARGETS
                 .into_iter()
                 .find(|t| t.name == name)
                 .context("a latency target is missing from TARGETS")?;
-            let label = label(lab, name, durability);
+            let label = label(lab, name, durability, busy_poll);
             println!("\n== {label} (round {round}) at {rate:.0} flows/s");
-            lab.busy_poll.set(None);
+            lab.busy_poll.set(options.busy_poll.filter(|_| busy_poll));
             if durability == "baseline" {
                 lab.durability.set(Some("always"));
                 lab.xdhcp6d.set(options.latency_baseline.as_deref());
-            } else if let Some(durability) = durability.strip_suffix(BUSY_POLL) {
-                lab.durability.set(Some(durability));
-                lab.xdhcp6d.set(None);
-                lab.busy_poll.set(options.busy_poll);
             } else {
                 lab.durability.set(Some(durability));
                 lab.xdhcp6d.set(None);
@@ -148,8 +141,8 @@ pub(super) fn run(lab: &Lab<'_>, rate: f64) -> Result<()> {
         options.rounds,
     );
     let mut rows = Vec::new();
-    for (name, durability) in runs(lab) {
-        let label = label(lab, name, durability);
+    for (name, durability, busy_poll) in runs(lab) {
+        let label = label(lab, name, durability, busy_poll);
         let of = |f: fn(&Point) -> f64| -> Vec<(f64, bool)> {
             points
                 .iter()
