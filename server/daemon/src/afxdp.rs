@@ -73,6 +73,7 @@ use std::{
 use tracing::{debug, warn};
 use xdhcp6_datapath::mmsg::{MmsgBatch, PacketInfo};
 pub use xdhcp6_datapath::os::pin_to_core;
+use xdhcp6_datapath::queue::TX_CHUNK;
 use xdhcp6_datapath::udp::ServerSocket;
 pub use xdhcp6_datapath::{
     BindMode, FrameAudit, InterfaceInfo, XskConfig, XskError, XskQueue, XskSocket, register,
@@ -726,8 +727,11 @@ impl XskWorker {
             return;
         }
         let (first, space) = self.queue.tx_space();
-        let mut queued = 0;
+        let (mut queued, mut submitted) = (0, 0);
         let mut checked = None;
+        // Held since its batch, a frame is cold: the kernel's copy would miss on it line after
+        // line. A chunk's frames are asked for before the kernel copies the chunk before it.
+        self.prefetch_held();
         while queued < space
             && let Some(held) = self.held.front().copied()
         {
@@ -737,14 +741,26 @@ impl XskWorker {
                 }
                 checked = Some(held.mark);
             }
-            // Held since its batch: the kernel's copy would miss on it.
-            self.queue.prefetch_tx(held.addr, held.len);
             self.queue
                 .tx_write(first.wrapping_add(queued), held.addr, held.len);
             queued += 1;
             self.held.pop_front();
+            if queued - submitted == TX_CHUNK {
+                self.prefetch_held();
+                self.queue
+                    .tx_submit(first.wrapping_add(submitted), queued - submitted);
+                submitted = queued;
+            }
         }
-        self.queue.tx_submit(first, queued);
+        self.queue
+            .tx_submit(first.wrapping_add(submitted), queued - submitted);
+    }
+
+    /// Asks for the frames of the next [`TX_CHUNK`] held replies (see [`Self::release_held`]).
+    fn prefetch_held(&self) {
+        for held in self.held.iter().take(TX_CHUNK as usize) {
+            self.queue.prefetch_tx(held.addr, held.len);
+        }
     }
 
     /// Admits one received frame (or one handed to this worker) to the group answered next,

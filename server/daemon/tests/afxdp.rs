@@ -675,6 +675,56 @@ fn a_worker_holding_replies_takes_requests_during_the_sync_and_wakes_when_it_end
 
 #[test]
 #[ignore = "needs root and the eBPF object; run by cargo xtask test"]
+fn the_replies_one_sync_releases_all_leave_before_the_worker_sleeps_again() {
+    // The kernel's copy-mode transmit takes 32 descriptors per wakeup. A worker that submits
+    // the hundred replies a sync released at once and wakes the kernel once sends 32 of them
+    // and leaves the rest to its next turns, sleeping in poll(2) in between; one that submits
+    // them in chunks, each with its wakeup, sends all of them in the turn the sync started.
+    const HELD: u64 = 100;
+    let pair = VethPair::new();
+    pair.run_in_namespace(|| {
+        // Room to hold them all (the TX ring and a quarter of the frames), and an idle
+        // timeout longer than the test: only the journal's wakeup starts a turn.
+        let (_steering, interface, socket) = native_copy_socket_with(&XskConfig {
+            frames: 1024,
+            ring_size: 256,
+            idle_timeout_ms: 5_000,
+            ..copy_config()
+        });
+        let wakeup = Arc::new(Wakeup::new().unwrap());
+        let worker = CountingEcho::start(socket, &interface, FakeJournal::default(), |journal| {
+            Waking(Barriered(Arc::clone(journal)), Arc::clone(&wakeup))
+        });
+        let journal = &worker.journal;
+        let client = PacketSocket::new(VethPair::CLIENT).unwrap();
+        let requests: Vec<Frame> = (1..=HELD as u32).map(|i| solicit(&[], i)).collect();
+        send_one_by_one(&client, journal, &requests);
+        // The worker handled the last one and went to sleep on the journal.
+        thread::sleep(Duration::from_millis(100));
+
+        let before = voluntary_switches(ECHO_WORKER);
+        journal.durable.store(HELD, Ordering::SeqCst);
+        wakeup.notify();
+        for (i, request) in requests.iter().enumerate() {
+            let reply = client
+                .receive_reply()
+                .unwrap_or_else(|| panic!("reply {i} of {HELD} never left"));
+            check_reply(&reply, request, &interface);
+        }
+        let slept = voluntary_switches(ECHO_WORKER) - before;
+        // Once: back to sleep after the turn, which may come before the count is read.
+        assert!(
+            slept <= 1,
+            "the worker slept {slept} times before the last of {HELD} released replies left"
+        );
+
+        let stats = worker.stop();
+        assert_eq!(stats.send_failures.load(Ordering::Relaxed), 0);
+    });
+}
+
+#[test]
+#[ignore = "needs root and the eBPF object; run by cargo xtask test"]
 fn a_busy_polling_worker_does_not_sleep_between_requests_and_still_stops() {
     // A worker that sleeps as soon as it finds nothing sleeps in poll(2) about every idle
     // timeout (20 ms) while nothing comes; one that busy-polls for longer than the pause

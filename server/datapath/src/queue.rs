@@ -73,6 +73,13 @@ const PREFETCH_LINES: usize = 3;
 /// typical Advertise or Reply.
 const TX_PREFETCH_LINES: usize = 16;
 
+/// Descriptors the kernel's copy-mode transmit takes from the TX ring per wakeup (its default
+/// `max_tx_budget`): a `sendto` on a ring holding more sends this many and returns `EAGAIN`.
+/// A worker releasing many held replies submits them in chunks of this size, each followed by
+/// its wakeup, so that all of them leave in the same turn, each chunk right after its frames
+/// were brought into the cache.
+pub const TX_CHUNK: u32 = 32;
+
 impl fmt::Debug for XskQueue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("XskQueue")
