@@ -588,16 +588,28 @@ impl Slab {
         self.len
     }
 
+    /// A slab with the whole chunks of `entries` entries made (written) now, so that a new
+    /// entry up to that many takes no allocation and no page fault inside a request (a small
+    /// slab makes its one chunk when it first needs it).
+    fn with_capacity(entries: usize) -> Self {
+        Self {
+            chunks: (0..entries / CHUNK).map(|_| Self::chunk()).collect(),
+            len: 0,
+        }
+    }
+
+    fn chunk() -> Box<[Entry]> {
+        (0..CHUNK)
+            .map(|_| Entry {
+                bytes: DuidBuf::empty(),
+                refs: 0,
+            })
+            .collect()
+    }
+
     fn push(&mut self, entry: Entry) {
         if self.len == self.chunks.len() * CHUNK {
-            self.chunks.push(
-                (0..CHUNK)
-                    .map(|_| Entry {
-                        bytes: DuidBuf::empty(),
-                        refs: 0,
-                    })
-                    .collect(),
-            );
+            self.chunks.push(Self::chunk());
         }
         let slot = self.len;
         if let Some(free) = self.get_mut(slot) {
@@ -618,7 +630,7 @@ impl Interner {
     /// An interner whose index holds `entries` entries without growing. An index that grows
     /// rehashes every entry of its shard at once, under the shard's lock, inside the request
     /// that crossed the threshold; sized at start, its control bytes (one per slot) are all
-    /// it writes before use.
+    /// it writes before use. The entries' slab is made for as many at start too.
     fn with_capacity(entries: usize) -> Self {
         let per_shard = entries.div_ceil(INTERN_SHARDS);
         Self {
@@ -626,6 +638,7 @@ impl Interner {
                 .map(|_| {
                     Mutex::new(InternShard {
                         index: HashTable::with_capacity(per_shard),
+                        entries: Slab::with_capacity(per_shard),
                         ..InternShard::default()
                     })
                 })

@@ -13,6 +13,7 @@ use super::lease::{
 };
 use super::prefetch::Window;
 use super::relay::{RelayData, RelayStore, RelayTail};
+use super::slots;
 use crate::alloc::SaltKey;
 use crate::config::LinkId;
 
@@ -224,14 +225,22 @@ pub(super) struct AddrShard {
 impl AddrShard {
     /// A shard that holds `capacity` records without growing, indexed by `index` (empty, of
     /// that capacity).
+    ///
+    /// The records' and the expiry heap's memory is faulted in now ([`slots::populate`]): a
+    /// new lease then writes into memory that is there, rather than taking a page fault (with
+    /// huge pages, the zeroing of 2 MiB) inside the request that binds it.
     pub(super) fn with_capacity(capacity: usize, index: HashIndex) -> Self {
+        let mut records = Vec::with_capacity(capacity);
+        slots::populate(records.spare_capacity_mut());
+        // Reserved: a heap that doubles copies itself inside a request.
+        let mut expiry = Vec::with_capacity(capacity);
+        slots::populate(expiry.spare_capacity_mut());
         let shard = Self {
-            records: Vec::with_capacity(capacity),
+            records,
             free: Vec::new(),
             index,
             live: 0,
-            // Reserved, not written: a heap that doubles copies itself inside a request.
-            expiry: BinaryHeap::with_capacity(capacity),
+            expiry: BinaryHeap::from(expiry),
             window: Arc::new(Window::new()),
             index_window: Arc::new(Window::new()),
         };
