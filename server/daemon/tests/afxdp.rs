@@ -631,13 +631,9 @@ fn a_worker_holding_replies_takes_requests_during_the_sync_and_wakes_when_it_end
     pair.run_in_namespace(|| {
         // An idle timeout longer than the client waits for a reply: a held reply that leaves
         // in time was released by the journal's wakeup, not by the worker's timeout.
-        let (_steering, interface, socket) = native_copy_socket_with(&XskConfig {
+        let (_steering, interface, worker, wakeup) = waking_echo(XskConfig {
             idle_timeout_ms: 5_000,
             ..copy_config()
-        });
-        let wakeup = Arc::new(Wakeup::new().unwrap());
-        let worker = CountingEcho::start(socket, &interface, FakeJournal::default(), |journal| {
-            Waking(Barriered(Arc::clone(journal)), Arc::clone(&wakeup))
         });
         let journal = &worker.journal;
         let client = PacketSocket::new(VethPair::CLIENT).unwrap();
@@ -685,15 +681,11 @@ fn the_replies_one_sync_releases_all_leave_before_the_worker_sleeps_again() {
     pair.run_in_namespace(|| {
         // Room to hold them all (the TX ring and a quarter of the frames), and an idle
         // timeout longer than the test: only the journal's wakeup starts a turn.
-        let (_steering, interface, socket) = native_copy_socket_with(&XskConfig {
+        let (_steering, interface, worker, wakeup) = waking_echo(XskConfig {
             frames: 1024,
             ring_size: 256,
             idle_timeout_ms: 5_000,
             ..copy_config()
-        });
-        let wakeup = Arc::new(Wakeup::new().unwrap());
-        let worker = CountingEcho::start(socket, &interface, FakeJournal::default(), |journal| {
-            Waking(Barriered(Arc::clone(journal)), Arc::clone(&wakeup))
         });
         let journal = &worker.journal;
         let client = PacketSocket::new(VethPair::CLIENT).unwrap();
@@ -927,6 +919,25 @@ fn native_copy_socket_with(
     let socket = XskSocket::bind(&interface, 0, config).unwrap();
     afxdp::register(&mut steering, &socket).unwrap();
     (steering, interface, socket)
+}
+
+/// A counting echo worker on a native copy-mode socket with `config`, whose journal stand-in
+/// wakes it through the returned `Wakeup` (as the journal's writer does once a mark is
+/// durable); its replies wait for the stand-in's `durable` mark.
+fn waking_echo(
+    config: XskConfig,
+) -> (
+    xdhcp6d::xdp::Steering,
+    InterfaceInfo,
+    CountingEcho,
+    Arc<Wakeup>,
+) {
+    let (steering, interface, socket) = native_copy_socket_with(&config);
+    let wakeup = Arc::new(Wakeup::new().unwrap());
+    let worker = CountingEcho::start(socket, &interface, FakeJournal::default(), |journal| {
+        Waking(Barriered(Arc::clone(journal)), Arc::clone(&wakeup))
+    });
+    (steering, interface, worker, wakeup)
 }
 
 /// Small enough that the round trips cycle the UMEM many times.
