@@ -729,9 +729,6 @@ impl XskWorker {
         let (first, space) = self.queue.tx_space();
         let (mut queued, mut submitted) = (0, 0);
         let mut checked = None;
-        // Held since its batch, a frame is cold: the kernel's copy would miss on it line after
-        // line. A chunk's frames are asked for before the kernel copies the chunk before it.
-        self.prefetch_held();
         while queued < space
             && let Some(held) = self.held.front().copied()
         {
@@ -740,6 +737,13 @@ impl XskWorker {
                     break;
                 }
                 checked = Some(held.mark);
+            }
+            // Held since its batch, a frame is cold: the kernel's copy would miss on it line
+            // after line. The first chunk's frames are asked for once one of them may leave
+            // (a turn whose oldest reply still waits asks for none), each later chunk's before
+            // the kernel copies the chunk before it.
+            if queued == 0 {
+                self.prefetch_held();
             }
             self.queue
                 .tx_write(first.wrapping_add(queued), held.addr, held.len);
