@@ -15,7 +15,10 @@
 //! same work (50,000 Renews, 5,000 new clients) fifteen times and prints the ratio of their
 //! rates, median and range: on a shared machine whose load changes from one minute to the
 //! next, pairs taken a fraction of a second apart compare better than functions run minutes
-//! apart.
+//! apart. Last, it binds 2,000,000 relayed clients, each behind a Remote-ID of its own, into
+//! a table expecting 4,000,000 leases (as `cargo xtask bench` configures xdhcp6d), past the
+//! relay data's subscriber store for a quarter as many, and prints the exchanges' median,
+//! 99.9th percentile and worst time and how many took over 100 µs.
 //!
 //! Limits: the link's, the MAC addresses' and the relays' new-binding rates are off
 //! (`binding-rate = 0`, `mac-binding-rate = 0`, `relay-binding-rate = 0`) and `max-leases` is
@@ -261,6 +264,24 @@ fn relayed(inner: &[u8], client: u64, out: &mut [u8]) -> usize {
     w.finish().expect("balanced")
 }
 
+/// A new client's Solicit and Request ([`Exchange`]), each wrapped in a Relay-forward
+/// ([`relayed`]), with their lengths.
+fn relayed_exchange(client: u64, server: &[u8]) -> ([u8; 256], usize, [u8; 256], usize) {
+    let exchange = Exchange::new(client, server);
+    let (mut solicit, mut request) = ([0; 256], [0; 256]);
+    let solicit_len = relayed(
+        &exchange.solicit[..exchange.solicit_len],
+        client,
+        &mut solicit,
+    );
+    let request_len = relayed(
+        &exchange.request[..exchange.request_len],
+        client,
+        &mut request,
+    );
+    (solicit, solicit_len, request, request_len)
+}
+
 /// Takes events with their DUID and relay data and turns offers down, as the daemon's
 /// journal does.
 struct Records;
@@ -283,8 +304,11 @@ struct Filled {
     renew_len: usize,
 }
 
-fn filled() -> Filled {
-    let config = Arc::new(Config::from_toml_str(CONFIG, "bench.toml").expect("valid config"));
+/// An engine of the configuration `text` (the bench's [`CONFIG`], or one changed from it),
+/// its table made for the configuration's `expected-leases`; its server DUID; the context of
+/// a message on its link at [`T0`].
+fn engine_of(text: &str) -> (Engine, Vec<u8>, Context) {
+    let config = Arc::new(Config::from_toml_str(text, "bench.toml").expect("valid config"));
     let table = Arc::new(LeaseTable::with_capacity(
         config.server.expected_leases as usize,
         SaltKey::from_salt(&config.server.salt),
@@ -296,6 +320,11 @@ fn filled() -> Filled {
         arrival: Arrival::Multicast,
         now: T0,
     };
+    (engine, server, cx)
+}
+
+fn filled() -> Filled {
+    let (engine, server, cx) = engine_of(CONFIG);
     let started = Instant::now();
     let mut request = [0; 128];
     let mut reply = [0; 1024];
@@ -430,20 +459,7 @@ fn engine_benches(c: &mut Criterion) {
         b.iter_batched_ref(
             || {
                 next_client += 1;
-                let exchange = Exchange::new(next_client, &server);
-                let mut solicit = [0; 256];
-                let mut request = [0; 256];
-                let solicit_len = relayed(
-                    &exchange.solicit[..exchange.solicit_len],
-                    next_client,
-                    &mut solicit,
-                );
-                let request_len = relayed(
-                    &exchange.request[..exchange.request_len],
-                    next_client,
-                    &mut request,
-                );
-                (solicit, solicit_len, request, request_len)
+                relayed_exchange(next_client, &server)
             },
             |(solicit, solicit_len, request, request_len)| {
                 let advertise =
@@ -558,6 +574,7 @@ fn engine_benches(c: &mut Criterion) {
         "table holds {} leases after the benchmarks",
         engine.table().len()
     );
+    subscriber_growth();
     let refused: Vec<_> = engine.limit_refusals().filter(|&(_, n)| n > 0).collect();
     assert!(
         refused.is_empty(),
@@ -712,6 +729,58 @@ fn interleaved(engine: &Engine, server: &[u8], renews: &[u8], renew_len: usize, 
         pairs.push((one, many));
     }
     report("new-client exchange, 1M leases", pairs);
+}
+
+/// Subscribers past what `expected-leases` sized the relay data's store for, as in `cargo xtask
+/// bench`: an engine expecting `EXPECTED` leases (a store for a quarter as many subscriber
+/// parts) binds `CLIENTS` new relayed clients, each with a Remote-ID of its own, one exchange
+/// at a time; prints the exchanges' times (median, 99.9th percentile, worst) and those over
+/// 100 µs. Each of the store's 64 index shards grows once on the way.
+fn subscriber_growth() {
+    const EXPECTED: usize = 4_000_000;
+    const CLIENTS: u64 = 2_000_000;
+    let text = CONFIG.replace(
+        "expected-leases = 8000000",
+        &format!("expected-leases = {EXPECTED}"),
+    );
+    assert_ne!(
+        text, CONFIG,
+        "the bench's configuration sets expected-leases"
+    );
+    let (engine, server, cx) = engine_of(&text);
+    let mut reply = [0; 1024];
+    let mut times = Vec::with_capacity(CLIENTS as usize);
+    for client in 1..=CLIENTS {
+        let (solicit, solicit_len, request, request_len) = relayed_exchange(client, &server);
+        let started = Instant::now();
+        black_box(engine.handle(&solicit[..solicit_len], &cx, &mut reply, &mut Records));
+        let bound = engine.handle(&request[..request_len], &cx, &mut reply, &mut Records);
+        times.push(started.elapsed());
+        assert!(matches!(bound, Outcome::Reply { .. }), "{bound:?}");
+    }
+    let subscribers = engine.table().relay_stats().subscribers;
+    assert_eq!(
+        subscribers as u64, CLIENTS,
+        "one subscriber part per client"
+    );
+    let slow: Vec<Duration> = times
+        .iter()
+        .copied()
+        .filter(|&time| time > Duration::from_micros(100))
+        .collect();
+    times.sort_unstable();
+    let at = |fraction: f64| times[((times.len() - 1) as f64 * fraction) as usize];
+    eprintln!(
+        "subscriber growth: {CLIENTS} relayed new clients, {subscribers} subscriber parts in a \
+         store sized for {}: exchange median {:?}, p99.9 {:?}, worst {:?}; {} over 100 µs, \
+         {:?} in all",
+        EXPECTED / 4,
+        at(0.5),
+        at(0.999),
+        at(1.0),
+        slow.len(),
+        slow.iter().sum::<Duration>()
+    );
 }
 
 criterion_group! {

@@ -154,12 +154,14 @@ impl LeaseTable {
         let shards = shards.next_power_of_two().clamp(1, MAX_SHARDS);
         let shard_bits = shards.trailing_zeros();
         let per_shard = expected_leases.div_ceil(shards);
-        // Each kind's indexes in one allocation, for huge pages (`table/slots.rs`).
-        let clients: Box<[Mutex<ClientShard>]> = HashIndex::split(shards, per_shard)
+        // Each kind's indexes in one allocation, for huge pages (`table/slots.rs`), with room
+        // for a shard that fills faster than the others (`shard::share_slack`).
+        let indexed = per_shard + shard::share_slack(per_shard);
+        let clients: Box<[Mutex<ClientShard>]> = HashIndex::split(shards, indexed)
             .into_iter()
             .map(|index| Mutex::new(ClientShard::new(index)))
             .collect();
-        let addrs: Box<[Mutex<AddrShard>]> = HashIndex::split(shards, per_shard)
+        let addrs: Box<[Mutex<AddrShard>]> = HashIndex::split(shards, indexed)
             .into_iter()
             .map(|index| Mutex::new(AddrShard::with_capacity(per_shard, index)))
             .collect();
@@ -737,6 +739,47 @@ mod tests {
         assert!(long.is_spilled());
         assert_eq!(long.as_bytes(), &[7; 130][..]);
         assert_eq!(DuidBuf::new(&[1, 2, 3]).as_bytes(), &[1, 2, 3]);
+    }
+
+    /// The shards fill unevenly: binding as many leases as the table expects, at hashed
+    /// addresses, grows no shard's records, expiry heap or index (a shard that grew would copy
+    /// itself inside the request that crossed its line).
+    #[test]
+    fn the_expected_leases_fit_without_a_shard_growing() {
+        const EXPECTED: usize = 64 * 4000;
+        let table = LeaseTable::with_capacity(EXPECTED, salt());
+        let shape = |table: &LeaseTable| -> Vec<(usize, usize, usize, usize)> {
+            table
+                .addrs
+                .iter()
+                .zip(table.clients.iter())
+                .map(|(addrs, clients)| {
+                    let (addrs, clients) = (addrs.lock(), clients.lock());
+                    (
+                        addrs.records.capacity(),
+                        addrs.expiry.capacity(),
+                        addrs.index.slots().1,
+                        clients.index.slots().1,
+                    )
+                })
+                .collect()
+        };
+        let before = shape(&table);
+        for n in 0..EXPECTED as u64 {
+            let duid = n.to_be_bytes();
+            let key = table.ia_key(&duid, 1, IaKind::Na, LinkId(0));
+            let addr = u128::from(shard::mix64(n)) << 64 | u128::from(n);
+            table
+                .claim(&key, addr, 128, ClaimAs::Bound, LIFE, 0, &mut Discard)
+                .expect("a free address");
+        }
+        assert_eq!(table.len(), EXPECTED);
+        let fullest = table.addrs.iter().map(|shard| shard.lock().live).max();
+        assert!(
+            fullest > Some(EXPECTED / 64),
+            "{fullest:?}: the shards fill unevenly"
+        );
+        assert_eq!(shape(&table), before, "a shard grew (fullest: {fullest:?})");
     }
 
     #[test]

@@ -552,9 +552,150 @@ struct Interner {
 struct InternShard {
     entries: Slab,
     free: Vec<u32>,
+    /// Slots by their entry's hash. It never grows by itself: see [`IndexGrowth`].
     index: HashTable<u32>,
+    /// The index being moved into `index`, a few slots at every call (empty but while an
+    /// index grows).
+    moving: HashTable<u32>,
+    growth: IndexGrowth,
     live: usize,
     heap_bytes: usize,
+}
+
+/// Slab slots walked at each [`Interner::intern`] call while an index grows ([`IndexGrowth`]):
+/// each live one costs a hash of its entry and an insert into the new index, about 100 ns.
+const MOVE_STEP: usize = 2;
+
+/// The fewest entries an index is made for when it grows.
+const MIN_INDEX: usize = 16;
+
+/// How a shard's index grows without rehashing all its entries inside one request.
+///
+/// A hashbrown index that is full rehashes every entry of the shard into a new one at once, in
+/// the call that crossed the line: a SipHash and a slab read per entry, 3 ms for a shard of
+/// 28,000 entries. The shards fill evenly, so all 64 crossed it within a few thousand new
+/// entries of each other: a worker that binds new subscribers stalled for some 200 ms. Now the
+/// full index becomes `moving`, a new one for twice its entries takes the inserts, and every
+/// call walks the next [`MOVE_STEP`] slots of the slab, indexing their live entries anew;
+/// lookups look in the new index, then in `moving`, until the walk is over and `moving` is
+/// dropped. Meanwhile no freed slot is reused (a new entry goes past the walk's end), so that
+/// every live slot the walk meets is one that `moving` indexed. An entry indexed anew stays in
+/// `moving` too, where nothing finds it first; one released is taken out of the new index, and
+/// what `moving` still names for it is a slot without references, which no lookup matches.
+///
+/// The walk ends after `end / MOVE_STEP` calls, having added at most as many new entries: the
+/// new index, made for twice the old one's, never grows by itself during it (only a shard whose
+/// slab is mostly free slots could fill it first; its growth then ends the walk at once).
+/// Spread so, the move costs the worker a few per cent for as long as it takes its subscribers
+/// to grow by half the store's size, where sixteen slots a call had made it a second of
+/// overload at 82,000 new clients a second.
+#[derive(Default)]
+struct IndexGrowth {
+    /// The entries the index is made for (the start's sizing, then each growth's).
+    planned: usize,
+    /// The next slot to walk, and the slab's length when the move began.
+    next: usize,
+    end: usize,
+}
+
+/// An entry's hash for the index (that of its bytes); 0 for a slot without an entry, which
+/// the index never holds.
+fn slot_hash(entries: &Slab, state: &RandomState, slot: u32) -> u64 {
+    entries
+        .get(slot as usize)
+        .map_or(0, |entry| state.hash_one(entry.bytes.as_bytes()))
+}
+
+impl InternShard {
+    /// The slot of the live entry holding `bytes` (of `hash`), in either index.
+    fn find(&self, hash: u64, bytes: &[u8]) -> Option<u32> {
+        let entries = &self.entries;
+        let eq = |&slot: &u32| {
+            entries
+                .get(slot as usize)
+                .is_some_and(|entry| entry.refs > 0 && entry.bytes.as_bytes() == bytes)
+        };
+        self.index
+            .find(hash, eq)
+            .or_else(|| self.moving.find(hash, eq))
+            .copied()
+    }
+
+    /// The slot for a new entry: a freed one, unless an index is growing, or the slab's next;
+    /// `None` when the shard is full. Starts a growth first when the index is full.
+    fn new_slot(&mut self, state: &RandomState) -> Option<u32> {
+        if self.index.len() >= self.index.capacity() {
+            self.grow(state);
+        }
+        if self.moving.is_empty()
+            && let Some(slot) = self.free.pop()
+        {
+            return Some(slot);
+        }
+        u32::try_from(self.entries.len())
+            .ok()
+            .filter(|&slot| slot < u32::MAX >> (INTERN_SHARD_BITS + 1))
+    }
+
+    /// Indexes a new entry's `slot` (of `hash`).
+    fn index(&mut self, hash: u64, slot: u32, state: &RandomState) {
+        let entries = &self.entries;
+        self.index
+            .insert_unique(hash, slot, |&slot| slot_hash(entries, state, slot));
+    }
+
+    /// Takes `slot` (of `hash`) out of the index that finds it first.
+    fn unindex(&mut self, hash: u64, slot: u32) {
+        if let Ok(found) = self.index.find_entry(hash, |&other| other == slot) {
+            found.remove();
+        } else if let Ok(found) = self.moving.find_entry(hash, |&other| other == slot) {
+            found.remove();
+        }
+    }
+
+    /// Makes the full index `moving` and a new one, for twice its entries (or the size planned
+    /// before, when deletions' tombstones filled it), takes the inserts.
+    fn grow(&mut self, state: &RandomState) {
+        // A walk still under way ends here, at once (see `IndexGrowth`).
+        self.step(state, usize::MAX);
+        self.growth.planned = self
+            .growth
+            .planned
+            .max(self.index.len().saturating_mul(2))
+            .max(MIN_INDEX);
+        let full = std::mem::replace(
+            &mut self.index,
+            HashTable::with_capacity(self.growth.planned),
+        );
+        if !full.is_empty() {
+            self.moving = full;
+            self.growth.next = 0;
+            self.growth.end = self.entries.len();
+        }
+    }
+
+    /// Indexes anew the live entries of the next `slots` slots of the walk; drops `moving`
+    /// once the walk is over.
+    fn step(&mut self, state: &RandomState, slots: usize) {
+        if self.moving.is_empty() {
+            return;
+        }
+        let end = self.growth.end.min(self.growth.next.saturating_add(slots));
+        let entries = &self.entries;
+        for slot in self.growth.next..end {
+            if let Some(entry) = entries.get(slot).filter(|entry| entry.refs > 0) {
+                self.index.insert_unique(
+                    state.hash_one(entry.bytes.as_bytes()),
+                    slot as u32,
+                    |&slot| slot_hash(entries, state, slot),
+                );
+            }
+        }
+        self.growth.next = end;
+        if end >= self.growth.end {
+            self.moving = HashTable::new();
+        }
+    }
 }
 
 /// 32 bytes: parts of at most 22 bytes (a Remote-ID, or a short path) live inline.
@@ -639,6 +780,10 @@ impl Interner {
                     Mutex::new(InternShard {
                         index: HashTable::with_capacity(per_shard),
                         entries: Slab::with_capacity(per_shard),
+                        growth: IndexGrowth {
+                            planned: per_shard,
+                            ..IndexGrowth::default()
+                        },
                         ..InternShard::default()
                     })
                 })
@@ -654,13 +799,8 @@ impl Interner {
         let shard_index = hash as usize & (INTERN_SHARDS - 1);
         let mut shard = self.shards[shard_index].lock();
         let shard = &mut *shard;
-        let entries = &shard.entries;
-        let found = shard.index.find(hash, |&slot| {
-            entries
-                .get(slot as usize)
-                .is_some_and(|entry| entry.bytes.as_bytes() == bytes)
-        });
-        if let Some(&slot) = found {
+        shard.step(&self.state, MOVE_STEP);
+        if let Some(slot) = shard.find(hash, bytes) {
             if let Some(entry) = shard.entries.get_mut(slot as usize) {
                 entry.refs += 1;
             }
@@ -670,29 +810,17 @@ impl Interner {
             bytes: DuidBuf::new(bytes),
             refs: 1,
         };
-        let slot = match shard.free.pop() {
-            Some(slot) => {
-                *shard.entries.get_mut(slot as usize)? = entry;
-                slot
-            }
-            None => {
-                let slot = u32::try_from(shard.entries.len())
-                    .ok()
-                    .filter(|&slot| slot < u32::MAX >> (INTERN_SHARD_BITS + 1))?;
-                shard.entries.push(entry);
-                slot
-            }
-        };
+        let slot = shard.new_slot(&self.state)?;
+        if slot as usize == shard.entries.len() {
+            shard.entries.push(entry);
+        } else {
+            *shard.entries.get_mut(slot as usize)? = entry;
+        }
         if bytes.len() > super::INLINE_DUID_LEN {
             shard.heap_bytes += bytes.len();
         }
         shard.live += 1;
-        let (entries, state) = (&shard.entries, &self.state);
-        shard.index.insert_unique(hash, slot, |&slot| {
-            entries
-                .get(slot as usize)
-                .map_or(0, |entry| state.hash_one(entry.bytes.as_bytes()))
-        });
+        shard.index(hash, slot, &self.state);
         Some((slot << INTERN_SHARD_BITS | shard_index as u32, true))
     }
 
@@ -709,13 +837,7 @@ impl Interner {
             return None;
         }
         let bytes = std::mem::replace(&mut entry.bytes, DuidBuf::empty());
-        let hash = self.state.hash_one(bytes.as_bytes());
-        if let Ok(found) = shard
-            .index
-            .find_entry(hash, |&other| other as usize == slot)
-        {
-            found.remove();
-        }
+        shard.unindex(self.state.hash_one(bytes.as_bytes()), slot as u32);
         shard.free.push(slot as u32);
         shard.live -= 1;
         if bytes.is_spilled() {
@@ -1190,5 +1312,171 @@ impl RelayMatch {
 
     pub(super) fn contains(&self, tail: &RelayTail) -> bool {
         !tail.is_none() && self.handles.contains(&tail.handle())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    /// Distinct 12-byte parts, as a subscriber part with a Remote-ID.
+    fn part(n: u64) -> [u8; 12] {
+        let mut bytes = *b"line\0\0\0\0\0\0\0\0";
+        bytes[4..].copy_from_slice(&n.to_be_bytes());
+        bytes
+    }
+
+    /// Per shard: the index's capacity and the entries of both indexes.
+    fn shape(interner: &Interner) -> Vec<(usize, usize, usize)> {
+        interner
+            .shards
+            .iter()
+            .map(|shard| {
+                let shard = shard.lock();
+                (
+                    shard.index.capacity(),
+                    shard.index.len(),
+                    shard.moving.len(),
+                )
+            })
+            .collect()
+    }
+
+    /// An interner sized for a tenth of what it is given grows every shard's index, and no
+    /// call indexes more than `MOVE_STEP` entries anew or lets hashbrown rehash a whole index:
+    /// the index is replaced only by a growth, which hands the full one to `moving`, dropped
+    /// once the walk is over. Every entry stays found, with its handle, during and after.
+    #[test]
+    fn a_full_index_moves_a_few_entries_per_call() {
+        let count = 64 * 1000;
+        let interner = Interner::with_capacity(count / 10);
+        let mut handles = Vec::new();
+        let mut growths = 0;
+        for n in 0..count as u64 {
+            let before = shape(&interner);
+            let (handle, created) = interner.intern(&part(n)).expect("room");
+            assert!(created, "part {n} is new");
+            handles.push(handle);
+            let (shard, _) = split_handle(handle);
+            let after = shape(&interner);
+            for (index, (&(cap0, len0, moving0), &(cap1, len1, moving1))) in
+                before.iter().zip(&after).enumerate()
+            {
+                if index != shard {
+                    assert_eq!(
+                        (cap0, len0, moving0),
+                        (cap1, len1, moving1),
+                        "shard {index}"
+                    );
+                    continue;
+                }
+                if cap1 == cap0 {
+                    assert!(len1 > len0, "part {n}: indexed");
+                    assert!(len1 - len0 <= MOVE_STEP + 1, "part {n}: {len0} -> {len1}");
+                    assert!(
+                        moving1 == moving0 || moving1 == 0,
+                        "part {n}: {moving0} -> {moving1}"
+                    );
+                } else {
+                    // The growth: the full index became `moving`, before the new entry; the
+                    // walk of the growth before had ended (at its pace, not at once here).
+                    growths += 1;
+                    assert!(cap1 >= 2 * len0, "part {n}: {cap0} -> {cap1} for {len0}");
+                    assert_eq!(len0, cap0, "part {n}: grown only when full");
+                    assert_eq!((moving0, moving1, len1), (0, len0, 1), "part {n}");
+                }
+            }
+            // Now and then, everything made so far is found again (and given back).
+            if n % 4999 == 0 {
+                for (m, &handle) in handles.iter().enumerate() {
+                    assert_eq!(interner.intern(&part(m as u64)), Some((handle, false)));
+                    assert!(interner.release(handle).is_none(), "part {m} still held");
+                }
+            }
+        }
+        assert!(growths >= 3 * 64, "{growths} growths");
+        // The walks end: calls that find entries walk the slabs to their ends.
+        for _ in 0..2 {
+            for (m, &handle) in handles.iter().enumerate() {
+                assert_eq!(interner.intern(&part(m as u64)), Some((handle, false)));
+            }
+        }
+        let (live, _) = interner.stats();
+        assert_eq!(live, count);
+        let shapes = shape(&interner);
+        for (index, &(cap, len, moving)) in shapes.iter().enumerate() {
+            assert_eq!(moving, 0, "shard {index}: the walk is over");
+            assert!(len <= cap);
+        }
+        assert_eq!(shapes.iter().map(|&(_, len, _)| len).sum::<usize>(), count);
+    }
+
+    /// Entries made, found and released at random while the indexes grow: the interner
+    /// agrees with a map of the live parts, its handles and references.
+    #[test]
+    fn churn_while_indexes_grow_agrees_with_a_map() {
+        let interner = Interner::with_capacity(0);
+        let mut model: HashMap<u64, (u32, u32)> = HashMap::new();
+        let mut random = 0x2545_f491_4f6c_dd1d_u64;
+        for round in 0..200_000 {
+            random ^= random << 13;
+            random ^= random >> 7;
+            random ^= random << 17;
+            // A key space that grows, so that live entries grow, with some reuse of freed ones.
+            let key = random % (1 + round / 2);
+            if random >> 62 == 0 {
+                if let Some((handle, refs)) = model.get_mut(&key) {
+                    let freed = interner.release(*handle);
+                    *refs -= 1;
+                    if *refs == 0 {
+                        assert_eq!(freed.as_ref().map(DuidBuf::as_bytes), Some(&part(key)[..]));
+                        model.remove(&key);
+                    } else {
+                        assert!(freed.is_none());
+                    }
+                }
+                continue;
+            }
+            let (handle, created) = interner.intern(&part(key)).expect("room");
+            match model.get_mut(&key) {
+                Some((known, refs)) => {
+                    assert!(!created, "round {round}: part {key} made twice");
+                    assert_eq!(handle, *known, "round {round}");
+                    *refs += 1;
+                }
+                None => {
+                    assert!(created, "round {round}: part {key} found but not live");
+                    model.insert(key, (handle, 1));
+                }
+            }
+        }
+        assert_eq!(interner.stats().0, model.len());
+        let mut seen = 0;
+        interner.each(|handle, bytes| {
+            let key = u64::from_be_bytes(bytes[4..].try_into().expect("8 bytes"));
+            assert_eq!(model.get(&key).map(|&(known, _)| known), Some(handle));
+            seen += 1;
+        });
+        assert_eq!(seen, model.len());
+        // Once the walks are over, the indexes hold each live entry once.
+        for _ in 0..2 {
+            for &(handle, _) in model.values() {
+                let bytes = interner.with(handle, <[u8]>::to_vec).expect("live");
+                assert_eq!(interner.intern(&bytes), Some((handle, false)));
+                assert!(interner.release(handle).is_none());
+            }
+        }
+        let shapes = shape(&interner);
+        assert!(
+            shapes
+                .iter()
+                .all(|&(cap, _, moving)| cap > MIN_INDEX && moving == 0)
+        );
+        assert_eq!(
+            shapes.iter().map(|&(_, len, _)| len).sum::<usize>(),
+            model.len()
+        );
     }
 }
