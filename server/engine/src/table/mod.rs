@@ -154,16 +154,17 @@ impl LeaseTable {
         let shards = shards.next_power_of_two().clamp(1, MAX_SHARDS);
         let shard_bits = shards.trailing_zeros();
         let per_shard = expected_leases.div_ceil(shards);
-        // Each kind's indexes in one allocation, for huge pages (`table/slots.rs`), with room
-        // for a shard that fills faster than the others (`shard::share_slack`).
-        let indexed = per_shard + shard::share_slack(per_shard);
-        let clients: Box<[Mutex<ClientShard>]> = HashIndex::split(shards, indexed)
+        // Room for a shard that fills faster than the others (`shard::share_slack`), in each
+        // kind's indexes (one allocation per kind, for huge pages: `table/slots.rs`) and in the
+        // address shards' records and expiry heaps.
+        let reserved = per_shard + shard::share_slack(per_shard);
+        let clients: Box<[Mutex<ClientShard>]> = HashIndex::split(shards, reserved)
             .into_iter()
             .map(|index| Mutex::new(ClientShard::new(index)))
             .collect();
-        let addrs: Box<[Mutex<AddrShard>]> = HashIndex::split(shards, indexed)
+        let addrs: Box<[Mutex<AddrShard>]> = HashIndex::split(shards, reserved)
             .into_iter()
-            .map(|index| Mutex::new(AddrShard::with_capacity(per_shard, index)))
+            .map(|index| Mutex::new(AddrShard::with_capacity(per_shard, reserved, index)))
             .collect();
         let client_windows = clients
             .iter()

@@ -231,18 +231,18 @@ pub(super) struct AddrShard {
 }
 
 impl AddrShard {
-    /// A shard for its share, `capacity`, of the table's expected leases, indexed by `index`
-    /// (empty, of that capacity).
+    /// A shard for its share, `capacity`, of the table's expected leases, with room for
+    /// `reserved` (the share and its [`share_slack`]), indexed by `index` (empty, of that
+    /// room).
     ///
     /// The records' and the expiry heap's memory for `capacity` is faulted in now
     /// ([`slots::populate`]): a new lease then writes into memory that is there, rather than
     /// taking a page fault (with huge pages, the zeroing of 2 MiB) inside the request that
-    /// binds it. Both reserve [`share_slack`] more, address space until used: the shards fill
+    /// binds it. The rest of `reserved` is address space until used: the shards fill
     /// unevenly, and a `Vec` that doubles copies itself inside a request (half a millisecond
     /// for a shard of 6,250 records), so that without it the fuller shards grew before the
     /// table held its expected leases.
-    pub(super) fn with_capacity(capacity: usize, index: HashIndex) -> Self {
-        let reserved = capacity + share_slack(capacity);
+    pub(super) fn with_capacity(capacity: usize, reserved: usize, index: HashIndex) -> Self {
         let mut records = Vec::with_capacity(reserved);
         slots::populate(&mut records.spare_capacity_mut()[..capacity]);
         let mut expiry = Vec::with_capacity(reserved);
