@@ -479,6 +479,9 @@ impl Generator {
         client.ias = ias;
         client.rapid = flow == Flow::Rapid;
         self.stats.flows_started += 1;
+        if has_binding {
+            self.stats.flows_known += 1;
+        }
         let (address, prefix) = if first == Exchange::Solicit || first == Exchange::Information {
             (None, None)
         } else {

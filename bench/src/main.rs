@@ -293,6 +293,8 @@ fn run(cli: Cli) -> anyhow::Result<u64> {
                     &servers(&processes_before),
                     &servers(&processes_after),
                 ),
+                flows_known: phase.stats.flows_known,
+                flows_started: phase.stats.flows_started,
             });
             cpu_before = cpu_after;
             processes_before = processes_after;

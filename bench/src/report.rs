@@ -57,6 +57,12 @@ pub struct StepDetail {
     /// The part of it the processes of `--watch-pid` took (the server under test), clock
     /// ticks: with the step's completed flows, the server's CPU time per flow.
     pub server_ticks: u64,
+    /// Flows of the step started by clients that already held a binding from an earlier
+    /// flow of the run ([`crate::stats::Stats::flows_known`]): with more flows than
+    /// `--clients`, the later steps run clients the server already knows.
+    pub flows_known: u64,
+    /// Flows the step started.
+    pub flows_started: u64,
 }
 
 /// Named counters that serialize as a JSON object in their own order.
@@ -84,6 +90,8 @@ pub struct Summary {
     pub received: u64,
     /// Flows started.
     pub flows_started: u64,
+    /// Flows started by clients that already held a binding from an earlier flow of the run.
+    pub flows_known: u64,
     /// Flows completed with every reply valid.
     pub flows_completed: u64,
     /// Flows ended by an invalid reply.
@@ -138,6 +146,7 @@ impl Summary {
             ),
             received: stats.received,
             flows_started: stats.flows_started,
+            flows_known: stats.flows_known,
             flows_completed: stats.flows_completed,
             flows_failed: stats.flows_failed,
             timeouts: stats.timeouts,
@@ -211,6 +220,11 @@ impl Summary {
             format!("{:.1}", self.duration_s),
         );
         row(&mut t, "flows started", self.flows_started.to_string());
+        row(
+            &mut t,
+            "of them by clients already bound",
+            self.flows_known.to_string(),
+        );
         row(&mut t, "flows completed", self.flows_completed.to_string());
         row(&mut t, "flows failed", self.flows_failed.to_string());
         row(&mut t, "timeouts (lost)", self.timeouts.to_string());

@@ -213,6 +213,10 @@ pub struct Stats {
     pub received: u64,
     /// Flows started (a flow is one scenario run by one client).
     pub flows_started: u64,
+    /// Flows started by a client that already held a binding from an earlier flow of the run
+    /// (the population wrapped, or the scenario renews): such a flow finds its lease in the
+    /// server instead of making one.
+    pub flows_known: u64,
     /// Flows whose every exchange was answered and valid.
     pub flows_completed: u64,
     /// Flows ended by an invalid reply.
@@ -278,6 +282,7 @@ impl Stats {
         }
         self.received += other.received;
         self.flows_started += other.flows_started;
+        self.flows_known += other.flows_known;
         self.flows_completed += other.flows_completed;
         self.flows_failed += other.flows_failed;
         self.timeouts += other.timeouts;
@@ -298,6 +303,7 @@ impl Stats {
         }
         out.received = self.received.saturating_sub(earlier.received);
         out.flows_started = self.flows_started.saturating_sub(earlier.flows_started);
+        out.flows_known = self.flows_known.saturating_sub(earlier.flows_known);
         out.flows_completed = self.flows_completed.saturating_sub(earlier.flows_completed);
         out.flows_failed = self.flows_failed.saturating_sub(earlier.flows_failed);
         out.timeouts = self.timeouts.saturating_sub(earlier.timeouts);

@@ -53,8 +53,10 @@ pub struct Options {
     /// Acceptable loss per step, percent (timeouts plus failed validations).
     #[arg(long, default_value_t = 1.0)]
     loss: f64,
-    /// Emulated clients (distinct DUIDs).
-    #[arg(long, default_value_t = 2_000_000)]
+    /// Emulated clients (distinct DUIDs); xdhcp6d's `expected-leases` is set to it. A ramp that
+    /// starts more flows than this runs clients already bound in its later steps, a lighter
+    /// workload: such best rates are marked W.
+    #[arg(long, default_value_t = 10_000_000)]
     clients: u32,
     /// Emulated relays (Relay-forward with link-address, Interface-Id and Remote-Id).
     #[arg(long, default_value_t = 16)]
@@ -307,6 +309,29 @@ struct StepRecord {
     throughput: f64,
     passed: bool,
     load: rounds::StepLoad,
+    /// Percent of the step's flows started by clients already bound earlier in the ramp:
+    /// the population (`--clients`) wrapped, and those flows found their lease instead of
+    /// making one (`flows_known` of the generator's step details). Always 0 for the ceiling's
+    /// echoes, which bind nothing.
+    known_percent: f64,
+}
+
+/// Above this share of flows by clients already bound (percent), a passed step measured a
+/// lighter workload than the steps before it: its rate is marked.
+const KNOWN_LIMIT_PERCENT: f64 = 1.0;
+
+impl Measured {
+    /// The lowest passed step that ran more than [`KNOWN_LIMIT_PERCENT`] of its flows with
+    /// clients already bound, when the best rate is at least its rate: then the best rate
+    /// was reached on a lighter workload than new clients.
+    fn wrapped_at(&self) -> Option<f64> {
+        let best = self.best_rate?;
+        self.steps
+            .iter()
+            .filter(|s| s.passed && s.known_percent > KNOWN_LIMIT_PERCENT && s.rate <= best)
+            .map(|s| s.rate)
+            .min_by(f64::total_cmp)
+    }
 }
 
 /// Two runs at one rate, without and with reloads.
@@ -436,6 +461,14 @@ pub fn run(options: &Options) -> Result<()> {
                 )?);
             }
             drop(server);
+            if let Some(rate) = measured.wrapped_at() {
+                println!(
+                    "  {}: from the {rate:.0}/s step on, over {KNOWN_LIMIT_PERCENT} % of the flows \
+                     were by clients already bound (the {} clients wrapped): the best rate is \
+                     marked W; raise --clients to measure new clients only",
+                    target.name, options.clients
+                );
+            }
             println!(
                 "  {} round {round}: best {} flows/s{}",
                 target.name,
@@ -590,7 +623,11 @@ impl<'a> Lab<'a> {
             "xdhcp6d-xdp" | "xdhcp6d-udp" | "xdhcp6d-xdp-ddns" | "xdhcp6d-udp-ddns"
             | "baseline" => {
                 let config = self.work.join(format!("{}.toml", target.name));
-                let mut text = fixtures::render(fixtures::BENCH, &[("SERVER_IF", SERVER_IF)])?;
+                let expected = self.options.clients.to_string();
+                let mut text = fixtures::render(
+                    fixtures::BENCH,
+                    &[("SERVER_IF", SERVER_IF), ("EXPECTED_LEASES", &expected)],
+                )?;
                 if target.name.ends_with("-ddns") {
                     text.push_str(DDNS_STOPPED);
                 }
@@ -838,6 +875,15 @@ impl<'a> Lab<'a> {
                         &measured_cores,
                         thresholds,
                     ),
+                    known_percent: match (
+                        detail["flows_known"].as_u64(),
+                        detail["flows_started"].as_u64(),
+                    ) {
+                        (Some(known), Some(started)) if started > 0 => {
+                            100.0 * known as f64 / started as f64
+                        }
+                        _ => 0.0,
+                    },
                 }
             })
             .collect();
@@ -1234,7 +1280,7 @@ fn table(results: &[Measured], options: &Options) -> String {
     // Round by round: the best rate, the share of the round's ceiling, the highest steal,
     // foreign load and other processes' time on the cores under test of the steps; D marks
     // a disturbed measurement.
-    t.push_str("\nround by round: best rate (share of the round's ceiling) [highest steal / other CPUs' load / other processes on the cores under test, of its steps], D: disturbed\n\n| round |");
+    t.push_str("\nround by round: best rate (share of the round's ceiling) [highest steal / other CPUs' load / other processes on the cores under test, of its steps], D: disturbed, W: reached with over 1 % of its flows by clients already bound (the population wrapped: a lighter workload than new clients)\n\n| round |");
     for name in &names {
         t.push_str(&format!(" {name} |"));
     }
@@ -1270,12 +1316,13 @@ fn table(results: &[Measured], options: &Options) -> String {
                 .filter_map(|s| s.load.foreign_core_percent)
                 .fold(None, |a: Option<f64>, f| Some(a.map_or(f, |a| a.max(f))));
             t.push_str(&format!(
-                " {}{share} [{steal:.1} % / {} / {}]{} |",
+                " {}{share} [{steal:.1} % / {} / {}]{}{} |",
                 m.best_rate
                     .map_or("none".to_owned(), |r| format!("{r:.0}/s")),
                 foreign.map_or("-".to_owned(), |f| format!("{f:.0} %")),
                 foreign_core.map_or("-".to_owned(), |f| format!("{f:.1} %")),
-                if m.disturbed { " D" } else { "" }
+                if m.disturbed { " D" } else { "" },
+                if m.wrapped_at().is_some() { " W" } else { "" }
             ));
         }
         t.push('\n');
@@ -1319,15 +1366,17 @@ fn steps_table(results: &[Measured]) -> String {
     let mut t = String::from(
         "\nstep by step: steal (highest of the cores under test), the other CPUs' mean load, \
          and the time other processes than the server and the generator ran on the cores \
-         under test (/proc/stat task time less /proc/PID/stat), D: disturbed\n\n\
+         under test (/proc/stat task time less /proc/PID/stat), the flows by clients already \
+         bound (the population wrapped), D: disturbed\n\n\
          | target | round | rate | completed | passed | steal | other CPUs | other processes \
-         on the cores under test | |\n|---|---|---|---|---|---|---|---|---|\n",
+         on the cores under test | flows by bound clients | |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
     );
     let percent = |p: Option<f64>| p.map_or("-".to_owned(), |p| format!("{p:.1} %"));
     for m in results {
         for s in &m.steps {
             t.push_str(&format!(
-                "| {} | {} | {:.0}/s | {:.0}/s | {} | {:.1} % | {} | {} | {} |\n",
+                "| {} | {} | {:.0}/s | {:.0}/s | {} | {:.1} % | {} | {} | {:.1} % | {} |\n",
                 m.target.name,
                 m.round,
                 s.rate,
@@ -1336,6 +1385,7 @@ fn steps_table(results: &[Measured]) -> String {
                 s.load.steal_percent,
                 percent(s.load.foreign_percent),
                 percent(s.load.foreign_core_percent),
+                s.known_percent,
                 if s.load.disturbed { "D" } else { "" },
             ));
         }
@@ -1406,6 +1456,7 @@ fn summary_json(results: &[Measured], options: &Options) -> Value {
             "p99_us_at_best": m.p99_us,
             "of_ceiling": ratio_to(results, m, "ceiling").map(|r| r.0),
             "disturbed": m.disturbed,
+            "wrapped_at": m.wrapped_at(),
             "summary": m.json.display().to_string(),
             "steps": m.steps.iter().map(|s| json!({
                 "rate": s.rate,
@@ -1416,6 +1467,7 @@ fn summary_json(results: &[Measured], options: &Options) -> Value {
                 "foreign_percent": s.load.foreign_percent,
                 "foreign_core_percent": s.load.foreign_core_percent,
                 "disturbed": s.load.disturbed,
+                "known_percent": s.known_percent,
             })).collect::<Vec<_>>(),
             "reloads": m.reloads.as_ref().map(|r| json!({
                 "rate": r.rate,
@@ -1459,7 +1511,12 @@ mod tests {
 
     #[test]
     fn bench_config_states_its_limits() {
-        let text = fixtures::render(fixtures::BENCH, &[("SERVER_IF", "veth0")]).expect("fixture");
+        let text = fixtures::render(
+            fixtures::BENCH,
+            &[("SERVER_IF", "veth0"), ("EXPECTED_LEASES", "10000000")],
+        )
+        .expect("fixture");
+        assert!(text.contains("\nexpected-leases = 10000000\n"), "{text}");
         let limits = limits_of(&text);
         for key in [
             "relay-binding-rate = 0",
@@ -1495,9 +1552,53 @@ mod tests {
                     foreign_core_percent: Some(if disturbed { 30.0 } else { 2.0 }),
                     disturbed,
                 },
+                known_percent: 0.0,
             }],
             disturbed,
         }
+    }
+
+    #[test]
+    fn a_best_rate_reached_with_clients_already_bound_is_marked() {
+        let step = |rate: f64, passed: bool, known_percent: f64| StepRecord {
+            rate,
+            offered: rate,
+            throughput: rate,
+            passed,
+            load: rounds::StepLoad {
+                steal_percent: 0.0,
+                foreign_percent: None,
+                foreign_core_percent: None,
+                disturbed: false,
+            },
+            known_percent,
+        };
+        let mut m = measured("xdhcp6d-xdp", 1, 30_000.0, false);
+        m.steps = vec![
+            step(10_000.0, true, 0.0),
+            step(20_000.0, true, 0.5),
+            step(30_000.0, true, 40.0),
+            step(40_000.0, false, 100.0),
+        ];
+        assert_eq!(m.wrapped_at(), Some(30_000.0));
+        // Wrapped only in a failed step above the best: the best was new clients.
+        m.steps[2].known_percent = 0.0;
+        assert_eq!(m.wrapped_at(), None);
+        // A refinement step below the best that ran bound clients marks it too.
+        m.steps.push(step(25_000.0, true, 100.0));
+        assert_eq!(m.wrapped_at(), Some(25_000.0));
+        let table = table(
+            &[measured("ceiling", 1, 60_000.0, false), m],
+            &Options::try_parse_from(["bench", "--rounds", "1"]).expect("options"),
+        );
+        assert!(
+            table.contains("30000/s (50 %) [0.0 % / - / -] W |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| 25000/s | 25000/s | yes | 0.0 % | - | - | 100.0 % |  |"),
+            "{table}"
+        );
     }
 
     #[test]
@@ -1526,7 +1627,7 @@ mod tests {
         assert!(t.contains("12000/s (15 %) [12.0 % / - / 30.0 %] D"), "{t}");
         // Each step with the time other processes took on the cores under test.
         assert!(
-            t.contains("| xdhcp6d-xdp | 2 | 12000/s | 12000/s | yes | 12.0 % | - | 30.0 % | D |"),
+            t.contains("| xdhcp6d-xdp | 2 | 12000/s | 12000/s | yes | 12.0 % | - | 30.0 % | 0.0 % | D |"),
             "{t}"
         );
         // The plot takes each target's round closest to its median.
