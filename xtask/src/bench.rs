@@ -1627,7 +1627,9 @@ mod tests {
         assert!(t.contains("12000/s (15 %) [12.0 % / - / 30.0 %] D"), "{t}");
         // Each step with the time other processes took on the cores under test.
         assert!(
-            t.contains("| xdhcp6d-xdp | 2 | 12000/s | 12000/s | yes | 12.0 % | - | 30.0 % | 0.0 % | D |"),
+            t.contains(
+                "| xdhcp6d-xdp | 2 | 12000/s | 12000/s | yes | 12.0 % | - | 30.0 % | 0.0 % | D |"
+            ),
             "{t}"
         );
         // The plot takes each target's round closest to its median.

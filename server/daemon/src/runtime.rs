@@ -81,6 +81,9 @@ pub struct RunOptions {
     pub journal_errors: JournalErrors,
     /// Bytes of zeros kept written after the journal's records (0: the file grows).
     pub journal_prealloc: u64,
+    /// With `Durability::Always`, the least time from one sync's start to the next's
+    /// (`JournalOptions::group_window`; zero: none).
+    pub group_commit: std::time::Duration,
     /// Where the Prometheus endpoint listens; `None` turns it off.
     pub metrics: Option<SocketAddr>,
     /// Datapath worker threads (UDP; the XDP datapath runs one per RX queue).
@@ -122,6 +125,7 @@ impl RunOptions {
             durability: Durability::Always,
             journal_errors: JournalErrors::Skip,
             journal_prealloc: crate::journal::DEFAULT_PREALLOC_BYTES,
+            group_commit: std::time::Duration::ZERO,
             metrics: Some(DEFAULT_METRICS),
             workers: 1,
             cores: Vec::new(),
@@ -198,6 +202,7 @@ pub fn serve(options: RunOptions, stop: &AtomicBool) -> anyhow::Result<()> {
         JournalOptions {
             errors: options.journal_errors,
             prealloc_bytes: options.journal_prealloc,
+            group_window: options.group_commit,
             held_limit: usize::try_from(config.server.expected_leases).unwrap_or(usize::MAX),
             ..JournalOptions::default()
         },

@@ -632,6 +632,81 @@ fn always_returns_only_once_the_record_is_in_the_file() {
 }
 
 #[test]
+fn a_group_commit_window_spaces_the_syncs_and_still_returns_only_once_durable() {
+    let dir = scratch("group-window");
+    let path = dir.join("leases.journal");
+    let window = Duration::from_millis(25);
+    let options = JournalOptions {
+        group_window: window,
+        ..JournalOptions::default()
+    };
+    let (journal, _) =
+        Journal::open_with(&path, Durability::Always, links(), no_snapshot(), options).unwrap();
+    let mut sink = journal.sink();
+    // One lease at a time, each waited for: every wait is a sync of its own, and each sync
+    // starts a window after the one before.
+    let started = Instant::now();
+    for i in 0..8u32 {
+        let duid = format!("window-marker-{i:04}");
+        emit(
+            &mut sink,
+            EventKind::Bound,
+            i,
+            &lease(duid.as_bytes(), i, i.into()),
+        );
+        journal.wait_durable(sink.last_seq()).unwrap();
+        assert!(
+            contains(&fs::read(&path).unwrap(), duid.as_bytes()),
+            "event {i}"
+        );
+    }
+    let one_by_one = started.elapsed();
+    assert_eq!(journal.syncs(), 8);
+    assert!(one_by_one >= window * 7, "8 syncs took {one_by_one:?}");
+    // Leases bound meanwhile join the next sync: 400 over about 200 ms take at most one sync
+    // per window, not one each.
+    let syncs_before = journal.syncs();
+    let started = Instant::now();
+    for i in 0..400u32 {
+        emit(
+            &mut sink,
+            EventKind::Bound,
+            i,
+            &lease(b"window-stream", i, 1000 + u128::from(i)),
+        );
+        thread::sleep(Duration::from_micros(500));
+    }
+    journal.wait_durable(sink.last_seq()).unwrap();
+    let elapsed = started.elapsed();
+    let syncs = journal.syncs() - syncs_before;
+    let most = (elapsed.as_millis() / window.as_millis()) as u64 + 2;
+    assert!(
+        (1..=most).contains(&syncs),
+        "{syncs} syncs in {elapsed:?} with a window of {window:?}"
+    );
+    assert_eq!(journal.lag(), 0);
+    journal.shutdown();
+    let replay = read_journal(&path, &links()).unwrap();
+    assert_eq!(replay.events, 408);
+
+    // Without a window every wait in turn is a sync of its own, at once.
+    let path = dir.join("no-window.journal");
+    let (journal, _) = Journal::open(&path, Durability::Always, links(), no_snapshot()).unwrap();
+    let mut sink = journal.sink();
+    for i in 0..8u32 {
+        emit(
+            &mut sink,
+            EventKind::Bound,
+            i,
+            &lease(b"no-window", i, i.into()),
+        );
+        journal.wait_durable(sink.last_seq()).unwrap();
+    }
+    assert_eq!(journal.syncs(), 8);
+    journal.shutdown();
+}
+
+#[test]
 fn batch_syncs_within_the_interval_and_on_shutdown() {
     let dir = scratch("batch");
     let path = dir.join("leases.journal");

@@ -196,6 +196,13 @@ pub struct JournalOptions {
     /// writer goes on. 0 (the default, and the daemon's, [`DEFAULT_PREALLOC_BYTES`]): the
     /// file grows with every write.
     pub prealloc_bytes: u64,
+    /// With [`Durability::Always`], the least time from the start of one sync to the start
+    /// of the next (`--group-commit-us`): records that come meanwhile wait and join the next
+    /// group. Zero (the default): the next sync starts as soon as the last one ends, with
+    /// whatever came during it. A window caps the syncs per second at its inverse, and with
+    /// them the writer's CPU time and the wakeups between the writer and the workers, and
+    /// adds at most its length to a reply's wait.
+    pub group_window: Duration,
 }
 
 impl Default for JournalOptions {
@@ -206,6 +213,7 @@ impl Default for JournalOptions {
             errors: JournalErrors::Skip,
             held_limit: usize::MAX,
             prealloc_bytes: 0,
+            group_window: Duration::ZERO,
         }
     }
 }
@@ -549,6 +557,7 @@ impl Journal {
             failed: AtomicBool::new(false),
             write_failures: AtomicU64::new(0),
             compactions: AtomicU64::new(0),
+            syncs: AtomicU64::new(0),
             ddns: std::sync::OnceLock::new(),
             writer_thread: OnceLock::new(),
             writer_idle: AtomicBool::new(false),
@@ -700,6 +709,11 @@ impl Journal {
     /// Compactions completed since open.
     pub fn compactions(&self) -> u64 {
         self.shared.compactions.load(Ordering::Acquire)
+    }
+
+    /// Group commits (a write and its `fdatasync`) that succeeded since open.
+    pub fn syncs(&self) -> u64 {
+        self.shared.syncs.load(Ordering::Acquire)
     }
 
     /// The I/O priority the last compaction's thread runs at, as the kernel read it back
@@ -921,6 +935,8 @@ struct Shared {
     /// Times the journal went from writing to failing.
     write_failures: AtomicU64,
     compactions: AtomicU64,
+    /// Group commits that succeeded ([`Journal::syncs`]).
+    syncs: AtomicU64,
     /// Where names and the ends of leases go for DNS updates ([`Journal::set_ddns`]).
     ddns: std::sync::OnceLock<crate::ddns::DdnsFeed>,
     /// The writer thread, to wake it (set by the thread itself when it starts).

@@ -111,6 +111,11 @@ impl JournalWriter {
     pub(super) fn run(mut self) {
         let _ = self.shared.writer_thread.set(thread::current());
         let mut last_sync = Instant::now();
+        // When the last group commit started: with a window, the next waits until it is
+        // that old (`JournalOptions::group_window`).
+        let mut sync_started = Instant::now()
+            .checked_sub(self.options.group_window)
+            .unwrap_or_else(Instant::now);
         let mut gap_rounds: u32 = 0;
         loop {
             // Closing is read before the lanes are, so that everything pushed before it was
@@ -138,11 +143,12 @@ impl JournalWriter {
                 return;
             }
             let due = match self.shared.durability {
-                Durability::Always => true,
+                Durability::Always => sync_started.elapsed() >= self.options.group_window,
                 Durability::Batch { interval } => last_sync.elapsed() >= interval,
             };
             let mut wrote = false;
             if due && !self.bytes.is_empty() {
+                sync_started = Instant::now();
                 let mut bytes = std::mem::take(&mut self.bytes);
                 self.write(&bytes, self.pending_seq);
                 bytes.clear();
@@ -161,7 +167,10 @@ impl JournalWriter {
                 continue;
             }
             let left = match self.shared.durability {
-                Durability::Always => Duration::ZERO,
+                Durability::Always => self
+                    .options
+                    .group_window
+                    .saturating_sub(sync_started.elapsed()),
                 Durability::Batch { interval } => interval.saturating_sub(last_sync.elapsed()),
             };
             if self.shared.issued_seq.load(Ordering::SeqCst) > self.merge.taken() {
@@ -211,6 +220,7 @@ impl JournalWriter {
                 self.len += bytes.len() as u64;
                 self.size = self.size.max(self.len);
                 self.count_written(bytes);
+                self.shared.syncs.fetch_add(1, Ordering::Relaxed);
                 self.shared.publish(seq);
             }
             Err(error) => self.recover(bytes, seq, &error),
@@ -276,6 +286,7 @@ impl JournalWriter {
                     self.len += unsynced.len() as u64;
                     self.size = self.size.max(self.len);
                     self.count_written(&unsynced);
+                    self.shared.syncs.fetch_add(1, Ordering::Relaxed);
                     self.shared.publish(seq);
                     self.shared.recover();
                     tracing::warn!(
