@@ -320,6 +320,18 @@ struct StepRecord {
 /// lighter workload than the steps before it: its rate is marked.
 const KNOWN_LIMIT_PERCENT: f64 = 1.0;
 
+/// Percent of a step's flows started by clients already bound, from the generator's step
+/// details (`flows_known` over `flows_started`); 0 when the generator did not count them.
+fn known_percent(detail: &Value) -> f64 {
+    match (
+        detail["flows_known"].as_u64(),
+        detail["flows_started"].as_u64(),
+    ) {
+        (Some(known), Some(started)) if started > 0 => 100.0 * known as f64 / started as f64,
+        _ => 0.0,
+    }
+}
+
 impl Measured {
     /// The lowest passed step that ran more than [`KNOWN_LIMIT_PERCENT`] of its flows with
     /// clients already bound, when the best rate is at least its rate: then the best rate
@@ -875,15 +887,7 @@ impl<'a> Lab<'a> {
                         &measured_cores,
                         thresholds,
                     ),
-                    known_percent: match (
-                        detail["flows_known"].as_u64(),
-                        detail["flows_started"].as_u64(),
-                    ) {
-                        (Some(known), Some(started)) if started > 0 => {
-                            100.0 * known as f64 / started as f64
-                        }
-                        _ => 0.0,
-                    },
+                    known_percent: known_percent(detail),
                 }
             })
             .collect();
@@ -1556,6 +1560,17 @@ mod tests {
             }],
             disturbed,
         }
+    }
+
+    #[test]
+    fn the_share_of_flows_by_bound_clients_comes_from_the_step_details() {
+        let detail = json!({"flows_known": 250, "flows_started": 1000});
+        assert_eq!(known_percent(&detail), 25.0);
+        assert_eq!(known_percent(&json!({"flows_started": 1000})), 0.0);
+        assert_eq!(
+            known_percent(&json!({"flows_known": 0, "flows_started": 0})),
+            0.0
+        );
     }
 
     #[test]

@@ -250,6 +250,14 @@ fn fixed(lab: &Lab<'_>, target: Target, rate: f64, round: u32, label: &str) -> R
     let step = &summary["ramp"]["steps"][0];
     let num = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
     let detail = &summary["ramp"]["step_details"][0];
+    let known = super::known_percent(detail);
+    if known > super::KNOWN_LIMIT_PERCENT {
+        println!(
+            "  {label}: {known:.1} % of the flows were by clients already bound (the {} clients \
+             wrapped): a lighter workload than new clients; raise --clients",
+            options.clients
+        );
+    }
     let load = rounds::step_load(
         &detail["cpu"],
         detail["process_ticks"].as_u64(),
