@@ -142,10 +142,7 @@ impl JournalWriter {
                 }
                 return;
             }
-            let due = match self.shared.durability {
-                Durability::Always => sync_started.elapsed() >= self.options.group_window,
-                Durability::Batch { interval } => last_sync.elapsed() >= interval,
-            };
+            let due = self.until_due(last_sync, sync_started).is_zero();
             let mut wrote = false;
             if due && !self.bytes.is_empty() {
                 sync_started = Instant::now();
@@ -166,13 +163,7 @@ impl JournalWriter {
                 // Look again at once: records pushed during the write are the next group.
                 continue;
             }
-            let left = match self.shared.durability {
-                Durability::Always => self
-                    .options
-                    .group_window
-                    .saturating_sub(sync_started.elapsed()),
-                Durability::Batch { interval } => interval.saturating_sub(last_sync.elapsed()),
-            };
+            let left = self.until_due(last_sync, sync_started);
             if self.shared.issued_seq.load(Ordering::SeqCst) > self.merge.taken() {
                 if !due {
                     // Between syncs: a sink whose lane is half full wakes the writer to take
@@ -199,6 +190,20 @@ impl JournalWriter {
                 thread::park_timeout(IDLE_POLL);
             }
             self.shared.writer_idle.store(false, Ordering::SeqCst);
+        }
+    }
+
+    /// How long until the next group commit may start (zero: now): with
+    /// [`Durability::Batch`], the interval from the end of the last one (`last_sync`); with
+    /// [`Durability::Always`], the group window from the start of the last one
+    /// (`sync_started`), which without a window is always now.
+    fn until_due(&self, last_sync: Instant, sync_started: Instant) -> Duration {
+        match self.shared.durability {
+            Durability::Always => self
+                .options
+                .group_window
+                .saturating_sub(sync_started.elapsed()),
+            Durability::Batch { interval } => interval.saturating_sub(last_sync.elapsed()),
         }
     }
 
