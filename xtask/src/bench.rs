@@ -18,6 +18,7 @@
 //! of the medians (`rounds`). `--avalanche N` runs the avalanche scenario instead (`avalanche`).
 
 mod avalanche;
+mod disk;
 mod latency;
 mod rounds;
 mod skew;
@@ -178,6 +179,13 @@ pub struct Options {
     /// `always` with it, beside the runs without, so that the two share one run.
     #[arg(long, value_name = "US")]
     busy_poll: Option<u32>,
+    /// Leave the disk holding the journals as it is. By default, when the journal writer
+    /// has a core of its own, the disk's interrupts are moved there where the kernel allows,
+    /// and its request queue completes each request on the submitting core (`rq_affinity`
+    /// 2), for the run: a disk with one request queue otherwise completes every sync on one
+    /// core, which may be the worker's.
+    #[arg(long)]
+    leave_disk: bool,
 }
 
 impl Options {
@@ -191,6 +199,13 @@ impl Options {
         }
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         (0..self.queues as usize).map(|i| i % cpus).collect()
+    }
+
+    /// The core of xdhcp6d's journal writer (see --journal-core): with one queue, by default
+    /// the generator's; with several, none (the writer is not pinned).
+    fn journal_core(&self) -> Option<usize> {
+        self.journal_core
+            .or_else(|| (self.queues == 1).then_some(self.generator_core))
     }
 
     /// The generator's cores (see --generator-cores).
@@ -417,6 +432,11 @@ pub fn run(options: &Options) -> Result<()> {
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
     let lab = Lab::new(&release, &work, options)?;
+    // Put back when the run ends, however it ends.
+    let _disk = options
+        .journal_core()
+        .filter(|_| !options.leave_disk)
+        .map(|core| disk::DiskPlacement::keep_on(&work, core));
     if let Some(clients) = options.avalanche {
         return avalanche::run(&lab, clients);
     }
@@ -656,10 +676,7 @@ impl<'a> Lab<'a> {
                 // The writer's write and fdatasync off the worker's core: the process may
                 // use the writer's core too, its workers only the server's. With several
                 // queues the cores are shared anyway and the writer is left alone.
-                let journal_core = self
-                    .options
-                    .journal_core
-                    .or_else(|| (self.options.queues == 1).then_some(self.options.generator_core));
+                let journal_core = self.options.journal_core();
                 let mut command = self.server.command("taskset");
                 let allowed = match journal_core {
                     Some(journal_core) => format!("{core},{journal_core}"),

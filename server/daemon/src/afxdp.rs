@@ -775,6 +775,10 @@ impl XskWorker {
         // The reply's frame is taken first (and given back when unused): the request is read
         // in place while it is written.
         let tx_addr = self.queue.alloc();
+        if let Some(addr) = tx_addr {
+            // Written once the group is answered; fetched meanwhile.
+            self.queue.prefetch_reply(addr);
+        }
         let verify = self.queue.config().verify_checksum;
         let request = self.queue.frame(desc.addr, desc.len as usize);
         let meta = frame::parse(request, verify).and_then(|meta| {

@@ -151,6 +151,21 @@ pub fn prefetch(at: *const u8) {
     let _ = at;
 }
 
+/// Asks the CPU to bring the cache line of `at` into its caches ready to be written
+/// (`PREFETCHW`: x86-64 CPUs without it decode its opcode as a no-op); a no-op where the
+/// target has no prefetch instruction here.
+pub fn prefetch_write(at: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // Safety: PREFETCHW is a hint like PREFETCHT0: it reads nothing into the program, writes
+    // nothing, never faults and may name any address. (The intrinsic's write hint is lowered to
+    // a plain PREFETCHT0 unless the whole build targets CPUs with PRFCHW.)
+    unsafe {
+        core::arch::asm!("prefetchw [{0}]", in(reg) at, options(nostack, preserves_flags, readonly));
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = at;
+}
+
 /// Makes SIGINT and SIGTERM set the stop flag ([`stop_flag`]) instead of ending the process.
 pub fn install_stop_handler() -> io::Result<()> {
     install(&[libc::SIGINT, libc::SIGTERM])

@@ -65,9 +65,14 @@ pub struct XskQueue {
     in_tx: u32,
 }
 
-/// Cache lines of a received frame [`XskQueue::prefetch_rx`] asks for: Ethernet, IPv6 and UDP
-/// headers and the start of the DHCPv6 message (a relayed Solicit is about 200 bytes).
-const PREFETCH_LINES: usize = 3;
+/// Cache lines of a received frame [`XskQueue::prefetch_rx`] asks for (no more than the frame
+/// holds): Ethernet, IPv6 and UDP headers and the DHCPv6 message, which the worker reads to
+/// its end before answering it (a relayed Request with a Remote-ID is about 250 bytes).
+const PREFETCH_LINES: usize = 5;
+
+/// Cache lines of a reply frame [`XskQueue::prefetch_reply`] asks for: where the headers and
+/// a typical relayed Advertise or Reply are written.
+const REPLY_PREFETCH_LINES: usize = 5;
 
 /// Cache lines of a held reply frame [`XskQueue::prefetch_tx`] asks for: 1 KiB, more than a
 /// typical Advertise or Reply.
@@ -277,6 +282,17 @@ impl XskQueue {
         let frame = self.socket.umem.frame(desc.addr, desc.len as usize);
         for line in frame.chunks(64).take(PREFETCH_LINES) {
             os::prefetch(line.as_ptr());
+        }
+    }
+
+    /// Asks the CPU for the first [`REPLY_PREFETCH_LINES`] cache lines of the free frame at
+    /// `addr`, which a reply is about to be written into, ready to be written: the frame was
+    /// last touched by the kernel (a received request, or a reply it copied out), and each
+    /// line's first store would otherwise wait for it. A hint only.
+    pub fn prefetch_reply(&self, addr: u64) {
+        let frame = self.socket.umem.frame(addr, REPLY_PREFETCH_LINES * 64);
+        for line in frame.chunks(64) {
+            os::prefetch_write(line.as_ptr());
         }
     }
 
