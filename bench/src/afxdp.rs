@@ -426,6 +426,12 @@ impl Transport for AfXdpTransport {
         self.bad_frames
     }
 
+    fn receive_drops(&self) -> u64 {
+        self.socket_statistics().map_or(0, |s| {
+            s.rx_dropped + s.rx_ring_full + s.rx_fill_ring_empty_descs
+        })
+    }
+
     fn diagnostics(&self) -> Option<String> {
         let mut line = format!("afxdp queue {}:", self.queue_id());
         if let Ok(s) = self.socket_statistics() {

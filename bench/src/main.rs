@@ -352,7 +352,15 @@ fn run(cli: Cli) -> anyhow::Result<u64> {
         .with_bad_frames(driver.bad_frames());
         (summary, points)
     };
-    if !quiet {
+    // Said even with -q: the loss of the run then includes answers the server did send.
+    let receive_drops = driver.receive_drops();
+    if receive_drops > 0 {
+        eprintln!(
+            "the generator's own sockets dropped {receive_drops} received frames (receive ring \
+             full or no free frame): answers the server sent, counted as lost"
+        );
+    }
+    if !quiet || receive_drops > 0 {
         for line in driver.diagnostics() {
             eprintln!("{line}");
         }
@@ -440,6 +448,13 @@ impl Driver {
         match self {
             Driver::One { transport, .. } => transport.bad_frames(),
             Driver::Lanes(lanes) => lanes.iter().map(|l| l.transport.bad_frames()).sum(),
+        }
+    }
+
+    fn receive_drops(&self) -> u64 {
+        match self {
+            Driver::One { transport, .. } => transport.receive_drops(),
+            Driver::Lanes(lanes) => lanes.iter().map(|l| l.transport.receive_drops()).sum(),
         }
     }
 

@@ -35,6 +35,13 @@ pub trait Transport {
         0
     }
 
+    /// Frames sent to the generator that its own socket dropped before it could read them
+    /// (a receive ring full, no free frame to receive into): answers the server sent, which
+    /// the run then counts as lost.
+    fn receive_drops(&self) -> u64 {
+        0
+    }
+
     /// A line of the transport's own counters for the end of a run, if it has any.
     fn diagnostics(&self) -> Option<String> {
         None
