@@ -21,7 +21,7 @@ use xdhcp6_engine::table::{
 use xdhcp6_engine::testing::bound_lease;
 use xdhcp6d::journal::{
     COMPACTION_IO_PRIORITY, Durability, HEADER_LEN, Journal, JournalError, JournalErrors,
-    JournalOptions, LinkNames, Replay, Snapshot, read_journal,
+    JournalOptions, JournalSink, LinkNames, Replay, Snapshot, read_journal,
 };
 
 fn scratch(name: &str) -> Scratch {
@@ -79,6 +79,32 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack
         .windows(needle.len())
         .any(|window| window == needle)
+}
+
+/// Binds a lease of DUID `duid` (IAID and address `i`) through `sink`, waits until
+/// `journal` calls it durable, and checks that the file at `path` then holds it. Returns the
+/// event's sequence number.
+fn bind_and_wait(
+    journal: &Journal,
+    sink: &mut JournalSink,
+    path: &Path,
+    duid: &str,
+    i: u32,
+) -> u64 {
+    emit(
+        sink,
+        EventKind::Bound,
+        i,
+        &lease(duid.as_bytes(), i, i.into()),
+    );
+    let seq = sink.last_seq();
+    journal.wait_durable(seq).unwrap();
+    // Another handle sees the record as soon as the wait is over.
+    assert!(
+        contains(&fs::read(path).unwrap(), duid.as_bytes()),
+        "event {i}"
+    );
+    seq
 }
 
 #[test]
@@ -610,20 +636,8 @@ fn always_returns_only_once_the_record_is_in_the_file() {
     let mut sink = journal.sink();
     for i in 0..50u32 {
         let duid = format!("always-marker-{i:04}");
-        emit(
-            &mut sink,
-            EventKind::Bound,
-            i,
-            &lease(duid.as_bytes(), i, i.into()),
-        );
-        let seq = sink.last_seq();
-        journal.wait_durable(seq).unwrap();
+        let seq = bind_and_wait(&journal, &mut sink, &path, &duid, i);
         assert!(journal.durable_seq() >= seq);
-        // Another handle sees the record as soon as the wait is over.
-        assert!(
-            contains(&fs::read(&path).unwrap(), duid.as_bytes()),
-            "event {i}"
-        );
     }
     assert_eq!(journal.lag(), 0);
     // Waiting for a number nobody took does not hang.
@@ -648,17 +662,7 @@ fn a_group_commit_window_spaces_the_syncs_and_still_returns_only_once_durable() 
     let started = Instant::now();
     for i in 0..8u32 {
         let duid = format!("window-marker-{i:04}");
-        emit(
-            &mut sink,
-            EventKind::Bound,
-            i,
-            &lease(duid.as_bytes(), i, i.into()),
-        );
-        journal.wait_durable(sink.last_seq()).unwrap();
-        assert!(
-            contains(&fs::read(&path).unwrap(), duid.as_bytes()),
-            "event {i}"
-        );
+        bind_and_wait(&journal, &mut sink, &path, &duid, i);
     }
     let one_by_one = started.elapsed();
     assert_eq!(journal.syncs(), 8);

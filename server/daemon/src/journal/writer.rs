@@ -221,15 +221,19 @@ impl JournalWriter {
             .write_all_at(bytes, self.len)
             .and_then(|()| self.file.sync_data());
         match result {
-            Ok(()) => {
-                self.len += bytes.len() as u64;
-                self.size = self.size.max(self.len);
-                self.count_written(bytes);
-                self.shared.syncs.fetch_add(1, Ordering::Relaxed);
-                self.shared.publish(seq);
-            }
+            Ok(()) => self.committed(bytes, seq),
             Err(error) => self.recover(bytes, seq, &error),
         }
+    }
+
+    /// After `bytes` (events up to `seq`) were written at the end of the records and synced:
+    /// moves the end past them, counts them and the sync, and publishes `seq` as durable.
+    fn committed(&mut self, bytes: &[u8], seq: u64) {
+        self.len += bytes.len() as u64;
+        self.size = self.size.max(self.len);
+        self.count_written(bytes);
+        self.shared.syncs.fetch_add(1, Ordering::Relaxed);
+        self.shared.publish(seq);
     }
 
     /// After a failed write or sync of `bytes`: cuts the file back to its
@@ -288,11 +292,7 @@ impl JournalWriter {
                 .and_then(|()| self.file.sync_data());
             match result {
                 Ok(()) => {
-                    self.len += unsynced.len() as u64;
-                    self.size = self.size.max(self.len);
-                    self.count_written(&unsynced);
-                    self.shared.syncs.fetch_add(1, Ordering::Relaxed);
-                    self.shared.publish(seq);
+                    self.committed(&unsynced, seq);
                     self.shared.recover();
                     tracing::warn!(
                         path = %self.path.display(),
