@@ -1003,12 +1003,11 @@ where
     E: Events,
     R: Respond<E>,
 {
-    run_queue_with(
-        socket,
+    let worker = XskWorker::new(socket, interface);
+    run_worker(
+        worker,
         interface,
         core,
-        None,
-        None,
         respond,
         &mut || {},
         events,
@@ -1017,15 +1016,13 @@ where
     )
 }
 
-/// [`run_queue`], sending replies larger than the MTU through `kernel` when given, and
-/// spreading requests over the interface's workers with `handoff`.
+/// Runs `worker`'s loop with `respond` until `stop` is set, on this thread (pinned to `core`
+/// when given): [`run_queue`] for a worker already built, whose fill ring is primed.
 #[allow(clippy::too_many_arguments)]
-fn run_queue_with<E, R>(
-    socket: XskSocket,
+fn run_worker<E, R>(
+    mut worker: XskWorker,
     interface: &InterfaceInfo,
     core: Option<usize>,
-    kernel: Option<Arc<ServerSocket>>,
-    handoff: Option<Handoff>,
     respond: R,
     on_batch: &mut dyn FnMut(),
     events: &mut E,
@@ -1038,17 +1035,10 @@ where
 {
     if let Some(core) = core {
         pin_to_core(core).map_err(|source| XskError::Pin {
-            queue: socket.queue(),
+            queue: worker.socket().queue(),
             core,
             source,
         })?;
-    }
-    let mut worker = XskWorker::new(socket, interface);
-    if let Some(kernel) = kernel {
-        worker = worker.with_kernel_socket(kernel);
-    }
-    if let Some(handoff) = handoff {
-        worker = worker.with_handoff(handoff);
     }
     debug!(
         interface = interface.name,
@@ -1082,19 +1072,20 @@ pub fn serve_queue<E: Events, S: EngineSource + ?Sized>(
     stop: &AtomicBool,
     stats: &WorkerStats,
 ) -> Result<XskWorker, XskError> {
-    serve_queue_with(
-        socket, interface, core, kernel, None, source, now, events, stop, stats,
-    )
+    let mut worker = XskWorker::new(socket, interface);
+    if let Some(kernel) = kernel {
+        worker = worker.with_kernel_socket(kernel);
+    }
+    serve_worker(worker, interface, core, source, now, events, stop, stats)
 }
 
-/// [`serve_queue`], spreading requests over the interface's workers with `handoff`.
+/// [`serve_queue`] for a worker already built (its kernel socket and hand-off set, its fill
+/// ring primed).
 #[allow(clippy::too_many_arguments)]
-fn serve_queue_with<E: Events, S: EngineSource + ?Sized>(
-    socket: XskSocket,
+fn serve_worker<E: Events, S: EngineSource + ?Sized>(
+    worker: XskWorker,
     interface: &InterfaceInfo,
     core: Option<usize>,
-    kernel: Option<Arc<ServerSocket>>,
-    handoff: Option<Handoff>,
     source: &S,
     now: impl Fn() -> u32,
     events: &mut E,
@@ -1116,12 +1107,10 @@ fn serve_queue_with<E: Events, S: EngineSource + ?Sized>(
         stats,
         batch_starts: &batch_starts,
     };
-    run_queue_with(
-        socket,
+    run_worker(
+        worker,
         interface,
         core,
-        kernel,
-        handoff,
         respond,
         &mut || batch_starts.set(true),
         events,
@@ -1390,18 +1379,28 @@ where
     } else {
         None
     };
-    let mut sockets = Vec::new();
+    // Each worker is built, its fill ring primed, before its socket enters the program's map:
+    // a request steered to a socket with an empty fill ring is dropped, and the daemon says
+    // it serves as soon as this returns.
+    let mut built = Vec::new();
     for queue in 0..queues {
         let socket = XskSocket::bind(interface, queue, config)?;
-        register(steering, &socket)?;
-        sockets.push(socket);
+        let mut worker = XskWorker::new(socket, interface);
+        if let Some(kernel) = &kernel {
+            worker = worker.with_kernel_socket(Arc::clone(kernel));
+        }
+        if let Some(group) = &group {
+            worker = worker.with_handoff(group.member(queue as usize));
+        }
+        register(steering, worker.socket())?;
+        built.push(worker);
     }
     let mut workers = Workers {
         threads: Vec::new(),
         stats: Vec::new(),
     };
-    for (i, socket) in sockets.into_iter().enumerate() {
-        let queue = socket.queue();
+    for (i, worker) in built.into_iter().enumerate() {
+        let queue = worker.socket().queue();
         let core = (!cores.is_empty()).then(|| cores[i % cores.len()]);
         let stats = Arc::new(WorkerStats::default());
         let mut sink = events(queue);
@@ -1410,17 +1409,13 @@ where
         let engine = Arc::clone(&engine);
         let stop = Arc::clone(&stop);
         let thread_stats = Arc::clone(&stats);
-        let kernel = kernel.clone();
-        let handoff = group.as_ref().map(|group| group.member(i));
         let thread = thread::Builder::new()
             .name(format!("xsk-{name}-{queue}"))
             .spawn(move || {
-                serve_queue_with(
-                    socket,
+                serve_worker(
+                    worker,
                     &interface,
                     core,
-                    kernel,
-                    handoff,
                     &*engine,
                     now,
                     &mut sink,
