@@ -492,7 +492,7 @@ pub fn run(options: &Options) -> Result<()> {
                     every,
                 )?);
             }
-            drop(server);
+            lab.stop_server(target, server);
             if let Some(rate) = measured.wrapped_at() {
                 println!(
                     "  {}: from the {rate:.0}/s step on, over {KNOWN_LIMIT_PERCENT} % of the flows \
@@ -633,6 +633,28 @@ impl<'a> Lab<'a> {
             xdhcp6d: std::cell::Cell::new(None),
             busy_poll: std::cell::Cell::new(options.busy_poll),
         })
+    }
+
+    /// Stops the target's `server` and, for xdhcp6d, prints what its last log line says it
+    /// lost (drops by reason, unusable frames, its AF_XDP sockets' own drops), when anything.
+    fn stop_server(&self, target: Target, server: Process) {
+        drop(server);
+        if !target.name.starts_with("xdhcp6d") && target.name != BASELINE.name {
+            return;
+        }
+        let log = self.work.join(format!("{}.log", target.name));
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        match text.lines().rev().find_map(stopped_losses) {
+            Some(lost) if lost != "none" => {
+                println!("  {}: the server lost {lost}", target.name);
+            }
+            Some(_) => {}
+            None => println!(
+                "  {}: no \"stopped\" line with its losses in {}",
+                target.name,
+                log.display()
+            ),
+        }
     }
 
     /// Starts the target's server pinned to the server core.
@@ -1511,11 +1533,44 @@ fn run_json(run: &Run) -> Value {
     })
 }
 
+/// The `lost` field of xdhcp6d's `stopped` log line (text format: `lost="…"` or `lost=none`).
+fn stopped_losses(line: &str) -> Option<String> {
+    if !line.contains("stopped") {
+        return None;
+    }
+    let rest = &line[line.find(" lost=")? + " lost=".len()..];
+    Some(match rest.strip_prefix('"') {
+        Some(quoted) => quoted.split('"').next().unwrap_or_default().to_owned(),
+        None => rest
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_owned(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use clap::Parser;
 
     use super::*;
+
+    #[test]
+    fn the_servers_losses_are_read_from_its_last_line() {
+        let line = "2026-12-07T19:09:21.512036Z  INFO xdhcp6d::runtime: stopped leases=5 \
+                    received=7 sent=7 lost=\"rate_limited 2, xsk rx_ring_full 1200\"";
+        assert_eq!(
+            stopped_losses(line).as_deref(),
+            Some("rate_limited 2, xsk rx_ring_full 1200")
+        );
+        assert_eq!(
+            stopped_losses("… INFO xdhcp6d::runtime: stopped leases=0 lost=none").as_deref(),
+            Some("none")
+        );
+        // A daemon too old to count its losses, and other lines.
+        assert_eq!(stopped_losses("… stopped leases=5 received=7 sent=7"), None);
+        assert_eq!(stopped_losses("… serving lost=3"), None);
+    }
 
     /// `Options` as a command line of its own, for the tests.
     #[derive(Parser)]

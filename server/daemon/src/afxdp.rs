@@ -386,6 +386,8 @@ impl XskWorker {
                 );
             }
         }
+        // The socket's counters as they end, for the daemon's last line.
+        self.read_statistics(stats);
     }
 
     /// One turn: reclaims completions, refills (keeping one batch free for replies), sends the

@@ -458,28 +458,7 @@ fn parse_control(text: &str) -> Result<ControlSocket, String> {
 struct CoreList(Vec<usize>);
 
 fn parse_cores(text: &str) -> Result<CoreList, String> {
-    let mut cores = Vec::new();
-    for part in text
-        .split(',')
-        .map(str::trim)
-        .filter(|part| !part.is_empty())
-    {
-        let number = |text: &str| {
-            text.trim()
-                .parse::<usize>()
-                .map_err(|_| format!("{text:?} is not a core number"))
-        };
-        match part.split_once('-') {
-            Some((first, last)) => {
-                let (first, last) = (number(first)?, number(last)?);
-                if first > last || last - first > 4096 {
-                    return Err(format!("{part:?} is not a range of cores"));
-                }
-                cores.extend(first..=last);
-            }
-            None => cores.push(number(part)?),
-        }
-    }
+    let cores = xdhcp6_datapath::os::parse_core_list(text)?;
     if cores.is_empty() {
         return Err("no cores given".to_owned());
     }

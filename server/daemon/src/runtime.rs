@@ -377,7 +377,8 @@ pub fn serve(options: RunOptions, stop: &AtomicBool) -> anyhow::Result<()> {
         Err(journal) => drop(journal),
     }
     let (received, sent) = totals(&stats);
-    tracing::info!(leases, received, sent, "stopped");
+    let lost = crate::stats::losses(&stats);
+    tracing::info!(leases, received, sent, lost, "stopped");
     Ok(())
 }
 
@@ -857,7 +858,38 @@ fn place_journal_writer(journal: &Journal, options: &RunOptions) -> anyhow::Resu
         .pin_writer(&cores)
         .with_context(|| format!("--journal-cores: pinning the journal writer to {cores:?}"))?;
     tracing::info!(cores = ?cores, "journal writer placed");
+    if options.durability == Durability::Always {
+        warn_of_disk_completions(&options.journal, &options.cores);
+    }
     Ok(())
+}
+
+/// Warns when the requests of the journal's disk complete on the workers' cores
+/// ([`xdhcp6_datapath::blockdev`]): a disk with one request queue whose interrupts reach
+/// them, with `rq_affinity` other than 2.
+fn warn_of_disk_completions(journal: &Path, workers: &[usize]) {
+    let Some(disk) = xdhcp6_datapath::blockdev::Placement::of(journal) else {
+        return;
+    };
+    let cores = disk.worker_cores(workers);
+    if cores.is_empty() {
+        return;
+    }
+    let irqs: Vec<String> = disk
+        .irqs
+        .iter()
+        .map(|(irq, cores)| format!("{irq} on {cores:?}"))
+        .collect();
+    let name = disk.name();
+    tracing::warn!(
+        disk = name,
+        irqs = irqs.join(", "),
+        rq_affinity = disk.rq_affinity.as_deref().unwrap_or("none"),
+        worker_cores = ?cores,
+        "the journal's disk completes its requests on workers' cores: they pay for every sync \
+         of --durability always; write 2 to /sys/block/{name}/queue/rq_affinity, or move the \
+         disk's interrupts off them (docs/deployment.md)"
+    );
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

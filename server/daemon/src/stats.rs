@@ -178,6 +178,64 @@ impl WorkerStats {
     }
 }
 
+/// Every message and frame the workers in `stats` lost, by cause, with its count: the drop
+/// reasons, unusable frames, failed sends, full hand-off inboxes and delayed-reply queues,
+/// and the AF_XDP sockets' own drops (the kernel's counters, as last read), comma-separated
+/// (`rate_limited 3, xsk rx_ring_full 1200`); `none` when nothing was lost. Drops the
+/// server chose by policy (`rate_limited`, `wrong_server_id`...) are listed too: this is the
+/// accounting of every request that got no answer.
+pub fn losses(stats: &[impl std::ops::Deref<Target = WorkerStats>]) -> String {
+    let sum = |counter: &dyn Fn(&WorkerStats) -> &AtomicU64| -> u64 {
+        stats
+            .iter()
+            .map(|stats| counter(stats).load(Ordering::Relaxed))
+            .sum()
+    };
+    let mut found: Vec<(String, u64)> = Vec::new();
+    for (index, reason) in DropReason::ALL.iter().enumerate() {
+        found.push((
+            reason.as_str().to_owned(),
+            sum(&|stats| &stats.dropped[index]),
+        ));
+    }
+    for (index, name) in FrameError::NAMES.iter().enumerate() {
+        found.push((
+            format!("frame {name}"),
+            sum(&|stats| &stats.frame_errors[index]),
+        ));
+    }
+    found.push((
+        "send_failures".to_owned(),
+        sum(&|stats| &stats.send_failures),
+    ));
+    found.push(("handoff_full".to_owned(), sum(&|stats| &stats.handoff_full)));
+    found.push((
+        "handoff_stopped".to_owned(),
+        sum(&|stats| &stats.handoff_stopped),
+    ));
+    found.push((
+        "advertise_delay_overflow".to_owned(),
+        sum(&|stats| &stats.advertise_delay_overflow),
+    ));
+    // The socket's counters of what it did not take; tx_ring_empty_descs counts the
+    // kernel finding nothing to send, not a loss.
+    for (index, name) in XSK_COUNTER_NAMES.iter().enumerate() {
+        if *name != "tx_ring_empty_descs" {
+            found.push((format!("xsk {name}"), sum(&|stats| &stats.xsk[index])));
+        }
+    }
+    let listed: Vec<String> = found
+        .into_iter()
+        .filter(|(_, count)| *count > 0)
+        .map(|(name, count)| format!("{name} {count}"))
+        .collect();
+    if listed.is_empty() {
+        "none".to_owned()
+    } else {
+        listed.join(", ")
+    }
+}
+
 /// The index of a message type in the per-type arrays (0 for unknown types).
 pub fn type_index(msg_type: MessageType) -> usize {
     let code = usize::from(u8::from(msg_type));
@@ -209,5 +267,22 @@ mod tests {
             .position(|reason| *reason == DropReason::WrongServerId)
             .unwrap();
         assert_eq!(stats.dropped[index].load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn losses_name_every_cause_with_its_count_over_all_workers() {
+        let workers = [WorkerStats::default(), WorkerStats::default()];
+        assert_eq!(losses(&workers.iter().collect::<Vec<_>>()), "none");
+        workers[0].count_drop(DropReason::RateLimited);
+        workers[1].count_drop(DropReason::RateLimited);
+        workers[1].count_frame_error(FrameError::BadChecksum);
+        workers[0].count_send_failure();
+        workers[0].store_xsk([0, 0, 0, 1200, 7, 99]);
+        workers[1].store_xsk([5, 0, 0, 0, 0, 99]);
+        assert_eq!(
+            losses(&workers.iter().collect::<Vec<_>>()),
+            "rate_limited 2, frame bad_checksum 1, send_failures 1, xsk rx_dropped 5, \
+             xsk rx_ring_full 1200, xsk rx_fill_ring_empty_descs 7"
+        );
     }
 }

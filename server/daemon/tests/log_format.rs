@@ -151,4 +151,6 @@ fn a_running_server_logs_json_lines() {
         stopped["leases"].as_u64().is_some_and(|leases| leases >= 1),
         "{log}"
     );
+    // Every request was answered: the last line's accounting of losses says so.
+    assert_eq!(stopped["lost"], "none", "{log}");
 }

@@ -138,4 +138,18 @@ fn the_worker_keeps_its_core_and_every_other_thread_runs_on_the_rest() {
     }
     let (status, log) = net.stop("daemon", "-TERM");
     assert!(status.success(), "{status}:\n{log}");
+    // The journal's disk, when its requests complete on the worker's core, is named in a
+    // warning (`--durability always`, the default); otherwise nothing is said.
+    let disk = xdhcp6_datapath::blockdev::Placement::of(std::path::Path::new(&journal));
+    let on_worker = disk
+        .as_ref()
+        .is_some_and(|disk| !disk.worker_cores(&[worker]).is_empty());
+    let warned = log.contains("the journal's disk completes its requests on workers' cores");
+    assert_eq!(warned, on_worker, "{disk:?}:\n{log}");
+    if let Some(disk) = disk.filter(|_| on_worker) {
+        assert!(
+            log.contains(&format!("/sys/block/{}/queue/rq_affinity", disk.name())),
+            "{log}"
+        );
+    }
 }

@@ -10,10 +10,13 @@
 //! - [`os`]: pinning threads, waiting on descriptors, signals, the wall clock, error chains.
 //! - [`ioprio`]: a thread's I/O scheduling class (`ioprio_set`, `ioprio_get`).
 //! - [`wake`]: an `eventfd` that wakes a thread sleeping in `poll(2)` on its socket.
+//! - [`blockdev`]: the disk under a file, its request queues and interrupts, and where its
+//!   requests complete (sysfs, procfs).
 //!
 //! Each `unsafe` block says why it is sound in a `// Safety:` comment; the APIs exported here
 //! are safe.
 
+pub mod blockdev;
 pub mod iface;
 pub mod ioprio;
 pub mod mmsg;

@@ -68,6 +68,35 @@ pub fn allowed_cores() -> io::Result<Vec<usize>> {
     }
 }
 
+/// The cores of a core list as Linux writes them and `taskset -c` reads them (`0-3,8`), in
+/// the order written; empty for an empty list. An error names the part that is not a core
+/// number or a range.
+pub fn parse_core_list(text: &str) -> Result<Vec<usize>, String> {
+    let mut cores = Vec::new();
+    for part in text
+        .split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+    {
+        let number = |text: &str| {
+            text.trim()
+                .parse::<usize>()
+                .map_err(|_| format!("{text:?} is not a core number"))
+        };
+        match part.split_once('-') {
+            Some((first, last)) => {
+                let (first, last) = (number(first)?, number(last)?);
+                if first > last || last - first > 4096 {
+                    return Err(format!("{part:?} is not a range of cores"));
+                }
+                cores.extend(first..=last);
+            }
+            None => cores.push(number(part)?),
+        }
+    }
+    Ok(cores)
+}
+
 /// Restricts `thread` to `cores` (not empty).
 pub fn pin_thread<T>(thread: &std::thread::JoinHandle<T>, cores: &[usize]) -> io::Result<()> {
     use std::os::unix::thread::JoinHandleExt;
@@ -347,6 +376,22 @@ mod tests {
     use std::os::fd::AsFd;
 
     use super::*;
+
+    #[test]
+    fn core_lists_read_as_linux_and_taskset_write_them() {
+        assert_eq!(parse_core_list("0-3,8"), Ok(vec![0, 1, 2, 3, 8]));
+        assert_eq!(parse_core_list(" 5 , 1-2 "), Ok(vec![5, 1, 2]));
+        assert_eq!(parse_core_list(""), Ok(Vec::new()));
+        assert_eq!(
+            parse_core_list("1,x"),
+            Err("\"x\" is not a core number".to_owned())
+        );
+        assert_eq!(
+            parse_core_list("3-1"),
+            Err("\"3-1\" is not a range of cores".to_owned())
+        );
+        assert!(parse_core_list("0-100000").is_err());
+    }
 
     #[test]
     fn lookup_user_finds_root_and_names_a_missing_user() {

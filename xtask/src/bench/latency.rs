@@ -106,7 +106,7 @@ pub(super) fn run(lab: &Lab<'_>, rate: f64) -> Result<()> {
             let server = lab.start_server(target)?;
             lab.wait_answering(target)?;
             let point = fixed(lab, target, rate, round, &label);
-            drop(server);
+            lab.stop_server(target, server);
             let point = point?;
             println!(
                 "  {label} round {round}: {:.0} flows/s, loss {:.2} %, p50 {:.0} us, p99 {:.0} us, \
