@@ -94,9 +94,12 @@ pub fn bind_queue(
         .map_err(|error| wrap("attaching the XDP program", &error))?;
     let socket = XskSocket::bind(interface, queue, &socket_config())
         .map_err(|error| wrap("binding the AF_XDP socket", &error))?;
-    register(&mut steering, &socket).map_err(|error| wrap("registering the socket", &error))?;
+    // The fill ring primed before the program may redirect to the socket: a frame steered to
+    // an empty fill ring is dropped.
     let mut queue = XskQueue::new(socket);
     queue.refill(tx_reserve(&queue));
+    register(&mut steering, queue.socket())
+        .map_err(|error| wrap("registering the socket", &error))?;
     Ok((steering, queue, used))
 }
 
@@ -119,14 +122,14 @@ pub fn bind_queues(
                 error_chain(&error)
             ))
         })?;
-        register(&mut steering, &socket).map_err(|error| {
+        let mut bound = XskQueue::new(socket);
+        bound.refill(tx_reserve(&bound));
+        register(&mut steering, bound.socket()).map_err(|error| {
             io::Error::other(format!(
                 "registering the socket of queue {id}: {}",
                 error_chain(&error)
             ))
         })?;
-        let mut bound = XskQueue::new(socket);
-        bound.refill(tx_reserve(&bound));
         queues.push(bound);
     }
     Ok((steering, queues, used))
