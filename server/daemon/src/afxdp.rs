@@ -985,15 +985,19 @@ fn hold_for_kernel(
     });
 }
 
-/// Runs one queue's loop with `respond` until `stop` is set, on this thread (pinned to `core`
+/// Runs `worker`'s loop with `respond` until `stop` is set, on this thread (pinned to `core`
 /// when given); returns the worker, for its [`XskWorker::audit`].
+///
+/// `worker` is built ([`XskWorker::new`] primes its fill ring) before its socket is
+/// registered in the program's map ([`register`]): a frame steered to a socket with an empty
+/// fill ring is dropped.
 ///
 /// `respond(request, meta, reply, events)` gets the DHCPv6 message, the request's framing,
 /// the buffer where the reply payload goes and the worker's event sink; it returns what to
 /// send, or `None` to send nothing. Replies leave once `events` says what they announce is
 /// durable ([`Events`]).
 pub fn run_queue<E, R>(
-    socket: XskSocket,
+    worker: XskWorker,
     interface: &InterfaceInfo,
     core: Option<usize>,
     respond: R,
@@ -1005,8 +1009,7 @@ where
     E: Events,
     R: Respond<E>,
 {
-    let worker = XskWorker::new(socket, interface);
-    run_worker(
+    run_queue_with(
         worker,
         interface,
         core,
@@ -1018,10 +1021,9 @@ where
     )
 }
 
-/// Runs `worker`'s loop with `respond` until `stop` is set, on this thread (pinned to `core`
-/// when given): [`run_queue`] for a worker already built, whose fill ring is primed.
+/// [`run_queue`], calling `on_batch` before each batch that arrived is handled.
 #[allow(clippy::too_many_arguments)]
-fn run_worker<E, R>(
+fn run_queue_with<E, R>(
     mut worker: XskWorker,
     interface: &InterfaceInfo,
     core: Option<usize>,
@@ -1059,32 +1061,12 @@ where
 /// The link is the one configured for `interface` and the VLAN stack of each request, outer
 /// and inner tag ([`Engine::link_for_vlans`]); `now` is the engine clock (Unix seconds).
 ///
-/// With `kernel` (the server's UDP socket), replies larger than the interface MTU leave
-/// through it, fragmented by the kernel; without it they are dropped and counted
-/// (`reply_too_large`).
+/// With a kernel socket ([`XskWorker::with_kernel_socket`], the server's UDP socket),
+/// replies larger than the interface MTU leave through it, fragmented by the kernel; without
+/// it they are dropped and counted (`reply_too_large`). `worker` is built before its socket
+/// is registered, as for [`run_queue`].
 #[allow(clippy::too_many_arguments)]
 pub fn serve_queue<E: Events, S: EngineSource + ?Sized>(
-    socket: XskSocket,
-    interface: &InterfaceInfo,
-    core: Option<usize>,
-    kernel: Option<Arc<ServerSocket>>,
-    source: &S,
-    now: impl Fn() -> u32,
-    events: &mut E,
-    stop: &AtomicBool,
-    stats: &WorkerStats,
-) -> Result<XskWorker, XskError> {
-    let mut worker = XskWorker::new(socket, interface);
-    if let Some(kernel) = kernel {
-        worker = worker.with_kernel_socket(kernel);
-    }
-    serve_worker(worker, interface, core, source, now, events, stop, stats)
-}
-
-/// [`serve_queue`] for a worker already built (its kernel socket and hand-off set, its fill
-/// ring primed).
-#[allow(clippy::too_many_arguments)]
-fn serve_worker<E: Events, S: EngineSource + ?Sized>(
     worker: XskWorker,
     interface: &InterfaceInfo,
     core: Option<usize>,
@@ -1109,7 +1091,7 @@ fn serve_worker<E: Events, S: EngineSource + ?Sized>(
         stats,
         batch_starts: &batch_starts,
     };
-    run_worker(
+    run_queue_with(
         worker,
         interface,
         core,
@@ -1414,7 +1396,7 @@ where
         let thread = thread::Builder::new()
             .name(format!("xsk-{name}-{queue}"))
             .spawn(move || {
-                serve_worker(
+                serve_queue(
                     worker,
                     &interface,
                     core,

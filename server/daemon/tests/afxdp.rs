@@ -86,8 +86,9 @@ fn every_queue_has_a_worker() {
         let mut workers = Vec::new();
         for queue in 0..2 {
             let socket = XskSocket::bind(&interface, queue, &copy_config()).unwrap();
-            afxdp::register(&mut steering, &socket).unwrap();
-            workers.push(spawn_echo(socket, &interface, &stop));
+            let server = XskWorker::new(socket, &interface);
+            afxdp::register(&mut steering, server.socket()).unwrap();
+            workers.push(spawn_echo(server, &interface, &stop));
         }
         let client = PacketSocket::new(VethPair::CLIENT).unwrap();
         for i in 0..ROUND_TRIPS {
@@ -128,7 +129,8 @@ fn engine_answers_direct_and_relayed_clients() {
         };
         let socket = XskSocket::bind(&interface, 0, &auto).unwrap();
         assert_eq!(socket.mode(), BindMode::Copy);
-        afxdp::register(&mut steering, &socket).unwrap();
+        let server = XskWorker::new(socket, &interface);
+        afxdp::register(&mut steering, server.socket()).unwrap();
 
         let engine = Arc::new(engine());
         let stop = Arc::new(AtomicBool::new(false));
@@ -143,9 +145,8 @@ fn engine_answers_direct_and_relayed_clients() {
             thread::spawn(move || {
                 let mut events: Vec<LeaseEvent> = Vec::new();
                 let worker = afxdp::serve_queue(
-                    socket,
+                    server,
                     &interface,
-                    None,
                     None,
                     &engine,
                     || 1_750_000_000,
@@ -328,9 +329,9 @@ fn spawned_workers_spread_one_queues_clients_over_every_worker() {
 fn bad_frames_are_counted_and_dropped() {
     let pair = VethPair::new();
     pair.run_in_namespace(|| {
-        let (_steering, interface, socket) = native_copy_socket();
+        let (_steering, interface, server) = native_copy_worker();
         let stop = Arc::new(AtomicBool::new(false));
-        let (worker, stats) = spawn_echo(socket, &interface, &stop);
+        let (worker, stats) = spawn_echo(server, &interface, &stop);
         let client = PacketSocket::new(VethPair::CLIENT).unwrap();
 
         let mut bad_checksum = solicit(&[VLAN], 1);
@@ -359,9 +360,9 @@ fn bad_frames_are_counted_and_dropped() {
 fn solicit_to_a_foreign_ip_and_mac_over_afxdp_is_not_answered() {
     let pair = VethPair::new();
     pair.run_in_namespace(|| {
-        let (_steering, interface, socket) = native_copy_socket();
+        let (_steering, interface, server) = native_copy_worker();
         let stop = Arc::new(AtomicBool::new(false));
-        let (worker, stats) = spawn_engine(engine(), socket, &interface, &stop);
+        let (worker, stats) = spawn_engine(engine(), server, &interface, &stop);
         let client = PacketSocket::new(VethPair::CLIENT).unwrap();
 
         // Another host's MAC and address (a switch flooding, a promiscuous port).
@@ -408,11 +409,11 @@ fn solicit_to_a_foreign_ip_and_mac_over_afxdp_is_not_answered() {
 fn relay_forward_on_a_management_interface_is_dropped_and_counted_over_afxdp() {
     let pair = VethPair::new();
     pair.run_in_namespace(|| {
-        let (_steering, interface, socket) = native_copy_socket();
+        let (_steering, interface, server) = native_copy_worker();
         let stop = Arc::new(AtomicBool::new(false));
         // Relay agents live on uplink0; this interface is for direct clients (and management).
         let engine = engine_with("relay-interfaces = [\"uplink0\"]");
-        let (worker, stats) = spawn_engine(engine, socket, &interface, &stop);
+        let (worker, stats) = spawn_engine(engine, server, &interface, &stop);
         let client = PacketSocket::new(VethPair::CLIENT).unwrap();
 
         let relayed = relayed_frame(&relay_forward(&client_solicit(0x00ab_0006, 26), 547), 547);
@@ -451,9 +452,9 @@ fn veth_client_with_checksum_offload_left_on_gets_answered_over_afxdp() {
         .add_address(VethPair::CLIENT, "fe80::546/64")
         .unwrap();
     pair.run_in_namespace(|| {
-        let (_steering, interface, socket) = native_copy_socket();
+        let (_steering, interface, server) = native_copy_worker();
         let stop = Arc::new(AtomicBool::new(false));
-        let (worker, stats) = spawn_engine(engine(), socket, &interface, &stop);
+        let (worker, stats) = spawn_engine(engine(), server, &interface, &stop);
 
         let client = std::net::UdpSocket::bind("[::]:546").unwrap();
         client
@@ -481,11 +482,11 @@ fn veth_client_with_checksum_offload_left_on_gets_answered_over_afxdp() {
 fn reply_larger_than_the_mtu_is_counted_not_sent_over_afxdp() {
     let pair = VethPair::new();
     pair.run_in_namespace(|| {
-        let (_steering, interface, socket) = native_copy_socket();
+        let (_steering, interface, server) = native_copy_worker();
         assert_eq!(interface.mtu, Some(1500));
         let stop = Arc::new(AtomicBool::new(false));
         let engine = oversize_engine();
-        let (worker, stats) = spawn_engine(engine, socket, &interface, &stop);
+        let (worker, stats) = spawn_engine(engine, server, &interface, &stop);
         let client = PacketSocket::new(VethPair::CLIENT).unwrap();
 
         let request = FrameBuilder::with_tags(&[]).ipv6(IPPROTO_UDP).udp(
@@ -539,11 +540,11 @@ fn reply_larger_than_the_mtu_leaves_through_the_kernel_socket() {
         .add_address(VethPair::CLIENT, "fe80::546/64")
         .unwrap();
     pair.run_in_namespace(|| {
-        let (_steering, interface, socket) = native_copy_socket();
+        let (_steering, interface, server) = native_copy_worker();
         let stop = Arc::new(AtomicBool::new(false));
         let kernel = Arc::new(xdhcp6d::udp::bind(547).unwrap());
         let (worker, stats) =
-            spawn_engine_with(oversize_engine(), socket, &interface, Some(kernel), &stop);
+            spawn_engine_with(oversize_engine(), server, &interface, Some(kernel), &stop);
 
         let client = std::net::UdpSocket::bind("[::]:546").unwrap();
         client
@@ -585,9 +586,9 @@ fn reply_larger_than_the_mtu_leaves_through_the_kernel_socket() {
 fn replies_wait_for_the_durability_barrier_and_are_dropped_when_it_fails() {
     let pair = VethPair::new();
     pair.run_in_namespace(|| {
-        let (_steering, interface, socket) = native_copy_socket();
+        let (_steering, interface, server) = native_copy_worker();
         // Each handled request issues the next mark.
-        let worker = CountingEcho::start(socket, &interface, FakeJournal::default(), |journal| {
+        let worker = CountingEcho::start(server, &interface, FakeJournal::default(), |journal| {
             Barriered(Arc::clone(journal))
         });
         let CountingEcho { journal, stats, .. } = &worker;
@@ -739,7 +740,7 @@ fn a_busy_polling_worker_does_not_sleep_between_requests_and_still_stops() {
 fn voluntary_switches_between_two_requests(busy_poll_us: u32) -> u64 {
     let pair = VethPair::new();
     pair.run_in_namespace(|| {
-        let (_steering, interface, socket) = native_copy_socket_with(&XskConfig {
+        let (_steering, interface, server) = native_copy_worker_with(&XskConfig {
             busy_poll_us,
             ..copy_config()
         });
@@ -747,7 +748,7 @@ fn voluntary_switches_between_two_requests(busy_poll_us: u32) -> u64 {
             durable: AtomicU64::new(u64::MAX),
             ..FakeJournal::default()
         };
-        let worker = CountingEcho::start(socket, &interface, journal, |journal| {
+        let worker = CountingEcho::start(server, &interface, journal, |journal| {
             Barriered(Arc::clone(journal))
         });
         let client = PacketSocket::new(VethPair::CLIENT).unwrap();
@@ -795,13 +796,13 @@ fn voluntary_switches(name: &str) -> u64 {
 fn while_the_journal_cannot_write_no_solicit_reaches_the_engine_over_af_xdp() {
     let pair = VethPair::new();
     pair.run_in_namespace(|| {
-        let (_steering, interface, socket) = native_copy_socket();
+        let (_steering, interface, server) = native_copy_worker();
         let journal = FakeJournal {
             durable: AtomicU64::new(u64::MAX),
             stalled: AtomicBool::new(true),
             ..FakeJournal::default()
         };
-        let worker = CountingEcho::start(socket, &interface, journal, |journal| {
+        let worker = CountingEcho::start(server, &interface, journal, |journal| {
             Barriered(Arc::clone(journal))
         });
         let CountingEcho { journal, stats, .. } = &worker;
@@ -855,9 +856,10 @@ fn replies_and_accounts_every_frame(mode: AttachMode, need_wakeup: bool) {
         };
         let socket = XskSocket::bind(&interface, 0, &config).unwrap();
         assert_eq!(socket.mode(), BindMode::Copy);
-        afxdp::register(&mut steering, &socket).unwrap();
+        let server = XskWorker::new(socket, &interface);
+        afxdp::register(&mut steering, server.socket()).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
-        let (worker, stats) = spawn_echo(socket, &interface, &stop);
+        let (worker, stats) = spawn_echo(server, &interface, &stop);
         let client = PacketSocket::new(VethPair::CLIENT).unwrap();
 
         // Every tag layout, and enough round trips to cycle every frame of the UMEM several
@@ -903,22 +905,24 @@ fn replies_and_accounts_every_frame(mode: AttachMode, need_wakeup: bool) {
 
 /// The program attached natively to the server end and one copy-mode socket on queue 0 in its
 /// XskMap; the steering must outlive the socket's use.
-fn native_copy_socket() -> (xdhcp6d::xdp::Steering, InterfaceInfo, XskSocket) {
-    native_copy_socket_with(&copy_config())
+fn native_copy_worker() -> (xdhcp6d::xdp::Steering, InterfaceInfo, XskWorker) {
+    native_copy_worker_with(&copy_config())
 }
 
-/// [`native_copy_socket`] with the socket bound with `config`.
-fn native_copy_socket_with(
+/// [`native_copy_worker`] with the socket bound with `config`.
+fn native_copy_worker_with(
     config: &XskConfig,
-) -> (xdhcp6d::xdp::Steering, InterfaceInfo, XskSocket) {
+) -> (xdhcp6d::xdp::Steering, InterfaceInfo, XskWorker) {
     let mut steering = load();
     steering
         .attach(VethPair::SERVER, AttachMode::Native)
         .unwrap();
     let interface = InterfaceInfo::query(VethPair::SERVER, None).unwrap();
     let socket = XskSocket::bind(&interface, 0, config).unwrap();
-    afxdp::register(&mut steering, &socket).unwrap();
-    (steering, interface, socket)
+    // Built (its fill ring primed) before the program may redirect to its socket.
+    let server = XskWorker::new(socket, &interface);
+    afxdp::register(&mut steering, server.socket()).unwrap();
+    (steering, interface, server)
 }
 
 /// A counting echo worker on a native copy-mode socket with `config`, whose journal stand-in
@@ -932,9 +936,9 @@ fn waking_echo(
     CountingEcho,
     Arc<Wakeup>,
 ) {
-    let (steering, interface, socket) = native_copy_socket_with(&config);
+    let (steering, interface, server) = native_copy_worker_with(&config);
     let wakeup = Arc::new(Wakeup::new().unwrap());
-    let worker = CountingEcho::start(socket, &interface, FakeJournal::default(), |journal| {
+    let worker = CountingEcho::start(server, &interface, FakeJournal::default(), |journal| {
         Waking(Barriered(Arc::clone(journal)), Arc::clone(&wakeup))
     });
     (steering, interface, worker, wakeup)
@@ -1060,7 +1064,7 @@ type EchoWorker = (
 
 /// A worker that answers each message with an Advertise carrying the request's transaction
 /// id and options.
-fn spawn_echo(socket: XskSocket, interface: &InterfaceInfo, stop: &Arc<AtomicBool>) -> EchoWorker {
+fn spawn_echo(server: XskWorker, interface: &InterfaceInfo, stop: &Arc<AtomicBool>) -> EchoWorker {
     let stats = Arc::new(WorkerStats::default());
     let interface = interface.clone();
     let stop = Arc::clone(stop);
@@ -1071,7 +1075,7 @@ fn spawn_echo(socket: XskSocket, interface: &InterfaceInfo, stop: &Arc<AtomicBoo
             echo(request, reply, &counts)
         };
         afxdp::run_queue(
-            socket,
+            server,
             &interface,
             Some(0),
             respond,
@@ -1096,7 +1100,7 @@ impl CountingEcho {
     /// Starts the worker, on a thread called [`ECHO_WORKER`], with `journal` (as the test set
     /// it up) and, as its sink and durability barrier, the events `events` makes of it.
     fn start<E: Events>(
-        socket: XskSocket,
+        server: XskWorker,
         interface: &InterfaceInfo,
         journal: FakeJournal,
         events: impl FnOnce(&Arc<FakeJournal>) -> E,
@@ -1117,7 +1121,7 @@ impl CountingEcho {
             .name(ECHO_WORKER.to_owned())
             .spawn(move || {
                 afxdp::run_queue(
-                    socket,
+                    server,
                     &interface,
                     Some(0),
                     respond,
@@ -1188,23 +1192,23 @@ fn engine() -> Engine {
     Engine::new(config, table).unwrap()
 }
 
-/// Runs [`afxdp::serve_queue`] with `engine` on `socket` until `stop` is set.
+/// Runs [`afxdp::serve_queue`] with `engine` on `server` until `stop` is set.
 fn spawn_engine(
     engine: Engine,
-    socket: XskSocket,
+    server: XskWorker,
     interface: &InterfaceInfo,
     stop: &Arc<AtomicBool>,
 ) -> (
     thread::JoinHandle<Result<XskWorker, afxdp::XskError>>,
     Arc<WorkerStats>,
 ) {
-    spawn_engine_with(engine, socket, interface, None, stop)
+    spawn_engine_with(engine, server, interface, None, stop)
 }
 
 /// [`spawn_engine`] with the kernel socket for replies larger than the MTU.
 fn spawn_engine_with(
     engine: Engine,
-    socket: XskSocket,
+    mut server: XskWorker,
     interface: &InterfaceInfo,
     kernel: Option<Arc<xdhcp6_datapath::udp::ServerSocket>>,
     stop: &Arc<AtomicBool>,
@@ -1212,15 +1216,17 @@ fn spawn_engine_with(
     thread::JoinHandle<Result<XskWorker, afxdp::XskError>>,
     Arc<WorkerStats>,
 ) {
+    if let Some(kernel) = kernel {
+        server = server.with_kernel_socket(kernel);
+    }
     let stats = Arc::new(WorkerStats::default());
     let (interface, stop, thread_stats) = (interface.clone(), Arc::clone(stop), Arc::clone(&stats));
     let thread = thread::spawn(move || {
         let mut events: Vec<LeaseEvent> = Vec::new();
         afxdp::serve_queue(
-            socket,
+            server,
             &interface,
             None,
-            kernel,
             &engine,
             || 1_750_000_000,
             &mut events,
