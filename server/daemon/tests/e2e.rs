@@ -166,8 +166,10 @@ fn perfdhcp_rate(datapath: Datapath) {
     };
     lab.start_daemon("srv", &config("perfdhcp"), &options);
 
+    let overflows_before = client_receive_overflows(&lab);
     lab.start_perfdhcp("cli", &perfdhcp(RATE, PERIOD_S, true));
     let (status, report) = lab.wait("perfdhcp", Duration::from_secs(PERIOD_S + 15));
+    let overflows = client_receive_overflows(&lab) - overflows_before;
     let metrics = lab.metrics();
     let stats = Report::parse(&report);
     let exchanges = stats
@@ -176,27 +178,44 @@ fn perfdhcp_rate(datapath: Datapath) {
         .and_then(|c| c.get("sent packets"));
     lab.assert_steered(datapath, 2 * exchanges.copied().unwrap_or(1));
     eprintln!(
-        "{datapath:?}: perfdhcp {status} in {:?}: {stats:?}\nserver: dropped={} bad_frames={} send_failures={} leases={}",
+        "{datapath:?}: perfdhcp {status} in {:?}: {stats:?}\nclient socket overflows: {overflows}\nserver: dropped={} bad_frames={} send_failures={} leases={}",
         started.elapsed(),
         metric_sum(&metrics, "xdhcp6_dropped_total"),
         metric_sum(&metrics, "xdhcp6_bad_frames_total"),
         metric_sum(&metrics, "xdhcp6_send_failures_total"),
         metric_sum(&metrics, "xdhcp6_leases"),
     );
-    let context = format!("perfdhcp exited with {status}:\n{report}\nserver metrics:\n{metrics}");
+    let context = format!(
+        "perfdhcp exited with {status}:\n{report}\nclient socket overflows: {overflows}\n\
+         server metrics:\n{metrics}"
+    );
     assert!(
         !stats.exchanges.is_empty(),
         "no statistics from perfdhcp:\n{context}"
     );
-    for exchange in ["SOLICIT-ADVERTISE", "REQUEST-REPLY"] {
+    let mut missing = 0;
+    for (exchange, request, reply) in [
+        ("SOLICIT-ADVERTISE", "solicit", "advertise"),
+        ("REQUEST-REPLY", "request", "reply"),
+    ] {
         let sent = stats.value(exchange, "sent packets");
         assert!(sent > 0, "no {exchange} sent:\n{context}");
+        // The server received every request perfdhcp sent, and answered each.
+        let count = |kind: &str, name: &str| {
+            metric_sum(
+                &metrics,
+                &format!("xdhcp6_messages_{kind}_total{{type=\"{name}\"}}"),
+            )
+        };
+        assert_eq!(count("received", request), sent, "{exchange}\n{context}");
+        assert_eq!(count("sent", reply), sent, "{exchange}\n{context}");
+        let lost = sent - stats.value(exchange, "received packets");
         assert_eq!(
-            sent,
-            stats.value(exchange, "received packets"),
-            "{exchange}: sent != received\n{context}"
+            stats.value(exchange, "drops"),
+            lost,
+            "{exchange}\n{context}"
         );
-        assert_eq!(stats.value(exchange, "drops"), 0, "{exchange}\n{context}");
+        missing += lost;
         assert_eq!(stats.value(exchange, "rejected leases"), 0, "{context}");
         assert_eq!(
             stats.value(exchange, "non unique addresses"),
@@ -204,14 +223,41 @@ fn perfdhcp_rate(datapath: Datapath) {
             "{context}"
         );
     }
+    // perfdhcp reads every reply through one socket. The replies held through a slow sync
+    // leave together, and such a burst can overflow its receive buffer: those left the server
+    // and the client's kernel counted them. Any other reply missing fails.
+    assert!(
+        missing <= overflows,
+        "{missing} replies never reached perfdhcp, {overflows} counted as its socket's \
+         overflows:\n{context}"
+    );
     // 10 s at 2,000/s, with some slack for perfdhcp's ramp-up and its own pacing.
     let requests = stats.value("REQUEST-REPLY", "sent packets");
     assert!(
         requests >= PERIOD_S * 2000 * 9 / 10,
         "only {requests} exchanges in {PERIOD_S} s:\n{context}"
     );
-    assert!(status.success(), "{context}");
+    // perfdhcp exits 3 when it counted drops.
+    assert!(
+        status.success() || (missing > 0 && status.code() == Some(3)),
+        "{context}"
+    );
     lab.stop_daemon();
+}
+
+/// Datagrams the client namespace's kernel dropped because a UDP socket's receive buffer was
+/// full (`Udp6RcvbufErrors` in its `snmp6`, read from a thread in it): perfdhcp's, the only one there.
+fn client_receive_overflows(lab: &common::Lab) -> u64 {
+    lab.netns("cli")
+        .run(|| {
+            let text = std::fs::read_to_string("/proc/thread-self/net/snmp6")
+                .expect("/proc/thread-self/net/snmp6");
+            text.lines()
+                .find_map(|line| line.strip_prefix("Udp6RcvbufErrors"))
+                .and_then(|value| value.trim().parse().ok())
+                .expect("Udp6RcvbufErrors in /proc/net/snmp6")
+        })
+        .expect("running in the client namespace")
 }
 
 /// `perfdhcp -6` on the client interface; `-u` checks that no address is handed out twice.
