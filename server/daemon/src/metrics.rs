@@ -373,12 +373,7 @@ fn render_journal(out: &mut Exposition, health: JournalHealth) {
 }
 
 fn render_workers(out: &mut Exposition, workers: &[Arc<WorkerStats>]) {
-    let sum = |counter: fn(&WorkerStats) -> &AtomicU64| -> u64 {
-        workers
-            .iter()
-            .map(|stats| counter(stats).load(Ordering::Relaxed))
-            .fold(0, u64::wrapping_add)
-    };
+    let sum = |counter: fn(&WorkerStats) -> &AtomicU64| crate::stats::total(workers, counter);
     let sum_at = |array: fn(&WorkerStats) -> &[AtomicU64], index: usize| -> u64 {
         workers
             .iter()

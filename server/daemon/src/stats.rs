@@ -3,6 +3,7 @@
 //! Each worker owns one [`WorkerStats`] (no sharing on the hot path: plain relaxed atomics on
 //! its own cache lines); the metrics endpoint sums them when it is scraped.
 
+use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use xdhcp6_engine::DropReason;
@@ -178,19 +179,25 @@ impl WorkerStats {
     }
 }
 
+/// One counter summed over the workers in `stats` (wrapping, as counters do).
+pub fn total(
+    stats: &[impl Deref<Target = WorkerStats>],
+    counter: impl Fn(&WorkerStats) -> &AtomicU64,
+) -> u64 {
+    stats
+        .iter()
+        .map(|stats| counter(stats).load(Ordering::Relaxed))
+        .fold(0, u64::wrapping_add)
+}
+
 /// Every message and frame the workers in `stats` lost, by cause, with its count: the drop
 /// reasons, unusable frames, failed sends, full hand-off inboxes and delayed-reply queues,
 /// and the AF_XDP sockets' own drops (the kernel's counters, as last read), comma-separated
 /// (`rate_limited 3, xsk rx_ring_full 1200`); `none` when nothing was lost. Drops the
 /// server chose by policy (`rate_limited`, `wrong_server_id`...) are listed too: this is the
 /// accounting of every request that got no answer.
-pub fn losses(stats: &[impl std::ops::Deref<Target = WorkerStats>]) -> String {
-    let sum = |counter: &dyn Fn(&WorkerStats) -> &AtomicU64| -> u64 {
-        stats
-            .iter()
-            .map(|stats| counter(stats).load(Ordering::Relaxed))
-            .sum()
-    };
+pub fn losses(stats: &[impl Deref<Target = WorkerStats>]) -> String {
+    let sum = |counter: &dyn Fn(&WorkerStats) -> &AtomicU64| total(stats, counter);
     let mut found: Vec<(String, u64)> = Vec::new();
     for (index, reason) in DropReason::ALL.iter().enumerate() {
         found.push((

@@ -46,7 +46,7 @@ impl Placement {
         let queues = fs::read_dir(disk.join("mq"))
             .map(|entries| entries.flatten().count())
             .unwrap_or(0);
-        let rq_affinity = fs::read_to_string(disk.join("queue/rq_affinity"))
+        let rq_affinity = fs::read_to_string(rq_affinity_file(&disk))
             .ok()
             .map(|text| text.trim().to_owned());
         let irqs = device_with_irqs(&disk)
@@ -61,6 +61,11 @@ impl Placement {
             rq_affinity,
             irqs,
         })
+    }
+
+    /// The disk's `queue/rq_affinity` file.
+    pub fn rq_affinity_file(&self) -> PathBuf {
+        rq_affinity_file(&self.disk)
     }
 
     /// The disk's name (`vda`).
@@ -100,13 +105,17 @@ pub fn irq_cores(irq: u32) -> Option<Vec<usize>> {
         })
 }
 
+fn rq_affinity_file(disk: &Path) -> PathBuf {
+    disk.join("queue/rq_affinity")
+}
+
 /// The sysfs directory of the whole disk holding `path` (its partition's parent).
-pub fn disk_of(path: &Path) -> Option<PathBuf> {
+fn disk_of(path: &Path) -> Option<PathBuf> {
     disk_of_device(fs::metadata(path).ok()?.dev())
 }
 
 /// The sysfs directory of the whole disk of block device `dev` (a partition's parent).
-pub fn disk_of_device(dev: u64) -> Option<PathBuf> {
+fn disk_of_device(dev: u64) -> Option<PathBuf> {
     let node = Path::new("/sys/dev/block").join(format!("{}:{}", major(dev), minor(dev)));
     let mut disk = fs::canonicalize(node).ok()?;
     if disk.join("partition").is_file() {
@@ -117,7 +126,7 @@ pub fn disk_of_device(dev: u64) -> Option<PathBuf> {
 
 /// The sysfs directory of the device (a PCI function, usually) that raises the interrupts of
 /// the disk at `disk`: the nearest of its sysfs ancestors with `msi_irqs`.
-pub fn device_with_irqs(disk: &Path) -> Option<PathBuf> {
+fn device_with_irqs(disk: &Path) -> Option<PathBuf> {
     let mut dir = disk.to_path_buf();
     while dir.starts_with("/sys/devices") {
         if dir.join("msi_irqs").is_dir() {
@@ -131,7 +140,7 @@ pub fn device_with_irqs(disk: &Path) -> Option<PathBuf> {
 }
 
 /// The interrupt numbers of the device at `device` (its `msi_irqs` entries), in order.
-pub fn irqs_of(device: &Path) -> Vec<u32> {
+fn irqs_of(device: &Path) -> Vec<u32> {
     let mut irqs: Vec<u32> = fs::read_dir(device.join("msi_irqs"))
         .into_iter()
         .flatten()
@@ -142,10 +151,20 @@ pub fn irqs_of(device: &Path) -> Vec<u32> {
     irqs
 }
 
+/// The affinity asked for interrupt `irq` (its `smp_affinity_list`, a core list), as
+/// [`set_irq_cores`] takes it back.
+pub fn irq_affinity(irq: u32) -> io::Result<String> {
+    fs::read_to_string(irq_affinity_file(irq)).map(|text| text.trim().to_owned())
+}
+
 /// Sets interrupt `irq`'s affinity to `cores` (a core list, `smp_affinity_list`); managed
 /// interrupts refuse (EPERM, EIO).
 pub fn set_irq_cores(irq: u32, cores: &str) -> io::Result<()> {
-    fs::write(format!("/proc/irq/{irq}/smp_affinity_list"), cores)
+    fs::write(irq_affinity_file(irq), cores)
+}
+
+fn irq_affinity_file(irq: u32) -> String {
+    format!("/proc/irq/{irq}/smp_affinity_list")
 }
 
 /// The major number of a Linux `dev_t` (glibc's `gnu_dev_major`).

@@ -9,9 +9,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use xdhcp6_datapath::blockdev::{
-    self, RQ_AFFINITY_SUBMITTER as SUBMITTER, device_with_irqs, disk_of, irqs_of,
-};
+use xdhcp6_datapath::blockdev::{self, Placement, RQ_AFFINITY_SUBMITTER as SUBMITTER};
 
 /// What was changed for a run, each with its value before; dropping it puts them back.
 pub(super) struct DiskPlacement {
@@ -30,7 +28,7 @@ impl DiskPlacement {
             irqs: Vec::new(),
             rq_affinity: None,
         };
-        let Some(disk) = disk_of(path) else {
+        let Some(disk) = Placement::of(path) else {
             println!(
                 "== the file system of {} is on no disk that sysfs describes: its completions \
                  are left where they are",
@@ -38,32 +36,24 @@ impl DiskPlacement {
             );
             return placement;
         };
-        let name = disk
-            .file_name()
-            .map_or_else(String::new, |name| name.to_string_lossy().into_owned());
+        let name = disk.name();
         let mut left = Vec::new();
-        for irq in device_with_irqs(&disk)
-            .map(|device| irqs_of(&device))
-            .unwrap_or_default()
-        {
-            let Ok(before) = fs::read_to_string(format!("/proc/irq/{irq}/smp_affinity_list"))
-            else {
+        for &(irq, _) in &disk.irqs {
+            let Ok(before) = blockdev::irq_affinity(irq) else {
                 continue;
             };
-            let before = before.trim().to_owned();
             match blockdev::set_irq_cores(irq, &core.to_string()) {
                 Ok(()) => placement.irqs.push((irq, before)),
                 Err(error) => left.push(format!("{irq} on {before} ({error})")),
             }
         }
-        let queue = disk.join("queue/rq_affinity");
-        if let Ok(before) = fs::read_to_string(&queue) {
-            let before = before.trim().to_owned();
-            if before != SUBMITTER {
-                match fs::write(&queue, SUBMITTER) {
-                    Ok(()) => placement.rq_affinity = Some((queue.clone(), before)),
-                    Err(error) => println!("== {}: {error}: left at {before}", queue.display()),
-                }
+        if let Some(before) = disk.rq_affinity.clone()
+            && before != SUBMITTER
+        {
+            let queue = disk.rq_affinity_file();
+            match fs::write(&queue, SUBMITTER) {
+                Ok(()) => placement.rq_affinity = Some((queue, before)),
+                Err(error) => println!("== {}: {error}: left at {before}", queue.display()),
             }
         }
         let mut said = Vec::new();
