@@ -538,6 +538,25 @@ fn render_workers(out: &mut Exposition, workers: &[Arc<WorkerStats>]) {
         "xdhcp6_handoff_dropped_total",
         sum(|stats| &stats.handoff_full) + sum(|stats| &stats.handoff_stopped),
     );
+    out.family(
+        "xdhcp6_worker_busy_turns_total",
+        "counter",
+        "Turns of the datapath workers' loops that found requests to handle (AF_XDP: a look at \
+         the receive ring; UDP: a recvmmsg). The rate of xdhcp6_messages_received_total over \
+         this is the mean batch a turn handled: near 1 the workers wait for requests, near the \
+         batch size (64) they are saturated.",
+    );
+    out.value(
+        "xdhcp6_worker_busy_turns_total",
+        sum(|stats| &stats.busy_turns),
+    );
+    out.family(
+        "xdhcp6_worker_sleeps_total",
+        "counter",
+        "Times an AF_XDP worker slept in poll(2) because a turn found nothing to do (never \
+         while --busy-poll keeps it polling).",
+    );
+    out.value("xdhcp6_worker_sleeps_total", sum(|stats| &stats.sleeps));
 }
 
 /// The message type counted at `index` of the per-type arrays.
@@ -1179,8 +1198,14 @@ mod tests {
         workers[0].count_drop(DropReason::WrongServerId);
         workers[1].count_bad_frame();
         workers[0].count_send_failure();
+        workers[0].count_busy_turn();
+        workers[1].count_busy_turn();
+        workers[1].count_busy_turn();
+        workers[1].count_sleep();
         let text = render(&sources);
         assert!(text.contains("xdhcp6_messages_received_total{type=\"solicit\"} 2\n"));
+        assert!(text.contains("xdhcp6_worker_busy_turns_total 3\n"));
+        assert!(text.contains("xdhcp6_worker_sleeps_total 1\n"));
         assert!(text.contains("xdhcp6_messages_sent_total{type=\"advertise\"} 1\n"));
         assert!(text.contains("xdhcp6_dropped_total{reason=\"wrong_server_id\"} 1\n"));
         for reason in DropReason::ALL {

@@ -557,6 +557,7 @@ fn start_xdp(
             &info,
             &XskConfig {
                 frames: afxdp::SERVER_FRAMES,
+                ring_size: afxdp::SERVER_RING,
                 busy_poll_us: options.busy_poll_us,
                 ..XskConfig::default()
             },

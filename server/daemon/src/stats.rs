@@ -67,6 +67,12 @@ pub struct WorkerStats {
     /// Requests handed to a worker that stopped before taking them (left in its inbox, or
     /// handed after it stopped), dropped.
     pub handoff_stopped: AtomicU64,
+    /// Turns of the worker's loop that found requests to handle (received, or handed over);
+    /// `received` over this is the mean batch: near 1 the worker waits for work, near the
+    /// batch size it is saturated.
+    pub busy_turns: AtomicU64,
+    /// Times the worker slept in `poll(2)` because a turn found nothing.
+    pub sleeps: AtomicU64,
 }
 
 impl WorkerStats {
@@ -176,6 +182,18 @@ impl WorkerStats {
     #[inline]
     pub fn count_handoff_stopped(&self) {
         bump(&self.handoff_stopped);
+    }
+
+    /// Counts a turn of the loop that found requests.
+    #[inline]
+    pub fn count_busy_turn(&self) {
+        bump(&self.busy_turns);
+    }
+
+    /// Counts a sleep of the worker in `poll(2)`.
+    #[inline]
+    pub fn count_sleep(&self) {
+        bump(&self.sleeps);
     }
 }
 

@@ -273,6 +273,9 @@ impl<E: Events, S: EngineSource> Worker<E, S> {
                     continue;
                 }
             };
+            if received > 0 {
+                self.stats.count_busy_turn();
+            }
             // One engine answers the whole batch: a reload takes effect between batches.
             let next = source.current();
             if !std::ptr::eq::<Engine>(&*next, &*engine) {

@@ -721,23 +721,48 @@ fn the_replies_one_sync_releases_all_leave_before_the_worker_sleeps_again() {
 fn a_busy_polling_worker_does_not_sleep_between_requests_and_still_stops() {
     // A worker that sleeps as soon as it finds nothing sleeps in poll(2) about every idle
     // timeout (20 ms) while nothing comes; one that busy-polls for longer than the pause
-    // between two requests never does, yet answers both and stops when told.
-    let sleeping = voluntary_switches_between_two_requests(0);
+    // between two requests never does, yet answers both and stops when told. Its own
+    // counters say the same: the sleeps it counted in the pause, and one busy turn for each
+    // request, which came alone.
+    let sleeping = pause_between_two_requests(0);
     assert!(
-        sleeping > 0,
+        sleeping.switches > 0,
         "the measure cannot tell: a worker without busy polling did not sleep in 300 ms"
     );
+    assert!(
+        // Counted just before each poll(2): one may be read before its switch is.
+        sleeping.counted_sleeps > 0 && sleeping.counted_sleeps <= sleeping.switches + 1,
+        "the worker counted {} sleeps in a pause in which its thread slept {} times",
+        sleeping.counted_sleeps,
+        sleeping.switches
+    );
+    assert_eq!(sleeping.busy_turns, 2, "two requests a turn apart");
+    let polling = pause_between_two_requests(60_000_000);
     assert_eq!(
-        voluntary_switches_between_two_requests(60_000_000),
-        0,
+        polling.switches, 0,
         "a busy-polling worker slept between two requests"
     );
+    assert_eq!(
+        polling.counted_sleeps, 0,
+        "a busy-polling worker counted sleeps"
+    );
+    assert_eq!(polling.busy_turns, 2, "two requests a turn apart");
+}
+
+/// What [`pause_between_two_requests`] saw.
+struct Pause {
+    /// The worker thread's voluntary context switches in the pause.
+    switches: u64,
+    /// The sleeps the worker counted in the pause (`WorkerStats::sleeps`).
+    counted_sleeps: u64,
+    /// The turns that found requests, over the whole run (`WorkerStats::busy_turns`).
+    busy_turns: u64,
 }
 
 /// Starts a worker with `busy_poll_us`, has it answer a request, waits 300 ms, has it
-/// answer another and stops it; returns how often its thread went to sleep (voluntary
-/// context switches) in the pause.
-fn voluntary_switches_between_two_requests(busy_poll_us: u32) -> u64 {
+/// answer another and stops it; returns how often its thread went to sleep in the pause and
+/// what its counters say.
+fn pause_between_two_requests(busy_poll_us: u32) -> Pause {
     let pair = VethPair::new();
     pair.run_in_namespace(|| {
         let (_steering, interface, server) = native_copy_worker_with(&XskConfig {
@@ -759,9 +784,10 @@ fn voluntary_switches_between_two_requests(busy_poll_us: u32) -> u64 {
             .expect("no answer to the first request");
         check_reply(&reply, &first, &interface);
 
-        let before = voluntary_switches(ECHO_WORKER);
+        let sleeps = || worker.stats.sleeps.load(Ordering::Relaxed);
+        let (before, slept_before) = (voluntary_switches(ECHO_WORKER), sleeps());
         thread::sleep(Duration::from_millis(300));
-        let after = voluntary_switches(ECHO_WORKER);
+        let (after, slept_after) = (voluntary_switches(ECHO_WORKER), sleeps());
 
         let second = solicit(&[], 2);
         client.send(second.bytes()).unwrap();
@@ -769,8 +795,12 @@ fn voluntary_switches_between_two_requests(busy_poll_us: u32) -> u64 {
             .receive_reply()
             .expect("no answer to the second request");
         check_reply(&reply, &second, &interface);
-        worker.stop();
-        after - before
+        let stats = worker.stop();
+        Pause {
+            switches: after - before,
+            counted_sleeps: slept_after - slept_before,
+            busy_turns: stats.busy_turns.load(Ordering::Relaxed),
+        }
     })
 }
 

@@ -255,7 +255,7 @@ fn client_receive_overflows(lab: &common::Lab) -> u64 {
             text.lines()
                 .find_map(|line| line.strip_prefix("Udp6RcvbufErrors"))
                 .and_then(|value| value.trim().parse().ok())
-                .expect("Udp6RcvbufErrors in /proc/net/snmp6")
+                .expect("Udp6RcvbufErrors in /proc/thread-self/net/snmp6")
         })
         .expect("running in the client namespace")
 }
