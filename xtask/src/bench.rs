@@ -655,6 +655,22 @@ impl<'a> Lab<'a> {
                 log.display()
             ),
         }
+        // How loaded its workers were over the whole run (a build before these counters
+        // does not say).
+        if let Some(line) = text.lines().rev().find(|line| line.contains("stopped"))
+            && let (Some(received), Some(turns), Some(sleeps)) = (
+                stopped_field(line, "received"),
+                stopped_field(line, "busy_turns"),
+                stopped_field(line, "sleeps"),
+            )
+            && turns > 0
+        {
+            println!(
+                "  {}: {:.1} requests per busy turn of its workers ({received} over {turns} turns), {sleeps} sleeps",
+                target.name,
+                received as f64 / turns as f64
+            );
+        }
     }
 
     /// Starts the target's server pinned to the server core.
@@ -1533,6 +1549,13 @@ fn run_json(run: &Run) -> Value {
     })
 }
 
+/// A number field of xdhcp6d's `stopped` log line (text format: `name=123`).
+fn stopped_field(line: &str, name: &str) -> Option<u64> {
+    let key = format!(" {name}=");
+    let rest = &line[line.find(&key)? + key.len()..];
+    rest.split_whitespace().next()?.parse().ok()
+}
+
 /// The `lost` field of xdhcp6d's `stopped` log line (text format: `lost="…"` or `lost=none`).
 fn stopped_losses(line: &str) -> Option<String> {
     if !line.contains("stopped") {
@@ -1569,6 +1592,13 @@ mod tests {
         );
         // A daemon too old to count its losses, and other lines.
         assert_eq!(stopped_losses("… stopped leases=5 received=7 sent=7"), None);
+        let line = "… INFO xdhcp6d::runtime: stopped leases=5 received=700 sent=690 \
+                    busy_turns=35 sleeps=12 lost=none";
+        assert_eq!(stopped_field(line, "received"), Some(700));
+        assert_eq!(stopped_field(line, "busy_turns"), Some(35));
+        assert_eq!(stopped_field(line, "sleeps"), Some(12));
+        assert_eq!(stopped_field(line, "turns"), None);
+        assert_eq!(stopped_field("… stopped lost=none", "sleeps"), None);
         assert_eq!(stopped_losses("… serving lost=3"), None);
     }
 

@@ -377,8 +377,10 @@ pub fn serve(options: RunOptions, stop: &AtomicBool) -> anyhow::Result<()> {
         Err(journal) => drop(journal),
     }
     let (received, sent) = totals(&stats);
+    let busy_turns = crate::stats::total(&stats, |stats| &stats.busy_turns);
+    let sleeps = crate::stats::total(&stats, |stats| &stats.sleeps);
     let lost = crate::stats::losses(&stats);
-    tracing::info!(leases, received, sent, lost, "stopped");
+    tracing::info!(leases, received, sent, busy_turns, sleeps, lost, "stopped");
     Ok(())
 }
 

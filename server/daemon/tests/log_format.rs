@@ -153,4 +153,17 @@ fn a_running_server_logs_json_lines() {
     );
     // Every request was answered: the last line's accounting of losses says so.
     assert_eq!(stopped["lost"], "none", "{log}");
+    // The workers found the exchange's requests in at least one turn, and in no more turns
+    // than there were requests.
+    let received = stopped["received"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{log}"));
+    let busy_turns = stopped["busy_turns"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(
+        (1..=received).contains(&busy_turns),
+        "{busy_turns} busy turns for {received} requests: {log}"
+    );
+    assert!(stopped["sleeps"].as_u64().is_some(), "{log}");
 }
