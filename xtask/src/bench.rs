@@ -665,8 +665,14 @@ impl<'a> Lab<'a> {
             )
             && turns > 0
         {
+            // Only AF_XDP workers sleep in poll(2) and count it; the UDP ones wait in recvmmsg.
+            let sleeps = if target.name.contains("-udp") {
+                String::new()
+            } else {
+                format!(", {sleeps} sleeps")
+            };
             println!(
-                "  {}: {:.1} requests per busy turn of its workers ({received} over {turns} turns), {sleeps} sleeps",
+                "  {}: {:.1} requests per busy turn of its workers ({received} over {turns} turns){sleeps}",
                 target.name,
                 received as f64 / turns as f64
             );
@@ -1592,14 +1598,22 @@ mod tests {
         );
         // A daemon too old to count its losses, and other lines.
         assert_eq!(stopped_losses("… stopped leases=5 received=7 sent=7"), None);
+        assert_eq!(stopped_losses("… serving lost=3"), None);
+    }
+
+    #[test]
+    fn the_workers_turns_are_read_from_the_servers_last_line() {
         let line = "… INFO xdhcp6d::runtime: stopped leases=5 received=700 sent=690 \
                     busy_turns=35 sleeps=12 lost=none";
         assert_eq!(stopped_field(line, "received"), Some(700));
         assert_eq!(stopped_field(line, "busy_turns"), Some(35));
         assert_eq!(stopped_field(line, "sleeps"), Some(12));
+        // A whole field name only, and a daemon too old to count its turns.
         assert_eq!(stopped_field(line, "turns"), None);
-        assert_eq!(stopped_field("… stopped lost=none", "sleeps"), None);
-        assert_eq!(stopped_losses("… serving lost=3"), None);
+        assert_eq!(
+            stopped_field("… stopped received=7 lost=none", "sleeps"),
+            None
+        );
     }
 
     /// `Options` as a command line of its own, for the tests.

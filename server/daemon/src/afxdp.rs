@@ -42,9 +42,9 @@
 //! a sync are handled while it runs and the held replies leave as soon as it ends. The worker
 //! blocks on the journal only when the replies held use every frame the fill ring does not
 //! need ([`held_limit`]; with the server's UMEM, [`SERVER_FRAMES`] and [`SERVER_RING`], that
-//! is a sync of about 80 ms at 120,000 replies/s). The marks come from the same sink the engine emits the lease
-//! events into (the journal's [`crate::journal::JournalSink`]): the event path is engine →
-//! journal, with no handler in between.
+//! is a sync of about 80 ms at 120,000 replies/s). The marks come from the same sink the
+//! engine emits the lease events into (the journal's [`crate::journal::JournalSink`]): the
+//! event path is engine → journal, with no handler in between.
 //!
 //! With [`Spread::Auto`] and several queues, the workers of an interface spread requests by
 //! client ([`crate::handoff`]): a received frame another worker owns is copied into that
