@@ -644,7 +644,11 @@ impl<'a> Lab<'a> {
         }
         let log = self.work.join(format!("{}.log", target.name));
         let text = std::fs::read_to_string(&log).unwrap_or_default();
-        match text.lines().rev().find_map(stopped_losses) {
+        let stopped = text
+            .lines()
+            .rev()
+            .find(|line| stopped_losses(line).is_some());
+        match stopped.and_then(stopped_losses) {
             Some(lost) if lost != "none" => {
                 println!("  {}: the server lost {lost}", target.name);
             }
@@ -657,7 +661,7 @@ impl<'a> Lab<'a> {
         }
         // How loaded its workers were over the whole run (a build before these counters
         // does not say).
-        if let Some(line) = text.lines().rev().find(|line| line.contains("stopped"))
+        if let Some(line) = stopped
             && let (Some(received), Some(turns), Some(sleeps)) = (
                 stopped_field(line, "received"),
                 stopped_field(line, "busy_turns"),
@@ -1555,27 +1559,28 @@ fn run_json(run: &Run) -> Value {
     })
 }
 
-/// A number field of xdhcp6d's `stopped` log line (text format: `name=123`).
-fn stopped_field(line: &str, name: &str) -> Option<u64> {
-    let key = format!(" {name}=");
-    let rest = &line[line.find(&key)? + key.len()..];
-    rest.split_whitespace().next()?.parse().ok()
-}
-
-/// The `lost` field of xdhcp6d's `stopped` log line (text format: `lost="…"` or `lost=none`).
-fn stopped_losses(line: &str) -> Option<String> {
+/// The value of field `name` of xdhcp6d's `stopped` log line (text format: `name=value` or
+/// `name="value"`); `None` for another line or a field it lacks.
+fn stopped_value<'a>(line: &'a str, name: &str) -> Option<&'a str> {
     if !line.contains("stopped") {
         return None;
     }
-    let rest = &line[line.find(" lost=")? + " lost=".len()..];
+    let key = format!(" {name}=");
+    let rest = &line[line.find(&key)? + key.len()..];
     Some(match rest.strip_prefix('"') {
-        Some(quoted) => quoted.split('"').next().unwrap_or_default().to_owned(),
-        None => rest
-            .split_whitespace()
-            .next()
-            .unwrap_or_default()
-            .to_owned(),
+        Some(quoted) => quoted.split('"').next().unwrap_or_default(),
+        None => rest.split_whitespace().next().unwrap_or_default(),
     })
+}
+
+/// A number field of xdhcp6d's `stopped` log line.
+fn stopped_field(line: &str, name: &str) -> Option<u64> {
+    stopped_value(line, name)?.parse().ok()
+}
+
+/// The `lost` field of xdhcp6d's `stopped` log line (`lost="…"` or `lost=none`).
+fn stopped_losses(line: &str) -> Option<String> {
+    stopped_value(line, "lost").map(str::to_owned)
 }
 
 #[cfg(test)]
