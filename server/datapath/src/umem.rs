@@ -1,13 +1,29 @@
 //! The UMEM: the packet buffer an AF_XDP socket shares with the kernel, cut into frames.
+//!
+//! A worker's frames come back to it in the fill ring's order, so over a few thousand
+//! requests it touches every frame of the ring: with 4 KiB pages, nearly every request it
+//! reads and every reply it writes also misses the TLB, and the page walk (two-dimensional
+//! in a virtual machine) costs about as much as the cache miss itself. A UMEM of at least
+//! [`HUGE_PAGE`] is therefore mapped at a 2 MiB boundary, rounded up to whole huge pages and
+//! marked `MADV_HUGEPAGE` (what transparent huge pages in `madvise` mode need), then written
+//! once per page to fault it in, as `MAP_POPULATE` does for a smaller one: a server's 32 MiB
+//! of frames is then 16 TLB entries instead of 8,192. Where the kernel has no huge page to
+//! give, it backs the mapping with 4 KiB pages as before.
 
 use std::ptr;
 
 use crate::socket::XskConfig;
 
+/// The huge page size: a UMEM at least this large is aligned to it and advised for it.
+pub(crate) const HUGE_PAGE: usize = 2 << 20;
+
 /// A UMEM mapping, unmapped on drop.
 pub(crate) struct Umem {
     ptr: *mut u8,
+    /// The frames' bytes (what the kernel registers).
     len: usize,
+    /// The mapping's length: `len`, rounded up to whole huge pages when it is huge-page backed.
+    mapped: usize,
     frame_size: usize,
 }
 
@@ -17,33 +33,54 @@ impl Drop for Umem {
         // us. In `XskSocket` the socket is closed before this runs; on the error paths of
         // `XskSocket::open` it may still be open (locals drop in reverse order), which is
         // harmless: the kernel pinned the pages at XDP_UMEM_REG and releases them on close.
-        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+        unsafe { libc::munmap(self.ptr.cast(), self.mapped) };
     }
 }
 
 impl Umem {
-    /// Maps an anonymous, populated UMEM of `config.frames` frames of `config.frame_size`.
+    /// Maps an anonymous, populated UMEM of `config.frames` frames of `config.frame_size`; one
+    /// of at least [`HUGE_PAGE`] bytes on huge pages where the kernel has them (module docs).
     pub(crate) fn map(config: &XskConfig) -> std::io::Result<Self> {
         let len = config.frames as usize * config.frame_size as usize;
-        // Safety: an anonymous private mapping with no address hint; checked below.
-        let ptr = unsafe {
-            libc::mmap(
-                ptr::null_mut(),
+        let frame_size = config.frame_size as usize;
+        if len < HUGE_PAGE {
+            let ptr = map_anonymous(len, libc::MAP_POPULATE)?;
+            return Ok(Umem {
+                ptr,
                 len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
-                -1,
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(std::io::Error::last_os_error());
+                mapped: len,
+                frame_size,
+            });
         }
-        Ok(Umem {
-            ptr: ptr.cast(),
-            len,
-            frame_size: config.frame_size as usize,
-        })
+        let mapped = len.next_multiple_of(HUGE_PAGE);
+        // A huge page more than needed, so that a 2 MiB boundary lies in the first one; the
+        // rest is unmapped again at once.
+        let reserved = mapped + HUGE_PAGE;
+        let base = map_anonymous(reserved, 0)?;
+        let head = (base as usize).next_multiple_of(HUGE_PAGE) - base as usize;
+        // Safety: `base..base + reserved` is the mapping just made, which nothing else knows;
+        // `head < HUGE_PAGE`, so the part kept, `head..head + mapped`, lies inside it, and the
+        // parts unmapped (before and after it) are page-aligned, since `base` and `HUGE_PAGE`
+        // are. `madvise` changes how the part kept is backed, never its contents; its failure
+        // (a kernel without transparent huge pages) leaves 4 KiB pages. The writes are one
+        // byte per 4 KiB page of the part kept, which is zero-filled memory of this process.
+        unsafe {
+            let ptr = base.add(head);
+            if head > 0 {
+                libc::munmap(base.cast(), head);
+            }
+            libc::munmap(ptr.add(mapped).cast(), reserved - head - mapped);
+            libc::madvise(ptr.cast(), mapped, libc::MADV_HUGEPAGE);
+            for page in (0..mapped).step_by(4096) {
+                ptr.add(page).write_volatile(0);
+            }
+            Ok(Umem {
+                ptr,
+                len,
+                mapped,
+                frame_size,
+            })
+        }
     }
 
     /// The address of the mapping, for `XDP_UMEM_REG`.
@@ -140,6 +177,25 @@ impl Umem {
     }
 }
 
+/// An anonymous private read-write mapping of `len` bytes, with `flags` added.
+fn map_anonymous(len: usize, flags: libc::c_int) -> std::io::Result<*mut u8> {
+    // Safety: an anonymous private mapping with no address hint; checked below.
+    let ptr = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | flags,
+            -1,
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(ptr.cast())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,6 +209,53 @@ mod tests {
             Ok(umem) => umem,
             Err(error) => panic!("cannot map a UMEM: {error}"),
         }
+    }
+
+    /// The `VmFlags` of the mapping of this process that starts at `address`.
+    fn vm_flags(address: usize) -> Option<String> {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").ok()?;
+        let start = format!("{address:x}-");
+        let mut mapping = smaps.lines().skip_while(|line| !line.starts_with(&start));
+        mapping.next()?;
+        mapping
+            .take_while(|line| !line.contains('-') || line.starts_with("VmFlags"))
+            .find_map(|line| line.strip_prefix("VmFlags:").map(str::to_owned))
+    }
+
+    #[test]
+    fn a_large_umem_lies_on_huge_page_boundaries_advised_for_huge_pages() {
+        // 8 MiB plus one frame: rounded up to five huge pages.
+        let config = XskConfig {
+            frames: 4097,
+            ..XskConfig::default()
+        };
+        let mut umem = Umem::map(&config).unwrap_or_else(|error| panic!("no UMEM: {error}"));
+        let size = umem.frame_size as u64;
+        assert_eq!(umem.len(), 4097 * 2048);
+        assert_eq!(
+            umem.address() as usize % HUGE_PAGE,
+            0,
+            "not on a 2 MiB boundary"
+        );
+        assert_eq!(umem.mapped, 5 * HUGE_PAGE);
+        let flags = vm_flags(umem.address() as usize)
+            .unwrap_or_else(|| panic!("no mapping at {:#x} in smaps", umem.address()));
+        assert!(
+            flags.split_whitespace().any(|flag| flag == "hg"),
+            "not advised for huge pages (MADV_HUGEPAGE): VmFlags {flags}"
+        );
+        // Zero-filled and writable to the last frame.
+        assert!(umem.frame(4096 * size, 2048).iter().all(|&byte| byte == 0));
+        umem.frame_mut(4096 * size)[2047] = 7;
+        assert_eq!(umem.frame(4096 * size + 2047, 1), [7]);
+        // A small one stays as it was: one mapping of its own size.
+        let small = self::umem();
+        assert_eq!(small.mapped, small.len());
+        let flags = vm_flags(small.address() as usize).unwrap_or_default();
+        assert!(
+            !flags.split_whitespace().any(|flag| flag == "hg"),
+            "{flags}"
+        );
     }
 
     #[test]
