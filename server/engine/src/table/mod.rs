@@ -55,6 +55,7 @@
 
 mod bulk;
 mod index;
+mod intern_index;
 mod lease;
 mod locks;
 #[allow(unsafe_code)]

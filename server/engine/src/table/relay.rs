@@ -57,10 +57,11 @@ use std::net::Ipv6Addr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use hashbrown::{HashSet, HashTable};
+use hashbrown::HashSet;
 use parking_lot::Mutex;
 use xdhcp6_proto::{OptionCode, RawOptions, RelayChain};
 
+use super::intern_index::{InternIndex, MAX_SLOT};
 use super::lease::DuidBuf;
 
 /// The most bytes of relay data kept for one lease (the canonical encoding).
@@ -552,11 +553,12 @@ struct Interner {
 struct InternShard {
     entries: Slab,
     free: Vec<u32>,
-    /// Slots by their entry's hash. It never grows by itself: see [`IndexGrowth`].
-    index: HashTable<u32>,
+    /// Slots by their entry's hash (`table/intern_index.rs`). It never grows by itself: see
+    /// [`IndexGrowth`].
+    index: InternIndex,
     /// The index being moved into `index`, a few slots at every call (empty but while an
     /// index grows).
-    moving: HashTable<u32>,
+    moving: InternIndex,
     growth: IndexGrowth,
     live: usize,
     heap_bytes: usize,
@@ -571,7 +573,7 @@ const MIN_INDEX: usize = 16;
 
 /// How a shard's index grows without rehashing all its entries inside one request.
 ///
-/// A hashbrown index that is full rehashes every entry of the shard into a new one at once, in
+/// An index that is full rehashes every entry of the shard into a new one at once, in
 /// the call that crossed the line: a SipHash and a slab read per entry, 3 ms for a shard of
 /// 28,000 entries. The shards fill evenly, so all 64 crossed it within a few thousand new
 /// entries of each other: a worker that binds new subscribers stalled for some 200 ms. Now the
@@ -642,7 +644,7 @@ impl InternShard {
     /// The slot of the live entry holding `bytes` (of `hash`), in either index.
     fn find(&self, hash: u64, bytes: &[u8]) -> Option<u32> {
         let entries = &self.entries;
-        let eq = |&slot: &u32| {
+        let eq = |slot: u32| {
             entries
                 .get(slot as usize)
                 .is_some_and(|entry| entry.refs > 0 && entry.bytes.as_bytes() == bytes)
@@ -650,7 +652,6 @@ impl InternShard {
         self.index
             .find(hash, eq)
             .or_else(|| self.moving.find(hash, eq))
-            .copied()
     }
 
     /// The slot for a new entry: a freed one, unless an index is growing, or the slab's next;
@@ -677,22 +678,20 @@ impl InternShard {
         }
         u32::try_from(self.entries.len())
             .ok()
-            .filter(|&slot| slot < u32::MAX >> (INTERN_SHARD_BITS + 1))
+            .filter(|&slot| slot <= MAX_SLOT)
     }
 
     /// Indexes a new entry's `slot` (of `hash`).
     fn index(&mut self, hash: u64, slot: u32, state: &RandomState) {
         let entries = &self.entries;
         self.index
-            .insert_unique(hash, slot, |&slot| slot_hash(entries, state, slot));
+            .insert_unique(hash, slot, |slot| slot_hash(entries, state, slot));
     }
 
     /// Takes `slot` (of `hash`) out of the index that finds it first.
     fn unindex(&mut self, hash: u64, slot: u32) {
-        if let Ok(found) = self.index.find_entry(hash, |&other| other == slot) {
-            found.remove();
-        } else if let Ok(found) = self.moving.find_entry(hash, |&other| other == slot) {
-            found.remove();
+        if !self.index.remove(hash, slot) {
+            self.moving.remove(hash, slot);
         }
     }
 
@@ -709,7 +708,7 @@ impl InternShard {
             .max(MIN_INDEX);
         let full = std::mem::replace(
             &mut self.index,
-            HashTable::with_capacity(self.growth.planned),
+            InternIndex::with_capacity(self.growth.planned),
         );
         self.growth.set_early(self.index.capacity());
         if !full.is_empty() {
@@ -732,13 +731,13 @@ impl InternShard {
                 self.index.insert_unique(
                     state.hash_one(entry.bytes.as_bytes()),
                     slot as u32,
-                    |&slot| slot_hash(entries, state, slot),
+                    |slot| slot_hash(entries, state, slot),
                 );
             }
         }
         self.growth.next = end;
         if end >= self.growth.end {
-            self.moving = HashTable::new();
+            self.moving = InternIndex::new();
         }
     }
 }
@@ -822,7 +821,7 @@ impl Interner {
         Self {
             shards: (0..INTERN_SHARDS)
                 .map(|shard| {
-                    let index = HashTable::with_capacity(per_shard);
+                    let index = InternIndex::with_capacity(per_shard);
                     Mutex::new(InternShard {
                         growth: IndexGrowth::new(shard, per_shard, index.capacity()),
                         index,
@@ -1388,14 +1387,14 @@ mod tests {
     }
 
     /// An interner sized for a sixteenth of what it is given grows every shard's index, and no
-    /// call indexes more than `MOVE_STEP` entries anew or lets hashbrown rehash a whole index:
+    /// call indexes more than `MOVE_STEP` entries anew or lets an index rehash itself whole:
     /// the index is replaced only by a growth, at a fill that differs from shard to shard,
     /// which hands it to `moving`, dropped once the walk is over. Every entry stays found,
     /// with its handle, during and after.
     #[test]
     fn a_full_index_moves_a_few_entries_per_call() {
         let count = 64 * 1000;
-        // Shards made for 60 entries: their indexes hold 112 before they grow.
+        // Shards made for 60 entries: their indexes hold 96 before they grow.
         let interner = Interner::with_capacity(64 * 60);
         let mut handles = Vec::new();
         let mut growths = 0;
