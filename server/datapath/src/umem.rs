@@ -15,7 +15,7 @@ use std::ptr;
 use crate::socket::XskConfig;
 
 /// The huge page size: a UMEM at least this large is aligned to it and advised for it.
-pub(crate) const HUGE_PAGE: usize = 2 << 20;
+const HUGE_PAGE: usize = 2 << 20;
 
 /// A UMEM mapping, unmapped on drop.
 pub(crate) struct Umem {
